@@ -1,0 +1,1088 @@
+//! The ingest event model.
+//!
+//! On the wire every event is an envelope `{"id", "type", "timestamp", "body"}`. `id` identifies
+//! the event itself (a retry must reuse it), `timestamp` is when the agent emitted it and is the
+//! version of the entity (the newest update wins), `body` is the entity, whose shape depends on
+//! `type`. Field names follow the OpenTelemetry GenAI conventions where one exists
+//! (`model`, `usage.input_tokens`, `usage.cache_read_input_tokens`, `tool_name`, ...).
+//!
+//! Parsing is strict and two-phase: the envelope first, then the body for its type, so that
+//! an unknown field or a wrong type is reported with its full path (`body.usage.input_tokens`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::time::Timestamp;
+
+/// Longest id (event, trace, observation, ...), in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest short text (names, models, paths, commands, ...), in bytes.
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// Longest payload field (input, output, stdout, stderr, diff, ...), in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Most metadata entries or tags on one entity.
+pub const MAX_ENTRIES: usize = 256;
+
+/// Free-form key/value metadata. String values are stored as they are; any other JSON value
+/// is stored as its JSON text.
+pub type Metadata = BTreeMap<String, serde_json::Value>;
+
+/// Arbitrary JSON (a prompt, a completion, tool arguments), kept byte for byte as received.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Json(Box<RawValue>);
+
+impl Json {
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Wraps JSON text, checking that it is valid JSON.
+    pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(Json)
+    }
+
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        Json(serde_json::value::to_raw_value(value).expect("a JSON value always serializes"))
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl JsonSchema for Json {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Json".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "description": "Any JSON value, stored exactly as sent." })
+    }
+}
+
+/// Declares a wire enum: snake_case on the wire, `as_str` for storage.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// The `type` of an event envelope: which body it carries.
+    EventType {
+        Trace => "trace",
+        Observation => "observation",
+        Score => "score",
+        FileOperation => "file_operation",
+        TerminalCommand => "terminal_command",
+        GitLink => "git_link",
+    }
+);
+
+wire_enum!(
+    /// What an observation is.
+    ObservationType {
+        /// A unit of work with a duration.
+        Span => "span",
+        /// A call to a language model (model, usage, cost).
+        Generation => "generation",
+        /// A point in time.
+        Event => "event",
+        /// A tool invocation (`gen_ai.operation.name = execute_tool`).
+        ToolCall => "tool_call",
+        /// One step of an agent loop.
+        AgentStep => "agent_step",
+    }
+);
+
+wire_enum!(
+    /// Severity of an observation.
+    Level {
+        Debug => "debug",
+        Default => "default",
+        Warning => "warning",
+        Error => "error",
+    }
+);
+
+wire_enum!(
+    /// Who produced a score.
+    ScoreSource {
+        Api => "api",
+        Eval => "eval",
+        Annotation => "annotation",
+    }
+);
+
+wire_enum!(
+    /// What happened to a file.
+    FileOperationKind {
+        Read => "read",
+        Write => "write",
+        Edit => "edit",
+        Create => "create",
+        Delete => "delete",
+        Rename => "rename",
+    }
+);
+
+impl Default for Level {
+    fn default() -> Self {
+        Level::Default
+    }
+}
+
+impl Default for ScoreSource {
+    fn default() -> Self {
+        ScoreSource::Api
+    }
+}
+
+fn default_environment() -> String {
+    "default".to_owned()
+}
+
+fn is_default_environment(value: &str) -> bool {
+    value == "default"
+}
+
+fn is_zero_u32(value: &u32) -> bool {
+    *value == 0
+}
+
+/// One run of an agent: the root that observations, scores and file/terminal/git events hang off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trace {
+    pub id: String,
+    /// When the trace started; defaults to the envelope timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(
+        default = "default_environment",
+        skip_serializing_if = "is_default_environment"
+    )]
+    pub environment: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    /// The experiment this run belongs to (PostgreSQL `experiments.id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_id: Option<String>,
+    /// The dataset item this run evaluated (PostgreSQL `dataset_items.id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_item_id: Option<String>,
+}
+
+/// Token usage of a generation (`gen_ai.usage.*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Input tokens read from the provider's prompt cache.
+    pub cache_read_input_tokens: u64,
+    /// Input tokens written to the provider's prompt cache.
+    pub cache_creation_input_tokens: u64,
+}
+
+impl Usage {
+    pub fn is_empty(&self) -> bool {
+        *self == Usage::default()
+    }
+}
+
+/// Cost in USD. When a generation has none, the ETL computes it from the model price table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cost {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    /// Defaults to the sum of the parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+}
+
+impl Cost {
+    /// The total as sent, or the sum of the parts that were sent.
+    pub fn effective_total(&self) -> Option<f64> {
+        self.total.or_else(|| {
+            let parts = [self.input, self.output, self.cache_read, self.cache_write];
+            parts
+                .iter()
+                .any(Option::is_some)
+                .then(|| parts.iter().flatten().sum())
+        })
+    }
+}
+
+/// A span, generation, event, tool call or agent step within a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Observation {
+    pub id: String,
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_observation_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: ObservationType,
+    pub name: String,
+    pub start_time: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    #[serde(default)]
+    pub level: Level,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    /// `gen_ai.request.model` (or the response model when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Request parameters (temperature, max_tokens, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_parameters: Option<Json>,
+    #[serde(default, skip_serializing_if = "Usage::is_empty")]
+    pub usage: Usage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+    /// `gen_ai.tool.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    /// `gen_ai.tool.call.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A score's value; its JSON type decides the data type (number, boolean or string).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    untagged,
+    expecting = "a number (numeric), a boolean (boolean) or a string (categorical)"
+)]
+pub enum ScoreValue {
+    Boolean(bool),
+    Numeric(f64),
+    Categorical(String),
+}
+
+impl ScoreValue {
+    pub fn data_type(&self) -> &'static str {
+        match self {
+            ScoreValue::Boolean(_) => "boolean",
+            ScoreValue::Numeric(_) => "numeric",
+            ScoreValue::Categorical(_) => "categorical",
+        }
+    }
+}
+
+/// An evaluation of a trace or one of its observations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Score {
+    pub id: String,
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation_id: Option<String>,
+    /// Defaults to the envelope timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    pub name: String,
+    pub value: ScoreValue,
+    #[serde(default)]
+    pub source: ScoreSource,
+    /// The evaluator that produced it (PostgreSQL `evaluators.id`), for `source = eval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+}
+
+/// A file the agent read, wrote, edited, created, deleted or renamed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileOperation {
+    pub id: String,
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation_id: Option<String>,
+    /// Defaults to the envelope timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    pub operation: FileOperationKind,
+    pub path: String,
+    /// The new path, for `rename` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub lines_added: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub lines_removed: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// A shell command the agent ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalCommand {
+    pub id: String,
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation_id: Option<String>,
+    /// Defaults to the envelope timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+}
+
+/// A commit (and optionally a pull request) the agent produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitLink {
+    pub id: String,
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation_id: Option<String>,
+    /// Defaults to the envelope timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    /// Repository URL or `owner/name`.
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Full or abbreviated (at least 7) hex commit id.
+    pub commit_sha: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub files_changed: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub insertions: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub deletions: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request_url: Option<String>,
+}
+
+/// The body of an event, by type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Trace(Trace),
+    Observation(Observation),
+    Score(Score),
+    FileOperation(FileOperation),
+    TerminalCommand(TerminalCommand),
+    GitLink(GitLink),
+}
+
+impl Payload {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Payload::Trace(_) => EventType::Trace,
+            Payload::Observation(_) => EventType::Observation,
+            Payload::Score(_) => EventType::Score,
+            Payload::FileOperation(_) => EventType::FileOperation,
+            Payload::TerminalCommand(_) => EventType::TerminalCommand,
+            Payload::GitLink(_) => EventType::GitLink,
+        }
+    }
+}
+
+/// One ingest event: the envelope and its typed body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub timestamp: Timestamp,
+    pub payload: Payload,
+}
+
+/// Why an event was rejected, with the path of the offending field (`body.usage.input_tokens`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct EventError {
+    /// Dotted path of the field at fault; empty when the event as a whole is at fault.
+    pub field: String,
+    pub message: String,
+}
+
+impl EventError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        EventError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: EventType,
+    timestamp: Timestamp,
+    #[serde(borrow)]
+    body: &'a RawValue,
+}
+
+/// Deserializes `text`, reporting failures with the field path under `prefix`.
+fn parse_at<'de, T: Deserialize<'de>>(text: &'de str, prefix: &str) -> Result<T, EventError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let field = match (prefix.is_empty(), path.as_str()) {
+            (_, ".") => prefix.to_owned(),
+            (true, _) => path,
+            (false, _) => format!("{prefix}.{path}"),
+        };
+        // serde_json appends " at line L column C"; the field path is the precise location.
+        let message = err.into_inner().to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(head, _)| head);
+        EventError::new(field, message)
+    })
+}
+
+impl Event {
+    /// Parses one event from its JSON text. Structural errors only; see [`Event::validate`].
+    pub fn parse(text: &str) -> Result<Event, EventError> {
+        let envelope: Envelope = parse_at(text, "")?;
+        let body = envelope.body.get();
+        let payload = match envelope.kind {
+            EventType::Trace => Payload::Trace(parse_at(body, "body")?),
+            EventType::Observation => Payload::Observation(parse_at(body, "body")?),
+            EventType::Score => Payload::Score(parse_at(body, "body")?),
+            EventType::FileOperation => Payload::FileOperation(parse_at(body, "body")?),
+            EventType::TerminalCommand => Payload::TerminalCommand(parse_at(body, "body")?),
+            EventType::GitLink => Payload::GitLink(parse_at(body, "body")?),
+        };
+        Ok(Event {
+            id: envelope.id,
+            timestamp: envelope.timestamp,
+            payload,
+        })
+    }
+
+    /// Parses and validates: what an ingest endpoint should call.
+    pub fn parse_valid(text: &str, window: &TimeWindow) -> Result<Event, EventError> {
+        let event = Event::parse(text)?;
+        event.validate(window)?;
+        Ok(event)
+    }
+
+    /// The id of the entity the event carries (trace id, observation id, ...).
+    pub fn entity_id(&self) -> &str {
+        match &self.payload {
+            Payload::Trace(b) => &b.id,
+            Payload::Observation(b) => &b.id,
+            Payload::Score(b) => &b.id,
+            Payload::FileOperation(b) => &b.id,
+            Payload::TerminalCommand(b) => &b.id,
+            Payload::GitLink(b) => &b.id,
+        }
+    }
+
+    /// Checks what the types cannot: sizes, ranges, consistency, and that every timestamp
+    /// lies within `window`.
+    pub fn validate(&self, window: &TimeWindow) -> Result<(), EventError> {
+        let mut check = Checker::default();
+        check.id("id", &self.id);
+        check.time("timestamp", self.timestamp, window);
+        match &self.payload {
+            Payload::Trace(t) => {
+                check.id("body.id", &t.id);
+                check.opt_time("body.timestamp", t.timestamp, window);
+                for (field, value) in [
+                    ("body.name", &t.name),
+                    ("body.user_id", &t.user_id),
+                    ("body.session_id", &t.session_id),
+                    ("body.release", &t.release),
+                    ("body.version", &t.version),
+                    ("body.experiment_id", &t.experiment_id),
+                    ("body.dataset_item_id", &t.dataset_item_id),
+                ] {
+                    check.opt_text(field, value.as_deref());
+                }
+                check.text("body.environment", &t.environment);
+                check.tags("body.tags", &t.tags);
+                check.opt_payload("body.input", t.input.as_ref().map(Json::as_str));
+                check.opt_payload("body.output", t.output.as_ref().map(Json::as_str));
+                check.metadata("body.metadata", &t.metadata);
+            }
+            Payload::Observation(o) => {
+                check.id("body.id", &o.id);
+                check.id("body.trace_id", &o.trace_id);
+                if let Some(parent) = &o.parent_observation_id {
+                    check.id("body.parent_observation_id", parent);
+                    if *parent == o.id {
+                        check.fail(
+                            "body.parent_observation_id",
+                            "an observation cannot be its own parent",
+                        );
+                    }
+                }
+                check.non_empty_text("body.name", &o.name);
+                check.time("body.start_time", o.start_time, window);
+                check.opt_time("body.end_time", o.end_time, window);
+                if o.end_time.is_some_and(|end| end < o.start_time) {
+                    check.fail(
+                        "body.end_time",
+                        format!(
+                            "end_time {} is before start_time {}",
+                            o.end_time.unwrap_or(o.start_time),
+                            o.start_time
+                        ),
+                    );
+                }
+                check.opt_text("body.status_message", o.status_message.as_deref());
+                check.opt_payload("body.input", o.input.as_ref().map(Json::as_str));
+                check.opt_payload("body.output", o.output.as_ref().map(Json::as_str));
+                check.metadata("body.metadata", &o.metadata);
+                check.opt_text("body.model", o.model.as_deref());
+                check.opt_payload(
+                    "body.model_parameters",
+                    o.model_parameters.as_ref().map(Json::as_str),
+                );
+                if let Some(cost) = &o.cost {
+                    for (field, value) in [
+                        ("body.cost.input", cost.input),
+                        ("body.cost.output", cost.output),
+                        ("body.cost.cache_read", cost.cache_read),
+                        ("body.cost.cache_write", cost.cache_write),
+                        ("body.cost.total", cost.total),
+                    ] {
+                        check.cost(field, value);
+                    }
+                }
+                check.opt_text("body.tool_name", o.tool_name.as_deref());
+                check.opt_text("body.tool_call_id", o.tool_call_id.as_deref());
+            }
+            Payload::Score(s) => {
+                check.id("body.id", &s.id);
+                check.id("body.trace_id", &s.trace_id);
+                check.opt_id("body.observation_id", s.observation_id.as_deref());
+                check.opt_time("body.timestamp", s.timestamp, window);
+                check.non_empty_text("body.name", &s.name);
+                if let ScoreValue::Categorical(value) = &s.value {
+                    check.text("body.value", value);
+                }
+                check.opt_id("body.evaluator_id", s.evaluator_id.as_deref());
+                check.opt_text("body.comment", s.comment.as_deref());
+                check.metadata("body.metadata", &s.metadata);
+            }
+            Payload::FileOperation(f) => {
+                check.id("body.id", &f.id);
+                check.id("body.trace_id", &f.trace_id);
+                check.opt_id("body.observation_id", f.observation_id.as_deref());
+                check.opt_time("body.timestamp", f.timestamp, window);
+                check.non_empty_text("body.path", &f.path);
+                match (f.operation, &f.new_path) {
+                    (FileOperationKind::Rename, None) => {
+                        check.fail("body.new_path", "required when operation is \"rename\"")
+                    }
+                    (FileOperationKind::Rename, Some(path)) => check.non_empty_text("body.new_path", path),
+                    (_, Some(_)) => check.fail("body.new_path", "only allowed when operation is \"rename\""),
+                    (_, None) => {}
+                }
+                check.opt_text("body.language", f.language.as_deref());
+                check.opt_payload("body.diff", f.diff.as_deref());
+            }
+            Payload::TerminalCommand(c) => {
+                check.id("body.id", &c.id);
+                check.id("body.trace_id", &c.trace_id);
+                check.opt_id("body.observation_id", c.observation_id.as_deref());
+                check.opt_time("body.timestamp", c.timestamp, window);
+                check.non_empty_text("body.command", &c.command);
+                check.opt_text("body.cwd", c.cwd.as_deref());
+                check.opt_payload("body.stdout", c.stdout.as_deref());
+                check.opt_payload("body.stderr", c.stderr.as_deref());
+            }
+            Payload::GitLink(g) => {
+                check.id("body.id", &g.id);
+                check.id("body.trace_id", &g.trace_id);
+                check.opt_id("body.observation_id", g.observation_id.as_deref());
+                check.opt_time("body.timestamp", g.timestamp, window);
+                check.non_empty_text("body.repository", &g.repository);
+                check.opt_text("body.branch", g.branch.as_deref());
+                let sha = &g.commit_sha;
+                if !(7..=64).contains(&sha.len()) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    check.fail(
+                        "body.commit_sha",
+                        format!("expected 7 to 64 hex digits, got {sha:?}"),
+                    );
+                }
+                check.opt_payload("body.message", g.message.as_deref());
+                check.opt_text("body.author", g.author.as_deref());
+                check.opt_text("body.pull_request_url", g.pull_request_url.as_deref());
+            }
+        }
+        check.finish()
+    }
+}
+
+/// The range of timestamps accepted relative to the time of ingestion.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeWindow {
+    pub earliest: Timestamp,
+    pub latest: Timestamp,
+}
+
+impl TimeWindow {
+    /// Up to ~13 months in the past (late uploads, backfills) and 10 minutes in the future
+    /// (clock skew between agents and the edge).
+    pub fn around(now: Timestamp) -> Self {
+        const DAY_US: i64 = 86_400 * 1_000_000;
+        TimeWindow {
+            earliest: Timestamp::from_micros(now.as_micros() - 400 * DAY_US),
+            latest: Timestamp::from_micros(now.as_micros() + 10 * 60 * 1_000_000),
+        }
+    }
+
+    /// Accepts every representable timestamp (for re-validating stored data).
+    pub fn unbounded() -> Self {
+        TimeWindow {
+            earliest: Timestamp::from_micros(i64::MIN),
+            latest: Timestamp::from_micros(i64::MAX),
+        }
+    }
+}
+
+/// Collects the first validation failure.
+#[derive(Default)]
+struct Checker {
+    error: Option<EventError>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: &str, message: impl Into<String>) {
+        if self.error.is_none() {
+            self.error = Some(EventError::new(field, message));
+        }
+    }
+
+    fn finish(self) -> Result<(), EventError> {
+        self.error.map_or(Ok(()), Err)
+    }
+
+    fn max_len(&mut self, field: &str, value: &str, max: usize) {
+        if value.len() > max {
+            self.fail(
+                field,
+                format!("{} bytes is over the limit of {max} bytes", value.len()),
+            );
+        }
+    }
+
+    fn id(&mut self, field: &str, value: &str) {
+        if value.is_empty() {
+            self.fail(field, "must not be empty");
+        } else if value.chars().any(char::is_control) {
+            self.fail(field, "must not contain control characters");
+        }
+        self.max_len(field, value, MAX_ID_BYTES);
+    }
+
+    fn opt_id(&mut self, field: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.id(field, value);
+        }
+    }
+
+    fn text(&mut self, field: &str, value: &str) {
+        self.max_len(field, value, MAX_TEXT_BYTES);
+    }
+
+    fn non_empty_text(&mut self, field: &str, value: &str) {
+        if value.is_empty() {
+            self.fail(field, "must not be empty");
+        }
+        self.text(field, value);
+    }
+
+    fn opt_text(&mut self, field: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.text(field, value);
+        }
+    }
+
+    fn opt_payload(&mut self, field: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.max_len(field, value, MAX_PAYLOAD_BYTES);
+        }
+    }
+
+    fn tags(&mut self, field: &str, tags: &[String]) {
+        if tags.len() > MAX_ENTRIES {
+            self.fail(
+                field,
+                format!("{} tags is over the limit of {MAX_ENTRIES}", tags.len()),
+            );
+        }
+        for (i, tag) in tags.iter().enumerate() {
+            self.text(&format!("{field}[{i}]"), tag);
+        }
+    }
+
+    fn metadata(&mut self, field: &str, metadata: &Metadata) {
+        if metadata.len() > MAX_ENTRIES {
+            self.fail(
+                field,
+                format!("{} entries is over the limit of {MAX_ENTRIES}", metadata.len()),
+            );
+        }
+        for (key, value) in metadata {
+            self.text(&format!("{field} key {key:?}"), key);
+            if let serde_json::Value::String(text) = value {
+                self.max_len(&format!("{field}.{key}"), text, MAX_PAYLOAD_BYTES);
+            }
+        }
+    }
+
+    fn cost(&mut self, field: &str, value: Option<f64>) {
+        // Stored as Decimal64(12): at most 999,999.999999999999 USD per observation.
+        if let Some(value) = value
+            && !(0.0..1e6).contains(&value)
+        {
+            self.fail(field, format!("must be between 0 and 1000000 USD, got {value}"));
+        }
+    }
+
+    fn time(&mut self, field: &str, value: Timestamp, window: &TimeWindow) {
+        if value < window.earliest {
+            self.fail(
+                field,
+                format!("{value} is before the earliest accepted time {}", window.earliest),
+            );
+        } else if value > window.latest {
+            self.fail(
+                field,
+                format!(
+                    "{value} is in the future (latest accepted {}); check the sender's clock",
+                    window.latest
+                ),
+            );
+        }
+    }
+
+    fn opt_time(&mut self, field: &str, value: Option<Timestamp>, window: &TimeWindow) {
+        if let Some(value) = value {
+            self.time(field, value, window);
+        }
+    }
+}
+
+/// The wire shape of [`Event`]: one object per type, `type` as the tag. Used to serialize
+/// events and to generate their JSON Schema.
+#[derive(Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(title = "Event", description = "One AgentTrace ingest event.")]
+enum WireEvent<'a> {
+    Trace {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a Trace,
+    },
+    Observation {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a Observation,
+    },
+    Score {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a Score,
+    },
+    FileOperation {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a FileOperation,
+    },
+    TerminalCommand {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a TerminalCommand,
+    },
+    GitLink {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a GitLink,
+    },
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (id, timestamp) = (self.id.as_str(), self.timestamp);
+        match &self.payload {
+            Payload::Trace(body) => WireEvent::Trace { id, timestamp, body },
+            Payload::Observation(body) => WireEvent::Observation { id, timestamp, body },
+            Payload::Score(body) => WireEvent::Score { id, timestamp, body },
+            Payload::FileOperation(body) => WireEvent::FileOperation { id, timestamp, body },
+            Payload::TerminalCommand(body) => WireEvent::TerminalCommand { id, timestamp, body },
+            Payload::GitLink(body) => WireEvent::GitLink { id, timestamp, body },
+        }
+        .serialize(serializer)
+    }
+}
+
+impl JsonSchema for Event {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Event".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        WireEvent::json_schema(generator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-11-25T12:00:00Z").unwrap()
+    }
+
+    fn parse(value: serde_json::Value) -> Result<Event, EventError> {
+        Event::parse_valid(&value.to_string(), &TimeWindow::around(now()))
+    }
+
+    fn generation() -> serde_json::Value {
+        json!({
+            "id": "evt-1",
+            "type": "observation",
+            "timestamp": "2026-11-25T11:59:00.000001Z",
+            "body": {
+                "id": "obs-1",
+                "trace_id": "trace-1",
+                "type": "generation",
+                "name": "chat",
+                "start_time": "2026-11-25T11:58:59.5Z",
+                "end_time": "2026-11-25T11:59:00Z",
+                "model": "claude-sonnet-4-5",
+                "input": {"messages": [{"role": "user", "content": "héllo 👋"}]},
+                "usage": {"input_tokens": 12, "output_tokens": 3, "cache_read_input_tokens": 100},
+                "metadata": {"attempt": 1, "host": "dev-box"}
+            }
+        })
+    }
+
+    #[test]
+    fn parses_a_generation_with_usage_and_raw_input() {
+        let event = parse(generation()).unwrap();
+        let Payload::Observation(obs) = &event.payload else {
+            panic!("not an observation")
+        };
+        assert_eq!(obs.kind, ObservationType::Generation);
+        assert_eq!(obs.usage.cache_read_input_tokens, 100);
+        assert_eq!(
+            obs.input.as_ref().unwrap().as_str(),
+            r#"{"messages":[{"content":"héllo 👋","role":"user"}]}"#
+        );
+        assert_eq!(event.entity_id(), "obs-1");
+    }
+
+    #[test]
+    fn serializes_back_to_the_same_event() {
+        let event = parse(generation()).unwrap();
+        let again = Event::parse(&serde_json::to_string(&event).unwrap()).unwrap();
+        assert_eq!(again, event);
+    }
+
+    #[test]
+    fn unknown_body_field_is_named() {
+        let mut value = generation();
+        value["body"]["modle"] = json!("gpt");
+        let err = parse(value).unwrap_err();
+        assert_eq!(err.field, "body.modle");
+        assert!(err.message.contains("unknown field `modle`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_nested_type_is_named() {
+        let mut value = generation();
+        value["body"]["usage"]["input_tokens"] = json!("twelve");
+        let err = parse(value).unwrap_err();
+        assert_eq!(err.field, "body.usage.input_tokens");
+        assert!(err.message.contains("invalid type: string \"twelve\""), "{err}");
+    }
+
+    #[test]
+    fn unknown_envelope_field_and_type_are_named() {
+        let mut value = generation();
+        value["extra"] = json!(1);
+        assert_eq!(parse(value).unwrap_err().field, "extra");
+
+        let mut value = generation();
+        value["type"] = json!("span");
+        let err = parse(value).unwrap_err();
+        assert_eq!(err.field, "type");
+        assert!(err.message.contains("unknown variant `span`"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_field_is_reported() {
+        let mut value = generation();
+        value["body"].as_object_mut().unwrap().remove("trace_id");
+        let err = parse(value).unwrap_err();
+        assert!(err.message.contains("missing field `trace_id`"), "{err}");
+    }
+
+    #[test]
+    fn semantic_checks_name_the_field() {
+        let mut value = generation();
+        value["body"]["end_time"] = json!("2026-11-25T11:00:00Z");
+        assert_eq!(parse(value).unwrap_err().field, "body.end_time");
+
+        let mut value = generation();
+        value["body"]["start_time"] = json!("2027-01-01T00:00:00Z");
+        let err = parse(value).unwrap_err();
+        assert_eq!(err.field, "body.start_time");
+        assert!(err.message.contains("future"), "{err}");
+
+        let mut value = generation();
+        value["body"]["cost"] = json!({"total": -1.0});
+        assert_eq!(parse(value).unwrap_err().field, "body.cost.total");
+
+        let mut value = generation();
+        value["id"] = json!("");
+        assert_eq!(parse(value).unwrap_err().field, "id");
+
+        let mut value = generation();
+        value["body"]["output"] = json!("x".repeat(MAX_PAYLOAD_BYTES + 1));
+        assert_eq!(parse(value).unwrap_err().field, "body.output");
+    }
+
+    #[test]
+    fn score_value_type_decides_data_type() {
+        for (value, data_type) in [
+            (json!(0.5), "numeric"),
+            (json!(true), "boolean"),
+            (json!("pass"), "categorical"),
+        ] {
+            let event = parse(json!({
+                "id": "e", "type": "score", "timestamp": "2026-11-25T11:00:00Z",
+                "body": {"id": "s", "trace_id": "t", "name": "quality", "value": value}
+            }))
+            .unwrap();
+            let Payload::Score(score) = event.payload else {
+                panic!()
+            };
+            assert_eq!(score.value.data_type(), data_type);
+        }
+        let err = parse(json!({
+            "id": "e", "type": "score", "timestamp": "2026-11-25T11:00:00Z",
+            "body": {"id": "s", "trace_id": "t", "name": "quality", "value": [1]}
+        }))
+        .unwrap_err();
+        assert_eq!(err.field, "body.value");
+        assert!(err.message.contains("a number (numeric)"), "{err}");
+    }
+
+    #[test]
+    fn rename_requires_new_path_and_git_sha_is_hex() {
+        let err = parse(json!({
+            "id": "e", "type": "file_operation", "timestamp": "2026-11-25T11:00:00Z",
+            "body": {"id": "f", "trace_id": "t", "operation": "rename", "path": "a.rs"}
+        }))
+        .unwrap_err();
+        assert_eq!(err.field, "body.new_path");
+
+        let err = parse(json!({
+            "id": "e", "type": "git_link", "timestamp": "2026-11-25T11:00:00Z",
+            "body": {"id": "g", "trace_id": "t", "repository": "acme/app", "commit_sha": "not-a-sha"}
+        }))
+        .unwrap_err();
+        assert_eq!(err.field, "body.commit_sha");
+    }
+
+    #[test]
+    fn cost_total_defaults_to_sum_of_parts() {
+        let cost = Cost {
+            input: Some(0.25),
+            output: Some(0.5),
+            ..Cost::default()
+        };
+        assert_eq!(cost.effective_total(), Some(0.75));
+        assert_eq!(Cost::default().effective_total(), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! AgentTrace wire contracts, shared by the edge (wasm32) and the ETL (native).
+//!
+//! - [`event`]: the ingest envelope `{id, type, timestamp, body}` and the body of every event type.
+//! - [`batch`]: the batch the edge signs and forwards to the ETL.
+//! - [`signature`]: the HMAC-SHA256 signature over a batch, with timestamp and key id.
+//!
+//! The JSON Schemas in `schemas/json/` are generated from these types; a test fails when they drift.
+
+pub mod batch;
+pub mod event;
+pub mod json_schema;
+pub mod signature;
+pub mod time;
+
+pub use batch::SignedBatch;
+pub use event::{Event, EventError, EventType, Payload};
+pub use time::Timestamp;

@@ -51,7 +51,7 @@ pg_admin_url() { # same server as DATABASE_URL, maintenance database
 pg_answers() { psql "$(pg_admin_url)" -qAtc 'select 1' >/dev/null 2>&1; }
 
 pg_up() {
-  apt_ensure postgresql-client
+  command -v psql >/dev/null || apt_ensure postgresql-client
   if pg_answers; then
     log "PostgreSQL answers at ${DATABASE_URL%/*} (using it)"
   else

@@ -122,8 +122,10 @@ wire_enum!(
 
 wire_enum!(
     /// Severity of an observation.
+    #[derive(Default)]
     Level {
         Debug => "debug",
+        #[default]
         Default => "default",
         Warning => "warning",
         Error => "error",
@@ -132,7 +134,9 @@ wire_enum!(
 
 wire_enum!(
     /// Who produced a score.
+    #[derive(Default)]
     ScoreSource {
+        #[default]
         Api => "api",
         Eval => "eval",
         Annotation => "annotation",
@@ -150,18 +154,6 @@ wire_enum!(
         Rename => "rename",
     }
 );
-
-impl Default for Level {
-    fn default() -> Self {
-        Level::Default
-    }
-}
-
-impl Default for ScoreSource {
-    fn default() -> Self {
-        ScoreSource::Api
-    }
-}
 
 fn default_environment() -> String {
     "default".to_owned()

@@ -1,0 +1,273 @@
+//! The `agenttrace` command. A library as well, so tests run the real commands in-process.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseConfig};
+use agenttrace_etl::{keys, migrate, postgres};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agenttrace",
+    version,
+    about = "AgentTrace: observability pipeline for AI agents"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub databases: DatabaseArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL (transactional data).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/agenttrace"
+    )]
+    pub database_url: String,
+    /// ClickHouse HTTP URL (analytical data).
+    #[arg(
+        long,
+        env = "CLICKHOUSE_URL",
+        global = true,
+        default_value = "http://127.0.0.1:8123"
+    )]
+    pub clickhouse_url: String,
+    #[arg(
+        long,
+        env = "CLICKHOUSE_DATABASE",
+        global = true,
+        default_value = "agenttrace"
+    )]
+    pub clickhouse_database: String,
+    #[arg(long, env = "CLICKHOUSE_USER", global = true)]
+    pub clickhouse_user: Option<String>,
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", global = true, hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn clickhouse(&self) -> ClickHouse {
+        ClickHouse::new(ClickHouseConfig {
+            url: self.clickhouse_url.clone(),
+            database: self.clickhouse_database.clone(),
+            user: self.clickhouse_user.clone(),
+            password: self.clickhouse_password.clone(),
+        })
+    }
+
+    async fn postgres(&self) -> anyhow::Result<tokio_postgres::Client> {
+        postgres::connect(&self.database_url)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {}", redact(&self.database_url)))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending PostgreSQL and ClickHouse migrations (safe to run again).
+    Migrate {
+        /// Read migrations from this directory instead of those built into the binary.
+        #[arg(long)]
+        migrations_dir: Option<PathBuf>,
+    },
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project and its first API key (the secret is printed once).
+    Create {
+        name: String,
+        /// Organization name; created when missing.
+        #[arg(long, default_value = "default")]
+        organization: String,
+        /// Delete events older than this many days (default: keep forever).
+        #[arg(long)]
+        retention_days: Option<i32>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List active projects.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key for a project (the secret is printed once).
+    Create {
+        #[arg(long)]
+        project: Uuid,
+        /// Repeat for several: ingest, export, query, admin.
+        #[arg(long = "scope", default_values_t = vec!["ingest".to_owned()])]
+        scopes: Vec<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its public key; it stops working at once (within the cache TTL).
+    Revoke { public_key: String },
+    /// List a project's keys (never their secrets).
+    List {
+        #[arg(long)]
+        project: Uuid,
+    },
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Hides the password in a connection URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn print_key(out: &mut dyn Write, key: &keys::NewKey, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let value = json!({
+            "project_id": key.project_id,
+            "public_key": key.public_key,
+            "secret_key": key.secret_key,
+        });
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "project_id: {}", key.project_id)?;
+        writeln!(out, "public_key: {}", key.public_key)?;
+        writeln!(out, "secret_key: {}", key.secret_key)?;
+        writeln!(out, "The secret key is shown only now; store it safely.")?;
+    }
+    Ok(())
+}
+
+pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate { migrations_dir } => {
+            let set = match &migrations_dir {
+                Some(dir) => migrate::MigrationSet::from_dir(dir)?,
+                None => migrate::MigrationSet::embedded()?,
+            };
+            let mut pg = cli.databases.postgres().await?;
+            let report = migrate::migrate(&mut pg, &cli.databases.clickhouse(), &set).await?;
+            for (target, applied) in [
+                ("PostgreSQL", &report.postgres),
+                ("ClickHouse", &report.clickhouse),
+            ] {
+                if applied.is_empty() {
+                    writeln!(out, "{target}: up to date")?;
+                } else {
+                    writeln!(out, "{target}: applied {}", applied.join(", "))?;
+                }
+            }
+        }
+        Command::Project(ProjectCommand::Create {
+            name,
+            organization,
+            retention_days,
+            json,
+        }) => {
+            let mut pg = cli.databases.postgres().await?;
+            let tx = pg.transaction().await?;
+            let organization_id = keys::ensure_organization(&tx, &organization).await?;
+            let project = keys::create_project(&tx, organization_id, &name, retention_days).await?;
+            let key = keys::create_key(
+                &tx,
+                project.id,
+                &["ingest".to_owned()],
+                Some("created with the project"),
+            )
+            .await?;
+            tx.commit().await?;
+            print_key(out, &key, json)?;
+        }
+        Command::Project(ProjectCommand::List) => {
+            let pg = cli.databases.postgres().await?;
+            for project in keys::list_projects(&pg).await? {
+                let retention = project
+                    .retention_days
+                    .map_or("forever".to_owned(), |d| format!("{d} days"));
+                writeln!(out, "{}\t{}\tretention {retention}", project.id, project.name)?;
+            }
+        }
+        Command::Key(KeyCommand::Create {
+            project,
+            scopes,
+            note,
+            json,
+        }) => {
+            let pg = cli.databases.postgres().await?;
+            let key = keys::create_key(&pg, project, &scopes, note.as_deref()).await?;
+            print_key(out, &key, json)?;
+        }
+        Command::Key(KeyCommand::Revoke { public_key }) => {
+            let pg = cli.databases.postgres().await?;
+            keys::revoke_key(&pg, &public_key).await?;
+            writeln!(out, "revoked {public_key}")?;
+        }
+        Command::Key(KeyCommand::List { project }) => {
+            let pg = cli.databases.postgres().await?;
+            for key in keys::list_keys(&pg, project).await? {
+                let state = if key.revoked { "revoked" } else { "active" };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{state}\t{}",
+                    key.public_key,
+                    key.secret_hint,
+                    key.scopes.join(","),
+                    key.note.unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,243 @@
+//! A small ClickHouse HTTP client: statements, text queries and raw-body inserts.
+//!
+//! HTTP works the same on ClickHouse 18.16 and on modern servers, and lets the loader stream
+//! pre-encoded columnar bodies (`Native`, `ArrowStream`) without a row-oriented client layer.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClickHouseError {
+    #[error("ClickHouse is unreachable at {url}: {source}")]
+    Unavailable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("ClickHouse answered HTTP {status}: {message}")]
+    Server {
+        status: u16,
+        code: Option<u32>,
+        message: String,
+    },
+}
+
+impl ClickHouseError {
+    /// Whether retrying the same request later may succeed (the server is down, overloaded
+    /// or hit a limit), as opposed to a request that is wrong and will fail again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClickHouseError::Unavailable { .. } => true,
+            ClickHouseError::Server { status, code, .. } => {
+                // 159 timeout, 202 too many queries, 203 no free connection, 209/210 socket
+                // timeout / network error, 241 memory limit, 252 too many parts,
+                // 242 table is read only, 319 unknown status of insert, 425 system error.
+                matches!(
+                    code,
+                    Some(159 | 202 | 203 | 209 | 210 | 241 | 242 | 252 | 319 | 425)
+                ) || (code.is_none() && *status >= 500)
+            }
+        }
+    }
+}
+
+/// Extracts `N` from ClickHouse's `Code: N, e.displayText() = ...` error text.
+fn error_code(message: &str) -> Option<u32> {
+    let rest = message.trim_start().strip_prefix("Code: ")?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClickHouse {
+    http: reqwest::Client,
+    config: ClickHouseConfig,
+}
+
+impl ClickHouse {
+    pub fn new(config: ClickHouseConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("the HTTP client builds with static settings");
+        ClickHouse { http, config }
+    }
+
+    pub fn database(&self) -> &str {
+        &self.config.database
+    }
+
+    pub fn url(&self) -> &str {
+        &self.config.url
+    }
+
+    /// The same server, another database.
+    pub fn with_database(&self, database: &str) -> Self {
+        let mut config = self.config.clone();
+        config.database = database.to_owned();
+        ClickHouse {
+            http: self.http.clone(),
+            config,
+        }
+    }
+
+    async fn send(
+        &self,
+        database: Option<&str>,
+        query: Option<&str>,
+        body: Bytes,
+        gzip: bool,
+    ) -> Result<Bytes, ClickHouseError> {
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if let Some(database) = database {
+            params.push(("database", database));
+        }
+        if let Some(query) = query {
+            params.push(("query", query));
+        }
+        let mut request = self.http.post(&self.config.url).query(&params).body(body);
+        if let Some(user) = &self.config.user {
+            request = request.basic_auth(user, self.config.password.as_deref());
+        }
+        if gzip {
+            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        let unavailable = |source| ClickHouseError::Unavailable {
+            url: self.config.url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(unavailable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unavailable)?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let message = String::from_utf8_lossy(&body).trim().to_owned();
+            Err(ClickHouseError::Server {
+                status: status.as_u16(),
+                code: error_code(&message),
+                message,
+            })
+        }
+    }
+
+    /// Runs one statement in the configured database.
+    pub async fn execute(&self, sql: &str) -> Result<(), ClickHouseError> {
+        self.send(
+            Some(&self.config.database),
+            None,
+            Bytes::copy_from_slice(sql.as_bytes()),
+            false,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Runs one statement outside any database (to create or drop one).
+    pub async fn execute_on_server(&self, sql: &str) -> Result<(), ClickHouseError> {
+        self.send(None, None, Bytes::copy_from_slice(sql.as_bytes()), false)
+            .await
+            .map(drop)
+    }
+
+    /// Runs a query and returns the response body (use a `FORMAT` clause to pick its shape).
+    pub async fn query(&self, sql: &str) -> Result<Bytes, ClickHouseError> {
+        self.send(
+            Some(&self.config.database),
+            None,
+            Bytes::copy_from_slice(sql.as_bytes()),
+            false,
+        )
+        .await
+    }
+
+    /// Runs a query and returns its text output.
+    pub async fn query_text(&self, sql: &str) -> Result<String, ClickHouseError> {
+        let body = self.query(sql).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Sends `data` for an `INSERT ... FORMAT ...` statement; `gzip` says the body is compressed.
+    pub async fn insert(&self, insert_sql: &str, data: Bytes, gzip: bool) -> Result<(), ClickHouseError> {
+        self.send(Some(&self.config.database), Some(insert_sql), data, gzip)
+            .await
+            .map(drop)
+    }
+
+    /// The server version, e.g. `18.16.1` or `25.3.2.39`.
+    pub async fn version(&self) -> Result<String, ClickHouseError> {
+        let body = self
+            .send(None, None, Bytes::from_static(b"SELECT version()"), false)
+            .await?;
+        Ok(String::from_utf8_lossy(&body).trim().to_owned())
+    }
+
+    pub async fn ping(&self) -> Result<(), ClickHouseError> {
+        self.send(None, None, Bytes::from_static(b"SELECT 1"), false)
+            .await
+            .map(drop)
+    }
+}
+
+/// Quotes a string as a ClickHouse string literal.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            _ => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Quotes an identifier (database, table or column name).
+pub fn quote_identifier(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_error_codes() {
+        assert_eq!(
+            error_code("Code: 60, e.displayText() = DB::Exception: Table x doesn't exist"),
+            Some(60)
+        );
+        assert_eq!(error_code("Code: 252. DB::Exception: Too many parts"), Some(252));
+        assert_eq!(error_code("Bad Gateway"), None);
+    }
+
+    #[test]
+    fn transient_errors_are_retryable_and_mistakes_are_not() {
+        let server = |status, message: &str| ClickHouseError::Server {
+            status,
+            code: error_code(message),
+            message: message.into(),
+        };
+        assert!(server(500, "Code: 252, e.displayText() = Too many parts").is_transient());
+        assert!(server(503, "Service Unavailable").is_transient());
+        assert!(!server(500, "Code: 62, e.displayText() = Syntax error").is_transient());
+        assert!(!server(404, "Code: 60, e.displayText() = Unknown table").is_transient());
+    }
+
+    #[test]
+    fn quotes_literals_and_identifiers() {
+        assert_eq!(quote(r"it's a \ test"), r"'it\'s a \\ test'");
+        assert_eq!(quote_identifier("we`ird"), r"`we\`ird`");
+    }
+}

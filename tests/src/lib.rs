@@ -1,0 +1,175 @@
+//! Test harness: every test gets its own PostgreSQL database and ClickHouse database on the
+//! real servers named by `DATABASE_URL` and `CLICKHOUSE_URL` (see `scripts/stack.sh`), so tests
+//! run in parallel without seeing each other's rows. Databases are dropped when the test ends.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use agenttrace_cli::{Cli, DatabaseArgs};
+use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseConfig};
+use agenttrace_etl::{migrate, postgres};
+use clap::Parser as _;
+
+pub use agenttrace_cli;
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/agenttrace".into())
+}
+
+fn clickhouse_url() -> String {
+    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+fn clickhouse_config(database: &str) -> ClickHouseConfig {
+    ClickHouseConfig {
+        url: clickhouse_url(),
+        database: database.to_owned(),
+        user: std::env::var("CLICKHOUSE_USER").ok(),
+        password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
+    }
+}
+
+/// The server part of a PostgreSQL URL with another database name.
+fn with_database(url: &str, database: &str) -> String {
+    let (server, _) = url.rsplit_once('/').expect("DATABASE_URL has a database name");
+    format!("{server}/{database}")
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Isolated databases for one test.
+pub struct TestEnv {
+    pub name: String,
+    pub database_url: String,
+    pub clickhouse: ClickHouse,
+    admin_url: String,
+}
+
+impl TestEnv {
+    /// Empty databases (nothing migrated).
+    pub async fn empty() -> TestEnv {
+        let name = format!("at_test_{}", uuid::Uuid::new_v4().simple());
+        let admin_url = with_database(&database_url(), "postgres");
+        let admin = postgres::connect(&admin_url)
+            .await
+            .expect("PostgreSQL is running (scripts/stack.sh up)");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let clickhouse = ClickHouse::new(clickhouse_config(&name));
+        clickhouse
+            .ping()
+            .await
+            .expect("ClickHouse is running (scripts/stack.sh up)");
+        TestEnv {
+            database_url: with_database(&database_url(), &name),
+            name,
+            clickhouse,
+            admin_url,
+        }
+    }
+
+    /// Databases with every migration applied.
+    pub async fn migrated() -> TestEnv {
+        let env = TestEnv::empty().await;
+        let mut pg = env.postgres().await;
+        migrate::migrate(
+            &mut pg,
+            &env.clickhouse,
+            &migrate::MigrationSet::embedded().unwrap(),
+        )
+        .await
+        .unwrap();
+        env
+    }
+
+    pub async fn postgres(&self) -> tokio_postgres::Client {
+        postgres::connect(&self.database_url).await.unwrap()
+    }
+
+    pub fn database_args(&self) -> DatabaseArgs {
+        DatabaseArgs {
+            database_url: self.database_url.clone(),
+            clickhouse_url: self.clickhouse.url().to_owned(),
+            clickhouse_database: self.name.clone(),
+            clickhouse_user: None,
+            clickhouse_password: None,
+        }
+    }
+
+    /// Runs the `agenttrace` CLI against this test's databases and returns its stdout.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let argv = std::iter::once("agenttrace").chain(args.iter().copied());
+        let mut cli = Cli::try_parse_from(argv)?;
+        cli.databases = self.database_args();
+        let mut out = Vec::new();
+        agenttrace_cli::run(cli, &mut out).await?;
+        Ok(String::from_utf8(out)?)
+    }
+
+    /// Runs a ClickHouse query and returns its TabSeparated output, trimmed.
+    pub async fn ch(&self, sql: &str) -> String {
+        self.clickhouse
+            .query_text(&format!("{sql} FORMAT TabSeparated"))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Drop needs its own runtime: the test's runtime may be shutting down.
+        let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
+        let cleanup = std::thread::spawn(move || {
+            // A fresh client: pooled connections belong to the (blocked) test runtime.
+            let clickhouse = ClickHouse::new(clickhouse_config(&name));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(admin) = postgres::connect(&admin_url).await {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+                let _ = clickhouse
+                    .execute_on_server(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Runs SQL statements in chDB (modern ClickHouse, in-process) and returns each output.
+pub fn chdb(statements: &[String]) -> Result<Vec<String>, String> {
+    let mut child = Command::new("python3")
+        .arg(repo_root().join("tests/chdb/run.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting python3: {e}"))?;
+    let input = serde_json::to_vec(statements).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&input)
+        .map_err(|e| e.to_string())?;
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+}

@@ -1,5 +1,8 @@
 //! The `agenttrace` command. A library as well, so tests run the real commands in-process.
 
+pub mod demo;
+pub mod send;
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -71,8 +74,91 @@ impl DatabaseArgs {
     }
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum WireFormatArg {
+    /// Choose from the server version (ArrowStream on 21.x and later, Native before).
+    Auto,
+    Native,
+    ArrowStream,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "AGENTTRACE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Secrets the edge signs batches with: `id:secret[,id:secret...]` (several during rotation).
+    #[arg(long, env = "AGENTTRACE_SIGNING_KEYS", hide_env_values = true)]
+    pub signing_keys: String,
+    /// How long API key answers are cached (0 disables the cache).
+    #[arg(long, env = "AGENTTRACE_KEY_CACHE_TTL_SECS", default_value_t = 30)]
+    pub key_cache_ttl_secs: u64,
+    #[arg(long, default_value_t = 60)]
+    pub price_refresh_secs: u64,
+    #[arg(long, default_value_t = 16)]
+    pub postgres_pool_size: usize,
+    /// Most rows coalesced into one ClickHouse insert.
+    #[arg(long, default_value_t = 200_000)]
+    pub max_rows_per_insert: usize,
+    /// Concurrent inserts per table.
+    #[arg(long, default_value_t = 2)]
+    pub inserts_in_flight: usize,
+    /// gzip level for insert bodies, 0 to send them uncompressed.
+    #[arg(long, default_value_t = 1)]
+    pub gzip_level: u32,
+    #[arg(long, value_enum, default_value_t = WireFormatArg::Auto)]
+    pub wire_format: WireFormatArg,
+}
+
+impl ServeArgs {
+    pub fn config(&self, databases: &DatabaseArgs) -> anyhow::Result<agenttrace_etl::server::ServeConfig> {
+        use agenttrace_etl::loader::{LoaderOptions, WireFormat};
+        use std::time::Duration;
+        Ok(agenttrace_etl::server::ServeConfig {
+            database_url: databases.database_url.clone(),
+            clickhouse: databases.clickhouse(),
+            keyring: agenttrace_etl::auth::Keyring::parse(&self.signing_keys).map_err(anyhow::Error::msg)?,
+            key_cache_ttl: Duration::from_secs(self.key_cache_ttl_secs),
+            price_refresh: Duration::from_secs(self.price_refresh_secs),
+            postgres_pool_size: self.postgres_pool_size,
+            loader: LoaderOptions {
+                max_rows_per_insert: self.max_rows_per_insert,
+                inserts_in_flight: self.inserts_in_flight,
+                gzip_level: (self.gzip_level > 0).then_some(self.gzip_level),
+                format: match self.wire_format {
+                    WireFormatArg::Auto => None,
+                    WireFormatArg::Native => Some(WireFormat::Native),
+                    WireFormatArg::ArrowStream => Some(WireFormat::ArrowStream),
+                },
+                ..LoaderOptions::default()
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where to send: the ETL's URL.
+    #[arg(long, env = "AGENTTRACE_ETL_URL", default_value = "http://127.0.0.1:8080")]
+    pub etl_url: String,
+    #[arg(long, env = "AGENTTRACE_SIGNING_KEYS", hide_env_values = true)]
+    pub signing_keys: String,
+    /// JSON file with `project_id` and `public_key` (what `project create --json` prints).
+    #[arg(long)]
+    pub key_file: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    pub sessions: usize,
+    #[arg(long, default_value_t = 6)]
+    pub turns: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the ETL service (signed batches in, ClickHouse out).
+    Serve(ServeArgs),
+    /// Send realistic coding-agent sessions, then show what landed in ClickHouse.
+    Demo(DemoArgs),
     /// Apply pending PostgreSQL and ClickHouse migrations (safe to run again).
     Migrate {
         /// Read migrations from this directory instead of those built into the binary.
@@ -169,8 +255,82 @@ fn print_key(out: &mut dyn Write, key: &keys::NewKey, as_json: bool) -> anyhow::
     Ok(())
 }
 
+async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let key: send::ProjectKey = serde_json::from_slice(
+        &std::fs::read(&args.key_file).with_context(|| format!("reading {}", args.key_file.display()))?,
+    )
+    .with_context(|| format!("{} must hold project_id and public_key", args.key_file.display()))?;
+    let client = send::BatchClient::new(&args.etl_url, &args.signing_keys, "demo")?;
+    let mut generator = demo::SessionGenerator::new(args.seed);
+    let (mut accepted, mut rejected) = (0, 0);
+    for session in 0..args.sessions {
+        let end = agenttrace_schemas::Timestamp::from_micros(
+            agenttrace_schemas::Timestamp::now().as_micros() - (args.sessions - session) as i64 * 60_000_000,
+        );
+        let events = generator.session(end, args.turns);
+        let response = client.send(&key, &events).await?.response()?;
+        accepted += response.accepted;
+        rejected += response.rejected.len();
+    }
+    writeln!(
+        out,
+        "sent {} sessions: {accepted} events accepted, {rejected} rejected",
+        args.sessions
+    )?;
+    let clickhouse = databases.clickhouse();
+    writeln!(out, "in ClickHouse for project {}:", key.project_id)?;
+    for table in [
+        "traces",
+        "observations",
+        "scores",
+        "file_operations",
+        "terminal_commands",
+        "git_links",
+    ] {
+        let count = clickhouse
+            .query_text(&format!(
+                "SELECT count() FROM {table} FINAL WHERE project_id = {} FORMAT TabSeparated",
+                agenttrace_etl::clickhouse::quote(&key.project_id.to_string())
+            ))
+            .await?;
+        writeln!(out, "  {table:<18} {}", count.trim())?;
+    }
+    let cost = clickhouse
+        .query_text(&format!(
+            "SELECT ifNull(model, '?'), count(), sum(input_tokens + cache_read_tokens), sum(output_tokens), \
+             toString(sum(ifNull(total_cost, toDecimal64(0, 12)))) FROM observations FINAL \
+             WHERE project_id = {} AND type = 'generation' GROUP BY model ORDER BY model FORMAT TabSeparated",
+            agenttrace_etl::clickhouse::quote(&key.project_id.to_string())
+        ))
+        .await?;
+    writeln!(
+        out,
+        "generations by model (calls, input tokens, output tokens, cost USD):"
+    )?;
+    for line in cost.lines() {
+        writeln!(out, "  {}", line.replace('\t', "  "))?;
+    }
+    Ok(())
+}
+
+async fn run_serve(args: ServeArgs, databases: &DatabaseArgs) -> anyhow::Result<()> {
+    let server = agenttrace_etl::server::start(args.config(databases)?, args.listen)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight batches");
+    server.shutdown().await?;
+    Ok(())
+}
+
 pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(args) => run_serve(args, &cli.databases).await?,
+        Command::Demo(args) => run_demo(args, &cli.databases, out).await?,
         Command::Migrate { migrations_dir } => {
             let set = match &migrations_dir {
                 Some(dir) => migrate::MigrationSet::from_dir(dir)?,

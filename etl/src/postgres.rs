@@ -1,5 +1,8 @@
-//! PostgreSQL connections.
+//! PostgreSQL connections: one-off clients for the CLI, a pool for the service.
 
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{Client, NoTls};
 
 /// Opens one connection and drives it on the runtime until the client is dropped.
@@ -11,4 +14,25 @@ pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
         }
     });
     Ok(client)
+}
+
+/// A connection pool that fails fast (a few seconds) when PostgreSQL is down, so callers can
+/// answer 503 instead of hanging.
+pub fn pool(url: &str, max_size: usize) -> Result<Pool, String> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("invalid DATABASE_URL: {e}"))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(Duration::from_secs(3)))
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .map_err(|e| e.to_string())
 }

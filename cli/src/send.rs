@@ -1,0 +1,104 @@
+//! Sends events to the ETL as the edge does: one signed batch per call.
+
+use agenttrace_etl::ingest::IngestResponse;
+use agenttrace_schemas::signature::{KEY_ID_HEADER, SIGNATURE_HEADER, sign};
+use agenttrace_schemas::{Event, SignedBatch, Timestamp};
+use anyhow::{Context, bail};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// The identity a batch is sent under: the API key's project and public key.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ProjectKey {
+    pub project_id: Uuid,
+    pub public_key: String,
+}
+
+#[derive(Clone)]
+pub struct BatchClient {
+    http: reqwest::Client,
+    url: String,
+    key_id: String,
+    secret: Vec<u8>,
+    edge_id: String,
+}
+
+/// What the ETL answered, kept whole so callers can assert on failures too.
+#[derive(Debug)]
+pub struct SendResult {
+    pub status: u16,
+    pub body: String,
+}
+
+impl SendResult {
+    pub fn response(&self) -> anyhow::Result<IngestResponse> {
+        if self.status != 200 {
+            bail!("ETL answered {}: {}", self.status, self.body);
+        }
+        serde_json::from_str(&self.body).context("parsing the ETL's answer")
+    }
+}
+
+impl BatchClient {
+    /// `signing_key` is `id:secret`, the first entry of `AGENTTRACE_SIGNING_KEYS`.
+    pub fn new(etl_url: &str, signing_key: &str, edge_id: &str) -> anyhow::Result<Self> {
+        let first = signing_key.split(',').next().unwrap_or_default();
+        let (key_id, secret) = first
+            .split_once(':')
+            .context("signing key must look like id:secret")?;
+        Ok(BatchClient {
+            http: reqwest::Client::new(),
+            url: format!("{}/v1/batches", etl_url.trim_end_matches('/')),
+            key_id: key_id.to_owned(),
+            secret: secret.as_bytes().to_vec(),
+            edge_id: edge_id.to_owned(),
+        })
+    }
+
+    /// Builds the signed body for `events` (already serialized JSON texts).
+    pub fn batch_body(&self, key: &ProjectKey, batch_id: Uuid, events: Vec<Box<RawValue>>) -> Vec<u8> {
+        let batch = SignedBatch {
+            batch_id,
+            edge_id: self.edge_id.clone(),
+            project_id: key.project_id,
+            public_key: key.public_key.clone(),
+            created_at: Timestamp::now(),
+            events,
+        };
+        serde_json::to_vec(&batch).expect("a batch serializes")
+    }
+
+    /// Signs and posts a body as is (for tests that tamper with it).
+    pub async fn post_body(
+        &self,
+        body: Vec<u8>,
+        signed_at: i64,
+        secret: Option<&[u8]>,
+    ) -> anyhow::Result<SendResult> {
+        let signature = sign(secret.unwrap_or(&self.secret), signed_at, &body);
+        let response = self
+            .http
+            .post(&self.url)
+            .header(KEY_ID_HEADER, &self.key_id)
+            .header(SIGNATURE_HEADER, signature)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("posting to {}", self.url))?;
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        Ok(SendResult { status, body })
+    }
+
+    /// Sends `events` as one new batch, signed now.
+    pub async fn send(&self, key: &ProjectKey, events: &[Event]) -> anyhow::Result<SendResult> {
+        let raw = events
+            .iter()
+            .map(|e| serde_json::value::to_raw_value(e).expect("events serialize"))
+            .collect();
+        let body = self.batch_body(key, Uuid::now_v7(), raw);
+        self.post_body(body, Timestamp::now().as_micros() / 1_000_000, None)
+            .await
+    }
+}

@@ -1,0 +1,330 @@
+//! One signed batch, from bytes to durable rows.
+//!
+//! verify signature → parse envelope → check the API key and project (cached) → skip a batch
+//! already accepted → validate every event (invalid ones become dead letters, the rest still
+//! load) → price generations → one Arrow batch per table → load all tables → record the batch.
+//! Only then is the batch acknowledged; every step before the record is safe to repeat.
+
+use std::sync::Arc;
+
+use agenttrace_schemas::batch::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
+use agenttrace_schemas::event::{EventError, Payload, TimeWindow};
+use agenttrace_schemas::{Event, SignedBatch, Timestamp};
+use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{AuthError, KeyCache, KeyStatus, Keyring, key_status};
+use crate::keys::KeyRejection;
+use crate::loader::{LoadError, Sink};
+use crate::pricing::PriceCache;
+use crate::tables::{DeadLetter, TableBatches};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+    #[error("batch too large: {0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Key(KeyRejection),
+    #[error("public key {public_key} belongs to another project than {project_id}")]
+    WrongProject { public_key: String, project_id: Uuid },
+    #[error("{0} is unavailable; retry later")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// A stable machine-readable code for responses and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::Auth(AuthError::MissingHeader(_)) => "missing_signature",
+            IngestError::Auth(AuthError::UnknownKeyId(_)) => "unknown_signing_key",
+            IngestError::Auth(AuthError::Signature(
+                agenttrace_schemas::signature::SignatureError::Stale { .. },
+            )) => "stale_signature",
+            IngestError::Auth(AuthError::Signature(_)) => "invalid_signature",
+            IngestError::InvalidBatch(_) => "invalid_batch",
+            IngestError::TooLarge(_) => "batch_too_large",
+            IngestError::Key(rejection) => rejection.code(),
+            IngestError::WrongProject { .. } => "wrong_project",
+            IngestError::Unavailable(_) => "unavailable",
+            IngestError::Internal(_) => "internal",
+        }
+    }
+}
+
+fn postgres_down(error: impl std::fmt::Display) -> IngestError {
+    tracing::warn!(%error, "PostgreSQL unavailable");
+    IngestError::Unavailable(format!("PostgreSQL ({error})"))
+}
+
+/// One rejected event in a response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRejection {
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Loaded now.
+    Accepted,
+    /// Loaded by an earlier delivery of the same batch id; nothing was loaded again.
+    AlreadyAccepted,
+}
+
+/// The answer to a batch: every event not listed in `rejected` was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestResponse {
+    pub batch_id: Uuid,
+    pub status: BatchStatus,
+    pub accepted: u32,
+    pub rejected: Vec<EventRejection>,
+}
+
+/// The ETL's ingest pipeline. Cheap to share; all state is behind `Arc`s or caches.
+pub struct Ingestor {
+    pub keyring: Keyring,
+    pub pool: Pool,
+    pub sink: Arc<dyn Sink>,
+    pub prices: PriceCache,
+    pub key_cache: KeyCache,
+}
+
+/// Best-effort `id` and `type` of an event that failed to parse, for the dead-letter row.
+#[derive(Deserialize)]
+struct EventLabels {
+    id: Option<serde_json::Value>,
+    #[serde(rename = "type")]
+    kind: Option<serde_json::Value>,
+}
+
+fn label(value: Option<serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(text) => Some(text),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A metrics label for why an event was rejected (bounded, unlike the field path).
+pub fn rejection_reason(error: &EventError) -> &'static str {
+    let message = error.message.as_str();
+    if message.starts_with("unknown field") {
+        "unknown_field"
+    } else if message.starts_with("missing field") {
+        "missing_field"
+    } else if message.starts_with("invalid type") || message.starts_with("a number") {
+        "invalid_type"
+    } else if message.contains("over the limit") {
+        "too_large"
+    } else if message.contains("earliest accepted") || message.contains("in the future") {
+        "time_out_of_range"
+    } else if error.field.is_empty() {
+        "malformed_json"
+    } else {
+        "invalid_value"
+    }
+}
+
+impl Ingestor {
+    async fn check_key(&self, batch: &SignedBatch) -> Result<(), IngestError> {
+        let status = match self.key_cache.get(&batch.public_key) {
+            Some(status) => status,
+            None => {
+                let client = self.pool.get().await.map_err(postgres_down)?;
+                let status = key_status(&**client, &batch.public_key)
+                    .await
+                    .map_err(postgres_down)?;
+                self.key_cache.put(&batch.public_key, status);
+                status
+            }
+        };
+        match status {
+            KeyStatus::Active { project_id } if project_id == batch.project_id => Ok(()),
+            KeyStatus::Active { .. } => Err(IngestError::WrongProject {
+                public_key: batch.public_key.clone(),
+                project_id: batch.project_id,
+            }),
+            KeyStatus::Rejected(rejection) => Err(IngestError::Key(rejection)),
+        }
+    }
+
+    /// Handles one signed batch body with its signature headers.
+    pub async fn ingest(
+        &self,
+        body: &[u8],
+        key_id: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<IngestResponse, IngestError> {
+        let received_at = Timestamp::now();
+        self.keyring
+            .verify(key_id, signature, body, received_at.as_micros() / 1_000_000)?;
+        if body.len() > MAX_BATCH_BYTES {
+            return Err(IngestError::TooLarge(format!(
+                "{} bytes; at most {MAX_BATCH_BYTES}",
+                body.len()
+            )));
+        }
+        let batch: SignedBatch = {
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            serde_path_to_error::deserialize(&mut deserializer)
+                .map_err(|e| IngestError::InvalidBatch(format!("{}: {}", e.path(), e.inner())))?
+        };
+        if batch.events.len() > MAX_BATCH_EVENTS {
+            return Err(IngestError::TooLarge(format!(
+                "{} events; at most {MAX_BATCH_EVENTS}",
+                batch.events.len()
+            )));
+        }
+        self.check_key(&batch).await?;
+
+        let client = self.pool.get().await.map_err(postgres_down)?;
+        let seen = client
+            .query_opt(
+                "SELECT 1 FROM accepted_batches WHERE batch_id = $1",
+                &[&batch.batch_id],
+            )
+            .await
+            .map_err(postgres_down)?;
+        if seen.is_some() {
+            metrics::counter!("agenttrace_batches_total", "outcome" => "already_accepted").increment(1);
+            return Ok(IngestResponse {
+                batch_id: batch.batch_id,
+                status: BatchStatus::AlreadyAccepted,
+                accepted: 0,
+                rejected: Vec::new(),
+            });
+        }
+        drop(client);
+
+        let project_id = batch.project_id.to_string();
+        let batch_id = batch.batch_id.to_string();
+        let window = TimeWindow::around(received_at);
+        let prices = self.prices.get();
+        let mut tables = TableBatches::new(&project_id);
+        let mut rejected = Vec::new();
+        for (index, raw) in batch.events.iter().enumerate() {
+            let index = index as u32;
+            match Event::parse_valid(raw.get(), &window) {
+                Ok(event) => {
+                    let computed = match &event.payload {
+                        Payload::Observation(o) if o.cost.is_none() => {
+                            o.model.as_deref().and_then(|model| prices.cost(model, &o.usage))
+                        }
+                        _ => None,
+                    };
+                    metrics::counter!("agenttrace_events_total", "type" => event.payload.event_type().as_str())
+                        .increment(1);
+                    tables.push(&event, computed);
+                }
+                Err(error) => {
+                    metrics::counter!("agenttrace_rejected_events_total", "reason" => rejection_reason(&error))
+                        .increment(1);
+                    let labels: Option<EventLabels> = serde_json::from_str(raw.get()).ok();
+                    let (event_id, event_type) =
+                        labels.map_or((None, None), |l| (label(l.id), label(l.kind)));
+                    tables.push_dead_letter(DeadLetter {
+                        event_index: index,
+                        event_id: event_id.clone(),
+                        event_type,
+                        reason: error.to_string(),
+                        raw: raw.get().to_owned(),
+                    });
+                    rejected.push(EventRejection {
+                        index,
+                        id: event_id,
+                        field: error.field,
+                        message: error.message,
+                    });
+                }
+            }
+        }
+        let batches = tables
+            .finish(&batch_id, received_at)
+            .map_err(|e| IngestError::Internal(e.to_string()))?;
+        // All tables load concurrently; the batch fails if any of them does.
+        let mut loads = tokio::task::JoinSet::new();
+        for (table, rows) in batches {
+            let sink = self.sink.clone();
+            loads.spawn(async move { sink.load(table, rows).await });
+        }
+        while let Some(joined) = loads.join_next().await {
+            joined
+                .map_err(|e| IngestError::Internal(format!("load task failed: {e}")))?
+                .map_err(|error| match error {
+                    LoadError::Unavailable(message) => {
+                        IngestError::Unavailable(format!("ClickHouse ({message})"))
+                    }
+                    LoadError::Rejected(message) => IngestError::Internal(message),
+                })?;
+        }
+
+        let accepted = batch.events.len() as u32 - rejected.len() as u32;
+        let client = self.pool.get().await.map_err(postgres_down)?;
+        client
+            .execute(
+                "INSERT INTO accepted_batches (batch_id, project_id, edge_id, events, dead_lettered)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id) DO NOTHING",
+                &[
+                    &batch.batch_id,
+                    &batch.project_id,
+                    &batch.edge_id,
+                    &(accepted as i32),
+                    &(rejected.len() as i32),
+                ],
+            )
+            .await
+            .map_err(postgres_down)?;
+        metrics::counter!("agenttrace_batches_total", "outcome" => "accepted").increment(1);
+        Ok(IngestResponse {
+            batch_id: batch.batch_id,
+            status: BatchStatus::Accepted,
+            accepted,
+            rejected,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejection_reasons_are_bounded_categories() {
+        let reason = |field: &str, message: &str| rejection_reason(&EventError::new(field, message));
+        assert_eq!(
+            reason("body.modle", "unknown field `modle`, expected one of ..."),
+            "unknown_field"
+        );
+        assert_eq!(reason("body", "missing field `trace_id`"), "missing_field");
+        assert_eq!(
+            reason(
+                "body.usage.input_tokens",
+                "invalid type: string \"x\", expected u64"
+            ),
+            "invalid_type"
+        );
+        assert_eq!(
+            reason("body.output", "2000000 bytes is over the limit of 1048576 bytes"),
+            "too_large"
+        );
+        assert_eq!(
+            reason("timestamp", "2030-01-01T00:00:00Z is in the future (latest ...)"),
+            "time_out_of_range"
+        );
+        assert_eq!(reason("", "expected value"), "malformed_json");
+        assert_eq!(
+            reason("body.commit_sha", "expected 7 to 64 hex digits"),
+            "invalid_value"
+        );
+    }
+}

@@ -1,0 +1,1070 @@
+//! Events → one Arrow `RecordBatch` per ClickHouse table.
+//!
+//! Each table's Arrow schema mirrors its ClickHouse columns (names, order, nullability), minus
+//! the MATERIALIZED ones ClickHouse computes itself. The loader encodes these batches as
+//! `Native` or `ArrowStream`; exports read them back. Arrow is the only row representation
+//! between validation and ClickHouse.
+
+use std::sync::{Arc, LazyLock};
+
+use agenttrace_schemas::event::{
+    Cost, FileOperation, GitLink, Json, Metadata, Observation, Score, ScoreValue, TerminalCommand, Trace,
+};
+use agenttrace_schemas::{Event, Payload, Timestamp};
+use arrow_array::builder::{
+    Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder,
+    UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+
+/// Costs are ClickHouse `Decimal64(12)` = `Decimal(18, 12)`.
+pub const COST_PRECISION: u8 = 18;
+pub const COST_SCALE: i8 = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Traces,
+    Observations,
+    Scores,
+    FileOperations,
+    TerminalCommands,
+    GitLinks,
+    DeadLetters,
+}
+
+impl Table {
+    pub const ALL: [Table; 7] = [
+        Table::Traces,
+        Table::Observations,
+        Table::Scores,
+        Table::FileOperations,
+        Table::TerminalCommands,
+        Table::GitLinks,
+        Table::DeadLetters,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Traces => "traces",
+            Table::Observations => "observations",
+            Table::Scores => "scores",
+            Table::FileOperations => "file_operations",
+            Table::TerminalCommands => "terminal_commands",
+            Table::GitLinks => "git_links",
+            Table::DeadLetters => "dead_letters",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        static SCHEMAS: LazyLock<Vec<SchemaRef>> = LazyLock::new(|| {
+            Table::ALL
+                .iter()
+                .map(|table| Arc::new(build_schema(*table)))
+                .collect()
+        });
+        SCHEMAS[self as usize].clone()
+    }
+}
+
+fn string_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)))
+}
+
+fn build_schema(table: Table) -> Schema {
+    use DataType::{Float64, Int32, Int64, UInt32, UInt64, Utf8};
+    let field = |name: &str, data_type: DataType, nullable: bool| Field::new(name, data_type, nullable);
+    let cost = |name: &str| Field::new(name, DataType::Decimal128(COST_PRECISION, COST_SCALE), true);
+    let head = |fields: &mut Vec<Field>| {
+        fields.push(field("project_id", Utf8, false));
+        fields.push(field("id", Utf8, false));
+    };
+    let tail = |fields: &mut Vec<Field>| {
+        fields.push(field("event_id", Utf8, false));
+        fields.push(field("version", UInt64, false));
+    };
+    let metadata = |fields: &mut Vec<Field>| {
+        fields.push(field("metadata_keys", string_list(), false));
+        fields.push(field("metadata_values", string_list(), false));
+    };
+    let trace_link = |fields: &mut Vec<Field>| {
+        fields.push(field("trace_id", Utf8, false));
+        fields.push(field("observation_id", Utf8, true));
+        fields.push(field("timestamp_us", Int64, false));
+    };
+    let mut fields = Vec::new();
+    match table {
+        Table::Traces => {
+            head(&mut fields);
+            fields.push(field("timestamp_us", Int64, false));
+            for name in ["name", "user_id", "session_id", "release", "version_tag"] {
+                fields.push(field(name, Utf8, true));
+            }
+            fields.push(field("environment", Utf8, false));
+            fields.push(field("tags", string_list(), false));
+            fields.push(field("input", Utf8, true));
+            fields.push(field("output", Utf8, true));
+            metadata(&mut fields);
+            fields.push(field("experiment_id", Utf8, true));
+            fields.push(field("dataset_item_id", Utf8, true));
+            tail(&mut fields);
+        }
+        Table::Observations => {
+            head(&mut fields);
+            fields.push(field("trace_id", Utf8, false));
+            fields.push(field("parent_observation_id", Utf8, true));
+            fields.push(field("type", Utf8, false));
+            fields.push(field("name", Utf8, false));
+            fields.push(field("start_time_us", Int64, false));
+            fields.push(field("end_time_us", Int64, true));
+            fields.push(field("level", Utf8, false));
+            fields.push(field("status_message", Utf8, true));
+            fields.push(field("input", Utf8, true));
+            fields.push(field("output", Utf8, true));
+            metadata(&mut fields);
+            fields.push(field("model", Utf8, true));
+            fields.push(field("model_parameters", Utf8, true));
+            for name in [
+                "input_tokens",
+                "output_tokens",
+                "cache_read_tokens",
+                "cache_write_tokens",
+            ] {
+                fields.push(field(name, UInt64, false));
+            }
+            for name in [
+                "input_cost",
+                "output_cost",
+                "cache_read_cost",
+                "cache_write_cost",
+                "total_cost",
+            ] {
+                fields.push(cost(name));
+            }
+            fields.push(field("cost_source", Utf8, false));
+            fields.push(field("tool_name", Utf8, true));
+            fields.push(field("tool_call_id", Utf8, true));
+            tail(&mut fields);
+        }
+        Table::Scores => {
+            head(&mut fields);
+            trace_link(&mut fields);
+            fields.push(field("name", Utf8, false));
+            fields.push(field("data_type", Utf8, false));
+            fields.push(field("value", Float64, false));
+            fields.push(field("string_value", Utf8, true));
+            fields.push(field("source", Utf8, false));
+            fields.push(field("evaluator_id", Utf8, true));
+            fields.push(field("comment", Utf8, true));
+            metadata(&mut fields);
+            tail(&mut fields);
+        }
+        Table::FileOperations => {
+            head(&mut fields);
+            trace_link(&mut fields);
+            fields.push(field("operation", Utf8, false));
+            fields.push(field("path", Utf8, false));
+            fields.push(field("new_path", Utf8, true));
+            fields.push(field("language", Utf8, true));
+            fields.push(field("lines_added", UInt32, false));
+            fields.push(field("lines_removed", UInt32, false));
+            fields.push(field("bytes", UInt64, true));
+            fields.push(field("diff", Utf8, true));
+            tail(&mut fields);
+        }
+        Table::TerminalCommands => {
+            head(&mut fields);
+            trace_link(&mut fields);
+            fields.push(field("command", Utf8, false));
+            fields.push(field("cwd", Utf8, true));
+            fields.push(field("exit_code", Int32, true));
+            fields.push(field("duration_ms", UInt64, true));
+            fields.push(field("stdout", Utf8, true));
+            fields.push(field("stderr", Utf8, true));
+            tail(&mut fields);
+        }
+        Table::GitLinks => {
+            head(&mut fields);
+            trace_link(&mut fields);
+            fields.push(field("repository", Utf8, false));
+            fields.push(field("branch", Utf8, true));
+            fields.push(field("commit_sha", Utf8, false));
+            fields.push(field("message", Utf8, true));
+            fields.push(field("author", Utf8, true));
+            for name in ["files_changed", "insertions", "deletions"] {
+                fields.push(field(name, UInt32, false));
+            }
+            fields.push(field("pull_request_url", Utf8, true));
+            tail(&mut fields);
+        }
+        Table::DeadLetters => {
+            fields.push(field("project_id", Utf8, false));
+            fields.push(field("batch_id", Utf8, false));
+            fields.push(field("event_index", UInt32, false));
+            fields.push(field("event_id", Utf8, true));
+            fields.push(field("event_type", Utf8, true));
+            fields.push(field("received_at_us", Int64, false));
+            fields.push(field("reason", Utf8, false));
+            fields.push(field("raw", Utf8, false));
+        }
+    }
+    Schema::new(fields)
+}
+
+/// USD → `Decimal(18, 12)` units.
+pub fn cost_to_decimal(usd: f64) -> i128 {
+    (usd * 1e12).round() as i128
+}
+
+/// Metadata values: strings as they are, anything else as JSON text.
+fn metadata_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn string_list_builder() -> ListBuilder<StringBuilder> {
+    ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("item", DataType::Utf8, false)))
+}
+
+fn append_strings<'a>(builder: &mut ListBuilder<StringBuilder>, values: impl IntoIterator<Item = &'a str>) {
+    for value in values {
+        builder.values().append_value(value);
+    }
+    builder.append(true);
+}
+
+/// Columns shared by every event table.
+struct Common {
+    project_id: StringBuilder,
+    id: StringBuilder,
+    event_id: StringBuilder,
+    version: UInt64Builder,
+}
+
+impl Common {
+    fn new() -> Self {
+        Common {
+            project_id: StringBuilder::new(),
+            id: StringBuilder::new(),
+            event_id: StringBuilder::new(),
+            version: UInt64Builder::new(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, id: &str, event: &Event) {
+        self.project_id.append_value(project_id);
+        self.id.append_value(id);
+        self.event_id.append_value(&event.id);
+        // The event's own time orders updates of one entity; a replay carries the same version.
+        self.version
+            .append_value(event.timestamp.as_micros().max(0) as u64);
+    }
+}
+
+struct Meta {
+    keys: ListBuilder<StringBuilder>,
+    values: ListBuilder<StringBuilder>,
+}
+
+impl Meta {
+    fn new() -> Self {
+        Meta {
+            keys: string_list_builder(),
+            values: string_list_builder(),
+        }
+    }
+
+    fn append(&mut self, metadata: &Metadata) {
+        append_strings(&mut self.keys, metadata.keys().map(String::as_str));
+        for value in metadata.values() {
+            self.values.values().append_value(metadata_value(value));
+        }
+        self.values.append(true);
+    }
+}
+
+/// `trace_id`, `observation_id`, `timestamp_us` of scores, file operations, commands, git links.
+struct TraceLink {
+    trace_id: StringBuilder,
+    observation_id: StringBuilder,
+    timestamp_us: Int64Builder,
+}
+
+impl TraceLink {
+    fn new() -> Self {
+        TraceLink {
+            trace_id: StringBuilder::new(),
+            observation_id: StringBuilder::new(),
+            timestamp_us: Int64Builder::new(),
+        }
+    }
+
+    fn append(
+        &mut self,
+        trace_id: &str,
+        observation_id: Option<&str>,
+        timestamp: Option<Timestamp>,
+        event: &Event,
+    ) {
+        self.trace_id.append_value(trace_id);
+        self.observation_id.append_option(observation_id);
+        self.timestamp_us
+            .append_value(timestamp.unwrap_or(event.timestamp).as_micros());
+    }
+
+    fn finish(&mut self) -> [ArrayRef; 3] {
+        [
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.observation_id.finish()),
+            Arc::new(self.timestamp_us.finish()),
+        ]
+    }
+}
+
+fn json_text(value: &Option<Json>) -> Option<&str> {
+    value.as_ref().map(Json::as_str)
+}
+
+#[derive(Default)]
+struct Counts {
+    rows: usize,
+}
+
+struct TraceColumns {
+    common: Common,
+    timestamp_us: Int64Builder,
+    name: StringBuilder,
+    user_id: StringBuilder,
+    session_id: StringBuilder,
+    release: StringBuilder,
+    version_tag: StringBuilder,
+    environment: StringBuilder,
+    tags: ListBuilder<StringBuilder>,
+    input: StringBuilder,
+    output: StringBuilder,
+    meta: Meta,
+    experiment_id: StringBuilder,
+    dataset_item_id: StringBuilder,
+    counts: Counts,
+}
+
+impl TraceColumns {
+    fn new() -> Self {
+        TraceColumns {
+            common: Common::new(),
+            timestamp_us: Int64Builder::new(),
+            name: StringBuilder::new(),
+            user_id: StringBuilder::new(),
+            session_id: StringBuilder::new(),
+            release: StringBuilder::new(),
+            version_tag: StringBuilder::new(),
+            environment: StringBuilder::new(),
+            tags: string_list_builder(),
+            input: StringBuilder::new(),
+            output: StringBuilder::new(),
+            meta: Meta::new(),
+            experiment_id: StringBuilder::new(),
+            dataset_item_id: StringBuilder::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, event: &Event, t: &Trace) {
+        self.common.append(project_id, &t.id, event);
+        self.timestamp_us
+            .append_value(t.timestamp.unwrap_or(event.timestamp).as_micros());
+        self.name.append_option(t.name.as_deref());
+        self.user_id.append_option(t.user_id.as_deref());
+        self.session_id.append_option(t.session_id.as_deref());
+        self.release.append_option(t.release.as_deref());
+        self.version_tag.append_option(t.version.as_deref());
+        self.environment.append_value(&t.environment);
+        append_strings(&mut self.tags, t.tags.iter().map(String::as_str));
+        self.input.append_option(json_text(&t.input));
+        self.output.append_option(json_text(&t.output));
+        self.meta.append(&t.metadata);
+        self.experiment_id.append_option(t.experiment_id.as_deref());
+        self.dataset_item_id.append_option(t.dataset_item_id.as_deref());
+        self.counts.rows += 1;
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let c = &mut self.common;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(c.project_id.finish()),
+            Arc::new(c.id.finish()),
+            Arc::new(self.timestamp_us.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.user_id.finish()),
+            Arc::new(self.session_id.finish()),
+            Arc::new(self.release.finish()),
+            Arc::new(self.version_tag.finish()),
+            Arc::new(self.environment.finish()),
+            Arc::new(self.tags.finish()),
+            Arc::new(self.input.finish()),
+            Arc::new(self.output.finish()),
+            Arc::new(self.meta.keys.finish()),
+            Arc::new(self.meta.values.finish()),
+            Arc::new(self.experiment_id.finish()),
+            Arc::new(self.dataset_item_id.finish()),
+            Arc::new(c.event_id.finish()),
+            Arc::new(c.version.finish()),
+        ];
+        RecordBatch::try_new(Table::Traces.schema(), columns)
+    }
+}
+
+/// Cost columns: each part, the total, and where the numbers came from.
+struct CostColumns {
+    parts: [Decimal128Builder; 5],
+    source: StringBuilder,
+}
+
+impl CostColumns {
+    fn new() -> Self {
+        let decimal = || {
+            Decimal128Builder::new()
+                .with_precision_and_scale(COST_PRECISION, COST_SCALE)
+                .unwrap()
+        };
+        CostColumns {
+            parts: [decimal(), decimal(), decimal(), decimal(), decimal()],
+            source: StringBuilder::new(),
+        }
+    }
+
+    fn append(&mut self, cost: Option<&Cost>, source: &str) {
+        let values = match cost {
+            Some(c) => [
+                c.input,
+                c.output,
+                c.cache_read,
+                c.cache_write,
+                c.effective_total(),
+            ],
+            None => [None; 5],
+        };
+        for (builder, value) in self.parts.iter_mut().zip(values) {
+            builder.append_option(value.map(cost_to_decimal));
+        }
+        self.source.append_value(source);
+    }
+}
+
+struct ObservationColumns {
+    common: Common,
+    trace_id: StringBuilder,
+    parent_observation_id: StringBuilder,
+    kind: StringBuilder,
+    name: StringBuilder,
+    start_time_us: Int64Builder,
+    end_time_us: Int64Builder,
+    level: StringBuilder,
+    status_message: StringBuilder,
+    input: StringBuilder,
+    output: StringBuilder,
+    meta: Meta,
+    model: StringBuilder,
+    model_parameters: StringBuilder,
+    tokens: [UInt64Builder; 4],
+    cost: CostColumns,
+    tool_name: StringBuilder,
+    tool_call_id: StringBuilder,
+    counts: Counts,
+}
+
+/// Where an observation's cost came from, as stored in `cost_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostSource {
+    /// The agent sent it.
+    Agent,
+    /// Computed by the ETL from the model price table.
+    PriceTable,
+    /// Unknown (no cost sent, no price for the model).
+    None,
+}
+
+impl CostSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Agent => "agent",
+            CostSource::PriceTable => "price_table",
+            CostSource::None => "",
+        }
+    }
+}
+
+impl ObservationColumns {
+    fn new() -> Self {
+        ObservationColumns {
+            common: Common::new(),
+            trace_id: StringBuilder::new(),
+            parent_observation_id: StringBuilder::new(),
+            kind: StringBuilder::new(),
+            name: StringBuilder::new(),
+            start_time_us: Int64Builder::new(),
+            end_time_us: Int64Builder::new(),
+            level: StringBuilder::new(),
+            status_message: StringBuilder::new(),
+            input: StringBuilder::new(),
+            output: StringBuilder::new(),
+            meta: Meta::new(),
+            model: StringBuilder::new(),
+            model_parameters: StringBuilder::new(),
+            tokens: [
+                UInt64Builder::new(),
+                UInt64Builder::new(),
+                UInt64Builder::new(),
+                UInt64Builder::new(),
+            ],
+            cost: CostColumns::new(),
+            tool_name: StringBuilder::new(),
+            tool_call_id: StringBuilder::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, event: &Event, o: &Observation, computed: Option<Cost>) {
+        self.common.append(project_id, &o.id, event);
+        self.trace_id.append_value(&o.trace_id);
+        self.parent_observation_id
+            .append_option(o.parent_observation_id.as_deref());
+        self.kind.append_value(o.kind.as_str());
+        self.name.append_value(&o.name);
+        self.start_time_us.append_value(o.start_time.as_micros());
+        self.end_time_us
+            .append_option(o.end_time.map(Timestamp::as_micros));
+        self.level.append_value(o.level.as_str());
+        self.status_message.append_option(o.status_message.as_deref());
+        self.input.append_option(json_text(&o.input));
+        self.output.append_option(json_text(&o.output));
+        self.meta.append(&o.metadata);
+        self.model.append_option(o.model.as_deref());
+        self.model_parameters
+            .append_option(json_text(&o.model_parameters));
+        let usage = &o.usage;
+        let tokens = [
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens,
+        ];
+        for (builder, value) in self.tokens.iter_mut().zip(tokens) {
+            builder.append_value(value);
+        }
+        let (cost, source) = match (&o.cost, &computed) {
+            (Some(sent), _) => (Some(sent), CostSource::Agent),
+            (None, Some(priced)) => (Some(priced), CostSource::PriceTable),
+            (None, None) => (None, CostSource::None),
+        };
+        self.cost.append(cost, source.as_str());
+        self.tool_name.append_option(o.tool_name.as_deref());
+        self.tool_call_id.append_option(o.tool_call_id.as_deref());
+        self.counts.rows += 1;
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let c = &mut self.common;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(c.project_id.finish()),
+            Arc::new(c.id.finish()),
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.parent_observation_id.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.start_time_us.finish()),
+            Arc::new(self.end_time_us.finish()),
+            Arc::new(self.level.finish()),
+            Arc::new(self.status_message.finish()),
+            Arc::new(self.input.finish()),
+            Arc::new(self.output.finish()),
+            Arc::new(self.meta.keys.finish()),
+            Arc::new(self.meta.values.finish()),
+            Arc::new(self.model.finish()),
+            Arc::new(self.model_parameters.finish()),
+        ];
+        columns.extend(self.tokens.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        columns.extend(
+            self.cost
+                .parts
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.push(Arc::new(self.cost.source.finish()));
+        columns.push(Arc::new(self.tool_name.finish()));
+        columns.push(Arc::new(self.tool_call_id.finish()));
+        columns.push(Arc::new(c.event_id.finish()));
+        columns.push(Arc::new(c.version.finish()));
+        RecordBatch::try_new(Table::Observations.schema(), columns)
+    }
+}
+
+struct ScoreColumns {
+    common: Common,
+    link: TraceLink,
+    name: StringBuilder,
+    data_type: StringBuilder,
+    value: Float64Builder,
+    string_value: StringBuilder,
+    source: StringBuilder,
+    evaluator_id: StringBuilder,
+    comment: StringBuilder,
+    meta: Meta,
+    counts: Counts,
+}
+
+impl ScoreColumns {
+    fn new() -> Self {
+        ScoreColumns {
+            common: Common::new(),
+            link: TraceLink::new(),
+            name: StringBuilder::new(),
+            data_type: StringBuilder::new(),
+            value: Float64Builder::new(),
+            string_value: StringBuilder::new(),
+            source: StringBuilder::new(),
+            evaluator_id: StringBuilder::new(),
+            comment: StringBuilder::new(),
+            meta: Meta::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, event: &Event, s: &Score) {
+        self.common.append(project_id, &s.id, event);
+        self.link
+            .append(&s.trace_id, s.observation_id.as_deref(), s.timestamp, event);
+        self.name.append_value(&s.name);
+        self.data_type.append_value(s.value.data_type());
+        let (value, text) = match &s.value {
+            ScoreValue::Numeric(v) => (*v, None),
+            ScoreValue::Boolean(b) => (if *b { 1.0 } else { 0.0 }, None),
+            ScoreValue::Categorical(c) => (0.0, Some(c.as_str())),
+        };
+        self.value.append_value(value);
+        self.string_value.append_option(text);
+        self.source.append_value(s.source.as_str());
+        self.evaluator_id.append_option(s.evaluator_id.as_deref());
+        self.comment.append_option(s.comment.as_deref());
+        self.meta.append(&s.metadata);
+        self.counts.rows += 1;
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let c = &mut self.common;
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(c.project_id.finish()), Arc::new(c.id.finish())];
+        columns.extend(self.link.finish());
+        columns.extend([
+            Arc::new(self.name.finish()) as ArrayRef,
+            Arc::new(self.data_type.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.string_value.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.evaluator_id.finish()),
+            Arc::new(self.comment.finish()),
+            Arc::new(self.meta.keys.finish()),
+            Arc::new(self.meta.values.finish()),
+            Arc::new(c.event_id.finish()),
+            Arc::new(c.version.finish()),
+        ]);
+        RecordBatch::try_new(Table::Scores.schema(), columns)
+    }
+}
+
+struct FileOperationColumns {
+    common: Common,
+    link: TraceLink,
+    operation: StringBuilder,
+    path: StringBuilder,
+    new_path: StringBuilder,
+    language: StringBuilder,
+    lines_added: UInt32Builder,
+    lines_removed: UInt32Builder,
+    bytes: UInt64Builder,
+    diff: StringBuilder,
+    counts: Counts,
+}
+
+impl FileOperationColumns {
+    fn new() -> Self {
+        FileOperationColumns {
+            common: Common::new(),
+            link: TraceLink::new(),
+            operation: StringBuilder::new(),
+            path: StringBuilder::new(),
+            new_path: StringBuilder::new(),
+            language: StringBuilder::new(),
+            lines_added: UInt32Builder::new(),
+            lines_removed: UInt32Builder::new(),
+            bytes: UInt64Builder::new(),
+            diff: StringBuilder::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, event: &Event, f: &FileOperation) {
+        self.common.append(project_id, &f.id, event);
+        self.link
+            .append(&f.trace_id, f.observation_id.as_deref(), f.timestamp, event);
+        self.operation.append_value(f.operation.as_str());
+        self.path.append_value(&f.path);
+        self.new_path.append_option(f.new_path.as_deref());
+        self.language.append_option(f.language.as_deref());
+        self.lines_added.append_value(f.lines_added);
+        self.lines_removed.append_value(f.lines_removed);
+        self.bytes.append_option(f.bytes);
+        self.diff.append_option(f.diff.as_deref());
+        self.counts.rows += 1;
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let c = &mut self.common;
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(c.project_id.finish()), Arc::new(c.id.finish())];
+        columns.extend(self.link.finish());
+        columns.extend([
+            Arc::new(self.operation.finish()) as ArrayRef,
+            Arc::new(self.path.finish()),
+            Arc::new(self.new_path.finish()),
+            Arc::new(self.language.finish()),
+            Arc::new(self.lines_added.finish()),
+            Arc::new(self.lines_removed.finish()),
+            Arc::new(self.bytes.finish()),
+            Arc::new(self.diff.finish()),
+            Arc::new(c.event_id.finish()),
+            Arc::new(c.version.finish()),
+        ]);
+        RecordBatch::try_new(Table::FileOperations.schema(), columns)
+    }
+}
+
+struct TerminalCommandColumns {
+    common: Common,
+    link: TraceLink,
+    command: StringBuilder,
+    cwd: StringBuilder,
+    exit_code: Int32Builder,
+    duration_ms: UInt64Builder,
+    stdout: StringBuilder,
+    stderr: StringBuilder,
+    counts: Counts,
+}
+
+impl TerminalCommandColumns {
+    fn new() -> Self {
+        TerminalCommandColumns {
+            common: Common::new(),
+            link: TraceLink::new(),
+            command: StringBuilder::new(),
+            cwd: StringBuilder::new(),
+            exit_code: Int32Builder::new(),
+            duration_ms: UInt64Builder::new(),
+            stdout: StringBuilder::new(),
+            stderr: StringBuilder::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, event: &Event, t: &TerminalCommand) {
+        self.common.append(project_id, &t.id, event);
+        self.link
+            .append(&t.trace_id, t.observation_id.as_deref(), t.timestamp, event);
+        self.command.append_value(&t.command);
+        self.cwd.append_option(t.cwd.as_deref());
+        self.exit_code.append_option(t.exit_code);
+        self.duration_ms.append_option(t.duration_ms);
+        self.stdout.append_option(t.stdout.as_deref());
+        self.stderr.append_option(t.stderr.as_deref());
+        self.counts.rows += 1;
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let c = &mut self.common;
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(c.project_id.finish()), Arc::new(c.id.finish())];
+        columns.extend(self.link.finish());
+        columns.extend([
+            Arc::new(self.command.finish()) as ArrayRef,
+            Arc::new(self.cwd.finish()),
+            Arc::new(self.exit_code.finish()),
+            Arc::new(self.duration_ms.finish()),
+            Arc::new(self.stdout.finish()),
+            Arc::new(self.stderr.finish()),
+            Arc::new(c.event_id.finish()),
+            Arc::new(c.version.finish()),
+        ]);
+        RecordBatch::try_new(Table::TerminalCommands.schema(), columns)
+    }
+}
+
+struct GitLinkColumns {
+    common: Common,
+    link: TraceLink,
+    repository: StringBuilder,
+    branch: StringBuilder,
+    commit_sha: StringBuilder,
+    message: StringBuilder,
+    author: StringBuilder,
+    counters: [UInt32Builder; 3],
+    pull_request_url: StringBuilder,
+    counts: Counts,
+}
+
+impl GitLinkColumns {
+    fn new() -> Self {
+        GitLinkColumns {
+            common: Common::new(),
+            link: TraceLink::new(),
+            repository: StringBuilder::new(),
+            branch: StringBuilder::new(),
+            commit_sha: StringBuilder::new(),
+            message: StringBuilder::new(),
+            author: StringBuilder::new(),
+            counters: [UInt32Builder::new(), UInt32Builder::new(), UInt32Builder::new()],
+            pull_request_url: StringBuilder::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, event: &Event, g: &GitLink) {
+        self.common.append(project_id, &g.id, event);
+        self.link
+            .append(&g.trace_id, g.observation_id.as_deref(), g.timestamp, event);
+        self.repository.append_value(&g.repository);
+        self.branch.append_option(g.branch.as_deref());
+        self.commit_sha.append_value(&g.commit_sha);
+        self.message.append_option(g.message.as_deref());
+        self.author.append_option(g.author.as_deref());
+        for (builder, value) in self
+            .counters
+            .iter_mut()
+            .zip([g.files_changed, g.insertions, g.deletions])
+        {
+            builder.append_value(value);
+        }
+        self.pull_request_url.append_option(g.pull_request_url.as_deref());
+        self.counts.rows += 1;
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let c = &mut self.common;
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(c.project_id.finish()), Arc::new(c.id.finish())];
+        columns.extend(self.link.finish());
+        columns.extend([
+            Arc::new(self.repository.finish()) as ArrayRef,
+            Arc::new(self.branch.finish()),
+            Arc::new(self.commit_sha.finish()),
+            Arc::new(self.message.finish()),
+            Arc::new(self.author.finish()),
+        ]);
+        columns.extend(self.counters.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        columns.extend([
+            Arc::new(self.pull_request_url.finish()) as ArrayRef,
+            Arc::new(c.event_id.finish()),
+            Arc::new(c.version.finish()),
+        ]);
+        RecordBatch::try_new(Table::GitLinks.schema(), columns)
+    }
+}
+
+/// A rejected event, as stored in `dead_letters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub event_index: u32,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// Accumulates the rows of one signed batch, per table.
+pub struct TableBatches {
+    project_id: String,
+    traces: TraceColumns,
+    observations: ObservationColumns,
+    scores: ScoreColumns,
+    file_operations: FileOperationColumns,
+    terminal_commands: TerminalCommandColumns,
+    git_links: GitLinkColumns,
+    dead_letters: Vec<DeadLetter>,
+}
+
+impl TableBatches {
+    pub fn new(project_id: &str) -> Self {
+        TableBatches {
+            project_id: project_id.to_owned(),
+            traces: TraceColumns::new(),
+            observations: ObservationColumns::new(),
+            scores: ScoreColumns::new(),
+            file_operations: FileOperationColumns::new(),
+            terminal_commands: TerminalCommandColumns::new(),
+            git_links: GitLinkColumns::new(),
+            dead_letters: Vec::new(),
+        }
+    }
+
+    /// Adds a valid event; `computed_cost` is the price-table cost for generations without one.
+    pub fn push(&mut self, event: &Event, computed_cost: Option<Cost>) {
+        let project = self.project_id.as_str();
+        match &event.payload {
+            Payload::Trace(b) => self.traces.append(project, event, b),
+            Payload::Observation(b) => self.observations.append(project, event, b, computed_cost),
+            Payload::Score(b) => self.scores.append(project, event, b),
+            Payload::FileOperation(b) => self.file_operations.append(project, event, b),
+            Payload::TerminalCommand(b) => self.terminal_commands.append(project, event, b),
+            Payload::GitLink(b) => self.git_links.append(project, event, b),
+        }
+    }
+
+    pub fn push_dead_letter(&mut self, dead_letter: DeadLetter) {
+        self.dead_letters.push(dead_letter);
+    }
+
+    /// The non-empty batches, one per table; `received_at` stamps the dead letters.
+    pub fn finish(
+        self,
+        batch_id: &str,
+        received_at: Timestamp,
+    ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
+        let mut out = Vec::new();
+        let counts = [
+            (Table::Traces, self.traces.counts.rows),
+            (Table::Observations, self.observations.counts.rows),
+            (Table::Scores, self.scores.counts.rows),
+            (Table::FileOperations, self.file_operations.counts.rows),
+            (Table::TerminalCommands, self.terminal_commands.counts.rows),
+            (Table::GitLinks, self.git_links.counts.rows),
+        ];
+        let non_empty = |table: Table| counts.iter().any(|(t, rows)| *t == table && *rows > 0);
+        if non_empty(Table::Traces) {
+            out.push((Table::Traces, self.traces.finish()?));
+        }
+        if non_empty(Table::Observations) {
+            out.push((Table::Observations, self.observations.finish()?));
+        }
+        if non_empty(Table::Scores) {
+            out.push((Table::Scores, self.scores.finish()?));
+        }
+        if non_empty(Table::FileOperations) {
+            out.push((Table::FileOperations, self.file_operations.finish()?));
+        }
+        if non_empty(Table::TerminalCommands) {
+            out.push((Table::TerminalCommands, self.terminal_commands.finish()?));
+        }
+        if non_empty(Table::GitLinks) {
+            out.push((Table::GitLinks, self.git_links.finish()?));
+        }
+        if !self.dead_letters.is_empty() {
+            out.push((
+                Table::DeadLetters,
+                dead_letter_batch(&self.project_id, batch_id, received_at, &self.dead_letters)?,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn dead_letter_batch(
+    project_id: &str,
+    batch_id: &str,
+    received_at: Timestamp,
+    rows: &[DeadLetter],
+) -> Result<RecordBatch, ArrowError> {
+    let mut project = StringBuilder::new();
+    let mut batch = StringBuilder::new();
+    let mut index = UInt32Builder::new();
+    let mut event_id = StringBuilder::new();
+    let mut event_type = StringBuilder::new();
+    let mut received = Int64Builder::new();
+    let mut reason = StringBuilder::new();
+    let mut raw = StringBuilder::new();
+    for row in rows {
+        project.append_value(project_id);
+        batch.append_value(batch_id);
+        index.append_value(row.event_index);
+        event_id.append_option(row.event_id.as_deref());
+        event_type.append_option(row.event_type.as_deref());
+        received.append_value(received_at.as_micros());
+        reason.append_value(&row.reason);
+        raw.append_value(&row.raw);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(project.finish()),
+        Arc::new(batch.finish()),
+        Arc::new(index.finish()),
+        Arc::new(event_id.finish()),
+        Arc::new(event_type.finish()),
+        Arc::new(received.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(raw.finish()),
+    ];
+    RecordBatch::try_new(Table::DeadLetters.schema(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agenttrace_schemas::event::TimeWindow;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Decimal128Type, Int64Type};
+
+    fn event(json: &str) -> Event {
+        Event::parse_valid(json, &TimeWindow::unbounded()).unwrap()
+    }
+
+    #[test]
+    fn builds_one_batch_per_table_with_matching_schema() {
+        let mut batches = TableBatches::new("p1");
+        batches.push(
+            &event(r#"{"id":"e1","type":"trace","timestamp":"2026-01-01T00:00:00.000001Z","body":{"id":"t1","tags":["a","b"],"metadata":{"k":1}}}"#),
+            None,
+        );
+        batches.push(
+            &event(r#"{"id":"e2","type":"observation","timestamp":"2026-01-01T00:00:01Z","body":{"id":"o1","trace_id":"t1","type":"generation","name":"chat","start_time":"2026-01-01T00:00:00.5Z","cost":{"input":0.001,"output":0.002}}}"#),
+            None,
+        );
+        batches.push_dead_letter(DeadLetter {
+            event_index: 2,
+            event_id: None,
+            event_type: None,
+            reason: "bad".into(),
+            raw: "{}".into(),
+        });
+        let out = batches.finish("b1", Timestamp::from_micros(5)).unwrap();
+        let tables: Vec<Table> = out.iter().map(|(t, _)| *t).collect();
+        assert_eq!(
+            tables,
+            vec![Table::Traces, Table::Observations, Table::DeadLetters]
+        );
+        let (_, traces) = &out[0];
+        assert_eq!(traces.schema(), Table::Traces.schema());
+        assert_eq!(
+            traces
+                .column_by_name("timestamp_us")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(0),
+            1_767_225_600_000_001
+        );
+        let values = traces
+            .column_by_name("metadata_values")
+            .unwrap()
+            .as_list::<i32>()
+            .value(0);
+        assert_eq!(values.as_string::<i32>().value(0), "1");
+        let (_, observations) = &out[1];
+        let total = observations
+            .column_by_name("total_cost")
+            .unwrap()
+            .as_primitive::<Decimal128Type>();
+        assert_eq!(total.value(0), 3_000_000_000);
+        assert_eq!(
+            observations
+                .column_by_name("cost_source")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "agent"
+        );
+    }
+}

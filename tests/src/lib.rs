@@ -13,6 +13,10 @@ use clap::Parser as _;
 
 pub use agenttrace_cli;
 
+pub mod etl;
+pub mod readback;
+pub mod servers;
+
 fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/agenttrace".into())
 }
@@ -21,9 +25,9 @@ fn clickhouse_url() -> String {
     std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
 }
 
-fn clickhouse_config(database: &str) -> ClickHouseConfig {
+fn clickhouse_config(url: &str, database: &str) -> ClickHouseConfig {
     ClickHouseConfig {
-        url: clickhouse_url(),
+        url: url.to_owned(),
         database: database.to_owned(),
         user: std::env::var("CLICKHOUSE_USER").ok(),
         password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
@@ -52,10 +56,15 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Empty databases (nothing migrated).
+    /// Empty databases (nothing migrated) on the shared servers.
     pub async fn empty() -> TestEnv {
+        TestEnv::empty_on(&database_url(), &clickhouse_url()).await
+    }
+
+    /// Empty databases on the given servers (`database_url` names any database on the server).
+    pub async fn empty_on(database_url: &str, clickhouse_url: &str) -> TestEnv {
         let name = format!("at_test_{}", uuid::Uuid::new_v4().simple());
-        let admin_url = with_database(&database_url(), "postgres");
+        let admin_url = with_database(database_url, "postgres");
         let admin = postgres::connect(&admin_url)
             .await
             .expect("PostgreSQL is running (scripts/stack.sh up)");
@@ -63,17 +72,35 @@ impl TestEnv {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        let clickhouse = ClickHouse::new(clickhouse_config(&name));
+        let clickhouse = ClickHouse::new(clickhouse_config(clickhouse_url, &name));
         clickhouse
             .ping()
             .await
             .expect("ClickHouse is running (scripts/stack.sh up)");
         TestEnv {
-            database_url: with_database(&database_url(), &name),
+            database_url: with_database(database_url, &name),
             name,
             clickhouse,
             admin_url,
         }
+    }
+
+    /// Databases with every migration applied, on the given servers.
+    pub async fn migrated_on(database_url: &str, clickhouse_url: &str) -> TestEnv {
+        let env = TestEnv::empty_on(database_url, clickhouse_url).await;
+        env.migrate().await;
+        env
+    }
+
+    async fn migrate(&self) {
+        let mut pg = self.postgres().await;
+        migrate::migrate(
+            &mut pg,
+            &self.clickhouse,
+            &migrate::MigrationSet::embedded().unwrap(),
+        )
+        .await
+        .unwrap();
     }
 
     /// Databases with every migration applied.
@@ -129,9 +156,10 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         // Drop needs its own runtime: the test's runtime may be shutting down.
         let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
+        let clickhouse_url = self.clickhouse.url().to_owned();
         let cleanup = std::thread::spawn(move || {
             // A fresh client: pooled connections belong to the (blocked) test runtime.
-            let clickhouse = ClickHouse::new(clickhouse_config(&name));
+            let clickhouse = ClickHouse::new(clickhouse_config(&clickhouse_url, &name));
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -1,0 +1,66 @@
+//! A real ETL service, in-process on a free port, against a test's databases.
+
+use std::time::Duration;
+
+use agenttrace_cli::send::{BatchClient, ProjectKey};
+use agenttrace_etl::auth::Keyring;
+use agenttrace_etl::keys;
+use agenttrace_etl::loader::LoaderOptions;
+use agenttrace_etl::server::{RunningServer, ServeConfig, start};
+
+use crate::TestEnv;
+
+/// The edge's signing key in tests.
+pub const SIGNING_KEYS: &str = "test-edge:0123456789abcdef0123456789abcdef";
+
+pub struct Etl {
+    pub server: RunningServer,
+    pub url: String,
+    pub client: BatchClient,
+}
+
+/// A project with an API key, as the edge would know it.
+pub struct TestProject {
+    pub key: ProjectKey,
+    pub secret_key: String,
+}
+
+impl TestEnv {
+    /// Starts the ETL with test settings; `configure` may change them (e.g. the loader).
+    pub async fn start_etl(&self, configure: impl FnOnce(&mut ServeConfig)) -> Etl {
+        let mut config = ServeConfig {
+            database_url: self.database_url.clone(),
+            clickhouse: self.clickhouse.clone(),
+            keyring: Keyring::parse(SIGNING_KEYS).unwrap(),
+            // No caching: tests revoke keys and expect the next batch to see it.
+            key_cache_ttl: Duration::ZERO,
+            price_refresh: Duration::from_secs(60),
+            postgres_pool_size: 4,
+            loader: LoaderOptions {
+                attempts: 2,
+                ..LoaderOptions::default()
+            },
+        };
+        configure(&mut config);
+        let server = start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let url = format!("http://{}", server.addr);
+        let client = BatchClient::new(&url, SIGNING_KEYS, "test-edge").unwrap();
+        Etl { server, url, client }
+    }
+
+    pub async fn create_project(&self, name: &str) -> TestProject {
+        let pg = self.postgres().await;
+        let organization = keys::ensure_organization(&pg, "test-org").await.unwrap();
+        let project = keys::create_project(&pg, organization, name, None).await.unwrap();
+        let key = keys::create_key(&pg, project.id, &["ingest".to_owned()], None)
+            .await
+            .unwrap();
+        TestProject {
+            key: ProjectKey {
+                project_id: project.id,
+                public_key: key.public_key,
+            },
+            secret_key: key.secret_key,
+        }
+    }
+}

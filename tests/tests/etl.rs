@@ -1,0 +1,641 @@
+//! The ETL end to end on real PostgreSQL and ClickHouse 18.16: signed batches in, rows out.
+
+use agenttrace_cli::demo::SessionGenerator;
+use agenttrace_etl::ingest::{BatchStatus, IngestResponse};
+use agenttrace_etl::keys;
+use agenttrace_schemas::event::{
+    Cost, FileOperation, FileOperationKind, GitLink, Json, Level, Metadata, Observation, ObservationType,
+    Score, ScoreSource, ScoreValue, TerminalCommand, Trace, Usage,
+};
+use agenttrace_schemas::{Event, Payload, Timestamp};
+use agenttrace_tests::TestEnv;
+use agenttrace_tests::readback::{body_from_row, json_rows, select_list};
+use agenttrace_tests::servers::{ClickHouseServer, PostgresServer};
+use serde_json::json;
+use uuid::Uuid;
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+/// `offset_us` microseconds after a fixed instant an hour ago (fixed for the whole test run).
+fn at(offset_us: i64) -> Timestamp {
+    static BASE: std::sync::LazyLock<i64> =
+        std::sync::LazyLock::new(|| Timestamp::now().as_micros() / 1_000_000 * 1_000_000 - 3_600_000_000);
+    Timestamp::from_micros(*BASE + offset_us)
+}
+
+fn event(id: &str, timestamp: Timestamp, payload: Payload) -> Event {
+    Event {
+        id: id.to_owned(),
+        timestamp,
+        payload,
+    }
+}
+
+async fn read_back<T: serde::de::DeserializeOwned>(env: &TestEnv, table: &str, project: Uuid) -> Vec<T> {
+    let sql = format!(
+        "SELECT {} FROM {table} FINAL WHERE project_id = '{project}' ORDER BY id",
+        select_list(table)
+    );
+    json_rows(env, &sql)
+        .await
+        .into_iter()
+        .map(|row| {
+            let body = body_from_row(table, row);
+            serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{table}: {e}: {body}"))
+        })
+        .collect()
+}
+
+fn observation(id: &str, kind: ObservationType) -> Observation {
+    Observation {
+        id: id.into(),
+        trace_id: "trace-ü".into(),
+        parent_observation_id: None,
+        kind,
+        name: "step".into(),
+        start_time: at(1),
+        end_time: None,
+        level: Level::Default,
+        status_message: None,
+        input: None,
+        output: None,
+        metadata: Metadata::new(),
+        model: None,
+        model_parameters: None,
+        usage: Usage::default(),
+        cost: None,
+        tool_name: None,
+        tool_call_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("roundtrip").await;
+
+    let large = "x".repeat(1024 * 1024 - 2); // a 1 MiB JSON string, at the limit
+    let unicode = "naïve café — 日本語 — עברית — 🦀👩‍💻";
+    let mut metadata = Metadata::new();
+    metadata.insert("team".into(), json!("plat-ø"));
+    metadata.insert("empty".into(), json!(""));
+    let trace = Trace {
+        id: "trace-ü".into(),
+        timestamp: Some(at(123_456)),
+        name: Some(unicode.into()),
+        user_id: Some(String::new()),
+        session_id: None,
+        release: Some("1.2.3".into()),
+        version: Some("v7".into()),
+        environment: "staging".into(),
+        tags: vec!["a".into(), String::new(), "ç".into()],
+        input: Some(Json::from_value(
+            &json!({"prompt": unicode, "n": [1, 2.5, null, true]}),
+        )),
+        output: Some(Json::from_value(&json!(large))),
+        metadata: metadata.clone(),
+        experiment_id: None,
+        dataset_item_id: Some("item-1".into()),
+    };
+    let mut generation = observation("obs-gen", ObservationType::Generation);
+    generation.parent_observation_id = Some("obs-span".into());
+    generation.end_time = Some(at(987_654));
+    generation.level = Level::Warning;
+    generation.status_message = Some(String::new());
+    generation.input = Some(Json::from_value(&json!([{"role": "user", "content": unicode}])));
+    generation.output = Some(Json::from_value(&json!("")));
+    generation.metadata = metadata;
+    generation.model = Some("claude-sonnet-4-5".into());
+    generation.model_parameters = Some(Json::from_value(&json!({"temperature": 0.2})));
+    generation.usage = Usage {
+        input_tokens: 1 << 40,
+        output_tokens: 7,
+        cache_read_input_tokens: 0,
+        cache_creation_input_tokens: 3,
+    };
+    generation.cost = Some(Cost {
+        input: Some(0.001),
+        output: Some(123.456789012345),
+        cache_read: Some(0.0),
+        cache_write: Some(0.000000000001),
+        total: Some(999_999.5),
+    });
+    let mut tool = observation("obs-tool", ObservationType::ToolCall);
+    tool.tool_name = Some("Bash".into());
+    tool.tool_call_id = Some("toolu_01".into());
+    let span = observation("obs-span", ObservationType::Span);
+    let mut priced = observation("obs-priced", ObservationType::Generation);
+    priced.model = Some("gpt-4o-2024-08-06".into());
+    priced.usage = Usage {
+        input_tokens: 1_000_000,
+        output_tokens: 100_000,
+        ..Usage::default()
+    };
+    let scores = [
+        ("score-bool", ScoreValue::Boolean(true)),
+        ("score-num", ScoreValue::Numeric(-0.125)),
+        ("score-cat", ScoreValue::Categorical(unicode.into())),
+    ]
+    .map(|(id, value)| Score {
+        id: id.into(),
+        trace_id: "trace-ü".into(),
+        observation_id: Some("obs-gen".into()),
+        timestamp: Some(at(5)),
+        name: "quality".into(),
+        value,
+        source: ScoreSource::Eval,
+        evaluator_id: Some("eval-1".into()),
+        comment: None,
+        metadata: Metadata::new(),
+    });
+    let file = FileOperation {
+        id: "file-1".into(),
+        trace_id: "trace-ü".into(),
+        observation_id: None,
+        timestamp: Some(at(7)),
+        operation: FileOperationKind::Rename,
+        path: "src/ä.rs".into(),
+        new_path: Some("src/b.rs".into()),
+        language: None,
+        lines_added: u32::MAX,
+        lines_removed: 0,
+        bytes: Some(u64::MAX),
+        diff: Some(large.clone()),
+    };
+    let command = TerminalCommand {
+        id: "cmd-1".into(),
+        trace_id: "trace-ü".into(),
+        observation_id: Some("obs-tool".into()),
+        timestamp: Some(at(8)),
+        command: "echo '🦀' && exit -1".into(),
+        cwd: None,
+        exit_code: Some(-1),
+        duration_ms: Some(0),
+        stdout: Some(String::new()),
+        stderr: None,
+    };
+    let git = GitLink {
+        id: "git-1".into(),
+        trace_id: "trace-ü".into(),
+        observation_id: None,
+        timestamp: Some(at(9)),
+        repository: "github.com/acme/shop".into(),
+        branch: None,
+        commit_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        message: Some(format!("fix: {unicode}\n\nbody")),
+        author: None,
+        files_changed: 2,
+        insertions: 10,
+        deletions: 1,
+        pull_request_url: None,
+    };
+    let mut events = vec![
+        event("e-trace", at(10), Payload::Trace(trace.clone())),
+        event("e-gen", at(11), Payload::Observation(generation.clone())),
+        event("e-tool", at(12), Payload::Observation(tool.clone())),
+        event("e-span", at(13), Payload::Observation(span.clone())),
+        event("e-priced", at(14), Payload::Observation(priced.clone())),
+        event("e-file", at(15), Payload::FileOperation(file.clone())),
+        event("e-cmd", at(16), Payload::TerminalCommand(command.clone())),
+        event("e-git", at(17), Payload::GitLink(git.clone())),
+    ];
+    for (i, score) in scores.iter().enumerate() {
+        events.push(event(
+            &format!("e-score-{i}"),
+            at(20),
+            Payload::Score(score.clone()),
+        ));
+    }
+
+    let response = etl
+        .client
+        .send(&project.key, &events)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    assert_eq!(response.status, BatchStatus::Accepted);
+    assert_eq!(response.accepted, events.len() as u32);
+    assert!(response.rejected.is_empty(), "{:?}", response.rejected);
+
+    let id = project.key.project_id;
+    assert_eq!(read_back::<Trace>(&env, "traces", id).await, vec![trace]);
+    let observations: Vec<Observation> = read_back(&env, "observations", id).await;
+    let mut priced_back = observations
+        .iter()
+        .find(|o| o.id == "obs-priced")
+        .unwrap()
+        .clone();
+    priced_back.cost = None;
+    assert_eq!(priced_back, priced);
+    let expected: Vec<Observation> = vec![generation, span, tool];
+    let others: Vec<Observation> = observations
+        .into_iter()
+        .filter(|o| o.id != "obs-priced")
+        .collect();
+    assert_eq!(others, expected);
+    let mut scores_back: Vec<Score> = read_back(&env, "scores", id).await;
+    scores_back.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut scores = scores.to_vec();
+    scores.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(scores_back, scores);
+    assert_eq!(
+        read_back::<FileOperation>(&env, "file_operations", id).await,
+        vec![file]
+    );
+    assert_eq!(
+        read_back::<TerminalCommand>(&env, "terminal_commands", id).await,
+        vec![command]
+    );
+    assert_eq!(read_back::<GitLink>(&env, "git_links", id).await, vec![git]);
+
+    // The generation without a cost was priced from the table: gpt-4o at $2.50 / $10 per MTok.
+    let priced_cost = env
+        .ch(&format!(
+            "SELECT cost_source, toString(total_cost), toString(input_cost) FROM observations FINAL \
+             WHERE project_id = '{id}' AND id = 'obs-priced'"
+        ))
+        .await;
+    assert_eq!(priced_cost, "price_table\t3.500000000000\t2.500000000000");
+    // The envelope's id and timestamp are kept as the row's event id and version.
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT event_id, version FROM git_links FINAL WHERE project_id = '{id}'"
+        ))
+        .await,
+        format!("e-git\t{}", at(17).as_micros())
+    );
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn forged_stale_and_unknown_key_batches_get_a_clear_401() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("auth").await;
+    let events = SessionGenerator::new(1).session(now(), 1);
+    let raw: Vec<_> = events
+        .iter()
+        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+        .collect();
+    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let now_secs = now().as_micros() / 1_000_000;
+
+    let forged = etl
+        .client
+        .post_body(body.clone(), now_secs, Some(b"not-the-edge-secret"))
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401);
+    assert!(
+        forged.body.contains("\"error\":\"invalid_signature\""),
+        "{}",
+        forged.body
+    );
+
+    let stale = etl
+        .client
+        .post_body(body.clone(), now_secs - 301, None)
+        .await
+        .unwrap();
+    assert_eq!(stale.status, 401);
+    assert!(
+        stale.body.contains("stale_signature") && stale.body.contains("at most 300 s"),
+        "{}",
+        stale.body
+    );
+
+    let other_edge =
+        agenttrace_cli::send::BatchClient::new(&etl.url, "rogue:0123456789abcdef0123", "x").unwrap();
+    let unknown = other_edge.post_body(body.clone(), now_secs, None).await.unwrap();
+    assert_eq!(unknown.status, 401);
+    assert!(
+        unknown.body.contains("unknown_signing_key") && unknown.body.contains("rogue"),
+        "{}",
+        unknown.body
+    );
+
+    // A body changed after signing no longer matches.
+    let mut tampered = body.clone();
+    let last = tampered.len() - 2;
+    tampered[last] = b' ';
+    let signature = agenttrace_schemas::signature::sign(b"0123456789abcdef0123456789abcdef", now_secs, &body);
+    let response = reqwest_post(&etl.url, &tampered, &signature).await;
+    assert_eq!(response.0, 401, "{}", response.1);
+
+    // Nothing was loaded.
+    assert_eq!(env.ch("SELECT count() FROM observations").await, "0");
+    etl.server.shutdown().await.unwrap();
+}
+
+/// Posts a body with a given signature header (for tampering tests).
+async fn reqwest_post(url: &str, body: &[u8], signature: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://").to_owned();
+    let body = body.to_vec();
+    let signature = signature.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&authority).unwrap();
+        let head = format!(
+            "POST /v1/batches HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+             x-agenttrace-key-id: test-edge\r\nx-agenttrace-signature: {signature}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        (status, response)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn revoked_keys_archived_and_missing_projects_are_rejected() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("revoked").await;
+    let events = SessionGenerator::new(2).session(now(), 1);
+    assert_eq!(etl.client.send(&project.key, &events).await.unwrap().status, 200);
+
+    let pg = env.postgres().await;
+    keys::revoke_key(&pg, &project.key.public_key).await.unwrap();
+    let revoked = etl.client.send(&project.key, &events).await.unwrap();
+    assert_eq!(revoked.status, 401);
+    assert!(revoked.body.contains("revoked_key"), "{}", revoked.body);
+
+    // A key of a real project, claimed for another (missing) project.
+    let other = env.create_project("other").await;
+    let mut wrong = other.key.clone();
+    wrong.project_id = Uuid::new_v4();
+    let missing = etl.client.send(&wrong, &events).await.unwrap();
+    assert_eq!(missing.status, 401);
+    assert!(missing.body.contains("wrong_project"), "{}", missing.body);
+
+    pg.execute(
+        "UPDATE projects SET archived_at = now() WHERE id = $1",
+        &[&other.key.project_id],
+    )
+    .await
+    .unwrap();
+    let archived = etl.client.send(&other.key, &events).await.unwrap();
+    assert_eq!(archived.status, 401);
+    assert!(archived.body.contains("project_archived"), "{}", archived.body);
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_events_are_dead_lettered_and_the_rest_still_load() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("partial").await;
+    let good = SessionGenerator::new(3).session(now(), 2);
+    let mut raw: Vec<Box<serde_json::value::RawValue>> = good
+        .iter()
+        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+        .collect();
+    let bad = [
+        r#"{"id":"bad-1","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"o","trace_id":"t","type":"span","name":"x","start_time":"2026-01-01T00:00:00Z","usage":{"input_tokens":"many"}}}"#,
+        r#"{"id":"bad-2","type":"spaceship","timestamp":"2026-01-01T00:00:00Z","body":{}}"#,
+        r#"{"id":"bad-3","type":"score","timestamp":"2099-01-01T00:00:00Z","body":{"id":"s","trace_id":"t","name":"q","value":1}}"#,
+        r#"[1, 2, 3]"#,
+    ];
+    for text in bad {
+        raw.insert(
+            1,
+            serde_json::value::RawValue::from_string(text.to_owned()).unwrap(),
+        );
+    }
+    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let result = etl
+        .client
+        .post_body(body, now().as_micros() / 1_000_000, None)
+        .await
+        .unwrap();
+    let response: IngestResponse = result.response().unwrap();
+    assert_eq!(response.accepted as usize, good.len());
+    let reasons: Vec<(u32, String)> = response
+        .rejected
+        .iter()
+        .map(|r| (r.index, format!("{}: {}", r.field, r.message)))
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|(_, r)| r.starts_with("body.usage.input_tokens: invalid type")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(_, r)| r.starts_with("type: unknown variant `spaceship`")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(_, r)| r.starts_with("timestamp: 2099-01-01T00:00:00.000000Z is in the future"))
+    );
+
+    let id = project.key.project_id;
+    let loaded: usize = env
+        .ch(&format!(
+            "SELECT (SELECT count() FROM observations FINAL WHERE project_id = '{id}') + \
+                    (SELECT count() FROM traces FINAL WHERE project_id = '{id}') + \
+                    (SELECT count() FROM scores FINAL WHERE project_id = '{id}') + \
+                    (SELECT count() FROM file_operations FINAL WHERE project_id = '{id}') + \
+                    (SELECT count() FROM terminal_commands FINAL WHERE project_id = '{id}') + \
+                    (SELECT count() FROM git_links FINAL WHERE project_id = '{id}')"
+        ))
+        .await
+        .parse()
+        .unwrap();
+    assert_eq!(loaded, good.len());
+    let dead = env
+        .ch(&format!(
+            "SELECT event_index, ifNull(event_id, '-'), ifNull(event_type, '-'), reason, raw FROM dead_letters FINAL \
+             WHERE project_id = '{id}' ORDER BY event_index"
+        ))
+        .await;
+    let rows: Vec<&str> = dead.lines().collect();
+    assert_eq!(rows.len(), 4, "{dead}");
+    assert!(
+        rows[0].starts_with("1\t-\t-\tinvalid type: map, expected a JSON object")
+            || rows[0].starts_with("1\t-\t-\t"),
+        "{dead}"
+    );
+    assert!(
+        dead.contains("bad-2\tspaceship\ttype: unknown variant `spaceship`"),
+        "{dead}"
+    );
+    // The raw text is kept exactly (TabSeparated escapes nothing in these payloads).
+    assert!(dead.contains(bad[0]), "{dead}");
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_batch_sent_twice_is_counted_once() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("replay").await;
+    let events = SessionGenerator::new(4).session(now(), 3);
+    let raw: Vec<_> = events
+        .iter()
+        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+        .collect();
+    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let now_secs = now().as_micros() / 1_000_000;
+    let first: IngestResponse = etl
+        .client
+        .post_body(body.clone(), now_secs, None)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    let second: IngestResponse = etl
+        .client
+        .post_body(body, now_secs, None)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    assert_eq!(first.status, BatchStatus::Accepted);
+    assert_eq!(second.status, BatchStatus::AlreadyAccepted);
+    assert_eq!(second.accepted, 0);
+    let id = project.key.project_id;
+    let observations = events
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::Observation(_)))
+        .count();
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count() FROM observations WHERE project_id = '{id}'"
+        ))
+        .await,
+        observations.to_string()
+    );
+
+    // The same events in a new batch (an agent retrying) load again but show once with FINAL.
+    etl.client
+        .send(&project.key, &events)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count() FROM observations FINAL WHERE project_id = '{id}'"
+        ))
+        .await,
+        observations.to_string()
+    );
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_clickhouse_down_batches_get_503_and_load_exactly_once_after_restart() {
+    let mut clickhouse = ClickHouseServer::start();
+    let shared_pg = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let env = TestEnv::migrated_on(&shared_pg, &clickhouse.url()).await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("ch-outage").await;
+    let events = SessionGenerator::new(5).session(now(), 2);
+    let raw: Vec<_> = events
+        .iter()
+        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+        .collect();
+    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+
+    clickhouse.stop();
+    let now_secs = now().as_micros() / 1_000_000;
+    let during = etl.client.post_body(body.clone(), now_secs, None).await.unwrap();
+    assert_eq!(during.status, 503, "{}", during.body);
+    assert!(during.body.contains("ClickHouse"), "{}", during.body);
+
+    clickhouse.resume();
+    let after: IngestResponse = etl
+        .client
+        .post_body(body.clone(), now_secs, None)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    assert_eq!(after.status, BatchStatus::Accepted);
+    let again: IngestResponse = etl
+        .client
+        .post_body(body, now_secs, None)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    assert_eq!(again.status, BatchStatus::AlreadyAccepted);
+    let observations = events
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::Observation(_)))
+        .count();
+    assert_eq!(
+        env.ch("SELECT count() FROM observations").await,
+        observations.to_string()
+    );
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_postgres_down_batches_get_503_and_load_exactly_once_after_restart() {
+    let postgres = PostgresServer::start();
+    let clickhouse_url = std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    let env = TestEnv::migrated_on(&postgres.url("postgres"), &clickhouse_url).await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("pg-outage").await;
+    let events = SessionGenerator::new(6).session(now(), 2);
+    let raw: Vec<_> = events
+        .iter()
+        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+        .collect();
+    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+
+    postgres.stop();
+    let now_secs = now().as_micros() / 1_000_000;
+    let during = etl.client.post_body(body.clone(), now_secs, None).await.unwrap();
+    assert_eq!(during.status, 503, "{}", during.body);
+    assert!(during.body.contains("PostgreSQL"), "{}", during.body);
+
+    postgres.resume();
+    let after: IngestResponse = etl
+        .client
+        .post_body(body.clone(), now_secs, None)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    assert_eq!(after.status, BatchStatus::Accepted);
+    let again: IngestResponse = etl
+        .client
+        .post_body(body, now_secs, None)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    assert_eq!(again.status, BatchStatus::AlreadyAccepted);
+    let id = project.key.project_id;
+    let observations = events
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::Observation(_)))
+        .count();
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count() FROM observations WHERE project_id = '{id}'"
+        ))
+        .await,
+        observations.to_string()
+    );
+    etl.server.shutdown().await.unwrap();
+}

@@ -40,6 +40,48 @@ stack_up() {
 
 agenttrace() { "$CARGO_TARGET_DIR/debug/agenttrace" "$@"; }
 
+# The secret the edge and the ETL share for signing batches; made once per machine.
+ensure_signing_keys() {
+  local file="$AGENTTRACE_HOME/signing-keys"
+  if [ ! -s "$file" ]; then
+    printf 'local:%s' "$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')" >"$file"
+    chmod 600 "$file"
+  fi
+  AGENTTRACE_SIGNING_KEYS="$(cat "$file")"
+  export AGENTTRACE_SIGNING_KEYS
+}
+
+etl_url() { printf 'http://%s' "${AGENTTRACE_LISTEN:-127.0.0.1:8080}"; }
+
+etl_up() {
+  local pidfile="$AGENTTRACE_HOME/etl.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "restarting the ETL (new build)"
+    etl_down
+  fi
+  log "starting the ETL on $(etl_url) (log: $AGENTTRACE_HOME/etl.log)"
+  setsid "$CARGO_TARGET_DIR/debug/agenttrace" serve >>"$AGENTTRACE_HOME/etl.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  local deadline=$((SECONDS + 30))
+  until curl -fsS "$(etl_url)/readyz" >/dev/null 2>&1; do
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || die "the ETL exited; see $AGENTTRACE_HOME/etl.log"
+    [ $SECONDS -lt $deadline ] || die "the ETL is not ready after 30 s; see $AGENTTRACE_HOME/etl.log"
+    sleep 0.2
+  done
+}
+
+etl_down() {
+  local pidfile="$AGENTTRACE_HOME/etl.pid"
+  [ -f "$pidfile" ] || return 0
+  local pid
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$pidfile"
+}
+
 cmd_up() {
   ensure_rust
   stack_up
@@ -50,15 +92,26 @@ cmd_up() {
   local keyfile="$AGENTTRACE_HOME/demo-key.json"
   if [ ! -s "$keyfile" ]; then
     log "creating the demo project and its API key ($keyfile)"
-    agenttrace project create demo --json >"$keyfile.tmp"
+    if ! agenttrace project create demo --json >"$keyfile.tmp" 2>/dev/null; then
+      # The project survived a deleted key file: give it a new key.
+      local project
+      project="$(agenttrace project list | awk -F '\t' '$2 == "demo" { print $1 }')"
+      agenttrace key create --project "$project" --note "demo (key file recreated)" --json >"$keyfile.tmp"
+    fi
     mv "$keyfile.tmp" "$keyfile"
   fi
-  log "stack is up"
+  ensure_signing_keys
+  etl_up
+  log "demo agent: sending coding-agent sessions"
+  agenttrace demo --etl-url "$(etl_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}"
   cat <<EOF
 
+  Stack is up.
+  ETL         $(etl_url)   (/readyz, /metrics)
   PostgreSQL  $DATABASE_URL
   ClickHouse  $CLICKHOUSE_URL (database $CLICKHOUSE_DATABASE)
   Demo key    $keyfile
+  Stop with   ./dev.sh down
 
 EOF
 }
@@ -76,6 +129,7 @@ cmd_test() {
 }
 
 cmd_down() {
+  etl_down
   "$ROOT/scripts/stack.sh" down
 }
 

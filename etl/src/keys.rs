@@ -26,8 +26,16 @@ pub enum KeyError {
     AmbiguousOrganization(String),
     #[error("unknown scope {0:?}; scopes are {SCOPES:?}")]
     UnknownScope(String),
+    #[error("a project named {name:?} already exists in that organization")]
+    ProjectExists { name: String },
     #[error("PostgreSQL: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+    Postgres(String),
+}
+
+impl From<tokio_postgres::Error> for KeyError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        KeyError::Postgres(crate::postgres::describe(&error))
+    }
 }
 
 /// A freshly created key; `secret_key` exists only here and is never stored.
@@ -125,7 +133,13 @@ pub async fn create_project(
             "INSERT INTO projects (organization_id, name, retention_days) VALUES ($1, $2, $3) RETURNING id",
             &[&organization_id, &name, &retention_days],
         )
-        .await?;
+        .await
+        .map_err(|error| match error.code() {
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                KeyError::ProjectExists { name: name.to_owned() }
+            }
+            _ => KeyError::from(error),
+        })?;
     Ok(Project {
         id: row.get(0),
         organization_id,

@@ -128,9 +128,15 @@ pub enum MigrateError {
     #[error("reading migrations from {path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("PostgreSQL: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+    Postgres(String),
     #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        MigrateError::Postgres(crate::postgres::describe(&error))
+    }
 }
 
 /// The migrations of both databases.
@@ -302,7 +308,7 @@ async fn migrate_postgres(pg: &mut Client, files: &[Migration]) -> Result<Vec<St
         let failed = |e: tokio_postgres::Error| MigrateError::Failed {
             target: Target::Postgres,
             name: migration.name.clone(),
-            message: e.as_db_error().map_or_else(|| e.to_string(), ToString::to_string),
+            message: crate::postgres::describe(&e),
         };
         let tx = pg.transaction().await?;
         tx.batch_execute(&migration.sql).await.map_err(failed)?;

@@ -36,3 +36,22 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool, String> {
         .build()
         .map_err(|e| e.to_string())
 }
+
+/// A PostgreSQL error as one line: the server's message and detail when it sent one.
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+    }
+}

@@ -322,8 +322,8 @@ async fn forged_stale_and_unknown_key_batches_get_a_clear_401() {
     let mut tampered = body.clone();
     let last = tampered.len() - 2;
     tampered[last] = b' ';
-    let signature = agenttrace_schemas::signature::sign(b"0123456789abcdef0123456789abcdef", now_secs, &body);
-    let response = reqwest_post(&etl.url, &tampered, &signature).await;
+    let signature = agenttrace_schemas::signature::sign(TEST_EDGE_SECRET, now_secs, &body);
+    let response = raw_post(&etl.url, tampered, &signature, &[]).await;
     assert_eq!(response.0, 401, "{}", response.1);
 
     // Nothing was loaded.
@@ -331,29 +331,95 @@ async fn forged_stale_and_unknown_key_batches_get_a_clear_401() {
     etl.server.shutdown().await.unwrap();
 }
 
-/// Posts a body with a given signature header (for tampering tests).
-async fn reqwest_post(url: &str, body: &[u8], signature: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let authority = url.trim_start_matches("http://").to_owned();
-    let body = body.to_vec();
-    let signature = signature.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(&authority).unwrap();
-        let head = format!(
-            "POST /v1/batches HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-             x-agenttrace-key-id: test-edge\r\nx-agenttrace-signature: {signature}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(&body).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response[9..12].parse().unwrap();
-        (status, response)
-    })
-    .await
-    .unwrap()
+/// Posts a body with the test edge's key id and the given signature and extra headers.
+async fn raw_post(url: &str, body: Vec<u8>, signature: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/v1/batches"))
+        .header("x-agenttrace-key-id", "test-edge")
+        .header("x-agenttrace-signature", signature)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.body(body).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+const TEST_EDGE_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+#[tokio::test]
+async fn gzip_bodies_load_and_oversized_or_unknown_requests_get_precise_errors() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("gzip").await;
+    let events = SessionGenerator::new(9).session(now(), 2);
+    let raw: Vec<_> = events
+        .iter()
+        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+        .collect();
+    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let now_secs = now().as_micros() / 1_000_000;
+
+    // The signature covers the uncompressed body; gzip is only transport.
+    let signature = agenttrace_schemas::signature::sign(TEST_EDGE_SECRET, now_secs, &body);
+    let (status, answer) = raw_post(&etl.url, gzip(&body), &signature, &[("content-encoding", "gzip")]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains(&format!("\"accepted\":{}", events.len())),
+        "{answer}"
+    );
+
+    // 40 MiB of zeros in ~40 KiB of gzip: refused once the decompressed size passes the limit.
+    let bomb = vec![b'0'; 40 * 1024 * 1024];
+    let signature = agenttrace_schemas::signature::sign(TEST_EDGE_SECRET, now_secs, &bomb);
+    let (status, answer) = raw_post(&etl.url, gzip(&bomb), &signature, &[("content-encoding", "gzip")]).await;
+    assert_eq!(status, 413, "{answer}");
+
+    let (status, answer) = raw_post(
+        &etl.url,
+        b"{not json".to_vec(),
+        &agenttrace_schemas::signature::sign(TEST_EDGE_SECRET, now_secs, b"{not json"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("invalid_batch"), "{answer}");
+
+    let missing_field = br#"{"batch_id":"0192f5a0-0000-7000-8000-000000000000","edge_id":"e","public_key":"pk","created_at":"2026-01-01T00:00:00Z","events":[]}"#;
+    let signature = agenttrace_schemas::signature::sign(TEST_EDGE_SECRET, now_secs, missing_field);
+    let (status, answer) = raw_post(&etl.url, missing_field.to_vec(), &signature, &[]).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("missing field `project_id`"), "{answer}");
+
+    let http = reqwest::Client::new();
+    let not_found = http.get(format!("{}/v2/nothing", etl.url)).send().await.unwrap();
+    assert_eq!(not_found.status(), 404);
+    assert!(not_found.text().await.unwrap().contains("not_found"));
+    let wrong_method = http.get(format!("{}/v1/batches", etl.url)).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let ready = http.get(format!("{}/readyz", etl.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = http
+        .get(format!("{}/metrics", etl.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("agenttrace_batches_total"), "{metrics}");
+    assert!(
+        metrics.contains("agenttrace_clickhouse_insert_seconds_bucket"),
+        "{metrics}"
+    );
+    etl.server.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The `agenttrace` command. A library as well, so tests run the real commands in-process.
 
+pub mod bench;
 pub mod demo;
 pub mod send;
 
@@ -99,6 +100,9 @@ pub struct ServeArgs {
     /// Most rows coalesced into one ClickHouse insert.
     #[arg(long, default_value_t = 200_000)]
     pub max_rows_per_insert: usize,
+    /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub max_insert_wait_ms: u64,
     /// Concurrent inserts per table.
     #[arg(long, default_value_t = 2)]
     pub inserts_in_flight: usize,
@@ -122,6 +126,7 @@ impl ServeArgs {
             postgres_pool_size: self.postgres_pool_size,
             loader: LoaderOptions {
                 max_rows_per_insert: self.max_rows_per_insert,
+                max_insert_wait: Duration::from_millis(self.max_insert_wait_ms),
                 inserts_in_flight: self.inserts_in_flight,
                 gzip_level: (self.gzip_level > 0).then_some(self.gzip_level),
                 format: match self.wire_format {
@@ -159,6 +164,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send realistic coding-agent sessions, then show what landed in ClickHouse.
     Demo(DemoArgs),
+    /// Benchmarks (run them with a release build).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Apply pending PostgreSQL and ClickHouse migrations (safe to run again).
     Migrate {
         /// Read migrations from this directory instead of those built into the binary.
@@ -171,6 +179,12 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load throughput: this loader vs JSONEachRow 1000-row inserts vs clickhouse-client Native.
+    Load(bench::LoadBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,6 +345,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => run_serve(args, &cli.databases).await?,
         Command::Demo(args) => run_demo(args, &cli.databases, out).await?,
+        Command::Bench(BenchCommand::Load(args)) => bench::run_load(args, &cli.databases, out).await?,
         Command::Migrate { migrations_dir } => {
             let set = match &migrations_dir {
                 Some(dir) => migrate::MigrationSet::from_dir(dir)?,

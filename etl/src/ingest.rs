@@ -136,7 +136,7 @@ pub fn rejection_reason(error: &EventError) -> &'static str {
 }
 
 impl Ingestor {
-    async fn check_key(&self, batch: &SignedBatch) -> Result<(), IngestError> {
+    async fn check_key<E>(&self, batch: &SignedBatch<E>) -> Result<(), IngestError> {
         let status = match self.key_cache.get(&batch.public_key) {
             Some(status) => status,
             None => {
@@ -174,7 +174,7 @@ impl Ingestor {
                 body.len()
             )));
         }
-        let batch: SignedBatch = {
+        let batch: SignedBatch<&serde_json::value::RawValue> = {
             let mut deserializer = serde_json::Deserializer::from_slice(body);
             serde_path_to_error::deserialize(&mut deserializer)
                 .map_err(|e| IngestError::InvalidBatch(format!("{}: {}", e.path(), e.inner())))?
@@ -186,6 +186,8 @@ impl Ingestor {
             )));
         }
         self.check_key(&batch).await?;
+        // From here on this request will probably bring rows: inserts may wait for them.
+        let preparing = self.sink.prepare();
 
         let client = self.pool.get().await.map_err(postgres_down)?;
         let seen = client
@@ -251,21 +253,20 @@ impl Ingestor {
         let batches = tables
             .finish(&batch_id, received_at)
             .map_err(|e| IngestError::Internal(e.to_string()))?;
-        // All tables load concurrently; the batch fails if any of them does.
-        let mut loads = tokio::task::JoinSet::new();
-        for (table, rows) in batches {
-            let sink = self.sink.clone();
-            loads.spawn(async move { sink.load(table, rows).await });
-        }
-        while let Some(joined) = loads.join_next().await {
-            joined
-                .map_err(|e| IngestError::Internal(format!("load task failed: {e}")))?
-                .map_err(|error| match error {
-                    LoadError::Unavailable(message) => {
-                        IngestError::Unavailable(format!("ClickHouse ({message})"))
-                    }
-                    LoadError::Rejected(message) => IngestError::Internal(message),
-                })?;
+        // Every table's rows are queued before waiting, so they load concurrently and this
+        // request stops holding inserts open for others; the batch fails if any load does.
+        let tickets: Vec<_> = batches
+            .into_iter()
+            .map(|(table, rows)| self.sink.submit(table, rows))
+            .collect();
+        drop(preparing);
+        for ticket in tickets {
+            ticket.await.map_err(|error| match error {
+                LoadError::Unavailable(message) => {
+                    IngestError::Unavailable(format!("ClickHouse ({message})"))
+                }
+                LoadError::Rejected(message) => IngestError::Internal(message),
+            })?;
         }
 
         let accepted = batch.events.len() as u32 - rejected.len() as u32;

@@ -135,9 +135,9 @@ pub async fn create_project(
         )
         .await
         .map_err(|error| match error.code() {
-            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                KeyError::ProjectExists { name: name.to_owned() }
-            }
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => KeyError::ProjectExists {
+                name: name.to_owned(),
+            },
             _ => KeyError::from(error),
         })?;
     Ok(Project {

@@ -1,21 +1,24 @@
 //! Loading Arrow batches into ClickHouse with group commit.
 //!
-//! Insert size dominates ClickHouse ingest cost, so rows from concurrent requests are coalesced
-//! per table: each table has workers that take everything queued (up to a row cap), send it as
-//! one insert (`Native` or `ArrowStream`, gzip on the wire), and only then answer every request
-//! whose rows it carried. While one insert is in flight the next one fills up, so inserts grow
-//! with load instead of waiting on a timer.
+//! Insert size dominates ClickHouse ingest cost (every insert writes a new part: a file per
+//! column, later merged), so rows from concurrent requests are coalesced per table, as in a
+//! database's group commit: an insert waits while other requests are still being prepared and
+//! will bring rows, up to `max_insert_wait`, and goes at once when nothing else is coming. Each
+//! request is answered only after the insert that carried its rows was acknowledged. Bodies
+//! are `Native` or `ArrowStream`, gzip on the wire; with two workers per table, one gathers
+//! while the other inserts.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
-use tokio::sync::{Mutex, OnceCell, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, OnceCell, mpsc, oneshot};
 
 use crate::clickhouse::{ClickHouse, ClickHouseError};
 use crate::native;
@@ -31,13 +34,54 @@ pub enum LoadError {
     Rejected(String),
 }
 
-/// Where validated rows go. The ETL answers 2xx only after `load` returned `Ok`.
+/// A submitted load: resolves once ClickHouse acknowledged the insert carrying the rows.
+pub type LoadTicket = Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send>>;
+
+/// Where validated rows go. The ETL answers 2xx only after every ticket resolved `Ok`.
 pub trait Sink: Send + Sync {
-    fn load(
-        &self,
-        table: Table,
-        batch: RecordBatch,
-    ) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>>;
+    /// Announces a request that will probably submit rows soon. The sink may hold an insert
+    /// open for its rows until the returned guard is dropped (group commit).
+    fn prepare(&self) -> Preparing;
+    /// Queues `batch` for `table` at once; the ticket resolves when the rows are durable.
+    fn submit(&self, table: Table, batch: RecordBatch) -> LoadTicket;
+}
+
+/// How many requests are being prepared (parsed, validated, converted) right now.
+#[derive(Default)]
+pub struct PreparingRequests {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+impl PreparingRequests {
+    pub fn begin(self: &Arc<Self>) -> Preparing {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Preparing(Some(self.clone()))
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+/// Held while a request is being prepared; see [`Sink::prepare`].
+pub struct Preparing(Option<Arc<PreparingRequests>>);
+
+impl Preparing {
+    /// For sinks that do not coalesce.
+    pub fn untracked() -> Self {
+        Preparing(None)
+    }
+}
+
+impl Drop for Preparing {
+    fn drop(&mut self) {
+        if let Some(requests) = &self.0
+            && requests.count.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            requests.none_left.notify_waiters();
+        }
+    }
 }
 
 /// How rows travel to ClickHouse.
@@ -116,6 +160,8 @@ pub fn insert_statement(table: Table, format: WireFormat) -> String {
 pub struct LoaderOptions {
     /// Most rows in one insert.
     pub max_rows_per_insert: usize,
+    /// Longest time rows wait for other requests' rows to share their insert.
+    pub max_insert_wait: Duration,
     /// Concurrent inserts per table.
     pub inserts_in_flight: usize,
     /// gzip level for request bodies; `None` sends them uncompressed.
@@ -130,6 +176,7 @@ impl Default for LoaderOptions {
     fn default() -> Self {
         LoaderOptions {
             max_rows_per_insert: 200_000,
+            max_insert_wait: Duration::from_millis(500),
             inserts_in_flight: 2,
             gzip_level: Some(1),
             attempts: 5,
@@ -146,12 +193,14 @@ struct Pending {
 /// The ClickHouse sink: per-table queues drained by group-commit workers.
 pub struct ClickHouseSink {
     queues: HashMap<Table, mpsc::UnboundedSender<Pending>>,
+    preparing: Arc<PreparingRequests>,
 }
 
 struct Shared {
     clickhouse: ClickHouse,
     options: LoaderOptions,
     format: OnceCell<WireFormat>,
+    preparing: Arc<PreparingRequests>,
 }
 
 impl Shared {
@@ -174,35 +223,36 @@ impl Shared {
 impl ClickHouseSink {
     /// Starts the per-table workers on the current runtime.
     pub fn start(clickhouse: ClickHouse, options: LoaderOptions) -> Arc<ClickHouseSink> {
+        let preparing = Arc::new(PreparingRequests::default());
         let shared = Arc::new(Shared {
             clickhouse,
             options,
             format: OnceCell::new(),
+            preparing: preparing.clone(),
         });
         let mut queues = HashMap::new();
         for table in Table::ALL {
             let (sender, receiver) = mpsc::unbounded_channel();
-            let receiver = Arc::new(Mutex::new(receiver));
+            let queue = Arc::new(Mutex::new(receiver));
             for _ in 0..shared.options.inserts_in_flight.max(1) {
-                tokio::spawn(worker(table, shared.clone(), receiver.clone()));
+                tokio::spawn(worker(table, shared.clone(), queue.clone()));
             }
             queues.insert(table, sender);
         }
-        Arc::new(ClickHouseSink { queues })
+        Arc::new(ClickHouseSink { queues, preparing })
     }
 }
 
 impl Sink for ClickHouseSink {
-    fn load(
-        &self,
-        table: Table,
-        batch: RecordBatch,
-    ) -> Pin<Box<dyn Future<Output = Result<(), LoadError>> + Send + '_>> {
+    fn prepare(&self) -> Preparing {
+        self.preparing.begin()
+    }
+
+    fn submit(&self, table: Table, batch: RecordBatch) -> LoadTicket {
+        let (done, answer) = oneshot::channel();
+        let queued = self.queues[&table].send(Pending { batch, done });
         Box::pin(async move {
-            let (done, answer) = oneshot::channel();
-            self.queues[&table]
-                .send(Pending { batch, done })
-                .map_err(|_| LoadError::Unavailable("the loader is shutting down".into()))?;
+            queued.map_err(|_| LoadError::Unavailable("the loader is shutting down".into()))?;
             answer
                 .await
                 .map_err(|_| LoadError::Unavailable("the loader stopped".into()))?
@@ -210,25 +260,58 @@ impl Sink for ClickHouseSink {
     }
 }
 
-async fn worker(table: Table, shared: Arc<Shared>, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+/// Takes the next group of requests for one insert: the first queued, then whatever else
+/// arrives while other requests are still being prepared, up to `max_insert_wait` after the
+/// first and `max_rows_per_insert` rows. ClickHouse pays a fixed cost per insert (a new part:
+/// a file per column, merged later), so rows that are about to arrive are worth waiting for;
+/// when nothing else is coming, the insert goes at once.
+async fn next_group(
+    shared: &Shared,
+    receiver: &mut mpsc::UnboundedReceiver<Pending>,
+) -> Option<Vec<Pending>> {
+    let first = receiver.recv().await?;
+    let deadline = tokio::time::Instant::now() + shared.options.max_insert_wait;
+    let mut rows = first.batch.num_rows();
+    let mut group = vec![first];
     loop {
-        let group = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else {
-                return;
-            };
-            let mut rows = first.batch.num_rows();
-            let mut group = vec![first];
-            while rows < shared.options.max_rows_per_insert {
-                match receiver.try_recv() {
-                    Ok(next) => {
-                        rows += next.batch.num_rows();
-                        group.push(next);
-                    }
-                    Err(_) => break,
+        while rows < shared.options.max_rows_per_insert {
+            let Ok(next) = receiver.try_recv() else { break };
+            rows += next.batch.num_rows();
+            group.push(next);
+        }
+        if rows >= shared.options.max_rows_per_insert {
+            return Some(group);
+        }
+        let none_left = shared.preparing.none_left.notified();
+        tokio::pin!(none_left);
+        // Registered before the check, so a wake-up between the two is not lost.
+        none_left.as_mut().enable();
+        if shared.preparing.count() == 0 {
+            return Some(group);
+        }
+        tokio::select! {
+            next = receiver.recv() => match next {
+                Some(next) => {
+                    rows += next.batch.num_rows();
+                    group.push(next);
                 }
+                None => return Some(group),
+            },
+            () = &mut none_left => {}
+            () = tokio::time::sleep_until(deadline) => return Some(group),
+        }
+    }
+}
+
+async fn worker(table: Table, shared: Arc<Shared>, queue: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+    loop {
+        // One worker gathers while the others insert.
+        let group = {
+            let mut receiver = queue.lock().await;
+            match next_group(&shared, &mut receiver).await {
+                Some(group) => group,
+                None => return,
             }
-            group
         };
         let (batches, waiters): (Vec<RecordBatch>, Vec<_>) =
             group.into_iter().map(|p| (p.batch, p.done)).unzip();

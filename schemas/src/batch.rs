@@ -16,11 +16,13 @@ pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// A batch of events for one project, accepted by the edge under one API key.
 ///
 /// Events travel as raw JSON: the ETL validates each one on its own, loads the valid ones and
-/// dead-letters the rest with their exact text.
+/// dead-letters the rest with their exact text. `E` is how a raw event is held: owned
+/// (`Box<RawValue>`, the default, for building batches) or borrowed from the request body
+/// (`&RawValue`, so the ETL parses a batch without copying its events).
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "SignedBatch")]
-pub struct SignedBatch {
+pub struct SignedBatch<E = Box<RawValue>> {
     /// UUIDv7; a batch re-sent with the same id is acknowledged without being loaded again.
     pub batch_id: Uuid,
     /// Which edge location produced the batch (for tracing deliveries).
@@ -30,5 +32,5 @@ pub struct SignedBatch {
     pub public_key: String,
     pub created_at: Timestamp,
     #[schemars(with = "Vec<Event>")]
-    pub events: Vec<Box<RawValue>>,
+    pub events: Vec<E>,
 }

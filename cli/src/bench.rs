@@ -1,0 +1,412 @@
+//! `agenttrace bench load`: this loader against a baseline and a ceiling, in one run on the
+//! same ClickHouse.
+//!
+//! (a) the ETL end to end: signed batches over HTTP from many concurrent senders, verified,
+//!     validated, priced, converted to Arrow and group-committed as Native/ArrowStream;
+//! (b) the baseline: the same rows as `JSONEachRow` in 1000-row inserts from the same senders
+//!     (how the main open-source peer loads), bodies prepared before the clock starts;
+//! (c) the ceiling: `clickhouse-client` inserting the same rows pre-encoded as Native, one
+//!     insert per table.
+//!
+//! Each variant loads into its own fresh database, and the row counts are checked afterwards.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use agenttrace_etl::auth::Keyring;
+use agenttrace_etl::clickhouse::{ClickHouse, quote_identifier};
+use agenttrace_etl::loader::{LoaderOptions, WireFormat, insert_statement};
+use agenttrace_etl::migrate::{MigrationSet, migrate};
+use agenttrace_etl::server::{ServeConfig, start};
+use agenttrace_etl::tables::{COST_SCALE, Table, TableBatches};
+use agenttrace_etl::{keys, postgres};
+use agenttrace_schemas::{Event, Timestamp};
+use anyhow::{Context, bail, ensure};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Decimal128Type, Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use clap::Args;
+use uuid::Uuid;
+
+use crate::DatabaseArgs;
+use crate::demo::SessionGenerator;
+use crate::send::{BatchClient, ProjectKey};
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadBenchArgs {
+    /// Events to load in each variant.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Concurrent senders for (a) and (b).
+    #[arg(long, default_value_t = 32)]
+    pub senders: usize,
+    /// Events per signed batch in (a), as the edge would flush them.
+    #[arg(long, default_value_t = 500)]
+    pub batch_events: usize,
+    /// Rows per insert in the baseline (b).
+    #[arg(long, default_value_t = 1000)]
+    pub baseline_rows_per_insert: usize,
+    /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub max_insert_wait_ms: u64,
+    /// gzip level for the loader's inserts (0: uncompressed).
+    #[arg(long, default_value_t = 1)]
+    pub gzip_level: u32,
+    /// ClickHouse native TCP port, for clickhouse-client in (c).
+    #[arg(long, env = "CLICKHOUSE_TCP_PORT", default_value_t = 9000)]
+    pub clickhouse_tcp_port: u16,
+    /// Skip variants: any of a, b, c.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+}
+
+const SIGNING_KEYS: &str = "bench:bench-signing-secret-0123456789";
+
+/// Fresh database `name` on the server with the ClickHouse schema applied.
+async fn fresh_database(
+    pg: &mut tokio_postgres::Client,
+    clickhouse: &ClickHouse,
+    name: &str,
+) -> anyhow::Result<ClickHouse> {
+    let database = clickhouse.with_database(name);
+    database
+        .execute_on_server(&format!("DROP DATABASE IF EXISTS {}", quote_identifier(name)))
+        .await?;
+    migrate(pg, &database, &MigrationSet::embedded()?).await?;
+    Ok(database)
+}
+
+async fn count_rows(clickhouse: &ClickHouse) -> anyhow::Result<usize> {
+    let mut total = 0;
+    for table in Table::ALL {
+        let count = clickhouse
+            .query_text(&format!(
+                "SELECT count() FROM {} FORMAT TabSeparated",
+                table.name()
+            ))
+            .await?;
+        total += count.trim().parse::<usize>()?;
+    }
+    Ok(total)
+}
+
+fn generate(events: usize) -> Vec<Event> {
+    let mut generator = SessionGenerator::new(2026);
+    let now = Timestamp::now().as_micros();
+    let mut all = Vec::with_capacity(events + 64);
+    let mut session = 0i64;
+    while all.len() < events {
+        // Spread sessions over the last hours, like many agents reporting at once.
+        let end = Timestamp::from_micros(now - (session % 7200) * 1_000_000);
+        all.extend(generator.session(end, 6));
+        session += 1;
+    }
+    all.truncate(events);
+    all
+}
+
+/// Runs `jobs` on `senders` concurrent tasks, each taking the next job until none are left.
+async fn run_concurrently<J, F, Fut>(jobs: Vec<J>, senders: usize, work: F) -> anyhow::Result<Duration>
+where
+    J: Send + Sync + 'static,
+    F: Fn(Arc<J>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let jobs: Arc<Vec<Arc<J>>> = Arc::new(jobs.into_iter().map(Arc::new).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::<anyhow::Result<()>>::new();
+    for _ in 0..senders {
+        let (jobs, next, work) = (jobs.clone(), next.clone(), work.clone());
+        tasks.spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(index) else { return Ok(()) };
+                work(job.clone()).await?;
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok(started.elapsed())
+}
+
+/// ClickHouse `JSONEachRow` for a batch: one object per row, columns by name.
+fn json_each_row(batch: &RecordBatch, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    let schema = batch.schema();
+    for row in 0..batch.num_rows() {
+        out.push(b'{');
+        for (i, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, field.name())?;
+            out.push(b':');
+            json_value(column.as_ref(), row, out)?;
+        }
+        out.extend_from_slice(b"}\n");
+    }
+    Ok(())
+}
+
+fn json_value(column: &dyn Array, row: usize, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    if column.is_null(row) {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    }
+    match column.data_type() {
+        DataType::Utf8 => serde_json::to_writer(&mut *out, column.as_string::<i32>().value(row))?,
+        DataType::Int32 => write!(out, "{}", column.as_primitive::<Int32Type>().value(row))?,
+        DataType::Int64 => write!(out, "{}", column.as_primitive::<Int64Type>().value(row))?,
+        DataType::UInt32 => write!(out, "{}", column.as_primitive::<UInt32Type>().value(row))?,
+        DataType::UInt64 => write!(out, "{}", column.as_primitive::<UInt64Type>().value(row))?,
+        DataType::Float64 => {
+            serde_json::to_writer(&mut *out, &column.as_primitive::<Float64Type>().value(row))?
+        }
+        DataType::Decimal128(_, _) => {
+            let raw = column.as_primitive::<Decimal128Type>().value(row);
+            let scale = 10i128.pow(COST_SCALE as u32);
+            let sign = if raw < 0 { "-" } else { "" };
+            write!(out, "{sign}{}.{:012}", raw.abs() / scale, raw.abs() % scale)?;
+        }
+        DataType::List(_) => {
+            let list = column.as_list::<i32>().value(row);
+            out.push(b'[');
+            for i in 0..list.len() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_value(list.as_ref(), i, out)?;
+            }
+            out.push(b']');
+        }
+        other => bail!("no JSON encoding for {other}"),
+    }
+    Ok(())
+}
+
+struct Measurement {
+    name: &'static str,
+    events: usize,
+    elapsed: Duration,
+}
+
+impl Measurement {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub async fn run_load(
+    args: LoadBenchArgs,
+    databases: &DatabaseArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let skip = |variant: &str| args.skip.iter().any(|s| s == variant);
+    let clickhouse = databases.clickhouse();
+    let version = clickhouse.version().await?;
+    let mut pg = postgres::connect(&databases.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    writeln!(out, "ClickHouse {version}; generating {} events…", args.events)?;
+    let events = generate(args.events);
+
+    // Project and key for (a), and the rows every variant loads.
+    let organization = keys::ensure_organization(&pg, "bench").await?;
+    let project = keys::create_project(&pg, organization, &format!("bench-{}", Uuid::now_v7()), None).await?;
+    let key = keys::create_key(&pg, project.id, &["ingest".to_owned()], Some("bench")).await?;
+    let project_key = ProjectKey {
+        project_id: project.id,
+        public_key: key.public_key.clone(),
+    };
+    let mut tables = TableBatches::new(&project.id.to_string());
+    for event in &events {
+        tables.push(event, None);
+    }
+    let batches = tables.finish("bench", Timestamp::now())?;
+    let base = clickhouse.database().to_owned();
+    let mut results = Vec::new();
+
+    if !skip("a") {
+        let database = fresh_database(&mut pg, &clickhouse, &format!("{base}_bench_a")).await?;
+        let bodies: Vec<Vec<u8>> = {
+            let client = BatchClient::new("http://unused", SIGNING_KEYS, "bench")?;
+            events
+                .chunks(args.batch_events)
+                .map(|chunk| {
+                    let raw = chunk
+                        .iter()
+                        .map(|e| serde_json::value::to_raw_value(e).expect("serializes"))
+                        .collect();
+                    client.batch_body(&project_key, Uuid::now_v7(), raw)
+                })
+                .collect()
+        };
+        let server = start(
+            ServeConfig {
+                database_url: databases.database_url.clone(),
+                clickhouse: database.clone(),
+                keyring: Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?,
+                key_cache_ttl: Duration::from_secs(60),
+                price_refresh: Duration::from_secs(60),
+                postgres_pool_size: 16,
+                loader: LoaderOptions {
+                    gzip_level: (args.gzip_level > 0).then_some(args.gzip_level),
+                    max_insert_wait: Duration::from_millis(args.max_insert_wait_ms),
+                    ..LoaderOptions::default()
+                },
+            },
+            "127.0.0.1:0".parse()?,
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        let client = BatchClient::new(&format!("http://{}", server.addr), SIGNING_KEYS, "bench")?;
+        let elapsed = run_concurrently(bodies, args.senders, move |body: Arc<Vec<u8>>| {
+            let client = client.clone();
+            async move {
+                let signed_at = Timestamp::now().as_micros() / 1_000_000;
+                let result = client.post_body(body.to_vec(), signed_at, None).await?;
+                result.response()?;
+                Ok(())
+            }
+        })
+        .await?;
+        server.shutdown().await?;
+        let loaded = count_rows(&database).await?;
+        ensure!(
+            loaded == args.events,
+            "(a) loaded {loaded} rows, expected {}",
+            args.events
+        );
+        results.push(Measurement {
+            name: "a  this loader, end to end",
+            events: args.events,
+            elapsed,
+        });
+    }
+
+    if !skip("b") {
+        let database = fresh_database(&mut pg, &clickhouse, &format!("{base}_bench_b")).await?;
+        let mut inserts: Vec<(String, Vec<u8>)> = Vec::new();
+        for (table, batch) in &batches {
+            let statement =
+                insert_statement(*table, WireFormat::Native).replace("FORMAT Native", "FORMAT JSONEachRow");
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let rows = args.baseline_rows_per_insert.min(batch.num_rows() - offset);
+                let mut body = Vec::new();
+                json_each_row(&batch.slice(offset, rows), &mut body)?;
+                inserts.push((statement.clone(), body));
+                offset += rows;
+            }
+        }
+        let target = database.clone();
+        let elapsed = run_concurrently(inserts, args.senders, move |insert: Arc<(String, Vec<u8>)>| {
+            let target = target.clone();
+            async move {
+                target.insert(&insert.0, insert.1.clone().into(), false).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let loaded = count_rows(&database).await?;
+        ensure!(
+            loaded == args.events,
+            "(b) loaded {loaded} rows, expected {}",
+            args.events
+        );
+        results.push(Measurement {
+            name: "b  JSONEachRow, 1000-row inserts",
+            events: args.events,
+            elapsed,
+        });
+    }
+
+    if !skip("c") {
+        let name = format!("{base}_bench_c");
+        let database = fresh_database(&mut pg, &clickhouse, &name).await?;
+        let dir = std::env::temp_dir().join(format!("agenttrace-bench-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir)?;
+        let mut files = Vec::new();
+        for (table, batch) in &batches {
+            let path = dir.join(format!("{}.native", table.name()));
+            std::fs::write(&path, WireFormat::Native.encode(std::slice::from_ref(batch))?)?;
+            files.push((insert_statement(*table, WireFormat::Native), path));
+        }
+        let started = Instant::now();
+        for (statement, path) in &files {
+            let status = std::process::Command::new("clickhouse-client")
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &args.clickhouse_tcp_port.to_string(),
+                ])
+                .args(["--database", &name, "--query", statement])
+                .stdin(std::fs::File::open(path)?)
+                .status()
+                .context("running clickhouse-client (installed by scripts/stack.sh)")?;
+            ensure!(status.success(), "clickhouse-client failed on {}", path.display());
+        }
+        let elapsed = started.elapsed();
+        std::fs::remove_dir_all(&dir)?;
+        let loaded = count_rows(&database).await?;
+        ensure!(
+            loaded == args.events,
+            "(c) loaded {loaded} rows, expected {}",
+            args.events
+        );
+        results.push(Measurement {
+            name: "c  clickhouse-client, Native",
+            events: args.events,
+            elapsed,
+        });
+    }
+
+    writeln!(
+        out,
+        "\n{} events, {} senders, {} events per signed batch, gzip level {}:",
+        args.events, args.senders, args.batch_events, args.gzip_level
+    )?;
+    for result in &results {
+        writeln!(
+            out,
+            "  {:<34} {:>9.0} events/s  ({:.2} s)",
+            result.name,
+            result.rate(),
+            result.elapsed.as_secs_f64()
+        )?;
+    }
+    let rate = |prefix: &str| {
+        results
+            .iter()
+            .find(|r| r.name.starts_with(prefix))
+            .map(Measurement::rate)
+    };
+    if let (Some(a), Some(b)) = (rate("a"), rate("b")) {
+        writeln!(out, "  a/b = {:.2}   (target ≥ 2)", a / b)?;
+    }
+    if let (Some(a), Some(c)) = (rate("a"), rate("c")) {
+        writeln!(out, "  a/c = {:.2}   (target ≥ 0.8)", a / c)?;
+    }
+    if let (Some(b), Some(c)) = (rate("b"), rate("c")) {
+        writeln!(
+            out,
+            "  c/b = {:.2}   (headroom of the ceiling over the baseline)",
+            c / b
+        )?;
+    }
+    for suffix in ["a", "b", "c"] {
+        clickhouse
+            .execute_on_server(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                quote_identifier(&format!("{base}_bench_{suffix}"))
+            ))
+            .await?;
+    }
+    Ok(())
+}

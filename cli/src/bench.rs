@@ -79,6 +79,26 @@ async fn fresh_database(
     Ok(database)
 }
 
+/// Drops a finished variant's database and waits until the server has no merges running, so
+/// one variant's background work does not slow the next one down.
+async fn settle(clickhouse: &ClickHouse, database: &ClickHouse) -> anyhow::Result<()> {
+    let name = quote_identifier(database.database());
+    clickhouse
+        .execute_on_server(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let merges = clickhouse
+            .query_text("SELECT count() FROM system.merges FORMAT TabSeparated")
+            .await?;
+        if merges.trim() == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 async fn count_rows(clickhouse: &ClickHouse) -> anyhow::Result<usize> {
     let mut total = 0;
     for table in Table::ALL {
@@ -282,6 +302,7 @@ pub async fn run_load(
             "(a) loaded {loaded} rows, expected {}",
             args.events
         );
+        settle(&clickhouse, &database).await?;
         results.push(Measurement {
             name: "a  this loader, end to end",
             events: args.events,
@@ -319,6 +340,7 @@ pub async fn run_load(
             "(b) loaded {loaded} rows, expected {}",
             args.events
         );
+        settle(&clickhouse, &database).await?;
         results.push(Measurement {
             name: "b  JSONEachRow, 1000-row inserts",
             events: args.events,
@@ -360,6 +382,7 @@ pub async fn run_load(
             "(c) loaded {loaded} rows, expected {}",
             args.events
         );
+        settle(&clickhouse, &database).await?;
         results.push(Measurement {
             name: "c  clickhouse-client, Native",
             events: args.events,
@@ -399,14 +422,6 @@ pub async fn run_load(
             "  c/b = {:.2}   (headroom of the ceiling over the baseline)",
             c / b
         )?;
-    }
-    for suffix in ["a", "b", "c"] {
-        clickhouse
-            .execute_on_server(&format!(
-                "DROP DATABASE IF EXISTS {}",
-                quote_identifier(&format!("{base}_bench_{suffix}"))
-            ))
-            .await?;
     }
     Ok(())
 }

@@ -1,0 +1,7 @@
+//! The AgentTrace edge: a Cloudflare Worker (Rust → wasm32) in front of the ETL.
+//!
+//! The logic lives in plain modules that compile and are tested natively; the Worker glue
+//! (routes, Durable Object storage, alarms) sits behind `cfg(target_arch = "wasm32")`.
+
+pub mod auth;
+pub mod buffer;

@@ -16,9 +16,9 @@ pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// A batch of events for one project, accepted by the edge under one API key.
 ///
 /// Events travel as raw JSON: the ETL validates each one on its own, loads the valid ones and
-/// dead-letters the rest with their exact text. `E` is how a raw event is held: owned
-/// (`Box<RawValue>`, the default, for building batches) or borrowed from the request body
-/// (`&RawValue`, so the ETL parses a batch without copying its events).
+/// dead-letters the rest with their exact text.
+// `E` is how a raw event is held: owned (`Box<RawValue>`, the default, for building batches) or
+// borrowed from the request body (`&RawValue`, so the ETL parses a batch without copying events).
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "SignedBatch")]

@@ -9,5 +9,6 @@ pub mod migrate;
 pub mod native;
 pub mod postgres;
 pub mod pricing;
+pub mod query_guard;
 pub mod server;
 pub mod tables;

@@ -1,0 +1,363 @@
+//! Read-only SQL from analysts, confined to their project.
+//!
+//! The SQL is parsed with `sqlparser` (ClickHouse dialect) and accepted only if it is one
+//! `SELECT` (with CTEs, joins, subqueries and set operations) over allowlisted tables. Every
+//! reference to an allowlisted table, wherever it appears, is replaced by a derived table that
+//! holds only the caller's rows, deduplicated as `FINAL` would:
+//!
+//! ```sql
+//! (SELECT * FROM traces WHERE project_id = '<caller>' ORDER BY version DESC LIMIT 1 BY id) AS traces
+//! ```
+//!
+//! Because the filter sits inside the derived table, nothing the analyst writes around it
+//! (`OR 1=1`, another project's id, unions, outer joins) can widen it. Everything that could
+//! write, reach another database, read files or the network, or change settings is refused
+//! with a reason. The rewritten SQL is rendered from the syntax tree, never spliced as text.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, ObjectNamePart, Query, SetExpr, Statement, TableAlias, TableFactor, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::ClickHouseDialect;
+use sqlparser::parser::Parser;
+use uuid::Uuid;
+
+/// Tables analysts may query, with the columns that identify a row (for deduplication).
+pub const QUERYABLE_TABLES: &[(&str, &str)] = &[
+    ("traces", "id"),
+    ("observations", "id"),
+    ("scores", "id"),
+    ("file_operations", "id"),
+    ("terminal_commands", "id"),
+    ("git_links", "id"),
+    ("dead_letters", "batch_id, event_index"),
+];
+
+/// Function names (lowercase) that read outside the caller's rows, touch files or the network,
+/// reveal server configuration, or only burn time. Table functions are refused separately.
+const FORBIDDEN_FUNCTIONS: &[&str] = &[
+    "dictget",
+    "dicthas",
+    "dictisin",
+    "dictgethierarchy",
+    "dictgetchildren",
+    "dictgetdescendants",
+    "joinget",
+    "hascolumnintable",
+    "file",
+    "url",
+    "remote",
+    "remotesecure",
+    "cluster",
+    "clusterallreplicas",
+    "s3",
+    "s3cluster",
+    "hdfs",
+    "mysql",
+    "postgresql",
+    "jdbc",
+    "odbc",
+    "input",
+    "executable",
+    "sqlite",
+    "mongodb",
+    "redis",
+    "azureblobstorage",
+    "gcs",
+    "deltalake",
+    "iceberg",
+    "hudi",
+    "getsetting",
+    "getmacro",
+    "getserverport",
+    "hostname",
+    "fqdn",
+    "currentdatabase",
+    "currentuser",
+    "sleep",
+    "sleepeachrow",
+    "filesystemavailable",
+    "filesystemcapacity",
+    "filesystemfree",
+    "catboostevaluate",
+    "modelevaluate",
+    "evalmlmethod",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("could not parse the SQL: {0}")]
+    Parse(String),
+    #[error("send exactly one statement (got {0})")]
+    StatementCount(usize),
+    #[error("only SELECT queries are allowed")]
+    NotSelect,
+    #[error("table {0:?} is not queryable; use one of {tables}", tables = queryable_names())]
+    TableNotAllowed(String),
+    #[error("qualified table names ({0}) are not allowed: tables are read from your project only")]
+    QualifiedTable(String),
+    #[error("table functions ({0}) are not allowed")]
+    TableFunction(String),
+    #[error("function {0}() is not allowed")]
+    ForbiddenFunction(String),
+    #[error("{0} is not allowed")]
+    ForbiddenClause(&'static str),
+    #[error("the CTE name {0:?} hides a table of the same name; rename it")]
+    CteShadowsTable(String),
+}
+
+fn queryable_names() -> String {
+    QUERYABLE_TABLES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn dedup_key(table: &str) -> Option<&'static str> {
+    QUERYABLE_TABLES
+        .iter()
+        .find(|(name, _)| *name == table)
+        .map(|(_, key)| *key)
+}
+
+fn name_parts(name: &sqlparser::ast::ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => ident.value.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+struct Guard {
+    project_id: Uuid,
+    cte_names: HashSet<String>,
+}
+
+impl Guard {
+    fn project_rows(&self, table: &str, key: &str) -> Result<Box<Query>, GuardError> {
+        let sql = format!(
+            "SELECT * FROM {table} WHERE project_id = '{}' ORDER BY version DESC LIMIT 1 BY {key}",
+            self.project_id
+        );
+        let sql = if table == "dead_letters" {
+            // No version column: any copy of a re-delivered dead letter is the same row.
+            format!(
+                "SELECT * FROM {table} WHERE project_id = '{}' LIMIT 1 BY {key}",
+                self.project_id
+            )
+        } else {
+            sql
+        };
+        match Parser::parse_sql(&ClickHouseDialect {}, &sql)
+            .map_err(|e| GuardError::Parse(e.to_string()))?
+            .pop()
+        {
+            Some(Statement::Query(query)) => Ok(query),
+            _ => unreachable!("the scoped subquery is a SELECT"),
+        }
+    }
+}
+
+/// Refuses `SELECT ... INTO` and anything in a query body that is not a SELECT.
+fn check_body(body: &SetExpr) -> Result<(), GuardError> {
+    match body {
+        SetExpr::Select(select) => {
+            if select.into.is_some() {
+                return Err(GuardError::ForbiddenClause("SELECT ... INTO"));
+            }
+            Ok(())
+        }
+        SetExpr::Query(_) => Ok(()),
+        SetExpr::SetOperation { left, right, .. } => {
+            check_body(left)?;
+            check_body(right)
+        }
+        _ => Err(GuardError::NotSelect),
+    }
+}
+
+impl VisitorMut for Guard {
+    type Break = GuardError;
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<GuardError> {
+        let refused = if query.settings.is_some() {
+            Some(GuardError::ForbiddenClause("SETTINGS"))
+        } else if query.format_clause.is_some() {
+            Some(GuardError::ForbiddenClause("FORMAT"))
+        } else if query.for_clause.is_some() || !query.locks.is_empty() {
+            Some(GuardError::ForbiddenClause("FOR / locking clauses"))
+        } else if !query.pipe_operators.is_empty() {
+            Some(GuardError::ForbiddenClause("pipe operators"))
+        } else {
+            check_body(&query.body).err()
+        };
+        if let Some(error) = refused {
+            return ControlFlow::Break(error);
+        }
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                let name = cte.alias.name.value.clone();
+                if dedup_key(&name).is_some() {
+                    return ControlFlow::Break(GuardError::CteShadowsTable(name));
+                }
+                self.cte_names.insert(name);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<GuardError> {
+        let result = match &mut *factor {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                let parts = name_parts(name);
+                if args.is_some() {
+                    Err(GuardError::TableFunction(name.to_string()))
+                } else if parts.len() != 1 {
+                    Err(GuardError::QualifiedTable(name.to_string()))
+                } else if self.cte_names.contains(&parts[0]) {
+                    Ok(None)
+                } else if let Some(key) = dedup_key(&parts[0]) {
+                    self.project_rows(&parts[0], key).map(|subquery| {
+                        let alias = alias.clone().unwrap_or_else(|| TableAlias {
+                            explicit: true,
+                            name: sqlparser::ast::Ident::new(parts[0].clone()),
+                            columns: Vec::new(),
+                            at: None,
+                        });
+                        Some(TableFactor::Derived {
+                            lateral: false,
+                            subquery,
+                            alias: Some(alias),
+                            sample: None,
+                        })
+                    })
+                } else {
+                    Err(GuardError::TableNotAllowed(parts[0].clone()))
+                }
+            }
+            TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => Ok(None),
+            other => Err(GuardError::TableFunction(other.to_string())),
+        };
+        match result {
+            Ok(Some(scoped)) => {
+                // Replaced after its children were visited: the scoped subquery is not revisited.
+                *factor = scoped;
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
+            Err(error) => ControlFlow::Break(error),
+        }
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<GuardError> {
+        if let Expr::Function(function) = expr {
+            let parts = name_parts(&function.name);
+            let name = parts.last().map(|n| n.to_lowercase()).unwrap_or_default();
+            if parts.len() != 1 || FORBIDDEN_FUNCTIONS.iter().any(|f| name.starts_with(f)) {
+                return ControlFlow::Break(GuardError::ForbiddenFunction(function.name.to_string()));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Checks `sql` and rewrites it so it reads only `project_id`'s rows. Returns the SQL to send
+/// (without a FORMAT clause: the caller adds the output format).
+pub fn scope_to_project(sql: &str, project_id: Uuid) -> Result<String, GuardError> {
+    let mut statements =
+        Parser::parse_sql(&ClickHouseDialect {}, sql).map_err(|e| GuardError::Parse(e.to_string()))?;
+    if statements.len() != 1 {
+        return Err(GuardError::StatementCount(statements.len()));
+    }
+    let mut statement = statements.pop().expect("one statement");
+    if !matches!(statement, Statement::Query(_)) {
+        return Err(GuardError::NotSelect);
+    }
+    let mut guard = Guard {
+        project_id,
+        cte_names: HashSet::new(),
+    };
+    if let ControlFlow::Break(error) = statement.visit(&mut guard) {
+        return Err(error);
+    }
+    Ok(statement.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROJECT: Uuid = Uuid::from_u128(0x1111_2222_3333_4444_5555_6666_7777_8888);
+
+    fn scoped(sql: &str) -> String {
+        scope_to_project(sql, PROJECT).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    #[test]
+    fn wraps_every_table_reference() {
+        let sql = scoped(
+            "WITH recent AS (SELECT trace_id FROM observations WHERE start_time_us > 0) \
+             SELECT t.name, count() FROM traces AS t JOIN recent ON recent.trace_id = t.id \
+             WHERE t.id IN (SELECT trace_id FROM scores) GROUP BY t.name \
+             UNION ALL SELECT name, 0 FROM traces",
+        );
+        let scope = format!("project_id = '{PROJECT}'");
+        assert_eq!(sql.matches(&scope).count(), 4, "{sql}");
+        assert!(sql.contains("ORDER BY version DESC LIMIT 1 BY id) AS t"), "{sql}");
+        assert!(!sql.contains("FROM traces AS t"), "{sql}");
+    }
+
+    #[test]
+    fn the_caller_filter_cannot_be_widened() {
+        let sql = scoped("SELECT * FROM traces WHERE project_id = 'other' OR 1 = 1");
+        assert!(
+            sql.starts_with(&format!(
+                "SELECT * FROM (SELECT * FROM traces WHERE project_id = '{PROJECT}'"
+            )),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn refuses_with_a_reason() {
+        let cases: &[(&str, GuardError)] = &[
+            ("SELECT 1; SELECT 2", GuardError::StatementCount(2)),
+            ("DROP TABLE traces", GuardError::NotSelect),
+            (
+                "SELECT * FROM system.tables",
+                GuardError::QualifiedTable("system.tables".into()),
+            ),
+            (
+                "SELECT * FROM numbers(10)",
+                GuardError::TableFunction("numbers".into()),
+            ),
+            ("SELECT * FROM users", GuardError::TableNotAllowed("users".into())),
+            (
+                "SELECT * FROM traces SETTINGS max_threads = 1",
+                GuardError::ForbiddenClause("SETTINGS"),
+            ),
+            (
+                "SELECT * FROM traces FORMAT CSV",
+                GuardError::ForbiddenClause("FORMAT"),
+            ),
+            (
+                "SELECT dictGet('d', 'a', 1)",
+                GuardError::ForbiddenFunction("dictGet".into()),
+            ),
+            (
+                "WITH traces AS (SELECT 1) SELECT * FROM traces",
+                GuardError::CteShadowsTable("traces".into()),
+            ),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(scope_to_project(sql, PROJECT).as_ref(), Err(expected), "{sql}");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The SQL guard against hostile queries, on real ClickHouse 18.16 with two projects.
+//!
+//! Every query is either refused by the guard, or its guarded form returns exactly the same
+//! result on a database holding projects A and B as on one holding only A: project B's rows
+//! cannot change what A's analyst sees, not even a count.
+
+use agenttrace_cli::demo::SessionGenerator;
+use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::loader::{WireFormat, insert_statement};
+use agenttrace_etl::query_guard::scope_to_project;
+use agenttrace_etl::tables::TableBatches;
+use agenttrace_schemas::Timestamp;
+use agenttrace_tests::TestEnv;
+use uuid::Uuid;
+
+async fn load(clickhouse: &ClickHouse, project: Uuid, seed: u64) {
+    let now = Timestamp::parse("2026-11-25T12:00:00Z").unwrap();
+    let mut generator = SessionGenerator::new(seed);
+    let mut tables = TableBatches::new(&project.to_string());
+    for event in (0..4).flat_map(|_| generator.session(now, 3)) {
+        tables.push(&event, None);
+    }
+    for (table, batch) in tables.finish("b", now).unwrap() {
+        let body = WireFormat::Native.encode(std::slice::from_ref(&batch)).unwrap();
+        clickhouse
+            .insert(&insert_statement(table, WireFormat::Native), body.into(), false)
+            .await
+            .unwrap();
+    }
+}
+
+/// Sorted output lines, or the error (without the server's varying text).
+async fn run(clickhouse: &ClickHouse, sql: &str) -> Result<Vec<String>, String> {
+    match clickhouse.query_text(&format!("{sql} FORMAT TabSeparated")).await {
+        Ok(text) => {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.sort();
+            Ok(lines)
+        }
+        Err(error) => Err(error
+            .to_string()
+            .split(", e.displayText()")
+            .next()
+            .unwrap_or_default()
+            .to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
+    let both = TestEnv::migrated().await;
+    let only_a = TestEnv::migrated().await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    load(&both.clickhouse, a, 1).await;
+    load(&both.clickhouse, b, 2).await;
+    load(&only_a.clickhouse, a, 1).await;
+    // A replayed copy of A's rows: still one row each through the guard.
+    load(&both.clickhouse, a, 1).await;
+    load(&only_a.clickhouse, a, 1).await;
+
+    let a_db = &both.name;
+    let b_half = &b.to_string()[..18];
+    let queries = [
+        format!("SELECT * FROM traces WHERE project_id = '{b}'"),
+        format!("SELECT * FROM traces WHERE 1 = 1 OR project_id = '{b}'"),
+        format!("SELECT * FROM traces WHERE project_id = '{a}' OR 1 = 1"),
+        "SELECT count() FROM traces".into(),
+        "SELECT count() FROM observations WHERE 1".into(),
+        "SELECT project_id, count() FROM observations GROUP BY project_id".into(),
+        "SELECT name FROM traces UNION ALL SELECT name FROM observations".into(),
+        "SELECT * FROM traces UNION ALL SELECT * FROM observations".into(),
+        "SELECT * FROM (SELECT * FROM traces)".into(),
+        "WITH x AS (SELECT * FROM traces) SELECT * FROM x".into(),
+        format!("WITH x AS (SELECT * FROM traces WHERE project_id = '{b}') SELECT * FROM x"),
+        "WITH x AS (SELECT id FROM observations), y AS (SELECT * FROM x) SELECT count() FROM y".into(),
+        "SELECT t1.id FROM traces AS t1 JOIN traces AS t2 ON t1.id = t2.id".into(),
+        "SELECT t.id, o.id FROM traces t LEFT JOIN observations o ON o.trace_id = t.id".into(),
+        "SELECT count() FROM traces CROSS JOIN scores".into(),
+        "SELECT * FROM traces AS observations JOIN observations AS traces ON 1 = 1".into(),
+        format!("SELECT * FROM (SELECT * FROM traces) AS traces WHERE traces.project_id = '{b}'"),
+        format!(
+            "SELECT * FROM traces WHERE project_id IN (SELECT project_id FROM observations WHERE project_id = '{b}')"
+        ),
+        "SELECT * FROM traces WHERE project_id IN (SELECT DISTINCT project_id FROM observations)".into(),
+        "SELECT * FROM traces WHERE id = (SELECT trace_id FROM observations ORDER BY id LIMIT 1)".into(),
+        "SELECT (SELECT count() FROM scores), (SELECT count() FROM git_links)".into(),
+        format!(
+            "SELECT * FROM traces WHERE project_id = '{a}' UNION DISTINCT SELECT * FROM traces WHERE project_id = '{b}'"
+        ),
+        "SELECT * FROM (SELECT * FROM traces UNION ALL SELECT * FROM traces)".into(),
+        format!(
+            "SELECT * FROM traces WHERE project_id = concat('{b_half}', '{}')",
+            &b.to_string()[18..]
+        ),
+        format!("SELECT * FROM traces t WHERE t.project_id != '{a}'"),
+        format!("SELECT * FROM traces PREWHERE project_id = '{b}'"),
+        format!("SELECT * FROM traces WHERE project_id = '{b}' -- AND project_id = '{a}'"),
+        format!("SELECT * FROM traces /* project_id = '{a}' */ WHERE project_id = '{b}'"),
+        format!("SELECT * FROM \"traces\" WHERE project_id = '{b}'"),
+        format!("SELECT * FROM `traces` WHERE project_id = '{b}'"),
+        format!("SELECT * FROM traces WHERE project_id = '{a}'' OR ''1''=''1'"),
+        "SELECT * FROM traces WHERE name = '' OR '1' = '1'".into(),
+        "SELECT * FROM traces LIMIT 1 BY project_id".into(),
+        "SELECT * FROM dead_letters".into(),
+        "SELECT sum(total_cost) FROM observations".into(),
+        "SELECT * FROM file_operations ORDER BY id".into(),
+        "SELECT * FROM terminal_commands ORDER BY id".into(),
+        // Refused outright.
+        "SELECT * FROM TRACES".into(),
+        "SELECT * FROM daily_costs".into(),
+        "SELECT * FROM schema_migrations".into(),
+        "SELECT * FROM system.tables".into(),
+        "SELECT * FROM system.parts".into(),
+        "SELECT * FROM default.traces".into(),
+        format!("SELECT * FROM {a_db}.traces"),
+        format!("SELECT * FROM `{a_db}`.`traces`"),
+        "SELECT * FROM numbers(10)".into(),
+        format!("SELECT * FROM remote('127.0.0.1', {a_db}.traces)"),
+        "SELECT * FROM url('http://127.0.0.1:8123/?query=SELECT+1', CSV, 'a String')".into(),
+        "SELECT * FROM file('/etc/passwd', CSV, 'a String')".into(),
+        "SELECT * FROM mysql('127.0.0.1:3306', 'db', 't', 'root', '')".into(),
+        "SELECT * FROM merge(currentDatabase(), '.*')".into(),
+        "SELECT * FROM generateRandom('a String')".into(),
+        "SELECT * FROM input('a String')".into(),
+        "SELECT * FROM executable('x', CSV, 'a String')".into(),
+        "SELECT * FROM s3('http://127.0.0.1/x', CSV)".into(),
+        "SELECT * FROM cluster('default', system.one)".into(),
+        "SELECT * FROM traces SETTINGS readonly = 0".into(),
+        "SELECT * FROM traces FORMAT TabSeparated".into(),
+        "SELECT * FROM traces INTO OUTFILE '/tmp/leak.tsv'".into(),
+        "SELECT * FROM traces; DROP TABLE traces".into(),
+        "DROP TABLE traces".into(),
+        "INSERT INTO traces SELECT * FROM traces".into(),
+        "ALTER TABLE traces DELETE WHERE 1".into(),
+        "TRUNCATE TABLE traces".into(),
+        "CREATE TABLE leak AS traces".into(),
+        "OPTIMIZE TABLE traces FINAL".into(),
+        "SET readonly = 0".into(),
+        "SELECT dictGet('d', 'x', toUInt64(1))".into(),
+        "SELECT joinGet('t', 'x', 1)".into(),
+        format!("SELECT hasColumnInTable('{a_db}', 'traces', 'id')"),
+        "SELECT currentDatabase()".into(),
+        "SELECT getSetting('readonly')".into(),
+        "SELECT sleep(3)".into(),
+        "SELECT * FROM traces WHERE id IN (SELECT name FROM system.tables)".into(),
+        "SELECT (SELECT count() FROM system.parts)".into(),
+        "WITH traces AS (SELECT 1 AS id) SELECT * FROM traces".into(),
+        "WITH observations AS (SELECT * FROM system.one) SELECT * FROM observations".into(),
+        "EXPLAIN SELECT * FROM traces".into(),
+        "SHOW TABLES".into(),
+        "DESCRIBE TABLE traces".into(),
+        "KILL QUERY WHERE 1".into(),
+        "SELECT * INTO leak FROM traces".into(),
+    ];
+    assert!(queries.len() >= 60, "{} queries", queries.len());
+
+    let (mut refused, mut same, mut answered) = (0, 0, 0);
+    for sql in &queries {
+        match scope_to_project(sql, a) {
+            Err(reason) => {
+                assert!(!reason.to_string().is_empty());
+                refused += 1;
+            }
+            Ok(guarded) => {
+                let with_b = run(&both.clickhouse, &guarded).await;
+                let without_b = run(&only_a.clickhouse, &guarded).await;
+                assert_eq!(
+                    with_b, without_b,
+                    "project B changed the result of {sql}\nguarded: {guarded}"
+                );
+                answered += usize::from(with_b.is_ok());
+                let text = format!("{with_b:?}");
+                assert!(!text.contains(&b.to_string()), "B's id leaked through {sql}");
+                same += 1;
+            }
+        }
+    }
+    // The suite must exercise both paths; refusals alone would prove nothing about scoping.
+    assert!(refused >= 40 && same >= 30, "refused {refused}, accepted {same}");
+    assert!(
+        answered >= 30,
+        "only {answered} of {same} accepted queries ran; the comparison must be real"
+    );
+
+    // And the guard does not break honest queries: A sees all of its own rows, once each.
+    let counted = run(
+        &both.clickhouse,
+        &scope_to_project("SELECT count() FROM traces", a).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(counted, vec!["4".to_owned()]);
+}

@@ -24,12 +24,17 @@ ensure_rust() {
   mkdir -p "$CARGO_TARGET_DIR"
 }
 
-# Python packages the tests use (chDB: modern ClickHouse in-process).
+# Python packages the tests use: chDB (modern ClickHouse in-process) and the readers analysts
+# use on exports (pyarrow, Polars, DuckDB).
 ensure_python_test_deps() {
   command -v python3 >/dev/null || die "python3 is missing"
-  if ! python3 -c 'import chdb' 2>/dev/null; then
-    log "pip install chdb (modern ClickHouse engine for compatibility tests, ~2 min)"
-    python3 -m pip install --quiet --disable-pip-version-check chdb
+  local missing=()
+  for module in chdb pyarrow polars duckdb; do
+    python3 -c "import $module" 2>/dev/null || missing+=("$module")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "pip install ${missing[*]} (chdb takes ~2 min)"
+    python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
   fi
 }
 

@@ -2,6 +2,6 @@
 //!
 //! The logic lives in plain modules that compile and are tested natively; the Worker glue
 //! (routes, Durable Object storage, alarms) sits behind `cfg(target_arch = "wasm32")`.
+//! Credential parsing is shared with the ETL: `agenttrace_schemas::credentials`.
 
-pub mod auth;
 pub mod buffer;

@@ -173,6 +173,41 @@ impl ClickHouse {
             .map(drop)
     }
 
+    /// Starts a query and returns the response once ClickHouse has accepted it, so its body
+    /// can be read chunk by chunk. `settings` go on the URL, in order (put `readonly` last).
+    pub async fn query_streaming(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ClickHouseError> {
+        let mut params: Vec<(&str, &str)> = vec![("database", &self.config.database)];
+        params.extend_from_slice(settings);
+        let mut request = self
+            .http
+            .post(&self.config.url)
+            .query(&params)
+            .body(sql.to_owned());
+        if let Some(user) = &self.config.user {
+            request = request.basic_auth(user, self.config.password.as_deref());
+        }
+        let unavailable = |source| ClickHouseError::Unavailable {
+            url: self.config.url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(unavailable)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.map_err(unavailable)?;
+        let message = String::from_utf8_lossy(&body).trim().to_owned();
+        Err(ClickHouseError::Server {
+            status: status.as_u16(),
+            code: error_code(&message),
+            message,
+        })
+    }
+
     /// The server version, e.g. `18.16.1` or `25.3.2.39`.
     pub async fn version(&self) -> Result<String, ClickHouseError> {
         let body = self

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod clickhouse;
+pub mod export;
 pub mod ingest;
 pub mod keys;
 pub mod loader;

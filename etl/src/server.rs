@@ -4,6 +4,8 @@
 //! | --- | --- |
 //! | `POST /v1/batches` | a signed batch from the edge (gzip accepted) → per-event outcomes |
 //! | `POST /v1/keys/verify` | signed by the edge: `{public_key, secret_key}` → project or reason |
+//! | `GET /v1/export/{table}` | an API key with `export` scope: the project's rows as Arrow or Parquet |
+//! | `POST /v1/query` | an API key with `query` scope: one read-only SELECT over the project's rows |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | PostgreSQL and ClickHouse answer |
 //! | `GET /metrics` | Prometheus metrics |
@@ -71,6 +73,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/keys/verify",
             post(verify_key).layer(DefaultBodyLimit::max(16 * 1024)),
+        )
+        .route("/v1/export/{table}", get(export_table))
+        .route(
+            "/v1/query",
+            post(run_query).layer(DefaultBodyLimit::max(256 * 1024)),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -260,4 +267,213 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
     });
     tracing::info!(%addr, "ETL listening");
     Ok(RunningServer { addr, stop, task })
+}
+
+/// The project of an API key presented by an analyst, if the key has `scope` (or `admin`).
+async fn authorize(state: &AppState, headers: &HeaderMap, scope: &str) -> Result<uuid::Uuid, Response> {
+    let credentials = agenttrace_schemas::credentials::parse_authorization(header_str(
+        headers,
+        header::AUTHORIZATION.as_str(),
+    ))
+    .map_err(|e| error_response(StatusCode::UNAUTHORIZED, "invalid_credentials", &e.to_string()))?;
+    let client = state
+        .ingestor
+        .pool
+        .get()
+        .await
+        .map_err(|e| error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.to_string()))?;
+    let key = match keys::verify_key(&**client, &credentials.public_key, &credentials.secret_key).await {
+        Ok(Ok(key)) => key,
+        Ok(Err(rejection)) => {
+            return Err(error_response(
+                StatusCode::UNAUTHORIZED,
+                rejection.code(),
+                &rejection.to_string(),
+            ));
+        }
+        Err(error) => {
+            return Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &error.to_string(),
+            ));
+        }
+    };
+    if !key.scopes.iter().any(|s| s == scope || s == "admin") {
+        let message = format!(
+            "this key lacks the `{scope}` scope; create one with `agenttrace key create --project {} --scope {scope}`",
+            key.project_id
+        );
+        return Err(error_response(StatusCode::FORBIDDEN, "missing_scope", &message));
+    }
+    Ok(key.project_id)
+}
+
+fn streamed(
+    body: crate::export::BodyStream,
+    format: crate::export::OutputFormat,
+    file_name: &str,
+) -> Response {
+    let mut response =
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+fn clickhouse_failure(error: crate::clickhouse::ClickHouseError) -> Response {
+    if error.is_transient() {
+        error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &error.to_string())
+    } else {
+        error_response(StatusCode::BAD_REQUEST, "query_failed", &error.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportParams {
+    from: Option<String>,
+    to: Option<String>,
+    columns: Option<String>,
+    format: Option<String>,
+}
+
+/// The column each table's `from`/`to` range applies to.
+fn time_column(table: crate::tables::Table) -> &'static str {
+    use crate::tables::Table;
+    match table {
+        Table::Observations => "start_time_us",
+        Table::DeadLetters => "received_at_us",
+        _ => "timestamp_us",
+    }
+}
+
+async fn export_table(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(table_name): axum::extract::Path<String>,
+    axum::extract::Query(params): axum::extract::Query<ExportParams>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::export::{OutputFormat, stream_query};
+    use crate::tables::Table;
+    let project = match authorize(&state, &headers, "export").await {
+        Ok(project) => project,
+        Err(response) => return response,
+    };
+    let Some(table) = Table::ALL.into_iter().find(|t| t.name() == table_name) else {
+        let names: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        let message = format!("no table {table_name:?}; exportable tables: {}", names.join(", "));
+        return error_response(StatusCode::NOT_FOUND, "unknown_table", &message);
+    };
+    let format = match OutputFormat::parse(params.format.as_deref().unwrap_or("arrow")) {
+        Ok(OutputFormat::Json) | Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_format",
+                "format must be arrow or parquet",
+            );
+        }
+        Ok(format) => format,
+    };
+    let bound = |value: &Option<String>, default: i64, name: &str| match value {
+        None => Ok(default),
+        Some(text) => Timestamp::parse(text)
+            .map(Timestamp::as_micros)
+            .map_err(|e| error_response(StatusCode::BAD_REQUEST, "invalid_range", &format!("{name}: {e}"))),
+    };
+    let (from, to) = match (
+        bound(&params.from, i64::MIN, "from"),
+        bound(&params.to, i64::MAX, "to"),
+    ) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(response), _) | (_, Err(response)) => return response,
+    };
+    let schema = table.schema();
+    let columns = match &params.columns {
+        None => "*".to_owned(),
+        Some(list) => {
+            let mut chosen = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let stored = [name.to_owned(), format!("{name}_us")]
+                    .into_iter()
+                    .find(|candidate| schema.field_with_name(candidate).is_ok());
+                match stored {
+                    Some(stored) => chosen.push(stored),
+                    None => {
+                        let message = format!("table {table_name} has no column {name:?}");
+                        return error_response(StatusCode::BAD_REQUEST, "unknown_column", &message);
+                    }
+                }
+            }
+            chosen.join(", ")
+        }
+    };
+    let column = time_column(table);
+    let sql = format!("SELECT {columns} FROM {table_name} WHERE {column} >= {from} AND {column} < {to}");
+    let scoped = match crate::query_guard::scope_to_project(&sql, project) {
+        Ok(scoped) => scoped,
+        Err(error) => return error_response(StatusCode::BAD_REQUEST, "invalid_export", &error.to_string()),
+    };
+    match stream_query(&state.clickhouse, &scoped, format, true, &[("readonly", "1")]).await {
+        Ok(body) => {
+            let extension = if format == OutputFormat::Parquet {
+                "parquet"
+            } else {
+                "arrow"
+            };
+            streamed(body, format, &format!("{table_name}.{extension}"))
+        }
+        Err(error) => clickhouse_failure(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    sql: String,
+    format: Option<String>,
+}
+
+async fn run_query(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    use crate::export::{OutputFormat, stream_query};
+    let project = match authorize(&state, &headers, "query").await {
+        Ok(project) => project,
+        Err(response) => return response,
+    };
+    let request: QueryRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => return error_response(StatusCode::BAD_REQUEST, "invalid_request", &error.to_string()),
+    };
+    let format = match OutputFormat::parse(request.format.as_deref().unwrap_or("json")) {
+        Ok(format) => format,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, "invalid_format", &message),
+    };
+    let scoped = match crate::query_guard::scope_to_project(&request.sql, project) {
+        Ok(scoped) => scoped,
+        Err(error) => return error_response(StatusCode::BAD_REQUEST, "query_rejected", &error.to_string()),
+    };
+    // Server-side limits; `readonly` last, since it freezes the settings after it.
+    let settings = [
+        ("max_execution_time", "30"),
+        ("max_result_rows", "1000000"),
+        ("result_overflow_mode", "throw"),
+        ("readonly", "1"),
+    ];
+    match stream_query(&state.clickhouse, &scoped, format, false, &settings).await {
+        Ok(body) => {
+            let extension = match format {
+                OutputFormat::Arrow => "arrow",
+                OutputFormat::Parquet => "parquet",
+                OutputFormat::Json => "json",
+            };
+            streamed(body, format, &format!("query.{extension}"))
+        }
+        Err(error) => clickhouse_failure(error),
+    }
 }

@@ -3,10 +3,12 @@
 //! - [`event`]: the ingest envelope `{id, type, timestamp, body}` and the body of every event type.
 //! - [`batch`]: the batch the edge signs and forwards to the ETL.
 //! - [`signature`]: the HMAC-SHA256 signature over a batch, with timestamp and key id.
+//! - [`credentials`]: how agents and analysts present an API key (`Authorization` header).
 //!
 //! The JSON Schemas in `schemas/json/` are generated from these types; a test fails when they drift.
 
 pub mod batch;
+pub mod credentials;
 pub mod event;
 pub mod json_schema;
 pub mod signature;

@@ -1,0 +1,204 @@
+//! Export and query APIs on real ClickHouse 18.16, read back with pyarrow, Polars and DuckDB.
+
+use std::process::Command;
+
+use agenttrace_cli::demo::SessionGenerator;
+use agenttrace_etl::keys;
+use agenttrace_schemas::{Event, Payload, Timestamp};
+use agenttrace_tests::{TestEnv, repo_root};
+use serde_json::Value;
+
+struct Analyst {
+    bearer: String,
+}
+
+async fn analyst_key(env: &TestEnv, project: uuid::Uuid, scopes: &[&str]) -> Analyst {
+    let pg = env.postgres().await;
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    let key = keys::create_key(&pg, project, &scopes, Some("analyst"))
+        .await
+        .unwrap();
+    Analyst {
+        bearer: format!("Bearer {}:{}", key.public_key, key.secret_key),
+    }
+}
+
+#[tokio::test]
+async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_in_project() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let a = env.create_project("analytics-a").await;
+    let b = env.create_project("analytics-b").await;
+    let now = Timestamp::now();
+    let sessions_a: Vec<Event> = {
+        let mut generator = SessionGenerator::new(21);
+        (0..3).flat_map(|_| generator.session(now, 4)).collect()
+    };
+    let sessions_b = SessionGenerator::new(22).session(now, 4);
+    etl.client
+        .send(&a.key, &sessions_a)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    // The same events again in a new batch: exports must not show them twice.
+    etl.client
+        .send(&a.key, &sessions_a)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    etl.client
+        .send(&b.key, &sessions_b)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+
+    let analyst = analyst_key(&env, a.key.project_id, &["export", "query"]).await;
+    let http = reqwest::Client::new();
+    let dir = std::env::temp_dir().join(&env.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for format in ["arrow", "parquet"] {
+        let response = http
+            .get(format!("{}/v1/export/observations?format={format}", etl.url))
+            .header("authorization", &analyst.bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{format}");
+        let path = dir.join(format!("observations.{format}"));
+        std::fs::write(&path, response.bytes().await.unwrap()).unwrap();
+        files.push(path);
+    }
+    let output = Command::new("python3")
+        .arg(repo_root().join("tests/python/read_exports.py"))
+        .args(&files)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let mut expected: Vec<_> = sessions_a
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Observation(o) => Some(o.clone()),
+            _ => None,
+        })
+        .collect();
+    expected.sort_by(|x, y| x.id.cmp(&y.id));
+    let n = expected.len();
+    for key in [
+        "arrow_rows",
+        "parquet_rows",
+        "parquet_footer_rows",
+        "polars_rows",
+        "polars_ipc_rows",
+        "duckdb_parquet_rows",
+        "duckdb_arrow_rows",
+    ] {
+        assert_eq!(seen[key], n, "{key}: {seen}");
+    }
+    assert_eq!(seen["arrow_footer"]["agenttrace.row_count"], n.to_string());
+    assert_eq!(seen["parquet_metadata"]["agenttrace.row_count"], n.to_string());
+    assert_eq!(seen["parquet_compression"], "ZSTD");
+    assert_eq!(seen["parquet_equals_arrow"], true);
+    assert_eq!(seen["arrow_schema"]["start_time"], "timestamp[us, tz=UTC]");
+    assert_eq!(seen["arrow_schema"]["end_time"], "timestamp[us, tz=UTC]");
+    assert_eq!(
+        seen["polars_start_time_dtype"],
+        "Datetime(time_unit='us', time_zone='UTC')"
+    );
+    let rows = seen["rows"].as_array().unwrap();
+    for (row, observation) in rows.iter().zip(&expected) {
+        assert_eq!(row["id"], observation.id.as_str());
+        assert_eq!(row["name"], observation.name.as_str());
+        assert_eq!(
+            row["start_time_exact"],
+            observation.start_time.to_string().replace('Z', "+00:00")
+        );
+        assert_eq!(row["end_time_is_null"], observation.end_time.is_none());
+        assert_eq!(
+            row["parent_observation_id"].as_str(),
+            observation.parent_observation_id.as_deref()
+        );
+        assert_eq!(
+            row["input"].as_str(),
+            observation.input.as_ref().map(|j| j.as_str())
+        );
+        assert_eq!(row["model"].as_str(), observation.model.as_deref());
+    }
+
+    // Query: JSON answers come only from the caller's project, deduplicated.
+    let query = |sql: &str, format: &str, bearer: &str| {
+        http.post(format!("{}/v1/query", etl.url))
+            .header("authorization", bearer)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "sql": sql, "format": format }).to_string())
+            .send()
+    };
+    let response = query(
+        "SELECT count() AS n FROM traces WHERE 1 = 1 OR project_id != ''",
+        "json",
+        &analyst.bearer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer["data"][0]["n"], "3", "{answer}");
+    let response = query(
+        "SELECT id, start_time_us FROM observations ORDER BY id",
+        "arrow",
+        &analyst.bearer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(&body[..6], b"ARROW1", "an Arrow IPC file");
+
+    let refused = query("SELECT * FROM system.tables", "json", &analyst.bearer)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert_eq!(refused["error"], "query_rejected");
+    assert!(
+        refused["message"].as_str().unwrap().contains("system.tables"),
+        "{refused}"
+    );
+
+    let bad_sql = query("SELECT no_such_column FROM traces", "json", &analyst.bearer)
+        .await
+        .unwrap();
+    assert_eq!(bad_sql.status(), 400);
+    assert!(bad_sql.text().await.unwrap().contains("no_such_column"));
+
+    // Keys: the ingest-only key cannot export; a wrong secret is refused.
+    let ingest_only = format!("Bearer {}:{}", a.key.public_key, a.secret_key);
+    let forbidden = http
+        .get(format!("{}/v1/export/traces", etl.url))
+        .header("authorization", &ingest_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    assert!(forbidden.text().await.unwrap().contains("--scope export"));
+    let wrong = format!("Bearer {}:sk-at-wrong", a.key.public_key);
+    assert_eq!(query("SELECT 1", "json", &wrong).await.unwrap().status(), 401);
+    let unknown = http
+        .get(format!("{}/v1/export/users", etl.url))
+        .header("authorization", &analyst.bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    std::fs::remove_dir_all(dir).unwrap();
+    etl.server.shutdown().await.unwrap();
+}

@@ -1,5 +1,6 @@
 //! The `agenttrace` command. A library as well, so tests run the real commands in-process.
 
+pub mod analyst;
 pub mod bench;
 pub mod demo;
 pub mod send;
@@ -164,6 +165,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send realistic coding-agent sessions, then show what landed in ClickHouse.
     Demo(DemoArgs),
+    /// Export a table of your project as Parquet or Arrow (through the ETL's export API).
+    Export(analyst::ExportArgs),
+    /// Run one read-only SELECT over your project's data (through the ETL's query API).
+    Query(analyst::QueryArgs),
     /// Benchmarks (run them with a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -345,6 +350,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => run_serve(args, &cli.databases).await?,
         Command::Demo(args) => run_demo(args, &cli.databases, out).await?,
+        Command::Export(args) => analyst::export(args, out).await?,
+        Command::Query(args) => analyst::query(args, out).await?,
         Command::Bench(BenchCommand::Load(args)) => bench::run_load(args, &cli.databases, out).await?,
         Command::Migrate { migrations_dir } => {
             let set = match &migrations_dir {

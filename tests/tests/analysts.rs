@@ -199,6 +199,68 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+
+    // The CLI: files land whole, the footer's row count is checked and reported.
+    let api_key = analyst.bearer.trim_start_matches("Bearer ").to_owned();
+    let parquet = dir.join("cli.parquet");
+    let said = env
+        .cli(&[
+            "export",
+            "observations",
+            "--format",
+            "parquet",
+            "-o",
+            parquet.to_str().unwrap(),
+            "--url",
+            &etl.url,
+            "--api-key",
+            &api_key,
+        ])
+        .await
+        .unwrap();
+    assert!(said.starts_with(&format!("wrote {n} rows")), "{said}");
+    let arrow = dir.join("cli.arrow");
+    let said = env
+        .cli(&[
+            "query",
+            "SELECT id, name FROM traces",
+            "--format",
+            "arrow",
+            "-o",
+            arrow.to_str().unwrap(),
+            "--url",
+            &etl.url,
+            "--api-key",
+            &api_key,
+        ])
+        .await
+        .unwrap();
+    assert!(said.starts_with("wrote 3 rows"), "{said}");
+    let json = env
+        .cli(&[
+            "query",
+            "SELECT count() AS n FROM git_links",
+            "--url",
+            &etl.url,
+            "--api-key",
+            &api_key,
+        ])
+        .await
+        .unwrap();
+    assert!(json.contains("\"n\": \"3\""), "{json}");
+    let refused = env
+        .cli(&[
+            "query",
+            "SELECT * FROM system.one",
+            "--url",
+            &etl.url,
+            "--api-key",
+            &api_key,
+        ])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("qualified table names"), "{refused}");
+
     std::fs::remove_dir_all(dir).unwrap();
     etl.server.shutdown().await.unwrap();
 }

@@ -31,6 +31,17 @@ use crate::clickhouse::ClickHouse;
 use crate::ingest::{IngestError, Ingestor};
 use crate::keys;
 
+/// Every route and its method; `etl/api/openapi.json` must describe each (checked by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/batches"),
+    ("post", "/v1/keys/verify"),
+    ("get", "/v1/export/{table}"),
+    ("post", "/v1/query"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECS: u32 = 2;
 
@@ -475,5 +486,29 @@ async fn run_query(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
             streamed(body, format, &format!("query.{extension}"))
         }
         Err(error) => clickhouse_failure(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTES;
+
+    #[test]
+    fn the_openapi_document_describes_every_route() {
+        let document: serde_json::Value = serde_json::from_str(include_str!("../api/openapi.json")).unwrap();
+        let paths = document["paths"].as_object().unwrap();
+        for (method, path) in ROUTES {
+            assert!(
+                paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} is not in openapi.json"
+            );
+        }
+        assert_eq!(
+            paths
+                .values()
+                .map(|p| p.as_object().unwrap().len())
+                .sum::<usize>(),
+            ROUTES.len()
+        );
     }
 }

@@ -190,6 +190,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Load throughput: this loader vs JSONEachRow 1000-row inserts vs clickhouse-client Native.
     Load(bench::LoadBenchArgs),
+    /// Export throughput and peak memory: N observations to Parquet and Arrow through the ETL.
+    Export(bench::ExportBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,6 +355,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Export(args) => analyst::export(args, out).await?,
         Command::Query(args) => analyst::query(args, out).await?,
         Command::Bench(BenchCommand::Load(args)) => bench::run_load(args, &cli.databases, out).await?,
+        Command::Bench(BenchCommand::Export(args)) => bench::run_export(args, &cli.databases, out).await?,
         Command::Migrate { migrations_dir } => {
             let set = match &migrations_dir {
                 Some(dir) => migrate::MigrationSet::from_dir(dir)?,

@@ -396,14 +396,16 @@ async fn export_table(
         None => Ok(default),
         Some(text) => Timestamp::parse(text)
             .map(Timestamp::as_micros)
-            .map_err(|e| error_response(StatusCode::BAD_REQUEST, "invalid_range", &format!("{name}: {e}"))),
+            .map_err(|e| format!("{name}: {e}")),
     };
     let (from, to) = match (
         bound(&params.from, i64::MIN, "from"),
         bound(&params.to, i64::MAX, "to"),
     ) {
         (Ok(from), Ok(to)) => (from, to),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(message), _) | (_, Err(message)) => {
+            return error_response(StatusCode::BAD_REQUEST, "invalid_range", &message);
+        }
     };
     let schema = table.schema();
     let columns = match &params.columns {

@@ -33,6 +33,7 @@ pub const QUERYABLE_TABLES: &[(&str, &str)] = &[
     ("terminal_commands", "id"),
     ("git_links", "id"),
     ("dead_letters", "batch_id, event_index"),
+    ("experiment_rollups", "id"),
 ];
 
 /// Function names (lowercase) that read outside the caller's rows, touch files or the network,

@@ -361,6 +361,7 @@ fn time_column(table: crate::tables::Table) -> &'static str {
     match table {
         Table::Observations => "start_time_us",
         Table::DeadLetters => "received_at_us",
+        Table::ExperimentRollups => "computed_at_us",
         _ => "timestamp_us",
     }
 }

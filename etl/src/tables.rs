@@ -31,10 +31,12 @@ pub enum Table {
     TerminalCommands,
     GitLinks,
     DeadLetters,
+    /// Written by the experiment rollup job, not by ingest.
+    ExperimentRollups,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Traces,
         Table::Observations,
         Table::Scores,
@@ -42,6 +44,7 @@ impl Table {
         Table::TerminalCommands,
         Table::GitLinks,
         Table::DeadLetters,
+        Table::ExperimentRollups,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Table {
             Table::TerminalCommands => "terminal_commands",
             Table::GitLinks => "git_links",
             Table::DeadLetters => "dead_letters",
+            Table::ExperimentRollups => "experiment_rollups",
         }
     }
 
@@ -206,6 +210,30 @@ fn build_schema(table: Table) -> Schema {
             fields.push(field("received_at_us", Int64, false));
             fields.push(field("reason", Utf8, false));
             fields.push(field("raw", Utf8, false));
+        }
+        Table::ExperimentRollups => {
+            head(&mut fields);
+            for name in ["experiment_id", "dataset_id", "score_name"] {
+                fields.push(field(name, Utf8, false));
+            }
+            fields.push(field("computed_at_us", Int64, false));
+            fields.push(field("items", UInt64, false));
+            fields.push(field("scores", UInt64, false));
+            for name in ["mean", "median", "p95", "pass_rate"] {
+                fields.push(field(name, Float64, true));
+            }
+            fields.push(cost("total_cost"));
+            for name in ["mean_cost", "latency_p50_ms", "latency_p95_ms"] {
+                fields.push(field(name, Float64, true));
+            }
+            fields.push(field("input_tokens", UInt64, false));
+            fields.push(field("output_tokens", UInt64, false));
+            fields.push(field("baseline_experiment_id", Utf8, true));
+            fields.push(field("paired_items", UInt64, false));
+            for name in ["paired_mean_difference", "paired_ci_low", "paired_ci_high"] {
+                fields.push(field(name, Float64, true));
+            }
+            fields.push(field("version", UInt64, false));
         }
     }
     Schema::new(fields)

@@ -264,3 +264,101 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
     std::fs::remove_dir_all(dir).unwrap();
     etl.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn experiment_rollups_export_with_the_newest_run_only() {
+    use std::sync::Arc;
+
+    use agenttrace_etl::loader::{WireFormat, insert_statement};
+    use agenttrace_etl::tables::Table;
+    use arrow_array::builder::Decimal128Builder;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("rollups").await;
+    let analyst = analyst_key(&env, project.key.project_id, &["export"]).await;
+
+    // Two runs of the rollup job for the same experiment and score: the second replaces the first.
+    for (version, mean) in [(1u64, 0.5), (2, 0.75)] {
+        let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+        let float = |v: Option<f64>| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
+        let uint = |v: u64| Arc::new(UInt64Array::from(vec![v])) as ArrayRef;
+        let mut cost = Decimal128Builder::new().with_precision_and_scale(18, 12).unwrap();
+        cost.append_value(1_250_000_000_000);
+        let columns: Vec<ArrayRef> = vec![
+            text(&project.key.project_id.to_string()),
+            text("exp-1/quality"),
+            text("exp-1"),
+            text("dataset-1"),
+            text("quality"),
+            Arc::new(Int64Array::from(vec![1_764_072_000_000_000 + version as i64])),
+            uint(20),
+            uint(20),
+            float(Some(mean)),
+            float(Some(0.8)),
+            float(Some(0.99)),
+            float(Some(0.9)),
+            Arc::new(cost.finish()),
+            float(Some(0.0625)),
+            float(Some(850.0)),
+            float(Some(2400.0)),
+            uint(12_000),
+            uint(3_400),
+            Arc::new(StringArray::from(vec![None::<&str>])),
+            uint(0),
+            float(None),
+            float(None),
+            float(None),
+            uint(version),
+        ];
+        let batch = RecordBatch::try_new(Table::ExperimentRollups.schema(), columns).unwrap();
+        let body = WireFormat::Native.encode(&[batch]).unwrap();
+        env.clickhouse
+            .insert(
+                &insert_statement(Table::ExperimentRollups, WireFormat::Native),
+                body.into(),
+                false,
+            )
+            .await
+            .unwrap();
+    }
+
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/export/experiment_rollups?format=parquet", etl.url))
+        .header("authorization", &analyst.bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, 1, "a re-run replaces the earlier rollup");
+    let batch = &batches[0];
+    assert_eq!(
+        batch
+            .column_by_name("mean")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .value(0),
+        0.75
+    );
+    assert_eq!(
+        batch
+            .schema()
+            .field_with_name("computed_at")
+            .unwrap()
+            .data_type()
+            .to_string(),
+        "Timestamp(µs, \"UTC\")"
+    );
+    etl.server.shutdown().await.unwrap();
+}

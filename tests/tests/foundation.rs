@@ -21,7 +21,9 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
     let first = env.cli(&["migrate"]).await.unwrap();
     assert!(first.contains("PostgreSQL: applied 0001_core.sql"), "{first}");
     assert!(
-        first.contains("ClickHouse: applied 0001_event_tables.sql, 0002_daily_costs.sql"),
+        first.contains(
+            "ClickHouse: applied 0001_event_tables.sql, 0002_daily_costs.sql, 0003_experiment_rollups.sql"
+        ),
         "{first}"
     );
 
@@ -51,7 +53,7 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
             "ClickHouse table {table} missing in {tables}"
         );
     }
-    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "2");
+    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "3");
 }
 
 #[tokio::test]

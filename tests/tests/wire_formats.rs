@@ -27,7 +27,7 @@ fn canonical_for(table: Table, body: Value) -> Value {
         Table::FileOperations => canonical::<FileOperation>(body),
         Table::TerminalCommands => canonical::<TerminalCommand>(body),
         Table::GitLinks => canonical::<GitLink>(body),
-        Table::DeadLetters => body,
+        Table::DeadLetters | Table::ExperimentRollups => body,
     }
 }
 

@@ -65,6 +65,23 @@ pub struct LoadBenchArgs {
 
 const SIGNING_KEYS: &str = "bench:bench-signing-secret-0123456789";
 
+/// The ETL as benchmarks run it: in-process, against `clickhouse`, with the given loader.
+fn bench_server_config(
+    databases: &DatabaseArgs,
+    clickhouse: &ClickHouse,
+    loader: LoaderOptions,
+) -> anyhow::Result<ServeConfig> {
+    Ok(ServeConfig {
+        database_url: databases.database_url.clone(),
+        clickhouse: clickhouse.clone(),
+        keyring: Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?,
+        key_cache_ttl: Duration::from_secs(60),
+        price_refresh: Duration::from_secs(60),
+        postgres_pool_size: 16,
+        loader,
+    })
+}
+
 /// Fresh database `name` on the server with the ClickHouse schema applied.
 async fn fresh_database(
     pg: &mut tokio_postgres::Client,
@@ -267,19 +284,15 @@ pub async fn run_load(
                 .collect()
         };
         let server = start(
-            ServeConfig {
-                database_url: databases.database_url.clone(),
-                clickhouse: database.clone(),
-                keyring: Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?,
-                key_cache_ttl: Duration::from_secs(60),
-                price_refresh: Duration::from_secs(60),
-                postgres_pool_size: 16,
-                loader: LoaderOptions {
+            bench_server_config(
+                databases,
+                &database,
+                LoaderOptions {
                     gzip_level: (args.gzip_level > 0).then_some(args.gzip_level),
                     max_insert_wait: Duration::from_millis(args.max_insert_wait_ms),
                     ..LoaderOptions::default()
                 },
-            },
+            )?,
             "127.0.0.1:0".parse()?,
         )
         .await
@@ -519,15 +532,7 @@ pub async fn run_export(
     let baseline_rss = peak_rss_mb();
 
     let server = start(
-        ServeConfig {
-            database_url: databases.database_url.clone(),
-            clickhouse: database.clone(),
-            keyring: Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?,
-            key_cache_ttl: Duration::from_secs(60),
-            price_refresh: Duration::from_secs(60),
-            postgres_pool_size: 4,
-            loader: LoaderOptions::default(),
-        },
+        bench_server_config(databases, &database, LoaderOptions::default())?,
         "127.0.0.1:0".parse()?,
     )
     .await

@@ -90,6 +90,41 @@ impl ClickHouse {
         }
     }
 
+    fn unavailable(&self, source: reqwest::Error) -> ClickHouseError {
+        ClickHouseError::Unavailable {
+            url: self.config.url.clone(),
+            source,
+        }
+    }
+
+    /// Sends one request; a non-2xx answer becomes an error carrying ClickHouse's message.
+    async fn request(
+        &self,
+        params: &[(&str, &str)],
+        body: Bytes,
+        gzip: bool,
+    ) -> Result<reqwest::Response, ClickHouseError> {
+        let mut request = self.http.post(&self.config.url).query(params).body(body);
+        if let Some(user) = &self.config.user {
+            request = request.basic_auth(user, self.config.password.as_deref());
+        }
+        if gzip {
+            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        let response = request.send().await.map_err(|e| self.unavailable(e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.map_err(|e| self.unavailable(e))?;
+        let message = String::from_utf8_lossy(&body).trim().to_owned();
+        Err(ClickHouseError::Server {
+            status: status.as_u16(),
+            code: error_code(&message),
+            message,
+        })
+    }
+
     async fn send(
         &self,
         database: Option<&str>,
@@ -104,30 +139,8 @@ impl ClickHouse {
         if let Some(query) = query {
             params.push(("query", query));
         }
-        let mut request = self.http.post(&self.config.url).query(&params).body(body);
-        if let Some(user) = &self.config.user {
-            request = request.basic_auth(user, self.config.password.as_deref());
-        }
-        if gzip {
-            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
-        }
-        let unavailable = |source| ClickHouseError::Unavailable {
-            url: self.config.url.clone(),
-            source,
-        };
-        let response = request.send().await.map_err(unavailable)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(unavailable)?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            let message = String::from_utf8_lossy(&body).trim().to_owned();
-            Err(ClickHouseError::Server {
-                status: status.as_u16(),
-                code: error_code(&message),
-                message,
-            })
-        }
+        let response = self.request(&params, body, gzip).await?;
+        response.bytes().await.map_err(|e| self.unavailable(e))
     }
 
     /// Runs one statement in the configured database.
@@ -182,30 +195,8 @@ impl ClickHouse {
     ) -> Result<reqwest::Response, ClickHouseError> {
         let mut params: Vec<(&str, &str)> = vec![("database", &self.config.database)];
         params.extend_from_slice(settings);
-        let mut request = self
-            .http
-            .post(&self.config.url)
-            .query(&params)
-            .body(sql.to_owned());
-        if let Some(user) = &self.config.user {
-            request = request.basic_auth(user, self.config.password.as_deref());
-        }
-        let unavailable = |source| ClickHouseError::Unavailable {
-            url: self.config.url.clone(),
-            source,
-        };
-        let response = request.send().await.map_err(unavailable)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let body = response.bytes().await.map_err(unavailable)?;
-        let message = String::from_utf8_lossy(&body).trim().to_owned();
-        Err(ClickHouseError::Server {
-            status: status.as_u16(),
-            code: error_code(&message),
-            message,
-        })
+        self.request(&params, Bytes::copy_from_slice(sql.as_bytes()), false)
+            .await
     }
 
     /// The server version, e.g. `18.16.1` or `25.3.2.39`.

@@ -605,97 +605,46 @@ async fn the_same_batch_sent_twice_is_counted_once() {
     etl.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn with_clickhouse_down_batches_get_503_and_load_exactly_once_after_restart() {
-    let mut clickhouse = ClickHouseServer::start();
-    let shared_pg = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let env = TestEnv::migrated_on(&shared_pg, &clickhouse.url()).await;
+/// Sends a batch while a database is down (503 naming it), then, after `restore`, the same
+/// batch again (accepted) and once more (already accepted): its rows land exactly once.
+async fn outage_then_exactly_once(
+    env: &TestEnv,
+    seed: u64,
+    database: &str,
+    stop: impl FnOnce(),
+    restore: impl FnOnce(),
+) {
     let etl = env.start_etl(|_| {}).await;
-    let project = env.create_project("ch-outage").await;
-    let events = SessionGenerator::new(5).session(now(), 2);
+    let project = env.create_project(&format!("outage-{seed}")).await;
+    let events = SessionGenerator::new(seed).session(now(), 2);
     let raw: Vec<_> = events
         .iter()
         .map(|e| serde_json::value::to_raw_value(e).unwrap())
         .collect();
     let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
 
-    clickhouse.stop();
+    stop();
     let now_secs = now().as_micros() / 1_000_000;
     let during = etl.client.post_body(body.clone(), now_secs, None).await.unwrap();
     assert_eq!(during.status, 503, "{}", during.body);
-    assert!(during.body.contains("ClickHouse"), "{}", during.body);
+    assert!(during.body.contains(database), "{}", during.body);
 
-    clickhouse.resume();
-    let after: IngestResponse = etl
-        .client
-        .post_body(body.clone(), now_secs, None)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
-    assert_eq!(after.status, BatchStatus::Accepted);
-    let again: IngestResponse = etl
-        .client
-        .post_body(body, now_secs, None)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
-    assert_eq!(again.status, BatchStatus::AlreadyAccepted);
+    restore();
+    let send = || async {
+        etl.client
+            .post_body(body.clone(), now_secs, None)
+            .await
+            .unwrap()
+            .response()
+            .unwrap()
+    };
+    assert_eq!(send().await.status, BatchStatus::Accepted);
+    assert_eq!(send().await.status, BatchStatus::AlreadyAccepted);
     let observations = events
         .iter()
         .filter(|e| matches!(e.payload, Payload::Observation(_)))
         .count();
-    assert_eq!(
-        env.ch("SELECT count() FROM observations").await,
-        observations.to_string()
-    );
-    etl.server.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn with_postgres_down_batches_get_503_and_load_exactly_once_after_restart() {
-    let postgres = PostgresServer::start();
-    let clickhouse_url = std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
-    let env = TestEnv::migrated_on(&postgres.url("postgres"), &clickhouse_url).await;
-    let etl = env.start_etl(|_| {}).await;
-    let project = env.create_project("pg-outage").await;
-    let events = SessionGenerator::new(6).session(now(), 2);
-    let raw: Vec<_> = events
-        .iter()
-        .map(|e| serde_json::value::to_raw_value(e).unwrap())
-        .collect();
-    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
-
-    postgres.stop();
-    let now_secs = now().as_micros() / 1_000_000;
-    let during = etl.client.post_body(body.clone(), now_secs, None).await.unwrap();
-    assert_eq!(during.status, 503, "{}", during.body);
-    assert!(during.body.contains("PostgreSQL"), "{}", during.body);
-
-    postgres.resume();
-    let after: IngestResponse = etl
-        .client
-        .post_body(body.clone(), now_secs, None)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
-    assert_eq!(after.status, BatchStatus::Accepted);
-    let again: IngestResponse = etl
-        .client
-        .post_body(body, now_secs, None)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
-    assert_eq!(again.status, BatchStatus::AlreadyAccepted);
     let id = project.key.project_id;
-    let observations = events
-        .iter()
-        .filter(|e| matches!(e.payload, Payload::Observation(_)))
-        .count();
     assert_eq!(
         env.ch(&format!(
             "SELECT count() FROM observations WHERE project_id = '{id}'"
@@ -704,4 +653,29 @@ async fn with_postgres_down_batches_get_503_and_load_exactly_once_after_restart(
         observations.to_string()
     );
     etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_clickhouse_down_batches_get_503_and_load_exactly_once_after_restart() {
+    let clickhouse = std::cell::RefCell::new(ClickHouseServer::start());
+    let shared_pg = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = clickhouse.borrow().url();
+    let env = TestEnv::migrated_on(&shared_pg, &url).await;
+    outage_then_exactly_once(
+        &env,
+        5,
+        "ClickHouse",
+        || clickhouse.borrow_mut().stop(),
+        || clickhouse.borrow_mut().resume(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn with_postgres_down_batches_get_503_and_load_exactly_once_after_restart() {
+    let postgres = PostgresServer::start();
+    let clickhouse_url = std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    let env = TestEnv::migrated_on(&postgres.url("postgres"), &clickhouse_url).await;
+    outage_then_exactly_once(&env, 6, "PostgreSQL", || postgres.stop(), || postgres.resume()).await;
 }

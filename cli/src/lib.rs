@@ -169,6 +169,9 @@ pub enum Command {
     Export(analyst::ExportArgs),
     /// Run one read-only SELECT over your project's data (through the ETL's query API).
     Query(analyst::QueryArgs),
+    /// Scheduled jobs: run one now, or see recent runs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Benchmarks (run them with a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -184,6 +187,17 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Run one job now (recorded like a scheduled run); jobs: retention.
+    Run { job: String },
+    /// Show the most recent runs of every job, failures first to catch the eye.
+    Status {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,6 +367,35 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Serve(args) => run_serve(args, &cli.databases).await?,
         Command::Demo(args) => run_demo(args, &cli.databases, out).await?,
         Command::Export(args) => analyst::export(args, out).await?,
+        Command::Jobs(JobsCommand::Run { job }) => {
+            let pg = cli.databases.postgres().await?;
+            match agenttrace_jobs::run_job(&job, &pg, &cli.databases.clickhouse()).await? {
+                agenttrace_jobs::JobOutcome::Busy => {
+                    writeln!(out, "{job}: another runner is running it; skipped")?
+                }
+                agenttrace_jobs::JobOutcome::Succeeded { summary, .. } => writeln!(out, "{job}: {summary}")?,
+            }
+        }
+        Command::Jobs(JobsCommand::Status { limit }) => {
+            let pg = cli.databases.postgres().await?;
+            let runs = agenttrace_jobs::runs::recent_runs(&pg, limit).await?;
+            let failing: Vec<_> = runs.iter().filter(|r| r.status == "failed").collect();
+            for run in failing
+                .iter()
+                .copied()
+                .chain(runs.iter().filter(|r| r.status != "failed"))
+            {
+                writeln!(
+                    out,
+                    "{}\t{}\tin {}\tout {}\t{}",
+                    run.job,
+                    run.status,
+                    run.rows_in,
+                    run.rows_out,
+                    run.error.as_deref().unwrap_or("")
+                )?;
+            }
+        }
         Command::Query(args) => analyst::query(args, out).await?,
         Command::Bench(BenchCommand::Load(args)) => bench::run_load(args, &cli.databases, out).await?,
         Command::Bench(BenchCommand::Export(args)) => bench::run_export(args, &cli.databases, out).await?,

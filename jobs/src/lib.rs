@@ -1,4 +1,69 @@
 //! AgentTrace's scheduled jobs. Every job runs through [`runs`]: one runner at a time per job,
 //! every run recorded, and a watermark that only a successful run advances.
 
+pub mod retention;
 pub mod runs;
+
+use agenttrace_etl::clickhouse::ClickHouse;
+use tokio_postgres::Client;
+
+/// The jobs `agenttrace jobs run` knows.
+pub const JOBS: &[&str] = &["retention"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("unknown job {0:?}; jobs are {JOBS:?}")]
+    Unknown(String),
+    #[error(transparent)]
+    Run(#[from] runs::RunError),
+    #[error("job {job} failed: {message}")]
+    Failed { job: String, message: String },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Another runner holds the job; nothing was done.
+    Busy,
+    Succeeded {
+        rows_in: i64,
+        rows_out: i64,
+        summary: String,
+    },
+}
+
+/// Runs `job` once, recorded in `job_runs`; a failure is recorded with its error and returned.
+pub async fn run_job(job: &str, pg: &Client, clickhouse: &ClickHouse) -> Result<JobOutcome, JobError> {
+    if !JOBS.contains(&job) {
+        return Err(JobError::Unknown(job.to_owned()));
+    }
+    let Some(run) = runs::JobRun::start(pg, job).await? else {
+        return Ok(JobOutcome::Busy);
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    match retention::run(pg, clickhouse, now_us).await {
+        Ok(report) => {
+            let (rows_in, rows_out) = (report.projects as i64, report.rows_deleted as i64);
+            run.succeed(rows_in, rows_out, None).await?;
+            let summary = format!(
+                "{} projects with retention, {} rows deleted, {} batch ids pruned",
+                report.projects, report.rows_deleted, report.batches_pruned
+            );
+            Ok(JobOutcome::Succeeded {
+                rows_in,
+                rows_out,
+                summary,
+            })
+        }
+        Err(error) => {
+            let message = error.to_string();
+            run.fail(0, &message).await?;
+            Err(JobError::Failed {
+                job: job.to_owned(),
+                message,
+            })
+        }
+    }
+}

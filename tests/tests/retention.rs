@@ -1,0 +1,131 @@
+//! Retention on real PostgreSQL and ClickHouse 18.16: exactly the rows past a project's window go.
+
+use agenttrace_cli::demo::SessionGenerator;
+use agenttrace_etl::keys;
+use agenttrace_etl::loader::{WireFormat, insert_statement};
+use agenttrace_etl::tables::TableBatches;
+use agenttrace_schemas::Timestamp;
+use agenttrace_tests::TestEnv;
+use uuid::Uuid;
+
+const DAY_US: i64 = 86_400 * 1_000_000;
+
+async fn load(env: &TestEnv, project: Uuid, seed: u64, end: Timestamp) {
+    let mut tables = TableBatches::new(&project.to_string());
+    for event in SessionGenerator::new(seed).session(end, 3) {
+        tables.push(&event, None);
+    }
+    for (table, batch) in tables.finish("b", end).unwrap() {
+        let body = WireFormat::Native.encode(std::slice::from_ref(&batch)).unwrap();
+        env.clickhouse
+            .insert(&insert_statement(table, WireFormat::Native), body.into(), false)
+            .await
+            .unwrap();
+    }
+}
+
+/// Rows per table of a project, split into older and newer than `cutoff_us`.
+async fn counts(env: &TestEnv, project: Uuid, cutoff_us: i64) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (table, column) in [
+        ("traces", "timestamp_us"),
+        ("observations", "start_time_us"),
+        ("scores", "timestamp_us"),
+        ("file_operations", "timestamp_us"),
+        ("terminal_commands", "timestamp_us"),
+        ("git_links", "timestamp_us"),
+    ] {
+        let split = env
+            .ch(&format!(
+                "SELECT countIf({column} < {cutoff_us}), countIf({column} >= {cutoff_us}) FROM {table} \
+                 WHERE project_id = '{project}'"
+            ))
+            .await;
+        out.push((table.to_owned(), split));
+    }
+    out
+}
+
+#[tokio::test]
+async fn retention_removes_exactly_the_rows_past_each_projects_window() {
+    let env = TestEnv::migrated().await;
+    let pg = env.postgres().await;
+    let organization = keys::ensure_organization(&pg, "retention").await.unwrap();
+    let short = keys::create_project(&pg, organization, "keeps-7-days", Some(7))
+        .await
+        .unwrap()
+        .id;
+    let forever = keys::create_project(&pg, organization, "keeps-forever", None)
+        .await
+        .unwrap()
+        .id;
+    let now = Timestamp::now().as_micros();
+    let (old, recent) = (
+        Timestamp::from_micros(now - 10 * DAY_US),
+        Timestamp::from_micros(now - DAY_US),
+    );
+    for (project, seed) in [(short, 1), (forever, 2)] {
+        load(&env, project, seed, old).await;
+        load(&env, project, seed + 10, recent).await;
+    }
+    pg.execute(
+        "INSERT INTO accepted_batches (batch_id, project_id, edge_id, events, dead_lettered, accepted_at)
+         VALUES ($1, $3, 'e', 1, 0, now() - interval '40 days'), ($2, $3, 'e', 1, 0, now())",
+        &[&Uuid::now_v7(), &Uuid::now_v7(), &short],
+    )
+    .await
+    .unwrap();
+
+    let cutoff = now - 7 * DAY_US;
+    let short_before = counts(&env, short, cutoff).await;
+    let forever_before = counts(&env, forever, cutoff).await;
+    let old_rows = |split: &String| split.split('\t').next().unwrap().parse::<u64>().unwrap();
+    assert!(
+        short_before.iter().map(|(_, split)| old_rows(split)).sum::<u64>() > 10,
+        "{short_before:?}"
+    );
+
+    let said = env.cli(&["jobs", "run", "retention"]).await.unwrap();
+    let deleted: u64 = short_before.iter().map(|(_, split)| old_rows(split)).sum();
+    assert_eq!(
+        said,
+        format!("retention: 1 projects with retention, {deleted} rows deleted, 1 batch ids pruned\n")
+    );
+
+    let short_after = counts(&env, short, cutoff).await;
+    for ((table, before), (_, after)) in short_before.iter().zip(&short_after) {
+        let kept = before.split('\t').nth(1).unwrap();
+        assert_eq!(
+            after,
+            &format!("0\t{kept}"),
+            "{table}: old rows gone, recent rows kept"
+        );
+    }
+    assert_eq!(
+        counts(&env, forever, cutoff).await,
+        forever_before,
+        "another project's rows are untouched"
+    );
+    let ledger: i64 = pg
+        .query_one("SELECT count(*) FROM accepted_batches", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ledger, 1);
+
+    let status = env.cli(&["jobs", "status"]).await.unwrap();
+    assert!(
+        status.starts_with(&format!("retention\tsucceeded\tin 1\tout {deleted}")),
+        "{status}"
+    );
+    // A second run finds nothing left to delete.
+    let again = env.cli(&["jobs", "run", "retention"]).await.unwrap();
+    assert!(again.contains(" 0 rows deleted"), "{again}");
+    assert!(
+        env.cli(&["jobs", "run", "nonsense"])
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("unknown job")
+    );
+}

@@ -1,6 +1,7 @@
 //! AgentTrace's scheduled jobs. Every job runs through [`runs`]: one runner at a time per job,
 //! every run recorded, and a watermark that only a successful run advances.
 
+pub mod daily_costs;
 pub mod retention;
 pub mod runs;
 
@@ -8,7 +9,7 @@ use agenttrace_etl::clickhouse::ClickHouse;
 use tokio_postgres::Client;
 
 /// The jobs `agenttrace jobs run` knows.
-pub const JOBS: &[&str] = &["retention"];
+pub const JOBS: &[&str] = &["retention", "daily_costs"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -43,22 +44,55 @@ pub async fn run_job(job: &str, pg: &Client, clickhouse: &ClickHouse) -> Result<
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
-    match retention::run(pg, clickhouse, now_us).await {
-        Ok(report) => {
-            let (rows_in, rows_out) = (report.projects as i64, report.rows_deleted as i64);
+    // Each job yields (rows in, rows out, summary), or the error its run record will carry.
+    let result: Result<(i64, i64, String), String> = match job {
+        "retention" => retention::run(pg, clickhouse, now_us)
+            .await
+            .map_err(|e| e.to_string())
+            .map(|report| {
+                let summary = format!(
+                    "{} projects with retention, {} rows deleted, {} batch ids pruned",
+                    report.projects, report.rows_deleted, report.batches_pruned
+                );
+                (report.projects as i64, report.rows_deleted as i64, summary)
+            }),
+        _ => match daily_costs::verify(clickhouse, now_us).await {
+            Err(error) => Err(error.to_string()),
+            Ok(check) if check.differences.is_empty() => Ok((
+                check.groups as i64,
+                0,
+                format!("{} (project, day, model) groups match", check.groups),
+            )),
+            Ok(check) => {
+                let details: Vec<String> = check
+                    .differences
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {} {:?}: view {} generations / {} USD, observations {} / {} USD",
+                            d.project_id, d.day, d.model, d.view.0, d.view.1, d.raw.0, d.raw.1
+                        )
+                    })
+                    .collect();
+                Err(format!(
+                    "daily_costs differs from observations in {} of {} groups: {}",
+                    check.differences.len(),
+                    check.groups,
+                    details.join("; ")
+                ))
+            }
+        },
+    };
+    match result {
+        Ok((rows_in, rows_out, summary)) => {
             run.succeed(rows_in, rows_out, None).await?;
-            let summary = format!(
-                "{} projects with retention, {} rows deleted, {} batch ids pruned",
-                report.projects, report.rows_deleted, report.batches_pruned
-            );
             Ok(JobOutcome::Succeeded {
                 rows_in,
                 rows_out,
                 summary,
             })
         }
-        Err(error) => {
-            let message = error.to_string();
+        Err(message) => {
             run.fail(0, &message).await?;
             Err(JobError::Failed {
                 job: job.to_owned(),

@@ -1,4 +1,5 @@
-//! Retention on real PostgreSQL and ClickHouse 18.16: exactly the rows past a project's window go.
+//! Jobs on real PostgreSQL and ClickHouse 18.16: retention deletes exactly the rows past a
+//! project's window; the daily-costs check passes on clean data and reports replay drift.
 
 use agenttrace_cli::demo::SessionGenerator;
 use agenttrace_etl::keys;
@@ -128,4 +129,48 @@ async fn retention_removes_exactly_the_rows_past_each_projects_window() {
             .to_string()
             .contains("unknown job")
     );
+}
+
+#[tokio::test]
+async fn the_daily_costs_check_passes_on_clean_data_and_reports_replay_drift() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("costs").await;
+    let events = SessionGenerator::new(3).session(Timestamp::now(), 4);
+    etl.client
+        .send(&project.key, &events)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+
+    let said = env.cli(&["jobs", "run", "daily_costs"]).await.unwrap();
+    assert!(
+        said.starts_with("daily_costs: ") && said.contains("groups match"),
+        "{said}"
+    );
+
+    // The same events in a new batch (an agent retry): FINAL counts them once, the view twice.
+    etl.client
+        .send(&project.key, &events)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    let error = env
+        .cli(&["jobs", "run", "daily_costs"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("daily_costs differs from observations in 1 of 1 groups"),
+        "{error}"
+    );
+    assert!(error.contains(&project.key.project_id.to_string()), "{error}");
+    let status = env.cli(&["jobs", "status"]).await.unwrap();
+    assert!(
+        status.starts_with("daily_costs\tfailed"),
+        "failures are listed first: {status}"
+    );
+    etl.server.shutdown().await.unwrap();
 }

@@ -58,25 +58,18 @@ ensure_signing_keys() {
 
 etl_url() { printf 'http://%s' "${AGENTTRACE_LISTEN:-127.0.0.1:8080}"; }
 
-etl_up() {
-  local pidfile="$AGENTTRACE_HOME/etl.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    log "restarting the ETL (new build)"
-    etl_down
-  fi
-  log "starting the ETL on $(etl_url) (log: $AGENTTRACE_HOME/etl.log)"
-  setsid "$CARGO_TARGET_DIR/debug/agenttrace" serve >>"$AGENTTRACE_HOME/etl.log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
-  local deadline=$((SECONDS + 30))
-  until curl -fsS "$(etl_url)/readyz" >/dev/null 2>&1; do
-    kill -0 "$(cat "$pidfile")" 2>/dev/null || die "the ETL exited; see $AGENTTRACE_HOME/etl.log"
-    [ $SECONDS -lt $deadline ] || die "the ETL is not ready after 30 s; see $AGENTTRACE_HOME/etl.log"
-    sleep 0.2
-  done
+# start_service NAME COMMAND...: runs an agenttrace command in the background (restarting it
+# if it runs already), with its pid and log under $AGENTTRACE_HOME.
+start_service() {
+  local name=$1; shift
+  stop_service "$name"
+  log "starting $name (log: $AGENTTRACE_HOME/$name.log)"
+  setsid "$CARGO_TARGET_DIR/debug/agenttrace" "$@" >>"$AGENTTRACE_HOME/$name.log" 2>&1 </dev/null &
+  echo $! >"$AGENTTRACE_HOME/$name.pid"
 }
 
-etl_down() {
-  local pidfile="$AGENTTRACE_HOME/etl.pid"
+stop_service() {
+  local pidfile="$AGENTTRACE_HOME/$1.pid"
   [ -f "$pidfile" ] || return 0
   local pid
   pid="$(cat "$pidfile")"
@@ -85,6 +78,16 @@ etl_down() {
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$pidfile"
+}
+
+etl_up() {
+  start_service etl serve
+  local deadline=$((SECONDS + 30))
+  until curl -fsS "$(etl_url)/readyz" >/dev/null 2>&1; do
+    kill -0 "$(cat "$AGENTTRACE_HOME/etl.pid")" 2>/dev/null || die "the ETL exited; see $AGENTTRACE_HOME/etl.log"
+    [ $SECONDS -lt $deadline ] || die "the ETL is not ready after 30 s; see $AGENTTRACE_HOME/etl.log"
+    sleep 0.2
+  done
 }
 
 cmd_up() {
@@ -107,12 +110,14 @@ cmd_up() {
   fi
   ensure_signing_keys
   etl_up
+  start_service scheduler jobs schedule
   log "demo agent: sending coding-agent sessions"
   agenttrace demo --etl-url "$(etl_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}"
   cat <<EOF
 
   Stack is up.
   ETL         $(etl_url)   (/readyz, /metrics)
+  Scheduler   retention daily at 03:00, daily_costs hourly at :30 (agenttrace jobs status)
   PostgreSQL  $DATABASE_URL
   ClickHouse  $CLICKHOUSE_URL (database $CLICKHOUSE_DATABASE)
   Demo key    $keyfile
@@ -134,7 +139,8 @@ cmd_test() {
 }
 
 cmd_down() {
-  etl_down
+  stop_service scheduler
+  stop_service etl
   "$ROOT/scripts/stack.sh" down
 }
 

@@ -193,6 +193,15 @@ pub enum Command {
 pub enum JobsCommand {
     /// Run one job now (recorded like a scheduled run); jobs: retention.
     Run { job: String },
+    /// Run jobs on their cron schedules until stopped (several replicas are safe).
+    Schedule {
+        /// `JOB=CRON` with seconds (`sec min hour day month weekday`); repeat for several jobs.
+        #[arg(long = "cron", default_values_t = vec![
+            "retention=0 0 3 * * *".to_owned(),
+            "daily_costs=0 30 * * * *".to_owned(),
+        ])]
+        crons: Vec<String>,
+    },
     /// Show the most recent runs of every job, failures first to catch the eye.
     Status {
         #[arg(long, default_value_t = 20)]
@@ -369,12 +378,37 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Export(args) => analyst::export(args, out).await?,
         Command::Jobs(JobsCommand::Run { job }) => {
             let pg = cli.databases.postgres().await?;
-            match agenttrace_jobs::run_job(&job, &pg, &cli.databases.clickhouse()).await? {
-                agenttrace_jobs::JobOutcome::Busy => {
+            match agenttrace_jobs::run_job(&job, &pg, &cli.databases.clickhouse(), None).await? {
+                agenttrace_jobs::JobOutcome::Skipped => {
                     writeln!(out, "{job}: another runner is running it; skipped")?
                 }
                 agenttrace_jobs::JobOutcome::Succeeded { summary, .. } => writeln!(out, "{job}: {summary}")?,
             }
+        }
+        Command::Jobs(JobsCommand::Schedule { crons }) => {
+            use agenttrace_jobs::schedule::{ScheduledJob, run_scheduler};
+            let jobs = crons
+                .iter()
+                .map(|spec| ScheduledJob::parse(spec))
+                .collect::<Result<Vec<_>, _>>();
+            let jobs = jobs.map_err(anyhow::Error::msg)?;
+            for job in &jobs {
+                tracing::info!(job = %job.job, schedule = %job.schedule, "scheduled");
+            }
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            };
+            run_scheduler(
+                jobs,
+                cli.databases.database_url.clone(),
+                cli.databases.clickhouse(),
+                shutdown,
+            )
+            .await;
         }
         Command::Jobs(JobsCommand::Status { limit }) => {
             let pg = cli.databases.postgres().await?;

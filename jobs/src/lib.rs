@@ -4,6 +4,7 @@
 pub mod daily_costs;
 pub mod retention;
 pub mod runs;
+pub mod schedule;
 
 use agenttrace_etl::clickhouse::ClickHouse;
 use tokio_postgres::Client;
@@ -24,8 +25,8 @@ pub enum JobError {
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
-    /// Another runner holds the job; nothing was done.
-    Busy,
+    /// Another runner holds the job, or already ran this tick; nothing was done.
+    Skipped,
     Succeeded {
         rows_in: i64,
         rows_out: i64,
@@ -34,12 +35,18 @@ pub enum JobOutcome {
 }
 
 /// Runs `job` once, recorded in `job_runs`; a failure is recorded with its error and returned.
-pub async fn run_job(job: &str, pg: &Client, clickhouse: &ClickHouse) -> Result<JobOutcome, JobError> {
+/// `tick` is the scheduled time being served, if any (see [`runs::JobRun::start`]).
+pub async fn run_job(
+    job: &str,
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    tick: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<JobOutcome, JobError> {
     if !JOBS.contains(&job) {
         return Err(JobError::Unknown(job.to_owned()));
     }
-    let Some(run) = runs::JobRun::start(pg, job).await? else {
-        return Ok(JobOutcome::Busy);
+    let Some(run) = runs::JobRun::start(pg, job, tick).await? else {
+        return Ok(JobOutcome::Skipped);
     };
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -30,15 +30,35 @@ pub struct JobRun<'a> {
 }
 
 impl<'a> JobRun<'a> {
-    /// Starts a run of `job`, or returns `None` when another session is running it now.
-    /// `client` must stay open for the whole run: the lock belongs to its session.
-    pub async fn start(client: &'a Client, job: &str) -> Result<Option<JobRun<'a>>, RunError> {
+    /// Starts a run of `job`, or returns `None` when another session is running it now or,
+    /// with `tick`, when a run of that scheduled tick has already started (so replicas that
+    /// fire the same tick run it once). `client` must stay open for the whole run: the lock
+    /// belongs to its session.
+    pub async fn start(
+        client: &'a Client,
+        job: &str,
+        tick: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<JobRun<'a>>, RunError> {
         let locked: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(job)])
             .await?
             .get(0);
         if !locked {
             return Ok(None);
+        }
+        if let Some(tick) = tick {
+            let ran = client
+                .query_opt(
+                    "SELECT 1 FROM job_runs WHERE job = $1 AND started_at >= $2 LIMIT 1",
+                    &[&job, &tick],
+                )
+                .await?;
+            if ran.is_some() {
+                client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&lock_key(job)])
+                    .await?;
+                return Ok(None);
+            }
         }
         let watermark: Option<i64> = client
             .query_opt("SELECT watermark FROM job_watermarks WHERE job = $1", &[&job])

@@ -8,16 +8,16 @@ async fn one_runner_per_job_and_only_success_moves_the_watermark() {
     let env = TestEnv::migrated().await;
     let (first, second) = (env.postgres().await, env.postgres().await);
 
-    let run = JobRun::start(&first, "evaluate")
+    let run = JobRun::start(&first, "evaluate", None)
         .await
         .unwrap()
         .expect("the job is free");
     assert_eq!(run.watermark, None);
     assert!(
-        JobRun::start(&second, "evaluate").await.unwrap().is_none(),
+        JobRun::start(&second, "evaluate", None).await.unwrap().is_none(),
         "a second runner must not start"
     );
-    let other = JobRun::start(&second, "retention")
+    let other = JobRun::start(&second, "retention", None)
         .await
         .unwrap()
         .expect("another job is not blocked");
@@ -25,14 +25,14 @@ async fn one_runner_per_job_and_only_success_moves_the_watermark() {
     run.succeed(120, 40, Some(1_000)).await.unwrap();
 
     // Released: the second session can run it now, from the new watermark.
-    let run = JobRun::start(&second, "evaluate")
+    let run = JobRun::start(&second, "evaluate", None)
         .await
         .unwrap()
         .expect("released after success");
     assert_eq!(run.watermark, Some(1_000));
     run.fail(7, "evaluator `toxicity`: invalid regex").await.unwrap();
 
-    let run = JobRun::start(&first, "evaluate")
+    let run = JobRun::start(&first, "evaluate", None)
         .await
         .unwrap()
         .expect("released after failure");

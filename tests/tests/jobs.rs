@@ -174,3 +174,60 @@ async fn the_daily_costs_check_passes_on_clean_data_and_reports_replay_drift() {
     );
     etl.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_schedulers_started_at_once_run_each_tick_once() {
+    use agenttrace_jobs::schedule::{ScheduledJob, run_scheduler};
+
+    let env = TestEnv::migrated().await;
+    let every_second = || vec![ScheduledJob::parse("daily_costs=* * * * * *").unwrap()];
+    let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
+    let (stop_b, stopped_b) = tokio::sync::oneshot::channel::<()>();
+    let a = tokio::spawn(run_scheduler(
+        every_second(),
+        env.database_url.clone(),
+        env.clickhouse.clone(),
+        async {
+            let _ = stopped_a.await;
+        },
+    ));
+    let b = tokio::spawn(run_scheduler(
+        every_second(),
+        env.database_url.clone(),
+        env.clickhouse.clone(),
+        async {
+            let _ = stopped_b.await;
+        },
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let _ = (stop_a.send(()), stop_b.send(()));
+    let _ = (a.await, b.await);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let pg = env.postgres().await;
+    let per_second: Vec<i64> = pg
+        .query(
+            "SELECT count(*) FROM job_runs WHERE job = 'daily_costs'
+             GROUP BY date_trunc('second', started_at) ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(per_second.len() >= 2, "the schedule fired: {per_second:?}");
+    assert!(
+        per_second.iter().all(|runs| *runs == 1),
+        "each tick ran once: {per_second:?}"
+    );
+    let succeeded: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM job_runs WHERE job = 'daily_costs' AND status = 'succeeded'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(succeeded as usize, per_second.len());
+}

@@ -68,17 +68,7 @@ start_service() {
   echo $! >"$AGENTTRACE_HOME/$name.pid"
 }
 
-stop_service() {
-  local pidfile="$AGENTTRACE_HOME/$1.pid"
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid="$(cat "$pidfile")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$pidfile"
-}
+stop_service() { stop_pidfile "$AGENTTRACE_HOME/$1.pid"; }
 
 etl_up() {
   start_service etl serve

@@ -10,3 +10,17 @@ CLICKHOUSE_DATABASE="${CLICKHOUSE_DATABASE:-agenttrace}"
 # Build artifacts live outside the clone so repeated runs (and CI) build incrementally.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agenttrace/target}"
 export AGENTTRACE_HOME DATABASE_URL CLICKHOUSE_URL CLICKHOUSE_DATABASE CARGO_TARGET_DIR
+
+# stop_pidfile FILE: stops the process whose pid FILE holds (TERM, then KILL after 10 s) and
+# removes FILE. Does nothing when FILE is missing.
+stop_pidfile() {
+  [ -f "$1" ] || return 0
+  local pid
+  pid="$(cat "$1")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}

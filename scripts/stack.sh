@@ -171,16 +171,8 @@ ch_up() {
 
 ch_down() {
   local pidfile="$AGENTTRACE_HOME/clickhouse/server.pid"
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid="$(cat "$pidfile")"
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping ClickHouse (pid $pid)"
-    kill "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
+  [ -f "$pidfile" ] && log "stopping ClickHouse (pid $(cat "$pidfile"))"
+  stop_pidfile "$pidfile"
 }
 
 print_env() {

@@ -274,13 +274,7 @@ pub async fn run_load(
             let client = BatchClient::new("http://unused", SIGNING_KEYS, "bench")?;
             events
                 .chunks(args.batch_events)
-                .map(|chunk| {
-                    let raw = chunk
-                        .iter()
-                        .map(|e| serde_json::value::to_raw_value(e).expect("serializes"))
-                        .collect();
-                    client.batch_body(&project_key, Uuid::now_v7(), raw)
-                })
+                .map(|chunk| client.events_body(&project_key, chunk))
                 .collect()
         };
         let server = start(

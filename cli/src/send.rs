@@ -91,13 +91,18 @@ impl BatchClient {
         Ok(SendResult { status, body })
     }
 
-    /// Sends `events` as one new batch, signed now.
-    pub async fn send(&self, key: &ProjectKey, events: &[Event]) -> anyhow::Result<SendResult> {
+    /// The body of a new batch (fresh UUIDv7) holding `events`.
+    pub fn events_body(&self, key: &ProjectKey, events: &[Event]) -> Vec<u8> {
         let raw = events
             .iter()
             .map(|e| serde_json::value::to_raw_value(e).expect("events serialize"))
             .collect();
-        let body = self.batch_body(key, Uuid::now_v7(), raw);
+        self.batch_body(key, Uuid::now_v7(), raw)
+    }
+
+    /// Sends `events` as one new batch, signed now.
+    pub async fn send(&self, key: &ProjectKey, events: &[Event]) -> anyhow::Result<SendResult> {
+        let body = self.events_body(key, events);
         self.post_body(body, Timestamp::now().as_micros() / 1_000_000, None)
             .await
     }

@@ -12,8 +12,8 @@ use agenttrace_schemas::event::{
 };
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use arrow_array::builder::{
-    Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder,
-    UInt64Builder,
+    ArrayBuilder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
@@ -281,6 +281,10 @@ impl Common {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
     fn append(&mut self, project_id: &str, id: &str, event: &Event) {
         self.project_id.append_value(project_id);
         self.id.append_value(id);
@@ -355,11 +359,6 @@ fn json_text(value: &Option<Json>) -> Option<&str> {
     value.as_ref().map(Json::as_str)
 }
 
-#[derive(Default)]
-struct Counts {
-    rows: usize,
-}
-
 struct TraceColumns {
     common: Common,
     timestamp_us: Int64Builder,
@@ -375,7 +374,6 @@ struct TraceColumns {
     meta: Meta,
     experiment_id: StringBuilder,
     dataset_item_id: StringBuilder,
-    counts: Counts,
 }
 
 impl TraceColumns {
@@ -395,7 +393,6 @@ impl TraceColumns {
             meta: Meta::new(),
             experiment_id: StringBuilder::new(),
             dataset_item_id: StringBuilder::new(),
-            counts: Counts::default(),
         }
     }
 
@@ -415,7 +412,6 @@ impl TraceColumns {
         self.meta.append(&t.metadata);
         self.experiment_id.append_option(t.experiment_id.as_deref());
         self.dataset_item_id.append_option(t.dataset_item_id.as_deref());
-        self.counts.rows += 1;
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -500,7 +496,6 @@ struct ObservationColumns {
     cost: CostColumns,
     tool_name: StringBuilder,
     tool_call_id: StringBuilder,
-    counts: Counts,
 }
 
 /// Where an observation's cost came from, as stored in `cost_source`.
@@ -550,7 +545,6 @@ impl ObservationColumns {
             cost: CostColumns::new(),
             tool_name: StringBuilder::new(),
             tool_call_id: StringBuilder::new(),
-            counts: Counts::default(),
         }
     }
 
@@ -590,7 +584,6 @@ impl ObservationColumns {
         self.cost.append(cost, source.as_str());
         self.tool_name.append_option(o.tool_name.as_deref());
         self.tool_call_id.append_option(o.tool_call_id.as_deref());
-        self.counts.rows += 1;
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -640,7 +633,6 @@ struct ScoreColumns {
     evaluator_id: StringBuilder,
     comment: StringBuilder,
     meta: Meta,
-    counts: Counts,
 }
 
 impl ScoreColumns {
@@ -656,7 +648,6 @@ impl ScoreColumns {
             evaluator_id: StringBuilder::new(),
             comment: StringBuilder::new(),
             meta: Meta::new(),
-            counts: Counts::default(),
         }
     }
 
@@ -677,7 +668,6 @@ impl ScoreColumns {
         self.evaluator_id.append_option(s.evaluator_id.as_deref());
         self.comment.append_option(s.comment.as_deref());
         self.meta.append(&s.metadata);
-        self.counts.rows += 1;
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -712,7 +702,6 @@ struct FileOperationColumns {
     lines_removed: UInt32Builder,
     bytes: UInt64Builder,
     diff: StringBuilder,
-    counts: Counts,
 }
 
 impl FileOperationColumns {
@@ -728,7 +717,6 @@ impl FileOperationColumns {
             lines_removed: UInt32Builder::new(),
             bytes: UInt64Builder::new(),
             diff: StringBuilder::new(),
-            counts: Counts::default(),
         }
     }
 
@@ -744,7 +732,6 @@ impl FileOperationColumns {
         self.lines_removed.append_value(f.lines_removed);
         self.bytes.append_option(f.bytes);
         self.diff.append_option(f.diff.as_deref());
-        self.counts.rows += 1;
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -776,7 +763,6 @@ struct TerminalCommandColumns {
     duration_ms: UInt64Builder,
     stdout: StringBuilder,
     stderr: StringBuilder,
-    counts: Counts,
 }
 
 impl TerminalCommandColumns {
@@ -790,7 +776,6 @@ impl TerminalCommandColumns {
             duration_ms: UInt64Builder::new(),
             stdout: StringBuilder::new(),
             stderr: StringBuilder::new(),
-            counts: Counts::default(),
         }
     }
 
@@ -804,7 +789,6 @@ impl TerminalCommandColumns {
         self.duration_ms.append_option(t.duration_ms);
         self.stdout.append_option(t.stdout.as_deref());
         self.stderr.append_option(t.stderr.as_deref());
-        self.counts.rows += 1;
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -835,7 +819,6 @@ struct GitLinkColumns {
     author: StringBuilder,
     counters: [UInt32Builder; 3],
     pull_request_url: StringBuilder,
-    counts: Counts,
 }
 
 impl GitLinkColumns {
@@ -850,7 +833,6 @@ impl GitLinkColumns {
             author: StringBuilder::new(),
             counters: [UInt32Builder::new(), UInt32Builder::new(), UInt32Builder::new()],
             pull_request_url: StringBuilder::new(),
-            counts: Counts::default(),
         }
     }
 
@@ -871,7 +853,6 @@ impl GitLinkColumns {
             builder.append_value(value);
         }
         self.pull_request_url.append_option(g.pull_request_url.as_deref());
-        self.counts.rows += 1;
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -955,31 +936,23 @@ impl TableBatches {
         received_at: Timestamp,
     ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
         let mut out = Vec::new();
-        let counts = [
-            (Table::Traces, self.traces.counts.rows),
-            (Table::Observations, self.observations.counts.rows),
-            (Table::Scores, self.scores.counts.rows),
-            (Table::FileOperations, self.file_operations.counts.rows),
-            (Table::TerminalCommands, self.terminal_commands.counts.rows),
-            (Table::GitLinks, self.git_links.counts.rows),
-        ];
-        let non_empty = |table: Table| counts.iter().any(|(t, rows)| *t == table && *rows > 0);
-        if non_empty(Table::Traces) {
+        // A table gets a batch only if some event of this batch went to it.
+        if !self.traces.common.is_empty() {
             out.push((Table::Traces, self.traces.finish()?));
         }
-        if non_empty(Table::Observations) {
+        if !self.observations.common.is_empty() {
             out.push((Table::Observations, self.observations.finish()?));
         }
-        if non_empty(Table::Scores) {
+        if !self.scores.common.is_empty() {
             out.push((Table::Scores, self.scores.finish()?));
         }
-        if non_empty(Table::FileOperations) {
+        if !self.file_operations.common.is_empty() {
             out.push((Table::FileOperations, self.file_operations.finish()?));
         }
-        if non_empty(Table::TerminalCommands) {
+        if !self.terminal_commands.common.is_empty() {
             out.push((Table::TerminalCommands, self.terminal_commands.finish()?));
         }
-        if non_empty(Table::GitLinks) {
+        if !self.git_links.common.is_empty() {
             out.push((Table::GitLinks, self.git_links.finish()?));
         }
         if !self.dead_letters.is_empty() {

@@ -277,11 +277,7 @@ async fn forged_stale_and_unknown_key_batches_get_a_clear_401() {
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("auth").await;
     let events = SessionGenerator::new(1).session(now(), 1);
-    let raw: Vec<_> = events
-        .iter()
-        .map(|e| serde_json::value::to_raw_value(e).unwrap())
-        .collect();
-    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let body = etl.client.events_body(&project.key, &events);
     let now_secs = now().as_micros() / 1_000_000;
 
     let forged = etl
@@ -360,11 +356,7 @@ async fn gzip_bodies_load_and_oversized_or_unknown_requests_get_precise_errors()
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("gzip").await;
     let events = SessionGenerator::new(9).session(now(), 2);
-    let raw: Vec<_> = events
-        .iter()
-        .map(|e| serde_json::value::to_raw_value(e).unwrap())
-        .collect();
-    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let body = etl.client.events_body(&project.key, &events);
     let now_secs = now().as_micros() / 1_000_000;
 
     // The signature covers the uncompressed body; gzip is only transport.
@@ -552,11 +544,7 @@ async fn the_same_batch_sent_twice_is_counted_once() {
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("replay").await;
     let events = SessionGenerator::new(4).session(now(), 3);
-    let raw: Vec<_> = events
-        .iter()
-        .map(|e| serde_json::value::to_raw_value(e).unwrap())
-        .collect();
-    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let body = etl.client.events_body(&project.key, &events);
     let now_secs = now().as_micros() / 1_000_000;
     let first: IngestResponse = etl
         .client
@@ -617,11 +605,7 @@ async fn outage_then_exactly_once(
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project(&format!("outage-{seed}")).await;
     let events = SessionGenerator::new(seed).session(now(), 2);
-    let raw: Vec<_> = events
-        .iter()
-        .map(|e| serde_json::value::to_raw_value(e).unwrap())
-        .collect();
-    let body = etl.client.batch_body(&project.key, Uuid::now_v7(), raw);
+    let body = etl.client.events_body(&project.key, &events);
 
     stop();
     let now_secs = now().as_micros() / 1_000_000;

@@ -107,7 +107,7 @@ cmd_up() {
 
   Stack is up.
   ETL         $(etl_url)   (/readyz, /metrics)
-  Scheduler   retention daily at 03:00, daily_costs hourly at :30 (agenttrace jobs status)
+  Scheduler   evaluate every minute, retention daily at 03:00, daily_costs hourly (agenttrace jobs status)
   PostgreSQL  $DATABASE_URL
   ClickHouse  $CLICKHOUSE_URL (database $CLICKHOUSE_DATABASE)
   Demo key    $keyfile

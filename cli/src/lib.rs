@@ -191,12 +191,13 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// Run one job now (recorded like a scheduled run); jobs: retention.
+    /// Run one job now (recorded like a scheduled run); jobs: evaluate, retention, daily_costs.
     Run { job: String },
     /// Run jobs on their cron schedules until stopped (several replicas are safe).
     Schedule {
         /// `JOB=CRON` with seconds (`sec min hour day month weekday`); repeat for several jobs.
         #[arg(long = "cron", default_values_t = vec![
+            "evaluate=0 * * * * *".to_owned(),
             "retention=0 0 3 * * *".to_owned(),
             "daily_costs=0 30 * * * *".to_owned(),
         ])]

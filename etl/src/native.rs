@@ -505,6 +505,22 @@ pub mod decode {
         }
     }
 
+    /// Decodes a whole Native body into its blocks.
+    pub fn all_blocks(mut data: &[u8]) -> Result<Vec<RecordBatch>, String> {
+        let mut batches = Vec::new();
+        while !data.is_empty() {
+            match block(data) {
+                Ok((batch, used)) => {
+                    data = &data[used..];
+                    batches.push(batch);
+                }
+                Err(DecodeError::NeedMore) => return Err("the Native body ends inside a block".into()),
+                Err(DecodeError::Invalid(message)) => return Err(message),
+            }
+        }
+        Ok(batches)
+    }
+
     /// Decodes the block at the start of `data`. Returns the batch and how many bytes it used,
     /// or [`DecodeError::NeedMore`] when `data` ends inside the block.
     pub fn block(data: &[u8]) -> Result<(RecordBatch, usize), DecodeError> {

@@ -2,6 +2,7 @@
 //! every run recorded, and a watermark that only a successful run advances.
 
 pub mod daily_costs;
+pub mod evaluate;
 pub mod retention;
 pub mod runs;
 pub mod schedule;
@@ -10,7 +11,7 @@ use agenttrace_etl::clickhouse::ClickHouse;
 use tokio_postgres::Client;
 
 /// The jobs `agenttrace jobs run` knows.
-pub const JOBS: &[&str] = &["retention", "daily_costs"];
+pub const JOBS: &[&str] = &["evaluate", "retention", "daily_costs"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -51,8 +52,27 @@ pub async fn run_job(
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
-    // Each job yields (rows in, rows out, summary), or the error its run record will carry.
-    let result: Result<(i64, i64, String), String> = match job {
+    // Each job yields (rows in, rows out, new watermark, summary), or the error its run
+    // record will carry (a failed run keeps the watermark).
+    let result: Result<(i64, i64, Option<i64>, String), String> = match job {
+        "evaluate" => match evaluate::run(pg, clickhouse, run.watermark).await {
+            Err(error) => Err(error),
+            Ok(report) if !report.broken.is_empty() => Err(format!(
+                "{} broken evaluator(s), the others wrote {} scores: {}",
+                report.broken.len(),
+                report.scores,
+                report.broken.join("; ")
+            )),
+            Ok(report) => Ok((
+                report.observations as i64,
+                report.scores as i64,
+                report.watermark,
+                format!(
+                    "{} observations evaluated, {} scores written",
+                    report.observations, report.scores
+                ),
+            )),
+        },
         "retention" => retention::run(pg, clickhouse, now_us)
             .await
             .map_err(|e| e.to_string())
@@ -61,13 +81,14 @@ pub async fn run_job(
                     "{} projects with retention, {} rows deleted, {} batch ids pruned",
                     report.projects, report.rows_deleted, report.batches_pruned
                 );
-                (report.projects as i64, report.rows_deleted as i64, summary)
+                (report.projects as i64, report.rows_deleted as i64, None, summary)
             }),
         _ => match daily_costs::verify(clickhouse, now_us).await {
             Err(error) => Err(error.to_string()),
             Ok(check) if check.differences.is_empty() => Ok((
                 check.groups as i64,
                 0,
+                None,
                 format!("{} (project, day, model) groups match", check.groups),
             )),
             Ok(check) => {
@@ -91,8 +112,8 @@ pub async fn run_job(
         },
     };
     match result {
-        Ok((rows_in, rows_out, summary)) => {
-            run.succeed(rows_in, rows_out, None).await?;
+        Ok((rows_in, rows_out, watermark, summary)) => {
+            run.succeed(rows_in, rows_out, watermark).await?;
             Ok(JobOutcome::Succeeded {
                 rows_in,
                 rows_out,

@@ -231,3 +231,152 @@ async fn two_schedulers_started_at_once_run_each_tick_once() {
         .get(0);
     assert_eq!(succeeded as usize, per_second.len());
 }
+
+#[tokio::test]
+async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
+    use agenttrace_schemas::Event;
+
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("evaluated").await;
+    let other = env.create_project("not-evaluated").await;
+    let t = Timestamp::now().as_micros() - 60_000_000;
+    let at = |offset_ms: i64| Timestamp::from_micros(t + offset_ms * 1000).to_string();
+    let observation = |id: &str, body: String| {
+        Event::parse(&format!(
+            r#"{{"id":"e-{id}","type":"observation","timestamp":"{}","body":{{"id":"{id}","trace_id":"t1","name":"n",{body}}}}}"#,
+            at(0)
+        ))
+        .unwrap()
+    };
+    let events = vec![
+        observation(
+            "g1",
+            format!(
+                r#""type":"generation","start_time":"{}","end_time":"{}","output":{{"content":"Done."}},"usage":{{"input_tokens":100,"output_tokens":20}},"cost":{{"total":0.01}}"#,
+                at(0),
+                at(500)
+            ),
+        ),
+        observation(
+            "g2",
+            format!(
+                r#""type":"generation","start_time":"{}","end_time":"{}","output":"TODO: {{broken","usage":{{"input_tokens":5000,"output_tokens":100}},"cost":{{"total":2.0}}"#,
+                at(0),
+                at(5000)
+            ),
+        ),
+        observation(
+            "t1",
+            format!(
+                r#""type":"tool_call","start_time":"{}","end_time":"{}","level":"warning","status_message":"exit code 1""#,
+                at(0),
+                at(100)
+            ),
+        ),
+        observation(
+            "t2",
+            format!(
+                r#""type":"tool_call","start_time":"{}","end_time":"{}""#,
+                at(0),
+                at(100)
+            ),
+        ),
+    ];
+    etl.client
+        .send(&project.key, &events)
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+
+    let pg = env.postgres().await;
+    let evaluators = [
+        ("starts-with-brace", "regex", r#"{"pattern": "^\\{"}"#),
+        ("says-done", "contains", r#"{"pattern": "Done"}"#),
+        ("no-todo", "not_contains", r#"{"pattern": "TODO"}"#),
+        ("json-output", "valid_json", "{}"),
+        ("fast", "latency_threshold", r#"{"max_ms": 1000}"#),
+        ("cheap", "cost_threshold", r#"{"max_usd": 1.0}"#),
+        ("short", "token_threshold", r#"{"max_tokens": 1000}"#),
+        ("tools-ok", "tool_call_failure", "{}"),
+        ("broken", "regex", r#"{"pattern": "(["}"#),
+    ];
+    for (name, kind, config) in evaluators {
+        let config: serde_json::Value = serde_json::from_str(config).unwrap();
+        pg.execute(
+            "INSERT INTO evaluators (project_id, name, kind, config) VALUES ($1, $2, $3, $4)",
+            &[&project.key.project_id, &name, &kind, &config],
+        )
+        .await
+        .unwrap();
+    }
+    // Another project's evaluator never scores this project's observations.
+    pg.execute(
+        "INSERT INTO evaluators (project_id, name, kind, config) VALUES ($1, 'elsewhere', 'contains', '{\"pattern\": \"Done\"}')",
+        &[&other.key.project_id],
+    )
+    .await
+    .unwrap();
+
+    let failure = env
+        .cli(&["jobs", "run", "evaluate"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        failure.contains("1 broken evaluator(s), the others wrote 18 scores"),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("evaluator \"broken\"") && failure.contains("invalid regex"),
+        "{failure}"
+    );
+
+    let verdicts = env
+        .ch(&format!(
+            "SELECT name, observation_id, value FROM scores FINAL WHERE project_id = '{}' ORDER BY name, observation_id",
+            project.key.project_id
+        ))
+        .await;
+    let expected = "cheap\tg1\t1\ncheap\tg2\t0\n\
+                    fast\tg1\t1\nfast\tg2\t0\nfast\tt1\t1\nfast\tt2\t1\n\
+                    json-output\tg1\t1\njson-output\tg2\t0\n\
+                    no-todo\tg1\t1\nno-todo\tg2\t0\n\
+                    says-done\tg1\t1\nsays-done\tg2\t0\n\
+                    short\tg1\t1\nshort\tg2\t0\n\
+                    starts-with-brace\tg1\t1\nstarts-with-brace\tg2\t0\n\
+                    tools-ok\tt1\t0\ntools-ok\tt2\t1";
+    assert_eq!(verdicts, expected);
+
+    // The failed run kept the watermark: the next run evaluates the same window again, and
+    // the re-written scores are not visible twice.
+    env.cli(&["jobs", "run", "evaluate"]).await.unwrap_err();
+    let count = |sql: &str| {
+        let sql = sql.replace("{p}", &project.key.project_id.to_string());
+        let env = &env;
+        async move { env.ch(&sql).await }
+    };
+    assert_eq!(
+        count("SELECT count() FROM scores FINAL WHERE project_id = '{p}'").await,
+        "18"
+    );
+    assert_eq!(
+        count("SELECT count() FROM scores WHERE project_id = '{p}'").await,
+        "36"
+    );
+
+    // Fixed: the run succeeds, the watermark moves, and a further run has nothing new.
+    pg.execute("UPDATE evaluators SET active = false WHERE name = 'broken'", &[])
+        .await
+        .unwrap();
+    let said = env.cli(&["jobs", "run", "evaluate"]).await.unwrap();
+    assert_eq!(said, "evaluate: 4 observations evaluated, 18 scores written\n");
+    let said = env.cli(&["jobs", "run", "evaluate"]).await.unwrap();
+    assert_eq!(said, "evaluate: 0 observations evaluated, 0 scores written\n");
+    assert_eq!(
+        count("SELECT count() FROM scores FINAL WHERE project_id = '{p}'").await,
+        "18"
+    );
+    etl.server.shutdown().await.unwrap();
+}

@@ -101,8 +101,16 @@ cmd_up() {
   ensure_signing_keys
   etl_up
   start_service scheduler jobs schedule
+  local project
+  project="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["project_id"])' "$keyfile")"
+  agenttrace evaluator add --project "$project" --name fast-llm-calls --kind latency_threshold --config '{"max_ms": 6000}' >/dev/null
+  agenttrace evaluator add --project "$project" --name tools-succeed --kind tool_call_failure >/dev/null
+  agenttrace evaluator add --project "$project" --name cheap-generations --kind cost_threshold --config '{"max_usd": 0.05}' >/dev/null
+  agenttrace evaluator add --project "$project" --name mentions-tool --kind regex --config '{"pattern": "(Bash|Edit|Read|Grep)"}' >/dev/null
   log "demo agent: sending coding-agent sessions"
   agenttrace demo --etl-url "$(etl_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}"
+  log "evaluating the new observations (the scheduler does this every minute)"
+  agenttrace jobs run evaluate
   cat <<EOF
 
   Stack is up.

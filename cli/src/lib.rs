@@ -169,6 +169,9 @@ pub enum Command {
     Export(analyst::ExportArgs),
     /// Run one read-only SELECT over your project's data (through the ETL's query API).
     Query(analyst::QueryArgs),
+    /// Manage evaluators (what the evaluation job scores observations with).
+    #[command(subcommand)]
+    Evaluator(EvaluatorCommand),
     /// Scheduled jobs: run one now, or see recent runs.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -187,6 +190,24 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvaluatorCommand {
+    /// Add an evaluator to a project (kept as is if one with that name exists).
+    Add {
+        #[arg(long)]
+        project: Uuid,
+        #[arg(long)]
+        name: String,
+        /// regex, contains, not_contains, valid_json, latency_threshold, cost_threshold,
+        /// token_threshold, tool_call_failure.
+        #[arg(long)]
+        kind: String,
+        /// Kind-specific JSON, e.g. '{"pattern": "TODO"}' or '{"max_ms": 5000}'.
+        #[arg(long, default_value = "{}")]
+        config: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -377,6 +398,26 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Serve(args) => run_serve(args, &cli.databases).await?,
         Command::Demo(args) => run_demo(args, &cli.databases, out).await?,
         Command::Export(args) => analyst::export(args, out).await?,
+        Command::Evaluator(EvaluatorCommand::Add {
+            project,
+            name,
+            kind,
+            config,
+        }) => {
+            let config: serde_json::Value =
+                serde_json::from_str(&config).with_context(|| format!("--config is not JSON: {config}"))?;
+            let pg = cli.databases.postgres().await?;
+            let added = pg
+                .execute(
+                    "INSERT INTO evaluators (project_id, name, kind, config) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (project_id, name) DO NOTHING",
+                    &[&project, &name, &kind, &config],
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!(agenttrace_etl::postgres::describe(&e)))?;
+            let state = if added == 1 { "added" } else { "exists" };
+            writeln!(out, "{state}: evaluator {name} ({kind})")?;
+        }
         Command::Jobs(JobsCommand::Run { job }) => {
             let pg = cli.databases.postgres().await?;
             match agenttrace_jobs::run_job(&job, &pg, &cli.databases.clickhouse(), None).await? {

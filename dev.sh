@@ -110,6 +110,7 @@ cmd_up() {
   log "demo agent: sending coding-agent sessions"
   agenttrace demo --etl-url "$(etl_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}"
   log "evaluating the new observations (the scheduler does this every minute)"
+  sleep 1 # the job reads completed ingest seconds only
   agenttrace jobs run evaluate
   cat <<EOF
 

@@ -54,7 +54,9 @@ impl OutputFormat {
 }
 
 /// Columns stored as microseconds (`start_time_us`) become Arrow `Timestamp(µs, UTC)` named
-/// without the suffix (`start_time`), the way the event model names them.
+/// without the suffix (`start_time`), the way the event model names them; second-precision
+/// `DateTime` columns (`ingested_at`) become `Timestamp(µs, UTC)` too, so every exported
+/// timestamp has one type.
 pub fn microsecond_columns_as_timestamps(batch: &RecordBatch) -> RecordBatch {
     let schema = batch.schema();
     let mut fields = Vec::with_capacity(schema.fields().len());
@@ -75,10 +77,26 @@ pub fn microsecond_columns_as_timestamps(batch: &RecordBatch) -> RecordBatch {
                 ));
                 columns.push(Arc::new(timestamps) as ArrayRef);
             }
-            _ => {
-                fields.push(field.as_ref().clone());
-                columns.push(column.clone());
-            }
+            _ => match column
+                .as_any()
+                .downcast_ref::<arrow_array::TimestampSecondArray>()
+            {
+                Some(seconds) => {
+                    let micros: Vec<Option<i64>> = seconds.iter().map(|s| s.map(|s| s * 1_000_000)).collect();
+                    fields.push(Field::new(
+                        field.name(),
+                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                        field.is_nullable(),
+                    ));
+                    columns.push(
+                        Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC")) as ArrayRef,
+                    );
+                }
+                None => {
+                    fields.push(field.as_ref().clone());
+                    columns.push(column.clone());
+                }
+            },
         }
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same columns, retyped in place")

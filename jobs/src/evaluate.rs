@@ -232,7 +232,8 @@ fn scores(evaluator: &Evaluator, df: &DataFrame, passed: &BooleanChunked) -> Res
     Ok(events)
 }
 
-/// Evaluates every observation with a version above `watermark`, chunk by chunk.
+/// Evaluates every observation ingested after `watermark` (µs) and before the current second,
+/// chunk by chunk.
 pub async fn run(
     pg: &Client,
     clickhouse: &ClickHouse,
@@ -244,23 +245,32 @@ pub async fn run(
         ..EvaluationReport::default()
     };
     let mut broken = std::collections::BTreeSet::new();
-    let (mut after_version, mut after_id) = (watermark.unwrap_or(-1), String::new());
+    // Rows of the current second may still arrive: this run stops before it.
+    let until: i64 = clickhouse
+        .query_text("SELECT toUInt32(now()) FORMAT TabSeparated")
+        .await
+        .map_err(|e| e.to_string())?
+        .trim()
+        .parse()
+        .map_err(|e| format!("reading ClickHouse's clock: {e}"))?;
+    let (mut after_second, mut after_id) = (watermark.map_or(0, |w| w / 1_000_000), String::new());
     loop {
-        // Within a run, continue after the last (version, id) read; a new run starts strictly
-        // after the watermark.
+        // Within a run, continue after the last (second, id) read; a run starts after the
+        // watermark's second.
         let after = if after_id.is_empty() {
-            format!("version > {after_version}")
+            format!("toUInt32(ingested_at) > {after_second}")
         } else {
             format!(
-                "version > {after_version} OR (version = {after_version} AND id > {})",
+                "(toUInt32(ingested_at) > {after_second} OR (toUInt32(ingested_at) = {after_second} AND id > {}))",
                 quote(&after_id)
             )
         };
         let sql = format!(
             "SELECT project_id, id, trace_id, type, input, output, start_time_us, end_time_us, level, \
              status_message, toFloat64(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost, input_tokens, \
-             output_tokens, version FROM observations FINAL WHERE {after} \
-             ORDER BY version, id LIMIT {CHUNK_ROWS} FORMAT Native"
+             output_tokens, version, toInt64(toUInt32(ingested_at)) AS ingested_second \
+             FROM observations FINAL WHERE {after} AND toUInt32(ingested_at) < {until} \
+             ORDER BY ingested_second, id LIMIT {CHUNK_ROWS} FORMAT Native"
         );
         let body = clickhouse.query(&sql).await.map_err(|e| e.to_string())?;
         let batches = agenttrace_etl::native::decode::all_blocks(&body)?;
@@ -269,20 +279,20 @@ pub async fn run(
             break;
         }
         let df = to_polars(&batches)?;
-        let versions = df
-            .column("version")
+        let seconds = df
+            .column("ingested_second")
             .map_err(|e| e.to_string())?
-            .u64()
+            .i64()
             .map_err(|e| e.to_string())?;
         let ids = df
             .column("id")
             .map_err(|e| e.to_string())?
             .str()
             .map_err(|e| e.to_string())?;
-        after_version = versions.get(rows - 1).unwrap_or_default() as i64;
+        after_second = seconds.get(rows - 1).unwrap_or_default();
         after_id = ids.get(rows - 1).unwrap_or_default().to_owned();
         report.observations += rows as u64;
-        report.watermark = Some(after_version);
+        report.watermark = Some(after_second * 1_000_000);
 
         let projects = df
             .column("project_id")

@@ -22,7 +22,7 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
     assert!(first.contains("PostgreSQL: applied 0001_core.sql"), "{first}");
     assert!(
         first.contains(
-            "ClickHouse: applied 0001_event_tables.sql, 0002_daily_costs.sql, 0003_experiment_rollups.sql"
+            "ClickHouse: applied 0001_event_tables.sql, 0002_daily_costs.sql, 0003_experiment_rollups.sql, 0004_observation_ingest_time.sql"
         ),
         "{first}"
     );
@@ -53,7 +53,7 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
             "ClickHouse table {table} missing in {tables}"
         );
     }
-    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "3");
+    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "4");
 }
 
 #[tokio::test]

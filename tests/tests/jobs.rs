@@ -289,6 +289,8 @@ async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
         .unwrap()
         .response()
         .unwrap();
+    // The job reads completed ingest seconds only.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     let pg = env.postgres().await;
     let evaluators = [
@@ -374,9 +376,30 @@ async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
     assert_eq!(said, "evaluate: 4 observations evaluated, 18 scores written\n");
     let said = env.cli(&["jobs", "run", "evaluate"]).await.unwrap();
     assert_eq!(said, "evaluate: 0 observations evaluated, 0 scores written\n");
+
+    // A late event (its own time ten minutes before everything else) is still evaluated: the
+    // watermark is the ingest time, not the event time.
+    let late = observation(
+        "g3",
+        format!(
+            r#""type":"generation","start_time":"{}","end_time":"{}","output":{{"content":"Done."}},"usage":{{"input_tokens":1,"output_tokens":1}},"cost":{{"total":0.01}}"#,
+            at(-600_000),
+            at(-599_900)
+        ),
+    );
+    etl.client
+        .send(&project.key, &[late])
+        .await
+        .unwrap()
+        .response()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let said = env.cli(&["jobs", "run", "evaluate"]).await.unwrap();
+    assert_eq!(said, "evaluate: 1 observations evaluated, 7 scores written\n");
+    // 18 from the first window (once each, despite three runs over it) + 7 for the late one.
     assert_eq!(
         count("SELECT count() FROM scores FINAL WHERE project_id = '{p}'").await,
-        "18"
+        "25"
     );
     etl.server.shutdown().await.unwrap();
 }

@@ -1,14 +1,19 @@
 //! Embeds `migrations/{postgres,clickhouse}/*.sql` so the binary can migrate from anywhere.
+//!
+//! The SQL is written into the generated file itself, and the watched paths are relative to
+//! this package: cargo shares a workspace member's build across checkouts (its fingerprints do
+//! not depend on the checkout's path), so absolute paths here would let one clone's build
+//! embed another clone's migrations.
 
 use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let mut code = String::from("&[\n");
     for target in ["postgres", "clickhouse"] {
-        let dir = root.join(target);
-        println!("cargo:rerun-if-changed={}", dir.display());
+        let relative = format!("../migrations/{target}");
+        println!("cargo:rerun-if-changed={relative}");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(&relative);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
             .map(|entry| entry.expect("directory entry").path())
@@ -17,13 +22,9 @@ fn main() {
         files.sort();
         for path in files {
             let name = path.file_name().unwrap().to_str().expect("UTF-8 file name");
-            let path = path.canonicalize().unwrap();
-            writeln!(
-                code,
-                "    ({target:?}, {name:?}, include_str!({:?})),",
-                path.display()
-            )
-            .unwrap();
+            let sql =
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            writeln!(code, "    ({target:?}, {name:?}, {sql:?}),").unwrap();
         }
     }
     code.push(']');

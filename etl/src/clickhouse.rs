@@ -145,14 +145,7 @@ impl ClickHouse {
 
     /// Runs one statement in the configured database.
     pub async fn execute(&self, sql: &str) -> Result<(), ClickHouseError> {
-        self.send(
-            Some(&self.config.database),
-            None,
-            Bytes::copy_from_slice(sql.as_bytes()),
-            false,
-        )
-        .await
-        .map(drop)
+        self.query(sql).await.map(drop)
     }
 
     /// Runs one statement outside any database (to create or drop one).

@@ -345,14 +345,13 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
     )?;
     let clickhouse = databases.clickhouse();
     writeln!(out, "in ClickHouse for project {}:", key.project_id)?;
-    for table in [
-        "traces",
-        "observations",
-        "scores",
-        "file_operations",
-        "terminal_commands",
-        "git_links",
-    ] {
+    let event_tables = agenttrace_etl::tables::Table::ALL.into_iter().filter(|t| {
+        !matches!(
+            t,
+            agenttrace_etl::tables::Table::DeadLetters | agenttrace_etl::tables::Table::ExperimentRollups
+        )
+    });
+    for table in event_tables.map(|t| t.name()) {
         let count = clickhouse
             .query_text(&format!(
                 "SELECT count() FROM {table} FINAL WHERE project_id = {} FORMAT TabSeparated",

@@ -211,23 +211,16 @@ mod tests {
         tags.values().append_value("x");
         tags.append(true);
         tags.append(true);
+        let tags = tags.finish();
         let schema = Arc::new(Schema::new(vec![
             Field::new("s", DataType::Utf8, true),
             Field::new("n", DataType::Int64, false),
-            Field::new("t", tags.finish().data_type().clone(), false),
+            Field::new("t", tags.data_type().clone(), false),
         ]));
-        let mut tags = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
-            "item",
-            DataType::Utf8,
-            false,
-        )));
-        tags.values().append_value("x");
-        tags.append(true);
-        tags.append(true);
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![Some("é"), None])),
             Arc::new(Int64Array::from(vec![1, -1])),
-            Arc::new(tags.finish()),
+            Arc::new(tags),
         ];
         let body = encode(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
         let mut expected = vec![3, 2];

@@ -107,16 +107,33 @@ cmd_up() {
   agenttrace evaluator add --project "$project" --name tools-succeed --kind tool_call_failure >/dev/null
   agenttrace evaluator add --project "$project" --name cheap-generations --kind cost_threshold --config '{"max_usd": 0.05}' >/dev/null
   agenttrace evaluator add --project "$project" --name mentions-tool --kind regex --config '{"pattern": "(Bash|Edit|Read|Grep)"}' >/dev/null
-  log "demo agent: sending coding-agent sessions"
-  agenttrace demo --etl-url "$(etl_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}"
-  log "evaluating the new observations (the scheduler does this every minute)"
+  agenttrace evaluator add --project "$project" --name answer-exact --kind exact_match >/dev/null
+  agenttrace evaluator add --project "$project" --name answer-close --kind fuzzy_match --config '{"threshold": 0.5}' \
+    --schedule '15 * * * * *' >/dev/null
+  log "demo agent: sending coding-agent sessions and two experiments over a dataset"
+  agenttrace demo --etl-url "$(etl_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}" --experiments
+  log "evaluating the new observations and rolling up the experiments (the scheduler does this too)"
   sleep 1 # the job reads completed ingest seconds only
   agenttrace jobs run evaluate
+  agenttrace jobs run experiment_rollups
+  local analyst_keyfile="$AGENTTRACE_HOME/demo-analyst-key.json"
+  if [ ! -s "$analyst_keyfile" ]; then
+    agenttrace key create --project "$project" --scope query --scope export --note "demo analyst" --json \
+      >"$analyst_keyfile.tmp"
+    mv "$analyst_keyfile.tmp" "$analyst_keyfile"
+  fi
+  log "experiment rollups (agenttrace query, through the ETL's read-only SQL API):"
+  agenttrace query --url "$(etl_url)" \
+    --api-key "$(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); print(k["public_key"]+":"+k["secret_key"])' "$analyst_keyfile")" \
+    "SELECT e.score_name, e.items, round(e.pass_rate, 2) AS pass_rate, round(e.paired_mean_difference, 2) AS vs_baseline, \
+            round(e.paired_ci_low, 2) AS ci_low, round(e.paired_ci_high, 2) AS ci_high, round(e.latency_p50_ms) AS p50_ms \
+     FROM experiment_rollups AS e ORDER BY e.experiment_id, e.score_name" || true
   cat <<EOF
 
   Stack is up.
   ETL         $(etl_url)   (/readyz, /metrics)
-  Scheduler   evaluate every minute, retention daily at 03:00, daily_costs hourly (agenttrace jobs status)
+  Scheduler   evaluate every minute, experiment_rollups every 5 minutes, retention daily at 03:00,
+              daily_costs hourly, evaluator answer-close on its own schedule (agenttrace jobs status)
   PostgreSQL  $DATABASE_URL
   ClickHouse  $CLICKHOUSE_URL (database $CLICKHOUSE_DATABASE)
   Demo key    $keyfile

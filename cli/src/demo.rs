@@ -49,6 +49,54 @@ const COMMANDS: &[(&str, i32)] = &[
     ("go test ./...", 0),
 ];
 
+/// The demo dataset: questions a coding agent is asked, with the expected answers.
+pub const DATASET_ITEMS: &[(&str, &str)] = &[
+    (
+        "Which flag makes `git status` print one line per file?",
+        "--short",
+    ),
+    (
+        "Which cargo command runs the tests of every workspace member?",
+        "cargo test --workspace",
+    ),
+    (
+        "What HTTP status means the request body is too large?",
+        "413 Payload Too Large",
+    ),
+    (
+        "Which Rust trait turns a value into a String for display?",
+        "Display",
+    ),
+    ("What does `ls -la` add over `ls -l`?", "hidden files"),
+    ("Which SQL clause filters groups after aggregation?", "HAVING"),
+    (
+        "Which HTTP method should be idempotent and replace a resource?",
+        "PUT",
+    ),
+    ("What is the exit code of a successful shell command?", "0"),
+    (
+        "Which tokio macro starts an async main function?",
+        "#[tokio::main]",
+    ),
+    (
+        "Which npm command installs exactly what the lockfile says?",
+        "npm ci",
+    ),
+    ("Which Python tool runs the tests in tests/?", "pytest"),
+    (
+        "What does HMAC stand for?",
+        "hash-based message authentication code",
+    ),
+];
+
+/// One dataset item as an experiment run sees it.
+#[derive(Debug, Clone)]
+pub struct DatasetItem {
+    pub id: String,
+    pub question: String,
+    pub answer: String,
+}
+
 /// Generates sessions from a seed, so benchmarks load the same data every run.
 pub struct SessionGenerator {
     rng: StdRng,
@@ -71,6 +119,84 @@ impl SessionGenerator {
             timestamp,
             payload,
         }
+    }
+
+    /// An experiment's run over a dataset, ending at `end`: per item a trace naming the
+    /// experiment and item, holding one generation that answers. With probability `accuracy`
+    /// the answer is exact; otherwise it is a near miss (right but worded differently) or wrong.
+    pub fn experiment_run(
+        &mut self,
+        end: Timestamp,
+        experiment_id: &str,
+        model: &str,
+        items: &[DatasetItem],
+        accuracy: f64,
+    ) -> Vec<Event> {
+        let mut events = Vec::with_capacity(items.len() * 2);
+        let mut clock = end.as_micros() - items.len() as i64 * 5_000_000;
+        for item in items {
+            let rng = &mut self.rng;
+            let start = Timestamp::from_micros(clock);
+            let latency_us = rng.random_range(400_000..4_000_000);
+            clock += 5_000_000;
+            let answer = if rng.random_bool(accuracy) {
+                item.answer.clone()
+            } else if rng.random_bool(0.5) {
+                format!("The answer is {}.", item.answer)
+            } else {
+                "I am not sure.".to_owned()
+            };
+            let trace_id = self.id();
+            let trace = Trace {
+                id: trace_id.clone(),
+                timestamp: Some(start),
+                name: Some("dataset question".into()),
+                user_id: None,
+                session_id: None,
+                release: Some("2026.11".into()),
+                version: None,
+                environment: "experiment".into(),
+                tags: vec![format!("experiment:{experiment_id}")],
+                input: Some(Json::from_value(&json!({ "question": item.question }))),
+                output: Some(Json::from_value(&json!(answer))),
+                metadata: Metadata::new(),
+                experiment_id: Some(experiment_id.to_owned()),
+                dataset_item_id: Some(item.id.clone()),
+            };
+            let event = self.event(start, Payload::Trace(trace));
+            events.push(event);
+            let rng = &mut self.rng;
+            let generation = Observation {
+                id: format!("{trace_id}-answer"),
+                trace_id: trace_id.clone(),
+                parent_observation_id: None,
+                kind: ObservationType::Generation,
+                name: "answer".into(),
+                start_time: start,
+                end_time: Some(Timestamp::from_micros(start.as_micros() + latency_us)),
+                level: Level::Default,
+                status_message: None,
+                input: Some(Json::from_value(
+                    &json!({"messages": [{"role": "user", "content": item.question}]}),
+                )),
+                output: Some(Json::from_value(&json!({"role": "assistant", "content": answer}))),
+                metadata: Metadata::new(),
+                model: Some(model.into()),
+                model_parameters: None,
+                usage: Usage {
+                    input_tokens: rng.random_range(40..200),
+                    output_tokens: rng.random_range(5..60),
+                    cache_read_input_tokens: 0,
+                    cache_creation_input_tokens: 0,
+                },
+                cost: None,
+                tool_name: None,
+                tool_call_id: None,
+            };
+            let event = self.event(start, Payload::Observation(generation));
+            events.push(event);
+        }
+        events
     }
 
     /// One session of roughly `turns` agent steps, ending at `end`.
@@ -338,5 +464,30 @@ mod tests {
         assert_eq!(count("observation"), 18);
         assert_eq!(count("score"), 3);
         assert_eq!(count("git_link"), 1);
+    }
+
+    #[test]
+    fn experiment_runs_name_their_experiment_and_items() {
+        let end = Timestamp::parse("2026-11-25T12:00:00Z").unwrap();
+        let items: Vec<DatasetItem> = DATASET_ITEMS
+            .iter()
+            .enumerate()
+            .map(|(i, (question, answer))| DatasetItem {
+                id: format!("item-{i}"),
+                question: (*question).to_owned(),
+                answer: (*answer).to_owned(),
+            })
+            .collect();
+        let run = SessionGenerator::new(1).experiment_run(end, "exp", "gpt-4.1-mini", &items, 0.5);
+        assert_eq!(run.len(), items.len() * 2);
+        let window = TimeWindow::around(end);
+        for event in &run {
+            let text = serde_json::to_string(event).unwrap();
+            Event::parse_valid(&text, &window).unwrap_or_else(|e| panic!("{e}: {text}"));
+            if let Payload::Trace(trace) = &event.payload {
+                assert_eq!(trace.experiment_id.as_deref(), Some("exp"));
+                assert!(trace.dataset_item_id.as_deref().unwrap().starts_with("item-"));
+            }
+        }
     }
 }

@@ -157,6 +157,9 @@ pub struct DemoArgs {
     pub turns: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also run the demo dataset's two experiments (creates the dataset once).
+    #[arg(long)]
+    pub experiments: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,25 +203,32 @@ pub enum EvaluatorCommand {
         project: Uuid,
         #[arg(long)]
         name: String,
-        /// regex, contains, not_contains, valid_json, latency_threshold, cost_threshold,
-        /// token_threshold, tool_call_failure.
+        /// regex, contains, not_contains, valid_json, json_schema, latency_threshold,
+        /// cost_threshold, token_threshold, tool_call_failure, exact_match, fuzzy_match.
         #[arg(long)]
         kind: String,
-        /// Kind-specific JSON, e.g. '{"pattern": "TODO"}' or '{"max_ms": 5000}'.
+        /// Kind-specific JSON, e.g. '{"pattern": "TODO"}', '{"max_ms": 5000}',
+        /// '{"schema": {"type": "object"}}' or '{"threshold": 0.8}'.
         #[arg(long, default_value = "{}")]
         config: String,
+        /// A cron schedule of its own (`sec min hour day month weekday`); without one the
+        /// evaluator runs with the `evaluate` job.
+        #[arg(long)]
+        schedule: Option<String>,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// Run one job now (recorded like a scheduled run); jobs: evaluate, retention, daily_costs.
+    /// Run one job now (recorded like a scheduled run): evaluate, experiment_rollups,
+    /// retention, daily_costs, or evaluate:<evaluator id> for an evaluator with its own schedule.
     Run { job: String },
     /// Run jobs on their cron schedules until stopped (several replicas are safe).
     Schedule {
         /// `JOB=CRON` with seconds (`sec min hour day month weekday`); repeat for several jobs.
         #[arg(long = "cron", default_values_t = vec![
             "evaluate=0 * * * * *".to_owned(),
+            "experiment_rollups=30 */5 * * * *".to_owned(),
             "retention=0 0 3 * * *".to_owned(),
             "daily_costs=0 30 * * * *".to_owned(),
         ])]
@@ -343,6 +353,24 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
         "sent {} sessions: {accepted} events accepted, {rejected} rejected",
         args.sessions
     )?;
+    if args.experiments {
+        let pg = databases.postgres().await?;
+        let (items, experiments) = demo_experiments(&pg, key.project_id).await?;
+        let (mut accepted, mut rejected) = (0, 0);
+        for (experiment_id, model, accuracy) in &experiments {
+            let end = agenttrace_schemas::Timestamp::now();
+            let events = generator.experiment_run(end, experiment_id, model, &items, *accuracy);
+            let response = client.send(&key, &events).await?.response()?;
+            accepted += response.accepted;
+            rejected += response.rejected.len();
+        }
+        writeln!(
+            out,
+            "ran {} experiments over the {}-item demo dataset: {accepted} events accepted, {rejected} rejected",
+            experiments.len(),
+            items.len()
+        )?;
+    }
     let clickhouse = databases.clickhouse();
     writeln!(out, "in ClickHouse for project {}:", key.project_id)?;
     let event_tables = agenttrace_etl::tables::Table::ALL.into_iter().filter(|t| {
@@ -378,6 +406,74 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
     Ok(())
 }
 
+/// The demo dataset and its two experiments (a baseline and a better prompt), created once:
+/// the items, and per experiment its id, model and how often it answers exactly.
+async fn demo_experiments(
+    pg: &tokio_postgres::Client,
+    project: Uuid,
+) -> anyhow::Result<(Vec<demo::DatasetItem>, Vec<(String, &'static str, f64)>)> {
+    let describe = |e: tokio_postgres::Error| anyhow::anyhow!(agenttrace_etl::postgres::describe(&e));
+    let dataset: Uuid = pg
+        .query_one(
+            "INSERT INTO datasets (project_id, name, description) VALUES ($1, 'coding-questions', $2)
+             ON CONFLICT (project_id, name) DO UPDATE SET description = EXCLUDED.description RETURNING id",
+            &[&project, &"Short questions a coding agent should answer exactly"],
+        )
+        .await
+        .map_err(describe)?
+        .get(0);
+    let existing = pg
+        .query(
+            "SELECT id::text, input->>'question', expected_output #>> '{}' FROM dataset_items
+             WHERE dataset_id = $1 ORDER BY created_at, id",
+            &[&dataset],
+        )
+        .await
+        .map_err(describe)?;
+    let mut items: Vec<demo::DatasetItem> = existing
+        .iter()
+        .map(|row| demo::DatasetItem {
+            id: row.get(0),
+            question: row.get(1),
+            answer: row.get(2),
+        })
+        .collect();
+    if items.is_empty() {
+        for (question, answer) in demo::DATASET_ITEMS {
+            let id: Uuid = pg
+                .query_one(
+                    "INSERT INTO dataset_items (dataset_id, input, expected_output) VALUES ($1, $2, $3) RETURNING id",
+                    &[&dataset, &serde_json::json!({ "question": question }), &serde_json::json!(answer)],
+                )
+                .await
+                .map_err(describe)?
+                .get(0);
+            items.push(demo::DatasetItem {
+                id: id.to_string(),
+                question: (*question).to_owned(),
+                answer: (*answer).to_owned(),
+            });
+        }
+    }
+    let mut experiments = Vec::new();
+    for (name, model, accuracy) in [
+        ("baseline-prompt", "gpt-4.1-mini", 0.55),
+        ("few-shot-prompt", "gpt-4.1-mini", 0.8),
+    ] {
+        let id: Uuid = pg
+            .query_one(
+                "INSERT INTO experiments (project_id, dataset_id, name) VALUES ($1, $2, $3)
+                 ON CONFLICT (project_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+                &[&project, &dataset, &name],
+            )
+            .await
+            .map_err(describe)?
+            .get(0);
+        experiments.push((id.to_string(), model, accuracy));
+    }
+    Ok((items, experiments))
+}
+
 async fn run_serve(args: ServeArgs, databases: &DatabaseArgs) -> anyhow::Result<()> {
     let server = agenttrace_etl::server::start(args.config(databases)?, args.listen)
         .await
@@ -402,15 +498,20 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             name,
             kind,
             config,
+            schedule,
         }) => {
             let config: serde_json::Value =
                 serde_json::from_str(&config).with_context(|| format!("--config is not JSON: {config}"))?;
+            if let Some(schedule) = &schedule {
+                agenttrace_jobs::schedule::parse_cron(schedule)
+                    .map_err(|e| anyhow::anyhow!("--schedule: {e}"))?;
+            }
             let pg = cli.databases.postgres().await?;
             let added = pg
                 .execute(
-                    "INSERT INTO evaluators (project_id, name, kind, config) VALUES ($1, $2, $3, $4)
+                    "INSERT INTO evaluators (project_id, name, kind, config, schedule) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (project_id, name) DO NOTHING",
-                    &[&project, &name, &kind, &config],
+                    &[&project, &name, &kind, &config, &schedule],
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!(agenttrace_etl::postgres::describe(&e)))?;

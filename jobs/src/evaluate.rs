@@ -7,6 +7,7 @@
 //! writes identical rows that ClickHouse deduplicates. An evaluator whose config is broken is
 //! reported by name; the others still write their scores.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
@@ -31,6 +32,22 @@ pub struct Evaluator {
     pub config: Value,
 }
 
+impl Evaluator {
+    /// Whether the evaluator compares outputs with dataset items' expected outputs.
+    fn needs_expected_outputs(&self) -> bool {
+        matches!(self.kind.as_str(), "exact_match" | "fuzzy_match")
+    }
+}
+
+/// Which evaluators a run applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every active evaluator without a schedule of its own (the `evaluate` job).
+    Unscheduled,
+    /// One evaluator by id (the `evaluate:<id>` job its own schedule fires).
+    One(String),
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EvaluationReport {
     pub observations: u64,
@@ -41,13 +58,24 @@ pub struct EvaluationReport {
     pub broken: Vec<String>,
 }
 
-pub async fn active_evaluators(pg: &Client) -> Result<Vec<Evaluator>, tokio_postgres::Error> {
-    let rows = pg
-        .query(
-            "SELECT id::text, project_id::text, name, kind, config FROM evaluators WHERE active ORDER BY project_id, name",
-            &[],
-        )
-        .await?;
+pub async fn active_evaluators(
+    pg: &Client,
+    selection: &Selection,
+) -> Result<Vec<Evaluator>, tokio_postgres::Error> {
+    const COLUMNS: &str = "SELECT id::text, project_id::text, name, kind, config FROM evaluators";
+    let rows = match selection {
+        Selection::Unscheduled => {
+            pg.query(
+                &format!("{COLUMNS} WHERE active AND schedule IS NULL ORDER BY project_id, name"),
+                &[],
+            )
+            .await?
+        }
+        Selection::One(id) => {
+            pg.query(&format!("{COLUMNS} WHERE active AND id::text = $1"), &[id])
+                .await?
+        }
+    };
     Ok(rows
         .iter()
         .map(|row| Evaluator {
@@ -58,6 +86,108 @@ pub async fn active_evaluators(pg: &Client) -> Result<Vec<Evaluator>, tokio_post
             config: row.get(4),
         })
         .collect())
+}
+
+/// Expected outputs of the dataset items that the given traces ran, by trace id. Both lookups
+/// are scoped to the project: a trace naming another project's dataset item gets nothing.
+async fn expected_outputs(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    project_id: &str,
+    trace_ids: &[&str],
+) -> Result<HashMap<String, Value>, String> {
+    if trace_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<String> = trace_ids.iter().map(|id| quote(id)).collect();
+    let sql = format!(
+        "SELECT id, assumeNotNull(dataset_item_id) FROM traces FINAL WHERE project_id = {} \
+         AND dataset_item_id IS NOT NULL AND id IN ({}) FORMAT TabSeparated",
+        quote(project_id),
+        ids.join(",")
+    );
+    let text = clickhouse.query_text(&sql).await.map_err(|e| e.to_string())?;
+    let item_of: HashMap<String, String> = text
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(trace, item)| (unescape_tsv(trace), unescape_tsv(item)))
+        .collect();
+    if item_of.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let items: Vec<&str> = item_of.values().map(String::as_str).collect();
+    let rows = pg
+        .query(
+            "SELECT i.id::text, i.expected_output FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id
+             WHERE d.project_id::text = $1 AND i.id::text = ANY($2) AND i.expected_output IS NOT NULL",
+            &[&project_id, &items],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let expected: HashMap<String, Value> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    Ok(item_of
+        .into_iter()
+        .filter_map(|(trace, item)| expected.get(&item).map(|value| (trace, value.clone())))
+        .collect())
+}
+
+/// Undoes ClickHouse's TabSeparated escaping of one field.
+fn unescape_tsv(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// A stored output (JSON text) as a value; a JSON string that itself holds JSON is unwrapped,
+/// since models often answer with JSON inside a text completion.
+fn output_value(stored: &str) -> Option<Value> {
+    match serde_json::from_str::<Value>(stored).ok()? {
+        Value::String(inner) => Some(serde_json::from_str::<Value>(&inner).unwrap_or(Value::String(inner))),
+        value => Some(value),
+    }
+}
+
+/// The text of an output or expected output: a string as is, a message's `content` string, or
+/// else the compact JSON.
+fn text_of(value: &Value) -> std::borrow::Cow<'_, str> {
+    match value {
+        Value::String(text) => text.as_str().into(),
+        Value::Object(map) => match map.get("content") {
+            Some(Value::String(text)) => text.as_str().into(),
+            _ => value.to_string().into(),
+        },
+        _ => value.to_string().into(),
+    }
+}
+
+fn exact_match(output: &Value, expected: &Value) -> bool {
+    output == expected || text_of(output).trim() == text_of(expected).trim()
+}
+
+/// Similarity in [0, 1]: normalized Levenshtein, or Sørensen–Dice on bigrams where Levenshtein's
+/// quadratic cost would be too high (long outputs).
+fn similarity(output: &Value, expected: &Value) -> f64 {
+    let (a, b) = (text_of(output), text_of(expected));
+    let (a, b) = (a.trim(), b.trim());
+    if a.len().saturating_mul(b.len()) <= 16_000_000 {
+        strsim::normalized_levenshtein(a, b)
+    } else {
+        strsim::sorensen_dice(a, b)
+    }
 }
 
 /// Which text column a text evaluator looks at (`field`: input or output, default output).
@@ -84,7 +214,11 @@ fn pattern(config: &Value) -> Result<&str, String> {
 }
 
 /// Pass (true) / fail (false) per row; null where the evaluator does not apply.
-fn evaluate(evaluator: &Evaluator, df: &DataFrame) -> Result<BooleanChunked, String> {
+fn evaluate(
+    evaluator: &Evaluator,
+    df: &DataFrame,
+    expected: &HashMap<String, Value>,
+) -> Result<BooleanChunked, String> {
     let polars = |e: PolarsError| e.to_string();
     let config = &evaluator.config;
     let column = |name: &str| df.column(name).map_err(polars);
@@ -168,14 +302,61 @@ fn evaluate(evaluator: &Evaluator, df: &DataFrame) -> Result<BooleanChunked, Str
                 })
                 .collect())
         }
-        other => Err(format!(
-            "evaluator kind {other:?} is not supported by the evaluation job yet"
-        )),
+        "json_schema" => {
+            let schema = config
+                .get("schema")
+                .ok_or("config needs a JSON Schema under \"schema\"")?;
+            let validator =
+                jsonschema::validator_for(schema).map_err(|e| format!("invalid JSON Schema: {e}"))?;
+            let text = column(text_field(config)?)?.str().map_err(polars)?.clone();
+            Ok(text
+                .iter()
+                .map(|v| v.map(|v| output_value(v).is_some_and(|value| validator.is_valid(&value))))
+                .collect())
+        }
+        "exact_match" | "fuzzy_match" => {
+            let threshold = match config.get("threshold") {
+                None if evaluator.kind == "fuzzy_match" => 0.8,
+                None => 1.0,
+                Some(value) => value
+                    .as_f64()
+                    .filter(|t| (0.0..=1.0).contains(t))
+                    .ok_or("\"threshold\" must be a number from 0 to 1")?,
+            };
+            let applies_to = config
+                .get("observation_type")
+                .map(|v| v.as_str().ok_or("\"observation_type\" must be a string"))
+                .transpose()?
+                .unwrap_or("generation");
+            let kind = column("type")?.str().map_err(polars)?.clone();
+            let traces = column("trace_id")?.str().map_err(polars)?.clone();
+            let outputs = column("output")?.str().map_err(polars)?.clone();
+            let fuzzy = evaluator.kind == "fuzzy_match";
+            Ok(kind
+                .iter()
+                .zip(traces.iter().zip(outputs.iter()))
+                .map(|(k, (trace, output))| {
+                    if k != Some(applies_to) {
+                        return None;
+                    }
+                    let expected = expected.get(trace?)?;
+                    let output = output.and_then(output_value);
+                    Some(output.is_some_and(|output| {
+                        if fuzzy {
+                            similarity(&output, expected) >= threshold
+                        } else {
+                            exact_match(&output, expected)
+                        }
+                    }))
+                })
+                .collect())
+        }
+        other => Err(format!("unknown evaluator kind {other:?}")),
     }
 }
 
 /// Arrow batches (from ClickHouse) → a Polars frame, through Arrow IPC.
-fn to_polars(batches: &[arrow_array::RecordBatch]) -> Result<DataFrame, String> {
+pub(crate) fn to_polars(batches: &[arrow_array::RecordBatch]) -> Result<DataFrame, String> {
     let schema = batches.first().map(|b| b.schema()).ok_or("no rows")?;
     let mut writer =
         arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(|e| e.to_string())?;
@@ -237,9 +418,22 @@ fn scores(evaluator: &Evaluator, df: &DataFrame, passed: &BooleanChunked) -> Res
 pub async fn run(
     pg: &Client,
     clickhouse: &ClickHouse,
+    selection: &Selection,
     watermark: Option<i64>,
 ) -> Result<EvaluationReport, String> {
-    let evaluators = active_evaluators(pg).await.map_err(|e| e.to_string())?;
+    let evaluators = active_evaluators(pg, selection)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let (Selection::One(id), true) = (selection, evaluators.is_empty()) {
+        return Err(format!("no active evaluator has id {id:?}"));
+    }
+    let mut by_project: Vec<(&str, Vec<&Evaluator>)> = Vec::new();
+    for evaluator in &evaluators {
+        match by_project.last_mut() {
+            Some((project, group)) if *project == evaluator.project_id => group.push(evaluator),
+            _ => by_project.push((&evaluator.project_id, vec![evaluator])),
+        }
+    }
     let mut report = EvaluationReport {
         watermark,
         ..EvaluationReport::default()
@@ -299,33 +493,45 @@ pub async fn run(
             .map_err(|e| e.to_string())?
             .str()
             .map_err(|e| e.to_string())?;
-        let mut by_project: std::collections::BTreeMap<&str, TableBatches> = Default::default();
-        for evaluator in &evaluators {
-            let mask = projects.equal(evaluator.project_id.as_str());
-            let subset = df.filter(&mask).map_err(|e| e.to_string())?;
+        for (project_id, project_evaluators) in &by_project {
+            let subset = df
+                .filter(&projects.equal(*project_id))
+                .map_err(|e| e.to_string())?;
             if subset.height() == 0 {
                 continue;
             }
-            let outcome = evaluate(evaluator, &subset).and_then(|passed| scores(evaluator, &subset, &passed));
-            match outcome {
-                Ok(events) => {
-                    let tables = by_project
-                        .entry(evaluator.project_id.as_str())
-                        .or_insert_with(|| TableBatches::new(&evaluator.project_id));
-                    for event in &events {
-                        tables.push(event, None);
+            let expected = if project_evaluators.iter().any(|e| e.needs_expected_outputs()) {
+                let traces = subset
+                    .column("trace_id")
+                    .map_err(|e| e.to_string())?
+                    .str()
+                    .map_err(|e| e.to_string())?;
+                let mut trace_ids: Vec<&str> = traces.iter().flatten().collect();
+                trace_ids.sort_unstable();
+                trace_ids.dedup();
+                expected_outputs(pg, clickhouse, project_id, &trace_ids).await?
+            } else {
+                HashMap::new()
+            };
+            let mut tables = TableBatches::new(project_id);
+            for evaluator in project_evaluators {
+                let outcome = evaluate(evaluator, &subset, &expected)
+                    .and_then(|passed| scores(evaluator, &subset, &passed));
+                match outcome {
+                    Ok(events) => {
+                        for event in &events {
+                            tables.push(event, None);
+                        }
+                        report.scores += events.len() as u64;
                     }
-                    report.scores += events.len() as u64;
-                }
-                Err(reason) => {
-                    broken.insert(format!(
-                        "evaluator {:?} ({}): {reason}",
-                        evaluator.name, evaluator.id
-                    ));
+                    Err(reason) => {
+                        broken.insert(format!(
+                            "evaluator {:?} ({}): {reason}",
+                            evaluator.name, evaluator.id
+                        ));
+                    }
                 }
             }
-        }
-        for (_, tables) in by_project {
             for (table, batch) in tables
                 .finish("evaluation", Timestamp::now())
                 .map_err(|e| e.to_string())?
@@ -345,4 +551,35 @@ pub async fn run(
     }
     report.broken = broken.into_iter().collect();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_holding_json_text_are_unwrapped() {
+        assert_eq!(output_value(r#""{\"a\": 1}""#), Some(json!({"a": 1})));
+        assert_eq!(output_value(r#""plain text""#), Some(json!("plain text")));
+        assert_eq!(output_value("not json"), None);
+    }
+
+    #[test]
+    fn matches_compare_values_or_their_text() {
+        let message = json!({"role": "assistant", "content": " Paris\n"});
+        assert!(exact_match(&message, &json!("Paris")));
+        assert!(exact_match(&json!({"answer": 42}), &json!({"answer": 42})));
+        assert!(!exact_match(&json!("Paris."), &json!("Paris")));
+        assert!((similarity(&json!("hidden file"), &json!("hidden files")) - 11.0 / 12.0).abs() < 1e-12);
+        assert_eq!(similarity(&json!("abc"), &json!("xyz")), 0.0);
+        // Long texts use the linear-time measure.
+        let long = "word ".repeat(5_000);
+        assert_eq!(similarity(&json!(long), &json!(long)), 1.0);
+    }
+
+    #[test]
+    fn unescapes_tab_separated_fields() {
+        assert_eq!(unescape_tsv(r"a\tb\\c\nd"), "a\tb\\c\nd");
+    }
 }

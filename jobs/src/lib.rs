@@ -4,18 +4,31 @@
 pub mod daily_costs;
 pub mod evaluate;
 pub mod retention;
+pub mod rollups;
 pub mod runs;
 pub mod schedule;
 
 use agenttrace_etl::clickhouse::ClickHouse;
 use tokio_postgres::Client;
 
-/// The jobs `agenttrace jobs run` knows.
-pub const JOBS: &[&str] = &["evaluate", "retention", "daily_costs"];
+/// The built-in jobs. Besides these, `evaluate:<evaluator id>` runs one evaluator that has a
+/// schedule of its own (see [`schedule`]).
+pub const JOBS: &[&str] = &["evaluate", "experiment_rollups", "retention", "daily_costs"];
+
+/// The prefix of a scheduled evaluator's job name.
+pub const EVALUATOR_JOB_PREFIX: &str = "evaluate:";
+
+/// Whether `job` names a job this crate runs.
+pub fn is_job(job: &str) -> bool {
+    JOBS.contains(&job)
+        || job
+            .strip_prefix(EVALUATOR_JOB_PREFIX)
+            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {0:?}; jobs are {JOBS:?}")]
+    #[error("unknown job {0:?}; jobs are {JOBS:?} and evaluate:<evaluator id>")]
     Unknown(String),
     #[error(transparent)]
     Run(#[from] runs::RunError),
@@ -43,7 +56,7 @@ pub async fn run_job(
     clickhouse: &ClickHouse,
     tick: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<JobOutcome, JobError> {
-    if !JOBS.contains(&job) {
+    if !is_job(job) {
         return Err(JobError::Unknown(job.to_owned()));
     }
     let Some(run) = runs::JobRun::start(pg, job, tick).await? else {
@@ -54,8 +67,12 @@ pub async fn run_job(
         .map_or(0, |d| d.as_micros() as i64);
     // Each job yields (rows in, rows out, new watermark, summary), or the error its run
     // record will carry (a failed run keeps the watermark).
-    let result: Result<(i64, i64, Option<i64>, String), String> = match job {
-        "evaluate" => match evaluate::run(pg, clickhouse, run.watermark).await {
+    let evaluation = match job.strip_prefix(EVALUATOR_JOB_PREFIX) {
+        Some(id) => Some(evaluate::Selection::One(id.to_owned())),
+        None => (job == "evaluate").then_some(evaluate::Selection::Unscheduled),
+    };
+    let result: Result<(i64, i64, Option<i64>, String), String> = match (evaluation, job) {
+        (Some(selection), _) => match evaluate::run(pg, clickhouse, &selection, run.watermark).await {
             Err(error) => Err(error),
             Ok(report) if !report.broken.is_empty() => Err(format!(
                 "{} broken evaluator(s), the others wrote {} scores: {}",
@@ -73,7 +90,14 @@ pub async fn run_job(
                 ),
             )),
         },
-        "retention" => retention::run(pg, clickhouse, now_us)
+        (None, "experiment_rollups") => rollups::run(pg, clickhouse, now_us).await.map(|report| {
+            let summary = format!(
+                "{} experiments, {} rollup rows written",
+                report.experiments, report.rows
+            );
+            (report.traces as i64, report.rows as i64, None, summary)
+        }),
+        (None, "retention") => retention::run(pg, clickhouse, now_us)
             .await
             .map_err(|e| e.to_string())
             .map(|report| {

@@ -1,17 +1,33 @@
 //! `agenttrace jobs schedule`: fires jobs from cron expressions until shut down.
 //!
+//! Built-in jobs come with their cron expressions from the command line; an evaluator with a
+//! `schedule` of its own in PostgreSQL runs as the job `evaluate:<id>` on that schedule (the
+//! list is re-read every [`EVALUATOR_REFRESH`], so added or changed evaluators need no restart).
+//!
 //! Each due job runs in its own task on its own PostgreSQL connection, so a slow or failing job
 //! never delays the others. Several schedulers (replicas) may run at once: the job's advisory
 //! lock and the per-tick check in [`crate::runs::JobRun::start`] make each tick run once.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::str::FromStr;
+use std::time::Duration;
 
 use agenttrace_etl::clickhouse::ClickHouse;
 use chrono::{DateTime, Utc};
 use cron::Schedule;
 
-use crate::{JobOutcome, run_job};
+use crate::{EVALUATOR_JOB_PREFIX, JobOutcome, run_job};
+
+/// How often the scheduler re-reads evaluator schedules from PostgreSQL.
+pub const EVALUATOR_REFRESH: Duration = Duration::from_secs(30);
+
+/// Parses a cron expression with seconds, explaining the format when it is wrong.
+pub fn parse_cron(expression: &str) -> Result<Schedule, String> {
+    Schedule::from_str(expression.trim()).map_err(|e| {
+        format!("invalid cron expression {expression:?} ({e}); use `sec min hour day month weekday`")
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct ScheduledJob {
@@ -31,9 +47,7 @@ impl ScheduledJob {
                 crate::JOBS
             ));
         }
-        let schedule = Schedule::from_str(expression.trim()).map_err(|e| {
-            format!("{spec:?}: invalid cron expression ({e}); use `sec min hour day month weekday`")
-        })?;
+        let schedule = parse_cron(expression).map_err(|e| format!("{spec:?}: {e}"))?;
         Ok(ScheduledJob {
             job: job.to_owned(),
             schedule,
@@ -58,23 +72,85 @@ fn next_due(jobs: &[ScheduledJob], now: DateTime<Utc>) -> Option<(DateTime<Utc>,
     ))
 }
 
+/// The evaluators with a schedule of their own, as jobs. An evaluator whose schedule does not
+/// parse gets a failed run that says why, once per scheduler and schedule text.
+async fn evaluator_jobs(database_url: &str, reported: &mut BTreeSet<(String, String)>) -> Vec<ScheduledJob> {
+    let pg = match agenttrace_etl::postgres::connect(database_url).await {
+        Ok(pg) => pg,
+        Err(error) => {
+            tracing::error!(%error, "cannot read evaluator schedules from PostgreSQL");
+            return Vec::new();
+        }
+    };
+    let rows = match pg
+        .query(
+            "SELECT id::text, name, schedule FROM evaluators WHERE active AND schedule IS NOT NULL ORDER BY id",
+            &[],
+        )
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::error!(%error, "cannot read evaluator schedules from PostgreSQL");
+            return Vec::new();
+        }
+    };
+    let mut jobs = Vec::new();
+    for row in rows {
+        let (id, name, expression): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let job = format!("{EVALUATOR_JOB_PREFIX}{id}");
+        match parse_cron(&expression) {
+            Ok(schedule) => jobs.push(ScheduledJob { job, schedule }),
+            Err(error) if reported.insert((id.clone(), expression.clone())) => {
+                let message = format!("evaluator {name:?} ({id}) has a bad schedule: {error}");
+                tracing::error!("{message}");
+                if let Ok(Some(run)) = crate::runs::JobRun::start(&pg, &job, None).await
+                    && let Err(error) = run.fail(0, &message).await
+                {
+                    tracing::error!(%error, "cannot record the failed run");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    jobs
+}
+
 /// Runs the schedule until `shutdown` resolves. Runs already started are left to finish.
 pub async fn run_scheduler(
-    jobs: Vec<ScheduledJob>,
+    builtin: Vec<ScheduledJob>,
     database_url: String,
     clickhouse: ClickHouse,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut reported = BTreeSet::new();
+    let mut evaluators = evaluator_jobs(&database_url, &mut reported).await;
+    let mut refreshed = tokio::time::Instant::now();
+    // The last tick fired: the next one is strictly after it, so no tick fires twice.
+    let mut last_tick = Utc::now();
     loop {
-        let Some((tick, due)) = next_due(&jobs, Utc::now()) else {
-            return;
-        };
-        let wait = (tick - Utc::now()).to_std().unwrap_or_default();
+        if refreshed.elapsed() >= EVALUATOR_REFRESH {
+            evaluators = evaluator_jobs(&database_url, &mut reported).await;
+            refreshed = tokio::time::Instant::now();
+        }
+        let jobs: Vec<ScheduledJob> = builtin.iter().chain(&evaluators).cloned().collect();
+        let next = next_due(&jobs, last_tick.max(Utc::now()));
+        let until_refresh = EVALUATOR_REFRESH.saturating_sub(refreshed.elapsed());
+        let wait = next.as_ref().map_or(until_refresh, |(tick, _)| {
+            (*tick - Utc::now())
+                .to_std()
+                .unwrap_or_default()
+                .min(until_refresh)
+        });
         tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep(wait) => {}
         }
+        let Some((tick, due)) = next.filter(|(tick, _)| *tick <= Utc::now()) else {
+            continue;
+        };
+        last_tick = tick;
         for job in due {
             let (database_url, clickhouse) = (database_url.clone(), clickhouse.clone());
             tokio::spawn(async move {

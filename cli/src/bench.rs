@@ -441,12 +441,12 @@ pub struct ExportBenchArgs {
 }
 
 /// Resets this process's peak RSS (Linux `clear_refs`), so each measurement starts fresh.
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// This process's peak RSS in MB since the last reset.
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

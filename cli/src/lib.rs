@@ -2,6 +2,7 @@
 
 pub mod analyst;
 pub mod bench;
+pub mod bench_jobs;
 pub mod demo;
 pub mod send;
 
@@ -247,6 +248,9 @@ pub enum BenchCommand {
     Load(bench::LoadBenchArgs),
     /// Export throughput and peak memory: N observations to Parquet and Arrow through the ETL.
     Export(bench::ExportBenchArgs),
+    /// Evaluation throughput and peak memory: N observations through the evaluation job's
+    /// per-chunk work (no database needed).
+    Jobs(bench_jobs::JobsBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -575,6 +579,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Query(args) => analyst::query(args, out).await?,
         Command::Bench(BenchCommand::Load(args)) => bench::run_load(args, &cli.databases, out).await?,
         Command::Bench(BenchCommand::Export(args)) => bench::run_export(args, &cli.databases, out).await?,
+        Command::Bench(BenchCommand::Jobs(args)) => bench_jobs::run_jobs(args, out)?,
         Command::Migrate { migrations_dir } => {
             let set = match &migrations_dir {
                 Some(dir) => migrate::MigrationSet::from_dir(dir)?,

@@ -7,14 +7,19 @@
 //! writes identical rows that ClickHouse deduplicates. An evaluator whose config is broken is
 //! reported by name; the others still write their scores.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Cursor;
+use std::sync::Arc;
 
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
 use agenttrace_etl::loader::{WireFormat, insert_statement};
-use agenttrace_etl::tables::TableBatches;
-use agenttrace_schemas::event::{Metadata, Score, ScoreSource, ScoreValue};
-use agenttrace_schemas::{Event, Payload, Timestamp};
+use agenttrace_etl::tables::Table;
+use agenttrace_schemas::event::ScoreSource;
+use arrow_array::builder::{
+    ArrayBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{ArrowError, DataType, Field};
 use polars::prelude::*;
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -161,6 +166,19 @@ fn output_value(stored: &str) -> Option<Value> {
     }
 }
 
+/// Whether a stored payload is JSON other than text, or text that itself parses as JSON.
+/// Stored payloads are always JSON; what can be invalid is a text completion that should hold
+/// JSON. Parsed without building values: this runs on every observation.
+fn holds_json(stored: &str) -> bool {
+    use serde::de::IgnoredAny;
+    if stored.trim_start().starts_with('"') {
+        serde_json::from_str::<String>(stored)
+            .is_ok_and(|inner| serde_json::from_str::<IgnoredAny>(&inner).is_ok())
+    } else {
+        serde_json::from_str::<IgnoredAny>(stored).is_ok()
+    }
+}
+
 /// The text of an output or expected output: a string as is, a message's `content` string, or
 /// else the compact JSON.
 fn text_of(value: &Value) -> std::borrow::Cow<'_, str> {
@@ -245,19 +263,8 @@ fn evaluate(
             })
         }
         "valid_json" => {
-            // Stored payloads are always JSON; what can be invalid is a text completion (a
-            // JSON string) that should itself hold JSON.
             let text = column(text_field(config)?)?.str().map_err(polars)?.clone();
-            Ok(text
-                .iter()
-                .map(|v| {
-                    v.map(|v| match serde_json::from_str::<Value>(v) {
-                        Ok(Value::String(inner)) => serde_json::from_str::<Value>(&inner).is_ok(),
-                        Ok(_) => true,
-                        Err(_) => false,
-                    })
-                })
-                .collect())
+            Ok(text.iter().map(|v| v.map(holds_json)).collect())
         }
         "latency_threshold" => {
             let max_us = (number(config, "max_ms")? * 1000.0) as i64;
@@ -369,48 +376,205 @@ pub(crate) fn to_polars(batches: &[arrow_array::RecordBatch]) -> Result<DataFram
         .map_err(|e| e.to_string())
 }
 
-/// Builds the score events for one evaluator's results.
-fn scores(evaluator: &Evaluator, df: &DataFrame, passed: &BooleanChunked) -> Result<Vec<Event>, String> {
-    let polars = |e: PolarsError| e.to_string();
-    let ids = df.column("id").map_err(polars)?.str().map_err(polars)?;
-    let traces = df.column("trace_id").map_err(polars)?.str().map_err(polars)?;
-    let starts = df
-        .column("start_time_us")
-        .map_err(polars)?
-        .i64()
-        .map_err(polars)?;
-    let versions = df.column("version").map_err(polars)?.u64().map_err(polars)?;
-    let mut events = Vec::new();
-    for (((id, trace), (start, version)), pass) in ids
-        .iter()
-        .zip(traces.iter())
-        .zip(starts.iter().zip(versions.iter()))
-        .zip(passed.iter())
-    {
-        let (Some(id), Some(trace), Some(start), Some(version), Some(pass)) =
-            (id, trace, start, version, pass)
-        else {
-            continue;
+/// The scores of one project's chunk, built straight into `scores` table columns: a chunk of
+/// 50,000 observations can give hundreds of thousands of scores, too many to build as events.
+/// A score's id is `eval:<evaluator>:<observation>` and its version the observation's, so a
+/// re-run writes the very same rows.
+pub struct ScoreColumns {
+    project_id: String,
+    id: StringBuilder,
+    trace_id: StringBuilder,
+    observation_id: StringBuilder,
+    timestamp_us: Int64Builder,
+    name: StringBuilder,
+    value: Float64Builder,
+    evaluator_id: StringBuilder,
+    version: UInt64Builder,
+}
+
+impl ScoreColumns {
+    /// Columns sized for `rows` scores of `evaluator` on `observations`: growing them instead
+    /// costs more than filling them.
+    pub fn with_capacity(project_id: &str, evaluator: &Evaluator, observations: &DataFrame) -> Self {
+        let rows = observations.height();
+        let bytes = |column: &str| {
+            observations
+                .column(column)
+                .ok()
+                .and_then(|c| c.str().ok())
+                .map_or(rows * 48, |c| c.iter().map(|v| v.map_or(0, str::len)).sum())
         };
-        events.push(Event {
-            id: format!("eval:{}:{id}", evaluator.id),
-            // The observation's version: a re-run writes the very same row.
-            timestamp: Timestamp::from_micros(version as i64),
-            payload: Payload::Score(Score {
-                id: format!("eval:{}:{id}", evaluator.id),
-                trace_id: trace.to_owned(),
-                observation_id: Some(id.to_owned()),
-                timestamp: Some(Timestamp::from_micros(start)),
-                name: evaluator.name.clone(),
-                value: ScoreValue::Boolean(pass),
-                source: ScoreSource::Eval,
-                evaluator_id: Some(evaluator.id.clone()),
-                comment: None,
-                metadata: Metadata::new(),
-            }),
-        });
+        let (ids, traces) = (bytes("id"), bytes("trace_id"));
+        let strings = |items: usize, data: usize| StringBuilder::with_capacity(items, data);
+        ScoreColumns {
+            project_id: project_id.to_owned(),
+            id: strings(rows, ids + rows * (evaluator.id.len() + 6)),
+            trace_id: strings(rows, traces),
+            observation_id: strings(rows, ids),
+            timestamp_us: Int64Builder::with_capacity(rows),
+            name: strings(rows, rows * evaluator.name.len()),
+            value: Float64Builder::with_capacity(rows),
+            evaluator_id: strings(rows, rows * evaluator.id.len()),
+            version: UInt64Builder::with_capacity(rows),
+        }
     }
-    Ok(events)
+
+    pub fn len(&self) -> usize {
+        self.version.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one evaluator's verdicts (null verdicts: the evaluator does not apply).
+    pub fn append(
+        &mut self,
+        evaluator: &Evaluator,
+        df: &DataFrame,
+        passed: &BooleanChunked,
+    ) -> Result<usize, String> {
+        use std::fmt::Write;
+        let polars = |e: PolarsError| e.to_string();
+        let ids = df.column("id").map_err(polars)?.str().map_err(polars)?;
+        let traces = df.column("trace_id").map_err(polars)?.str().map_err(polars)?;
+        let starts = df
+            .column("start_time_us")
+            .map_err(polars)?
+            .i64()
+            .map_err(polars)?;
+        let versions = df.column("version").map_err(polars)?.u64().map_err(polars)?;
+        let before = self.len();
+        for (((id, trace), (start, version)), pass) in ids
+            .iter()
+            .zip(traces.iter())
+            .zip(starts.iter().zip(versions.iter()))
+            .zip(passed.iter())
+        {
+            let (Some(id), Some(trace), Some(start), Some(version), Some(pass)) =
+                (id, trace, start, version, pass)
+            else {
+                continue;
+            };
+            write!(self.id, "eval:{}:{id}", evaluator.id).map_err(|e| e.to_string())?;
+            self.id.append_value("");
+            self.trace_id.append_value(trace);
+            self.observation_id.append_value(id);
+            self.timestamp_us.append_value(start);
+            self.name.append_value(&evaluator.name);
+            self.value.append_value(if pass { 1.0 } else { 0.0 });
+            self.evaluator_id.append_value(&evaluator.id);
+            self.version.append_value(version);
+        }
+        Ok(self.len() - before)
+    }
+
+    /// The rows as a `scores` record batch.
+    pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let rows = self.len();
+        let constant = |value: &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, rows)))
+        };
+        let nulls = || -> ArrayRef { Arc::new(StringArray::new_null(rows)) };
+        let empty_lists = || -> ArrayRef {
+            let mut lists = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+                "item",
+                DataType::Utf8,
+                false,
+            )));
+            (0..rows).for_each(|_| lists.append(true));
+            Arc::new(lists.finish())
+        };
+        let id: ArrayRef = Arc::new(self.id.finish());
+        let columns: Vec<ArrayRef> = vec![
+            constant(&self.project_id),
+            id.clone(),
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.observation_id.finish()),
+            Arc::new(self.timestamp_us.finish()),
+            Arc::new(self.name.finish()),
+            constant("boolean"),
+            Arc::new(self.value.finish()),
+            nulls(),
+            constant(ScoreSource::Eval.as_str()),
+            Arc::new(self.evaluator_id.finish()),
+            nulls(),
+            empty_lists(),
+            empty_lists(),
+            id,
+            Arc::new(self.version.finish()),
+        ];
+        RecordBatch::try_new(Table::Scores.schema(), columns)
+    }
+}
+
+/// One project's scores for a chunk, ready to insert.
+#[derive(Debug, Default)]
+pub struct ScoresBody {
+    pub rows: usize,
+    /// Native blocks for `INSERT INTO scores FORMAT Native`.
+    pub native: Vec<u8>,
+}
+
+/// Applies one project's evaluators to its observations, in parallel (each evaluator builds and
+/// encodes its own scores). An evaluator that cannot run is added to `broken`; the others run.
+pub fn score_frame(
+    project_id: &str,
+    evaluators: &[&Evaluator],
+    observations: &DataFrame,
+    expected: &HashMap<String, Value>,
+    broken: &mut BTreeSet<String>,
+) -> Result<ScoresBody, String> {
+    use rayon::prelude::*;
+    let outcomes: Vec<Result<Option<ScoresBody>, String>> = evaluators
+        .par_iter()
+        .map(|evaluator| {
+            let mut scores = ScoreColumns::with_capacity(project_id, evaluator, observations);
+            let passed = evaluate(evaluator, observations, expected)?;
+            scores.append(evaluator, observations, &passed)?;
+            if scores.is_empty() {
+                return Ok(None);
+            }
+            let batch = scores.finish().map_err(|e| e.to_string())?;
+            let mut native = Vec::with_capacity(batch.get_array_memory_size() + 4096);
+            agenttrace_etl::native::encode_block(&batch, &mut native).map_err(|e| e.to_string())?;
+            Ok(Some(ScoresBody {
+                rows: batch.num_rows(),
+                native,
+            }))
+        })
+        .collect();
+    let size = outcomes
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|part| part.native.len())
+        .sum();
+    let mut body = ScoresBody {
+        rows: 0,
+        native: Vec::with_capacity(size),
+    };
+    for (evaluator, outcome) in evaluators.iter().zip(outcomes) {
+        match outcome {
+            Ok(Some(part)) => {
+                body.rows += part.rows;
+                body.native.extend_from_slice(&part.native);
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                broken.insert(format!(
+                    "evaluator {:?} ({}): {reason}",
+                    evaluator.name, evaluator.id
+                ));
+            }
+        }
+    }
+    Ok(body)
+}
+
+/// A chunk of observations as ClickHouse sends it (Native) → a Polars frame.
+pub fn read_chunk(native: &[u8]) -> Result<DataFrame, String> {
+    to_polars(&agenttrace_etl::native::decode::all_blocks(native)?)
 }
 
 /// Evaluates every observation ingested after `watermark` (µs) and before the current second,
@@ -438,7 +602,7 @@ pub async fn run(
         watermark,
         ..EvaluationReport::default()
     };
-    let mut broken = std::collections::BTreeSet::new();
+    let mut broken = BTreeSet::new();
     // Rows of the current second may still arrive: this run stops before it.
     let until: i64 = clickhouse
         .query_text("SELECT toUInt32(now()) FORMAT TabSeparated")
@@ -467,12 +631,14 @@ pub async fn run(
              ORDER BY ingested_second, id LIMIT {CHUNK_ROWS} FORMAT Native"
         );
         let body = clickhouse.query(&sql).await.map_err(|e| e.to_string())?;
-        let batches = agenttrace_etl::native::decode::all_blocks(&body)?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if body.is_empty() {
+            break;
+        }
+        let df = read_chunk(&body)?;
+        let rows = df.height();
         if rows == 0 {
             break;
         }
-        let df = to_polars(&batches)?;
         let seconds = df
             .column("ingested_second")
             .map_err(|e| e.to_string())?
@@ -513,34 +679,15 @@ pub async fn run(
             } else {
                 HashMap::new()
             };
-            let mut tables = TableBatches::new(project_id);
-            for evaluator in project_evaluators {
-                let outcome = evaluate(evaluator, &subset, &expected)
-                    .and_then(|passed| scores(evaluator, &subset, &passed));
-                match outcome {
-                    Ok(events) => {
-                        for event in &events {
-                            tables.push(event, None);
-                        }
-                        report.scores += events.len() as u64;
-                    }
-                    Err(reason) => {
-                        broken.insert(format!(
-                            "evaluator {:?} ({}): {reason}",
-                            evaluator.name, evaluator.id
-                        ));
-                    }
-                }
-            }
-            for (table, batch) in tables
-                .finish("evaluation", Timestamp::now())
-                .map_err(|e| e.to_string())?
-            {
-                let body = WireFormat::Native
-                    .encode(std::slice::from_ref(&batch))
-                    .map_err(|e| e.to_string())?;
+            let body = score_frame(project_id, project_evaluators, &subset, &expected, &mut broken)?;
+            if body.rows > 0 {
+                report.scores += body.rows as u64;
                 clickhouse
-                    .insert(&insert_statement(table, WireFormat::Native), body.into(), false)
+                    .insert(
+                        &insert_statement(Table::Scores, WireFormat::Native),
+                        body.native.into(),
+                        false,
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -576,6 +723,13 @@ mod tests {
         // Long texts use the linear-time measure.
         let long = "word ".repeat(5_000);
         assert_eq!(similarity(&json!(long), &json!(long)), 1.0);
+    }
+
+    #[test]
+    fn json_text_is_valid_json_only_if_it_parses() {
+        assert!(holds_json(r#"{"a": [1, 2]}"#));
+        assert!(holds_json(r#""{\"a\": 1}""#));
+        assert!(!holds_json(r#""TODO: {broken""#));
     }
 
     #[test]

@@ -5,3 +5,6 @@
 //! Credential parsing is shared with the ETL: `agenttrace_schemas::credentials`.
 
 pub mod buffer;
+pub mod ingest;
+pub mod limits;
+pub mod otlp;

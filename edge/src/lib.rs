@@ -8,3 +8,7 @@ pub mod buffer;
 pub mod ingest;
 pub mod limits;
 pub mod otlp;
+pub mod auth;
+pub mod forward;
+#[cfg(target_arch = "wasm32")]
+mod worker;

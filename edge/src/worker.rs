@@ -1,0 +1,658 @@
+//! The Worker glue (wasm32 only): routes, key checks against the ETL, and the Durable Object
+//! buffer that keeps accepted events in SQLite until the ETL has acknowledged them.
+//!
+//! Configuration (wrangler.toml `[vars]`, secrets from `.dev.vars` locally):
+//! `ETL_URL`, `EDGE_ID`, `EDGE_SIGNING_KEY` (secret, `id:secret`), `KEY_CACHE_TTL_MS`,
+//! `BUFFER_SHARDS`, `FLUSH_MAX_EVENTS`, `FLUSH_MAX_BYTES`, `FLUSH_MAX_AGE_MS`.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use agenttrace_schemas::Timestamp;
+use agenttrace_schemas::credentials::parse_authorization;
+use agenttrace_schemas::event::TimeWindow;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use worker::js_sys::Math;
+use worker::wasm_bindgen::JsValue;
+use worker::*;
+
+use crate::auth::{KeyCache, KeyVerdict, verdict_from_etl, verify_request_body};
+use crate::buffer::{BufferState, Delivery, FlushPolicy, retry_delay};
+use crate::forward::{SigningKey, batch_body};
+use crate::ingest::{Accepted, Intake};
+use crate::limits::{Encoding, Limits, RequestError, decode_body};
+use crate::otlp;
+
+/// Most events and bytes one delivery carries (the ETL accepts more; smaller batches retry
+/// cheaply).
+const MAX_DELIVERY_EVENTS: i64 = 5_000;
+const MAX_DELIVERY_BYTES: i64 = 8 * 1024 * 1024;
+/// Deliveries per alarm before yielding (the next alarm continues at once).
+const DELIVERIES_PER_ALARM: usize = 20;
+
+const ROUTES: &[(&str, &str)] = &[
+    ("/healthz", "GET"),
+    ("/v1/ingest", "POST"),
+    ("/v1/traces", "POST"),
+    ("/v1/logs", "POST"),
+    ("/api/public/otel/v1/traces", "POST"),
+    ("/api/public/otel/v1/logs", "POST"),
+];
+
+thread_local! {
+    /// Key verdicts, per isolate.
+    static KEYS: RefCell<Option<KeyCache>> = const { RefCell::new(None) };
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+struct Config {
+    etl_url: String,
+    edge_id: String,
+    signing_key: SigningKey,
+    key_cache_ttl_ms: u64,
+    shards: u32,
+    policy: FlushPolicy,
+}
+
+fn var_or(env: &Env, name: &str, default: u64) -> std::result::Result<u64, String> {
+    match env.var(name) {
+        Ok(value) => value
+            .to_string()
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, not {:?}", value.to_string())),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Config {
+    fn from_env(env: &Env) -> std::result::Result<Config, String> {
+        let etl_url = env
+            .var("ETL_URL")
+            .map_err(|_| "ETL_URL is not set".to_owned())?
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
+        let signing_key = env
+            .secret("EDGE_SIGNING_KEY")
+            .map_err(|_| "the EDGE_SIGNING_KEY secret is not set".to_owned())
+            .and_then(|secret| SigningKey::parse(&secret.to_string()))?;
+        let defaults = FlushPolicy::default();
+        Ok(Config {
+            etl_url,
+            edge_id: env
+                .var("EDGE_ID")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| "edge".to_owned()),
+            signing_key,
+            key_cache_ttl_ms: var_or(env, "KEY_CACHE_TTL_MS", 30_000)?,
+            shards: var_or(env, "BUFFER_SHARDS", 4)?.clamp(1, 1024) as u32,
+            policy: FlushPolicy {
+                max_events: var_or(env, "FLUSH_MAX_EVENTS", defaults.max_events as u64)? as usize,
+                max_bytes: var_or(env, "FLUSH_MAX_BYTES", defaults.max_bytes as u64)? as usize,
+                max_age: Duration::from_millis(var_or(
+                    env,
+                    "FLUSH_MAX_AGE_MS",
+                    defaults.max_age.as_millis() as u64,
+                )?),
+            },
+        })
+    }
+}
+
+fn json_response(status: u16, body: String, extra: &[(&str, &str)]) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    for (name, value) in extra {
+        headers.set(name, value)?;
+    }
+    Ok(Response::from_bytes(body.into_bytes())?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+fn error(status: u16, code: &str, message: &str) -> Result<Response> {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let retry: &[(&str, &str)] = if status == 503 { &[("retry-after", "5")] } else { &[] };
+    json_response(status, body, retry)
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let method = req.method();
+    let Some((_, allowed)) = ROUTES.iter().find(|(route, _)| *route == path) else {
+        let known: Vec<&str> = ROUTES.iter().map(|(route, _)| *route).collect();
+        return error(
+            404,
+            "not_found",
+            &format!("no route {method} {path}; routes are {}", known.join(", ")),
+        );
+    };
+    if method.as_ref() != *allowed {
+        let body =
+            serde_json::json!({ "error": "method_not_allowed", "message": format!("{path} takes {allowed}") });
+        return json_response(405, body.to_string(), &[("allow", allowed)]);
+    }
+    if path == "/healthz" {
+        return json_response(200, r#"{"status":"ok"}"#.to_owned(), &[]);
+    }
+    let config = match Config::from_env(&env) {
+        Ok(config) => config,
+        Err(problem) => return error(500, "misconfigured", &format!("the edge is misconfigured: {problem}")),
+    };
+    let route = match path.as_str() {
+        "/v1/ingest" => Route::Native,
+        "/v1/traces" | "/api/public/otel/v1/traces" => Route::Traces,
+        _ => Route::Logs,
+    };
+    ingest(req, &env, &config, route).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Native,
+    Traces,
+    Logs,
+}
+
+/// Asks the ETL about a key (or the isolate's cache).
+async fn verify_key(
+    config: &Config,
+    credentials: &agenttrace_schemas::credentials::Credentials,
+) -> std::result::Result<KeyVerdict, String> {
+    let now = now_ms();
+    let cached = KEYS.with(|keys| {
+        keys.borrow_mut()
+            .get_or_insert_with(|| KeyCache::new(config.key_cache_ttl_ms, 10_000))
+            .get(credentials, now)
+    });
+    if let Some(verdict) = cached {
+        return Ok(verdict);
+    }
+    let body = verify_request_body(credentials);
+    let asked = post_signed(config, "/v1/keys/verify", body).await;
+    let verdict = match asked {
+        Ok((status, answer)) => verdict_from_etl(status, &answer),
+        Err(error) => Err(format!("the ETL cannot be reached: {error}")),
+    };
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        let keys = keys.get_or_insert_with(|| KeyCache::new(config.key_cache_ttl_ms, 10_000));
+        match verdict {
+            Ok(verdict) => {
+                keys.put(credentials, verdict.clone(), now);
+                Ok(verdict)
+            }
+            Err(problem) => keys.get_stale_valid(credentials, now).ok_or(problem),
+        }
+    })
+}
+
+/// POSTs a signed JSON body to the ETL; the status and body of its answer.
+async fn post_signed(config: &Config, path: &str, body: String) -> std::result::Result<(u16, Vec<u8>), String> {
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
+    set("content-type", "application/json")?;
+    for (name, value) in config
+        .signing_key
+        .headers((now_ms() / 1000) as i64, body.as_bytes())
+    {
+        set(name, &value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&body)));
+    let request = Request::new_with_init(&format!("{}{path}", config.etl_url), &init).map_err(|e| e.to_string())?;
+    let mut response = Fetch::Request(request).send().await.map_err(|e| e.to_string())?;
+    let status = response.status_code();
+    let answer = response.bytes().await.map_err(|e| e.to_string())?;
+    Ok((status, answer))
+}
+
+fn request_error(error: RequestError) -> Result<Response> {
+    crate::worker::error(error.status(), error.code(), &error.to_string())
+}
+
+async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> Result<Response> {
+    let headers = req.headers().clone();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let credentials = match parse_authorization(header("authorization").as_deref()) {
+        Ok(credentials) => credentials,
+        Err(problem) => return error(401, "unauthorized", &problem.to_string()),
+    };
+    let limits = Limits::default();
+    if let Some(length) = header("content-length").and_then(|l| l.parse::<usize>().ok())
+        && length > limits.max_body_bytes
+    {
+        return request_error(RequestError::BodyTooLarge {
+            size: length,
+            limit: limits.max_body_bytes,
+        });
+    }
+    let project_id = match verify_key(config, &credentials).await {
+        Ok(KeyVerdict::Valid { project_id }) => project_id,
+        Ok(KeyVerdict::Refused { status, message }) => return error(status, "unauthorized", &message),
+        Err(problem) => return error(503, "unavailable", &problem),
+    };
+    let encoding = match Encoding::from_content_type(header("content-type").as_deref(), route == Route::Native) {
+        Ok(encoding) => encoding,
+        Err(problem) => return request_error(problem),
+    };
+    let encoded = req.bytes().await?;
+    let body = match decode_body(&encoded, header("content-encoding").as_deref(), &limits) {
+        Ok(body) => body,
+        Err(problem) => return request_error(problem),
+    };
+    let window = TimeWindow::around(Timestamp::from_micros(now_ms() as i64 * 1000));
+    let intake: std::result::Result<Intake, RequestError> = match route {
+        Route::Native => crate::ingest::native(&body, &window, &limits),
+        Route::Traces => otlp::decode_traces(&body, encoding)
+            .and_then(|request| otlp::intake(otlp::map::spans(&request, limits.max_attribute_bytes), &window, &limits)),
+        Route::Logs => otlp::decode_logs(&body, encoding)
+            .and_then(|request| otlp::intake(otlp::map::logs(&request, limits.max_attribute_bytes), &window, &limits)),
+    };
+    let intake = match intake {
+        Ok(intake) => intake,
+        Err(problem) => return request_error(problem),
+    };
+    if !intake.events.is_empty()
+        && let Err(problem) = buffer(env, config, &project_id, &credentials.public_key, &intake.events).await
+    {
+        return error(503, "unavailable", &format!("the events could not be buffered: {problem}"));
+    }
+    match route {
+        Route::Native => json_response(intake.status(), intake.response_json(), &[]),
+        Route::Traces | Route::Logs => {
+            let field = if route == Route::Traces { "rejectedSpans" } else { "rejectedLogRecords" };
+            let (status, body) = otlp::response(&intake, encoding, field);
+            let headers = Headers::new();
+            headers.set("content-type", encoding.content_type())?;
+            Ok(Response::from_bytes(body)?.with_status(status).with_headers(headers))
+        }
+    }
+}
+
+/// Hands the events to one of the project's buffer shards; returns once they are durable.
+async fn buffer(
+    env: &Env,
+    config: &Config,
+    project_id: &str,
+    public_key: &str,
+    events: &[Accepted],
+) -> std::result::Result<(), String> {
+    let shard = (Math::random() * f64::from(config.shards)) as u32 % config.shards;
+    let namespace = env.durable_object("BUFFER").map_err(|e| e.to_string())?;
+    let stub = namespace
+        .id_from_name(&format!("{project_id}/{shard}"))
+        .and_then(|id| id.get_stub())
+        .map_err(|e| e.to_string())?;
+    let texts: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+    let body = format!(
+        r#"{{"project_id":{},"public_key":{},"count":{},"events":[{}]}}"#,
+        serde_json::Value::from(project_id),
+        serde_json::Value::from(public_key),
+        events.len(),
+        texts.join(",")
+    );
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+    let request = Request::new_with_init("https://buffer/append", &init).map_err(|e| e.to_string())?;
+    let mut response = stub.fetch_with_request(request).await.map_err(|e| e.to_string())?;
+    if response.status_code() != 200 {
+        return Err(response.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// A project shard's buffer. Rows of `pending` are accepted requests (their events as one JSON
+/// array); `delivery` is the batch being delivered (at most one, reused on retry so the ETL sees
+/// the same batch id); `rejected` keeps batches the ETL refused for good, with the reason.
+#[durable_object]
+pub struct Buffer {
+    state: State,
+    env: Env,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    events TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivery (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    batch_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    batch_id TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    events TEXT NOT NULL,
+    rejected_ms INTEGER NOT NULL
+);";
+
+#[derive(Deserialize)]
+struct Append<'a> {
+    project_id: String,
+    public_key: String,
+    count: i64,
+    #[serde(borrow)]
+    events: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Totals {
+    events: i64,
+    bytes: i64,
+    oldest_ms: Option<i64>,
+}
+
+#[derive(Deserialize, Clone)]
+struct DeliveryRow {
+    batch_id: String,
+    project_id: String,
+    public_key: String,
+    first_seq: i64,
+    last_seq: i64,
+    attempts: i64,
+    next_attempt_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct PendingRow {
+    seq: i64,
+    project_id: String,
+    public_key: String,
+    events: String,
+    count: i64,
+    bytes: i64,
+}
+
+impl Buffer {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn totals(&self) -> Result<Totals> {
+        self.sql()
+            .exec(
+                "SELECT COALESCE(SUM(count), 0) AS events, COALESCE(SUM(bytes), 0) AS bytes, MIN(received_ms) AS oldest_ms FROM pending",
+                None,
+            )?
+            .one()
+    }
+
+    fn delivery(&self) -> Result<Option<DeliveryRow>> {
+        Ok(self
+            .sql()
+            .exec("SELECT * FROM delivery WHERE id = 1", None)?
+            .to_array::<DeliveryRow>()?
+            .into_iter()
+            .next())
+    }
+
+    /// Sets the alarm for when the buffer should next flush: now if a limit is reached, else
+    /// when the oldest event gets too old, never earlier than a pending retry.
+    async fn schedule(&self, config: &Config) -> Result<()> {
+        let totals = self.totals()?;
+        let state = BufferState {
+            events: totals.events as usize,
+            bytes: totals.bytes as usize,
+            oldest_ms: totals.oldest_ms.map(|t| t as u64),
+        };
+        let now = now_ms();
+        let mut at = if config.policy.flush_reason(&state, now).is_some() {
+            Some(now)
+        } else {
+            config.policy.alarm_at_ms(&state)
+        };
+        if let (Some(target), Some(delivery)) = (at, self.delivery()?) {
+            at = Some(target.max(delivery.next_attempt_ms as u64));
+        }
+        let storage = self.state.storage();
+        match at {
+            None => storage.delete_alarm().await,
+            Some(at) => {
+                let current = storage.get_alarm().await?;
+                if current.is_none_or(|current| current as u64 > at) {
+                    storage
+                        .set_alarm(Duration::from_millis(at.saturating_sub(now_ms())))
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The delivery in progress, or a new one from the oldest pending rows of one key.
+    fn next_delivery(&self) -> Result<Option<DeliveryRow>> {
+        if let Some(delivery) = self.delivery()? {
+            return Ok(Some(delivery));
+        }
+        let rows: Vec<PendingRow> = self
+            .sql()
+            .exec(
+                "SELECT seq, project_id, public_key, '' AS events, count, bytes FROM pending ORDER BY seq LIMIT 1000",
+                None,
+            )?
+            .to_array()?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let (mut events, mut bytes, mut last_seq) = (0, 0, first.seq);
+        for row in rows
+            .iter()
+            .filter(|r| r.public_key == first.public_key && r.project_id == first.project_id)
+        {
+            if events > 0 && (events + row.count > MAX_DELIVERY_EVENTS || bytes + row.bytes > MAX_DELIVERY_BYTES) {
+                break;
+            }
+            events += row.count;
+            bytes += row.bytes;
+            last_seq = row.seq;
+        }
+        let now = now_ms();
+        let batch_id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            now / 1000,
+            ((now % 1000) * 1_000_000) as u32,
+        ));
+        let delivery = DeliveryRow {
+            batch_id: batch_id.to_string(),
+            project_id: first.project_id.clone(),
+            public_key: first.public_key.clone(),
+            first_seq: first.seq,
+            last_seq,
+            attempts: 0,
+            next_attempt_ms: 0,
+        };
+        self.sql().exec(
+            "INSERT INTO delivery (id, batch_id, project_id, public_key, first_seq, last_seq, attempts, next_attempt_ms) \
+             VALUES (1, ?, ?, ?, ?, ?, 0, 0)",
+            vec![
+                delivery.batch_id.clone().into(),
+                delivery.project_id.clone().into(),
+                delivery.public_key.clone().into(),
+                delivery.first_seq.into(),
+                delivery.last_seq.into(),
+            ],
+        )?;
+        Ok(Some(delivery))
+    }
+
+    /// The delivery's events, in order.
+    fn delivery_events(&self, delivery: &DeliveryRow) -> Result<Vec<String>> {
+        let rows: Vec<PendingRow> = self
+            .sql()
+            .exec(
+                "SELECT seq, project_id, public_key, events, count, bytes FROM pending \
+                 WHERE seq BETWEEN ? AND ? AND public_key = ? AND project_id = ? ORDER BY seq",
+                vec![
+                    delivery.first_seq.into(),
+                    delivery.last_seq.into(),
+                    delivery.public_key.clone().into(),
+                    delivery.project_id.clone().into(),
+                ],
+            )?
+            .to_array()?;
+        let mut events = Vec::new();
+        for row in rows {
+            let listed: Vec<&RawValue> = serde_json::from_str(&row.events).map_err(|e| Error::RustError(e.to_string()))?;
+            events.extend(listed.into_iter().map(|e| e.get().to_owned()));
+        }
+        Ok(events)
+    }
+
+    fn finish_delivery(&self, delivery: &DeliveryRow) -> Result<()> {
+        self.sql().exec(
+            "DELETE FROM pending WHERE seq BETWEEN ? AND ? AND public_key = ? AND project_id = ?",
+            vec![
+                delivery.first_seq.into(),
+                delivery.last_seq.into(),
+                delivery.public_key.clone().into(),
+                delivery.project_id.clone().into(),
+            ],
+        )?;
+        self.sql().exec("DELETE FROM delivery WHERE id = 1", None)?;
+        Ok(())
+    }
+
+    /// Delivers batches until the buffer is empty, a delivery must wait, or this alarm has
+    /// done enough.
+    async fn flush(&self, config: &Config) -> Result<()> {
+        for _ in 0..DELIVERIES_PER_ALARM {
+            let Some(delivery) = self.next_delivery()? else {
+                return Ok(());
+            };
+            if delivery.next_attempt_ms as u64 > now_ms() {
+                return Ok(());
+            }
+            let events = self.delivery_events(&delivery)?;
+            if events.is_empty() {
+                self.finish_delivery(&delivery)?;
+                continue;
+            }
+            let (Ok(batch_id), Ok(project_id)) = (
+                uuid::Uuid::parse_str(&delivery.batch_id),
+                uuid::Uuid::parse_str(&delivery.project_id),
+            ) else {
+                return Err(Error::RustError(format!("corrupt delivery row {}", delivery.batch_id)));
+            };
+            let body = batch_body(
+                batch_id,
+                &config.edge_id,
+                project_id,
+                &delivery.public_key,
+                Timestamp::from_micros(now_ms() as i64 * 1000),
+                events,
+            )
+            .map_err(Error::RustError)?;
+            let outcome = post_signed(config, "/v1/batches", body.clone()).await;
+            let (delivered, detail) = match &outcome {
+                Ok((status, answer)) => (
+                    Delivery::from_status(*status),
+                    format!("{status} {}", String::from_utf8_lossy(answer)),
+                ),
+                Err(problem) => (Delivery::RetryLater, problem.clone()),
+            };
+            match delivered {
+                Delivery::Acknowledged => self.finish_delivery(&delivery)?,
+                Delivery::Rejected => {
+                    let status = outcome.as_ref().map_or(0, |(status, _)| *status);
+                    console_error!("batch {} refused for good: {detail}", delivery.batch_id);
+                    self.sql().exec(
+                        "INSERT OR REPLACE INTO rejected (batch_id, status, reason, events, rejected_ms) VALUES (?, ?, ?, ?, ?)",
+                        vec![
+                            delivery.batch_id.clone().into(),
+                            i64::from(status).into(),
+                            detail.into(),
+                            body.into(),
+                            (now_ms() as i64).into(),
+                        ],
+                    )?;
+                    self.finish_delivery(&delivery)?;
+                }
+                Delivery::RetryLater => {
+                    let attempts = delivery.attempts + 1;
+                    let wait = retry_delay(attempts as u32, Math::random());
+                    console_warn!("batch {} not delivered (attempt {attempts}): {detail}", delivery.batch_id);
+                    self.sql().exec(
+                        "UPDATE delivery SET attempts = ?, next_attempt_ms = ?, last_error = ? WHERE id = 1",
+                        vec![
+                            attempts.into(),
+                            ((now_ms() + wait.as_millis() as u64) as i64).into(),
+                            detail.into(),
+                        ],
+                    )?;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DurableObject for Buffer {
+    fn new(state: State, env: Env) -> Self {
+        if let Err(problem) = state.storage().sql().exec(SCHEMA, None) {
+            console_error!("creating the buffer's tables: {problem}");
+        }
+        Buffer { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let config = match Config::from_env(&self.env) {
+            Ok(config) => config,
+            Err(problem) => return error(500, "misconfigured", &problem),
+        };
+        match req.path().as_str() {
+            "/append" => {
+                let text = req.text().await?;
+                let append: Append = serde_json::from_str(&text).map_err(|e| Error::RustError(e.to_string()))?;
+                let events = append.events.get();
+                self.sql().exec(
+                    "INSERT INTO pending (project_id, public_key, events, count, bytes, received_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    vec![
+                        append.project_id.into(),
+                        append.public_key.into(),
+                        events.into(),
+                        append.count.into(),
+                        (events.len() as i64).into(),
+                        (now_ms() as i64).into(),
+                    ],
+                )?;
+                self.schedule(&config).await?;
+                Response::ok("buffered")
+            }
+            other => error(404, "not_found", &format!("no buffer route {other}")),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let config = match Config::from_env(&self.env) {
+            Ok(config) => config,
+            Err(problem) => return error(500, "misconfigured", &problem),
+        };
+        if let Err(problem) = self.flush(&config).await {
+            console_error!("flushing the buffer: {problem}");
+        }
+        self.schedule(&config).await?;
+        Response::ok("flushed")
+    }
+}

@@ -15,9 +15,14 @@ pub const INGEST_SCOPE: &str = "ingest";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyVerdict {
-    Valid { project_id: String },
+    Valid {
+        project_id: String,
+    },
     /// Refused, with the HTTP status (401 or 403) and the reason for the agent.
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+    },
 }
 
 /// Reads the ETL's answer to a verification request; `Err` means the ETL could not decide (it
@@ -36,7 +41,8 @@ pub fn verdict_from_etl(status: u16, body: &[u8]) -> Result<KeyVerdict, String> 
     }
     match status {
         200 => {
-            let valid: Valid = serde_json::from_slice(body).map_err(|e| format!("unreadable ETL answer: {e}"))?;
+            let valid: Valid =
+                serde_json::from_slice(body).map_err(|e| format!("unreadable ETL answer: {e}"))?;
             Ok(if valid.scopes.iter().any(|s| s == INGEST_SCOPE) {
                 KeyVerdict::Valid {
                     project_id: valid.project_id,
@@ -52,8 +58,13 @@ pub fn verdict_from_etl(status: u16, body: &[u8]) -> Result<KeyVerdict, String> 
             })
         }
         401 => {
-            let refused: Refused = serde_json::from_slice(body).map_err(|e| format!("unreadable ETL answer: {e}"))?;
-            let message = if refused.message.is_empty() { refused.error } else { refused.message };
+            let refused: Refused =
+                serde_json::from_slice(body).map_err(|e| format!("unreadable ETL answer: {e}"))?;
+            let message = if refused.message.is_empty() {
+                refused.error
+            } else {
+                refused.message
+            };
             Ok(KeyVerdict::Refused { status: 401, message })
         }
         other => Err(format!("the ETL answered {other} to a key check")),
@@ -62,7 +73,8 @@ pub fn verdict_from_etl(status: u16, body: &[u8]) -> Result<KeyVerdict, String> 
 
 /// The verification request's body.
 pub fn verify_request_body(credentials: &Credentials) -> String {
-    serde_json::json!({ "public_key": credentials.public_key, "secret_key": credentials.secret_key }).to_string()
+    serde_json::json!({ "public_key": credentials.public_key, "secret_key": credentials.secret_key })
+        .to_string()
 }
 
 /// How long a key the ETL accepted keeps working while the ETL cannot be asked: an ETL outage
@@ -145,7 +157,12 @@ mod tests {
     #[test]
     fn reads_the_etl_answers() {
         let valid = verdict_from_etl(200, br#"{"project_id": "p1", "scopes": ["ingest"]}"#).unwrap();
-        assert_eq!(valid, KeyVerdict::Valid { project_id: "p1".into() });
+        assert_eq!(
+            valid,
+            KeyVerdict::Valid {
+                project_id: "p1".into()
+            }
+        );
         let KeyVerdict::Refused { status, message } =
             verdict_from_etl(200, br#"{"project_id": "p1", "scopes": ["query"]}"#).unwrap()
         else {
@@ -153,7 +170,11 @@ mod tests {
         };
         assert_eq!(status, 403);
         assert!(message.contains("lacks the \"ingest\" scope"), "{message}");
-        let revoked = verdict_from_etl(401, br#"{"error": "revoked", "message": "the API key was revoked"}"#).unwrap();
+        let revoked = verdict_from_etl(
+            401,
+            br#"{"error": "revoked", "message": "the API key was revoked"}"#,
+        )
+        .unwrap();
         assert_eq!(
             revoked,
             KeyVerdict::Refused {
@@ -169,7 +190,13 @@ mod tests {
         let mut cache = KeyCache::new(1_000, 2);
         let good = credentials("sk-at-good");
         let bad = credentials("sk-at-bad");
-        cache.put(&good, KeyVerdict::Valid { project_id: "p".into() }, 0);
+        cache.put(
+            &good,
+            KeyVerdict::Valid {
+                project_id: "p".into(),
+            },
+            0,
+        );
         let refused = KeyVerdict::Refused {
             status: 401,
             message: "wrong secret".into(),
@@ -183,7 +210,13 @@ mod tests {
         assert!(cache.get_stale_valid(&good, STALE_VALID_MS).is_none());
         assert!(cache.get_stale_valid(&bad, 1_000).is_none());
         // Full: expired entries make room.
-        cache.put(&credentials("sk-at-third"), KeyVerdict::Valid { project_id: "p".into() }, 1_500);
+        cache.put(
+            &credentials("sk-at-third"),
+            KeyVerdict::Valid {
+                project_id: "p".into(),
+            },
+            1_500,
+        );
         assert!(cache.get(&credentials("sk-at-third"), 1_600).is_some());
         assert_eq!(KeyCache::new(0, 2).get(&good, 0), None);
     }

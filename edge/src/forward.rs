@@ -15,7 +15,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -26,7 +28,9 @@ impl SigningKey {
                 id: id.to_owned(),
                 secret: secret.as_bytes().to_vec(),
             }),
-            _ => Err("the signing key must be `id:secret` with a secret of at least 32 characters".to_owned()),
+            _ => {
+                Err("the signing key must be `id:secret` with a secret of at least 32 characters".to_owned())
+            }
         }
     }
 
@@ -71,7 +75,10 @@ mod tests {
     #[test]
     fn batches_are_signed_so_the_etl_accepts_them() {
         let key = SigningKey::parse("edge-1:0123456789abcdef0123456789abcdef").unwrap();
-        assert!(!format!("{key:?}").contains("0123456789"), "the secret stays out of logs");
+        assert!(
+            !format!("{key:?}").contains("0123456789"),
+            "the secret stays out of logs"
+        );
         let body = batch_body(
             uuid::Uuid::now_v7(),
             "edge-test",
@@ -87,9 +94,23 @@ mod tests {
         assert_eq!(key_id, "edge-1");
         SignatureHeader::parse(&signature)
             .unwrap()
-            .verify(b"0123456789abcdef0123456789abcdef", body.as_bytes(), 1_764_072_010)
+            .verify(
+                b"0123456789abcdef0123456789abcdef",
+                body.as_bytes(),
+                1_764_072_010,
+            )
             .unwrap();
         assert!(SigningKey::parse("edge-1:short").is_err());
-        assert!(batch_body(uuid::Uuid::nil(), "e", uuid::Uuid::nil(), "pk", Timestamp::from_micros(0), vec!["{".into()]).is_err());
+        assert!(
+            batch_body(
+                uuid::Uuid::nil(),
+                "e",
+                uuid::Uuid::nil(),
+                "pk",
+                Timestamp::from_micros(0),
+                vec!["{".into()]
+            )
+            .is_err()
+        );
     }
 }

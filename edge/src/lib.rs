@@ -4,11 +4,11 @@
 //! (routes, Durable Object storage, alarms) sits behind `cfg(target_arch = "wasm32")`.
 //! Credential parsing is shared with the ETL: `agenttrace_schemas::credentials`.
 
+pub mod auth;
 pub mod buffer;
+pub mod forward;
 pub mod ingest;
 pub mod limits;
 pub mod otlp;
-pub mod auth;
-pub mod forward;
 #[cfg(target_arch = "wasm32")]
 mod worker;

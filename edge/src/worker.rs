@@ -116,7 +116,11 @@ fn json_response(status: u16, body: String, extra: &[(&str, &str)]) -> Result<Re
 
 fn error(status: u16, code: &str, message: &str) -> Result<Response> {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
-    let retry: &[(&str, &str)] = if status == 503 { &[("retry-after", "5")] } else { &[] };
+    let retry: &[(&str, &str)] = if status == 503 {
+        &[("retry-after", "5")]
+    } else {
+        &[]
+    };
     json_response(status, body, retry)
 }
 
@@ -133,8 +137,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         );
     };
     if method.as_ref() != *allowed {
-        let body =
-            serde_json::json!({ "error": "method_not_allowed", "message": format!("{path} takes {allowed}") });
+        let body = serde_json::json!({ "error": "method_not_allowed", "message": format!("{path} takes {allowed}") });
         return json_response(405, body.to_string(), &[("allow", allowed)]);
     }
     if path == "/healthz" {
@@ -142,7 +145,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
     let config = match Config::from_env(&env) {
         Ok(config) => config,
-        Err(problem) => return error(500, "misconfigured", &format!("the edge is misconfigured: {problem}")),
+        Err(problem) => {
+            return error(
+                500,
+                "misconfigured",
+                &format!("the edge is misconfigured: {problem}"),
+            );
+        }
     };
     let route = match path.as_str() {
         "/v1/ingest" => Route::Native,
@@ -193,7 +202,11 @@ async fn verify_key(
 }
 
 /// POSTs a signed JSON body to the ETL; the status and body of its answer.
-async fn post_signed(config: &Config, path: &str, body: String) -> std::result::Result<(u16, Vec<u8>), String> {
+async fn post_signed(
+    config: &Config,
+    path: &str,
+    body: String,
+) -> std::result::Result<(u16, Vec<u8>), String> {
     let headers = Headers::new();
     let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
     set("content-type", "application/json")?;
@@ -207,7 +220,8 @@ async fn post_signed(config: &Config, path: &str, body: String) -> std::result::
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(JsValue::from_str(&body)));
-    let request = Request::new_with_init(&format!("{}{path}", config.etl_url), &init).map_err(|e| e.to_string())?;
+    let request =
+        Request::new_with_init(&format!("{}{path}", config.etl_url), &init).map_err(|e| e.to_string())?;
     let mut response = Fetch::Request(request).send().await.map_err(|e| e.to_string())?;
     let status = response.status_code();
     let answer = response.bytes().await.map_err(|e| e.to_string())?;
@@ -239,10 +253,11 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
         Ok(KeyVerdict::Refused { status, message }) => return error(status, "unauthorized", &message),
         Err(problem) => return error(503, "unavailable", &problem),
     };
-    let encoding = match Encoding::from_content_type(header("content-type").as_deref(), route == Route::Native) {
-        Ok(encoding) => encoding,
-        Err(problem) => return request_error(problem),
-    };
+    let encoding =
+        match Encoding::from_content_type(header("content-type").as_deref(), route == Route::Native) {
+            Ok(encoding) => encoding,
+            Err(problem) => return request_error(problem),
+        };
     let encoded = req.bytes().await?;
     let body = match decode_body(&encoded, header("content-encoding").as_deref(), &limits) {
         Ok(body) => body,
@@ -251,10 +266,20 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
     let window = TimeWindow::around(Timestamp::from_micros(now_ms() as i64 * 1000));
     let intake: std::result::Result<Intake, RequestError> = match route {
         Route::Native => crate::ingest::native(&body, &window, &limits),
-        Route::Traces => otlp::decode_traces(&body, encoding)
-            .and_then(|request| otlp::intake(otlp::map::spans(&request, limits.max_attribute_bytes), &window, &limits)),
-        Route::Logs => otlp::decode_logs(&body, encoding)
-            .and_then(|request| otlp::intake(otlp::map::logs(&request, limits.max_attribute_bytes), &window, &limits)),
+        Route::Traces => otlp::decode_traces(&body, encoding).and_then(|request| {
+            otlp::intake(
+                otlp::map::spans(&request, limits.max_attribute_bytes),
+                &window,
+                &limits,
+            )
+        }),
+        Route::Logs => otlp::decode_logs(&body, encoding).and_then(|request| {
+            otlp::intake(
+                otlp::map::logs(&request, limits.max_attribute_bytes),
+                &window,
+                &limits,
+            )
+        }),
     };
     let intake = match intake {
         Ok(intake) => intake,
@@ -263,16 +288,26 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
     if !intake.events.is_empty()
         && let Err(problem) = buffer(env, config, &project_id, &credentials.public_key, &intake.events).await
     {
-        return error(503, "unavailable", &format!("the events could not be buffered: {problem}"));
+        return error(
+            503,
+            "unavailable",
+            &format!("the events could not be buffered: {problem}"),
+        );
     }
     match route {
         Route::Native => json_response(intake.status(), intake.response_json(), &[]),
         Route::Traces | Route::Logs => {
-            let field = if route == Route::Traces { "rejectedSpans" } else { "rejectedLogRecords" };
+            let field = if route == Route::Traces {
+                "rejectedSpans"
+            } else {
+                "rejectedLogRecords"
+            };
             let (status, body) = otlp::response(&intake, encoding, field);
             let headers = Headers::new();
             headers.set("content-type", encoding.content_type())?;
-            Ok(Response::from_bytes(body)?.with_status(status).with_headers(headers))
+            Ok(Response::from_bytes(body)?
+                .with_status(status)
+                .with_headers(headers))
         }
     }
 }
@@ -300,9 +335,13 @@ async fn buffer(
         texts.join(",")
     );
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
     let request = Request::new_with_init("https://buffer/append", &init).map_err(|e| e.to_string())?;
-    let mut response = stub.fetch_with_request(request).await.map_err(|e| e.to_string())?;
+    let mut response = stub
+        .fetch_with_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
     if response.status_code() != 200 {
         return Err(response.text().await.unwrap_or_default());
     }
@@ -460,7 +499,9 @@ impl Buffer {
             .iter()
             .filter(|r| r.public_key == first.public_key && r.project_id == first.project_id)
         {
-            if events > 0 && (events + row.count > MAX_DELIVERY_EVENTS || bytes + row.bytes > MAX_DELIVERY_BYTES) {
+            if events > 0
+                && (events + row.count > MAX_DELIVERY_EVENTS || bytes + row.bytes > MAX_DELIVERY_BYTES)
+            {
                 break;
             }
             events += row.count;
@@ -513,7 +554,8 @@ impl Buffer {
             .to_array()?;
         let mut events = Vec::new();
         for row in rows {
-            let listed: Vec<&RawValue> = serde_json::from_str(&row.events).map_err(|e| Error::RustError(e.to_string()))?;
+            let listed: Vec<&RawValue> =
+                serde_json::from_str(&row.events).map_err(|e| Error::RustError(e.to_string()))?;
             events.extend(listed.into_iter().map(|e| e.get().to_owned()));
         }
         Ok(events)
@@ -552,7 +594,10 @@ impl Buffer {
                 uuid::Uuid::parse_str(&delivery.batch_id),
                 uuid::Uuid::parse_str(&delivery.project_id),
             ) else {
-                return Err(Error::RustError(format!("corrupt delivery row {}", delivery.batch_id)));
+                return Err(Error::RustError(format!(
+                    "corrupt delivery row {}",
+                    delivery.batch_id
+                )));
             };
             let body = batch_body(
                 batch_id,
@@ -591,7 +636,10 @@ impl Buffer {
                 Delivery::RetryLater => {
                     let attempts = delivery.attempts + 1;
                     let wait = retry_delay(attempts as u32, Math::random());
-                    console_warn!("batch {} not delivered (attempt {attempts}): {detail}", delivery.batch_id);
+                    console_warn!(
+                        "batch {} not delivered (attempt {attempts}): {detail}",
+                        delivery.batch_id
+                    );
                     self.sql().exec(
                         "UPDATE delivery SET attempts = ?, next_attempt_ms = ?, last_error = ? WHERE id = 1",
                         vec![
@@ -624,7 +672,8 @@ impl DurableObject for Buffer {
         match req.path().as_str() {
             "/append" => {
                 let text = req.text().await?;
-                let append: Append = serde_json::from_str(&text).map_err(|e| Error::RustError(e.to_string()))?;
+                let append: Append =
+                    serde_json::from_str(&text).map_err(|e| Error::RustError(e.to_string()))?;
                 let events = append.events.get();
                 self.sql().exec(
                     "INSERT INTO pending (project_id, public_key, events, count, bytes, received_ms) VALUES (?, ?, ?, ?, ?, ?)",

@@ -28,6 +28,15 @@ pub struct TestProject {
 impl TestEnv {
     /// Starts the ETL with test settings; `configure` may change them (e.g. the loader).
     pub async fn start_etl(&self, configure: impl FnOnce(&mut ServeConfig)) -> Etl {
+        self.start_etl_at("127.0.0.1:0".parse().unwrap(), configure).await
+    }
+
+    /// Starts the ETL on `addr` (e.g. the address of one stopped earlier, to restart it).
+    pub async fn start_etl_at(
+        &self,
+        addr: std::net::SocketAddr,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Etl {
         let mut config = ServeConfig {
             database_url: self.database_url.clone(),
             clickhouse: self.clickhouse.clone(),
@@ -42,7 +51,7 @@ impl TestEnv {
             },
         };
         configure(&mut config);
-        let server = start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let server = start(config, addr).await.unwrap();
         let url = format!("http://{}", server.addr);
         let client = BatchClient::new(&url, SIGNING_KEYS, "test-edge").unwrap();
         Etl { server, url, client }

@@ -13,6 +13,7 @@ use clap::Parser as _;
 
 pub use agenttrace_cli;
 
+pub mod edge;
 pub mod etl;
 pub mod readback;
 pub mod servers;

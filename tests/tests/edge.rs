@@ -1,0 +1,378 @@
+//! The edge Worker in real workerd (`wrangler dev`) with the real ETL, PostgreSQL and
+//! ClickHouse: events and OTLP exports land with their values; bad requests get precise
+//! errors; an ETL outage loses and duplicates nothing; the OpenTelemetry Python SDK's exporter
+//! works against the Langfuse-compatible route.
+
+use std::time::{Duration, Instant};
+
+use agenttrace_schemas::Timestamp;
+use agenttrace_tests::TestEnv;
+use agenttrace_tests::edge::Edge;
+use agenttrace_tests::etl::TestProject;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const TRACES_PB: &[u8] = include_bytes!("../../edge/tests/fixtures/traces.pb");
+const CODEX_LOGS_JSON: &[u8] = include_bytes!("../../edge/tests/fixtures/codex_logs.json");
+
+fn basic(project: &TestProject) -> String {
+    let pair = format!("{}:{}", project.key.public_key, project.secret_key);
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+}
+
+/// Waits until `sql` (one number) reaches `expected`, or fails after `timeout`.
+async fn wait_for(env: &TestEnv, sql: &str, expected: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got: u64 = env.ch(sql).await.parse().unwrap_or(0);
+        if got == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: {got}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn native_events(prefix: &str, count: usize) -> Value {
+    let now = Timestamp::now().to_string();
+    let events: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({"id": format!("{prefix}-{i}"), "type": "observation", "timestamp": now,
+                   "body": {"id": format!("{prefix}-o{i}"), "trace_id": prefix, "type": "span", "name": "step",
+                            "start_time": now}})
+        })
+        .collect();
+    json!({ "events": events })
+}
+
+#[tokio::test]
+async fn the_edge_loads_native_and_otlp_events_and_refuses_bad_requests() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("edge").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let http = reqwest::Client::new();
+    let p = project.key.project_id;
+    let post = |path: &str| {
+        http.post(format!("{}{path}", edge.url))
+            .header("authorization", basic(&project))
+    };
+
+    let now = Timestamp::now().to_string();
+    let native = json!({"events": [
+        {"id": "n1", "type": "trace", "timestamp": now, "body": {"id": "native-trace", "name": "fix the build"}},
+        {"id": "n2", "type": "observation", "timestamp": now, "body": {
+            "id": "native-gen", "trace_id": "native-trace", "type": "generation", "name": "llm", "start_time": now,
+            "model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 50}, "cost": {"total": 0.0042}}},
+        {"id": "n3", "type": "observation", "timestamp": now, "body": {
+            "id": "bad", "trace_id": "native-trace", "type": "generation", "name": "llm", "start_time": now,
+            "usage": {"input_tokens": -1}}},
+    ]});
+    let response = post("/v1/ingest").json(&native).send().await.unwrap();
+    assert_eq!(response.status(), 207);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["accepted"], 2);
+    assert_eq!(body["rejected"][0]["index"], 2);
+    assert!(
+        body["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("body.usage.input_tokens"),
+        "{body}"
+    );
+
+    // gzip is accepted.
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gzip, native_events("gz", 3).to_string().as_bytes()).unwrap();
+    let response = post("/v1/ingest")
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let response = post("/v1/traces")
+        .header("content-type", "application/x-protobuf")
+        .body(TRACES_PB)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+    let response = post("/v1/logs")
+        .header("content-type", "application/json")
+        .body(CODEX_LOGS_JSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    // Precise refusals.
+    let refused = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (status, body["message"].as_str().unwrap_or_default().to_owned())
+    };
+    let (status, message) = refused(
+        http.post(format!("{}/v1/ingest", edge.url))
+            .header(
+                "authorization",
+                format!("Bearer {}:sk-at-wrong", project.key.public_key),
+            )
+            .json(&native)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "{message}");
+    let (status, message) = refused(http.post(format!("{}/v1/ingest", edge.url)).send().await.unwrap()).await;
+    assert_eq!(
+        (status, message.contains("missing Authorization header")),
+        (401, true),
+        "{message}"
+    );
+    let (status, message) = refused(
+        post("/v1/ingest")
+            .header("content-type", "text/plain")
+            .body("hi")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, message.contains("unsupported content type")),
+        (415, true),
+        "{message}"
+    );
+    let (status, message) = refused(
+        post("/v1/ingest")
+            .header("content-type", "application/json")
+            .body("{")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, message.contains("the body must be")),
+        (400, true),
+        "{message}"
+    );
+    let (status, message) = refused(
+        post("/v1/traces")
+            .header("content-type", "application/x-protobuf")
+            .body(vec![0xff, 0xff])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, message.contains("not a protobuf")),
+        (400, true),
+        "{message}"
+    );
+    let (status, message) = refused(
+        post("/v1/ingest")
+            .json(&native_events("big", 1001))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, message.contains("the limit is 1000 per request")),
+        (413, true),
+        "{message}"
+    );
+    let response = http.get(format!("{}/v1/ingest", edge.url)).send().await.unwrap();
+    assert_eq!(
+        (
+            response.status().as_u16(),
+            response.headers()["allow"].to_str().unwrap()
+        ),
+        (405, "POST")
+    );
+    assert_eq!(
+        http.get(format!("{}/v2/x", edge.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // Everything accepted arrives: 2 native + 3 gzip + 4 spans (+1 root trace) + 3 Codex
+    // observations (+1 terminal command, +1 session trace); the invalid event is dead-lettered.
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
+        11,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM traces FINAL WHERE project_id = '{p}'"),
+        3,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM dead_letters WHERE project_id = '{p}'"),
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT model, input_tokens, output_tokens, toString(total_cost) FROM observations FINAL \
+             WHERE project_id = '{p}' AND id = 'native-gen'"
+        ))
+        .await,
+        "claude-sonnet-4-5\t1000\t50\t0.004200000000"
+    );
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT type, model, input_tokens FROM observations FINAL WHERE project_id = '{p}' AND name = 'chat claude-sonnet-4-5'"
+        ))
+        .await,
+        "generation\tclaude-sonnet-4-5-20250929\t1200"
+    );
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT command, cwd FROM terminal_commands FINAL WHERE project_id = '{p}'"
+        ))
+        .await,
+        "npm test\t/repo"
+    );
+    assert!(
+        env.ch(&format!(
+            "SELECT reason FROM dead_letters WHERE project_id = '{p}'"
+        ))
+        .await
+        .contains("input_tokens")
+    );
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_etl_outage_loses_nothing_and_duplicates_nothing() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let addr = etl.server.addr;
+    let project = env.create_project("outage").await;
+    let edge = Edge::start(&etl.url, &[("KEY_CACHE_TTL_MS", "500")]).await;
+    let http = reqwest::Client::new();
+    let p = project.key.project_id;
+    let send = |prefix: String| {
+        let request = http
+            .post(format!("{}/v1/ingest", edge.url))
+            .header("authorization", basic(&project))
+            .json(&native_events(&prefix, 50));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        }
+    };
+    send("before".into()).await;
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM observations WHERE project_id = '{p}'"),
+        50,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // The ETL goes away; agents keep sending, and the edge keeps accepting (durably).
+    etl.server.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await; // past the key cache's TTL
+    for i in 0..20 {
+        send(format!("during-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count() FROM observations WHERE project_id = '{p}'"
+        ))
+        .await,
+        "50"
+    );
+
+    // Back on the same address: the buffers deliver everything, once.
+    let etl = env.start_etl_at(addr, |_| {}).await;
+    let total = 50 + 20 * 50;
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
+        total,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count(), uniqExact(id) FROM observations WHERE project_id = '{p}'"
+        ))
+        .await,
+        format!("{total}\t{total}")
+    );
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_opentelemetry_python_sdk_exports_through_the_edge() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("python-sdk").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let script = agenttrace_tests::repo_root().join("tests/python/otel_export.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(format!("{}/api/public/otel/v1/traces", edge.url))
+        .arg(&project.key.public_key)
+        .arg(&project.secret_key)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        edge.log()
+    );
+    let p = project.key.project_id;
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
+        3,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT name, type, ifNull(model, ''), ifNull(tool_name, ''), input_tokens FROM observations FINAL \
+             WHERE project_id = '{p}' ORDER BY name"
+        ))
+        .await,
+        "chat gpt-4.1-mini\tgeneration\tgpt-4.1-mini\t\t42\n\
+         execute_tool search\ttool_call\t\tsearch\t0\n\
+         invoke_agent\tspan\t\t\t0"
+    );
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT session_id FROM traces FINAL WHERE project_id = '{p}'"
+        ))
+        .await,
+        "py-session"
+    );
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}

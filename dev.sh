@@ -24,18 +24,29 @@ ensure_rust() {
   mkdir -p "$CARGO_TARGET_DIR"
 }
 
-# Python packages the tests use: chDB (modern ClickHouse in-process) and the readers analysts
-# use on exports (pyarrow, Polars, DuckDB).
+# Python packages the tests use: chDB (modern ClickHouse in-process), the readers analysts use
+# on exports (pyarrow, Polars, DuckDB), and the OpenTelemetry SDK with its OTLP/HTTP exporter.
 ensure_python_test_deps() {
   command -v python3 >/dev/null || die "python3 is missing"
-  local missing=()
-  for module in chdb pyarrow polars duckdb; do
-    python3 -c "import $module" 2>/dev/null || missing+=("$module")
+  local missing=() pair
+  for pair in chdb:chdb pyarrow:pyarrow polars:polars duckdb:duckdb \
+    opentelemetry.sdk:opentelemetry-sdk \
+    opentelemetry.exporter.otlp.proto.http:opentelemetry-exporter-otlp-proto-http; do
+    python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     log "pip install ${missing[*]} (chdb takes ~2 min)"
     python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
   fi
+}
+
+# The edge's toolchain (wasm target, wasm-bindgen, worker-build, Node 22, wrangler, wasm-opt,
+# esbuild), installed once into ~/.cache/agenttrace/tools, and the Worker built.
+edge_build() {
+  eval "$("$ROOT/scripts/edge-tools.sh")"
+  log "building the edge Worker (worker-build)"
+  "$ROOT/scripts/build-edge.sh"
+  export AGENTTRACE_EDGE_PREBUILT=1
 }
 
 stack_up() {
@@ -80,6 +91,27 @@ etl_up() {
   done
 }
 
+edge_url() { printf 'http://127.0.0.1:%s' "${AGENTTRACE_EDGE_PORT:-8787}"; }
+
+# The edge Worker in workerd (`wrangler dev`), forwarding to the local ETL.
+edge_up() {
+  edge_build
+  # The edge signs batches with the key the ETL verifies them with.
+  (umask 077 && printf 'EDGE_SIGNING_KEY=%s\n' "${AGENTTRACE_SIGNING_KEYS%%,*}" >"$ROOT/.dev.vars")
+  stop_service edge
+  log "starting the edge on $(edge_url) (log: $AGENTTRACE_HOME/edge.log)"
+  (cd "$ROOT" && setsid wrangler dev --local --ip 127.0.0.1 --port "${AGENTTRACE_EDGE_PORT:-8787}" \
+    --show-interactive-dev-session=false --persist-to "$AGENTTRACE_HOME/edge-state" \
+    --var "ETL_URL:$(etl_url)" >>"$AGENTTRACE_HOME/edge.log" 2>&1 </dev/null &
+    echo $! >"$AGENTTRACE_HOME/edge.pid")
+  local deadline=$((SECONDS + 60))
+  until curl -fsS "$(edge_url)/healthz" >/dev/null 2>&1; do
+    kill -0 "$(cat "$AGENTTRACE_HOME/edge.pid")" 2>/dev/null || die "the edge exited; see $AGENTTRACE_HOME/edge.log"
+    [ $SECONDS -lt $deadline ] || die "the edge is not ready after 60 s; see $AGENTTRACE_HOME/edge.log"
+    sleep 0.3
+  done
+}
+
 cmd_up() {
   ensure_rust
   stack_up
@@ -100,6 +132,7 @@ cmd_up() {
   fi
   ensure_signing_keys
   etl_up
+  edge_up
   start_service scheduler jobs schedule
   local project
   project="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["project_id"])' "$keyfile")"
@@ -110,8 +143,8 @@ cmd_up() {
   agenttrace evaluator add --project "$project" --name answer-exact --kind exact_match >/dev/null
   agenttrace evaluator add --project "$project" --name answer-close --kind fuzzy_match --config '{"threshold": 0.5}' \
     --schedule '15 * * * * *' >/dev/null
-  log "demo agent: sending coding-agent sessions and two experiments over a dataset"
-  agenttrace demo --etl-url "$(etl_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}" --experiments
+  log "demo agent: sending coding-agent sessions and two experiments over a dataset, through the edge"
+  agenttrace demo --edge-url "$(edge_url)" --key-file "$keyfile" --sessions "${DEMO_SESSIONS:-20}" --experiments
   log "evaluating the new observations and rolling up the experiments (the scheduler does this too)"
   sleep 1 # the job reads completed ingest seconds only
   agenttrace jobs run evaluate
@@ -131,6 +164,7 @@ cmd_up() {
   cat <<EOF
 
   Stack is up.
+  Edge        $(edge_url)  (POST /v1/ingest, /v1/traces, /v1/logs, /api/public/otel/v1/traces)
   ETL         $(etl_url)   (/readyz, /metrics)
   Scheduler   evaluate every minute, experiment_rollups every 5 minutes, retention daily at 03:00,
               daily_costs hourly, evaluator answer-close on its own schedule (agenttrace jobs status)
@@ -150,11 +184,15 @@ cmd_test() {
   cargo fmt --all -- --check
   log "cargo clippy"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
+  edge_build
+  log "cargo clippy (edge, wasm32)"
+  cargo clippy -p agenttrace-edge --target wasm32-unknown-unknown --quiet -- -D warnings
   log "cargo test"
   cargo test --workspace
 }
 
 cmd_down() {
+  stop_service edge
   stop_service scheduler
   stop_service etl
   "$ROOT/scripts/stack.sh" down

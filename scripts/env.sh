@@ -18,9 +18,10 @@ stop_pidfile() {
   local pid
   pid="$(cat "$1")"
   if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
+    # Services start under setsid: stop the whole group (wrangler's workerd too).
+    kill -- "-$pid" 2>/dev/null || kill "$pid"
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$1"
 }

@@ -144,12 +144,17 @@ impl ServeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Where to send: the ETL's URL.
-    #[arg(long, env = "AGENTTRACE_ETL_URL", default_value = "http://127.0.0.1:8080")]
-    pub etl_url: String,
+    /// Send as an agent does, through the edge at this URL (with the key file's secret key).
+    #[arg(long, env = "AGENTTRACE_EDGE_URL", conflicts_with = "etl_url")]
+    pub edge_url: Option<String>,
+    /// Or send signed batches straight to the ETL at this URL, as the edge does.
+    #[arg(long, env = "AGENTTRACE_ETL_URL")]
+    pub etl_url: Option<String>,
+    /// The edge's signing key (`id:secret`), to send straight to the ETL.
     #[arg(long, env = "AGENTTRACE_SIGNING_KEYS", hide_env_values = true)]
-    pub signing_keys: String,
-    /// JSON file with `project_id` and `public_key` (what `project create --json` prints).
+    pub signing_keys: Option<String>,
+    /// JSON file with `project_id`, `public_key` and `secret_key` (what `project create
+    /// --json` prints).
     #[arg(long)]
     pub key_file: PathBuf,
     #[arg(long, default_value_t = 20)]
@@ -335,12 +340,67 @@ fn print_key(out: &mut dyn Write, key: &keys::NewKey, as_json: bool) -> anyhow::
     Ok(())
 }
 
+/// Where the demo sends: through the edge, or straight to the ETL.
+enum DemoTransport {
+    Edge(send::EdgeClient),
+    Etl(send::BatchClient, send::ProjectKey),
+}
+
+impl DemoTransport {
+    /// Sends one request; (accepted, rejected) events.
+    async fn send(&self, events: &[agenttrace_schemas::Event]) -> anyhow::Result<(usize, usize)> {
+        match self {
+            DemoTransport::Edge(client) => {
+                let response = client.send(events).await?;
+                Ok((response.accepted, response.rejected.len()))
+            }
+            DemoTransport::Etl(client, key) => {
+                let response = client.send(key, events).await?.response()?;
+                Ok((response.accepted as usize, response.rejected.len()))
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DemoKey {
+    project_id: Uuid,
+    public_key: String,
+    secret_key: Option<String>,
+}
+
 async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let key: send::ProjectKey = serde_json::from_slice(
+    let key: DemoKey = serde_json::from_slice(
         &std::fs::read(&args.key_file).with_context(|| format!("reading {}", args.key_file.display()))?,
     )
     .with_context(|| format!("{} must hold project_id and public_key", args.key_file.display()))?;
-    let client = send::BatchClient::new(&args.etl_url, &args.signing_keys, "demo")?;
+    let transport = match (&args.edge_url, &args.etl_url) {
+        (Some(edge_url), _) => {
+            let secret = key.secret_key.as_deref().with_context(|| {
+                format!(
+                    "{} has no secret_key to send through the edge",
+                    args.key_file.display()
+                )
+            })?;
+            DemoTransport::Edge(send::EdgeClient::new(edge_url, &key.public_key, secret))
+        }
+        (None, etl_url) => {
+            let signing_keys = args
+                .signing_keys
+                .as_deref()
+                .context("sending straight to the ETL needs --signing-keys (AGENTTRACE_SIGNING_KEYS)")?;
+            let client = send::BatchClient::new(
+                etl_url.as_deref().unwrap_or("http://127.0.0.1:8080"),
+                signing_keys,
+                "demo",
+            )?;
+            let project = send::ProjectKey {
+                project_id: key.project_id,
+                public_key: key.public_key.clone(),
+            };
+            DemoTransport::Etl(client, project)
+        }
+    };
     let mut generator = demo::SessionGenerator::new(args.seed);
     let (mut accepted, mut rejected) = (0, 0);
     for session in 0..args.sessions {
@@ -348,15 +408,16 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
             agenttrace_schemas::Timestamp::now().as_micros() - (args.sessions - session) as i64 * 60_000_000,
         );
         let events = generator.session(end, args.turns);
-        let response = client.send(&key, &events).await?.response()?;
-        accepted += response.accepted;
-        rejected += response.rejected.len();
+        let (a, r) = transport.send(&events).await?;
+        accepted += a;
+        rejected += r;
     }
     writeln!(
         out,
         "sent {} sessions: {accepted} events accepted, {rejected} rejected",
         args.sessions
     )?;
+    let mut total_accepted = accepted;
     if args.experiments {
         let pg = databases.postgres().await?;
         let (items, experiments) = demo_experiments(&pg, key.project_id).await?;
@@ -364,16 +425,20 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
         for (experiment_id, model, accuracy) in &experiments {
             let end = agenttrace_schemas::Timestamp::now();
             let events = generator.experiment_run(end, experiment_id, model, &items, *accuracy);
-            let response = client.send(&key, &events).await?.response()?;
-            accepted += response.accepted;
-            rejected += response.rejected.len();
+            let (a, r) = transport.send(&events).await?;
+            accepted += a;
+            rejected += r;
         }
+        total_accepted += accepted;
         writeln!(
             out,
             "ran {} experiments over the {}-item demo dataset: {accepted} events accepted, {rejected} rejected",
             experiments.len(),
             items.len()
         )?;
+    }
+    if matches!(transport, DemoTransport::Edge(_)) {
+        wait_until_loaded(databases, key.project_id, total_accepted).await?;
     }
     let clickhouse = databases.clickhouse();
     writeln!(out, "in ClickHouse for project {}:", key.project_id)?;
@@ -408,6 +473,41 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
         writeln!(out, "  {}", line.replace('\t', "  "))?;
     }
     Ok(())
+}
+
+/// The edge buffers events for up to its flush age: waits until ClickHouse holds at least
+/// `events` rows for the project (a re-run replaces rows, so the count is a lower bound).
+async fn wait_until_loaded(databases: &DatabaseArgs, project: Uuid, events: usize) -> anyhow::Result<()> {
+    let clickhouse = databases.clickhouse();
+    let tables: Vec<String> = agenttrace_etl::tables::Table::ALL
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t,
+                agenttrace_etl::tables::Table::DeadLetters | agenttrace_etl::tables::Table::ExperimentRollups
+            )
+        })
+        .map(|t| {
+            format!(
+                "(SELECT count() FROM {} FINAL WHERE project_id = {})",
+                t.name(),
+                agenttrace_etl::clickhouse::quote(&project.to_string())
+            )
+        })
+        .collect();
+    let sql = format!("SELECT {} FORMAT TabSeparated", tables.join(" + "));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let loaded: usize = clickhouse.query_text(&sql).await?.trim().parse().unwrap_or(0);
+        if loaded >= events {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "after 60 s ClickHouse holds {loaded} of the {events} events the edge accepted; is the ETL running?"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// The demo dataset and its two experiments (a baseline and a better prompt), created once:

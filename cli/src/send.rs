@@ -107,3 +107,48 @@ impl BatchClient {
             .await
     }
 }
+
+/// Sends events as an agent does: to the edge's `/v1/ingest`, with its API key.
+#[derive(Clone)]
+pub struct EdgeClient {
+    http: reqwest::Client,
+    url: String,
+    authorization: String,
+}
+
+/// The edge's answer to one request.
+#[derive(Debug, serde::Deserialize)]
+pub struct EdgeResponse {
+    pub accepted: usize,
+    pub rejected: Vec<serde_json::Value>,
+}
+
+impl EdgeClient {
+    pub fn new(edge_url: &str, public_key: &str, secret_key: &str) -> Self {
+        EdgeClient {
+            http: reqwest::Client::new(),
+            url: format!("{}/v1/ingest", edge_url.trim_end_matches('/')),
+            authorization: format!("Bearer {public_key}:{secret_key}"),
+        }
+    }
+
+    /// Posts `events` in one request; 200 and 207 are answers, anything else an error.
+    pub async fn send(&self, events: &[Event]) -> anyhow::Result<EdgeResponse> {
+        let body = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
+        let response = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("posting to {}", self.url))?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        if status != 200 && status != 207 {
+            bail!("the edge answered {status}: {text}");
+        }
+        serde_json::from_str(&text).context("parsing the edge's answer")
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod analyst;
 pub mod bench;
+pub mod bench_edge;
 pub mod bench_jobs;
 pub mod demo;
 pub mod send;
@@ -256,6 +257,8 @@ pub enum BenchCommand {
     /// Evaluation throughput and peak memory: N observations through the evaluation job's
     /// per-chunk work (no database needed).
     Jobs(bench_jobs::JobsBenchArgs),
+    /// Edge requests/s, events/s and CPU per 100-event request in workerd (needs ./dev.sh up).
+    Edge(bench_edge::EdgeBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -680,6 +683,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Load(args)) => bench::run_load(args, &cli.databases, out).await?,
         Command::Bench(BenchCommand::Export(args)) => bench::run_export(args, &cli.databases, out).await?,
         Command::Bench(BenchCommand::Jobs(args)) => bench_jobs::run_jobs(args, out)?,
+        Command::Bench(BenchCommand::Edge(args)) => bench_edge::run_edge(args, out).await?,
         Command::Migrate { migrations_dir } => {
             let set = match &migrations_dir {
                 Some(dir) => migrate::MigrationSet::from_dir(dir)?,

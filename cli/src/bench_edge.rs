@@ -44,14 +44,21 @@ fn workerd_cpu_seconds(ticks_per_second: f64) -> anyhow::Result<f64> {
             && let Ok(stat) = std::fs::read_to_string(path.join("stat"))
         {
             // Fields after the parenthesised command: utime and stime are the 12th and 13th.
-            let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, rest)| rest)
+                .split_whitespace()
+                .collect();
             let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
                 + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
             total += ticks / ticks_per_second;
             found = true;
         }
     }
-    ensure!(found, "no workerd process is running; start the stack with ./dev.sh up");
+    ensure!(
+        found,
+        "no workerd process is running; start the stack with ./dev.sh up"
+    );
     Ok(total)
 }
 
@@ -194,7 +201,11 @@ pub async fn run_edge(args: EdgeBenchArgs, out: &mut dyn Write) -> anyhow::Resul
         "  ingest / healthz: {:.2}x the requests/s, {:.1}x the CPU   target < 1 ms CPU per request: {}",
         measured.requests_per_second / baseline.requests_per_second,
         measured.cpu_ms_per_request / baseline.cpu_ms_per_request,
-        if measured.cpu_ms_per_request < 1.0 { "met" } else { "NOT met" }
+        if measured.cpu_ms_per_request < 1.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
     )?;
     Ok(())
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the built edge Worker in workerd directly (no wrangler dev: no dev proxy, no inspector),
+# as production runs it, on 127.0.0.1:${EDGE_DIRECT_PORT:-8790}, forwarding to the local ETL.
+# For `agenttrace bench edge --edge-url http://127.0.0.1:8790`; stop it with Ctrl-C.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=scripts/env.sh
+. "$ROOT/scripts/env.sh"
+eval "$("$ROOT/scripts/edge-tools.sh")"
+"$ROOT/scripts/build-edge.sh"
+signing_key="$(cut -d, -f1 "$AGENTTRACE_HOME/signing-keys")"
+state="$AGENTTRACE_HOME/workerd-direct"
+mkdir -p "$state"
+# The config sits beside the build: `embed` paths are relative to it.
+cat >"$ROOT/edge/build/workerd.capnp" <<CAPNP
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "edge", worker = .edge),
+    (name = "buffers", disk = (path = "$state", writable = true)),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:${EDGE_DIRECT_PORT:-8790}", http = (), service = "edge")],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "worker/shim.mjs", esModule = embed "worker/shim.mjs"),
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "2025-11-01",
+  bindings = [
+    (name = "ETL_URL", text = "http://${AGENTTRACE_LISTEN:-127.0.0.1:8080}"),
+    (name = "EDGE_ID", text = "workerd-direct"),
+    (name = "EDGE_SIGNING_KEY", text = "$signing_key"),
+    (name = "BUFFER", durableObjectNamespace = "Buffer"),
+  ],
+  durableObjectNamespaces = [(className = "Buffer", uniqueKey = "agenttrace-edge-buffer", enableSql = true)],
+  durableObjectStorage = (localDisk = "buffers"),
+);
+CAPNP
+exec workerd serve "$ROOT/edge/build/workerd.capnp" --experimental

@@ -357,15 +357,18 @@ pub struct Buffer {
     env: Env,
 }
 
+// `events` comes last: SQLite keeps a large value in a chain of overflow pages, and reading a
+// column stored after it means walking that chain. With the small columns first, totals and
+// delivery planning read one page per row instead of every byte buffered.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    project_id TEXT NOT NULL,
-    public_key TEXT NOT NULL,
-    events TEXT NOT NULL,
     count INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    received_ms INTEGER NOT NULL
+    received_ms INTEGER NOT NULL,
+    project_id TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    events TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS delivery (
     id INTEGER PRIMARY KEY CHECK (id = 1),

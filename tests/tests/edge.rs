@@ -376,3 +376,74 @@ async fn the_opentelemetry_python_sdk_exports_through_the_edge() {
     drop(edge);
     etl.server.shutdown().await.unwrap();
 }
+
+/// The ETL's count of batches refused with `outcome` (from its Prometheus metrics).
+async fn refused_batches(etl_url: &str, outcome: &str) -> u64 {
+    let metrics = reqwest::get(format!("{etl_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("agenttrace_batches_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_batch_the_etl_refuses_for_good_is_recorded_not_retried() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("revoked").await;
+    // A long key cache: the edge keeps accepting the key after it is revoked.
+    let edge = Edge::start(
+        &etl.url,
+        &[("KEY_CACHE_TTL_MS", "60000"), ("FLUSH_MAX_AGE_MS", "500")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let send = || {
+        http.post(format!("{}/v1/ingest", edge.url))
+            .header("authorization", basic(&project))
+            .json(&native_events("revoked", 5))
+            .send()
+    };
+    // Warm the edge's key cache, then revoke the key in PostgreSQL.
+    assert_eq!(send().await.unwrap().status(), 200);
+    let p = project.key.project_id;
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM observations WHERE project_id = '{p}'"),
+        5,
+        Duration::from_secs(30),
+    )
+    .await;
+    let pg = env.postgres().await;
+    agenttrace_etl::keys::revoke_key(&pg, &project.key.public_key)
+        .await
+        .unwrap();
+    let before = refused_batches(&etl.url, "revoked_key").await;
+
+    // The edge still accepts (its cache says the key is good); the ETL refuses the batch with
+    // 401. The edge records it and does not retry: after several retry periods the ETL has
+    // seen it once.
+    assert_eq!(send().await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        refused_batches(&etl.url, "revoked_key").await - before,
+        1,
+        "{}",
+        edge.log()
+    );
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count() FROM observations WHERE project_id = '{p}'"
+        ))
+        .await,
+        "5"
+    );
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}

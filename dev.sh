@@ -100,10 +100,14 @@ edge_up() {
   (umask 077 && printf 'EDGE_SIGNING_KEY=%s\n' "${AGENTTRACE_SIGNING_KEYS%%,*}" >"$ROOT/.dev.vars")
   stop_service edge
   log "starting the edge on $(edge_url) (log: $AGENTTRACE_HOME/edge.log)"
-  (cd "$ROOT" && setsid wrangler dev --local --ip 127.0.0.1 --port "${AGENTTRACE_EDGE_PORT:-8787}" \
+  # Started directly (not in a subshell) so that the pid file names wrangler's own process
+  # group, which stop_service ends with workerd in it.
+  pushd "$ROOT" >/dev/null
+  setsid wrangler dev --local --ip 127.0.0.1 --port "${AGENTTRACE_EDGE_PORT:-8787}" \
     --show-interactive-dev-session=false --persist-to "$AGENTTRACE_HOME/edge-state" \
     --var "ETL_URL:$(etl_url)" >>"$AGENTTRACE_HOME/edge.log" 2>&1 </dev/null &
-    echo $! >"$AGENTTRACE_HOME/edge.pid")
+  echo $! >"$AGENTTRACE_HOME/edge.pid"
+  popd >/dev/null
   local deadline=$((SECONDS + 60))
   until curl -fsS "$(edge_url)/healthz" >/dev/null 2>&1; do
     kill -0 "$(cat "$AGENTTRACE_HOME/edge.pid")" 2>/dev/null || die "the edge exited; see $AGENTTRACE_HOME/edge.log"

@@ -81,14 +81,19 @@ start_service() {
 
 stop_service() { stop_pidfile "$AGENTTRACE_HOME/$1.pid"; }
 
-etl_up() {
-  start_service etl serve
-  local deadline=$((SECONDS + 30))
-  until curl -fsS "$(etl_url)/readyz" >/dev/null 2>&1; do
-    kill -0 "$(cat "$AGENTTRACE_HOME/etl.pid")" 2>/dev/null || die "the ETL exited; see $AGENTTRACE_HOME/etl.log"
-    [ $SECONDS -lt $deadline ] || die "the ETL is not ready after 30 s; see $AGENTTRACE_HOME/etl.log"
+# wait_ready NAME URL SECONDS: waits until URL answers, failing early if service NAME exits.
+wait_ready() {
+  local name=$1 url=$2 deadline=$((SECONDS + $3))
+  until curl -fsS "$url" >/dev/null 2>&1; do
+    kill -0 "$(cat "$AGENTTRACE_HOME/$name.pid")" 2>/dev/null || die "the $name exited; see $AGENTTRACE_HOME/$name.log"
+    [ $SECONDS -lt $deadline ] || die "the $name is not ready after $3 s; see $AGENTTRACE_HOME/$name.log"
     sleep 0.2
   done
+}
+
+etl_up() {
+  start_service etl serve
+  wait_ready etl "$(etl_url)/readyz" 30
 }
 
 edge_url() { printf 'http://127.0.0.1:%s' "${AGENTTRACE_EDGE_PORT:-8787}"; }
@@ -108,12 +113,7 @@ edge_up() {
     --var "ETL_URL:$(etl_url)" >>"$AGENTTRACE_HOME/edge.log" 2>&1 </dev/null &
   echo $! >"$AGENTTRACE_HOME/edge.pid"
   popd >/dev/null
-  local deadline=$((SECONDS + 60))
-  until curl -fsS "$(edge_url)/healthz" >/dev/null 2>&1; do
-    kill -0 "$(cat "$AGENTTRACE_HOME/edge.pid")" 2>/dev/null || die "the edge exited; see $AGENTTRACE_HOME/edge.log"
-    [ $SECONDS -lt $deadline ] || die "the edge is not ready after 60 s; see $AGENTTRACE_HOME/edge.log"
-    sleep 0.3
-  done
+  wait_ready edge "$(edge_url)/healthz" 60
 }
 
 cmd_up() {

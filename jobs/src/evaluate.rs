@@ -381,7 +381,6 @@ pub(crate) fn to_polars(batches: &[arrow_array::RecordBatch]) -> Result<DataFram
 /// A score's id is `eval:<evaluator>:<observation>` and its version the observation's, so a
 /// re-run writes the very same rows. `event_id` is empty: no ingest event carried the score.
 pub struct ScoreColumns {
-    project_id: String,
     id: StringBuilder,
     trace_id: StringBuilder,
     observation_id: StringBuilder,
@@ -395,7 +394,7 @@ pub struct ScoreColumns {
 impl ScoreColumns {
     /// Columns sized for `rows` scores of `evaluator` on `observations`: growing them instead
     /// costs more than filling them.
-    pub fn with_capacity(project_id: &str, evaluator: &Evaluator, observations: &DataFrame) -> Self {
+    pub fn with_capacity(evaluator: &Evaluator, observations: &DataFrame) -> Self {
         let rows = observations.height();
         let bytes = |column: &str| {
             observations
@@ -407,7 +406,6 @@ impl ScoreColumns {
         let (ids, traces) = (bytes("id"), bytes("trace_id"));
         let strings = |items: usize, data: usize| StringBuilder::with_capacity(items, data);
         ScoreColumns {
-            project_id: project_id.to_owned(),
             id: strings(rows, ids + rows * (evaluator.id.len() + 6)),
             trace_id: strings(rows, traces),
             observation_id: strings(rows, ids),
@@ -470,41 +468,65 @@ impl ScoreColumns {
     }
 
     /// The rows as a `scores` record batch.
-    pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+    /// The rows as a `scores` record batch; the same-for-every-row columns are slices of
+    /// `constants`.
+    pub fn finish(mut self, constants: &ConstantColumns) -> Result<RecordBatch, ArrowError> {
         let rows = self.len();
-        let constant = |value: &str| -> ArrayRef {
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, rows)))
-        };
-        let nulls = || -> ArrayRef { Arc::new(StringArray::new_null(rows)) };
-        let empty_lists = || -> ArrayRef {
-            let mut lists = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
-                "item",
-                DataType::Utf8,
-                false,
-            )));
-            (0..rows).for_each(|_| lists.append(true));
-            Arc::new(lists.finish())
-        };
+        let constant = |array: &ArrayRef| array.slice(0, rows);
         let columns: Vec<ArrayRef> = vec![
-            constant(&self.project_id),
+            constant(&constants.project_id),
             Arc::new(self.id.finish()),
             Arc::new(self.trace_id.finish()),
             Arc::new(self.observation_id.finish()),
             Arc::new(self.timestamp_us.finish()),
             Arc::new(self.name.finish()),
-            constant("boolean"),
+            constant(&constants.boolean),
             Arc::new(self.value.finish()),
-            nulls(),
-            constant(ScoreSource::Eval.as_str()),
+            constant(&constants.nulls),
+            constant(&constants.source),
             Arc::new(self.evaluator_id.finish()),
-            nulls(),
-            empty_lists(),
-            empty_lists(),
+            constant(&constants.nulls),
+            constant(&constants.empty_lists),
+            constant(&constants.empty_lists),
             // No ingest event carried a job's score.
-            constant(""),
+            constant(&constants.empty),
             Arc::new(self.version.finish()),
         ];
         RecordBatch::try_new(Table::Scores.schema(), columns)
+    }
+}
+
+/// The score columns that hold the same value in every row, built once per chunk (as long as
+/// the chunk) and sliced for each evaluator: building them per evaluator cost more than the
+/// evaluators' own work.
+pub struct ConstantColumns {
+    project_id: ArrayRef,
+    boolean: ArrayRef,
+    source: ArrayRef,
+    empty: ArrayRef,
+    nulls: ArrayRef,
+    empty_lists: ArrayRef,
+}
+
+impl ConstantColumns {
+    pub fn new(project_id: &str, rows: usize) -> Self {
+        let repeat = |value: &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, rows)))
+        };
+        let mut lists = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+            "item",
+            DataType::Utf8,
+            false,
+        )));
+        (0..rows).for_each(|_| lists.append(true));
+        ConstantColumns {
+            project_id: repeat(project_id),
+            boolean: repeat("boolean"),
+            source: repeat(ScoreSource::Eval.as_str()),
+            empty: repeat(""),
+            nulls: Arc::new(StringArray::new_null(rows)),
+            empty_lists: Arc::new(lists.finish()),
+        }
     }
 }
 
@@ -527,16 +549,17 @@ pub fn score_frame(
     broken: &mut BTreeSet<String>,
 ) -> Result<ScoresBody, String> {
     use rayon::prelude::*;
+    let constants = ConstantColumns::new(project_id, observations.height());
     let outcomes: Vec<Result<Option<RecordBatch>, String>> = evaluators
         .par_iter()
         .map(|evaluator| {
-            let mut scores = ScoreColumns::with_capacity(project_id, evaluator, observations);
+            let mut scores = ScoreColumns::with_capacity(evaluator, observations);
             let passed = evaluate(evaluator, observations, expected)?;
             scores.append(evaluator, observations, &passed)?;
             if scores.is_empty() {
                 return Ok(None);
             }
-            scores.finish().map(Some).map_err(|e| e.to_string())
+            scores.finish(&constants).map(Some).map_err(|e| e.to_string())
         })
         .collect();
     // Encoded one after another into a buffer sized up front: measured as fast as encoding in

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use tokio_postgres::Client;
 
 /// Bootstrap resamples per paired comparison.
-pub const BOOTSTRAP_RESAMPLES: usize = 2_000;
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 /// The bootstrap's seed: the same data always gives the same interval.
 pub const BOOTSTRAP_SEED: u64 = 0x5eed_2026;
 

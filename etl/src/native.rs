@@ -247,9 +247,11 @@ pub mod decode {
 
     use arrow_array::builder::{
         BooleanBufferBuilder, Decimal128Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
-        Int32Builder, Int64Builder, StringBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+        Int32Builder, Int64Builder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
     };
-    use arrow_array::{ArrayRef, Date32Array, ListArray, RecordBatch, TimestampSecondArray, make_array};
+    use arrow_array::{
+        ArrayRef, Date32Array, ListArray, RecordBatch, StringArray, TimestampSecondArray, make_array,
+    };
     use arrow_buffer::{NullBuffer, OffsetBuffer};
     use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 
@@ -398,17 +400,24 @@ pub mod decode {
         }
         Ok(match name {
             "String" => {
-                let mut builder = StringBuilder::with_capacity(rows, rows * 16);
+                // Copied as bytes, then validated as UTF-8 once for the whole column (with
+                // every value starting on a character boundary): faster than per value.
+                let mut offsets = Vec::with_capacity(rows + 1);
+                offsets.push(0i32);
+                let mut values = Vec::with_capacity(rows * 16);
                 for _ in 0..rows {
-                    let bytes = cursor.string()?;
-                    let text = std::str::from_utf8(bytes).map_err(|_| {
+                    values.extend_from_slice(cursor.string()?);
+                    offsets.push(i32::try_from(values.len()).map_err(|_| {
+                        DecodeError::Invalid("a String column of one block holds more than 2 GiB".into())
+                    })?);
+                }
+                let array = StringArray::try_new(OffsetBuffer::new(offsets.into()), values.into(), None)
+                    .map_err(|_| {
                         DecodeError::Invalid(
                             "a String value is not UTF-8; use hex() or base64Encode()".into(),
                         )
                     })?;
-                    builder.append_value(text);
-                }
-                Arc::new(builder.finish())
+                Arc::new(array)
             }
             "UInt8" => fixed!(UInt8Builder, u8),
             "UInt16" => fixed!(UInt16Builder, u16),

@@ -394,16 +394,8 @@ pub struct ScoreColumns {
 impl ScoreColumns {
     /// Columns sized for `rows` scores of `evaluator` on `observations`: growing them instead
     /// costs more than filling them.
-    pub fn with_capacity(evaluator: &Evaluator, observations: &DataFrame) -> Self {
-        let rows = observations.height();
-        let bytes = |column: &str| {
-            observations
-                .column(column)
-                .ok()
-                .and_then(|c| c.str().ok())
-                .map_or(rows * 48, |c| c.iter().map(|v| v.map_or(0, str::len)).sum())
-        };
-        let (ids, traces) = (bytes("id"), bytes("trace_id"));
+    pub fn with_capacity(evaluator: &Evaluator, sizes: &ChunkSizes) -> Self {
+        let ChunkSizes { rows, ids, traces } = *sizes;
         let strings = |items: usize, data: usize| StringBuilder::with_capacity(items, data);
         ScoreColumns {
             id: strings(rows, ids + rows * (evaluator.id.len() + 6)),
@@ -454,7 +446,10 @@ impl ScoreColumns {
             else {
                 continue;
             };
-            write!(self.id, "eval:{}:{id}", evaluator.id).map_err(|e| e.to_string())?;
+            // Pieces rather than `write!`: formatting machinery costs more than the copy.
+            for piece in ["eval:", evaluator.id.as_str(), ":", id] {
+                self.id.write_str(piece).map_err(|e| e.to_string())?;
+            }
             self.id.append_value("");
             self.trace_id.append_value(trace);
             self.observation_id.append_value(id);
@@ -493,6 +488,32 @@ impl ScoreColumns {
             Arc::new(self.version.finish()),
         ];
         RecordBatch::try_new(Table::Scores.schema(), columns)
+    }
+}
+
+/// What sizes a chunk's score columns: rows, and bytes of observation and trace ids.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkSizes {
+    rows: usize,
+    ids: usize,
+    traces: usize,
+}
+
+impl ChunkSizes {
+    pub fn of(observations: &DataFrame) -> Self {
+        let rows = observations.height();
+        let bytes = |column: &str| {
+            observations
+                .column(column)
+                .ok()
+                .and_then(|c| c.str().ok())
+                .map_or(rows * 48, |c| c.iter().map(|v| v.map_or(0, str::len)).sum())
+        };
+        ChunkSizes {
+            rows,
+            ids: bytes("id"),
+            traces: bytes("trace_id"),
+        }
     }
 }
 
@@ -539,21 +560,24 @@ pub struct ScoresBody {
 }
 
 /// Applies one project's evaluators to its observations, in parallel (each evaluator builds its
-/// own score columns), then encodes every evaluator's scores into one insert body. An evaluator
-/// that cannot run is added to `broken`; the others run.
+/// own score columns), then encodes every evaluator's scores into one insert body, written into
+/// `buffer` (cleared first: pass the previous chunk's, so its pages are reused rather than
+/// faulted in afresh). An evaluator that cannot run is added to `broken`; the others run.
 pub fn score_frame(
     project_id: &str,
     evaluators: &[&Evaluator],
     observations: &DataFrame,
     expected: &HashMap<String, Value>,
     broken: &mut BTreeSet<String>,
+    buffer: Vec<u8>,
 ) -> Result<ScoresBody, String> {
     use rayon::prelude::*;
     let constants = ConstantColumns::new(project_id, observations.height());
+    let sizes = ChunkSizes::of(observations);
     let outcomes: Vec<Result<Option<RecordBatch>, String>> = evaluators
         .par_iter()
         .map(|evaluator| {
-            let mut scores = ScoreColumns::with_capacity(evaluator, observations);
+            let mut scores = ScoreColumns::with_capacity(evaluator, &sizes);
             let passed = evaluate(evaluator, observations, expected)?;
             scores.append(evaluator, observations, &passed)?;
             if scores.is_empty() {
@@ -572,8 +596,10 @@ pub fn score_frame(
         .sum::<usize>();
     let mut body = ScoresBody {
         rows: 0,
-        native: Vec::with_capacity(size + 4096),
+        native: buffer,
     };
+    body.native.clear();
+    body.native.reserve(size + 4096);
     for (evaluator, outcome) in evaluators.iter().zip(outcomes) {
         match outcome {
             Ok(Some(batch)) => {
@@ -595,6 +621,39 @@ pub fn score_frame(
 /// A chunk of observations as ClickHouse sends it (Native) → a Polars frame.
 pub fn read_chunk(native: &[u8]) -> Result<DataFrame, String> {
     to_polars(&agenttrace_etl::native::decode::all_blocks(native)?)
+}
+
+/// The query for the chunk after `(after_second, after_id)` (ingest second, then id); an
+/// empty id starts after the whole second. Rows of the second `until` and later are left for
+/// the next run: more may still arrive in them.
+fn chunk_query(after_second: i64, after_id: &str, until: i64) -> String {
+    let after = if after_id.is_empty() {
+        format!("toUInt32(ingested_at) > {after_second}")
+    } else {
+        format!(
+            "(toUInt32(ingested_at) > {after_second} OR (toUInt32(ingested_at) = {after_second} AND id > {}))",
+            quote(after_id)
+        )
+    };
+    format!(
+        "SELECT project_id, id, trace_id, type, input, output, start_time_us, end_time_us, level, \
+         status_message, toFloat64(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost, input_tokens, \
+         output_tokens, version, toInt64(toUInt32(ingested_at)) AS ingested_second \
+         FROM observations FINAL WHERE {after} AND toUInt32(ingested_at) < {until} \
+         ORDER BY ingested_second, id LIMIT {CHUNK_ROWS} FORMAT Native"
+    )
+}
+
+/// Fetches and decodes one chunk (None when there are no more rows).
+async fn fetch_chunk(clickhouse: ClickHouse, sql: String) -> Result<Option<DataFrame>, String> {
+    let body = clickhouse.query(&sql).await.map_err(|e| e.to_string())?;
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let df = tokio::task::spawn_blocking(move || read_chunk(&body))
+        .await
+        .map_err(|e| e.to_string())??;
+    Ok((df.height() > 0).then_some(df))
 }
 
 /// Evaluates every observation ingested after `watermark` (µs) and before the current second,
@@ -631,34 +690,19 @@ pub async fn run(
         .trim()
         .parse()
         .map_err(|e| format!("reading ClickHouse's clock: {e}"))?;
-    let (mut after_second, mut after_id) = (watermark.map_or(0, |w| w / 1_000_000), String::new());
-    loop {
-        // Within a run, continue after the last (second, id) read; a run starts after the
-        // watermark's second.
-        let after = if after_id.is_empty() {
-            format!("toUInt32(ingested_at) > {after_second}")
-        } else {
-            format!(
-                "(toUInt32(ingested_at) > {after_second} OR (toUInt32(ingested_at) = {after_second} AND id > {}))",
-                quote(&after_id)
-            )
+    let after_second = watermark.map_or(0, |w| w / 1_000_000);
+    // The next chunk is fetched and decoded while this one is scored.
+    // The insert body's buffer, reused from chunk to chunk.
+    let mut buffer = Vec::new();
+    let mut pending = Some(tokio::spawn(fetch_chunk(
+        clickhouse.clone(),
+        chunk_query(after_second, "", until),
+    )));
+    while let Some(fetch) = pending.take() {
+        let Some(df) = fetch.await.map_err(|e| e.to_string())?? else {
+            break;
         };
-        let sql = format!(
-            "SELECT project_id, id, trace_id, type, input, output, start_time_us, end_time_us, level, \
-             status_message, toFloat64(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost, input_tokens, \
-             output_tokens, version, toInt64(toUInt32(ingested_at)) AS ingested_second \
-             FROM observations FINAL WHERE {after} AND toUInt32(ingested_at) < {until} \
-             ORDER BY ingested_second, id LIMIT {CHUNK_ROWS} FORMAT Native"
-        );
-        let body = clickhouse.query(&sql).await.map_err(|e| e.to_string())?;
-        if body.is_empty() {
-            break;
-        }
-        let df = read_chunk(&body)?;
         let rows = df.height();
-        if rows == 0 {
-            break;
-        }
         let seconds = df
             .column("ingested_second")
             .map_err(|e| e.to_string())?
@@ -669,8 +713,14 @@ pub async fn run(
             .map_err(|e| e.to_string())?
             .str()
             .map_err(|e| e.to_string())?;
-        after_second = seconds.get(rows - 1).unwrap_or_default();
-        after_id = ids.get(rows - 1).unwrap_or_default().to_owned();
+        let after_second = seconds.get(rows - 1).unwrap_or_default();
+        let after_id = ids.get(rows - 1).unwrap_or_default().to_owned();
+        if rows == CHUNK_ROWS {
+            pending = Some(tokio::spawn(fetch_chunk(
+                clickhouse.clone(),
+                chunk_query(after_second, &after_id, until),
+            )));
+        }
         report.observations += rows as u64;
         report.watermark = Some(after_second * 1_000_000);
 
@@ -699,21 +749,30 @@ pub async fn run(
             } else {
                 HashMap::new()
             };
-            let body = score_frame(project_id, project_evaluators, &subset, &expected, &mut broken)?;
+            let body = score_frame(
+                project_id,
+                project_evaluators,
+                &subset,
+                &expected,
+                &mut broken,
+                std::mem::take(&mut buffer),
+            )?;
             if body.rows > 0 {
                 report.scores += body.rows as u64;
+                let sent = bytes::Bytes::from(body.native);
                 clickhouse
                     .insert(
                         &insert_statement(Table::Scores, WireFormat::Native),
-                        body.native.into(),
+                        sent.clone(),
                         false,
                     )
                     .await
                     .map_err(|e| e.to_string())?;
+                // The request is done with the body: take it back for the next chunk.
+                if let Ok(reclaimed) = sent.try_into_mut() {
+                    buffer = reclaimed.into();
+                }
             }
-        }
-        if rows < CHUNK_ROWS {
-            break;
         }
     }
     report.broken = broken.into_iter().collect();

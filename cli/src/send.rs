@@ -76,19 +76,12 @@ impl BatchClient {
         secret: Option<&[u8]>,
     ) -> anyhow::Result<SendResult> {
         let signature = sign(secret.unwrap_or(&self.secret), signed_at, &body);
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header(KEY_ID_HEADER, &self.key_id)
-            .header(SIGNATURE_HEADER, signature)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("posting to {}", self.url))?;
-        let status = response.status().as_u16();
-        let body = response.text().await?;
-        Ok(SendResult { status, body })
+            .header(SIGNATURE_HEADER, signature);
+        post_json(request, &self.url, body).await
     }
 
     /// The body of a new batch (fresh UUIDv7) holding `events`.
@@ -106,6 +99,19 @@ impl BatchClient {
         self.post_body(body, Timestamp::now().as_micros() / 1_000_000, None)
             .await
     }
+}
+
+/// Posts a JSON body; the answer's status and text, whatever the status.
+async fn post_json(request: reqwest::RequestBuilder, url: &str, body: Vec<u8>) -> anyhow::Result<SendResult> {
+    let response = request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("posting to {url}"))?;
+    let status = response.status().as_u16();
+    let body = response.text().await?;
+    Ok(SendResult { status, body })
 }
 
 /// Sends events as an agent does: to the edge's `/v1/ingest`, with its API key.
@@ -135,20 +141,14 @@ impl EdgeClient {
     /// Posts `events` in one request; 200 and 207 are answers, anything else an error.
     pub async fn send(&self, events: &[Event]) -> anyhow::Result<EdgeResponse> {
         let body = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
-        let response = self
+        let request = self
             .http
             .post(&self.url)
-            .header(reqwest::header::AUTHORIZATION, &self.authorization)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("posting to {}", self.url))?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
+            .header(reqwest::header::AUTHORIZATION, &self.authorization);
+        let SendResult { status, body } = post_json(request, &self.url, body).await?;
         if status != 200 && status != 207 {
-            bail!("the edge answered {status}: {text}");
+            bail!("the edge answered {status}: {body}");
         }
-        serde_json::from_str(&text).context("parsing the edge's answer")
+        serde_json::from_str(&body).context("parsing the edge's answer")
     }
 }

@@ -33,6 +33,7 @@ const DELIVERIES_PER_ALARM: usize = 20;
 
 const ROUTES: &[(&str, &str)] = &[
     ("/healthz", "GET"),
+    ("/v1/buffer/rejected", "GET"),
     ("/v1/ingest", "POST"),
     ("/v1/traces", "POST"),
     ("/v1/logs", "POST"),
@@ -153,6 +154,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             );
         }
     };
+    if path == "/v1/buffer/rejected" {
+        return rejected_batches(&req, &env, &config).await;
+    }
     let route = match path.as_str() {
         "/v1/ingest" => Route::Native,
         "/v1/traces" | "/api/public/otel/v1/traces" => Route::Traces,
@@ -310,6 +314,32 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
                 .with_headers(headers))
         }
     }
+}
+
+/// `GET /v1/buffer/rejected`: the batches of the caller's project that the ETL refused for
+/// good, from every shard, with the ETL's reason (the events stay in the buffer's storage).
+async fn rejected_batches(req: &Request, env: &Env, config: &Config) -> Result<Response> {
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let credentials = match parse_authorization(authorization.as_deref()) {
+        Ok(credentials) => credentials,
+        Err(problem) => return error(401, "unauthorized", &problem.to_string()),
+    };
+    let project_id = match verify_key(config, &credentials).await {
+        Ok(KeyVerdict::Valid { project_id }) => project_id,
+        Ok(KeyVerdict::Refused { status, message }) => return error(status, "unauthorized", &message),
+        Err(problem) => return error(503, "unavailable", &problem),
+    };
+    let namespace = env.durable_object("BUFFER")?;
+    let mut rejected = Vec::new();
+    for shard in 0..config.shards {
+        let stub = namespace
+            .id_from_name(&format!("{project_id}/{shard}"))?
+            .get_stub()?;
+        let mut response = stub.fetch_with_str("https://buffer/rejected").await?;
+        let listed: Vec<serde_json::Value> = response.json().await?;
+        rejected.extend(listed);
+    }
+    json_response(200, serde_json::json!({ "rejected": rejected }).to_string(), &[])
 }
 
 /// Hands the events to one of the project's buffer shards; returns once they are durable.
@@ -691,6 +721,17 @@ impl DurableObject for Buffer {
                 )?;
                 self.schedule(&config).await?;
                 Response::ok("buffered")
+            }
+            "/rejected" => {
+                let rows: Vec<serde_json::Value> = self
+                    .sql()
+                    .exec(
+                        "SELECT batch_id, status, reason, rejected_ms, length(events) AS bytes FROM rejected \
+                         ORDER BY rejected_ms",
+                        None,
+                    )?
+                    .to_array()?;
+                json_response(200, serde_json::Value::from(rows).to_string(), &[])
             }
             other => error(404, "not_found", &format!("no buffer route {other}")),
         }

@@ -1,7 +1,8 @@
 //! The edge Worker in real workerd (`wrangler dev`) with the real ETL, PostgreSQL and
 //! ClickHouse: events and OTLP exports land with their values; bad requests get precise
-//! errors; an ETL outage loses and duplicates nothing; the OpenTelemetry Python SDK's exporter
-//! works against the Langfuse-compatible route.
+//! errors; an ETL outage loses and duplicates nothing; a batch the ETL refuses for good is kept
+//! and listed, not retried; the OpenTelemetry Python SDK's exporter works against the
+//! Langfuse-compatible route.
 
 use std::time::{Duration, Instant};
 
@@ -443,6 +444,28 @@ async fn a_batch_the_etl_refuses_for_good_is_recorded_not_retried() {
         ))
         .await,
         "5"
+    );
+
+    // The project's other key sees the refused batch, with the ETL's reason.
+    let other = agenttrace_etl::keys::create_key(&pg, p, &["ingest".to_owned()], None)
+        .await
+        .unwrap();
+    let pair = format!("{}:{}", other.public_key, other.secret_key);
+    let listed: Value = http
+        .get(format!("{}/v1/buffer/rejected", edge.url))
+        .header("authorization", format!("Bearer {pair}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rejected = listed["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{listed}");
+    assert_eq!(rejected[0]["status"], 401);
+    assert!(
+        rejected[0]["reason"].as_str().unwrap().contains("revoked"),
+        "{listed}"
     );
     drop(edge);
     etl.server.shutdown().await.unwrap();

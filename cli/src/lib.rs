@@ -445,13 +445,7 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
     }
     let clickhouse = databases.clickhouse();
     writeln!(out, "in ClickHouse for project {}:", key.project_id)?;
-    let event_tables = agenttrace_etl::tables::Table::ALL.into_iter().filter(|t| {
-        !matches!(
-            t,
-            agenttrace_etl::tables::Table::DeadLetters | agenttrace_etl::tables::Table::ExperimentRollups
-        )
-    });
-    for table in event_tables.map(|t| t.name()) {
+    for table in agenttrace_etl::tables::Table::events().map(|t| t.name()) {
         let count = clickhouse
             .query_text(&format!(
                 "SELECT count() FROM {table} FINAL WHERE project_id = {} FORMAT TabSeparated",
@@ -482,14 +476,7 @@ async fn run_demo(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write)
 /// `events` rows for the project (a re-run replaces rows, so the count is a lower bound).
 async fn wait_until_loaded(databases: &DatabaseArgs, project: Uuid, events: usize) -> anyhow::Result<()> {
     let clickhouse = databases.clickhouse();
-    let tables: Vec<String> = agenttrace_etl::tables::Table::ALL
-        .iter()
-        .filter(|t| {
-            !matches!(
-                t,
-                agenttrace_etl::tables::Table::DeadLetters | agenttrace_etl::tables::Table::ExperimentRollups
-            )
-        })
+    let tables: Vec<String> = agenttrace_etl::tables::Table::events()
         .map(|t| {
             format!(
                 "(SELECT count() FROM {} FINAL WHERE project_id = {})",

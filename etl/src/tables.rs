@@ -47,6 +47,13 @@ impl Table {
         Table::ExperimentRollups,
     ];
 
+    /// The tables that hold events agents sent (not dead letters or job results).
+    pub fn events() -> impl Iterator<Item = Table> {
+        Table::ALL
+            .into_iter()
+            .filter(|t| !matches!(t, Table::DeadLetters | Table::ExperimentRollups))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Table::Traces => "traces",

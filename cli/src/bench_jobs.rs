@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agenttrace_etl::loader::WireFormat;
-use agenttrace_jobs::evaluate::{CHUNK_ROWS, Evaluator, read_chunk, score_frame};
+use agenttrace_jobs::evaluate::{CHUNK_ROWS, Evaluator, score_frame};
+use agenttrace_jobs::frames::read_chunk;
 use agenttrace_schemas::{Payload, Timestamp};
 use anyhow::ensure;
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, UInt64Builder};

@@ -8,12 +8,13 @@
 //! reported by name; the others still write their scores.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Cursor;
 use std::sync::Arc;
 
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
 use agenttrace_etl::loader::{WireFormat, insert_statement};
 use agenttrace_etl::tables::Table;
+
+use crate::frames::{frame_of, query_frame, strings};
 use agenttrace_schemas::event::ScoreSource;
 use arrow_array::builder::{
     ArrayBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt64Builder,
@@ -106,20 +107,19 @@ async fn expected_outputs(
     }
     let ids: Vec<String> = trace_ids.iter().map(|id| quote(id)).collect();
     let sql = format!(
-        "SELECT id, assumeNotNull(dataset_item_id) FROM traces FINAL WHERE project_id = {} \
-         AND dataset_item_id IS NOT NULL AND id IN ({}) FORMAT TabSeparated",
+        "SELECT id, assumeNotNull(dataset_item_id) AS item FROM traces FINAL WHERE project_id = {} \
+         AND dataset_item_id IS NOT NULL AND id IN ({})",
         quote(project_id),
         ids.join(",")
     );
-    let text = clickhouse.query_text(&sql).await.map_err(|e| e.to_string())?;
-    let item_of: HashMap<String, String> = text
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .map(|(trace, item)| (unescape_tsv(trace), unescape_tsv(item)))
-        .collect();
-    if item_of.is_empty() {
+    let Some(df) = query_frame(clickhouse, &sql).await? else {
         return Ok(HashMap::new());
-    }
+    };
+    let item_of: HashMap<String, String> = strings(&df, "id")?
+        .iter()
+        .zip(strings(&df, "item")?.iter())
+        .filter_map(|(trace, item)| Some((trace?.to_owned(), item?.to_owned())))
+        .collect();
     let items: Vec<&str> = item_of.values().map(String::as_str).collect();
     let rows = pg
         .query(
@@ -134,27 +134,6 @@ async fn expected_outputs(
         .into_iter()
         .filter_map(|(trace, item)| expected.get(&item).map(|value| (trace, value.clone())))
         .collect())
-}
-
-/// Undoes ClickHouse's TabSeparated escaping of one field.
-fn unescape_tsv(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('0') => out.push('\0'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
 }
 
 /// A stored output (JSON text) as a value; a JSON string that itself holds JSON is unwrapped,
@@ -360,20 +339,6 @@ fn evaluate(
         }
         other => Err(format!("unknown evaluator kind {other:?}")),
     }
-}
-
-/// Arrow batches (from ClickHouse) → a Polars frame, through Arrow IPC.
-pub(crate) fn to_polars(batches: &[arrow_array::RecordBatch]) -> Result<DataFrame, String> {
-    let schema = batches.first().map(|b| b.schema()).ok_or("no rows")?;
-    let mut writer =
-        arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(|e| e.to_string())?;
-    for batch in batches {
-        writer.write(batch).map_err(|e| e.to_string())?;
-    }
-    let bytes = writer.into_inner().map_err(|e| e.to_string())?;
-    IpcStreamReader::new(Cursor::new(bytes))
-        .finish()
-        .map_err(|e| e.to_string())
 }
 
 /// The scores of one project's chunk, built straight into `scores` table columns: a chunk of
@@ -618,11 +583,6 @@ pub fn score_frame(
     Ok(body)
 }
 
-/// A chunk of observations as ClickHouse sends it (Native) → a Polars frame.
-pub fn read_chunk(native: &[u8]) -> Result<DataFrame, String> {
-    to_polars(&agenttrace_etl::native::decode::all_blocks(native)?)
-}
-
 /// The query for the chunk after `(after_second, after_id)` (ingest second, then id); an
 /// empty id starts after the whole second. Rows of the second `until` and later are left for
 /// the next run: more may still arrive in them.
@@ -647,13 +607,9 @@ fn chunk_query(after_second: i64, after_id: &str, until: i64) -> String {
 /// Fetches and decodes one chunk (None when there are no more rows).
 async fn fetch_chunk(clickhouse: ClickHouse, sql: String) -> Result<Option<DataFrame>, String> {
     let body = clickhouse.query(&sql).await.map_err(|e| e.to_string())?;
-    if body.is_empty() {
-        return Ok(None);
-    }
-    let df = tokio::task::spawn_blocking(move || read_chunk(&body))
+    tokio::task::spawn_blocking(move || frame_of(&body))
         .await
-        .map_err(|e| e.to_string())??;
-    Ok((df.height() > 0).then_some(df))
+        .map_err(|e| e.to_string())?
 }
 
 /// Evaluates every observation ingested after `watermark` (µs) and before the current second,
@@ -809,10 +765,5 @@ mod tests {
         assert!(holds_json(r#"{"a": [1, 2]}"#));
         assert!(holds_json(r#""{\"a\": 1}""#));
         assert!(!holds_json(r#""TODO: {broken""#));
-    }
-
-    #[test]
-    fn unescapes_tab_separated_fields() {
-        assert_eq!(unescape_tsv(r"a\tb\\c\nd"), "a\tb\\c\nd");
     }
 }

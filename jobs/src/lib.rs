@@ -3,6 +3,7 @@
 
 pub mod daily_costs;
 pub mod evaluate;
+pub mod frames;
 pub mod retention;
 pub mod rollups;
 pub mod runs;

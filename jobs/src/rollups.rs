@@ -21,6 +21,8 @@ use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::Client;
 
+use crate::frames::{query_frame, strings};
+
 /// Bootstrap resamples per paired comparison.
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 /// The bootstrap's seed: the same data always gives the same interval.
@@ -318,23 +320,6 @@ pub fn compute(
     Ok(rows)
 }
 
-/// Runs a ClickHouse query (without FORMAT) and returns its rows as a Polars frame.
-async fn frame(clickhouse: &ClickHouse, sql: &str) -> Result<Option<DataFrame>, String> {
-    let body = clickhouse
-        .query(&format!("{sql} FORMAT Native"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let batches = agenttrace_etl::native::decode::all_blocks(&body)?;
-    if batches.iter().all(|b| b.num_rows() == 0) {
-        return Ok(None);
-    }
-    crate::evaluate::to_polars(&batches).map(Some)
-}
-
-fn strings<'a>(df: &'a DataFrame, column: &str) -> Result<&'a StringChunked, String> {
-    df.column(column).and_then(|c| c.str()).map_err(|e| e.to_string())
-}
-
 /// Reads the traces and scores of one project's experiments.
 async fn read_project(
     clickhouse: &ClickHouse,
@@ -348,7 +333,7 @@ async fn read_project(
         listed.join(",")
     );
     let mut traces = HashMap::new();
-    let Some(df) = frame(
+    let Some(df) = query_frame(
         clickhouse,
         &format!(
             "SELECT id, assumeNotNull(experiment_id) AS experiment_id, ifNull(dataset_item_id, '') AS item_id \
@@ -375,7 +360,7 @@ async fn read_project(
         );
     }
 
-    let totals = frame(
+    let totals = query_frame(
         clickhouse,
         &format!(
             "SELECT trace_id, \
@@ -404,7 +389,7 @@ async fn read_project(
     }
 
     let mut scores = Vec::new();
-    let scored = frame(
+    let scored = query_frame(
         clickhouse,
         &format!(
             "SELECT trace_id, name, data_type, value FROM scores FINAL \

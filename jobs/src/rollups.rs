@@ -168,13 +168,16 @@ pub fn compute(
     traces: &HashMap<String, TraceFacts>,
     scores: &[ScoreValue],
 ) -> Result<Vec<Rollup>, PolarsError> {
-    // Per experiment: its traces' cost, latency and tokens.
+    // Per experiment with traces: their cost, latency and tokens.
     let mut base: BTreeMap<&str, Rollup> = BTreeMap::new();
     for experiment in experiments {
         let facts: Vec<&TraceFacts> = traces
             .values()
             .filter(|t| t.experiment_id == experiment.id)
             .collect();
+        if facts.is_empty() {
+            continue;
+        }
         let costs: Vec<f64> = facts.iter().filter_map(|t| t.cost).collect();
         let latencies = Float64Chunked::from_vec(
             "latency".into(),
@@ -312,8 +315,7 @@ pub fn compute(
     }
     // Experiments with traces but no scores yet.
     for (experiment_id, template) in base {
-        let has_traces = traces.values().any(|t| t.experiment_id == experiment_id);
-        if has_traces && !rows.iter().any(|r| r.experiment_id == experiment_id) {
+        if !rows.iter().any(|r| r.experiment_id == experiment_id) {
             rows.push(template);
         }
     }

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
-use agenttrace_schemas::credentials::parse_authorization;
+use agenttrace_schemas::credentials::{Credentials, parse_authorization};
 use agenttrace_schemas::event::TimeWindow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -173,17 +173,9 @@ enum Route {
 }
 
 /// Asks the ETL about a key (or the isolate's cache).
-async fn verify_key(
-    config: &Config,
-    credentials: &agenttrace_schemas::credentials::Credentials,
-) -> std::result::Result<KeyVerdict, String> {
+async fn verify_key(config: &Config, credentials: &Credentials) -> std::result::Result<KeyVerdict, String> {
     let now = now_ms();
-    let cached = KEYS.with(|keys| {
-        keys.borrow_mut()
-            .get_or_insert_with(|| KeyCache::new(config.key_cache_ttl_ms, 10_000))
-            .get(credentials, now)
-    });
-    if let Some(verdict) = cached {
+    if let Some(verdict) = with_key_cache(config, |keys| keys.get(credentials, now)) {
         return Ok(verdict);
     }
     let body = verify_request_body(credentials);
@@ -192,17 +184,42 @@ async fn verify_key(
         Ok((status, answer)) => verdict_from_etl(status, &answer),
         Err(error) => Err(format!("the ETL cannot be reached: {error}")),
     };
-    KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        let keys = keys.get_or_insert_with(|| KeyCache::new(config.key_cache_ttl_ms, 10_000));
-        match verdict {
-            Ok(verdict) => {
-                keys.put(credentials, verdict.clone(), now);
-                Ok(verdict)
-            }
-            Err(problem) => keys.get_stale_valid(credentials, now).ok_or(problem),
+    with_key_cache(config, |keys| match verdict {
+        Ok(verdict) => {
+            keys.put(credentials, verdict.clone(), now);
+            Ok(verdict)
         }
+        Err(problem) => keys.get_stale_valid(credentials, now).ok_or(problem),
     })
+}
+
+/// Runs `use_cache` on the isolate's key cache, created on first use with this deployment's TTL.
+fn with_key_cache<T>(config: &Config, use_cache: impl FnOnce(&mut KeyCache) -> T) -> T {
+    KEYS.with(|keys| {
+        use_cache(
+            keys.borrow_mut()
+                .get_or_insert_with(|| KeyCache::new(config.key_cache_ttl_ms, 10_000)),
+        )
+    })
+}
+
+/// The caller's credentials from its `Authorization` header, or the 401 that says what is wrong.
+fn credentials_of(headers: &Headers) -> std::result::Result<Credentials, Result<Response>> {
+    let authorization = headers.get("authorization").ok().flatten();
+    parse_authorization(authorization.as_deref())
+        .map_err(|problem| error(401, "unauthorized", &problem.to_string()))
+}
+
+/// The project of a key the ETL accepts, or the answer that refuses it.
+async fn project_of(
+    config: &Config,
+    credentials: &Credentials,
+) -> std::result::Result<String, Result<Response>> {
+    match verify_key(config, credentials).await {
+        Ok(KeyVerdict::Valid { project_id }) => Ok(project_id),
+        Ok(KeyVerdict::Refused { status, message }) => Err(error(status, "unauthorized", &message)),
+        Err(problem) => Err(error(503, "unavailable", &problem)),
+    }
 }
 
 /// POSTs a signed JSON body to the ETL; the status and body of its answer.
@@ -239,9 +256,9 @@ fn request_error(error: RequestError) -> Result<Response> {
 async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> Result<Response> {
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
-    let credentials = match parse_authorization(header("authorization").as_deref()) {
+    let credentials = match credentials_of(&headers) {
         Ok(credentials) => credentials,
-        Err(problem) => return error(401, "unauthorized", &problem.to_string()),
+        Err(refusal) => return refusal,
     };
     let limits = Limits::default();
     if let Some(length) = header("content-length").and_then(|l| l.parse::<usize>().ok())
@@ -252,10 +269,9 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
             limit: limits.max_body_bytes,
         });
     }
-    let project_id = match verify_key(config, &credentials).await {
-        Ok(KeyVerdict::Valid { project_id }) => project_id,
-        Ok(KeyVerdict::Refused { status, message }) => return error(status, "unauthorized", &message),
-        Err(problem) => return error(503, "unavailable", &problem),
+    let project_id = match project_of(config, &credentials).await {
+        Ok(project_id) => project_id,
+        Err(refusal) => return refusal,
     };
     let encoding =
         match Encoding::from_content_type(header("content-type").as_deref(), route == Route::Native) {
@@ -319,15 +335,12 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
 /// `GET /v1/buffer/rejected`: the batches of the caller's project that the ETL refused for
 /// good, from every shard, with the ETL's reason (the events stay in the buffer's storage).
 async fn rejected_batches(req: &Request, env: &Env, config: &Config) -> Result<Response> {
-    let authorization = req.headers().get("authorization").ok().flatten();
-    let credentials = match parse_authorization(authorization.as_deref()) {
-        Ok(credentials) => credentials,
-        Err(problem) => return error(401, "unauthorized", &problem.to_string()),
-    };
-    let project_id = match verify_key(config, &credentials).await {
-        Ok(KeyVerdict::Valid { project_id }) => project_id,
-        Ok(KeyVerdict::Refused { status, message }) => return error(status, "unauthorized", &message),
-        Err(problem) => return error(503, "unavailable", &problem),
+    let project_id = match credentials_of(req.headers()) {
+        Ok(credentials) => match project_of(config, &credentials).await {
+            Ok(project_id) => project_id,
+            Err(refusal) => return refusal,
+        },
+        Err(refusal) => return refusal,
     };
     let namespace = env.durable_object("BUFFER")?;
     let mut rejected = Vec::new();

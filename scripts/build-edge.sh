@@ -7,7 +7,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if [ "${AGENTTRACE_EDGE_PREBUILT:-}" = 1 ] && [ -f "$ROOT/edge/build/worker/shim.mjs" ]; then
   exit 0
 fi
-eval "$("$ROOT/scripts/edge-tools.sh")"
+# Callers that ran edge-tools.sh already (dev.sh, the test harness) have its environment.
+[ -n "${WASM_BINDGEN_BIN:-}" ] || eval "$("$ROOT/scripts/edge-tools.sh")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agenttrace/target}"
 cd "$ROOT/edge"
 worker-build --release >&2

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use agenttrace_cli::send::{BatchClient, ProjectKey};
 use agenttrace_etl::auth::Keyring;
+use agenttrace_etl::ingest::IngestResponse;
 use agenttrace_etl::keys;
 use agenttrace_etl::loader::LoaderOptions;
 use agenttrace_etl::server::{RunningServer, ServeConfig, start};
@@ -23,6 +24,13 @@ pub struct Etl {
 pub struct TestProject {
     pub key: ProjectKey,
     pub secret_key: String,
+}
+
+impl Etl {
+    /// Sends `events` as one signed batch and returns the ETL's answer, which must be a 200.
+    pub async fn load(&self, key: &ProjectKey, events: &[agenttrace_schemas::Event]) -> IngestResponse {
+        self.client.send(key, events).await.unwrap().response().unwrap()
+    }
 }
 
 impl TestEnv {

@@ -35,25 +35,10 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
         (0..3).flat_map(|_| generator.session(now, 4)).collect()
     };
     let sessions_b = SessionGenerator::new(22).session(now, 4);
-    etl.client
-        .send(&a.key, &sessions_a)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    etl.load(&a.key, &sessions_a).await;
     // The same events again in a new batch: exports must not show them twice.
-    etl.client
-        .send(&a.key, &sessions_a)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
-    etl.client
-        .send(&b.key, &sessions_b)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    etl.load(&a.key, &sessions_a).await;
+    etl.load(&b.key, &sessions_b).await;
 
     let analyst = analyst_key(&env, a.key.project_id, &["export", "query"]).await;
     let http = reqwest::Client::new();

@@ -210,13 +210,7 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
         ));
     }
 
-    let response = etl
-        .client
-        .send(&project.key, &events)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    let response = etl.load(&project.key, &events).await;
     assert_eq!(response.status, BatchStatus::Accepted);
     assert_eq!(response.accepted, events.len() as u32);
     assert!(response.rejected.is_empty(), "{:?}", response.rejected);
@@ -577,12 +571,7 @@ async fn the_same_batch_sent_twice_is_counted_once() {
     );
 
     // The same events in a new batch (an agent retrying) load again but show once with FINAL.
-    etl.client
-        .send(&project.key, &events)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    etl.load(&project.key, &events).await;
     assert_eq!(
         env.ch(&format!(
             "SELECT count() FROM observations FINAL WHERE project_id = '{id}'"

@@ -22,13 +22,7 @@ fn event(body: Value, kind: &str, at_us: i64) -> Event {
 }
 
 async fn send(etl: &Etl, project: &TestProject, events: &[Event]) {
-    let response = etl
-        .client
-        .send(&project.key, events)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    let response = etl.load(&project.key, events).await;
     assert!(response.rejected.is_empty(), "{:?}", response.rejected);
     // The evaluation job reads completed ingest seconds only.
     tokio::time::sleep(Duration::from_millis(1100)).await;

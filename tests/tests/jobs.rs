@@ -137,12 +137,7 @@ async fn the_daily_costs_check_passes_on_clean_data_and_reports_replay_drift() {
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("costs").await;
     let events = SessionGenerator::new(3).session(Timestamp::now(), 4);
-    etl.client
-        .send(&project.key, &events)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    etl.load(&project.key, &events).await;
 
     let said = env.cli(&["jobs", "run", "daily_costs"]).await.unwrap();
     assert!(
@@ -151,12 +146,7 @@ async fn the_daily_costs_check_passes_on_clean_data_and_reports_replay_drift() {
     );
 
     // The same events in a new batch (an agent retry): FINAL counts them once, the view twice.
-    etl.client
-        .send(&project.key, &events)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    etl.load(&project.key, &events).await;
     let error = env
         .cli(&["jobs", "run", "daily_costs"])
         .await
@@ -283,12 +273,7 @@ async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
             ),
         ),
     ];
-    etl.client
-        .send(&project.key, &events)
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    etl.load(&project.key, &events).await;
     // The job reads completed ingest seconds only.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
@@ -387,12 +372,7 @@ async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
             at(-599_900)
         ),
     );
-    etl.client
-        .send(&project.key, &[late])
-        .await
-        .unwrap()
-        .response()
-        .unwrap();
+    etl.load(&project.key, &[late]).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let said = env.cli(&["jobs", "run", "evaluate"]).await.unwrap();
     assert_eq!(said, "evaluate: 1 observations evaluated, 7 scores written\n");

@@ -142,6 +142,14 @@ impl TestEnv {
         Ok(String::from_utf8(out)?)
     }
 
+    /// Runs the CLI where it must fail, and returns its error's text.
+    pub async fn cli_error(&self, args: &[&str]) -> String {
+        match self.cli(args).await {
+            Ok(out) => panic!("agenttrace {args:?} succeeded: {out}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
     /// Runs a ClickHouse query and returns its TabSeparated output, trimmed.
     pub async fn ch(&self, sql: &str) -> String {
         self.clickhouse

@@ -187,11 +187,7 @@ async fn json_schema_and_dataset_match_evaluators_score_known_data() {
     .await;
     evaluator(&pg, p, "bad-threshold", "fuzzy_match", json!({"threshold": 2})).await;
     send(&etl, &project, &[generation("g5", "t1", json!("Paris"), t)]).await;
-    let failure = env
-        .cli(&["jobs", "run", "evaluate"])
-        .await
-        .unwrap_err()
-        .to_string();
+    let failure = env.cli_error(&["jobs", "run", "evaluate"]).await;
     assert!(
         failure.contains("2 broken evaluator(s), the others wrote 3 scores"),
         "{failure}"

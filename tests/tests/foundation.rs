@@ -77,11 +77,7 @@ async fn a_migration_edited_after_it_was_applied_is_refused() {
         sql.replace("count() AS generations", "count() * 2 AS generations"),
     )
     .unwrap();
-    let err = env
-        .cli(&["migrate", "--migrations-dir", dir_arg])
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = env.cli_error(&["migrate", "--migrations-dir", dir_arg]).await;
     assert!(
         err.contains("ClickHouse migration 0002_daily_costs.sql changed after it was applied"),
         "{err}"

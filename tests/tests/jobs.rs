@@ -147,11 +147,7 @@ async fn the_daily_costs_check_passes_on_clean_data_and_reports_replay_drift() {
 
     // The same events in a new batch (an agent retry): FINAL counts them once, the view twice.
     etl.load(&project.key, &events).await;
-    let error = env
-        .cli(&["jobs", "run", "daily_costs"])
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = env.cli_error(&["jobs", "run", "daily_costs"]).await;
     assert!(
         error.contains("daily_costs differs from observations in 1 of 1 groups"),
         "{error}"
@@ -306,11 +302,7 @@ async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
     .await
     .unwrap();
 
-    let failure = env
-        .cli(&["jobs", "run", "evaluate"])
-        .await
-        .unwrap_err()
-        .to_string();
+    let failure = env.cli_error(&["jobs", "run", "evaluate"]).await;
     assert!(
         failure.contains("1 broken evaluator(s), the others wrote 18 scores"),
         "{failure}"

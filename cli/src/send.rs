@@ -1,7 +1,8 @@
 //! Sends events to the ETL as the edge does: one signed batch per call.
 
-use agenttrace_etl::ingest::IngestResponse;
-use agenttrace_schemas::signature::{KEY_ID_HEADER, SIGNATURE_HEADER, sign};
+use agenttrace_schemas::batch::BatchResponse;
+use agenttrace_schemas::intake::IntakeResponse;
+use agenttrace_schemas::signature::{SigningKey, sign};
 use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use anyhow::{Context, bail};
 use serde_json::value::RawValue;
@@ -18,8 +19,7 @@ pub struct ProjectKey {
 pub struct BatchClient {
     http: reqwest::Client,
     url: String,
-    key_id: String,
-    secret: Vec<u8>,
+    signing_key: SigningKey,
     edge_id: String,
 }
 
@@ -31,7 +31,7 @@ pub struct SendResult {
 }
 
 impl SendResult {
-    pub fn response(&self) -> anyhow::Result<IngestResponse> {
+    pub fn response(&self) -> anyhow::Result<BatchResponse> {
         if self.status != 200 {
             bail!("ETL answered {}: {}", self.status, self.body);
         }
@@ -42,15 +42,13 @@ impl SendResult {
 impl BatchClient {
     /// `signing_key` is `id:secret`, the first entry of `AGENTTRACE_SIGNING_KEYS`.
     pub fn new(etl_url: &str, signing_key: &str, edge_id: &str) -> anyhow::Result<Self> {
-        let first = signing_key.split(',').next().unwrap_or_default();
-        let (key_id, secret) = first
-            .split_once(':')
-            .context("signing key must look like id:secret")?;
+        let signing_key = SigningKey::parse_list(signing_key)
+            .map_err(anyhow::Error::msg)?
+            .swap_remove(0);
         Ok(BatchClient {
             http: reqwest::Client::new(),
             url: format!("{}/v1/batches", etl_url.trim_end_matches('/')),
-            key_id: key_id.to_owned(),
-            secret: secret.as_bytes().to_vec(),
+            signing_key,
             edge_id: edge_id.to_owned(),
         })
     }
@@ -75,12 +73,15 @@ impl BatchClient {
         signed_at: i64,
         secret: Option<&[u8]>,
     ) -> anyhow::Result<SendResult> {
-        let signature = sign(secret.unwrap_or(&self.secret), signed_at, &body);
+        let [(signature_header, signature), (key_id_header, key_id)] =
+            self.signing_key.headers(signed_at, &body);
+        // A test may sign with another secret, to see the ETL refuse it.
+        let signature = secret.map_or(signature, |secret| sign(secret, signed_at, &body));
         let request = self
             .http
             .post(&self.url)
-            .header(KEY_ID_HEADER, &self.key_id)
-            .header(SIGNATURE_HEADER, signature);
+            .header(key_id_header, key_id)
+            .header(signature_header, signature);
         post_json(request, &self.url, body).await
     }
 
@@ -122,13 +123,6 @@ pub struct EdgeClient {
     authorization: String,
 }
 
-/// The edge's answer to one request.
-#[derive(Debug, serde::Deserialize)]
-pub struct EdgeResponse {
-    pub accepted: usize,
-    pub rejected: Vec<serde_json::Value>,
-}
-
 impl EdgeClient {
     pub fn new(edge_url: &str, public_key: &str, secret_key: &str) -> Self {
         EdgeClient {
@@ -139,7 +133,7 @@ impl EdgeClient {
     }
 
     /// Posts `events` in one request; 200 and 207 are answers, anything else an error.
-    pub async fn send(&self, events: &[Event]) -> anyhow::Result<EdgeResponse> {
+    pub async fn send(&self, events: &[Event]) -> anyhow::Result<IntakeResponse> {
         let body = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
         let request = self
             .http

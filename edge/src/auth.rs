@@ -6,12 +6,11 @@
 
 use std::collections::HashMap;
 
+use agenttrace_schemas::Scope;
+use agenttrace_schemas::batch::{KeyCheckRequest, KeyCheckResponse};
 use agenttrace_schemas::credentials::Credentials;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
-/// The scope a key needs to send events.
-pub const INGEST_SCOPE: &str = "ingest";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyVerdict {
@@ -29,11 +28,6 @@ pub enum KeyVerdict {
 /// is unavailable), which is never cached.
 pub fn verdict_from_etl(status: u16, body: &[u8]) -> Result<KeyVerdict, String> {
     #[derive(Deserialize)]
-    struct Valid {
-        project_id: String,
-        scopes: Vec<String>,
-    }
-    #[derive(Deserialize)]
     struct Refused {
         error: String,
         #[serde(default)]
@@ -41,18 +35,18 @@ pub fn verdict_from_etl(status: u16, body: &[u8]) -> Result<KeyVerdict, String> 
     }
     match status {
         200 => {
-            let valid: Valid =
+            let valid: KeyCheckResponse =
                 serde_json::from_slice(body).map_err(|e| format!("unreadable ETL answer: {e}"))?;
-            Ok(if valid.scopes.iter().any(|s| s == INGEST_SCOPE) {
+            Ok(if Scope::Ingest.granted_by(&valid.scopes) {
                 KeyVerdict::Valid {
-                    project_id: valid.project_id,
+                    project_id: valid.project_id.to_string(),
                 }
             } else {
+                let held: Vec<&str> = valid.scopes.iter().map(|s| s.as_str()).collect();
                 KeyVerdict::Refused {
                     status: 403,
                     message: format!(
-                        "this API key lacks the {INGEST_SCOPE:?} scope (it has {:?}); create one with `agenttrace key create --scope ingest`",
-                        valid.scopes
+                        "this API key lacks the \"ingest\" scope (it has {held:?}); create one with `agenttrace key create --scope ingest`"
                     ),
                 }
             })
@@ -73,8 +67,11 @@ pub fn verdict_from_etl(status: u16, body: &[u8]) -> Result<KeyVerdict, String> 
 
 /// The verification request's body.
 pub fn verify_request_body(credentials: &Credentials) -> String {
-    serde_json::json!({ "public_key": credentials.public_key, "secret_key": credentials.secret_key })
-        .to_string()
+    let request = KeyCheckRequest {
+        public_key: credentials.public_key.clone(),
+        secret_key: credentials.secret_key.clone(),
+    };
+    serde_json::to_string(&request).expect("a key check serializes")
 }
 
 /// How long a key the ETL accepted keeps working while the ETL cannot be asked: an ETL outage
@@ -156,16 +153,22 @@ mod tests {
 
     #[test]
     fn reads_the_etl_answers() {
-        let valid = verdict_from_etl(200, br#"{"project_id": "p1", "scopes": ["ingest"]}"#).unwrap();
+        let valid = verdict_from_etl(
+            200,
+            br#"{"project_id": "0190a2b4-0000-7000-8000-000000000001", "scopes": ["ingest"]}"#,
+        )
+        .unwrap();
         assert_eq!(
             valid,
             KeyVerdict::Valid {
-                project_id: "p1".into()
+                project_id: "0190a2b4-0000-7000-8000-000000000001".into()
             }
         );
-        let KeyVerdict::Refused { status, message } =
-            verdict_from_etl(200, br#"{"project_id": "p1", "scopes": ["query"]}"#).unwrap()
-        else {
+        let KeyVerdict::Refused { status, message } = verdict_from_etl(
+            200,
+            br#"{"project_id": "0190a2b4-0000-7000-8000-000000000001", "scopes": ["query"]}"#,
+        )
+        .unwrap() else {
             panic!("a key without the ingest scope is refused");
         };
         assert_eq!(status, 403);

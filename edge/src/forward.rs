@@ -1,47 +1,9 @@
-//! Building what the buffer sends to the ETL: the signed batch (DESIGN.md's contract) and the
-//! signed key-verification request.
+//! Building the batch the buffer sends to the ETL (DESIGN.md's contract); it is signed with
+//! `agenttrace_schemas::signature::SigningKey`.
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::batch::SignedBatch;
-use agenttrace_schemas::signature::{KEY_ID_HEADER, SIGNATURE_HEADER, sign};
 use serde_json::value::RawValue;
-
-/// The edge's signing key: `id:secret` (the ETL knows the same pair).
-#[derive(Clone)]
-pub struct SigningKey {
-    pub id: String,
-    secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SigningKey {
-    pub fn parse(text: &str) -> Result<SigningKey, String> {
-        match text.trim().split_once(':') {
-            Some((id, secret)) if !id.is_empty() && secret.len() >= 32 => Ok(SigningKey {
-                id: id.to_owned(),
-                secret: secret.as_bytes().to_vec(),
-            }),
-            _ => {
-                Err("the signing key must be `id:secret` with a secret of at least 32 characters".to_owned())
-            }
-        }
-    }
-
-    /// The two headers that authenticate `body` at `now_secs`.
-    pub fn headers(&self, now_secs: i64, body: &[u8]) -> [(&'static str, String); 2] {
-        [
-            (SIGNATURE_HEADER, sign(&self.secret, now_secs, body)),
-            (KEY_ID_HEADER, self.id.clone()),
-        ]
-    }
-}
 
 /// A batch's JSON body; `events` are the buffered events' exact texts.
 pub fn batch_body(
@@ -70,15 +32,9 @@ pub fn batch_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agenttrace_schemas::signature::SignatureHeader;
 
     #[test]
-    fn batches_are_signed_so_the_etl_accepts_them() {
-        let key = SigningKey::parse("edge-1:0123456789abcdef0123456789abcdef").unwrap();
-        assert!(
-            !format!("{key:?}").contains("0123456789"),
-            "the secret stays out of logs"
-        );
+    fn batches_carry_the_buffered_events_verbatim() {
         let body = batch_body(
             uuid::Uuid::now_v7(),
             "edge-test",
@@ -89,18 +45,8 @@ mod tests {
         )
         .unwrap();
         assert!(body.contains(r#""events":[{"id":"e1"}]"#), "{body}");
-        let [(signature_name, signature), (key_name, key_id)] = key.headers(1_764_072_000, body.as_bytes());
-        assert_eq!((signature_name, key_name), (SIGNATURE_HEADER, KEY_ID_HEADER));
-        assert_eq!(key_id, "edge-1");
-        SignatureHeader::parse(&signature)
-            .unwrap()
-            .verify(
-                b"0123456789abcdef0123456789abcdef",
-                body.as_bytes(),
-                1_764_072_010,
-            )
-            .unwrap();
-        assert!(SigningKey::parse("edge-1:short").is_err());
+        let parsed: SignedBatch = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed.edge_id, "edge-test");
         assert!(
             batch_body(
                 uuid::Uuid::nil(),

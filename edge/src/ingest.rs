@@ -6,7 +6,8 @@
 //! keeps them in its dead-letter table with their reason, so nothing an agent sent is lost.
 
 use agenttrace_schemas::event::{Event, TimeWindow};
-use serde::{Deserialize, Serialize};
+use agenttrace_schemas::intake::{IntakeRejection, IntakeResponse};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::limits::{Limits, RequestError};
@@ -19,20 +20,11 @@ pub struct Accepted {
     pub valid: bool,
 }
 
-/// Why one event of a request was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rejection {
-    pub index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub error: String,
-}
-
 /// The outcome of one request: what is buffered, and what was wrong.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Intake {
     pub events: Vec<Accepted>,
-    pub rejected: Vec<Rejection>,
+    pub rejected: Vec<IntakeRejection>,
 }
 
 impl Intake {
@@ -51,7 +43,11 @@ impl Intake {
 
     /// The answer's body: `{"accepted": n, "rejected": [{index, id, error}]}`.
     pub fn response_json(&self) -> String {
-        serde_json::json!({ "accepted": self.accepted(), "rejected": self.rejected }).to_string()
+        let response = IntakeResponse {
+            accepted: self.accepted(),
+            rejected: self.rejected.clone(),
+        };
+        serde_json::to_string(&response).expect("an intake response serializes")
     }
 
     /// Validates one event's JSON and records the outcome under `index`.
@@ -71,7 +67,7 @@ impl Intake {
             Ok(()) => self.events.push(Accepted { json, valid: true }),
             Err(error) => {
                 let id = serde_json::from_str::<IdOnly>(&json).ok().and_then(|e| e.id);
-                self.rejected.push(Rejection { index, id, error });
+                self.rejected.push(IntakeRejection { index, id, error });
                 // Oversized events are not forwarded: the ETL would refuse the batch.
                 if json.len() <= limits.max_event_bytes {
                     self.events.push(Accepted { json, valid: false });

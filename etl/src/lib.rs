@@ -1,15 +1,19 @@
-//! The AgentTrace ETL library: everything between a signed batch and a ClickHouse row.
+//! The AgentTrace ETL library and service, one folder per role; data flows
+//! `http` → `ingest` → `clickhouse` for writes and `http` → `analytics` → `clickhouse` for reads.
+//!
+//! - [`ingest`]: a signed batch from the edge: signature, key status, **validation**, pricing,
+//!   **conversion** to Arrow.
+//! - [`clickhouse`]: the client, the table catalog, the Native codec, and the **loader**.
+//! - [`analytics`]: analysts' **exports** and read-only SQL (the SQL guard).
+//! - [`admin`]: the control plane over PostgreSQL (projects, API keys, evaluators, datasets,
+//!   experiments): the functions the CLI and the HTTP API both call.
+//! - [`http`]: routes, the error type, auth extractors, the server's lifecycle.
+//! - [`postgres`]: connections; [`migrate`]: both databases' migrations.
 
-pub mod auth;
+pub mod admin;
+pub mod analytics;
 pub mod clickhouse;
-pub mod export;
+pub mod http;
 pub mod ingest;
-pub mod keys;
-pub mod loader;
 pub mod migrate;
-pub mod native;
 pub mod postgres;
-pub mod pricing;
-pub mod query_guard;
-pub mod server;
-pub mod tables;

@@ -10,9 +10,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use agenttrace_etl::clickhouse::Table;
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
-use agenttrace_etl::loader::{WireFormat, insert_statement};
-use agenttrace_etl::tables::Table;
 
 use crate::frames::{frame_of, query_frame, strings};
 use agenttrace_schemas::event::ScoreSource;
@@ -569,7 +568,8 @@ pub fn score_frame(
         match outcome {
             Ok(Some(batch)) => {
                 body.rows += batch.num_rows();
-                agenttrace_etl::native::encode_block(&batch, &mut body.native).map_err(|e| e.to_string())?;
+                agenttrace_etl::clickhouse::native::encode_block(&batch, &mut body.native)
+                    .map_err(|e| e.to_string())?;
             }
             Ok(None) => {}
             Err(reason) => {
@@ -717,11 +717,7 @@ pub async fn run(
                 report.scores += body.rows as u64;
                 let sent = bytes::Bytes::from(body.native);
                 clickhouse
-                    .insert(
-                        &insert_statement(Table::Scores, WireFormat::Native),
-                        sent.clone(),
-                        false,
-                    )
+                    .insert_native(Table::Scores, sent.clone())
                     .await
                     .map_err(|e| e.to_string())?;
                 // The request is done with the body: take it back for the next chunk.

@@ -22,7 +22,7 @@ fn to_polars(batches: &[arrow_array::RecordBatch]) -> Result<DataFrame, String> 
 
 /// A result as ClickHouse sends it (Native) → a Polars frame.
 pub fn read_chunk(native: &[u8]) -> Result<DataFrame, String> {
-    to_polars(&agenttrace_etl::native::decode::all_blocks(native)?)
+    to_polars(&agenttrace_etl::clickhouse::native::decode::all_blocks(native)?)
 }
 
 /// A Native result's rows as a frame; None when it has none.

@@ -9,27 +9,75 @@ pub mod rollups;
 pub mod runs;
 pub mod schedule;
 
+use std::fmt;
+use std::str::FromStr;
+
 use agenttrace_etl::clickhouse::ClickHouse;
 use tokio_postgres::Client;
+use uuid::Uuid;
 
-/// The built-in jobs. Besides these, `evaluate:<evaluator id>` runs one evaluator that has a
-/// schedule of its own (see [`schedule`]).
-pub const JOBS: &[&str] = &["evaluate", "experiment_rollups", "retention", "daily_costs"];
+/// A job this crate runs. Its name (`Display`, `FromStr`) is what schedules, run records and
+/// `agenttrace jobs run` use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Job {
+    /// Every active evaluator without a schedule of its own (`evaluate`).
+    Evaluate,
+    /// One evaluator that has a schedule of its own (`evaluate:<evaluator id>`).
+    Evaluator(Uuid),
+    /// Per-experiment score distributions and paired comparisons (`experiment_rollups`).
+    ExperimentRollups,
+    /// Deletes rows past each project's retention (`retention`).
+    Retention,
+    /// Checks the daily-costs view against the observations (`daily_costs`).
+    DailyCosts,
+}
+
+impl Job {
+    /// The jobs with fixed names (an evaluator's job is named after its id).
+    pub const BUILTIN: [Job; 4] = [
+        Job::Evaluate,
+        Job::ExperimentRollups,
+        Job::Retention,
+        Job::DailyCosts,
+    ];
+}
 
 /// The prefix of a scheduled evaluator's job name.
 pub const EVALUATOR_JOB_PREFIX: &str = "evaluate:";
 
-/// Whether `job` names a job this crate runs.
-pub fn is_job(job: &str) -> bool {
-    JOBS.contains(&job)
-        || job
-            .strip_prefix(EVALUATOR_JOB_PREFIX)
-            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Job::Evaluate => f.write_str("evaluate"),
+            Job::Evaluator(id) => write!(f, "{EVALUATOR_JOB_PREFIX}{id}"),
+            Job::ExperimentRollups => f.write_str("experiment_rollups"),
+            Job::Retention => f.write_str("retention"),
+            Job::DailyCosts => f.write_str("daily_costs"),
+        }
+    }
+}
+
+impl FromStr for Job {
+    type Err = JobError;
+
+    fn from_str(name: &str) -> Result<Self, JobError> {
+        if let Some(id) = name.strip_prefix(EVALUATOR_JOB_PREFIX) {
+            return Uuid::parse_str(id)
+                .map(Job::Evaluator)
+                .map_err(|_| JobError::Unknown(name.to_owned()));
+        }
+        Job::BUILTIN
+            .into_iter()
+            .find(|job| job.to_string() == name)
+            .ok_or_else(|| JobError::Unknown(name.to_owned()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("unknown job {0:?}; jobs are {JOBS:?} and evaluate:<evaluator id>")]
+    #[error(
+        "unknown job {0:?}; jobs are evaluate, experiment_rollups, retention, daily_costs and evaluate:<evaluator id>"
+    )]
     Unknown(String),
     #[error(transparent)]
     Run(#[from] runs::RunError),
@@ -52,15 +100,13 @@ pub enum JobOutcome {
 /// Runs `job` once, recorded in `job_runs`; a failure is recorded with its error and returned.
 /// `tick` is the scheduled time being served, if any (see [`runs::JobRun::start`]).
 pub async fn run_job(
-    job: &str,
+    job: Job,
     pg: &Client,
     clickhouse: &ClickHouse,
     tick: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<JobOutcome, JobError> {
-    if !is_job(job) {
-        return Err(JobError::Unknown(job.to_owned()));
-    }
-    let Some(run) = runs::JobRun::start(pg, job, tick).await? else {
+    let name = job.to_string();
+    let Some(run) = runs::JobRun::start(pg, &name, tick).await? else {
         return Ok(JobOutcome::Skipped);
     };
     let now_us = std::time::SystemTime::now()
@@ -68,37 +114,20 @@ pub async fn run_job(
         .map_or(0, |d| d.as_micros() as i64);
     // Each job yields (rows in, rows out, new watermark, summary), or the error its run
     // record will carry (a failed run keeps the watermark).
-    let evaluation = match job.strip_prefix(EVALUATOR_JOB_PREFIX) {
-        Some(id) => Some(evaluate::Selection::One(id.to_owned())),
-        None => (job == "evaluate").then_some(evaluate::Selection::Unscheduled),
-    };
-    let result: Result<(i64, i64, Option<i64>, String), String> = match (evaluation, job) {
-        (Some(selection), _) => match evaluate::run(pg, clickhouse, &selection, run.watermark).await {
-            Err(error) => Err(error),
-            Ok(report) if !report.broken.is_empty() => Err(format!(
-                "{} broken evaluator(s), the others wrote {} scores: {}",
-                report.broken.len(),
-                report.scores,
-                report.broken.join("; ")
-            )),
-            Ok(report) => Ok((
-                report.observations as i64,
-                report.scores as i64,
-                report.watermark,
-                format!(
-                    "{} observations evaluated, {} scores written",
-                    report.observations, report.scores
-                ),
-            )),
-        },
-        (None, "experiment_rollups") => rollups::run(pg, clickhouse, now_us).await.map(|report| {
+    let result: Result<(i64, i64, Option<i64>, String), String> = match job {
+        Job::Evaluate => evaluation(pg, clickhouse, &evaluate::Selection::Unscheduled, run.watermark).await,
+        Job::Evaluator(id) => {
+            let selection = evaluate::Selection::One(id.to_string());
+            evaluation(pg, clickhouse, &selection, run.watermark).await
+        }
+        Job::ExperimentRollups => rollups::run(pg, clickhouse, now_us).await.map(|report| {
             let summary = format!(
                 "{} experiments, {} rollup rows written",
                 report.experiments, report.rows
             );
             (report.traces as i64, report.rows as i64, None, summary)
         }),
-        (None, "retention") => retention::run(pg, clickhouse, now_us)
+        Job::Retention => retention::run(pg, clickhouse, now_us)
             .await
             .map_err(|e| e.to_string())
             .map(|report| {
@@ -108,33 +137,7 @@ pub async fn run_job(
                 );
                 (report.projects as i64, report.rows_deleted as i64, None, summary)
             }),
-        _ => match daily_costs::verify(clickhouse, now_us).await {
-            Err(error) => Err(error.to_string()),
-            Ok(check) if check.differences.is_empty() => Ok((
-                check.groups as i64,
-                0,
-                None,
-                format!("{} (project, day, model) groups match", check.groups),
-            )),
-            Ok(check) => {
-                let details: Vec<String> = check
-                    .differences
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{} {} {:?}: view {} generations / {} USD, observations {} / {} USD",
-                            d.project_id, d.day, d.model, d.view.0, d.view.1, d.raw.0, d.raw.1
-                        )
-                    })
-                    .collect();
-                Err(format!(
-                    "daily_costs differs from observations in {} of {} groups: {}",
-                    check.differences.len(),
-                    check.groups,
-                    details.join("; ")
-                ))
-            }
-        },
+        Job::DailyCosts => daily_costs_check(clickhouse, now_us).await,
     };
     match result {
         Ok((rows_in, rows_out, watermark, summary)) => {
@@ -147,10 +150,82 @@ pub async fn run_job(
         }
         Err(message) => {
             run.fail(0, &message).await?;
-            Err(JobError::Failed {
-                job: job.to_owned(),
-                message,
-            })
+            Err(JobError::Failed { job: name, message })
         }
+    }
+}
+
+async fn evaluation(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    selection: &evaluate::Selection,
+    watermark: Option<i64>,
+) -> Result<(i64, i64, Option<i64>, String), String> {
+    let report = evaluate::run(pg, clickhouse, selection, watermark).await?;
+    if !report.broken.is_empty() {
+        return Err(format!(
+            "{} broken evaluator(s), the others wrote {} scores: {}",
+            report.broken.len(),
+            report.scores,
+            report.broken.join("; ")
+        ));
+    }
+    Ok((
+        report.observations as i64,
+        report.scores as i64,
+        report.watermark,
+        format!(
+            "{} observations evaluated, {} scores written",
+            report.observations, report.scores
+        ),
+    ))
+}
+
+async fn daily_costs_check(
+    clickhouse: &ClickHouse,
+    now_us: i64,
+) -> Result<(i64, i64, Option<i64>, String), String> {
+    let check = daily_costs::verify(clickhouse, now_us)
+        .await
+        .map_err(|e| e.to_string())?;
+    if check.differences.is_empty() {
+        return Ok((
+            check.groups as i64,
+            0,
+            None,
+            format!("{} (project, day, model) groups match", check.groups),
+        ));
+    }
+    let details: Vec<String> = check
+        .differences
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {:?}: view {} generations / {} USD, observations {} / {} USD",
+                d.project_id, d.day, d.model, d.view.0, d.view.1, d.raw.0, d.raw.1
+            )
+        })
+        .collect();
+    Err(format!(
+        "daily_costs differs from observations in {} of {} groups: {}",
+        check.differences.len(),
+        check.groups,
+        details.join("; ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_round_trip() {
+        let id = Uuid::now_v7();
+        for job in Job::BUILTIN.into_iter().chain([Job::Evaluator(id)]) {
+            assert_eq!(job.to_string().parse::<Job>().unwrap(), job);
+        }
+        assert_eq!(Job::Evaluator(id).to_string(), format!("evaluate:{id}"));
+        assert!("evaluate:not-a-uuid".parse::<Job>().is_err());
+        assert!("vacuum".parse::<Job>().is_err());
     }
 }

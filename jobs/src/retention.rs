@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseError, quote};
-use agenttrace_etl::tables::Table;
+use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseError, Table, quote};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
@@ -25,16 +24,6 @@ pub enum RetentionError {
     ClickHouse(#[from] ClickHouseError),
     #[error("ClickHouse did not finish deleting from {table} within {seconds} s")]
     MutationTimeout { table: &'static str, seconds: u64 },
-}
-
-/// The column a table's age is measured by.
-fn time_column(table: Table) -> &'static str {
-    match table {
-        Table::Observations => "start_time_us",
-        Table::DeadLetters => "received_at_us",
-        Table::ExperimentRollups => "computed_at_us",
-        _ => "timestamp_us",
-    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -96,7 +85,7 @@ pub async fn run(
             let condition = format!(
                 "project_id = {} AND {} < {cutoff}",
                 quote(&project.to_string()),
-                time_column(table)
+                table.time_column()
             );
             let doomed = clickhouse
                 .query_text(&format!(

@@ -12,9 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use agenttrace_etl::clickhouse::catalog::{COST_PRECISION, COST_SCALE, Table, cost_to_decimal};
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
-use agenttrace_etl::loader::{WireFormat, insert_statement};
-use agenttrace_etl::tables::{COST_PRECISION, COST_SCALE, Table, cost_to_decimal};
 use arrow_array::builder::{Decimal128Builder, Float64Builder, Int64Builder, StringBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use polars::prelude::*;
@@ -506,15 +505,8 @@ pub async fn run(pg: &Client, clickhouse: &ClickHouse, now_us: i64) -> Result<Ro
         }
         report.rows += rows.len() as u64;
         let batch = to_batch(&rows, now_us).map_err(|e| e.to_string())?;
-        let body = WireFormat::Native
-            .encode(std::slice::from_ref(&batch))
-            .map_err(|e| e.to_string())?;
         clickhouse
-            .insert(
-                &insert_statement(Table::ExperimentRollups, WireFormat::Native),
-                body.into(),
-                false,
-            )
+            .insert_batches(Table::ExperimentRollups, std::slice::from_ref(&batch))
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -10,28 +10,21 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::str::FromStr;
 use std::time::Duration;
 
+use agenttrace_etl::admin::evaluators::parse_schedule;
 use agenttrace_etl::clickhouse::ClickHouse;
 use chrono::{DateTime, Utc};
 use cron::Schedule;
 
-use crate::{EVALUATOR_JOB_PREFIX, JobOutcome, run_job};
+use crate::{Job, JobOutcome, run_job};
 
 /// How often the scheduler re-reads evaluator schedules from PostgreSQL.
 pub const EVALUATOR_REFRESH: Duration = Duration::from_secs(30);
 
-/// Parses a cron expression with seconds, explaining the format when it is wrong.
-pub fn parse_cron(expression: &str) -> Result<Schedule, String> {
-    Schedule::from_str(expression.trim()).map_err(|e| {
-        format!("invalid cron expression {expression:?} ({e}); use `sec min hour day month weekday`")
-    })
-}
-
 #[derive(Debug, Clone)]
 pub struct ScheduledJob {
-    pub job: String,
+    pub job: Job,
     pub schedule: Schedule,
 }
 
@@ -41,25 +34,25 @@ impl ScheduledJob {
         let (job, expression) = spec
             .split_once('=')
             .ok_or_else(|| format!("{spec:?}: expected JOB=CRON, e.g. retention=\"0 0 3 * * *\""))?;
-        if !crate::JOBS.contains(&job) {
-            return Err(format!(
-                "{spec:?}: unknown job {job:?}; jobs are {:?}",
-                crate::JOBS
-            ));
-        }
-        let schedule = parse_cron(expression).map_err(|e| format!("{spec:?}: {e}"))?;
-        Ok(ScheduledJob {
-            job: job.to_owned(),
-            schedule,
-        })
+        let job = match job.parse::<Job>() {
+            Ok(Job::Evaluator(_)) => {
+                return Err(format!(
+                    "{spec:?}: an evaluator's schedule is its own `schedule` (agenttrace evaluator add --schedule)"
+                ));
+            }
+            Ok(job) => job,
+            Err(error) => return Err(format!("{spec:?}: {error}")),
+        };
+        let schedule = parse_schedule(expression).map_err(|e| format!("{spec:?}: {e}"))?;
+        Ok(ScheduledJob { job, schedule })
     }
 }
 
 /// The next time any job is due after `now`, and the jobs due then.
-fn next_due(jobs: &[ScheduledJob], now: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<String>)> {
-    let upcoming: Vec<(DateTime<Utc>, &str)> = jobs
+fn next_due(jobs: &[ScheduledJob], now: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<Job>)> {
+    let upcoming: Vec<(DateTime<Utc>, Job)> = jobs
         .iter()
-        .filter_map(|j| j.schedule.after(&now).next().map(|t| (t, j.job.as_str())))
+        .filter_map(|j| j.schedule.after(&now).next().map(|t| (t, j.job)))
         .collect();
     let first = upcoming.iter().map(|(t, _)| *t).min()?;
     Some((
@@ -67,14 +60,17 @@ fn next_due(jobs: &[ScheduledJob], now: DateTime<Utc>) -> Option<(DateTime<Utc>,
         upcoming
             .iter()
             .filter(|(t, _)| *t == first)
-            .map(|(_, job)| job.to_string())
+            .map(|(_, job)| *job)
             .collect(),
     ))
 }
 
 /// The evaluators with a schedule of their own, as jobs. An evaluator whose schedule does not
 /// parse gets a failed run that says why, once per scheduler and schedule text.
-async fn evaluator_jobs(database_url: &str, reported: &mut BTreeSet<(String, String)>) -> Vec<ScheduledJob> {
+async fn evaluator_jobs(
+    database_url: &str,
+    reported: &mut BTreeSet<(uuid::Uuid, String)>,
+) -> Vec<ScheduledJob> {
     let pg = match agenttrace_etl::postgres::connect(database_url).await {
         Ok(pg) => pg,
         Err(error) => {
@@ -84,7 +80,7 @@ async fn evaluator_jobs(database_url: &str, reported: &mut BTreeSet<(String, Str
     };
     let rows = match pg
         .query(
-            "SELECT id::text, name, schedule FROM evaluators WHERE active AND schedule IS NOT NULL ORDER BY id",
+            "SELECT id, name, schedule FROM evaluators WHERE active AND schedule IS NOT NULL ORDER BY id",
             &[],
         )
         .await
@@ -97,14 +93,14 @@ async fn evaluator_jobs(database_url: &str, reported: &mut BTreeSet<(String, Str
     };
     let mut jobs = Vec::new();
     for row in rows {
-        let (id, name, expression): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-        let job = format!("{EVALUATOR_JOB_PREFIX}{id}");
-        match parse_cron(&expression) {
+        let (id, name, expression): (uuid::Uuid, String, String) = (row.get(0), row.get(1), row.get(2));
+        let job = Job::Evaluator(id);
+        match parse_schedule(&expression) {
             Ok(schedule) => jobs.push(ScheduledJob { job, schedule }),
-            Err(error) if reported.insert((id.clone(), expression.clone())) => {
+            Err(error) if reported.insert((id, expression.clone())) => {
                 let message = format!("evaluator {name:?} ({id}) has a bad schedule: {error}");
                 tracing::error!("{message}");
-                if let Ok(Some(run)) = crate::runs::JobRun::start(&pg, &job, None).await
+                if let Ok(Some(run)) = crate::runs::JobRun::start(&pg, &job.to_string(), None).await
                     && let Err(error) = run.fail(0, &message).await
                 {
                     tracing::error!(%error, "cannot record the failed run");
@@ -161,7 +157,7 @@ pub async fn run_scheduler(
                         return;
                     }
                 };
-                match run_job(&job, &pg, &clickhouse, Some(tick)).await {
+                match run_job(job, &pg, &clickhouse, Some(tick)).await {
                     Ok(JobOutcome::Succeeded { summary, .. }) => tracing::info!(%job, %tick, "{summary}"),
                     Ok(JobOutcome::Skipped) => tracing::debug!(%job, %tick, "run by another scheduler"),
                     Err(error) => tracing::error!(%job, %tick, %error, "job failed"),
@@ -206,6 +202,6 @@ mod tests {
             .with_timezone(&Utc);
         let (tick, due) = next_due(&jobs, now).unwrap();
         assert_eq!(tick.to_rfc3339(), "2026-11-25T03:00:00+00:00");
-        assert_eq!(due, vec!["retention"]);
+        assert_eq!(due, vec![Job::Retention]);
     }
 }

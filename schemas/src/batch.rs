@@ -34,3 +34,46 @@ pub struct SignedBatch<E = Box<RawValue>> {
     #[schemars(with = "Vec<Event>")]
     pub events: Vec<E>,
 }
+
+/// The ETL's answer to a signed batch: every event not listed in `rejected` is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub batch_id: Uuid,
+    pub status: BatchStatus,
+    pub accepted: u32,
+    pub rejected: Vec<EventRejection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Loaded now.
+    Accepted,
+    /// Loaded by an earlier delivery of the same batch id; nothing was loaded again.
+    AlreadyAccepted,
+}
+
+/// One event of a batch that failed validation (it is kept as a dead letter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRejection {
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub field: String,
+    pub message: String,
+}
+
+/// The edge asks the ETL about an agent's key (`POST /v1/keys/verify`, signed like a batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCheckRequest {
+    pub public_key: String,
+    pub secret_key: String,
+}
+
+/// The ETL's answer when the key pair is valid (a refusal is `{error, message}` with 401).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCheckResponse {
+    pub project_id: Uuid,
+    pub scopes: Vec<crate::scope::Scope>,
+}

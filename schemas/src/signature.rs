@@ -40,6 +40,66 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", hex::encode(tag))
 }
 
+/// Shortest secret a signing key may have.
+pub const MIN_SECRET_CHARS: usize = 32;
+
+/// A secret the edge signs batches with and the ETL verifies them with, named by an id so
+/// several can be active during a rotation. Written `id:secret`; a list is comma-separated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub id: String,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Parses `id:secret`.
+    pub fn parse(text: &str) -> Result<SigningKey, String> {
+        match text.trim().split_once(':') {
+            Some((id, secret)) if !id.is_empty() && secret.len() >= MIN_SECRET_CHARS => Ok(SigningKey {
+                id: id.to_owned(),
+                secret: secret.as_bytes().to_vec(),
+            }),
+            _ => Err(format!(
+                "a signing key must be `id:secret` with a secret of at least {MIN_SECRET_CHARS} characters"
+            )),
+        }
+    }
+
+    /// Parses `id:secret[,id:secret...]` (the `AGENTTRACE_SIGNING_KEYS` format); at least one.
+    pub fn parse_list(text: &str) -> Result<Vec<SigningKey>, String> {
+        let keys = text
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(SigningKey::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err("no signing keys configured".into());
+        }
+        Ok(keys)
+    }
+
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// The two headers that authenticate `body` signed at `now_secs`.
+    pub fn headers(&self, now_secs: i64, body: &[u8]) -> [(&'static str, String); 2] {
+        [
+            (SIGNATURE_HEADER, sign(&self.secret, now_secs, body)),
+            (KEY_ID_HEADER, self.id.clone()),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("malformed signature header: {0} (expected \"t=<unix seconds>,v1=<hex>\")")]
@@ -163,5 +223,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn signing_keys_parse_sign_and_hide_their_secret() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let keys = SigningKey::parse_list(&format!("edge-1:{secret}, edge-2:{secret}x")).unwrap();
+        assert_eq!(
+            keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+            ["edge-1", "edge-2"]
+        );
+        assert!(
+            !format!("{:?}", keys[0]).contains("0123"),
+            "the secret stays out of logs"
+        );
+        let [(signature_name, signature), (key_name, key_id)] = keys[0].headers(1000, b"{}");
+        assert_eq!(
+            (signature_name, key_name, key_id.as_str()),
+            (SIGNATURE_HEADER, KEY_ID_HEADER, "edge-1")
+        );
+        SignatureHeader::parse(&signature)
+            .unwrap()
+            .verify(secret.as_bytes(), b"{}", 1000)
+            .unwrap();
+        assert!(SigningKey::parse("edge-1:short").is_err());
+        assert!(SigningKey::parse(&format!(":{secret}")).is_err());
+        assert!(SigningKey::parse_list(" , ").is_err());
     }
 }

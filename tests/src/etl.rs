@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use agenttrace_cli::send::{BatchClient, ProjectKey};
-use agenttrace_etl::auth::Keyring;
-use agenttrace_etl::ingest::IngestResponse;
-use agenttrace_etl::keys;
-use agenttrace_etl::loader::LoaderOptions;
-use agenttrace_etl::server::{RunningServer, ServeConfig, start};
+use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::http::{RunningServer, ServeConfig, start};
+use agenttrace_etl::ingest::signing::Keyring;
+use agenttrace_schemas::batch::BatchResponse;
 
 use crate::TestEnv;
 
@@ -28,7 +28,7 @@ pub struct TestProject {
 
 impl Etl {
     /// Sends `events` as one signed batch and returns the ETL's answer, which must be a 200.
-    pub async fn load(&self, key: &ProjectKey, events: &[agenttrace_schemas::Event]) -> IngestResponse {
+    pub async fn load(&self, key: &ProjectKey, events: &[agenttrace_schemas::Event]) -> BatchResponse {
         self.client.send(key, events).await.unwrap().response().unwrap()
     }
 }
@@ -67,9 +67,11 @@ impl TestEnv {
 
     pub async fn create_project(&self, name: &str) -> TestProject {
         let pg = self.postgres().await;
-        let organization = keys::ensure_organization(&pg, "test-org").await.unwrap();
-        let project = keys::create_project(&pg, organization, name, None).await.unwrap();
-        let key = keys::create_key(&pg, project.id, &["ingest".to_owned()], None)
+        let organization = projects::ensure_organization(&pg, "test-org").await.unwrap();
+        let project = projects::create_project(&pg, organization, name, None)
+            .await
+            .unwrap();
+        let key = api_keys::create_key(&pg, project.id, &[agenttrace_schemas::Scope::Ingest], None)
             .await
             .unwrap();
         TestProject {

@@ -2,8 +2,9 @@
 
 use std::process::Command;
 
-use agenttrace_cli::demo::SessionGenerator;
-use agenttrace_etl::keys;
+use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_etl::admin::api_keys;
+use agenttrace_schemas::Scope;
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use agenttrace_tests::{TestEnv, repo_root};
 use serde_json::Value;
@@ -12,10 +13,9 @@ struct Analyst {
     bearer: String,
 }
 
-async fn analyst_key(env: &TestEnv, project: uuid::Uuid, scopes: &[&str]) -> Analyst {
+async fn analyst_key(env: &TestEnv, project: uuid::Uuid, scopes: &[Scope]) -> Analyst {
     let pg = env.postgres().await;
-    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    let key = keys::create_key(&pg, project, &scopes, Some("analyst"))
+    let key = api_keys::create_key(&pg, project, scopes, Some("analyst"))
         .await
         .unwrap();
     Analyst {
@@ -40,7 +40,7 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
     etl.load(&a.key, &sessions_a).await;
     etl.load(&b.key, &sessions_b).await;
 
-    let analyst = analyst_key(&env, a.key.project_id, &["export", "query"]).await;
+    let analyst = analyst_key(&env, a.key.project_id, &[Scope::Export, Scope::Query]).await;
     let http = reqwest::Client::new();
     let dir = std::env::temp_dir().join(&env.name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -254,8 +254,8 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
 async fn experiment_rollups_export_with_the_newest_run_only() {
     use std::sync::Arc;
 
-    use agenttrace_etl::loader::{WireFormat, insert_statement};
-    use agenttrace_etl::tables::Table;
+    use agenttrace_etl::clickhouse::Table;
+    use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
     use arrow_array::builder::Decimal128Builder;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float64Type;
@@ -265,7 +265,7 @@ async fn experiment_rollups_export_with_the_newest_run_only() {
     let env = TestEnv::migrated().await;
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("rollups").await;
-    let analyst = analyst_key(&env, project.key.project_id, &["export"]).await;
+    let analyst = analyst_key(&env, project.key.project_id, &[Scope::Export]).await;
 
     // Two runs of the rollup job for the same experiment and score: the second replaces the first.
     for (version, mean) in [(1u64, 0.5), (2, 0.75)] {

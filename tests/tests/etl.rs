@@ -1,8 +1,8 @@
 //! The ETL end to end on real PostgreSQL and ClickHouse 18.16: signed batches in, rows out.
 
-use agenttrace_cli::demo::SessionGenerator;
-use agenttrace_etl::ingest::{BatchStatus, IngestResponse};
-use agenttrace_etl::keys;
+use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_etl::admin::api_keys;
+use agenttrace_schemas::batch::{BatchResponse, BatchStatus};
 use agenttrace_schemas::event::{
     Cost, FileOperation, FileOperationKind, GitLink, Json, Level, Metadata, Observation, ObservationType,
     Score, ScoreSource, ScoreValue, TerminalCommand, Trace, Usage,
@@ -299,7 +299,8 @@ async fn forged_stale_and_unknown_key_batches_get_a_clear_401() {
     );
 
     let other_edge =
-        agenttrace_cli::send::BatchClient::new(&etl.url, "rogue:0123456789abcdef0123", "x").unwrap();
+        agenttrace_cli::send::BatchClient::new(&etl.url, "rogue:0123456789abcdef0123456789abcdef", "x")
+            .unwrap();
     let unknown = other_edge.post_body(body.clone(), now_secs, None).await.unwrap();
     assert_eq!(unknown.status, 401);
     assert!(
@@ -417,7 +418,7 @@ async fn revoked_keys_archived_and_missing_projects_are_rejected() {
     assert_eq!(etl.client.send(&project.key, &events).await.unwrap().status, 200);
 
     let pg = env.postgres().await;
-    keys::revoke_key(&pg, &project.key.public_key).await.unwrap();
+    api_keys::revoke_key(&pg, &project.key.public_key).await.unwrap();
     let revoked = etl.client.send(&project.key, &events).await.unwrap();
     assert_eq!(revoked.status, 401);
     assert!(revoked.body.contains("revoked_key"), "{}", revoked.body);
@@ -470,7 +471,7 @@ async fn invalid_events_are_dead_lettered_and_the_rest_still_load() {
         .post_body(body, now().as_micros() / 1_000_000, None)
         .await
         .unwrap();
-    let response: IngestResponse = result.response().unwrap();
+    let response: BatchResponse = result.response().unwrap();
     assert_eq!(response.accepted as usize, good.len());
     let reasons: Vec<(u32, String)> = response
         .rejected
@@ -540,14 +541,14 @@ async fn the_same_batch_sent_twice_is_counted_once() {
     let events = SessionGenerator::new(4).session(now(), 3);
     let body = etl.client.events_body(&project.key, &events);
     let now_secs = now().as_micros() / 1_000_000;
-    let first: IngestResponse = etl
+    let first: BatchResponse = etl
         .client
         .post_body(body.clone(), now_secs, None)
         .await
         .unwrap()
         .response()
         .unwrap();
-    let second: IngestResponse = etl
+    let second: BatchResponse = etl
         .client
         .post_body(body, now_secs, None)
         .await

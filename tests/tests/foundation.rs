@@ -1,7 +1,8 @@
 //! Foundation: migrations on PostgreSQL, ClickHouse 18.16 and chDB; deduplication; API keys.
 
-use agenttrace_etl::keys::{self, KeyRejection};
+use agenttrace_etl::admin::api_keys::{self as keys, KeyRejection};
 use agenttrace_etl::migrate::{MigrationSet, split_statements};
+use agenttrace_schemas::Scope;
 use agenttrace_tests::{TestEnv, chdb, repo_root};
 
 const EVENT_TABLES: [&str; 7] = [
@@ -185,7 +186,7 @@ async fn a_key_created_by_the_cli_verifies_and_a_revoked_one_does_not() {
         verified.project_id.to_string(),
         created["project_id"].as_str().unwrap()
     );
-    assert_eq!(verified.scopes, vec!["ingest"]);
+    assert_eq!(verified.scopes, vec![Scope::Ingest]);
 
     // Only a hash is stored: the secret appears nowhere in the database.
     let stored: i64 = pg
@@ -240,7 +241,7 @@ async fn a_key_created_by_the_cli_verifies_and_a_revoked_one_does_not() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(verified.scopes, vec!["ingest", "export"]);
+    assert_eq!(verified.scopes, vec![Scope::Ingest, Scope::Export]);
     let listing = env.cli(&["key", "list", "--project", project]).await.unwrap();
     assert_eq!(listing.lines().count(), 2);
     assert!(listing.contains("\trevoked\t"), "{listing}");

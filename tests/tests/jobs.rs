@@ -1,10 +1,10 @@
 //! Jobs on real PostgreSQL and ClickHouse 18.16: retention deletes exactly the rows past a
 //! project's window; the daily-costs check passes on clean data and reports replay drift.
 
-use agenttrace_cli::demo::SessionGenerator;
-use agenttrace_etl::keys;
-use agenttrace_etl::loader::{WireFormat, insert_statement};
-use agenttrace_etl::tables::TableBatches;
+use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_etl::admin::projects;
+use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
+use agenttrace_etl::ingest::rows::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
 use uuid::Uuid;
@@ -51,12 +51,12 @@ async fn counts(env: &TestEnv, project: Uuid, cutoff_us: i64) -> Vec<(String, St
 async fn retention_removes_exactly_the_rows_past_each_projects_window() {
     let env = TestEnv::migrated().await;
     let pg = env.postgres().await;
-    let organization = keys::ensure_organization(&pg, "retention").await.unwrap();
-    let short = keys::create_project(&pg, organization, "keeps-7-days", Some(7))
+    let organization = projects::ensure_organization(&pg, "retention").await.unwrap();
+    let short = projects::create_project(&pg, organization, "keeps-7-days", Some(7))
         .await
         .unwrap()
         .id;
-    let forever = keys::create_project(&pg, organization, "keeps-forever", None)
+    let forever = projects::create_project(&pg, organization, "keeps-forever", None)
         .await
         .unwrap()
         .id;

@@ -4,11 +4,11 @@
 //! result on a database holding projects A and B as on one holding only A: project B's rows
 //! cannot change what A's analyst sees, not even a count.
 
-use agenttrace_cli::demo::SessionGenerator;
+use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_etl::analytics::sql_guard::scope_to_project;
 use agenttrace_etl::clickhouse::ClickHouse;
-use agenttrace_etl::loader::{WireFormat, insert_statement};
-use agenttrace_etl::query_guard::scope_to_project;
-use agenttrace_etl::tables::TableBatches;
+use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
+use agenttrace_etl::ingest::rows::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
 use uuid::Uuid;

@@ -1,10 +1,11 @@
 //! The exact bodies the loader sends (Native and ArrowStream) load into modern ClickHouse
 //! (chDB) and read back equal to the events they came from.
 
-use agenttrace_cli::demo::SessionGenerator;
-use agenttrace_etl::loader::{WireFormat, insert_statement};
+use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_etl::clickhouse::Table;
+use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
+use agenttrace_etl::ingest::rows::{DeadLetter, TableBatches};
 use agenttrace_etl::migrate::{MigrationSet, split_statements};
-use agenttrace_etl::tables::{DeadLetter, Table, TableBatches};
 use agenttrace_schemas::event::{FileOperation, GitLink, Json, Observation, Score, TerminalCommand, Trace};
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use agenttrace_tests::chdb;

@@ -7,7 +7,9 @@ pub mod proto;
 use agenttrace_schemas::event::TimeWindow;
 use prost::Message;
 
-use crate::ingest::{Intake, Rejection};
+use agenttrace_schemas::intake::IntakeRejection;
+
+use crate::ingest::Intake;
 use crate::limits::{Encoding, Limits, RequestError};
 use proto::{ExportLogsServiceRequest, ExportPartialSuccess, ExportResponse, ExportTraceServiceRequest};
 
@@ -52,7 +54,7 @@ pub fn intake(
                     intake.push(index, event.to_string(), window, limits);
                 }
             }
-            Err(error) => intake.rejected.push(Rejection {
+            Err(error) => intake.rejected.push(IntakeRejection {
                 index,
                 id: None,
                 error,

@@ -15,14 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::auth::Keyring;
-use agenttrace_etl::clickhouse::{ClickHouse, quote_identifier};
-use agenttrace_etl::loader::{LoaderOptions, WireFormat, insert_statement};
-use agenttrace_etl::migrate::{MigrationSet, migrate};
-use agenttrace_etl::server::{ServeConfig, start};
-use agenttrace_etl::tables::{COST_SCALE, Table, TableBatches};
-use agenttrace_etl::{keys, postgres};
-use agenttrace_schemas::{Event, Timestamp};
+use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::clickhouse::catalog::{COST_SCALE, Table};
+use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
+use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::http::start;
+use agenttrace_etl::ingest::rows::TableBatches;
+use agenttrace_etl::postgres;
+use agenttrace_schemas::{Scope, Timestamp};
 use anyhow::{Context, bail, ensure};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type};
@@ -32,7 +33,7 @@ use clap::Args;
 use uuid::Uuid;
 
 use crate::DatabaseArgs;
-use crate::demo::SessionGenerator;
+use crate::bench::{SIGNING_KEYS, bench_server_config, fresh_database, generate, settle};
 use crate::send::{BatchClient, ProjectKey};
 
 #[derive(Debug, Clone, Args)]
@@ -63,59 +64,6 @@ pub struct LoadBenchArgs {
     pub skip: Vec<String>,
 }
 
-const SIGNING_KEYS: &str = "bench:bench-signing-secret-0123456789";
-
-/// The ETL as benchmarks run it: in-process, against `clickhouse`, with the given loader.
-fn bench_server_config(
-    databases: &DatabaseArgs,
-    clickhouse: &ClickHouse,
-    loader: LoaderOptions,
-) -> anyhow::Result<ServeConfig> {
-    Ok(ServeConfig {
-        database_url: databases.database_url.clone(),
-        clickhouse: clickhouse.clone(),
-        keyring: Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?,
-        key_cache_ttl: Duration::from_secs(60),
-        price_refresh: Duration::from_secs(60),
-        postgres_pool_size: 16,
-        loader,
-    })
-}
-
-/// Fresh database `name` on the server with the ClickHouse schema applied.
-async fn fresh_database(
-    pg: &mut tokio_postgres::Client,
-    clickhouse: &ClickHouse,
-    name: &str,
-) -> anyhow::Result<ClickHouse> {
-    let database = clickhouse.with_database(name);
-    database
-        .execute_on_server(&format!("DROP DATABASE IF EXISTS {}", quote_identifier(name)))
-        .await?;
-    migrate(pg, &database, &MigrationSet::embedded()?).await?;
-    Ok(database)
-}
-
-/// Drops a finished variant's database and waits until the server has no merges running, so
-/// one variant's background work does not slow the next one down.
-async fn settle(clickhouse: &ClickHouse, database: &ClickHouse) -> anyhow::Result<()> {
-    let name = quote_identifier(database.database());
-    clickhouse
-        .execute_on_server(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let merges = clickhouse
-            .query_text("SELECT count() FROM system.merges FORMAT TabSeparated")
-            .await?;
-        if merges.trim() == "0" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
-
 async fn count_rows(clickhouse: &ClickHouse) -> anyhow::Result<usize> {
     let mut total = 0;
     for table in Table::ALL {
@@ -128,21 +76,6 @@ async fn count_rows(clickhouse: &ClickHouse) -> anyhow::Result<usize> {
         total += count.trim().parse::<usize>()?;
     }
     Ok(total)
-}
-
-fn generate(events: usize) -> Vec<Event> {
-    let mut generator = SessionGenerator::new(2026);
-    let now = Timestamp::now().as_micros();
-    let mut all = Vec::with_capacity(events + 64);
-    let mut session = 0i64;
-    while all.len() < events {
-        // Spread sessions over the last hours, like many agents reporting at once.
-        let end = Timestamp::from_micros(now - (session % 7200) * 1_000_000);
-        all.extend(generator.session(end, 6));
-        session += 1;
-    }
-    all.truncate(events);
-    all
 }
 
 /// Runs `jobs` on `senders` concurrent tasks, each taking the next job until none are left.
@@ -253,9 +186,10 @@ pub async fn run_load(
     let events = generate(args.events);
 
     // Project and key for (a), and the rows every variant loads.
-    let organization = keys::ensure_organization(&pg, "bench").await?;
-    let project = keys::create_project(&pg, organization, &format!("bench-{}", Uuid::now_v7()), None).await?;
-    let key = keys::create_key(&pg, project.id, &["ingest".to_owned()], Some("bench")).await?;
+    let organization = projects::ensure_organization(&pg, "bench").await?;
+    let project =
+        projects::create_project(&pg, organization, &format!("bench-{}", Uuid::now_v7()), None).await?;
+    let key = api_keys::create_key(&pg, project.id, &[Scope::Ingest], Some("bench")).await?;
     let project_key = ProjectKey {
         project_id: project.id,
         public_key: key.public_key.clone(),
@@ -430,168 +364,5 @@ pub async fn run_load(
             c / b
         )?;
     }
-    Ok(())
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ExportBenchArgs {
-    /// Observations to generate and export.
-    #[arg(long, default_value_t = 10_000_000)]
-    pub rows: u64,
-}
-
-/// Resets this process's peak RSS (Linux `clear_refs`), so each measurement starts fresh.
-pub(crate) fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// This process's peak RSS in MB since the last reset.
-pub(crate) fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-pub async fn run_export(
-    args: ExportBenchArgs,
-    databases: &DatabaseArgs,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let clickhouse = databases.clickhouse();
-    let mut pg = postgres::connect(&databases.database_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    let database = fresh_database(
-        &mut pg,
-        &clickhouse,
-        &format!("{}_bench_export", clickhouse.database()),
-    )
-    .await?;
-    let organization = keys::ensure_organization(&pg, "bench").await?;
-    let project = keys::create_project(
-        &pg,
-        organization,
-        &format!("bench-export-{}", Uuid::now_v7()),
-        None,
-    )
-    .await?;
-    let key = keys::create_key(&pg, project.id, &["export".to_owned()], Some("bench export")).await?;
-
-    writeln!(out, "filling observations with {} rows (server-side)…", args.rows)?;
-    let started = Instant::now();
-    database
-        .execute(&format!(
-            "INSERT INTO observations (project_id, id, trace_id, parent_observation_id, type, name, start_time_us, \
-             end_time_us, level, status_message, input, output, metadata_keys, metadata_values, model, \
-             model_parameters, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, input_cost, \
-             output_cost, cache_read_cost, cache_write_cost, total_cost, cost_source, tool_name, tool_call_id, \
-             event_id, version) \
-             SELECT '{project}', concat('obs-', toString(number)), concat('trace-', toString(intDiv(number, 20))), \
-             if(number % 20 = 0, NULL, concat('obs-', toString(number - number % 20))), \
-             ['generation', 'tool_call', 'agent_step', 'span'][number % 4 + 1], ['llm', 'Bash', 'turn', 'Edit'][number % 4 + 1], \
-             1764000000000000 + number * 1000, 1764000000000000 + number * 1000 + 500000, 'default', NULL, \
-             concat('{{\"messages\":[{{\"role\":\"user\",\"content\":\"', hex(rand64(number)), \
-                    ' fix the failing checkout test in src/cart.rs and run cargo test\"}}]}}'), \
-             '{{\"role\":\"assistant\",\"content\":\"Done: 3 files changed.\"}}', ['agent', 'os'], ['claude-code', 'linux'], \
-             if(number % 4 = 0, 'claude-sonnet-4-5', NULL), NULL, 1200 + number % 5000, 300, 8000, 0, NULL, NULL, NULL, NULL, \
-             if(number % 4 = 0, toDecimal64(0.0123, 12), NULL), '', if(number % 4 = 1, 'Bash', NULL), NULL, \
-             concat('e-', toString(number)), number \
-             FROM system.numbers LIMIT {rows}",
-            project = project.id,
-            rows = args.rows
-        ))
-        .await?;
-    writeln!(out, "  filled in {:.1} s", started.elapsed().as_secs_f64())?;
-
-    // Baseline: ClickHouse's own Native output of the same rows, read and discarded.
-    reset_peak_rss();
-    let started = Instant::now();
-    let mut response = database
-        .query_streaming(
-            &format!(
-                "SELECT * FROM observations FINAL WHERE project_id = '{}' FORMAT Native",
-                project.id
-            ),
-            &[("max_block_size", "16384")],
-        )
-        .await?;
-    let mut baseline_bytes = 0u64;
-    while let Some(chunk) = response.chunk().await? {
-        baseline_bytes += chunk.len() as u64;
-    }
-    let baseline = started.elapsed().as_secs_f64();
-    let baseline_rss = peak_rss_mb();
-
-    let server = start(
-        bench_server_config(databases, &database, LoaderOptions::default())?,
-        "127.0.0.1:0".parse()?,
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
-    let dir = std::env::temp_dir().join(format!("agenttrace-bench-export-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir)?;
-    let api_key = format!("{}:{}", key.public_key, key.secret_key);
-    writeln!(
-        out,
-        "\n{} observations, exported through the ETL to disk:",
-        args.rows
-    )?;
-    writeln!(
-        out,
-        "  {:<28} {:>10.0} rows/s {:>8.1} MB/s  peak RSS {:>6.0} MB  ({:.2} s)",
-        "baseline: ClickHouse Native",
-        args.rows as f64 / baseline,
-        baseline_bytes as f64 / 1e6 / baseline,
-        baseline_rss,
-        baseline
-    )?;
-    for format in ["parquet", "arrow"] {
-        let path = dir.join(format!("observations.{format}"));
-        reset_peak_rss();
-        let started = Instant::now();
-        let mut summary = Vec::new();
-        crate::analyst::export(
-            crate::analyst::ExportArgs {
-                table: "observations".into(),
-                from: None,
-                to: None,
-                columns: None,
-                format: format.into(),
-                output: path.clone(),
-                api: crate::analyst::ApiArgs {
-                    url: format!("http://{}", server.addr),
-                    api_key: api_key.clone(),
-                },
-            },
-            &mut summary,
-        )
-        .await?;
-        let seconds = started.elapsed().as_secs_f64();
-        let rss = peak_rss_mb();
-        let bytes = std::fs::metadata(&path)?.len();
-        let said = String::from_utf8_lossy(&summary);
-        ensure!(
-            said.starts_with(&format!("wrote {} rows", args.rows)),
-            "export of {format} incomplete: {said}"
-        );
-        writeln!(
-            out,
-            "  {:<28} {:>10.0} rows/s {:>8.1} MB/s  peak RSS {:>6.0} MB  ({:.2} s, {:.0} MB file, {:.2}x baseline time)",
-            format!("export as {format}"),
-            args.rows as f64 / seconds,
-            bytes as f64 / 1e6 / seconds,
-            rss,
-            seconds,
-            bytes as f64 / 1e6,
-            seconds / baseline
-        )?;
-        std::fs::remove_file(&path)?;
-    }
-    server.shutdown().await?;
-    std::fs::remove_dir_all(&dir)?;
-    settle(&clickhouse, &database).await?;
     Ok(())
 }

@@ -24,17 +24,7 @@ use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
 use uuid::Uuid;
 
-/// Tables analysts may query, with the columns that identify a row (for deduplication).
-pub const QUERYABLE_TABLES: &[(&str, &str)] = &[
-    ("traces", "id"),
-    ("observations", "id"),
-    ("scores", "id"),
-    ("file_operations", "id"),
-    ("terminal_commands", "id"),
-    ("git_links", "id"),
-    ("dead_letters", "batch_id, event_index"),
-    ("experiment_rollups", "id"),
-];
+use crate::clickhouse::catalog::Table;
 
 /// Function names (lowercase) that read outside the caller's rows, touch files or the network,
 /// reveal server configuration, or only burn time. Table functions are refused separately.
@@ -110,18 +100,7 @@ pub enum GuardError {
 }
 
 fn queryable_names() -> String {
-    QUERYABLE_TABLES
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn dedup_key(table: &str) -> Option<&'static str> {
-    QUERYABLE_TABLES
-        .iter()
-        .find(|(name, _)| *name == table)
-        .map(|(_, key)| *key)
+    Table::ALL.map(Table::name).join(", ")
 }
 
 fn name_parts(name: &sqlparser::ast::ObjectName) -> Vec<String> {
@@ -140,20 +119,19 @@ struct Guard {
 }
 
 impl Guard {
-    fn project_rows(&self, table: &str, key: &str) -> Result<Box<Query>, GuardError> {
-        let sql = format!(
-            "SELECT * FROM {table} WHERE project_id = '{}' ORDER BY version DESC LIMIT 1 BY {key}",
-            self.project_id
-        );
-        let sql = if table == "dead_letters" {
-            // No version column: any copy of a re-delivered dead letter is the same row.
-            format!(
-                "SELECT * FROM {table} WHERE project_id = '{}' LIMIT 1 BY {key}",
-                self.project_id
-            )
-        } else {
-            sql
+    fn project_rows(&self, table: Table) -> Result<Box<Query>, GuardError> {
+        let dedup = table.dedup();
+        let newest_first = match dedup.version {
+            Some(version) => format!(" ORDER BY {version} DESC"),
+            // Copies of a row without a version are identical: any one will do.
+            None => String::new(),
         };
+        let sql = format!(
+            "SELECT * FROM {} WHERE project_id = '{}'{newest_first} LIMIT 1 BY {}",
+            table.name(),
+            self.project_id,
+            dedup.key
+        );
         match Parser::parse_sql(&ClickHouseDialect {}, &sql)
             .map_err(|e| GuardError::Parse(e.to_string()))?
             .pop()
@@ -203,7 +181,7 @@ impl VisitorMut for Guard {
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
                 let name = cte.alias.name.value.clone();
-                if dedup_key(&name).is_some() {
+                if Table::from_name(&name).is_some() {
                     return ControlFlow::Break(GuardError::CteShadowsTable(name));
                 }
                 self.cte_names.insert(name);
@@ -224,8 +202,8 @@ impl VisitorMut for Guard {
                     Err(GuardError::QualifiedTable(name.to_string()))
                 } else if self.cte_names.contains(&parts[0]) {
                     Ok(None)
-                } else if let Some(key) = dedup_key(&parts[0]) {
-                    self.project_rows(&parts[0], key).map(|subquery| {
+                } else if let Some(table) = Table::from_name(&parts[0]) {
+                    self.project_rows(table).map(|subquery| {
                         let alias = alias.clone().unwrap_or_else(|| TableAlias {
                             explicit: true,
                             name: sqlparser::ast::Ident::new(parts[0].clone()),

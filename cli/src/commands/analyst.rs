@@ -106,7 +106,7 @@ fn footer_rows(path: &Path, format: &str) -> anyhow::Result<u64> {
             .context("the file is not a complete Arrow IPC file (the transfer was probably cut)")?;
         let row_count = reader
             .custom_metadata()
-            .get(agenttrace_etl::export::ROW_COUNT_KEY)
+            .get(agenttrace_etl::analytics::stream::ROW_COUNT_KEY)
             .cloned();
         row_count
             .context("the file has no row count in its footer")?

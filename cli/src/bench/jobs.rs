@@ -15,7 +15,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use agenttrace_etl::loader::WireFormat;
+use agenttrace_etl::clickhouse::insert::WireFormat;
 use agenttrace_jobs::evaluate::{CHUNK_ROWS, Evaluator, score_frame};
 use agenttrace_jobs::frames::read_chunk;
 use agenttrace_schemas::{Payload, Timestamp};
@@ -26,8 +26,8 @@ use arrow_schema::{DataType, Field, Schema};
 use clap::Args;
 use serde_json::json;
 
+use crate::agent::SessionGenerator;
 use crate::bench::{peak_rss_mb, reset_peak_rss};
-use crate::demo::SessionGenerator;
 
 #[derive(Debug, Clone, Args)]
 pub struct JobsBenchArgs {

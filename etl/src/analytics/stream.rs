@@ -15,8 +15,8 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use crate::clickhouse::native::decode;
 use crate::clickhouse::{ClickHouse, ClickHouseError};
-use crate::native::decode;
 
 /// Metadata key holding the number of rows written.
 pub const ROW_COUNT_KEY: &str = "agenttrace.row_count";
@@ -41,6 +41,14 @@ impl OutputFormat {
             "parquet" => Ok(OutputFormat::Parquet),
             "json" => Ok(OutputFormat::Json),
             other => Err(format!("unknown format {other:?}; use arrow, parquet or json")),
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Arrow => "arrow",
+            OutputFormat::Parquet => "parquet",
+            OutputFormat::Json => "json",
         }
     }
 

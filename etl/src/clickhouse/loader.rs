@@ -20,9 +20,9 @@ use arrow_array::RecordBatch;
 use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, OnceCell, mpsc, oneshot};
 
+use crate::clickhouse::catalog::Table;
+use crate::clickhouse::insert::{WireFormat, insert_statement};
 use crate::clickhouse::{ClickHouse, ClickHouseError};
-use crate::native;
-use crate::tables::Table;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
@@ -82,78 +82,6 @@ impl Drop for Preparing {
             requests.none_left.notify_waiters();
         }
     }
-}
-
-/// How rows travel to ClickHouse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireFormat {
-    /// ClickHouse's columnar format; every server version reads it.
-    Native,
-    /// Arrow IPC stream; read by ClickHouse 21.x and later.
-    ArrowStream,
-}
-
-impl WireFormat {
-    /// The format to use for a server version string such as `18.16.1` or `25.3.2.39`.
-    pub fn for_server_version(version: &str) -> WireFormat {
-        let major: u32 = version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        if major >= 21 {
-            WireFormat::ArrowStream
-        } else {
-            WireFormat::Native
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            WireFormat::Native => "Native",
-            WireFormat::ArrowStream => "ArrowStream",
-        }
-    }
-
-    /// Encodes batches (all of one table) as one request body.
-    pub fn encode(self, batches: &[RecordBatch]) -> Result<Vec<u8>, LoadError> {
-        let failed =
-            |e: arrow_schema::ArrowError| LoadError::Rejected(format!("encoding {}: {e}", self.name()));
-        match self {
-            WireFormat::Native => {
-                let mut out =
-                    Vec::with_capacity(batches.iter().map(RecordBatch::get_array_memory_size).sum());
-                for batch in batches {
-                    native::encode_block(batch, &mut out).map_err(failed)?;
-                }
-                Ok(out)
-            }
-            WireFormat::ArrowStream => {
-                let schema = batches
-                    .first()
-                    .map(RecordBatch::schema)
-                    .ok_or_else(|| LoadError::Rejected("no rows".into()))?;
-                let mut writer =
-                    arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(failed)?;
-                for batch in batches {
-                    writer.write(batch).map_err(failed)?;
-                }
-                writer.into_inner().map_err(failed)
-            }
-        }
-    }
-}
-
-/// The `INSERT` statement for a batch of `table` with the batch's columns.
-pub fn insert_statement(table: Table, format: WireFormat) -> String {
-    let schema = table.schema();
-    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    format!(
-        "INSERT INTO {} ({}) FORMAT {}",
-        table.name(),
-        columns.join(", "),
-        format.name()
-    )
 }
 
 #[derive(Debug, Clone)]
@@ -341,7 +269,9 @@ async fn insert(table: Table, shared: &Shared, batches: Vec<RecordBatch>) -> Res
     let gzip_level = shared.options.gzip_level;
     // Encoding and compression are CPU work: keep them off the async workers.
     let (body, raw_bytes) = tokio::task::spawn_blocking(move || -> Result<(Bytes, usize), LoadError> {
-        let encoded = format.encode(&batches)?;
+        let encoded = format
+            .encode(&batches)
+            .map_err(|e| LoadError::Rejected(format!("encoding {}: {e}", format.name())))?;
         let raw = encoded.len();
         let body = match gzip_level {
             Some(level) => gzip(&encoded, level).map_err(|e| LoadError::Rejected(format!("gzip: {e}")))?,

@@ -7,18 +7,21 @@
 
 use std::sync::Arc;
 
-use agenttrace_schemas::batch::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
+use agenttrace_schemas::batch::{
+    BatchResponse, BatchStatus, EventRejection, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
+};
 use agenttrace_schemas::event::{EventError, Payload, TimeWindow};
 use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use deadpool_postgres::Pool;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{AuthError, KeyCache, KeyStatus, Keyring, key_status};
-use crate::keys::KeyRejection;
-use crate::loader::{LoadError, Sink};
-use crate::pricing::PriceCache;
-use crate::tables::{DeadLetter, TableBatches};
+use crate::admin::api_keys::KeyRejection;
+use crate::clickhouse::loader::{LoadError, Sink};
+use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
+use crate::ingest::pricing::PriceCache;
+use crate::ingest::rows::{DeadLetter, TableBatches};
+use crate::ingest::signing::{AuthError, Keyring};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -61,34 +64,6 @@ impl IngestError {
 fn postgres_down(error: impl std::fmt::Display) -> IngestError {
     tracing::warn!(%error, "PostgreSQL unavailable");
     IngestError::Unavailable(format!("PostgreSQL ({error})"))
-}
-
-/// One rejected event in a response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRejection {
-    pub index: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub field: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchStatus {
-    /// Loaded now.
-    Accepted,
-    /// Loaded by an earlier delivery of the same batch id; nothing was loaded again.
-    AlreadyAccepted,
-}
-
-/// The answer to a batch: every event not listed in `rejected` was loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IngestResponse {
-    pub batch_id: Uuid,
-    pub status: BatchStatus,
-    pub accepted: u32,
-    pub rejected: Vec<EventRejection>,
 }
 
 /// The ETL's ingest pipeline. Cheap to share; all state is behind `Arc`s or caches.
@@ -164,7 +139,7 @@ impl Ingestor {
         body: &[u8],
         key_id: Option<&str>,
         signature: Option<&str>,
-    ) -> Result<IngestResponse, IngestError> {
+    ) -> Result<BatchResponse, IngestError> {
         let received_at = Timestamp::now();
         self.keyring
             .verify(key_id, signature, body, received_at.as_micros() / 1_000_000)?;
@@ -199,7 +174,7 @@ impl Ingestor {
             .map_err(postgres_down)?;
         if seen.is_some() {
             metrics::counter!("agenttrace_batches_total", "outcome" => "already_accepted").increment(1);
-            return Ok(IngestResponse {
+            return Ok(BatchResponse {
                 batch_id: batch.batch_id,
                 status: BatchStatus::AlreadyAccepted,
                 accepted: 0,
@@ -286,7 +261,7 @@ impl Ingestor {
             .await
             .map_err(postgres_down)?;
         metrics::counter!("agenttrace_batches_total", "outcome" => "accepted").increment(1);
-        Ok(IngestResponse {
+        Ok(BatchResponse {
             batch_id: batch.batch_id,
             status: BatchStatus::Accepted,
             accepted,

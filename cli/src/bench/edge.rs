@@ -16,7 +16,7 @@ use agenttrace_schemas::Timestamp;
 use anyhow::{Context, ensure};
 use clap::Args;
 
-use crate::demo::SessionGenerator;
+use crate::agent::SessionGenerator;
 
 #[derive(Debug, Clone, Args)]
 pub struct EdgeBenchArgs {

@@ -1,9 +1,10 @@
-//! Projects and API keys in PostgreSQL.
+//! API keys in PostgreSQL.
 //!
 //! A key is a pair: a public key (`pk-at-…`, an identifier, safe to log) and a secret key
 //! (`sk-at-…`, 256 random bits, shown once). Only the SHA-256 of the secret is stored, and it
 //! is compared in constant time.
 
+use agenttrace_schemas::Scope;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -12,31 +13,10 @@ use subtle::ConstantTimeEq;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use crate::admin::AdminError;
+
 pub const PUBLIC_KEY_PREFIX: &str = "pk-at-";
 pub const SECRET_KEY_PREFIX: &str = "sk-at-";
-pub const SCOPES: &[&str] = &["ingest", "export", "query", "admin"];
-
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("no project with id {0}")]
-    NoSuchProject(Uuid),
-    #[error("no API key {0}")]
-    NoSuchKey(String),
-    #[error("several organizations are named {0:?}; pass its id instead")]
-    AmbiguousOrganization(String),
-    #[error("unknown scope {0:?}; scopes are {SCOPES:?}")]
-    UnknownScope(String),
-    #[error("a project named {name:?} already exists in that organization")]
-    ProjectExists { name: String },
-    #[error("PostgreSQL: {0}")]
-    Postgres(String),
-}
-
-impl From<tokio_postgres::Error> for KeyError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        KeyError::Postgres(crate::postgres::describe(&error))
-    }
-}
 
 /// A freshly created key; `secret_key` exists only here and is never stored.
 #[derive(Debug, Clone)]
@@ -47,21 +27,13 @@ pub struct NewKey {
     pub secret_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Project {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub retention_days: Option<i32>,
-}
-
 /// A key that verified: what it may do and for which project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedKey {
     pub key_id: Uuid,
     pub project_id: Uuid,
     pub public_key: String,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
 }
 
 /// Why a key pair was refused, worded for the caller.
@@ -100,88 +72,28 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Scopes as stored; the database allows only known names (a CHECK constraint).
+fn scopes_of(stored: Vec<String>) -> Vec<Scope> {
+    stored.iter().filter_map(|name| name.parse().ok()).collect()
+}
+
 pub fn hash_secret(secret_key: &str) -> [u8; 32] {
     Sha256::digest(secret_key.as_bytes()).into()
-}
-
-/// Finds the organization named `name`, creating it when there is none.
-pub async fn ensure_organization(client: &impl GenericClient, name: &str) -> Result<Uuid, KeyError> {
-    let rows = client
-        .query("SELECT id FROM organizations WHERE name = $1", &[&name])
-        .await?;
-    match rows.as_slice() {
-        [] => Ok(client
-            .query_one(
-                "INSERT INTO organizations (name) VALUES ($1) RETURNING id",
-                &[&name],
-            )
-            .await?
-            .get(0)),
-        [row] => Ok(row.get(0)),
-        _ => Err(KeyError::AmbiguousOrganization(name.to_owned())),
-    }
-}
-
-pub async fn create_project(
-    client: &impl GenericClient,
-    organization_id: Uuid,
-    name: &str,
-    retention_days: Option<i32>,
-) -> Result<Project, KeyError> {
-    let row = client
-        .query_one(
-            "INSERT INTO projects (organization_id, name, retention_days) VALUES ($1, $2, $3) RETURNING id",
-            &[&organization_id, &name, &retention_days],
-        )
-        .await
-        .map_err(|error| match error.code() {
-            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => KeyError::ProjectExists {
-                name: name.to_owned(),
-            },
-            _ => KeyError::from(error),
-        })?;
-    Ok(Project {
-        id: row.get(0),
-        organization_id,
-        name: name.to_owned(),
-        retention_days,
-    })
-}
-
-pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<Project>, KeyError> {
-    let rows = client
-        .query(
-            "SELECT id, organization_id, name, retention_days FROM projects
-             WHERE archived_at IS NULL ORDER BY created_at, name",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Project {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            retention_days: row.get(3),
-        })
-        .collect())
 }
 
 pub async fn create_key(
     client: &impl GenericClient,
     project_id: Uuid,
-    scopes: &[String],
+    scopes: &[Scope],
     note: Option<&str>,
-) -> Result<NewKey, KeyError> {
-    if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-        return Err(KeyError::UnknownScope(unknown.clone()));
-    }
+) -> Result<NewKey, AdminError> {
+    let scopes: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
     if client
         .query_opt("SELECT 1 FROM projects WHERE id = $1", &[&project_id])
         .await?
         .is_none()
     {
-        return Err(KeyError::NoSuchProject(project_id));
+        return Err(AdminError::NoSuchProject(project_id));
     }
     let public_key = format!("{PUBLIC_KEY_PREFIX}{}", hex::encode(random_bytes::<16>()));
     let secret_key = format!(
@@ -212,7 +124,7 @@ pub async fn create_key(
 }
 
 /// Revokes a key by its public key. Revoking twice keeps the first revocation time.
-pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result<(), KeyError> {
+pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result<(), AdminError> {
     let updated = client
         .execute(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE public_key = $1",
@@ -220,7 +132,7 @@ pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result
         )
         .await?;
     if updated == 0 {
-        return Err(KeyError::NoSuchKey(public_key.to_owned()));
+        return Err(AdminError::NoSuchKey(public_key.to_owned()));
     }
     Ok(())
 }
@@ -230,12 +142,12 @@ pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result
 pub struct KeyListing {
     pub public_key: String,
     pub secret_hint: String,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     pub note: Option<String>,
     pub revoked: bool,
 }
 
-pub async fn list_keys(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<KeyListing>, KeyError> {
+pub async fn list_keys(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<KeyListing>, AdminError> {
     let rows = client
         .query(
             "SELECT public_key, secret_hint, scopes, note, revoked_at IS NOT NULL
@@ -248,7 +160,7 @@ pub async fn list_keys(client: &impl GenericClient, project_id: Uuid) -> Result<
         .map(|row| KeyListing {
             public_key: row.get(0),
             secret_hint: row.get(1),
-            scopes: row.get(2),
+            scopes: scopes_of(row.get(2)),
             note: row.get(3),
             revoked: row.get(4),
         })
@@ -293,6 +205,6 @@ pub async fn verify_key(
         key_id: row.get(0),
         project_id: row.get(1),
         public_key: public_key.to_owned(),
-        scopes: row.get(3),
+        scopes: scopes_of(row.get(3)),
     }))
 }

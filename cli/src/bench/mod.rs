@@ -1,0 +1,136 @@
+//! `agenttrace bench ...`: each benchmark prints a ratio against a baseline run in the same
+//! process (see BENCHMARKS.md). Run them with a release build.
+//!
+//! - [`load`]: the ETL's load path against JSONEachRow inserts and `clickhouse-client`.
+//! - [`export`]: export throughput and peak memory.
+//! - [`jobs`]: the evaluation job's per-chunk work.
+//! - [`edge`]: the edge Worker in workerd.
+
+pub mod edge;
+pub mod export;
+pub mod jobs;
+pub mod load;
+
+use std::time::{Duration, Instant};
+
+use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::clickhouse::quote_identifier;
+use agenttrace_etl::http::ServeConfig;
+use agenttrace_etl::ingest::signing::Keyring;
+use agenttrace_etl::migrate::{MigrationSet, migrate};
+use agenttrace_schemas::{Event, Timestamp};
+use clap::Subcommand;
+
+use crate::DatabaseArgs;
+use crate::agent::SessionGenerator;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load throughput: this loader vs JSONEachRow 1000-row inserts vs clickhouse-client Native.
+    Load(load::LoadBenchArgs),
+    /// Export throughput and peak memory: N observations to Parquet and Arrow through the ETL.
+    Export(export::ExportBenchArgs),
+    /// Evaluation throughput and peak memory: N observations through the evaluation job's
+    /// per-chunk work (no database needed).
+    Jobs(jobs::JobsBenchArgs),
+    /// Edge requests/s, events/s and CPU per 100-event request in workerd (needs ./dev.sh up).
+    Edge(edge::EdgeBenchArgs),
+}
+
+pub async fn run(
+    command: BenchCommand,
+    databases: &DatabaseArgs,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Load(args) => load::run_load(args, databases, out).await,
+        BenchCommand::Export(args) => export::run_export(args, databases, out).await,
+        BenchCommand::Jobs(args) => jobs::run_jobs(args, out),
+        BenchCommand::Edge(args) => edge::run_edge(args, out).await,
+    }
+}
+
+/// The signing key the in-process ETL and the benchmark's senders share.
+pub(crate) const SIGNING_KEYS: &str = "bench:bench-signing-secret-0123456789abcdef";
+
+/// The ETL as benchmarks run it: in-process, against `clickhouse`, with the given loader.
+pub(crate) fn bench_server_config(
+    databases: &DatabaseArgs,
+    clickhouse: &ClickHouse,
+    loader: LoaderOptions,
+) -> anyhow::Result<ServeConfig> {
+    Ok(ServeConfig {
+        database_url: databases.database_url.clone(),
+        clickhouse: clickhouse.clone(),
+        keyring: Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?,
+        key_cache_ttl: Duration::from_secs(60),
+        price_refresh: Duration::from_secs(60),
+        postgres_pool_size: 16,
+        loader,
+    })
+}
+
+/// Fresh database `name` on the server with the ClickHouse schema applied.
+pub(crate) async fn fresh_database(
+    pg: &mut tokio_postgres::Client,
+    clickhouse: &ClickHouse,
+    name: &str,
+) -> anyhow::Result<ClickHouse> {
+    let database = clickhouse.with_database(name);
+    database
+        .execute_on_server(&format!("DROP DATABASE IF EXISTS {}", quote_identifier(name)))
+        .await?;
+    migrate(pg, &database, &MigrationSet::embedded()?).await?;
+    Ok(database)
+}
+
+/// Drops a finished variant's database and waits until the server has no merges running, so
+/// one variant's background work does not slow the next one down.
+pub(crate) async fn settle(clickhouse: &ClickHouse, database: &ClickHouse) -> anyhow::Result<()> {
+    let name = quote_identifier(database.database());
+    clickhouse
+        .execute_on_server(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let merges = clickhouse
+            .query_text("SELECT count() FROM system.merges FORMAT TabSeparated")
+            .await?;
+        if merges.trim() == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+pub(crate) fn generate(events: usize) -> Vec<Event> {
+    let mut generator = SessionGenerator::new(2026);
+    let now = Timestamp::now().as_micros();
+    let mut all = Vec::with_capacity(events + 64);
+    let mut session = 0i64;
+    while all.len() < events {
+        // Spread sessions over the last hours, like many agents reporting at once.
+        let end = Timestamp::from_micros(now - (session % 7200) * 1_000_000);
+        all.extend(generator.session(end, 6));
+        session += 1;
+    }
+    all.truncate(events);
+    all
+}
+
+/// Resets this process's peak RSS (Linux `clear_refs`), so each measurement starts fresh.
+pub(crate) fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak RSS in MB since the last reset.
+pub(crate) fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,0 +1,62 @@
+//! `agenttrace evaluator add`.
+
+use std::io::Write;
+
+use agenttrace_etl::admin::evaluators::{self, Added, NewEvaluator};
+use anyhow::Context;
+use clap::Subcommand;
+use uuid::Uuid;
+
+use crate::DatabaseArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum EvaluatorCommand {
+    /// Add an evaluator to a project (kept as is if one with that name exists).
+    Add {
+        #[arg(long)]
+        project: Uuid,
+        #[arg(long)]
+        name: String,
+        /// regex, contains, not_contains, valid_json, json_schema, latency_threshold,
+        /// cost_threshold, token_threshold, tool_call_failure, exact_match, fuzzy_match.
+        #[arg(long)]
+        kind: String,
+        /// Kind-specific JSON, e.g. '{"pattern": "TODO"}', '{"max_ms": 5000}',
+        /// '{"schema": {"type": "object"}}' or '{"threshold": 0.8}'.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// A cron schedule of its own (`sec min hour day month weekday`); without one the
+        /// evaluator runs with the `evaluate` job.
+        #[arg(long)]
+        schedule: Option<String>,
+    },
+}
+
+pub async fn run(
+    command: EvaluatorCommand,
+    databases: &DatabaseArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let EvaluatorCommand::Add {
+        project,
+        name,
+        kind,
+        config,
+        schedule,
+    } = command;
+    let config = serde_json::from_str(&config).with_context(|| format!("--config is not JSON: {config}"))?;
+    let evaluator = NewEvaluator {
+        project_id: project,
+        name,
+        kind,
+        config,
+        schedule,
+    };
+    let pg = databases.postgres().await?;
+    let state = match evaluators::add(&pg, &evaluator).await? {
+        Added::Created => "added",
+        Added::Exists => "exists",
+    };
+    writeln!(out, "{state}: evaluator {} ({})", evaluator.name, evaluator.kind)?;
+    Ok(())
+}

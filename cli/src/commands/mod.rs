@@ -1,0 +1,11 @@
+//! One file per command group; each turns its arguments into calls of the `etl` and `jobs`
+//! libraries and prints the outcome.
+
+pub mod analyst;
+pub mod demo;
+pub mod evaluator;
+pub mod jobs;
+pub mod key;
+pub mod migrate;
+pub mod project;
+pub mod serve;

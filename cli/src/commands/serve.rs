@@ -1,0 +1,84 @@
+//! `agenttrace serve`: the ETL service, until SIGINT or SIGTERM (in-flight batches finish).
+
+use std::time::Duration;
+
+use agenttrace_etl::clickhouse::insert::WireFormat;
+use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::http::ServeConfig;
+use agenttrace_etl::ingest::signing::Keyring;
+use clap::Args;
+
+use crate::DatabaseArgs;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum WireFormatArg {
+    /// Choose from the server version (ArrowStream on 21.x and later, Native before).
+    Auto,
+    Native,
+    ArrowStream,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "AGENTTRACE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Secrets the edge signs batches with: `id:secret[,id:secret...]` (several during rotation).
+    #[arg(long, env = "AGENTTRACE_SIGNING_KEYS", hide_env_values = true)]
+    pub signing_keys: String,
+    /// How long API key answers are cached (0 disables the cache).
+    #[arg(long, env = "AGENTTRACE_KEY_CACHE_TTL_SECS", default_value_t = 30)]
+    pub key_cache_ttl_secs: u64,
+    #[arg(long, default_value_t = 60)]
+    pub price_refresh_secs: u64,
+    #[arg(long, default_value_t = 16)]
+    pub postgres_pool_size: usize,
+    /// Most rows coalesced into one ClickHouse insert.
+    #[arg(long, default_value_t = 200_000)]
+    pub max_rows_per_insert: usize,
+    /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub max_insert_wait_ms: u64,
+    /// Concurrent inserts per table.
+    #[arg(long, default_value_t = 2)]
+    pub inserts_in_flight: usize,
+    /// gzip level for insert bodies, 0 to send them uncompressed.
+    #[arg(long, default_value_t = 1)]
+    pub gzip_level: u32,
+    #[arg(long, value_enum, default_value_t = WireFormatArg::Auto)]
+    pub wire_format: WireFormatArg,
+}
+
+impl ServeArgs {
+    pub fn config(&self, databases: &DatabaseArgs) -> anyhow::Result<ServeConfig> {
+        Ok(ServeConfig {
+            database_url: databases.database_url.clone(),
+            clickhouse: databases.clickhouse(),
+            keyring: Keyring::parse(&self.signing_keys).map_err(anyhow::Error::msg)?,
+            key_cache_ttl: Duration::from_secs(self.key_cache_ttl_secs),
+            price_refresh: Duration::from_secs(self.price_refresh_secs),
+            postgres_pool_size: self.postgres_pool_size,
+            loader: LoaderOptions {
+                max_rows_per_insert: self.max_rows_per_insert,
+                max_insert_wait: Duration::from_millis(self.max_insert_wait_ms),
+                inserts_in_flight: self.inserts_in_flight,
+                gzip_level: (self.gzip_level > 0).then_some(self.gzip_level),
+                format: match self.wire_format {
+                    WireFormatArg::Auto => None,
+                    WireFormatArg::Native => Some(WireFormat::Native),
+                    WireFormatArg::ArrowStream => Some(WireFormat::ArrowStream),
+                },
+                ..LoaderOptions::default()
+            },
+        })
+    }
+}
+
+pub async fn run(args: ServeArgs, databases: &DatabaseArgs) -> anyhow::Result<()> {
+    let server = agenttrace_etl::http::start(args.config(databases)?, args.listen)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    crate::until_stopped().await?;
+    tracing::info!("shutting down: finishing in-flight batches");
+    server.shutdown().await?;
+    Ok(())
+}

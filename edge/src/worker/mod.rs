@@ -1,0 +1,127 @@
+//! The Worker glue (wasm32 only): the router in front, and the Durable Object buffer that
+//! keeps accepted events in SQLite until the ETL has acknowledged them.
+//!
+//! - `router`: routes, key checks against the ETL (cached per isolate), intake.
+//! - `buffer_object`: the `Buffer` Durable Object (one per project shard): durable appends,
+//!   alarms, signed deliveries, retries, and batches the ETL refused for good.
+//!
+//! Configuration (wrangler.toml `[vars]`, secrets from `.dev.vars` locally):
+//! `ETL_URL`, `EDGE_ID`, `EDGE_SIGNING_KEY` (secret, `id:secret`), `KEY_CACHE_TTL_MS`,
+//! `BUFFER_SHARDS`, `FLUSH_MAX_EVENTS`, `FLUSH_MAX_BYTES`, `FLUSH_MAX_AGE_MS`.
+
+mod buffer_object;
+mod router;
+
+use std::time::Duration;
+
+use agenttrace_schemas::signature::SigningKey;
+use worker::wasm_bindgen::JsValue;
+use worker::*;
+
+use crate::buffer::FlushPolicy;
+
+pub(crate) fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+pub(crate) struct Config {
+    etl_url: String,
+    edge_id: String,
+    signing_key: SigningKey,
+    key_cache_ttl_ms: u64,
+    shards: u32,
+    policy: FlushPolicy,
+}
+
+fn var_or(env: &Env, name: &str, default: u64) -> std::result::Result<u64, String> {
+    match env.var(name) {
+        Ok(value) => value
+            .to_string()
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, not {:?}", value.to_string())),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Config {
+    fn from_env(env: &Env) -> std::result::Result<Config, String> {
+        let etl_url = env
+            .var("ETL_URL")
+            .map_err(|_| "ETL_URL is not set".to_owned())?
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
+        let signing_key = env
+            .secret("EDGE_SIGNING_KEY")
+            .map_err(|_| "the EDGE_SIGNING_KEY secret is not set".to_owned())
+            .and_then(|secret| SigningKey::parse(&secret.to_string()))?;
+        let defaults = FlushPolicy::default();
+        Ok(Config {
+            etl_url,
+            edge_id: env
+                .var("EDGE_ID")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| "edge".to_owned()),
+            signing_key,
+            key_cache_ttl_ms: var_or(env, "KEY_CACHE_TTL_MS", 30_000)?,
+            shards: var_or(env, "BUFFER_SHARDS", 4)?.clamp(1, 1024) as u32,
+            policy: FlushPolicy {
+                max_events: var_or(env, "FLUSH_MAX_EVENTS", defaults.max_events as u64)? as usize,
+                max_bytes: var_or(env, "FLUSH_MAX_BYTES", defaults.max_bytes as u64)? as usize,
+                max_age: Duration::from_millis(var_or(
+                    env,
+                    "FLUSH_MAX_AGE_MS",
+                    defaults.max_age.as_millis() as u64,
+                )?),
+            },
+        })
+    }
+}
+
+pub(crate) fn json_response(status: u16, body: String, extra: &[(&str, &str)]) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    for (name, value) in extra {
+        headers.set(name, value)?;
+    }
+    Ok(Response::from_bytes(body.into_bytes())?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+pub(crate) fn error(status: u16, code: &str, message: &str) -> Result<Response> {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let retry: &[(&str, &str)] = if status == 503 {
+        &[("retry-after", "5")]
+    } else {
+        &[]
+    };
+    json_response(status, body, retry)
+}
+
+/// POSTs a signed JSON body to the ETL; the status and body of its answer.
+pub(crate) async fn post_signed(
+    config: &Config,
+    path: &str,
+    body: String,
+) -> std::result::Result<(u16, Vec<u8>), String> {
+    let headers = Headers::new();
+    let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
+    set("content-type", "application/json")?;
+    for (name, value) in config
+        .signing_key
+        .headers((now_ms() / 1000) as i64, body.as_bytes())
+    {
+        set(name, &value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&body)));
+    let request =
+        Request::new_with_init(&format!("{}{path}", config.etl_url), &init).map_err(|e| e.to_string())?;
+    let mut response = Fetch::Request(request).send().await.map_err(|e| e.to_string())?;
+    let status = response.status_code();
+    let answer = response.bytes().await.map_err(|e| e.to_string())?;
+    Ok((status, answer))
+}

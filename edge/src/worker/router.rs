@@ -1,0 +1,234 @@
+//! The Worker's front: routes, key checks against the ETL (cached per isolate), intake of
+//! native, OTLP and Langfuse-OTLP requests, and the rejected-batches listing.
+
+use std::cell::RefCell;
+
+use agenttrace_schemas::Timestamp;
+use agenttrace_schemas::credentials::{Credentials, parse_authorization};
+use agenttrace_schemas::event::TimeWindow;
+use worker::*;
+
+use super::buffer_object::buffer;
+use super::{Config, error, json_response, now_ms, post_signed};
+use crate::auth::{KeyCache, KeyVerdict, verdict_from_etl, verify_request_body};
+use crate::ingest::Intake;
+use crate::limits::{Encoding, Limits, RequestError, decode_body};
+use crate::otlp;
+
+const ROUTES: &[(&str, &str)] = &[
+    ("/healthz", "GET"),
+    ("/v1/buffer/rejected", "GET"),
+    ("/v1/ingest", "POST"),
+    ("/v1/traces", "POST"),
+    ("/v1/logs", "POST"),
+    ("/api/public/otel/v1/traces", "POST"),
+    ("/api/public/otel/v1/logs", "POST"),
+];
+
+thread_local! {
+    /// Key verdicts, per isolate.
+    static KEYS: RefCell<Option<KeyCache>> = const { RefCell::new(None) };
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let method = req.method();
+    let Some((_, allowed)) = ROUTES.iter().find(|(route, _)| *route == path) else {
+        let known: Vec<&str> = ROUTES.iter().map(|(route, _)| *route).collect();
+        return error(
+            404,
+            "not_found",
+            &format!("no route {method} {path}; routes are {}", known.join(", ")),
+        );
+    };
+    if method.as_ref() != *allowed {
+        let body = serde_json::json!({ "error": "method_not_allowed", "message": format!("{path} takes {allowed}") });
+        return json_response(405, body.to_string(), &[("allow", allowed)]);
+    }
+    if path == "/healthz" {
+        return json_response(200, r#"{"status":"ok"}"#.to_owned(), &[]);
+    }
+    let config = match Config::from_env(&env) {
+        Ok(config) => config,
+        Err(problem) => {
+            return error(
+                500,
+                "misconfigured",
+                &format!("the edge is misconfigured: {problem}"),
+            );
+        }
+    };
+    if path == "/v1/buffer/rejected" {
+        return rejected_batches(&req, &env, &config).await;
+    }
+    let route = match path.as_str() {
+        "/v1/ingest" => Route::Native,
+        "/v1/traces" | "/api/public/otel/v1/traces" => Route::Traces,
+        _ => Route::Logs,
+    };
+    ingest(req, &env, &config, route).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Native,
+    Traces,
+    Logs,
+}
+
+/// Asks the ETL about a key (or the isolate's cache).
+async fn verify_key(config: &Config, credentials: &Credentials) -> std::result::Result<KeyVerdict, String> {
+    let now = now_ms();
+    if let Some(verdict) = with_key_cache(config, |keys| keys.get(credentials, now)) {
+        return Ok(verdict);
+    }
+    let body = verify_request_body(credentials);
+    let asked = post_signed(config, "/v1/keys/verify", body).await;
+    let verdict = match asked {
+        Ok((status, answer)) => verdict_from_etl(status, &answer),
+        Err(error) => Err(format!("the ETL cannot be reached: {error}")),
+    };
+    with_key_cache(config, |keys| match verdict {
+        Ok(verdict) => {
+            keys.put(credentials, verdict.clone(), now);
+            Ok(verdict)
+        }
+        Err(problem) => keys.get_stale_valid(credentials, now).ok_or(problem),
+    })
+}
+
+/// Runs `use_cache` on the isolate's key cache, created on first use with this deployment's TTL.
+fn with_key_cache<T>(config: &Config, use_cache: impl FnOnce(&mut KeyCache) -> T) -> T {
+    KEYS.with(|keys| {
+        use_cache(
+            keys.borrow_mut()
+                .get_or_insert_with(|| KeyCache::new(config.key_cache_ttl_ms, 10_000)),
+        )
+    })
+}
+
+/// The caller's credentials from its `Authorization` header, or the 401 that says what is wrong.
+fn credentials_of(headers: &Headers) -> std::result::Result<Credentials, Result<Response>> {
+    let authorization = headers.get("authorization").ok().flatten();
+    parse_authorization(authorization.as_deref())
+        .map_err(|problem| error(401, "unauthorized", &problem.to_string()))
+}
+
+/// The project of a key the ETL accepts, or the answer that refuses it.
+async fn project_of(
+    config: &Config,
+    credentials: &Credentials,
+) -> std::result::Result<String, Result<Response>> {
+    match verify_key(config, credentials).await {
+        Ok(KeyVerdict::Valid { project_id }) => Ok(project_id),
+        Ok(KeyVerdict::Refused { status, message }) => Err(error(status, "unauthorized", &message)),
+        Err(problem) => Err(error(503, "unavailable", &problem)),
+    }
+}
+
+fn request_error(problem: RequestError) -> Result<Response> {
+    error(problem.status(), problem.code(), &problem.to_string())
+}
+
+async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> Result<Response> {
+    let headers = req.headers().clone();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let credentials = match credentials_of(&headers) {
+        Ok(credentials) => credentials,
+        Err(refusal) => return refusal,
+    };
+    let limits = Limits::default();
+    if let Some(length) = header("content-length").and_then(|l| l.parse::<usize>().ok())
+        && length > limits.max_body_bytes
+    {
+        return request_error(RequestError::BodyTooLarge {
+            size: length,
+            limit: limits.max_body_bytes,
+        });
+    }
+    let project_id = match project_of(config, &credentials).await {
+        Ok(project_id) => project_id,
+        Err(refusal) => return refusal,
+    };
+    let encoding =
+        match Encoding::from_content_type(header("content-type").as_deref(), route == Route::Native) {
+            Ok(encoding) => encoding,
+            Err(problem) => return request_error(problem),
+        };
+    let encoded = req.bytes().await?;
+    let body = match decode_body(&encoded, header("content-encoding").as_deref(), &limits) {
+        Ok(body) => body,
+        Err(problem) => return request_error(problem),
+    };
+    let window = TimeWindow::around(Timestamp::from_micros(now_ms() as i64 * 1000));
+    let intake: std::result::Result<Intake, RequestError> = match route {
+        Route::Native => crate::ingest::native(&body, &window, &limits),
+        Route::Traces => otlp::decode_traces(&body, encoding).and_then(|request| {
+            otlp::intake(
+                otlp::map::spans(&request, limits.max_attribute_bytes),
+                &window,
+                &limits,
+            )
+        }),
+        Route::Logs => otlp::decode_logs(&body, encoding).and_then(|request| {
+            otlp::intake(
+                otlp::map::logs(&request, limits.max_attribute_bytes),
+                &window,
+                &limits,
+            )
+        }),
+    };
+    let intake = match intake {
+        Ok(intake) => intake,
+        Err(problem) => return request_error(problem),
+    };
+    if !intake.events.is_empty()
+        && let Err(problem) = buffer(env, config, &project_id, &credentials.public_key, &intake.events).await
+    {
+        return error(
+            503,
+            "unavailable",
+            &format!("the events could not be buffered: {problem}"),
+        );
+    }
+    match route {
+        Route::Native => json_response(intake.status(), intake.response_json(), &[]),
+        Route::Traces | Route::Logs => {
+            let field = if route == Route::Traces {
+                "rejectedSpans"
+            } else {
+                "rejectedLogRecords"
+            };
+            let (status, body) = otlp::response(&intake, encoding, field);
+            let headers = Headers::new();
+            headers.set("content-type", encoding.content_type())?;
+            Ok(Response::from_bytes(body)?
+                .with_status(status)
+                .with_headers(headers))
+        }
+    }
+}
+
+/// `GET /v1/buffer/rejected`: the batches of the caller's project that the ETL refused for
+/// good, from every shard, with the ETL's reason (the events stay in the buffer's storage).
+async fn rejected_batches(req: &Request, env: &Env, config: &Config) -> Result<Response> {
+    let project_id = match credentials_of(req.headers()) {
+        Ok(credentials) => match project_of(config, &credentials).await {
+            Ok(project_id) => project_id,
+            Err(refusal) => return refusal,
+        },
+        Err(refusal) => return refusal,
+    };
+    let namespace = env.durable_object("BUFFER")?;
+    let mut rejected = Vec::new();
+    for shard in 0..config.shards {
+        let stub = namespace
+            .id_from_name(&format!("{project_id}/{shard}"))?
+            .get_stub()?;
+        let mut response = stub.fetch_with_str("https://buffer/rejected").await?;
+        let listed: Vec<serde_json::Value> = response.json().await?;
+        rejected.extend(listed);
+    }
+    json_response(200, serde_json::json!({ "rejected": rejected }).to_string(), &[])
+}

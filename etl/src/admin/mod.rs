@@ -1,0 +1,39 @@
+//! The control plane: everything PostgreSQL holds, as library functions that the CLI and the
+//! HTTP API both call. Each file is one kind of record:
+//!
+//! - [`projects`]: organizations and projects.
+//! - [`api_keys`]: project API keys (secrets hashed, compared in constant time).
+//! - [`evaluators`]: what the evaluation job scores observations with, and when.
+//! - [`datasets`]: datasets and their items (inputs and expected outputs).
+//! - [`experiments`]: runs of a dataset whose traces the rollup job compares.
+
+pub mod api_keys;
+pub mod datasets;
+pub mod evaluators;
+pub mod experiments;
+pub mod projects;
+
+use uuid::Uuid;
+
+/// Why a control-plane call failed, worded for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no project with id {0}")]
+    NoSuchProject(Uuid),
+    #[error("no API key {0}")]
+    NoSuchKey(String),
+    #[error("several organizations are named {0:?}; pass its id instead")]
+    AmbiguousOrganization(String),
+    #[error("a project named {name:?} already exists in that organization")]
+    ProjectExists { name: String },
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+}
+
+impl From<tokio_postgres::Error> for AdminError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        AdminError::Postgres(crate::postgres::describe(&error))
+    }
+}

@@ -1,0 +1,37 @@
+//! Analysts' reads of their project's rows, always scoped to the caller's project.
+//!
+//! - [`export`]: a whole table (deduplicated, time range, chosen columns) as Arrow or Parquet.
+//! - [`sql`]: one read-only `SELECT`, checked and rewritten by [`sql_guard`].
+//! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
+
+pub mod export;
+pub mod sql;
+pub mod sql_guard;
+pub mod stream;
+
+use crate::clickhouse::ClickHouseError;
+use stream::{BodyStream, OutputFormat};
+
+/// A result on its way to the caller.
+pub struct Download {
+    pub body: BodyStream,
+    pub format: OutputFormat,
+    /// A name for the file (`observations.parquet`), for `Content-Disposition`.
+    pub file_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    #[error("no table {name:?}; exportable tables: {known}")]
+    UnknownTable { name: String, known: String },
+    #[error("{0}")]
+    InvalidFormat(String),
+    #[error("{0}")]
+    InvalidRange(String),
+    #[error("table {table} has no column {column:?}")]
+    UnknownColumn { table: &'static str, column: String },
+    #[error(transparent)]
+    QueryRejected(#[from] sql_guard::GuardError),
+    #[error(transparent)]
+    ClickHouse(#[from] ClickHouseError),
+}

@@ -1,0 +1,16 @@
+//! ClickHouse: where events are stored and read.
+//!
+//! - [`client`]: the HTTP client (statements, queries, streamed reads, raw inserts).
+//! - [`catalog`]: every table and what AgentTrace knows about it (schema, time column, dedup).
+//! - [`native`]: the `Native` format, encoded from and decoded into Arrow.
+//! - [`insert`]: one insert of Arrow batches (wire format, statement); jobs insert through it.
+//! - [`loader`]: the ingest path's group-commit loader, where validated rows are **loaded**.
+
+pub mod catalog;
+pub mod client;
+pub mod insert;
+pub mod loader;
+pub mod native;
+
+pub use catalog::Table;
+pub use client::{ClickHouse, ClickHouseConfig, ClickHouseError, quote, quote_identifier};

@@ -1,0 +1,42 @@
+//! Liveness, readiness and metrics.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::http::server::AppState;
+
+/// 200 when PostgreSQL and ClickHouse both answer, else 503; each one's state in the body.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let postgres = match state.postgres.get().await {
+        Ok(client) => client
+            .simple_query("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    let clickhouse = state.clickhouse.ping().await.map_err(|e| e.to_string());
+    let status = if postgres.is_ok() && clickhouse.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let describe = |result: &Result<(), String>| match result {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => error.clone(),
+    };
+    (
+        status,
+        Json(json!({ "postgres": describe(&postgres), "clickhouse": describe(&clickhouse) })),
+    )
+        .into_response()
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> String {
+    state.metrics.render()
+}

@@ -1,0 +1,73 @@
+//! The edge's routes: signed batches in, and key checks.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agenttrace_schemas::Timestamp;
+use agenttrace_schemas::batch::{BatchResponse, KeyCheckRequest, KeyCheckResponse};
+use agenttrace_schemas::signature::{KEY_ID_HEADER, SIGNATURE_HEADER};
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+
+use crate::admin::api_keys::verify_key as verify_key_pair;
+use crate::http::error::ApiError;
+use crate::http::server::AppState;
+use crate::ingest::IngestError;
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn post_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let started = Instant::now();
+    let result = state
+        .ingestor
+        .ingest(
+            &body,
+            header_str(&headers, KEY_ID_HEADER),
+            header_str(&headers, SIGNATURE_HEADER),
+        )
+        .await;
+    metrics::histogram!("agenttrace_batch_seconds").record(started.elapsed().as_secs_f64());
+    result.map(Json).map_err(|error| {
+        metrics::counter!("agenttrace_batches_total", "outcome" => error.code()).increment(1);
+        if matches!(error, IngestError::Internal(_)) {
+            tracing::error!(%error, "batch failed");
+        }
+        error.into()
+    })
+}
+
+pub async fn verify_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<KeyCheckResponse>, ApiError> {
+    let now = Timestamp::now().as_micros() / 1_000_000;
+    state
+        .ingestor
+        .keyring
+        .verify(
+            header_str(&headers, KEY_ID_HEADER),
+            header_str(&headers, SIGNATURE_HEADER),
+            &body,
+            now,
+        )
+        .map_err(IngestError::from)?;
+    let request: KeyCheckRequest = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request("invalid_request", error.to_string()))?;
+    let client = state.postgres.get().await?;
+    let key = verify_key_pair(&**client, &request.public_key, &request.secret_key)
+        .await
+        .map_err(ApiError::unavailable)??;
+    Ok(Json(KeyCheckResponse {
+        project_id: key.project_id,
+        scopes: key.scopes,
+    }))
+}

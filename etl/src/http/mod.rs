@@ -1,0 +1,18 @@
+//! The ETL's HTTP service. Handlers are thin: they extract, call a library function, and
+//! return [`error::ApiError`] on failure, which becomes `{error, message}` with its status.
+//!
+//! - [`router`]: every route (and the OpenAPI check).
+//! - [`server`]: state, configuration, start and shutdown.
+//! - [`error`]: the one error type every handler returns.
+//! - [`auth`]: the extractor that authenticates an API key for a required scope.
+//! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them.
+
+pub mod analytics;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod ingest;
+pub mod router;
+pub mod server;
+
+pub use server::{RunningServer, ServeConfig, start};

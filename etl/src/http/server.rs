@@ -1,0 +1,110 @@
+//! The service's state, configuration and lifecycle (`agenttrace serve`).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::clickhouse::ClickHouse;
+use crate::clickhouse::loader::{ClickHouseSink, LoaderOptions};
+use crate::ingest::Ingestor;
+use crate::ingest::key_status::KeyCache;
+use crate::ingest::pricing::PriceCache;
+use crate::ingest::signing::Keyring;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub ingestor: Ingestor,
+    pub postgres: Pool,
+    pub clickhouse: ClickHouse,
+    pub metrics: PrometheusHandle,
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every server in a process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; metrics then go there.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Everything `agenttrace serve` needs.
+pub struct ServeConfig {
+    pub database_url: String,
+    pub clickhouse: ClickHouse,
+    pub keyring: Keyring,
+    pub key_cache_ttl: Duration,
+    pub price_refresh: Duration,
+    pub postgres_pool_size: usize,
+    pub loader: LoaderOptions,
+}
+
+/// A running service; dropping it does not stop it, [`RunningServer::shutdown`] does.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests, and returns.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// Waits until the server stops on its own (it does not, short of an I/O error).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let _keep_running = self.stop;
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Binds `listen` and serves until shut down.
+pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<RunningServer, String> {
+    let pool = crate::postgres::pool(&config.database_url, config.postgres_pool_size)?;
+    let prices = PriceCache::default();
+    prices.spawn_refresh(pool.clone(), config.price_refresh);
+    let sink = ClickHouseSink::start(config.clickhouse.clone(), config.loader);
+    let state = Arc::new(AppState {
+        ingestor: Ingestor {
+            keyring: config.keyring,
+            pool: pool.clone(),
+            sink,
+            prices,
+            key_cache: KeyCache::new(config.key_cache_ttl, 100_000),
+        },
+        postgres: pool,
+        clickhouse: config.clickhouse,
+        metrics: metrics_handle(),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("binding {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, crate::http::router::router(state))
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "ETL listening");
+    Ok(RunningServer { addr, stop, task })
+}

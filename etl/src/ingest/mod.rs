@@ -1,0 +1,18 @@
+//! Ingest: one signed batch from the edge, from bytes to durable rows.
+//!
+//! - [`signing`]: the edge's signing keys; every batch's signature is checked first.
+//! - [`key_status`]: whether the API key the events were accepted under still may send (cached).
+//! - [`pipeline`]: the batch, step by step: events are **validated** here (with the
+//!   `schemas` parser), invalid ones dead-lettered, generations priced, rows handed to the loader.
+//! - [`pricing`]: model prices from PostgreSQL, for generations that arrive without a cost.
+//! - [`rows`]: valid events **converted** into one Arrow batch per ClickHouse table.
+//!
+//! Loading is [`crate::clickhouse::loader`]'s job; the HTTP route is in [`crate::http`].
+
+pub mod key_status;
+pub mod pipeline;
+pub mod pricing;
+pub mod rows;
+pub mod signing;
+
+pub use pipeline::{IngestError, Ingestor};

@@ -255,7 +255,6 @@ async fn experiment_rollups_export_with_the_newest_run_only() {
     use std::sync::Arc;
 
     use agenttrace_etl::clickhouse::Table;
-    use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
     use arrow_array::builder::Decimal128Builder;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float64Type;
@@ -301,13 +300,8 @@ async fn experiment_rollups_export_with_the_newest_run_only() {
             uint(version),
         ];
         let batch = RecordBatch::try_new(Table::ExperimentRollups.schema(), columns).unwrap();
-        let body = WireFormat::Native.encode(&[batch]).unwrap();
         env.clickhouse
-            .insert(
-                &insert_statement(Table::ExperimentRollups, WireFormat::Native),
-                body.into(),
-                false,
-            )
+            .insert_batches(Table::ExperimentRollups, &[batch])
             .await
             .unwrap();
     }

@@ -3,7 +3,6 @@
 
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::admin::projects;
-use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
 use agenttrace_etl::ingest::rows::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
@@ -17,11 +16,7 @@ async fn load(env: &TestEnv, project: Uuid, seed: u64, end: Timestamp) {
         tables.push(&event, None);
     }
     for (table, batch) in tables.finish("b", end).unwrap() {
-        let body = WireFormat::Native.encode(std::slice::from_ref(&batch)).unwrap();
-        env.clickhouse
-            .insert(&insert_statement(table, WireFormat::Native), body.into(), false)
-            .await
-            .unwrap();
+        env.clickhouse.insert_batches(table, &[batch]).await.unwrap();
     }
 }
 

@@ -7,7 +7,6 @@
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::analytics::sql_guard::scope_to_project;
 use agenttrace_etl::clickhouse::ClickHouse;
-use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
 use agenttrace_etl::ingest::rows::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
@@ -21,11 +20,7 @@ async fn load(clickhouse: &ClickHouse, project: Uuid, seed: u64) {
         tables.push(&event, None);
     }
     for (table, batch) in tables.finish("b", now).unwrap() {
-        let body = WireFormat::Native.encode(std::slice::from_ref(&batch)).unwrap();
-        clickhouse
-            .insert(&insert_statement(table, WireFormat::Native), body.into(), false)
-            .await
-            .unwrap();
+        clickhouse.insert_batches(table, &[batch]).await.unwrap();
     }
 }
 

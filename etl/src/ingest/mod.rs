@@ -6,10 +6,12 @@
 //!   `schemas` parser), invalid ones dead-lettered, generations priced, rows handed to the loader.
 //! - [`pricing`]: model prices from PostgreSQL, for generations that arrive without a cost.
 //! - [`rows`]: valid events **converted** into one Arrow batch per ClickHouse table.
+//! - [`memory_sink`]: a sink that keeps what would be loaded in memory (tests, fuzzing).
 //!
 //! Loading is [`crate::clickhouse::loader`]'s job; the HTTP route is in [`crate::http`].
 
 pub mod key_status;
+pub mod memory_sink;
 pub mod pipeline;
 pub mod pricing;
 pub mod rows;

@@ -13,7 +13,10 @@ fn main() {
     for target in ["postgres", "clickhouse"] {
         let relative = format!("../migrations/{target}");
         println!("cargo:rerun-if-changed={relative}");
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(&relative);
+        // Read at run time: the compiled build script is shared between checkouts too, and a
+        // compile-time `env!` would point every checkout at the first one's migrations.
+        let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        let dir = Path::new(&manifest_dir).join(&relative);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
             .map(|entry| entry.expect("directory entry").path())

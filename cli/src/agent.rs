@@ -162,6 +162,7 @@ impl SessionGenerator {
                 metadata: Metadata::new(),
                 experiment_id: Some(experiment_id.to_owned()),
                 dataset_item_id: Some(item.id.clone()),
+                public: false,
             };
             let event = self.event(start, Payload::Trace(trace));
             events.push(event);
@@ -192,6 +193,9 @@ impl SessionGenerator {
                 cost: None,
                 tool_name: None,
                 tool_call_id: None,
+                completion_start_time: None,
+                prompt_name: None,
+                prompt_version: None,
             };
             let event = self.event(start, Payload::Observation(generation));
             events.push(event);
@@ -234,6 +238,7 @@ impl SessionGenerator {
             metadata,
             experiment_id: None,
             dataset_item_id: None,
+            public: false,
         };
         let event = self.event(start, Payload::Trace(trace));
         events.push(event);
@@ -281,6 +286,9 @@ impl SessionGenerator {
                 cost: None,
                 tool_name: None,
                 tool_call_id: None,
+                completion_start_time: None,
+                prompt_name: None,
+                prompt_version: None,
             };
             let tool_start = tick(rng, 100);
             let tool_end = tick(rng, 4_000);
@@ -306,6 +314,9 @@ impl SessionGenerator {
                 cost: None,
                 tool_name: Some(tool.into()),
                 tool_call_id: Some(tool_call_id),
+                completion_start_time: None,
+                prompt_name: None,
+                prompt_version: None,
             };
             let step = Observation {
                 id: step_id.clone(),
@@ -326,6 +337,9 @@ impl SessionGenerator {
                 cost: None,
                 tool_name: None,
                 tool_call_id: None,
+                completion_start_time: None,
+                prompt_name: None,
+                prompt_version: None,
             };
             let mut side_effect = None;
             match tool {
@@ -431,6 +445,7 @@ impl SessionGenerator {
                 evaluator_id: None,
                 comment: None,
                 metadata: Metadata::new(),
+                data_type: None,
             };
             let event = self.event(commit_time, Payload::Score(score));
             events.push(event);

@@ -261,7 +261,7 @@ fn evaluate(
             Ok(kind
                 .iter()
                 .zip(cost.iter())
-                .map(|(k, c)| (k == Some("generation")).then(|| c.unwrap_or(0.0) <= max))
+                .map(|(k, c)| matches!(k, Some("generation" | "embedding")).then(|| c.unwrap_or(0.0) <= max))
                 .collect())
         }
         "token_threshold" => {
@@ -272,7 +272,10 @@ fn evaluate(
             Ok(kind
                 .iter()
                 .zip(input.iter().zip(output.iter()))
-                .map(|(k, (i, o))| (k == Some("generation")).then(|| i.unwrap_or(0) + o.unwrap_or(0) <= max))
+                .map(|(k, (i, o))| {
+                    matches!(k, Some("generation" | "embedding"))
+                        .then(|| i.unwrap_or(0) + o.unwrap_or(0) <= max)
+                })
                 .collect())
         }
         "tool_call_failure" => {
@@ -283,7 +286,8 @@ fn evaluate(
                 .iter()
                 .zip(level.iter().zip(status.iter()))
                 .map(|(k, (l, s))| {
-                    (k == Some("tool_call")).then(|| !matches!(l, Some("warning" | "error")) && s.is_none())
+                    matches!(k, Some("tool_call" | "tool"))
+                        .then(|| !matches!(l, Some("warning" | "error")) && s.is_none())
                 })
                 .collect())
         }

@@ -101,6 +101,12 @@ wire_enum!(
         FileOperation => "file_operation",
         TerminalCommand => "terminal_command",
         GitLink => "git_link",
+        /// A partial update of a trace: fields it carries replace the stored ones, the rest stay.
+        TracePatch => "trace_patch",
+        /// A partial update of an observation (Langfuse's `*-create`/`*-update` events).
+        ObservationPatch => "observation_patch",
+        /// One OpenTelemetry metric data point.
+        Metric => "metric",
     }
 );
 
@@ -117,6 +123,40 @@ wire_enum!(
         ToolCall => "tool_call",
         /// One step of an agent loop.
         AgentStep => "agent_step",
+        /// An agent run (Langfuse `agent`, GenAI `invoke_agent`).
+        Agent => "agent",
+        /// A tool invocation, as Langfuse names it (`tool`).
+        Tool => "tool",
+        /// A chain of steps (Langfuse, OpenInference `CHAIN`).
+        Chain => "chain",
+        /// A retrieval step (vector store, search).
+        Retriever => "retriever",
+        /// An evaluator's run.
+        Evaluator => "evaluator",
+        /// An embedding call (priced like a generation).
+        Embedding => "embedding",
+        /// A guardrail check.
+        Guardrail => "guardrail",
+    }
+);
+
+wire_enum!(
+    /// What a score's value means (Langfuse's data types).
+    ScoreDataType {
+        Numeric => "numeric",
+        Boolean => "boolean",
+        Categorical => "categorical",
+        /// Free text (at most 500 characters in Langfuse).
+        Text => "text",
+    }
+);
+
+wire_enum!(
+    /// An OpenTelemetry metric's kind.
+    MetricKind {
+        Sum => "sum",
+        Gauge => "gauge",
+        Histogram => "histogram",
     }
 );
 
@@ -204,6 +244,9 @@ pub struct Trace {
     /// The dataset item this run evaluated (PostgreSQL `dataset_items.id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_item_id: Option<String>,
+    /// Whether the trace may be shared by link (Langfuse `public`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
 }
 
 /// Token usage of a generation (`gen_ai.usage.*`).
@@ -294,6 +337,14 @@ pub struct Observation {
     /// `gen_ai.tool.call.id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// When the first token of a streamed completion arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_start_time: Option<Timestamp>,
+    /// The managed prompt this generation used (name and version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_version: Option<u32>,
 }
 
 /// A score's value; its JSON type decides the data type (number, boolean or string).
@@ -340,6 +391,143 @@ pub struct Score {
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    /// What the value means; by default its JSON type says (a string is categorical).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<ScoreDataType>,
+}
+
+impl Score {
+    /// The data type as stored: the one given, else the value's own.
+    pub fn effective_data_type(&self) -> ScoreDataType {
+        self.data_type.unwrap_or(match self.value {
+            ScoreValue::Boolean(_) => ScoreDataType::Boolean,
+            ScoreValue::Numeric(_) => ScoreDataType::Numeric,
+            ScoreValue::Categorical(_) => ScoreDataType::Categorical,
+        })
+    }
+}
+
+/// A partial update of a trace: every field but `id` is optional, and only the fields it
+/// carries change the stored trace (metadata key by key, tags added). See the ETL's merge.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TracePatch {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_item_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
+}
+
+/// A partial update of an observation: every field but `id` is optional. An observation is
+/// stored once its patches (in any order) have given it a trace, a type, a name and a start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationPatch {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_observation_id: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ObservationType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_parameters: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_start_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_version: Option<u32>,
+}
+
+/// One OpenTelemetry metric data point (a sum, a gauge or a histogram), with the attributes of
+/// the point and of the resource that reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metric {
+    /// Stable per data point (the edge derives it from the point's content), so replays dedupe.
+    pub id: String,
+    pub name: String,
+    pub kind: MetricKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// `delta` or `cumulative`, for sums and histograms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporality: Option<String>,
+    pub time: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Timestamp>,
+    /// The value of a sum or a gauge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// A histogram's count, sum, min, max and buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket_counts: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explicit_bounds: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub attributes: Metadata,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub resource: Metadata,
 }
 
 /// A file the agent read, wrote, edited, created, deleted or renamed.
@@ -434,6 +622,9 @@ pub enum Payload {
     FileOperation(FileOperation),
     TerminalCommand(TerminalCommand),
     GitLink(GitLink),
+    TracePatch(TracePatch),
+    ObservationPatch(ObservationPatch),
+    Metric(Metric),
 }
 
 impl Payload {
@@ -445,6 +636,9 @@ impl Payload {
             Payload::FileOperation(_) => EventType::FileOperation,
             Payload::TerminalCommand(_) => EventType::TerminalCommand,
             Payload::GitLink(_) => EventType::GitLink,
+            Payload::TracePatch(_) => EventType::TracePatch,
+            Payload::ObservationPatch(_) => EventType::ObservationPatch,
+            Payload::Metric(_) => EventType::Metric,
         }
     }
 }
@@ -531,6 +725,9 @@ impl Event {
             EventType::FileOperation => Payload::FileOperation(parse_at(body, "body")?),
             EventType::TerminalCommand => Payload::TerminalCommand(parse_at(body, "body")?),
             EventType::GitLink => Payload::GitLink(parse_at(body, "body")?),
+            EventType::TracePatch => Payload::TracePatch(parse_at(body, "body")?),
+            EventType::ObservationPatch => Payload::ObservationPatch(parse_at(body, "body")?),
+            EventType::Metric => Payload::Metric(parse_at(body, "body")?),
         };
         Ok(Event {
             id: envelope.id,
@@ -555,6 +752,9 @@ impl Event {
             Payload::FileOperation(b) => &b.id,
             Payload::TerminalCommand(b) => &b.id,
             Payload::GitLink(b) => &b.id,
+            Payload::TracePatch(b) => &b.id,
+            Payload::ObservationPatch(b) => &b.id,
+            Payload::Metric(b) => &b.id,
         }
     }
 
@@ -584,6 +784,117 @@ impl Event {
                 check.opt_payload("body.input", t.input.as_ref().map(Json::as_str));
                 check.opt_payload("body.output", t.output.as_ref().map(Json::as_str));
                 check.metadata("body.metadata", &t.metadata);
+            }
+            Payload::TracePatch(t) => {
+                check.id("body.id", &t.id);
+                check.opt_time("body.timestamp", t.timestamp, window);
+                for (field, value) in [
+                    ("body.name", &t.name),
+                    ("body.user_id", &t.user_id),
+                    ("body.session_id", &t.session_id),
+                    ("body.release", &t.release),
+                    ("body.version", &t.version),
+                    ("body.environment", &t.environment),
+                    ("body.experiment_id", &t.experiment_id),
+                    ("body.dataset_item_id", &t.dataset_item_id),
+                ] {
+                    check.opt_text(field, value.as_deref());
+                }
+                check.tags("body.tags", &t.tags);
+                check.opt_payload("body.input", t.input.as_ref().map(Json::as_str));
+                check.opt_payload("body.output", t.output.as_ref().map(Json::as_str));
+                check.metadata("body.metadata", &t.metadata);
+            }
+            Payload::ObservationPatch(o) => {
+                check.id("body.id", &o.id);
+                check.opt_id("body.trace_id", o.trace_id.as_deref());
+                check.opt_id("body.parent_observation_id", o.parent_observation_id.as_deref());
+                if o.parent_observation_id.as_ref() == Some(&o.id) {
+                    check.fail(
+                        "body.parent_observation_id",
+                        "an observation cannot be its own parent",
+                    );
+                }
+                if let Some(name) = &o.name {
+                    check.non_empty_text("body.name", name);
+                }
+                check.opt_time("body.start_time", o.start_time, window);
+                check.opt_time("body.end_time", o.end_time, window);
+                check.opt_time("body.completion_start_time", o.completion_start_time, window);
+                if let (Some(start), Some(end)) = (o.start_time, o.end_time)
+                    && end < start
+                {
+                    check.fail(
+                        "body.end_time",
+                        format!("end_time {end} is before start_time {start}"),
+                    );
+                }
+                for (field, value) in [
+                    ("body.status_message", &o.status_message),
+                    ("body.model", &o.model),
+                    ("body.tool_name", &o.tool_name),
+                    ("body.tool_call_id", &o.tool_call_id),
+                    ("body.prompt_name", &o.prompt_name),
+                ] {
+                    check.opt_text(field, value.as_deref());
+                }
+                check.opt_payload("body.input", o.input.as_ref().map(Json::as_str));
+                check.opt_payload("body.output", o.output.as_ref().map(Json::as_str));
+                check.opt_payload(
+                    "body.model_parameters",
+                    o.model_parameters.as_ref().map(Json::as_str),
+                );
+                check.metadata("body.metadata", &o.metadata);
+                if let Some(cost) = &o.cost {
+                    check.costs(cost);
+                }
+            }
+            Payload::Metric(m) => {
+                check.id("body.id", &m.id);
+                check.non_empty_text("body.name", &m.name);
+                check.opt_text("body.unit", m.unit.as_deref());
+                if let Some(temporality) = m.temporality.as_deref()
+                    && !matches!(temporality, "delta" | "cumulative")
+                {
+                    check.fail("body.temporality", "must be \"delta\" or \"cumulative\"");
+                }
+                check.time("body.time", m.time, window);
+                check.opt_time("body.start_time", m.start_time, window);
+                match m.kind {
+                    MetricKind::Sum | MetricKind::Gauge if m.value.is_none() => {
+                        check.fail("body.value", format!("required for a {}", m.kind))
+                    }
+                    MetricKind::Histogram if m.count.is_none() => {
+                        check.fail("body.count", "required for a histogram")
+                    }
+                    MetricKind::Histogram
+                        if !m.bucket_counts.is_empty()
+                            && m.bucket_counts.len() != m.explicit_bounds.len() + 1 =>
+                    {
+                        check.fail(
+                            "body.bucket_counts",
+                            format!(
+                                "{} buckets need {} explicit_bounds, not {}",
+                                m.bucket_counts.len(),
+                                m.bucket_counts.len() - 1,
+                                m.explicit_bounds.len()
+                            ),
+                        )
+                    }
+                    _ => {}
+                }
+                for (field, value) in [
+                    ("body.value", m.value),
+                    ("body.sum", m.sum),
+                    ("body.min", m.min),
+                    ("body.max", m.max),
+                ] {
+                    if value.is_some_and(|v| !v.is_finite()) {
+                        check.fail(field, "must be a finite number");
+                    }
+                }
+                check.metadata("body.attributes", &m.attributes);
+                check.metadata("body.resource", &m.resource);
             }
             Payload::Observation(o) => {
                 check.id("body.id", &o.id);
@@ -620,18 +931,12 @@ impl Event {
                     o.model_parameters.as_ref().map(Json::as_str),
                 );
                 if let Some(cost) = &o.cost {
-                    for (field, value) in [
-                        ("body.cost.input", cost.input),
-                        ("body.cost.output", cost.output),
-                        ("body.cost.cache_read", cost.cache_read),
-                        ("body.cost.cache_write", cost.cache_write),
-                        ("body.cost.total", cost.total),
-                    ] {
-                        check.cost(field, value);
-                    }
+                    check.costs(cost);
                 }
                 check.opt_text("body.tool_name", o.tool_name.as_deref());
                 check.opt_text("body.tool_call_id", o.tool_call_id.as_deref());
+                check.opt_time("body.completion_start_time", o.completion_start_time, window);
+                check.opt_text("body.prompt_name", o.prompt_name.as_deref());
             }
             Payload::Score(s) => {
                 check.id("body.id", &s.id);
@@ -639,8 +944,25 @@ impl Event {
                 check.opt_id("body.observation_id", s.observation_id.as_deref());
                 check.opt_time("body.timestamp", s.timestamp, window);
                 check.non_empty_text("body.name", &s.name);
-                if let ScoreValue::Categorical(value) = &s.value {
-                    check.text("body.value", value);
+                match (&s.value, s.effective_data_type()) {
+                    (ScoreValue::Categorical(value), ScoreDataType::Categorical | ScoreDataType::Text) => {
+                        check.text("body.value", value)
+                    }
+                    (ScoreValue::Numeric(_), ScoreDataType::Numeric)
+                    | (ScoreValue::Boolean(_), ScoreDataType::Boolean) => {}
+                    (ScoreValue::Numeric(n), ScoreDataType::Boolean) if *n == 0.0 || *n == 1.0 => {}
+                    (value, data_type) => check.fail(
+                        "body.value",
+                        format!(
+                            "a {data_type} score needs {}, not {}",
+                            match data_type {
+                                ScoreDataType::Numeric => "a number",
+                                ScoreDataType::Boolean => "true, false, 0 or 1",
+                                ScoreDataType::Categorical | ScoreDataType::Text => "a string",
+                            },
+                            serde_json::to_string(value).unwrap_or_default()
+                        ),
+                    ),
                 }
                 check.opt_id("body.evaluator_id", s.evaluator_id.as_deref());
                 check.opt_text("body.comment", s.comment.as_deref());
@@ -823,6 +1145,18 @@ impl Checker {
         }
     }
 
+    fn costs(&mut self, cost: &Cost) {
+        for (field, value) in [
+            ("body.cost.input", cost.input),
+            ("body.cost.output", cost.output),
+            ("body.cost.cache_read", cost.cache_read),
+            ("body.cost.cache_write", cost.cache_write),
+            ("body.cost.total", cost.total),
+        ] {
+            self.cost(field, value);
+        }
+    }
+
     fn time(&mut self, field: &str, value: Timestamp, window: &TimeWindow) {
         if value < window.earliest {
             self.fail(
@@ -883,6 +1217,21 @@ enum WireEvent<'a> {
         timestamp: Timestamp,
         body: &'a GitLink,
     },
+    TracePatch {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a TracePatch,
+    },
+    ObservationPatch {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a ObservationPatch,
+    },
+    Metric {
+        id: &'a str,
+        timestamp: Timestamp,
+        body: &'a Metric,
+    },
 }
 
 impl Serialize for Event {
@@ -895,6 +1244,9 @@ impl Serialize for Event {
             Payload::FileOperation(body) => WireEvent::FileOperation { id, timestamp, body },
             Payload::TerminalCommand(body) => WireEvent::TerminalCommand { id, timestamp, body },
             Payload::GitLink(body) => WireEvent::GitLink { id, timestamp, body },
+            Payload::TracePatch(body) => WireEvent::TracePatch { id, timestamp, body },
+            Payload::ObservationPatch(body) => WireEvent::ObservationPatch { id, timestamp, body },
+            Payload::Metric(body) => WireEvent::Metric { id, timestamp, body },
         }
         .serialize(serializer)
     }

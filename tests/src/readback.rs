@@ -85,10 +85,13 @@ pub fn body_from_row(table: &str, mut row: Map<String, Value>) -> Value {
             json_field(&mut row, "input");
             json_field(&mut row, "output");
             metadata_field(&mut row);
+            let public = take(&mut row, "public");
+            row.insert("public".into(), json!(public.as_u64() == Some(1)));
         }
         "observations" => {
             time_field(&mut row, "start_time_us", "start_time");
             time_field(&mut row, "end_time_us", "end_time");
+            time_field(&mut row, "completion_start_time_us", "completion_start_time");
             json_field(&mut row, "input");
             json_field(&mut row, "output");
             json_field(&mut row, "model_parameters");
@@ -127,6 +130,29 @@ pub fn body_from_row(table: &str, mut row: Map<String, Value>) -> Value {
                 _ => text,
             };
             row.insert("value".into(), value);
+            // The data type the value's JSON type implies is not sent; only `text` is.
+            if data_type == "text" {
+                row.insert("data_type".into(), data_type);
+            }
+        }
+        "metrics" => {
+            time_field(&mut row, "time_us", "time");
+            time_field(&mut row, "start_time_us", "start_time");
+            for (keys, values, field) in [
+                ("attribute_keys", "attribute_values", "attributes"),
+                ("resource_keys", "resource_values", "resource"),
+            ] {
+                let keys = take(&mut row, keys);
+                let values = take(&mut row, values);
+                let map: Map<String, Value> = keys
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(values.as_array().unwrap())
+                    .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.clone()))
+                    .collect();
+                row.insert(field.into(), Value::Object(map));
+            }
         }
         _ => time_field(&mut row, "timestamp_us", "timestamp"),
     }

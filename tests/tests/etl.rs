@@ -68,6 +68,9 @@ fn observation(id: &str, kind: ObservationType) -> Observation {
         cost: None,
         tool_name: None,
         tool_call_id: None,
+        completion_start_time: None,
+        prompt_name: None,
+        prompt_version: None,
     }
 }
 
@@ -99,6 +102,7 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
         metadata: metadata.clone(),
         experiment_id: None,
         dataset_item_id: Some("item-1".into()),
+        public: false,
     };
     let mut generation = observation("obs-gen", ObservationType::Generation);
     generation.parent_observation_id = Some("obs-span".into());
@@ -150,6 +154,7 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
         evaluator_id: Some("eval-1".into()),
         comment: None,
         metadata: Metadata::new(),
+        data_type: None,
     });
     let file = FileOperation {
         id: "file-1".into(),

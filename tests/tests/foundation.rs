@@ -5,13 +5,14 @@ use agenttrace_etl::migrate::{MigrationSet, split_statements};
 use agenttrace_schemas::Scope;
 use agenttrace_tests::{TestEnv, chdb, repo_root};
 
-const EVENT_TABLES: [&str; 7] = [
+const EVENT_TABLES: [&str; 8] = [
     "traces",
     "observations",
     "scores",
     "file_operations",
     "terminal_commands",
     "git_links",
+    "metrics",
     "dead_letters",
 ];
 
@@ -54,7 +55,7 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
             "ClickHouse table {table} missing in {tables}"
         );
     }
-    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "4");
+    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "5");
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ async fn a_batch_loads_valid_events_dead_letters_the_rest_and_is_never_loaded_tw
     let ingestor = Ingestor {
         keyring: Keyring::parse(SIGNING_KEYS).unwrap(),
         pool: agenttrace_etl::postgres::pool(&env.database_url, 2).unwrap(),
+        clickhouse: env.clickhouse.clone(),
         sink: sink.clone(),
         prices: PriceCache::default(),
         key_cache: KeyCache::new(Duration::ZERO, 10),

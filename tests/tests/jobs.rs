@@ -13,7 +13,7 @@ const DAY_US: i64 = 86_400 * 1_000_000;
 async fn load(env: &TestEnv, project: Uuid, seed: u64, end: Timestamp) {
     let mut tables = TableBatches::new(&project.to_string());
     for event in SessionGenerator::new(seed).session(end, 3) {
-        tables.push(&event, None);
+        tables.push(&event, None).unwrap();
     }
     for (table, batch) in tables.finish("b", end).unwrap() {
         env.clickhouse.insert_batches(table, &[batch]).await.unwrap();

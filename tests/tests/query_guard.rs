@@ -17,7 +17,7 @@ async fn load(clickhouse: &ClickHouse, project: Uuid, seed: u64) {
     let mut generator = SessionGenerator::new(seed);
     let mut tables = TableBatches::new(&project.to_string());
     for event in (0..4).flat_map(|_| generator.session(now, 3)) {
-        tables.push(&event, None);
+        tables.push(&event, None).unwrap();
     }
     for (table, batch) in tables.finish("b", now).unwrap() {
         clickhouse.insert_batches(table, &[batch]).await.unwrap();

@@ -6,7 +6,9 @@ use agenttrace_etl::clickhouse::Table;
 use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
 use agenttrace_etl::ingest::rows::{DeadLetter, TableBatches};
 use agenttrace_etl::migrate::{MigrationSet, split_statements};
-use agenttrace_schemas::event::{FileOperation, GitLink, Json, Observation, Score, TerminalCommand, Trace};
+use agenttrace_schemas::event::{
+    FileOperation, GitLink, Json, Metric, Observation, Score, TerminalCommand, Trace,
+};
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use agenttrace_tests::chdb;
 use agenttrace_tests::readback::{body_from_row, select_list};
@@ -28,6 +30,7 @@ fn canonical_for(table: Table, body: Value) -> Value {
         Table::FileOperations => canonical::<FileOperation>(body),
         Table::TerminalCommands => canonical::<TerminalCommand>(body),
         Table::GitLinks => canonical::<GitLink>(body),
+        Table::Metrics => canonical::<Metric>(body),
         Table::DeadLetters | Table::ExperimentRollups => body,
     }
 }
@@ -40,6 +43,8 @@ fn sent_body(event: &Event) -> (Table, Value) {
         Payload::FileOperation(b) => (Table::FileOperations, serde_json::to_value(b).unwrap()),
         Payload::TerminalCommand(b) => (Table::TerminalCommands, serde_json::to_value(b).unwrap()),
         Payload::GitLink(b) => (Table::GitLinks, serde_json::to_value(b).unwrap()),
+        Payload::Metric(b) => (Table::Metrics, serde_json::to_value(b).unwrap()),
+        Payload::TracePatch(_) | Payload::ObservationPatch(_) => unreachable!("no patches here"),
     }
 }
 
@@ -55,10 +60,27 @@ fn native_and_arrow_stream_bodies_load_into_modern_clickhouse_and_read_back_equa
         trace.tags.clear();
         trace.metadata.clear();
     }
+    for (id, body) in [
+        (
+            "metric-sum",
+            serde_json::json!({"id": "m1", "name": "claude_code.token.usage", "kind": "sum", "unit": "tokens",
+                "temporality": "delta", "time": now, "start_time": now, "value": 1234.5,
+                "attributes": {"type": "input", "model": "claude-sonnet-4-5"}, "resource": {"service.name": "claude-code"}}),
+        ),
+        (
+            "metric-histogram",
+            serde_json::json!({"id": "m2", "name": "codex.tool.call.duration_ms", "kind": "histogram", "time": now,
+                "count": 3, "sum": 42.0, "min": 1.0, "max": 30.0, "bucket_counts": [1, 2, 0], "explicit_bounds": [5.0, 50.0]}),
+        ),
+    ] {
+        let text =
+            serde_json::json!({"id": id, "type": "metric", "timestamp": now, "body": body}).to_string();
+        events.push(Event::parse(&text).unwrap());
+    }
     let project = "7f1d6f5e-0000-4000-8000-000000000001";
     let mut tables = TableBatches::new(project);
     for event in &events {
-        tables.push(event, None);
+        tables.push(event, None).unwrap();
     }
     tables.push_dead_letter(DeadLetter {
         event_index: 3,
@@ -68,7 +90,7 @@ fn native_and_arrow_stream_bodies_load_into_modern_clickhouse_and_read_back_equa
         raw: r#"{"id":"e-bad","type":"x","note":"tab	and newline\n"}"#.into(),
     });
     let batches = tables.finish("batch-1", now).unwrap();
-    assert_eq!(batches.len(), 7, "one batch per table");
+    assert_eq!(batches.len(), 8, "one batch per table");
 
     let dir = std::env::temp_dir().join(format!("at-wire-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

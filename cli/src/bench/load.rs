@@ -196,7 +196,7 @@ pub async fn run_load(
     };
     let mut tables = TableBatches::new(&project.id.to_string());
     for event in &events {
-        tables.push(event, None);
+        tables.push(event, None)?;
     }
     let batches = tables.finish("bench", Timestamp::now())?;
     let base = clickhouse.database().to_owned();

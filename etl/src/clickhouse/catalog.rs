@@ -30,19 +30,22 @@ pub enum Table {
     FileOperations,
     TerminalCommands,
     GitLinks,
+    /// OpenTelemetry metric data points.
+    Metrics,
     DeadLetters,
     /// Written by the experiment rollup job, not by ingest.
     ExperimentRollups,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Traces,
         Table::Observations,
         Table::Scores,
         Table::FileOperations,
         Table::TerminalCommands,
         Table::GitLinks,
+        Table::Metrics,
         Table::DeadLetters,
         Table::ExperimentRollups,
     ];
@@ -62,6 +65,7 @@ impl Table {
             Table::FileOperations => "file_operations",
             Table::TerminalCommands => "terminal_commands",
             Table::GitLinks => "git_links",
+            Table::Metrics => "metrics",
             Table::DeadLetters => "dead_letters",
             Table::ExperimentRollups => "experiment_rollups",
         }
@@ -78,6 +82,7 @@ impl Table {
             Table::Observations => "start_time_us",
             Table::DeadLetters => "received_at_us",
             Table::ExperimentRollups => "computed_at_us",
+            Table::Metrics => "time_us",
             Table::Traces
             | Table::Scores
             | Table::FileOperations
@@ -111,8 +116,12 @@ impl Table {
     }
 }
 
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, false)))
+}
+
 fn string_list() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)))
+    list_of(DataType::Utf8)
 }
 
 fn build_schema(table: Table) -> Schema {
@@ -151,6 +160,7 @@ fn build_schema(table: Table) -> Schema {
             metadata(&mut fields);
             fields.push(field("experiment_id", Utf8, true));
             fields.push(field("dataset_item_id", Utf8, true));
+            fields.push(field("public", DataType::UInt8, false));
             tail(&mut fields);
         }
         Table::Observations => {
@@ -188,6 +198,9 @@ fn build_schema(table: Table) -> Schema {
             fields.push(field("cost_source", Utf8, false));
             fields.push(field("tool_name", Utf8, true));
             fields.push(field("tool_call_id", Utf8, true));
+            fields.push(field("completion_start_time_us", Int64, true));
+            fields.push(field("prompt_name", Utf8, true));
+            fields.push(field("prompt_version", UInt32, true));
             tail(&mut fields);
         }
         Table::Scores => {
@@ -239,6 +252,31 @@ fn build_schema(table: Table) -> Schema {
                 fields.push(field(name, UInt32, false));
             }
             fields.push(field("pull_request_url", Utf8, true));
+            tail(&mut fields);
+        }
+        Table::Metrics => {
+            head(&mut fields);
+            fields.push(field("name", Utf8, false));
+            fields.push(field("kind", Utf8, false));
+            fields.push(field("unit", Utf8, true));
+            fields.push(field("temporality", Utf8, true));
+            fields.push(field("time_us", Int64, false));
+            fields.push(field("start_time_us", Int64, true));
+            fields.push(field("value", Float64, true));
+            fields.push(field("count", UInt64, true));
+            for name in ["sum", "min", "max"] {
+                fields.push(field(name, Float64, true));
+            }
+            fields.push(field("bucket_counts", list_of(UInt64), false));
+            fields.push(field("explicit_bounds", list_of(Float64), false));
+            for name in [
+                "attribute_keys",
+                "attribute_values",
+                "resource_keys",
+                "resource_values",
+            ] {
+                fields.push(field(name, string_list(), false));
+            }
             tail(&mut fields);
         }
         Table::DeadLetters => {

@@ -85,6 +85,7 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
         ingestor: Ingestor {
             keyring: config.keyring,
             pool: pool.clone(),
+            clickhouse: config.clickhouse.clone(),
             sink,
             prices,
             key_cache: KeyCache::new(config.key_cache_ttl, 100_000),

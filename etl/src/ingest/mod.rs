@@ -4,6 +4,7 @@
 //! - [`key_status`]: whether the API key the events were accepted under still may send (cached).
 //! - [`pipeline`]: the batch, step by step: events are **validated** here (with the
 //!   `schemas` parser), invalid ones dead-lettered, generations priced, rows handed to the loader.
+//! - [`merge`]: partial updates (Langfuse's `*-update` events) merged into full rows.
 //! - [`pricing`]: model prices from PostgreSQL, for generations that arrive without a cost.
 //! - [`rows`]: valid events **converted** into one Arrow batch per ClickHouse table.
 //! - [`memory_sink`]: a sink that keeps what would be loaded in memory (tests, fuzzing).
@@ -12,6 +13,7 @@
 
 pub mod key_status;
 pub mod memory_sink;
+pub mod merge;
 pub mod pipeline;
 pub mod pricing;
 pub mod rows;

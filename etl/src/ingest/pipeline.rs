@@ -17,10 +17,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::admin::api_keys::KeyRejection;
+use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{LoadError, Sink};
 use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
+use crate::ingest::merge::{MergeError, merge};
 use crate::ingest::pricing::PriceCache;
-use crate::ingest::rows::{DeadLetter, TableBatches};
+use crate::ingest::rows::{DeadLetter, TableBatches, UnmergedPatch};
 use crate::ingest::signing::{AuthError, Keyring};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,16 @@ impl IngestError {
     }
 }
 
+fn merge_failed(error: MergeError) -> IngestError {
+    match error {
+        MergeError::Postgres(error) => postgres_down(error),
+        MergeError::ClickHouse(error) if error.is_transient() => {
+            IngestError::Unavailable(format!("ClickHouse ({error})"))
+        }
+        other => IngestError::Internal(other.to_string()),
+    }
+}
+
 fn postgres_down(error: impl std::fmt::Display) -> IngestError {
     tracing::warn!(%error, "PostgreSQL unavailable");
     IngestError::Unavailable(format!("PostgreSQL ({error})"))
@@ -70,6 +82,8 @@ fn postgres_down(error: impl std::fmt::Display) -> IngestError {
 pub struct Ingestor {
     pub keyring: Keyring,
     pub pool: Pool,
+    /// Read when patches are merged with stored rows.
+    pub clickhouse: ClickHouse,
     pub sink: Arc<dyn Sink>,
     pub prices: PriceCache,
     pub key_cache: KeyCache,
@@ -187,21 +201,30 @@ impl Ingestor {
         let batch_id = batch.batch_id.to_string();
         let window = TimeWindow::around(received_at);
         let prices = self.prices.get();
+        let price = |event: &Event| match &event.payload {
+            Payload::Observation(o) if o.cost.is_none() => {
+                o.model.as_deref().and_then(|model| prices.cost(model, &o.usage))
+            }
+            _ => None,
+        };
+        let unmerged = |e: UnmergedPatch| IngestError::Internal(e.to_string());
         let mut tables = TableBatches::new(&project_id);
         let mut rejected = Vec::new();
+        let mut patches = Vec::new();
         for (index, raw) in batch.events.iter().enumerate() {
             let index = index as u32;
             match Event::parse_valid(raw.get(), &window) {
                 Ok(event) => {
-                    let computed = match &event.payload {
-                        Payload::Observation(o) if o.cost.is_none() => {
-                            o.model.as_deref().and_then(|model| prices.cost(model, &o.usage))
-                        }
-                        _ => None,
-                    };
                     metrics::counter!("agenttrace_events_total", "type" => event.payload.event_type().as_str())
                         .increment(1);
-                    tables.push(&event, computed);
+                    if matches!(
+                        event.payload,
+                        Payload::TracePatch(_) | Payload::ObservationPatch(_)
+                    ) {
+                        patches.push(event);
+                    } else {
+                        tables.push(&event, price(&event)).map_err(unmerged)?;
+                    }
                 }
                 Err(error) => {
                     metrics::counter!("agenttrace_rejected_events_total", "reason" => rejection_reason(&error))
@@ -225,6 +248,26 @@ impl Ingestor {
                 }
             }
         }
+        // Patches become full rows under their entities' locks, held (in `merging`) until the
+        // rows are loaded.
+        let mut merge_client = if patches.is_empty() {
+            None
+        } else {
+            Some(self.pool.get().await.map_err(postgres_down)?)
+        };
+        let merging = match merge_client.as_mut() {
+            None => None,
+            Some(client) => {
+                let tx = client.transaction().await.map_err(postgres_down)?;
+                let merged = merge(&tx, &self.clickhouse, batch.project_id, patches)
+                    .await
+                    .map_err(merge_failed)?;
+                for event in &merged.events {
+                    tables.push(event, price(event)).map_err(unmerged)?;
+                }
+                Some(tx)
+            }
+        };
         let batches = tables
             .finish(&batch_id, received_at)
             .map_err(|e| IngestError::Internal(e.to_string()))?;
@@ -242,6 +285,10 @@ impl Ingestor {
                 }
                 LoadError::Rejected(message) => IngestError::Internal(message),
             })?;
+        }
+
+        if let Some(tx) = merging {
+            tx.commit().await.map_err(postgres_down)?;
         }
 
         let accepted = batch.events.len() as u32 - rejected.len() as u32;

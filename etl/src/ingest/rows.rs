@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use agenttrace_schemas::event::{
-    Cost, FileOperation, GitLink, Json, Metadata, Observation, Score, ScoreValue, TerminalCommand, Trace,
+    Cost, FileOperation, GitLink, Json, Metadata, Metric, Observation, Score, ScoreValue, TerminalCommand,
+    Trace,
 };
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use arrow_array::builder::{
     ArrayBuilder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    UInt32Builder, UInt64Builder,
+    UInt8Builder, UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field};
@@ -147,6 +148,7 @@ struct TraceColumns {
     meta: Meta,
     experiment_id: StringBuilder,
     dataset_item_id: StringBuilder,
+    public: UInt8Builder,
 }
 
 impl TraceColumns {
@@ -166,6 +168,7 @@ impl TraceColumns {
             meta: Meta::new(),
             experiment_id: StringBuilder::new(),
             dataset_item_id: StringBuilder::new(),
+            public: UInt8Builder::new(),
         }
     }
 
@@ -185,6 +188,7 @@ impl TraceColumns {
         self.meta.append(&t.metadata);
         self.experiment_id.append_option(t.experiment_id.as_deref());
         self.dataset_item_id.append_option(t.dataset_item_id.as_deref());
+        self.public.append_value(u8::from(t.public));
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -206,6 +210,7 @@ impl TraceColumns {
             Arc::new(self.meta.values.finish()),
             Arc::new(self.experiment_id.finish()),
             Arc::new(self.dataset_item_id.finish()),
+            Arc::new(self.public.finish()),
             Arc::new(c.event_id.finish()),
             Arc::new(c.version.finish()),
         ];
@@ -269,6 +274,9 @@ struct ObservationColumns {
     cost: CostColumns,
     tool_name: StringBuilder,
     tool_call_id: StringBuilder,
+    completion_start_time_us: Int64Builder,
+    prompt_name: StringBuilder,
+    prompt_version: UInt32Builder,
 }
 
 /// Where an observation's cost came from, as stored in `cost_source`.
@@ -318,6 +326,9 @@ impl ObservationColumns {
             cost: CostColumns::new(),
             tool_name: StringBuilder::new(),
             tool_call_id: StringBuilder::new(),
+            completion_start_time_us: Int64Builder::new(),
+            prompt_name: StringBuilder::new(),
+            prompt_version: UInt32Builder::new(),
         }
     }
 
@@ -357,6 +368,10 @@ impl ObservationColumns {
         self.cost.append(cost, source.as_str());
         self.tool_name.append_option(o.tool_name.as_deref());
         self.tool_call_id.append_option(o.tool_call_id.as_deref());
+        self.completion_start_time_us
+            .append_option(o.completion_start_time.map(Timestamp::as_micros));
+        self.prompt_name.append_option(o.prompt_name.as_deref());
+        self.prompt_version.append_option(o.prompt_version);
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -389,6 +404,9 @@ impl ObservationColumns {
         columns.push(Arc::new(self.cost.source.finish()));
         columns.push(Arc::new(self.tool_name.finish()));
         columns.push(Arc::new(self.tool_call_id.finish()));
+        columns.push(Arc::new(self.completion_start_time_us.finish()));
+        columns.push(Arc::new(self.prompt_name.finish()));
+        columns.push(Arc::new(self.prompt_version.finish()));
         columns.push(Arc::new(c.event_id.finish()));
         columns.push(Arc::new(c.version.finish()));
         RecordBatch::try_new(Table::Observations.schema(), columns)
@@ -429,7 +447,7 @@ impl ScoreColumns {
         self.link
             .append(&s.trace_id, s.observation_id.as_deref(), s.timestamp, event);
         self.name.append_value(&s.name);
-        self.data_type.append_value(s.value.data_type());
+        self.data_type.append_value(s.effective_data_type().as_str());
         let (value, text) = match &s.value {
             ScoreValue::Numeric(v) => (*v, None),
             ScoreValue::Boolean(b) => (if *b { 1.0 } else { 0.0 }, None),
@@ -649,6 +667,99 @@ impl GitLinkColumns {
     }
 }
 
+struct MetricColumns {
+    common: Common,
+    name: StringBuilder,
+    kind: StringBuilder,
+    unit: StringBuilder,
+    temporality: StringBuilder,
+    time_us: Int64Builder,
+    start_time_us: Int64Builder,
+    value: Float64Builder,
+    count: UInt64Builder,
+    sum: Float64Builder,
+    min: Float64Builder,
+    max: Float64Builder,
+    bucket_counts: ListBuilder<UInt64Builder>,
+    explicit_bounds: ListBuilder<Float64Builder>,
+    attributes: Meta,
+    resource: Meta,
+}
+
+impl MetricColumns {
+    fn new() -> Self {
+        let item = |data_type| Arc::new(Field::new("item", data_type, false));
+        MetricColumns {
+            common: Common::new(),
+            name: StringBuilder::new(),
+            kind: StringBuilder::new(),
+            unit: StringBuilder::new(),
+            temporality: StringBuilder::new(),
+            time_us: Int64Builder::new(),
+            start_time_us: Int64Builder::new(),
+            value: Float64Builder::new(),
+            count: UInt64Builder::new(),
+            sum: Float64Builder::new(),
+            min: Float64Builder::new(),
+            max: Float64Builder::new(),
+            bucket_counts: ListBuilder::new(UInt64Builder::new()).with_field(item(DataType::UInt64)),
+            explicit_bounds: ListBuilder::new(Float64Builder::new()).with_field(item(DataType::Float64)),
+            attributes: Meta::new(),
+            resource: Meta::new(),
+        }
+    }
+
+    fn append(&mut self, project_id: &str, event: &Event, m: &Metric) {
+        self.common.append(project_id, &m.id, event);
+        self.name.append_value(&m.name);
+        self.kind.append_value(m.kind.as_str());
+        self.unit.append_option(m.unit.as_deref());
+        self.temporality.append_option(m.temporality.as_deref());
+        self.time_us.append_value(m.time.as_micros());
+        self.start_time_us
+            .append_option(m.start_time.map(Timestamp::as_micros));
+        self.value.append_option(m.value);
+        self.count.append_option(m.count);
+        self.sum.append_option(m.sum);
+        self.min.append_option(m.min);
+        self.max.append_option(m.max);
+        self.bucket_counts.values().append_slice(&m.bucket_counts);
+        self.bucket_counts.append(true);
+        self.explicit_bounds.values().append_slice(&m.explicit_bounds);
+        self.explicit_bounds.append(true);
+        self.attributes.append(&m.attributes);
+        self.resource.append(&m.resource);
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let c = &mut self.common;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(c.project_id.finish()),
+            Arc::new(c.id.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.unit.finish()),
+            Arc::new(self.temporality.finish()),
+            Arc::new(self.time_us.finish()),
+            Arc::new(self.start_time_us.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.count.finish()),
+            Arc::new(self.sum.finish()),
+            Arc::new(self.min.finish()),
+            Arc::new(self.max.finish()),
+            Arc::new(self.bucket_counts.finish()),
+            Arc::new(self.explicit_bounds.finish()),
+            Arc::new(self.attributes.keys.finish()),
+            Arc::new(self.attributes.values.finish()),
+            Arc::new(self.resource.keys.finish()),
+            Arc::new(self.resource.values.finish()),
+            Arc::new(c.event_id.finish()),
+            Arc::new(c.version.finish()),
+        ];
+        RecordBatch::try_new(Table::Metrics.schema(), columns)
+    }
+}
+
 /// A rejected event, as stored in `dead_letters`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -659,6 +770,11 @@ pub struct DeadLetter {
     pub raw: String,
 }
 
+/// A patch event handed to [`TableBatches::push`] before it was merged into a full row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {0}: a patch must be merged into a full row before it is converted")]
+pub struct UnmergedPatch(pub String);
+
 /// Accumulates the rows of one signed batch, per table.
 pub struct TableBatches {
     project_id: String,
@@ -668,6 +784,7 @@ pub struct TableBatches {
     file_operations: FileOperationColumns,
     terminal_commands: TerminalCommandColumns,
     git_links: GitLinkColumns,
+    metrics: MetricColumns,
     dead_letters: Vec<DeadLetter>,
 }
 
@@ -681,12 +798,16 @@ impl TableBatches {
             file_operations: FileOperationColumns::new(),
             terminal_commands: TerminalCommandColumns::new(),
             git_links: GitLinkColumns::new(),
+            metrics: MetricColumns::new(),
             dead_letters: Vec::new(),
         }
     }
 
     /// Adds a valid event; `computed_cost` is the price-table cost for generations without one.
-    pub fn push(&mut self, event: &Event, computed_cost: Option<Cost>) {
+    ///
+    /// A patch has no row of its own: the pipeline merges it into a full trace or observation
+    /// first (see `ingest::merge`), and one passed here is refused.
+    pub fn push(&mut self, event: &Event, computed_cost: Option<Cost>) -> Result<(), UnmergedPatch> {
         let project = self.project_id.as_str();
         match &event.payload {
             Payload::Trace(b) => self.traces.append(project, event, b),
@@ -695,7 +816,12 @@ impl TableBatches {
             Payload::FileOperation(b) => self.file_operations.append(project, event, b),
             Payload::TerminalCommand(b) => self.terminal_commands.append(project, event, b),
             Payload::GitLink(b) => self.git_links.append(project, event, b),
+            Payload::Metric(b) => self.metrics.append(project, event, b),
+            Payload::TracePatch(_) | Payload::ObservationPatch(_) => {
+                return Err(UnmergedPatch(event.id.clone()));
+            }
         }
+        Ok(())
     }
 
     pub fn push_dead_letter(&mut self, dead_letter: DeadLetter) {
@@ -727,6 +853,9 @@ impl TableBatches {
         }
         if !self.git_links.common.is_empty() {
             out.push((Table::GitLinks, self.git_links.finish()?));
+        }
+        if !self.metrics.common.is_empty() {
+            out.push((Table::Metrics, self.metrics.finish()?));
         }
         if !self.dead_letters.is_empty() {
             out.push((
@@ -792,11 +921,13 @@ mod tests {
         batches.push(
             &event(r#"{"id":"e1","type":"trace","timestamp":"2026-01-01T00:00:00.000001Z","body":{"id":"t1","tags":["a","b"],"metadata":{"k":1}}}"#),
             None,
-        );
+        )
+        .unwrap();
         batches.push(
             &event(r#"{"id":"e2","type":"observation","timestamp":"2026-01-01T00:00:01Z","body":{"id":"o1","trace_id":"t1","type":"generation","name":"chat","start_time":"2026-01-01T00:00:00.5Z","cost":{"input":0.001,"output":0.002}}}"#),
             None,
-        );
+        )
+        .unwrap();
         batches.push_dead_letter(DeadLetter {
             event_index: 2,
             event_id: None,

@@ -8,7 +8,9 @@
 //! flattened values.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Decimal128Type, Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::types::{
+    Decimal128Type, Float64Type, Int32Type, Int64Type, UInt8Type, UInt32Type, UInt64Type,
+};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field};
 
@@ -16,6 +18,7 @@ use arrow_schema::{ArrowError, DataType, Field};
 pub fn clickhouse_type(field: &Field) -> Result<String, ArrowError> {
     let base = match field.data_type() {
         DataType::Utf8 => "String".to_owned(),
+        DataType::UInt8 => "UInt8".to_owned(),
         DataType::Int32 => "Int32".to_owned(),
         DataType::Int64 => "Int64".to_owned(),
         DataType::UInt32 => "UInt32".to_owned(),
@@ -111,6 +114,7 @@ fn write_values(array: &dyn Array, out: &mut Vec<u8>) -> Result<(), ArrowError> 
                 }
             }
         }
+        DataType::UInt8 => fixed!(UInt8Type, u8),
         DataType::Int32 => fixed!(Int32Type, i32),
         DataType::Int64 => fixed!(Int64Type, i64),
         DataType::UInt32 => fixed!(UInt32Type, u32),
@@ -154,7 +158,7 @@ mod tests {
         let mut events = crate::ingest::rows::TableBatches::new("p");
         let text = r#"{"id":"e","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"o","trace_id":"t","type":"generation","name":"n","start_time":"2026-01-01T00:00:00.000001Z","metadata":{"k":"v"},"cost":{"total":0.5}}}"#;
         let event = agenttrace_schemas::Event::parse(text).unwrap();
-        events.push(&event, None);
+        events.push(&event, None).unwrap();
         let (_, batch) = events
             .finish("b", agenttrace_schemas::Timestamp::from_micros(0))
             .unwrap()

@@ -25,13 +25,15 @@ ensure_rust() {
 }
 
 # Python packages the tests use: chDB (modern ClickHouse in-process), the readers analysts use
-# on exports (pyarrow, Polars, DuckDB), and the OpenTelemetry SDK with its OTLP/HTTP exporter.
+# on exports (pyarrow, Polars, DuckDB), the OpenTelemetry SDK with its OTLP/HTTP exporter, and
+# the Langfuse SDK (v5) that real users point at the edge.
 ensure_python_test_deps() {
   command -v python3 >/dev/null || die "python3 is missing"
   local missing=() pair
   for pair in chdb:chdb pyarrow:pyarrow polars:polars duckdb:duckdb \
     opentelemetry.sdk:opentelemetry-sdk \
-    opentelemetry.exporter.otlp.proto.http:opentelemetry-exporter-otlp-proto-http; do
+    opentelemetry.exporter.otlp.proto.http:opentelemetry-exporter-otlp-proto-http \
+    langfuse:langfuse==5.0.4; do
     python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
   done
   if [ ${#missing[@]} -gt 0 ]; then

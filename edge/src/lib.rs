@@ -8,6 +8,7 @@ pub mod auth;
 pub mod buffer;
 pub mod forward;
 pub mod ingest;
+pub mod langfuse;
 pub mod limits;
 pub mod otlp;
 #[cfg(target_arch = "wasm32")]

@@ -1305,7 +1305,7 @@ mod tests {
         assert_eq!(obs.usage.cache_read_input_tokens, 100);
         assert_eq!(
             obs.input.as_ref().unwrap().as_str(),
-            r#"{"messages":[{"content":"héllo 👋","role":"user"}]}"#
+            r#"{"messages":[{"role":"user","content":"héllo 👋"}]}"#
         );
         assert_eq!(event.entity_id(), "obs-1");
     }

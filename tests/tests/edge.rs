@@ -207,12 +207,14 @@ async fn the_edge_loads_native_and_otlp_events_and_refuses_bad_requests() {
         404
     );
 
-    // Everything accepted arrives: 2 native + 3 gzip + 4 spans (+1 root trace) + 3 Codex
-    // observations (+1 terminal command, +1 session trace); the invalid event is dead-lettered.
+    // Everything accepted arrives: observations 1 native + 3 gzip + 4 spans + 7 Codex (its
+    // request and completion are one generation), with the native trace, the spans' root trace
+    // and the Codex session's; 1 terminal command and 2 file operations from Codex; the invalid
+    // event is dead-lettered.
     wait_for(
         &env,
         &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
-        11,
+        15,
         Duration::from_secs(30),
     )
     .await;
@@ -247,10 +249,10 @@ async fn the_edge_loads_native_and_otlp_events_and_refuses_bad_requests() {
     );
     assert_eq!(
         env.ch(&format!(
-            "SELECT command, cwd FROM terminal_commands FINAL WHERE project_id = '{p}'"
+            "SELECT command, cwd, exit_code FROM terminal_commands FINAL WHERE project_id = '{p}'"
         ))
         .await,
-        "npm test\t/repo"
+        "npm test\t/repo\t1"
     );
     assert!(
         env.ch(&format!(

@@ -1,8 +1,11 @@
 //! OTLP/HTTP intake: decoding (protobuf or JSON, the request's `Content-Type` decides), mapping
 //! to AgentTrace events, and OTLP's partial-success answer in the request's encoding.
 
-pub mod map;
+pub mod common;
+pub mod logs;
+pub mod metrics;
 pub mod proto;
+pub mod spans;
 
 use agenttrace_schemas::event::TimeWindow;
 use prost::Message;
@@ -11,7 +14,10 @@ use agenttrace_schemas::intake::IntakeRejection;
 
 use crate::ingest::Intake;
 use crate::limits::{Encoding, Limits, RequestError};
-use proto::{ExportLogsServiceRequest, ExportPartialSuccess, ExportResponse, ExportTraceServiceRequest};
+use proto::{
+    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportPartialSuccess, ExportResponse,
+    ExportTraceServiceRequest,
+};
 
 fn decode<T: Message + Default + serde::de::DeserializeOwned>(
     body: &[u8],
@@ -34,9 +40,13 @@ pub fn decode_logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceR
     decode(body, encoding, "ExportLogsServiceRequest")
 }
 
+pub fn decode_metrics(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequest, RequestError> {
+    decode(body, encoding, "ExportMetricsServiceRequest")
+}
+
 /// Validates mapped items like native events; an item that could not be mapped is a rejection.
 pub fn intake(
-    mapped: Vec<map::Mapped>,
+    mapped: Vec<common::Mapped>,
     window: &TimeWindow,
     limits: &Limits,
 ) -> Result<Intake, RequestError> {
@@ -66,7 +76,8 @@ pub fn intake(
 
 /// OTLP's answer: 200 with `partial_success` naming what was rejected (400 if nothing was
 /// accepted), in the request's encoding.
-/// `rejected_field` is the JSON name of the count: `rejectedSpans` or `rejectedLogRecords`.
+/// `rejected_field` is the JSON name of the count: `rejectedSpans`, `rejectedLogRecords` or
+/// `rejectedDataPoints`.
 pub fn response(intake: &Intake, encoding: Encoding, rejected_field: &str) -> (u16, Vec<u8>) {
     let status = if intake.accepted() == 0 && !intake.rejected.is_empty() {
         400

@@ -1,5 +1,6 @@
 //! Mapping real OTLP payloads: protobuf written by the OpenTelemetry Python SDK's encoders
-//! (`edge/tests/fixtures/make_fixtures.py`) and OTLP JSON as the JavaScript exporters send it.
+//! (`edge/tests/fixtures/make_fixtures.py`), and OTLP JSON as the JavaScript exporters, Codex
+//! and the dialect fixture (Langfuse, OpenInference, Vercel AI SDK, GenAI) send it.
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::event::TimeWindow;
@@ -9,7 +10,9 @@ use super::*;
 
 const TRACES_PB: &[u8] = include_bytes!("../../tests/fixtures/traces.pb");
 const CLAUDE_CODE_LOGS_PB: &[u8] = include_bytes!("../../tests/fixtures/claude_code_logs.pb");
+const METRICS_PB: &[u8] = include_bytes!("../../tests/fixtures/metrics.pb");
 const GENAI_TRACES_JSON: &[u8] = include_bytes!("../../tests/fixtures/genai_traces.json");
+const DIALECT_TRACES_JSON: &[u8] = include_bytes!("../../tests/fixtures/dialect_traces.json");
 const CODEX_LOGS_JSON: &[u8] = include_bytes!("../../tests/fixtures/codex_logs.json");
 
 fn window() -> TimeWindow {
@@ -33,19 +36,24 @@ fn find<'a>(events: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name:?} in {events:#?}"))
 }
 
+fn count(events: &[Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["type"] == kind).count()
+}
+
 #[test]
 fn python_sdk_spans_become_generations_tool_calls_and_spans() {
     let request = decode_traces(TRACES_PB, Encoding::Protobuf).unwrap();
-    let intake = intake(map::spans(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
+    let intake = intake(spans::map(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
     let events = events(&intake);
-    // Four spans, and the root span's trace.
-    assert_eq!(events.len(), 5);
+    // Four spans; the root span's trace patch, and the session and user it names.
+    assert_eq!(count(&events, "observation"), 4);
+    assert_eq!(count(&events, "trace_patch"), 1);
 
     let root = find(&events, "observation", "invoke_agent support");
     let trace_id = root["body"]["trace_id"].as_str().unwrap();
     assert_eq!(trace_id.len(), 32);
-    assert_eq!(root["body"]["type"], "span");
-    let trace = find(&events, "trace", "invoke_agent support");
+    assert_eq!(root["body"]["type"], "agent");
+    let trace = find(&events, "trace_patch", "invoke_agent support");
     assert_eq!(trace["body"]["id"], trace_id);
     assert_eq!(trace["body"]["session_id"], "s-42");
     assert_eq!(trace["body"]["user_id"], "u-7");
@@ -65,6 +73,10 @@ fn python_sdk_spans_become_generations_tool_calls_and_spans() {
     assert_eq!(chat["start_time"], "2025-11-25T10:00:00.001000Z");
     assert_eq!(chat["end_time"], "2025-11-25T10:00:00.900000Z");
     assert_eq!(chat["input"][0]["parts"][0]["content"], "Where is my order?");
+    assert!(
+        chat["metadata"].get("gen_ai.input.messages").is_none(),
+        "payloads are not copied into metadata"
+    );
     assert_eq!(chat["metadata"]["otel.scope.name"], "agent.tests");
 
     let tool = &find(&events, "observation", "execute_tool lookup_order")["body"];
@@ -82,7 +94,7 @@ fn python_sdk_spans_become_generations_tool_calls_and_spans() {
 #[test]
 fn otlp_json_spans_with_string_or_number_integers() {
     let request = decode_traces(GENAI_TRACES_JSON, Encoding::Json).unwrap();
-    let intake = intake(map::spans(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
+    let intake = intake(spans::map(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
     let events = events(&intake);
     let chat = &find(&events, "observation", "chat gpt-4.1-mini")["body"];
     assert_eq!(chat["trace_id"], "5b8efff798038103d269b633813fc60c");
@@ -92,25 +104,129 @@ fn otlp_json_spans_with_string_or_number_integers() {
     assert_eq!(chat["cost"]["total"], 0.00021);
     assert_eq!(chat["input"], "hello");
     assert_eq!(chat["start_time"], "2025-11-25T10:00:00.100000Z");
-    let trace = find(&events, "trace", "agent run");
+    let trace = find(&events, "trace_patch", "agent run");
     assert_eq!(trace["body"]["session_id"], "chat-9");
 }
 
+/// The dialect priority (spans.rs) on one trace that mixes Langfuse, OpenInference, Vercel AI
+/// SDK and GenAI spans.
 #[test]
-fn claude_code_log_events_become_observations_commands_and_file_operations() {
-    let request = decode_logs(CLAUDE_CODE_LOGS_PB, Encoding::Protobuf).unwrap();
-    let intake = intake(map::logs(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
+fn every_dialect_maps_to_its_full_meaning() {
+    let request = decode_traces(DIALECT_TRACES_JSON, Encoding::Json).unwrap();
+    let intake = intake(spans::map(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
     let events = events(&intake);
-    let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
-    assert_eq!(count("observation"), 6);
-    assert_eq!(count("terminal_command"), 2);
-    assert_eq!(count("file_operation"), 1);
-    assert_eq!(count("trace"), 1);
+    let body = |name: &str| find(&events, "observation", name)["body"].clone();
+
+    let root = body("handle-request");
+    assert_eq!(root["type"], "span");
+    assert_eq!(root["input"]["question"], "where is my order?");
+    assert_eq!(
+        root["metadata"]["step"], 1,
+        "langfuse.observation.metadata.* keys, decoded"
+    );
+    let trace = find(&events, "trace_patch", "checkout-assistant")["body"].clone();
+    assert_eq!(trace["user_id"], "user-42");
+    assert_eq!(trace["session_id"], "sess-7");
+    assert_eq!(trace["tags"], serde_json::json!(["prod", "checkout"]));
+    assert_eq!(trace["environment"], "production");
+    assert_eq!(trace["release"], "2.3.0");
+    assert_eq!(trace["metadata"]["team"], "payments");
+    assert_eq!(trace["input"]["question"], "where is my order?");
+    // Trace-level attributes on a child span update the trace too.
+    let child_patches: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "trace_patch" && e["body"].get("name").is_none())
+        .collect();
+    assert!(child_patches.iter().any(|p| p["body"]["user_id"] == "user-42"));
+
+    let generation = body("llm-call");
+    assert_eq!(generation["type"], "generation");
+    assert_eq!(generation["model"], "claude-sonnet-4-5");
+    assert_eq!(generation["model_parameters"]["max_tokens"], 512);
+    assert_eq!(generation["usage"]["input_tokens"], 900);
+    assert_eq!(generation["usage"]["output_tokens"], 120);
+    assert_eq!(generation["usage"]["cache_read_input_tokens"], 300);
+    assert_eq!(generation["cost"]["total"], 0.0042);
+    assert_eq!(generation["completion_start_time"], "2025-11-25T10:00:00.350000Z");
+    assert_eq!(generation["prompt_name"], "support-answer");
+    assert_eq!(generation["prompt_version"], 3);
+    assert_eq!(
+        (
+            generation["level"].as_str(),
+            generation["status_message"].as_str()
+        ),
+        (Some("warning"), Some("slow"))
+    );
+    assert_eq!(generation["output"]["content"], "It ships today.");
+
+    assert_eq!(body("lookup-order")["type"], "tool");
+    assert_eq!(body("lookup-order")["input"]["order"], "A-1");
+    assert_eq!(body("pii-check")["type"], "guardrail");
+
+    let openinference = body("ChatCompletion");
+    assert_eq!(openinference["type"], "generation");
+    assert_eq!(openinference["model"], "gpt-4.1-mini");
+    assert_eq!(openinference["usage"]["input_tokens"], 400);
+    assert_eq!(openinference["model_parameters"]["temperature"], 0);
+    assert_eq!(
+        (openinference["input"].as_str(), openinference["output"].as_str()),
+        (Some("summarize"), Some("done"))
+    );
+    assert_eq!(body("vector-search")["type"], "retriever");
+
+    let vercel = body("ai.generateText.doGenerate");
+    assert_eq!(vercel["type"], "generation");
+    assert_eq!(vercel["model"], "gpt-4o-mini");
+    assert_eq!(vercel["usage"]["output_tokens"], 12);
+    assert_eq!(vercel["completion_start_time"], "2025-11-25T10:00:02.120000Z");
+    assert_eq!(vercel["input"][0]["content"], "hi");
+    assert_eq!(vercel["metadata"]["feature"], "chat");
+    let tool = body("ai.toolCall");
+    assert_eq!(
+        (
+            tool["type"].as_str(),
+            tool["tool_name"].as_str(),
+            tool["tool_call_id"].as_str()
+        ),
+        (Some("tool_call"), Some("weather"), Some("call_x"))
+    );
+    assert_eq!(tool["output"]["temp"], 3);
+
+    let embedding = body("embeddings text-embedding-3-small");
+    assert_eq!(embedding["type"], "embedding");
+    assert_eq!(embedding["model"], "text-embedding-3-small");
+    assert_eq!(embedding["usage"]["input_tokens"], 20);
+}
+
+#[test]
+fn claude_code_log_events_become_a_tree_with_commands_and_file_operations() {
+    let request = decode_logs(CLAUDE_CODE_LOGS_PB, Encoding::Protobuf).unwrap();
+    let intake = intake(logs::map(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
+    let events = events(&intake);
+    assert_eq!(count(&events, "observation"), 6);
+    assert_eq!(count(&events, "terminal_command"), 2);
+    assert_eq!(count(&events, "file_operation"), 1);
+    assert_eq!(count(&events, "trace_patch"), 1);
     assert!(
         events
             .iter()
             .all(|e| e["type"] != "observation" || e["body"]["trace_id"] == "cc-session-1")
     );
+
+    // The prompt is a span that parents the prompt's requests and tool results.
+    let prompt = &find(&events, "observation", "prompt")["body"];
+    assert_eq!(prompt["type"], "span");
+    assert_eq!(prompt["input"], "Fix the failing checkout");
+    assert_eq!(prompt["start_time"], "2025-11-25T10:00:10.000000Z");
+    assert_eq!(
+        prompt["end_time"], "2025-11-25T10:01:00.000000Z",
+        "its last record"
+    );
+    let children = events
+        .iter()
+        .filter(|e| e["type"] == "observation" && e["body"]["parent_observation_id"] == prompt["id"])
+        .count();
+    assert_eq!(children, 5);
 
     let request_event = &find(&events, "observation", "api_request")["body"];
     assert_eq!(request_event["type"], "generation");
@@ -122,22 +238,18 @@ fn claude_code_log_events_become_observations_commands_and_file_operations() {
     assert_eq!(request_event["start_time"], "2025-11-25T10:00:17.900000Z");
     assert_eq!(request_event["end_time"], "2025-11-25T10:00:20.000000Z");
 
-    let prompt = &find(&events, "observation", "user_prompt")["body"];
-    assert_eq!(prompt["type"], "event");
-    assert_eq!(prompt["input"], "Fix the failing checkout");
-
     let passed = &find(&events, "terminal_command", "cargo test checkout")["body"];
     assert_eq!(passed["exit_code"], 0);
     assert_eq!(passed["duration_ms"], 3400);
     let failed = &find(&events, "terminal_command", "cargo test --workspace")["body"];
-    assert!(failed.get("exit_code").is_none());
-    assert_eq!(failed["stderr"], "Exit code 101");
+    assert_eq!(failed["exit_code"], 101, "recovered from the error text");
+    assert!(failed["stderr"].as_str().unwrap().starts_with("Exit code 101"));
     let failed_tool = events
         .iter()
         .find(|e| e["body"]["id"] == failed["observation_id"])
         .unwrap();
     assert_eq!(failed_tool["body"]["level"], "error");
-    assert_eq!(failed_tool["body"]["status_message"], "Exit code 101");
+    assert_eq!(failed_tool["body"]["tool_call_id"], "toolu_03");
 
     let edit = events.iter().find(|e| e["type"] == "file_operation").unwrap();
     assert_eq!(edit["body"]["operation"], "edit");
@@ -151,24 +263,146 @@ fn claude_code_log_events_become_observations_commands_and_file_operations() {
     assert_eq!(error["status_message"], "Overloaded");
 
     // The same export again maps to the very same ids: a retry does not duplicate.
-    let again = super::intake(map::logs(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
+    let again = super::intake(logs::map(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
     assert_eq!(again.events, intake.events);
 }
 
+/// Codex CLI 0.155.0 as it exports (see the fixture): `timeUnixNano` 0, an empty body, the
+/// callsite in `eventName`, the name in `event.name`, counts on `sse_event`.
 #[test]
-fn codex_log_events_in_otlp_json() {
+fn codex_log_events_as_codex_really_sends_them() {
     let request = decode_logs(CODEX_LOGS_JSON, Encoding::Json).unwrap();
-    let intake = intake(map::logs(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
+    let intake = intake(logs::map(&request, 64 * 1024), &window(), &Limits::default()).unwrap();
     let events = events(&intake);
-    let generation = &find(&events, "observation", "api_request")["body"];
+    assert!(
+        events.iter().all(|e| !e["body"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("session_telemetry.rs")),
+        "no event is named after a source location"
+    );
+    let conversation = "0199a213-81c0-7800-8aa1-bbab2a035a53";
+    // The request and its completion make one generation.
+    let generations: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "observation" && e["body"]["type"] == "generation")
+        .collect();
+    assert_eq!(generations.len(), 1);
+    let generation = &generations[0]["body"];
+    assert_eq!(generation["trace_id"], conversation);
     assert_eq!(generation["model"], "gpt-5-codex");
-    assert_eq!(generation["usage"]["output_tokens"], 120);
-    let tool = &find(&events, "observation", "shell")["body"];
-    assert_eq!(tool["tool_call_id"], "call_9");
-    assert_eq!(tool["output"], "12 passing");
+    assert_eq!(generation["usage"]["input_tokens"], 9000);
+    assert_eq!(generation["usage"]["output_tokens"], 350);
+    assert_eq!(generation["usage"]["cache_read_input_tokens"], 6000);
+    assert_eq!(
+        generation["start_time"], "2025-11-25T10:00:00.388000Z",
+        "when the request started"
+    );
+    assert_eq!(generation["end_time"], "2025-11-25T10:00:06.000000Z");
+    assert_eq!(generation["metadata"]["request.http.response.status_code"], 200);
+
+    let tool = &find(&events, "observation", "exec_command")["body"];
+    assert_eq!(
+        (tool["type"].as_str(), tool["tool_call_id"].as_str()),
+        (Some("tool_call"), Some("call_7"))
+    );
+    assert_eq!(tool["level"], "error");
     let command = &find(&events, "terminal_command", "npm test")["body"];
     assert_eq!(command["cwd"], "/repo");
-    assert_eq!(command["trace_id"], "cx-1");
+    assert_eq!(command["exit_code"], 1, "from `Process exited with code 1`");
+    assert_eq!(command["duration_ms"], 4200);
+    assert!(command["stdout"].as_str().unwrap().contains("3 failing"));
+
+    let files: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["type"] == "file_operation")
+        .map(|e| {
+            (
+                e["body"]["operation"].as_str().unwrap(),
+                e["body"]["path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(files, [("edit", "src/list.ts"), ("create", "src/page.ts")]);
+
+    let prompt = &find(&events, "observation", "user_prompt")["body"];
+    assert_eq!(
+        (prompt["type"].as_str(), prompt["input"].as_str()),
+        (Some("event"), Some("add pagination"))
+    );
+    assert_eq!(
+        prompt["start_time"], "2025-11-25T10:00:00.000000Z",
+        "the observed time"
+    );
+    assert_eq!(
+        find(&events, "observation", "tool_decision")["body"]["type"],
+        "event"
+    );
+    let trace = &events.iter().find(|e| e["type"] == "trace_patch").unwrap()["body"];
+    assert_eq!(
+        (trace["name"].as_str(), trace["environment"].as_str()),
+        (Some("codex_cli_rs"), Some("dev"))
+    );
+}
+
+#[test]
+fn metrics_become_one_event_per_data_point() {
+    let request = decode_metrics(METRICS_PB, Encoding::Protobuf).unwrap();
+    let window = TimeWindow::around(Timestamp::now());
+    let intake = intake(metrics::map(&request), &window, &Limits::default()).unwrap();
+    let events = events(&intake);
+    let points: Vec<&Value> = events.iter().map(|e| &e["body"]).collect();
+    let tokens: Vec<&&Value> = points
+        .iter()
+        .filter(|p| p["name"] == "claude_code.token.usage")
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    let input = tokens
+        .iter()
+        .find(|p| p["attributes"]["type"] == "input")
+        .unwrap();
+    assert_eq!(
+        (
+            input["kind"].as_str(),
+            input["temporality"].as_str(),
+            input["unit"].as_str(),
+            input["value"].as_f64()
+        ),
+        (Some("sum"), Some("delta"), Some("tokens"), Some(1500.0))
+    );
+    assert_eq!(input["resource"]["service.name"], "claude-code");
+    let histogram = points.iter().find(|p| p["kind"] == "histogram").unwrap();
+    assert_eq!(
+        (histogram["count"].as_u64(), histogram["sum"].as_f64()),
+        (Some(3), Some(4212.0))
+    );
+    assert_eq!(
+        histogram["bucket_counts"].as_array().unwrap().len(),
+        histogram["explicit_bounds"].as_array().unwrap().len() + 1
+    );
+    // Ids come from the content: a retried export replaces its points.
+    let again = super::intake(metrics::map(&request), &window, &Limits::default()).unwrap();
+    assert_eq!(again.events, intake.events);
+    let (status, body) = response(&intake, Encoding::Json, "rejectedDataPoints");
+    assert_eq!((status, body.as_slice()), (200, b"{}".as_slice()));
+}
+
+#[test]
+fn unsupported_metric_kinds_are_named() {
+    let request = decode_metrics(
+        br#"{"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+            {"name": "latency", "summary": {"dataPoints": []}},
+            {"name": "requests", "gauge": {"dataPoints": [{"timeUnixNano": "1764064800000000000", "asInt": "7"}]}}]}]}]}"#,
+        Encoding::Json,
+    )
+    .unwrap();
+    let intake = intake(metrics::map(&request), &window(), &Limits::default()).unwrap();
+    assert_eq!(intake.accepted(), 1);
+    assert!(
+        intake.rejected[0]
+            .error
+            .contains("\"latency\": summaries are not stored yet")
+    );
 }
 
 #[test]
@@ -183,13 +417,15 @@ fn bad_items_are_named_and_the_rest_kept() {
         }),
     });
     let limits = Limits::default();
-    let mapped = map::spans(&request, 50);
+    let mapped = spans::map(&request, 50);
     let intake = intake(mapped, &window(), &limits).unwrap();
     assert_eq!(intake.rejected.len(), 2);
     assert!(
         intake.rejected[0]
             .error
-            .contains("span_id must be 8 bytes, not 3")
+            .contains("span_id must be 16 hex digits, not all zeros"),
+        "{}",
+        intake.rejected[0].error
     );
     assert!(
         intake.rejected[1]
@@ -215,12 +451,23 @@ fn malformed_bodies_say_what_is_wrong() {
             .contains("not a protobuf ExportTraceServiceRequest"),
         "{error}"
     );
-    let error = decode_traces(
-        br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}"#,
+    // An id that is not hex rejects its span alone (OTLP partial success), not the export.
+    let request = decode_traces(
+        br#"{"resourceSpans": [{"scopeSpans": [{"spans": [
+            {"traceId": "zz", "spanId": "eee19b7ec3c1b173", "name": "bad"},
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b173", "name": "good",
+             "startTimeUnixNano": "1764064800000000000"}]}]}]}"#,
         Encoding::Json,
     )
-    .unwrap_err();
-    assert!(error.to_string().contains("\"zz\" is not a hex id"), "{error}");
+    .unwrap();
+    let intake = intake(spans::map(&request, 1024), &window(), &Limits::default()).unwrap();
+    assert_eq!(intake.rejected.len(), 1);
+    assert!(
+        intake.rejected[0]
+            .error
+            .contains("span \"bad\": trace_id must be 32 hex digits")
+    );
+    assert_eq!(intake.accepted(), 2, "the good span and its trace");
     let error = decode_logs(br#"{"resourceLogs": 3}"#, Encoding::Json).unwrap_err();
     assert!(
         error

@@ -12,6 +12,7 @@ use super::buffer_object::buffer;
 use super::{Config, error, json_response, now_ms, post_signed};
 use crate::auth::{KeyCache, KeyVerdict, verdict_from_etl, verify_request_body};
 use crate::ingest::Intake;
+use crate::langfuse;
 use crate::limits::{Encoding, Limits, RequestError, decode_body};
 use crate::otlp;
 
@@ -21,8 +22,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("/v1/ingest", "POST"),
     ("/v1/traces", "POST"),
     ("/v1/logs", "POST"),
+    ("/v1/metrics", "POST"),
     ("/api/public/otel/v1/traces", "POST"),
     ("/api/public/otel/v1/logs", "POST"),
+    ("/api/public/otel/v1/metrics", "POST"),
+    ("/api/public/ingestion", "POST"),
+    ("/api/public/scores", "POST"),
 ];
 
 thread_local! {
@@ -65,6 +70,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let route = match path.as_str() {
         "/v1/ingest" => Route::Native,
         "/v1/traces" | "/api/public/otel/v1/traces" => Route::Traces,
+        "/v1/metrics" | "/api/public/otel/v1/metrics" => Route::Metrics,
+        "/api/public/ingestion" => Route::LangfuseIngestion,
+        "/api/public/scores" => Route::LangfuseScores,
         _ => Route::Logs,
     };
     ingest(req, &env, &config, route).await
@@ -75,6 +83,25 @@ enum Route {
     Native,
     Traces,
     Logs,
+    Metrics,
+    LangfuseIngestion,
+    LangfuseScores,
+}
+
+impl Route {
+    /// Whether the route takes JSON only (the OTLP routes take protobuf too).
+    fn json_only(self) -> bool {
+        matches!(
+            self,
+            Route::Native | Route::LangfuseIngestion | Route::LangfuseScores
+        )
+    }
+}
+
+/// What the intake of a request answers, once its events are buffered.
+enum Answer {
+    Json(u16, String),
+    Otlp(&'static str),
 }
 
 /// Asks the ETL about a key (or the isolate's cache).
@@ -151,36 +178,59 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
         Ok(project_id) => project_id,
         Err(refusal) => return refusal,
     };
-    let encoding =
-        match Encoding::from_content_type(header("content-type").as_deref(), route == Route::Native) {
-            Ok(encoding) => encoding,
-            Err(problem) => return request_error(problem),
-        };
+    let encoding = match Encoding::from_content_type(header("content-type").as_deref(), route.json_only()) {
+        Ok(encoding) => encoding,
+        Err(problem) => return request_error(problem),
+    };
     let encoded = req.bytes().await?;
     let body = match decode_body(&encoded, header("content-encoding").as_deref(), &limits) {
         Ok(body) => body,
         Err(problem) => return request_error(problem),
     };
-    let window = TimeWindow::around(Timestamp::from_micros(now_ms() as i64 * 1000));
-    let intake: std::result::Result<Intake, RequestError> = match route {
-        Route::Native => crate::ingest::native(&body, &window, &limits),
-        Route::Traces => otlp::decode_traces(&body, encoding).and_then(|request| {
-            otlp::intake(
-                otlp::map::spans(&request, limits.max_attribute_bytes),
-                &window,
-                &limits,
-            )
+    let now = Timestamp::from_micros(now_ms() as i64 * 1000);
+    let window = TimeWindow::around(now);
+    let otlp = |field| move |intake| (intake, Answer::Otlp(field));
+    let intake: std::result::Result<(Intake, Answer), RequestError> = match route {
+        Route::Native => crate::ingest::native(&body, &window, &limits).map(|intake| {
+            let answer = Answer::Json(intake.status(), intake.response_json());
+            (intake, answer)
         }),
-        Route::Logs => otlp::decode_logs(&body, encoding).and_then(|request| {
-            otlp::intake(
-                otlp::map::logs(&request, limits.max_attribute_bytes),
-                &window,
-                &limits,
-            )
+        Route::Traces => otlp::decode_traces(&body, encoding)
+            .and_then(|request| {
+                otlp::intake(
+                    otlp::spans::map(&request, limits.max_attribute_bytes),
+                    &window,
+                    &limits,
+                )
+            })
+            .map(otlp("rejectedSpans")),
+        Route::Logs => otlp::decode_logs(&body, encoding)
+            .and_then(|request| {
+                otlp::intake(
+                    otlp::logs::map(&request, limits.max_attribute_bytes),
+                    &window,
+                    &limits,
+                )
+            })
+            .map(otlp("rejectedLogRecords")),
+        Route::Metrics => otlp::decode_metrics(&body, encoding)
+            .and_then(|request| otlp::intake(otlp::metrics::map(&request), &window, &limits))
+            .map(otlp("rejectedDataPoints")),
+        Route::LangfuseIngestion => langfuse::ingestion(&body, now, &window, &limits).map(|ingestion| {
+            let answer = Answer::Json(207, ingestion.response_json());
+            (ingestion.intake, answer)
         }),
+        Route::LangfuseScores => langfuse::scores(&body, now, &window, &limits)
+            .map(|(intake, status, answer)| (intake, Answer::Json(status, answer))),
     };
-    let intake = match intake {
+    let (intake, answer) = match intake {
         Ok(intake) => intake,
+        Err(problem) if route == Route::LangfuseIngestion => {
+            // Langfuse's answer to a malformed envelope.
+            let body =
+                serde_json::json!({ "message": "Invalid request data", "errors": [problem.to_string()] });
+            return json_response(problem.status(), body.to_string(), &[]);
+        }
         Err(problem) => return request_error(problem),
     };
     if !intake.events.is_empty()
@@ -192,14 +242,9 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
             &format!("the events could not be buffered: {problem}"),
         );
     }
-    match route {
-        Route::Native => json_response(intake.status(), intake.response_json(), &[]),
-        Route::Traces | Route::Logs => {
-            let field = if route == Route::Traces {
-                "rejectedSpans"
-            } else {
-                "rejectedLogRecords"
-            };
+    match answer {
+        Answer::Json(status, body) => json_response(status, body, &[]),
+        Answer::Otlp(field) => {
             let (status, body) = otlp::response(&intake, encoding, field);
             let headers = Headers::new();
             headers.set("content-type", encoding.content_type())?;

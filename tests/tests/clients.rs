@@ -1,0 +1,360 @@
+//! Real clients through the edge in workerd, the ETL and both databases: the unmodified Langfuse
+//! Python SDK (PyPI) and JS SDK (npm), Dify-shaped legacy batches whose updates arrive before
+//! or after their creates, Claude Code and Codex log exports, and the OpenTelemetry Python SDK's
+//! metric exporter. Each reads its values back from ClickHouse.
+
+use std::time::{Duration, Instant};
+
+use agenttrace_schemas::Timestamp;
+use agenttrace_tests::TestEnv;
+use agenttrace_tests::edge::Edge;
+use agenttrace_tests::etl::TestProject;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const CLAUDE_CODE_LOGS_PB: &[u8] = include_bytes!("../../edge/tests/fixtures/claude_code_logs.pb");
+const CODEX_LOGS_JSON: &[u8] = include_bytes!("../../edge/tests/fixtures/codex_logs.json");
+
+fn basic(project: &TestProject) -> String {
+    let pair = format!("{}:{}", project.key.public_key, project.secret_key);
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+}
+
+/// Waits until `sql` answers `expected`, or fails after `timeout` with what it answered.
+async fn wait_for(env: &TestEnv, sql: &str, expected: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = env.ch(sql).await;
+        if got == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}:\n{got}\nexpected:\n{expected}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn run(program: &str, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_langfuse_python_sdk_lands_with_its_full_meaning() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("langfuse-python").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let script = agenttrace_tests::repo_root().join("tests/python/langfuse_sdk.py");
+    let output = run(
+        "python3",
+        &[
+            script.to_str().unwrap(),
+            &edge.url,
+            &project.key.public_key,
+            &project.secret_key,
+        ],
+    )
+    .await;
+    let ids: Value = serde_json::from_str(output.trim().lines().last().unwrap()).unwrap();
+    let trace = ids["trace_id"].as_str().unwrap();
+    let p = project.key.project_id;
+    wait_for(
+        &env,
+        &format!(
+            "SELECT name, type, parent_observation_id IS NULL FROM observations FINAL \
+             WHERE project_id = '{p}' AND trace_id = '{trace}' ORDER BY start_time_us"
+        ),
+        "handle-request\tspan\t1\nanswer\tgeneration\t0\nlookup-order\tspan\t0\nformat-reply\tspan\t0",
+        Duration::from_secs(60),
+    )
+    .await;
+    // The generation: model, usage, parameters, and a cost from the price table
+    // (gpt-4.1-mini: $0.40 / $1.60 per million input / output tokens).
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT model, input_tokens, output_tokens, toString(total_cost), cost_source, \
+             visitParamExtractFloat(model_parameters, 'temperature') FROM observations FINAL \
+             WHERE project_id = '{p}' AND name = 'answer'"
+        ))
+        .await,
+        "gpt-4.1-mini\t1000\t200\t0.000720000000\tprice_table\t0.2"
+    );
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT level, status_message, output FROM observations FINAL WHERE project_id = '{p}' AND name = 'format-reply'"
+        ))
+        .await,
+        "warning\tslow formatter\t\"It shipped.\""
+    );
+    // The @observe'd function's arguments and result.
+    let observed = env
+        .ch(&format!(
+            "SELECT input, output FROM observations FINAL WHERE project_id = '{p}' AND name = 'lookup-order'"
+        ))
+        .await;
+    assert!(
+        observed.contains("A-1") && observed.contains("shipped"),
+        "{observed}"
+    );
+    // Trace-level attributes from every span, merged into one trace.
+    wait_for(
+        &env,
+        &format!(
+            "SELECT name, user_id, session_id, arraySort(tags), metadata_values[indexOf(metadata_keys, 'team')] \
+             FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"
+        ),
+        "checkout-assistant\tuser-42\tsess-7\t['checkout','sdk']\tpayments",
+        Duration::from_secs(30),
+    )
+    .await;
+    // Scores, with their data types.
+    wait_for(
+        &env,
+        &format!(
+            "SELECT name, data_type, value, ifNull(string_value, ''), ifNull(observation_id, '') = '' \
+             FROM scores FINAL WHERE project_id = '{p}' ORDER BY name"
+        ),
+        "accuracy\tnumeric\t0.9\t\t1\nhelpful\tboolean\t1\t\t0\ntone\tcategorical\t0\tfriendly\t1",
+        Duration::from_secs(30),
+    )
+    .await;
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}
+
+/// A Dify-shaped legacy batch: the creates in one request and the updates in a later one, and
+/// for a second trace the other way round. Both read back merged.
+#[tokio::test]
+async fn legacy_batches_merge_updates_in_either_order() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("dify").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let http = reqwest::Client::new();
+    let now = Timestamp::now().as_micros();
+    let at = |seconds: i64| Timestamp::from_micros(now + seconds * 1_000_000).to_string();
+    let creates = |trace: &str| {
+        json!({"batch": [
+            {"id": format!("{trace}-e1"), "timestamp": at(-10), "type": "trace-create",
+             "body": {"id": trace, "name": "workflow", "userId": "user-1", "input": {"query": "hello"}}},
+            {"id": format!("{trace}-e2"), "timestamp": at(-9), "type": "span-create",
+             "body": {"id": format!("{trace}-span"), "traceId": trace, "name": "retrieve", "startTime": at(-9),
+                      "input": {"q": "hello"}, "metadata": {"index": "docs"}}},
+            {"id": format!("{trace}-e3"), "timestamp": at(-8), "type": "generation-create",
+             "body": {"id": format!("{trace}-gen"), "traceId": trace, "parentObservationId": format!("{trace}-span"),
+                      "name": "llm", "startTime": at(-8), "model": "gpt-4.1-mini",
+                      "input": [{"role": "user", "content": "hello"}], "modelParameters": {"temperature": 0.7}}}
+        ], "metadata": {"sdk_name": "dify", "batch_size": 3}})
+    };
+    let updates = |trace: &str| {
+        json!({"batch": [
+            {"id": format!("{trace}-e4"), "timestamp": at(-5), "type": "span-update",
+             "body": {"id": format!("{trace}-span"), "traceId": trace, "endTime": at(-6), "output": {"docs": 3}}},
+            {"id": format!("{trace}-e5"), "timestamp": at(-4), "type": "generation-update",
+             "body": {"id": format!("{trace}-gen"), "traceId": trace, "endTime": at(-4), "output": "hi there",
+                      "usage": {"input": 500, "output": 40, "unit": "TOKENS"}}},
+            {"id": format!("{trace}-e6"), "timestamp": at(-3), "type": "trace-create",
+             "body": {"id": trace, "output": {"answer": "hi there"}, "tags": ["dify"]}}
+        ]})
+    };
+    let send = |batch: Value| {
+        let request = http
+            .post(format!("{}/api/public/ingestion", edge.url))
+            .header("authorization", basic(&project))
+            .json(&batch);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, 207, "{body}");
+            assert_eq!(body["errors"], json!([]), "{body}");
+            body["successes"].as_array().unwrap().len()
+        }
+    };
+    let p = project.key.project_id;
+    // Creates first, then updates, in separate requests (each flushed before the next).
+    assert_eq!(send(creates("t-forward")).await, 3);
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
+        "2",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(send(updates("t-forward")).await, 3);
+    // Updates first: they wait until their creates arrive.
+    assert_eq!(send(updates("t-reverse")).await, 3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(send(creates("t-reverse")).await, 3);
+    // And both in one request, updates listed first.
+    let mut both = updates("t-single")["batch"].as_array().unwrap().clone();
+    both.extend(creates("t-single")["batch"].as_array().unwrap().clone());
+    assert_eq!(send(json!({ "batch": both })).await, 6);
+
+    for trace in ["t-forward", "t-reverse", "t-single"] {
+        wait_for(
+            &env,
+            &format!(
+                "SELECT name, input, output, ifNull(model, ''), input_tokens, output_tokens, end_time_us IS NOT NULL, \
+                 metadata_values[indexOf(metadata_keys, 'index')] \
+                 FROM observations FINAL WHERE project_id = '{p}' AND trace_id = '{trace}' ORDER BY name"
+            ),
+            "llm\t[{\"role\":\"user\",\"content\":\"hello\"}]\t\"hi there\"\tgpt-4.1-mini\t500\t40\t1\t\n\
+             retrieve\t{\"q\":\"hello\"}\t{\"docs\":3}\t\t0\t0\t1\tdocs",
+            Duration::from_secs(30),
+        )
+        .await;
+        wait_for(
+            &env,
+            &format!(
+                "SELECT name, user_id, input, output, tags FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"
+            ),
+            "workflow\tuser-1\t{\"query\":\"hello\"}\t{\"answer\":\"hi there\"}\t['dify']",
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    // Nothing waits any more.
+    let pending: i64 = env
+        .postgres()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pending_patches WHERE project_id = $1",
+            &[&p],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0);
+
+    // A malformed envelope is a 400 in Langfuse's words; a bad event is named in the 207.
+    let response = http
+        .post(format!("{}/api/public/ingestion", edge.url))
+        .header("authorization", basic(&project))
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Invalid request data");
+    let response = http
+        .post(format!("{}/api/public/ingestion", edge.url))
+        .header("authorization", basic(&project))
+        .json(&json!({"batch": [{"id": "bad-1", "timestamp": at(0), "type": "span-create", "body": {"name": "x"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 207);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["id"], "bad-1");
+    assert_eq!(body["errors"][0]["status"], 400);
+    assert!(
+        body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("body.id: required")
+    );
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}
+
+/// Claude Code (v2.1.226 format) and Codex (0.155.0 format) log exports, and the OpenTelemetry
+/// Python SDK's metric exporter, through the edge.
+#[tokio::test]
+async fn coding_agent_exports_and_otlp_metrics_land() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("coding-agents").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let http = reqwest::Client::new();
+    // The fixtures' times are from 2025-11-25; the edge accepts up to ~13 months back.
+    for (content_type, body) in [
+        ("application/x-protobuf", CLAUDE_CODE_LOGS_PB),
+        ("application/json", CODEX_LOGS_JSON),
+    ] {
+        let response = http
+            .post(format!("{}/v1/logs", edge.url))
+            .header("authorization", basic(&project))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let p = project.key.project_id;
+    wait_for(
+        &env,
+        &format!(
+            "SELECT command, ifNull(toString(exit_code), '') FROM terminal_commands FINAL \
+             WHERE project_id = '{p}' ORDER BY command"
+        ),
+        "cargo test --workspace\t101\ncargo test checkout\t0\nnpm test\t1",
+        Duration::from_secs(30),
+    )
+    .await;
+    // Claude Code: the prompt parents its requests and tool results.
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count() FROM observations FINAL WHERE project_id = '{p}' AND trace_id = 'cc-session-1' \
+             AND parent_observation_id IN (SELECT id FROM observations FINAL WHERE project_id = '{p}' AND name = 'prompt')"
+        ))
+        .await,
+        "5"
+    );
+    // Codex: one generation with its model and tokens, and one file operation per patched file.
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT model, input_tokens, output_tokens, cache_read_tokens, cost_source FROM observations FINAL \
+             WHERE project_id = '{p}' AND trace_id = '0199a213-81c0-7800-8aa1-bbab2a035a53' AND type = 'generation'"
+        ))
+        .await,
+        "gpt-5-codex\t9000\t350\t6000\tprice_table"
+    );
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT operation, path, lines_added, lines_removed FROM file_operations FINAL \
+             WHERE project_id = '{p}' AND trace_id = '0199a213-81c0-7800-8aa1-bbab2a035a53' ORDER BY path"
+        ))
+        .await,
+        "edit\tsrc/list.ts\t1\t1\ncreate\tsrc/page.ts\t1\t0"
+    );
+
+    // Metrics from the OpenTelemetry Python SDK's exporter (OTLP/HTTP protobuf).
+    let script = agenttrace_tests::repo_root().join("tests/python/otel_metrics.py");
+    run(
+        "python3",
+        &[
+            script.to_str().unwrap(),
+            &format!("{}/v1/metrics", edge.url),
+            &project.key.public_key,
+            &project.secret_key,
+        ],
+    )
+    .await;
+    wait_for(
+        &env,
+        &format!(
+            "SELECT name, kind, ifNull(temporality, ''), sum(ifNull(value, 0)), sum(ifNull(count, 0)) FROM metrics FINAL \
+             WHERE project_id = '{p}' GROUP BY name, kind, temporality ORDER BY name"
+        ),
+        "claude_code.cost.usage\tsum\tdelta\t0.0123\t0\n\
+         claude_code.token.usage\tsum\tdelta\t13720\t0\n\
+         tool.duration\thistogram\tdelta\t0\t3",
+        Duration::from_secs(30),
+    )
+    .await;
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}

@@ -42,6 +42,15 @@ ensure_python_test_deps() {
   fi
 }
 
+# The Langfuse JS SDK, installed from tests/js/package-lock.json as a user would (npm ci).
+ensure_js_test_deps() {
+  local dir="$ROOT/tests/js"
+  if [ ! -d "$dir/node_modules/@langfuse/otel" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "npm ci in tests/js (the Langfuse JS SDK)"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
+  fi
+}
+
 # The edge's toolchain (wasm target, wasm-bindgen, worker-build, Node 22, wrangler, wasm-opt,
 # esbuild), installed once into ~/.cache/agenttrace/tools, and the Worker built.
 edge_build() {
@@ -191,6 +200,7 @@ cmd_test() {
   log "cargo clippy"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
   edge_build
+  ensure_js_test_deps
   log "cargo clippy (edge, wasm32)"
   cargo clippy -p agenttrace-edge --target wasm32-unknown-unknown --quiet -- -D warnings
   log "cargo test"

@@ -132,6 +132,48 @@ async fn the_langfuse_python_sdk_lands_with_its_full_meaning() {
     etl.server.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_langfuse_js_sdk_lands_the_same_way() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("langfuse-js").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let script = agenttrace_tests::repo_root().join("tests/js/langfuse_sdk.mjs");
+    let output = run(
+        "node",
+        &[
+            script.to_str().unwrap(),
+            &edge.url,
+            &project.key.public_key,
+            &project.secret_key,
+        ],
+    )
+    .await;
+    let ids: Value = serde_json::from_str(output.trim().lines().last().unwrap()).unwrap();
+    let trace = ids["traceId"].as_str().unwrap();
+    let p = project.key.project_id;
+    wait_for(
+        &env,
+        &format!(
+            "SELECT name, type, ifNull(model, ''), input_tokens, output_tokens, toString(total_cost), \
+             visitParamExtractFloat(ifNull(model_parameters, ''), 'temperature') FROM observations FINAL \
+             WHERE project_id = '{p}' AND trace_id = '{trace}' ORDER BY start_time_us"
+        ),
+        "js-request\tspan\t\t0\t0\t\\N\t0\njs-answer\tgeneration\tgpt-4.1-mini\t500\t50\t0.000280000000\t0.5",
+        Duration::from_secs(60),
+    )
+    .await;
+    wait_for(
+        &env,
+        &format!("SELECT name, user_id, session_id, tags FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"),
+        "js-assistant\tjs-user\tjs-session\t['js-sdk']",
+        Duration::from_secs(30),
+    )
+    .await;
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}
+
 /// A Dify-shaped legacy batch: the creates in one request and the updates in a later one, and
 /// for a second trace the other way round. Both read back merged.
 #[tokio::test]

@@ -11,5 +11,6 @@ pub mod ingest;
 pub mod langfuse;
 pub mod limits;
 pub mod otlp;
+pub mod prompt_cache;
 #[cfg(target_arch = "wasm32")]
 mod worker;

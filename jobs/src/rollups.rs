@@ -96,7 +96,7 @@ pub struct RollupReport {
 pub async fn experiments(pg: &Client) -> Result<Vec<Experiment>, tokio_postgres::Error> {
     let rows = pg
         .query(
-            "SELECT id::text, project_id::text, dataset_id::text, metadata->>'baseline_experiment_id'
+            "SELECT coalesce(external_id, id::text), project_id::text, dataset_id::text, metadata->>'baseline_experiment_id'
              FROM experiments ORDER BY project_id, dataset_id, created_at, id",
             &[],
         )

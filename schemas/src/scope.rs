@@ -15,25 +15,41 @@ pub enum Scope {
     Export,
     /// Run read-only SQL.
     Query,
+    /// Read traces, sessions, observations and scores, and the project's prompts, datasets,
+    /// experiments and evaluators.
+    Read,
+    /// Create and change the project's prompts, datasets, experiments, evaluators and prices.
+    Manage,
     /// Everything the other scopes allow.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Ingest, Scope::Export, Scope::Query, Scope::Admin];
+    pub const ALL: [Scope; 6] = [
+        Scope::Ingest,
+        Scope::Export,
+        Scope::Query,
+        Scope::Read,
+        Scope::Manage,
+        Scope::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Ingest => "ingest",
             Scope::Export => "export",
             Scope::Query => "query",
+            Scope::Read => "read",
+            Scope::Manage => "manage",
             Scope::Admin => "admin",
         }
     }
 
-    /// Whether a key holding `scopes` may do what `self` allows.
+    /// Whether a key holding `scopes` may do what `self` allows (`manage` includes `read`).
     pub fn granted_by(self, scopes: &[Scope]) -> bool {
-        scopes.iter().any(|held| *held == self || *held == Scope::Admin)
+        scopes.iter().any(|held| {
+            *held == self || *held == Scope::Admin || (self == Scope::Read && *held == Scope::Manage)
+        })
     }
 }
 
@@ -44,7 +60,7 @@ impl fmt::Display for Scope {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}; scopes are ingest, export, query, admin")]
+#[error("unknown scope {0:?}; scopes are ingest, export, query, read, manage, admin")]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scope {

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::admin::{datasets, experiments};
+use agenttrace_etl::admin::datasets::{self, ItemFilter, NewDataset, NewItem};
+use agenttrace_etl::admin::experiments;
 use agenttrace_etl::clickhouse::{Table, quote};
 use agenttrace_schemas::{Event, Timestamp};
 use anyhow::Context;
@@ -219,21 +220,27 @@ async fn demo_experiments(
     let dataset = datasets::upsert(
         pg,
         project,
-        "coding-questions",
-        Some("Short questions a coding agent should answer exactly"),
+        &NewDataset {
+            name: "coding-questions".into(),
+            description: Some("Short questions a coding agent should answer exactly".into()),
+            ..NewDataset::default()
+        },
     )
     .await?;
-    let mut stored = datasets::items(pg, dataset).await?;
+    let filter = ItemFilter {
+        dataset_name: Some(dataset.name.clone()),
+        ..ItemFilter::default()
+    };
+    let mut stored = datasets::list_items(pg, project, &filter, 1, 1000).await?.0;
     if stored.is_empty() {
         for (question, answer) in DATASET_ITEMS {
-            let item = datasets::add_item(
-                pg,
-                dataset,
-                &json!({ "question": question }),
-                Some(&json!(answer)),
-            )
-            .await?;
-            stored.push(item);
+            let new = NewItem {
+                dataset_name: dataset.name.clone(),
+                input: Some(json!({ "question": question })),
+                expected_output: Some(json!(answer)),
+                ..NewItem::default()
+            };
+            stored.push(datasets::upsert_item(pg, project, &new).await?);
         }
     }
     let text = |value: Option<&serde_json::Value>| match value {
@@ -244,7 +251,7 @@ async fn demo_experiments(
     let items = stored
         .iter()
         .map(|item| DatasetItem {
-            id: item.id.to_string(),
+            id: item.id.clone(),
             question: text(item.input.get("question")),
             answer: text(item.expected_output.as_ref()),
         })
@@ -254,7 +261,7 @@ async fn demo_experiments(
         ("baseline-prompt", "gpt-4.1-mini", 0.55),
         ("few-shot-prompt", "gpt-4.1-mini", 0.8),
     ] {
-        let id = experiments::upsert(pg, project, dataset, name).await?;
+        let id = experiments::upsert(pg, project, dataset.id, name).await?;
         runs.push((id.to_string(), model, accuracy));
     }
     Ok((items, runs))

@@ -16,7 +16,7 @@ pub enum KeyCommand {
     Create {
         #[arg(long)]
         project: Uuid,
-        /// Repeat for several: ingest, export, query, admin.
+        /// Repeat for several: ingest, export, query, read, manage, admin.
         #[arg(long = "scope", default_values_t = vec![Scope::Ingest])]
         scopes: Vec<Scope>,
         #[arg(long)]

@@ -7,6 +7,7 @@
 //!
 //! Configuration (wrangler.toml `[vars]`, secrets from `.dev.vars` locally):
 //! `ETL_URL`, `EDGE_ID`, `EDGE_SIGNING_KEY` (secret, `id:secret`), `KEY_CACHE_TTL_MS`,
+//! `PROMPT_CACHE_TTL_MS`,
 //! `BUFFER_SHARDS`, `FLUSH_MAX_EVENTS`, `FLUSH_MAX_BYTES`, `FLUSH_MAX_AGE_MS`.
 
 mod buffer_object;
@@ -29,6 +30,7 @@ pub(crate) struct Config {
     edge_id: String,
     signing_key: SigningKey,
     key_cache_ttl_ms: u64,
+    prompt_cache_ttl_ms: u64,
     shards: u32,
     policy: FlushPolicy,
 }
@@ -64,6 +66,7 @@ impl Config {
                 .unwrap_or_else(|_| "edge".to_owned()),
             signing_key,
             key_cache_ttl_ms: var_or(env, "KEY_CACHE_TTL_MS", 30_000)?,
+            prompt_cache_ttl_ms: var_or(env, "PROMPT_CACHE_TTL_MS", 10_000)?,
             shards: var_or(env, "BUFFER_SHARDS", 4)?.clamp(1, 1024) as u32,
             policy: FlushPolicy {
                 max_events: var_or(env, "FLUSH_MAX_EVENTS", defaults.max_events as u64)? as usize,

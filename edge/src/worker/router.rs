@@ -15,6 +15,7 @@ use crate::ingest::Intake;
 use crate::langfuse;
 use crate::limits::{Encoding, Limits, RequestError, decode_body};
 use crate::otlp;
+use crate::prompt_cache::{self, Cached, PromptCache};
 
 const ROUTES: &[(&str, &str)] = &[
     ("/healthz", "GET"),
@@ -30,15 +31,47 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/public/scores", "POST"),
 ];
 
+/// Control-plane routes the edge forwards to the ETL (which authenticates them itself), so an
+/// agent configures one base URL.
+const FORWARDED: &[&str] = &[
+    "/api/public/health",
+    "/api/public/projects",
+    "/api/public/v2/prompts",
+    "/api/public/v2/datasets",
+    "/api/public/dataset-items",
+    "/api/public/dataset-run-items",
+];
+
+fn forwarded(path: &str) -> bool {
+    FORWARDED.iter().any(|prefix| {
+        path == *prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
 thread_local! {
     /// Key verdicts, per isolate.
     static KEYS: RefCell<Option<KeyCache>> = const { RefCell::new(None) };
+    /// Prompt reads, per isolate.
+    static PROMPTS: RefCell<Option<PromptCache>> = const { RefCell::new(None) };
 }
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
+    if forwarded(&path) {
+        return match Config::from_env(&env) {
+            Ok(config) => forward(req, &config).await,
+            Err(problem) => error(
+                500,
+                "misconfigured",
+                &format!("the edge is misconfigured: {problem}"),
+            ),
+        };
+    }
     let Some((_, allowed)) = ROUTES.iter().find(|(route, _)| *route == path) else {
         let known: Vec<&str> = ROUTES.iter().map(|(route, _)| *route).collect();
         return error(
@@ -102,6 +135,89 @@ impl Route {
 enum Answer {
     Json(u16, String),
     Otlp(&'static str),
+}
+
+/// Passes a control-plane request to the ETL as it came (method, path, query, body, the
+/// caller's credentials); prompt reads are answered from the isolate's cache when fresh.
+async fn forward(mut req: Request, config: &Config) -> Result<Response> {
+    let url = req.url()?;
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let method = req.method();
+    let authorization = req.headers().get("authorization")?.unwrap_or_default();
+    let now = now_ms();
+    let with_cache = |use_cache: &mut dyn FnMut(&mut PromptCache)| {
+        PROMPTS.with(|cache| {
+            use_cache(
+                cache
+                    .borrow_mut()
+                    .get_or_insert_with(|| PromptCache::new(config.prompt_cache_ttl_ms, 10_000)),
+            )
+        })
+    };
+    let cacheable = prompt_cache::cacheable(method.as_ref(), url.path());
+    if cacheable {
+        let mut hit = None;
+        with_cache(&mut |cache| hit = cache.get(&authorization, &target, now));
+        if let Some(hit) = hit {
+            return json_response(
+                hit.status,
+                String::from_utf8_lossy(&hit.body).into_owned(),
+                &[("x-agenttrace-cache", "hit")],
+            );
+        }
+    }
+    if prompt_cache::invalidates(method.as_ref(), url.path()) {
+        with_cache(&mut |cache| cache.forget(&authorization));
+    }
+    let headers = Headers::new();
+    for name in [
+        "authorization",
+        "content-type",
+        "x-langfuse-sdk-name",
+        "x-langfuse-sdk-version",
+        "x-langfuse-public-key",
+    ] {
+        if let Some(value) = req.headers().get(name)? {
+            headers.set(name, &value)?;
+        }
+    }
+    let body = req.bytes().await?;
+    let mut init = RequestInit::new();
+    init.with_method(method.clone()).with_headers(headers);
+    if !body.is_empty() {
+        init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    let request = Request::new_with_init(&format!("{}{target}", config.etl_url), &init)?;
+    let mut answer = match Fetch::Request(request).send().await {
+        Ok(answer) => answer,
+        Err(problem) => {
+            return error(
+                503,
+                "unavailable",
+                &format!("the control plane cannot be reached: {problem}"),
+            );
+        }
+    };
+    let status = answer.status_code();
+    let content_type = answer.headers().get("content-type")?;
+    let bytes = answer.bytes().await?;
+    if cacheable {
+        let cached = Cached {
+            status,
+            body: bytes.clone(),
+        };
+        with_cache(&mut |cache| cache.put(&authorization, &target, cached.clone(), now));
+    }
+    let headers = Headers::new();
+    if let Some(content_type) = content_type {
+        headers.set("content-type", &content_type)?;
+    }
+    Ok(Response::from_bytes(bytes)?
+        .with_status(status)
+        .with_headers(headers))
 }
 
 /// Asks the ETL about a key (or the isolate's cache).

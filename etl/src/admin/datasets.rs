@@ -1,70 +1,420 @@
 //! Datasets and their items: inputs with the outputs expected of them, which experiments run
-//! and the `exact_match` / `fuzzy_match` evaluators compare with.
+//! and the `exact_match` / `fuzzy_match` evaluators compare with. A dataset may carry JSON
+//! Schemas that every item's input and expected output must satisfy. Items are upserted by an
+//! id the client may choose, and archived rather than deleted while runs refer to them.
 
+use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::admin::AdminError;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct DatasetItem {
+const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dataset {
     pub id: Uuid,
-    pub input: Value,
-    pub expected_output: Option<Value>,
+    pub project_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub metadata: Value,
+    pub input_schema: Option<Value>,
+    pub expected_output_schema: Option<Value>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-/// The project's dataset named `name`, created when missing (the description is updated).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewDataset {
+    pub name: String,
+    pub description: Option<String>,
+    pub metadata: Option<Value>,
+    pub input_schema: Option<Value>,
+    pub expected_output_schema: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetItem {
+    pub id: String,
+    pub dataset_id: Uuid,
+    pub dataset_name: String,
+    pub status: String,
+    pub input: Value,
+    pub expected_output: Option<Value>,
+    pub metadata: Value,
+    pub source_trace_id: Option<String>,
+    pub source_observation_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// An item to create or replace (by `id`, when given).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewItem {
+    pub id: Option<String>,
+    pub dataset_name: String,
+    pub input: Option<Value>,
+    pub expected_output: Option<Value>,
+    pub metadata: Option<Value>,
+    pub source_trace_id: Option<String>,
+    pub source_observation_id: Option<String>,
+    /// `active` or `archived`.
+    pub status: Option<String>,
+}
+
+fn dataset_columns() -> String {
+    format!(
+        "id, project_id, name, description, metadata, input_schema, expected_output_schema, \
+         to_char(created_at AT TIME ZONE 'UTC', {TIME}), to_char(updated_at AT TIME ZONE 'UTC', {TIME})"
+    )
+}
+
+fn dataset_from_row(row: &tokio_postgres::Row) -> Dataset {
+    Dataset {
+        id: row.get(0),
+        project_id: row.get(1),
+        name: row.get(2),
+        description: row.get(3),
+        metadata: row.get(4),
+        input_schema: row.get(5),
+        expected_output_schema: row.get(6),
+        created_at: row.get(7),
+        updated_at: row.get(8),
+    }
+}
+
+fn compile_schema(field: &'static str, schema: &Value) -> Result<jsonschema::Validator, AdminError> {
+    jsonschema::validator_for(schema).map_err(|e| AdminError::Invalid {
+        field,
+        message: format!("not a valid JSON Schema: {e}"),
+    })
+}
+
+/// Creates the project's dataset `name`, or updates the one that exists.
 pub async fn upsert(
     client: &impl GenericClient,
     project_id: Uuid,
-    name: &str,
-    description: Option<&str>,
-) -> Result<Uuid, AdminError> {
-    Ok(client
+    new: &NewDataset,
+) -> Result<Dataset, AdminError> {
+    if new.name.is_empty() || new.name.len() > 200 {
+        return Err(AdminError::Invalid {
+            field: "name",
+            message: "must be 1 to 200 characters".into(),
+        });
+    }
+    if let Some(schema) = &new.input_schema {
+        compile_schema("inputSchema", schema)?;
+    }
+    if let Some(schema) = &new.expected_output_schema {
+        compile_schema("expectedOutputSchema", schema)?;
+    }
+    let metadata = new
+        .metadata
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let row = client
         .query_one(
-            "INSERT INTO datasets (project_id, name, description) VALUES ($1, $2, $3)
-             ON CONFLICT (project_id, name) DO UPDATE SET description = EXCLUDED.description RETURNING id",
-            &[&project_id, &name, &description],
-        )
-        .await?
-        .get(0))
-}
-
-/// A dataset's items, oldest first.
-pub async fn items(client: &impl GenericClient, dataset_id: Uuid) -> Result<Vec<DatasetItem>, AdminError> {
-    let rows = client
-        .query(
-            "SELECT id, input, expected_output FROM dataset_items WHERE dataset_id = $1 ORDER BY created_at, id",
-            &[&dataset_id],
+            &format!(
+                "INSERT INTO datasets (project_id, name, description, metadata, input_schema, expected_output_schema)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (project_id, name) DO UPDATE SET
+                    description = coalesce(EXCLUDED.description, datasets.description),
+                    metadata = EXCLUDED.metadata,
+                    input_schema = coalesce(EXCLUDED.input_schema, datasets.input_schema),
+                    expected_output_schema = coalesce(EXCLUDED.expected_output_schema, datasets.expected_output_schema),
+                    updated_at = now()
+                 RETURNING {}",
+                dataset_columns()
+            ),
+            &[
+                &project_id,
+                &new.name,
+                &new.description,
+                &metadata,
+                &new.input_schema,
+                &new.expected_output_schema,
+            ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| DatasetItem {
-            id: row.get(0),
-            input: row.get(1),
-            expected_output: row.get(2),
-        })
-        .collect())
+    Ok(dataset_from_row(&row))
 }
 
-pub async fn add_item(
+pub async fn get(client: &impl GenericClient, project_id: Uuid, name: &str) -> Result<Dataset, AdminError> {
+    client
+        .query_opt(
+            &format!(
+                "SELECT {} FROM datasets WHERE project_id = $1 AND name = $2",
+                dataset_columns()
+            ),
+            &[&project_id, &name],
+        )
+        .await?
+        .map(|row| dataset_from_row(&row))
+        .ok_or_else(|| AdminError::NotFound(format!("dataset {name:?}")))
+}
+
+/// A page of the project's datasets, newest first; and how many there are.
+pub async fn list(
     client: &impl GenericClient,
-    dataset_id: Uuid,
-    input: &Value,
-    expected_output: Option<&Value>,
+    project_id: Uuid,
+    page: i64,
+    limit: i64,
+) -> Result<(Vec<Dataset>, i64), AdminError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {}, count(*) OVER () FROM datasets WHERE project_id = $1 ORDER BY created_at DESC, name
+                 LIMIT $2 OFFSET $3",
+                dataset_columns()
+            ),
+            &[&project_id, &limit, &((page.max(1) - 1) * limit)],
+        )
+        .await?;
+    let total = match rows.first() {
+        Some(row) => row.get(9),
+        None => {
+            count(
+                client,
+                "SELECT count(*) FROM datasets WHERE project_id = $1",
+                project_id,
+            )
+            .await?
+        }
+    };
+    Ok((rows.iter().map(dataset_from_row).collect(), total))
+}
+
+async fn count(client: &impl GenericClient, sql: &str, project_id: Uuid) -> Result<i64, AdminError> {
+    Ok(client.query_one(sql, &[&project_id]).await?.get(0))
+}
+
+fn item_columns() -> String {
+    format!(
+        "i.id, i.dataset_id, d.name, i.status, i.input, i.expected_output, i.metadata, i.source_trace_id, \
+         i.source_observation_id, to_char(i.created_at AT TIME ZONE 'UTC', {TIME}), \
+         to_char(i.updated_at AT TIME ZONE 'UTC', {TIME})"
+    )
+}
+
+fn item_from_row(row: &tokio_postgres::Row) -> DatasetItem {
+    DatasetItem {
+        id: row.get(0),
+        dataset_id: row.get(1),
+        dataset_name: row.get(2),
+        status: row.get(3),
+        input: row.get(4),
+        expected_output: row.get(5),
+        metadata: row.get(6),
+        source_trace_id: row.get(7),
+        source_observation_id: row.get(8),
+        created_at: row.get(9),
+        updated_at: row.get(10),
+    }
+}
+
+/// Creates or replaces an item (by id), after checking it against the dataset's schemas. An id
+/// used by another project's item is refused.
+pub async fn upsert_item(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    new: &NewItem,
 ) -> Result<DatasetItem, AdminError> {
-    let id = client
+    let dataset = get(client, project_id, &new.dataset_name).await?;
+    let input = new.input.clone().unwrap_or(Value::Null);
+    for (field, schema, value) in [
+        ("input", &dataset.input_schema, Some(&input)),
+        (
+            "expectedOutput",
+            &dataset.expected_output_schema,
+            new.expected_output.as_ref(),
+        ),
+    ] {
+        let (Some(schema), Some(value)) = (schema, value) else {
+            continue;
+        };
+        let validator = compile_schema(field, schema)?;
+        if let Some(error) = validator.iter_errors(value).next() {
+            return Err(AdminError::Invalid {
+                field,
+                message: format!(
+                    "does not match the dataset's schema at {}: {error}",
+                    if error.instance_path().as_str().is_empty() {
+                        "/"
+                    } else {
+                        error.instance_path().as_str()
+                    }
+                ),
+            });
+        }
+    }
+    let status = new.status.as_deref().unwrap_or("active").to_ascii_lowercase();
+    if !matches!(status.as_str(), "active" | "archived") {
+        return Err(AdminError::Invalid {
+            field: "status",
+            message: format!("must be ACTIVE or ARCHIVED, not {status:?}"),
+        });
+    }
+    let id = new.id.clone().unwrap_or_else(|| Uuid::now_v7().to_string());
+    if id.is_empty() || id.len() > 255 {
+        return Err(AdminError::Invalid {
+            field: "id",
+            message: "must be 1 to 255 characters".into(),
+        });
+    }
+    let metadata = new
+        .metadata
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let updated = client
+        .execute(
+            "INSERT INTO dataset_items (id, dataset_id, input, expected_output, metadata, source_trace_id, source_observation_id, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET
+                input = EXCLUDED.input, expected_output = EXCLUDED.expected_output, metadata = EXCLUDED.metadata,
+                source_trace_id = EXCLUDED.source_trace_id, source_observation_id = EXCLUDED.source_observation_id,
+                status = EXCLUDED.status, dataset_id = EXCLUDED.dataset_id, updated_at = now()
+             WHERE dataset_items.dataset_id IN (SELECT id FROM datasets WHERE project_id = $9)",
+            &[
+                &id,
+                &dataset.id,
+                &input,
+                &new.expected_output,
+                &metadata,
+                &new.source_trace_id,
+                &new.source_observation_id,
+                &status,
+                &project_id,
+            ],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(AdminError::Conflict(format!(
+            "dataset item id {id:?} is taken; choose another"
+        )));
+    }
+    get_item(client, project_id, &id).await
+}
+
+pub async fn get_item(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    id: &str,
+) -> Result<DatasetItem, AdminError> {
+    client
+        .query_opt(
+            &format!(
+                "SELECT {} FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE d.project_id = $1 AND i.id = $2",
+                item_columns()
+            ),
+            &[&project_id, &id],
+        )
+        .await?
+        .map(|row| item_from_row(&row))
+        .ok_or_else(|| AdminError::NotFound(format!("dataset item {id:?}")))
+}
+
+/// Filters of an item listing.
+#[derive(Debug, Clone, Default)]
+pub struct ItemFilter {
+    pub dataset_name: Option<String>,
+    pub source_trace_id: Option<String>,
+    pub source_observation_id: Option<String>,
+}
+
+/// A page of items, oldest first; and how many match.
+pub async fn list_items(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    filter: &ItemFilter,
+    page: i64,
+    limit: i64,
+) -> Result<(Vec<DatasetItem>, i64), AdminError> {
+    let condition = "d.project_id = $1 AND ($2::text IS NULL OR d.name = $2) \
+         AND ($3::text IS NULL OR i.source_trace_id = $3) AND ($4::text IS NULL OR i.source_observation_id = $4)";
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {} FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE {condition}
+                 ORDER BY i.created_at, i.id LIMIT $5 OFFSET $6",
+                item_columns()
+            ),
+            &[
+                &project_id,
+                &filter.dataset_name,
+                &filter.source_trace_id,
+                &filter.source_observation_id,
+                &limit,
+                &((page.max(1) - 1) * limit),
+            ],
+        )
+        .await?;
+    let total: i64 = client
         .query_one(
-            "INSERT INTO dataset_items (dataset_id, input, expected_output) VALUES ($1, $2, $3) RETURNING id",
-            &[&dataset_id, input, &expected_output],
+            &format!("SELECT count(*) FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE {condition}"),
+            &[&project_id, &filter.dataset_name, &filter.source_trace_id, &filter.source_observation_id],
         )
         .await?
         .get(0);
-    Ok(DatasetItem {
-        id,
-        input: input.clone(),
-        expected_output: expected_output.cloned(),
-    })
+    Ok((rows.iter().map(item_from_row).collect(), total))
+}
+
+/// Deletes an item; refused while an experiment refers to it (archive it instead).
+pub async fn delete_item(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    id: &str,
+) -> Result<DatasetItem, AdminError> {
+    let item = get_item(client, project_id, id).await?;
+    let used: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM experiment_items WHERE dataset_item_id = $1)",
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if used {
+        return Err(AdminError::Conflict(format!(
+            "dataset item {id:?} is part of an experiment; archive it (status ARCHIVED) instead"
+        )));
+    }
+    client
+        .execute("DELETE FROM dataset_items WHERE id = $1", &[&id])
+        .await?;
+    Ok(item)
+}
+
+/// Imports JSONL (one item object per line: `input`, `expected_output`/`expectedOutput`,
+/// `metadata`, `id`) into a dataset; the number imported, or the first bad line.
+pub async fn import_jsonl(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    dataset_name: &str,
+    jsonl: &str,
+) -> Result<usize, AdminError> {
+    let mut imported = 0;
+    for (number, line) in jsonl.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |message: String| AdminError::Invalid {
+            field: "jsonl",
+            message: format!("line {}: {message}", number + 1),
+        };
+        let value: Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| bad("expected an object".into()))?;
+        let get = |keys: &[&str]| keys.iter().find_map(|k| object.get(*k).cloned());
+        let item = NewItem {
+            id: get(&["id"]).and_then(|v| v.as_str().map(str::to_owned)),
+            dataset_name: dataset_name.to_owned(),
+            input: get(&["input"]),
+            expected_output: get(&["expected_output", "expectedOutput"]),
+            metadata: get(&["metadata"]),
+            ..NewItem::default()
+        };
+        upsert_item(client, project_id, &item)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        imported += 1;
+    }
+    Ok(imported)
 }

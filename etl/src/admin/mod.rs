@@ -1,17 +1,21 @@
 //! The control plane: everything PostgreSQL holds, as library functions that the CLI and the
 //! HTTP API both call. Each file is one kind of record:
 //!
+//! - [`identity`]: users, sessions, organizations, members' roles, organization keys.
 //! - [`projects`]: organizations and projects.
 //! - [`api_keys`]: project API keys (secrets hashed, compared in constant time).
 //! - [`evaluators`]: what the evaluation job scores observations with, and when.
 //! - [`datasets`]: datasets and their items (inputs and expected outputs).
-//! - [`experiments`]: runs of a dataset whose traces the rollup job compares.
+//! - [`experiments`]: runs of a dataset whose traces the rollup job compares, and their items.
+//! - [`prompts`]: prompt templates, their immutable versions and labels.
 
 pub mod api_keys;
 pub mod datasets;
 pub mod evaluators;
 pub mod experiments;
+pub mod identity;
 pub mod projects;
+pub mod prompts;
 
 use uuid::Uuid;
 
@@ -22,6 +26,10 @@ pub enum AdminError {
     NoSuchProject(Uuid),
     #[error("no API key {0}")]
     NoSuchKey(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("several organizations are named {0:?}; pass its id instead")]
     AmbiguousOrganization(String),
     #[error("a project named {name:?} already exists in that organization")]

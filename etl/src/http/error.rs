@@ -97,14 +97,22 @@ impl From<AnalyticsError> for ApiError {
 impl From<AdminError> for ApiError {
     fn from(error: AdminError) -> Self {
         let (status, code) = match &error {
-            AdminError::NoSuchProject(_) | AdminError::NoSuchKey(_) => (StatusCode::NOT_FOUND, "not_found"),
-            AdminError::ProjectExists { .. } => (StatusCode::CONFLICT, "conflict"),
+            AdminError::NoSuchProject(_) | AdminError::NoSuchKey(_) | AdminError::NotFound(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            AdminError::ProjectExists { .. } | AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AdminError::AmbiguousOrganization(_) | AdminError::Invalid { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
             AdminError::Postgres(_) => return ApiError::unavailable(error),
         };
         ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl From<crate::admin::identity::SignInRefused> for ApiError {
+    fn from(refused: crate::admin::identity::SignInRefused) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused.to_string())
     }
 }
 

@@ -5,13 +5,16 @@
 //! - [`server`]: state, configuration, start and shutdown.
 //! - [`error`]: the one error type every handler returns.
 //! - [`auth`]: the extractor that authenticates an API key for a required scope.
-//! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them.
+//! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them; [`langfuse`]:
+//!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`).
 
 pub mod analytics;
 pub mod auth;
+pub mod control;
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod langfuse;
 pub mod router;
 pub mod server;
 

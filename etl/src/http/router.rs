@@ -6,6 +6,7 @@
 //! | `POST /v1/keys/verify` | signed by the edge: `{public_key, secret_key}` → project or reason |
 //! | `GET /v1/export/{table}` | an API key with `export` scope: the project's rows as Arrow or Parquet |
 //! | `POST /v1/query` | an API key with `query` scope: one read-only SELECT over the project's rows |
+//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items), see [`langfuse`] |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | PostgreSQL and ClickHouse answer |
 //! | `GET /metrics` | Prometheus metrics |
@@ -16,12 +17,12 @@ use agenttrace_schemas::batch::MAX_BATCH_BYTES;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::http::error::ApiError;
 use crate::http::server::AppState;
-use crate::http::{analytics, health, ingest};
+use crate::http::{analytics, control, health, ingest, langfuse};
 
 /// Every route and its method; `etl/api/openapi.json` must describe each (checked by a test).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -29,6 +30,39 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/keys/verify"),
     ("get", "/v1/export/{table}"),
     ("post", "/v1/query"),
+    ("post", "/v1/auth/sign-in"),
+    ("post", "/v1/auth/sign-out"),
+    ("get", "/v1/me"),
+    ("get", "/v1/organizations/{organization}/members"),
+    ("post", "/v1/organizations/{organization}/members"),
+    ("delete", "/v1/organizations/{organization}/members/{user}"),
+    ("get", "/v1/projects/{project}/keys"),
+    ("post", "/v1/projects/{project}/keys"),
+    ("delete", "/v1/projects/{project}/keys/{public_key}"),
+    ("post", "/v1/projects/{project}/prompts"),
+    ("get", "/v1/projects/{project}/prompts/{name}"),
+    (
+        "patch",
+        "/v1/projects/{project}/prompts/{name}/versions/{version}",
+    ),
+    ("get", "/v1/projects/{project}/datasets"),
+    ("post", "/v1/projects/{project}/datasets"),
+    ("post", "/v1/projects/{project}/datasets/{name}/items"),
+    ("get", "/api/public/health"),
+    ("get", "/api/public/projects"),
+    ("get", "/api/public/v2/prompts"),
+    ("post", "/api/public/v2/prompts"),
+    ("get", "/api/public/v2/prompts/{name}"),
+    ("delete", "/api/public/v2/prompts/{name}"),
+    ("patch", "/api/public/v2/prompts/{name}/versions/{version}"),
+    ("get", "/api/public/v2/datasets"),
+    ("post", "/api/public/v2/datasets"),
+    ("get", "/api/public/v2/datasets/{name}"),
+    ("get", "/api/public/dataset-items"),
+    ("post", "/api/public/dataset-items"),
+    ("get", "/api/public/dataset-items/{id}"),
+    ("delete", "/api/public/dataset-items/{id}"),
+    ("post", "/api/public/dataset-run-items"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -51,11 +85,86 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/query",
             post(analytics::run_query).layer(DefaultBodyLimit::max(256 * 1024)),
         )
+        .merge(langfuse_routes())
+        .merge(control_routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
+}
+
+/// AgentTrace's own control-plane routes.
+fn control_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/auth/sign-in", post(control::sign_in))
+        .route("/v1/auth/sign-out", post(control::sign_out))
+        .route("/v1/me", get(control::me))
+        .route(
+            "/v1/organizations/{organization}/members",
+            get(control::list_members).post(control::set_member),
+        )
+        .route(
+            "/v1/organizations/{organization}/members/{user}",
+            delete(control::remove_member),
+        )
+        .route(
+            "/v1/projects/{project}/keys",
+            get(control::list_keys).post(control::create_key),
+        )
+        .route(
+            "/v1/projects/{project}/keys/{public_key}",
+            delete(control::revoke_key),
+        )
+        .route("/v1/projects/{project}/prompts", post(control::create_prompt))
+        .route("/v1/projects/{project}/prompts/{name}", get(control::get_prompt))
+        .route(
+            "/v1/projects/{project}/prompts/{name}/versions/{version}",
+            patch(control::set_prompt_labels),
+        )
+        .route(
+            "/v1/projects/{project}/datasets",
+            get(control::list_datasets).post(control::create_dataset),
+        )
+        .route(
+            "/v1/projects/{project}/datasets/{name}/items",
+            post(control::add_items),
+        )
+        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+}
+
+/// Langfuse's control-plane routes (its SDKs send a few MB at most).
+fn langfuse_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/public/health", get(langfuse::health))
+        .route("/api/public/projects", get(langfuse::projects))
+        .route(
+            "/api/public/v2/prompts",
+            get(langfuse::list_prompts).post(langfuse::create_prompt),
+        )
+        .route(
+            "/api/public/v2/prompts/{name}",
+            get(langfuse::get_prompt).delete(langfuse::delete_prompt),
+        )
+        .route(
+            "/api/public/v2/prompts/{name}/versions/{version}",
+            patch(langfuse::set_prompt_labels),
+        )
+        .route(
+            "/api/public/v2/datasets",
+            get(langfuse::list_datasets).post(langfuse::create_dataset),
+        )
+        .route("/api/public/v2/datasets/{name}", get(langfuse::get_dataset))
+        .route(
+            "/api/public/dataset-items",
+            get(langfuse::list_items).post(langfuse::create_item),
+        )
+        .route(
+            "/api/public/dataset-items/{id}",
+            get(langfuse::get_item).delete(langfuse::delete_item),
+        )
+        .route("/api/public/dataset-run-items", post(langfuse::create_run_item))
+        .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }
 
 #[cfg(test)]

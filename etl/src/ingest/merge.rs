@@ -14,6 +14,9 @@
 //!   holds the entities' advisory locks), and are merged when the piece that completes it
 //!   arrives.
 //!
+//! A trace whose patches name an experiment and a dataset item of the project (the Langfuse
+//! SDK's `run_experiment`) registers that experiment and the run item in the same transaction.
+//!
 //! Concurrent batches touching one entity are serialized by a PostgreSQL advisory lock per
 //! entity, held until the merged rows are loaded, so two ETLs cannot both merge against the
 //! same stale row. Limitation: a stored row counts as one piece at its newest version, so with
@@ -31,6 +34,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::admin::experiments::link_trace;
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
 
 #[derive(Debug, thiserror::Error)]
@@ -423,6 +427,15 @@ pub async fn merge(
             piece.patch.timestamp = stored_start;
         }
         let trace = complete_trace(piece.patch, piece.version);
+        if let (Some(experiment), Some(item)) = (&trace.experiment_id, &trace.dataset_item_id) {
+            let name = trace.metadata.get("experiment.name").and_then(Value::as_str);
+            link_trace(tx, project, experiment, name, item, &trace.id)
+                .await
+                .map_err(|e| MergeError::Stored {
+                    table: "experiments",
+                    message: e.to_string(),
+                })?;
+        }
         merged.events.push(Event {
             id: piece.event_id,
             timestamp: Timestamp::from_micros(piece.version),

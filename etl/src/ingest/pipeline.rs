@@ -202,9 +202,10 @@ impl Ingestor {
         let window = TimeWindow::around(received_at);
         let prices = self.prices.get();
         let price = |event: &Event| match &event.payload {
-            Payload::Observation(o) if o.cost.is_none() => {
-                o.model.as_deref().and_then(|model| prices.cost(model, &o.usage))
-            }
+            Payload::Observation(o) if o.cost.is_none() => o
+                .model
+                .as_deref()
+                .and_then(|model| prices.cost(batch.project_id, o.start_time.as_micros(), model, &o.usage)),
             _ => None,
         };
         let unmerged = |e: UnmergedPatch| IngestError::Internal(e.to_string());

@@ -9,6 +9,7 @@ use std::time::Duration;
 use agenttrace_schemas::event::{Cost, Usage};
 use regex::{Regex, RegexBuilder};
 use tokio_postgres::GenericClient;
+use uuid::Uuid;
 
 /// USD per million tokens, per usage key.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,22 +37,50 @@ impl Prices {
     }
 }
 
-/// Model patterns in match order (highest priority, then newest first).
+/// One row of the price table: whom it applies to and from when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceRow {
+    pub pattern: String,
+    pub prices: Prices,
+    /// A project's own price, overriding the defaults for it; `None` for everyone.
+    pub project: Option<Uuid>,
+    /// When the price takes effect, in microseconds since the epoch.
+    pub valid_from_us: i64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    regex: Regex,
+    prices: Prices,
+    project: Option<Uuid>,
+    valid_from_us: i64,
+}
+
+/// Model patterns in match order: a project's own prices first, then by priority, then the
+/// newest first. A generation is priced by the first entry that matches its model, applies to
+/// its project and had taken effect when it started.
 #[derive(Debug, Default)]
 pub struct PriceTable {
-    entries: Vec<(Regex, Prices)>,
+    entries: Vec<Entry>,
 }
 
 impl PriceTable {
-    pub fn from_rows(rows: impl IntoIterator<Item = (String, Prices)>) -> Self {
+    /// `rows` in match order.
+    pub fn from_rows(rows: impl IntoIterator<Item = PriceRow>) -> Self {
         let entries = rows
             .into_iter()
-            .filter_map(|(pattern, prices)| {
+            .filter_map(|row| {
+                let pattern = &row.pattern;
                 match RegexBuilder::new(&format!("^(?:{pattern})$"))
                     .case_insensitive(true)
                     .build()
                 {
-                    Ok(regex) => Some((regex, prices)),
+                    Ok(regex) => Some(Entry {
+                        regex,
+                        prices: row.prices,
+                        project: row.project,
+                        valid_from_us: row.valid_from_us,
+                    }),
                     Err(error) => {
                         tracing::warn!(%pattern, %error, "skipping a model price with an invalid pattern");
                         None
@@ -70,38 +99,42 @@ impl PriceTable {
         self.entries.is_empty()
     }
 
-    pub fn prices_for(&self, model: &str) -> Option<&Prices> {
+    /// The prices for `model` in `project` at `at_us`.
+    pub fn prices_for(&self, project: Uuid, at_us: i64, model: &str) -> Option<&Prices> {
         self.entries
             .iter()
-            .find(|(regex, _)| regex.is_match(model))
-            .map(|(_, prices)| prices)
+            .filter(|e| e.project.is_none_or(|p| p == project) && e.valid_from_us <= at_us)
+            .find(|e| e.regex.is_match(model))
+            .map(|e| &e.prices)
     }
 
     /// The cost of a generation's usage, when its model has a price.
-    pub fn cost(&self, model: &str, usage: &Usage) -> Option<Cost> {
-        self.prices_for(model).map(|prices| prices.cost(usage))
+    pub fn cost(&self, project: Uuid, at_us: i64, model: &str, usage: &Usage) -> Option<Cost> {
+        self.prices_for(project, at_us, model)
+            .map(|prices| prices.cost(usage))
     }
 
     pub async fn load(client: &impl GenericClient) -> Result<Self, tokio_postgres::Error> {
         let rows = client
             .query(
                 "SELECT model_pattern, input_per_mtok::float8, output_per_mtok::float8,
-                        cache_read_per_mtok::float8, cache_write_per_mtok::float8
-                 FROM model_prices WHERE valid_from <= now()
-                 ORDER BY priority DESC, valid_from DESC, model_pattern",
+                        cache_read_per_mtok::float8, cache_write_per_mtok::float8, project_id,
+                        (extract(epoch FROM valid_from) * 1000000)::int8
+                 FROM model_prices
+                 ORDER BY project_id IS NULL, priority DESC, valid_from DESC, model_pattern",
                 &[],
             )
             .await?;
-        Ok(PriceTable::from_rows(rows.iter().map(|row| {
-            (
-                row.get(0),
-                Prices {
-                    input: row.get(1),
-                    output: row.get(2),
-                    cache_read: row.get(3),
-                    cache_write: row.get(4),
-                },
-            )
+        Ok(PriceTable::from_rows(rows.iter().map(|row| PriceRow {
+            pattern: row.get(0),
+            prices: Prices {
+                input: row.get(1),
+                output: row.get(2),
+                cache_read: row.get(3),
+                cache_write: row.get(4),
+            },
+            project: row.get(5),
+            valid_from_us: row.get(6),
         })))
     }
 }
@@ -143,44 +176,72 @@ impl PriceCache {
 mod tests {
     use super::*;
 
-    fn table() -> PriceTable {
-        let prices = |input| Prices {
+    const PROJECT: Uuid = Uuid::from_u128(7);
+    const NOW: i64 = 1_764_000_000_000_000;
+
+    fn prices(input: f64) -> Prices {
+        Prices {
             input,
             output: input * 5.0,
             cache_read: input / 10.0,
             cache_write: input * 1.25,
-        };
+        }
+    }
+
+    fn row(pattern: &str, input: f64) -> PriceRow {
+        PriceRow {
+            pattern: pattern.to_owned(),
+            prices: prices(input),
+            project: None,
+            valid_from_us: 0,
+        }
+    }
+
+    fn table() -> PriceTable {
         PriceTable::from_rows([
-            ("(anthropic[./])?claude-opus-4-5.*".to_owned(), prices(5.0)),
-            (
-                "(anthropic[./])?claude-opus-4(-1)?([-@].*)?".to_owned(),
-                prices(15.0),
-            ),
-            ("(openai/)?gpt-4o(-\\d{4}-\\d{2}-\\d{2})?".to_owned(), prices(2.5)),
-            (
-                "(openai/)?gpt-4o-mini(-\\d{4}-\\d{2}-\\d{2})?".to_owned(),
-                prices(0.15),
-            ),
-            ("([broken".to_owned(), prices(1.0)),
+            row("(anthropic[./])?claude-opus-4-5.*", 5.0),
+            row("(anthropic[./])?claude-opus-4(-1)?([-@].*)?", 15.0),
+            row("(openai/)?gpt-4o(-\\d{4}-\\d{2}-\\d{2})?", 2.5),
+            row("(openai/)?gpt-4o-mini(-\\d{4}-\\d{2}-\\d{2})?", 0.15),
+            row("([broken", 1.0),
         ])
     }
 
     #[test]
     fn matches_snapshots_prefixes_and_priority() {
         let table = table();
+        let input = |model: &str| table.prices_for(PROJECT, NOW, model).map(|p| p.input);
         assert_eq!(table.len(), 4, "the invalid pattern is skipped");
-        assert_eq!(table.prices_for("claude-opus-4-5-20251101").unwrap().input, 5.0);
+        assert_eq!(input("claude-opus-4-5-20251101"), Some(5.0));
+        assert_eq!(input("anthropic/claude-opus-4-1-20250805"), Some(15.0));
+        assert_eq!(input("GPT-4o-2024-08-06"), Some(2.5));
+        assert_eq!(input("gpt-4o-mini"), Some(0.15));
+        assert_eq!(input("gpt-4o-realtime"), None);
+        assert_eq!(input("llama-3"), None);
+    }
+
+    #[test]
+    fn a_projects_own_price_and_the_date_a_price_takes_effect() {
+        let table = PriceTable::from_rows([
+            PriceRow {
+                project: Some(PROJECT),
+                valid_from_us: NOW,
+                ..row("gpt-4o", 1.0)
+            },
+            PriceRow {
+                valid_from_us: NOW,
+                ..row("gpt-4o", 2.0)
+            },
+            row("gpt-4o", 2.5),
+        ]);
+        let input = |project, at| table.prices_for(project, at, "gpt-4o").map(|p| p.input);
+        assert_eq!(input(PROJECT, NOW), Some(1.0));
+        assert_eq!(input(PROJECT, NOW - 1), Some(2.5), "before it took effect");
         assert_eq!(
-            table
-                .prices_for("anthropic/claude-opus-4-1-20250805")
-                .unwrap()
-                .input,
-            15.0
+            input(Uuid::nil(), NOW),
+            Some(2.0),
+            "another project gets the default"
         );
-        assert_eq!(table.prices_for("GPT-4o-2024-08-06").unwrap().input, 2.5);
-        assert_eq!(table.prices_for("gpt-4o-mini").unwrap().input, 0.15);
-        assert!(table.prices_for("gpt-4o-realtime").is_none());
-        assert!(table.prices_for("llama-3").is_none());
     }
 
     #[test]
@@ -191,7 +252,7 @@ mod tests {
             cache_read_input_tokens: 2_000_000,
             cache_creation_input_tokens: 0,
         };
-        let cost = table().cost("gpt-4o", &usage).unwrap();
+        let cost = table().cost(PROJECT, NOW, "gpt-4o", &usage).unwrap();
         assert_eq!(cost.input, Some(2.5));
         assert_eq!(cost.output, Some(1.25));
         assert_eq!(cost.cache_read, Some(0.5));

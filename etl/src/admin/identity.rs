@@ -1,0 +1,490 @@
+//! People and organizations: users (passwords hashed with argon2id), sessions (random tokens of
+//! which only the SHA-256 is stored, expiring, revocable), organizations, their members' roles,
+//! and organization keys for automation.
+//!
+//! Roles, each including the ones below it: `viewer` reads project data; `member` also writes
+//! it (prompts, datasets, experiments, evaluators); `admin` also manages projects, API keys and
+//! members; `owner` also manages the organization and its owners.
+
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::admin::AdminError;
+use crate::admin::api_keys::hash_secret;
+
+/// A session token's prefix (so a leaked one is recognizable).
+pub const SESSION_PREFIX: &str = "at-session-";
+pub const ORG_PUBLIC_PREFIX: &str = "pk-org-";
+pub const ORG_SECRET_PREFIX: &str = "sk-org-";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Role, AdminError> {
+        match text {
+            "viewer" => Ok(Role::Viewer),
+            "member" => Ok(Role::Member),
+            "admin" => Ok(Role::Admin),
+            "owner" => Ok(Role::Owner),
+            other => Err(AdminError::Invalid {
+                field: "role",
+                message: format!("unknown role {other:?}; roles are owner, admin, member, viewer"),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// argon2id with OWASP's second recommended setting (19 MiB, 2 passes, 1 lane).
+fn hasher() -> Argon2<'static> {
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
+    )
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// The PHC string (`$argon2id$v=19$...`) of a password.
+pub fn hash_password(password: &str) -> Result<String, AdminError> {
+    if password.chars().count() < 12 {
+        return Err(AdminError::Invalid {
+            field: "password",
+            message: "must be at least 12 characters".into(),
+        });
+    }
+    let salt =
+        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| AdminError::Postgres(e.to_string()))?;
+    Ok(hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| AdminError::Postgres(format!("hashing the password: {e}")))?
+        .to_string())
+}
+
+fn password_matches(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+fn check_email(email: &str) -> Result<(), AdminError> {
+    match email.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') && email.len() <= 320 => Ok(()),
+        _ => Err(AdminError::Invalid {
+            field: "email",
+            message: format!("{email:?} is not an email address"),
+        }),
+    }
+}
+
+pub async fn create_user(
+    client: &impl GenericClient,
+    email: &str,
+    name: Option<&str>,
+    password: &str,
+) -> Result<User, AdminError> {
+    check_email(email)?;
+    let hash = hash_password(password)?;
+    let email = email.to_lowercase();
+    let row = client
+        .query_opt(
+            "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO NOTHING RETURNING id",
+            &[&email, &name, &hash],
+        )
+        .await?
+        .ok_or_else(|| AdminError::Conflict(format!("a user with email {email:?} exists")))?;
+    Ok(User {
+        id: row.get(0),
+        email,
+        name: name.map(str::to_owned),
+    })
+}
+
+pub async fn find_user(client: &impl GenericClient, email: &str) -> Result<User, AdminError> {
+    client
+        .query_opt(
+            "SELECT id, email, name FROM users WHERE email = $1",
+            &[&email.to_lowercase()],
+        )
+        .await?
+        .map(|row| User {
+            id: row.get(0),
+            email: row.get(1),
+            name: row.get(2),
+        })
+        .ok_or_else(|| AdminError::NotFound(format!("user {email:?}")))
+}
+
+/// A signed-in session: the token is shown only here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub token: String,
+    pub user: User,
+    pub expires_at: String,
+}
+
+/// Why a sign-in or a session was refused (one answer for a wrong email or password, so the
+/// answer does not tell which emails have accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignInRefused {
+    #[error("wrong email or password")]
+    WrongCredentials,
+    #[error("the session is unknown, expired or signed out; sign in again")]
+    BadSession,
+}
+
+/// Checks the password and opens a session valid for `ttl`.
+pub async fn sign_in(
+    client: &impl GenericClient,
+    email: &str,
+    password: &str,
+    ttl: Duration,
+) -> Result<Result<Session, SignInRefused>, AdminError> {
+    let row = client
+        .query_opt(
+            "SELECT id, email, name, password_hash FROM users WHERE email = $1 AND disabled_at IS NULL",
+            &[&email.to_lowercase()],
+        )
+        .await?;
+    // An unknown email still costs one hash, so timing does not reveal which emails exist.
+    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        hash_password("a password nobody has").expect("hashing a constant password")
+    });
+    let stored: Option<String> = row.as_ref().and_then(|r| r.get(3));
+    let matches = password_matches(password, stored.as_deref().unwrap_or(&DUMMY));
+    let (Some(row), true) = (row, matches && stored.is_some()) else {
+        return Ok(Err(SignInRefused::WrongCredentials));
+    };
+    let token = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
+    let seconds = ttl.as_secs() as f64;
+    let expires: String = client
+        .query_one(
+            "INSERT INTO user_sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+             RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            &[&hash_secret(&token).as_slice(), &row.get::<_, Uuid>(0), &seconds],
+        )
+        .await?
+        .get(0);
+    Ok(Ok(Session {
+        token,
+        user: User {
+            id: row.get(0),
+            email: row.get(1),
+            name: row.get(2),
+        },
+        expires_at: expires,
+    }))
+}
+
+/// The user a session token belongs to, while it is valid.
+pub async fn session_user(
+    client: &impl GenericClient,
+    token: &str,
+) -> Result<Result<User, SignInRefused>, AdminError> {
+    if !token.starts_with(SESSION_PREFIX) {
+        return Ok(Err(SignInRefused::BadSession));
+    }
+    let row = client
+        .query_opt(
+            "SELECT u.id, u.email, u.name FROM user_sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.disabled_at IS NULL",
+            &[&hash_secret(token).as_slice()],
+        )
+        .await?;
+    Ok(row
+        .map(|row| User {
+            id: row.get(0),
+            email: row.get(1),
+            name: row.get(2),
+        })
+        .ok_or(SignInRefused::BadSession))
+}
+
+/// Ends one session.
+pub async fn sign_out(client: &impl GenericClient, token: &str) -> Result<(), AdminError> {
+    client
+        .execute(
+            "UPDATE user_sessions SET revoked_at = coalesce(revoked_at, now()) WHERE token_hash = $1",
+            &[&hash_secret(token).as_slice()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user (after a password change, or to lock someone out).
+pub async fn revoke_sessions(client: &impl GenericClient, user_id: Uuid) -> Result<u64, AdminError> {
+    Ok(client
+        .execute(
+            "UPDATE user_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+            &[&user_id],
+        )
+        .await?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+}
+
+pub async fn create_organization(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Organization, AdminError> {
+    if name.is_empty() || name.len() > 200 {
+        return Err(AdminError::Invalid {
+            field: "name",
+            message: "must be 1 to 200 characters".into(),
+        });
+    }
+    let id = client
+        .query_one(
+            "INSERT INTO organizations (name) VALUES ($1) RETURNING id",
+            &[&name],
+        )
+        .await?
+        .get(0);
+    Ok(Organization {
+        id,
+        name: name.to_owned(),
+    })
+}
+
+/// Gives `user` `role` in `organization` (or changes the role it has).
+pub async fn set_member(
+    client: &impl GenericClient,
+    organization: Uuid,
+    user: Uuid,
+    role: Role,
+) -> Result<(), AdminError> {
+    client
+        .execute(
+            "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)
+             ON CONFLICT (organization_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+            &[&organization, &user, &role.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn remove_member(
+    client: &impl GenericClient,
+    organization: Uuid,
+    user: Uuid,
+) -> Result<(), AdminError> {
+    let owners_left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM organization_members WHERE organization_id = $1 AND role = 'owner' AND user_id <> $2",
+            &[&organization, &user],
+        )
+        .await?
+        .get(0);
+    if owners_left == 0 {
+        return Err(AdminError::Conflict(
+            "an organization keeps at least one owner".into(),
+        ));
+    }
+    let removed = client
+        .execute(
+            "DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2",
+            &[&organization, &user],
+        )
+        .await?;
+    if removed == 0 {
+        return Err(AdminError::NotFound(format!("member {user}")));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+}
+
+pub async fn members(client: &impl GenericClient, organization: Uuid) -> Result<Vec<Member>, AdminError> {
+    let rows = client
+        .query(
+            "SELECT u.id, u.email, u.name, m.role FROM organization_members m JOIN users u ON u.id = m.user_id
+             WHERE m.organization_id = $1 ORDER BY u.email",
+            &[&organization],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Member {
+                user: User {
+                    id: row.get(0),
+                    email: row.get(1),
+                    name: row.get(2),
+                },
+                role: Role::parse(row.get(3))?,
+            })
+        })
+        .collect()
+}
+
+/// The user's role in each of their organizations.
+pub async fn memberships(
+    client: &impl GenericClient,
+    user: Uuid,
+) -> Result<Vec<(Organization, Role)>, AdminError> {
+    let rows = client
+        .query(
+            "SELECT o.id, o.name, m.role FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+             WHERE m.user_id = $1 ORDER BY o.name",
+            &[&user],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                Organization {
+                    id: row.get(0),
+                    name: row.get(1),
+                },
+                Role::parse(row.get(2))?,
+            ))
+        })
+        .collect()
+}
+
+/// The first owner of a new install: their organization, their account, their role.
+pub async fn bootstrap_owner(
+    client: &mut tokio_postgres::Client,
+    organization: &str,
+    email: &str,
+    password: &str,
+) -> Result<(Organization, User), AdminError> {
+    let tx = client.transaction().await?;
+    let existing = tx
+        .query_opt(
+            "SELECT id, name FROM organizations WHERE name = $1",
+            &[&organization],
+        )
+        .await?;
+    let organization = match existing {
+        Some(row) => Organization {
+            id: row.get(0),
+            name: row.get(1),
+        },
+        None => create_organization(&tx, organization).await?,
+    };
+    let user = create_user(&tx, email, None, password).await?;
+    set_member(&tx, organization.id, user.id, Role::Owner).await?;
+    tx.commit().await?;
+    Ok((organization, user))
+}
+
+/// A new organization key; the secret is shown only here.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewOrganizationKey {
+    pub organization_id: Uuid,
+    pub public_key: String,
+    pub secret_key: String,
+}
+
+pub async fn create_organization_key(
+    client: &impl GenericClient,
+    organization: Uuid,
+    note: Option<&str>,
+) -> Result<NewOrganizationKey, AdminError> {
+    let public_key = format!("{ORG_PUBLIC_PREFIX}{}", hex::encode(random_bytes::<16>()));
+    let secret_key = format!(
+        "{ORG_SECRET_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    );
+    let hint = format!("{}…", &secret_key[..ORG_SECRET_PREFIX.len() + 4]);
+    client
+        .execute(
+            "INSERT INTO organization_keys (organization_id, public_key, secret_hash, secret_hint, note)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &organization,
+                &public_key,
+                &hash_secret(&secret_key).as_slice(),
+                &hint,
+                &note,
+            ],
+        )
+        .await?;
+    Ok(NewOrganizationKey {
+        organization_id: organization,
+        public_key,
+        secret_key,
+    })
+}
+
+/// The organization of a valid organization key pair.
+pub async fn verify_organization_key(
+    client: &impl GenericClient,
+    public_key: &str,
+    secret_key: &str,
+) -> Result<Option<Uuid>, AdminError> {
+    let row = client
+        .query_opt(
+            "SELECT organization_id, secret_hash FROM organization_keys WHERE public_key = $1 AND revoked_at IS NULL",
+            &[&public_key],
+        )
+        .await?;
+    Ok(row.and_then(|row| {
+        let stored: &[u8] = row.get(1);
+        bool::from(stored.ct_eq(&hash_secret(secret_key))).then(|| row.get(0))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let phc = hash_password("correct horse battery").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(password_matches("correct horse battery", &phc));
+        assert!(!password_matches("wrong horse battery", &phc));
+        assert!(hash_password("short").is_err());
+    }
+
+    #[test]
+    fn roles_order_and_parse() {
+        assert!(Role::Owner > Role::Admin && Role::Admin > Role::Member && Role::Member > Role::Viewer);
+        assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
+        assert!(Role::parse("root").is_err());
+    }
+}

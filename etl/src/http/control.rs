@@ -1,0 +1,402 @@
+//! AgentTrace's own control-plane routes under `/v1/`: sign-in and sessions, organizations and
+//! their members, and each project's keys, prompts and datasets. Every route names what it needs
+//! ([`Need`] in a project, a [`Role`] in an organization) and [`Caller`] enforces it, for users,
+//! project keys and organization keys alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use agenttrace_schemas::Scope;
+
+use crate::admin::api_keys;
+use crate::admin::datasets::{self, NewDataset, NewItem};
+use crate::admin::identity::{self, Role};
+use crate::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
+use crate::http::auth::{Caller, Need};
+use crate::http::error::ApiError;
+use crate::http::server::AppState;
+
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::bad_request("invalid_request", format!("{field}: {}", e.into_inner()))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    email: String,
+    password: String,
+}
+
+pub async fn sign_in(
+    State(state): State<Arc<AppState>>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: SignIn = parse(&bytes)?;
+    let client = state.postgres.get().await?;
+    let session = identity::sign_in(&**client, &request.email, &request.password, SESSION_TTL).await??;
+    Ok(Json(json!(session)))
+}
+
+pub async fn sign_out(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    let Caller::User(_) = caller else {
+        return Err(ApiError::bad_request(
+            "not_a_session",
+            "only a session can sign out",
+        ));
+    };
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim();
+    let client = state.postgres.get().await?;
+    identity::sign_out(&**client, token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    match caller {
+        Caller::User(user) => {
+            let client = state.postgres.get().await?;
+            let memberships = identity::memberships(&**client, user.id).await?;
+            let organizations: Vec<Value> = memberships
+                .iter()
+                .map(|(organization, role)| json!({ "id": organization.id, "name": organization.name, "role": role }))
+                .collect();
+            Ok(Json(json!({ "user": user, "organizations": organizations })))
+        }
+        Caller::Key(key) => Ok(Json(
+            json!({ "project_id": key.project_id, "scopes": key.scopes }),
+        )),
+        Caller::Organization(organization) => Ok(Json(json!({ "organization_id": organization }))),
+    }
+}
+
+pub async fn list_members(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(organization): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_role(&state, organization, Role::Viewer).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(
+        json!({ "data": identity::members(&**client, organization).await? }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMember {
+    email: String,
+    role: String,
+}
+
+/// Adds a user (by email) with a role, or changes their role. Admins manage members; making an
+/// owner takes an owner.
+pub async fn set_member(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(organization): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: AddMember = parse(&bytes)?;
+    let role = Role::parse(&request.role)?;
+    let needed = if role == Role::Owner {
+        Role::Owner
+    } else {
+        Role::Admin
+    };
+    caller.require_role(&state, organization, needed).await?;
+    let client = state.postgres.get().await?;
+    let user = identity::find_user(&**client, &request.email).await?;
+    identity::set_member(&**client, organization, user.id, role).await?;
+    Ok(Json(json!({ "user": user, "role": role })))
+}
+
+pub async fn remove_member(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((organization, user)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_role(&state, organization, Role::Admin).await?;
+    let client = state.postgres.get().await?;
+    identity::remove_member(&**client, organization, user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_keys(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Administer).await?;
+    let client = state.postgres.get().await?;
+    let keys: Vec<Value> = api_keys::list_keys(&**client, project)
+        .await?
+        .into_iter()
+        .map(|k| {
+            json!({"public_key": k.public_key, "secret_hint": k.secret_hint, "scopes": k.scopes,
+                   "note": k.note, "revoked": k.revoked})
+        })
+        .collect();
+    Ok(Json(json!({ "data": keys })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    scopes: Vec<Scope>,
+    note: Option<String>,
+}
+
+pub async fn create_key(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&state, project, Need::Administer).await?;
+    let request: CreateKey = parse(&bytes)?;
+    let client = state.postgres.get().await?;
+    let key = api_keys::create_key(&**client, project, &request.scopes, request.note.as_deref()).await?;
+    let body = json!({"project_id": key.project_id, "public_key": key.public_key, "secret_key": key.secret_key,
+                      "note": "the secret key is shown only now"});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, public_key)): Path<(Uuid, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Administer).await?;
+    let client = state.postgres.get().await?;
+    let owner: Option<Uuid> = client
+        .query_opt(
+            "SELECT project_id FROM api_keys WHERE public_key = $1",
+            &[&public_key],
+        )
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(|row| row.get(0));
+    if owner != Some(project) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no API key {public_key} in this project"),
+        ));
+    }
+    api_keys::revoke_key(&**client, &public_key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePrompt {
+    name: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    prompt: Value,
+    config: Option<Value>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    commit_message: Option<String>,
+}
+
+pub async fn create_prompt(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let request: CreatePrompt = parse(&bytes)?;
+    let kind = match request.kind.as_deref() {
+        None | Some("text") => PromptType::Text,
+        Some("chat") => PromptType::Chat,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("type: must be text or chat, not {other:?}"),
+            ));
+        }
+    };
+    let new = NewPromptVersion {
+        name: request.name,
+        kind,
+        prompt: request.prompt,
+        config: request.config.unwrap_or_else(|| json!({})),
+        labels: request.labels,
+        tags: request.tags,
+        commit_message: request.commit_message,
+    };
+    let mut client = state.postgres.get().await?;
+    let version = prompts::create_version(&mut client, project, &new).await?;
+    Ok((StatusCode::CREATED, Json(json!(version))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PromptQuery {
+    version: Option<i32>,
+    label: Option<String>,
+}
+
+pub async fn get_prompt(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name)): Path<(Uuid, String)>,
+    Query(query): Query<PromptQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let selector = match (query.version, query.label) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "version: give a version or a label, not both",
+            ));
+        }
+        (Some(version), None) => Selector::Version(version),
+        (None, Some(label)) => Selector::Label(label),
+        (None, None) => Selector::Label(prompts::PRODUCTION.to_owned()),
+    };
+    let client = state.postgres.get().await?;
+    Ok(Json(json!(
+        prompts::get(&**client, project, &name, &selector).await?
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Labels {
+    labels: Vec<String>,
+}
+
+pub async fn set_prompt_labels(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name, version)): Path<(Uuid, String, i32)>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let request: Labels = parse(&bytes)?;
+    let mut client = state.postgres.get().await?;
+    Ok(Json(json!(
+        prompts::set_labels(&mut client, project, &name, version, &request.labels).await?
+    )))
+}
+
+pub async fn list_datasets(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    let (found, total) = datasets::list(&**client, project, 1, 1000).await?;
+    Ok(Json(json!({ "data": found, "total": total })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateDataset {
+    name: String,
+    description: Option<String>,
+    metadata: Option<Value>,
+    input_schema: Option<Value>,
+    expected_output_schema: Option<Value>,
+}
+
+pub async fn create_dataset(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let request: CreateDataset = parse(&bytes)?;
+    let client = state.postgres.get().await?;
+    let dataset = datasets::upsert(
+        &**client,
+        project,
+        &NewDataset {
+            name: request.name,
+            description: request.description,
+            metadata: request.metadata,
+            input_schema: request.input_schema,
+            expected_output_schema: request.expected_output_schema,
+        },
+    )
+    .await?;
+    Ok(Json(json!(dataset)))
+}
+
+/// `POST .../datasets/{name}/items` takes JSON (one item) or JSONL (`application/x-ndjson`:
+/// a bulk import, one item per line).
+pub async fn add_items(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name)): Path<(Uuid, String)>,
+    headers: axum::http::HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let client = state.postgres.get().await?;
+    let jsonl = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("ndjson") || t.contains("jsonl"));
+    if jsonl {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ApiError::bad_request("invalid_request", "body: JSONL must be UTF-8"))?;
+        let imported = datasets::import_jsonl(&**client, project, &name, text).await?;
+        return Ok(Json(json!({ "imported": imported })));
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        id: Option<String>,
+        input: Option<Value>,
+        expected_output: Option<Value>,
+        metadata: Option<Value>,
+        status: Option<String>,
+    }
+    let item: Item = parse(&bytes)?;
+    let item = datasets::upsert_item(
+        &**client,
+        project,
+        &NewItem {
+            id: item.id,
+            dataset_name: name,
+            input: item.input,
+            expected_output: item.expected_output,
+            metadata: item.metadata,
+            status: item.status,
+            ..NewItem::default()
+        },
+    )
+    .await?;
+    Ok(Json(json!(item)))
+}

@@ -1,0 +1,436 @@
+//! The control plane against the real servers: the unmodified Langfuse Python SDK's prompt,
+//! dataset and experiment calls through the edge; prompt versions and labels under concurrent
+//! writers; and every role against every route it may or may not use.
+
+use std::time::{Duration, Instant};
+
+use agenttrace_etl::admin::identity::{self, Role};
+use agenttrace_etl::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
+use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_jobs::{Job, run_job};
+use agenttrace_schemas::Scope;
+use agenttrace_tests::TestEnv;
+use agenttrace_tests::edge::Edge;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+async fn python(args: &[&str]) -> Value {
+    let script = agenttrace_tests::repo_root().join("tests/python/langfuse_control_plane.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_langfuse_sdk_manages_prompts_datasets_and_experiments_through_the_edge() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "sdk-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "sdk", None)
+        .await
+        .unwrap();
+    let key = api_keys::create_key(
+        &pg,
+        project.id,
+        &[Scope::Ingest, Scope::Read, Scope::Manage],
+        None,
+    )
+    .await
+    .unwrap();
+    // Prompt reads are cached at the edge for at most this long.
+    let edge = Edge::start(&etl.url, &[("PROMPT_CACHE_TTL_MS", "1500")]).await;
+    let seen = python(&[&edge.url, &key.public_key, &key.secret_key, "setup"]).await;
+
+    assert_eq!(seen["auth_check"], true);
+    assert_eq!(seen["text"]["version"], 1, "production is on version 1");
+    assert_eq!(seen["text"]["labels"], json!(["production"]));
+    assert_eq!(seen["text"]["config"]["temperature"], 0.3);
+    assert_eq!(seen["text"]["compiled"], "As a expert critic, do you like Dune?");
+    assert_eq!(
+        seen["chat"]["compiled"][0]["content"],
+        "You help with AgentTrace."
+    );
+    assert_eq!(seen["latest"], 2);
+    assert_eq!(
+        seen["items"],
+        json!(["capital-france", "capital-japan", "capital-peru"])
+    );
+    assert_eq!(seen["experiment_items"], 3);
+
+    // Moving `production` (straight at the ETL, so the edge's cache is not told) shows through
+    // the edge within its cache's bound.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", key.public_key, key.secret_key))
+    );
+    let moved = reqwest::Client::new()
+        .patch(format!(
+            "{}/api/public/v2/prompts/movie-critic/versions/2",
+            etl.url
+        ))
+        .header("authorization", &basic)
+        .json(&json!({"newLabels": ["production"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200, "{}", moved.text().await.unwrap());
+    let started = Instant::now();
+    loop {
+        let now = python(&[&edge.url, &key.public_key, &key.secret_key, "moved"]).await;
+        if now["production"] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(1500 + 3000),
+            "still {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The experiment: each item's trace is linked, and the rollup job reports the run.
+    let p = project.id;
+    let linked = Instant::now();
+    loop {
+        let items: i64 = pg
+            .query_one(
+                "SELECT count(*) FROM experiment_items i JOIN experiments e ON e.id = i.experiment_id WHERE e.project_id = $1",
+                &[&p],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let scores = env
+            .ch(&format!(
+                "SELECT count() FROM scores FINAL WHERE project_id = '{p}' AND name = 'exact'"
+            ))
+            .await;
+        if items == 3 && scores == "3" {
+            break;
+        }
+        assert!(
+            linked.elapsed() < Duration::from_secs(60),
+            "{items} run items, {scores} scores"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let traces: Vec<String> = pg
+        .query("SELECT trace_id FROM experiment_items ORDER BY trace_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut expected: Vec<String> = seen["trace_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(traces, expected);
+    run_job(Job::ExperimentRollups, &pg, &env.clickhouse, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT score_name, items, round(mean, 4) FROM experiment_rollups FINAL WHERE project_id = '{p}'"
+        ))
+        .await,
+        "exact\t3\t0.6667"
+    );
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
+}
+
+fn text_version(name: &str, labels: &[&str]) -> NewPromptVersion {
+    NewPromptVersion {
+        name: name.to_owned(),
+        kind: PromptType::Text,
+        prompt: json!("hello {{name}}"),
+        config: json!({}),
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        tags: Vec::new(),
+        commit_message: None,
+    }
+}
+
+#[tokio::test]
+async fn concurrent_prompt_writers_get_gap_free_versions_and_one_label_holder() {
+    let env = TestEnv::migrated().await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "race").await.unwrap();
+    let project = projects::create_project(&pg, organization, "race", None)
+        .await
+        .unwrap()
+        .id;
+    let writers: Vec<_> = (0..20)
+        .map(|_| {
+            let url = env.database_url.clone();
+            tokio::spawn(async move {
+                let mut client = agenttrace_etl::postgres::connect(&url).await.unwrap();
+                prompts::create_version(&mut client, project, &text_version("greeting", &[]))
+                    .await
+                    .unwrap()
+                    .version
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for writer in writers {
+        versions.push(writer.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=20).collect::<Vec<_>>());
+
+    let movers: Vec<_> = (1..=20)
+        .map(|version| {
+            let url = env.database_url.clone();
+            tokio::spawn(async move {
+                let mut client = agenttrace_etl::postgres::connect(&url).await.unwrap();
+                prompts::set_labels(
+                    &mut client,
+                    project,
+                    "greeting",
+                    version,
+                    &["production".to_owned()],
+                )
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    for mover in movers {
+        mover.await.unwrap();
+    }
+    let holders: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM prompt_labels l JOIN prompts p ON p.id = l.prompt_id
+             WHERE p.project_id = $1 AND l.label = 'production'",
+            &[&project],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(holders, 1);
+    let production = prompts::get(&pg, project, "greeting", &Selector::Label("production".into()))
+        .await
+        .unwrap();
+    assert!(production.labels.contains(&"production".to_owned()));
+    // The database, not only the code, refuses a second holder.
+    let second = pg
+        .execute(
+            "INSERT INTO prompt_labels (prompt_id, label, version_id)
+             SELECT prompt_id, 'production', id FROM prompt_versions WHERE prompt_id = $1 AND version = 1",
+            &[&production.prompt_id],
+        )
+        .await;
+    assert!(second.is_err());
+}
+
+/// Every route × every role: what each may do, and the 403 that names the role it lacks.
+#[tokio::test]
+async fn each_role_can_do_exactly_what_it_should() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let mut pg = env.postgres().await;
+    let (organization, owner) =
+        identity::bootstrap_owner(&mut pg, "acme", "owner@acme.test", "owner password 1")
+            .await
+            .unwrap();
+    let project = projects::create_project(&pg, organization.id, "agents", None)
+        .await
+        .unwrap()
+        .id;
+    let password = "a long enough password";
+    let mut sessions = vec![("owner", Role::Owner, owner.email.clone())];
+    for role in [Role::Admin, Role::Member, Role::Viewer] {
+        let email = format!("{}@acme.test", role.as_str());
+        let user = identity::create_user(&pg, &email, None, password).await.unwrap();
+        identity::set_member(&pg, organization.id, user.id, role)
+            .await
+            .unwrap();
+        sessions.push((role.as_str(), role, email));
+    }
+    identity::create_user(&pg, "outsider@else.test", None, password)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut tokens = Vec::new();
+    for (name, role, email) in &sessions {
+        let secret = if *role == Role::Owner {
+            "owner password 1"
+        } else {
+            password
+        };
+        let answer: Value = http
+            .post(format!("{}/v1/auth/sign-in", etl.url))
+            .json(&json!({"email": email, "password": secret}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push((*name, *role, answer["token"].as_str().unwrap().to_owned()));
+    }
+    let wrong = http
+        .post(format!("{}/v1/auth/sign-in", etl.url))
+        .json(&json!({"email": "viewer@acme.test", "password": "not the password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let base = format!("{}/v1/projects/{project}", etl.url);
+    let org = format!("{}/v1/organizations/{}", etl.url, organization.id);
+    // (method, url, body, least role that may do it)
+    let routes: Vec<(&str, String, Value, Role)> = vec![
+        ("GET", format!("{org}/members"), json!(null), Role::Viewer),
+        (
+            "POST",
+            format!("{base}/prompts"),
+            json!({"name": "p", "prompt": "hi", "labels": ["production"]}),
+            Role::Member,
+        ),
+        ("GET", format!("{base}/prompts/p"), json!(null), Role::Viewer),
+        (
+            "PATCH",
+            format!("{base}/prompts/p/versions/1"),
+            json!({"labels": ["staging"]}),
+            Role::Member,
+        ),
+        (
+            "POST",
+            format!("{base}/datasets"),
+            json!({"name": "d"}),
+            Role::Member,
+        ),
+        ("GET", format!("{base}/datasets"), json!(null), Role::Viewer),
+        (
+            "POST",
+            format!("{base}/datasets/d/items"),
+            json!({"input": {"q": 1}}),
+            Role::Member,
+        ),
+        ("GET", format!("{base}/keys"), json!(null), Role::Admin),
+        (
+            "POST",
+            format!("{base}/keys"),
+            json!({"scopes": ["ingest"]}),
+            Role::Admin,
+        ),
+        (
+            "POST",
+            format!("{org}/members"),
+            json!({"email": "outsider@else.test", "role": "viewer"}),
+            Role::Admin,
+        ),
+        (
+            "POST",
+            format!("{org}/members"),
+            json!({"email": "outsider@else.test", "role": "owner"}),
+            Role::Owner,
+        ),
+    ];
+    // Most privileged first, so what a route creates exists when the others read it.
+    for (name, role, token) in &tokens {
+        for (method, url, body, least) in &routes {
+            let request = http
+                .request(method.parse().unwrap(), url)
+                .header("authorization", format!("Bearer {token}"));
+            let request = if body.is_null() {
+                request
+            } else {
+                request.json(body)
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            if role >= least {
+                assert!(
+                    (200..300).contains(&status),
+                    "{name} {method} {url}: {status} {text}"
+                );
+            } else {
+                assert_eq!(status, 403, "{name} {method} {url}: {text}");
+                assert!(
+                    text.contains(&format!("needs the {} role", least.as_str())),
+                    "{text}"
+                );
+            }
+        }
+    }
+    // Someone outside the organization does not even see the project.
+    identity::create_user(&pg, "stranger@else.test", None, password)
+        .await
+        .unwrap();
+    let stranger: Value = http
+        .post(format!("{}/v1/auth/sign-in", etl.url))
+        .json(&json!({"email": "stranger@else.test", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hidden = http
+        .get(format!("{base}/prompts/p"))
+        .header(
+            "authorization",
+            format!("Bearer {}", stranger["token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 404);
+    // A project key's scopes gate the same routes.
+    let reader = api_keys::create_key(&pg, project, &[Scope::Read], None)
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}:{}", reader.public_key, reader.secret_key);
+    let read = http
+        .get(format!("{base}/prompts/p"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let write = http
+        .post(format!("{base}/prompts"))
+        .header("authorization", &bearer)
+        .json(&json!({"name": "q", "prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+    assert!(write.text().await.unwrap().contains("lacks the `manage` scope"));
+    // A signed-out session stops working.
+    let (_, _, viewer_token) = tokens.last().unwrap();
+    let out = http
+        .post(format!("{}/v1/auth/sign-out", etl.url))
+        .header("authorization", format!("Bearer {viewer_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    let after = http
+        .get(format!("{}/v1/me", etl.url))
+        .header("authorization", format!("Bearer {viewer_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+    etl.server.shutdown().await.unwrap();
+}

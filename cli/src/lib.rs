@@ -116,6 +116,12 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage users (and create the first owner of a new install).
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Manage organization members and their roles.
+    #[command(subcommand)]
+    Member(commands::user::MemberCommand),
 }
 
 pub fn init_tracing() {
@@ -165,6 +171,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Project(command) => commands::project::run(command, databases, out).await,
         Command::Key(command) => commands::key::run(command, databases, out).await,
+        Command::User(command) => commands::user::run_user(command, databases, out).await,
+        Command::Member(command) => commands::user::run_member(command, databases, out).await,
     }
 }
 

@@ -232,7 +232,7 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
         ])
         .await
         .unwrap();
-    assert!(json.contains("\"n\": \"3\""), "{json}");
+    assert!(json.contains(r#"{"columns":["n"],"rows":[{"n":"3"}]}"#), "{json}");
     let refused = env
         .cli(&[
             "query",

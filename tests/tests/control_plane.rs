@@ -244,11 +244,33 @@ async fn concurrent_prompt_writers_get_gap_free_versions_and_one_label_holder() 
 async fn each_role_can_do_exactly_what_it_should() {
     let env = TestEnv::migrated().await;
     let etl = env.start_etl(|_| {}).await;
-    let mut pg = env.postgres().await;
-    let (organization, owner) =
-        identity::bootstrap_owner(&mut pg, "acme", "owner@acme.test", "owner password 1")
-            .await
-            .unwrap();
+    let pg = env.postgres().await;
+    // The first owner, as a new install creates them.
+    let created: Value = serde_json::from_str(
+        &env.cli(&[
+            "user",
+            "create-owner",
+            "--organization",
+            "acme",
+            "--email",
+            "Owner@acme.test",
+            "--password",
+            "owner password 1",
+            "--json",
+        ])
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (created["email"].as_str(), created["role"].as_str()),
+        (Some("owner@acme.test"), Some("owner"))
+    );
+    let organization = identity::Organization {
+        id: created["organization_id"].as_str().unwrap().parse().unwrap(),
+        name: "acme".into(),
+    };
+    let owner = identity::find_user(&pg, "owner@acme.test").await.unwrap();
     let project = projects::create_project(&pg, organization.id, "agents", None)
         .await
         .unwrap()

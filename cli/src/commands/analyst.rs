@@ -4,7 +4,7 @@
 //! terminal, nothing otherwise), then the row count in the file's footer is checked, so a cut
 //! transfer is reported instead of leaving a silently short file.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,9 @@ pub struct QueryArgs {
     pub sql: String,
     #[arg(long, default_value = "json", value_parser = ["json", "arrow", "parquet"])]
     pub format: String,
+    /// Print JSON (`{"columns", "rows"}`) even on a terminal; a pipe always gets JSON.
+    #[arg(long)]
+    pub json: bool,
     /// Where to write the result (default: standard output).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -164,6 +167,46 @@ pub async fn export(args: ExportArgs, out: &mut dyn Write) -> anyhow::Result<()>
     summary(out, Some(rows), bytes, started, &args.output)
 }
 
+/// A JSON result (ClickHouse's `JSON`: meta, data, rows) for a person (a table, and the row
+/// count) or for a program (`{"columns", "rows"}` as one JSON document).
+fn print_result(answer: &[u8], as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let result: serde_json::Value =
+        serde_json::from_slice(answer).context("reading the query's JSON result")?;
+    let columns: Vec<String> = result["meta"]
+        .as_array()
+        .map(|meta| {
+            meta.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows = result["data"].as_array().cloned().unwrap_or_default();
+    if as_json {
+        let body = serde_json::json!({ "columns": columns, "rows": rows });
+        writeln!(out, "{body}")?;
+        return Ok(());
+    }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
+        .set_header(&columns);
+    for row in &rows {
+        table.add_row(columns.iter().map(|column| match &row[column] {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => "∅".to_owned(),
+            other => other.to_string(),
+        }));
+    }
+    writeln!(out, "{table}")?;
+    writeln!(
+        out,
+        "{} row{}",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    )?;
+    Ok(())
+}
+
 pub async fn query(args: QueryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let started = Instant::now();
     let body = serde_json::json!({ "sql": args.sql, "format": args.format }).to_string();
@@ -176,6 +219,11 @@ pub async fn query(args: QueryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
     match &args.output {
+        None if args.format == "json" => {
+            let mut answer = Vec::new();
+            download(request, &mut answer).await?;
+            print_result(&answer, args.json || !std::io::stdout().is_terminal(), out)?;
+        }
         None => {
             download(request, out).await?;
         }

@@ -7,5 +7,7 @@ pub mod evaluator;
 pub mod jobs;
 pub mod key;
 pub mod migrate;
+pub mod output;
 pub mod project;
 pub mod serve;
+pub mod user;

@@ -122,6 +122,9 @@ pub enum Command {
     /// Manage organization members and their roles.
     #[command(subcommand)]
     Member(commands::user::MemberCommand),
+    /// Manage model prices (per project, from a date on).
+    #[command(subcommand)]
+    Price(commands::price::PriceCommand),
 }
 
 pub fn init_tracing() {
@@ -173,6 +176,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Key(command) => commands::key::run(command, databases, out).await,
         Command::User(command) => commands::user::run_user(command, databases, out).await,
         Command::Member(command) => commands::user::run_member(command, databases, out).await,
+        Command::Price(command) => commands::price::run(command, databases, out).await,
     }
 }
 

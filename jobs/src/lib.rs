@@ -4,6 +4,7 @@
 pub mod daily_costs;
 pub mod evaluate;
 pub mod frames;
+pub mod recompute;
 pub mod retention;
 pub mod rollups;
 pub mod runs;
@@ -30,6 +31,8 @@ pub enum Job {
     Retention,
     /// Checks the daily-costs view against the observations (`daily_costs`).
     DailyCosts,
+    /// Re-prices table-priced generations after a price change (`recompute_costs`).
+    RecomputeCosts,
 }
 
 impl Job {
@@ -53,6 +56,7 @@ impl fmt::Display for Job {
             Job::ExperimentRollups => f.write_str("experiment_rollups"),
             Job::Retention => f.write_str("retention"),
             Job::DailyCosts => f.write_str("daily_costs"),
+            Job::RecomputeCosts => f.write_str("recompute_costs"),
         }
     }
 }
@@ -76,7 +80,7 @@ impl FromStr for Job {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; jobs are evaluate, experiment_rollups, retention, daily_costs and evaluate:<evaluator id>"
+        "unknown job {0:?}; jobs are evaluate, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -138,6 +142,13 @@ pub async fn run_job(
                 (report.projects as i64, report.rows_deleted as i64, None, summary)
             }),
         Job::DailyCosts => daily_costs_check(clickhouse, now_us).await,
+        Job::RecomputeCosts => recompute::run(pg, clickhouse).await.map(|report| {
+            let summary = format!(
+                "{} table-priced generations, {} re-priced",
+                report.generations, report.repriced
+            );
+            (report.generations as i64, report.repriced as i64, None, summary)
+        }),
     };
     match result {
         Ok((rows_in, rows_out, watermark, summary)) => {

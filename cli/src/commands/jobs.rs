@@ -11,7 +11,8 @@ use crate::DatabaseArgs;
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Run one job now (recorded like a scheduled run): evaluate, experiment_rollups,
-    /// retention, daily_costs, or evaluate:<evaluator id> for an evaluator with its own schedule.
+    /// retention, daily_costs, recompute_costs (after a price change), or
+    /// evaluate:<evaluator id> for an evaluator with its own schedule.
     Run { job: String },
     /// Run jobs on their cron schedules until stopped (several replicas are safe).
     Schedule {

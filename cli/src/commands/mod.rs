@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod key;
 pub mod migrate;
 pub mod output;
+pub mod price;
 pub mod project;
 pub mod serve;
 pub mod user;

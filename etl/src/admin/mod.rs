@@ -8,12 +8,14 @@
 //! - [`datasets`]: datasets and their items (inputs and expected outputs).
 //! - [`experiments`]: runs of a dataset whose traces the rollup job compares, and their items.
 //! - [`prompts`]: prompt templates, their immutable versions and labels.
+//! - [`prices`]: model prices, defaults and per-project overrides from a date on.
 
 pub mod api_keys;
 pub mod datasets;
 pub mod evaluators;
 pub mod experiments;
 pub mod identity;
+pub mod prices;
 pub mod projects;
 pub mod prompts;
 

@@ -1,0 +1,130 @@
+//! Model prices: the defaults every project uses (seeded by migration), and a project's own
+//! overrides, each from the date it takes effect. The ETL prices generations that arrive
+//! without a cost from these; `recompute_costs` re-prices past ones after a change.
+
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::admin::AdminError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPrice {
+    /// `None` changes the default for every project.
+    pub project_id: Option<Uuid>,
+    /// An anchored, case-insensitive regular expression over the model name.
+    pub model_pattern: String,
+    pub provider: String,
+    /// USD per million tokens.
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+    /// RFC 3339; `None` means now.
+    pub valid_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Price {
+    pub id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub model_pattern: String,
+    pub provider: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub cache_read_per_mtok: f64,
+    pub cache_write_per_mtok: f64,
+    pub valid_from: String,
+}
+
+/// Records a price (replacing one for the same project, pattern and date).
+pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, AdminError> {
+    if let Err(error) = regex::RegexBuilder::new(&format!("^(?:{})$", new.model_pattern)).build() {
+        return Err(AdminError::Invalid {
+            field: "model_pattern",
+            message: format!("not a valid regular expression: {error}"),
+        });
+    }
+    for (field, value) in [
+        ("input", new.input),
+        ("output", new.output),
+        ("cache_read", new.cache_read),
+        ("cache_write", new.cache_write),
+    ] {
+        if !value.is_finite() || value < 0.0 {
+            return Err(AdminError::Invalid {
+                field,
+                message: format!("USD per million tokens must be 0 or more, not {value}"),
+            });
+        }
+    }
+    let row = client
+        .query_one(
+            "INSERT INTO model_prices (project_id, model_pattern, provider, input_per_mtok, output_per_mtok,
+                                       cache_read_per_mtok, cache_write_per_mtok, valid_from, priority)
+             VALUES ($1, $2, $3, $4::float8::numeric, $5::float8::numeric, $6::float8::numeric, $7::float8::numeric,
+                     coalesce($8::text::timestamptz, now()), 0)
+             ON CONFLICT (coalesce(project_id, '00000000-0000-0000-0000-000000000000'), model_pattern, valid_from)
+             DO UPDATE SET input_per_mtok = EXCLUDED.input_per_mtok, output_per_mtok = EXCLUDED.output_per_mtok,
+                cache_read_per_mtok = EXCLUDED.cache_read_per_mtok, cache_write_per_mtok = EXCLUDED.cache_write_per_mtok,
+                provider = EXCLUDED.provider
+             RETURNING id, to_char(valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+            &[
+                &new.project_id,
+                &new.model_pattern,
+                &new.provider,
+                &new.input,
+                &new.output,
+                &new.cache_read,
+                &new.cache_write,
+                &new.valid_from,
+            ],
+        )
+        .await
+        .map_err(|error| match error.code() {
+            Some(&tokio_postgres::error::SqlState::INVALID_DATETIME_FORMAT) => AdminError::Invalid {
+                field: "valid_from",
+                message: "must be an RFC 3339 time".into(),
+            },
+            _ => AdminError::from(error),
+        })?;
+    Ok(Price {
+        id: row.get(0),
+        project_id: new.project_id,
+        model_pattern: new.model_pattern.clone(),
+        provider: new.provider.clone(),
+        input_per_mtok: new.input,
+        output_per_mtok: new.output,
+        cache_read_per_mtok: new.cache_read,
+        cache_write_per_mtok: new.cache_write,
+        valid_from: row.get(1),
+    })
+}
+
+/// The prices that apply to a project: its own first, then the defaults.
+pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Price>, AdminError> {
+    let rows = client
+        .query(
+            "SELECT id, project_id, model_pattern, provider, input_per_mtok::float8, output_per_mtok::float8,
+                    cache_read_per_mtok::float8, cache_write_per_mtok::float8,
+                    to_char(valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+             FROM model_prices WHERE project_id IS NULL OR project_id = $1
+             ORDER BY project_id IS NULL, priority DESC, valid_from DESC, model_pattern",
+            &[&project_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Price {
+            id: row.get(0),
+            project_id: row.get(1),
+            model_pattern: row.get(2),
+            provider: row.get(3),
+            input_per_mtok: row.get(4),
+            output_per_mtok: row.get(5),
+            cache_read_per_mtok: row.get(6),
+            cache_write_per_mtok: row.get(7),
+            valid_from: row.get(8),
+        })
+        .collect())
+}

@@ -1,0 +1,114 @@
+//! Prices per project and date, and `recompute_costs`: after a price change exactly the
+//! generations priced from the table change; costs agents sent and other projects' rows stay.
+
+use agenttrace_etl::admin::prices::{self, NewPrice};
+use agenttrace_jobs::{Job, JobOutcome, run_job};
+use agenttrace_schemas::{Event, Timestamp};
+use agenttrace_tests::TestEnv;
+use serde_json::json;
+
+fn generation(id: &str, model: &str, cost: Option<f64>, at: Timestamp) -> Event {
+    let mut body = json!({"id": id, "trace_id": "t", "type": "generation", "name": "llm", "start_time": at,
+                          "model": model, "usage": {"input_tokens": 1000, "output_tokens": 200}});
+    if let Some(total) = cost {
+        body["cost"] = json!({"total": total});
+    }
+    Event::parse(
+        &json!({"id": format!("e-{id}"), "type": "observation", "timestamp": at, "body": body}).to_string(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_price_change_reprices_exactly_the_table_priced_generations() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let ours = env.create_project("ours").await;
+    let theirs = env.create_project("theirs").await;
+    let now = Timestamp::now();
+    etl.load(
+        &ours.key,
+        &[
+            generation("table", "gpt-4.1-mini", None, now),
+            generation("agent", "gpt-4.1-mini", Some(0.5), now),
+            generation("unknown", "house-model-7", None, now),
+        ],
+    )
+    .await;
+    etl.load(&theirs.key, &[generation("table", "gpt-4.1-mini", None, now)])
+        .await;
+    let costs = |project: uuid::Uuid| {
+        let env = &env;
+        async move {
+            env.ch(&format!(
+                "SELECT id, toString(total_cost), cost_source FROM observations FINAL WHERE project_id = '{project}' ORDER BY id"
+            ))
+            .await
+        }
+    };
+    // gpt-4.1-mini lists at $0.40 / $1.60 per million input / output tokens.
+    assert_eq!(
+        costs(ours.key.project_id).await,
+        "agent\t0.500000000000\tagent\ntable\t0.000720000000\tprice_table\nunknown\t\\N"
+    );
+
+    // Our own price for this model, from a year ago: $1 / $2.
+    let pg = env.postgres().await;
+    prices::set(
+        &pg,
+        &NewPrice {
+            project_id: Some(ours.key.project_id),
+            model_pattern: "gpt-4\\.1-mini".into(),
+            provider: "openai".into(),
+            input: 1.0,
+            output: 2.0,
+            cache_read: 0.0,
+            cache_write: 0.0,
+            valid_from: Some("2025-11-30T00:00:00Z".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let outcome = run_job(Job::RecomputeCosts, &pg, &env.clickhouse, None)
+        .await
+        .unwrap();
+    let JobOutcome::Succeeded { rows_out, .. } = outcome else {
+        panic!("the job did not run: {outcome:?}")
+    };
+    assert_eq!(rows_out, 1, "one generation re-priced");
+    assert_eq!(
+        costs(ours.key.project_id).await,
+        "agent\t0.500000000000\tagent\ntable\t0.001400000000\tprice_table\nunknown\t\\N"
+    );
+    assert_eq!(
+        costs(theirs.key.project_id).await,
+        "table\t0.000720000000\tprice_table",
+        "another project keeps the default price"
+    );
+    // Running it again changes nothing.
+    let again = run_job(Job::RecomputeCosts, &pg, &env.clickhouse, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, JobOutcome::Succeeded { rows_out: 0, .. }),
+        "{again:?}"
+    );
+    // A price that is not a valid pattern is refused with the field named.
+    let refused = prices::set(
+        &pg,
+        &NewPrice {
+            project_id: None,
+            model_pattern: "gpt-(".into(),
+            provider: "openai".into(),
+            input: 1.0,
+            output: 1.0,
+            cache_read: 0.0,
+            cache_write: 0.0,
+            valid_from: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().starts_with("model_pattern:"), "{refused}");
+    etl.server.shutdown().await.unwrap();
+}

@@ -346,6 +346,25 @@ async fn each_role_can_do_exactly_what_it_should() {
             json!({"input": {"q": 1}}),
             Role::Member,
         ),
+        (
+            "POST",
+            format!("{base}/evaluators"),
+            json!({"name": "quick", "kind": "latency_threshold", "config": {"max_ms": 5000}}),
+            Role::Member,
+        ),
+        ("GET", format!("{base}/evaluators"), json!(null), Role::Viewer),
+        ("GET", format!("{base}/experiments"), json!(null), Role::Viewer),
+        (
+            "POST",
+            format!("{base}/prices"),
+            json!({"model_pattern": "house-.*", "input": 1.0, "output": 2.0}),
+            Role::Member,
+        ),
+        ("GET", format!("{base}/prices"), json!(null), Role::Viewer),
+        ("GET", format!("{org}/projects"), json!(null), Role::Viewer),
+        // Each role that may gets a project of its own name (see the loop).
+        ("POST", format!("{org}/projects"), json!({}), Role::Admin),
+        ("PATCH", base.clone(), json!({"retention_days": 30}), Role::Admin),
         ("GET", format!("{base}/keys"), json!(null), Role::Admin),
         (
             "POST",
@@ -372,6 +391,11 @@ async fn each_role_can_do_exactly_what_it_should() {
             let request = http
                 .request(method.parse().unwrap(), url)
                 .header("authorization", format!("Bearer {token}"));
+            let body = if url.ends_with("/projects") && *method == "POST" {
+                &json!({ "name": format!("project-of-{name}") })
+            } else {
+                body
+            };
             let request = if body.is_null() {
                 request
             } else {

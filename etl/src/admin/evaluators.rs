@@ -88,6 +88,92 @@ pub async fn add(client: &impl GenericClient, evaluator: &NewEvaluator) -> Resul
     Ok(if added == 1 { Added::Created } else { Added::Exists })
 }
 
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Evaluator {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub config: Value,
+    pub schedule: Option<String>,
+    pub active: bool,
+}
+
+pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Evaluator>, AdminError> {
+    let rows = client
+        .query(
+            "SELECT id, name, kind, config, schedule, active FROM evaluators WHERE project_id = $1 ORDER BY name",
+            &[&project_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Evaluator {
+            id: row.get(0),
+            name: row.get(1),
+            kind: row.get(2),
+            config: row.get(3),
+            schedule: row.get(4),
+            active: row.get(5),
+        })
+        .collect())
+}
+
+/// Changes an evaluator's settings, schedule (`Some(None)` runs it with `evaluate`) or whether
+/// it runs at all.
+pub async fn update(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    id: Uuid,
+    config: Option<&Value>,
+    schedule: Option<Option<&str>>,
+    active: Option<bool>,
+) -> Result<(), AdminError> {
+    if config.is_some_and(|c| !c.is_object()) {
+        return Err(AdminError::Invalid {
+            field: "config",
+            message: "must be a JSON object".into(),
+        });
+    }
+    if let Some(Some(schedule)) = schedule {
+        parse_schedule(schedule).map_err(|message| AdminError::Invalid {
+            field: "schedule",
+            message,
+        })?;
+    }
+    let updated = client
+        .execute(
+            "UPDATE evaluators SET config = coalesce($3, config),
+                schedule = CASE WHEN $4 THEN $5 ELSE schedule END, active = coalesce($6, active)
+             WHERE project_id = $1 AND id = $2",
+            &[
+                &project_id,
+                &id,
+                &config,
+                &schedule.is_some(),
+                &schedule.flatten(),
+                &active,
+            ],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(AdminError::NotFound(format!("evaluator {id}")));
+    }
+    Ok(())
+}
+
+pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), AdminError> {
+    let deleted = client
+        .execute(
+            "DELETE FROM evaluators WHERE project_id = $1 AND id = $2",
+            &[&project_id, &id],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(AdminError::NotFound(format!("evaluator {id}")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,3 +166,44 @@ pub async fn link_trace(
         .await?;
     Ok(())
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    pub id: Uuid,
+    /// What traces carry as their experiment id (a client's own id, else `id`).
+    pub trace_experiment_id: String,
+    pub dataset_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub metadata: Value,
+    pub items: i64,
+    pub created_at: String,
+}
+
+/// The project's experiments, newest first, with how many run items each has.
+pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Experiment>, AdminError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT e.id, coalesce(e.external_id, e.id::text), e.dataset_id, e.name, e.description, e.metadata,
+                        (SELECT count(*) FROM experiment_items i WHERE i.experiment_id = e.id),
+                        to_char(e.created_at AT TIME ZONE 'UTC', {TIME})
+                 FROM experiments e WHERE e.project_id = $1 ORDER BY e.created_at DESC, e.name"
+            ),
+            &[&project_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Experiment {
+            id: row.get(0),
+            trace_experiment_id: row.get(1),
+            dataset_id: row.get(2),
+            name: row.get(3),
+            description: row.get(4),
+            metadata: row.get(5),
+            items: row.get(6),
+            created_at: row.get(7),
+        })
+        .collect())
+}

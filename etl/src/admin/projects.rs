@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::admin::AdminError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Project {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -75,4 +75,87 @@ pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<Project>, 
             retention_days: row.get(3),
         })
         .collect())
+}
+
+/// The projects of one organization, archived ones included when asked.
+pub async fn organization_projects(
+    client: &impl GenericClient,
+    organization_id: Uuid,
+) -> Result<Vec<Project>, AdminError> {
+    let rows = client
+        .query(
+            "SELECT id, organization_id, name, retention_days FROM projects
+             WHERE organization_id = $1 AND archived_at IS NULL ORDER BY name",
+            &[&organization_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Project {
+            id: row.get(0),
+            organization_id: row.get(1),
+            name: row.get(2),
+            retention_days: row.get(3),
+        })
+        .collect())
+}
+
+/// The organization a project belongs to.
+pub async fn organization_of(client: &impl GenericClient, project_id: Uuid) -> Result<Uuid, AdminError> {
+    client
+        .query_opt(
+            "SELECT organization_id FROM projects WHERE id = $1",
+            &[&project_id],
+        )
+        .await?
+        .map(|row| row.get(0))
+        .ok_or(AdminError::NoSuchProject(project_id))
+}
+
+/// Renames a project or changes its retention (`Some(None)` keeps data forever).
+pub async fn update_project(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    name: Option<&str>,
+    retention_days: Option<Option<i32>>,
+) -> Result<(), AdminError> {
+    if let Some(Some(days)) = retention_days
+        && days <= 0
+    {
+        return Err(AdminError::Invalid {
+            field: "retention_days",
+            message: "must be a positive number of days, or null to keep data forever".into(),
+        });
+    }
+    let updated = client
+        .execute(
+            "UPDATE projects SET name = coalesce($2, name),
+                retention_days = CASE WHEN $3 THEN $4 ELSE retention_days END
+             WHERE id = $1",
+            &[
+                &project_id,
+                &name,
+                &retention_days.is_some(),
+                &retention_days.flatten(),
+            ],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(AdminError::NoSuchProject(project_id));
+    }
+    Ok(())
+}
+
+/// Archives a project: it accepts no more events; its data stays readable.
+pub async fn archive_project(client: &impl GenericClient, project_id: Uuid) -> Result<(), AdminError> {
+    let updated = client
+        .execute(
+            "UPDATE projects SET archived_at = coalesce(archived_at, now()) WHERE id = $1",
+            &[&project_id],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(AdminError::NoSuchProject(project_id));
+    }
+    Ok(())
 }

@@ -16,10 +16,12 @@ use uuid::Uuid;
 
 use agenttrace_schemas::Scope;
 
-use crate::admin::api_keys;
 use crate::admin::datasets::{self, NewDataset, NewItem};
+use crate::admin::evaluators::{self, NewEvaluator};
 use crate::admin::identity::{self, Role};
+use crate::admin::prices::{self, NewPrice};
 use crate::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
+use crate::admin::{api_keys, experiments, projects};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::server::AppState;
@@ -399,4 +401,258 @@ pub async fn add_items(
     )
     .await?;
     Ok(Json(json!(item)))
+}
+
+pub async fn create_organization(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let Caller::User(user) = caller else {
+        return Err(ApiError::bad_request(
+            "user_required",
+            "sign in to create an organization",
+        ));
+    };
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Create {
+        name: String,
+    }
+    let request: Create = parse(&bytes)?;
+    let mut pooled = state.postgres.get().await?;
+    let client: &mut tokio_postgres::Client = &mut pooled;
+    let tx = client.transaction().await.map_err(ApiError::unavailable)?;
+    let organization = identity::create_organization(&tx, &request.name).await?;
+    identity::set_member(&tx, organization.id, user.id, Role::Owner).await?;
+    tx.commit().await.map_err(ApiError::unavailable)?;
+    Ok((StatusCode::CREATED, Json(json!(organization))).into_response())
+}
+
+pub async fn list_projects(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(organization): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_role(&state, organization, Role::Viewer).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(
+        json!({ "data": projects::organization_projects(&**client, organization).await? }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSettings {
+    name: Option<String>,
+    /// Present and null: keep data forever.
+    #[serde(default, deserialize_with = "present")]
+    retention_days: Option<Option<i32>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i32>>, D::Error> {
+    Ok(Some(Option::deserialize(deserializer)?))
+}
+
+pub async fn create_project(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(organization): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.require_role(&state, organization, Role::Admin).await?;
+    let request: ProjectSettings = parse(&bytes)?;
+    let name = request
+        .name
+        .ok_or_else(|| ApiError::bad_request("invalid_request", "name: required"))?;
+    let client = state.postgres.get().await?;
+    let project =
+        projects::create_project(&**client, organization, &name, request.retention_days.flatten()).await?;
+    Ok((StatusCode::CREATED, Json(json!(project))).into_response())
+}
+
+pub async fn update_project(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Administer).await?;
+    let request: ProjectSettings = parse(&bytes)?;
+    let client = state.postgres.get().await?;
+    projects::update_project(
+        &**client,
+        project,
+        request.name.as_deref(),
+        request.retention_days,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn archive_project(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Administer).await?;
+    let client = state.postgres.get().await?;
+    projects::archive_project(&**client, project).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_evaluators(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(
+        json!({ "data": evaluators::list(&**client, project).await? }),
+    ))
+}
+
+pub async fn create_evaluator(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Create {
+        name: String,
+        kind: String,
+        config: Option<Value>,
+        schedule: Option<String>,
+    }
+    let request: Create = parse(&bytes)?;
+    let client = state.postgres.get().await?;
+    let added = evaluators::add(
+        &**client,
+        &NewEvaluator {
+            project_id: project,
+            name: request.name,
+            kind: request.kind,
+            config: request.config.unwrap_or_else(|| json!({})),
+            schedule: request.schedule,
+        },
+    )
+    .await?;
+    let status = match added {
+        evaluators::Added::Created => StatusCode::CREATED,
+        evaluators::Added::Exists => StatusCode::OK,
+    };
+    Ok((
+        status,
+        Json(json!({ "created": added == evaluators::Added::Created })),
+    )
+        .into_response())
+}
+
+pub async fn update_evaluator(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, id)): Path<(Uuid, Uuid)>,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Update {
+        config: Option<Value>,
+        #[serde(default, deserialize_with = "present_text")]
+        schedule: Option<Option<String>>,
+        active: Option<bool>,
+    }
+    fn present_text<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Ok(Some(Option::deserialize(deserializer)?))
+    }
+    let request: Update = parse(&bytes)?;
+    let client = state.postgres.get().await?;
+    evaluators::update(
+        &**client,
+        project,
+        id,
+        request.config.as_ref(),
+        request.schedule.as_ref().map(|s| s.as_deref()),
+        request.active,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn delete_evaluator(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let client = state.postgres.get().await?;
+    evaluators::delete(&**client, project, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_experiments(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(
+        json!({ "data": experiments::list(&**client, project).await? }),
+    ))
+}
+
+pub async fn list_prices(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(json!({ "data": prices::list(&**client, project).await? })))
+}
+
+pub async fn set_price(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Set {
+        model_pattern: String,
+        provider: Option<String>,
+        input: f64,
+        output: f64,
+        cache_read: Option<f64>,
+        cache_write: Option<f64>,
+        valid_from: Option<String>,
+    }
+    let request: Set = parse(&bytes)?;
+    let client = state.postgres.get().await?;
+    let price = prices::set(
+        &**client,
+        &NewPrice {
+            project_id: Some(project),
+            model_pattern: request.model_pattern,
+            provider: request.provider.unwrap_or_else(|| "custom".into()),
+            input: request.input,
+            output: request.output,
+            cache_read: request.cache_read.unwrap_or(0.0),
+            cache_write: request.cache_write.unwrap_or(0.0),
+            valid_from: request.valid_from,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!(price))).into_response())
 }

@@ -33,6 +33,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/auth/sign-in"),
     ("post", "/v1/auth/sign-out"),
     ("get", "/v1/me"),
+    ("post", "/v1/organizations"),
+    ("get", "/v1/organizations/{organization}/projects"),
+    ("post", "/v1/organizations/{organization}/projects"),
+    ("patch", "/v1/projects/{project}"),
+    ("delete", "/v1/projects/{project}"),
+    ("get", "/v1/projects/{project}/evaluators"),
+    ("post", "/v1/projects/{project}/evaluators"),
+    ("patch", "/v1/projects/{project}/evaluators/{id}"),
+    ("delete", "/v1/projects/{project}/evaluators/{id}"),
+    ("get", "/v1/projects/{project}/experiments"),
+    ("get", "/v1/projects/{project}/prices"),
+    ("post", "/v1/projects/{project}/prices"),
     ("get", "/v1/organizations/{organization}/members"),
     ("post", "/v1/organizations/{organization}/members"),
     ("delete", "/v1/organizations/{organization}/members/{user}"),
@@ -100,6 +112,31 @@ fn control_routes() -> Router<Arc<AppState>> {
         .route("/v1/auth/sign-in", post(control::sign_in))
         .route("/v1/auth/sign-out", post(control::sign_out))
         .route("/v1/me", get(control::me))
+        .route("/v1/organizations", post(control::create_organization))
+        .route(
+            "/v1/organizations/{organization}/projects",
+            get(control::list_projects).post(control::create_project),
+        )
+        .route(
+            "/v1/projects/{project}",
+            patch(control::update_project).delete(control::archive_project),
+        )
+        .route(
+            "/v1/projects/{project}/evaluators",
+            get(control::list_evaluators).post(control::create_evaluator),
+        )
+        .route(
+            "/v1/projects/{project}/evaluators/{id}",
+            patch(control::update_evaluator).delete(control::delete_evaluator),
+        )
+        .route(
+            "/v1/projects/{project}/experiments",
+            get(control::list_experiments),
+        )
+        .route(
+            "/v1/projects/{project}/prices",
+            get(control::list_prices).post(control::set_price),
+        )
         .route(
             "/v1/organizations/{organization}/members",
             get(control::list_members).post(control::set_member),

@@ -454,6 +454,7 @@ impl ScoreColumns {
             // No ingest event carried a job's score.
             constant(&constants.empty),
             Arc::new(self.version.finish()),
+            constant(&constants.project_name),
         ];
         RecordBatch::try_new(Table::Scores.schema(), columns)
     }
@@ -490,6 +491,7 @@ impl ChunkSizes {
 /// evaluators' own work.
 pub struct ConstantColumns {
     project_id: ArrayRef,
+    project_name: ArrayRef,
     boolean: ArrayRef,
     source: ArrayRef,
     empty: ArrayRef,
@@ -498,7 +500,7 @@ pub struct ConstantColumns {
 }
 
 impl ConstantColumns {
-    pub fn new(project_id: &str, rows: usize) -> Self {
+    pub fn new(project_id: &str, project_name: &str, rows: usize) -> Self {
         let repeat = |value: &str| -> ArrayRef {
             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, rows)))
         };
@@ -510,6 +512,7 @@ impl ConstantColumns {
         (0..rows).for_each(|_| lists.append(true));
         ConstantColumns {
             project_id: repeat(project_id),
+            project_name: repeat(project_name),
             boolean: repeat("boolean"),
             source: repeat(ScoreSource::Eval.as_str()),
             empty: repeat(""),
@@ -540,7 +543,15 @@ pub fn score_frame(
     buffer: Vec<u8>,
 ) -> Result<ScoresBody, String> {
     use rayon::prelude::*;
-    let constants = ConstantColumns::new(project_id, observations.height());
+    // The project's name as its observations were stamped with it (empty on rows loaded before
+    // names were denormalized).
+    let project_name = observations
+        .column("project_name")
+        .ok()
+        .and_then(|c| c.str().ok())
+        .and_then(|names| names.get(0))
+        .unwrap_or_default();
+    let constants = ConstantColumns::new(project_id, project_name, observations.height());
     let sizes = ChunkSizes::of(observations);
     let outcomes: Vec<Result<Option<RecordBatch>, String>> = evaluators
         .par_iter()
@@ -600,7 +611,7 @@ fn chunk_query(after_second: i64, after_id: &str, until: i64) -> String {
         )
     };
     format!(
-        "SELECT project_id, id, trace_id, type, input, output, start_time_us, end_time_us, level, \
+        "SELECT project_id, project_name, id, trace_id, type, input, output, start_time_us, end_time_us, level, \
          status_message, toFloat64(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost, input_tokens, \
          output_tokens, version, toInt64(toUInt32(ingested_at)) AS ingested_second \
          FROM observations FINAL WHERE {after} AND toUInt32(ingested_at) < {until} \

@@ -75,8 +75,10 @@ pub fn body_from_row(table: &str, mut row: Map<String, Value>) -> Value {
     for column in ["project_id", "event_id", "version"] {
         take(&mut row, column);
     }
-    // Set by ClickHouse on arrival; not part of what the agent sent.
+    // Set by ClickHouse on arrival, or stamped at load from the project; not part of what the
+    // agent sent.
     row.remove("ingested_at");
+    row.remove("project_name");
     match table {
         "traces" => {
             time_field(&mut row, "timestamp_us", "timestamp");

@@ -346,32 +346,39 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
         Duration::from_secs(30),
     )
     .await;
-    // Claude Code: the prompt parents its requests and tool results.
-    assert_eq!(
-        env.ch(&format!(
+    // Claude Code: the prompt parents its requests and tool results. (Each table of a batch is
+    // loaded on its own: the observations may land just after the commands.)
+    wait_for(
+        &env,
+        &format!(
             "SELECT count() FROM observations FINAL WHERE project_id = '{p}' AND trace_id = 'cc-session-1' \
              AND parent_observation_id IN (SELECT id FROM observations FINAL WHERE project_id = '{p}' AND name = 'prompt')"
-        ))
-        .await,
-        "5"
-    );
+        ),
+        "5",
+        Duration::from_secs(30),
+    )
+    .await;
     // Codex: one generation with its model and tokens, and one file operation per patched file.
-    assert_eq!(
-        env.ch(&format!(
+    wait_for(
+        &env,
+        &format!(
             "SELECT model, input_tokens, output_tokens, cache_read_tokens, cost_source FROM observations FINAL \
              WHERE project_id = '{p}' AND trace_id = '0199a213-81c0-7800-8aa1-bbab2a035a53' AND type = 'generation'"
-        ))
-        .await,
-        "gpt-5-codex\t9000\t350\t6000\tprice_table"
-    );
-    assert_eq!(
-        env.ch(&format!(
+        ),
+        "gpt-5-codex\t9000\t350\t6000\tprice_table",
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for(
+        &env,
+        &format!(
             "SELECT operation, path, lines_added, lines_removed FROM file_operations FINAL \
              WHERE project_id = '{p}' AND trace_id = '0199a213-81c0-7800-8aa1-bbab2a035a53' ORDER BY path"
-        ))
-        .await,
-        "edit\tsrc/list.ts\t1\t1\ncreate\tsrc/page.ts\t1\t0"
-    );
+        ),
+        "edit\tsrc/list.ts\t1\t1\ncreate\tsrc/page.ts\t1\t0",
+        Duration::from_secs(30),
+    )
+    .await;
 
     // Metrics from the OpenTelemetry Python SDK's exporter (OTLP/HTTP protobuf).
     let script = agenttrace_tests::repo_root().join("tests/python/otel_metrics.py");

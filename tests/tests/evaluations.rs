@@ -39,15 +39,13 @@ async fn dataset(pg: &tokio_postgres::Client, project: Uuid, name: &str) -> Uuid
 }
 
 async fn item(pg: &tokio_postgres::Client, dataset: Uuid, expected: Value) -> String {
-    let id: Uuid = pg
-        .query_one(
-            "INSERT INTO dataset_items (dataset_id, input, expected_output) VALUES ($1, '{}', $2) RETURNING id",
-            &[&dataset, &expected],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    id.to_string()
+    pg.query_one(
+        "INSERT INTO dataset_items (dataset_id, input, expected_output) VALUES ($1, '{}', $2) RETURNING id",
+        &[&dataset, &expected],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 async fn evaluator(

@@ -55,7 +55,7 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
             "ClickHouse table {table} missing in {tables}"
         );
     }
-    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "5");
+    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "6");
 }
 
 #[tokio::test]

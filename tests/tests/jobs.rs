@@ -11,7 +11,7 @@ use uuid::Uuid;
 const DAY_US: i64 = 86_400 * 1_000_000;
 
 async fn load(env: &TestEnv, project: Uuid, seed: u64, end: Timestamp) {
-    let mut tables = TableBatches::new(&project.to_string());
+    let mut tables = TableBatches::new(&project.to_string(), "test");
     for event in SessionGenerator::new(seed).session(end, 3) {
         tables.push(&event, None).unwrap();
     }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 async fn load(clickhouse: &ClickHouse, project: Uuid, seed: u64) {
     let now = Timestamp::parse("2026-11-25T12:00:00Z").unwrap();
     let mut generator = SessionGenerator::new(seed);
-    let mut tables = TableBatches::new(&project.to_string());
+    let mut tables = TableBatches::new(&project.to_string(), "test");
     for event in (0..4).flat_map(|_| generator.session(now, 3)) {
         tables.push(&event, None).unwrap();
     }

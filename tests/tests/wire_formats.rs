@@ -78,7 +78,7 @@ fn native_and_arrow_stream_bodies_load_into_modern_clickhouse_and_read_back_equa
         events.push(Event::parse(&text).unwrap());
     }
     let project = "7f1d6f5e-0000-4000-8000-000000000001";
-    let mut tables = TableBatches::new(project);
+    let mut tables = TableBatches::new(project, "wire-formats");
     for event in &events {
         tables.push(event, None).unwrap();
     }

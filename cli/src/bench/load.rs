@@ -194,7 +194,7 @@ pub async fn run_load(
         project_id: project.id,
         public_key: key.public_key.clone(),
     };
-    let mut tables = TableBatches::new(&project.id.to_string());
+    let mut tables = TableBatches::new(&project.id.to_string(), &project.name);
     for event in &events {
         tables.push(event, None)?;
     }

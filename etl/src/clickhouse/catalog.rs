@@ -135,6 +135,7 @@ fn build_schema(table: Table) -> Schema {
     let tail = |fields: &mut Vec<Field>| {
         fields.push(field("event_id", Utf8, false));
         fields.push(field("version", UInt64, false));
+        fields.push(field("project_name", Utf8, false));
     };
     let metadata = |fields: &mut Vec<Field>| {
         fields.push(field("metadata_keys", string_list(), false));

@@ -336,6 +336,6 @@ mod tests {
         assert!(statement.starts_with(
             "INSERT INTO git_links (project_id, id, trace_id, observation_id, timestamp_us, repository"
         ));
-        assert!(statement.ends_with("event_id, version) FORMAT Native"));
+        assert!(statement.ends_with("event_id, version, project_name) FORMAT Native"));
     }
 }

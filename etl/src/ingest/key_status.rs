@@ -10,9 +10,13 @@ use uuid::Uuid;
 use crate::admin::api_keys::KeyRejection;
 
 /// What PostgreSQL says about a public key, without its secret (the edge checked that).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyStatus {
-    Active { project_id: Uuid },
+    /// The key may send for its project (whose name rows are stamped with).
+    Active {
+        project_id: Uuid,
+        project_name: String,
+    },
     Rejected(KeyRejection),
 }
 
@@ -22,7 +26,7 @@ pub async fn key_status(
 ) -> Result<KeyStatus, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT k.project_id, k.revoked_at IS NOT NULL, p.archived_at IS NOT NULL
+            "SELECT k.project_id, k.revoked_at IS NOT NULL, p.archived_at IS NOT NULL, p.name
              FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.public_key = $1",
             &[&public_key],
         )
@@ -33,6 +37,7 @@ pub async fn key_status(
         Some(row) if row.get::<_, bool>(2) => KeyStatus::Rejected(KeyRejection::ProjectArchived),
         Some(row) => KeyStatus::Active {
             project_id: row.get(0),
+            project_name: row.get(3),
         },
     })
 }
@@ -59,7 +64,7 @@ impl KeyCache {
         entries
             .get(public_key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, status)| *status)
+            .map(|(_, status)| status.clone())
     }
 
     pub fn put(&self, public_key: &str, status: KeyStatus) {
@@ -86,10 +91,10 @@ mod tests {
     fn key_cache_expires_and_can_be_disabled() {
         let status = KeyStatus::Rejected(KeyRejection::Revoked);
         let cache = KeyCache::new(Duration::from_secs(60), 2);
-        cache.put("a", status);
-        assert_eq!(cache.get("a"), Some(status));
-        cache.put("b", status);
-        cache.put("c", status);
+        cache.put("a", status.clone());
+        assert_eq!(cache.get("a"), Some(status.clone()));
+        cache.put("b", status.clone());
+        cache.put("c", status.clone());
         assert!(
             cache.get("c").is_some(),
             "inserting past the bound still caches the newest"

@@ -125,7 +125,8 @@ pub fn rejection_reason(error: &EventError) -> &'static str {
 }
 
 impl Ingestor {
-    async fn check_key<E>(&self, batch: &SignedBatch<E>) -> Result<(), IngestError> {
+    /// Checks that the batch's key may still send for its project; the project's name.
+    async fn check_key<E>(&self, batch: &SignedBatch<E>) -> Result<String, IngestError> {
         let status = match self.key_cache.get(&batch.public_key) {
             Some(status) => status,
             None => {
@@ -133,12 +134,15 @@ impl Ingestor {
                 let status = key_status(&**client, &batch.public_key)
                     .await
                     .map_err(postgres_down)?;
-                self.key_cache.put(&batch.public_key, status);
+                self.key_cache.put(&batch.public_key, status.clone());
                 status
             }
         };
         match status {
-            KeyStatus::Active { project_id } if project_id == batch.project_id => Ok(()),
+            KeyStatus::Active {
+                project_id,
+                project_name,
+            } if project_id == batch.project_id => Ok(project_name),
             KeyStatus::Active { .. } => Err(IngestError::WrongProject {
                 public_key: batch.public_key.clone(),
                 project_id: batch.project_id,
@@ -174,7 +178,7 @@ impl Ingestor {
                 batch.events.len()
             )));
         }
-        self.check_key(&batch).await?;
+        let project_name = self.check_key(&batch).await?;
         // From here on this request will probably bring rows: inserts may wait for them.
         let preparing = self.sink.prepare();
 
@@ -209,7 +213,7 @@ impl Ingestor {
             _ => None,
         };
         let unmerged = |e: UnmergedPatch| IngestError::Internal(e.to_string());
-        let mut tables = TableBatches::new(&project_id);
+        let mut tables = TableBatches::new(&project_id, &project_name);
         let mut rejected = Vec::new();
         let mut patches = Vec::new();
         for (index, raw) in batch.events.iter().enumerate() {

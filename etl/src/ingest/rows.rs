@@ -43,6 +43,14 @@ struct Common {
     id: StringBuilder,
     event_id: StringBuilder,
     version: UInt64Builder,
+    project_name: StringBuilder,
+}
+
+/// The project every row of a batch belongs to: its id and (denormalized) name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowProject {
+    pub id: String,
+    pub name: String,
 }
 
 impl Common {
@@ -52,6 +60,7 @@ impl Common {
             id: StringBuilder::new(),
             event_id: StringBuilder::new(),
             version: UInt64Builder::new(),
+            project_name: StringBuilder::new(),
         }
     }
 
@@ -59,8 +68,9 @@ impl Common {
         self.id.is_empty()
     }
 
-    fn append(&mut self, project_id: &str, id: &str, event: &Event) {
-        self.project_id.append_value(project_id);
+    fn append(&mut self, project: &RowProject, id: &str, event: &Event) {
+        self.project_id.append_value(&project.id);
+        self.project_name.append_value(&project.name);
         self.id.append_value(id);
         self.event_id.append_value(&event.id);
         // The event's own time orders updates of one entity; a replay carries the same version.
@@ -172,8 +182,8 @@ impl TraceColumns {
         }
     }
 
-    fn append(&mut self, project_id: &str, event: &Event, t: &Trace) {
-        self.common.append(project_id, &t.id, event);
+    fn append(&mut self, project: &RowProject, event: &Event, t: &Trace) {
+        self.common.append(project, &t.id, event);
         self.timestamp_us
             .append_value(t.timestamp.unwrap_or(event.timestamp).as_micros());
         self.name.append_option(t.name.as_deref());
@@ -213,6 +223,7 @@ impl TraceColumns {
             Arc::new(self.public.finish()),
             Arc::new(c.event_id.finish()),
             Arc::new(c.version.finish()),
+            Arc::new(c.project_name.finish()),
         ];
         RecordBatch::try_new(Table::Traces.schema(), columns)
     }
@@ -332,8 +343,8 @@ impl ObservationColumns {
         }
     }
 
-    fn append(&mut self, project_id: &str, event: &Event, o: &Observation, computed: Option<Cost>) {
-        self.common.append(project_id, &o.id, event);
+    fn append(&mut self, project: &RowProject, event: &Event, o: &Observation, computed: Option<Cost>) {
+        self.common.append(project, &o.id, event);
         self.trace_id.append_value(&o.trace_id);
         self.parent_observation_id
             .append_option(o.parent_observation_id.as_deref());
@@ -409,6 +420,7 @@ impl ObservationColumns {
         columns.push(Arc::new(self.prompt_version.finish()));
         columns.push(Arc::new(c.event_id.finish()));
         columns.push(Arc::new(c.version.finish()));
+        columns.push(Arc::new(c.project_name.finish()));
         RecordBatch::try_new(Table::Observations.schema(), columns)
     }
 }
@@ -442,8 +454,8 @@ impl ScoreColumns {
         }
     }
 
-    fn append(&mut self, project_id: &str, event: &Event, s: &Score) {
-        self.common.append(project_id, &s.id, event);
+    fn append(&mut self, project: &RowProject, event: &Event, s: &Score) {
+        self.common.append(project, &s.id, event);
         self.link
             .append(&s.trace_id, s.observation_id.as_deref(), s.timestamp, event);
         self.name.append_value(&s.name);
@@ -477,6 +489,7 @@ impl ScoreColumns {
             Arc::new(self.meta.values.finish()),
             Arc::new(c.event_id.finish()),
             Arc::new(c.version.finish()),
+            Arc::new(c.project_name.finish()),
         ]);
         RecordBatch::try_new(Table::Scores.schema(), columns)
     }
@@ -511,8 +524,8 @@ impl FileOperationColumns {
         }
     }
 
-    fn append(&mut self, project_id: &str, event: &Event, f: &FileOperation) {
-        self.common.append(project_id, &f.id, event);
+    fn append(&mut self, project: &RowProject, event: &Event, f: &FileOperation) {
+        self.common.append(project, &f.id, event);
         self.link
             .append(&f.trace_id, f.observation_id.as_deref(), f.timestamp, event);
         self.operation.append_value(f.operation.as_str());
@@ -540,6 +553,7 @@ impl FileOperationColumns {
             Arc::new(self.diff.finish()),
             Arc::new(c.event_id.finish()),
             Arc::new(c.version.finish()),
+            Arc::new(c.project_name.finish()),
         ]);
         RecordBatch::try_new(Table::FileOperations.schema(), columns)
     }
@@ -570,8 +584,8 @@ impl TerminalCommandColumns {
         }
     }
 
-    fn append(&mut self, project_id: &str, event: &Event, t: &TerminalCommand) {
-        self.common.append(project_id, &t.id, event);
+    fn append(&mut self, project: &RowProject, event: &Event, t: &TerminalCommand) {
+        self.common.append(project, &t.id, event);
         self.link
             .append(&t.trace_id, t.observation_id.as_deref(), t.timestamp, event);
         self.command.append_value(&t.command);
@@ -595,6 +609,7 @@ impl TerminalCommandColumns {
             Arc::new(self.stderr.finish()),
             Arc::new(c.event_id.finish()),
             Arc::new(c.version.finish()),
+            Arc::new(c.project_name.finish()),
         ]);
         RecordBatch::try_new(Table::TerminalCommands.schema(), columns)
     }
@@ -627,8 +642,8 @@ impl GitLinkColumns {
         }
     }
 
-    fn append(&mut self, project_id: &str, event: &Event, g: &GitLink) {
-        self.common.append(project_id, &g.id, event);
+    fn append(&mut self, project: &RowProject, event: &Event, g: &GitLink) {
+        self.common.append(project, &g.id, event);
         self.link
             .append(&g.trace_id, g.observation_id.as_deref(), g.timestamp, event);
         self.repository.append_value(&g.repository);
@@ -662,6 +677,7 @@ impl GitLinkColumns {
             Arc::new(self.pull_request_url.finish()) as ArrayRef,
             Arc::new(c.event_id.finish()),
             Arc::new(c.version.finish()),
+            Arc::new(c.project_name.finish()),
         ]);
         RecordBatch::try_new(Table::GitLinks.schema(), columns)
     }
@@ -709,8 +725,8 @@ impl MetricColumns {
         }
     }
 
-    fn append(&mut self, project_id: &str, event: &Event, m: &Metric) {
-        self.common.append(project_id, &m.id, event);
+    fn append(&mut self, project: &RowProject, event: &Event, m: &Metric) {
+        self.common.append(project, &m.id, event);
         self.name.append_value(&m.name);
         self.kind.append_value(m.kind.as_str());
         self.unit.append_option(m.unit.as_deref());
@@ -755,6 +771,7 @@ impl MetricColumns {
             Arc::new(self.resource.values.finish()),
             Arc::new(c.event_id.finish()),
             Arc::new(c.version.finish()),
+            Arc::new(c.project_name.finish()),
         ];
         RecordBatch::try_new(Table::Metrics.schema(), columns)
     }
@@ -777,7 +794,7 @@ pub struct UnmergedPatch(pub String);
 
 /// Accumulates the rows of one signed batch, per table.
 pub struct TableBatches {
-    project_id: String,
+    project: RowProject,
     traces: TraceColumns,
     observations: ObservationColumns,
     scores: ScoreColumns,
@@ -789,9 +806,12 @@ pub struct TableBatches {
 }
 
 impl TableBatches {
-    pub fn new(project_id: &str) -> Self {
+    pub fn new(project_id: &str, project_name: &str) -> Self {
         TableBatches {
-            project_id: project_id.to_owned(),
+            project: RowProject {
+                id: project_id.to_owned(),
+                name: project_name.to_owned(),
+            },
             traces: TraceColumns::new(),
             observations: ObservationColumns::new(),
             scores: ScoreColumns::new(),
@@ -808,7 +828,7 @@ impl TableBatches {
     /// A patch has no row of its own: the pipeline merges it into a full trace or observation
     /// first (see `ingest::merge`), and one passed here is refused.
     pub fn push(&mut self, event: &Event, computed_cost: Option<Cost>) -> Result<(), UnmergedPatch> {
-        let project = self.project_id.as_str();
+        let project = &self.project;
         match &event.payload {
             Payload::Trace(b) => self.traces.append(project, event, b),
             Payload::Observation(b) => self.observations.append(project, event, b, computed_cost),
@@ -860,7 +880,7 @@ impl TableBatches {
         if !self.dead_letters.is_empty() {
             out.push((
                 Table::DeadLetters,
-                dead_letter_batch(&self.project_id, batch_id, received_at, &self.dead_letters)?,
+                dead_letter_batch(&self.project.id, batch_id, received_at, &self.dead_letters)?,
             ));
         }
         Ok(out)
@@ -917,7 +937,7 @@ mod tests {
 
     #[test]
     fn builds_one_batch_per_table_with_matching_schema() {
-        let mut batches = TableBatches::new("p1");
+        let mut batches = TableBatches::new("p1", "demo");
         batches.push(
             &event(r#"{"id":"e1","type":"trace","timestamp":"2026-01-01T00:00:00.000001Z","body":{"id":"t1","tags":["a","b"],"metadata":{"k":1}}}"#),
             None,

@@ -125,6 +125,18 @@ pub enum Command {
     /// Manage model prices (per project, from a date on).
     #[command(subcommand)]
     Price(commands::price::PriceCommand),
+    /// Manage organizations and their keys.
+    #[command(subcommand)]
+    Org(commands::org::OrgCommand),
+    /// Manage prompts: versions, labels, compiling.
+    #[command(subcommand)]
+    Prompt(commands::prompt::PromptCommand),
+    /// Manage datasets and their items.
+    #[command(subcommand)]
+    Dataset(commands::dataset::DatasetCommand),
+    /// Experiments (dataset runs).
+    #[command(subcommand)]
+    Experiment(commands::dataset::ExperimentCommand),
 }
 
 pub fn init_tracing() {
@@ -177,6 +189,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::User(command) => commands::user::run_user(command, databases, out).await,
         Command::Member(command) => commands::user::run_member(command, databases, out).await,
         Command::Price(command) => commands::price::run(command, databases, out).await,
+        Command::Org(command) => commands::org::run(command, databases, out).await,
+        Command::Prompt(command) => commands::prompt::run(command, databases, out).await,
+        Command::Dataset(command) => commands::dataset::run(command, databases, out).await,
+        Command::Experiment(command) => commands::dataset::run_experiments(command, databases, out).await,
     }
 }
 

@@ -480,3 +480,219 @@ async fn each_role_can_do_exactly_what_it_should() {
     assert_eq!(after.status(), 401);
     etl.server.shutdown().await.unwrap();
 }
+
+async fn run_cli(env: &TestEnv, args: &[&str]) -> String {
+    env.cli(args).await.unwrap()
+}
+
+/// The CLI over the same library functions: prompts, datasets, experiments, evaluators, keys.
+#[tokio::test]
+async fn the_cli_manages_prompts_datasets_and_organization_keys() {
+    let env = TestEnv::migrated().await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "cli-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "cli", None)
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let created: Value = serde_json::from_str(
+        &run_cli(
+            &env,
+            &[
+                "prompt",
+                "create",
+                "--project",
+                &project,
+                "--name",
+                "greet",
+                "--text",
+                "Hi {{who}}",
+                "--label",
+                "production",
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(created["version"], 1);
+    run_cli(
+        &env,
+        &[
+            "prompt",
+            "create",
+            "--project",
+            &project,
+            "--name",
+            "greet",
+            "--text",
+            "Hello {{who}}",
+        ],
+    )
+    .await;
+    let moved = run_cli(
+        &env,
+        &[
+            "prompt",
+            "label",
+            "--project",
+            &project,
+            "--name",
+            "greet",
+            "--version",
+            "2",
+            "--label",
+            "production",
+        ],
+    )
+    .await;
+    assert_eq!(moved.trim(), "greet version 2: production, latest");
+    let got: Value = serde_json::from_str(
+        &run_cli(
+            &env,
+            &[
+                "prompt",
+                "get",
+                "--project",
+                &project,
+                "--name",
+                "greet",
+                "--var",
+                "who=Ada",
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(got["prompt"], "Hello Ada");
+
+    let dir = std::env::temp_dir().join(format!("cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("input.schema.json");
+    std::fs::write(&schema, r#"{"type": "object", "required": ["q"]}"#).unwrap();
+    run_cli(
+        &env,
+        &[
+            "dataset",
+            "create",
+            "--project",
+            &project,
+            "--name",
+            "qa",
+            "--input-schema",
+            schema.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let good = dir.join("good.jsonl");
+    std::fs::write(
+        &good,
+        "{\"input\": {\"q\": 1}, \"expected_output\": \"a\"}\n{\"id\": \"two\", \"input\": {\"q\": 2}}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        run_cli(
+            &env,
+            &[
+                "dataset",
+                "import",
+                "--project",
+                &project,
+                "--name",
+                "qa",
+                good.to_str().unwrap()
+            ]
+        )
+        .await
+        .trim(),
+        "imported 2 items into qa"
+    );
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"input\": {\"nope\": 1}}\n").unwrap();
+    let refused = env
+        .cli_error(&[
+            "dataset",
+            "import",
+            "--project",
+            &project,
+            "--name",
+            "qa",
+            bad.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        refused.contains("line 1") && refused.contains("schema"),
+        "{refused}"
+    );
+    let items: Value = serde_json::from_str(
+        &run_cli(
+            &env,
+            &[
+                "dataset",
+                "items",
+                "--project",
+                &project,
+                "--name",
+                "qa",
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 2);
+    assert_eq!(
+        run_cli(&env, &["experiment", "list", "--project", &project, "--json"])
+            .await
+            .trim(),
+        "[]"
+    );
+    run_cli(
+        &env,
+        &[
+            "evaluator",
+            "add",
+            "--project",
+            &project,
+            "--name",
+            "fast",
+            "--kind",
+            "latency_threshold",
+            "--config",
+            r#"{"max_ms": 100}"#,
+        ],
+    )
+    .await;
+    let evaluators: Value =
+        serde_json::from_str(&run_cli(&env, &["evaluator", "list", "--project", &project, "--json"]).await)
+            .unwrap();
+    assert_eq!(evaluators[0]["name"], "fast");
+    let key: Value = serde_json::from_str(
+        &run_cli(
+            &env,
+            &[
+                "org",
+                "key",
+                "--organization",
+                &organization.to_string(),
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(key["public_key"].as_str().unwrap().starts_with("pk-org-"));
+    assert_eq!(
+        identity::verify_organization_key(
+            &pg,
+            key["public_key"].as_str().unwrap(),
+            key["secret_key"].as_str().unwrap()
+        )
+        .await
+        .unwrap(),
+        Some(organization)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -30,6 +30,13 @@ pub enum EvaluatorCommand {
         #[arg(long)]
         schedule: Option<String>,
     },
+    /// A project's evaluators.
+    List {
+        #[arg(long)]
+        project: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(
@@ -37,13 +44,38 @@ pub async fn run(
     databases: &DatabaseArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let EvaluatorCommand::Add {
-        project,
-        name,
-        kind,
-        config,
-        schedule,
-    } = command;
+    let (project, name, kind, config, schedule) = match command {
+        EvaluatorCommand::Add {
+            project,
+            name,
+            kind,
+            config,
+            schedule,
+        } => (project, name, kind, config, schedule),
+        EvaluatorCommand::List { project, json } => {
+            let pg = databases.postgres().await?;
+            let listed = evaluators::list(&pg, project).await?;
+            if crate::commands::output::json_wanted(json) {
+                writeln!(out, "{}", serde_json::to_string(&listed)?)?;
+                return Ok(());
+            }
+            let mut table = comfy_table::Table::new();
+            table
+                .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
+                .set_header(["name", "kind", "config", "schedule", "active"]);
+            for evaluator in listed {
+                table.add_row([
+                    evaluator.name,
+                    evaluator.kind,
+                    evaluator.config.to_string(),
+                    evaluator.schedule.unwrap_or_else(|| "with evaluate".into()),
+                    evaluator.active.to_string(),
+                ]);
+            }
+            writeln!(out, "{table}")?;
+            return Ok(());
+        }
+    };
     let config = serde_json::from_str(&config).with_context(|| format!("--config is not JSON: {config}"))?;
     let evaluator = NewEvaluator {
         project_id: project,

@@ -2,13 +2,16 @@
 //! libraries and prints the outcome.
 
 pub mod analyst;
+pub mod dataset;
 pub mod demo;
 pub mod evaluator;
 pub mod jobs;
 pub mod key;
 pub mod migrate;
+pub mod org;
 pub mod output;
 pub mod price;
 pub mod project;
+pub mod prompt;
 pub mod serve;
 pub mod user;

@@ -1,8 +1,10 @@
 //! Prompt reads served near the agents: the ETL's answer to `GET /api/public/v2/prompts/...`
-//! is kept per isolate for a short time, keyed by the caller's credentials and the URL, so a
-//! deployment that fetches its prompt on every request asks the ETL once per TTL. A label moved
-//! elsewhere is therefore seen within one TTL (`PROMPT_CACHE_TTL_MS`, 10 s by default); a
-//! prompt written through the same isolate drops that caller's entries at once.
+//! is kept for a short time, keyed by the caller's credentials and the URL, first in the
+//! isolate's memory and then in the location's Workers Cache (shared by its isolates), so a
+//! deployment that fetches its prompt on every request asks the ETL about once per TTL. A label
+//! moved elsewhere is therefore seen within one TTL (`PROMPT_CACHE_TTL_MS`, 10 s by default,
+//! rounded up to whole seconds for the Workers Cache); a prompt written through an isolate drops
+//! that caller's entries in its memory at once.
 
 use std::collections::HashMap;
 
@@ -20,6 +22,20 @@ pub fn invalidates(method: &str, path: &str) -> bool {
 
 fn caller(authorization: &str) -> [u8; 32] {
     Sha256::digest(authorization.as_bytes()).into()
+}
+
+/// The Workers Cache key of a read: a URL only this edge uses, holding a hash of the caller's
+/// credentials (never the credentials themselves) and the requested path and query.
+pub fn shared_key(authorization: &str, url: &str) -> String {
+    format!(
+        "https://prompt-cache.agenttrace.invalid/{}{url}",
+        hex::encode(caller(authorization))
+    )
+}
+
+/// `Cache-Control` for the Workers Cache: the TTL in whole seconds, rounded up.
+pub fn cache_control(ttl_ms: u64) -> String {
+    format!("public, max-age={}", ttl_ms.div_ceil(1000).max(1))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,5 +121,8 @@ mod tests {
         assert_eq!(cache.get("Basic a", url, 30_001), None, "errors are not kept");
         assert!(cacheable("GET", url) && !cacheable("POST", url));
         assert!(invalidates("PATCH", "/api/public/v2/prompts/greeting/versions/2"));
+        let key = shared_key("Basic secret", "/api/public/v2/prompts/greeting?label=production");
+        assert!(!key.contains("secret") && key.ends_with("/api/public/v2/prompts/greeting?label=production"));
+        assert_eq!(cache_control(1500), "public, max-age=2");
     }
 }

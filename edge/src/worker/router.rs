@@ -158,15 +158,23 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
         })
     };
     let cacheable = prompt_cache::cacheable(method.as_ref(), url.path());
+    let shared_key = prompt_cache::shared_key(&authorization, &target);
     if cacheable {
         let mut hit = None;
         with_cache(&mut |cache| hit = cache.get(&authorization, &target, now));
         if let Some(hit) = hit {
-            return json_response(
-                hit.status,
-                String::from_utf8_lossy(&hit.body).into_owned(),
-                &[("x-agenttrace-cache", "hit")],
-            );
+            let body = String::from_utf8_lossy(&hit.body).into_owned();
+            return json_response(hit.status, body, &[("x-agenttrace-cache", "isolate")]);
+        }
+        // The location's cache, shared by its isolates.
+        if let Ok(Some(mut shared)) = Cache::default().get(shared_key.as_str(), true).await {
+            let cached = Cached {
+                status: 200,
+                body: shared.bytes().await?,
+            };
+            with_cache(&mut |cache| cache.put(&authorization, &target, cached.clone(), now));
+            let body = String::from_utf8_lossy(&cached.body).into_owned();
+            return json_response(200, body, &[("x-agenttrace-cache", "location")]);
         }
     }
     if prompt_cache::invalidates(method.as_ref(), url.path()) {
@@ -204,12 +212,22 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
     let status = answer.status_code();
     let content_type = answer.headers().get("content-type")?;
     let bytes = answer.bytes().await?;
-    if cacheable {
+    if cacheable && status == 200 {
         let cached = Cached {
             status,
             body: bytes.clone(),
         };
         with_cache(&mut |cache| cache.put(&authorization, &target, cached.clone(), now));
+        let headers = Headers::new();
+        headers.set("content-type", "application/json")?;
+        headers.set(
+            "cache-control",
+            &prompt_cache::cache_control(config.prompt_cache_ttl_ms),
+        )?;
+        let shared = Response::from_bytes(bytes.clone())?.with_headers(headers);
+        if let Err(problem) = Cache::default().put(shared_key.as_str(), shared).await {
+            console_warn!("keeping a prompt in the location's cache: {problem}");
+        }
     }
     let headers = Headers::new();
     if let Some(content_type) = content_type {

@@ -145,6 +145,14 @@ cmd_up() {
     fi
     mv "$keyfile.tmp" "$keyfile"
   fi
+  # The first owner, so a person can sign in (POST /v1/auth/sign-in); made once per machine.
+  local owner_file="$AGENTTRACE_HOME/owner-password"
+  if [ ! -s "$owner_file" ]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$owner_file")
+    agenttrace user create-owner --organization default --email owner@agenttrace.local --password-stdin \
+      <"$owner_file" >/dev/null \
+      || log "owner@agenttrace.local exists already; its password is not in $owner_file"
+  fi
   ensure_signing_keys
   etl_up
   edge_up
@@ -179,13 +187,17 @@ cmd_up() {
   cat <<EOF
 
   Stack is up.
-  Edge        $(edge_url)  (POST /v1/ingest, /v1/traces, /v1/logs, /api/public/otel/v1/traces)
-  ETL         $(etl_url)   (/readyz, /metrics)
+  Edge        $(edge_url)  (agents' one base URL: /v1/ingest, /v1/{traces,logs,metrics},
+              Langfuse's /api/public/* — OTLP, ingestion, scores, prompts, datasets)
+  ETL         $(etl_url)   (/v1/* control plane and analysts' API, /readyz, /metrics)
+  Sign in     owner@agenttrace.local, password in $AGENTTRACE_HOME/owner-password:
+              curl -X POST $(etl_url)/v1/auth/sign-in -d '{"email": "owner@agenttrace.local", "password": "…"}'
+              (there is no web UI yet: the API is the way in)
   Scheduler   evaluate every minute, experiment_rollups every 5 minutes, retention daily at 03:00,
               daily_costs hourly, evaluator answer-close on its own schedule (agenttrace jobs status)
   PostgreSQL  $DATABASE_URL
   ClickHouse  $CLICKHOUSE_URL (database $CLICKHOUSE_DATABASE)
-  Demo key    $keyfile
+  Demo key    $keyfile (project key: ingest)
   Stop with   ./dev.sh down
 
 EOF

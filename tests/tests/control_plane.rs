@@ -462,6 +462,24 @@ async fn each_role_can_do_exactly_what_it_should() {
         .unwrap();
     assert_eq!(write.status(), 403);
     assert!(write.text().await.unwrap().contains("lacks the `manage` scope"));
+    // An admin ends every session of the member: their token stops working.
+    let (_, _, member_token) = &tokens[2];
+    let member_id = identity::find_user(&pg, "member@acme.test").await.unwrap().id;
+    let (_, _, admin_token) = &tokens[1];
+    let revoked = http
+        .post(format!("{org}/members/{member_id}/sessions/revoke"))
+        .header("authorization", format!("Bearer {admin_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200, "{}", revoked.text().await.unwrap());
+    let after = http
+        .get(format!("{}/v1/me", etl.url))
+        .header("authorization", format!("Bearer {member_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
     // A signed-out session stops working.
     let (_, _, viewer_token) = tokens.last().unwrap();
     let out = http

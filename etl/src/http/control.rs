@@ -656,3 +656,33 @@ pub async fn set_price(
     .await?;
     Ok((StatusCode::CREATED, Json(json!(price))).into_response())
 }
+
+/// Ends every session of a member (admins and owners; anyone for themselves).
+pub async fn revoke_sessions(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((organization, user)): Path<(Uuid, Uuid)>,
+) -> Result<Json<Value>, ApiError> {
+    let own = matches!(&caller, Caller::User(me) if me.id == user);
+    if !own {
+        caller.require_role(&state, organization, Role::Admin).await?;
+    }
+    let client = state.postgres.get().await?;
+    let member: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM organization_members WHERE organization_id = $1 AND user_id = $2)",
+            &[&organization, &user],
+        )
+        .await
+        .map_err(ApiError::unavailable)?
+        .get(0);
+    if !member {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no member {user}"),
+        ));
+    }
+    let ended = identity::revoke_sessions(&**client, user).await?;
+    Ok(Json(json!({ "sessions_ended": ended })))
+}

@@ -48,6 +48,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/organizations/{organization}/members"),
     ("post", "/v1/organizations/{organization}/members"),
     ("delete", "/v1/organizations/{organization}/members/{user}"),
+    (
+        "post",
+        "/v1/organizations/{organization}/members/{user}/sessions/revoke",
+    ),
     ("get", "/v1/projects/{project}/keys"),
     ("post", "/v1/projects/{project}/keys"),
     ("delete", "/v1/projects/{project}/keys/{public_key}"),
@@ -144,6 +148,10 @@ fn control_routes() -> Router<Arc<AppState>> {
         .route(
             "/v1/organizations/{organization}/members/{user}",
             delete(control::remove_member),
+        )
+        .route(
+            "/v1/organizations/{organization}/members/{user}/sessions/revoke",
+            post(control::revoke_sessions),
         )
         .route(
             "/v1/projects/{project}/keys",

@@ -33,7 +33,16 @@ async fn wait_for(env: &TestEnv, sql: &str, expected: &str, timeout: Duration) {
     }
 }
 
-async fn run(program: &str, args: &[&str]) -> String {
+/// Runs a real client's script (`tests/python/…`, `tests/js/…`) against `url` with the
+/// project's key; returns what it printed.
+async fn run_client(program: &str, script: &str, url: &str, project: &TestProject) -> String {
+    let script = agenttrace_tests::repo_root().join(script);
+    let args = [
+        script.to_str().unwrap(),
+        url,
+        &project.key.public_key,
+        &project.secret_key,
+    ];
     let output = tokio::process::Command::new(program)
         .args(args)
         .output()
@@ -48,24 +57,18 @@ async fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// The ids a client script prints as JSON on its last line.
+fn printed_ids(output: &str) -> Value {
+    serde_json::from_str(output.trim().lines().last().unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn the_langfuse_python_sdk_lands_with_its_full_meaning() {
     let env = TestEnv::migrated().await;
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("langfuse-python").await;
     let edge = Edge::start(&etl.url, &[]).await;
-    let script = agenttrace_tests::repo_root().join("tests/python/langfuse_sdk.py");
-    let output = run(
-        "python3",
-        &[
-            script.to_str().unwrap(),
-            &edge.url,
-            &project.key.public_key,
-            &project.secret_key,
-        ],
-    )
-    .await;
-    let ids: Value = serde_json::from_str(output.trim().lines().last().unwrap()).unwrap();
+    let ids = printed_ids(&run_client("python3", "tests/python/langfuse_sdk.py", &edge.url, &project).await);
     let trace = ids["trace_id"].as_str().unwrap();
     let p = project.key.project_id;
     wait_for(
@@ -138,18 +141,7 @@ async fn the_langfuse_js_sdk_lands_the_same_way() {
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("langfuse-js").await;
     let edge = Edge::start(&etl.url, &[]).await;
-    let script = agenttrace_tests::repo_root().join("tests/js/langfuse_sdk.mjs");
-    let output = run(
-        "node",
-        &[
-            script.to_str().unwrap(),
-            &edge.url,
-            &project.key.public_key,
-            &project.secret_key,
-        ],
-    )
-    .await;
-    let ids: Value = serde_json::from_str(output.trim().lines().last().unwrap()).unwrap();
+    let ids = printed_ids(&run_client("node", "tests/js/langfuse_sdk.mjs", &edge.url, &project).await);
     let trace = ids["traceId"].as_str().unwrap();
     let p = project.key.project_id;
     wait_for(
@@ -381,17 +373,8 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
     .await;
 
     // Metrics from the OpenTelemetry Python SDK's exporter (OTLP/HTTP protobuf).
-    let script = agenttrace_tests::repo_root().join("tests/python/otel_metrics.py");
-    run(
-        "python3",
-        &[
-            script.to_str().unwrap(),
-            &format!("{}/v1/metrics", edge.url),
-            &project.key.public_key,
-            &project.secret_key,
-        ],
-    )
-    .await;
+    let metrics_url = format!("{}/v1/metrics", edge.url);
+    run_client("python3", "tests/python/otel_metrics.py", &metrics_url, &project).await;
     wait_for(
         &env,
         &format!(

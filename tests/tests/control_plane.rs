@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use agenttrace_etl::admin::datasets::{self, NewDataset, NewItem};
+use agenttrace_etl::admin::evaluators::{self, NewEvaluator};
 use agenttrace_etl::admin::identity::{self, Role};
 use agenttrace_etl::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
 use agenttrace_etl::admin::{api_keys, projects};
@@ -315,6 +317,83 @@ async fn each_role_can_do_exactly_what_it_should() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
 
+    // What each role's delete acts on is its own (`<kind>` in a URL below is replaced by the
+    // caller's), so the first delete does not leave the next role a 404.
+    let mut targets = std::collections::HashMap::new();
+    let mut writer = env.postgres().await;
+    datasets::upsert(
+        &pg,
+        project,
+        &NewDataset {
+            name: "d".into(),
+            ..NewDataset::default()
+        },
+    )
+    .await
+    .unwrap();
+    evaluators::add(
+        &pg,
+        &NewEvaluator {
+            project_id: project,
+            name: "tuned".into(),
+            kind: "latency_threshold".into(),
+            config: json!({"max_ms": 1000}),
+            schedule: None,
+        },
+    )
+    .await
+    .unwrap();
+    for (name, _, _) in &tokens {
+        prompts::create_version(&mut writer, project, &text_version(&format!("gone-{name}"), &[]))
+            .await
+            .unwrap();
+        datasets::upsert_item(
+            &pg,
+            project,
+            &NewItem {
+                id: Some(format!("gone-{name}")),
+                dataset_name: "d".into(),
+                input: Some(json!({"q": name})),
+                ..NewItem::default()
+            },
+        )
+        .await
+        .unwrap();
+        evaluators::add(
+            &pg,
+            &NewEvaluator {
+                project_id: project,
+                name: format!("gone-{name}"),
+                kind: "latency_threshold".into(),
+                config: json!({"max_ms": 1000}),
+                schedule: None,
+            },
+        )
+        .await
+        .unwrap();
+        let key = api_keys::create_key(&pg, project, &[Scope::Ingest], None)
+            .await
+            .unwrap();
+        targets.insert(format!("key-{name}"), key.public_key);
+        let leaver = identity::create_user(&pg, &format!("leaver-{name}@acme.test"), None, password)
+            .await
+            .unwrap();
+        identity::set_member(&pg, organization.id, leaver.id, Role::Viewer)
+            .await
+            .unwrap();
+        targets.insert(format!("leaver-{name}"), leaver.id.to_string());
+        let doomed = projects::create_project(&pg, organization.id, &format!("doomed-{name}"), None)
+            .await
+            .unwrap();
+        targets.insert(format!("doomed-{name}"), doomed.id.to_string());
+    }
+    for evaluator in evaluators::list(&pg, project).await.unwrap() {
+        targets.insert(
+            format!("evaluator-{}", evaluator.name.trim_start_matches("gone-")),
+            evaluator.id.to_string(),
+        );
+    }
+
     let base = format!("{}/v1/projects/{project}", etl.url);
     let org = format!("{}/v1/organizations/{}", etl.url, organization.id);
     // (method, url, body, least role that may do it)
@@ -327,6 +406,13 @@ async fn each_role_can_do_exactly_what_it_should() {
             Role::Member,
         ),
         ("GET", format!("{base}/prompts/p"), json!(null), Role::Viewer),
+        ("GET", format!("{base}/prompts"), json!(null), Role::Viewer),
+        (
+            "DELETE",
+            format!("{base}/prompts/gone-<who>"),
+            json!(null),
+            Role::Member,
+        ),
         (
             "PATCH",
             format!("{base}/prompts/p/versions/1"),
@@ -344,6 +430,30 @@ async fn each_role_can_do_exactly_what_it_should() {
             "POST",
             format!("{base}/datasets/d/items"),
             json!({"input": {"q": 1}}),
+            Role::Member,
+        ),
+        (
+            "GET",
+            format!("{base}/datasets/d/items"),
+            json!(null),
+            Role::Viewer,
+        ),
+        (
+            "DELETE",
+            format!("{base}/datasets/d/items/gone-<who>"),
+            json!(null),
+            Role::Member,
+        ),
+        (
+            "PATCH",
+            format!("{base}/evaluators/<evaluator-tuned>"),
+            json!({"config": {"max_ms": 2000}}),
+            Role::Member,
+        ),
+        (
+            "DELETE",
+            format!("{base}/evaluators/<evaluator>"),
+            json!(null),
             Role::Member,
         ),
         (
@@ -366,6 +476,25 @@ async fn each_role_can_do_exactly_what_it_should() {
         ("POST", format!("{org}/projects"), json!({}), Role::Admin),
         ("PATCH", base.clone(), json!({"retention_days": 30}), Role::Admin),
         ("GET", format!("{base}/keys"), json!(null), Role::Admin),
+        ("DELETE", format!("{base}/keys/<key>"), json!(null), Role::Admin),
+        (
+            "DELETE",
+            format!("{}/v1/projects/<doomed>", etl.url),
+            json!(null),
+            Role::Admin,
+        ),
+        (
+            "DELETE",
+            format!("{org}/members/<leaver>"),
+            json!(null),
+            Role::Admin,
+        ),
+        (
+            "POST",
+            format!("{org}/members/<leaver-viewer>/sessions/revoke"),
+            json!(null),
+            Role::Admin,
+        ),
         (
             "POST",
             format!("{base}/keys"),
@@ -388,6 +517,17 @@ async fn each_role_can_do_exactly_what_it_should() {
     // Most privileged first, so what a route creates exists when the others read it.
     for (name, role, token) in &tokens {
         for (method, url, body, least) in &routes {
+            let url = &url.replace("<who>", name);
+            let url = &["evaluator-tuned", "leaver-viewer"]
+                .iter()
+                .fold(url.clone(), |url, fixed| {
+                    url.replace(&format!("<{fixed}>"), &targets[*fixed])
+                });
+            let url = &["evaluator", "key", "doomed", "leaver"]
+                .iter()
+                .fold(url.clone(), |url, kind| {
+                    url.replace(&format!("<{kind}>"), &targets[&format!("{kind}-{name}")])
+                });
             let request = http
                 .request(method.parse().unwrap(), url)
                 .header("authorization", format!("Bearer {token}"));
@@ -418,6 +558,36 @@ async fn each_role_can_do_exactly_what_it_should() {
             }
         }
     }
+    // Listings are paged: `{data, meta}`, and a bad page names the parameter.
+    let owner_token = &tokens[0].2;
+    for listing in ["prompts", "datasets/d/items", "evaluators", "keys"] {
+        let page: Value = http
+            .get(format!("{base}/{listing}?page=2&limit=1"))
+            .bearer_auth(owner_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let total = page["meta"]["totalItems"].as_i64().unwrap();
+        assert!(total >= 2, "{listing}: {page}");
+        assert_eq!(page["data"].as_array().unwrap().len(), 1, "{listing}: {page}");
+        assert_eq!(page["meta"]["totalPages"], total, "{listing}: {page}");
+    }
+    let bad = http
+        .get(format!("{base}/prompts?limit=0"))
+        .bearer_auth(owner_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(
+        bad.text()
+            .await
+            .unwrap()
+            .contains("limit: must be between 1 and 1000")
+    );
     // Someone outside the organization does not even see the project.
     identity::create_user(&pg, "stranger@else.test", None, password)
         .await

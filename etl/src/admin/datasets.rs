@@ -3,7 +3,7 @@
 //! Schemas that every item's input and expected output must satisfy. Items are upserted by an
 //! id the client may choose, and archived rather than deleted while runs refer to them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
@@ -25,7 +25,8 @@ pub struct Dataset {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewDataset {
     pub name: String,
     pub description: Option<String>,

@@ -240,19 +240,7 @@ pub async fn create_version(
         )
         .await?
         .get(0);
-    for label in &new.labels {
-        tx.execute(
-            "INSERT INTO prompt_labels (prompt_id, label, version_id) VALUES ($1, $2, $3)
-             ON CONFLICT (prompt_id, label) DO UPDATE SET version_id = EXCLUDED.version_id, updated_at = now()",
-            &[&prompt_id, label, &version_id],
-        )
-        .await?;
-    }
-    tx.execute(
-        "UPDATE prompts SET updated_at = now() WHERE id = $1",
-        &[&prompt_id],
-    )
-    .await?;
+    point_labels(&tx, prompt_id, version_id, &new.labels).await?;
     let row = tx
         .query_one(
             &format!("SELECT {VERSION_COLUMNS} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id WHERE v.id = $1"),
@@ -334,19 +322,7 @@ pub async fn set_labels(
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("prompt {name:?} with version {version}")))?;
     let (version_id, prompt_id): (Uuid, Uuid) = (target.get(0), target.get(1));
-    for label in labels {
-        tx.execute(
-            "INSERT INTO prompt_labels (prompt_id, label, version_id) VALUES ($1, $2, $3)
-             ON CONFLICT (prompt_id, label) DO UPDATE SET version_id = EXCLUDED.version_id, updated_at = now()",
-            &[&prompt_id, label, &version_id],
-        )
-        .await?;
-    }
-    tx.execute(
-        "UPDATE prompts SET updated_at = now() WHERE id = $1",
-        &[&prompt_id],
-    )
-    .await?;
+    point_labels(&tx, prompt_id, version_id, labels).await?;
     tx.commit().await?;
     get(client, project_id, name, &Selector::Version(version)).await
 }
@@ -497,6 +473,29 @@ pub fn compile(prompt: &Value, variables: &BTreeMap<String, String>) -> Value {
         ),
         other => other.clone(),
     }
+}
+
+/// Points each label at the version (moving it off the one it was on).
+async fn point_labels(
+    tx: &tokio_postgres::Transaction<'_>,
+    prompt_id: Uuid,
+    version_id: Uuid,
+    labels: &[String],
+) -> Result<(), AdminError> {
+    for label in labels {
+        tx.execute(
+            "INSERT INTO prompt_labels (prompt_id, label, version_id) VALUES ($1, $2, $3)
+             ON CONFLICT (prompt_id, label) DO UPDATE SET version_id = EXCLUDED.version_id, updated_at = now()",
+            &[&prompt_id, label, &version_id],
+        )
+        .await?;
+    }
+    tx.execute(
+        "UPDATE prompts SET updated_at = now() WHERE id = $1",
+        &[&prompt_id],
+    )
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,27 +16,19 @@ use uuid::Uuid;
 
 use agenttrace_schemas::Scope;
 
-use crate::admin::datasets::{self, NewDataset, NewItem};
+use crate::admin::datasets::{self, ItemFilter, NewDataset, NewItem};
 use crate::admin::evaluators::{self, NewEvaluator};
 use crate::admin::identity::{self, Role};
 use crate::admin::prices::{self, NewPrice};
-use crate::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
+use crate::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType};
 use crate::admin::{api_keys, experiments, projects};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
+use crate::http::request::{Page, PromptQuery, json_body, page_of, paged};
 use crate::http::server::AppState;
 
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::bad_request("invalid_request", format!("{field}: {}", e.into_inner()))
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +41,7 @@ pub async fn sign_in(
     State(state): State<Arc<AppState>>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: SignIn = parse(&bytes)?;
+    let request: SignIn = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let session = identity::sign_in(&**client, &request.email, &request.password, SESSION_TTL).await??;
     Ok(Json(json!(session)))
@@ -99,12 +91,11 @@ pub async fn list_members(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(organization): Path<Uuid>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_role(&state, organization, Role::Viewer).await?;
     let client = state.postgres.get().await?;
-    Ok(Json(
-        json!({ "data": identity::members(&**client, organization).await? }),
-    ))
+    page_of(identity::members(&**client, organization).await?, &page)
 }
 
 #[derive(Deserialize)]
@@ -122,7 +113,7 @@ pub async fn set_member(
     Path(organization): Path<Uuid>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: AddMember = parse(&bytes)?;
+    let request: AddMember = json_body(&bytes)?;
     let role = Role::parse(&request.role)?;
     let needed = if role == Role::Owner {
         Role::Owner
@@ -151,6 +142,7 @@ pub async fn list_keys(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<Uuid>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Administer).await?;
     let client = state.postgres.get().await?;
@@ -162,7 +154,7 @@ pub async fn list_keys(
                    "note": k.note, "revoked": k.revoked})
         })
         .collect();
-    Ok(Json(json!({ "data": keys })))
+    page_of(keys, &page)
 }
 
 #[derive(Deserialize)]
@@ -179,7 +171,7 @@ pub async fn create_key(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     caller.require(&state, project, Need::Administer).await?;
-    let request: CreateKey = parse(&bytes)?;
+    let request: CreateKey = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let key = api_keys::create_key(&**client, project, &request.scopes, request.note.as_deref()).await?;
     let body = json!({"project_id": key.project_id, "public_key": key.public_key, "secret_key": key.secret_key,
@@ -235,7 +227,7 @@ pub async fn create_prompt(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     caller.require(&state, project, Need::Write).await?;
-    let request: CreatePrompt = parse(&bytes)?;
+    let request: CreatePrompt = json_body(&bytes)?;
     let kind = match request.kind.as_deref() {
         None | Some("text") => PromptType::Text,
         Some("chat") => PromptType::Chat,
@@ -260,12 +252,6 @@ pub async fn create_prompt(
     Ok((StatusCode::CREATED, Json(json!(version))).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct PromptQuery {
-    version: Option<i32>,
-    label: Option<String>,
-}
-
 pub async fn get_prompt(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -273,17 +259,7 @@ pub async fn get_prompt(
     Query(query): Query<PromptQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Read).await?;
-    let selector = match (query.version, query.label) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "version: give a version or a label, not both",
-            ));
-        }
-        (Some(version), None) => Selector::Version(version),
-        (None, Some(label)) => Selector::Label(label),
-        (None, None) => Selector::Label(prompts::PRODUCTION.to_owned()),
-    };
+    let selector = query.selector()?;
     let client = state.postgres.get().await?;
     Ok(Json(json!(
         prompts::get(&**client, project, &name, &selector).await?
@@ -303,32 +279,117 @@ pub async fn set_prompt_labels(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Write).await?;
-    let request: Labels = parse(&bytes)?;
+    let request: Labels = json_body(&bytes)?;
     let mut client = state.postgres.get().await?;
     Ok(Json(json!(
         prompts::set_labels(&mut client, project, &name, version, &request.labels).await?
     )))
 }
 
+#[derive(Deserialize)]
+pub struct PromptListQuery {
+    name: Option<String>,
+    label: Option<String>,
+    tag: Option<String>,
+}
+
+pub async fn list_prompts(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    Query(query): Query<PromptListQuery>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let (page, limit) = page.resolve()?;
+    let filter = PromptFilter {
+        name: query.name,
+        label: query.label,
+        tag: query.tag,
+    };
+    let client = state.postgres.get().await?;
+    let (found, total) = prompts::list(&**client, project, &filter, page, limit).await?;
+    Ok(paged(
+        found.iter().map(|p| json!(p)).collect(),
+        page,
+        limit,
+        total,
+    ))
+}
+
+/// Deletes a prompt, or only the version `?version=` or `?label=` names.
+pub async fn delete_prompt(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name)): Path<(Uuid, String)>,
+    Query(query): Query<PromptQuery>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let selector = query.given()?;
+    let client = state.postgres.get().await?;
+    prompts::delete(&**client, project, &name, selector.as_ref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn list_datasets(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<Uuid>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Read).await?;
+    let (page, limit) = page.resolve()?;
     let client = state.postgres.get().await?;
-    let (found, total) = datasets::list(&**client, project, 1, 1000).await?;
-    Ok(Json(json!({ "data": found, "total": total })))
+    let (found, total) = datasets::list(&**client, project, page, limit).await?;
+    Ok(paged(
+        found.iter().map(|d| json!(d)).collect(),
+        page,
+        limit,
+        total,
+    ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateDataset {
-    name: String,
-    description: Option<String>,
-    metadata: Option<Value>,
-    input_schema: Option<Value>,
-    expected_output_schema: Option<Value>,
+pub async fn list_items(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name)): Path<(Uuid, String)>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let (page, limit) = page.resolve()?;
+    let client = state.postgres.get().await?;
+    // A dataset that does not exist is a 404, not an empty page.
+    datasets::get(&**client, project, &name).await?;
+    let filter = ItemFilter {
+        dataset_name: Some(name),
+        ..ItemFilter::default()
+    };
+    let (items, total) = datasets::list_items(&**client, project, &filter, page, limit).await?;
+    Ok(paged(
+        items.iter().map(|i| json!(i)).collect(),
+        page,
+        limit,
+        total,
+    ))
+}
+
+/// Deletes an item (refused while an experiment refers to it: archive it then).
+pub async fn delete_item(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name, id)): Path<(Uuid, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let client = state.postgres.get().await?;
+    if datasets::get_item(&**client, project, &id).await?.dataset_name != name {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no item {id:?} in dataset {name:?}"),
+        ));
+    }
+    datasets::delete_item(&**client, project, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn create_dataset(
@@ -338,20 +399,9 @@ pub async fn create_dataset(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Write).await?;
-    let request: CreateDataset = parse(&bytes)?;
+    let request: NewDataset = json_body(&bytes)?;
     let client = state.postgres.get().await?;
-    let dataset = datasets::upsert(
-        &**client,
-        project,
-        &NewDataset {
-            name: request.name,
-            description: request.description,
-            metadata: request.metadata,
-            input_schema: request.input_schema,
-            expected_output_schema: request.expected_output_schema,
-        },
-    )
-    .await?;
+    let dataset = datasets::upsert(&**client, project, &request).await?;
     Ok(Json(json!(dataset)))
 }
 
@@ -385,7 +435,7 @@ pub async fn add_items(
         metadata: Option<Value>,
         status: Option<String>,
     }
-    let item: Item = parse(&bytes)?;
+    let item: Item = json_body(&bytes)?;
     let item = datasets::upsert_item(
         &**client,
         project,
@@ -419,7 +469,7 @@ pub async fn create_organization(
     struct Create {
         name: String,
     }
-    let request: Create = parse(&bytes)?;
+    let request: Create = json_body(&bytes)?;
     let mut pooled = state.postgres.get().await?;
     let client: &mut tokio_postgres::Client = &mut pooled;
     let tx = client.transaction().await.map_err(ApiError::unavailable)?;
@@ -433,12 +483,14 @@ pub async fn list_projects(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(organization): Path<Uuid>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_role(&state, organization, Role::Viewer).await?;
     let client = state.postgres.get().await?;
-    Ok(Json(
-        json!({ "data": projects::organization_projects(&**client, organization).await? }),
-    ))
+    page_of(
+        projects::organization_projects(&**client, organization).await?,
+        &page,
+    )
 }
 
 #[derive(Deserialize)]
@@ -462,7 +514,7 @@ pub async fn create_project(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     caller.require_role(&state, organization, Role::Admin).await?;
-    let request: ProjectSettings = parse(&bytes)?;
+    let request: ProjectSettings = json_body(&bytes)?;
     let name = request
         .name
         .ok_or_else(|| ApiError::bad_request("invalid_request", "name: required"))?;
@@ -479,7 +531,7 @@ pub async fn update_project(
     bytes: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&state, project, Need::Administer).await?;
-    let request: ProjectSettings = parse(&bytes)?;
+    let request: ProjectSettings = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     projects::update_project(
         &**client,
@@ -506,12 +558,11 @@ pub async fn list_evaluators(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<Uuid>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Read).await?;
     let client = state.postgres.get().await?;
-    Ok(Json(
-        json!({ "data": evaluators::list(&**client, project).await? }),
-    ))
+    page_of(evaluators::list(&**client, project).await?, &page)
 }
 
 pub async fn create_evaluator(
@@ -529,7 +580,7 @@ pub async fn create_evaluator(
         config: Option<Value>,
         schedule: Option<String>,
     }
-    let request: Create = parse(&bytes)?;
+    let request: Create = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let added = evaluators::add(
         &**client,
@@ -573,7 +624,7 @@ pub async fn update_evaluator(
     ) -> Result<Option<Option<String>>, D::Error> {
         Ok(Some(Option::deserialize(deserializer)?))
     }
-    let request: Update = parse(&bytes)?;
+    let request: Update = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     evaluators::update(
         &**client,
@@ -602,22 +653,22 @@ pub async fn list_experiments(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<Uuid>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Read).await?;
     let client = state.postgres.get().await?;
-    Ok(Json(
-        json!({ "data": experiments::list(&**client, project).await? }),
-    ))
+    page_of(experiments::list(&**client, project).await?, &page)
 }
 
 pub async fn list_prices(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<Uuid>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(&state, project, Need::Read).await?;
     let client = state.postgres.get().await?;
-    Ok(Json(json!({ "data": prices::list(&**client, project).await? })))
+    page_of(prices::list(&**client, project).await?, &page)
 }
 
 pub async fn set_price(
@@ -638,7 +689,7 @@ pub async fn set_price(
         cache_write: Option<f64>,
         valid_from: Option<String>,
     }
-    let request: Set = parse(&bytes)?;
+    let request: Set = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let price = prices::set(
         &**client,

@@ -18,6 +18,7 @@ use crate::admin::experiments::{self, NewRunItem};
 use crate::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
+use crate::http::request::{Page, PromptQuery, bad, json_body, paged};
 use crate::http::server::AppState;
 
 /// The project a Langfuse route acts on: the API key's, after checking it may do `need`.
@@ -30,46 +31,6 @@ async fn project(state: &AppState, caller: &Caller, need: Need) -> Result<Uuid, 
     };
     caller.require(state, key.project_id, need).await?;
     Ok(key.project_id)
-}
-
-fn bad(field: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_request", format!("{field}: {message}"))
-}
-
-/// A JSON body, with the field at fault named when it does not fit.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        bad(if path == "." { "body" } else { &path }, e.into_inner())
-    })
-}
-
-#[derive(Deserialize)]
-pub struct Page {
-    page: Option<i64>,
-    limit: Option<i64>,
-}
-
-impl Page {
-    fn resolve(&self) -> Result<(i64, i64), ApiError> {
-        let page = self.page.unwrap_or(1);
-        let limit = self.limit.unwrap_or(50);
-        if page < 1 {
-            return Err(bad("page", "starts at 1"));
-        }
-        if !(1..=1000).contains(&limit) {
-            return Err(bad("limit", "must be between 1 and 1000"));
-        }
-        Ok((page, limit))
-    }
-}
-
-fn paged(data: Vec<Value>, page: i64, limit: i64, total: i64) -> Json<Value> {
-    Json(json!({
-        "data": data,
-        "meta": { "page": page, "limit": limit, "totalItems": total, "totalPages": (total + limit - 1) / limit },
-    }))
 }
 
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -142,7 +103,7 @@ pub async fn create_prompt(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let project_id = project(&state, &caller, Need::Write).await?;
-    let request: CreatePrompt = body(&bytes)?;
+    let request: CreatePrompt = json_body(&bytes)?;
     let kind = match request.kind.as_deref() {
         None | Some("text") => PromptType::Text,
         Some("chat") => PromptType::Chat,
@@ -165,21 +126,6 @@ pub async fn create_prompt(
     Ok((StatusCode::CREATED, Json(prompt_json(&version))).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct PromptQuery {
-    version: Option<i32>,
-    label: Option<String>,
-}
-
-fn selector(query: &PromptQuery) -> Result<Selector, ApiError> {
-    match (query.version, &query.label) {
-        (Some(_), Some(_)) => Err(bad("version", "Cannot specify both version and label")),
-        (Some(version), None) => Ok(Selector::Version(version)),
-        (None, Some(label)) => Ok(Selector::Label(label.clone())),
-        (None, None) => Ok(Selector::Label(prompts::PRODUCTION.to_owned())),
-    }
-}
-
 pub async fn get_prompt(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -187,7 +133,7 @@ pub async fn get_prompt(
     Query(query): Query<PromptQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let project_id = project(&state, &caller, Need::Read).await?;
-    let selector = selector(&query)?;
+    let selector = query.selector()?;
     let client = state.postgres.get().await?;
     let version = prompts::get(&**client, project_id, &name, &selector)
         .await
@@ -258,7 +204,7 @@ pub async fn set_prompt_labels(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let project_id = project(&state, &caller, Need::Write).await?;
-    let request: NewLabels = body(&bytes)?;
+    let request: NewLabels = json_body(&bytes)?;
     let mut client = state.postgres.get().await?;
     let version = prompts::set_labels(&mut client, project_id, &name, version, &request.new_labels).await?;
     Ok(Json(prompt_json(&version)))
@@ -271,10 +217,7 @@ pub async fn delete_prompt(
     Query(query): Query<PromptQuery>,
 ) -> Result<StatusCode, ApiError> {
     let project_id = project(&state, &caller, Need::Write).await?;
-    let selector = match (&query.version, &query.label) {
-        (None, None) => None,
-        _ => Some(selector(&query)?),
-    };
+    let selector = query.given()?;
     let client = state.postgres.get().await?;
     prompts::delete(&**client, project_id, &name, selector.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -315,7 +258,7 @@ pub async fn create_dataset(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let project_id = project(&state, &caller, Need::Write).await?;
-    let request: CreateDataset = body(&bytes)?;
+    let request: CreateDataset = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let dataset = datasets::upsert(
         &**client,
@@ -380,7 +323,7 @@ pub async fn create_item(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let project_id = project(&state, &caller, Need::Write).await?;
-    let request: CreateItem = body(&bytes)?;
+    let request: CreateItem = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let item = datasets::upsert_item(
         &**client,
@@ -477,7 +420,7 @@ pub async fn create_run_item(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let project_id = project(&state, &caller, Need::Write).await?;
-    let request: CreateRunItem = body(&bytes)?;
+    let request: CreateRunItem = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let item = experiments::record_run_item(
         &**client,

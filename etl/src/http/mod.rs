@@ -6,7 +6,8 @@
 //! - [`error`]: the one error type every handler returns.
 //! - [`auth`]: the extractor that authenticates an API key for a required scope.
 //! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them; [`langfuse`]:
-//!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`).
+//!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`); [`request`]:
+//!   what the control-plane handlers share (JSON bodies, pages).
 
 pub mod analytics;
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod langfuse;
+pub mod request;
 pub mod router;
 pub mod server;
 

@@ -55,15 +55,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/projects/{project}/keys"),
     ("post", "/v1/projects/{project}/keys"),
     ("delete", "/v1/projects/{project}/keys/{public_key}"),
+    ("get", "/v1/projects/{project}/prompts"),
     ("post", "/v1/projects/{project}/prompts"),
     ("get", "/v1/projects/{project}/prompts/{name}"),
+    ("delete", "/v1/projects/{project}/prompts/{name}"),
     (
         "patch",
         "/v1/projects/{project}/prompts/{name}/versions/{version}",
     ),
     ("get", "/v1/projects/{project}/datasets"),
     ("post", "/v1/projects/{project}/datasets"),
+    ("get", "/v1/projects/{project}/datasets/{name}/items"),
     ("post", "/v1/projects/{project}/datasets/{name}/items"),
+    ("delete", "/v1/projects/{project}/datasets/{name}/items/{id}"),
     ("get", "/api/public/health"),
     ("get", "/api/public/projects"),
     ("get", "/api/public/v2/prompts"),
@@ -161,8 +165,14 @@ fn control_routes() -> Router<Arc<AppState>> {
             "/v1/projects/{project}/keys/{public_key}",
             delete(control::revoke_key),
         )
-        .route("/v1/projects/{project}/prompts", post(control::create_prompt))
-        .route("/v1/projects/{project}/prompts/{name}", get(control::get_prompt))
+        .route(
+            "/v1/projects/{project}/prompts",
+            get(control::list_prompts).post(control::create_prompt),
+        )
+        .route(
+            "/v1/projects/{project}/prompts/{name}",
+            get(control::get_prompt).delete(control::delete_prompt),
+        )
         .route(
             "/v1/projects/{project}/prompts/{name}/versions/{version}",
             patch(control::set_prompt_labels),
@@ -173,7 +183,11 @@ fn control_routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/v1/projects/{project}/datasets/{name}/items",
-            post(control::add_items),
+            get(control::list_items).post(control::add_items),
+        )
+        .route(
+            "/v1/projects/{project}/datasets/{name}/items/{id}",
+            delete(control::delete_item),
         )
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
 }

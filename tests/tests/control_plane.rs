@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use agenttrace_etl::admin::datasets::{self, NewDataset, NewItem};
 use agenttrace_etl::admin::evaluators::{self, NewEvaluator};
+use agenttrace_etl::admin::experiments::{self, NewRunItem};
 use agenttrace_etl::admin::identity::{self, Role};
+use agenttrace_etl::admin::prices::{self, NewPrice};
 use agenttrace_etl::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
 use agenttrace_etl::admin::{api_keys, projects};
 use agenttrace_jobs::{Job, run_job};
@@ -386,7 +388,46 @@ async fn each_role_can_do_exactly_what_it_should() {
             .await
             .unwrap();
         targets.insert(format!("doomed-{name}"), doomed.id.to_string());
+        datasets::upsert(
+            &pg,
+            project,
+            &NewDataset {
+                name: format!("gone-{name}"),
+                ..NewDataset::default()
+            },
+        )
+        .await
+        .unwrap();
+        let price = prices::set(
+            &pg,
+            &NewPrice {
+                project_id: Some(project),
+                model_pattern: format!("gone-{name}-.*"),
+                provider: "house".into(),
+                input: 1.0,
+                output: 2.0,
+                cache_read: 0.0,
+                cache_write: 0.0,
+                valid_from: None,
+            },
+        )
+        .await
+        .unwrap();
+        targets.insert(format!("price-{name}"), price.id.to_string());
     }
+    let run = experiments::record_run_item(
+        &pg,
+        project,
+        &NewRunItem {
+            run_name: "setup-run".into(),
+            dataset_item_id: "gone-viewer".into(),
+            trace_id: Some("setup-trace".into()),
+            ..NewRunItem::default()
+        },
+    )
+    .await
+    .unwrap();
+    targets.insert("experiment-setup".into(), run.experiment_id.to_string());
     for evaluator in evaluators::list(&pg, project).await.unwrap() {
         targets.insert(
             format!("evaluator-{}", evaluator.name.trim_start_matches("gone-")),
@@ -438,6 +479,38 @@ async fn each_role_can_do_exactly_what_it_should() {
             json!(null),
             Role::Viewer,
         ),
+        ("GET", format!("{base}/datasets/d"), json!(null), Role::Viewer),
+        (
+            "DELETE",
+            format!("{base}/datasets/gone-<who>"),
+            json!(null),
+            Role::Member,
+        ),
+        (
+            "GET",
+            format!("{base}/datasets/d/items/gone-viewer"),
+            json!(null),
+            Role::Viewer,
+        ),
+        (
+            "POST",
+            format!("{base}/run-items"),
+            json!({"run_name": "r", "dataset_item_id": "gone-viewer", "trace_id": "t1"}),
+            Role::Member,
+        ),
+        (
+            "GET",
+            format!("{base}/experiments/<experiment-setup>"),
+            json!(null),
+            Role::Viewer,
+        ),
+        (
+            "DELETE",
+            format!("{base}/prices/<price>"),
+            json!(null),
+            Role::Member,
+        ),
+        ("GET", base.clone(), json!(null), Role::Viewer),
         (
             "DELETE",
             format!("{base}/datasets/d/items/gone-<who>"),
@@ -518,12 +591,12 @@ async fn each_role_can_do_exactly_what_it_should() {
     for (name, role, token) in &tokens {
         for (method, url, body, least) in &routes {
             let url = &url.replace("<who>", name);
-            let url = &["evaluator-tuned", "leaver-viewer"]
+            let url = &["evaluator-tuned", "leaver-viewer", "experiment-setup"]
                 .iter()
                 .fold(url.clone(), |url, fixed| {
                     url.replace(&format!("<{fixed}>"), &targets[*fixed])
                 });
-            let url = &["evaluator", "key", "doomed", "leaver"]
+            let url = &["evaluator", "key", "doomed", "leaver", "price"]
                 .iter()
                 .fold(url.clone(), |url, kind| {
                     url.replace(&format!("<{kind}>"), &targets[&format!("{kind}-{name}")])
@@ -560,11 +633,10 @@ async fn each_role_can_do_exactly_what_it_should() {
     }
     // Listings are paged: `{data, meta}`, and a bad page names the parameter.
     let owner_token = &tokens[0].2;
+    let as_owner =
+        |method: reqwest::Method, url: String| http.request(method, url).bearer_auth(owner_token).send();
     for listing in ["prompts", "datasets/d/items", "evaluators", "keys"] {
-        let page: Value = http
-            .get(format!("{base}/{listing}?page=2&limit=1"))
-            .bearer_auth(owner_token)
-            .send()
+        let page: Value = as_owner(reqwest::Method::GET, format!("{base}/{listing}?page=2&limit=1"))
             .await
             .unwrap()
             .json()
@@ -575,10 +647,7 @@ async fn each_role_can_do_exactly_what_it_should() {
         assert_eq!(page["data"].as_array().unwrap().len(), 1, "{listing}: {page}");
         assert_eq!(page["meta"]["totalPages"], total, "{listing}: {page}");
     }
-    let bad = http
-        .get(format!("{base}/prompts?limit=0"))
-        .bearer_auth(owner_token)
-        .send()
+    let bad = as_owner(reqwest::Method::GET, format!("{base}/prompts?limit=0"))
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
@@ -588,6 +657,29 @@ async fn each_role_can_do_exactly_what_it_should() {
             .unwrap()
             .contains("limit: must be between 1 and 1000")
     );
+    // A dataset an experiment ran over is not deleted with it; an item is found only in its dataset.
+    let refused = as_owner(reqwest::Method::DELETE, format!("{base}/datasets/d"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let elsewhere = as_owner(
+        reqwest::Method::GET,
+        format!("{base}/datasets/gone-viewer/items/gone-viewer"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    let experiment: Value = as_owner(
+        reqwest::Method::GET,
+        format!("{base}/experiments/{}", targets["experiment-setup"]),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(experiment["experiment"]["name"], "setup-run", "{experiment}");
+    assert_eq!(experiment["items"][0]["trace_id"], "setup-trace", "{experiment}");
     // Someone outside the organization does not even see the project.
     identity::create_user(&pg, "stranger@else.test", None, password)
         .await
@@ -837,6 +929,36 @@ async fn the_cli_manages_prompts_datasets_and_organization_keys() {
             .trim(),
         "[]"
     );
+    let run = experiments::record_run_item(
+        &pg,
+        project.parse().unwrap(),
+        &NewRunItem {
+            run_name: "first-run".into(),
+            dataset_item_id: items[0]["id"].as_str().unwrap().to_owned(),
+            trace_id: Some("trace-of-first-run".into()),
+            ..NewRunItem::default()
+        },
+    )
+    .await
+    .unwrap();
+    let experiment_id = run.experiment_id.to_string();
+    let shown: Value = serde_json::from_str(
+        &run_cli(
+            &env,
+            &[
+                "experiment",
+                "show",
+                "--project",
+                &project,
+                &experiment_id,
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(shown["experiment"]["name"], "first-run", "{shown}");
+    assert_eq!(shown["items"][0]["trace_id"], "trace-of-first-run", "{shown}");
     run_cli(
         &env,
         &[

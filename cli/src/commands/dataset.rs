@@ -1,4 +1,4 @@
-//! `agenttrace dataset create|import|items` and `agenttrace experiment list`.
+//! `agenttrace dataset create|import|items` and `agenttrace experiment list|show`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,6 +56,15 @@ pub enum ExperimentCommand {
     List {
         #[arg(long)]
         project: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An experiment's run items: which trace ran which dataset item.
+    Show {
+        #[arg(long)]
+        project: Uuid,
+        /// The experiment's id (`experiment list` shows it).
+        id: Uuid,
         #[arg(long)]
         json: bool,
     },
@@ -138,7 +147,36 @@ pub async fn run_experiments(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let pg = databases.postgres().await?;
-    let ExperimentCommand::List { project, json } = command;
+    let (project, json) = match command {
+        ExperimentCommand::List { project, json } => (project, json),
+        ExperimentCommand::Show { project, id, json } => {
+            let (experiment, items) = experiments::get(&pg, project, id).await?;
+            if json_wanted(json) {
+                let shown = serde_json::json!({ "experiment": experiment, "items": items });
+                writeln!(out, "{shown}")?;
+                return Ok(());
+            }
+            writeln!(
+                out,
+                "{} ({} items, created {})",
+                experiment.name, experiment.items, experiment.created_at
+            )?;
+            let mut table = comfy_table::Table::new();
+            table
+                .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
+                .set_header(["dataset item", "trace", "observation", "at"]);
+            for item in items {
+                table.add_row([
+                    item.dataset_item_id,
+                    item.trace_id,
+                    item.observation_id.unwrap_or_default(),
+                    item.created_at,
+                ]);
+            }
+            writeln!(out, "{table}")?;
+            return Ok(());
+        }
+    };
     let listed = experiments::list(&pg, project).await?;
     if json_wanted(json) {
         writeln!(out, "{}", serde_json::to_string(&listed)?)?;
@@ -147,10 +185,11 @@ pub async fn run_experiments(
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::UTF8_BORDERS_ONLY)
-        .set_header(["name", "items", "created", "id in traces"]);
+        .set_header(["name", "id", "items", "created", "id in traces"]);
     for experiment in listed {
         table.add_row([
             experiment.name,
+            experiment.id.to_string(),
             experiment.items.to_string(),
             experiment.created_at,
             experiment.trace_experiment_id,

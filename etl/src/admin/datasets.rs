@@ -155,6 +155,28 @@ pub async fn get(client: &impl GenericClient, project_id: Uuid, name: &str) -> R
         .ok_or_else(|| AdminError::NotFound(format!("dataset {name:?}")))
 }
 
+/// Deletes a dataset and its items; refused while an experiment ran over it (the experiments
+/// and their results would go with it).
+pub async fn delete(client: &impl GenericClient, project_id: Uuid, name: &str) -> Result<(), AdminError> {
+    let dataset = get(client, project_id, name).await?;
+    let experiments: i64 = client
+        .query_one(
+            "SELECT count(*) FROM experiments WHERE dataset_id = $1",
+            &[&dataset.id],
+        )
+        .await?
+        .get(0);
+    if experiments > 0 {
+        return Err(AdminError::Conflict(format!(
+            "dataset {name:?} has {experiments} experiment(s); delete is refused to keep their results"
+        )));
+    }
+    client
+        .execute("DELETE FROM datasets WHERE id = $1", &[&dataset.id])
+        .await?;
+    Ok(())
+}
+
 /// A page of the project's datasets, newest first; and how many there are.
 pub async fn list(
     client: &impl GenericClient,

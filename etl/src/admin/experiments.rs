@@ -180,30 +180,77 @@ pub struct Experiment {
     pub created_at: String,
 }
 
+fn experiment_columns() -> String {
+    format!(
+        "e.id, coalesce(e.external_id, e.id::text), e.dataset_id, e.name, e.description, e.metadata,
+         (SELECT count(*) FROM experiment_items i WHERE i.experiment_id = e.id),
+         to_char(e.created_at AT TIME ZONE 'UTC', {TIME})"
+    )
+}
+
+fn experiment_from_row(row: &tokio_postgres::Row) -> Experiment {
+    Experiment {
+        id: row.get(0),
+        trace_experiment_id: row.get(1),
+        dataset_id: row.get(2),
+        name: row.get(3),
+        description: row.get(4),
+        metadata: row.get(5),
+        items: row.get(6),
+        created_at: row.get(7),
+    }
+}
+
 /// The project's experiments, newest first, with how many run items each has.
 pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Experiment>, AdminError> {
     let rows = client
         .query(
             &format!(
-                "SELECT e.id, coalesce(e.external_id, e.id::text), e.dataset_id, e.name, e.description, e.metadata,
-                        (SELECT count(*) FROM experiment_items i WHERE i.experiment_id = e.id),
-                        to_char(e.created_at AT TIME ZONE 'UTC', {TIME})
-                 FROM experiments e WHERE e.project_id = $1 ORDER BY e.created_at DESC, e.name"
+                "SELECT {} FROM experiments e WHERE e.project_id = $1 ORDER BY e.created_at DESC, e.name",
+                experiment_columns()
             ),
             &[&project_id],
         )
         .await?;
-    Ok(rows
+    Ok(rows.iter().map(experiment_from_row).collect())
+}
+
+/// One experiment of the project and its run items (which trace ran which dataset item).
+pub async fn get(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    id: Uuid,
+) -> Result<(Experiment, Vec<RunItem>), AdminError> {
+    let experiment = client
+        .query_opt(
+            &format!(
+                "SELECT {} FROM experiments e WHERE e.project_id = $1 AND e.id = $2",
+                experiment_columns()
+            ),
+            &[&project_id, &id],
+        )
+        .await?
+        .map(|row| experiment_from_row(&row))
+        .ok_or_else(|| AdminError::NotFound(format!("experiment {id}")))?;
+    let items = client
+        .query(
+            &format!(
+                "SELECT id, dataset_item_id, trace_id, observation_id, to_char(created_at AT TIME ZONE 'UTC', {TIME})
+                 FROM experiment_items WHERE experiment_id = $1 ORDER BY created_at, id"
+            ),
+            &[&id],
+        )
+        .await?
         .iter()
-        .map(|row| Experiment {
+        .map(|row| RunItem {
             id: row.get(0),
-            trace_experiment_id: row.get(1),
-            dataset_id: row.get(2),
-            name: row.get(3),
-            description: row.get(4),
-            metadata: row.get(5),
-            items: row.get(6),
-            created_at: row.get(7),
+            experiment_id: id,
+            experiment_name: experiment.name.clone(),
+            dataset_item_id: row.get(1),
+            trace_id: row.get(2),
+            observation_id: row.get(3),
+            created_at: row.get(4),
         })
-        .collect())
+        .collect();
+    Ok((experiment, items))
 }

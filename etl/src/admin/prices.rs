@@ -128,3 +128,18 @@ pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<P
         })
         .collect())
 }
+
+/// Deletes one of a project's own prices (the defaults are changed with [`set`], not deleted
+/// through a project).
+pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), AdminError> {
+    let deleted = client
+        .execute(
+            "DELETE FROM model_prices WHERE id = $1 AND project_id = $2",
+            &[&id, &project_id],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(AdminError::NotFound(format!("price {id} of this project")));
+    }
+    Ok(())
+}

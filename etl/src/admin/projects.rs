@@ -100,6 +100,23 @@ pub async fn organization_projects(
         .collect())
 }
 
+/// A project that is not archived.
+pub async fn get_project(client: &impl GenericClient, project_id: Uuid) -> Result<Project, AdminError> {
+    client
+        .query_opt(
+            "SELECT id, organization_id, name, retention_days FROM projects WHERE id = $1 AND archived_at IS NULL",
+            &[&project_id],
+        )
+        .await?
+        .map(|row| Project {
+            id: row.get(0),
+            organization_id: row.get(1),
+            name: row.get(2),
+            retention_days: row.get(3),
+        })
+        .ok_or(AdminError::NoSuchProject(project_id))
+}
+
 /// The organization a project belongs to.
 pub async fn organization_of(client: &impl GenericClient, project_id: Uuid) -> Result<Uuid, AdminError> {
     client

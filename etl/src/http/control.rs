@@ -18,10 +18,11 @@ use agenttrace_schemas::Scope;
 
 use crate::admin::datasets::{self, ItemFilter, NewDataset, NewItem};
 use crate::admin::evaluators::{self, NewEvaluator};
+use crate::admin::experiments::{self, NewRunItem};
 use crate::admin::identity::{self, Role};
 use crate::admin::prices::{self, NewPrice};
 use crate::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType};
-use crate::admin::{api_keys, experiments, projects};
+use crate::admin::{api_keys, projects};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::request::{Page, PromptQuery, json_body, page_of, paged};
@@ -349,6 +350,28 @@ pub async fn list_datasets(
     ))
 }
 
+pub async fn get_dataset(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name)): Path<(Uuid, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(json!(datasets::get(&**client, project, &name).await?)))
+}
+
+/// Deletes a dataset and its items (409 once an experiment has run over it).
+pub async fn delete_dataset(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name)): Path<(Uuid, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let client = state.postgres.get().await?;
+    datasets::delete(&**client, project, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn list_items(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -381,15 +404,39 @@ pub async fn delete_item(
 ) -> Result<StatusCode, ApiError> {
     caller.require(&state, project, Need::Write).await?;
     let client = state.postgres.get().await?;
-    if datasets::get_item(&**client, project, &id).await?.dataset_name != name {
+    item_of_dataset(&**client, project, &name, &id).await?;
+    datasets::delete_item(&**client, project, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn get_item(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, name, id)): Path<(Uuid, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(json!(
+        item_of_dataset(&**client, project, &name, &id).await?
+    )))
+}
+
+/// The item, when it is in the dataset the path names (a 404 otherwise).
+async fn item_of_dataset(
+    client: &impl tokio_postgres::GenericClient,
+    project: Uuid,
+    name: &str,
+    id: &str,
+) -> Result<datasets::DatasetItem, ApiError> {
+    let item = datasets::get_item(client, project, id).await?;
+    if item.dataset_name != name {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no item {id:?} in dataset {name:?}"),
         ));
     }
-    datasets::delete_item(&**client, project, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(item)
 }
 
 pub async fn create_dataset(
@@ -522,6 +569,16 @@ pub async fn create_project(
     let project =
         projects::create_project(&**client, organization, &name, request.retention_days.flatten()).await?;
     Ok((StatusCode::CREATED, Json(json!(project))).into_response())
+}
+
+pub async fn get_project(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    Ok(Json(json!(projects::get_project(&**client, project).await?)))
 }
 
 pub async fn update_project(
@@ -660,6 +717,55 @@ pub async fn list_experiments(
     page_of(experiments::list(&**client, project).await?, &page)
 }
 
+/// An experiment and its run items.
+pub async fn get_experiment(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    let (experiment, items) = experiments::get(&**client, project, id).await?;
+    Ok(Json(json!({ "experiment": experiment, "items": items })))
+}
+
+/// Records that a trace ran a dataset item in the run `run_name` (created on first use, on the
+/// item's dataset).
+pub async fn record_run_item(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RunItem {
+        run_name: String,
+        run_description: Option<String>,
+        metadata: Option<Value>,
+        dataset_item_id: String,
+        trace_id: String,
+        observation_id: Option<String>,
+    }
+    let request: RunItem = json_body(&bytes)?;
+    let client = state.postgres.get().await?;
+    let item = experiments::record_run_item(
+        &**client,
+        project,
+        &NewRunItem {
+            run_name: request.run_name,
+            run_description: request.run_description,
+            metadata: request.metadata,
+            dataset_item_id: request.dataset_item_id,
+            trace_id: Some(request.trace_id),
+            observation_id: request.observation_id,
+        },
+    )
+    .await?;
+    Ok(Json(json!(item)))
+}
+
 pub async fn list_prices(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -736,4 +842,16 @@ pub async fn revoke_sessions(
     }
     let ended = identity::revoke_sessions(&**client, user).await?;
     Ok(Json(json!({ "sessions_ended": ended })))
+}
+
+/// Deletes one of the project's own prices.
+pub async fn delete_price(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, project, Need::Write).await?;
+    let client = state.postgres.get().await?;
+    prices::delete(&**client, project, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -36,6 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/organizations"),
     ("get", "/v1/organizations/{organization}/projects"),
     ("post", "/v1/organizations/{organization}/projects"),
+    ("get", "/v1/projects/{project}"),
     ("patch", "/v1/projects/{project}"),
     ("delete", "/v1/projects/{project}"),
     ("get", "/v1/projects/{project}/evaluators"),
@@ -43,8 +44,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/projects/{project}/evaluators/{id}"),
     ("delete", "/v1/projects/{project}/evaluators/{id}"),
     ("get", "/v1/projects/{project}/experiments"),
+    ("get", "/v1/projects/{project}/experiments/{id}"),
+    ("post", "/v1/projects/{project}/run-items"),
     ("get", "/v1/projects/{project}/prices"),
     ("post", "/v1/projects/{project}/prices"),
+    ("delete", "/v1/projects/{project}/prices/{id}"),
     ("get", "/v1/organizations/{organization}/members"),
     ("post", "/v1/organizations/{organization}/members"),
     ("delete", "/v1/organizations/{organization}/members/{user}"),
@@ -65,8 +69,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("get", "/v1/projects/{project}/datasets"),
     ("post", "/v1/projects/{project}/datasets"),
+    ("get", "/v1/projects/{project}/datasets/{name}"),
+    ("delete", "/v1/projects/{project}/datasets/{name}"),
     ("get", "/v1/projects/{project}/datasets/{name}/items"),
     ("post", "/v1/projects/{project}/datasets/{name}/items"),
+    ("get", "/v1/projects/{project}/datasets/{name}/items/{id}"),
     ("delete", "/v1/projects/{project}/datasets/{name}/items/{id}"),
     ("get", "/api/public/health"),
     ("get", "/api/public/projects"),
@@ -127,7 +134,9 @@ fn control_routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/v1/projects/{project}",
-            patch(control::update_project).delete(control::archive_project),
+            get(control::get_project)
+                .patch(control::update_project)
+                .delete(control::archive_project),
         )
         .route(
             "/v1/projects/{project}/evaluators",
@@ -142,8 +151,17 @@ fn control_routes() -> Router<Arc<AppState>> {
             get(control::list_experiments),
         )
         .route(
+            "/v1/projects/{project}/experiments/{id}",
+            get(control::get_experiment),
+        )
+        .route("/v1/projects/{project}/run-items", post(control::record_run_item))
+        .route(
             "/v1/projects/{project}/prices",
             get(control::list_prices).post(control::set_price),
+        )
+        .route(
+            "/v1/projects/{project}/prices/{id}",
+            delete(control::delete_price),
         )
         .route(
             "/v1/organizations/{organization}/members",
@@ -186,8 +204,12 @@ fn control_routes() -> Router<Arc<AppState>> {
             get(control::list_items).post(control::add_items),
         )
         .route(
+            "/v1/projects/{project}/datasets/{name}",
+            get(control::get_dataset).delete(control::delete_dataset),
+        )
+        .route(
             "/v1/projects/{project}/datasets/{name}/items/{id}",
-            delete(control::delete_item),
+            get(control::get_item).delete(control::delete_item),
         )
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
 }

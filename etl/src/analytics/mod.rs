@@ -2,12 +2,14 @@
 //!
 //! - [`export`]: a whole table (deduplicated, time range, chosen columns) as Arrow or Parquet.
 //! - [`sql`]: one read-only `SELECT`, checked and rewritten by [`sql_guard`].
+//! - [`traces`]: one trace as a person reads it (its observation tree and what hangs on it).
 //! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
 
 pub mod export;
 pub mod sql;
 pub mod sql_guard;
 pub mod stream;
+pub mod traces;
 
 use crate::clickhouse::ClickHouseError;
 use stream::{BodyStream, OutputFormat};

@@ -166,6 +166,17 @@ impl ClickHouse {
         .await
     }
 
+    /// Runs a query with `settings` (on the URL, in order: put `readonly` last) and returns the
+    /// whole body; for answers known to be small.
+    pub async fn query_with_settings(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<Bytes, ClickHouseError> {
+        let response = self.query_streaming(sql, settings).await?;
+        response.bytes().await.map_err(|e| self.unavailable(e))
+    }
+
     /// Runs a query and returns its text output.
     pub async fn query_text(&self, sql: &str) -> Result<String, ClickHouseError> {
         let body = self.query(sql).await?;

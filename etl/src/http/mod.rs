@@ -7,7 +7,7 @@
 //! - [`auth`]: the extractor that authenticates an API key for a required scope.
 //! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them; [`langfuse`]:
 //!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`); [`request`]:
-//!   what the control-plane handlers share (JSON bodies, pages).
+//!   what the control-plane handlers share (JSON bodies, pages); [`read`]: the read API.
 
 pub mod analytics;
 pub mod auth;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod langfuse;
+pub mod read;
 pub mod request;
 pub mod router;
 pub mod server;

@@ -6,6 +6,7 @@
 //! | `POST /v1/keys/verify` | signed by the edge: `{public_key, secret_key}` → project or reason |
 //! | `GET /v1/export/{table}` | an API key with `export` scope: the project's rows as Arrow or Parquet |
 //! | `POST /v1/query` | an API key with `query` scope: one read-only SELECT over the project's rows |
+//! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
 //! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items), see [`langfuse`] |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | PostgreSQL and ClickHouse answer |
@@ -22,7 +23,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::http::error::ApiError;
 use crate::http::server::AppState;
-use crate::http::{analytics, control, health, ingest, langfuse};
+use crate::http::{analytics, control, health, ingest, langfuse, read};
 
 /// Every route and its method; `etl/api/openapi.json` must describe each (checked by a test).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -36,6 +37,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/organizations"),
     ("get", "/v1/organizations/{organization}/projects"),
     ("post", "/v1/organizations/{organization}/projects"),
+    ("get", "/v1/traces/{id}"),
     ("get", "/v1/projects/{project}"),
     ("patch", "/v1/projects/{project}"),
     ("delete", "/v1/projects/{project}"),
@@ -132,6 +134,7 @@ fn control_routes() -> Router<Arc<AppState>> {
             "/v1/organizations/{organization}/projects",
             get(control::list_projects).post(control::create_project),
         )
+        .route("/v1/traces/{id}", get(read::trace))
         .route(
             "/v1/projects/{project}",
             get(control::get_project)

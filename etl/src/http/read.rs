@@ -1,0 +1,63 @@
+//! The read API: what an agent's runs look like, for people and tools (`read` scope on a project
+//! key, or the viewer role for a signed-in user, who names the project with `?project_id=`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::analytics::traces;
+use crate::http::auth::{Caller, Need};
+use crate::http::error::ApiError;
+use crate::http::request::bad;
+use crate::http::server::AppState;
+
+#[derive(Deserialize)]
+pub struct ProjectChoice {
+    project_id: Option<Uuid>,
+}
+
+/// The project a read acts on: a project key's own, else the one named, once the caller may read it.
+async fn reading_project(
+    state: &AppState,
+    caller: &Caller,
+    choice: &ProjectChoice,
+) -> Result<Uuid, ApiError> {
+    let project = match (caller, choice.project_id) {
+        (Caller::Key(key), _) => key.project_id,
+        (_, Some(project)) => project,
+        (_, None) => {
+            return Err(bad(
+                "project_id",
+                "required: the project to read (a project key implies it)",
+            ));
+        }
+    };
+    caller.require(state, project, Need::Read).await?;
+    Ok(project)
+}
+
+/// `GET /v1/traces/{id}`: the trace, its observation tree, scores, file operations, terminal
+/// commands and git links.
+pub async fn trace(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(choice): Query<ProjectChoice>,
+) -> Result<Json<Value>, ApiError> {
+    let project = reading_project(&state, &caller, &choice).await?;
+    traces::trace_detail(&state.clickhouse, project, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no trace {id:?} in this project"),
+            )
+        })
+}

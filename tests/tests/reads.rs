@@ -135,3 +135,226 @@ async fn a_trace_reads_back_as_its_tree_and_records_once_and_only_in_its_project
     assert!(refused.text().await.unwrap().contains("`read`"));
     etl.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn trace_lists_filter_summarize_and_page_every_trace_exactly_once_while_inserts_continue() {
+    use agenttrace_schemas::event::Level;
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("reads-list").await;
+    let now = Timestamp::now();
+    let mut generator = SessionGenerator::new(51);
+    let events: Vec<Event> = (0..4).flat_map(|_| generator.session(now, 3)).collect();
+    etl.load(&project.key, &events).await;
+    etl.load(&project.key, &events).await;
+    let reader = bearer(&env, project.key.project_id, &[Scope::Read]).await;
+    let http = reqwest::Client::new();
+    let list = |query: String| {
+        let http = http.clone();
+        let url = format!("{}/v1/traces?{query}", etl.url);
+        let reader = reader.clone();
+        async move {
+            let response = http
+                .get(url)
+                .header("authorization", reader)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    // Each trace's summary, computed here from the events.
+    struct Expected {
+        name: Option<String>,
+        session: Option<String>,
+        tags: Vec<String>,
+        observations: u64,
+        input_tokens: u64,
+        worst: Level,
+        scores: BTreeSet<String>,
+    }
+    let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
+    for event in &events {
+        if let Payload::Trace(t) = &event.payload {
+            expected.insert(
+                t.id.clone(),
+                Expected {
+                    name: t.name.clone(),
+                    session: t.session_id.clone(),
+                    tags: t.tags.clone(),
+                    observations: 0,
+                    input_tokens: 0,
+                    worst: Level::Default,
+                    scores: BTreeSet::new(),
+                },
+            );
+        }
+    }
+    for event in &events {
+        match &event.payload {
+            Payload::Observation(o) => {
+                let e = expected.get_mut(&o.trace_id).unwrap();
+                e.observations += 1;
+                e.input_tokens += o.usage.input_tokens;
+                if matches!(o.level, Level::Warning | Level::Error) && !matches!(e.worst, Level::Error) {
+                    e.worst = o.level;
+                }
+            }
+            Payload::Score(s) => {
+                expected
+                    .get_mut(&s.trace_id)
+                    .unwrap()
+                    .scores
+                    .insert(s.name.clone());
+            }
+            _ => {}
+        }
+    }
+
+    let (status, all) = list("limit=1000".into()).await;
+    assert_eq!(status, 200, "{all}");
+    let rows = all["data"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len(), "replays must not show twice");
+    assert!(all["next_cursor"].is_null());
+    let mut previous: Option<(i64, String)> = None;
+    for row in rows {
+        let id = row["id"].as_str().unwrap();
+        let e = &expected[id];
+        assert_eq!(row["name"].as_str(), e.name.as_deref());
+        assert_eq!(row["observation_count"], e.observations, "{row}");
+        assert_eq!(row["input_tokens"], e.input_tokens, "{row}");
+        let level = match e.worst {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            _ => "default",
+        };
+        assert_eq!(row["level"], level, "{row}");
+        // Newest first, ties by id.
+        let key = (row["timestamp_us"].as_i64().unwrap(), id.to_owned());
+        if let Some(previous) = &previous {
+            assert!(previous > &key, "order: {previous:?} then {key:?}");
+        }
+        previous = Some(key);
+    }
+
+    // Each filter returns exactly the traces it should.
+    let some = expected.values().find(|e| e.session.is_some()).unwrap();
+    let session = some.session.clone().unwrap();
+    let tag = expected.values().find_map(|e| e.tags.first().cloned());
+    let score = expected.values().find_map(|e| e.scores.first().cloned());
+    type Wanted = Box<dyn Fn(&Expected) -> bool>;
+    let mut cases: Vec<(String, Wanted)> = vec![
+        (
+            format!("session_id={session}"),
+            Box::new(move |e: &Expected| e.session.as_deref() == Some(session.as_str())),
+        ),
+        (
+            "level=warning".into(),
+            Box::new(|e: &Expected| !matches!(e.worst, Level::Default | Level::Debug)),
+        ),
+    ];
+    if let Some(name) = some.name.clone() {
+        cases.push((
+            format!("name={}", urlencode(&name)),
+            Box::new(move |e: &Expected| e.name.as_deref() == Some(name.as_str())),
+        ));
+    }
+    if let Some(tag) = tag {
+        cases.push((
+            format!("tags={}", urlencode(&tag)),
+            Box::new(move |e: &Expected| e.tags.contains(&tag)),
+        ));
+    }
+    if let Some(score) = score {
+        cases.push((
+            format!("score_name={}", urlencode(&score)),
+            Box::new(move |e: &Expected| e.scores.contains(&score)),
+        ));
+    }
+    for (query, wanted) in &cases {
+        let (status, page) = list(format!("{query}&limit=1000")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        let got: BTreeSet<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect();
+        let want: BTreeSet<String> = expected
+            .iter()
+            .filter(|(_, e)| wanted(e))
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(got, want, "{query}");
+    }
+    // A cost threshold keeps exactly the rows at or above it.
+    let costs: Vec<f64> = rows.iter().map(|r| r["total_cost"].as_f64().unwrap()).collect();
+    let threshold = costs.iter().copied().fold(0.0, f64::max) / 2.0;
+    let (_, costly) = list(format!("min_cost={threshold}&limit=1000")).await;
+    assert_eq!(
+        costly["data"].as_array().unwrap().len(),
+        costs.iter().filter(|c| **c >= threshold).count()
+    );
+
+    // Pages of 3, with new traces arriving between pages: every original trace exactly once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut more = SessionGenerator::new(52);
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("limit=3&cursor={c}"),
+            None => "limit=3".into(),
+        };
+        let (status, page) = list(query).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
+        etl.load(&project.key, &more.session(Timestamp::now(), 1)).await;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let originals: Vec<&String> = seen.iter().filter(|id| expected.contains_key(*id)).collect();
+    assert_eq!(
+        originals.len(),
+        expected.len(),
+        "each original trace once: {seen:?}"
+    );
+    assert_eq!(originals.iter().collect::<BTreeSet<_>>().len(), expected.len());
+
+    // Bad parameters are named.
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("from=yesterday", "from"),
+        ("level=loud", "level"),
+        ("cursor=nonsense", "cursor"),
+    ] {
+        let (status, error) = list(query.into()).await;
+        assert_eq!(status, 400, "{query}: {error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{field}:")),
+            "{query}: {error}"
+        );
+    }
+    etl.server.shutdown().await.unwrap();
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -30,6 +30,8 @@ pub enum AnalyticsError {
     InvalidFormat(String),
     #[error("{0}")]
     InvalidRange(String),
+    #[error("{field}: {message}")]
+    InvalidParameter { field: &'static str, message: String },
     #[error("table {table} has no column {column:?}")]
     UnknownColumn { table: &'static str, column: String },
     #[error(transparent)]

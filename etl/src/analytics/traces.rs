@@ -1,9 +1,15 @@
-//! One trace as a person reads it: the trace, its observations as a tree, and what was recorded
-//! against it (scores, file operations, terminal commands, git links), each row deduplicated.
+//! Traces as a person reads them: a filtered, newest-first list with each trace's cost, tokens,
+//! latency and observation count; and one trace with its observations as a tree and what was
+//! recorded against it (scores, file operations, terminal commands, git links). Every row is
+//! deduplicated and confined to the caller's project.
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value};
+use agenttrace_schemas::Timestamp;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
@@ -68,6 +74,210 @@ pub async fn trace_detail(
     Ok(Some(Value::Object(answer)))
 }
 
+/// `GET /v1/traces`'s filters; every one is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceFilter {
+    /// Which project, for a signed-in user (a project key implies it); the HTTP layer reads it.
+    pub project_id: Option<Uuid>,
+    /// RFC 3339; traces that started at or after it.
+    pub from: Option<String>,
+    /// RFC 3339; traces that started before it.
+    pub to: Option<String>,
+    pub name: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Comma-separated; a trace must carry every one.
+    pub tags: Option<String>,
+    pub environment: Option<String>,
+    pub release: Option<String>,
+    /// `warning` or `error`: traces with an observation at that level or above.
+    pub level: Option<String>,
+    /// USD, summed over the trace's observations.
+    pub min_cost: Option<f64>,
+    /// From the first observation's start to the last one's end.
+    pub min_latency_ms: Option<f64>,
+    /// Traces with a score of this name.
+    pub score_name: Option<String>,
+    /// Rows per page: 50 by default, 1000 at most.
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AnalyticsError {
+    AnalyticsError::InvalidParameter {
+        field,
+        message: message.into(),
+    }
+}
+
+fn time_bound(value: Option<&str>, field: &'static str) -> Result<Option<i64>, AnalyticsError> {
+    value
+        .map(|text| {
+            Timestamp::parse(text)
+                .map(Timestamp::as_micros)
+                .map_err(|e| invalid(field, format!("{e}; use RFC 3339, e.g. 2026-11-30T12:00:00Z")))
+        })
+        .transpose()
+}
+
+/// A page position: the (start time, id) of the last trace shown, opaque to callers.
+fn encode_cursor(time_us: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{time_us}:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String), AnalyticsError> {
+    let bad = || {
+        invalid(
+            "cursor",
+            "not a cursor this API gave out; pass `next_cursor` as it came",
+        )
+    };
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (time, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok((time.parse().map_err(|_| bad())?, id.to_owned()))
+}
+
+/// One page of the project's traces, newest first, with `next_cursor` while more remain.
+/// Pages are keyed by (start time, id), so rows inserted meanwhile never shift a page.
+pub async fn trace_list(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    filter: &TraceFilter,
+) -> Result<Value, AnalyticsError> {
+    let limit = filter.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(invalid("limit", "must be between 1 and 1000"));
+    }
+    let project = quote(&project.to_string());
+    let mut trace_conditions = vec![format!("project_id = {project}")];
+    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
+        trace_conditions.push(format!("timestamp_us >= {from}"));
+    }
+    if let Some(to) = time_bound(filter.to.as_deref(), "to")? {
+        trace_conditions.push(format!("timestamp_us < {to}"));
+    }
+    for (column, value) in [
+        ("name", &filter.name),
+        ("user_id", &filter.user_id),
+        ("session_id", &filter.session_id),
+        ("environment", &filter.environment),
+        ("release", &filter.release),
+    ] {
+        if let Some(value) = value {
+            trace_conditions.push(format!("{column} = {}", quote(value)));
+        }
+    }
+    if let Some(tags) = &filter.tags {
+        let tags: Vec<String> = tags
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(quote)
+            .collect();
+        trace_conditions.push(format!("hasAll(tags, [{}])", tags.join(", ")));
+    }
+    if let Some(score) = &filter.score_name {
+        trace_conditions.push(format!(
+            "id IN (SELECT trace_id FROM scores FINAL WHERE project_id = {project} AND name = {})",
+            quote(score)
+        ));
+    }
+    if let Some(cursor) = &filter.cursor {
+        let (time, id) = decode_cursor(cursor)?;
+        trace_conditions.push(format!(
+            "(timestamp_us < {time} OR (timestamp_us = {time} AND id < {}))",
+            quote(&id)
+        ));
+    }
+    let mut summary_conditions = Vec::new();
+    match filter.level.as_deref() {
+        None => {}
+        Some("warning") => summary_conditions.push("worst_level >= 2".to_owned()),
+        Some("error") => summary_conditions.push("worst_level >= 3".to_owned()),
+        Some(other) => return Err(invalid("level", format!("{other:?}: use warning or error"))),
+    }
+    for (field, column, value) in [
+        ("min_cost", "total_cost", filter.min_cost),
+        ("min_latency_ms", "latency_ms", filter.min_latency_ms),
+    ] {
+        match value {
+            Some(v) if !v.is_finite() => return Err(invalid(field, "must be a number")),
+            Some(v) => summary_conditions.push(format!("{column} >= {v}")),
+            None => {}
+        }
+    }
+    let trace_where = trace_conditions.join(" AND ");
+    let summary_where = if summary_conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", summary_conditions.join(" AND "))
+    };
+    // The traces matching first, then their observations' summary (18.16 joins by USING).
+    let sql = format!(
+        "SELECT id, name, timestamp_us, user_id, session_id, tags, environment, release,
+                observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level
+         FROM (SELECT id, name, timestamp_us, user_id, session_id, tags, environment, release
+               FROM traces FINAL WHERE {trace_where})
+         ANY LEFT JOIN (
+               SELECT trace_id AS id, count() AS observation_count,
+                      ifNull(toFloat64(sum(total_cost)), 0.) AS total_cost,
+                      sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                      (max(ifNull(end_time_us, start_time_us)) - min(start_time_us)) / 1000 AS latency_ms,
+                      max(multiIf(level = 'error', 3, level = 'warning', 2, 1)) AS worst_level
+               FROM observations FINAL
+               WHERE project_id = {project}
+                 AND trace_id IN (SELECT id FROM traces FINAL WHERE {trace_where})
+               GROUP BY trace_id) USING id
+         {summary_where}
+         ORDER BY timestamp_us DESC, id DESC
+         LIMIT {} FORMAT JSONEachRow",
+        limit + 1
+    );
+    let settings = [
+        ("output_format_json_quote_64bit_integers", "0"),
+        ("max_execution_time", "30"),
+        ("readonly", "1"),
+    ];
+    let body = clickhouse.query_with_settings(&sql, &settings).await?;
+    let mut rows = parse_rows(&body)?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|last| {
+            encode_cursor(
+                last["timestamp_us"].as_i64().unwrap_or_default(),
+                last["id"].as_str().unwrap_or_default(),
+            )
+        })
+    } else {
+        None
+    };
+    for row in &mut rows {
+        if let Some(row) = row.as_object_mut() {
+            let level = match row.remove("worst_level").and_then(|l| l.as_u64()) {
+                Some(3) => "error",
+                Some(2) => "warning",
+                _ => "default",
+            };
+            row.insert("level".into(), level.into());
+        }
+    }
+    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+}
+
+fn parse_rows(body: &[u8]) -> Result<Vec<Value>, AnalyticsError> {
+    body.split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let row: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+                AnalyticsError::InvalidFormat(format!("ClickHouse sent a row that is not JSON: {e}"))
+            })?;
+            Ok(readable(row))
+        })
+        .collect()
+}
+
 fn is_empty_array(value: &Value) -> bool {
     value.as_array().is_some_and(Vec::is_empty)
 }
@@ -90,15 +300,7 @@ async fn rows(
         ("readonly", "1"),
     ];
     let body = clickhouse.query_with_settings(&sql, &settings).await?;
-    body.split(|byte| *byte == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let row: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
-                AnalyticsError::InvalidFormat(format!("ClickHouse sent a row that is not JSON: {e}"))
-            })?;
-            Ok(readable(row))
-        })
-        .collect()
+    parse_rows(&body)
 }
 
 /// A stored row as people read it: no storage bookkeeping, metadata as an object, and input,
@@ -230,6 +432,23 @@ mod tests {
             obs("self", Some("self")),
         ]);
         assert_eq!(shape(&nested), ["root(a(a1),b)", "orphan", "self", "x(y)"]);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let cursor = encode_cursor(1_796_069_037_754_586, "trace:with:colons");
+        assert_eq!(
+            decode_cursor(&cursor).unwrap(),
+            (1_796_069_037_754_586, "trace:with:colons".to_owned())
+        );
+        for bad in [
+            "",
+            "!!",
+            &URL_SAFE_NO_PAD.encode("no-colon"),
+            &URL_SAFE_NO_PAD.encode("x:id"),
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -85,6 +85,7 @@ impl From<AnalyticsError> for ApiError {
             AnalyticsError::UnknownTable { .. } => (StatusCode::NOT_FOUND, "unknown_table"),
             AnalyticsError::InvalidFormat(_) => (StatusCode::BAD_REQUEST, "invalid_format"),
             AnalyticsError::InvalidRange(_) => (StatusCode::BAD_REQUEST, "invalid_range"),
+            AnalyticsError::InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             AnalyticsError::UnknownColumn { .. } => (StatusCode::BAD_REQUEST, "unknown_column"),
             AnalyticsError::QueryRejected(_) => (StatusCode::BAD_REQUEST, "query_rejected"),
             AnalyticsError::ClickHouse(e) if e.is_transient() => return ApiError::unavailable(e),

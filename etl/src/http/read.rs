@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::analytics::traces;
+use crate::analytics::traces::{self, TraceFilter};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::request::bad;
@@ -60,4 +60,19 @@ pub async fn trace(
                 format!("no trace {id:?} in this project"),
             )
         })
+}
+
+/// `GET /v1/traces`: a page of the project's traces, newest first, with `next_cursor`.
+pub async fn trace_list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(filter): Query<TraceFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let choice = ProjectChoice {
+        project_id: filter.project_id,
+    };
+    let project = reading_project(&state, &caller, &choice).await?;
+    Ok(Json(
+        traces::trace_list(&state.clickhouse, project, &filter).await?,
+    ))
 }

@@ -6,6 +6,7 @@
 //! | `POST /v1/keys/verify` | signed by the edge: `{public_key, secret_key}` → project or reason |
 //! | `GET /v1/export/{table}` | an API key with `export` scope: the project's rows as Arrow or Parquet |
 //! | `POST /v1/query` | an API key with `query` scope: one read-only SELECT over the project's rows |
+//! | `GET /v1/traces` | `read` scope or the viewer role: the project's traces, filtered, newest first, by cursor |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
 //! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items), see [`langfuse`] |
 //! | `GET /healthz` | the process is up |
@@ -37,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/organizations"),
     ("get", "/v1/organizations/{organization}/projects"),
     ("post", "/v1/organizations/{organization}/projects"),
+    ("get", "/v1/traces"),
     ("get", "/v1/traces/{id}"),
     ("get", "/v1/projects/{project}"),
     ("patch", "/v1/projects/{project}"),
@@ -134,6 +136,7 @@ fn control_routes() -> Router<Arc<AppState>> {
             "/v1/organizations/{organization}/projects",
             get(control::list_projects).post(control::create_project),
         )
+        .route("/v1/traces", get(read::trace_list))
         .route("/v1/traces/{id}", get(read::trace))
         .route(
             "/v1/projects/{project}",

@@ -1,4 +1,5 @@
-//! The read API on real ClickHouse 18.16: each answer equals what the agent sent, computed here
+//! The read API (traces, trace lists, sessions) on real ClickHouse 18.16: each answer equals what
+//! the agent sent, computed here
 //! independently from the generated events; replays never show twice; another project's key
 //! sees nothing.
 
@@ -137,7 +138,7 @@ async fn a_trace_reads_back_as_its_tree_and_records_once_and_only_in_its_project
 }
 
 #[tokio::test]
-async fn trace_lists_filter_summarize_and_page_every_trace_exactly_once_while_inserts_continue() {
+async fn trace_lists_and_sessions_filter_summarize_and_page_every_trace_exactly_once() {
     use agenttrace_schemas::event::Level;
     let env = TestEnv::migrated().await;
     let etl = env.start_etl(|_| {}).await;
@@ -297,6 +298,68 @@ async fn trace_lists_filter_summarize_and_page_every_trace_exactly_once_while_in
         costly["data"].as_array().unwrap().len(),
         costs.iter().filter(|c| **c >= threshold).count()
     );
+
+    // A session reads oldest first, page by page, with exactly its traces.
+    let (session, _) = expected
+        .values()
+        .filter_map(|e| e.session.clone())
+        .map(|s| {
+            let n = expected
+                .values()
+                .filter(|e| e.session.as_deref() == Some(s.as_str()))
+                .count();
+            (s, n)
+        })
+        .max_by_key(|(_, n)| *n)
+        .unwrap();
+    let want: BTreeSet<String> = expected
+        .iter()
+        .filter(|(_, e)| e.session.as_deref() == Some(session.as_str()))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut in_session: Vec<(i64, String)> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/sessions/{}?limit=2", etl.url, urlencode(&session));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .header("authorization", &reader)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["session_id"], session.as_str(), "{page}");
+        for row in page["data"].as_array().unwrap() {
+            in_session.push((
+                row["timestamp_us"].as_i64().unwrap(),
+                row["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert!(
+        in_session.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {in_session:?}"
+    );
+    assert_eq!(
+        in_session.into_iter().map(|(_, id)| id).collect::<BTreeSet<_>>(),
+        want
+    );
+    let missing = http
+        .get(format!("{}/v1/sessions/no-such-session", etl.url))
+        .header("authorization", &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 
     // Pages of 3, with new traces arriving between pages: every original trace exactly once.
     let mut seen = Vec::new();

@@ -1,5 +1,5 @@
 //! Traces as a person reads them: a filtered, newest-first list with each trace's cost, tokens,
-//! latency and observation count; and one trace with its observations as a tree and what was
+//! latency and observation count; a session's traces in order, as a conversation; and one trace with its observations as a tree and what was
 //! recorded against it (scores, file operations, terminal commands, git links). Every row is
 //! deduplicated and confined to the caller's project.
 
@@ -146,6 +146,51 @@ pub async fn trace_list(
     project: Uuid,
     filter: &TraceFilter,
 ) -> Result<Value, AnalyticsError> {
+    let (rows, next_cursor) = traces_page(clickhouse, project, filter, Order::NewestFirst).await?;
+    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+}
+
+/// A session as a conversation: its traces oldest first, each with its summary, by cursor;
+/// `None` when the project has no trace in that session.
+pub async fn session_detail(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    session_id: &str,
+    cursor: Option<String>,
+    limit: Option<usize>,
+) -> Result<Option<Value>, AnalyticsError> {
+    let first_page = cursor.is_none();
+    let filter = TraceFilter {
+        session_id: Some(session_id.to_owned()),
+        cursor,
+        limit,
+        ..TraceFilter::default()
+    };
+    let (rows, next_cursor) = traces_page(clickhouse, project, &filter, Order::OldestFirst).await?;
+    if first_page && rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        json!({ "session_id": session_id, "data": rows, "next_cursor": next_cursor }),
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+async fn traces_page(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    filter: &TraceFilter,
+    order: Order,
+) -> Result<(Vec<Value>, Option<String>), AnalyticsError> {
+    let (after, direction) = match order {
+        Order::NewestFirst => ("<", "DESC"),
+        Order::OldestFirst => (">", "ASC"),
+    };
     let limit = filter.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit", "must be between 1 and 1000"));
@@ -187,7 +232,7 @@ pub async fn trace_list(
     if let Some(cursor) = &filter.cursor {
         let (time, id) = decode_cursor(cursor)?;
         trace_conditions.push(format!(
-            "(timestamp_us < {time} OR (timestamp_us = {time} AND id < {}))",
+            "(timestamp_us {after} {time} OR (timestamp_us = {time} AND id {after} {}))",
             quote(&id)
         ));
     }
@@ -231,7 +276,7 @@ pub async fn trace_list(
                  AND trace_id IN (SELECT id FROM traces FINAL WHERE {trace_where})
                GROUP BY trace_id) USING id
          {summary_where}
-         ORDER BY timestamp_us DESC, id DESC
+         ORDER BY timestamp_us {direction}, id {direction}
          LIMIT {} FORMAT JSONEachRow",
         limit + 1
     );
@@ -263,7 +308,7 @@ pub async fn trace_list(
             row.insert("level".into(), level.into());
         }
     }
-    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+    Ok((rows, next_cursor))
 }
 
 fn parse_rows(body: &[u8]) -> Result<Vec<Value>, AnalyticsError> {

@@ -76,3 +76,34 @@ pub async fn trace_list(
         traces::trace_list(&state.clickhouse, project, &filter).await?,
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    project_id: Option<Uuid>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/sessions/{id}`: the session's traces oldest first, each with its summary.
+pub async fn session(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<SessionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let choice = ProjectChoice {
+        project_id: query.project_id,
+    };
+    let project = reading_project(&state, &caller, &choice).await?;
+    traces::session_detail(&state.clickhouse, project, &id, query.cursor, query.limit)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no session {id:?} in this project"),
+            )
+        })
+}

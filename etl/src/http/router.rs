@@ -7,6 +7,7 @@
 //! | `GET /v1/export/{table}` | an API key with `export` scope: the project's rows as Arrow or Parquet |
 //! | `POST /v1/query` | an API key with `query` scope: one read-only SELECT over the project's rows |
 //! | `GET /v1/traces` | `read` scope or the viewer role: the project's traces, filtered, newest first, by cursor |
+//! | `GET /v1/sessions/{id}` | `read` scope or the viewer role: a session's traces oldest first, by cursor |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
 //! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items), see [`langfuse`] |
 //! | `GET /healthz` | the process is up |
@@ -40,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/organizations/{organization}/projects"),
     ("get", "/v1/traces"),
     ("get", "/v1/traces/{id}"),
+    ("get", "/v1/sessions/{id}"),
     ("get", "/v1/projects/{project}"),
     ("patch", "/v1/projects/{project}"),
     ("delete", "/v1/projects/{project}"),
@@ -138,6 +140,7 @@ fn control_routes() -> Router<Arc<AppState>> {
         )
         .route("/v1/traces", get(read::trace_list))
         .route("/v1/traces/{id}", get(read::trace))
+        .route("/v1/sessions/{id}", get(read::session))
         .route(
             "/v1/projects/{project}",
             get(control::get_project)

@@ -1,7 +1,6 @@
 //! The read API (traces, trace lists, sessions) on real ClickHouse 18.16: each answer equals what
-//! the agent sent, computed here
-//! independently from the generated events; replays never show twice; another project's key
-//! sees nothing.
+//! the agent sent, computed here independently from the generated events; replays never show
+//! twice; another project's key sees nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 

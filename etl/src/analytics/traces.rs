@@ -28,41 +28,31 @@ pub async fn trace_detail(
     project: Uuid,
     trace_id: &str,
 ) -> Result<Option<Value>, AnalyticsError> {
-    let scope = format!(
-        "project_id = {} AND {{column}} = {}",
-        quote(&project.to_string()),
-        quote(trace_id)
-    );
-    let traces = rows(clickhouse, Table::Traces, &scope.replace("{column}", "id"), 1).await?;
-    let mut observations = rows(
-        clickhouse,
-        Table::Observations,
-        &scope.replace("{column}", "trace_id"),
-        MAX_OBSERVATIONS + 1,
-    )
-    .await?;
-    let truncated = observations.len() > MAX_OBSERVATIONS;
-    observations.truncate(MAX_OBSERVATIONS);
-    let mut attached = Map::new();
-    for (key, table) in [
-        ("scores", Table::Scores),
-        ("file_operations", Table::FileOperations),
-        ("terminal_commands", Table::TerminalCommands),
-        ("git_links", Table::GitLinks),
-    ] {
-        let found = rows(
-            clickhouse,
-            table,
-            &scope.replace("{column}", "trace_id"),
-            MAX_RECORDS,
-        )
-        .await?;
-        attached.insert(key.to_owned(), Value::Array(found));
-    }
-    let trace = traces.into_iter().next();
-    if trace.is_none() && observations.is_empty() && attached.values().all(is_empty_array) {
+    let project = quote(&project.to_string());
+    let trace_key = quote(trace_id);
+    let by_id = format!("project_id = {project} AND id = {trace_key}");
+    let by_trace = format!("project_id = {project} AND trace_id = {trace_key}");
+    // Independent reads, sent together.
+    let (traces, mut observations, scores, file_operations, terminal_commands, git_links) = tokio::try_join!(
+        rows(clickhouse, Table::Traces, &by_id, 1),
+        rows(clickhouse, Table::Observations, &by_trace, MAX_OBSERVATIONS + 1),
+        rows(clickhouse, Table::Scores, &by_trace, MAX_RECORDS),
+        rows(clickhouse, Table::FileOperations, &by_trace, MAX_RECORDS),
+        rows(clickhouse, Table::TerminalCommands, &by_trace, MAX_RECORDS),
+        rows(clickhouse, Table::GitLinks, &by_trace, MAX_RECORDS),
+    )?;
+    let records = [
+        ("scores", scores),
+        ("file_operations", file_operations),
+        ("terminal_commands", terminal_commands),
+        ("git_links", git_links),
+    ];
+    if traces.is_empty() && observations.is_empty() && records.iter().all(|(_, found)| found.is_empty()) {
         return Ok(None);
     }
+    let truncated = observations.len() > MAX_OBSERVATIONS;
+    observations.truncate(MAX_OBSERVATIONS);
+    let trace = traces.into_iter().next();
     let mut answer = Map::new();
     answer.insert("id".into(), Value::String(trace_id.to_owned()));
     // Observations can arrive before their trace does; the tree is shown meanwhile.
@@ -70,7 +60,9 @@ pub async fn trace_detail(
     answer.insert("observation_count".into(), observations.len().into());
     answer.insert("observations_truncated".into(), truncated.into());
     answer.insert("observations".into(), Value::Array(tree(observations)));
-    answer.extend(attached);
+    for (key, found) in records {
+        answer.insert(key.to_owned(), Value::Array(found));
+    }
     Ok(Some(Value::Object(answer)))
 }
 
@@ -323,10 +315,6 @@ fn parse_rows(body: &[u8]) -> Result<Vec<Value>, AnalyticsError> {
         .collect()
 }
 
-fn is_empty_array(value: &Value) -> bool {
-    value.as_array().is_some_and(Vec::is_empty)
-}
-
 /// The deduplicated rows of `table` matching `condition`, in time order, as JSON objects.
 async fn rows(
     clickhouse: &ClickHouse,
@@ -377,14 +365,16 @@ fn readable(mut row: Map<String, Value>) -> Value {
 /// Nests observations under their parents (`children`), keeping time order among siblings.
 /// An observation whose parent is missing, or that is caught in a parent cycle, is a root.
 fn tree(observations: Vec<Value>) -> Vec<Value> {
-    let id_of = |o: &Value| o["id"].as_str().unwrap_or_default().to_owned();
-    let ids: HashSet<String> = observations.iter().map(id_of).collect();
-    let mut children: HashMap<String, Vec<usize>> = HashMap::new();
+    fn id_of(observation: &Value) -> &str {
+        observation["id"].as_str().unwrap_or_default()
+    }
+    let ids: HashSet<&str> = observations.iter().map(id_of).collect();
+    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
     for (index, observation) in observations.iter().enumerate() {
         match observation["parent_observation_id"].as_str() {
             Some(parent) if ids.contains(parent) && parent != id_of(observation) => {
-                children.entry(parent.to_owned()).or_default().push(index);
+                children.entry(parent).or_default().push(index);
             }
             _ => roots.push(index),
         }
@@ -394,7 +384,7 @@ fn tree(observations: Vec<Value>) -> Vec<Value> {
     let mut parent_of = vec![None; observations.len()];
     let mut reached = vec![false; observations.len()];
     let mut start = 0;
-    let mut pending: Vec<usize> = roots.iter().rev().copied().collect();
+    let mut pending: Vec<usize> = roots.into_iter().rev().collect();
     loop {
         while let Some(index) = pending.pop() {
             if reached[index] {
@@ -403,7 +393,7 @@ fn tree(observations: Vec<Value>) -> Vec<Value> {
             reached[index] = true;
             order.push(index);
             for &child in children
-                .get(&id_of(&observations[index]))
+                .get(id_of(&observations[index]))
                 .into_iter()
                 .flatten()
                 .rev()
@@ -416,7 +406,6 @@ fn tree(observations: Vec<Value>) -> Vec<Value> {
         }
         match (start..observations.len()).find(|&i| !reached[i]) {
             Some(orphan) => {
-                roots.push(orphan);
                 pending.push(orphan);
                 start = orphan + 1;
             }

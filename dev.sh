@@ -151,7 +151,7 @@ cmd_up() {
     (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$owner_file")
     agenttrace user create-owner --organization default --email owner@agenttrace.local --password-stdin \
       <"$owner_file" >/dev/null \
-      || log "owner@agenttrace.local exists already; its password is not in $owner_file"
+      || { rm -f "$owner_file"; log "owner@agenttrace.local exists already (made before $AGENTTRACE_HOME was)"; }
   fi
   ensure_signing_keys
   etl_up

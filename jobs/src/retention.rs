@@ -36,7 +36,7 @@ pub struct RetentionReport {
     pub batches_pruned: u64,
 }
 
-async fn wait_for_mutations(clickhouse: &ClickHouse, table: Table) -> Result<(), RetentionError> {
+async fn wait_for_mutations(clickhouse: &ClickHouse, table: &'static str) -> Result<(), RetentionError> {
     const TIMEOUT: Duration = Duration::from_secs(300);
     let started = std::time::Instant::now();
     loop {
@@ -45,7 +45,7 @@ async fn wait_for_mutations(clickhouse: &ClickHouse, table: Table) -> Result<(),
                 "SELECT count() FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0 \
                  FORMAT TabSeparated",
                 quote(clickhouse.database()),
-                quote(table.name())
+                quote(table)
             ))
             .await?;
         if pending.trim() == "0" {
@@ -53,7 +53,7 @@ async fn wait_for_mutations(clickhouse: &ClickHouse, table: Table) -> Result<(),
         }
         if started.elapsed() > TIMEOUT {
             return Err(RetentionError::MutationTimeout {
-                table: table.name(),
+                table,
                 seconds: TIMEOUT.as_secs(),
             });
         }
@@ -97,10 +97,12 @@ pub async fn run(
             if doomed == 0 {
                 continue;
             }
-            clickhouse
-                .execute(&format!("ALTER TABLE {} DELETE WHERE {condition}", table.name()))
-                .await?;
-            wait_for_mutations(clickhouse, table).await?;
+            for name in std::iter::once(table.name()).chain(table.derived_tables().iter().copied()) {
+                clickhouse
+                    .execute(&format!("ALTER TABLE {name} DELETE WHERE {condition}"))
+                    .await?;
+                wait_for_mutations(clickhouse, name).await?;
+            }
             tracing::info!(%project, table = table.name(), rows = doomed, "retention deleted rows");
             report.rows_deleted += doomed;
         }

@@ -420,3 +420,459 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// GETs `path` (with its query) as `auth`, expecting 200, and returns the JSON body.
+async fn get_json(http: &reqwest::Client, url: String, auth: &str) -> Value {
+    let response = http.get(&url).header("authorization", auth).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{url}: {body}");
+    body
+}
+
+/// Every row of a cursor-paged list, following `next_cursor` until it is null.
+async fn all_pages(http: &reqwest::Client, url: &str, auth: &str) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let page_url = match &cursor {
+            Some(c) => format!("{url}{separator}cursor={c}"),
+            None => url.to_owned(),
+        };
+        let page = get_json(http, page_url, auth).await;
+        rows.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return rows,
+        }
+    }
+}
+
+/// numpy's default quantile (linear interpolation between closest ranks), which ClickHouse's
+/// `quantiles` computes exactly for groups of up to 8,192 values.
+fn quantile(sorted: &[f64], level: f64) -> f64 {
+    let index = level * (sorted.len() - 1) as f64;
+    let (low, high) = (index.floor() as usize, index.ceil() as usize);
+    sorted[low] + (index - low as f64) * (sorted[high] - sorted[low])
+}
+
+#[tokio::test]
+async fn observations_scores_sessions_and_metrics_equal_an_independent_computation_over_thirty_days() {
+    use agenttrace_schemas::event::Level;
+    const DAY_US: i64 = 86_400_000_000;
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("reads-wide").await;
+    let other = env.create_project("reads-other").await;
+    let now = Timestamp::now().as_micros();
+    // Sessions spread over 30 days (so pages cross many time windows), each loaded twice.
+    let mut generator = SessionGenerator::new(61);
+    let events: Vec<Event> = (0..12)
+        .flat_map(|k| {
+            generator.session(
+                Timestamp::from_micros(now - k * 2 * DAY_US - k * 3_600_000_000),
+                2,
+            )
+        })
+        .collect();
+    etl.load(&project.key, &events).await;
+    etl.load(&project.key, &events).await;
+    etl.load(
+        &other.key,
+        &SessionGenerator::new(62).session(Timestamp::now(), 2),
+    )
+    .await;
+    let reader = bearer(&env, project.key.project_id, &[Scope::Read]).await;
+    let outsider = bearer(&env, other.key.project_id, &[Scope::Read]).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", etl.url);
+
+    let observations: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Observation(o) => Some(o.clone()),
+            _ => None,
+        })
+        .collect();
+    let traces: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Trace(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    let scores: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Score(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    let kind = |o: &agenttrace_schemas::event::Observation| serde_json::to_value(o.kind).unwrap();
+
+    // Observations: small pages, every one exactly once, newest first.
+    let listed = all_pages(&http, &url("/v1/observations?limit=7"), &reader).await;
+    let keys: Vec<(i64, String)> = listed
+        .iter()
+        .map(|r| {
+            (
+                r["start_time_us"].as_i64().unwrap(),
+                r["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert_eq!(
+        ids(&Value::Array(listed.clone())),
+        observations.iter().map(|o| o.id.clone()).collect()
+    );
+    let some_generation = observations
+        .iter()
+        .find(|o| o.model.is_some())
+        .expect("a generation");
+    let some_tool = observations
+        .iter()
+        .find_map(|o| o.tool_name.clone())
+        .expect("a tool call");
+    type Pick = Box<dyn Fn(&agenttrace_schemas::event::Observation) -> bool>;
+    let model = some_generation.model.clone().unwrap();
+    let name = some_generation.name.clone();
+    let generation_kind = kind(some_generation);
+    let cases: Vec<(String, Pick)> = vec![
+        (
+            format!("type={}", generation_kind.as_str().unwrap()),
+            Box::new(move |o| kind(o) == generation_kind),
+        ),
+        (
+            format!("model={}", urlencode(&model)),
+            Box::new(move |o| o.model.as_deref() == Some(model.as_str())),
+        ),
+        (
+            format!("tool={}", urlencode(&some_tool)),
+            Box::new(move |o| o.tool_name.as_deref() == Some(some_tool.as_str())),
+        ),
+        (
+            format!("name={}", urlencode(&name)),
+            Box::new(move |o| o.name == name),
+        ),
+        (
+            "level=warning".into(),
+            Box::new(|o| matches!(o.level, Level::Warning | Level::Error)),
+        ),
+        (
+            format!(
+                "from={}&to={}",
+                urlencode(&Timestamp::from_micros(now - 10 * DAY_US).to_string()),
+                urlencode(&Timestamp::from_micros(now - 3 * DAY_US).to_string())
+            ),
+            Box::new(move |o| {
+                let t = o.start_time.as_micros();
+                t >= now - 10 * DAY_US && t < now - 3 * DAY_US
+            }),
+        ),
+    ];
+    for (query, pick) in &cases {
+        let got = all_pages(&http, &url(&format!("/v1/observations?limit=5&{query}")), &reader).await;
+        let want: BTreeSet<String> = observations
+            .iter()
+            .filter(|o| pick(o))
+            .map(|o| o.id.clone())
+            .collect();
+        assert_eq!(ids(&Value::Array(got)), want, "{query}");
+    }
+
+    // Scores: all once; by name.
+    let listed_scores = all_pages(&http, &url("/v1/scores?limit=4"), &reader).await;
+    assert_eq!(
+        ids(&Value::Array(listed_scores)),
+        scores.iter().map(|s| s.id.clone()).collect()
+    );
+    if let Some(score) = scores.first() {
+        let got = all_pages(
+            &http,
+            &url(&format!("/v1/scores?name={}", urlencode(&score.name))),
+            &reader,
+        )
+        .await;
+        let want: BTreeSet<String> = scores
+            .iter()
+            .filter(|s| s.name == score.name)
+            .map(|s| s.id.clone())
+            .collect();
+        assert_eq!(ids(&Value::Array(got)), want);
+    }
+
+    // Sessions: each once, most recently active first, with its traces' span and count.
+    let mut sessions: BTreeMap<String, (i64, i64, u64)> = BTreeMap::new();
+    for trace in &traces {
+        if let Some(session) = &trace.session_id {
+            let at = trace.timestamp.unwrap().as_micros();
+            let entry = sessions.entry(session.clone()).or_insert((at, at, 0));
+            entry.0 = entry.0.min(at);
+            entry.1 = entry.1.max(at);
+            entry.2 += 1;
+        }
+    }
+    assert!(sessions.len() >= 5, "{} sessions", sessions.len());
+    let listed_sessions = all_pages(&http, &url("/v1/sessions?limit=2"), &reader).await;
+    assert_eq!(
+        ids(&Value::Array(listed_sessions.clone())),
+        sessions.keys().cloned().collect()
+    );
+    let order: Vec<(i64, String)> = listed_sessions
+        .iter()
+        .map(|s| {
+            (
+                s["last_us"].as_i64().unwrap(),
+                s["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] > w[1]),
+        "most recent first: {order:?}"
+    );
+    for row in &listed_sessions {
+        let (first, last, count) = sessions[row["id"].as_str().unwrap()];
+        assert_eq!(row["first_us"], first, "{row}");
+        assert_eq!(row["last_us"], last, "{row}");
+        assert_eq!(row["trace_count"], count, "{row}");
+    }
+
+    // Metrics: generations by day and model over the 30 days, against the events.
+    let from = Timestamp::from_micros(now - 31 * DAY_US).to_string();
+    let to = Timestamp::from_micros(now + DAY_US).to_string();
+    let answer = get_json(
+        &http,
+        url(&format!(
+            "/v1/metrics?from={}&to={}&bucket=day&dimensions=model&type=generation",
+            urlencode(&from),
+            urlencode(&to)
+        )),
+        &reader,
+    )
+    .await;
+    #[derive(Default)]
+    struct Group {
+        count: u64,
+        input_tokens: u64,
+        errors: u64,
+        latencies: Vec<f64>,
+    }
+    let mut groups: BTreeMap<(i64, String), Group> = BTreeMap::new();
+    for o in observations.iter().filter(|o| kind(o) == "generation") {
+        let day = o.start_time.as_micros().div_euclid(DAY_US) * DAY_US;
+        let group = groups
+            .entry((day, o.model.clone().unwrap_or_default()))
+            .or_default();
+        group.count += 1;
+        group.input_tokens += o.usage.input_tokens;
+        group.errors += u64::from(matches!(o.level, Level::Error));
+        if let Some(end) = o.end_time {
+            group
+                .latencies
+                .push((end.as_micros() - o.start_time.as_micros()) as f64 / 1000.0);
+        }
+    }
+    let rows = answer["data"].as_array().unwrap();
+    assert_eq!(rows.len(), groups.len(), "{answer}");
+    for row in rows {
+        let day = Timestamp::parse(row["bucket"].as_str().unwrap())
+            .unwrap()
+            .as_micros();
+        let group = &groups[&(day, row["model"].as_str().unwrap().to_owned())];
+        assert_eq!(row["count"], group.count, "{row}");
+        assert_eq!(row["input_tokens"], group.input_tokens, "{row}");
+        let error_rate = group.errors as f64 / group.count as f64;
+        assert!(
+            (row["error_rate"].as_f64().unwrap() - error_rate).abs() < 1e-9,
+            "{row}"
+        );
+        let mut latencies = group.latencies.clone();
+        latencies.sort_by(f64::total_cmp);
+        for (field, level) in [
+            ("latency_p50_ms", 0.5),
+            ("latency_p95_ms", 0.95),
+            ("latency_p99_ms", 0.99),
+        ] {
+            match latencies.is_empty() {
+                true => assert!(row[field].is_null(), "{row}"),
+                false => assert!(
+                    (row[field].as_f64().unwrap() - quantile(&latencies, level)).abs() < 1e-6,
+                    "{field} {row} vs {latencies:?}"
+                ),
+            }
+        }
+    }
+    // The metric's cost is the listed generations' cost.
+    let metric_cost: f64 = rows.iter().map(|r| r["total_cost"].as_f64().unwrap()).sum();
+    let listed_cost: f64 = listed
+        .iter()
+        .filter(|r| r["type"] == "generation")
+        .map(|r| r["total_cost"].as_f64().unwrap_or(0.0))
+        .sum();
+    assert!(
+        metric_cost > 0.0 && (metric_cost - listed_cost).abs() < 1e-6,
+        "{metric_cost} vs {listed_cost}"
+    );
+    // Scores by name: count and mean.
+    let answer = get_json(
+        &http,
+        url(&format!(
+            "/v1/metrics?view=scores&from={}&to={}&bucket=none&dimensions=name",
+            urlencode(&from),
+            urlencode(&to)
+        )),
+        &reader,
+    )
+    .await;
+    for row in answer["data"].as_array().unwrap() {
+        let named: Vec<Value> = scores
+            .iter()
+            .filter(|s| s.name == row["name"].as_str().unwrap())
+            .map(|s| serde_json::to_value(&s.value).unwrap())
+            .collect();
+        assert_eq!(row["count"], named.len(), "{row}");
+        // Numbers and booleans (1 or 0) have a mean; categories do not.
+        let values: Vec<f64> = named
+            .iter()
+            .filter_map(|v| v.as_f64().or_else(|| v.as_bool().map(f64::from)))
+            .collect();
+        if values.is_empty() {
+            assert!(row["mean"].is_null(), "{row}");
+        } else {
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            assert!((row["mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{row}");
+        }
+    }
+    // Bad parameters are named.
+    for (query, field) in [
+        ("from=x&to=y", "from"),
+        (
+            "view=logs&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+            "view",
+        ),
+    ] {
+        let response = http
+            .get(url(&format!("/v1/metrics?{query}")))
+            .header("authorization", &reader)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{field}:")),
+            "{error}"
+        );
+    }
+
+    // Another project's key sees none of it.
+    let ours: BTreeSet<String> = observations
+        .iter()
+        .map(|o| o.id.clone())
+        .chain(scores.iter().map(|s| s.id.clone()))
+        .chain(traces.iter().map(|t| t.id.clone()))
+        .chain(sessions.keys().cloned())
+        .collect();
+    for path in ["/v1/observations", "/v1/scores", "/v1/sessions", "/v1/traces"] {
+        let theirs = all_pages(&http, &url(path), &outsider).await;
+        assert!(!theirs.is_empty(), "{path}: the other project has its own rows");
+        assert!(
+            theirs.iter().all(|r| !ours.contains(r["id"].as_str().unwrap())),
+            "{path}"
+        );
+    }
+    etl.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_read_layout_migration_keeps_every_row_and_fills_the_time_indexes() {
+    use agenttrace_etl::migrate::{self, MigrationSet};
+    let env = TestEnv::empty().await;
+    let all = MigrationSet::embedded().unwrap();
+    let mut before = all.clone();
+    before.clickhouse.retain(|m| m.name.as_str() < "0007");
+    let mut pg = env.postgres().await;
+    migrate::migrate(&mut pg, &env.clickhouse, &before).await.unwrap();
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("reads-migration").await;
+    let mut generator = SessionGenerator::new(71);
+    let events: Vec<Event> = (0..3)
+        .flat_map(|_| generator.session(Timestamp::now(), 3))
+        .collect();
+    etl.load(&project.key, &events).await;
+    etl.load(&project.key, &events).await;
+    let tables = [
+        "traces",
+        "observations",
+        "scores",
+        "file_operations",
+        "terminal_commands",
+        "git_links",
+    ];
+    let mut snapshot = Vec::new();
+    for table in tables {
+        snapshot.push(
+            env.ch(&format!("SELECT * FROM {table} FINAL ORDER BY project_id, id"))
+                .await,
+        );
+    }
+    assert!(
+        snapshot.iter().all(|rows| !rows.is_empty()),
+        "every table has rows"
+    );
+
+    migrate::migrate(&mut pg, &env.clickhouse, &all).await.unwrap();
+    for (table, rows) in tables.iter().zip(&snapshot) {
+        let after = env
+            .ch(&format!("SELECT * FROM {table} FINAL ORDER BY project_id, id"))
+            .await;
+        assert_eq!(&after, rows, "{table} changed in the migration");
+    }
+    assert_eq!(
+        env.ch("SELECT sorting_key FROM system.tables WHERE database = currentDatabase() AND name = 'observations'")
+            .await
+            .replace(' ', ""),
+        "project_id,trace_id,id"
+    );
+    // The time indexes hold exactly the source rows' projections.
+    for (index, source) in [
+        (
+            "SELECT id, timestamp_us, name, user_id, session_id, tags FROM traces_by_time FINAL ORDER BY id",
+            "SELECT id, timestamp_us, name, user_id, session_id, tags FROM traces FINAL ORDER BY id",
+        ),
+        (
+            "SELECT session_id, trace_id, timestamp_us FROM session_traces FINAL ORDER BY trace_id",
+            "SELECT session_id, id, timestamp_us FROM traces FINAL WHERE isNotNull(session_id) ORDER BY id",
+        ),
+        (
+            "SELECT id, trace_id, type, start_time_us, total_cost, version FROM observations_by_time FINAL ORDER BY id",
+            "SELECT id, trace_id, type, start_time_us, total_cost, version FROM observations FINAL ORDER BY id",
+        ),
+    ] {
+        assert_eq!(env.ch(index).await, env.ch(source).await, "{index}");
+    }
+    // Loading after the migration fills the indexes too, and a replay still shows once.
+    let later: Vec<Event> = SessionGenerator::new(72).session(Timestamp::now(), 2);
+    etl.load(&project.key, &later).await;
+    etl.load(&project.key, &later).await;
+    let observations = events
+        .iter()
+        .chain(&later)
+        .filter(|e| matches!(e.payload, Payload::Observation(_)))
+        .count();
+    assert_eq!(
+        env.ch("SELECT count() FROM observations_by_time FINAL").await,
+        observations.to_string()
+    );
+    assert_eq!(
+        env.ch("SELECT count() FROM observations FINAL").await,
+        observations.to_string()
+    );
+    etl.server.shutdown().await.unwrap();
+}

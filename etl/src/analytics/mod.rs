@@ -2,10 +2,16 @@
 //!
 //! - [`export`]: a whole table (deduplicated, time range, chosen columns) as Arrow or Parquet.
 //! - [`sql`]: one read-only `SELECT`, checked and rewritten by [`sql_guard`].
-//! - [`traces`]: one trace as a person reads it (its observation tree and what hangs on it).
+//! - [`traces`]: traces and sessions as people read them: lists, a trace's observation tree.
+//! - [`observations`], [`scores`], [`metrics`]: the other read routes; [`paging`] is what
+//!   they share (cursors, time windows, rows as people read them).
 //! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
 
 pub mod export;
+pub mod metrics;
+pub mod observations;
+pub mod paging;
+pub mod scores;
 pub mod sql;
 pub mod sql_guard;
 pub mod stream;

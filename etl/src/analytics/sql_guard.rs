@@ -10,7 +10,16 @@
 //! ```
 //!
 //! Because the filter sits inside the derived table, nothing the analyst writes around it
-//! (`OR 1=1`, another project's id, unions, outer joins) can widen it. Everything that could
+//! (`OR 1=1`, another project's id, unions, outer joins) can widen it.
+//!
+//! Deduplicating a whole project before the analyst's filter would sort every row the project
+//! has, so a query over one table narrows the derived table with copies of its `WHERE`
+//! conditions (those that read only the table's own columns, with no subquery): a condition on
+//! columns every version of a row shares (the sorting key, a trace's or observation's start)
+//! applies before deduplication; any other keeps only the ids of which some version matches
+//! (`id IN (SELECT id … WHERE condition)`), so the newest version is still the one judged by
+//! the analyst's own `WHERE`, which stays as written. The copies only ever narrow: they are
+//! ANDed inside the project's filter. Everything that could
 //! write, reach another database, read files or the network, or change settings is refused
 //! with a reason. The rewritten SQL is rendered from the syntax tree, never spliced as text.
 
@@ -18,7 +27,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, ObjectNamePart, Query, SetExpr, Statement, TableAlias, TableFactor, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Ident, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableAlias,
+    TableFactor, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
@@ -116,20 +126,50 @@ fn name_parts(name: &sqlparser::ast::ObjectName) -> Vec<String> {
 struct Guard {
     project_id: Uuid,
     cte_names: HashSet<String>,
+    /// One entry per query being visited, innermost last: the conditions its single table may
+    /// be narrowed by, until that table is scoped.
+    narrowing: Vec<Option<Narrowing>>,
+}
+
+/// Copies of a query's `WHERE` conditions for the derived table of its one table.
+#[derive(Debug, Clone)]
+struct Narrowing {
+    table: Table,
+    /// The name the query refers to the table by (its alias, else its name).
+    name: String,
+    /// Conditions on columns every version of a row shares: applied before deduplication.
+    stable: Vec<String>,
+    /// Other conditions: keep the ids of which some version matches.
+    other: Vec<String>,
 }
 
 impl Guard {
-    fn project_rows(&self, table: Table) -> Result<Box<Query>, GuardError> {
+    fn project_rows(&self, table: Table, narrowing: Option<&Narrowing>) -> Result<Box<Query>, GuardError> {
         let dedup = table.dedup();
         let newest_first = match dedup.version {
             Some(version) => format!(" ORDER BY {version} DESC"),
             // Copies of a row without a version are identical: any one will do.
             None => String::new(),
         };
+        let project = format!("project_id = '{}'", self.project_id);
+        let mut filter = project.clone();
+        if let Some(narrowing) = narrowing {
+            for condition in &narrowing.stable {
+                filter.push_str(&format!(" AND ({condition})"));
+            }
+            if !narrowing.other.is_empty() {
+                let others: Vec<String> = narrowing.other.iter().map(|c| format!("({c})")).collect();
+                filter.push_str(&format!(
+                    " AND ({key}) IN (SELECT {key} FROM {table} WHERE {project} AND {others})",
+                    key = dedup.key,
+                    table = table.name(),
+                    others = others.join(" AND ")
+                ));
+            }
+        }
         let sql = format!(
-            "SELECT * FROM {} WHERE project_id = '{}'{newest_first} LIMIT 1 BY {}",
+            "SELECT * FROM {} WHERE {filter}{newest_first} LIMIT 1 BY {}",
             table.name(),
-            self.project_id,
             dedup.key
         );
         match Parser::parse_sql(&ClickHouseDialect {}, &sql)
@@ -140,6 +180,141 @@ impl Guard {
             _ => unreachable!("the scoped subquery is a SELECT"),
         }
     }
+
+    /// What the derived table of `select`'s table may be narrowed by, when it reads one
+    /// allowlisted table (no join) and has a `WHERE`.
+    fn narrowing(&self, select: &Select) -> Option<Narrowing> {
+        let [from] = select.from.as_slice() else {
+            return None;
+        };
+        if !from.joins.is_empty() {
+            return None;
+        }
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = &from.relation
+        else {
+            return None;
+        };
+        let parts = name_parts(name);
+        let [table_name] = parts.as_slice() else {
+            return None;
+        };
+        if self.cte_names.contains(table_name) {
+            return None;
+        }
+        let table = Table::from_name(table_name)?;
+        let name = alias
+            .as_ref()
+            .map_or(table_name.clone(), |a| a.name.value.clone());
+        // A name the SELECT list defines as an alias means the alias in ClickHouse's WHERE.
+        let aliases: HashSet<String> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                _ => None,
+            })
+            .collect();
+        let columns: HashSet<String> = table.columns().difference(&aliases).cloned().collect();
+        let stable = table.stable_columns();
+        let mut narrowing = Narrowing {
+            table,
+            name: name.clone(),
+            stable: Vec::new(),
+            other: Vec::new(),
+        };
+        for condition in conjuncts(select.selection.as_ref()?) {
+            let Some(read) = columns_read(condition, &name, &columns) else {
+                continue;
+            };
+            let mut copy = condition.clone();
+            unqualify(&mut copy);
+            if table.dedup().version.is_none() || read.iter().all(|c| stable.contains(&c.as_str())) {
+                narrowing.stable.push(copy.to_string());
+            } else {
+                narrowing.other.push(copy.to_string());
+            }
+        }
+        Some(narrowing)
+    }
+}
+
+/// The conditions of an `AND` chain (through parentheses).
+fn conjuncts(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut all = conjuncts(left);
+            all.extend(conjuncts(right));
+            all
+        }
+        Expr::Nested(inner) => match inner.as_ref() {
+            Expr::BinaryOp {
+                op: BinaryOperator::And,
+                ..
+            } => conjuncts(inner),
+            _ => vec![expr],
+        },
+        _ => vec![expr],
+    }
+}
+
+/// The columns `condition` reads, when it reads only `columns` of the table called `table`
+/// (bare or qualified by that name) and holds no subquery; `None` otherwise.
+fn columns_read(condition: &Expr, table: &str, columns: &HashSet<String>) -> Option<Vec<String>> {
+    struct SubqueryFinder;
+    impl sqlparser::ast::Visitor for SubqueryFinder {
+        type Break = ();
+        fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+            ControlFlow::Break(())
+        }
+    }
+    if sqlparser::ast::Visit::visit(condition, &mut SubqueryFinder).is_break() {
+        return None;
+    }
+    let mut read = Vec::new();
+    let flow = visit_expressions(condition, |expr| {
+        let column = match expr {
+            Expr::Identifier(ident) => Some(&ident.value),
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [qualifier, column] if qualifier.value == table => Some(&column.value),
+                _ => return ControlFlow::Break(()),
+            },
+            Expr::Lambda(_) => return ControlFlow::Break(()),
+            _ => None,
+        };
+        match column {
+            Some(column) if columns.contains(column) => {
+                read.push(column.clone());
+                ControlFlow::Continue(())
+            }
+            Some(_) => ControlFlow::Break(()),
+            None => ControlFlow::Continue(()),
+        }
+    });
+    match flow {
+        ControlFlow::Continue(()) => Some(read),
+        ControlFlow::Break(()) => None,
+    }
+}
+
+/// `t.column` → `column`: the copy is placed where the table has no alias.
+fn unqualify(expr: &mut Expr) {
+    let _ = visit_expressions_mut(expr, |expr| {
+        if let Expr::CompoundIdentifier(parts) = expr
+            && let Some(column) = parts.last().cloned()
+        {
+            *expr = Expr::Identifier(Ident { ..column });
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// Refuses `SELECT ... INTO` and anything in a query body that is not a SELECT.
@@ -187,6 +362,16 @@ impl VisitorMut for Guard {
                 self.cte_names.insert(name);
             }
         }
+        let narrowing = match query.body.as_ref() {
+            SetExpr::Select(select) => self.narrowing(select),
+            _ => None,
+        };
+        self.narrowing.push(narrowing);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<GuardError> {
+        self.narrowing.pop();
         ControlFlow::Continue(())
     }
 
@@ -203,7 +388,21 @@ impl VisitorMut for Guard {
                 } else if self.cte_names.contains(&parts[0]) {
                     Ok(None)
                 } else if let Some(table) = Table::from_name(&parts[0]) {
-                    self.project_rows(table).map(|subquery| {
+                    // The innermost query's narrowing, if it is for this very table.
+                    let referred = alias
+                        .as_ref()
+                        .map_or(parts[0].as_str(), |a| a.name.value.as_str());
+                    let narrowing = match self.narrowing.last_mut() {
+                        Some(slot)
+                            if slot
+                                .as_ref()
+                                .is_some_and(|n| n.table == table && n.name == referred) =>
+                        {
+                            slot.take()
+                        }
+                        _ => None,
+                    };
+                    self.project_rows(table, narrowing.as_ref()).map(|subquery| {
                         let alias = alias.clone().unwrap_or_else(|| TableAlias {
                             explicit: true,
                             name: sqlparser::ast::Ident::new(parts[0].clone()),
@@ -262,6 +461,7 @@ pub fn scope_to_project(sql: &str, project_id: Uuid) -> Result<String, GuardErro
     let mut guard = Guard {
         project_id,
         cte_names: HashSet::new(),
+        narrowing: Vec::new(),
     };
     if let ControlFlow::Break(error) = statement.visit(&mut guard) {
         return Err(error);
@@ -302,6 +502,34 @@ mod tests {
             )),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn where_conditions_narrow_the_derived_table_without_changing_the_answer() {
+        let project = format!("project_id = '{PROJECT}'");
+        // A condition on the sorting key applies before deduplication; another one keeps the
+        // ids of which some version matches, and the analyst's WHERE still judges the newest.
+        let sql = scoped(
+            "SELECT o.id FROM observations AS o WHERE o.trace_id = 't1' AND (model = 'm' OR level = 'error') AND start_time_us > 5",
+        );
+        assert!(
+            sql.contains(&format!(
+                "FROM observations WHERE {project} AND (trace_id = 't1') AND (start_time_us > 5) \
+                 AND (id) IN (SELECT id FROM observations WHERE {project} AND ((model = 'm' OR level = 'error'))) \
+                 ORDER BY version DESC LIMIT 1 BY id) AS o WHERE o.trace_id = 't1'"
+            )),
+            "{sql}"
+        );
+        // Not copied: a join, a subquery, a SELECT alias shadowing a column, another table's column.
+        for sql in [
+            "SELECT * FROM traces AS t JOIN scores AS s ON s.trace_id = t.id WHERE t.name = 'x'",
+            "SELECT * FROM traces WHERE id IN (SELECT trace_id FROM scores)",
+            "SELECT upper(name) AS user_id FROM traces WHERE user_id = 'X'",
+            "SELECT * FROM traces WHERE other.name = 'x'",
+        ] {
+            let rewritten = scoped(sql);
+            assert!(!rewritten.contains(&format!("{project} AND")), "{rewritten}");
+        }
     }
 
     #[test]

@@ -5,14 +5,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use agenttrace_schemas::Timestamp;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::paging::{
+    READ_SETTINGS, Windows, before_cursor, decode_cursor, invalid, next_page, page_limit, parse_json_rows,
+    parse_rows, time_bound, time_span,
+};
 use crate::clickhouse::catalog::Table;
 use crate::clickhouse::{ClickHouse, quote};
 
@@ -97,199 +98,66 @@ pub struct TraceFilter {
     pub cursor: Option<String>,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> AnalyticsError {
-    AnalyticsError::InvalidParameter {
-        field,
-        message: message.into(),
-    }
+/// The observation summary columns a trace row carries, read from `observations` for the
+/// traces `ids_sql` selects (a primary-key range per trace), the trace's id named `key`.
+fn summary_sql(project: &str, ids_sql: &str, key: &str) -> String {
+    let key = match key {
+        "trace_id" => "trace_id".to_owned(),
+        alias => format!("trace_id AS {alias}"),
+    };
+    format!(
+        "SELECT {key}, count() AS observation_count,
+                ifNull(toFloat64(sum(total_cost)), 0.) AS total_cost,
+                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                (max(ifNull(end_time_us, start_time_us)) - min(start_time_us)) / 1000 AS latency_ms,
+                max(multiIf(level = 'error', 3, level = 'warning', 2, 1)) AS worst_level
+         FROM observations FINAL
+         WHERE project_id = {project} AND trace_id IN ({ids_sql})
+         GROUP BY trace_id"
+    )
 }
 
-fn time_bound(value: Option<&str>, field: &'static str) -> Result<Option<i64>, AnalyticsError> {
-    value
-        .map(|text| {
-            Timestamp::parse(text)
-                .map(Timestamp::as_micros)
-                .map_err(|e| invalid(field, format!("{e}; use RFC 3339, e.g. 2026-11-30T12:00:00Z")))
-        })
-        .transpose()
-}
+const TRACE_ROW_COLUMNS: &str = "id, name, timestamp_us, user_id, session_id, tags, environment, release";
 
-/// A page position: the (start time, id) of the last trace shown, opaque to callers.
-fn encode_cursor(time_us: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{time_us}:{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(i64, String), AnalyticsError> {
-    let bad = || {
-        invalid(
-            "cursor",
-            "not a cursor this API gave out; pass `next_cursor` as it came",
+/// Traces from `source` (`traces` or `traces_by_time`) matching `trace_where`, joined with
+/// their summaries and kept when `summary_where` holds, ordered by `direction`, at most `limit`.
+/// Without summary conditions only the page's traces are summarized.
+async fn summarized_traces(
+    clickhouse: &ClickHouse,
+    project: &str,
+    source: &str,
+    trace_where: &str,
+    summary_where: &[String],
+    direction: &str,
+    limit: usize,
+) -> Result<Vec<Value>, AnalyticsError> {
+    let order = format!("ORDER BY timestamp_us {direction}, id {direction}");
+    let (traces, ids) = if summary_where.is_empty() {
+        let page = format!(
+            "SELECT {TRACE_ROW_COLUMNS} FROM {source} FINAL WHERE {trace_where} {order} LIMIT {limit}"
+        );
+        let ids = format!("SELECT id FROM ({page})");
+        (page, ids)
+    } else {
+        (
+            format!("SELECT {TRACE_ROW_COLUMNS} FROM {source} FINAL WHERE {trace_where}"),
+            format!("SELECT id FROM {source} FINAL WHERE {trace_where}"),
         )
     };
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (time, id) = text.split_once(':').ok_or_else(bad)?;
-    Ok((time.parse().map_err(|_| bad())?, id.to_owned()))
-}
-
-/// One page of the project's traces, newest first, with `next_cursor` while more remain.
-/// Pages are keyed by (start time, id), so rows inserted meanwhile never shift a page.
-pub async fn trace_list(
-    clickhouse: &ClickHouse,
-    project: Uuid,
-    filter: &TraceFilter,
-) -> Result<Value, AnalyticsError> {
-    let (rows, next_cursor) = traces_page(clickhouse, project, filter, Order::NewestFirst).await?;
-    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
-}
-
-/// A session as a conversation: its traces oldest first, each with its summary, by cursor;
-/// `None` when the project has no trace in that session.
-pub async fn session_detail(
-    clickhouse: &ClickHouse,
-    project: Uuid,
-    session_id: &str,
-    cursor: Option<String>,
-    limit: Option<usize>,
-) -> Result<Option<Value>, AnalyticsError> {
-    let first_page = cursor.is_none();
-    let filter = TraceFilter {
-        session_id: Some(session_id.to_owned()),
-        cursor,
-        limit,
-        ..TraceFilter::default()
-    };
-    let (rows, next_cursor) = traces_page(clickhouse, project, &filter, Order::OldestFirst).await?;
-    if first_page && rows.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(
-        json!({ "session_id": session_id, "data": rows, "next_cursor": next_cursor }),
-    ))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
-    NewestFirst,
-    OldestFirst,
-}
-
-async fn traces_page(
-    clickhouse: &ClickHouse,
-    project: Uuid,
-    filter: &TraceFilter,
-    order: Order,
-) -> Result<(Vec<Value>, Option<String>), AnalyticsError> {
-    let (after, direction) = match order {
-        Order::NewestFirst => ("<", "DESC"),
-        Order::OldestFirst => (">", "ASC"),
-    };
-    let limit = filter.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(invalid("limit", "must be between 1 and 1000"));
-    }
-    let project = quote(&project.to_string());
-    let mut trace_conditions = vec![format!("project_id = {project}")];
-    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
-        trace_conditions.push(format!("timestamp_us >= {from}"));
-    }
-    if let Some(to) = time_bound(filter.to.as_deref(), "to")? {
-        trace_conditions.push(format!("timestamp_us < {to}"));
-    }
-    for (column, value) in [
-        ("name", &filter.name),
-        ("user_id", &filter.user_id),
-        ("session_id", &filter.session_id),
-        ("environment", &filter.environment),
-        ("release", &filter.release),
-    ] {
-        if let Some(value) = value {
-            trace_conditions.push(format!("{column} = {}", quote(value)));
-        }
-    }
-    if let Some(tags) = &filter.tags {
-        let tags: Vec<String> = tags
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(quote)
-            .collect();
-        trace_conditions.push(format!("hasAll(tags, [{}])", tags.join(", ")));
-    }
-    if let Some(score) = &filter.score_name {
-        trace_conditions.push(format!(
-            "id IN (SELECT trace_id FROM scores FINAL WHERE project_id = {project} AND name = {})",
-            quote(score)
-        ));
-    }
-    if let Some(cursor) = &filter.cursor {
-        let (time, id) = decode_cursor(cursor)?;
-        trace_conditions.push(format!(
-            "(timestamp_us {after} {time} OR (timestamp_us = {time} AND id {after} {}))",
-            quote(&id)
-        ));
-    }
-    let mut summary_conditions = Vec::new();
-    match filter.level.as_deref() {
-        None => {}
-        Some("warning") => summary_conditions.push("worst_level >= 2".to_owned()),
-        Some("error") => summary_conditions.push("worst_level >= 3".to_owned()),
-        Some(other) => return Err(invalid("level", format!("{other:?}: use warning or error"))),
-    }
-    for (field, column, value) in [
-        ("min_cost", "total_cost", filter.min_cost),
-        ("min_latency_ms", "latency_ms", filter.min_latency_ms),
-    ] {
-        match value {
-            Some(v) if !v.is_finite() => return Err(invalid(field, "must be a number")),
-            Some(v) => summary_conditions.push(format!("{column} >= {v}")),
-            None => {}
-        }
-    }
-    let trace_where = trace_conditions.join(" AND ");
-    let summary_where = if summary_conditions.is_empty() {
+    let summary_where = if summary_where.is_empty() {
         String::new()
     } else {
-        format!("WHERE {}", summary_conditions.join(" AND "))
+        format!("WHERE {}", summary_where.join(" AND "))
     };
-    // The traces matching first, then their observations' summary (18.16 joins by USING).
+    // 18.16 joins by USING only.
     let sql = format!(
-        "SELECT id, name, timestamp_us, user_id, session_id, tags, environment, release,
-                observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level
-         FROM (SELECT id, name, timestamp_us, user_id, session_id, tags, environment, release
-               FROM traces FINAL WHERE {trace_where})
-         ANY LEFT JOIN (
-               SELECT trace_id AS id, count() AS observation_count,
-                      ifNull(toFloat64(sum(total_cost)), 0.) AS total_cost,
-                      sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                      (max(ifNull(end_time_us, start_time_us)) - min(start_time_us)) / 1000 AS latency_ms,
-                      max(multiIf(level = 'error', 3, level = 'warning', 2, 1)) AS worst_level
-               FROM observations FINAL
-               WHERE project_id = {project}
-                 AND trace_id IN (SELECT id FROM traces FINAL WHERE {trace_where})
-               GROUP BY trace_id) USING id
-         {summary_where}
-         ORDER BY timestamp_us {direction}, id {direction}
-         LIMIT {} FORMAT JSONEachRow",
-        limit + 1
+        "SELECT {TRACE_ROW_COLUMNS}, observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level
+         FROM ({traces}) ANY LEFT JOIN ({summary}) USING id
+         {summary_where} {order} LIMIT {limit} FORMAT JSONEachRow",
+        summary = summary_sql(project, &ids, "id"),
     );
-    let settings = [
-        ("output_format_json_quote_64bit_integers", "0"),
-        ("max_execution_time", "30"),
-        ("readonly", "1"),
-    ];
-    let body = clickhouse.query_with_settings(&sql, &settings).await?;
+    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
     let mut rows = parse_rows(&body)?;
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|last| {
-            encode_cursor(
-                last["timestamp_us"].as_i64().unwrap_or_default(),
-                last["id"].as_str().unwrap_or_default(),
-            )
-        })
-    } else {
-        None
-    };
     for row in &mut rows {
         if let Some(row) = row.as_object_mut() {
             let level = match row.remove("worst_level").and_then(|l| l.as_u64()) {
@@ -300,19 +168,266 @@ async fn traces_page(
             row.insert("level".into(), level.into());
         }
     }
-    Ok((rows, next_cursor))
+    Ok(rows)
 }
 
-fn parse_rows(body: &[u8]) -> Result<Vec<Value>, AnalyticsError> {
-    body.split(|byte| *byte == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let row: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
-                AnalyticsError::InvalidFormat(format!("ClickHouse sent a row that is not JSON: {e}"))
-            })?;
-            Ok(readable(row))
-        })
-        .collect()
+/// One page of the project's traces, newest first, with `next_cursor` while more remain.
+/// Pages are keyed by (start time, id), so rows inserted meanwhile never shift a page. The
+/// page reads `traces_by_time` one time window at a time, newest first, until it is full.
+pub async fn trace_list(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    filter: &TraceFilter,
+) -> Result<Value, AnalyticsError> {
+    let limit = page_limit(filter.limit, 50, 1000)?;
+    let project = quote(&project.to_string());
+    let mut bounds = vec![format!("project_id = {project}")];
+    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
+        bounds.push(format!("timestamp_us >= {from}"));
+    }
+    if let Some(to) = time_bound(filter.to.as_deref(), "to")? {
+        bounds.push(format!("timestamp_us < {to}"));
+    }
+    let mut conditions = bounds.clone();
+    if let Some(cursor) = &filter.cursor {
+        let (at, _) = decode_cursor(cursor)?;
+        bounds.push(format!("timestamp_us <= {at}"));
+    }
+    conditions.extend(before_cursor(filter.cursor.as_deref(), "timestamp_us", "id")?);
+    for (column, value) in [
+        ("name", &filter.name),
+        ("user_id", &filter.user_id),
+        ("session_id", &filter.session_id),
+        ("environment", &filter.environment),
+        ("release", &filter.release),
+    ] {
+        if let Some(value) = value {
+            conditions.push(format!("{column} = {}", quote(value)));
+        }
+    }
+    if let Some(tags) = &filter.tags {
+        let tags: Vec<String> = tags
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(quote)
+            .collect();
+        conditions.push(format!("hasAll(tags, [{}])", tags.join(", ")));
+    }
+    if let Some(score) = &filter.score_name {
+        conditions.push(format!(
+            "id IN (SELECT trace_id FROM scores FINAL WHERE project_id = {project} AND name = {})",
+            quote(score)
+        ));
+    }
+    let mut summary_where = Vec::new();
+    match filter.level.as_deref() {
+        None => {}
+        Some("warning") => summary_where.push("worst_level >= 2".to_owned()),
+        Some("error") => summary_where.push("worst_level >= 3".to_owned()),
+        Some(other) => return Err(invalid("level", format!("{other:?}: use warning or error"))),
+    }
+    for (field, column, value) in [
+        ("min_cost", "total_cost", filter.min_cost),
+        ("min_latency_ms", "latency_ms", filter.min_latency_ms),
+    ] {
+        match value {
+            Some(v) if !v.is_finite() => return Err(invalid(field, "must be a number")),
+            Some(v) => summary_where.push(format!("{column} >= {v}")),
+            None => {}
+        }
+    }
+    let mut rows = Vec::new();
+    if let Some((oldest, newest)) = time_span(
+        clickhouse,
+        "traces_by_time",
+        "timestamp_us",
+        &bounds.join(" AND "),
+    )
+    .await?
+    {
+        for (low, high) in Windows::new(oldest, newest) {
+            let trace_where = format!(
+                "{} AND timestamp_us >= {low} AND timestamp_us < {high}",
+                conditions.join(" AND ")
+            );
+            let wanted = limit + 1 - rows.len();
+            rows.extend(
+                summarized_traces(
+                    clickhouse,
+                    &project,
+                    "traces_by_time",
+                    &trace_where,
+                    &summary_where,
+                    "DESC",
+                    wanted,
+                )
+                .await?,
+            );
+            if rows.len() > limit {
+                break;
+            }
+        }
+    }
+    let next_cursor = next_page(&mut rows, limit, "timestamp_us");
+    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+}
+
+/// A session as a conversation: its traces oldest first, each with its summary, by cursor;
+/// `None` when the project has no trace in that session. `session_traces` names the
+/// candidates by key; `traces` confirms each is still in the session (a later update can move
+/// a trace to another one).
+pub async fn session_detail(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    session_id: &str,
+    cursor: Option<String>,
+    limit: Option<usize>,
+) -> Result<Option<Value>, AnalyticsError> {
+    let limit = page_limit(limit, 50, 1000)?;
+    let first_page = cursor.is_none();
+    let project = quote(&project.to_string());
+    let session = quote(session_id);
+    let mut trace_where = vec![
+        format!("project_id = {project}"),
+        format!(
+            "id IN (SELECT trace_id FROM session_traces FINAL WHERE project_id = {project} AND session_id = {session})"
+        ),
+        format!("session_id = {session}"),
+    ];
+    if let Some(cursor) = &cursor {
+        let (at, last) = decode_cursor(cursor)?;
+        trace_where.push(format!(
+            "(timestamp_us > {at} OR (timestamp_us = {at} AND id > {}))",
+            quote(&last)
+        ));
+    }
+    let mut rows = summarized_traces(
+        clickhouse,
+        &project,
+        "traces",
+        &trace_where.join(" AND "),
+        &[],
+        "ASC",
+        limit + 1,
+    )
+    .await?;
+    if first_page && rows.is_empty() {
+        return Ok(None);
+    }
+    let next_cursor = next_page(&mut rows, limit, "timestamp_us");
+    Ok(Some(
+        json!({ "session_id": session_id, "data": rows, "next_cursor": next_cursor }),
+    ))
+}
+
+/// `GET /v1/sessions`'s parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFilter {
+    pub project_id: Option<Uuid>,
+    /// RFC 3339: sessions active at or after it.
+    pub from: Option<String>,
+    /// RFC 3339: sessions whose last trace started before it.
+    pub to: Option<String>,
+    pub user_id: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// One page of the project's sessions, most recently active first, each with its first and
+/// last trace time, trace count, users, cost, tokens and observation count. A window of
+/// `traces_by_time` names the sessions active in it; those whose last trace falls in the
+/// window (and before the cursor) are the window's rows, summarized from `session_traces`
+/// and confirmed against `traces`.
+pub async fn session_list(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    filter: &SessionFilter,
+) -> Result<Value, AnalyticsError> {
+    let limit = page_limit(filter.limit, 50, 1000)?;
+    let project = quote(&project.to_string());
+    let mut bounds = vec![
+        format!("project_id = {project}"),
+        "isNotNull(session_id)".to_owned(),
+    ];
+    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
+        bounds.push(format!("timestamp_us >= {from}"));
+    }
+    let to = time_bound(filter.to.as_deref(), "to")?;
+    if let Some(to) = to {
+        bounds.push(format!("timestamp_us < {to}"));
+    }
+    let cursor = filter.cursor.as_deref().map(decode_cursor).transpose()?;
+    if let Some((at, _)) = &cursor {
+        bounds.push(format!("timestamp_us <= {at}"));
+    }
+    if let Some(user) = &filter.user_id {
+        bounds.push(format!("user_id = {}", quote(user)));
+    }
+    let mut rows: Vec<Value> = Vec::new();
+    let Some((oldest, newest)) = time_span(
+        clickhouse,
+        "traces_by_time",
+        "timestamp_us",
+        &bounds.join(" AND "),
+    )
+    .await?
+    else {
+        return Ok(json!({ "data": rows, "next_cursor": null }));
+    };
+    for (low, high) in Windows::new(oldest, newest) {
+        let active = format!(
+            "SELECT DISTINCT assumeNotNull(session_id) FROM traces_by_time FINAL
+             WHERE {} AND timestamp_us >= {low} AND timestamp_us < {high}",
+            bounds.join(" AND ")
+        );
+        let member_traces = format!(
+            "SELECT trace_id FROM session_traces FINAL WHERE project_id = {project} AND session_id IN ({active})"
+        );
+        let mut last_conditions = vec![format!("last_us >= {low}"), format!("last_us < {high}")];
+        if let Some(to) = to {
+            last_conditions.push(format!("last_us < {to}"));
+        }
+        if let Some((at, id)) = &cursor {
+            last_conditions.push(format!(
+                "(last_us < {at} OR (last_us = {at} AND id < {}))",
+                quote(id)
+            ));
+        }
+        let sql = format!(
+            "SELECT id, first_us, last_us, trace_count, user_ids,
+                    sum(observation_count) AS observation_count, ifNull(sum(total_cost), 0.) AS total_cost,
+                    sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+             FROM (
+                 SELECT trace_id, session_id AS id, first_us, last_us, trace_count, user_ids
+                 FROM (SELECT id AS trace_id, assumeNotNull(session_id) AS session_id
+                       FROM traces FINAL
+                       WHERE project_id = {project} AND id IN ({member_traces}) AND session_id IN ({active}))
+                 ANY LEFT JOIN (
+                       SELECT assumeNotNull(session_id) AS session_id, min(timestamp_us) AS first_us,
+                              max(timestamp_us) AS last_us, count() AS trace_count,
+                              arrayFilter(u -> u != '', groupUniqArray(ifNull(user_id, ''))) AS user_ids
+                       FROM traces FINAL
+                       WHERE project_id = {project} AND id IN ({member_traces}) AND session_id IN ({active})
+                       GROUP BY session_id) USING session_id
+                 WHERE {last}
+             ) ANY LEFT JOIN ({summary}) USING trace_id
+             GROUP BY id, first_us, last_us, trace_count, user_ids
+             ORDER BY last_us DESC, id DESC
+             LIMIT {wanted} FORMAT JSONEachRow",
+            last = last_conditions.join(" AND "),
+            summary = summary_sql(&project, &member_traces, "trace_id"),
+            wanted = limit + 1 - rows.len(),
+        );
+        let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+        rows.extend(parse_json_rows(&body)?);
+        if rows.len() > limit {
+            break;
+        }
+    }
+    let next_cursor = next_page(&mut rows, limit, "last_us");
+    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
 }
 
 /// The deduplicated rows of `table` matching `condition`, in time order, as JSON objects.
@@ -328,38 +443,8 @@ async fn rows(
         time = table.time_column(),
     );
     // Integers as numbers, not strings (ClickHouse quotes 64-bit ones by default).
-    let settings = [
-        ("output_format_json_quote_64bit_integers", "0"),
-        ("readonly", "1"),
-    ];
-    let body = clickhouse.query_with_settings(&sql, &settings).await?;
+    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
     parse_rows(&body)
-}
-
-/// A stored row as people read it: no storage bookkeeping, metadata as an object, and input,
-/// output and attributes as the JSON they were sent as.
-fn readable(mut row: Map<String, Value>) -> Value {
-    for internal in ["project_id", "project_name", "version", "event_id"] {
-        row.remove(internal);
-    }
-    if let (Some(Value::Array(keys)), Some(Value::Array(values))) =
-        (row.remove("metadata_keys"), row.remove("metadata_values"))
-    {
-        let metadata: Map<String, Value> = keys
-            .into_iter()
-            .zip(values)
-            .filter_map(|(key, value)| Some((key.as_str()?.to_owned(), value)))
-            .collect();
-        row.insert("metadata".into(), Value::Object(metadata));
-    }
-    for field in ["input", "output", "model_parameters"] {
-        if let Some(Value::String(text)) = row.get(field)
-            && let Ok(parsed) = serde_json::from_str::<Value>(text)
-        {
-            row.insert(field.into(), parsed);
-        }
-    }
-    Value::Object(row)
 }
 
 /// Nests observations under their parents (`children`), keeping time order among siblings.
@@ -466,37 +551,5 @@ mod tests {
             obs("self", Some("self")),
         ]);
         assert_eq!(shape(&nested), ["root(a(a1),b)", "orphan", "self", "x(y)"]);
-    }
-
-    #[test]
-    fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let cursor = encode_cursor(1_796_069_037_754_586, "trace:with:colons");
-        assert_eq!(
-            decode_cursor(&cursor).unwrap(),
-            (1_796_069_037_754_586, "trace:with:colons".to_owned())
-        );
-        for bad in [
-            "",
-            "!!",
-            &URL_SAFE_NO_PAD.encode("no-colon"),
-            &URL_SAFE_NO_PAD.encode("x:id"),
-        ] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn rows_read_as_sent() {
-        let row = readable(
-            json!({"id": "o", "project_id": "p", "version": 3, "metadata_keys": ["k"], "metadata_values": ["v"],
-                   "input": "{\"q\":1}", "output": "plain text"})
-            .as_object()
-            .unwrap()
-            .clone(),
-        );
-        assert_eq!(
-            row,
-            json!({"id": "o", "input": {"q": 1}, "output": "plain text", "metadata": {"k": "v"}})
-        );
     }
 }

@@ -91,6 +91,52 @@ impl Table {
         }
     }
 
+    /// Tables materialized views fill from this one's inserts (the read indexes of
+    /// `migrations/clickhouse/0007_read_layout.sql`), with the same time column: whatever
+    /// removes rows here (retention) removes them there too.
+    pub fn derived_tables(self) -> &'static [&'static str] {
+        match self {
+            Table::Traces => &["traces_by_time", "session_traces"],
+            Table::Observations => &["observations_by_time"],
+            _ => &[],
+        }
+    }
+
+    /// Every column a query may name: the stored ones and the DateTime ClickHouse derives from
+    /// the time column (`timestamp` from `timestamp_us`).
+    pub fn columns(self) -> std::collections::HashSet<String> {
+        let mut columns: std::collections::HashSet<String> =
+            self.schema().fields().iter().map(|f| f.name().clone()).collect();
+        if self != Table::ExperimentRollups
+            && let Some(derived) = self.time_column().strip_suffix("_us")
+        {
+            columns.insert(derived.to_owned());
+        }
+        columns
+    }
+
+    /// Columns every stored version of a row shares: its sorting key, and the start that the
+    /// ETL's merge never moves (see `ingest::merge`).
+    pub fn stable_columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Traces => &["project_id", "id", "timestamp_us", "timestamp"],
+            Table::Observations => &[
+                "project_id",
+                "trace_id",
+                "id",
+                "type",
+                "start_time_us",
+                "start_time",
+            ],
+            Table::Scores | Table::FileOperations | Table::TerminalCommands | Table::GitLinks => {
+                &["project_id", "trace_id", "id"]
+            }
+            Table::Metrics => &["project_id", "name", "id"],
+            Table::DeadLetters => &["project_id", "batch_id", "event_index"],
+            Table::ExperimentRollups => &["project_id", "id"],
+        }
+    }
+
     /// How replays deduplicate (the table's ReplacingMergeTree key and version).
     pub fn dedup(self) -> Dedup {
         match self {

@@ -10,7 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::analytics::traces::{self, TraceFilter};
+use crate::analytics::metrics::{self, MetricsParams, MetricsQuery};
+use crate::analytics::observations::{self, ObservationFilter};
+use crate::analytics::scores::{self, ScoreFilter};
+use crate::analytics::traces::{self, SessionFilter, TraceFilter};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::request::bad;
@@ -106,4 +109,63 @@ pub async fn session(
                 format!("no session {id:?} in this project"),
             )
         })
+}
+
+/// `GET /v1/sessions`: the project's sessions, most recently active first, with `next_cursor`.
+pub async fn session_list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(filter): Query<SessionFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let choice = ProjectChoice {
+        project_id: filter.project_id,
+    };
+    let project = reading_project(&state, &caller, &choice).await?;
+    Ok(Json(
+        traces::session_list(&state.clickhouse, project, &filter).await?,
+    ))
+}
+
+/// `GET /v1/observations`: the project's observations newest first, with `next_cursor`.
+pub async fn observation_list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(filter): Query<ObservationFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let choice = ProjectChoice {
+        project_id: filter.project_id,
+    };
+    let project = reading_project(&state, &caller, &choice).await?;
+    Ok(Json(
+        observations::observation_list(&state.clickhouse, project, &filter).await?,
+    ))
+}
+
+/// `GET /v1/scores`: the project's scores newest first, with `next_cursor`.
+pub async fn score_list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(filter): Query<ScoreFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let choice = ProjectChoice {
+        project_id: filter.project_id,
+    };
+    let project = reading_project(&state, &caller, &choice).await?;
+    Ok(Json(
+        scores::score_list(&state.clickhouse, project, &filter).await?,
+    ))
+}
+
+/// `GET /v1/metrics`: measures by time bucket and up to two dimensions.
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(params): Query<MetricsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let choice = ProjectChoice {
+        project_id: params.project_id,
+    };
+    let project = reading_project(&state, &caller, &choice).await?;
+    let query = MetricsQuery::from_params(&params)?;
+    Ok(Json(metrics::metrics(&state.clickhouse, project, &query).await?))
 }

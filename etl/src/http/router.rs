@@ -7,7 +7,11 @@
 //! | `GET /v1/export/{table}` | an API key with `export` scope: the project's rows as Arrow or Parquet |
 //! | `POST /v1/query` | an API key with `query` scope: one read-only SELECT over the project's rows |
 //! | `GET /v1/traces` | `read` scope or the viewer role: the project's traces, filtered, newest first, by cursor |
+//! | `GET /v1/sessions` | `read` scope or the viewer role: the project's sessions, most recently active first, by cursor |
 //! | `GET /v1/sessions/{id}` | `read` scope or the viewer role: a session's traces oldest first, by cursor |
+//! | `GET /v1/observations` | `read` scope or the viewer role: observations newest first, filtered, by cursor |
+//! | `GET /v1/scores` | `read` scope or the viewer role: scores newest first, filtered, by cursor |
+//! | `GET /v1/metrics` | `read` scope or the viewer role: cost, tokens, count, latency percentiles, error rate by bucket and dimension |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
 //! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items), see [`langfuse`] |
 //! | `GET /healthz` | the process is up |
@@ -41,7 +45,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/organizations/{organization}/projects"),
     ("get", "/v1/traces"),
     ("get", "/v1/traces/{id}"),
+    ("get", "/v1/sessions"),
     ("get", "/v1/sessions/{id}"),
+    ("get", "/v1/observations"),
+    ("get", "/v1/scores"),
+    ("get", "/v1/metrics"),
     ("get", "/v1/projects/{project}"),
     ("patch", "/v1/projects/{project}"),
     ("delete", "/v1/projects/{project}"),
@@ -140,7 +148,11 @@ fn control_routes() -> Router<Arc<AppState>> {
         )
         .route("/v1/traces", get(read::trace_list))
         .route("/v1/traces/{id}", get(read::trace))
+        .route("/v1/sessions", get(read::session_list))
         .route("/v1/sessions/{id}", get(read::session))
+        .route("/v1/observations", get(read::observation_list))
+        .route("/v1/scores", get(read::score_list))
+        .route("/v1/metrics", get(read::metrics))
         .route(
             "/v1/projects/{project}",
             get(control::get_project)

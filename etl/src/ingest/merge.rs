@@ -7,8 +7,9 @@
 //! - the pieces are the stored row (as of its version), patches waiting in PostgreSQL, and the
 //!   batch's patches; they are applied oldest first by event timestamp, and each field a piece
 //!   carries replaces the one before (metadata key by key; tags accumulate);
-//! - a stored row keeps its start (`start_time` / `timestamp`), which decides its partition:
-//!   moving it would leave the old row behind in the old partition;
+//! - a stored row keeps its start (`start_time` / `timestamp`), which decides its partition,
+//!   and an observation its trace and type, which lead its sorting key (and the time indexes'):
+//!   moving either would leave the old row behind beside the new one;
 //! - an observation is written once its pieces give it a trace, a type, a name and a start;
 //!   until then its patches wait in `pending_patches` (durably, in the same transaction that
 //!   holds the entities' advisory locks), and are merged when the piece that completes it
@@ -319,19 +320,24 @@ fn stored_trace(row: &Value) -> Option<Piece<TracePatch>> {
     })
 }
 
-/// Stored rows of `table` for `ids`, deduplicated, one JSON object each.
+/// Stored rows of `table` for `ids`, deduplicated, one JSON object each. `traces` narrows the
+/// read to those traces' key ranges when the caller knows every id's trace.
 async fn stored_rows(
     clickhouse: &ClickHouse,
     table: &'static str,
     columns: &str,
     project: Uuid,
     ids: &BTreeSet<&str>,
+    traces: Option<&BTreeSet<&str>>,
 ) -> Result<Vec<Value>, MergeError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let within_traces = traces
+        .map(|traces| format!(" AND trace_id IN ({})", in_list(traces)))
+        .unwrap_or_default();
     let sql = format!(
-        "SELECT {columns} FROM {table} FINAL WHERE project_id = {} AND id IN ({}) FORMAT JSONEachRow",
+        "SELECT {columns} FROM {table} FINAL WHERE project_id = {}{within_traces} AND id IN ({}) FORMAT JSONEachRow",
         quote(&project.to_string()),
         in_list(ids)
     );
@@ -412,7 +418,16 @@ pub async fn merge(
     let mut merged = Merged::default();
     let trace_ids: BTreeSet<&str> = traces.keys().map(String::as_str).collect();
     let mut stored_traces: HashMap<String, Piece<TracePatch>> = HashMap::new();
-    for row in stored_rows(clickhouse, "traces", STORED_TRACE_COLUMNS, project, &trace_ids).await? {
+    for row in stored_rows(
+        clickhouse,
+        "traces",
+        STORED_TRACE_COLUMNS,
+        project,
+        &trace_ids,
+        None,
+    )
+    .await?
+    {
         let piece = stored_trace(&row).ok_or_else(|| MergeError::Stored {
             table: "traces",
             message: row.to_string(),
@@ -444,23 +459,6 @@ pub async fn merge(
     }
 
     let observation_ids: Vec<&str> = observations.keys().map(String::as_str).collect();
-    let id_set: BTreeSet<&str> = observation_ids.iter().copied().collect();
-    let mut stored: HashMap<String, Piece<ObservationPatch>> = HashMap::new();
-    for row in stored_rows(
-        clickhouse,
-        "observations",
-        STORED_OBSERVATION_COLUMNS,
-        project,
-        &id_set,
-    )
-    .await?
-    {
-        let piece = stored_observation(&row).ok_or_else(|| MergeError::Stored {
-            table: "observations",
-            message: row.to_string(),
-        })?;
-        stored.insert(piece.patch.id.clone(), piece);
-    }
     let mut waiting: HashMap<String, Vec<Piece<ObservationPatch>>> = HashMap::new();
     for row in tx
         .query(
@@ -485,15 +483,48 @@ pub async fn merge(
             patch: pending.patch,
         });
     }
+    let id_set: BTreeSet<&str> = observation_ids.iter().copied().collect();
+    // A stored observation sits under its trace; when the pieces name every id's trace, only
+    // those traces are read, otherwise the project's ids.
+    let known_traces: Option<BTreeSet<&str>> = observations
+        .iter()
+        .map(|(id, pieces)| {
+            pieces
+                .iter()
+                .chain(waiting.get(id).into_iter().flatten())
+                .find_map(|piece| piece.patch.trace_id.as_deref())
+        })
+        .collect();
+    let mut stored: HashMap<String, Piece<ObservationPatch>> = HashMap::new();
+    for row in stored_rows(
+        clickhouse,
+        "observations",
+        STORED_OBSERVATION_COLUMNS,
+        project,
+        &id_set,
+        known_traces.as_ref(),
+    )
+    .await?
+    {
+        let piece = stored_observation(&row).ok_or_else(|| MergeError::Stored {
+            table: "observations",
+            message: row.to_string(),
+        })?;
+        stored.insert(piece.patch.id.clone(), piece);
+    }
     let mut completed: Vec<String> = Vec::new();
     for (id, new_pieces) in observations {
-        let stored_start = stored.get(&id).and_then(|s| s.patch.start_time);
+        let kept = stored
+            .get(&id)
+            .map(|s| (s.patch.start_time, s.patch.trace_id.clone(), s.patch.kind));
         let mut pieces = new_pieces.clone();
         pieces.extend(waiting.remove(&id).unwrap_or_default());
         pieces.extend(stored.remove(&id));
         let Some(mut piece) = fold(pieces) else { continue };
-        if stored_start.is_some() {
-            piece.patch.start_time = stored_start;
+        if let Some((start_time, trace_id, kind)) = kept {
+            piece.patch.start_time = start_time.or(piece.patch.start_time);
+            piece.patch.trace_id = trace_id.or(piece.patch.trace_id);
+            piece.patch.kind = kind.or(piece.patch.kind);
         }
         match complete_observation(piece.patch) {
             Some(observation) => {

@@ -1,0 +1,465 @@
+//! `GET /v1/metrics`: cost, tokens, count, latency percentiles and error rate of observations
+//! (or count, mean and percentiles of score values) by time bucket and up to two dimensions.
+//! Observations come from `observations_by_time`, whose key (project, type, start) makes a
+//! time range of one type a key range; deduplicated like every read.
+
+use agenttrace_schemas::Timestamp;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::analytics::AnalyticsError;
+use crate::analytics::paging::{READ_SETTINGS, invalid, parse_json_rows, time_bound};
+use crate::clickhouse::{ClickHouse, quote};
+
+/// Groups one answer may hold; a query with more is refused (narrow it or bucket coarser).
+pub const MAX_GROUPS: usize = 10_000;
+
+const MINUTE_US: i64 = 60_000_000;
+const HOUR_US: i64 = 60 * MINUTE_US;
+const DAY_US: i64 = 24 * HOUR_US;
+/// 1970-01-01 was a Thursday: weeks start on Monday, four days later.
+const FIRST_MONDAY_US: i64 = 4 * DAY_US;
+
+/// `GET /v1/metrics`'s parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsParams {
+    pub project_id: Option<Uuid>,
+    /// `observations` (the default) or `scores`.
+    pub view: Option<String>,
+    /// RFC 3339, required.
+    pub from: Option<String>,
+    /// RFC 3339, required.
+    pub to: Option<String>,
+    /// `minute`, `hour`, `day` (the default), `week` or `none`.
+    pub bucket: Option<String>,
+    /// Comma-separated, at most two: `model`, `name`, `tool`, `type`, `user` for observations;
+    /// `name`, `evaluator`, `source`, `data_type` for scores.
+    pub dimensions: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub model: Option<String>,
+    pub name: Option<String>,
+    pub tool: Option<String>,
+    pub evaluator: Option<String>,
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Observations,
+    Scores,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    None,
+}
+
+impl Bucket {
+    pub fn parse(text: &str) -> Result<Bucket, AnalyticsError> {
+        Ok(match text {
+            "minute" => Bucket::Minute,
+            "hour" => Bucket::Hour,
+            "day" => Bucket::Day,
+            "week" => Bucket::Week,
+            "none" => Bucket::None,
+            other => {
+                return Err(invalid(
+                    "bucket",
+                    format!("{other:?}: use minute, hour, day, week or none"),
+                ));
+            }
+        })
+    }
+
+    /// SQL for the bucket's start (µs) of time column `time`.
+    fn sql(self, time: &str, from_us: i64) -> String {
+        let width = match self {
+            Bucket::Minute => MINUTE_US,
+            Bucket::Hour => HOUR_US,
+            Bucket::Day => DAY_US,
+            Bucket::Week => {
+                let week = 7 * DAY_US;
+                return format!("intDiv({time} - {FIRST_MONDAY_US}, {week}) * {week} + {FIRST_MONDAY_US}");
+            }
+            Bucket::None => return from_us.to_string(),
+        };
+        format!("intDiv({time}, {width}) * {width}")
+    }
+}
+
+/// A grouping column: its name in the answer and its SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dimension {
+    pub name: &'static str,
+    sql: &'static str,
+}
+
+const OBSERVATION_DIMENSIONS: [Dimension; 5] = [
+    Dimension {
+        name: "model",
+        sql: "ifNull(model, '')",
+    },
+    Dimension {
+        name: "name",
+        sql: "name",
+    },
+    Dimension {
+        name: "tool",
+        sql: "ifNull(tool_name, '')",
+    },
+    Dimension {
+        name: "type",
+        sql: "type",
+    },
+    Dimension {
+        name: "user",
+        sql: "user",
+    },
+];
+
+const SCORE_DIMENSIONS: [Dimension; 4] = [
+    Dimension {
+        name: "name",
+        sql: "name",
+    },
+    Dimension {
+        name: "evaluator",
+        sql: "ifNull(evaluator_id, '')",
+    },
+    Dimension {
+        name: "source",
+        sql: "source",
+    },
+    Dimension {
+        name: "data_type",
+        sql: "data_type",
+    },
+];
+
+/// A checked metrics query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsQuery {
+    pub view: View,
+    pub from_us: i64,
+    pub to_us: i64,
+    pub bucket: Bucket,
+    pub dimensions: Vec<Dimension>,
+    /// (dimension, value): only rows where the dimension has that value.
+    pub filters: Vec<(Dimension, String)>,
+}
+
+impl MetricsQuery {
+    pub fn dimension(view: View, name: &str) -> Result<Dimension, AnalyticsError> {
+        let known: &[Dimension] = match view {
+            View::Observations => &OBSERVATION_DIMENSIONS,
+            View::Scores => &SCORE_DIMENSIONS,
+        };
+        known.iter().copied().find(|d| d.name == name).ok_or_else(|| {
+            let names: Vec<&str> = known.iter().map(|d| d.name).collect();
+            invalid(
+                "dimensions",
+                format!(
+                    "{name:?} is not a dimension of this view; use {}",
+                    names.join(", ")
+                ),
+            )
+        })
+    }
+
+    pub fn from_params(params: &MetricsParams) -> Result<MetricsQuery, AnalyticsError> {
+        let view = match params.view.as_deref().unwrap_or("observations") {
+            "observations" => View::Observations,
+            "scores" => View::Scores,
+            other => return Err(invalid("view", format!("{other:?}: use observations or scores"))),
+        };
+        let from_us = time_bound(params.from.as_deref(), "from")?
+            .ok_or_else(|| invalid("from", "required: the start of the range, RFC 3339"))?;
+        let to_us = time_bound(params.to.as_deref(), "to")?
+            .ok_or_else(|| invalid("to", "required: the end of the range, RFC 3339"))?;
+        if to_us <= from_us {
+            return Err(invalid("to", "must be after `from`"));
+        }
+        let bucket = Bucket::parse(params.bucket.as_deref().unwrap_or("day"))?;
+        let dimensions = params
+            .dimensions
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| MetricsQuery::dimension(view, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        if dimensions.len() > 2 {
+            return Err(invalid("dimensions", "at most two"));
+        }
+        let mut filters = Vec::new();
+        for (name, value) in [
+            ("type", &params.kind),
+            ("model", &params.model),
+            ("name", &params.name),
+            ("tool", &params.tool),
+            ("evaluator", &params.evaluator),
+            ("source", &params.source),
+        ] {
+            if let Some(value) = value {
+                let dimension = MetricsQuery::dimension(view, name)
+                    .map_err(|_| invalid("filter", format!("{name} does not apply to the {view:?} view")))?;
+                filters.push((dimension, value.clone()));
+            }
+        }
+        Ok(MetricsQuery {
+            view,
+            from_us,
+            to_us,
+            bucket,
+            dimensions,
+            filters,
+        })
+    }
+
+    fn sql(&self, project: Uuid) -> String {
+        let project = quote(&project.to_string());
+        let (time, measures, source) = match self.view {
+            View::Observations => (
+                "start_time_us",
+                OBSERVATION_MEASURES,
+                self.observation_source(&project),
+            ),
+            View::Scores => (
+                "timestamp_us",
+                SCORE_MEASURES,
+                format!(
+                    "SELECT * FROM scores FINAL WHERE project_id = {project} AND timestamp_us >= {} AND timestamp_us < {}",
+                    self.from_us, self.to_us
+                ),
+            ),
+        };
+        let mut groups = vec![format!("{} AS bucket_us", self.bucket.sql(time, self.from_us))];
+        groups.extend(
+            self.dimensions
+                .iter()
+                .map(|d| format!("{} AS dimension_{}", d.sql, d.name)),
+        );
+        let mut filters: Vec<String> = self
+            .filters
+            .iter()
+            .map(|(d, value)| format!("{} = {}", d.sql, quote(value)))
+            .collect();
+        if filters.is_empty() {
+            filters.push("1".to_owned());
+        }
+        let keys: Vec<String> = std::iter::once("bucket_us".to_owned())
+            .chain(self.dimensions.iter().map(|d| format!("dimension_{}", d.name)))
+            .collect();
+        format!(
+            "SELECT {groups}, {measures} FROM ({source}) WHERE {filters}
+             GROUP BY {keys} ORDER BY {keys} LIMIT {limit} FORMAT JSONEachRow",
+            groups = groups.join(", "),
+            filters = filters.join(" AND "),
+            keys = keys.join(", "),
+            limit = MAX_GROUPS + 1
+        )
+    }
+
+    /// Observations in range; with the trace's user joined when a dimension needs it.
+    fn observation_source(&self, project: &str) -> String {
+        let observations = format!(
+            "SELECT trace_id, type, name, model, tool_name, level, start_time_us, end_time_us, total_cost,
+                    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+             FROM observations_by_time FINAL
+             WHERE project_id = {project} AND start_time_us >= {} AND start_time_us < {}",
+            self.from_us, self.to_us
+        );
+        let needs_user = self
+            .dimensions
+            .iter()
+            .chain(self.filters.iter().map(|(d, _)| d))
+            .any(|d| d.name == "user");
+        if !needs_user {
+            return observations;
+        }
+        format!(
+            "SELECT * FROM ({observations}) ANY LEFT JOIN (
+                 SELECT id AS trace_id, ifNull(user_id, '') AS user FROM traces FINAL
+                 WHERE project_id = {project}
+                   AND id IN (SELECT trace_id FROM observations_by_time
+                              WHERE project_id = {project} AND start_time_us >= {} AND start_time_us < {})
+             ) USING trace_id",
+            self.from_us, self.to_us
+        )
+    }
+}
+
+const OBSERVATION_MEASURES: &str = "count() AS count,
+    ifNull(toFloat64(sum(total_cost)), 0.) AS total_cost,
+    sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+    sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
+    countIf(isNotNull(end_time_us)) AS timed,
+    quantilesIf(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)) AS latency_ms,
+    countIf(level = 'error') / count() AS error_rate";
+
+/// Categorical scores count, but carry no number (their value is the string).
+const SCORE_MEASURES: &str = "count() AS count, countIf(data_type != 'categorical') AS valued,
+    avgIf(value, data_type != 'categorical') AS mean, minIf(value, data_type != 'categorical') AS min,
+    maxIf(value, data_type != 'categorical') AS max,
+    quantilesIf(0.5, 0.95, 0.99)(value, data_type != 'categorical') AS value_quantiles";
+
+/// The metrics `query` asks for, over `project`'s rows.
+pub async fn metrics(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    query: &MetricsQuery,
+) -> Result<Value, AnalyticsError> {
+    let body = clickhouse
+        .query_with_settings(&query.sql(project), &READ_SETTINGS)
+        .await?;
+    let rows = parse_json_rows(&body)?;
+    if rows.len() > MAX_GROUPS {
+        return Err(invalid(
+            "dimensions",
+            format!(
+                "more than {MAX_GROUPS} groups; narrow the range, bucket more coarsely or drop a dimension"
+            ),
+        ));
+    }
+    let data: Vec<Value> = rows.into_iter().map(|row| shape(query, row)).collect();
+    Ok(json!({
+        "view": match query.view { View::Observations => "observations", View::Scores => "scores" },
+        "dimensions": query.dimensions.iter().map(|d| d.name).collect::<Vec<_>>(),
+        "data": data,
+    }))
+}
+
+/// A result row as the API answers it: the bucket as RFC 3339, dimensions by name, percentiles
+/// as named fields, and no number where there was nothing to measure.
+fn shape(query: &MetricsQuery, row: Value) -> Value {
+    let Value::Object(row) = row else { return row };
+    let mut out = Map::new();
+    for (key, value) in row {
+        if key == "bucket_us" {
+            if query.bucket != Bucket::None {
+                let at = value.as_i64().map(|us| Timestamp::from_micros(us).to_string());
+                out.insert("bucket".into(), at.map_or(Value::Null, Value::String));
+            }
+        } else if let Some(name) = key.strip_prefix("dimension_") {
+            out.insert(name.to_owned(), value);
+        } else if key == "latency_ms" || key == "value_quantiles" {
+            let prefix = if key == "latency_ms" { "latency" } else { "value" };
+            let quantiles = value.as_array().cloned().unwrap_or_default();
+            for (label, quantile) in ["p50", "p95", "p99"].iter().zip(quantiles) {
+                let suffix = if prefix == "latency" { "_ms" } else { "" };
+                out.insert(format!("{prefix}_{label}{suffix}"), finite(quantile));
+            }
+        } else {
+            out.insert(key, finite(value));
+        }
+    }
+    // Nothing measured: no number, rather than ClickHouse's zero or NaN.
+    for (count, keys) in [
+        (
+            "timed",
+            ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"].as_slice(),
+        ),
+        (
+            "valued",
+            ["mean", "min", "max", "value_p50", "value_p95", "value_p99"].as_slice(),
+        ),
+    ] {
+        if let Some(measured) = out.remove(count)
+            && measured.as_u64() == Some(0)
+        {
+            for key in keys {
+                out.insert((*key).into(), Value::Null);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn finite(value: Value) -> Value {
+    match value.as_f64() {
+        Some(number) if !number.is_finite() => Value::Null,
+        _ => value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> MetricsParams {
+        let object: Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect();
+        serde_json::from_value(Value::Object(object)).unwrap()
+    }
+
+    #[test]
+    fn queries_are_checked_field_by_field() {
+        let ok = MetricsQuery::from_params(&params(&[
+            ("from", "2026-11-01T00:00:00Z"),
+            ("to", "2026-11-30T00:00:00Z"),
+            ("dimensions", "model,tool"),
+            ("type", "generation"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.bucket, Bucket::Day);
+        assert_eq!(ok.dimensions.len(), 2);
+        for (pairs, field) in [
+            (vec![("to", "2026-11-30T00:00:00Z")], "from"),
+            (
+                vec![("from", "2026-11-30T00:00:00Z"), ("to", "2026-11-01T00:00:00Z")],
+                "to",
+            ),
+            (
+                vec![
+                    ("from", "2026-11-01T00:00:00Z"),
+                    ("to", "2026-11-30T00:00:00Z"),
+                    ("dimensions", "model,tool,name"),
+                ],
+                "dimensions",
+            ),
+            (
+                vec![
+                    ("from", "2026-11-01T00:00:00Z"),
+                    ("to", "2026-11-30T00:00:00Z"),
+                    ("dimensions", "evaluator"),
+                ],
+                "dimensions",
+            ),
+            (
+                vec![
+                    ("from", "2026-11-01T00:00:00Z"),
+                    ("to", "2026-11-30T00:00:00Z"),
+                    ("bucket", "fortnight"),
+                ],
+                "bucket",
+            ),
+        ] {
+            match MetricsQuery::from_params(&params(&pairs)) {
+                Err(AnalyticsError::InvalidParameter { field: got, .. }) => {
+                    assert_eq!(got, field, "{pairs:?}")
+                }
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        // 2026-11-30 is a Monday.
+        let monday = Timestamp::parse("2026-11-30T00:00:00Z").unwrap().as_micros();
+        let week = 7 * DAY_US;
+        let bucket = |t: i64| (t - FIRST_MONDAY_US).div_euclid(week) * week + FIRST_MONDAY_US;
+        assert_eq!(bucket(monday + 3 * DAY_US), monday);
+        assert_eq!(bucket(monday - 1), monday - week);
+    }
+}

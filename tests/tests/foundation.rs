@@ -55,7 +55,10 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
             "ClickHouse table {table} missing in {tables}"
         );
     }
-    assert_eq!(env.ch("SELECT count() FROM schema_migrations FINAL").await, "6");
+    assert_eq!(
+        env.ch("SELECT count() FROM schema_migrations FINAL").await,
+        MigrationSet::embedded().unwrap().clickhouse.len().to_string()
+    );
 }
 
 #[tokio::test]
@@ -104,12 +107,24 @@ fn clickhouse_migrations_apply_on_chdb_the_modern_engine() {
          ('p', 'o1', 't', 'generation', 'chat', 1764072000000001, 'default', 10, 5, 0, 0, 0.25, 'agent', [], [], 'e1', 1)"
             .to_owned(),
     );
+    // The read layout: the trace's key range, and the time index filled by its view.
+    statements.push(
+        "SELECT sorting_key, (SELECT count() FROM observations_by_time FINAL) FROM system.tables \
+         WHERE database = 'agenttrace' AND name = 'observations'"
+            .to_owned(),
+    );
     statements.push("SELECT count(), sum(total_cost), any(start_time) FROM observations FINAL".to_owned());
     statements.push("SELECT name FROM system.tables WHERE database = 'agenttrace' ORDER BY name".to_owned());
     let outputs = chdb(&statements).unwrap_or_else(|e| panic!("chDB: {e}"));
     let n = outputs.len();
+    assert_eq!(outputs[n - 3], "project_id, trace_id, id\t1\n");
     assert_eq!(outputs[n - 2], "1\t0.25\t2025-11-25 12:00:00\n");
-    for table in EVENT_TABLES.iter().chain(&["daily_costs", "daily_costs_mv"]) {
+    let read_indexes = ["traces_by_time", "session_traces", "observations_by_time"];
+    for table in EVENT_TABLES
+        .iter()
+        .chain(&["daily_costs", "daily_costs_mv"])
+        .chain(&read_indexes)
+    {
         assert!(
             outputs[n - 1].lines().any(|t| t == *table),
             "{table} missing on chDB: {}",

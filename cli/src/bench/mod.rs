@@ -5,11 +5,13 @@
 //! - [`export`]: export throughput and peak memory.
 //! - [`jobs`]: the evaluation job's per-chunk work.
 //! - [`edge`]: the edge Worker in workerd.
+//! - [`read`]: the read routes on the read layout against the old layout, same rows.
 
 pub mod edge;
 pub mod export;
 pub mod jobs;
 pub mod load;
+pub mod read;
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,9 @@ pub enum BenchCommand {
     Jobs(jobs::JobsBenchArgs),
     /// Edge requests/s, events/s and CPU per 100-event request in workerd (needs ./dev.sh up).
     Edge(edge::EdgeBenchArgs),
+    /// Read routes (trace, lists, sessions, metrics) through the ETL on the read layout vs the
+    /// old (project_id, id) layout, same rows, filled server-side.
+    Read(read::ReadBenchArgs),
 }
 
 pub async fn run(
@@ -48,6 +53,7 @@ pub async fn run(
         BenchCommand::Export(args) => export::run_export(args, databases, out).await,
         BenchCommand::Jobs(args) => jobs::run_jobs(args, out),
         BenchCommand::Edge(args) => edge::run_edge(args, out).await,
+        BenchCommand::Read(args) => read::run_read(args, databases, out).await,
     }
 }
 

@@ -98,8 +98,9 @@ pub async fn observation_page(
     if let Some(kind) = &filter.kind {
         bounds.push(format!("type = {}", quote(kind)));
     }
+    let filters = conditions_after_bounds(filter)?;
     let mut conditions = bounds.clone();
-    conditions.extend(conditions_after_bounds(filter)?);
+    conditions.extend(filters.iter().cloned());
     conditions.extend(before_cursor(filter.cursor.as_deref(), "start_time_us", "id")?);
     let order = "ORDER BY start_time_us DESC, id DESC";
     let mut rows = Vec::new();
@@ -112,17 +113,18 @@ pub async fn observation_page(
         let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
         return parse_rows(&body);
     }
-    let Some((oldest, newest)) = time_span(
+    let span_conditions: Vec<String> = bounds.iter().chain(&filters).cloned().collect();
+    let Some(span) = time_span(
         clickhouse,
         "observations_by_time",
         "start_time_us",
-        &bounds.join(" AND "),
+        &span_conditions.join(" AND "),
     )
     .await?
     else {
         return Ok(rows);
     };
-    for (low, high) in Windows::new(oldest, newest) {
+    for (low, high) in Windows::over(span, wanted) {
         let sql = format!(
             "SELECT {LISTED_COLUMNS} FROM observations_by_time FINAL
              WHERE {} AND start_time_us >= {low} AND start_time_us < {high}

@@ -18,8 +18,9 @@ pub const READ_SETTINGS: [(&str, &str); 3] = [
     ("readonly", "1"),
 ];
 
-/// The first window a newest-first page reads; each further one is [`WINDOW_GROWTH`] times wider.
-pub const FIRST_WINDOW_US: i64 = 3_600_000_000;
+/// The narrowest first window a newest-first page reads; each further one is
+/// [`WINDOW_GROWTH`] times wider.
+pub const MIN_WINDOW_US: i64 = 60_000_000;
 pub const WINDOW_GROWTH: i64 = 4;
 
 pub fn invalid(field: &'static str, message: impl Into<String>) -> AnalyticsError {
@@ -80,9 +81,19 @@ pub fn before_cursor(cursor: Option<&str>, time: &str, id: &str) -> Result<Optio
         .transpose()
 }
 
-/// Half-open time windows `[low, high)`, newest first, covering `[oldest, newest]`: an hour
-/// first, then each [`WINDOW_GROWTH`] times wider. A page stops once it has its rows, so a
-/// page of recent rows reads about an hour of the index, however much history there is.
+/// Where a list's matching rows lie in time: the oldest, the newest, and how many there are
+/// (counted without deduplication: an estimate for sizing windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub oldest: i64,
+    pub newest: i64,
+    pub rows: u64,
+}
+
+/// Half-open time windows `[low, high)`, newest first, covering a [`Span`]. The first is sized
+/// to hold about twice the rows a page wants were they spread evenly, each next one
+/// [`WINDOW_GROWTH`] times wider: a page of recent rows reads about its own worth of the
+/// index, however much history there is, and a sparse filter still ends in a few steps.
 #[derive(Debug, Clone)]
 pub struct Windows {
     high: i64,
@@ -91,11 +102,13 @@ pub struct Windows {
 }
 
 impl Windows {
-    pub fn new(oldest: i64, newest: i64) -> Self {
+    pub fn over(span: Span, wanted: usize) -> Self {
+        let length = span.newest.saturating_sub(span.oldest).saturating_add(1);
+        let even = (i128::from(length) * 2 * wanted as i128 / i128::from(span.rows.max(1))) as i64;
         Windows {
-            high: newest.saturating_add(1),
-            oldest,
-            width: FIRST_WINDOW_US,
+            high: span.newest.saturating_add(1),
+            oldest: span.oldest,
+            width: even.max(MIN_WINDOW_US),
         }
     }
 }
@@ -115,27 +128,29 @@ impl Iterator for Windows {
     }
 }
 
-/// The oldest and newest `time` among rows of `table` matching `condition`, or `None` when
-/// there are none. Reads only the time column, which the time indexes sort by.
+/// The [`Span`] of rows of `table` matching `condition`, or `None` when there are none. Reads
+/// only the condition's columns and the time column, with no deduplication.
 pub async fn time_span(
     clickhouse: &ClickHouse,
     table: &str,
     time: &str,
     condition: &str,
-) -> Result<Option<(i64, i64)>, AnalyticsError> {
+) -> Result<Option<Span>, AnalyticsError> {
     let sql = format!(
         "SELECT count() AS rows, min({time}) AS oldest, max({time}) AS newest FROM {table} WHERE {condition} FORMAT JSONEachRow"
     );
     let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
     let rows = parse_json_rows(&body)?;
     let row = rows.first().cloned().unwrap_or(Value::Null);
-    if row["rows"].as_u64().unwrap_or(0) == 0 {
+    let count = row["rows"].as_u64().unwrap_or(0);
+    if count == 0 {
         return Ok(None);
     }
-    Ok(Some((
-        row["oldest"].as_i64().unwrap_or_default(),
-        row["newest"].as_i64().unwrap_or_default(),
-    )))
+    Ok(Some(Span {
+        oldest: row["oldest"].as_i64().unwrap_or_default(),
+        newest: row["newest"].as_i64().unwrap_or_default(),
+        rows: count,
+    }))
 }
 
 /// JSONEachRow output as JSON objects, as ClickHouse sent them.
@@ -227,18 +242,33 @@ mod tests {
 
     #[test]
     fn windows_cover_the_span_newest_first_without_overlap() {
-        let hour = FIRST_WINDOW_US;
-        let windows: Vec<_> = Windows::new(0, 30 * hour).collect();
+        let minute = MIN_WINDOW_US;
+        // 30 rows over 30 minutes, 3 wanted: the first window holds about 6 minutes' worth.
+        let span = Span {
+            oldest: 0,
+            newest: 30 * minute - 1,
+            rows: 30,
+        };
+        let windows: Vec<_> = Windows::over(span, 3).collect();
+        assert_eq!(windows[0], (30 * minute - 6 * minute, 30 * minute));
+        assert_eq!(windows[1], (0, 24 * minute));
+        assert_eq!(windows.len(), 2);
+        // Never narrower than a minute; a single instant is one window.
+        let instant = Span {
+            oldest: 5,
+            newest: 5,
+            rows: 1_000_000,
+        };
+        assert_eq!(Windows::over(instant, 50).collect::<Vec<_>>(), [(5, 6)]);
+        let wide = Span {
+            oldest: 0,
+            newest: 100 * minute,
+            rows: 1_000_000,
+        };
         assert_eq!(
-            windows,
-            [
-                (29 * hour + 1, 30 * hour + 1),
-                (25 * hour + 1, 29 * hour + 1),
-                (9 * hour + 1, 25 * hour + 1),
-                (0, 9 * hour + 1),
-            ]
+            Windows::over(wide, 1).next().unwrap().1 - Windows::over(wide, 1).next().unwrap().0,
+            minute
         );
-        assert_eq!(Windows::new(5, 5).collect::<Vec<_>>(), [(5, 6)]);
     }
 
     #[test]

@@ -194,6 +194,7 @@ pub async fn trace_list(
         bounds.push(format!("timestamp_us <= {at}"));
     }
     conditions.extend(before_cursor(filter.cursor.as_deref(), "timestamp_us", "id")?);
+    let filters_from = conditions.len();
     for (column, value) in [
         ("name", &filter.name),
         ("user_id", &filter.user_id),
@@ -238,7 +239,15 @@ pub async fn trace_list(
         }
     }
     let mut rows = Vec::new();
-    if let Some((oldest, newest)) = time_span(
+    // The span is estimated with the trace's own conditions (not the cursor's tie-break).
+    bounds.extend(
+        conditions
+            .iter()
+            .skip(filters_from)
+            .filter(|c| !c.contains("IN (SELECT"))
+            .cloned(),
+    );
+    if let Some(span) = time_span(
         clickhouse,
         "traces_by_time",
         "timestamp_us",
@@ -246,7 +255,7 @@ pub async fn trace_list(
     )
     .await?
     {
-        for (low, high) in Windows::new(oldest, newest) {
+        for (low, high) in Windows::over(span, limit + 1) {
             let trace_where = format!(
                 "{} AND timestamp_us >= {low} AND timestamp_us < {high}",
                 conditions.join(" AND ")
@@ -366,7 +375,7 @@ pub async fn session_list(
         bounds.push(format!("user_id = {}", quote(user)));
     }
     let mut rows: Vec<Value> = Vec::new();
-    let Some((oldest, newest)) = time_span(
+    let Some(span) = time_span(
         clickhouse,
         "traces_by_time",
         "timestamp_us",
@@ -376,7 +385,8 @@ pub async fn session_list(
     else {
         return Ok(json!({ "data": rows, "next_cursor": null }));
     };
-    for (low, high) in Windows::new(oldest, newest) {
+    // About five traces to a session: enough traces for the page's sessions.
+    for (low, high) in Windows::over(span, 5 * (limit + 1)) {
         let active = format!(
             "SELECT DISTINCT assumeNotNull(session_id) FROM traces_by_time FINAL
              WHERE {} AND timestamp_us >= {low} AND timestamp_us < {high}",

@@ -1,0 +1,680 @@
+//! `agenttrace bench read`: every read route through the real service on the read layout, and
+//! the same reads on the old `(project_id, id)` layout, over the same rows in one run.
+//!
+//! Rows are generated server-side (`INSERT … SELECT … FROM numbers()`): traces of 20 nested
+//! observations (an agent step with generations, tool calls and spans under it) spread over
+//! 30 days, grouped five to a session, with a score each; the largest project holds a fifth of
+//! all observations, the next two 15% and 10%, the rest share what remains. The old layout is
+//! a second database at the migrations before `0007_read_layout`, holding a copy of the rows.
+//!
+//! Each read runs `--requests` times with varied parameters (traces, sessions, filters) on the
+//! largest project; the old layout runs the SQL the routes sent before the read layout.
+
+use std::future::Future;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::clickhouse::quote_identifier;
+use agenttrace_etl::http::start;
+use agenttrace_etl::migrate::{MigrationSet, migrate};
+use agenttrace_etl::postgres;
+use agenttrace_schemas::{Scope, Timestamp};
+use anyhow::{Context, ensure};
+use clap::Args;
+use uuid::Uuid;
+
+use crate::DatabaseArgs;
+use crate::bench::{bench_server_config, peak_rss_mb, reset_peak_rss};
+
+const DAY_US: i64 = 86_400_000_000;
+/// Observations per trace, and traces per session.
+const TRACE_SIZE: u64 = 20;
+const SESSION_SIZE: u64 = 5;
+const MODELS: &str = "['claude-sonnet-4-5', 'claude-opus-4-5', 'gpt-5', 'claude-haiku-4-5']";
+const TOOLS: &str = "['Bash', 'Edit', 'Read', 'Write', 'Grep', 'WebFetch']";
+const TASKS: &str = "['fix-failing-test', 'refactor-module', 'review-pr', 'write-docs', 'upgrade-deps']";
+
+#[derive(Debug, Clone, Args)]
+pub struct ReadBenchArgs {
+    /// Observations across all projects.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub observations: u64,
+    /// Projects the observations are spread over (at least 4).
+    #[arg(long, default_value_t = 10)]
+    pub projects: usize,
+    /// Requests per read on the read layout.
+    #[arg(long, default_value_t = 50)]
+    pub requests: usize,
+    /// Requests per read on the old layout (each can take seconds at 100M rows).
+    #[arg(long, default_value_t = 50)]
+    pub old_requests: usize,
+    /// Keep the filled databases, and reuse them when a run asks for the same sizes.
+    #[arg(long)]
+    pub reuse: bool,
+}
+
+/// Each project's share of the observations: three large ones, the rest equal.
+fn project_sizes(observations: u64, projects: usize) -> Vec<u64> {
+    let mut sizes = vec![observations / 5, observations * 3 / 20, observations / 10];
+    let rest = observations - sizes.iter().sum::<u64>();
+    let others = (projects - 3) as u64;
+    sizes.extend((0..others).map(|i| rest / others + u64::from(i < rest % others)));
+    sizes
+}
+
+/// Timings of one read, in milliseconds.
+struct Timings(Vec<f64>);
+
+impl Timings {
+    fn percentile(&self, level: f64) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        let rank = ((level * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    }
+}
+
+async fn time<F, Fut>(requests: usize, mut request: F) -> anyhow::Result<Timings>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut timings = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let started = Instant::now();
+        request(i).await?;
+        timings.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Timings(timings))
+}
+
+/// A database at `migrations`, created unless `reuse` finds it filled for `fingerprint`.
+async fn database(
+    pg: &mut tokio_postgres::Client,
+    clickhouse: &ClickHouse,
+    name: &str,
+    migrations: &MigrationSet,
+    fingerprint: &str,
+    reuse: bool,
+) -> anyhow::Result<(ClickHouse, bool)> {
+    let database = clickhouse.with_database(name);
+    if reuse {
+        let filled = database
+            .query_text("SELECT fingerprint FROM bench_fill FORMAT TabSeparated")
+            .await
+            .unwrap_or_default();
+        if filled.trim() == fingerprint {
+            return Ok((database, true));
+        }
+    }
+    database
+        .execute_on_server(&format!("DROP DATABASE IF EXISTS {}", quote_identifier(name)))
+        .await?;
+    migrate(pg, &database, migrations).await?;
+    Ok((database, false))
+}
+
+/// The project named `name` in `organization`, created if missing.
+async fn bench_project(pg: &tokio_postgres::Client, organization: Uuid, name: &str) -> anyhow::Result<Uuid> {
+    let existing = pg
+        .query(
+            "SELECT id FROM projects WHERE organization_id = $1 AND name = $2",
+            &[&organization, &name],
+        )
+        .await?;
+    match existing.first() {
+        Some(row) => Ok(row.get(0)),
+        None => Ok(projects::create_project(pg, organization, name, None).await?.id),
+    }
+}
+
+/// Fills one project's traces, observations and scores, server-side.
+async fn fill_project(
+    database: &ClickHouse,
+    project: Uuid,
+    observations: u64,
+    now_us: i64,
+) -> anyhow::Result<()> {
+    let traces = observations.div_ceil(TRACE_SIZE);
+    let start = now_us - 30 * DAY_US;
+    // Trace `t` starts at `start + t * step`; its observations follow it, 3 s apart.
+    let step = (30 * DAY_US) / traces as i64;
+    let trace_id = |t: &str| format!("lower(hex(cityHash64('{project}', 'trace', {t})))");
+    let observation_id = |k: &str| format!("lower(hex(cityHash64('{project}', 'observation', {k})))");
+    let settings = [("max_threads", "2")];
+    database
+        .query_with_settings(
+            &format!(
+                "INSERT INTO traces (project_id, id, timestamp_us, name, user_id, session_id, release, environment, \
+                 tags, input, output, metadata_keys, metadata_values, event_id, version) \
+                 SELECT '{project}', {id}, {start} + number * {step}, {TASKS}[number % 5 + 1], \
+                 concat('user-', toString(number % 200)), \
+                 concat('session-', toString(intDiv(number, {SESSION_SIZE}))), concat('v1.', toString(number % 10)), \
+                 'production', ['agent:claude-code', concat('repo:', toString(number % 7))], \
+                 '{{\"prompt\":\"fix the failing checkout test\"}}', '{{\"summary\":\"done\"}}', ['os'], ['linux'], \
+                 concat('e-', toString(number)), 1 \
+                 FROM numbers({traces})",
+                id = trace_id("number"),
+            ),
+            &settings,
+        )
+        .await?;
+    database
+        .query_with_settings(
+            &format!(
+                "INSERT INTO observations (project_id, id, trace_id, parent_observation_id, type, name, start_time_us, \
+                 end_time_us, level, status_message, input, output, metadata_keys, metadata_values, model, \
+                 model_parameters, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, input_cost, \
+                 output_cost, cache_read_cost, cache_write_cost, total_cost, cost_source, tool_name, tool_call_id, \
+                 event_id, version) \
+                 SELECT '{project}', {id}, {trace}, if(j = 0, NULL, {parent}), kind, \
+                 multiIf(kind = 'generation', 'llm', kind = 'tool_call', tool, kind = 'agent_step', 'turn', 'step'), \
+                 t_start + j * 3000000, t_start + j * 3000000 + 1000 * (cityHash64(number) % 30000), \
+                 multiIf(number % 200 = 13, 'error', number % 50 = 7, 'warning', 'default'), NULL, \
+                 concat('{{\"messages\":[{{\"role\":\"user\",\"content\":\"', hex(cityHash64(number, 1)), \
+                        ' fix the failing checkout test in src/cart.rs and run cargo test\"}}]}}'), \
+                 '{{\"role\":\"assistant\",\"content\":\"Done: 3 files changed.\"}}', ['agent'], ['claude-code'], \
+                 if(kind = 'generation', {MODELS}[intDiv(number, 3) % 4 + 1], NULL), NULL, \
+                 if(kind = 'generation', 1000 + number % 4000, 0), if(kind = 'generation', 200 + number % 800, 0), \
+                 if(kind = 'generation', 8000, 0), 0, NULL, NULL, NULL, NULL, \
+                 if(kind = 'generation', toDecimal64(((1000 + number % 4000) * 3 + (200 + number % 800) * 15) / 1000000., 12), NULL), \
+                 if(kind = 'generation', 'table', ''), if(kind = 'tool_call', tool, NULL), NULL, \
+                 concat('e-', toString(number)), 1 \
+                 FROM (SELECT number, number % {TRACE_SIZE} AS j, intDiv(number, {TRACE_SIZE}) AS t, \
+                              {start} + intDiv(number, {TRACE_SIZE}) * {step} AS t_start, \
+                              if(j = 0, 'agent_step', ['span', 'generation', 'tool_call'][j % 3 + 1]) AS kind, \
+                              {TOOLS}[intDiv(number, 3) % 6 + 1] AS tool \
+                       FROM numbers({observations}))",
+                id = observation_id("number"),
+                trace = trace_id("t"),
+                parent = observation_id("number - j"),
+            ),
+            &settings,
+        )
+        .await?;
+    database
+        .query_with_settings(
+            &format!(
+                "INSERT INTO scores (project_id, id, trace_id, observation_id, timestamp_us, name, data_type, value, \
+                 string_value, source, evaluator_id, comment, metadata_keys, metadata_values, event_id, version) \
+                 SELECT '{project}', lower(hex(cityHash64('{project}', 'score', number))), {trace}, NULL, \
+                 {start} + number * {step} + 60000000, ['correctness', 'helpfulness'][number % 2 + 1], 'numeric', \
+                 (cityHash64(number) % 100) / 100., NULL, 'eval', NULL, NULL, [], [], concat('s-', toString(number)), 1 \
+                 FROM numbers({traces})",
+                trace = trace_id("number"),
+            ),
+            &settings,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Waits (at most ten minutes) until the server has no merges running, so timings do not
+/// share the machine with the fill's background work.
+async fn quiesce(clickhouse: &ClickHouse) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        let merges = clickhouse
+            .query_text("SELECT count() FROM system.merges FORMAT TabSeparated")
+            .await?;
+        if merges.trim() == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// The SQL the trace list and session routes sent before the read layout.
+fn old_trace_page(project: &str, condition: &str, direction: &str) -> String {
+    let trace_where = format!("project_id = {project}{condition}");
+    format!(
+        "SELECT id, name, timestamp_us, user_id, session_id, tags, environment, release,
+                observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level
+         FROM (SELECT id, name, timestamp_us, user_id, session_id, tags, environment, release
+               FROM traces FINAL WHERE {trace_where})
+         ANY LEFT JOIN (
+               SELECT trace_id AS id, count() AS observation_count,
+                      ifNull(toFloat64(sum(total_cost)), 0.) AS total_cost,
+                      sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                      (max(ifNull(end_time_us, start_time_us)) - min(start_time_us)) / 1000 AS latency_ms,
+                      max(multiIf(level = 'error', 3, level = 'warning', 2, 1)) AS worst_level
+               FROM observations FINAL
+               WHERE project_id = {project}
+                 AND trace_id IN (SELECT id FROM traces FINAL WHERE {trace_where})
+               GROUP BY trace_id) USING id
+         ORDER BY timestamp_us {direction}, id {direction}
+         LIMIT 51 FORMAT JSONEachRow"
+    )
+}
+
+const OLD_LISTED_COLUMNS: &str = "id, trace_id, parent_observation_id, type, name, start_time_us, end_time_us, \
+    level, model, tool_name, input_tokens, output_tokens, toFloat64(total_cost) AS total_cost";
+
+fn old_metrics(project: &str, from_us: i64) -> String {
+    format!(
+        "SELECT intDiv(start_time_us, {DAY_US}) * {DAY_US} AS bucket_us, ifNull(model, '') AS model, count() AS count,
+                ifNull(toFloat64(sum(total_cost)), 0.) AS total_cost, sum(input_tokens), sum(output_tokens),
+                quantilesIf(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)),
+                countIf(level = 'error') / count()
+         FROM observations FINAL
+         WHERE project_id = {project} AND type = 'generation' AND start_time_us >= {from_us}
+         GROUP BY bucket_us, model ORDER BY bucket_us, model FORMAT JSONEachRow"
+    )
+}
+
+/// One read's parameters, varied per request.
+struct Samples {
+    traces: Vec<String>,
+    sessions: Vec<String>,
+}
+
+pub async fn run_read(
+    args: ReadBenchArgs,
+    databases: &DatabaseArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    ensure!(args.projects >= 4, "--projects must be at least 4");
+    ensure!(
+        args.observations >= 1000 * args.projects as u64,
+        "--observations must be at least 1000 per project"
+    );
+    ensure!(
+        args.requests >= 1 && args.old_requests >= 1,
+        "--requests must be at least 1"
+    );
+    let clickhouse = databases.clickhouse();
+    let mut pg = postgres::connect(&databases.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let fingerprint = format!("{}x{}", args.observations, args.projects);
+    let base = clickhouse.database().to_owned();
+    let all = MigrationSet::embedded()?;
+    let mut before_layout = all.clone();
+    before_layout.clickhouse.retain(|m| m.name.as_str() < "0007");
+    let (new, reused) = database(
+        &mut pg,
+        &clickhouse,
+        &format!("{base}_bench_read"),
+        &all,
+        &fingerprint,
+        args.reuse,
+    )
+    .await?;
+    let (old, old_reused) = database(
+        &mut pg,
+        &clickhouse,
+        &format!("{base}_bench_read_old"),
+        &before_layout,
+        &fingerprint,
+        args.reuse,
+    )
+    .await?;
+    let organization = projects::ensure_organization(&pg, "bench").await?;
+    let sizes = project_sizes(args.observations, args.projects);
+    let mut project_ids = Vec::new();
+    for i in 0..args.projects {
+        project_ids.push(bench_project(&pg, organization, &format!("bench-read-{fingerprint}-{i}")).await?);
+    }
+    let now_us = Timestamp::now().as_micros();
+    if !(reused && old_reused) {
+        writeln!(
+            out,
+            "filling {} observations over {} projects (largest {}), server-side…",
+            args.observations, args.projects, sizes[0]
+        )?;
+        let started = Instant::now();
+        for (project, size) in project_ids.iter().zip(&sizes) {
+            fill_project(&new, *project, *size, now_us).await?;
+            writeln!(
+                out,
+                "  project {project}: {size} observations ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            )?;
+        }
+        for table in ["traces", "observations", "scores"] {
+            old.execute(&format!(
+                "INSERT INTO {table} SELECT * FROM {}.{table}",
+                quote_identifier(new.database())
+            ))
+            .await?;
+        }
+        for database in [&new, &old] {
+            database
+                .execute("CREATE TABLE IF NOT EXISTS bench_fill (fingerprint String, now_us Int64) ENGINE = TinyLog")
+                .await?;
+            database
+                .execute(&format!(
+                    "INSERT INTO bench_fill VALUES ('{fingerprint}', {now_us})"
+                ))
+                .await?;
+        }
+        writeln!(
+            out,
+            "  filled both layouts in {:.0} s",
+            started.elapsed().as_secs_f64()
+        )?;
+    }
+    let now_us: i64 = new
+        .query_text("SELECT now_us FROM bench_fill FORMAT TabSeparated")
+        .await?
+        .trim()
+        .parse()?;
+    writeln!(out, "waiting for background merges to finish…")?;
+    quiesce(&clickhouse).await?;
+
+    let largest = project_ids[0];
+    let project = format!("'{largest}'");
+    let sample = |column: &str, table: &str| {
+        format!(
+            "SELECT DISTINCT {column} FROM {table} WHERE project_id = {project} AND cityHash64({column}) % 97 = 5 \
+             LIMIT {} FORMAT TabSeparated",
+            args.requests.max(args.old_requests)
+        )
+    };
+    let lines = |text: String| text.lines().map(str::to_owned).collect::<Vec<_>>();
+    let samples = Samples {
+        traces: lines(new.query_text(&sample("id", "traces")).await?),
+        sessions: lines(new.query_text(&sample("session_id", "traces")).await?),
+    };
+    ensure!(
+        !samples.traces.is_empty() && !samples.sessions.is_empty(),
+        "no traces to sample"
+    );
+
+    let key = api_keys::create_key(&pg, largest, &[Scope::Read], Some("bench read")).await?;
+    let auth = format!("Bearer {}:{}", key.public_key, key.secret_key);
+    reset_peak_rss();
+    let server = start(
+        bench_server_config(databases, &new, LoaderOptions::default())?,
+        "127.0.0.1:0".parse()?,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let base_url = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let request = http
+            .get(format!("{base_url}{path}"))
+            .header("authorization", &auth);
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            ensure!(
+                status.is_success(),
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            Ok(())
+        }
+    };
+    let sql = |database: &ClickHouse, sql: String| {
+        let database = database.clone();
+        async move {
+            database
+                .query_with_settings(&sql, &[("max_execution_time", "600")])
+                .await?;
+            Ok::<(), anyhow::Error>(())
+        }
+    };
+    let trace = |i: usize| samples.traces[i % samples.traces.len()].clone();
+    let session = |i: usize| samples.sessions[i % samples.sessions.len()].clone();
+    let iso = |us: i64| Timestamp::from_micros(us).to_string();
+    // One filter per trace-list request, in turn.
+    let list_filters: Vec<(String, String)> = vec![
+        (String::new(), String::new()),
+        ("name=review-pr".into(), " AND name = 'review-pr'".into()),
+        ("user_id=user-17".into(), " AND user_id = 'user-17'".into()),
+        ("level=warning".into(), String::new()),
+        ("min_cost=0.02".into(), String::new()),
+        (
+            "environment=production".into(),
+            " AND environment = 'production'".into(),
+        ),
+        ("tags=repo%3A3".into(), " AND has(tags, 'repo:3')".into()),
+        ("release=v1.4".into(), " AND release = 'v1.4'".into()),
+    ];
+    let month_ago = now_us - 30 * DAY_US - DAY_US;
+
+    struct Row {
+        read: &'static str,
+        new: Timings,
+        old: Timings,
+        target_ms: Option<f64>,
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    writeln!(
+        out,
+        "timing {} requests per read (old layout: {})…",
+        args.requests, args.old_requests
+    )?;
+
+    let new_timings = time(args.requests, |i| get(format!("/v1/traces/{}", trace(i)))).await?;
+    let old_timings = time(args.old_requests, |i| {
+        let id = trace(i);
+        let old = old.clone();
+        let project = project.clone();
+        async move {
+            let by_trace = format!("project_id = {project} AND trace_id = '{id}'");
+            let query = |table: &str, condition: &str, time: &str| {
+                format!("SELECT * FROM {table} FINAL WHERE {condition} ORDER BY {time}, id LIMIT 10001 FORMAT JSONEachRow")
+            };
+            tokio::try_join!(
+                sql(&old, query("traces", &format!("project_id = {project} AND id = '{id}'"), "timestamp_us")),
+                sql(&old, query("observations", &by_trace, "start_time_us")),
+                sql(&old, query("scores", &by_trace, "timestamp_us")),
+                sql(&old, query("file_operations", &by_trace, "timestamp_us")),
+                sql(&old, query("terminal_commands", &by_trace, "timestamp_us")),
+                sql(&old, query("git_links", &by_trace, "timestamp_us")),
+            )?;
+            Ok(())
+        }
+    })
+    .await?;
+    rows.push(Row {
+        read: "trace detail",
+        new: new_timings,
+        old: old_timings,
+        target_ms: Some(50.0),
+    });
+
+    let new_timings = time(args.requests, |i| {
+        let (query, _) = &list_filters[i % list_filters.len()];
+        get(format!("/v1/traces?limit=50&{query}"))
+    })
+    .await?;
+    let old_timings = time(args.old_requests, |i| {
+        let (_, condition) = &list_filters[i % list_filters.len()];
+        sql(&old, old_trace_page(&project, condition, "DESC"))
+    })
+    .await?;
+    rows.push(Row {
+        read: "trace list page (50, one filter)",
+        new: new_timings,
+        old: old_timings,
+        target_ms: Some(100.0),
+    });
+
+    let new_timings = time(args.requests, |i| get(format!("/v1/sessions/{}", session(i)))).await?;
+    let old_timings = time(args.old_requests, |i| {
+        sql(
+            &old,
+            old_trace_page(&project, &format!(" AND session_id = '{}'", session(i)), "ASC"),
+        )
+    })
+    .await?;
+    rows.push(Row {
+        read: "session detail",
+        new: new_timings,
+        old: old_timings,
+        target_ms: Some(100.0),
+    });
+
+    let new_timings = time(args.requests, |_| get("/v1/sessions?limit=50".into())).await?;
+    let old_timings = time(args.old_requests, |_| {
+        sql(
+            &old,
+            format!(
+                "SELECT session_id, min(timestamp_us), max(timestamp_us) AS last_us, count() FROM traces FINAL
+                 WHERE project_id = {project} AND isNotNull(session_id) GROUP BY session_id
+                 ORDER BY last_us DESC LIMIT 51 FORMAT JSONEachRow"
+            ),
+        )
+    })
+    .await?;
+    rows.push(Row {
+        read: "session list page",
+        new: new_timings,
+        old: old_timings,
+        target_ms: None,
+    });
+
+    let models = [
+        "claude-sonnet-4-5",
+        "claude-opus-4-5",
+        "gpt-5",
+        "claude-haiku-4-5",
+    ];
+    let new_timings = time(args.requests, |i| {
+        get(format!(
+            "/v1/observations?type=generation&model={}&limit=50",
+            models[i % 4]
+        ))
+    })
+    .await?;
+    let old_timings = time(args.old_requests, |i| {
+        sql(
+            &old,
+            format!(
+                "SELECT {OLD_LISTED_COLUMNS} FROM observations FINAL
+                 WHERE project_id = {project} AND type = 'generation' AND model = '{}'
+                 ORDER BY start_time_us DESC, id DESC LIMIT 51 FORMAT JSONEachRow",
+                models[i % 4]
+            ),
+        )
+    })
+    .await?;
+    rows.push(Row {
+        read: "observation list page",
+        new: new_timings,
+        old: old_timings,
+        target_ms: None,
+    });
+
+    let new_timings = time(args.requests, |i| {
+        get(format!("/v1/scores?trace_id={}", trace(i)))
+    })
+    .await?;
+    let old_timings = time(args.old_requests, |i| {
+        sql(
+            &old,
+            format!(
+                "SELECT * FROM scores FINAL WHERE project_id = {project} AND trace_id = '{}'
+                 ORDER BY timestamp_us DESC, id DESC LIMIT 51 FORMAT JSONEachRow",
+                trace(i)
+            ),
+        )
+    })
+    .await?;
+    rows.push(Row {
+        read: "a trace's scores",
+        new: new_timings,
+        old: old_timings,
+        target_ms: None,
+    });
+
+    let new_timings = time(args.requests, |_| {
+        get(format!(
+            "/v1/metrics?from={}&to={}&bucket=day&dimensions=model&type=generation",
+            iso(month_ago),
+            iso(now_us + DAY_US)
+        ))
+    })
+    .await?;
+    let old_timings = time(args.old_requests, |_| sql(&old, old_metrics(&project, month_ago))).await?;
+    rows.push(Row {
+        read: "30 days of cost by day and model",
+        new: new_timings,
+        old: old_timings,
+        target_ms: Some(300.0),
+    });
+
+    server.shutdown().await?;
+    let rss = peak_rss_mb();
+
+    writeln!(
+        out,
+        "\n{} observations, {} projects; the largest has {} ({} traces)",
+        args.observations,
+        args.projects,
+        sizes[0],
+        sizes[0].div_ceil(TRACE_SIZE)
+    )?;
+    writeln!(
+        out,
+        "{:<34} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8}  target",
+        "read", "p50 ms", "p95 ms", "old p50", "old p95", "p50 ×", "p95 ×"
+    )?;
+    for row in &rows {
+        let (p50, p95) = (row.new.percentile(0.5), row.new.percentile(0.95));
+        let (old50, old95) = (row.old.percentile(0.5), row.old.percentile(0.95));
+        let target = match row.target_ms {
+            Some(ms) => {
+                let met = p50 < ms && old50 / p50 >= 10.0;
+                format!("p50 < {ms} ms, ≥10×: {}", if met { "met" } else { "MISSED" })
+            }
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "{:<34} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9.1} {:>8.1}  {target}",
+            row.read,
+            p50,
+            p95,
+            old50,
+            old95,
+            old50 / p50,
+            old95 / p95
+        )?;
+    }
+    writeln!(
+        out,
+        "peak RSS of this process (the ETL serving the reads): {rss:.0} MB"
+    )?;
+    if !args.reuse {
+        for database in [&new, &old] {
+            clickhouse
+                .execute_on_server(&format!(
+                    "DROP DATABASE IF EXISTS {}",
+                    quote_identifier(database.database())
+                ))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_add_up_with_a_fifth_in_the_largest_project() {
+        let sizes = project_sizes(100_000_000, 10);
+        assert_eq!(sizes.len(), 10);
+        assert_eq!(sizes.iter().sum::<u64>(), 100_000_000);
+        assert_eq!(sizes[0], 20_000_000);
+        assert_eq!(project_sizes(1003, 4).iter().sum::<u64>(), 1003);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let timings = Timings((1..=100).map(f64::from).collect());
+        assert_eq!(timings.percentile(0.5), 50.0);
+        assert_eq!(timings.percentile(0.95), 95.0);
+    }
+}

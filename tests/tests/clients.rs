@@ -390,3 +390,113 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
     drop(edge);
     etl.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_langfuse_python_sdk_reads_observations_and_metrics_v2_through_the_edge() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use agenttrace_cli::agent::SessionGenerator;
+    use agenttrace_schemas::{Payload, Scope};
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("langfuse-reads").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let now = Timestamp::now().as_micros();
+    let mut generator = SessionGenerator::new(81);
+    let events: Vec<_> = (0..2)
+        .flat_map(|_| generator.session(Timestamp::from_micros(now), 3))
+        .collect();
+    etl.load(&project.key, &events).await;
+    etl.load(&project.key, &events).await;
+    let pg = env.postgres().await;
+    let reader =
+        agenttrace_etl::admin::api_keys::create_key(&pg, project.key.project_id, &[Scope::Read], None)
+            .await
+            .unwrap();
+    let day_us = 86_400_000_000;
+    let script = agenttrace_tests::repo_root().join("tests/python/langfuse_reads.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            edge.url.as_str(),
+            &reader.public_key,
+            &reader.secret_key,
+            &Timestamp::from_micros(now - day_us).to_string(),
+            &Timestamp::from_micros(now + day_us).to_string(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen = printed_ids(&String::from_utf8(output.stdout).unwrap());
+
+    let observations: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Observation(o) => Some(o.clone()),
+            _ => None,
+        })
+        .collect();
+    // Every observation once, across cursor pages of two, in Langfuse's capitals.
+    let listed = seen["observations"].as_array().unwrap();
+    let ids: BTreeSet<&str> = listed.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), listed.len(), "an observation shows twice");
+    assert_eq!(ids, observations.iter().map(|o| o.id.as_str()).collect());
+    for row in listed {
+        let sent = observations.iter().find(|o| o.id == row["id"]).unwrap();
+        let kind = serde_json::to_value(sent.kind).unwrap();
+        assert_eq!(row["type"], kind.as_str().unwrap().to_uppercase(), "{row}");
+        assert_eq!(row["traceId"], sent.trace_id.as_str());
+        assert_eq!(row["name"], sent.name.as_str());
+        assert_eq!(row["model"].as_str(), sent.model.as_deref());
+        let usage = &sent.usage;
+        let total = usage.input_tokens
+            + usage.output_tokens
+            + usage.cache_read_input_tokens
+            + usage.cache_creation_input_tokens;
+        assert_eq!(row["totalTokens"], total, "{row}");
+    }
+    let generations: BTreeSet<&str> = observations
+        .iter()
+        .filter(|o| serde_json::to_value(o.kind).unwrap() == "generation")
+        .map(|o| o.id.as_str())
+        .collect();
+    assert!(!generations.is_empty());
+    let filtered: BTreeSet<&str> = seen["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    assert_eq!(filtered, generations);
+    // Metrics: generations by model and day, as computed here.
+    let mut expected: BTreeMap<(String, i64), (u64, u64)> = BTreeMap::new();
+    for o in observations
+        .iter()
+        .filter(|o| generations.contains(o.id.as_str()))
+    {
+        let day = o.start_time.as_micros().div_euclid(day_us) * day_us;
+        let entry = expected
+            .entry((o.model.clone().unwrap_or_default(), day))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += o.usage.input_tokens;
+    }
+    let rows = seen["metrics"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len(), "{rows:?}");
+    for row in rows {
+        let day = Timestamp::parse(row["time_dimension"].as_str().unwrap())
+            .unwrap()
+            .as_micros();
+        let (count, input) = expected[&(row["providedModelName"].as_str().unwrap().to_owned(), day)];
+        assert_eq!(row["count_count"], count, "{row}");
+        assert_eq!(row["sum_inputTokens"], input, "{row}");
+        assert!(row["sum_totalCost"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    etl.server.shutdown().await.unwrap();
+}

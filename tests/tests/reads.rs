@@ -639,6 +639,19 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
         assert_eq!(row["last_us"], last, "{row}");
         assert_eq!(row["trace_count"], count, "{row}");
     }
+    let in_sessions = observations
+        .iter()
+        .filter(|o| {
+            traces
+                .iter()
+                .any(|t| t.id == o.trace_id && t.session_id.is_some())
+        })
+        .count() as u64;
+    let summed: u64 = listed_sessions
+        .iter()
+        .map(|s| s["observation_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(summed, in_sessions, "sessions' observation counts");
 
     // Metrics: generations by day and model over the 30 days, against the events.
     let from = Timestamp::from_micros(now - 31 * DAY_US).to_string();

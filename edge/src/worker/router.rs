@@ -40,6 +40,8 @@ const FORWARDED: &[&str] = &[
     "/api/public/v2/datasets",
     "/api/public/dataset-items",
     "/api/public/dataset-run-items",
+    "/api/public/v2/observations",
+    "/api/public/v2/metrics",
 ];
 
 fn forwarded(path: &str) -> bool {

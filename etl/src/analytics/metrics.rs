@@ -79,7 +79,7 @@ impl Bucket {
     }
 
     /// SQL for the bucket's start (µs) of time column `time`.
-    fn sql(self, time: &str, from_us: i64) -> String {
+    pub fn sql(self, time: &str, from_us: i64) -> String {
         let width = match self {
             Bucket::Minute => MINUTE_US,
             Bucket::Hour => HOUR_US,
@@ -98,10 +98,10 @@ impl Bucket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dimension {
     pub name: &'static str,
-    sql: &'static str,
+    pub sql: &'static str,
 }
 
-const OBSERVATION_DIMENSIONS: [Dimension; 5] = [
+const OBSERVATION_DIMENSIONS: [Dimension; 6] = [
     Dimension {
         name: "model",
         sql: "ifNull(model, '')",
@@ -121,6 +121,10 @@ const OBSERVATION_DIMENSIONS: [Dimension; 5] = [
     Dimension {
         name: "user",
         sql: "user",
+    },
+    Dimension {
+        name: "level",
+        sql: "level",
     },
 ];
 
@@ -226,17 +230,25 @@ impl MetricsQuery {
 
     fn sql(&self, project: Uuid) -> String {
         let project = quote(&project.to_string());
+        // Filters on the table's own columns go inside the deduplicating read, so it merges
+        // only the rows they keep (the type leads the index's key); the user is joined later.
+        let (inner, outer): (Vec<_>, Vec<_>) = self
+            .filters
+            .iter()
+            .map(|(d, value)| (d.name, format!("{} = {}", d.sql, quote(value))))
+            .partition(|(name, _)| *name != "user");
+        let inner: String = inner.into_iter().map(|(_, c)| format!(" AND {c}")).collect();
         let (time, measures, source) = match self.view {
             View::Observations => (
                 "start_time_us",
                 OBSERVATION_MEASURES,
-                self.observation_source(&project),
+                self.observation_source(&project, &inner),
             ),
             View::Scores => (
                 "timestamp_us",
                 SCORE_MEASURES,
                 format!(
-                    "SELECT * FROM scores FINAL WHERE project_id = {project} AND timestamp_us >= {} AND timestamp_us < {}",
+                    "SELECT * FROM scores FINAL WHERE project_id = {project} AND timestamp_us >= {} AND timestamp_us < {}{inner}",
                     self.from_us, self.to_us
                 ),
             ),
@@ -247,11 +259,7 @@ impl MetricsQuery {
                 .iter()
                 .map(|d| format!("{} AS dimension_{}", d.sql, d.name)),
         );
-        let mut filters: Vec<String> = self
-            .filters
-            .iter()
-            .map(|(d, value)| format!("{} = {}", d.sql, quote(value)))
-            .collect();
+        let mut filters: Vec<String> = outer.into_iter().map(|(_, c)| c).collect();
         if filters.is_empty() {
             filters.push("1".to_owned());
         }
@@ -269,12 +277,12 @@ impl MetricsQuery {
     }
 
     /// Observations in range; with the trace's user joined when a dimension needs it.
-    fn observation_source(&self, project: &str) -> String {
+    fn observation_source(&self, project: &str, filters: &str) -> String {
         let observations = format!(
             "SELECT trace_id, type, name, model, tool_name, level, start_time_us, end_time_us, total_cost,
                     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
              FROM observations_by_time FINAL
-             WHERE project_id = {project} AND start_time_us >= {} AND start_time_us < {}",
+             WHERE project_id = {project} AND start_time_us >= {} AND start_time_us < {}{filters}",
             self.from_us, self.to_us
         );
         let needs_user = self

@@ -4,10 +4,12 @@
 //! - [`sql`]: one read-only `SELECT`, checked and rewritten by [`sql_guard`].
 //! - [`traces`]: traces and sessions as people read them: lists, a trace's observation tree.
 //! - [`observations`], [`scores`], [`metrics`]: the other read routes; [`paging`] is what
-//!   they share (cursors, time windows, rows as people read them).
+//!   they share (cursors, time windows, rows as people read them); [`langfuse`] the same reads
+//!   in Langfuse's v2 shapes.
 //! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
 
 pub mod export;
+pub mod langfuse;
 pub mod metrics;
 pub mod observations;
 pub mod paging;

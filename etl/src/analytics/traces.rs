@@ -346,9 +346,9 @@ pub struct SessionFilter {
 
 /// One page of the project's sessions, most recently active first, each with its first and
 /// last trace time, trace count, users, cost, tokens and observation count. A window of
-/// `traces_by_time` names the sessions active in it; those whose last trace falls in the
-/// window (and before the cursor) are the window's rows, summarized from `session_traces`
-/// and confirmed against `traces`.
+/// `traces_by_time` names the sessions active in it; `session_traces` (by key, each trace
+/// confirmed still in that session by `traces`) gives their span, and those whose last trace
+/// falls in the window (and before the cursor) are the window's rows.
 pub async fn session_list(
     clickhouse: &ClickHouse,
     project: Uuid,
@@ -388,46 +388,35 @@ pub async fn session_list(
     // About five traces to a session: enough traces for the page's sessions.
     for (low, high) in Windows::over(span, 5 * (limit + 1)) {
         let active = format!(
-            "SELECT DISTINCT assumeNotNull(session_id) FROM traces_by_time FINAL
+            "SELECT DISTINCT assumeNotNull(session_id) FROM traces_by_time
              WHERE {} AND timestamp_us >= {low} AND timestamp_us < {high}",
             bounds.join(" AND ")
         );
-        let member_traces = format!(
-            "SELECT trace_id FROM session_traces FINAL WHERE project_id = {project} AND session_id IN ({active})"
-        );
-        let mut last_conditions = vec![format!("last_us >= {low}"), format!("last_us < {high}")];
+        let mut last = vec![format!("last_us >= {low}"), format!("last_us < {high}")];
         if let Some(to) = to {
-            last_conditions.push(format!("last_us < {to}"));
+            last.push(format!("last_us < {to}"));
         }
         if let Some((at, id)) = &cursor {
-            last_conditions.push(format!(
+            last.push(format!(
                 "(last_us < {at} OR (last_us = {at} AND id < {}))",
                 quote(id)
             ));
         }
         let sql = format!(
-            "SELECT id, first_us, last_us, trace_count, user_ids,
-                    sum(observation_count) AS observation_count, ifNull(sum(total_cost), 0.) AS total_cost,
-                    sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
-             FROM (
-                 SELECT trace_id, session_id AS id, first_us, last_us, trace_count, user_ids
-                 FROM (SELECT id AS trace_id, assumeNotNull(session_id) AS session_id
-                       FROM traces FINAL
-                       WHERE project_id = {project} AND id IN ({member_traces}) AND session_id IN ({active}))
-                 ANY LEFT JOIN (
-                       SELECT assumeNotNull(session_id) AS session_id, min(timestamp_us) AS first_us,
-                              max(timestamp_us) AS last_us, count() AS trace_count,
-                              arrayFilter(u -> u != '', groupUniqArray(ifNull(user_id, ''))) AS user_ids
-                       FROM traces FINAL
-                       WHERE project_id = {project} AND id IN ({member_traces}) AND session_id IN ({active})
-                       GROUP BY session_id) USING session_id
-                 WHERE {last}
-             ) ANY LEFT JOIN ({summary}) USING trace_id
-             GROUP BY id, first_us, last_us, trace_count, user_ids
+            "SELECT session_id AS id, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us,
+                    count() AS trace_count,
+                    arrayFilter(u -> u != '', groupUniqArray(ifNull(user_id, ''))) AS user_ids
+             FROM session_traces FINAL
+             WHERE project_id = {project} AND session_id IN ({active})
+               AND (session_id, trace_id) IN (
+                   SELECT assumeNotNull(session_id), id FROM traces FINAL
+                   WHERE project_id = {project}
+                     AND id IN (SELECT trace_id FROM session_traces WHERE project_id = {project} AND session_id IN ({active})))
+             GROUP BY session_id
+             HAVING {last}
              ORDER BY last_us DESC, id DESC
              LIMIT {wanted} FORMAT JSONEachRow",
-            last = last_conditions.join(" AND "),
-            summary = summary_sql(&project, &member_traces, "trace_id"),
+            last = last.join(" AND "),
             wanted = limit + 1 - rows.len(),
         );
         let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
@@ -437,7 +426,53 @@ pub async fn session_list(
         }
     }
     let next_cursor = next_page(&mut rows, limit, "last_us");
+    add_session_summaries(clickhouse, &project, &mut rows).await?;
     Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+}
+
+/// Each listed session's observation count, cost and tokens, from its traces' key ranges.
+async fn add_session_summaries(
+    clickhouse: &ClickHouse,
+    project: &str,
+    sessions: &mut [Value],
+) -> Result<(), AnalyticsError> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = sessions
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(quote))
+        .collect();
+    let members = format!(
+        "SELECT trace_id FROM session_traces FINAL WHERE project_id = {project} AND session_id IN ({})",
+        ids.join(", ")
+    );
+    let sql = format!(
+        "SELECT session_id AS id, sum(observation_count) AS observation_count,
+                sum(total_cost) AS total_cost, sum(input_tokens) AS input_tokens,
+                sum(output_tokens) AS output_tokens
+         FROM (SELECT session_id, trace_id FROM session_traces FINAL
+               WHERE project_id = {project} AND session_id IN ({sessions})
+                 AND (session_id, trace_id) IN (
+                     SELECT assumeNotNull(session_id), id FROM traces FINAL
+                     WHERE project_id = {project} AND id IN ({members})))
+         ANY INNER JOIN ({summary}) USING trace_id
+         GROUP BY session_id FORMAT JSONEachRow",
+        sessions = ids.join(", "),
+        summary = summary_sql(project, &members, "trace_id"),
+    );
+    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let found: std::collections::HashMap<String, Value> = parse_json_rows(&body)?
+        .into_iter()
+        .filter_map(|row| Some((row["id"].as_str()?.to_owned(), row)))
+        .collect();
+    for session in sessions.iter_mut() {
+        let summary = session["id"].as_str().and_then(|id| found.get(id));
+        for key in ["observation_count", "total_cost", "input_tokens", "output_tokens"] {
+            session[key] = summary.map_or(json!(0), |s| s[key].clone());
+        }
+    }
+    Ok(())
 }
 
 /// The deduplicated rows of `table` matching `condition`, in time order, as JSON objects.

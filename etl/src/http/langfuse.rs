@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::admin::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
 use crate::admin::experiments::{self, NewRunItem};
 use crate::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
+use crate::analytics::langfuse::{self as langfuse_reads, ObservationsV2Params};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::request::{Page, PromptQuery, bad, json_body, paged};
@@ -440,4 +441,36 @@ pub async fn create_run_item(
         "datasetItemId": item.dataset_item_id, "traceId": item.trace_id, "observationId": item.observation_id,
         "createdAt": item.created_at, "updatedAt": item.created_at,
     })))
+}
+
+/// `GET /api/public/v2/observations`: a page of observations in Langfuse's v2 shape.
+pub async fn observations_v2(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(params): Query<ObservationsV2Params>,
+) -> Result<Json<Value>, ApiError> {
+    let project = project(&state, &caller, Need::Read).await?;
+    Ok(Json(
+        langfuse_reads::observations_v2(&state.clickhouse, project, &params).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct MetricsV2Params {
+    query: Option<String>,
+}
+
+/// `GET /api/public/v2/metrics?query=`: Langfuse's metrics query over the read layout.
+pub async fn metrics_v2(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Query(params): Query<MetricsV2Params>,
+) -> Result<Json<Value>, ApiError> {
+    let project = project(&state, &caller, Need::Read).await?;
+    let query = params
+        .query
+        .ok_or_else(|| bad("query", "required: the metrics query as URL-encoded JSON"))?;
+    Ok(Json(
+        langfuse_reads::metrics_v2(&state.clickhouse, project, &query).await?,
+    ))
 }

@@ -13,7 +13,7 @@
 //! | `GET /v1/scores` | `read` scope or the viewer role: scores newest first, filtered, by cursor |
 //! | `GET /v1/metrics` | `read` scope or the viewer role: cost, tokens, count, latency percentiles, error rate by bucket and dimension |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
-//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items), see [`langfuse`] |
+//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items) and reads (`v2/observations`, `v2/metrics`), see [`langfuse`] |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | PostgreSQL and ClickHouse answer |
 //! | `GET /metrics` | Prometheus metrics |
@@ -104,6 +104,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/public/dataset-items/{id}"),
     ("delete", "/api/public/dataset-items/{id}"),
     ("post", "/api/public/dataset-run-items"),
+    ("get", "/api/public/v2/observations"),
+    ("get", "/api/public/v2/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -266,6 +268,8 @@ fn langfuse_routes() -> Router<Arc<AppState>> {
             get(langfuse::get_item).delete(langfuse::delete_item),
         )
         .route("/api/public/dataset-run-items", post(langfuse::create_run_item))
+        .route("/api/public/v2/observations", get(langfuse::observations_v2))
+        .route("/api/public/v2/metrics", get(langfuse::metrics_v2))
         .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }
 

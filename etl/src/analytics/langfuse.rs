@@ -702,3 +702,43 @@ fn auto_bucket(range_us: i64) -> Bucket {
         _ => Bucket::Week,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn langfuse_names_map_to_ours_and_the_rest_is_refused_by_name() {
+        assert_eq!(
+            dimension(View::Observations, "providedModelName").unwrap().name,
+            "model"
+        );
+        assert_eq!(dimension(View::Scores, "dataType").unwrap().name, "data_type");
+        for (view, field) in [
+            (View::Observations, "userId"),
+            (View::Observations, "environment"),
+        ] {
+            match dimension(view, field) {
+                Err(AnalyticsError::InvalidParameter {
+                    field: "dimensions",
+                    message,
+                }) => {
+                    assert!(message.contains(field), "{message}")
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert_eq!(aggregation("p95", "x").unwrap(), "quantile(0.95)(x)");
+        assert!(aggregation("histogram", "x").is_err());
+        assert!(measure(View::Scores, "totalCost").is_err());
+    }
+
+    #[test]
+    fn auto_granularity_gives_about_fifty_buckets() {
+        let hour = 3_600_000_000;
+        assert_eq!(auto_bucket(30 * 60_000_000), Bucket::Minute);
+        assert_eq!(auto_bucket(2 * 24 * hour), Bucket::Hour);
+        assert_eq!(auto_bucket(30 * 24 * hour), Bucket::Day);
+        assert_eq!(auto_bucket(365 * 24 * hour), Bucket::Week);
+    }
+}

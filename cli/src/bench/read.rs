@@ -48,7 +48,8 @@ pub struct ReadBenchArgs {
     /// Requests per read on the read layout.
     #[arg(long, default_value_t = 50)]
     pub requests: usize,
-    /// Requests per read on the old layout (each can take seconds at 100M rows).
+    /// Requests per read on the old layout (each can take seconds at 100M rows); 0 skips it
+    /// (with `--reuse`, to time the read layout again after a change).
     #[arg(long, default_value_t = 50)]
     pub old_requests: usize,
     /// Keep the filled databases, and reuse them when a run asks for the same sizes.
@@ -69,7 +70,11 @@ fn project_sizes(observations: u64, projects: usize) -> Vec<u64> {
 struct Timings(Vec<f64>);
 
 impl Timings {
+    /// Nearest-rank percentile; NaN when nothing was timed.
     fn percentile(&self, level: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
         let mut sorted = self.0.clone();
         sorted.sort_by(f64::total_cmp);
         let rank = ((level * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
@@ -623,6 +628,9 @@ pub async fn run_read(
         let (p50, p95) = (row.new.percentile(0.5), row.new.percentile(0.95));
         let (old50, old95) = (row.old.percentile(0.5), row.old.percentile(0.95));
         let target = match row.target_ms {
+            Some(ms) if row.old.0.is_empty() => {
+                format!("p50 < {ms} ms: {}", if p50 < ms { "met" } else { "MISSED" })
+            }
             Some(ms) => {
                 let met = p50 < ms && old50 / p50 >= 10.0;
                 format!("p50 < {ms} ms, ≥10×: {}", if met { "met" } else { "MISSED" })

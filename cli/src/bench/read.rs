@@ -287,10 +287,7 @@ pub async fn run_read(
         args.observations >= 1000 * args.projects as u64,
         "--observations must be at least 1000 per project"
     );
-    ensure!(
-        args.requests >= 1 && args.old_requests >= 1,
-        "--requests must be at least 1"
-    );
+    ensure!(args.requests >= 1, "--requests must be at least 1");
     let clickhouse = databases.clickhouse();
     let mut pg = postgres::connect(&databases.database_url)
         .await

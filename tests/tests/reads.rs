@@ -430,6 +430,11 @@ async fn get_json(http: &reqwest::Client, url: String, auth: &str) -> Value {
     body
 }
 
+/// The events' payloads of one kind, as sent.
+fn payloads<T: Clone>(events: &[Event], pick: impl Fn(&Payload) -> Option<&T>) -> Vec<T> {
+    events.iter().filter_map(|e| pick(&e.payload).cloned()).collect()
+}
+
 /// Every row of a cursor-paged list, following `next_cursor` until it is null.
 async fn all_pages(http: &reqwest::Client, url: &str, auth: &str) -> Vec<Value> {
     let mut rows = Vec::new();
@@ -488,27 +493,18 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", etl.url);
 
-    let observations: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.payload {
-            Payload::Observation(o) => Some(o.clone()),
-            _ => None,
-        })
-        .collect();
-    let traces: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.payload {
-            Payload::Trace(t) => Some(t.clone()),
-            _ => None,
-        })
-        .collect();
-    let scores: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.payload {
-            Payload::Score(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect();
+    let observations = payloads(&events, |p| match p {
+        Payload::Observation(o) => Some(o),
+        _ => None,
+    });
+    let traces = payloads(&events, |p| match p {
+        Payload::Trace(t) => Some(t),
+        _ => None,
+    });
+    let scores = payloads(&events, |p| match p {
+        Payload::Score(s) => Some(s),
+        _ => None,
+    });
     let kind = |o: &agenttrace_schemas::event::Observation| serde_json::to_value(o.kind).unwrap();
 
     // Observations: small pages, every one exactly once, newest first.

@@ -98,7 +98,12 @@ pub(crate) async fn settle(clickhouse: &ClickHouse, database: &ClickHouse) -> an
     clickhouse
         .execute_on_server(&format!("DROP DATABASE IF EXISTS {name}"))
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    quiesce(clickhouse, Duration::from_secs(120)).await
+}
+
+/// Waits (at most `timeout`) until the server has no merges running.
+pub(crate) async fn quiesce(clickhouse: &ClickHouse, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         let merges = clickhouse
             .query_text("SELECT count() FROM system.merges FORMAT TabSeparated")

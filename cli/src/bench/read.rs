@@ -27,7 +27,7 @@ use clap::Args;
 use uuid::Uuid;
 
 use crate::DatabaseArgs;
-use crate::bench::{bench_server_config, peak_rss_mb, reset_peak_rss};
+use crate::bench::{bench_server_config, peak_rss_mb, quiesce, reset_peak_rss};
 
 const DAY_US: i64 = 86_400_000_000;
 /// Observations per trace, and traces per session.
@@ -217,22 +217,6 @@ async fn fill_project(
     Ok(())
 }
 
-/// Waits (at most ten minutes) until the server has no merges running, so timings do not
-/// share the machine with the fill's background work.
-async fn quiesce(clickhouse: &ClickHouse) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while Instant::now() < deadline {
-        let merges = clickhouse
-            .query_text("SELECT count() FROM system.merges FORMAT TabSeparated")
-            .await?;
-        if merges.trim() == "0" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    Ok(())
-}
-
 /// The SQL the trace list and session routes sent before the read layout.
 fn old_trace_page(project: &str, condition: &str, direction: &str) -> String {
     let trace_where = format!("project_id = {project}{condition}");
@@ -366,7 +350,8 @@ pub async fn run_read(
         .trim()
         .parse()?;
     writeln!(out, "waiting for background merges to finish…")?;
-    quiesce(&clickhouse).await?;
+    // Timings must not share the machine with the fill's background merges.
+    quiesce(&clickhouse, Duration::from_secs(600)).await?;
 
     let largest = project_ids[0];
     let project = format!("'{largest}'");

@@ -14,7 +14,7 @@ use crate::analytics::AnalyticsError;
 use crate::analytics::metrics::{Bucket, Dimension, MetricsQuery, View};
 use crate::analytics::observations::{ObservationFilter, observation_page};
 use crate::analytics::paging::{
-    READ_SETTINGS, encode_cursor, invalid, page_limit, parse_json_rows, time_bound,
+    READ_SETTINGS, encode_cursor, invalid, next_page, page_limit, parse_json_rows, time_bound,
 };
 use crate::clickhouse::{ClickHouse, quote};
 
@@ -129,17 +129,7 @@ pub async fn observations_v2(
         Some(level) => exact_level_page(clickhouse, project, &filter, level, limit + 1).await?,
         None => observation_page(clickhouse, project, &filter, limit + 1).await?,
     };
-    let cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|last| {
-            encode_cursor(
-                last["start_time_us"].as_i64().unwrap_or_default(),
-                last["id"].as_str().unwrap_or_default(),
-            )
-        })
-    } else {
-        None
-    };
+    let cursor = next_page(&mut rows, limit, "start_time_us");
     let details = if groups
         .iter()
         .any(|g| ["time", "io", "metadata", "model", "prompt", "basic"].contains(g))

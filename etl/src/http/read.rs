@@ -25,12 +25,8 @@ pub struct ProjectChoice {
 }
 
 /// The project a read acts on: a project key's own, else the one named, once the caller may read it.
-async fn reading_project(
-    state: &AppState,
-    caller: &Caller,
-    choice: &ProjectChoice,
-) -> Result<Uuid, ApiError> {
-    let project = match (caller, choice.project_id) {
+async fn reading_project(state: &AppState, caller: &Caller, chosen: Option<Uuid>) -> Result<Uuid, ApiError> {
+    let project = match (caller, chosen) {
         (Caller::Key(key), _) => key.project_id,
         (_, Some(project)) => project,
         (_, None) => {
@@ -52,7 +48,7 @@ pub async fn trace(
     Path(id): Path<String>,
     Query(choice): Query<ProjectChoice>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = reading_project(&state, &caller, &choice).await?;
+    let project = reading_project(&state, &caller, choice.project_id).await?;
     traces::trace_detail(&state.clickhouse, project, &id)
         .await?
         .map(Json)
@@ -71,10 +67,7 @@ pub async fn trace_list(
     caller: Caller,
     Query(filter): Query<TraceFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let choice = ProjectChoice {
-        project_id: filter.project_id,
-    };
-    let project = reading_project(&state, &caller, &choice).await?;
+    let project = reading_project(&state, &caller, filter.project_id).await?;
     Ok(Json(
         traces::trace_list(&state.clickhouse, project, &filter).await?,
     ))
@@ -95,10 +88,7 @@ pub async fn session(
     Path(id): Path<String>,
     Query(query): Query<SessionQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let choice = ProjectChoice {
-        project_id: query.project_id,
-    };
-    let project = reading_project(&state, &caller, &choice).await?;
+    let project = reading_project(&state, &caller, query.project_id).await?;
     traces::session_detail(&state.clickhouse, project, &id, query.cursor, query.limit)
         .await?
         .map(Json)
@@ -117,10 +107,7 @@ pub async fn session_list(
     caller: Caller,
     Query(filter): Query<SessionFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let choice = ProjectChoice {
-        project_id: filter.project_id,
-    };
-    let project = reading_project(&state, &caller, &choice).await?;
+    let project = reading_project(&state, &caller, filter.project_id).await?;
     Ok(Json(
         traces::session_list(&state.clickhouse, project, &filter).await?,
     ))
@@ -132,10 +119,7 @@ pub async fn observation_list(
     caller: Caller,
     Query(filter): Query<ObservationFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let choice = ProjectChoice {
-        project_id: filter.project_id,
-    };
-    let project = reading_project(&state, &caller, &choice).await?;
+    let project = reading_project(&state, &caller, filter.project_id).await?;
     Ok(Json(
         observations::observation_list(&state.clickhouse, project, &filter).await?,
     ))
@@ -147,10 +131,7 @@ pub async fn score_list(
     caller: Caller,
     Query(filter): Query<ScoreFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let choice = ProjectChoice {
-        project_id: filter.project_id,
-    };
-    let project = reading_project(&state, &caller, &choice).await?;
+    let project = reading_project(&state, &caller, filter.project_id).await?;
     Ok(Json(
         scores::score_list(&state.clickhouse, project, &filter).await?,
     ))
@@ -162,10 +143,7 @@ pub async fn metrics(
     caller: Caller,
     Query(params): Query<MetricsParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let choice = ProjectChoice {
-        project_id: params.project_id,
-    };
-    let project = reading_project(&state, &caller, &choice).await?;
+    let project = reading_project(&state, &caller, params.project_id).await?;
     let query = MetricsQuery::from_params(&params)?;
     Ok(Json(metrics::metrics(&state.clickhouse, project, &query).await?))
 }

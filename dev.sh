@@ -60,6 +60,21 @@ edge_build() {
   export AGENTTRACE_EDGE_PREBUILT=1
 }
 
+# The web UI (ui/dist), which the ETL binary embeds; --check also type-checks and lints it.
+ui_build() {
+  "$ROOT/scripts/build-ui.sh" "$@"
+}
+
+# Debian's Chromium for the UI's end-to-end tests (driven by playwright-core from tests/js).
+ensure_browser() {
+  command -v chromium >/dev/null && return 0
+  log "apt-get install chromium (the UI tests' headless browser)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+}
+
 stack_up() {
   # stack.sh prints `export ...` lines for the databases it brought up.
   eval "$("$ROOT/scripts/stack.sh" up)"
@@ -130,6 +145,7 @@ edge_up() {
 cmd_up() {
   ensure_rust
   stack_up
+  ui_build
   log "building"
   cargo build --quiet -p agenttrace-cli
   log "migrating"
@@ -187,12 +203,12 @@ cmd_up() {
   cat <<EOF
 
   Stack is up.
+  Web UI      $(etl_url)/
+  Sign in     owner@agenttrace.local with the password in $AGENTTRACE_HOME/owner-password
+              ($(cat "$AGENTTRACE_HOME/owner-password" 2>/dev/null || echo "see that file"))
   Edge        $(edge_url)  (agents' one base URL: /v1/ingest, /v1/{traces,logs,metrics},
               Langfuse's /api/public/* — OTLP, ingestion, scores, prompts, datasets)
-  ETL         $(etl_url)   (/v1/* control plane and analysts' API, /readyz, /metrics)
-  Sign in     owner@agenttrace.local, password in $AGENTTRACE_HOME/owner-password:
-              curl -X POST $(etl_url)/v1/auth/sign-in -d '{"email": "owner@agenttrace.local", "password": "…"}'
-              (there is no web UI yet: the API is the way in)
+  ETL API     $(etl_url)/v1/*  (control plane and read API, /readyz, /metrics; etl/api/openapi.json)
   Scheduler   evaluate every minute, experiment_rollups every 5 minutes, retention daily at 03:00,
               daily_costs hourly, evaluator answer-close on its own schedule (agenttrace jobs status)
   PostgreSQL  $DATABASE_URL
@@ -207,6 +223,8 @@ cmd_test() {
   ensure_rust
   ensure_python_test_deps
   stack_up
+  ensure_browser
+  ui_build --check
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy"

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::etl::SIGNING_KEYS;
+use crate::ports::free_port;
 use crate::repo_root;
 
 /// The environment the edge tools need (`scripts/edge-tools.sh` installs them when missing),
@@ -42,14 +43,6 @@ fn tool_environment() -> &'static HashMap<String, String> {
             })
             .collect()
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub struct Edge {
@@ -94,50 +87,71 @@ impl Edge {
             format!("EDGE_SIGNING_KEY={SIGNING_KEYS}\n"),
         )
         .unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("wrangler.log")).unwrap();
-        let child = Command::new("wrangler")
-            .args([
-                "dev",
-                "--local",
-                "--ip",
-                "127.0.0.1",
-                "--show-interactive-dev-session=false",
-            ])
-            .args([
-                "--port",
-                &port.to_string(),
-                "--inspector-port",
-                &free_port().to_string(),
-            ])
-            .args(["--persist-to", &dir.join("state").display().to_string()])
-            .current_dir(&dir)
-            .env_clear()
-            .envs(environment)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("starting wrangler dev");
-        let edge = Edge {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
+        // A port can still be taken between our check and wrangler's bind: start again on
+        // other ports when that is why wrangler stopped.
+        let (child, url) = spawn_wrangler(environment, &dir);
+        let mut edge = Edge { child, url, dir };
+        for attempt in 1.. {
+            match edge.wait_until_healthy().await {
+                Ok(()) => break,
+                Err(log) if attempt < 4 && log.contains("Address already in use") => {
+                    edge.stop();
+                    (edge.child, edge.url) = spawn_wrangler(environment, &edge.dir);
+                }
+                Err(log) => panic!("the edge did not start; its log:\n{log}"),
+            }
+        }
+        edge
+    }
+}
+
+/// `wrangler dev` serving the Worker configured in `dir`, on a fresh port; returns its URL.
+fn spawn_wrangler(environment: &HashMap<String, String>, dir: &Path) -> (Child, String) {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("wrangler.log")).unwrap();
+    let child = Command::new("wrangler")
+        .args([
+            "dev",
+            "--local",
+            "--ip",
+            "127.0.0.1",
+            "--show-interactive-dev-session=false",
+        ])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--inspector-port",
+            &free_port().to_string(),
+        ])
+        .args(["--persist-to", &dir.join("state").display().to_string()])
+        .current_dir(dir)
+        .env_clear()
+        .envs(environment)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("starting wrangler dev");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+impl Edge {
+    /// Waits for `/healthz`; on failure (wrangler exited, or 60 s passed) returns its log.
+    async fn wait_until_healthy(&mut self) -> Result<(), String> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(response) = client.get(format!("{}/healthz", edge.url)).send().await
+            if let Ok(response) = client.get(format!("{}/healthz", self.url)).send().await
                 && response.status().is_success()
             {
-                return edge;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "the edge did not start within 60 s; its log:\n{}",
-                edge.log()
-            );
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            // wrangler reports a lost bind and then idles: read the log too.
+            if exited || Instant::now() >= deadline || self.log().contains("Address already in use") {
+                return Err(self.log());
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -148,8 +162,8 @@ impl Edge {
     }
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
+impl Edge {
+    fn stop(&mut self) {
         // wrangler runs workerd as a child: stop the whole process group.
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
@@ -162,6 +176,12 @@ impl Drop for Edge {
         }
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -15,6 +15,7 @@ pub use agenttrace_cli;
 
 pub mod edge;
 pub mod etl;
+pub mod ports;
 pub mod readback;
 pub mod servers;
 

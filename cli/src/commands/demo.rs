@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use agenttrace_etl::admin::datasets::{self, ItemFilter, NewDataset, NewItem};
-use agenttrace_etl::admin::experiments;
+use agenttrace_etl::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
+use agenttrace_etl::admin::{AdminError, experiments};
 use agenttrace_etl::clickhouse::{Table, quote};
 use agenttrace_schemas::{Event, Timestamp};
 use anyhow::Context;
@@ -144,6 +145,13 @@ pub async fn run(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write) 
             items.len()
         )?;
     }
+    let mut pg = databases.postgres().await?;
+    if demo_prompt(&mut pg, key.project_id).await? {
+        writeln!(
+            out,
+            "created the prompt {DEMO_PROMPT:?}: v1 labelled production, v2 labelled staging"
+        )?;
+    }
     if matches!(transport, Transport::Edge(_)) {
         wait_until_loaded(databases, key.project_id, total_accepted).await?;
     }
@@ -209,6 +217,46 @@ async fn wait_until_loaded(databases: &DatabaseArgs, project: Uuid, events: usiz
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+const DEMO_PROMPT: &str = "coding-agent-system";
+
+/// The demo's managed prompt, two chat versions (v1 in production, v2 on staging), created
+/// once; true when this call created it.
+async fn demo_prompt(pg: &mut tokio_postgres::Client, project: Uuid) -> anyhow::Result<bool> {
+    match prompts::get(&*pg, project, DEMO_PROMPT, &Selector::Label("latest".into())).await {
+        Ok(_) => return Ok(false),
+        Err(AdminError::NotFound(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let versions = [
+        (
+            "You are a careful coding agent. Read the code before you change it.",
+            "production",
+            "first version",
+        ),
+        (
+            "You are a careful coding agent. Read the code before you change it.\nRun the tests after every edit and report their exit code.",
+            "staging",
+            "ask for the tests' exit code",
+        ),
+    ];
+    for (system, label, message) in versions {
+        let new = NewPromptVersion {
+            name: DEMO_PROMPT.into(),
+            kind: PromptType::Chat,
+            prompt: json!([
+                {"role": "system", "content": system},
+                {"role": "user", "content": "{{task}}"}
+            ]),
+            config: json!({"model": "claude-sonnet-4-5", "temperature": 0.2}),
+            labels: vec![label.into()],
+            tags: vec!["demo".into()],
+            commit_message: Some(message.into()),
+        };
+        prompts::create_version(pg, project, &new).await?;
+    }
+    Ok(true)
 }
 
 /// The demo dataset and its two experiments (a baseline and a better prompt), created once:

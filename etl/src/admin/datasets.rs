@@ -337,6 +337,24 @@ pub async fn get_item(
         .ok_or_else(|| AdminError::NotFound(format!("dataset item {id:?}")))
 }
 
+/// The project's items among `ids` (missing ones are left out), in no particular order.
+pub async fn get_items(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    ids: &[String],
+) -> Result<Vec<DatasetItem>, AdminError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {} FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE d.project_id = $1 AND i.id = ANY($2)",
+                item_columns()
+            ),
+            &[&project_id, &ids],
+        )
+        .await?;
+    Ok(rows.iter().map(item_from_row).collect())
+}
+
 /// Filters of an item listing.
 #[derive(Debug, Clone, Default)]
 pub struct ItemFilter {

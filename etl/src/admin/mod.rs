@@ -9,12 +9,14 @@
 //! - [`experiments`]: runs of a dataset whose traces the rollup job compares, and their items.
 //! - [`prompts`]: prompt templates, their immutable versions and labels.
 //! - [`prices`]: model prices, defaults and per-project overrides from a date on.
+//! - [`job_runs`]: the scheduled jobs' run records.
 
 pub mod api_keys;
 pub mod datasets;
 pub mod evaluators;
 pub mod experiments;
 pub mod identity;
+pub mod job_runs;
 pub mod prices;
 pub mod projects;
 pub mod prompts;

@@ -6,8 +6,12 @@
 //! - [`observations`], [`scores`], [`metrics`]: the other read routes; [`paging`] is what
 //!   they share (cursors, time windows, rows as people read them); [`langfuse`] the same reads
 //!   in Langfuse's v2 shapes.
+//! - [`experiments`]: two experiments compared per score and per item.
+//! - [`dead_letters`]: the events the ETL refused, with their reasons.
 //! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
 
+pub mod dead_letters;
+pub mod experiments;
 pub mod export;
 pub mod langfuse;
 pub mod metrics;

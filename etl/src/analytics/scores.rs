@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
-use crate::analytics::paging::{READ_SETTINGS, before_cursor, next_page, page_limit, parse_rows, time_bound};
+use crate::analytics::paging::{
+    READ_SETTINGS, before_cursor, invalid, next_page, page_limit, parse_rows, time_bound,
+};
 use crate::clickhouse::{ClickHouse, quote};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -24,6 +26,8 @@ pub struct ScoreFilter {
     pub trace_id: Option<String>,
     pub observation_id: Option<String>,
     pub evaluator_id: Option<String>,
+    /// Numeric and boolean scores at or below this value (`0`: an evaluator's failures).
+    pub max_value: Option<f64>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }
@@ -54,6 +58,12 @@ pub async fn score_list(
         if let Some(value) = value {
             conditions.push(format!("{column} = {}", quote(value)));
         }
+    }
+    if let Some(max) = filter.max_value {
+        if !max.is_finite() {
+            return Err(invalid("max_value", "must be a finite number".to_owned()));
+        }
+        conditions.push(format!("data_type != 'categorical' AND value <= {max:?}"));
     }
     conditions.extend(before_cursor(filter.cursor.as_deref(), "timestamp_us", "id")?);
     let sql = format!(

@@ -143,11 +143,14 @@ const TRACE_ROW_COLUMNS: &str = "id, name, timestamp_us, user_id, session_id, ta
 
 /// Traces from `source` (`traces` or `traces_by_time`) matching `trace_where`, joined with
 /// their summaries and kept when `summary_where` holds, ordered by `direction`, at most `limit`.
-/// Without summary conditions only the page's traces are summarized.
+/// Without summary conditions only the page's traces are summarized. `columns` are the trace
+/// columns each row carries.
+#[allow(clippy::too_many_arguments)]
 async fn summarized_traces(
     clickhouse: &ClickHouse,
     project: &str,
     source: &str,
+    columns: &str,
     trace_where: &str,
     summary_where: &[String],
     direction: &str,
@@ -161,14 +164,12 @@ async fn summarized_traces(
         Dedup::Final
     };
     let (traces, ids) = if summary_where.is_empty() {
-        let page = format!(
-            "SELECT {TRACE_ROW_COLUMNS} FROM {source} FINAL WHERE {trace_where} {order} LIMIT {limit}"
-        );
+        let page = format!("SELECT {columns} FROM {source} FINAL WHERE {trace_where} {order} LIMIT {limit}");
         let ids = format!("SELECT id FROM ({page})");
         (page, ids)
     } else {
         (
-            format!("SELECT {TRACE_ROW_COLUMNS} FROM {source} FINAL WHERE {trace_where}"),
+            format!("SELECT {columns} FROM {source} FINAL WHERE {trace_where}"),
             format!("SELECT id FROM {source} FINAL WHERE {trace_where}"),
         )
     };
@@ -179,7 +180,7 @@ async fn summarized_traces(
     };
     // 18.16 joins by USING only.
     let sql = format!(
-        "SELECT {TRACE_ROW_COLUMNS}, observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level
+        "SELECT {columns}, observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level
          FROM ({traces}) ANY LEFT JOIN ({summary}) USING id
          {summary_where} {order} LIMIT {limit} FORMAT JSONEachRow",
         summary = summary_sql(project, &ids, "id", dedup),
@@ -294,6 +295,7 @@ pub async fn trace_list(
                     clickhouse,
                     &project,
                     "traces_by_time",
+                    TRACE_ROW_COLUMNS,
                     &trace_where,
                     &summary_where,
                     "DESC",
@@ -339,10 +341,12 @@ pub async fn session_detail(
             quote(&last)
         ));
     }
+    // A conversation shows what each turn was asked and answered.
     let mut rows = summarized_traces(
         clickhouse,
         &project,
         "traces",
+        &format!("{TRACE_ROW_COLUMNS}, input, output"),
         &trace_where.join(" AND "),
         &[],
         "ASC",

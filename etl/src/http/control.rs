@@ -22,7 +22,9 @@ use crate::admin::experiments::{self, NewRunItem};
 use crate::admin::identity::{self, Role};
 use crate::admin::prices::{self, NewPrice};
 use crate::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType};
-use crate::admin::{api_keys, projects};
+use crate::admin::{api_keys, job_runs, projects};
+use crate::analytics::dead_letters::dead_letter_list;
+use crate::analytics::experiments::{Run, compare, traced_runs};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::request::{Page, PromptQuery, json_body, page_of, paged};
@@ -727,6 +729,104 @@ pub async fn get_experiment(
     let client = state.postgres.get().await?;
     let (experiment, items) = experiments::get(&**client, project, id).await?;
     Ok(Json(json!({ "experiment": experiment, "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareQuery {
+    a: Uuid,
+    b: Uuid,
+}
+
+/// Two experiments side by side: per score each one's mean and the paired difference (B − A)
+/// with its bootstrap 95% interval; per dataset item its input, expected output and scores.
+pub async fn compare_experiments(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    Query(query): Query<CompareQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let client = state.postgres.get().await?;
+    let (a, a_items) = experiments::get(&**client, project, query.a).await?;
+    let (b, b_items) = experiments::get(&**client, project, query.b).await?;
+    // Run items recorded in PostgreSQL, and traces that name the experiment themselves.
+    let runs = async |experiment: &experiments::Experiment, items: &[experiments::RunItem]| {
+        let mut runs = traced_runs(&state.clickhouse, project, &experiment.trace_experiment_id).await?;
+        runs.retain(|run| !items.iter().any(|item| item.trace_id == run.trace_id));
+        runs.extend(items.iter().map(|item| Run {
+            dataset_item_id: item.dataset_item_id.clone(),
+            trace_id: item.trace_id.clone(),
+        }));
+        Ok::<_, ApiError>(runs)
+    };
+    let (a_runs, b_runs) = (runs(&a, &a_items).await?, runs(&b, &b_items).await?);
+    let (scores, items) = compare(&state.clickhouse, project, &a_runs, &b_runs).await?;
+    let ids: Vec<String> = items.iter().map(|item| item.dataset_item_id.clone()).collect();
+    let stored: std::collections::HashMap<String, datasets::DatasetItem> =
+        datasets::get_items(&**client, project, &ids)
+            .await?
+            .into_iter()
+            .map(|item| (item.id.clone(), item))
+            .collect();
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|item| {
+            let found = stored.get(&item.dataset_item_id);
+            let mut row = json!(item);
+            row["input"] = found.map_or(Value::Null, |f| f.input.clone());
+            row["expected_output"] = found
+                .and_then(|f| f.expected_output.clone())
+                .unwrap_or(Value::Null);
+            row
+        })
+        .collect();
+    Ok(Json(json!({ "a": a, "b": b, "scores": scores, "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRunQuery {
+    job: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The scheduled jobs' newest runs. Jobs run for every project at once, so each project's
+/// readers see the same runs; a run's error names the job's failure, not another project's rows.
+pub async fn list_job_runs(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    Query(query): Query<JobRunQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(crate::http::request::bad("limit", "must be between 1 and 1000"));
+    }
+    let client = state.postgres.get().await?;
+    let runs = job_runs::recent(&**client, query.job.as_deref(), limit).await?;
+    Ok(Json(json!({ "data": runs })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// The project's dead letters, newest first, by cursor.
+pub async fn list_dead_letters(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<Uuid>,
+    Query(query): Query<DeadLetterQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&state, project, Need::Read).await?;
+    Ok(Json(
+        dead_letter_list(&state.clickhouse, project, query.limit, query.cursor.as_deref()).await?,
+    ))
 }
 
 /// Records that a trace ran a dataset item in the run `run_name` (created on first use, on the

@@ -7,7 +7,8 @@
 //! - [`auth`]: the extractor that authenticates an API key for a required scope.
 //! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them; [`langfuse`]:
 //!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`); [`request`]:
-//!   what the control-plane handlers share (JSON bodies, pages); [`read`]: the read API.
+//!   what the control-plane handlers share (JSON bodies, pages); [`read`]: the read API;
+//!   [`ui`]: the embedded web UI.
 
 pub mod analytics;
 pub mod auth;
@@ -20,5 +21,6 @@ pub mod read;
 pub mod request;
 pub mod router;
 pub mod server;
+pub mod ui;
 
 pub use server::{RunningServer, ServeConfig, start};

@@ -29,7 +29,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::http::error::ApiError;
 use crate::http::server::AppState;
-use crate::http::{analytics, control, health, ingest, langfuse, read};
+use crate::http::{analytics, control, health, ingest, langfuse, read, ui};
 
 /// Every route and its method; `etl/api/openapi.json` must describe each (checked by a test).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -44,6 +44,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/organizations/{organization}/projects"),
     ("post", "/v1/organizations/{organization}/projects"),
     ("get", "/v1/traces"),
+    ("get", "/v1/projects/{project}/experiments/compare"),
+    ("get", "/v1/projects/{project}/job-runs"),
+    ("get", "/v1/projects/{project}/dead-letters"),
     ("get", "/v1/traces/{id}"),
     ("get", "/v1/sessions"),
     ("get", "/v1/sessions/{id}"),
@@ -130,6 +133,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(langfuse_routes())
         .merge(control_routes())
+        .route("/", get(ui::index))
+        .route("/assets/{name}", get(ui::asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -174,8 +179,17 @@ fn control_routes() -> Router<Arc<AppState>> {
             get(control::list_experiments),
         )
         .route(
+            "/v1/projects/{project}/experiments/compare",
+            get(control::compare_experiments),
+        )
+        .route(
             "/v1/projects/{project}/experiments/{id}",
             get(control::get_experiment),
+        )
+        .route("/v1/projects/{project}/job-runs", get(control::list_job_runs))
+        .route(
+            "/v1/projects/{project}/dead-letters",
+            get(control::list_dead_letters),
         )
         .route("/v1/projects/{project}/run-items", post(control::record_run_item))
         .route(

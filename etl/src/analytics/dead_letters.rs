@@ -1,0 +1,36 @@
+//! The project's dead letters (events the ETL refused, kept with the reason and the raw JSON
+//! exactly as received), newest first, by cursor.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::analytics::AnalyticsError;
+use crate::analytics::paging::{READ_SETTINGS, before_cursor, next_page, page_limit, parse_json_rows};
+use crate::clickhouse::{ClickHouse, quote};
+
+/// A dead letter's identity: its batch and its place in it.
+const ID: &str = "concat(batch_id, '/', toString(event_index))";
+
+/// One page of dead letters with `next_cursor` while more remain. Refusals are rare, so the
+/// project's range of the table is read whole.
+pub async fn dead_letter_list(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    limit: Option<usize>,
+    cursor: Option<&str>,
+) -> Result<Value, AnalyticsError> {
+    let limit = page_limit(limit, 50, 1000)?;
+    let mut conditions = vec![format!("project_id = {}", quote(&project.to_string()))];
+    conditions.extend(before_cursor(cursor, "received_at_us", ID)?);
+    let sql = format!(
+        "SELECT {ID} AS id, batch_id, event_index, event_id, event_type, received_at_us, reason, raw
+         FROM dead_letters FINAL WHERE {}
+         ORDER BY received_at_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
+        conditions.join(" AND "),
+        limit + 1
+    );
+    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let mut rows = parse_json_rows(&body)?;
+    let next_cursor = next_page(&mut rows, limit, "received_at_us");
+    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the web UI (ui/ → ui/dist), which the ETL embeds at compile time (etl/build.rs).
+# Installs its npm packages from ui/package-lock.json when they changed (npm ci), and rebuilds
+# only when a source changed, so the ETL is not recompiled for nothing.
+#
+#   scripts/build-ui.sh           build
+#   scripts/build-ui.sh --check   type-check (tsc) and lint (eslint) first
+#
+# Node comes from the edge toolchain (scripts/edge-tools.sh: Node 22 from npm).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+UI="$ROOT/ui"
+say() { printf '\033[1;36m[ui]\033[0m %s\n' "$*" >&2; }
+
+eval "$("$ROOT/scripts/edge-tools.sh")"
+cd "$UI"
+lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ "$(cat node_modules/.lock-hash 2>/dev/null)" != "$lock_hash" ]; then
+  say "npm ci (ui/package-lock.json)"
+  npm ci --silent --no-audit --no-fund
+  echo "$lock_hash" >node_modules/.lock-hash
+fi
+if [ "${1:-}" = "--check" ]; then
+  say "tsc --noEmit and eslint"
+  npm run --silent check
+fi
+source_hash="$(cat package-lock.json index.html vite.config.ts tsconfig.json $(find src -type f | sort) | sha256sum | cut -d' ' -f1)"
+if [ "$(cat dist/.source-hash 2>/dev/null)" = "$source_hash" ] && [ -f dist/index.html ]; then
+  exit 0
+fi
+say "vite build"
+npx vite build --logLevel warn
+echo "$source_hash" >dist/.source-hash

@@ -1,0 +1,235 @@
+// A person using the web UI, in Debian's headless Chromium driven by playwright-core (no
+// downloaded browser). Run by tests/tests/ui.rs against a real ETL loaded with the demo's data;
+// every step checks what the page shows against the API or the databases.
+//
+// Environment: UI_URL, UI_EMAIL, UI_PASSWORD, UI_PROJECT, UI_OTHER_PROJECT, UI_TRACE (a trace
+// with a terminal command), UI_EXIT_CODE (that command's exit code), UI_BIG_TRACE (a trace of
+// many observations), UI_PROMPT, UI_SCREENSHOTS (a folder), CHROMIUM (the browser's path).
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+
+const env = (name) => {
+  const value = process.env[name];
+  assert.ok(value, `${name} is set`);
+  return value;
+};
+const url = env("UI_URL");
+const project = env("UI_PROJECT");
+const shots = env("UI_SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+const results = {};
+const step = (name) => console.error(`[ui] ${name}`);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+const page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+const consoleErrors = [];
+page.on("console", (message) => message.type() === "error" && consoleErrors.push(message.text()));
+page.on("pageerror", (error) => consoleErrors.push(String(error)));
+const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
+
+// The API as the signed-in page calls it, with the page's own session.
+const api = (path) =>
+  page.evaluate(async (path) => {
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${localStorage.getItem("agenttrace.session")}` } });
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+    return response.json();
+  }, path);
+
+try {
+  step("sign in: a wrong password is refused, the right one lets in");
+  await page.goto(url);
+  await page.getByLabel("Email").fill(env("UI_EMAIL"));
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByLabel("Password").fill(env("UI_PASSWORD"));
+  await shot("sign-in");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("table", { name: "Traces" }).waitFor();
+
+  step("project switcher: the demo project is chosen, the other one is empty");
+  await page.getByLabel("Project").selectOption(project);
+  await page.getByRole("table", { name: "Traces" }).waitFor();
+  const listed = await page.locator("table[aria-label=Traces] tbody tr").count();
+  const firstPage = await api(`/v1/traces?project_id=${project}&limit=50&from=${new Date(Date.now() - 7 * 86400e3).toISOString()}`);
+  assert.equal(listed, firstPage.data.length, "the list shows the API's first page");
+  await shot("traces");
+  await page.getByLabel("Project").selectOption(env("UI_OTHER_PROJECT"));
+  await page.getByText("No traces match").waitFor();
+  await page.getByLabel("Project").selectOption(project);
+  await page.getByRole("table", { name: "Traces" }).waitFor();
+
+  step("filter the trace list by session");
+  const traceId = env("UI_TRACE");
+  const detail = await api(`/v1/traces/${encodeURIComponent(traceId)}?project_id=${project}`);
+  const session = detail.trace.session_id;
+  assert.ok(session, "the demo trace has a session");
+  await page.getByLabel("Session", { exact: true }).fill(session);
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForFunction(
+    (session) => {
+      const rows = [...document.querySelectorAll("table[aria-label=Traces] tbody tr")];
+      return rows.length > 0 && location.hash.includes(encodeURIComponent(session)) && rows.every((row) => row.textContent.includes(session.slice(0, 8)));
+    },
+    session,
+  );
+  const expected = await api(`/v1/traces?project_id=${project}&session_id=${encodeURIComponent(session)}&limit=50&from=${new Date(Date.now() - 7 * 86400e3).toISOString()}`);
+  const shown = await page.locator("table[aria-label=Traces] tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.traceId));
+  assert.deepEqual(shown, expected.data.map((row) => row.id), "the filtered list is the API's answer for that session");
+  results.filtered_traces = shown.length;
+
+  step("open a trace");
+  await page.locator(`tr[data-trace-id="${traceId}"] a`).first().click();
+  const tree = page.getByRole("tree", { name: "Observations" });
+  await tree.waitFor();
+  const items = page.getByRole("treeitem");
+  const rendered = await items.count();
+  assert.ok(rendered > 0 && rendered <= detail.observation_count, `${rendered} of ${detail.observation_count} rows rendered`);
+  await shot("trace");
+
+  step("the tree from the keyboard");
+  await tree.focus();
+  await page.keyboard.press("Home");
+  const firstId = await page.locator("[role=treeitem][aria-selected=true]").getAttribute("data-observation-id");
+  await page.keyboard.press("ArrowDown");
+  const secondId = await page.locator("[role=treeitem][aria-selected=true]").getAttribute("data-observation-id");
+  assert.notEqual(firstId, secondId, "ArrowDown moves the selection");
+  await page.keyboard.press("Home");
+  const root = page.locator(`[role=treeitem][data-observation-id="${firstId}"]`);
+  if ((await root.getAttribute("aria-expanded")) === "true") {
+    const before = await items.count();
+    await page.keyboard.press("ArrowLeft");
+    assert.equal(await root.getAttribute("aria-expanded"), "false", "ArrowLeft collapses");
+    assert.ok((await items.count()) < before, "collapsing hides the children");
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await root.getAttribute("aria-expanded"), "true", "ArrowRight expands");
+    assert.equal(await items.count(), before, "expanding shows them again");
+  }
+
+  step("expand an observation: its input and output");
+  const generation = page.locator("[role=treeitem]", { has: page.locator(".type-generation") }).first();
+  await generation.click();
+  const selected = page.getByLabel("Selected observation");
+  await selected.getByRole("heading", { name: "Input" }).waitFor();
+  assert.ok(await selected.locator(".messages, .json, pre.text").count() > 0, "the input is rendered");
+  const fold = selected.locator(".json-toggle").first();
+  if (await fold.count()) {
+    const was = await fold.getAttribute("aria-expanded");
+    await fold.click();
+    assert.notEqual(await fold.getAttribute("aria-expanded"), was, "a JSON fold opens and closes");
+  }
+  await shot("observation");
+
+  step("read a terminal command's exit code");
+  await page.getByRole("tab", { name: /Terminal commands/ }).click();
+  const exitCodes = await page.locator("[aria-label='Terminal commands'] [data-exit-code]").evaluateAll((els) => els.map((el) => el.dataset.exitCode));
+  assert.ok(exitCodes.includes(env("UI_EXIT_CODE")), `exit code ${env("UI_EXIT_CODE")} is shown (${exitCodes})`);
+  const stored = detail.terminal_commands.map((c) => String(c.exit_code));
+  assert.deepEqual([...exitCodes].sort(), [...stored].sort(), "every command's exit code, as stored");
+  await page.locator("[aria-label='Terminal commands']").scrollIntoViewIfNeeded();
+  await shot("terminal-commands");
+
+  step("a session reads as a conversation");
+  await page.goto(`${url}/#/sessions/${encodeURIComponent(session)}`);
+  await page.getByRole("list", { name: "Conversation" }).waitFor();
+  const turns = await page.locator(".turn").count();
+  const sessionDetail = await api(`/v1/sessions/${encodeURIComponent(session)}?project_id=${project}&limit=100`);
+  assert.equal(turns, sessionDetail.data.length, "one turn per trace of the session");
+  await shot("session");
+
+  step("dashboard totals equal the read API's");
+  await page.goto(`${url}/#/dashboard?days=7`);
+  const costChart = page.locator("figure[data-chart=cost-by-model]");
+  await costChart.waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("canvas").length >= 5);
+  const chartTotal = Number(await costChart.getAttribute("data-total"));
+  const requestsTotal = Number(await page.locator("figure[data-chart=requests]").getAttribute("data-total"));
+  const from = await page.evaluate(() => {
+    const now = new Date();
+    return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - 6 * 86400e3).toISOString();
+  });
+  const to = new Date(Date.now() + 60e3).toISOString();
+  const overall = await api(`/v1/metrics?project_id=${project}&type=generation&bucket=none&from=${from}&to=${to}`);
+  const apiCost = overall.data.reduce((sum, row) => sum + row.total_cost, 0);
+  const apiRequests = overall.data.reduce((sum, row) => sum + row.count, 0);
+  assert.ok(apiCost > 0, "the demo's generations cost something");
+  assert.ok(Math.abs(chartTotal - apiCost) < 1e-6, `chart total ${chartTotal} = API total ${apiCost}`);
+  assert.equal(requestsTotal, apiRequests, "requests chart total = API count");
+  results.dashboard_cost = chartTotal;
+  await shot("dashboard");
+
+  step("evaluations: pass rates, job runs, dead letters");
+  await page.goto(`${url}/#/evaluations`);
+  await page.getByRole("table", { name: "Evaluators" }).waitFor();
+  await page.getByRole("table", { name: "Job runs" }).waitFor();
+  await page.getByRole("table", { name: "Dead letters" }).waitFor();
+  await shot("evaluations");
+
+  step("compare two experiments");
+  const experiments = (await api(`/v1/projects/${project}/experiments?limit=100`)).data;
+  assert.ok(experiments.length >= 2, "the demo ran two experiments");
+  const [a, b] = experiments;
+  await page.goto(`${url}/#/experiments?a=${a.id}&b=${b.id}`);
+  const comparison = page.getByRole("table", { name: "Score comparison" });
+  await comparison.waitFor();
+  const compared = await api(`/v1/projects/${project}/experiments/compare?a=${a.id}&b=${b.id}`);
+  assert.ok(compared.scores.length > 0, "the experiments have scores to compare");
+  for (const score of compared.scores) {
+    const cell = comparison.locator(`tr[data-score="${score.score_name}"] [data-difference]`);
+    const shownDifference = await cell.getAttribute("data-difference");
+    assert.equal(shownDifference === "" ? null : Number(shownDifference), score.mean_difference, `${score.score_name}'s difference`);
+  }
+  await page.getByRole("table", { name: "Items" }).locator("button").first().click();
+  await page.getByRole("heading", { name: "Expected output" }).waitFor();
+  await shot("experiments");
+
+  step("move a prompt label");
+  const prompt = env("UI_PROMPT");
+  await page.goto(`${url}/#/prompts/${encodeURIComponent(prompt)}`);
+  await page.getByRole("table", { name: "Versions" }).waitFor();
+  const before = await api(`/v1/projects/${project}/prompts/${encodeURIComponent(prompt)}?label=production`);
+  const target = before.version === 1 ? 2 : 1;
+  const moveForm = page.getByRole("form", { name: "Move a label" });
+  await moveForm.getByLabel("Label").fill("production");
+  await moveForm.getByLabel("To version").selectOption(String(target));
+  await moveForm.getByRole("button", { name: "Move label" }).click();
+  await page.locator(`tr[data-version="${target}"] .label-production`).waitFor();
+  assert.equal(await page.locator(`tr[data-version="${before.version}"] .label-production`).count(), 0, "the label left its old version");
+  const after = await api(`/v1/projects/${project}/prompts/${encodeURIComponent(prompt)}?label=production`);
+  assert.equal(after.version, target, "the API serves the moved label's version");
+  await page.getByLabel(/Diff from v/).waitFor();
+  await shot("prompts");
+
+  step("datasets");
+  await page.goto(`${url}/#/datasets`);
+  await page.locator(".nav-list a").first().click();
+  await page.getByRole("table", { name: "Dataset items" }).waitFor();
+
+  const big = process.env.UI_BIG_TRACE;
+  if (big) {
+    step("a trace of many observations opens");
+    await page.goto(`${url}/#/traces`);
+    await page.getByRole("table", { name: "Traces" }).waitFor();
+    const started = Date.now();
+    await page.goto(`${url}/#/traces/${encodeURIComponent(big)}`);
+    await page.getByRole("tree", { name: "Observations" }).waitFor();
+    await page.getByRole("treeitem").first().waitFor();
+    results.big_trace_open_ms = Date.now() - started;
+    results.big_trace_rendered_rows = await page.getByRole("treeitem").count();
+    await page.getByRole("tree").focus();
+    await page.keyboard.press("End");
+    await page.locator("[role=treeitem][aria-selected=true]").waitFor();
+  }
+  assert.deepEqual(consoleErrors.filter((e) => !e.includes("401")), [], "no script errors");
+  console.log(JSON.stringify(results));
+} catch (error) {
+  await shot("failure").catch(() => undefined);
+  console.error(`[ui] failed; the page at the failure is in ${shots}/failure.png`);
+  throw error;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,8 @@
+import type { Loaded } from "../hooks";
+
+/** Loading and error states, the same everywhere. */
+export function Status<T>({ state }: { state: Loaded<T> }) {
+  if (state.error) return <div class="error" role="alert">{state.error}</div>;
+  if (state.loading && state.data === null) return <div class="muted loading">Loading…</div>;
+  return null;
+}

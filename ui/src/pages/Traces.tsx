@@ -1,0 +1,192 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { get, type Cursored, type TraceRow } from "../api";
+import { ago, count, duration, shortId, time, usd } from "../format";
+import { message } from "../hooks";
+import { href, navigate, type Route } from "../route";
+
+/** The read API's filters, as they appear in the page's URL. */
+const FILTERS: { key: string; label: string; placeholder: string; type?: string }[] = [
+  { key: "name", label: "Name", placeholder: "exact name" },
+  { key: "user_id", label: "User", placeholder: "user id" },
+  { key: "session_id", label: "Session", placeholder: "session id" },
+  { key: "tags", label: "Tags", placeholder: "tag1,tag2" },
+  { key: "environment", label: "Environment", placeholder: "production" },
+  { key: "release", label: "Release", placeholder: "release" },
+  { key: "score_name", label: "Has score", placeholder: "score name" },
+  { key: "min_cost", label: "Min cost (USD)", placeholder: "0.01", type: "number" },
+  { key: "min_latency_ms", label: "Min latency (ms)", placeholder: "1000", type: "number" },
+];
+
+const RANGES: [string, string, number | null][] = [
+  ["1h", "Last hour", 3_600_000],
+  ["24h", "Last 24 hours", 86_400_000],
+  ["7d", "Last 7 days", 7 * 86_400_000],
+  ["30d", "Last 30 days", 30 * 86_400_000],
+  ["all", "All time", null],
+];
+
+const LIVE_EVERY_MS = 5000;
+
+export function Traces({ project, route }: { project: string; route: Route }) {
+  const filters: Record<string, string> = {};
+  for (const [key, value] of route.query) filters[key] = value;
+  const range = filters.range ?? "7d";
+  const [rows, setRows] = useState<TraceRow[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [live, setLive] = useState(true);
+  const [updated, setUpdated] = useState<number | null>(null);
+  const query = JSON.stringify(filters);
+  const pagesLoadedRef = useRef(1);
+
+  const params = (extra: Record<string, string | null> = {}) => {
+    const span = RANGES.find(([id]) => id === range)?.[2] ?? null;
+    const rest = Object.fromEntries(Object.entries(filters).filter(([key]) => key !== "range"));
+    return {
+      project_id: project,
+      from: span === null ? null : new Date(Date.now() - span).toISOString(),
+      ...rest,
+      ...extra,
+    };
+  };
+
+  // The first page, again every few seconds while live and nothing more was loaded.
+  useEffect(() => {
+    let current = true;
+    pagesLoadedRef.current = 1;
+    const load = async (first: boolean) => {
+      if (first) setLoading(true);
+      try {
+        const page = await get<Cursored<TraceRow>>("/v1/traces", params({ limit: "50" }));
+        if (!current) return;
+        if (first || pagesLoadedRef.current === 1) {
+          setRows(page.data);
+          setCursor(page.next_cursor);
+        }
+        setError(null);
+        setUpdated(Date.now());
+      } catch (e) {
+        if (current) setError(message(e));
+      } finally {
+        if (current && first) setLoading(false);
+      }
+    };
+    void load(true);
+    const timer = live ? window.setInterval(() => void load(false), LIVE_EVERY_MS) : undefined;
+    return () => {
+      current = false;
+      window.clearInterval(timer);
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [project, query, live]);
+
+  const more = async () => {
+    if (!cursor) return;
+    try {
+      const page = await get<Cursored<TraceRow>>("/v1/traces", params({ limit: "50", cursor }));
+      pagesLoadedRef.current += 1;
+      setRows((previous) => [...previous, ...page.data]);
+      setCursor(page.next_cursor);
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+
+  const apply = (event: Event) => {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget as HTMLFormElement);
+    const next: Record<string, string> = {};
+    for (const [key, value] of form) if (typeof value === "string" && value.trim()) next[key] = value.trim();
+    navigate("/traces", next);
+  };
+
+  return (
+    <section>
+      <div class="page-head">
+        <h1>Traces</h1>
+        <label class="live">
+          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} /> Live
+          {updated && <span class="muted"> · updated {new Date(updated).toLocaleTimeString("en-GB")}</span>}
+        </label>
+      </div>
+      <form class="filters" onSubmit={apply} aria-label="Trace filters" key={query}>
+        <label>
+          Time
+          <select name="range" defaultValue={range}>
+            {RANGES.map(([id, label]) => (
+              <option key={id} value={id}>{label}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Level
+          <select name="level" defaultValue={filters.level ?? ""}>
+            <option value="">any</option>
+            <option value="warning">warning or worse</option>
+            <option value="error">error</option>
+          </select>
+        </label>
+        {FILTERS.map((filter) => (
+          <label key={filter.key}>
+            {filter.label}
+            <input name={filter.key} type={filter.type ?? "text"} step="any" placeholder={filter.placeholder} defaultValue={filters[filter.key] ?? ""} />
+          </label>
+        ))}
+        <div class="filter-actions">
+          <button type="submit">Apply</button>
+          <a class="button secondary" href="#/traces">Clear</a>
+        </div>
+      </form>
+      {error && <div class="error" role="alert">{error}</div>}
+      {loading && rows.length === 0 ? (
+        <div class="muted loading">Loading…</div>
+      ) : rows.length === 0 ? (
+        <div class="empty">No traces match. Widen the time range or clear a filter.</div>
+      ) : (
+        <table class="grid traces" aria-label="Traces">
+          <thead>
+            <tr>
+              <th>Started</th>
+              <th>Name</th>
+              <th>Trace</th>
+              <th>User</th>
+              <th>Session</th>
+              <th>Tags</th>
+              <th class="num">Latency</th>
+              <th class="num">Tokens</th>
+              <th class="num">Cost</th>
+              <th class="num">Observations</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((row) => (
+              <tr key={row.id} class={`level-${row.level}`} data-trace-id={row.id}>
+                <td title={time(row.timestamp_us)}>{ago(row.timestamp_us)}</td>
+                <td>
+                  <a href={href(`/traces/${encodeURIComponent(row.id)}`)}>{row.name ?? "(unnamed)"}</a>
+                  {row.level !== "default" && <span class={`badge level-${row.level}`}>{row.level}</span>}
+                </td>
+                <td class="mono" title={row.id}>{shortId(row.id)}</td>
+                <td>{row.user_id ?? ""}</td>
+                <td>
+                  {row.session_id && <a href={href(`/sessions/${encodeURIComponent(row.session_id)}`)} title={row.session_id}>{shortId(row.session_id)}</a>}
+                </td>
+                <td>{row.tags.map((tag) => <span key={tag} class="tag">{tag}</span>)}</td>
+                <td class="num">{duration(row.latency_ms)}</td>
+                <td class="num">{count(row.input_tokens + row.output_tokens)}</td>
+                <td class="num">{usd(row.total_cost)}</td>
+                <td class="num">{row.observation_count}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {cursor && (
+        <button type="button" class="secondary more" onClick={() => void more()}>
+          Load more
+        </button>
+      )}
+    </section>
+  );
+}

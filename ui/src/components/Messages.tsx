@@ -7,9 +7,12 @@ export interface Message {
   name?: string;
 }
 
-/** The chat messages `value` holds (an array of `{role, content}`, or `{messages: [...]}`), or null. */
+/** The chat messages `value` holds (an array of `{role, content}`, `{messages: [...]}`, or one message), or null. */
 export function asMessages(value: unknown): Message[] | null {
-  const list = Array.isArray(value)
+  const single = value && typeof value === "object" && !Array.isArray(value) && "role" in value && "content" in value;
+  const list = single
+    ? [value]
+    : Array.isArray(value)
     ? value
     : value && typeof value === "object" && Array.isArray((value as { messages?: unknown }).messages)
       ? (value as { messages: unknown[] }).messages

@@ -26,7 +26,8 @@ export function Dashboard({ project, route }: { project: string; route: Route })
       metrics({ bucket: "day", type: "generation", dimensions: "model" }),
       metrics({ bucket: "day", type: "generation" }),
       metrics({ bucket: "day" }),
-      metrics({ bucket: "none", type: "tool", dimensions: "tool" }),
+      // Tool calls of every type (`tool_call`, Langfuse's `tool`), by outcome.
+      metrics({ bucket: "none", dimensions: "tool,level" }),
     ]);
     return { byModel, daily, errors, tools };
   }, [project, days]);
@@ -158,11 +159,22 @@ function Charts({ metrics, days }: { metrics: Metrics; days: number }) {
     [metrics, labels],
   );
 
-  const failingTools = metrics.tools.data
-    .map((row) => ({ tool: text(row.tool, "(unnamed)"), calls: num(row.count), failures: Math.round(num(row.count) * num(row.error_rate)), rate: num(row.error_rate) }))
-    .filter((row) => row.failures > 0)
-    .sort((a, b) => b.failures - a.failures || b.rate - a.rate)
-    .slice(0, 10);
+  const failingTools = useMemo(() => {
+    const byTool = new Map<string, { tool: string; calls: number; failures: number }>();
+    for (const row of metrics.tools.data) {
+      if (typeof row.tool !== "string" || row.tool === "") continue;
+      const entry = byTool.get(row.tool) ?? { tool: row.tool, calls: 0, failures: 0 };
+      entry.calls += num(row.count);
+      // A tool call fails loudly (error) or with a non-zero exit (warning).
+      if (row.level === "error" || row.level === "warning") entry.failures += num(row.count);
+      byTool.set(row.tool, entry);
+    }
+    return [...byTool.values()]
+      .filter((row) => row.failures > 0)
+      .map((row) => ({ ...row, rate: row.failures / row.calls }))
+      .sort((a, b) => b.failures - a.failures || b.rate - a.rate)
+      .slice(0, 10);
+  }, [metrics]);
 
   return (
     <>
@@ -211,7 +223,7 @@ function Charts({ metrics, days }: { metrics: Metrics; days: number }) {
                 {failingTools.map((row) => (
                   <tr key={row.tool}>
                     <td>
-                      <a href={href("/traces", { level: "error", range: "30d" })}>{row.tool}</a>
+                      <a href={href("/traces", { level: "warning", range: "30d" })}>{row.tool}</a>
                     </td>
                     <td class="num">{row.failures}</td>
                     <td class="num">{row.calls}</td>

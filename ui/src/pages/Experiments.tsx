@@ -5,6 +5,18 @@ import { Status } from "../components/Status";
 import { useLoad } from "../hooks";
 import { href, navigate, type Route } from "../route";
 
+/** A dataset item's input in a line: its first text field, cut short. */
+function summary(input: unknown): string | null {
+  const text =
+    typeof input === "string"
+      ? input
+      : input && typeof input === "object"
+        ? Object.values(input).find((value): value is string => typeof value === "string")
+        : undefined;
+  if (!text) return null;
+  return text.length > 90 ? `${text.slice(0, 90)}…` : text;
+}
+
 function fixed(value: number | null, digits = 3): string {
   return value === null ? "—" : value.toFixed(digits);
 }
@@ -12,9 +24,10 @@ function fixed(value: number | null, digits = 3): string {
 export function Experiments({ project, route }: { project: string; route: Route }) {
   const list = useLoad(() => get<Paged<Experiment>>(`/v1/projects/${project}/experiments`, { limit: 100 }), [project]);
   if (!list.data) return <Status state={list} />;
-  const experiments = list.data.data;
-  const a = route.query.get("a") ?? experiments[1]?.id ?? experiments[0]?.id ?? "";
-  const b = route.query.get("b") ?? experiments[0]?.id ?? "";
+  // Oldest first: by default the older run is the baseline, the newest the candidate.
+  const experiments = [...list.data.data].sort((x, y) => x.created_at.localeCompare(y.created_at));
+  const a = route.query.get("a") ?? experiments[0]?.id ?? "";
+  const b = route.query.get("b") ?? experiments[experiments.length - 1]?.id ?? "";
   const choose = (key: "a" | "b", value: string) => navigate("/experiments", { a, b, [key]: value });
   return (
     <section>
@@ -105,9 +118,9 @@ function Compare({ project, a, b }: { project: string; a: string; b: string }) {
             {items.map((row) => (
               <>
                 <tr key={row.dataset_item_id} class={item === row.dataset_item_id ? "selected" : ""}>
-                  <td>
+                  <td title={row.dataset_item_id}>
                     <button type="button" class="link" aria-expanded={item === row.dataset_item_id} onClick={() => setItem(item === row.dataset_item_id ? null : row.dataset_item_id)}>
-                      {row.dataset_item_id.slice(0, 12)}
+                      {summary(row.input) ?? row.dataset_item_id}
                     </button>
                   </td>
                   {names.flatMap((n) => [

@@ -66,6 +66,10 @@ pub struct DatabaseArgs {
     pub clickhouse_user: Option<String>,
     #[arg(long, env = "CLICKHOUSE_PASSWORD", global = true, hide_env_values = true)]
     pub clickhouse_password: Option<String>,
+    /// ClickHouse is a cluster of this name (`scripts/cluster.sh`): migrations create the
+    /// clustered schema, mutations run on every shard.
+    #[arg(long, env = "CLICKHOUSE_CLUSTER", global = true)]
+    pub clickhouse_cluster: Option<String>,
 }
 
 impl DatabaseArgs {
@@ -75,6 +79,7 @@ impl DatabaseArgs {
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
             password: self.clickhouse_password.clone(),
+            cluster: self.clickhouse_cluster.clone(),
         })
     }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
+use crate::clickhouse::cluster::ClusterSchema;
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote_identifier};
 
 /// Arbitrary constant naming the migration lock among PostgreSQL advisory locks.
@@ -328,19 +329,30 @@ async fn migrate_clickhouse(
     clickhouse: &ClickHouse,
     files: &[Migration],
 ) -> Result<Vec<String>, MigrateError> {
-    clickhouse
-        .execute_on_server(&format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote_identifier(clickhouse.database())
-        ))
-        .await?;
-    clickhouse
-        .execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version UInt32, name String, checksum String, applied_at DateTime
-            ) ENGINE = ReplacingMergeTree() ORDER BY version",
-        )
-        .await?;
+    let mut cluster = clickhouse
+        .cluster()
+        .map(|name| ClusterSchema::new(name, clickhouse.database()));
+    match &cluster {
+        Some(schema) => {
+            clickhouse.execute_on_server(&schema.create_database()).await?;
+            clickhouse.execute(&schema.migrations_table()).await?;
+        }
+        None => {
+            clickhouse
+                .execute_on_server(&format!(
+                    "CREATE DATABASE IF NOT EXISTS {}",
+                    quote_identifier(clickhouse.database())
+                ))
+                .await?;
+            clickhouse
+                .execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version UInt32, name String, checksum String, applied_at DateTime
+                    ) ENGINE = ReplacingMergeTree() ORDER BY version",
+                )
+                .await?;
+        }
+    }
     let listing = clickhouse
         .query_text("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated")
         .await?;
@@ -355,19 +367,34 @@ async fn migrate_clickhouse(
             })
         })
         .collect();
+    let pending = plan(Target::ClickHouse, &applied, files)?;
     let mut done = Vec::new();
-    for migration in plan(Target::ClickHouse, &applied, files)? {
+    for migration in files {
+        let is_pending = pending.iter().any(|p| p.version == migration.version);
+        let failed = |message: String| MigrateError::Failed {
+            target: Target::ClickHouse,
+            name: migration.name.clone(),
+            message,
+        };
+        // On a cluster each statement becomes its clustered form; applied migrations are
+        // replayed through the transformation too, so it knows the tables they made.
+        let mut statements = Vec::new();
+        for statement in split_statements(&migration.sql) {
+            match cluster.as_mut() {
+                Some(schema) => statements.extend(schema.transform(&statement).map_err(failed)?),
+                None => statements.push(statement),
+            }
+        }
+        if !is_pending {
+            continue;
+        }
         // No transactions in ClickHouse: statements are written to be re-runnable
         // (IF NOT EXISTS), and the record is written only after all of them succeeded.
-        for statement in split_statements(&migration.sql) {
+        for statement in statements {
             clickhouse
                 .execute(&statement)
                 .await
-                .map_err(|e| MigrateError::Failed {
-                    target: Target::ClickHouse,
-                    name: migration.name.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| failed(e.to_string()))?;
         }
         clickhouse
             .execute(&format!(

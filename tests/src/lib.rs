@@ -33,6 +33,11 @@ fn clickhouse_config(url: &str, database: &str) -> ClickHouseConfig {
         database: database.to_owned(),
         user: std::env::var("CLICKHOUSE_USER").ok(),
         password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
+        // The shared server is a cluster when `CLICKHOUSE_CLUSTER` names one (scripts/cluster.sh
+        // env); a test's private server never is.
+        cluster: std::env::var("CLICKHOUSE_CLUSTER")
+            .ok()
+            .filter(|_| url == clickhouse_url()),
     }
 }
 
@@ -130,6 +135,7 @@ impl TestEnv {
             clickhouse_database: self.name.clone(),
             clickhouse_user: None,
             clickhouse_password: None,
+            clickhouse_cluster: self.clickhouse.cluster().map(str::to_owned),
         }
     }
 
@@ -180,8 +186,12 @@ impl Drop for TestEnv {
                         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .await;
                 }
+                let on_cluster = clickhouse
+                    .cluster()
+                    .map(|cluster| format!(" ON CLUSTER {cluster}"))
+                    .unwrap_or_default();
                 let _ = clickhouse
-                    .execute_on_server(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute_on_server(&format!("DROP DATABASE IF EXISTS {name}{on_cluster}"))
                     .await;
             });
         });

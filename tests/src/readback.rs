@@ -17,6 +17,7 @@ pub async fn json_rows(env: &TestEnv, sql: &str) -> Vec<Map<String, Value>> {
         database: env.name.clone(),
         user: None,
         password: None,
+        cluster: env.clickhouse.cluster().map(str::to_owned),
     });
     let text = client
         .query_text(&format!("{sql} FORMAT JSONEachRow"))

@@ -54,6 +54,9 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// The cluster (its name in the servers' `<remote_servers>`) when ClickHouse is one: the
+    /// schema is then the clustered one (`cluster.rs`) and mutations run on every shard.
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,10 @@ impl ClickHouse {
             .build()
             .expect("the HTTP client builds with static settings");
         ClickHouse { http, config }
+    }
+
+    pub fn cluster(&self) -> Option<&str> {
+        self.config.cluster.as_deref()
     }
 
     pub fn database(&self) -> &str {

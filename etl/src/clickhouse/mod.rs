@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod client;
+pub mod cluster;
 pub mod insert;
 pub mod loader;
 pub mod native;

@@ -1,0 +1,480 @@
+//! The clustered schema, as a transformation of the single-node migrations.
+//!
+//! A migration file is written for one server. On a cluster (`CLICKHOUSE_CLUSTER`, the name in
+//! every node's `<remote_servers>`), each table `t` becomes two, created `ON CLUSTER`:
+//!
+//! - `t_local`, the data: the same columns and keys with the `Replicated` form of the engine,
+//!   its ZooKeeper path per shard (`/clickhouse/agenttrace/tables/{shard}/<database>/t_local`,
+//!   replica `{replica}`, from each node's `<macros>`);
+//! - `t`, a `Distributed` table over `t_local` on every shard, sharded by [`sharding_key`], so
+//!   every version of a row and every row of a trace land on one shard: deduplication and the
+//!   merge stay shard-local, and a trace is still one key range on one server.
+//!
+//! Readers and writers keep using `t`. Materialized views run on each shard, from `s_local` to
+//! `t_local`. `ALTER` applies to `t_local` (once per shard, replicated) and re-creates `t`, whose
+//! columns follow; `RENAME` renames the local tables and re-creates the `Distributed` ones;
+//! `INSERT ... SELECT` runs as written, through the `Distributed` tables. Any other statement is
+//! refused: a migration the transformation does not understand must not half-apply.
+
+use std::collections::BTreeSet;
+
+/// Where each node keeps a replicated table's metadata in ZooKeeper.
+const ZOOKEEPER_ROOT: &str = "/clickhouse/agenttrace/tables";
+
+/// The key that places a row on a shard: a trace's rows together, every version of a row
+/// with its first one.
+pub fn sharding_key(table: &str) -> &'static str {
+    let base = table.trim_end_matches("_reordered").trim_end_matches("_by_id");
+    match base {
+        "traces" | "traces_by_time" => "cityHash64(project_id, id)",
+        "observations"
+        | "scores"
+        | "file_operations"
+        | "terminal_commands"
+        | "git_links"
+        | "observations_by_time"
+        | "session_traces" => "cityHash64(project_id, trace_id)",
+        "dead_letters" => "cityHash64(project_id, batch_id)",
+        // Rows replaced by id (rollups, metric points): by id. Sums (daily costs) sum across
+        // shards when read, so any placement is right.
+        "experiment_rollups" | "metrics" => "cityHash64(project_id, id)",
+        _ => "cityHash64(project_id)",
+    }
+}
+
+/// The statements of the single-node migrations, rewritten for a cluster; it learns the
+/// tables each statement creates, renames and drops, so it is fed every migration in order
+/// (applied ones too, with their output discarded).
+#[derive(Debug, Clone)]
+pub struct ClusterSchema {
+    cluster: String,
+    database: String,
+    /// Tables that are a `_local` table plus a `Distributed` one (views are not).
+    tables: BTreeSet<String>,
+}
+
+impl ClusterSchema {
+    pub fn new(cluster: &str, database: &str) -> ClusterSchema {
+        ClusterSchema {
+            cluster: cluster.to_owned(),
+            database: database.to_owned(),
+            tables: BTreeSet::new(),
+        }
+    }
+
+    /// The table that keeps the migration history on every node: one replicated table whose
+    /// replicas are all the nodes (its path has no shard), read locally anywhere.
+    pub fn migrations_table(&self) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations ON CLUSTER {cluster} (
+                version UInt32, name String, checksum String, applied_at DateTime
+            ) ENGINE = ReplicatedReplacingMergeTree('{ZOOKEEPER_ROOT}/all/{db}/schema_migrations', '{{replica}}')
+            ORDER BY version",
+            db = self.database,
+            cluster = self.cluster,
+        )
+    }
+
+    pub fn create_database(&self) -> String {
+        format!(
+            "CREATE DATABASE IF NOT EXISTS {} ON CLUSTER {}",
+            self.database, self.cluster
+        )
+    }
+
+    fn qualified(&self, table: &str) -> String {
+        format!("{}.{table}", self.database)
+    }
+
+    fn distributed(&self, table: &str) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} AS {db}.{table}_local \
+             ENGINE = Distributed({cluster}, {db}, {table}_local, {key})",
+            db = self.database,
+            cluster = self.cluster,
+            key = sharding_key(table),
+        )
+    }
+
+    fn drop_distributed(&self, table: &str) -> String {
+        format!(
+            "DROP TABLE IF EXISTS {} ON CLUSTER {}",
+            self.qualified(table),
+            self.cluster
+        )
+    }
+
+    /// The statements that do on the cluster what `statement` does on one server.
+    pub fn transform(&mut self, statement: &str) -> Result<Vec<String>, String> {
+        let text = statement.trim();
+        let words: Vec<String> = text
+            .split_whitespace()
+            .take(6)
+            .map(|w| w.to_ascii_uppercase())
+            .collect();
+        let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+        match (word(0), word(1)) {
+            ("CREATE", "TABLE") => self.create_table(text),
+            ("CREATE", "MATERIALIZED") => self.create_view(text),
+            ("ALTER", "TABLE") => self.alter(text),
+            ("RENAME", "TABLE") => self.rename(text),
+            ("DROP", "TABLE") => self.drop(text),
+            ("INSERT", "INTO") => Ok(vec![text.to_owned()]),
+            _ => Err(format!(
+                "the cluster transformation does not know this statement; write it for a cluster: {}",
+                first_line(text)
+            )),
+        }
+    }
+
+    fn create_table(&mut self, text: &str) -> Result<Vec<String>, String> {
+        let (name, rest) = after_name(text, &["CREATE", "TABLE"])?;
+        let engine_at =
+            find_keyword(rest, "ENGINE").ok_or_else(|| format!("no ENGINE in: {}", first_line(text)))?;
+        let (shape, engine_clause) = rest.split_at(engine_at);
+        let shape = shape.trim();
+        // `(columns)` or `AS other`.
+        let shape = match shape.strip_prefix("AS ").or_else(|| shape.strip_prefix("as ")) {
+            Some(source) => {
+                let source = source.trim();
+                if !self.tables.contains(source) {
+                    return Err(format!(
+                        "{name} copies {source}, which the cluster schema does not have"
+                    ));
+                }
+                format!("AS {}_local", self.qualified(source))
+            }
+            None => shape.to_owned(),
+        };
+        let engine_clause = engine_clause["ENGINE".len()..].trim_start();
+        let engine_clause = engine_clause
+            .strip_prefix('=')
+            .ok_or_else(|| format!("expected `ENGINE =` in: {}", first_line(text)))?
+            .trim_start();
+        let open = engine_clause
+            .find('(')
+            .ok_or_else(|| format!("expected `ENGINE = Name(...)` in: {}", first_line(text)))?;
+        let engine = engine_clause[..open].trim();
+        let close = matching_paren(engine_clause, open)?;
+        let arguments = engine_clause[open + 1..close].trim();
+        let after = engine_clause[close + 1..].trim();
+        if !engine.ends_with("MergeTree") || engine.starts_with("Replicated") {
+            return Err(format!(
+                "{name}: only single-node *MergeTree engines are transformed, not {engine}"
+            ));
+        }
+        let path = format!(
+            "'{ZOOKEEPER_ROOT}/{{shard}}/{}/{name}_local', '{{replica}}'",
+            self.database
+        );
+        let arguments = if arguments.is_empty() {
+            path
+        } else {
+            format!("{path}, {arguments}")
+        };
+        let local = format!(
+            "CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER {cluster} {shape} ENGINE = Replicated{engine}({arguments}) {after}",
+            table = self.qualified(&name),
+            cluster = self.cluster,
+        );
+        self.tables.insert(name.clone());
+        Ok(vec![local.trim_end().to_owned(), self.distributed(&name)])
+    }
+
+    fn create_view(&mut self, text: &str) -> Result<Vec<String>, String> {
+        let (name, rest) = after_name(text, &["CREATE", "MATERIALIZED", "VIEW"])?;
+        let rest = rest.trim_start();
+        let target_and_select = rest.strip_prefix("TO ").ok_or_else(|| {
+            format!("{name}: a cluster view needs `TO target` (a view's own storage is not sharded)")
+        })?;
+        let (target, select) = target_and_select
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{name}: expected `TO target AS SELECT ...`"))?;
+        let select = select
+            .trim_start()
+            .strip_prefix("AS")
+            .ok_or_else(|| format!("{name}: expected `AS SELECT` after the target"))?;
+        if !self.tables.contains(target) {
+            return Err(format!(
+                "{name} writes to {target}, which the cluster schema does not have"
+            ));
+        }
+        Ok(vec![format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {view} ON CLUSTER {cluster} TO {target}_local AS {select}",
+            view = self.qualified(&name),
+            cluster = self.cluster,
+            target = self.qualified(target),
+            select = self.localize(select.trim()),
+        )])
+    }
+
+    /// `FROM t` and `JOIN t` of the schema's tables read the shard's own `t_local`.
+    fn localize(&self, select: &str) -> String {
+        let mut out = String::with_capacity(select.len() + 32);
+        let mut previous = String::new();
+        for piece in select.split_inclusive(char::is_whitespace) {
+            let word = piece.trim_end();
+            let (name, tail) = word.split_at(
+                word.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(word.len()),
+            );
+            if matches!(previous.as_str(), "FROM" | "JOIN") && self.tables.contains(name) {
+                out.push_str(&format!("{}_local{tail}", self.qualified(name)));
+                out.push_str(&piece[word.len()..]);
+            } else {
+                out.push_str(piece);
+            }
+            if !word.is_empty() {
+                previous = word.to_ascii_uppercase();
+            }
+        }
+        out
+    }
+
+    fn alter(&mut self, text: &str) -> Result<Vec<String>, String> {
+        let (name, rest) = after_name(text, &["ALTER", "TABLE"])?;
+        if !self.tables.contains(&name) {
+            return Err(format!("ALTER of {name}, which the cluster schema does not have"));
+        }
+        Ok(vec![
+            format!(
+                "ALTER TABLE {}_local ON CLUSTER {} {}",
+                self.qualified(&name),
+                self.cluster,
+                rest.trim()
+            ),
+            // A Distributed table's columns are fixed when it is created.
+            self.drop_distributed(&name),
+            self.distributed(&name),
+        ])
+    }
+
+    fn rename(&mut self, text: &str) -> Result<Vec<String>, String> {
+        let pairs_text = text["RENAME TABLE".len()..].trim();
+        let mut pairs = Vec::new();
+        for pair in pairs_text.split(',') {
+            let words: Vec<&str> = pair.split_whitespace().collect();
+            match words.as_slice() {
+                [from, to_word, to] if to_word.eq_ignore_ascii_case("TO") => {
+                    pairs.push((from.to_string(), to.to_string()))
+                }
+                _ => return Err(format!("cannot read the renaming {pair:?}")),
+            }
+        }
+        for (from, _) in &pairs {
+            if !self.tables.contains(from) {
+                return Err(format!(
+                    "RENAME of {from}, which the cluster schema does not have"
+                ));
+            }
+        }
+        let locals: Vec<String> = pairs
+            .iter()
+            .map(|(from, to)| format!("{}_local TO {}_local", self.qualified(from), self.qualified(to)))
+            .collect();
+        let mut statements = vec![format!(
+            "RENAME TABLE {} ON CLUSTER {}",
+            locals.join(", "),
+            self.cluster
+        )];
+        statements.extend(pairs.iter().map(|(from, _)| self.drop_distributed(from)));
+        for (from, _) in &pairs {
+            self.tables.remove(from);
+        }
+        for (_, to) in &pairs {
+            self.tables.insert(to.clone());
+        }
+        statements.extend(pairs.iter().map(|(_, to)| self.distributed(to)));
+        Ok(statements)
+    }
+
+    fn drop(&mut self, text: &str) -> Result<Vec<String>, String> {
+        let (name, _) = after_name(text, &["DROP", "TABLE"])?;
+        let mut statements = vec![self.drop_distributed(&name)];
+        if self.tables.remove(&name) {
+            statements.push(format!(
+                "DROP TABLE IF EXISTS {}_local ON CLUSTER {}",
+                self.qualified(&name),
+                self.cluster
+            ));
+        }
+        Ok(statements)
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// The name after `keywords` (and an optional `IF [NOT] EXISTS`), and the text after it.
+fn after_name<'a>(text: &'a str, keywords: &[&str]) -> Result<(String, &'a str), String> {
+    let mut rest = text;
+    for keyword in keywords.iter().chain(&["IF", "NOT", "EXISTS"]) {
+        let trimmed = rest.trim_start();
+        let word_end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        if trimmed[..word_end].eq_ignore_ascii_case(keyword) {
+            rest = &trimmed[word_end..];
+        } else if keywords.contains(keyword) {
+            return Err(format!("expected {keyword} in: {}", first_line(text)));
+        }
+    }
+    let trimmed = rest.trim_start();
+    let end = trimmed
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(trimmed.len());
+    if end == 0 {
+        return Err(format!("expected a table name in: {}", first_line(text)));
+    }
+    Ok((trimmed[..end].to_owned(), &trimmed[end..]))
+}
+
+/// Where `keyword` starts as a whole word outside parentheses and quotes.
+fn find_keyword(text: &str, keyword: &str) -> Option<usize> {
+    let (mut depth, mut quoted) = (0i32, false);
+    let bytes = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            _ if depth == 0
+                && !quoted
+                && text[i..].len() >= keyword.len()
+                && text[i..i + keyword.len()].eq_ignore_ascii_case(keyword)
+                && (i == 0 || !(bytes[i - 1] as char).is_alphanumeric())
+                && !text[i + keyword.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_') =>
+            {
+                return Some(i);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn matching_paren(text: &str, open: usize) -> Result<usize, String> {
+    let mut depth = 0;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(open + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(format!("unbalanced parentheses in: {}", first_line(text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> ClusterSchema {
+        ClusterSchema::new("agenttrace", "db")
+    }
+
+    #[test]
+    fn a_table_becomes_a_replicated_local_table_and_a_distributed_one() {
+        let mut s = schema();
+        let out = s
+            .transform("CREATE TABLE IF NOT EXISTS scores (\n project_id String, trace_id String, id String, version UInt64\n) ENGINE = ReplacingMergeTree(version)\nPARTITION BY x ORDER BY (project_id, id)")
+            .unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(
+            out[0].starts_with(
+                "CREATE TABLE IF NOT EXISTS db.scores_local ON CLUSTER agenttrace (\n project_id String"
+            ),
+            "{}",
+            out[0]
+        );
+        assert!(out[0].contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/agenttrace/tables/{shard}/db/scores_local', '{replica}', version) PARTITION BY x ORDER BY (project_id, id)"), "{}", out[0]);
+        assert_eq!(
+            out[1],
+            "CREATE TABLE IF NOT EXISTS db.scores ON CLUSTER agenttrace AS db.scores_local ENGINE = Distributed(agenttrace, db, scores_local, cityHash64(project_id, trace_id))"
+        );
+        let out = s
+            .transform("CREATE TABLE d (project_id String) ENGINE = SummingMergeTree() ORDER BY project_id")
+            .unwrap();
+        assert!(out[0].contains("ReplicatedSummingMergeTree('/clickhouse/agenttrace/tables/{shard}/db/d_local', '{replica}') ORDER BY project_id"), "{}", out[0]);
+    }
+
+    #[test]
+    fn copies_views_alters_renames_and_drops_follow_the_local_tables() {
+        let mut s = schema();
+        s.transform("CREATE TABLE traces (id String) ENGINE = ReplacingMergeTree(version) ORDER BY id")
+            .unwrap();
+        s.transform("CREATE TABLE by_time (id String) ENGINE = ReplacingMergeTree(version) ORDER BY id")
+            .unwrap();
+        let copy = s
+            .transform("CREATE TABLE traces_reordered AS traces\nENGINE = ReplacingMergeTree(version) ORDER BY (project_id, id)\nSETTINGS index_granularity = 1024")
+            .unwrap();
+        assert!(copy[0].contains("db.traces_reordered_local ON CLUSTER agenttrace AS db.traces_local ENGINE = ReplicatedReplacingMergeTree("), "{}", copy[0]);
+        assert!(copy[0].ends_with("SETTINGS index_granularity = 1024"));
+        let view = s
+            .transform("CREATE MATERIALIZED VIEW v TO by_time AS\nSELECT id, version\nFROM traces\nWHERE 1")
+            .unwrap();
+        assert_eq!(
+            view,
+            [
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS db.v ON CLUSTER agenttrace TO db.by_time_local AS SELECT id, version\nFROM db.traces_local\nWHERE 1"
+            ]
+        );
+        let alter = s
+            .transform("ALTER TABLE traces ADD COLUMN public UInt8 DEFAULT 0")
+            .unwrap();
+        assert_eq!(
+            alter[0],
+            "ALTER TABLE db.traces_local ON CLUSTER agenttrace ADD COLUMN public UInt8 DEFAULT 0"
+        );
+        assert!(
+            alter[1].starts_with("DROP TABLE IF EXISTS db.traces ON CLUSTER")
+                && alter[2].contains("AS db.traces_local")
+        );
+        let rename = s
+            .transform("RENAME TABLE\n traces TO traces_by_id,\n traces_reordered TO traces")
+            .unwrap();
+        assert_eq!(
+            rename[0],
+            "RENAME TABLE db.traces_local TO db.traces_by_id_local, db.traces_reordered_local TO db.traces_local ON CLUSTER agenttrace"
+        );
+        assert_eq!(rename.len(), 5, "{rename:#?}");
+        assert!(rename[4].contains("db.traces ON CLUSTER agenttrace AS db.traces_local"));
+        assert_eq!(s.transform("DROP TABLE traces_by_id").unwrap().len(), 2);
+        assert_eq!(
+            s.transform("DROP TABLE IF EXISTS v").unwrap(),
+            ["DROP TABLE IF EXISTS db.v ON CLUSTER agenttrace"]
+        );
+        assert!(
+            s.transform("OPTIMIZE TABLE traces FINAL")
+                .unwrap_err()
+                .contains("does not know")
+        );
+        assert!(s.transform("ALTER TABLE nowhere ADD COLUMN x UInt8").is_err());
+    }
+
+    #[test]
+    fn every_version_of_a_row_and_a_traces_rows_share_a_shard() {
+        assert_eq!(sharding_key("traces"), sharding_key("traces_reordered"));
+        assert_eq!(sharding_key("observations"), "cityHash64(project_id, trace_id)");
+        // A trace's own row hashes its id as observations hash their trace id.
+        assert_eq!(sharding_key("traces"), "cityHash64(project_id, id)");
+    }
+
+    #[test]
+    fn every_embedded_migration_transforms() {
+        let set = crate::migrate::MigrationSet::embedded().unwrap();
+        let mut s = schema();
+        for migration in &set.clickhouse {
+            for statement in crate::migrate::split_statements(&migration.sql) {
+                s.transform(&statement)
+                    .unwrap_or_else(|e| panic!("{}: {e}", migration.name));
+            }
+        }
+        assert!(s.tables.contains("observations") && !s.tables.contains("observations_by_id"));
+    }
+}

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# A ClickHouse cluster on loopback: 2 shards × 2 replicas of ClickHouse 18.16 and a standalone
+# ZooKeeper 3.8 (Debian's `zookeeper`, on the Java 17 that is present), data under
+# $AGENTTRACE_HOME/cluster. Installs what is missing; safe to run twice.
+#
+#   scripts/cluster.sh up     start what is not running; prints `export ...` lines
+#   scripts/cluster.sh down   stop it (data stays)
+#   scripts/cluster.sh env    the `export ...` lines alone
+#   scripts/cluster.sh kill NODE | start NODE   stop (SIGKILL) or start one node: s1r1 s1r2 s2r1 s2r2
+#
+# The cluster is named `agenttrace` in every node's <remote_servers>; each node's <macros> name
+# its shard (01, 02) and replica (the node's name), which the Replicated tables' ZooKeeper paths
+# use. Node N (1..4) listens on HTTP 8230+N, native 9230+N, interserver 9330+N.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
+DIR="$AGENTTRACE_HOME/cluster"
+ZK_PORT="${AGENTTRACE_ZK_PORT:-2191}"
+NODES=(s1r1 s1r2 s2r1 s2r2)
+
+log() { printf '\033[1;34m[cluster]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[cluster] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+apt_ensure() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+wait_for() { # wait_for SECONDS WHAT COMMAND...
+  local secs=$1 what=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$what did not become ready within $secs s"
+    sleep 0.2
+  done
+}
+
+node_index() { local i; for i in "${!NODES[@]}"; do [ "${NODES[$i]}" = "$1" ] && { echo $((i + 1)); return; }; done; die "no node $1 (${NODES[*]})"; }
+http_port() { echo $((8230 + $(node_index "$1"))); }
+tcp_port() { echo $((9230 + $(node_index "$1"))); }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# ---------------------------------------------------------------- ZooKeeper
+zk_answers() { [ "$(printf ruok | timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; cat >&3; cat <&3" 2>/dev/null)" = imok ]; }
+
+zk_up() {
+  zk_answers && return 0
+  apt_ensure zookeeper
+  command -v java >/dev/null || apt_ensure default-jre-headless
+  mkdir -p "$DIR/zookeeper/data"
+  cat >"$DIR/zookeeper/zoo.cfg" <<CFG
+tickTime=2000
+dataDir=$DIR/zookeeper/data
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,mntr
+autopurge.snapRetainCount=3
+autopurge.purgeInterval=1
+CFG
+  log "starting ZooKeeper on 127.0.0.1:$ZK_PORT"
+  setsid java -Xmx256m -Dzookeeper.log.dir="$DIR/zookeeper" -cp "/usr/share/java/zookeeper.jar:/usr/share/java/*" \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zookeeper/zoo.cfg" \
+    >"$DIR/zookeeper/zookeeper.log" 2>&1 </dev/null &
+  echo $! >"$DIR/zookeeper/pid"
+  wait_for 60 ZooKeeper zk_answers
+}
+
+# ---------------------------------------------------------------- ClickHouse nodes
+remote_servers() {
+  local shard
+  echo "<remote_servers><agenttrace>"
+  for shard in 1 2; do
+    echo "<shard><internal_replication>true</internal_replication>"
+    for replica in 1 2; do
+      echo "<replica><host>127.0.0.1</host><port>$(tcp_port "s${shard}r${replica}")</port></replica>"
+    done
+    echo "</shard>"
+  done
+  echo "</agenttrace></remote_servers>"
+}
+
+node_config() {
+  local node=$1 dir="$DIR/$1" index
+  index="$(node_index "$node")"
+  mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log}
+  cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><log>$dir/log/server.log</log><errorlog>$dir/log/server.err.log</errorlog><size>50M</size><count>2</count></logger>
+    <http_port>$((8230 + index))</http_port>
+    <tcp_port>$((9230 + index))</tcp_port>
+    <interserver_http_port>$((9330 + index))</interserver_http_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <listen_host>127.0.0.1</listen_host>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>$DIR/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mark_cache_size>134217728</mark_cache_size>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    $(remote_servers)
+    <zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>
+    <macros><cluster>agenttrace</cluster><shard>0${node:1:1}</shard><replica>$node</replica></macros>
+    <distributed_ddl><path>/clickhouse/agenttrace/task_queue/ddl</path></distributed_ddl>
+</yandex>
+XML
+}
+
+users_config() {
+  cat >"$DIR/users.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <profiles><default>
+        <max_memory_usage>2000000000</max_memory_usage>
+        <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
+        <!-- Durability: an insert through a Distributed table returns once each shard's
+             replica has it and one more replica of that shard confirmed it (quorum 2). -->
+        <insert_distributed_sync>1</insert_distributed_sync>
+        <insert_quorum>2</insert_quorum>
+        <!-- A trace's rows share a shard: `IN (subquery)` reads each shard's own rows. -->
+        <distributed_product_mode>local</distributed_product_mode>
+    </default></profiles>
+    <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+        <profile>default</profile><quota>default</quota></default></users>
+    <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+        <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+XML
+}
+
+node_answers() { curl -fsS "http://127.0.0.1:$(http_port "$1")/ping" >/dev/null 2>&1; }
+
+node_start() {
+  local node=$1
+  node_answers "$node" && return 0
+  node_config "$node"
+  setsid /usr/sbin/clickhouse-server --config-file="$DIR/$node/config.xml" \
+    >"$DIR/$node/log/stdout.log" 2>&1 </dev/null &
+  echo $! >"$DIR/$node/pid"
+}
+
+node_kill() {
+  local pidfile="$DIR/$1/pid"
+  if alive "$pidfile"; then kill -KILL "$(cat "$pidfile")"; fi
+  rm -f "$pidfile"
+}
+
+print_env() {
+  local urls=() node
+  for node in "${NODES[@]}"; do urls+=("http://127.0.0.1:$(http_port "$node")"); done
+  cat <<OUT
+export CLICKHOUSE_URL='http://127.0.0.1:$(http_port s1r1)'
+export CLICKHOUSE_CLUSTER='agenttrace'
+export CLICKHOUSE_CLUSTER_URLS='$(IFS=,; echo "${urls[*]}")'
+OUT
+}
+
+cluster_up() {
+  apt_ensure clickhouse-server clickhouse-client curl
+  mkdir -p "$DIR"
+  zk_up
+  users_config
+  local node
+  for node in "${NODES[@]}"; do node_start "$node"; done
+  for node in "${NODES[@]}"; do wait_for 60 "ClickHouse $node" node_answers "$node"; done
+  log "2 shards × 2 replicas answer on HTTP $(http_port s1r1)-$(http_port s2r2); ZooKeeper on $ZK_PORT"
+}
+
+cluster_down() {
+  local node
+  for node in "${NODES[@]}"; do
+    if alive "$DIR/$node/pid"; then kill -TERM "$(cat "$DIR/$node/pid")" 2>/dev/null || true; fi
+  done
+  for node in "${NODES[@]}"; do
+    local i=0
+    while alive "$DIR/$node/pid" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    node_kill "$node"
+  done
+  if alive "$DIR/zookeeper/pid"; then kill -TERM "$(cat "$DIR/zookeeper/pid")"; fi
+  rm -f "$DIR/zookeeper/pid"
+  log "stopped"
+}
+
+case "${1:-up}" in
+  up) cluster_up; print_env ;;
+  down) cluster_down ;;
+  env) print_env ;;
+  kill) node_kill "${2:?node}" ;;
+  start) node_start "${2:?node}"; wait_for 60 "ClickHouse $2" node_answers "$2" ;;
+  *) die "usage: $0 up|down|env|kill NODE|start NODE" ;;
+esac

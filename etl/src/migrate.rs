@@ -13,7 +13,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
-use crate::clickhouse::cluster::ClusterSchema;
+use crate::clickhouse::cluster::{ClusterSchema, Step};
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote_identifier};
 
 /// Arbitrary constant naming the migration lock among PostgreSQL advisory locks.
@@ -378,11 +378,11 @@ async fn migrate_clickhouse(
         };
         // On a cluster each statement becomes its clustered form; applied migrations are
         // replayed through the transformation too, so it knows the tables they made.
-        let mut statements = Vec::new();
+        let mut steps = Vec::new();
         for statement in split_statements(&migration.sql) {
             match cluster.as_mut() {
-                Some(schema) => statements.extend(schema.transform(&statement).map_err(failed)?),
-                None => statements.push(statement),
+                Some(schema) => steps.extend(schema.transform(&statement).map_err(failed)?),
+                None => steps.push(Step::Sql(statement)),
             }
         }
         if !is_pending {
@@ -390,7 +390,20 @@ async fn migrate_clickhouse(
         }
         // No transactions in ClickHouse: statements are written to be re-runnable
         // (IF NOT EXISTS), and the record is written only after all of them succeeded.
-        for statement in statements {
+        for step in steps {
+            let statement = match (step, &cluster) {
+                (Step::Sql(statement), _) => statement,
+                (Step::Distributed(table), Some(schema)) => {
+                    let columns = clickhouse
+                        .query_text(&schema.columns_query(&table))
+                        .await
+                        .map_err(|e| failed(e.to_string()))?;
+                    schema.distributed_table(&table, &columns).map_err(failed)?
+                }
+                (Step::Distributed(table), None) => {
+                    unreachable!("{table}: only a cluster has Distributed steps")
+                }
+            };
             clickhouse
                 .execute(&statement)
                 .await

@@ -18,6 +18,16 @@
 
 use std::collections::BTreeSet;
 
+/// One step of a clustered migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A statement to run as is.
+    Sql(String),
+    /// (Re-)create the `Distributed` table over `<table>_local`, whose columns are read from
+    /// the server when the step runs: [`ClusterSchema::distributed_table`].
+    Distributed(String),
+}
+
 /// Where each node keeps a replicated table's metadata in ZooKeeper.
 const ZOOKEEPER_ROOT: &str = "/clickhouse/agenttrace/tables";
 
@@ -86,26 +96,62 @@ impl ClusterSchema {
         format!("{}.{table}", self.database)
     }
 
-    fn distributed(&self, table: &str) -> String {
+    /// The query that lists `<table>_local`'s columns as [`ClusterSchema::distributed_table`]
+    /// wants them (tab-separated: name, type, default kind, default expression).
+    pub fn columns_query(&self, table: &str) -> String {
         format!(
-            "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} AS {db}.{table}_local \
+            "SELECT name, type, default_kind, default_expression FROM system.columns \
+             WHERE database = '{}' AND table = '{table}_local' FORMAT TabSeparated",
+            self.database
+        )
+    }
+
+    /// The `Distributed` table over `<table>_local`, given its columns (the answer to
+    /// [`ClusterSchema::columns_query`]). A `MATERIALIZED` column is an `ALIAS` here: 18.16
+    /// forwards a Distributed table's materialized columns to the shards, which refuse them,
+    /// while an alias is computed from the stored column wherever it is read.
+    pub fn distributed_table(&self, table: &str, columns_tsv: &str) -> Result<String, String> {
+        let mut columns = Vec::new();
+        for line in columns_tsv.lines().filter(|l| !l.is_empty()) {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [name, kind, default_kind, expression] = fields[..] else {
+                return Err(format!("unexpected column description {line:?}"));
+            };
+            // TabSeparated escapes quotes and backslashes.
+            let expression = expression.replace("\\'", "'").replace("\\\\", "\\");
+            columns.push(match default_kind {
+                "" => format!("`{name}` {kind}"),
+                "MATERIALIZED" | "ALIAS" => format!("`{name}` {kind} ALIAS {expression}"),
+                other => format!("`{name}` {kind} {other} {expression}"),
+            });
+        }
+        if columns.is_empty() {
+            return Err(format!("{table}_local has no columns (was it created?)"));
+        }
+        Ok(format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} ({columns}) \
              ENGINE = Distributed({cluster}, {db}, {table}_local, {key})",
             db = self.database,
             cluster = self.cluster,
+            columns = columns.join(", "),
             key = sharding_key(table),
-        )
+        ))
     }
 
-    fn drop_distributed(&self, table: &str) -> String {
-        format!(
+    fn distributed(&self, table: &str) -> Step {
+        Step::Distributed(table.to_owned())
+    }
+
+    fn drop_distributed(&self, table: &str) -> Step {
+        Step::Sql(format!(
             "DROP TABLE IF EXISTS {} ON CLUSTER {}",
             self.qualified(table),
             self.cluster
-        )
+        ))
     }
 
     /// The statements that do on the cluster what `statement` does on one server.
-    pub fn transform(&mut self, statement: &str) -> Result<Vec<String>, String> {
+    pub fn transform(&mut self, statement: &str) -> Result<Vec<Step>, String> {
         let text = statement.trim();
         let words: Vec<String> = text
             .split_whitespace()
@@ -119,7 +165,7 @@ impl ClusterSchema {
             ("ALTER", "TABLE") => self.alter(text),
             ("RENAME", "TABLE") => self.rename(text),
             ("DROP", "TABLE") => self.drop(text),
-            ("INSERT", "INTO") => Ok(vec![text.to_owned()]),
+            ("INSERT", "INTO") => Ok(vec![Step::Sql(text.to_owned())]),
             _ => Err(format!(
                 "the cluster transformation does not know this statement; write it for a cluster: {}",
                 first_line(text)
@@ -127,7 +173,7 @@ impl ClusterSchema {
         }
     }
 
-    fn create_table(&mut self, text: &str) -> Result<Vec<String>, String> {
+    fn create_table(&mut self, text: &str) -> Result<Vec<Step>, String> {
         let (name, rest) = after_name(text, &["CREATE", "TABLE"])?;
         let engine_at =
             find_keyword(rest, "ENGINE").ok_or_else(|| format!("no ENGINE in: {}", first_line(text)))?;
@@ -178,10 +224,13 @@ impl ClusterSchema {
             cluster = self.cluster,
         );
         self.tables.insert(name.clone());
-        Ok(vec![local.trim_end().to_owned(), self.distributed(&name)])
+        Ok(vec![
+            Step::Sql(local.trim_end().to_owned()),
+            self.distributed(&name),
+        ])
     }
 
-    fn create_view(&mut self, text: &str) -> Result<Vec<String>, String> {
+    fn create_view(&mut self, text: &str) -> Result<Vec<Step>, String> {
         let (name, rest) = after_name(text, &["CREATE", "MATERIALIZED", "VIEW"])?;
         let rest = rest.trim_start();
         let target_and_select = rest.strip_prefix("TO ").ok_or_else(|| {
@@ -200,13 +249,13 @@ impl ClusterSchema {
                 "{name} writes to {target}, which the cluster schema does not have"
             ));
         }
-        Ok(vec![format!(
+        Ok(vec![Step::Sql(format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {view} ON CLUSTER {cluster} TO {target}_local AS {select}",
             view = self.qualified(&name),
             cluster = self.cluster,
             target = self.qualified(target),
             select = self.localize(select.trim()),
-        )])
+        ))])
     }
 
     /// `FROM t` and `JOIN t` of the schema's tables read the shard's own `t_local`.
@@ -232,25 +281,25 @@ impl ClusterSchema {
         out
     }
 
-    fn alter(&mut self, text: &str) -> Result<Vec<String>, String> {
+    fn alter(&mut self, text: &str) -> Result<Vec<Step>, String> {
         let (name, rest) = after_name(text, &["ALTER", "TABLE"])?;
         if !self.tables.contains(&name) {
             return Err(format!("ALTER of {name}, which the cluster schema does not have"));
         }
         Ok(vec![
-            format!(
+            Step::Sql(format!(
                 "ALTER TABLE {}_local ON CLUSTER {} {}",
                 self.qualified(&name),
                 self.cluster,
                 rest.trim()
-            ),
+            )),
             // A Distributed table's columns are fixed when it is created.
             self.drop_distributed(&name),
             self.distributed(&name),
         ])
     }
 
-    fn rename(&mut self, text: &str) -> Result<Vec<String>, String> {
+    fn rename(&mut self, text: &str) -> Result<Vec<Step>, String> {
         let pairs_text = text["RENAME TABLE".len()..].trim();
         let mut pairs = Vec::new();
         for pair in pairs_text.split(',') {
@@ -273,11 +322,11 @@ impl ClusterSchema {
             .iter()
             .map(|(from, to)| format!("{}_local TO {}_local", self.qualified(from), self.qualified(to)))
             .collect();
-        let mut statements = vec![format!(
+        let mut statements = vec![Step::Sql(format!(
             "RENAME TABLE {} ON CLUSTER {}",
             locals.join(", "),
             self.cluster
-        )];
+        ))];
         statements.extend(pairs.iter().map(|(from, _)| self.drop_distributed(from)));
         for (from, _) in &pairs {
             self.tables.remove(from);
@@ -289,15 +338,15 @@ impl ClusterSchema {
         Ok(statements)
     }
 
-    fn drop(&mut self, text: &str) -> Result<Vec<String>, String> {
+    fn drop(&mut self, text: &str) -> Result<Vec<Step>, String> {
         let (name, _) = after_name(text, &["DROP", "TABLE"])?;
         let mut statements = vec![self.drop_distributed(&name)];
         if self.tables.remove(&name) {
-            statements.push(format!(
+            statements.push(Step::Sql(format!(
                 "DROP TABLE IF EXISTS {}_local ON CLUSTER {}",
                 self.qualified(&name),
                 self.cluster
-            ));
+            )));
         }
         Ok(statements)
     }
@@ -378,13 +427,25 @@ mod tests {
         ClusterSchema::new("agenttrace", "db")
     }
 
+    /// Steps as text: a Distributed step as `<distributed t>`.
+    fn run(s: &mut ClusterSchema, statement: &str) -> Vec<String> {
+        s.transform(statement)
+            .unwrap()
+            .into_iter()
+            .map(|step| match step {
+                Step::Sql(sql) => sql,
+                Step::Distributed(table) => format!("<distributed {table}>"),
+            })
+            .collect()
+    }
+
     #[test]
     fn a_table_becomes_a_replicated_local_table_and_a_distributed_one() {
         let mut s = schema();
-        let out = s
-            .transform("CREATE TABLE IF NOT EXISTS scores (\n project_id String, trace_id String, id String, version UInt64\n) ENGINE = ReplacingMergeTree(version)\nPARTITION BY x ORDER BY (project_id, id)")
-            .unwrap();
-        assert_eq!(out.len(), 2);
+        let out = run(
+            &mut s,
+            "CREATE TABLE IF NOT EXISTS scores (\n project_id String, trace_id String, id String, version UInt64\n) ENGINE = ReplacingMergeTree(version)\nPARTITION BY x ORDER BY (project_id, id)",
+        );
         assert!(
             out[0].starts_with(
                 "CREATE TABLE IF NOT EXISTS db.scores_local ON CLUSTER agenttrace (\n project_id String"
@@ -393,60 +454,80 @@ mod tests {
             out[0]
         );
         assert!(out[0].contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/agenttrace/tables/{shard}/db/scores_local', '{replica}', version) PARTITION BY x ORDER BY (project_id, id)"), "{}", out[0]);
-        assert_eq!(
-            out[1],
-            "CREATE TABLE IF NOT EXISTS db.scores ON CLUSTER agenttrace AS db.scores_local ENGINE = Distributed(agenttrace, db, scores_local, cityHash64(project_id, trace_id))"
+        assert_eq!(out[1], "<distributed scores>");
+        let out = run(
+            &mut s,
+            "CREATE TABLE d (project_id String) ENGINE = SummingMergeTree() ORDER BY project_id",
         );
-        let out = s
-            .transform("CREATE TABLE d (project_id String) ENGINE = SummingMergeTree() ORDER BY project_id")
-            .unwrap();
         assert!(out[0].contains("ReplicatedSummingMergeTree('/clickhouse/agenttrace/tables/{shard}/db/d_local', '{replica}') ORDER BY project_id"), "{}", out[0]);
+    }
+
+    #[test]
+    fn a_distributed_table_reads_materialized_columns_as_aliases() {
+        let columns = "project_id\tString\t\t\ntimestamp_us\tInt64\t\t\ntimestamp\tDateTime\tMATERIALIZED\ttoDateTime(intDiv(timestamp_us, 1000000))\nproject_name\tString\tDEFAULT\t\\'\\'\n";
+        let sql = schema().distributed_table("traces", columns).unwrap();
+        assert_eq!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS db.traces ON CLUSTER agenttrace (`project_id` String, `timestamp_us` Int64, \
+             `timestamp` DateTime ALIAS toDateTime(intDiv(timestamp_us, 1000000)), `project_name` String DEFAULT '') \
+             ENGINE = Distributed(agenttrace, db, traces_local, cityHash64(project_id, id))"
+        );
+        assert!(schema().distributed_table("traces", "").is_err());
     }
 
     #[test]
     fn copies_views_alters_renames_and_drops_follow_the_local_tables() {
         let mut s = schema();
-        s.transform("CREATE TABLE traces (id String) ENGINE = ReplacingMergeTree(version) ORDER BY id")
-            .unwrap();
-        s.transform("CREATE TABLE by_time (id String) ENGINE = ReplacingMergeTree(version) ORDER BY id")
-            .unwrap();
-        let copy = s
-            .transform("CREATE TABLE traces_reordered AS traces\nENGINE = ReplacingMergeTree(version) ORDER BY (project_id, id)\nSETTINGS index_granularity = 1024")
-            .unwrap();
+        run(
+            &mut s,
+            "CREATE TABLE traces (id String) ENGINE = ReplacingMergeTree(version) ORDER BY id",
+        );
+        run(
+            &mut s,
+            "CREATE TABLE by_time (id String) ENGINE = ReplacingMergeTree(version) ORDER BY id",
+        );
+        let copy = run(
+            &mut s,
+            "CREATE TABLE traces_reordered AS traces\nENGINE = ReplacingMergeTree(version) ORDER BY (project_id, id)\nSETTINGS index_granularity = 1024",
+        );
         assert!(copy[0].contains("db.traces_reordered_local ON CLUSTER agenttrace AS db.traces_local ENGINE = ReplicatedReplacingMergeTree("), "{}", copy[0]);
         assert!(copy[0].ends_with("SETTINGS index_granularity = 1024"));
-        let view = s
-            .transform("CREATE MATERIALIZED VIEW v TO by_time AS\nSELECT id, version\nFROM traces\nWHERE 1")
-            .unwrap();
+        let view = run(
+            &mut s,
+            "CREATE MATERIALIZED VIEW v TO by_time AS\nSELECT id, version\nFROM traces\nWHERE 1",
+        );
         assert_eq!(
             view,
             [
                 "CREATE MATERIALIZED VIEW IF NOT EXISTS db.v ON CLUSTER agenttrace TO db.by_time_local AS SELECT id, version\nFROM db.traces_local\nWHERE 1"
             ]
         );
-        let alter = s
-            .transform("ALTER TABLE traces ADD COLUMN public UInt8 DEFAULT 0")
-            .unwrap();
+        let alter = run(&mut s, "ALTER TABLE traces ADD COLUMN public UInt8 DEFAULT 0");
         assert_eq!(
-            alter[0],
-            "ALTER TABLE db.traces_local ON CLUSTER agenttrace ADD COLUMN public UInt8 DEFAULT 0"
+            alter,
+            [
+                "ALTER TABLE db.traces_local ON CLUSTER agenttrace ADD COLUMN public UInt8 DEFAULT 0",
+                "DROP TABLE IF EXISTS db.traces ON CLUSTER agenttrace",
+                "<distributed traces>"
+            ]
         );
-        assert!(
-            alter[1].starts_with("DROP TABLE IF EXISTS db.traces ON CLUSTER")
-                && alter[2].contains("AS db.traces_local")
+        let rename = run(
+            &mut s,
+            "RENAME TABLE\n traces TO traces_by_id,\n traces_reordered TO traces",
         );
-        let rename = s
-            .transform("RENAME TABLE\n traces TO traces_by_id,\n traces_reordered TO traces")
-            .unwrap();
         assert_eq!(
-            rename[0],
-            "RENAME TABLE db.traces_local TO db.traces_by_id_local, db.traces_reordered_local TO db.traces_local ON CLUSTER agenttrace"
+            rename,
+            [
+                "RENAME TABLE db.traces_local TO db.traces_by_id_local, db.traces_reordered_local TO db.traces_local ON CLUSTER agenttrace",
+                "DROP TABLE IF EXISTS db.traces ON CLUSTER agenttrace",
+                "DROP TABLE IF EXISTS db.traces_reordered ON CLUSTER agenttrace",
+                "<distributed traces_by_id>",
+                "<distributed traces>"
+            ]
         );
-        assert_eq!(rename.len(), 5, "{rename:#?}");
-        assert!(rename[4].contains("db.traces ON CLUSTER agenttrace AS db.traces_local"));
-        assert_eq!(s.transform("DROP TABLE traces_by_id").unwrap().len(), 2);
+        assert_eq!(run(&mut s, "DROP TABLE traces_by_id").len(), 2);
         assert_eq!(
-            s.transform("DROP TABLE IF EXISTS v").unwrap(),
+            run(&mut s, "DROP TABLE IF EXISTS v"),
             ["DROP TABLE IF EXISTS db.v ON CLUSTER agenttrace"]
         );
         assert!(

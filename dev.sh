@@ -4,6 +4,9 @@
 #   ./dev.sh up      the whole local stack, then the demo agent sending real events
 #   ./dev.sh test    every check and test (what CI runs)
 #   ./dev.sh down    stop what `up` started
+#
+# AGENTTRACE_CLUSTER=1 before `up` or `test` puts ClickHouse on the local cluster
+# (scripts/cluster.sh: 2 shards × 2 replicas and ZooKeeper) instead of one server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -78,6 +81,10 @@ ensure_browser() {
 stack_up() {
   # stack.sh prints `export ...` lines for the databases it brought up.
   eval "$("$ROOT/scripts/stack.sh" up)"
+  # AGENTTRACE_CLUSTER=1: ClickHouse is the 2-shard × 2-replica cluster (scripts/cluster.sh).
+  if [ "${AGENTTRACE_CLUSTER:-0}" = 1 ]; then
+    eval "$("$ROOT/scripts/cluster.sh" up)"
+  fi
 }
 
 agenttrace() { "$CARGO_TARGET_DIR/debug/agenttrace" "$@"; }
@@ -242,6 +249,7 @@ cmd_down() {
   stop_service scheduler
   stop_service etl
   "$ROOT/scripts/stack.sh" down
+  "$ROOT/scripts/cluster.sh" down 2>/dev/null || true
 }
 
 case "${1:-}" in

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use agenttrace_etl::clickhouse::cluster::{mutation_target, pending_mutations};
 use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseError, Table, quote};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -40,15 +41,7 @@ async fn wait_for_mutations(clickhouse: &ClickHouse, table: &'static str) -> Res
     const TIMEOUT: Duration = Duration::from_secs(300);
     let started = std::time::Instant::now();
     loop {
-        let pending = clickhouse
-            .query_text(&format!(
-                "SELECT count() FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0 \
-                 FORMAT TabSeparated",
-                quote(clickhouse.database()),
-                quote(table)
-            ))
-            .await?;
-        if pending.trim() == "0" {
+        if pending_mutations(clickhouse, table).await? == 0 {
             return Ok(());
         }
         if started.elapsed() > TIMEOUT {
@@ -99,7 +92,10 @@ pub async fn run(
             }
             for name in std::iter::once(table.name()).chain(table.derived_tables().iter().copied()) {
                 clickhouse
-                    .execute(&format!("ALTER TABLE {name} DELETE WHERE {condition}"))
+                    .execute(&format!(
+                        "ALTER TABLE {} DELETE WHERE {condition}",
+                        mutation_target(clickhouse, name)
+                    ))
                     .await?;
                 wait_for_mutations(clickhouse, name).await?;
             }

@@ -18,6 +18,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
+
 /// One step of a clustered migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -50,6 +52,50 @@ pub fn sharding_key(table: &str) -> &'static str {
         "experiment_rollups" | "metrics" => "cityHash64(project_id, id)",
         _ => "cityHash64(project_id)",
     }
+}
+
+/// What a mutation (`ALTER TABLE … DELETE`) of `table` names: on a cluster, every shard's
+/// local table (the mutation runs once per shard and replicates to the shard's other replica).
+pub fn mutation_target(clickhouse: &ClickHouse, table: &str) -> String {
+    match clickhouse.cluster() {
+        Some(cluster) => format!("{table}_local ON CLUSTER {cluster}"),
+        None => table.to_owned(),
+    }
+}
+
+/// Mutations of `table` not done yet, on every replica of the cluster (or on the one server).
+pub async fn pending_mutations(clickhouse: &ClickHouse, table: &str) -> Result<u64, ClickHouseError> {
+    let database = quote(clickhouse.database());
+    let sql = match clickhouse.cluster() {
+        None => format!(
+            "SELECT count() FROM system.mutations WHERE database = {database} AND table = {} AND is_done = 0",
+            quote(table)
+        ),
+        Some(cluster) => {
+            let replicas = clickhouse
+                .query_text(&format!(
+                    "SELECT host_address, port FROM system.clusters WHERE cluster = {} FORMAT TabSeparated",
+                    quote(cluster)
+                ))
+                .await?;
+            let per_replica: Vec<String> = replicas
+                .lines()
+                .filter_map(|line| line.split_once('\t'))
+                .map(|(host, port)| {
+                    format!(
+                        "SELECT count() AS pending FROM remote('{host}:{port}', system.mutations) \
+                         WHERE database = {database} AND table = {} AND is_done = 0",
+                        quote(&format!("{table}_local"))
+                    )
+                })
+                .collect();
+            format!("SELECT sum(pending) FROM ({})", per_replica.join(" UNION ALL "))
+        }
+    };
+    let answer = clickhouse
+        .query_text(&format!("{sql} FORMAT TabSeparated"))
+        .await?;
+    Ok(answer.trim().parse().unwrap_or(0))
 }
 
 /// The statements of the single-node migrations, rewritten for a cluster; it learns the

@@ -8,7 +8,8 @@
 #   scripts/cluster.sh env    the `export ...` lines alone
 #   scripts/cluster.sh kill NODE | start NODE   stop (SIGKILL) or start one node: s1r1 s1r2 s2r1 s2r2
 #
-# The cluster is named `agenttrace` in every node's <remote_servers>; each node's <macros> name
+# The cluster is named `agenttrace` in every node's <remote_servers> (with `agenttrace_replicas`,
+# the same nodes, for the Distributed tables' writes); each node's <macros> name
 # its shard (01, 02) and replica (the node's name), which the Replicated tables' ZooKeeper paths
 # use. Node N (1..4) listens on HTTP 8230+N, native 9230+N, interserver 9330+N.
 set -euo pipefail
@@ -51,7 +52,8 @@ tcp_port() { echo $((9230 + $(node_index "$1"))); }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # ---------------------------------------------------------------- ZooKeeper
-zk_answers() { [ "$(printf ruok | timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; cat >&3; cat <&3" 2>/dev/null)" = imok ]; }
+# Serving, not just running: `mntr` names the server's state only once its data is loaded.
+zk_answers() { printf mntr | timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT; cat >&3; cat <&3" 2>/dev/null | grep -q zk_server_state; }
 
 zk_up() {
   zk_answers && return 0
@@ -77,17 +79,30 @@ CFG
 }
 
 # ---------------------------------------------------------------- ClickHouse nodes
+# Two views of the same four nodes: `agenttrace` (internal replication: DDL `ON CLUSTER` and
+# mutations run once per shard and replicate) and `agenttrace_replicas`, which the Distributed
+# tables write through: an insert goes to every replica of its shard itself and returns when
+# all have it (insert_distributed_sync), so a 2xx means durable on two servers. The second copy
+# of a block a replica also gets by replication is dropped by replicated block deduplication.
+# (insert_quorum would say the same, but on 18.16 the last quorum-inserted part of a partition
+# can be neither merged nor mutated, which would stall retention on old partitions for good.)
 remote_servers() {
-  local shard
-  echo "<remote_servers><agenttrace>"
-  for shard in 1 2; do
-    echo "<shard><internal_replication>true</internal_replication>"
-    for replica in 1 2; do
-      echo "<replica><host>127.0.0.1</host><port>$(tcp_port "s${shard}r${replica}")</port></replica>"
+  local shard name internal
+  echo "<remote_servers>"
+  for name in agenttrace agenttrace_replicas; do
+    internal=true
+    [ "$name" = agenttrace_replicas ] && internal=false
+    echo "<$name>"
+    for shard in 1 2; do
+      echo "<shard><internal_replication>$internal</internal_replication>"
+      for replica in 1 2; do
+        echo "<replica><host>127.0.0.1</host><port>$(tcp_port "s${shard}r${replica}")</port></replica>"
+      done
+      echo "</shard>"
     done
-    echo "</shard>"
+    echo "</$name>"
   done
-  echo "</agenttrace></remote_servers>"
+  echo "</remote_servers>"
 }
 
 node_config() {
@@ -128,10 +143,9 @@ users_config() {
     <profiles><default>
         <max_memory_usage>2000000000</max_memory_usage>
         <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
-        <!-- Durability: an insert through a Distributed table returns once each shard's
-             replica has it and one more replica of that shard confirmed it (quorum 2). -->
+        <!-- Durability: an insert through a Distributed table returns once every replica of
+             each shard it touches has it (the tables write through `agenttrace_replicas`). -->
         <insert_distributed_sync>1</insert_distributed_sync>
-        <insert_quorum>2</insert_quorum>
         <!-- A trace's rows share a shard: `IN (subquery)` reads each shard's own rows. -->
         <distributed_product_mode>local</distributed_product_mode>
     </default></profiles>
@@ -191,7 +205,12 @@ cluster_down() {
     while alive "$DIR/$node/pid" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     node_kill "$node"
   done
-  if alive "$DIR/zookeeper/pid"; then kill -TERM "$(cat "$DIR/zookeeper/pid")"; fi
+  if alive "$DIR/zookeeper/pid"; then
+    kill -TERM "$(cat "$DIR/zookeeper/pid")"
+    local i=0
+    while alive "$DIR/zookeeper/pid" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    alive "$DIR/zookeeper/pid" && kill -KILL "$(cat "$DIR/zookeeper/pid")"
+  fi
   rm -f "$DIR/zookeeper/pid"
   log "stopped"
 }

@@ -1,5 +1,8 @@
 //! Building the batch the buffer sends to the ETL (DESIGN.md's contract); it is signed with
-//! `agenttrace_schemas::signature::SigningKey`.
+//! `agenttrace_schemas::signature::SigningKey`. And which ETL to send to: `ETL_URL` may list
+//! several replicas; each request starts at one (spreading the load) and moves to the next when
+//! one cannot take it. A batch is idempotent (the ETL's ledger answers a replay with
+//! `already_accepted`), so sending it to another replica after a failure never stores it twice.
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::batch::SignedBatch;
@@ -27,6 +30,37 @@ pub fn batch_body(
         events,
     };
     serde_json::to_string(&batch).map_err(|e| e.to_string())
+}
+
+/// The ETL replicas `ETL_URL` names (comma-separated), without trailing slashes.
+pub fn etl_urls(setting: &str) -> Result<Vec<String>, String> {
+    let urls: Vec<String> = setting
+        .split(',')
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+        .filter(|url| !url.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err("ETL_URL names no ETL: give one URL or several, comma-separated".into());
+    }
+    if let Some(bad) = urls
+        .iter()
+        .find(|url| !url.starts_with("http://") && !url.starts_with("https://"))
+    {
+        return Err(format!("ETL_URL: {bad:?} is not an http(s) URL"));
+    }
+    Ok(urls)
+}
+
+/// The order in which a request tries `count` replicas, starting at `start` (any number: a
+/// counter or a random draw), each once.
+pub fn failover_order(count: usize, start: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |offset| (start + offset) % count.max(1))
+}
+
+/// Whether an answer (`None`: no answer at all) means "try another replica": the replica is
+/// down, or it says it cannot take the request now. Any other answer is the ETL's word.
+pub fn try_another(status: Option<u16>) -> bool {
+    matches!(status, None | Some(502..=504))
 }
 
 #[cfg(test)]
@@ -58,5 +92,19 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn several_etls_are_tried_in_turn_from_a_moving_start() {
+        assert_eq!(
+            etl_urls(" http://a:1/ , http://b:2").unwrap(),
+            ["http://a:1", "http://b:2"]
+        );
+        assert!(etl_urls(" , ").is_err());
+        assert!(etl_urls("a:1").unwrap_err().contains("not an http"));
+        assert_eq!(failover_order(3, 4).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(failover_order(1, 7).collect::<Vec<_>>(), [0]);
+        assert!(try_another(None) && try_another(Some(503)) && try_another(Some(502)));
+        assert!(!try_another(Some(200)) && !try_another(Some(400)) && !try_another(Some(500)));
     }
 }

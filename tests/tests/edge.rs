@@ -473,3 +473,51 @@ async fn a_batch_the_etl_refuses_for_good_is_recorded_not_retried() {
     drop(edge);
     etl.server.shutdown().await.unwrap();
 }
+
+/// Two ETLs behind one edge (`ETL_URL` lists both); one stops mid-load. The edge moves its
+/// deliveries and key checks to the other: every acknowledged event is stored, none twice.
+#[tokio::test]
+async fn two_etls_behind_the_edge_one_stopping_mid_load_lose_and_duplicate_nothing() {
+    let env = TestEnv::migrated().await;
+    let first = env.start_etl(|_| {}).await;
+    let second = env.start_etl(|_| {}).await;
+    let project = env.create_project("two-etls").await;
+    let edge = Edge::start(
+        &format!("{},{}", first.url, second.url),
+        &[("KEY_CACHE_TTL_MS", "200")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let p = project.key.project_id;
+    let requests = 20;
+    for i in 0..requests {
+        if i == requests / 2 {
+            first.server.shutdown().await.unwrap();
+        }
+        let response = http
+            .post(format!("{}/v1/ingest", edge.url))
+            .header("authorization", basic(&project))
+            .json(&native_events(&format!("two-etls-{i}"), 50))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let total = requests * 50;
+    wait_for(
+        &env,
+        &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
+        total as u64,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count(), uniqExact(id) FROM observations FINAL WHERE project_id = '{p}'"
+        ))
+        .await,
+        format!("{total}\t{total}")
+    );
+    drop(edge);
+    second.server.shutdown().await.unwrap();
+}

@@ -335,9 +335,16 @@ async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
         count("SELECT count() FROM scores FINAL WHERE project_id = '{p}'").await,
         "18"
     );
+    // Stored twice until a merge on one server; a replicated table (on a cluster) drops the
+    // identical second block at insert.
+    let stored_copies = if env.clickhouse.cluster().is_some() {
+        "18"
+    } else {
+        "36"
+    };
     assert_eq!(
         count("SELECT count() FROM scores WHERE project_id = '{p}'").await,
-        "36"
+        stored_copies
     );
 
     // Fixed: the run succeeds, the watermark moves, and a further run has nothing new.

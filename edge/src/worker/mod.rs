@@ -26,7 +26,8 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 pub(crate) struct Config {
-    etl_url: String,
+    /// One or more ETL replicas (`ETL_URL`, comma-separated).
+    etl_urls: Vec<String>,
     edge_id: String,
     signing_key: SigningKey,
     key_cache_ttl_ms: u64,
@@ -47,19 +48,18 @@ fn var_or(env: &Env, name: &str, default: u64) -> std::result::Result<u64, Strin
 
 impl Config {
     fn from_env(env: &Env) -> std::result::Result<Config, String> {
-        let etl_url = env
-            .var("ETL_URL")
-            .map_err(|_| "ETL_URL is not set".to_owned())?
-            .to_string()
-            .trim_end_matches('/')
-            .to_owned();
+        let etl_urls = crate::forward::etl_urls(
+            &env.var("ETL_URL")
+                .map_err(|_| "ETL_URL is not set".to_owned())?
+                .to_string(),
+        )?;
         let signing_key = env
             .secret("EDGE_SIGNING_KEY")
             .map_err(|_| "the EDGE_SIGNING_KEY secret is not set".to_owned())
             .and_then(|secret| SigningKey::parse(&secret.to_string()))?;
         let defaults = FlushPolicy::default();
         Ok(Config {
-            etl_url,
+            etl_urls,
             edge_id: env
                 .var("EDGE_ID")
                 .map(|v| v.to_string())
@@ -102,29 +102,53 @@ pub(crate) fn error(status: u16, code: &str, message: &str) -> Result<Response> 
     json_response(status, body, retry)
 }
 
-/// POSTs a signed JSON body to the ETL; the status and body of its answer.
+/// Where this isolate's next request starts among the ETL replicas (a Worker isolate runs one
+/// request at a time, so a relaxed counter is enough).
+static NEXT_ETL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Config {
+    /// The ETL replicas in the order this request tries them.
+    pub(crate) fn etl_targets(&self) -> impl Iterator<Item = &str> {
+        let start = NEXT_ETL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::forward::failover_order(self.etl_urls.len(), start).map(|i| self.etl_urls[i].as_str())
+    }
+}
+
+/// POSTs a signed JSON body to the ETL (the next replica that answers); the status and body of
+/// its answer. The body is signed once: the signature does not depend on the replica.
 pub(crate) async fn post_signed(
     config: &Config,
     path: &str,
     body: String,
 ) -> std::result::Result<(u16, Vec<u8>), String> {
-    let headers = Headers::new();
-    let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
-    set("content-type", "application/json")?;
-    for (name, value) in config
+    let signature = config
         .signing_key
-        .headers((now_ms() / 1000) as i64, body.as_bytes())
-    {
-        set(name, &value)?;
+        .headers((now_ms() / 1000) as i64, body.as_bytes());
+    let mut last = Err("no ETL is configured".to_owned());
+    for base in config.etl_targets() {
+        let headers = Headers::new();
+        let set = |name: &str, value: &str| headers.set(name, value).map_err(|e| e.to_string());
+        set("content-type", "application/json")?;
+        for (name, value) in &signature {
+            set(name, value)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(JsValue::from_str(&body)));
+        let request = Request::new_with_init(&format!("{base}{path}"), &init).map_err(|e| e.to_string())?;
+        last = match Fetch::Request(request).send().await {
+            Ok(mut response) => {
+                let status = response.status_code();
+                let answer = response.bytes().await.map_err(|e| e.to_string())?;
+                Ok((status, answer))
+            }
+            Err(problem) => Err(format!("{base}: {problem}")),
+        };
+        let status = last.as_ref().ok().map(|(status, _)| *status);
+        if !crate::forward::try_another(status) {
+            break;
+        }
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(&body)));
-    let request =
-        Request::new_with_init(&format!("{}{path}", config.etl_url), &init).map_err(|e| e.to_string())?;
-    let mut response = Fetch::Request(request).send().await.map_err(|e| e.to_string())?;
-    let status = response.status_code();
-    let answer = response.bytes().await.map_err(|e| e.to_string())?;
-    Ok((status, answer))
+    last
 }

@@ -195,21 +195,35 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
         }
     }
     let body = req.bytes().await?;
-    let mut init = RequestInit::new();
-    init.with_method(method.clone()).with_headers(headers);
-    if !body.is_empty() {
-        init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
-    }
-    let request = Request::new_with_init(&format!("{}{target}", config.etl_url), &init)?;
-    let mut answer = match Fetch::Request(request).send().await {
-        Ok(answer) => answer,
-        Err(problem) => {
-            return error(
-                503,
-                "unavailable",
-                &format!("the control plane cannot be reached: {problem}"),
-            );
+    // The next replica that answers; a replica that is down or says 502–504 is passed over
+    // (an SDK would retry such an answer itself).
+    let mut reached = None;
+    let mut problems = Vec::new();
+    for base in config.etl_targets() {
+        let mut init = RequestInit::new();
+        init.with_method(method.clone()).with_headers(headers.clone());
+        if !body.is_empty() {
+            init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
         }
+        let request = Request::new_with_init(&format!("{base}{target}"), &init)?;
+        match Fetch::Request(request).send().await {
+            Ok(answer) if crate::forward::try_another(Some(answer.status_code())) => {
+                problems.push(format!("{base} answered {}", answer.status_code()));
+                reached = Some(answer);
+            }
+            Ok(answer) => {
+                reached = Some(answer);
+                break;
+            }
+            Err(problem) => problems.push(format!("{base}: {problem}")),
+        }
+    }
+    let Some(mut answer) = reached else {
+        return error(
+            503,
+            "unavailable",
+            &format!("the control plane cannot be reached: {}", problems.join("; ")),
+        );
     };
     let status = answer.status_code();
     let content_type = answer.headers().get("content-type")?;

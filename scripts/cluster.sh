@@ -8,8 +8,7 @@
 #   scripts/cluster.sh env    the `export ...` lines alone
 #   scripts/cluster.sh kill NODE | start NODE   stop (SIGKILL) or start one node: s1r1 s1r2 s2r1 s2r2
 #
-# The cluster is named `agenttrace` in every node's <remote_servers> (with `agenttrace_replicas`,
-# the same nodes, for the Distributed tables' writes); each node's <macros> name
+# The cluster is named `agenttrace` in every node's <remote_servers>; each node's <macros> name
 # its shard (01, 02) and replica (the node's name), which the Replicated tables' ZooKeeper paths
 # use. Node N (1..4) listens on HTTP 8230+N, native 9230+N, interserver 9330+N.
 set -euo pipefail
@@ -79,30 +78,17 @@ CFG
 }
 
 # ---------------------------------------------------------------- ClickHouse nodes
-# Two views of the same four nodes: `agenttrace` (internal replication: DDL `ON CLUSTER` and
-# mutations run once per shard and replicate) and `agenttrace_replicas`, which the Distributed
-# tables write through: an insert goes to every replica of its shard itself and returns when
-# all have it (insert_distributed_sync), so a 2xx means durable on two servers. The second copy
-# of a block a replica also gets by replication is dropped by replicated block deduplication.
-# (insert_quorum would say the same, but on 18.16 the last quorum-inserted part of a partition
-# can be neither merged nor mutated, which would stall retention on old partitions for good.)
 remote_servers() {
-  local shard name internal
-  echo "<remote_servers>"
-  for name in agenttrace agenttrace_replicas; do
-    internal=true
-    [ "$name" = agenttrace_replicas ] && internal=false
-    echo "<$name>"
-    for shard in 1 2; do
-      echo "<shard><internal_replication>$internal</internal_replication>"
-      for replica in 1 2; do
-        echo "<replica><host>127.0.0.1</host><port>$(tcp_port "s${shard}r${replica}")</port></replica>"
-      done
-      echo "</shard>"
+  local shard
+  echo "<remote_servers><agenttrace>"
+  for shard in 1 2; do
+    echo "<shard><internal_replication>true</internal_replication>"
+    for replica in 1 2; do
+      echo "<replica><host>127.0.0.1</host><port>$(tcp_port "s${shard}r${replica}")</port></replica>"
     done
-    echo "</$name>"
+    echo "</shard>"
   done
-  echo "</remote_servers>"
+  echo "</agenttrace></remote_servers>"
 }
 
 node_config() {
@@ -143,9 +129,12 @@ users_config() {
     <profiles><default>
         <max_memory_usage>2000000000</max_memory_usage>
         <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
-        <!-- Durability: an insert through a Distributed table returns once every replica of
-             each shard it touches has it (the tables write through `agenttrace_replicas`). -->
+        <!-- Durability: an insert through a Distributed table returns once each shard's
+             replica has it and the shard's other replica confirmed it (quorum 2). Known
+             problem on 18.16: the last quorum part of a partition is neither merged nor
+             mutated until another quorum insert lands there (docs/cluster.md). -->
         <insert_distributed_sync>1</insert_distributed_sync>
+        <insert_quorum>2</insert_quorum>
         <!-- A trace's rows share a shard: `IN (subquery)` reads each shard's own rows. -->
         <distributed_product_mode>local</distributed_product_mode>
     </default></profiles>

@@ -490,9 +490,12 @@ async fn two_etls_behind_the_edge_one_stopping_mid_load_lose_and_duplicate_nothi
     let http = reqwest::Client::new();
     let p = project.key.project_id;
     let requests = 20;
+    let mut first = Some(first);
     for i in 0..requests {
-        if i == requests / 2 {
-            first.server.shutdown().await.unwrap();
+        if i == requests / 2
+            && let Some(stopping) = first.take()
+        {
+            stopping.server.shutdown().await.unwrap();
         }
         let response = http
             .post(format!("{}/v1/ingest", edge.url))

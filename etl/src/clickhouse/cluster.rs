@@ -6,9 +6,7 @@
 //! - `t_local`, the data: the same columns and keys with the `Replicated` form of the engine,
 //!   its ZooKeeper path per shard (`/clickhouse/agenttrace/tables/{shard}/<database>/t_local`,
 //!   replica `{replica}`, from each node's `<macros>`);
-//! - `t`, a `Distributed` table over `t_local` on every shard, writing through the cluster
-//!   `<cluster>_replicas` (the same nodes without internal replication: an insert reaches every
-//!   replica of its shard before it returns; see `scripts/cluster.sh`), sharded by [`sharding_key`], so
+//! - `t`, a `Distributed` table over `t_local` on every shard, sharded by [`sharding_key`], so
 //!   every version of a row and every row of a trace land on one shard: deduplication and the
 //!   merge stay shard-local, and a trace is still one key range on one server.
 //!
@@ -178,7 +176,7 @@ impl ClusterSchema {
         }
         Ok(format!(
             "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} ({columns}) \
-             ENGINE = Distributed({cluster}_replicas, {db}, {table}_local, {key})",
+             ENGINE = Distributed({cluster}, {db}, {table}_local, {key})",
             db = self.database,
             cluster = self.cluster,
             columns = columns.join(", "),
@@ -518,7 +516,7 @@ mod tests {
             sql,
             "CREATE TABLE IF NOT EXISTS db.traces ON CLUSTER agenttrace (`project_id` String, `timestamp_us` Int64, \
              `timestamp` DateTime ALIAS toDateTime(intDiv(timestamp_us, 1000000)), `project_name` String DEFAULT '') \
-             ENGINE = Distributed(agenttrace_replicas, db, traces_local, cityHash64(project_id, id))"
+             ENGINE = Distributed(agenttrace, db, traces_local, cityHash64(project_id, id))"
         );
         assert!(schema().distributed_table("traces", "").is_err());
     }

@@ -95,31 +95,13 @@ node_config() {
   local node=$1 dir="$DIR/$1" index
   index="$(node_index "$node")"
   mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log}
-  cat >"$dir/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-    <logger><level>warning</level><log>$dir/log/server.log</log><errorlog>$dir/log/server.err.log</errorlog><size>50M</size><count>2</count></logger>
-    <http_port>$((8230 + index))</http_port>
-    <tcp_port>$((9230 + index))</tcp_port>
+  clickhouse_config_xml "$dir" $((8230 + index)) $((9230 + index)) "$DIR/users.xml" "
     <interserver_http_port>$((9330 + index))</interserver_http_port>
     <interserver_http_host>127.0.0.1</interserver_http_host>
-    <listen_host>127.0.0.1</listen_host>
-    <path>$dir/data/</path>
-    <tmp_path>$dir/tmp/</tmp_path>
-    <user_files_path>$dir/user_files/</user_files_path>
-    <format_schema_path>$dir/format_schemas/</format_schema_path>
-    <users_config>$DIR/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <mark_cache_size>134217728</mark_cache_size>
-    <max_concurrent_queries>100</max_concurrent_queries>
     $(remote_servers)
     <zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>
     <macros><cluster>agenttrace</cluster><shard>0${node:1:1}</shard><replica>$node</replica></macros>
-    <distributed_ddl><path>/clickhouse/agenttrace/task_queue/ddl</path></distributed_ddl>
-</yandex>
-XML
+    <distributed_ddl><path>/clickhouse/agenttrace/task_queue/ddl</path></distributed_ddl>" >"$dir/config.xml"
 }
 
 users_config() {

@@ -25,3 +25,36 @@ stop_pidfile() {
   fi
   rm -f "$1"
 }
+
+# clickhouse_config_xml DIR HTTP_PORT TCP_PORT USERS_XML [EXTRA_XML]: a ClickHouse 18.16
+# config.xml for a server with its data, logs and temp files under DIR, on loopback; EXTRA_XML
+# (a cluster node's interserver port, remote servers, ZooKeeper, macros) goes in as is.
+clickhouse_config_xml() {
+  local dir=$1 http=$2 tcp=$3 users=$4 extra=${5:-}
+  cat <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <level>warning</level>
+        <log>$dir/log/clickhouse-server.log</log>
+        <errorlog>$dir/log/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>2</count>
+    </logger>
+    <http_port>$http</http_port>
+    <tcp_port>$tcp</tcp_port>
+    <listen_host>127.0.0.1</listen_host>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>$users</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mark_cache_size>268435456</mark_cache_size>
+    <max_concurrent_queries>200</max_concurrent_queries>
+    $extra
+</yandex>
+XML
+}

@@ -98,31 +98,7 @@ ch_answers() { curl -fsS "$CLICKHOUSE_URL/ping" >/dev/null 2>&1; }
 ch_write_config() {
   local dir="$AGENTTRACE_HOME/clickhouse"
   mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log}
-  cat >"$dir/config.xml" <<EOF
-<?xml version="1.0"?>
-<yandex>
-    <logger>
-        <level>warning</level>
-        <log>$dir/log/clickhouse-server.log</log>
-        <errorlog>$dir/log/clickhouse-server.err.log</errorlog>
-        <size>100M</size>
-        <count>2</count>
-    </logger>
-    <http_port>$CLICKHOUSE_HTTP_PORT</http_port>
-    <tcp_port>$CLICKHOUSE_TCP_PORT</tcp_port>
-    <listen_host>127.0.0.1</listen_host>
-    <path>$dir/data/</path>
-    <tmp_path>$dir/tmp/</tmp_path>
-    <user_files_path>$dir/user_files/</user_files_path>
-    <format_schema_path>$dir/format_schemas/</format_schema_path>
-    <users_config>$dir/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <mark_cache_size>268435456</mark_cache_size>
-    <max_concurrent_queries>200</max_concurrent_queries>
-</yandex>
-EOF
+  clickhouse_config_xml "$dir" "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" "$dir/users.xml" >"$dir/config.xml"
   cat >"$dir/users.xml" <<EOF
 <?xml version="1.0"?>
 <yandex>

@@ -109,6 +109,11 @@ pub enum Command {
     /// Benchmarks (run them with a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Back up both databases into a new directory (PostgreSQL with pg_dump, ClickHouse as
+    /// Native files with SHA-256 and per-table row counts and checksums).
+    Backup(commands::backup::BackupArgs),
+    /// Restore a backup into empty databases, checking every file and table.
+    Restore(commands::backup::RestoreArgs),
     /// Apply pending PostgreSQL and ClickHouse migrations (safe to run again).
     Migrate {
         /// Read migrations from this directory instead of those built into the binary.
@@ -186,6 +191,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Evaluator(command) => commands::evaluator::run(command, databases, out).await,
         Command::Jobs(command) => commands::jobs::run(command, databases, out).await,
         Command::Bench(command) => bench::run(command, databases, out).await,
+        Command::Backup(args) => commands::backup::backup(args, databases, out).await,
+        Command::Restore(args) => commands::backup::restore(args, databases, out).await,
         Command::Migrate { migrations_dir } => {
             commands::migrate::run(migrations_dir.as_deref(), databases, out).await
         }

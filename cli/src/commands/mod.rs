@@ -2,6 +2,7 @@
 //! libraries and prints the outcome.
 
 pub mod analyst;
+pub mod backup;
 pub mod dataset;
 pub mod demo;
 pub mod evaluator;

@@ -6,6 +6,7 @@
 //! - [`insert`]: one insert of Arrow batches (wire format, statement); jobs insert through it.
 //! - [`loader`]: the ingest path's group-commit loader, where validated rows are **loaded**.
 
+pub mod backup;
 pub mod catalog;
 pub mod client;
 pub mod cluster;

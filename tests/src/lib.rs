@@ -13,6 +13,7 @@ use clap::Parser as _;
 
 pub use agenttrace_cli;
 
+pub mod cluster;
 pub mod edge;
 pub mod etl;
 pub mod ports;
@@ -27,17 +28,21 @@ fn clickhouse_url() -> String {
     std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
 }
 
-fn clickhouse_config(url: &str, database: &str) -> ClickHouseConfig {
+/// The shared server is a cluster when `CLICKHOUSE_CLUSTER` names one (scripts/cluster.sh
+/// env); a test's private server never is.
+fn default_cluster(url: &str) -> Option<String> {
+    std::env::var("CLICKHOUSE_CLUSTER")
+        .ok()
+        .filter(|_| url == clickhouse_url())
+}
+
+fn clickhouse_config(url: &str, database: &str, cluster: Option<String>) -> ClickHouseConfig {
     ClickHouseConfig {
         url: url.to_owned(),
         database: database.to_owned(),
         user: std::env::var("CLICKHOUSE_USER").ok(),
         password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
-        // The shared server is a cluster when `CLICKHOUSE_CLUSTER` names one (scripts/cluster.sh
-        // env); a test's private server never is.
-        cluster: std::env::var("CLICKHOUSE_CLUSTER")
-            .ok()
-            .filter(|_| url == clickhouse_url()),
+        cluster,
     }
 }
 
@@ -70,6 +75,16 @@ impl TestEnv {
 
     /// Empty databases on the given servers (`database_url` names any database on the server).
     pub async fn empty_on(database_url: &str, clickhouse_url: &str) -> TestEnv {
+        TestEnv::empty_on_cluster(database_url, clickhouse_url, default_cluster(clickhouse_url)).await
+    }
+
+    /// Empty databases, ClickHouse's on the cluster `cluster` (through its node at
+    /// `clickhouse_url`) when one is named.
+    pub async fn empty_on_cluster(
+        database_url: &str,
+        clickhouse_url: &str,
+        cluster: Option<String>,
+    ) -> TestEnv {
         let name = format!("at_test_{}", uuid::Uuid::new_v4().simple());
         let admin_url = with_database(database_url, "postgres");
         let admin = postgres::connect(&admin_url)
@@ -79,7 +94,7 @@ impl TestEnv {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        let clickhouse = ClickHouse::new(clickhouse_config(clickhouse_url, &name));
+        let clickhouse = ClickHouse::new(clickhouse_config(clickhouse_url, &name, cluster));
         clickhouse
             .ping()
             .await
@@ -93,6 +108,13 @@ impl TestEnv {
     }
 
     /// Databases with every migration applied, on the given servers.
+    /// Databases with every migration applied, ClickHouse's on a cluster (`scripts/cluster.sh`).
+    pub async fn migrated_on_cluster(clickhouse_url: &str, cluster: &str) -> TestEnv {
+        let env = TestEnv::empty_on_cluster(&database_url(), clickhouse_url, Some(cluster.to_owned())).await;
+        env.migrate().await;
+        env
+    }
+
     pub async fn migrated_on(database_url: &str, clickhouse_url: &str) -> TestEnv {
         let env = TestEnv::empty_on(database_url, clickhouse_url).await;
         env.migrate().await;
@@ -173,9 +195,10 @@ impl Drop for TestEnv {
         // Drop needs its own runtime: the test's runtime may be shutting down.
         let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
         let clickhouse_url = self.clickhouse.url().to_owned();
+        let cluster = self.clickhouse.cluster().map(str::to_owned);
         let cleanup = std::thread::spawn(move || {
             // A fresh client: pooled connections belong to the (blocked) test runtime.
-            let clickhouse = ClickHouse::new(clickhouse_config(&clickhouse_url, &name));
+            let clickhouse = ClickHouse::new(clickhouse_config(&clickhouse_url, &name, cluster));
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -32,10 +32,12 @@ impl ClickHouseError {
             ClickHouseError::Server { status, code, .. } => {
                 // 159 timeout, 202 too many queries, 203 no free connection, 209/210 socket
                 // timeout / network error, 241 memory limit, 252 too many parts,
-                // 242 table is read only, 319 unknown status of insert, 425 system error.
+                // 242 table is read only, 319 unknown status of insert, 425 system error;
+                // on a cluster: 279 no shard replica reachable, 285 too few live replicas,
+                // 286 the previous quorum write is unfinished, 999 ZooKeeper.
                 matches!(
                     code,
-                    Some(159 | 202 | 203 | 209 | 210 | 241 | 242 | 252 | 319 | 425)
+                    Some(159 | 202 | 203 | 209 | 210 | 241 | 242 | 252 | 279 | 285 | 286 | 319 | 425 | 999)
                 ) || (code.is_none() && *status >= 500)
             }
         }

@@ -1,0 +1,181 @@
+//! AgentTrace on a ClickHouse cluster (`scripts/cluster.sh`: 2 shards × 2 replicas and
+//! ZooKeeper): the migrations' clustered schema, loads while one replica of each shard is
+//! killed, and a whole shard down behind the edge. Every acknowledged event is stored, once.
+//! (The other suites run on the cluster with `AGENTTRACE_CLUSTER=1 ./dev.sh test`.)
+
+use std::time::{Duration, Instant};
+
+use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_schemas::{Event, Payload, Timestamp};
+use agenttrace_tests::TestEnv;
+use agenttrace_tests::cluster::Cluster;
+use agenttrace_tests::edge::Edge;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+async fn wait_for(env: &TestEnv, sql: &str, expected: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = env.ch(sql).await;
+        if got == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: {got}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs `scripts/cluster.sh` off the async threads.
+async fn blocking(work: impl FnOnce() + Send + 'static) {
+    tokio::task::spawn_blocking(work).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outages() {
+    let cluster = Cluster::up();
+    let env = TestEnv::migrated_on_cluster(&cluster.url, &cluster.name).await;
+    // The migration history is the same on every node.
+    for port in 8232..=8234 {
+        let node = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/"))
+            .body(format!(
+                "SELECT count() FROM {}.schema_migrations FINAL",
+                env.name
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            node.trim(),
+            env.ch("SELECT count() FROM schema_migrations FINAL").await,
+            "node :{port}"
+        );
+    }
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("clustered").await;
+    let mut generator = SessionGenerator::new(21);
+    let mut acknowledged: Vec<Event> = Vec::new();
+    let first = generator.session(Timestamp::now(), 3);
+    etl.load(&project.key, &first).await;
+    acknowledged.extend(first);
+
+    // One replica of each shard killed: a batch is refused (a retryable 503, nothing
+    // acknowledged) until they are back, then acknowledged; nothing is lost or doubled.
+    let (one, two) = (cluster.clone(), cluster.clone());
+    blocking(move || {
+        one.kill("s1r2");
+        one.kill("s2r2");
+    })
+    .await;
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        blocking(move || {
+            two.start("s1r2");
+            two.start("s2r2");
+        })
+        .await;
+    });
+    let mut refused = 0;
+    for _ in 0..4 {
+        let events = generator.session(Timestamp::now(), 2);
+        loop {
+            let answer = etl.client.send(&project.key, &events).await.unwrap();
+            if answer.status == 200 {
+                break;
+            }
+            assert_eq!(answer.status, 503, "{}", answer.body);
+            refused += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        acknowledged.extend(events);
+    }
+    restart.await.unwrap();
+    assert!(
+        refused > 0,
+        "a write with a replica of each shard down was acknowledged"
+    );
+    let observations = acknowledged
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::Observation(_)))
+        .count();
+    let p = project.key.project_id;
+    wait_for(
+        &env,
+        &format!("SELECT count(), uniqExact(id) FROM observations FINAL WHERE project_id = '{p}'"),
+        &format!("{observations}\t{observations}"),
+        Duration::from_secs(60),
+    )
+    .await;
+    // Both replicas of each shard hold every row.
+    for port in [8231, 8232, 8233, 8234] {
+        let rows: u64 = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/"))
+            .body(format!(
+                "SELECT count() FROM {}.observations_local FINAL WHERE project_id = '{p}'",
+                env.name
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(rows > 0, "node :{port} holds none of the rows");
+    }
+
+    // A whole shard down: the ETL answers 503, the edge keeps the events and delivers them
+    // once the shard is back.
+    let edge = Edge::start(&etl.url, &[]).await;
+    let (down, up) = (cluster.clone(), cluster.clone());
+    blocking(move || {
+        down.kill("s2r1");
+        down.kill("s2r2");
+    })
+    .await;
+    let events = generator.session(Timestamp::now(), 2);
+    let answer = etl.client.send(&project.key, &events).await.unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", project.key.public_key, project.secret_key));
+    let sent: Vec<Value> = (0..40)
+        .map(|i| {
+            let now = Timestamp::now().to_string();
+            json!({"id": format!("edge-{i}"), "type": "observation", "timestamp": now,
+                   "body": {"id": format!("edge-o{i}"), "trace_id": format!("edge-trace-{}", i % 8),
+                            "type": "span", "name": "step", "start_time": now}})
+        })
+        .collect();
+    let accepted = reqwest::Client::new()
+        .post(format!("{}/v1/ingest", edge.url))
+        .header("authorization", format!("Basic {basic}"))
+        .json(&json!({ "events": sent }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted.status(),
+        200,
+        "the edge keeps what the ETL cannot take now"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    blocking(move || {
+        up.start("s2r1");
+        up.start("s2r2");
+    })
+    .await;
+    let expected = observations + 40;
+    wait_for(
+        &env,
+        &format!("SELECT count(), uniqExact(id) FROM observations FINAL WHERE project_id = '{p}'"),
+        &format!("{expected}\t{expected}"),
+        Duration::from_secs(120),
+    )
+    .await;
+    drop(edge);
+}

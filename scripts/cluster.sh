@@ -117,6 +117,8 @@ users_config() {
              mutated until another quorum insert lands there (docs/cluster.md). -->
         <insert_distributed_sync>1</insert_distributed_sync>
         <insert_quorum>2</insert_quorum>
+        <!-- A write waits at most 30 s for its second replica, then fails (retryable). -->
+        <insert_quorum_timeout>30000</insert_quorum_timeout>
         <!-- A trace's rows share a shard: `IN (subquery)` reads each shard's own rows. -->
         <distributed_product_mode>local</distributed_product_mode>
     </default></profiles>

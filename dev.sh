@@ -70,12 +70,7 @@ ui_build() {
 
 # Debian's Chromium for the UI's end-to-end tests (driven by playwright-core from tests/js).
 ensure_browser() {
-  command -v chromium >/dev/null && return 0
-  log "apt-get install chromium (the UI tests' headless browser)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  apt_ensure chromium fonts-dejavu-core
 }
 
 stack_up() {

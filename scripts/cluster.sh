@@ -22,19 +22,6 @@ NODES=(s1r1 s1r2 s2r1 s2r2)
 log() { printf '\033[1;34m[cluster]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[cluster] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-apt_ensure() {
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "apt-get install ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
 wait_for() { # wait_for SECONDS WHAT COMMAND...
   local secs=$1 what=$2; shift 2
   local deadline=$((SECONDS + secs))

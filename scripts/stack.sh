@@ -14,26 +14,6 @@ source "$ROOT/scripts/env.sh"
 log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[stack] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-APT_UPDATED=0
-# Installs Debian packages that are not installed yet; runs `apt-get update` at most once.
-apt_ensure() {
-  local missing=()
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update"
-    $sudo apt-get update -qq
-    APT_UPDATED=1
-  fi
-  log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-}
-
 wait_for() { # wait_for <seconds> <description> <command...>
   local secs=$1 what=$2; shift 2
   local deadline=$((SECONDS + secs))

@@ -179,6 +179,22 @@ impl TestEnv {
         }
     }
 
+    /// Waits until `sql` answers `expected`, or fails after `timeout` with what it answered.
+    pub async fn wait_until(&self, sql: &str, expected: &str, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.ch(sql).await;
+            if got == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql}:\n{got}\nexpected:\n{expected}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     /// Runs a ClickHouse query and returns its TabSeparated output, trimmed.
     pub async fn ch(&self, sql: &str) -> String {
         self.clickhouse

@@ -3,7 +3,7 @@
 //! or after their creates, Claude Code and Codex log exports, and the OpenTelemetry Python SDK's
 //! metric exporter. Each reads its values back from ClickHouse.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
@@ -18,19 +18,6 @@ const CODEX_LOGS_JSON: &[u8] = include_bytes!("../../edge/tests/fixtures/codex_l
 fn basic(project: &TestProject) -> String {
     let pair = format!("{}:{}", project.key.public_key, project.secret_key);
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-}
-
-/// Waits until `sql` answers `expected`, or fails after `timeout` with what it answered.
-async fn wait_for(env: &TestEnv, sql: &str, expected: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = env.ch(sql).await;
-        if got == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}:\n{got}\nexpected:\n{expected}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Runs a real client's script (`tests/python/…`, `tests/js/…`) against `url` with the
@@ -71,8 +58,7 @@ async fn the_langfuse_python_sdk_lands_with_its_full_meaning() {
     let ids = printed_ids(&run_client("python3", "tests/python/langfuse_sdk.py", &edge.url, &project).await);
     let trace = ids["trace_id"].as_str().unwrap();
     let p = project.key.project_id;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!(
             "SELECT name, type, parent_observation_id IS NULL FROM observations FINAL \
              WHERE project_id = '{p}' AND trace_id = '{trace}' ORDER BY start_time_us"
@@ -110,9 +96,7 @@ async fn the_langfuse_python_sdk_lands_with_its_full_meaning() {
         "{observed}"
     );
     // Trace-level attributes from every span, merged into one trace.
-    wait_for(
-        &env,
-        &format!(
+    env.wait_until(&format!(
             "SELECT name, user_id, session_id, arraySort(tags), metadata_values[indexOf(metadata_keys, 'team')] \
              FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"
         ),
@@ -121,8 +105,7 @@ async fn the_langfuse_python_sdk_lands_with_its_full_meaning() {
     )
     .await;
     // Scores, with their data types.
-    wait_for(
-        &env,
+    env.wait_until(
         &format!(
             "SELECT name, data_type, value, ifNull(string_value, ''), ifNull(observation_id, '') = '' \
              FROM scores FINAL WHERE project_id = '{p}' ORDER BY name"
@@ -144,8 +127,7 @@ async fn the_langfuse_js_sdk_lands_the_same_way() {
     let ids = printed_ids(&run_client("node", "tests/js/langfuse_sdk.mjs", &edge.url, &project).await);
     let trace = ids["traceId"].as_str().unwrap();
     let p = project.key.project_id;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!(
             "SELECT name, type, ifNull(model, ''), input_tokens, output_tokens, toString(total_cost), \
              visitParamExtractFloat(ifNull(model_parameters, ''), 'temperature') FROM observations FINAL \
@@ -155,9 +137,7 @@ async fn the_langfuse_js_sdk_lands_the_same_way() {
         Duration::from_secs(60),
     )
     .await;
-    wait_for(
-        &env,
-        &format!("SELECT name, user_id, session_id, tags FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"),
+    env.wait_until(&format!("SELECT name, user_id, session_id, tags FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"),
         "js-assistant\tjs-user\tjs-session\t['js-sdk']",
         Duration::from_secs(30),
     )
@@ -218,8 +198,7 @@ async fn legacy_batches_merge_updates_in_either_order() {
     let p = project.key.project_id;
     // Creates first, then updates, in separate requests (each flushed before the next).
     assert_eq!(send(creates("t-forward")).await, 3);
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
         "2",
         Duration::from_secs(30),
@@ -236,9 +215,7 @@ async fn legacy_batches_merge_updates_in_either_order() {
     assert_eq!(send(json!({ "batch": both })).await, 6);
 
     for trace in ["t-forward", "t-reverse", "t-single"] {
-        wait_for(
-            &env,
-            &format!(
+        env.wait_until(&format!(
                 "SELECT name, input, output, ifNull(model, ''), input_tokens, output_tokens, end_time_us IS NOT NULL, \
                  metadata_values[indexOf(metadata_keys, 'index')] \
                  FROM observations FINAL WHERE project_id = '{p}' AND trace_id = '{trace}' ORDER BY name"
@@ -248,9 +225,7 @@ async fn legacy_batches_merge_updates_in_either_order() {
             Duration::from_secs(30),
         )
         .await;
-        wait_for(
-            &env,
-            &format!(
+        env.wait_until(&format!(
                 "SELECT name, user_id, input, output, tags FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"
             ),
             "workflow\tuser-1\t{\"query\":\"hello\"}\t{\"answer\":\"hi there\"}\t['dify']",
@@ -338,8 +313,7 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
     let p = project.key.project_id;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!(
             "SELECT command, ifNull(toString(exit_code), '') FROM terminal_commands FINAL \
              WHERE project_id = '{p}' ORDER BY command"
@@ -350,9 +324,7 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
     .await;
     // Claude Code: the prompt parents its requests and tool results. (Each table of a batch is
     // loaded on its own: the observations may land just after the commands.)
-    wait_for(
-        &env,
-        &format!(
+    env.wait_until(&format!(
             "SELECT count() FROM observations FINAL WHERE project_id = '{p}' AND trace_id = 'cc-session-1' \
              AND parent_observation_id IN (SELECT id FROM observations FINAL WHERE project_id = '{p}' AND name = 'prompt')"
         ),
@@ -361,9 +333,7 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
     )
     .await;
     // Codex: one generation with its model and tokens, and one file operation per patched file.
-    wait_for(
-        &env,
-        &format!(
+    env.wait_until(&format!(
             "SELECT model, input_tokens, output_tokens, cache_read_tokens, cost_source FROM observations FINAL \
              WHERE project_id = '{p}' AND trace_id = '0199a213-81c0-7800-8aa1-bbab2a035a53' AND type = 'generation'"
         ),
@@ -371,8 +341,7 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
         Duration::from_secs(30),
     )
     .await;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!(
             "SELECT operation, path, lines_added, lines_removed FROM file_operations FINAL \
              WHERE project_id = '{p}' AND trace_id = '0199a213-81c0-7800-8aa1-bbab2a035a53' ORDER BY path"
@@ -385,9 +354,7 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
     // Metrics from the OpenTelemetry Python SDK's exporter (OTLP/HTTP protobuf).
     let metrics_url = format!("{}/v1/metrics", edge.url);
     run_client("python3", "tests/python/otel_metrics.py", &metrics_url, &project).await;
-    wait_for(
-        &env,
-        &format!(
+    env.wait_until(&format!(
             "SELECT name, kind, ifNull(temporality, ''), sum(ifNull(value, 0)), sum(ifNull(count, 0)) FROM metrics FINAL \
              WHERE project_id = '{p}' GROUP BY name, kind, temporality ORDER BY name"
         ),

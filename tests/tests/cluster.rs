@@ -3,7 +3,7 @@
 //! killed, and a whole shard down behind the edge. Every acknowledged event is stored, once.
 //! (The other suites run on the cluster with `AGENTTRACE_CLUSTER=1 ./dev.sh test`.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_schemas::{Event, Payload, Timestamp};
@@ -13,16 +13,15 @@ use agenttrace_tests::edge::Edge;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-async fn wait_for(env: &TestEnv, sql: &str, expected: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = env.ch(sql).await;
-        if got == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: {got}, expected {expected}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+/// Asks one node directly (`SELECT ...` on port `port`), not through the Distributed tables.
+async fn on_node(port: u16, sql: String) -> String {
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/"))
+        .body(sql)
+        .send()
+        .await
+        .unwrap();
+    answer.text().await.unwrap().trim().to_owned()
 }
 
 /// Runs `scripts/cluster.sh` off the async threads.
@@ -36,18 +35,11 @@ async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outag
     let env = TestEnv::migrated_on_cluster(&cluster.url, &cluster.name).await;
     // The migration history is the same on every node.
     for port in 8232..=8234 {
-        let node = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/"))
-            .body(format!(
-                "SELECT count() FROM {}.schema_migrations FINAL",
-                env.name
-            ))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let node = on_node(
+            port,
+            format!("SELECT count() FROM {}.schema_migrations FINAL", env.name),
+        )
+        .await;
         assert_eq!(
             node.trim(),
             env.ch("SELECT count() FROM schema_migrations FINAL").await,
@@ -100,8 +92,7 @@ async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outag
         .filter(|e| matches!(e.payload, Payload::Observation(_)))
         .count();
     let p = project.key.project_id;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count(), uniqExact(id) FROM observations FINAL WHERE project_id = '{p}'"),
         &format!("{observations}\t{observations}"),
         Duration::from_secs(60),
@@ -109,21 +100,16 @@ async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outag
     .await;
     // Both replicas of each shard hold every row.
     for port in [8231, 8232, 8233, 8234] {
-        let rows: u64 = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/"))
-            .body(format!(
+        let rows: u64 = on_node(
+            port,
+            format!(
                 "SELECT count() FROM {}.observations_local FINAL WHERE project_id = '{p}'",
                 env.name
-            ))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+            ),
+        )
+        .await
+        .parse()
+        .unwrap();
         assert!(rows > 0, "node :{port} holds none of the rows");
     }
 
@@ -168,8 +154,7 @@ async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outag
     })
     .await;
     let expected = observations + 40;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count(), uniqExact(id) FROM observations FINAL WHERE project_id = '{p}'"),
         &format!("{expected}\t{expected}"),
         Duration::from_secs(120),

@@ -4,7 +4,7 @@
 //! and listed, not retried; the OpenTelemetry Python SDK's exporter works against the
 //! Langfuse-compatible route.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
@@ -22,18 +22,6 @@ fn basic(project: &TestProject) -> String {
 }
 
 /// Waits until `sql` (one number) reaches `expected`, or fails after `timeout`.
-async fn wait_for(env: &TestEnv, sql: &str, expected: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got: u64 = env.ch(sql).await.parse().unwrap_or(0);
-        if got == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: {got}, expected {expected}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 fn native_events(prefix: &str, count: usize) -> Value {
     let now = Timestamp::now().to_string();
     let events: Vec<Value> = (0..count)
@@ -211,24 +199,21 @@ async fn the_edge_loads_native_and_otlp_events_and_refuses_bad_requests() {
     // request and completion are one generation), with the native trace, the spans' root trace
     // and the Codex session's; 1 terminal command and 2 file operations from Codex; the invalid
     // event is dead-lettered.
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
-        15,
+        "15",
         Duration::from_secs(30),
     )
     .await;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM traces FINAL WHERE project_id = '{p}'"),
-        3,
+        "3",
         Duration::from_secs(30),
     )
     .await;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM dead_letters WHERE project_id = '{p}'"),
-        1,
+        "1",
         Duration::from_secs(30),
     )
     .await;
@@ -285,10 +270,9 @@ async fn an_etl_outage_loses_nothing_and_duplicates_nothing() {
         }
     };
     send("before".into()).await;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM observations WHERE project_id = '{p}'"),
-        50,
+        "50",
         Duration::from_secs(30),
     )
     .await;
@@ -311,10 +295,9 @@ async fn an_etl_outage_loses_nothing_and_duplicates_nothing() {
     // Back on the same address: the buffers deliver everything, once.
     let etl = env.start_etl_at(addr, |_| {}).await;
     let total = 50 + 20 * 50;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
-        total,
+        &total.to_string(),
         Duration::from_secs(120),
     )
     .await;
@@ -352,10 +335,9 @@ async fn the_opentelemetry_python_sdk_exports_through_the_edge() {
         edge.log()
     );
     let p = project.key.project_id;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
-        3,
+        "3",
         Duration::from_secs(30),
     )
     .await;
@@ -416,10 +398,9 @@ async fn a_batch_the_etl_refuses_for_good_is_recorded_not_retried() {
     // Warm the edge's key cache, then revoke the key in PostgreSQL.
     assert_eq!(send().await.unwrap().status(), 200);
     let p = project.key.project_id;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM observations WHERE project_id = '{p}'"),
-        5,
+        "5",
         Duration::from_secs(30),
     )
     .await;
@@ -507,10 +488,9 @@ async fn two_etls_behind_the_edge_one_stopping_mid_load_lose_and_duplicate_nothi
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
     let total = requests * 50;
-    wait_for(
-        &env,
+    env.wait_until(
         &format!("SELECT count() FROM observations FINAL WHERE project_id = '{p}'"),
-        total as u64,
+        &total.to_string(),
         Duration::from_secs(120),
     )
     .await;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use agenttrace_etl::clickhouse::cluster::{mutation_target, pending_mutations};
+use agenttrace_etl::clickhouse::cluster::{mutation_target, nudge_mutations, pending_mutations};
 use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseError, Table, quote};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -37,12 +37,29 @@ pub struct RetentionReport {
     pub batches_pruned: u64,
 }
 
-async fn wait_for_mutations(clickhouse: &ClickHouse, table: &'static str) -> Result<(), RetentionError> {
+/// Waits until `table`'s mutations are done on every replica. On a cluster a mutation still
+/// pending after a moment is nudged (`nudge_mutations`: 18.16 holds back a partition's last
+/// quorum-inserted part), and again every few seconds while it waits.
+async fn wait_for_mutations(
+    clickhouse: &ClickHouse,
+    table: &'static str,
+    time_column: &str,
+) -> Result<(), RetentionError> {
     const TIMEOUT: Duration = Duration::from_secs(300);
+    const NUDGE_AFTER: Duration = Duration::from_secs(2);
     let started = std::time::Instant::now();
+    let mut nudged_at: Option<std::time::Instant> = None;
     loop {
         if pending_mutations(clickhouse, table).await? == 0 {
             return Ok(());
+        }
+        let due = match nudged_at {
+            None => started.elapsed() > NUDGE_AFTER,
+            Some(at) => at.elapsed() > 3 * NUDGE_AFTER,
+        };
+        if due {
+            nudge_mutations(clickhouse, table, time_column).await?;
+            nudged_at = Some(std::time::Instant::now());
         }
         if started.elapsed() > TIMEOUT {
             return Err(RetentionError::MutationTimeout {
@@ -97,7 +114,7 @@ pub async fn run(
                         mutation_target(clickhouse, name)
                     ))
                     .await?;
-                wait_for_mutations(clickhouse, name).await?;
+                wait_for_mutations(clickhouse, name, table.time_column()).await?;
             }
             tracing::info!(%project, table = table.name(), rows = doomed, "retention deleted rows");
             report.rows_deleted += doomed;

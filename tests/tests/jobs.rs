@@ -141,7 +141,13 @@ async fn the_daily_costs_check_passes_on_clean_data_and_reports_replay_drift() {
     );
 
     // The same events in a new batch (an agent retry): FINAL counts them once, the view twice.
+    // (A replicated table on a cluster drops the identical block at insert: nothing drifts.)
     etl.load(&project.key, &events).await;
+    if env.clickhouse.cluster().is_some() {
+        let said = env.cli(&["jobs", "run", "daily_costs"]).await.unwrap();
+        assert!(said.contains("groups match"), "{said}");
+        return;
+    }
     let error = env.cli_error(&["jobs", "run", "daily_costs"]).await;
     assert!(
         error.contains("daily_costs differs from observations in 1 of 1 groups"),

@@ -63,6 +63,37 @@ pub fn mutation_target(clickhouse: &ClickHouse, table: &str) -> String {
     }
 }
 
+/// `select` (over `system.<name>`, written `{system}.<name>`) on every replica of the cluster,
+/// each replica's answer one part of a `UNION ALL`.
+async fn on_every_replica(
+    clickhouse: &ClickHouse,
+    cluster: &str,
+    select: &str,
+) -> Result<String, ClickHouseError> {
+    let replicas = clickhouse
+        .query_text(&format!(
+            "SELECT host_address, port FROM system.clusters WHERE cluster = {} FORMAT TabSeparated",
+            quote(cluster)
+        ))
+        .await?;
+    Ok(replicas
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(host, port)| {
+            select
+                .replace(
+                    "{system}.mutations",
+                    &format!("remote('{host}:{port}', system.mutations)"),
+                )
+                .replace(
+                    "{system}.parts",
+                    &format!("remote('{host}:{port}', system.parts)"),
+                )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL "))
+}
+
 /// Mutations of `table` not done yet, on every replica of the cluster (or on the one server).
 pub async fn pending_mutations(clickhouse: &ClickHouse, table: &str) -> Result<u64, ClickHouseError> {
     let database = quote(clickhouse.database());
@@ -72,30 +103,107 @@ pub async fn pending_mutations(clickhouse: &ClickHouse, table: &str) -> Result<u
             quote(table)
         ),
         Some(cluster) => {
-            let replicas = clickhouse
-                .query_text(&format!(
-                    "SELECT host_address, port FROM system.clusters WHERE cluster = {} FORMAT TabSeparated",
-                    quote(cluster)
-                ))
-                .await?;
-            let per_replica: Vec<String> = replicas
-                .lines()
-                .filter_map(|line| line.split_once('\t'))
-                .map(|(host, port)| {
-                    format!(
-                        "SELECT count() AS pending FROM remote('{host}:{port}', system.mutations) \
-                         WHERE database = {database} AND table = {} AND is_done = 0",
-                        quote(&format!("{table}_local"))
-                    )
-                })
-                .collect();
-            format!("SELECT sum(pending) FROM ({})", per_replica.join(" UNION ALL "))
+            let per_replica = on_every_replica(
+                clickhouse,
+                cluster,
+                &format!(
+                    "SELECT count() AS pending FROM {{system}}.mutations \
+                     WHERE database = {database} AND table = {} AND is_done = 0",
+                    quote(&format!("{table}_local"))
+                ),
+            )
+            .await?;
+            format!("SELECT sum(pending) FROM ({per_replica})")
         }
     };
     let answer = clickhouse
         .query_text(&format!("{sql} FORMAT TabSeparated"))
         .await?;
     Ok(answer.trim().parse().unwrap_or(0))
+}
+
+/// Rows per partition a nudge inserts, with different sharding values, so that every shard of a
+/// small cluster gets at least one (two shards all missing one: 2 × 2⁻¹⁶).
+const NUDGE_ROWS: usize = 16;
+
+/// Lets a stalled mutation of `table` on a cluster proceed. On 18.16 the last part inserted
+/// with a quorum in a partition is never given a mutation (`getDesiredMutationVersion` skips
+/// the quorum's `last_part`), so a delete on a quiet, old partition would wait for good. A
+/// further quorum insert into each of the table's partitions makes that part an ordinary one:
+/// this inserts, through the Distributed table, rows that belong to no project
+/// (`project_id = ''`, which no read, export or query names), a few per partition so every
+/// shard gets one. Their ids repeat from nudge to nudge, so merges collapse them.
+pub async fn nudge_mutations(
+    clickhouse: &ClickHouse,
+    table: &str,
+    time_column: &str,
+) -> Result<(), ClickHouseError> {
+    let Some(cluster) = clickhouse.cluster() else {
+        return Ok(());
+    };
+    let partitions = on_every_replica(
+        clickhouse,
+        cluster,
+        &format!(
+            "SELECT partition_id FROM {{system}}.parts WHERE database = {} AND table = {} AND active",
+            quote(clickhouse.database()),
+            quote(&format!("{table}_local"))
+        ),
+    )
+    .await?;
+    let partitions = clickhouse
+        .query_text(&format!(
+            "SELECT DISTINCT partition_id FROM ({partitions}) FORMAT TabSeparated"
+        ))
+        .await?;
+    // The second argument of the sharding key (`trace_id`, `id`, `batch_id`) spreads the rows.
+    let spreader = sharding_key(table)
+        .split_once(", ")
+        .map(|(_, rest)| rest.trim_end_matches(')'));
+    let mut rows = Vec::new();
+    for partition in partitions.lines().filter(|p| !p.is_empty()) {
+        let at_us = month_start_us(partition).unwrap_or(0);
+        for k in 0..NUDGE_ROWS {
+            rows.push(match spreader {
+                Some(_) => format!("('', {at_us}, 'retention-nudge-{k}')"),
+                None => format!("('', {at_us})"),
+            });
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let columns = match spreader {
+        Some(spreader) => format!("project_id, {time_column}, {spreader}"),
+        None => format!("project_id, {time_column}"),
+    };
+    clickhouse
+        .execute(&format!(
+            "INSERT INTO {table} ({columns}) VALUES {}",
+            rows.join(", ")
+        ))
+        .await
+}
+
+/// The first microsecond of the month a `toYYYYMM` partition id names (`202611`).
+fn month_start_us(partition: &str) -> Option<i64> {
+    if partition.len() != 6 {
+        return None;
+    }
+    let year: i64 = partition[..4].parse().ok()?;
+    let month: i64 = partition[4..].parse().ok()?;
+    // Days from 1970-01-01 to the first of the month (civil-from-days, proleptic Gregorian).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400_000_000)
 }
 
 /// The statements of the single-node migrations, rewritten for a cluster; it learns the
@@ -582,6 +690,14 @@ mod tests {
                 .contains("does not know")
         );
         assert!(s.transform("ALTER TABLE nowhere ADD COLUMN x UInt8").is_err());
+    }
+
+    #[test]
+    fn a_partition_id_names_its_months_first_microsecond() {
+        assert_eq!(month_start_us("197001"), Some(0));
+        assert_eq!(month_start_us("202611"), Some(1_793_491_200_000_000));
+        assert_eq!(month_start_us("202403"), Some(1_709_251_200_000_000));
+        assert_eq!(month_start_us("all"), None);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!
 //! A partition is read by one query, which sees one snapshot of its parts, so merges running
 //! meanwhile neither lose nor repeat rows. Memory on restore is one partition file at a time.
+//! On a cluster the tables are read and written through their Distributed tables: a backup
+//! holds each row once (from one replica of its shard), and a restore into a migrated cluster
+//! places every row on its shard again, with the quorum.
 
 use std::path::Path;
 
@@ -83,8 +86,74 @@ pub async fn base_tables(clickhouse: &ClickHouse) -> Result<Vec<String>, BackupE
         }
     }
     tables.retain(|table| !filled.contains(table));
+    if clickhouse.cluster().is_some() {
+        // A cluster's data tables are `t_local`; they are read and written through `t`.
+        tables = tables
+            .into_iter()
+            .filter_map(|table| table.strip_suffix("_local").map(str::to_owned))
+            .collect();
+    }
     tables.sort();
     Ok(tables)
+}
+
+/// The partitions `table` holds, with the condition that selects each one's rows. Partition
+/// ids of `toYYYYMM(...)` partitions are the expression's value, so `expression = id` selects
+/// a partition through a Distributed table as well as on one server.
+async fn partitions(clickhouse: &ClickHouse, table: &str) -> Result<Vec<(String, String)>, BackupError> {
+    let stored = match clickhouse.cluster() {
+        Some(_) => format!("{table}_local"),
+        None => table.to_owned(),
+    };
+    let database = quote(clickhouse.database());
+    let key = clickhouse
+        .query_text(&format!(
+            "SELECT partition_key FROM system.tables WHERE database = {database} AND name = {} FORMAT TabSeparated",
+            quote(&stored)
+        ))
+        .await?;
+    let key = key.trim().to_owned();
+    let parts = format!(
+        "SELECT partition_id FROM system.parts WHERE database = {database} AND table = {} AND active",
+        quote(&stored)
+    );
+    let ids = match clickhouse.cluster() {
+        Some(cluster) => {
+            let everywhere = crate::clickhouse::cluster::on_every_replica(
+                clickhouse,
+                cluster,
+                &parts.replace("system.parts", "{system}.parts"),
+            )
+            .await?;
+            clickhouse
+                .query_text(&format!(
+                    "SELECT DISTINCT partition_id FROM ({everywhere}) ORDER BY partition_id FORMAT TabSeparated"
+                ))
+                .await?
+        }
+        None => {
+            clickhouse
+                .query_text(&format!(
+                    "SELECT DISTINCT partition_id FROM ({parts}) ORDER BY partition_id FORMAT TabSeparated"
+                ))
+                .await?
+        }
+    };
+    ids.lines()
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            let condition = if key.is_empty() || id == "all" {
+                "1".to_owned()
+            } else if id.chars().all(|c| c.is_ascii_digit()) {
+                format!("{key} = {id}")
+            } else {
+                return Err(BackupError::Refused(format!(
+                    "{table}: partition {id:?} of {key} cannot be selected by value"
+                )));
+            };
+            Ok((id.to_owned(), condition))
+        })
+        .collect()
 }
 
 /// The table a `CREATE MATERIALIZED VIEW ... TO db.target ...` writes to.
@@ -154,34 +223,18 @@ async fn stored_columns(clickhouse: &ClickHouse, table: &str) -> Result<Vec<Stri
 
 /// Exports every base table into `dir` (created), one Native file per partition.
 pub async fn dump(clickhouse: &ClickHouse, dir: &Path) -> Result<Vec<TableDump>, BackupError> {
-    if clickhouse.cluster().is_some() {
-        return Err(BackupError::Refused(
-            "backing up a cluster is not supported yet: back up each shard's replica instead".into(),
-        ));
-    }
     tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
     let mut dumps = Vec::new();
     for table in base_tables(clickhouse).await? {
         let columns = stored_columns(clickhouse, &table).await?.join(", ");
         let (rows, checksum) = fingerprint(clickhouse, &table).await?;
-        let partitions = clickhouse
-            .query_text(&format!(
-                "SELECT DISTINCT partition_id FROM system.parts WHERE database = {} AND table = {} AND active \
-                 ORDER BY partition_id FORMAT TabSeparated",
-                quote(clickhouse.database()),
-                quote(&table)
-            ))
-            .await?;
         let mut files = Vec::new();
-        for partition in partitions.lines().filter(|p| !p.is_empty()) {
+        for (partition, condition) in partitions(clickhouse, &table).await? {
             let name = format!("{table}.{partition}.native");
             let path = dir.join(&name);
             let mut response = clickhouse
                 .query_streaming(
-                    &format!(
-                        "SELECT {columns} FROM {table} WHERE startsWith(_part, {}) FORMAT Native",
-                        quote(&format!("{partition}_"))
-                    ),
+                    &format!("SELECT {columns} FROM {table} WHERE {condition} FORMAT Native"),
                     &[],
                 )
                 .await?;

@@ -65,7 +65,7 @@ pub fn mutation_target(clickhouse: &ClickHouse, table: &str) -> String {
 
 /// `select` (over `system.<name>`, written `{system}.<name>`) on every replica of the cluster,
 /// each replica's answer one part of a `UNION ALL`.
-async fn on_every_replica(
+pub(crate) async fn on_every_replica(
     clickhouse: &ClickHouse,
     cluster: &str,
     select: &str,

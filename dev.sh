@@ -235,8 +235,10 @@ cmd_test() {
   ensure_js_test_deps
   log "cargo clippy (edge, wasm32)"
   cargo clippy -p agenttrace-edge --target wasm32-unknown-unknown --quiet -- -D warnings
-  log "cargo test"
+  log "cargo test (with a 60 s chaos run: tests/tests/chaos.rs)"
   cargo test --workspace
+  log "fuzz smoke run (scripts/fuzz.sh smoke: every target 15 s, then the regression inputs)"
+  "$ROOT/scripts/fuzz.sh" smoke 15
 }
 
 cmd_down() {

@@ -12,7 +12,8 @@
 #   esbuild
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-TOOLS="${AGENTTRACE_TOOLS:-$HOME/.cache/agenttrace/tools}"
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
 NODE_VERSION=22.23.3
 WRANGLER_VERSION=4.164.0
 BINARYEN_VERSION=132.0.0
@@ -30,16 +31,6 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown >&2
 fi
 
-cargo_tool() { # cargo_tool CRATE VERSION BINARY
-  local crate=$1 version=$2 binary=$3
-  if [ -x "$TOOLS/bin/$binary" ] && "$TOOLS/bin/$binary" --version 2>/dev/null | grep -q "$version"; then
-    return 0
-  fi
-  say "cargo install $crate@$version (a few minutes, once)"
-  # --locked when the registry still serves every locked dependency; otherwise resolve anew.
-  cargo install --quiet --locked --root "$TOOLS" --version "=$version" "$crate" >&2 2>/dev/null \
-    || cargo install --quiet --root "$TOOLS" --version "=$version" "$crate" >&2
-}
 cargo_tool wasm-bindgen-cli "$(lock_version wasm-bindgen)" wasm-bindgen
 cargo_tool worker-build "$(lock_version worker)" worker-build
 

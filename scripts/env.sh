@@ -10,6 +10,21 @@ CLICKHOUSE_DATABASE="${CLICKHOUSE_DATABASE:-agenttrace}"
 # Build artifacts live outside the clone so repeated runs (and CI) build incrementally.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agenttrace/target}"
 export AGENTTRACE_HOME DATABASE_URL CLICKHOUSE_URL CLICKHOUSE_DATABASE CARGO_TARGET_DIR
+# Tools installed by the scripts (cargo installs, npm packages) live outside the clone too.
+TOOLS="${AGENTTRACE_TOOLS:-$HOME/.cache/agenttrace/tools}"
+
+# cargo_tool CRATE VERSION BINARY: installs CRATE at exactly VERSION into $TOOLS unless
+# $TOOLS/bin/BINARY already reports that version.
+cargo_tool() {
+  local crate=$1 version=$2 binary=$3
+  if [ -x "$TOOLS/bin/$binary" ] && "$TOOLS/bin/$binary" --version 2>/dev/null | grep -q "$version"; then
+    return 0
+  fi
+  printf '\033[1;35m[tools]\033[0m cargo install %s@%s (a few minutes, once)\n' "$crate" "$version" >&2
+  # --locked when the registry still serves every locked dependency; otherwise resolve anew.
+  cargo install --quiet --locked --root "$TOOLS" --version "=$version" "$crate" >&2 2>/dev/null \
+    || cargo install --quiet --root "$TOOLS" --version "=$version" "$crate" >&2
+}
 
 # stop_pidfile FILE: stops the process whose pid FILE holds (TERM, then KILL after 10 s) and
 # removes FILE. Does nothing when FILE is missing.

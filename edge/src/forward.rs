@@ -8,28 +8,42 @@ use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::batch::SignedBatch;
 use serde_json::value::RawValue;
 
-/// A batch's JSON body; `events` are the buffered events' exact texts.
+/// A batch's JSON body. Each item of `event_lists` is one buffered request's events, their
+/// exact texts joined by commas (`{..},{..}`): they are spliced into the batch's `events` array
+/// as they are, without being parsed again.
 pub fn batch_body(
     batch_id: uuid::Uuid,
     edge_id: &str,
     project_id: uuid::Uuid,
     public_key: &str,
     created_at: Timestamp,
-    events: Vec<String>,
+    event_lists: &[&[u8]],
 ) -> Result<String, String> {
-    let events = events
-        .into_iter()
-        .map(|json| RawValue::from_string(json).map_err(|e| format!("a buffered event is not JSON: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let batch = SignedBatch {
+    let envelope = SignedBatch::<Box<RawValue>> {
         batch_id,
         edge_id: edge_id.to_owned(),
         project_id,
         public_key: public_key.to_owned(),
         created_at,
-        events,
+        events: Vec::new(),
     };
-    serde_json::to_string(&batch).map_err(|e| e.to_string())
+    let envelope = serde_json::to_string(&envelope).map_err(|e| e.to_string())?;
+    // `events` is the envelope's last field, so its text ends with `[]}`.
+    let head = envelope
+        .strip_suffix("[]}")
+        .ok_or("the batch envelope does not end with its events")?;
+    let size: usize = event_lists.iter().map(|list| list.len() + 1).sum();
+    let mut body = Vec::with_capacity(head.len() + size + 2);
+    body.extend_from_slice(head.as_bytes());
+    body.push(b'[');
+    for (i, list) in event_lists.iter().filter(|list| !list.is_empty()).enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(list);
+    }
+    body.extend_from_slice(b"]}");
+    String::from_utf8(body).map_err(|_| "buffered events are not UTF-8".to_owned())
 }
 
 /// The ETL replicas `ETL_URL` names (comma-separated), without trailing slashes.
@@ -75,23 +89,26 @@ mod tests {
             uuid::Uuid::nil(),
             "pk-at-1",
             Timestamp::parse("2026-11-25T12:00:00Z").unwrap(),
-            vec![r#"{"id":"e1"}"#.to_owned()],
+            &[br#"{"id":"e1"}"#, b"", br#"{"id":"e2"},{"id":"e3"}"#],
         )
         .unwrap();
-        assert!(body.contains(r#""events":[{"id":"e1"}]"#), "{body}");
+        assert!(
+            body.ends_with(r#""events":[{"id":"e1"},{"id":"e2"},{"id":"e3"}]}"#),
+            "{body}"
+        );
         let parsed: SignedBatch = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed.edge_id, "edge-test");
-        assert!(
-            batch_body(
-                uuid::Uuid::nil(),
-                "e",
-                uuid::Uuid::nil(),
-                "pk",
-                Timestamp::from_micros(0),
-                vec!["{".into()]
-            )
-            .is_err()
+        assert_eq!(parsed.events.len(), 3);
+        let empty = batch_body(
+            uuid::Uuid::nil(),
+            "e",
+            uuid::Uuid::nil(),
+            "pk",
+            Timestamp::from_micros(0),
+            &[],
         );
+        let parsed: SignedBatch = serde_json::from_str(&empty.unwrap()).unwrap();
+        assert!(parsed.events.is_empty());
     }
 
     #[test]

@@ -12,5 +12,6 @@ pub mod langfuse;
 pub mod limits;
 pub mod otlp;
 pub mod prompt_cache;
+pub mod request;
 #[cfg(target_arch = "wasm32")]
 mod worker;

@@ -89,14 +89,14 @@ impl Edge {
         .unwrap();
         // A port can still be taken between our check and wrangler's bind: start again on
         // other ports when that is why wrangler stopped.
-        let (child, url) = spawn_wrangler(environment, &dir);
+        let (child, url) = spawn_wrangler(environment, &dir, free_port());
         let mut edge = Edge { child, url, dir };
         for attempt in 1.. {
             match edge.wait_until_healthy().await {
                 Ok(()) => break,
                 Err(log) if attempt < 4 && log.contains("Address already in use") => {
                     edge.stop();
-                    (edge.child, edge.url) = spawn_wrangler(environment, &edge.dir);
+                    (edge.child, edge.url) = spawn_wrangler(environment, &edge.dir, free_port());
                 }
                 Err(log) => panic!("the edge did not start; its log:\n{log}"),
             }
@@ -105,9 +105,8 @@ impl Edge {
     }
 }
 
-/// `wrangler dev` serving the Worker configured in `dir`, on a fresh port; returns its URL.
-fn spawn_wrangler(environment: &HashMap<String, String>, dir: &Path) -> (Child, String) {
-    let port = free_port();
+/// `wrangler dev` serving the Worker configured in `dir` on `port`; returns its URL.
+fn spawn_wrangler(environment: &HashMap<String, String>, dir: &Path, port: u16) -> (Child, String) {
     let log = std::fs::File::create(dir.join("wrangler.log")).unwrap();
     let child = Command::new("wrangler")
         .args([
@@ -163,6 +162,27 @@ impl Edge {
 }
 
 impl Edge {
+    /// Kills wrangler and workerd at once (SIGKILL: a crash, not a shutdown).
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the edge again on the same port and Durable Object storage.
+    pub async fn restart(&mut self) {
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        (self.child, self.url) = spawn_wrangler(tool_environment(), &self.dir, port);
+        if let Err(log) = self.wait_until_healthy().await {
+            panic!("the edge did not restart; its log:\n{log}");
+        }
+    }
+
     fn stop(&mut self) {
         // wrangler runs workerd as a child: stop the whole process group.
         let group = format!("-{}", self.child.id());

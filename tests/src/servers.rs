@@ -18,7 +18,8 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn http_ok(url: &str) -> bool {
+/// Whether `GET path` on `url` (`http://host:port`) answers 200.
+pub fn http_ok(url: &str, path: &str) -> bool {
     // A bare HTTP GET over std, to stay independent of any async runtime.
     use std::io::{Read, Write};
     let Some(authority) = url.strip_prefix("http://") else {
@@ -28,7 +29,7 @@ fn http_ok(url: &str) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /ping HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -95,7 +96,9 @@ impl ClickHouseServer {
             .expect("clickhouse-server is installed (scripts/stack.sh up)");
         self.child = Some(child);
         let url = self.url();
-        wait_until("private ClickHouse", Duration::from_secs(30), || http_ok(&url));
+        wait_until("private ClickHouse", Duration::from_secs(30), || {
+            http_ok(&url, "/ping")
+        });
     }
 
     /// Stops the server (SIGKILL: an outage, not a polite shutdown).

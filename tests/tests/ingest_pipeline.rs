@@ -46,7 +46,7 @@ async fn a_batch_loads_valid_events_dead_letters_the_rest_and_is_never_loaded_tw
     let [(_, signature), (_, key_id)] = signing_key.headers(now.as_micros() / 1_000_000, &body);
 
     let first = ingestor
-        .ingest(&body, Some(&key_id), Some(&signature))
+        .ingest(body.clone().into(), Some(&key_id), Some(&signature))
         .await
         .unwrap();
     assert_eq!(first.status, BatchStatus::Accepted);
@@ -64,7 +64,7 @@ async fn a_batch_loads_valid_events_dead_letters_the_rest_and_is_never_loaded_tw
     // The same batch again: answered from the ledger, nothing loaded twice.
     let loaded = sink.batches().len();
     let again = ingestor
-        .ingest(&body, Some(&key_id), Some(&signature))
+        .ingest(body.clone().into(), Some(&key_id), Some(&signature))
         .await
         .unwrap();
     assert_eq!(again.status, BatchStatus::AlreadyAccepted);
@@ -74,7 +74,7 @@ async fn a_batch_loads_valid_events_dead_letters_the_rest_and_is_never_loaded_tw
     let mut tampered = body.clone();
     tampered.push(b' ');
     let refused = ingestor
-        .ingest(&tampered, Some(&key_id), Some(&signature))
+        .ingest(tampered.clone().into(), Some(&key_id), Some(&signature))
         .await
         .unwrap_err();
     assert!(matches!(refused, IngestError::Auth(_)), "{refused}");

@@ -47,8 +47,9 @@ async fn run(clickhouse: &ClickHouse, sql: &str) -> Result<Vec<String>, String> 
     }
 }
 
-#[tokio::test]
-async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
+/// A database holding projects A and B, and one holding only A (both with A's rows twice, as
+/// a replay would leave them).
+async fn two_databases() -> (TestEnv, TestEnv, Uuid, Uuid) {
     let both = TestEnv::migrated().await;
     let only_a = TestEnv::migrated().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
@@ -58,6 +59,56 @@ async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
     // A replayed copy of A's rows: still one row each through the guard.
     load(&both.clickhouse, a, 1).await;
     load(&only_a.clickhouse, a, 1).await;
+    (both, only_a, a, b)
+}
+
+/// Whether `sql`, guarded for A, gives the same answer with and without B's rows (and never
+/// shows B's id). `None` when the guard refuses it; `Some(ran)` otherwise.
+async fn same_without_b(both: &TestEnv, only_a: &TestEnv, a: Uuid, b: Uuid, sql: &str) -> Option<bool> {
+    let guarded = scope_to_project(sql, a).ok()?;
+    let with_b = run(&both.clickhouse, &guarded).await;
+    let without_b = run(&only_a.clickhouse, &guarded).await;
+    assert_eq!(
+        with_b, without_b,
+        "project B changed the result of {sql}\nguarded: {guarded}"
+    );
+    let text = format!("{with_b:?}");
+    assert!(!text.contains(&b.to_string()), "B's id leaked through {sql}");
+    Some(with_b.is_ok())
+}
+
+/// Every query the fuzzer found that the guard accepts (`fuzz/seeds/sql_guard`, and a long
+/// run's corpus in the directories `AGENTTRACE_GUARD_CORPUS` lists, colon-separated) is scoped.
+#[tokio::test]
+async fn fuzzed_queries_the_guard_accepts_see_only_the_callers_rows() {
+    let (both, only_a, a, b) = two_databases().await;
+    let mut dirs = vec![agenttrace_tests::repo_root().join("fuzz/seeds/sql_guard")];
+    if let Ok(extra) = std::env::var("AGENTTRACE_GUARD_CORPUS") {
+        dirs.extend(extra.split(':').filter(|d| !d.is_empty()).map(Into::into));
+    }
+    let (mut accepted, mut ran, mut inputs) = (0, 0, 0);
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let Ok(sql) = String::from_utf8(std::fs::read(entry.unwrap().path()).unwrap()) else {
+                continue;
+            };
+            inputs += 1;
+            if let Some(answered) = same_without_b(&both, &only_a, a, b, &sql).await {
+                accepted += 1;
+                ran += usize::from(answered);
+            }
+        }
+    }
+    println!("{inputs} inputs: {accepted} accepted by the guard, {ran} of them answered by ClickHouse");
+    assert!(
+        accepted >= 30 && ran >= 20,
+        "too few accepted queries to mean anything"
+    );
+}
+
+#[tokio::test]
+async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
+    let (both, only_a, a, b) = two_databases().await;
 
     let a_db = &both.name;
     let b_half = &b.to_string()[..18];
@@ -157,22 +208,11 @@ async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
 
     let (mut refused, mut same, mut answered) = (0, 0, 0);
     for sql in &queries {
-        match scope_to_project(sql, a) {
-            Err(reason) => {
-                assert!(!reason.to_string().is_empty());
-                refused += 1;
-            }
-            Ok(guarded) => {
-                let with_b = run(&both.clickhouse, &guarded).await;
-                let without_b = run(&only_a.clickhouse, &guarded).await;
-                assert_eq!(
-                    with_b, without_b,
-                    "project B changed the result of {sql}\nguarded: {guarded}"
-                );
-                answered += usize::from(with_b.is_ok());
-                let text = format!("{with_b:?}");
-                assert!(!text.contains(&b.to_string()), "B's id leaked through {sql}");
+        match same_without_b(&both, &only_a, a, b, sql).await {
+            None => refused += 1,
+            Some(ran) => {
                 same += 1;
+                answered += usize::from(ran);
             }
         }
     }

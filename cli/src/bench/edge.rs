@@ -16,6 +16,7 @@ use agenttrace_schemas::Timestamp;
 use anyhow::{Context, ensure};
 use clap::Args;
 
+use crate::DatabaseArgs;
 use crate::agent::SessionGenerator;
 
 #[derive(Debug, Clone, Args)]
@@ -32,6 +33,13 @@ pub struct EdgeBenchArgs {
     /// Requests in flight.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Measure acknowledged → queryable instead: send this many events per second (in
+    /// 100-event requests) and time each request from its 2xx until ClickHouse shows all of it.
+    #[arg(long)]
+    pub latency_at: Option<usize>,
+    /// How long the latency run sends, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
 }
 
 /// CPU seconds used so far by all `workerd` processes.
@@ -103,7 +111,11 @@ async fn run(
     })
 }
 
-pub async fn run_edge(args: EdgeBenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+pub async fn run_edge(
+    args: EdgeBenchArgs,
+    databases: &DatabaseArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     #[derive(serde::Deserialize)]
     struct Key {
         public_key: String,
@@ -113,6 +125,9 @@ pub async fn run_edge(args: EdgeBenchArgs, out: &mut dyn Write) -> anyhow::Resul
         &std::fs::read(&args.key_file).with_context(|| format!("reading {}", args.key_file.display()))?,
     )
     .with_context(|| format!("{} must hold public_key and secret_key", args.key_file.display()))?;
+    if let Some(rate) = args.latency_at {
+        return latency(&args, rate, &key.public_key, &key.secret_key, databases, out).await;
+    }
     let ticks_per_second: f64 = std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -206,6 +221,140 @@ pub async fn run_edge(args: EdgeBenchArgs, out: &mut dyn Write) -> anyhow::Resul
         } else {
             "NOT met"
         }
+    )?;
+    Ok(())
+}
+
+/// Acknowledged → queryable: requests of 100 events at a fixed rate; each request's
+/// observations carry a trace id of their own, so a poller (every 50 ms, one range read of
+/// the observations' sorting key) sees when all of a request's rows are visible.
+async fn latency(
+    args: &EdgeBenchArgs,
+    events_per_second: usize,
+    public_key: &str,
+    secret_key: &str,
+    databases: &DatabaseArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use agenttrace_etl::ingest::key_status::{KeyStatus, key_status};
+
+    let pg = agenttrace_etl::postgres::connect(&databases.database_url).await?;
+    let KeyStatus::Active { project_id, .. } = key_status(&pg, public_key).await? else {
+        anyhow::bail!("the key in {} is not active", args.key_file.display());
+    };
+    let clickhouse = databases.clickhouse();
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let requests = (events_per_second as u64 * args.seconds / 100) as usize;
+    let mut generator = SessionGenerator::new(run.len() as u64 ^ Timestamp::now().as_micros() as u64);
+    let mut events = Vec::new();
+    while events.len() < requests * 100 {
+        events.extend(generator.session(Timestamp::now(), 6));
+    }
+    let mut bodies = Vec::with_capacity(requests);
+    let mut expected = HashMap::new();
+    for (i, chunk) in events.chunks(100).take(requests).enumerate() {
+        let marker = format!("lat-{run}-{i:06}");
+        let mut chunk: Vec<serde_json::Value> =
+            chunk.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
+        let mut observations = 0;
+        for event in &mut chunk {
+            if event["type"] == "observation" {
+                event["body"]["trace_id"] = marker.clone().into();
+                observations += 1;
+            }
+        }
+        expected.insert(marker, observations);
+        bodies.push(serde_json::to_vec(&serde_json::json!({ "events": chunk }))?);
+    }
+    writeln!(
+        out,
+        "acknowledged → queryable: {requests} requests of 100 events at {events_per_second} events/s"
+    )?;
+
+    let acknowledged: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let http = reqwest::Client::new();
+    let authorization = format!("Bearer {public_key}:{secret_key}");
+    let url = format!("{}/v1/ingest", args.edge_url.trim_end_matches('/'));
+    let period = Duration::from_secs_f64(100.0 / events_per_second as f64);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut senders = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for (i, body) in bodies.into_iter().enumerate() {
+        ticker.tick().await;
+        let request = http
+            .post(&url)
+            .header("authorization", &authorization)
+            .header("content-type", "application/json")
+            .body(body);
+        let acknowledged = acknowledged.clone();
+        let marker = format!("lat-{run}-{i:06}");
+        senders.spawn(async move {
+            let response = request.send().await?;
+            let at = Instant::now();
+            ensure!(
+                response.status().is_success(),
+                "the edge answered {}",
+                response.status()
+            );
+            acknowledged.lock().expect("not poisoned").insert(marker, at);
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    let sent_in = started.elapsed();
+    while let Some(sent) = senders.join_next().await {
+        sent??;
+    }
+
+    // Poll until every request is fully visible (or a minute passes).
+    let mut visible: HashMap<String, Instant> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while visible.len() < requests && Instant::now() < deadline {
+        let counts = clickhouse
+            .query_text(&format!(
+                "SELECT trace_id, count() FROM observations WHERE project_id = '{project_id}' \
+                 AND trace_id >= 'lat-{run}-' AND trace_id < 'lat-{run}.' GROUP BY trace_id FORMAT TabSeparated"
+            ))
+            .await?;
+        let now = Instant::now();
+        for line in counts.lines() {
+            if let Some((marker, count)) = line.split_once('\t')
+                && count.parse::<usize>().ok() >= expected.get(marker).copied()
+            {
+                visible.entry(marker.to_owned()).or_insert(now);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acknowledged = acknowledged.lock().expect("not poisoned");
+    let mut latencies: Vec<f64> = visible
+        .iter()
+        .filter_map(|(marker, seen)| {
+            let acked = acknowledged.get(marker)?;
+            Some(seen.saturating_duration_since(*acked).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    ensure!(
+        latencies.len() == requests,
+        "only {} of {requests} requests became queryable within a minute",
+        latencies.len()
+    );
+    latencies.sort_by(f64::total_cmp);
+    let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    writeln!(
+        out,
+        "  sent at {:.0} events/s; ack → queryable p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms \
+         (polled every 50 ms)   target p99 < 1000 ms: {}",
+        requests as f64 * 100.0 / sent_in.as_secs_f64(),
+        quantile(0.5),
+        quantile(0.9),
+        quantile(0.99),
+        quantile(1.0),
+        if quantile(0.99) < 1000.0 { "met" } else { "NOT met" }
     )?;
     Ok(())
 }

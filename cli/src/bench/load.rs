@@ -33,7 +33,10 @@ use clap::Args;
 use uuid::Uuid;
 
 use crate::DatabaseArgs;
-use crate::bench::{SIGNING_KEYS, bench_server_config, fresh_database, generate, settle};
+use crate::bench::{SIGNING_KEYS, bench_server_config, fresh_database, generate, settle, threads_cpu};
+
+/// The name of the ETL's runtime threads in (a).
+const ETL_THREADS: &str = "etl-runtime";
 use crate::send::{BatchClient, ProjectKey};
 
 #[derive(Debug, Clone, Args)]
@@ -201,6 +204,7 @@ pub async fn run_load(
     let batches = tables.finish("bench", Timestamp::now())?;
     let base = clickhouse.database().to_owned();
     let mut results = Vec::new();
+    let mut etl_cpu = None;
 
     if !skip("a") {
         let database = fresh_database(&mut pg, &clickhouse, &format!("{base}_bench_a")).await?;
@@ -211,21 +215,29 @@ pub async fn run_load(
                 .map(|chunk| client.events_body(&project_key, chunk))
                 .collect()
         };
-        let server = start(
-            bench_server_config(
-                databases,
-                &database,
-                LoaderOptions {
-                    gzip_level: (args.gzip_level > 0).then_some(args.gzip_level),
-                    max_insert_wait: Duration::from_millis(args.max_insert_wait_ms),
-                    ..LoaderOptions::default()
-                },
-            )?,
-            "127.0.0.1:0".parse()?,
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
+        // The ETL runs on a runtime of its own whose threads are named, so its CPU is measured
+        // apart from the senders' (which share this process).
+        let etl_runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(ETL_THREADS)
+            // Blocking-pool threads must outlive the run, or their CPU time leaves with them.
+            .thread_keep_alive(Duration::from_secs(3600))
+            .enable_all()
+            .build()?;
+        let config = bench_server_config(
+            databases,
+            &database,
+            LoaderOptions {
+                gzip_level: (args.gzip_level > 0).then_some(args.gzip_level),
+                max_insert_wait: Duration::from_millis(args.max_insert_wait_ms),
+                ..LoaderOptions::default()
+            },
+        )?;
+        let server = etl_runtime
+            .spawn(start(config, "127.0.0.1:0".parse()?))
+            .await?
+            .map_err(anyhow::Error::msg)?;
         let client = BatchClient::new(&format!("http://{}", server.addr), SIGNING_KEYS, "bench")?;
+        let etl_cpu_before = threads_cpu(ETL_THREADS);
         let elapsed = run_concurrently(bodies, args.senders, move |body: Arc<Vec<u8>>| {
             let client = client.clone();
             async move {
@@ -236,7 +248,9 @@ pub async fn run_load(
             }
         })
         .await?;
-        server.shutdown().await?;
+        etl_cpu = Some(threads_cpu(ETL_THREADS) - etl_cpu_before);
+        etl_runtime.spawn(server.shutdown()).await??;
+        etl_runtime.shutdown_background();
         let loaded = count_rows(&database).await?;
         ensure!(
             loaded == args.events,
@@ -351,6 +365,13 @@ pub async fn run_load(
             .find(|r| r.name.starts_with(prefix))
             .map(Measurement::rate)
     };
+    if let Some(cpu) = etl_cpu {
+        writeln!(
+            out,
+            "  ETL CPU in (a): {:.2} µs per event, senders excluded   (target ≤ 2.5)",
+            cpu.as_secs_f64() * 1e6 / args.events as f64
+        )?;
+    }
     if let (Some(a), Some(b)) = (rate("a"), rate("b")) {
         writeln!(out, "  a/b = {:.2}   (target ≥ 2)", a / b)?;
     }

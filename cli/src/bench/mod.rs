@@ -52,7 +52,7 @@ pub async fn run(
         BenchCommand::Load(args) => load::run_load(args, databases, out).await,
         BenchCommand::Export(args) => export::run_export(args, databases, out).await,
         BenchCommand::Jobs(args) => jobs::run_jobs(args, out),
-        BenchCommand::Edge(args) => edge::run_edge(args, out).await,
+        BenchCommand::Edge(args) => edge::run_edge(args, databases, out).await,
         BenchCommand::Read(args) => read::run_read(args, databases, out).await,
     }
 }
@@ -144,4 +144,23 @@ pub(crate) fn peak_rss_mb() -> f64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU time (on-CPU nanoseconds, from the scheduler) of this process's threads whose name
+/// starts with `prefix`, so a component's CPU is measured apart from the rest of the process.
+pub(crate) fn threads_cpu(prefix: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix))
+        })
+        .filter_map(|task| {
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            schedstat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
 }

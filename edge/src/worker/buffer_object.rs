@@ -2,17 +2,16 @@
 //! SQLite before the agent is answered; alarms flush them to the ETL as signed batches,
 //! retried with backoff until acknowledged, or kept with the reason if refused for good.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
 use serde::Deserialize;
-use serde_json::value::RawValue;
-use worker::js_sys::Math;
-use worker::wasm_bindgen::JsValue;
+use worker::js_sys::{self, Math};
 use worker::*;
 
 use super::{Config, error, json_response, now_ms, post_signed};
-use crate::buffer::{BufferState, Delivery, retry_delay};
+use crate::buffer::{BufferState, Delivery, append_body, parse_append, retry_delay, stored_events};
 use crate::forward::batch_body;
 use crate::ingest::Accepted;
 
@@ -37,17 +36,10 @@ pub(crate) async fn buffer(
         .id_from_name(&format!("{project_id}/{shard}"))
         .and_then(|id| id.get_stub())
         .map_err(|e| e.to_string())?;
-    let texts: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
-    let body = format!(
-        r#"{{"project_id":{},"public_key":{},"count":{},"events":[{}]}}"#,
-        serde_json::Value::from(project_id),
-        serde_json::Value::from(public_key),
-        events.len(),
-        texts.join(",")
-    );
+    let body = append_body(project_id, public_key, events);
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&body)));
+        .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     let request = Request::new_with_init("https://buffer/append", &init).map_err(|e| e.to_string())?;
     let mut response = stub
         .fetch_with_request(request)
@@ -59,13 +51,16 @@ pub(crate) async fn buffer(
     Ok(())
 }
 
-/// A project shard's buffer. Rows of `pending` are accepted requests (their events as one JSON
-/// array); `delivery` is the batch being delivered (at most one, reused on retry so the ETL sees
+/// A project shard's buffer. Rows of `pending` are accepted requests (their events' texts joined
+/// by commas, as a BLOB; older rows hold a JSON array as TEXT); `delivery` is the batch being delivered (at most one, reused on retry so the ETL sees
 /// the same batch id); `rejected` keeps batches the ETL refused for good, with the reason.
 #[durable_object]
 pub struct Buffer {
     state: State,
     env: Env,
+    /// Running totals of `pending`, read from SQLite once and then kept up to date, so an
+    /// append does not sum the table.
+    totals: RefCell<Option<Totals>>,
 }
 
 // `events` comes last: SQLite keeps a large value in a chain of overflow pages, and reading a
@@ -79,7 +74,7 @@ CREATE TABLE IF NOT EXISTS pending (
     received_ms INTEGER NOT NULL,
     project_id TEXT NOT NULL,
     public_key TEXT NOT NULL,
-    events TEXT NOT NULL
+    events BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS delivery (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -100,16 +95,7 @@ CREATE TABLE IF NOT EXISTS rejected (
     rejected_ms INTEGER NOT NULL
 );";
 
-#[derive(Deserialize)]
-struct Append<'a> {
-    project_id: String,
-    public_key: String,
-    count: i64,
-    #[serde(borrow)]
-    events: &'a RawValue,
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Copy)]
 struct Totals {
     events: i64,
     bytes: i64,
@@ -132,7 +118,6 @@ struct PendingRow {
     seq: i64,
     project_id: String,
     public_key: String,
-    events: String,
     count: i64,
     bytes: i64,
 }
@@ -143,12 +128,18 @@ impl Buffer {
     }
 
     fn totals(&self) -> Result<Totals> {
-        self.sql()
+        if let Some(totals) = *self.totals.borrow() {
+            return Ok(totals);
+        }
+        let totals: Totals = self
+            .sql()
             .exec(
                 "SELECT COALESCE(SUM(count), 0) AS events, COALESCE(SUM(bytes), 0) AS bytes, MIN(received_ms) AS oldest_ms FROM pending",
                 None,
             )?
-            .one()
+            .one()?;
+        *self.totals.borrow_mut() = Some(totals);
+        Ok(totals)
     }
 
     fn delivery(&self) -> Result<Option<DeliveryRow>> {
@@ -201,7 +192,7 @@ impl Buffer {
         let rows: Vec<PendingRow> = self
             .sql()
             .exec(
-                "SELECT seq, project_id, public_key, '' AS events, count, bytes FROM pending ORDER BY seq LIMIT 1000",
+                "SELECT seq, project_id, public_key, count, bytes FROM pending ORDER BY seq LIMIT 1000",
                 None,
             )?
             .to_array()?;
@@ -251,28 +242,28 @@ impl Buffer {
         Ok(Some(delivery))
     }
 
-    /// The delivery's events, in order.
-    fn delivery_events(&self, delivery: &DeliveryRow) -> Result<Vec<String>> {
-        let rows: Vec<PendingRow> = self
-            .sql()
-            .exec(
-                "SELECT seq, project_id, public_key, events, count, bytes FROM pending \
-                 WHERE seq BETWEEN ? AND ? AND public_key = ? AND project_id = ? ORDER BY seq",
-                vec![
-                    delivery.first_seq.into(),
-                    delivery.last_seq.into(),
-                    delivery.public_key.clone().into(),
-                    delivery.project_id.clone().into(),
-                ],
-            )?
-            .to_array()?;
-        let mut events = Vec::new();
-        for row in rows {
-            let listed: Vec<&RawValue> =
-                serde_json::from_str(&row.events).map_err(|e| Error::RustError(e.to_string()))?;
-            events.extend(listed.into_iter().map(|e| e.get().to_owned()));
+    /// The delivery's events, in order: one comma-joined list per buffered request.
+    fn delivery_events(&self, delivery: &DeliveryRow) -> Result<Vec<Vec<u8>>> {
+        let cursor = self.sql().exec(
+            "SELECT events FROM pending \
+             WHERE seq BETWEEN ? AND ? AND public_key = ? AND project_id = ? ORDER BY seq",
+            vec![
+                delivery.first_seq.into(),
+                delivery.last_seq.into(),
+                delivery.public_key.clone().into(),
+                delivery.project_id.clone().into(),
+            ],
+        )?;
+        let mut lists = Vec::new();
+        for row in cursor.raw() {
+            let list = match row?.into_iter().next() {
+                Some(SqlStorageValue::Blob(bytes)) => bytes,
+                Some(SqlStorageValue::String(text)) => text.into_bytes(),
+                other => return Err(Error::RustError(format!("a pending row holds {other:?}"))),
+            };
+            lists.push(stored_events(&list).to_vec());
         }
-        Ok(events)
+        Ok(lists)
     }
 
     fn finish_delivery(&self, delivery: &DeliveryRow) -> Result<()> {
@@ -286,6 +277,8 @@ impl Buffer {
             ],
         )?;
         self.sql().exec("DELETE FROM delivery WHERE id = 1", None)?;
+        // Recounted from SQLite when next needed (deliveries are rare next to appends).
+        self.totals.borrow_mut().take();
         Ok(())
     }
 
@@ -300,6 +293,7 @@ impl Buffer {
                 return Ok(());
             }
             let events = self.delivery_events(&delivery)?;
+            let lists: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
             if events.is_empty() {
                 self.finish_delivery(&delivery)?;
                 continue;
@@ -319,7 +313,7 @@ impl Buffer {
                 project_id,
                 &delivery.public_key,
                 Timestamp::from_micros(now_ms() as i64 * 1000),
-                events,
+                &lists,
             )
             .map_err(Error::RustError)?;
             let outcome = post_signed(config, "/v1/batches", body.clone()).await;
@@ -375,7 +369,11 @@ impl DurableObject for Buffer {
         if let Err(problem) = state.storage().sql().exec(SCHEMA, None) {
             console_error!("creating the buffer's tables: {problem}");
         }
-        Buffer { state, env }
+        Buffer {
+            state,
+            env,
+            totals: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -385,21 +383,25 @@ impl DurableObject for Buffer {
         };
         match req.path().as_str() {
             "/append" => {
-                let text = req.text().await?;
-                let append: Append =
-                    serde_json::from_str(&text).map_err(|e| Error::RustError(e.to_string()))?;
-                let events = append.events.get();
+                let body = req.bytes().await?;
+                let (header, events) = parse_append(&body).map_err(Error::RustError)?;
+                let received_ms = now_ms() as i64;
                 self.sql().exec(
                     "INSERT INTO pending (project_id, public_key, events, count, bytes, received_ms) VALUES (?, ?, ?, ?, ?, ?)",
                     vec![
-                        append.project_id.into(),
-                        append.public_key.into(),
-                        events.into(),
-                        append.count.into(),
+                        header.project_id.into(),
+                        header.public_key.into(),
+                        events.to_vec().into(),
+                        header.count.into(),
                         (events.len() as i64).into(),
-                        (now_ms() as i64).into(),
+                        received_ms.into(),
                     ],
                 )?;
+                if let Some(totals) = self.totals.borrow_mut().as_mut() {
+                    totals.events += header.count;
+                    totals.bytes += events.len() as i64;
+                    totals.oldest_ms.get_or_insert(received_ms);
+                }
                 self.schedule(&config).await?;
                 Response::ok("buffered")
             }

@@ -5,17 +5,14 @@ use std::cell::RefCell;
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::credentials::{Credentials, parse_authorization};
-use agenttrace_schemas::event::TimeWindow;
 use worker::*;
 
 use super::buffer_object::buffer;
 use super::{Config, error, json_response, now_ms, post_signed};
 use crate::auth::{KeyCache, KeyVerdict, verdict_from_etl, verify_request_body};
-use crate::ingest::Intake;
-use crate::langfuse;
-use crate::limits::{Encoding, Limits, RequestError, decode_body};
-use crate::otlp;
+use crate::limits::{Limits, RequestError};
 use crate::prompt_cache::{self, Cached, PromptCache};
+use crate::request::{self, Route};
 
 const ROUTES: &[(&str, &str)] = &[
     ("/healthz", "GET"),
@@ -111,32 +108,6 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         _ => Route::Logs,
     };
     ingest(req, &env, &config, route).await
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Native,
-    Traces,
-    Logs,
-    Metrics,
-    LangfuseIngestion,
-    LangfuseScores,
-}
-
-impl Route {
-    /// Whether the route takes JSON only (the OTLP routes take protobuf too).
-    fn json_only(self) -> bool {
-        matches!(
-            self,
-            Route::Native | Route::LangfuseIngestion | Route::LangfuseScores
-        )
-    }
-}
-
-/// What the intake of a request answers, once its events are buffered.
-enum Answer {
-    Json(u16, String),
-    Otlp(&'static str),
 }
 
 /// Passes a control-plane request to the ETL as it came (method, path, query, body, the
@@ -328,51 +299,16 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
         Ok(project_id) => project_id,
         Err(refusal) => return refusal,
     };
-    let encoding = match Encoding::from_content_type(header("content-type").as_deref(), route.json_only()) {
-        Ok(encoding) => encoding,
-        Err(problem) => return request_error(problem),
-    };
     let encoded = req.bytes().await?;
-    let body = match decode_body(&encoded, header("content-encoding").as_deref(), &limits) {
-        Ok(body) => body,
-        Err(problem) => return request_error(problem),
-    };
     let now = Timestamp::from_micros(now_ms() as i64 * 1000);
-    let window = TimeWindow::around(now);
-    let otlp = |field| move |intake| (intake, Answer::Otlp(field));
-    let intake: std::result::Result<(Intake, Answer), RequestError> = match route {
-        Route::Native => crate::ingest::native(&body, &window, &limits).map(|intake| {
-            let answer = Answer::Json(intake.status(), intake.response_json());
-            (intake, answer)
-        }),
-        Route::Traces => otlp::decode_traces(&body, encoding)
-            .and_then(|request| {
-                otlp::intake(
-                    otlp::spans::map(&request, limits.max_attribute_bytes),
-                    &window,
-                    &limits,
-                )
-            })
-            .map(otlp("rejectedSpans")),
-        Route::Logs => otlp::decode_logs(&body, encoding)
-            .and_then(|request| {
-                otlp::intake(
-                    otlp::logs::map(&request, limits.max_attribute_bytes),
-                    &window,
-                    &limits,
-                )
-            })
-            .map(otlp("rejectedLogRecords")),
-        Route::Metrics => otlp::decode_metrics(&body, encoding)
-            .and_then(|request| otlp::intake(otlp::metrics::map(&request), &window, &limits))
-            .map(otlp("rejectedDataPoints")),
-        Route::LangfuseIngestion => langfuse::ingestion(&body, now, &window, &limits).map(|ingestion| {
-            let answer = Answer::Json(207, ingestion.response_json());
-            (ingestion.intake, answer)
-        }),
-        Route::LangfuseScores => langfuse::scores(&body, now, &window, &limits)
-            .map(|(intake, status, answer)| (intake, Answer::Json(status, answer))),
-    };
+    let intake = request::intake(
+        route,
+        header("content-type").as_deref(),
+        header("content-encoding").as_deref(),
+        &encoded,
+        now,
+        &limits,
+    );
     let (intake, answer) = match intake {
         Ok(intake) => intake,
         Err(problem) if route == Route::LangfuseIngestion => {
@@ -392,17 +328,12 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
             &format!("the events could not be buffered: {problem}"),
         );
     }
-    match answer {
-        Answer::Json(status, body) => json_response(status, body, &[]),
-        Answer::Otlp(field) => {
-            let (status, body) = otlp::response(&intake, encoding, field);
-            let headers = Headers::new();
-            headers.set("content-type", encoding.content_type())?;
-            Ok(Response::from_bytes(body)?
-                .with_status(status)
-                .with_headers(headers))
-        }
-    }
+    let (status, body, content_type) = request::answer_bytes(&intake, answer);
+    let headers = Headers::new();
+    headers.set("content-type", content_type)?;
+    Ok(Response::from_bytes(body)?
+        .with_status(status)
+        .with_headers(headers))
 }
 
 /// `GET /v1/buffer/rejected`: the batches of the caller's project that the ETL refused for

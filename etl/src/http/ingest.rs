@@ -29,7 +29,7 @@ pub async fn post_batch(
     let result = state
         .ingestor
         .ingest(
-            &body,
+            body,
             header_str(&headers, KEY_ID_HEADER),
             header_str(&headers, SIGNATURE_HEADER),
         )

@@ -5,15 +5,18 @@
 //! load) → price generations → one Arrow batch per table → load all tables → record the batch.
 //! Only then is the batch acknowledged; every step before the record is safe to repeat.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use agenttrace_schemas::batch::{
     BatchResponse, BatchStatus, EventRejection, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
 };
-use agenttrace_schemas::event::{EventError, Payload, TimeWindow};
+use agenttrace_schemas::event::{Cost, EventError, Payload, TimeWindow};
 use agenttrace_schemas::{Event, SignedBatch, Timestamp};
+use bytes::Bytes;
 use deadpool_postgres::Pool;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::admin::api_keys::KeyRejection;
@@ -21,7 +24,7 @@ use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{LoadError, Sink};
 use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
 use crate::ingest::merge::{MergeError, merge};
-use crate::ingest::pricing::PriceCache;
+use crate::ingest::pricing::{PriceCache, PriceTable};
 use crate::ingest::rows::{DeadLetter, TableBatches, UnmergedPatch};
 use crate::ingest::signing::{AuthError, Keyring};
 
@@ -124,9 +127,168 @@ pub fn rejection_reason(error: &EventError) -> &'static str {
     }
 }
 
+/// Runs CPU-bound work on the blocking pool.
+async fn on_cpu<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| IngestError::Internal(format!("batch conversion failed: {e}")))
+}
+
+/// The computed cost of a generation that arrived without one.
+fn price_of(prices: &PriceTable, project_id: Uuid, event: &Event) -> Option<Cost> {
+    match &event.payload {
+        Payload::Observation(o) if o.cost.is_none() => o
+            .model
+            .as_deref()
+            .and_then(|model| prices.cost(project_id, o.start_time.as_micros(), model, &o.usage)),
+        _ => None,
+    }
+}
+
+/// A signed batch whose signature, size and envelope are checked; its events stay in the body
+/// (as byte ranges) until they are converted.
+#[derive(Debug)]
+pub struct OpenedBatch {
+    body: Bytes,
+    pub batch_id: Uuid,
+    pub edge_id: String,
+    pub project_id: Uuid,
+    pub public_key: String,
+    pub events: Vec<Range<usize>>,
+}
+
+impl OpenedBatch {
+    /// Verifies the signature (before anything else is read), then the size and the envelope.
+    pub fn open(
+        keyring: &Keyring,
+        body: Bytes,
+        key_id: Option<&str>,
+        signature: Option<&str>,
+        now_secs: i64,
+    ) -> Result<OpenedBatch, IngestError> {
+        keyring.verify(key_id, signature, &body, now_secs)?;
+        Self::parse(body)
+    }
+
+    /// The envelope of a body whose signature was checked.
+    pub fn parse(body: Bytes) -> Result<OpenedBatch, IngestError> {
+        if body.len() > MAX_BATCH_BYTES {
+            return Err(IngestError::TooLarge(format!(
+                "{} bytes; at most {MAX_BATCH_BYTES}",
+                body.len()
+            )));
+        }
+        let batch: SignedBatch<&RawValue> = {
+            let mut deserializer = serde_json::Deserializer::from_slice(&body);
+            let batch = serde_path_to_error::deserialize(&mut deserializer)
+                .map_err(|e| IngestError::InvalidBatch(format!("{}: {}", e.path(), e.inner())))?;
+            // Nothing may follow the batch (found by fuzzing: trailing bytes were ignored).
+            deserializer
+                .end()
+                .map_err(|e| IngestError::InvalidBatch(format!("after the batch: {e}")))?;
+            batch
+        };
+        if batch.events.len() > MAX_BATCH_EVENTS {
+            return Err(IngestError::TooLarge(format!(
+                "{} events; at most {MAX_BATCH_EVENTS}",
+                batch.events.len()
+            )));
+        }
+        // Each raw event is a slice of the body: keep its position instead of a borrow.
+        let start = body.as_ptr() as usize;
+        let events = batch
+            .events
+            .iter()
+            .map(|raw| {
+                let offset = raw.get().as_ptr() as usize - start;
+                offset..offset + raw.get().len()
+            })
+            .collect();
+        Ok(OpenedBatch {
+            batch_id: batch.batch_id,
+            edge_id: batch.edge_id,
+            project_id: batch.project_id,
+            public_key: batch.public_key,
+            events,
+            body,
+        })
+    }
+
+    /// The raw JSON of each event, in order.
+    pub fn raw_events(&self) -> impl Iterator<Item = &str> {
+        // Each range was a `&str` when parsed, so it is UTF-8 (an empty event would only be
+        // dead-lettered, never a panic).
+        self.events
+            .iter()
+            .map(|range| std::str::from_utf8(&self.body[range.clone()]).unwrap_or_default())
+    }
+}
+
+/// A batch's events as rows: valid events in `tables`, invalid ones as dead letters (also
+/// listed in `rejected`), and the partial updates still to be merged with stored rows.
+pub struct Converted {
+    pub tables: TableBatches,
+    pub rejected: Vec<EventRejection>,
+    pub patches: Vec<Event>,
+}
+
+/// Validates every event and converts the valid ones (priced by `price`) into table rows.
+pub fn convert(
+    batch: &OpenedBatch,
+    project_name: &str,
+    window: &TimeWindow,
+    price: impl Fn(&Event) -> Option<Cost>,
+) -> Result<Converted, IngestError> {
+    let unmerged = |e: UnmergedPatch| IngestError::Internal(e.to_string());
+    let mut tables = TableBatches::new(&batch.project_id.to_string(), project_name);
+    let mut rejected = Vec::new();
+    let mut patches = Vec::new();
+    for (index, raw) in batch.raw_events().enumerate() {
+        let index = index as u32;
+        match Event::parse_valid(raw, window) {
+            Ok(event) => {
+                metrics::counter!("agenttrace_events_total", "type" => event.payload.event_type().as_str())
+                    .increment(1);
+                if matches!(
+                    event.payload,
+                    Payload::TracePatch(_) | Payload::ObservationPatch(_)
+                ) {
+                    patches.push(event);
+                } else {
+                    tables.push(&event, price(&event)).map_err(unmerged)?;
+                }
+            }
+            Err(error) => {
+                metrics::counter!("agenttrace_rejected_events_total", "reason" => rejection_reason(&error))
+                    .increment(1);
+                let labels: Option<EventLabels> = serde_json::from_str(raw).ok();
+                let (event_id, event_type) = labels.map_or((None, None), |l| (label(l.id), label(l.kind)));
+                tables.push_dead_letter(DeadLetter {
+                    event_index: index,
+                    event_id: event_id.clone(),
+                    event_type,
+                    reason: error.to_string(),
+                    raw: raw.to_owned(),
+                });
+                rejected.push(EventRejection {
+                    index,
+                    id: event_id,
+                    field: error.field,
+                    message: error.message,
+                });
+            }
+        }
+    }
+    Ok(Converted {
+        tables,
+        rejected,
+        patches,
+    })
+}
+
 impl Ingestor {
     /// Checks that the batch's key may still send for its project; the project's name.
-    async fn check_key<E>(&self, batch: &SignedBatch<E>) -> Result<String, IngestError> {
+    async fn check_key(&self, batch: &OpenedBatch) -> Result<String, IngestError> {
         let status = match self.key_cache.get(&batch.public_key) {
             Some(status) => status,
             None => {
@@ -152,32 +314,32 @@ impl Ingestor {
     }
 
     /// Handles one signed batch body with its signature headers.
+    ///
+    /// The CPU-bound steps (HMAC, parsing, validation, building Arrow columns) run on the
+    /// blocking pool so they never stall the I/O threads that other requests and the loader's
+    /// inserts share.
     pub async fn ingest(
         &self,
-        body: &[u8],
+        body: Bytes,
         key_id: Option<&str>,
         signature: Option<&str>,
     ) -> Result<BatchResponse, IngestError> {
         let received_at = Timestamp::now();
-        self.keyring
-            .verify(key_id, signature, body, received_at.as_micros() / 1_000_000)?;
-        if body.len() > MAX_BATCH_BYTES {
-            return Err(IngestError::TooLarge(format!(
-                "{} bytes; at most {MAX_BATCH_BYTES}",
-                body.len()
-            )));
-        }
-        let batch: SignedBatch<&serde_json::value::RawValue> = {
-            let mut deserializer = serde_json::Deserializer::from_slice(body);
-            serde_path_to_error::deserialize(&mut deserializer)
-                .map_err(|e| IngestError::InvalidBatch(format!("{}: {}", e.path(), e.inner())))?
-        };
-        if batch.events.len() > MAX_BATCH_EVENTS {
-            return Err(IngestError::TooLarge(format!(
-                "{} events; at most {MAX_BATCH_EVENTS}",
-                batch.events.len()
-            )));
-        }
+        let (keyring, key_id, signature) = (
+            self.keyring.clone(),
+            key_id.map(str::to_owned),
+            signature.map(str::to_owned),
+        );
+        let batch = on_cpu(move || {
+            OpenedBatch::open(
+                &keyring,
+                body,
+                key_id.as_deref(),
+                signature.as_deref(),
+                received_at.as_micros() / 1_000_000,
+            )
+        })
+        .await??;
         let project_name = self.check_key(&batch).await?;
         // From here on this request will probably bring rows: inserts may wait for them.
         let preparing = self.sink.prepare();
@@ -201,58 +363,25 @@ impl Ingestor {
         }
         drop(client);
 
-        let project_id = batch.project_id.to_string();
-        let batch_id = batch.batch_id.to_string();
-        let window = TimeWindow::around(received_at);
         let prices = self.prices.get();
-        let price = |event: &Event| match &event.payload {
-            Payload::Observation(o) if o.cost.is_none() => o
-                .model
-                .as_deref()
-                .and_then(|model| prices.cost(batch.project_id, o.start_time.as_micros(), model, &o.usage)),
-            _ => None,
+        let project_id = batch.project_id;
+        let price = move |event: &Event| price_of(&prices, project_id, event);
+        let (batch, converted) = {
+            let price = price.clone();
+            on_cpu(move || {
+                let window = TimeWindow::around(received_at);
+                let converted = convert(&batch, &project_name, &window, price);
+                (batch, converted)
+            })
+            .await?
         };
+        let Converted {
+            mut tables,
+            rejected,
+            patches,
+        } = converted?;
         let unmerged = |e: UnmergedPatch| IngestError::Internal(e.to_string());
-        let mut tables = TableBatches::new(&project_id, &project_name);
-        let mut rejected = Vec::new();
-        let mut patches = Vec::new();
-        for (index, raw) in batch.events.iter().enumerate() {
-            let index = index as u32;
-            match Event::parse_valid(raw.get(), &window) {
-                Ok(event) => {
-                    metrics::counter!("agenttrace_events_total", "type" => event.payload.event_type().as_str())
-                        .increment(1);
-                    if matches!(
-                        event.payload,
-                        Payload::TracePatch(_) | Payload::ObservationPatch(_)
-                    ) {
-                        patches.push(event);
-                    } else {
-                        tables.push(&event, price(&event)).map_err(unmerged)?;
-                    }
-                }
-                Err(error) => {
-                    metrics::counter!("agenttrace_rejected_events_total", "reason" => rejection_reason(&error))
-                        .increment(1);
-                    let labels: Option<EventLabels> = serde_json::from_str(raw.get()).ok();
-                    let (event_id, event_type) =
-                        labels.map_or((None, None), |l| (label(l.id), label(l.kind)));
-                    tables.push_dead_letter(DeadLetter {
-                        event_index: index,
-                        event_id: event_id.clone(),
-                        event_type,
-                        reason: error.to_string(),
-                        raw: raw.get().to_owned(),
-                    });
-                    rejected.push(EventRejection {
-                        index,
-                        id: event_id,
-                        field: error.field,
-                        message: error.message,
-                    });
-                }
-            }
-        }
+        let batch_id = batch.batch_id.to_string();
         // Patches become full rows under their entities' locks, held (in `merging`) until the
         // rows are loaded.
         let mut merge_client = if patches.is_empty() {
@@ -325,6 +454,31 @@ impl Ingestor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(events: &str, after: &[u8]) -> Bytes {
+        let mut body = format!(
+            r#"{{"batch_id":"0193a6e2-0000-7000-8000-000000000001","edge_id":"e","project_id":"00000000-0000-0000-0000-000000000002","public_key":"pk","created_at":"2026-11-25T12:00:00Z","events":[{events}]}}"#
+        )
+        .into_bytes();
+        body.extend_from_slice(after);
+        body.into()
+    }
+
+    #[test]
+    fn a_batch_opens_to_its_events_and_nothing_may_follow_it() {
+        let batch = OpenedBatch::parse(body(r#"{"id":"é1"}, {"id":"e2"}"#, b" \n")).unwrap();
+        assert_eq!(
+            batch.raw_events().collect::<Vec<_>>(),
+            [r#"{"id":"é1"}"#, r#"{"id":"e2"}"#]
+        );
+        // A fuzzer's find: trailing bytes (here not even UTF-8) after the batch were ignored,
+        // and reading the events then assumed the whole body was UTF-8.
+        let error = OpenedBatch::parse(body(r#"{"id":"e1"}"#, b", \"a\xff\"")).unwrap_err();
+        assert!(
+            matches!(&error, IngestError::InvalidBatch(reason) if reason.starts_with("after the batch")),
+            "{error}"
+        );
+    }
 
     #[test]
     fn rejection_reasons_are_bounded_categories() {

@@ -45,6 +45,20 @@ impl<'a> Cursor<'a> {
         Ok(bytes)
     }
 
+    /// `count` fixed-width values of `width` bytes (a count too large for memory is invalid,
+    /// never an overflow).
+    fn take_values(&mut self, count: usize, width: usize) -> Result<&'a [u8], DecodeError> {
+        let n = count
+            .checked_mul(width)
+            .ok_or_else(|| DecodeError::Invalid(format!("{count} values of {width} bytes")))?;
+        Ok(self.take(n)?)
+    }
+
+    /// Bytes left: a bound for any capacity a count read from the input asks for.
+    fn remaining(&self) -> usize {
+        self.data.len() - self.at
+    }
+
     fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -147,7 +161,7 @@ fn read_scalar(cursor: &mut Cursor, name: &str, rows: usize) -> Result<ArrayRef,
     macro_rules! fixed {
         ($builder:ty, $native:ty) => {{
             let size = std::mem::size_of::<$native>();
-            let bytes = cursor.take(rows * size)?;
+            let bytes = cursor.take_values(rows, size)?;
             let mut builder = <$builder>::with_capacity(rows);
             for chunk in bytes.chunks_exact(size) {
                 builder.append_value(<$native>::from_le_bytes(chunk.try_into().unwrap()));
@@ -159,9 +173,9 @@ fn read_scalar(cursor: &mut Cursor, name: &str, rows: usize) -> Result<ArrayRef,
         "String" => {
             // Copied as bytes, then validated as UTF-8 once for the whole column (with
             // every value starting on a character boundary): faster than per value.
-            let mut offsets = Vec::with_capacity(rows + 1);
+            let mut offsets = Vec::with_capacity(rows.min(cursor.remaining()) + 1);
             offsets.push(0i32);
-            let mut values = Vec::with_capacity(rows * 16);
+            let mut values = Vec::with_capacity(rows.saturating_mul(16).min(cursor.remaining()));
             for _ in 0..rows {
                 values.extend_from_slice(cursor.string()?);
                 offsets.push(i32::try_from(values.len()).map_err(|_| {
@@ -185,7 +199,7 @@ fn read_scalar(cursor: &mut Cursor, name: &str, rows: usize) -> Result<ArrayRef,
         "Float32" => fixed!(Float32Builder, f32),
         "Float64" => fixed!(Float64Builder, f64),
         "Date" => {
-            let bytes = cursor.take(rows * 2)?;
+            let bytes = cursor.take_values(rows, 2)?;
             let days: Vec<i32> = bytes
                 .chunks_exact(2)
                 .map(|c| i32::from(u16::from_le_bytes([c[0], c[1]])))
@@ -193,7 +207,7 @@ fn read_scalar(cursor: &mut Cursor, name: &str, rows: usize) -> Result<ArrayRef,
             Arc::new(Date32Array::from(days))
         }
         _ if name == "DateTime" || name.starts_with("DateTime(") => {
-            let bytes = cursor.take(rows * 4)?;
+            let bytes = cursor.take_values(rows, 4)?;
             let seconds: Vec<i64> = bytes
                 .chunks_exact(4)
                 .map(|c| i64::from(u32::from_le_bytes(c.try_into().unwrap())))
@@ -207,7 +221,7 @@ fn read_scalar(cursor: &mut Cursor, name: &str, rows: usize) -> Result<ArrayRef,
                 10..=18 => 8,
                 _ => 16,
             };
-            let bytes = cursor.take(rows * width)?;
+            let bytes = cursor.take_values(rows, width)?;
             let mut builder = Decimal128Builder::with_capacity(rows)
                 .with_precision_and_scale(precision, scale)
                 .map_err(|e| DecodeError::Invalid(e.to_string()))?;
@@ -242,12 +256,17 @@ fn read_column(cursor: &mut Cursor, ty: &ChType, rows: usize) -> Result<ArrayRef
             Ok(make_array(data))
         }
         ChType::Array(inner) => {
-            let ends = cursor.take(rows * 8)?;
+            let ends = cursor.take_values(rows, 8)?;
             let mut offsets = Vec::with_capacity(rows + 1);
             offsets.push(0i32);
             for chunk in ends.chunks_exact(8) {
                 let end = u64::from_le_bytes(chunk.try_into().unwrap());
-                offsets.push(i32::try_from(end).map_err(|_| DecodeError::Invalid("array too large".into()))?);
+                let end = i32::try_from(end).map_err(|_| DecodeError::Invalid("array too large".into()))?;
+                // Found by fuzzing: Arrow panics on offsets that go backwards.
+                if end < *offsets.last().unwrap_or(&0) {
+                    return Err(DecodeError::Invalid("array offsets go backwards".into()));
+                }
+                offsets.push(end);
             }
             let total = *offsets.last().unwrap_or(&0) as usize;
             let values = read_column(cursor, inner, total)?;
@@ -282,8 +301,8 @@ pub fn block(data: &[u8]) -> Result<(RecordBatch, usize), DecodeError> {
     let mut cursor = Cursor { data, at: 0 };
     let columns = cursor.varint()? as usize;
     let rows = cursor.varint()? as usize;
-    let mut fields = Vec::with_capacity(columns);
-    let mut arrays = Vec::with_capacity(columns);
+    let mut fields = Vec::with_capacity(columns.min(cursor.remaining()));
+    let mut arrays = Vec::with_capacity(columns.min(cursor.remaining()));
     for _ in 0..columns {
         let name = String::from_utf8_lossy(cursor.string()?).into_owned();
         let type_name = String::from_utf8_lossy(cursor.string()?).into_owned();
@@ -296,4 +315,45 @@ pub fn block(data: &[u8]) -> Result<(RecordBatch, usize), DecodeError> {
     let batch = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
         .map_err(|e| DecodeError::Invalid(e.to_string()))?;
     Ok((batch, cursor.at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One column `a Array(UInt8)` of `rows` rows with these end offsets and values.
+    fn array_block(rows: u8, ends: &[u64], values: &[u8]) -> Vec<u8> {
+        let mut data = vec![1, rows, 1, b'a', 12];
+        data.extend_from_slice(b"Array(UInt8)");
+        for end in ends {
+            data.extend_from_slice(&end.to_le_bytes());
+        }
+        data.extend_from_slice(values);
+        data
+    }
+
+    #[test]
+    fn arrays_decode_and_offsets_that_go_backwards_are_refused() {
+        let (batch, used) = block(&array_block(2, &[2, 3], &[7, 8, 9])).unwrap();
+        assert_eq!((batch.num_rows(), used), (2, 5 + 12 + 16 + 3));
+        // Found by fuzzing: these offsets made Arrow panic.
+        let error = block(&array_block(2, &[3, 1], &[7, 8, 9])).unwrap_err();
+        assert!(
+            matches!(error, DecodeError::Invalid(ref m) if m.contains("backwards")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn absurd_counts_are_errors_not_allocations() {
+        // 2^62 rows of UInt64: the byte count overflows.
+        let mut data = vec![1];
+        data.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+        data.extend_from_slice(b"\x01a\x06UInt64");
+        assert!(block(&data).is_err());
+        // 2^62 columns announced, none present.
+        let mut data = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40, 0];
+        data.push(0);
+        assert!(block(&data).is_err());
+    }
 }

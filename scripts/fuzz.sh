@@ -83,15 +83,17 @@ case "${1:-}" in
     ;;
   long)
     build
-    pids=()
+    failed="$(mktemp)"
+    running=0
     for target in "${TARGETS[@]}"; do
       regressions "$target"
-      fuzz "$target" -runs="${2:-10000000}" &
-      pids+=($!)
-      # Two at a time: one per core.
-      if [ "${#pids[@]}" -ge 2 ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+      (fuzz "$target" -runs="${2:-10000000}" || echo "$target" >>"$failed") &
+      running=$((running + 1))
+      # One per core, or AGENTTRACE_FUZZ_JOBS at a time.
+      if [ "$running" -ge "${AGENTTRACE_FUZZ_JOBS:-2}" ]; then wait -n; running=$((running - 1)); fi
     done
-    for pid in "${pids[@]}"; do wait "$pid"; done
+    wait
+    if [ -s "$failed" ]; then say "failed: $(tr '\n' ' ' <"$failed")"; exit 1; fi
     ;;
   *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

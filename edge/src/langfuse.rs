@@ -424,6 +424,12 @@ pub fn scores(
     let mut intake = Intake::default();
     let mut outcomes = Vec::new();
     for (index, mut item) in items.into_iter().enumerate() {
+        // Found by fuzzing: a list item that is not an object made the id assignment panic.
+        if !item.is_object() {
+            let refused = Err(format!("a score must be a JSON object, not {item}"));
+            outcomes.push(push(&mut intake, index, "", refused, window, limits));
+            continue;
+        }
         // A score without an id gets a stable one, so a retried request does not duplicate it.
         if item.get("id").is_none_or(Value::is_null) {
             let digest = crate::otlp::common::content_id(&[item.to_string().as_bytes()]);

@@ -193,3 +193,14 @@ fn scores_one_or_many_with_langfuse_answers() {
     let text: Value = serde_json::from_str(&intake.events[1].json).unwrap();
     assert_eq!(text["body"]["data_type"], "text");
 }
+
+/// Found by fuzzing: a list of scores with an item that is not an object panicked.
+#[test]
+fn a_score_list_item_that_is_not_an_object_is_refused_by_index() {
+    let body = br#"[{"traceId": "t1", "name": "quality", "value": 0.9}, 6.5, "x"]"#;
+    let (intake, status, answer) =
+        scores(body, now(), &TimeWindow::around(now()), &Limits::default()).unwrap();
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(intake.accepted(), 1);
+    assert_eq!(answer.matches("must be a JSON object").count(), 2, "{answer}");
+}

@@ -87,7 +87,10 @@ fn record<'a>(
         .find(|t| *t > 0)
         .or_else(|| {
             let text = attributes.text(&["event.timestamp"])?;
-            Some(Timestamp::parse(&text).ok()?.as_micros() as u64 * 1_000)
+            // Found by fuzzing: a time before 1970 or far ahead overflowed.
+            u64::try_from(Timestamp::parse(&text).ok()?.as_micros())
+                .ok()?
+                .checked_mul(1_000)
         })
         .ok_or_else(|| format!("log record {full_name:?}: it has no time"))?;
     let session = attributes
@@ -354,7 +357,7 @@ fn started(record: &Record) -> u64 {
         .attributes
         .number(&["duration_ms"])
         .map_or(0, |ms| (ms * 1000.0).max(0.0) as u64);
-    record.at_nano.saturating_sub(duration_us * 1_000)
+    record.at_nano.saturating_sub(duration_us.saturating_mul(1_000))
 }
 
 /// `request` is the Codex `api_request` paired with this completion; `paired` says this record

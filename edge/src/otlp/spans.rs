@@ -291,7 +291,9 @@ fn span_events(
         .or_else(|| {
             let ms = attributes.number(&["ai.response.msToFirstChunk"])?;
             let start = Timestamp::from_micros((span.start_time_unix_nano / 1_000) as i64);
-            Some(Timestamp::from_micros(start.as_micros() + (ms * 1_000.0) as i64))
+            Some(Timestamp::from_micros(
+                start.as_micros().saturating_add((ms * 1_000.0) as i64),
+            ))
         });
     let parent = (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id));
     let start_time = time(span.start_time_unix_nano);

@@ -476,3 +476,32 @@ fn malformed_bodies_say_what_is_wrong() {
         "{error}"
     );
 }
+
+/// Found by fuzzing: a log record whose only time is an `event.timestamp` before 1970 (or a
+/// `duration_ms`, or a span's `msToFirstChunk`, too large) overflowed instead of being refused.
+#[test]
+fn extreme_times_are_refused_or_clamped_not_overflowed() {
+    let request = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"attributes": [
+            {"key": "event.name", "value": {"stringValue": "codex.tool_result"}},
+            {"key": "event.timestamp", "value": {"stringValue": "1000-01-01T00:00:00Z"}}]},
+        {"timeUnixNano": "1764072000000000000", "attributes": [
+            {"key": "event.name", "value": {"stringValue": "codex.tool_result"}},
+            {"key": "duration_ms", "value": {"doubleValue": 1e300}}]}
+    ]}]}]});
+    let body = request.to_string();
+    let request = decode_logs(body.as_bytes(), Encoding::Json).unwrap();
+    let intake = intake(
+        logs::map(&request, 1 << 20),
+        &window(),
+        &crate::limits::Limits::default(),
+    )
+    .unwrap();
+    // The record from the year 1000 has no usable time; the other one maps.
+    assert!(
+        intake.rejected.iter().any(|r| r.index == 0),
+        "{:?}",
+        intake.rejected
+    );
+    assert!(!intake.events.is_empty());
+}

@@ -122,6 +122,19 @@ struct PendingRow {
     bytes: i64,
 }
 
+impl DeliveryRow {
+    /// The parameters of `WHERE seq BETWEEN ? AND ? AND public_key = ? AND project_id = ?`:
+    /// the pending rows this delivery carries.
+    fn pending_rows(&self) -> Vec<SqlStorageValue> {
+        vec![
+            self.first_seq.into(),
+            self.last_seq.into(),
+            self.public_key.clone().into(),
+            self.project_id.clone().into(),
+        ]
+    }
+}
+
 impl Buffer {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
@@ -247,12 +260,7 @@ impl Buffer {
         let cursor = self.sql().exec(
             "SELECT events FROM pending \
              WHERE seq BETWEEN ? AND ? AND public_key = ? AND project_id = ? ORDER BY seq",
-            vec![
-                delivery.first_seq.into(),
-                delivery.last_seq.into(),
-                delivery.public_key.clone().into(),
-                delivery.project_id.clone().into(),
-            ],
+            delivery.pending_rows(),
         )?;
         let mut lists = Vec::new();
         for row in cursor.raw() {
@@ -269,12 +277,7 @@ impl Buffer {
     fn finish_delivery(&self, delivery: &DeliveryRow) -> Result<()> {
         self.sql().exec(
             "DELETE FROM pending WHERE seq BETWEEN ? AND ? AND public_key = ? AND project_id = ?",
-            vec![
-                delivery.first_seq.into(),
-                delivery.last_seq.into(),
-                delivery.public_key.clone().into(),
-                delivery.project_id.clone().into(),
-            ],
+            delivery.pending_rows(),
         )?;
         self.sql().exec("DELETE FROM delivery WHERE id = 1", None)?;
         // Recounted from SQLite when next needed (deliveries are rare next to appends).

@@ -115,6 +115,18 @@ impl TestEnv {
         env
     }
 
+    /// Databases with every migration applied: PostgreSQL's on `database_url`'s server,
+    /// ClickHouse's on `cluster` through its node at `clickhouse_url`.
+    pub async fn migrated_on_cluster_with(
+        database_url: &str,
+        clickhouse_url: &str,
+        cluster: &str,
+    ) -> TestEnv {
+        let env = TestEnv::empty_on_cluster(database_url, clickhouse_url, Some(cluster.to_owned())).await;
+        env.migrate().await;
+        env
+    }
+
     pub async fn migrated_on(database_url: &str, clickhouse_url: &str) -> TestEnv {
         let env = TestEnv::empty_on(database_url, clickhouse_url).await;
         env.migrate().await;

@@ -276,6 +276,34 @@ async fn latency(
     )?;
 
     let acknowledged: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // The poller runs while requests are sent: a request's rows are seen when they land.
+    let poller = {
+        let (expected, run) = (expected.clone(), run.clone());
+        tokio::spawn(async move {
+            let mut visible: HashMap<String, Instant> = HashMap::new();
+            let mut last_new = Instant::now();
+            while visible.len() < expected.len() && last_new.elapsed() < Duration::from_secs(60) {
+                let counts = clickhouse
+                    .query_text(&format!(
+                        "SELECT trace_id, count() FROM observations WHERE project_id = '{project_id}' \
+                         AND trace_id >= 'lat-{run}-' AND trace_id < 'lat-{run}.' GROUP BY trace_id FORMAT TabSeparated"
+                    ))
+                    .await?;
+                let now = Instant::now();
+                for line in counts.lines() {
+                    if let Some((marker, count)) = line.split_once('\t')
+                        && count.parse::<usize>().ok() >= expected.get(marker).copied()
+                        && !visible.contains_key(marker)
+                    {
+                        visible.insert(marker.to_owned(), now);
+                        last_new = now;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok::<_, anyhow::Error>(visible)
+        })
+    };
     let http = reqwest::Client::new();
     let authorization = format!("Bearer {public_key}:{secret_key}");
     let url = format!("{}/v1/ingest", args.edge_url.trim_end_matches('/'));
@@ -309,27 +337,7 @@ async fn latency(
     while let Some(sent) = senders.join_next().await {
         sent??;
     }
-
-    // Poll until every request is fully visible (or a minute passes).
-    let mut visible: HashMap<String, Instant> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while visible.len() < requests && Instant::now() < deadline {
-        let counts = clickhouse
-            .query_text(&format!(
-                "SELECT trace_id, count() FROM observations WHERE project_id = '{project_id}' \
-                 AND trace_id >= 'lat-{run}-' AND trace_id < 'lat-{run}.' GROUP BY trace_id FORMAT TabSeparated"
-            ))
-            .await?;
-        let now = Instant::now();
-        for line in counts.lines() {
-            if let Some((marker, count)) = line.split_once('\t')
-                && count.parse::<usize>().ok() >= expected.get(marker).copied()
-            {
-                visible.entry(marker.to_owned()).or_insert(now);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let visible = poller.await??;
     let acknowledged = acknowledged.lock().expect("not poisoned");
     let mut latencies: Vec<f64> = visible
         .iter()

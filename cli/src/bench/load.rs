@@ -26,7 +26,9 @@ use agenttrace_etl::postgres;
 use agenttrace_schemas::{Scope, Timestamp};
 use anyhow::{Context, bail, ensure};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Decimal128Type, Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::types::{
+    Decimal128Type, Float64Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use clap::Args;
@@ -133,6 +135,8 @@ fn json_value(column: &dyn Array, row: usize, out: &mut Vec<u8>) -> anyhow::Resu
     }
     match column.data_type() {
         DataType::Utf8 => serde_json::to_writer(&mut *out, column.as_string::<i32>().value(row))?,
+        DataType::UInt8 => write!(out, "{}", column.as_primitive::<UInt8Type>().value(row))?,
+        DataType::UInt16 => write!(out, "{}", column.as_primitive::<UInt16Type>().value(row))?,
         DataType::Int32 => write!(out, "{}", column.as_primitive::<Int32Type>().value(row))?,
         DataType::Int64 => write!(out, "{}", column.as_primitive::<Int64Type>().value(row))?,
         DataType::UInt32 => write!(out, "{}", column.as_primitive::<UInt32Type>().value(row))?,

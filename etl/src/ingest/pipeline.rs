@@ -149,7 +149,8 @@ fn price_of(prices: &PriceTable, project_id: Uuid, event: &Event) -> Option<Cost
 /// (as byte ranges) until they are converted.
 #[derive(Debug)]
 pub struct OpenedBatch {
-    body: Bytes,
+    /// The body, checked to be UTF-8 once (so events are sliced out without checking again).
+    body: String,
     pub batch_id: Uuid,
     pub edge_id: String,
     pub project_id: Uuid,
@@ -178,15 +179,22 @@ impl OpenedBatch {
                 body.len()
             )));
         }
-        let batch: SignedBatch<&RawValue> = {
-            let mut deserializer = serde_json::Deserializer::from_slice(&body);
-            let batch = serde_path_to_error::deserialize(&mut deserializer)
-                .map_err(|e| IngestError::InvalidBatch(format!("{}: {}", e.path(), e.inner())))?;
-            // Nothing may follow the batch (found by fuzzing: trailing bytes were ignored).
-            deserializer
-                .end()
-                .map_err(|e| IngestError::InvalidBatch(format!("after the batch: {e}")))?;
-            batch
+        let body = String::from_utf8(Vec::from(body))
+            .map_err(|e| IngestError::InvalidBatch(format!("the batch is not UTF-8: {}", e.utf8_error())))?;
+        // `from_str` also refuses anything after the batch (found by fuzzing: trailing bytes
+        // were ignored). A valid batch is parsed once; only a failure is parsed again to name
+        // the field at fault.
+        let batch: SignedBatch<&RawValue> = match serde_json::from_str(&body) {
+            Ok(batch) => batch,
+            Err(error) => {
+                let mut deserializer = serde_json::Deserializer::from_str(&body);
+                let reason =
+                    match serde_path_to_error::deserialize::<_, SignedBatch<&RawValue>>(&mut deserializer) {
+                        Err(e) => format!("{}: {}", e.path(), e.inner()),
+                        Ok(_) => format!("after the batch: {error}"),
+                    };
+                return Err(IngestError::InvalidBatch(reason));
+            }
         };
         if batch.events.len() > MAX_BATCH_EVENTS {
             return Err(IngestError::TooLarge(format!(
@@ -216,11 +224,10 @@ impl OpenedBatch {
 
     /// The raw JSON of each event, in order.
     pub fn raw_events(&self) -> impl Iterator<Item = &str> {
-        // Each range was a `&str` when parsed, so it is UTF-8 (an empty event would only be
-        // dead-lettered, never a panic).
+        // Each range was a `&str` of this body, so it falls on character boundaries.
         self.events
             .iter()
-            .map(|range| std::str::from_utf8(&self.body[range.clone()]).unwrap_or_default())
+            .map(|range| self.body.get(range.clone()).unwrap_or_default())
     }
 }
 
@@ -243,12 +250,17 @@ pub fn convert(
     let mut tables = TableBatches::new(&batch.project_id.to_string(), project_name);
     let mut rejected = Vec::new();
     let mut patches = Vec::new();
+    // Counted per batch, not per event: a counter lookup costs as much as a small event's checks.
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
     for (index, raw) in batch.raw_events().enumerate() {
         let index = index as u32;
         match Event::parse_valid(raw, window) {
             Ok(event) => {
-                metrics::counter!("agenttrace_events_total", "type" => event.payload.event_type().as_str())
-                    .increment(1);
+                let kind = event.payload.event_type().as_str();
+                match counts.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, count)) => *count += 1,
+                    None => counts.push((kind, 1)),
+                }
                 if matches!(
                     event.payload,
                     Payload::TracePatch(_) | Payload::ObservationPatch(_)
@@ -278,6 +290,9 @@ pub fn convert(
                 });
             }
         }
+    }
+    for (kind, count) in counts {
+        metrics::counter!("agenttrace_events_total", "type" => kind).increment(count);
     }
     Ok(Converted {
         tables,
@@ -473,9 +488,14 @@ mod tests {
         );
         // A fuzzer's find: trailing bytes (here not even UTF-8) after the batch were ignored,
         // and reading the events then assumed the whole body was UTF-8.
-        let error = OpenedBatch::parse(body(r#"{"id":"e1"}"#, b", \"a\xff\"")).unwrap_err();
+        let error = OpenedBatch::parse(body(r#"{"id":"e1"}"#, b", \"a\"")).unwrap_err();
         assert!(
             matches!(&error, IngestError::InvalidBatch(reason) if reason.starts_with("after the batch")),
+            "{error}"
+        );
+        let error = OpenedBatch::parse(body(r#"{"id":"e1"}"#, b"\xff")).unwrap_err();
+        assert!(
+            matches!(&error, IngestError::InvalidBatch(reason) if reason.contains("not UTF-8")),
             "{error}"
         );
     }

@@ -68,6 +68,11 @@ async fn same_without_b(both: &TestEnv, only_a: &TestEnv, a: Uuid, b: Uuid, sql:
     let guarded = scope_to_project(sql, a).ok()?;
     let with_b = run(&both.clickhouse, &guarded).await;
     let without_b = run(&only_a.clickhouse, &guarded).await;
+    if with_b != without_b && run(&both.clickhouse, &guarded).await != with_b {
+        // Not even the same database answers it twice alike (rand(), now(), an unordered
+        // LIMIT): the comparison cannot judge it, so it is not counted as answered.
+        return Some(false);
+    }
     assert_eq!(
         with_b, without_b,
         "project B changed the result of {sql}\nguarded: {guarded}"

@@ -26,6 +26,15 @@ pub struct TestProject {
     pub secret_key: String,
 }
 
+impl TestProject {
+    /// `Authorization: Basic public:secret`, as the Langfuse SDKs and the edge's agents send it.
+    pub fn basic_auth(&self) -> String {
+        use base64::Engine as _;
+        let pair = format!("{}:{}", self.key.public_key, self.secret_key);
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+    }
+}
+
 impl Etl {
     /// Sends `events` as one signed batch and returns the ETL's answer, which must be a 200.
     pub async fn load(&self, key: &ProjectKey, events: &[agenttrace_schemas::Event]) -> BatchResponse {

@@ -21,10 +21,9 @@ use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::cluster::Cluster;
 use agenttrace_tests::edge::Edge;
-use agenttrace_tests::etl::{SIGNING_KEYS, TestProject};
+use agenttrace_tests::etl::SIGNING_KEYS;
 use agenttrace_tests::ports::free_port;
 use agenttrace_tests::servers::{ClickHouseServer, PostgresServer, http_ok};
-use base64::Engine as _;
 use serde_json::{Value, json};
 
 /// Rows by table, as the events name them.
@@ -223,11 +222,6 @@ async fn stored(env: &TestEnv, project: &str) -> BTreeMap<String, (HashSet<Strin
     out
 }
 
-fn basic(project: &TestProject) -> String {
-    let pair = format!("{}:{}", project.key.public_key, project.secret_key);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() {
     let seconds: u64 = std::env::var("AGENTTRACE_CHAOS_SECS")
@@ -287,7 +281,7 @@ async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() 
             tokio::spawn(agent(
                 seed,
                 edge_url.clone(),
-                basic(&project),
+                project.basic_auth(),
                 tally.clone(),
                 stop.clone(),
             ))

@@ -9,16 +9,10 @@ use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::edge::Edge;
 use agenttrace_tests::etl::TestProject;
-use base64::Engine as _;
 use serde_json::{Value, json};
 
 const CLAUDE_CODE_LOGS_PB: &[u8] = include_bytes!("../../edge/tests/fixtures/claude_code_logs.pb");
 const CODEX_LOGS_JSON: &[u8] = include_bytes!("../../edge/tests/fixtures/codex_logs.json");
-
-fn basic(project: &TestProject) -> String {
-    let pair = format!("{}:{}", project.key.public_key, project.secret_key);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-}
 
 /// Runs a real client's script (`tests/python/…`, `tests/js/…`) against `url` with the
 /// project's key; returns what it printed.
@@ -184,7 +178,7 @@ async fn legacy_batches_merge_updates_in_either_order() {
     let send = |batch: Value| {
         let request = http
             .post(format!("{}/api/public/ingestion", edge.url))
-            .header("authorization", basic(&project))
+            .header("authorization", project.basic_auth())
             .json(&batch);
         async move {
             let response = request.send().await.unwrap();
@@ -259,7 +253,7 @@ async fn legacy_batches_merge_updates_in_either_order() {
     // A malformed envelope is a 400 in Langfuse's words; a bad event is named in the 207.
     let response = http
         .post(format!("{}/api/public/ingestion", edge.url))
-        .header("authorization", basic(&project))
+        .header("authorization", project.basic_auth())
         .json(&json!({"events": []}))
         .send()
         .await
@@ -269,7 +263,7 @@ async fn legacy_batches_merge_updates_in_either_order() {
     assert_eq!(body["message"], "Invalid request data");
     let response = http
         .post(format!("{}/api/public/ingestion", edge.url))
-        .header("authorization", basic(&project))
+        .header("authorization", project.basic_auth())
         .json(&json!({"batch": [{"id": "bad-1", "timestamp": at(0), "type": "span-create", "body": {"name": "x"}}]}))
         .send()
         .await
@@ -304,7 +298,7 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
     ] {
         let response = http
             .post(format!("{}/v1/logs", edge.url))
-            .header("authorization", basic(&project))
+            .header("authorization", project.basic_auth())
             .header("content-type", content_type)
             .body(body)
             .send()

@@ -9,19 +9,12 @@ use std::time::Duration;
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::edge::Edge;
-use agenttrace_tests::etl::TestProject;
-use base64::Engine as _;
 use serde_json::{Value, json};
 
 const TRACES_PB: &[u8] = include_bytes!("../../edge/tests/fixtures/traces.pb");
 const CODEX_LOGS_JSON: &[u8] = include_bytes!("../../edge/tests/fixtures/codex_logs.json");
 
-fn basic(project: &TestProject) -> String {
-    let pair = format!("{}:{}", project.key.public_key, project.secret_key);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
-}
-
-/// Waits until `sql` (one number) reaches `expected`, or fails after `timeout`.
+/// `count` span observations of trace `prefix`, as a native intake body.
 fn native_events(prefix: &str, count: usize) -> Value {
     let now = Timestamp::now().to_string();
     let events: Vec<Value> = (0..count)
@@ -44,7 +37,7 @@ async fn the_edge_loads_native_and_otlp_events_and_refuses_bad_requests() {
     let p = project.key.project_id;
     let post = |path: &str| {
         http.post(format!("{}{path}", edge.url))
-            .header("authorization", basic(&project))
+            .header("authorization", project.basic_auth())
     };
 
     let now = Timestamp::now().to_string();
@@ -262,7 +255,7 @@ async fn an_etl_outage_loses_nothing_and_duplicates_nothing() {
     let send = |prefix: String| {
         let request = http
             .post(format!("{}/v1/ingest", edge.url))
-            .header("authorization", basic(&project))
+            .header("authorization", project.basic_auth())
             .json(&native_events(&prefix, 50));
         async move {
             let response = request.send().await.unwrap();
@@ -391,7 +384,7 @@ async fn a_batch_the_etl_refuses_for_good_is_recorded_not_retried() {
     let http = reqwest::Client::new();
     let send = || {
         http.post(format!("{}/v1/ingest", edge.url))
-            .header("authorization", basic(&project))
+            .header("authorization", project.basic_auth())
             .json(&native_events("revoked", 5))
             .send()
     };
@@ -480,7 +473,7 @@ async fn two_etls_behind_the_edge_one_stopping_mid_load_lose_and_duplicate_nothi
         }
         let response = http
             .post(format!("{}/v1/ingest", edge.url))
-            .header("authorization", basic(&project))
+            .header("authorization", project.basic_auth())
             .json(&native_events(&format!("two-etls-{i}"), 50))
             .send()
             .await

@@ -106,7 +106,7 @@ users_config() {
         <insert_quorum>2</insert_quorum>
         <!-- A write waits at most 30 s for its second replica, then fails (retryable). -->
         <insert_quorum_timeout>30000</insert_quorum_timeout>
-        <!-- A trace's rows share a shard: `IN (subquery)` reads each shard's own rows. -->
+        <!-- A trace's rows share a shard: "IN (subquery)" reads each shard's own rows. -->
         <distributed_product_mode>local</distributed_product_mode>
     </default></profiles>
     <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use agenttrace_etl::admin::{api_keys, projects};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::catalog::{COST_SCALE, Table};
+use agenttrace_etl::clickhouse::compression::Compression;
 use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::http::start;
@@ -36,6 +37,7 @@ use uuid::Uuid;
 
 use crate::DatabaseArgs;
 use crate::bench::{SIGNING_KEYS, bench_server_config, fresh_database, generate, settle, threads_cpu};
+use crate::commands::serve::CompressionArg;
 
 /// The name of the ETL's runtime threads in (a).
 const ETL_THREADS: &str = "etl-runtime";
@@ -58,7 +60,10 @@ pub struct LoadBenchArgs {
     /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub max_insert_wait_ms: u64,
-    /// gzip level for the loader's inserts (0: uncompressed).
+    /// How the loader's inserts are compressed.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Lz4)]
+    pub compression: CompressionArg,
+    /// gzip level (1–9) with `--compression gzip`.
     #[arg(long, default_value_t = 1)]
     pub gzip_level: u32,
     /// ClickHouse native TCP port, for clickhouse-client in (c).
@@ -231,7 +236,7 @@ pub async fn run_load(
             databases,
             &database,
             LoaderOptions {
-                gzip_level: (args.gzip_level > 0).then_some(args.gzip_level),
+                compression: args.compression.with_level(args.gzip_level),
                 max_insert_wait: Duration::from_millis(args.max_insert_wait_ms),
                 ..LoaderOptions::default()
             },
@@ -288,7 +293,9 @@ pub async fn run_load(
         let elapsed = run_concurrently(inserts, args.senders, move |insert: Arc<(String, Vec<u8>)>| {
             let target = target.clone();
             async move {
-                target.insert(&insert.0, insert.1.clone().into(), false).await?;
+                target
+                    .insert(&insert.0, insert.1.clone().into(), Compression::None)
+                    .await?;
                 Ok(())
             }
         })
@@ -351,8 +358,11 @@ pub async fn run_load(
 
     writeln!(
         out,
-        "\n{} events, {} senders, {} events per signed batch, gzip level {}:",
-        args.events, args.senders, args.batch_events, args.gzip_level
+        "\n{} events, {} senders, {} events per signed batch, inserts compressed as {:?}:",
+        args.events,
+        args.senders,
+        args.batch_events,
+        args.compression.with_level(args.gzip_level)
     )?;
     for result in &results {
         writeln!(

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use agenttrace_etl::clickhouse::compression::Compression;
 use agenttrace_etl::clickhouse::insert::WireFormat;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::http::ServeConfig;
@@ -16,6 +17,26 @@ pub enum WireFormatArg {
     Auto,
     Native,
     ArrowStream,
+}
+
+/// How insert bodies travel to ClickHouse.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompressionArg {
+    /// ClickHouse's own LZ4 blocks: little CPU on either side.
+    Lz4,
+    /// gzip at `--gzip-level`: smaller, for a ClickHouse across a slow link.
+    Gzip,
+    None,
+}
+
+impl CompressionArg {
+    pub fn with_level(self, gzip_level: u32) -> Compression {
+        match self {
+            CompressionArg::Lz4 => Compression::Lz4,
+            CompressionArg::Gzip => Compression::Gzip(gzip_level.clamp(1, 9)),
+            CompressionArg::None => Compression::None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -41,7 +62,10 @@ pub struct ServeArgs {
     /// Concurrent inserts per table.
     #[arg(long, default_value_t = 2)]
     pub inserts_in_flight: usize,
-    /// gzip level for insert bodies, 0 to send them uncompressed.
+    /// How insert bodies are compressed.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Lz4)]
+    pub compression: CompressionArg,
+    /// gzip level (1–9) with `--compression gzip`.
     #[arg(long, default_value_t = 1)]
     pub gzip_level: u32,
     #[arg(long, value_enum, default_value_t = WireFormatArg::Auto)]
@@ -61,7 +85,7 @@ impl ServeArgs {
                 max_rows_per_insert: self.max_rows_per_insert,
                 max_insert_wait: Duration::from_millis(self.max_insert_wait_ms),
                 inserts_in_flight: self.inserts_in_flight,
-                gzip_level: (self.gzip_level > 0).then_some(self.gzip_level),
+                compression: self.compression.with_level(self.gzip_level),
                 format: match self.wire_format {
                     WireFormatArg::Auto => None,
                     WireFormatArg::Native => Some(WireFormat::Native),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
+use crate::clickhouse::compression::Compression;
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
 
 #[derive(Debug, thiserror::Error)]
@@ -306,7 +307,7 @@ pub async fn restore(clickhouse: &ClickHouse, dir: &Path, dumps: &[TableDump]) -
                 .insert(
                     &format!("INSERT INTO {} ({columns}) FORMAT Native", dump.table),
                     bytes.into(),
-                    false,
+                    Compression::None,
                 )
                 .await?;
         }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::clickhouse::compression::Compression;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClickHouseError {
     #[error("ClickHouse is unreachable at {url}: {source}")]
@@ -111,14 +113,16 @@ impl ClickHouse {
         &self,
         params: &[(&str, &str)],
         body: Bytes,
-        gzip: bool,
+        compression: Compression,
     ) -> Result<reqwest::Response, ClickHouseError> {
         let mut request = self.http.post(&self.config.url).query(params).body(body);
         if let Some(user) = &self.config.user {
             request = request.basic_auth(user, self.config.password.as_deref());
         }
-        if gzip {
-            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        match compression {
+            Compression::None => {}
+            Compression::Lz4 => request = request.query(&[("decompress", "1")]),
+            Compression::Gzip(_) => request = request.header(reqwest::header::CONTENT_ENCODING, "gzip"),
         }
         let response = request.send().await.map_err(|e| self.unavailable(e))?;
         let status = response.status();
@@ -139,7 +143,7 @@ impl ClickHouse {
         database: Option<&str>,
         query: Option<&str>,
         body: Bytes,
-        gzip: bool,
+        compression: Compression,
     ) -> Result<Bytes, ClickHouseError> {
         let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(database) = database {
@@ -148,7 +152,7 @@ impl ClickHouse {
         if let Some(query) = query {
             params.push(("query", query));
         }
-        let response = self.request(&params, body, gzip).await?;
+        let response = self.request(&params, body, compression).await?;
         response.bytes().await.map_err(|e| self.unavailable(e))
     }
 
@@ -159,9 +163,14 @@ impl ClickHouse {
 
     /// Runs one statement outside any database (to create or drop one).
     pub async fn execute_on_server(&self, sql: &str) -> Result<(), ClickHouseError> {
-        self.send(None, None, Bytes::copy_from_slice(sql.as_bytes()), false)
-            .await
-            .map(drop)
+        self.send(
+            None,
+            None,
+            Bytes::copy_from_slice(sql.as_bytes()),
+            Compression::None,
+        )
+        .await
+        .map(drop)
     }
 
     /// Runs a query and returns the response body (use a `FORMAT` clause to pick its shape).
@@ -170,7 +179,7 @@ impl ClickHouse {
             Some(&self.config.database),
             None,
             Bytes::copy_from_slice(sql.as_bytes()),
-            false,
+            Compression::None,
         )
         .await
     }
@@ -192,9 +201,14 @@ impl ClickHouse {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    /// Sends `data` for an `INSERT ... FORMAT ...` statement; `gzip` says the body is compressed.
-    pub async fn insert(&self, insert_sql: &str, data: Bytes, gzip: bool) -> Result<(), ClickHouseError> {
-        self.send(Some(&self.config.database), Some(insert_sql), data, gzip)
+    /// Sends `data` for an `INSERT ... FORMAT ...` statement, compressed as `compression` says.
+    pub async fn insert(
+        &self,
+        insert_sql: &str,
+        data: Bytes,
+        compression: Compression,
+    ) -> Result<(), ClickHouseError> {
+        self.send(Some(&self.config.database), Some(insert_sql), data, compression)
             .await
             .map(drop)
     }
@@ -208,20 +222,25 @@ impl ClickHouse {
     ) -> Result<reqwest::Response, ClickHouseError> {
         let mut params: Vec<(&str, &str)> = vec![("database", &self.config.database)];
         params.extend_from_slice(settings);
-        self.request(&params, Bytes::copy_from_slice(sql.as_bytes()), false)
+        self.request(&params, Bytes::copy_from_slice(sql.as_bytes()), Compression::None)
             .await
     }
 
     /// The server version, e.g. `18.16.1` or `25.3.2.39`.
     pub async fn version(&self) -> Result<String, ClickHouseError> {
         let body = self
-            .send(None, None, Bytes::from_static(b"SELECT version()"), false)
+            .send(
+                None,
+                None,
+                Bytes::from_static(b"SELECT version()"),
+                Compression::None,
+            )
             .await?;
         Ok(String::from_utf8_lossy(&body).trim().to_owned())
     }
 
     pub async fn ping(&self) -> Result<(), ClickHouseError> {
-        self.send(None, None, Bytes::from_static(b"SELECT 1"), false)
+        self.send(None, None, Bytes::from_static(b"SELECT 1"), Compression::None)
             .await
             .map(drop)
     }

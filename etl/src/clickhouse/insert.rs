@@ -6,6 +6,7 @@ use arrow_schema::ArrowError;
 use bytes::Bytes;
 
 use crate::clickhouse::catalog::Table;
+use crate::clickhouse::compression::Compression;
 use crate::clickhouse::{ClickHouse, ClickHouseError, native};
 
 /// How rows travel to ClickHouse.
@@ -104,7 +105,11 @@ impl ClickHouse {
     /// Inserts a body of `Native` blocks already encoded for `table` (see [`native::encode_block`]).
     pub async fn insert_native(&self, table: Table, body: Bytes) -> Result<(), InsertError> {
         Ok(self
-            .insert(&insert_statement(table, WireFormat::Native), body, false)
+            .insert(
+                &insert_statement(table, WireFormat::Native),
+                body,
+                Compression::None,
+            )
             .await?)
     }
 }

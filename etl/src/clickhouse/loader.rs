@@ -5,12 +5,11 @@
 //! database's group commit: an insert waits while other requests are still being prepared and
 //! will bring rows, up to `max_insert_wait`, and goes at once when nothing else is coming. Each
 //! request is answered only after the insert that carried its rows was acknowledged. Bodies
-//! are `Native` or `ArrowStream`, gzip on the wire; with two workers per table, one gathers
+//! are `Native` or `ArrowStream`, LZ4 on the wire (see [`super::compression`]); with two workers per table, one gathers
 //! while the other inserts.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +20,7 @@ use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, OnceCell, mpsc, oneshot};
 
 use crate::clickhouse::catalog::Table;
+use crate::clickhouse::compression::Compression;
 use crate::clickhouse::insert::{WireFormat, insert_statement};
 use crate::clickhouse::{ClickHouse, ClickHouseError};
 
@@ -92,8 +92,8 @@ pub struct LoaderOptions {
     pub max_insert_wait: Duration,
     /// Concurrent inserts per table.
     pub inserts_in_flight: usize,
-    /// gzip level for request bodies; `None` sends them uncompressed.
-    pub gzip_level: Option<u32>,
+    /// How insert bodies are compressed.
+    pub compression: Compression,
     /// Attempts per insert on transient errors (with exponential backoff from 100 ms).
     pub attempts: u32,
     /// Force a wire format instead of choosing from the server version.
@@ -106,7 +106,7 @@ impl Default for LoaderOptions {
             max_rows_per_insert: 200_000,
             max_insert_wait: Duration::from_millis(500),
             inserts_in_flight: 2,
-            gzip_level: Some(1),
+            compression: Compression::Lz4,
             attempts: 5,
             format: None,
         }
@@ -250,15 +250,6 @@ async fn worker(table: Table, shared: Arc<Shared>, queue: Arc<Mutex<mpsc::Unboun
     }
 }
 
-fn gzip(data: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::new(level),
-    );
-    encoder.write_all(data)?;
-    encoder.finish()
-}
-
 async fn insert(table: Table, shared: &Shared, batches: Vec<RecordBatch>) -> Result<(), LoadError> {
     let started = Instant::now();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -266,17 +257,16 @@ async fn insert(table: Table, shared: &Shared, batches: Vec<RecordBatch>) -> Res
         .format()
         .await
         .map_err(|e| LoadError::Unavailable(e.to_string()))?;
-    let gzip_level = shared.options.gzip_level;
+    let compression = shared.options.compression;
     // Encoding and compression are CPU work: keep them off the async workers.
     let (body, raw_bytes) = tokio::task::spawn_blocking(move || -> Result<(Bytes, usize), LoadError> {
         let encoded = format
             .encode(&batches)
             .map_err(|e| LoadError::Rejected(format!("encoding {}: {e}", format.name())))?;
         let raw = encoded.len();
-        let body = match gzip_level {
-            Some(level) => gzip(&encoded, level).map_err(|e| LoadError::Rejected(format!("gzip: {e}")))?,
-            None => encoded,
-        };
+        let body = compression
+            .compress(encoded)
+            .map_err(|e| LoadError::Rejected(format!("compressing: {e}")))?;
         Ok((Bytes::from(body), raw))
     })
     .await
@@ -288,7 +278,7 @@ async fn insert(table: Table, shared: &Shared, batches: Vec<RecordBatch>) -> Res
     loop {
         match shared
             .clickhouse
-            .insert(&statement, body.clone(), gzip_level.is_some())
+            .insert(&statement, body.clone(), compression)
             .await
         {
             Ok(()) => break,

@@ -1,6 +1,8 @@
 use clap::Parser;
 
 // glibc malloc cost ~18% of the ETL's CPU under load (profiled with `bench load`).
+// Built without transparent huge pages (`no_thp`): with them, every fresh arena page faulted in
+// as 2 MiB the kernel had to zero, ~40% of the ETL's CPU (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

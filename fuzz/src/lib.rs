@@ -27,11 +27,11 @@ pub fn batch_body(events: Vec<Box<RawValue>>) -> Vec<u8> {
 
 /// Runs the ETL's conversion of a parsed batch to the end (Arrow batches), checking that every
 /// event is either converted or rejected. Returns how many were rejected.
-pub fn convert_to_rows(batch: &OpenedBatch) -> usize {
+pub fn convert_to_rows(batch: &mut OpenedBatch) -> usize {
     let window = TimeWindow::around(now());
     let converted = convert(batch, "fuzz", &window, |_| None).expect("valid events convert");
     let rejected = converted.rejected.len();
-    assert!(rejected <= batch.events.len());
+    assert!(rejected <= batch.event_count);
     let tables = converted
         .tables
         .finish("fuzz", now())

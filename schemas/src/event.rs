@@ -713,26 +713,34 @@ fn parse_at<'de, T: Deserialize<'de>>(text: &'de str, prefix: &str) -> Result<T,
     })
 }
 
+/// The body of an event of type `kind`, its errors under `body`.
+fn parse_payload(body: &str, kind: EventType) -> Result<Payload, EventError> {
+    Ok(match kind {
+        EventType::Trace => Payload::Trace(parse_at(body, "body")?),
+        EventType::Observation => Payload::Observation(parse_at(body, "body")?),
+        EventType::Score => Payload::Score(parse_at(body, "body")?),
+        EventType::FileOperation => Payload::FileOperation(parse_at(body, "body")?),
+        EventType::TerminalCommand => Payload::TerminalCommand(parse_at(body, "body")?),
+        EventType::GitLink => Payload::GitLink(parse_at(body, "body")?),
+        EventType::TracePatch => Payload::TracePatch(parse_at(body, "body")?),
+        EventType::ObservationPatch => Payload::ObservationPatch(parse_at(body, "body")?),
+        EventType::Metric => Payload::Metric(parse_at(body, "body")?),
+    })
+}
+
 impl Event {
     /// Parses one event from its JSON text. Structural errors only; see [`Event::validate`].
     pub fn parse(text: &str) -> Result<Event, EventError> {
+        // A valid event (the common case) is read in one pass; a failure is read again in
+        // parts to name the field at fault.
+        if let Ok(event) = serde_json::from_str(text) {
+            return Ok(event);
+        }
         let envelope: Envelope = parse_at(text, "")?;
-        let body = envelope.body.get();
-        let payload = match envelope.kind {
-            EventType::Trace => Payload::Trace(parse_at(body, "body")?),
-            EventType::Observation => Payload::Observation(parse_at(body, "body")?),
-            EventType::Score => Payload::Score(parse_at(body, "body")?),
-            EventType::FileOperation => Payload::FileOperation(parse_at(body, "body")?),
-            EventType::TerminalCommand => Payload::TerminalCommand(parse_at(body, "body")?),
-            EventType::GitLink => Payload::GitLink(parse_at(body, "body")?),
-            EventType::TracePatch => Payload::TracePatch(parse_at(body, "body")?),
-            EventType::ObservationPatch => Payload::ObservationPatch(parse_at(body, "body")?),
-            EventType::Metric => Payload::Metric(parse_at(body, "body")?),
-        };
         Ok(Event {
+            payload: parse_payload(envelope.body.get(), envelope.kind)?,
             id: envelope.id,
             timestamp: envelope.timestamp,
-            payload,
         })
     }
 
@@ -1051,6 +1059,20 @@ struct Checker {
     error: Option<EventError>,
 }
 
+/// `value.chars().any(char::is_control)` over bytes (ids are checked on every event): C0 and
+/// DEL are single bytes, C1 (U+0080–U+009F) is 0xC2 followed by 0x80–0x9F.
+fn has_control_character(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    // Printable ASCII (nearly every id) is settled in one vectorized pass.
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return false;
+    }
+    bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+        || bytes
+            .windows(2)
+            .any(|pair| pair[0] == 0xc2 && (0x80..=0x9f).contains(&pair[1]))
+}
+
 impl Checker {
     fn fail(&mut self, field: &str, message: impl Into<String>) {
         if self.error.is_none() {
@@ -1074,7 +1096,7 @@ impl Checker {
     fn id(&mut self, field: &str, value: &str) {
         if value.is_empty() {
             self.fail(field, "must not be empty");
-        } else if value.chars().any(char::is_control) {
+        } else if has_control_character(value) {
             self.fail(field, "must not contain control characters");
         }
         self.max_len(field, value, MAX_ID_BYTES);
@@ -1252,6 +1274,80 @@ impl Serialize for Event {
     }
 }
 
+/// One pass over an event: the body is read straight into its type's struct when `type` comes
+/// before it (as every serializer here writes it); a body before its `type` is kept as raw JSON
+/// and read once the type is known. Errors carry no field path: [`Event::parse`] names the field.
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum EnvelopeField {
+    Id,
+    Type,
+    Timestamp,
+    Body,
+}
+
+impl<'de> serde::de::Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        use serde::de::Error;
+        let (mut id, mut kind, mut timestamp) = (None, None, None);
+        let (mut payload, mut early_body): (Option<Payload>, Option<Box<RawValue>>) = (None, None);
+        while let Some(field) = map.next_key::<EnvelopeField>()? {
+            match field {
+                EnvelopeField::Id if id.is_none() => id = Some(map.next_value::<String>()?),
+                EnvelopeField::Type if kind.is_none() => kind = Some(map.next_value::<EventType>()?),
+                EnvelopeField::Timestamp if timestamp.is_none() => timestamp = Some(map.next_value()?),
+                EnvelopeField::Body if payload.is_none() && early_body.is_none() => match kind {
+                    Some(kind) => payload = Some(next_payload(&mut map, kind)?),
+                    None => early_body = Some(map.next_value()?),
+                },
+                _ => return Err(A::Error::custom("duplicate field")),
+            }
+        }
+        let kind = kind.ok_or_else(|| A::Error::missing_field("type"))?;
+        let payload = match (payload, early_body) {
+            (Some(payload), _) => payload,
+            (None, Some(body)) => parse_payload(body.get(), kind).map_err(A::Error::custom)?,
+            (None, None) => return Err(A::Error::missing_field("body")),
+        };
+        Ok(Event {
+            id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+            timestamp: timestamp.ok_or_else(|| A::Error::missing_field("timestamp"))?,
+            payload,
+        })
+    }
+}
+
+fn next_payload<'de, A: serde::de::MapAccess<'de>>(
+    map: &mut A,
+    kind: EventType,
+) -> Result<Payload, A::Error> {
+    Ok(match kind {
+        EventType::Trace => Payload::Trace(map.next_value()?),
+        EventType::Observation => Payload::Observation(map.next_value()?),
+        EventType::Score => Payload::Score(map.next_value()?),
+        EventType::FileOperation => Payload::FileOperation(map.next_value()?),
+        EventType::TerminalCommand => Payload::TerminalCommand(map.next_value()?),
+        EventType::GitLink => Payload::GitLink(map.next_value()?),
+        EventType::TracePatch => Payload::TracePatch(map.next_value()?),
+        EventType::ObservationPatch => Payload::ObservationPatch(map.next_value()?),
+        EventType::Metric => Payload::Metric(map.next_value()?),
+    })
+}
+
 impl JsonSchema for Event {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Event".into()
@@ -1315,6 +1411,41 @@ mod tests {
         let event = parse(generation()).unwrap();
         let again = Event::parse(&serde_json::to_string(&event).unwrap()).unwrap();
         assert_eq!(again, event);
+    }
+
+    #[test]
+    fn control_characters_are_found_byte_by_byte_as_char_by_char() {
+        for c in (0..0x800u32).filter_map(char::from_u32) {
+            for text in [format!("{c}"), format!("a{c}b"), format!("é{c}")] {
+                assert_eq!(
+                    has_control_character(&text),
+                    text.chars().any(char::is_control),
+                    "{c:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_pass_and_field_by_field_reads_agree_whatever_the_key_order() {
+        let text = generation().to_string();
+        let one_pass: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(one_pass, Event::parse(&text).unwrap());
+        // A body before its type is read once the type is known.
+        let body_first = format!(
+            r#"{{"body":{},"timestamp":"2026-11-25T11:59:00.000001Z","id":"evt-1","type":"observation"}}"#,
+            generation()["body"]
+        );
+        assert_eq!(serde_json::from_str::<Event>(&body_first).unwrap(), one_pass);
+        for bad in [
+            r#"{"id":"e","type":"trace","timestamp":"2026-11-25T11:59:00Z","body":{"id":"t"},"x":1}"#,
+            r#"{"id":"e","type":"trace","type":"trace","timestamp":"2026-11-25T11:59:00Z","body":{"id":"t"}}"#,
+            r#"{"id":"e","timestamp":"2026-11-25T11:59:00Z","body":{"id":"t"}}"#,
+            r#"{"id":"e","type":"trace","timestamp":"2026-11-25T11:59:00Z"}"#,
+        ] {
+            assert!(serde_json::from_str::<Event>(bad).is_err(), "{bad}");
+            assert!(Event::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

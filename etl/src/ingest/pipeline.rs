@@ -145,8 +145,7 @@ fn price_of(prices: &PriceTable, project_id: Uuid, event: &Event) -> Option<Cost
     }
 }
 
-/// A signed batch whose signature, size and envelope are checked; its events stay in the body
-/// (as byte ranges) until they are converted.
+/// A signed batch whose signature, size and envelope are checked.
 #[derive(Debug)]
 pub struct OpenedBatch {
     /// The body, checked to be UTF-8 once (so events are sliced out without checking again).
@@ -155,7 +154,18 @@ pub struct OpenedBatch {
     pub edge_id: String,
     pub project_id: Uuid,
     pub public_key: String,
-    pub events: Vec<Range<usize>>,
+    pub event_count: usize,
+    events: OpenedEvents,
+}
+
+#[derive(Debug)]
+enum OpenedEvents {
+    /// Every event parsed in the same pass as the envelope (the common case).
+    Parsed(Vec<Event>),
+    /// Some event did not parse: each event as its byte range in the body, parsed one by one.
+    Raw(Vec<Range<usize>>),
+    /// The parsed events were converted (and moved out).
+    Taken,
 }
 
 impl OpenedBatch {
@@ -171,7 +181,8 @@ impl OpenedBatch {
         Self::parse(body)
     }
 
-    /// The envelope of a body whose signature was checked.
+    /// The envelope of a body whose signature was checked, and its events: in one pass when
+    /// they all parse, else as raw ranges to be parsed (and dead-lettered) one by one.
     pub fn parse(body: Bytes) -> Result<OpenedBatch, IngestError> {
         if body.len() > MAX_BATCH_BYTES {
             return Err(IngestError::TooLarge(format!(
@@ -181,54 +192,80 @@ impl OpenedBatch {
         }
         let body = String::from_utf8(Vec::from(body))
             .map_err(|e| IngestError::InvalidBatch(format!("the batch is not UTF-8: {}", e.utf8_error())))?;
-        // `from_str` also refuses anything after the batch (found by fuzzing: trailing bytes
-        // were ignored). A valid batch is parsed once; only a failure is parsed again to name
-        // the field at fault.
-        let batch: SignedBatch<&RawValue> = match serde_json::from_str(&body) {
-            Ok(batch) => batch,
-            Err(error) => {
-                let mut deserializer = serde_json::Deserializer::from_str(&body);
-                let reason =
-                    match serde_path_to_error::deserialize::<_, SignedBatch<&RawValue>>(&mut deserializer) {
-                        Err(e) => format!("{}: {}", e.path(), e.inner()),
-                        Ok(_) => format!("after the batch: {error}"),
-                    };
-                return Err(IngestError::InvalidBatch(reason));
+        let opened = match serde_json::from_str::<SignedBatch<Event>>(&body) {
+            Ok(batch) => OpenedBatch {
+                batch_id: batch.batch_id,
+                edge_id: batch.edge_id,
+                project_id: batch.project_id,
+                public_key: batch.public_key,
+                event_count: batch.events.len(),
+                events: OpenedEvents::Parsed(batch.events),
+                body,
+            },
+            Err(_) => {
+                let batch = raw_batch(&body)?;
+                let events = OpenedEvents::Raw(event_ranges(&body, &batch.events));
+                OpenedBatch {
+                    event_count: batch.events.len(),
+                    batch_id: batch.batch_id,
+                    edge_id: batch.edge_id,
+                    project_id: batch.project_id,
+                    public_key: batch.public_key,
+                    events,
+                    body,
+                }
             }
         };
-        if batch.events.len() > MAX_BATCH_EVENTS {
+        if opened.event_count > MAX_BATCH_EVENTS {
             return Err(IngestError::TooLarge(format!(
                 "{} events; at most {MAX_BATCH_EVENTS}",
-                batch.events.len()
+                opened.event_count
             )));
         }
-        // Each raw event is a slice of the body: keep its position instead of a borrow.
-        let start = body.as_ptr() as usize;
-        let events = batch
-            .events
-            .iter()
-            .map(|raw| {
-                let offset = raw.get().as_ptr() as usize - start;
-                offset..offset + raw.get().len()
-            })
-            .collect();
-        Ok(OpenedBatch {
-            batch_id: batch.batch_id,
-            edge_id: batch.edge_id,
-            project_id: batch.project_id,
-            public_key: batch.public_key,
-            events,
-            body,
-        })
+        Ok(opened)
     }
 
     /// The raw JSON of each event, in order.
-    pub fn raw_events(&self) -> impl Iterator<Item = &str> {
+    pub fn raw_events(&self) -> Vec<&str> {
+        let ranges = match &self.events {
+            OpenedEvents::Raw(ranges) => ranges.clone(),
+            // The body parsed as a batch once, so it does again.
+            OpenedEvents::Parsed(_) | OpenedEvents::Taken => raw_batch(&self.body)
+                .map(|batch| event_ranges(&self.body, &batch.events))
+                .unwrap_or_default(),
+        };
         // Each range was a `&str` of this body, so it falls on character boundaries.
-        self.events
-            .iter()
-            .map(|range| self.body.get(range.clone()).unwrap_or_default())
+        ranges
+            .into_iter()
+            .map(|range| self.body.get(range).unwrap_or_default())
+            .collect()
     }
+}
+
+/// The envelope with its events left as raw JSON; errors name the field at fault.
+fn raw_batch(body: &str) -> Result<SignedBatch<&RawValue>, IngestError> {
+    // `from_str` also refuses anything after the batch (found by fuzzing: trailing bytes were
+    // ignored). Only a failure is parsed again, with path tracking, to name the field.
+    serde_json::from_str(body).map_err(|error| {
+        let mut deserializer = serde_json::Deserializer::from_str(body);
+        let reason = match serde_path_to_error::deserialize::<_, SignedBatch<&RawValue>>(&mut deserializer) {
+            Err(e) => format!("{}: {}", e.path(), e.inner()),
+            Ok(_) => format!("after the batch: {error}"),
+        };
+        IngestError::InvalidBatch(reason)
+    })
+}
+
+/// Each raw event's position in `body` (raw events are slices of it).
+fn event_ranges(body: &str, events: &[&RawValue]) -> Vec<Range<usize>> {
+    let start = body.as_ptr() as usize;
+    events
+        .iter()
+        .map(|raw| {
+            let offset = raw.get().as_ptr() as usize - start;
+            offset..offset + raw.get().len()
+        })
+        .collect()
 }
 
 /// A batch's events as rows: valid events in `tables`, invalid ones as dead letters (also
@@ -240,65 +277,90 @@ pub struct Converted {
 }
 
 /// Validates every event and converts the valid ones (priced by `price`) into table rows.
+/// Parsed events move into the rows; the batch keeps its body and envelope.
 pub fn convert(
-    batch: &OpenedBatch,
+    batch: &mut OpenedBatch,
     project_name: &str,
     window: &TimeWindow,
     price: impl Fn(&Event) -> Option<Cost>,
 ) -> Result<Converted, IngestError> {
-    let unmerged = |e: UnmergedPatch| IngestError::Internal(e.to_string());
-    let mut tables = TableBatches::new(&batch.project_id.to_string(), project_name);
-    let mut rejected = Vec::new();
-    let mut patches = Vec::new();
+    let mut converted = Converted {
+        tables: TableBatches::new(&batch.project_id.to_string(), project_name),
+        rejected: Vec::new(),
+        patches: Vec::new(),
+    };
     // Counted per batch, not per event: a counter lookup costs as much as a small event's checks.
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
-    for (index, raw) in batch.raw_events().enumerate() {
-        let index = index as u32;
-        match Event::parse_valid(raw, window) {
-            Ok(event) => {
-                let kind = event.payload.event_type().as_str();
-                match counts.iter_mut().find(|(k, _)| *k == kind) {
-                    Some((_, count)) => *count += 1,
-                    None => counts.push((kind, 1)),
-                }
-                if matches!(
-                    event.payload,
-                    Payload::TracePatch(_) | Payload::ObservationPatch(_)
-                ) {
-                    patches.push(event);
-                } else {
-                    tables.push(&event, price(&event)).map_err(unmerged)?;
-                }
+    let all_valid = match &batch.events {
+        OpenedEvents::Parsed(events) => events.iter().all(|event| event.validate(window).is_ok()),
+        _ => false,
+    };
+    if all_valid {
+        if let OpenedEvents::Parsed(events) = std::mem::replace(&mut batch.events, OpenedEvents::Taken) {
+            for event in events {
+                converted.add(event, &price, &mut counts)?;
             }
-            Err(error) => {
-                metrics::counter!("agenttrace_rejected_events_total", "reason" => rejection_reason(&error))
-                    .increment(1);
-                let labels: Option<EventLabels> = serde_json::from_str(raw).ok();
-                let (event_id, event_type) = labels.map_or((None, None), |l| (label(l.id), label(l.kind)));
-                tables.push_dead_letter(DeadLetter {
-                    event_index: index,
-                    event_id: event_id.clone(),
-                    event_type,
-                    reason: error.to_string(),
-                    raw: raw.to_owned(),
-                });
-                rejected.push(EventRejection {
-                    index,
-                    id: event_id,
-                    field: error.field,
-                    message: error.message,
-                });
+        }
+    } else {
+        // Each event is parsed again alone, to name the field at fault and keep its raw text.
+        for (index, raw) in batch.raw_events().into_iter().enumerate() {
+            match Event::parse_valid(raw, window) {
+                Ok(event) => converted.add(event, &price, &mut counts)?,
+                Err(error) => converted.reject(index as u32, raw, error),
             }
         }
     }
     for (kind, count) in counts {
         metrics::counter!("agenttrace_events_total", "type" => kind).increment(count);
     }
-    Ok(Converted {
-        tables,
-        rejected,
-        patches,
-    })
+    Ok(converted)
+}
+
+impl Converted {
+    fn add(
+        &mut self,
+        event: Event,
+        price: impl Fn(&Event) -> Option<Cost>,
+        counts: &mut Vec<(&'static str, u64)>,
+    ) -> Result<(), IngestError> {
+        let kind = event.payload.event_type().as_str();
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((kind, 1)),
+        }
+        if matches!(
+            event.payload,
+            Payload::TracePatch(_) | Payload::ObservationPatch(_)
+        ) {
+            self.patches.push(event);
+        } else {
+            let cost = price(&event);
+            self.tables
+                .push(&event, cost)
+                .map_err(|e| IngestError::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, index: u32, raw: &str, error: EventError) {
+        metrics::counter!("agenttrace_rejected_events_total", "reason" => rejection_reason(&error))
+            .increment(1);
+        let labels: Option<EventLabels> = serde_json::from_str(raw).ok();
+        let (event_id, event_type) = labels.map_or((None, None), |l| (label(l.id), label(l.kind)));
+        self.tables.push_dead_letter(DeadLetter {
+            event_index: index,
+            event_id: event_id.clone(),
+            event_type,
+            reason: error.to_string(),
+            raw: raw.to_owned(),
+        });
+        self.rejected.push(EventRejection {
+            index,
+            id: event_id,
+            field: error.field,
+            message: error.message,
+        });
+    }
 }
 
 impl Ingestor {
@@ -384,8 +446,9 @@ impl Ingestor {
         let (batch, converted) = {
             let price = price.clone();
             on_cpu(move || {
+                let mut batch = batch;
                 let window = TimeWindow::around(received_at);
-                let converted = convert(&batch, &project_name, &window, price);
+                let converted = convert(&mut batch, &project_name, &window, price);
                 (batch, converted)
             })
             .await?
@@ -440,7 +503,7 @@ impl Ingestor {
             tx.commit().await.map_err(postgres_down)?;
         }
 
-        let accepted = batch.events.len() as u32 - rejected.len() as u32;
+        let accepted = batch.event_count as u32 - rejected.len() as u32;
         let client = self.pool.get().await.map_err(postgres_down)?;
         client
             .execute(
@@ -482,10 +545,7 @@ mod tests {
     #[test]
     fn a_batch_opens_to_its_events_and_nothing_may_follow_it() {
         let batch = OpenedBatch::parse(body(r#"{"id":"é1"}, {"id":"e2"}"#, b" \n")).unwrap();
-        assert_eq!(
-            batch.raw_events().collect::<Vec<_>>(),
-            [r#"{"id":"é1"}"#, r#"{"id":"e2"}"#]
-        );
+        assert_eq!(batch.raw_events(), [r#"{"id":"é1"}"#, r#"{"id":"e2"}"#]);
         // A fuzzer's find: trailing bytes (here not even UTF-8) after the batch were ignored,
         // and reading the events then assumed the whole body was UTF-8.
         let error = OpenedBatch::parse(body(r#"{"id":"e1"}"#, b", \"a\"")).unwrap_err();

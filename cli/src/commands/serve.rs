@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Most rows coalesced into one ClickHouse insert.
     #[arg(long, default_value_t = 200_000)]
     pub max_rows_per_insert: usize,
+    /// Most MiB (of columns in memory) coalesced into one ClickHouse insert.
+    #[arg(long, default_value_t = 64)]
+    pub max_mib_per_insert: usize,
     /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub max_insert_wait_ms: u64,
@@ -83,6 +86,7 @@ impl ServeArgs {
             postgres_pool_size: self.postgres_pool_size,
             loader: LoaderOptions {
                 max_rows_per_insert: self.max_rows_per_insert,
+                max_bytes_per_insert: self.max_mib_per_insert << 20,
                 max_insert_wait: Duration::from_millis(self.max_insert_wait_ms),
                 inserts_in_flight: self.inserts_in_flight,
                 compression: self.compression.with_level(self.gzip_level),

@@ -88,6 +88,8 @@ impl Drop for Preparing {
 pub struct LoaderOptions {
     /// Most rows in one insert.
     pub max_rows_per_insert: usize,
+    /// Most bytes (of Arrow columns) in one insert; a request's rows are never split.
+    pub max_bytes_per_insert: usize,
     /// Longest time rows wait for other requests' rows to share their insert.
     pub max_insert_wait: Duration,
     /// Concurrent inserts per table.
@@ -104,6 +106,7 @@ impl Default for LoaderOptions {
     fn default() -> Self {
         LoaderOptions {
             max_rows_per_insert: 200_000,
+            max_bytes_per_insert: 64 << 20,
             max_insert_wait: Duration::from_millis(500),
             inserts_in_flight: 2,
             compression: Compression::Lz4,
@@ -190,25 +193,32 @@ impl Sink for ClickHouseSink {
 
 /// Takes the next group of requests for one insert: the first queued, then whatever else
 /// arrives while other requests are still being prepared, up to `max_insert_wait` after the
-/// first and `max_rows_per_insert` rows. ClickHouse pays a fixed cost per insert (a new part:
-/// a file per column, merged later), so rows that are about to arrive are worth waiting for;
-/// when nothing else is coming, the insert goes at once.
+/// first and `max_rows_per_insert` rows or `max_bytes_per_insert` bytes. ClickHouse pays a fixed
+/// cost per insert (a new part: a file per column, merged later), so rows that are about to
+/// arrive are worth waiting for; when nothing else is coming, the insert goes at once. The byte
+/// bound keeps an insert of large events (long prompts) from growing without limit.
 async fn next_group(
     shared: &Shared,
     receiver: &mut mpsc::UnboundedReceiver<Pending>,
 ) -> Option<Vec<Pending>> {
     let first = receiver.recv().await?;
     let deadline = tokio::time::Instant::now() + shared.options.max_insert_wait;
-    let mut rows = first.batch.num_rows();
-    let mut group = vec![first];
+    let (mut rows, mut bytes) = (0, 0);
+    let mut group = Vec::new();
+    let mut add = |next: Pending, group: &mut Vec<Pending>| {
+        rows += next.batch.num_rows();
+        bytes += next.batch.get_array_memory_size();
+        group.push(next);
+        rows >= shared.options.max_rows_per_insert || bytes >= shared.options.max_bytes_per_insert
+    };
+    if add(first, &mut group) {
+        return Some(group);
+    }
     loop {
-        while rows < shared.options.max_rows_per_insert {
-            let Ok(next) = receiver.try_recv() else { break };
-            rows += next.batch.num_rows();
-            group.push(next);
-        }
-        if rows >= shared.options.max_rows_per_insert {
-            return Some(group);
+        while let Ok(next) = receiver.try_recv() {
+            if add(next, &mut group) {
+                return Some(group);
+            }
         }
         let none_left = shared.preparing.none_left.notified();
         tokio::pin!(none_left);
@@ -220,8 +230,9 @@ async fn next_group(
         tokio::select! {
             next = receiver.recv() => match next {
                 Some(next) => {
-                    rows += next.batch.num_rows();
-                    group.push(next);
+                    if add(next, &mut group) {
+                        return Some(group);
+                    }
                 }
                 None => return Some(group),
             },
@@ -318,6 +329,41 @@ mod tests {
             WireFormat::ArrowStream
         );
         assert_eq!(WireFormat::for_server_version("garbage"), WireFormat::Native);
+    }
+
+    #[tokio::test]
+    async fn a_group_stops_at_the_byte_bound_without_splitting_a_request() {
+        let batch = || {
+            let names = arrow_array::StringArray::from(vec!["x".repeat(1000); 100]);
+            RecordBatch::try_from_iter([("name", Arc::new(names) as arrow_array::ArrayRef)]).unwrap()
+        };
+        let size = batch().get_array_memory_size();
+        let shared = Shared {
+            clickhouse: ClickHouse::new(crate::clickhouse::ClickHouseConfig {
+                url: "http://127.0.0.1:9".into(),
+                database: "unused".into(),
+                user: None,
+                password: None,
+                cluster: None,
+            }),
+            options: LoaderOptions {
+                max_bytes_per_insert: size * 2 - 1,
+                ..LoaderOptions::default()
+            },
+            format: OnceCell::new(),
+            preparing: Arc::new(PreparingRequests::default()),
+        };
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        for _ in 0..3 {
+            let (done, _) = oneshot::channel();
+            sender.send(Pending { batch: batch(), done }).unwrap();
+        }
+        let sizes = |group: Vec<Pending>| group.iter().map(|p| p.batch.num_rows()).collect::<Vec<_>>();
+        assert_eq!(
+            sizes(next_group(&shared, &mut receiver).await.unwrap()),
+            [100, 100]
+        );
+        assert_eq!(sizes(next_group(&shared, &mut receiver).await.unwrap()), [100]);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use agenttrace_schemas::event::{
 };
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use arrow_array::builder::{
-    ArrayBuilder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    UInt8Builder, UInt32Builder, UInt64Builder,
+    Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, UInt8Builder,
+    UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field};
@@ -62,10 +62,6 @@ impl Common {
             version: UInt64Builder::new(),
             project_name: StringBuilder::new(),
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.id.is_empty()
     }
 
     fn append(&mut self, project: &RowProject, id: &str, event: &Event) {
@@ -795,13 +791,15 @@ pub struct UnmergedPatch(pub String);
 /// Accumulates the rows of one signed batch, per table.
 pub struct TableBatches {
     project: RowProject,
-    traces: TraceColumns,
-    observations: ObservationColumns,
-    scores: ScoreColumns,
-    file_operations: FileOperationColumns,
-    terminal_commands: TerminalCommandColumns,
-    git_links: GitLinkColumns,
-    metrics: MetricColumns,
+    // Each table's builders are made when its first row comes: a request brings rows for a
+    // few tables, and every builder made costs allocations.
+    traces: Option<TraceColumns>,
+    observations: Option<ObservationColumns>,
+    scores: Option<ScoreColumns>,
+    file_operations: Option<FileOperationColumns>,
+    terminal_commands: Option<TerminalCommandColumns>,
+    git_links: Option<GitLinkColumns>,
+    metrics: Option<MetricColumns>,
     dead_letters: Vec<DeadLetter>,
 }
 
@@ -812,13 +810,13 @@ impl TableBatches {
                 id: project_id.to_owned(),
                 name: project_name.to_owned(),
             },
-            traces: TraceColumns::new(),
-            observations: ObservationColumns::new(),
-            scores: ScoreColumns::new(),
-            file_operations: FileOperationColumns::new(),
-            terminal_commands: TerminalCommandColumns::new(),
-            git_links: GitLinkColumns::new(),
-            metrics: MetricColumns::new(),
+            traces: None,
+            observations: None,
+            scores: None,
+            file_operations: None,
+            terminal_commands: None,
+            git_links: None,
+            metrics: None,
             dead_letters: Vec::new(),
         }
     }
@@ -830,13 +828,34 @@ impl TableBatches {
     pub fn push(&mut self, event: &Event, computed_cost: Option<Cost>) -> Result<(), UnmergedPatch> {
         let project = &self.project;
         match &event.payload {
-            Payload::Trace(b) => self.traces.append(project, event, b),
-            Payload::Observation(b) => self.observations.append(project, event, b, computed_cost),
-            Payload::Score(b) => self.scores.append(project, event, b),
-            Payload::FileOperation(b) => self.file_operations.append(project, event, b),
-            Payload::TerminalCommand(b) => self.terminal_commands.append(project, event, b),
-            Payload::GitLink(b) => self.git_links.append(project, event, b),
-            Payload::Metric(b) => self.metrics.append(project, event, b),
+            Payload::Trace(b) => self
+                .traces
+                .get_or_insert_with(TraceColumns::new)
+                .append(project, event, b),
+            Payload::Observation(b) => self
+                .observations
+                .get_or_insert_with(ObservationColumns::new)
+                .append(project, event, b, computed_cost),
+            Payload::Score(b) => self
+                .scores
+                .get_or_insert_with(ScoreColumns::new)
+                .append(project, event, b),
+            Payload::FileOperation(b) => self
+                .file_operations
+                .get_or_insert_with(FileOperationColumns::new)
+                .append(project, event, b),
+            Payload::TerminalCommand(b) => self
+                .terminal_commands
+                .get_or_insert_with(TerminalCommandColumns::new)
+                .append(project, event, b),
+            Payload::GitLink(b) => self
+                .git_links
+                .get_or_insert_with(GitLinkColumns::new)
+                .append(project, event, b),
+            Payload::Metric(b) => self
+                .metrics
+                .get_or_insert_with(MetricColumns::new)
+                .append(project, event, b),
             Payload::TracePatch(_) | Payload::ObservationPatch(_) => {
                 return Err(UnmergedPatch(event.id.clone()));
             }
@@ -856,26 +875,26 @@ impl TableBatches {
     ) -> Result<Vec<(Table, RecordBatch)>, ArrowError> {
         let mut out = Vec::new();
         // A table gets a batch only if some event of this batch went to it.
-        if !self.traces.common.is_empty() {
-            out.push((Table::Traces, self.traces.finish()?));
+        if let Some(columns) = self.traces {
+            out.push((Table::Traces, columns.finish()?));
         }
-        if !self.observations.common.is_empty() {
-            out.push((Table::Observations, self.observations.finish()?));
+        if let Some(columns) = self.observations {
+            out.push((Table::Observations, columns.finish()?));
         }
-        if !self.scores.common.is_empty() {
-            out.push((Table::Scores, self.scores.finish()?));
+        if let Some(columns) = self.scores {
+            out.push((Table::Scores, columns.finish()?));
         }
-        if !self.file_operations.common.is_empty() {
-            out.push((Table::FileOperations, self.file_operations.finish()?));
+        if let Some(columns) = self.file_operations {
+            out.push((Table::FileOperations, columns.finish()?));
         }
-        if !self.terminal_commands.common.is_empty() {
-            out.push((Table::TerminalCommands, self.terminal_commands.finish()?));
+        if let Some(columns) = self.terminal_commands {
+            out.push((Table::TerminalCommands, columns.finish()?));
         }
-        if !self.git_links.common.is_empty() {
-            out.push((Table::GitLinks, self.git_links.finish()?));
+        if let Some(columns) = self.git_links {
+            out.push((Table::GitLinks, columns.finish()?));
         }
-        if !self.metrics.common.is_empty() {
-            out.push((Table::Metrics, self.metrics.finish()?));
+        if let Some(columns) = self.metrics {
+            out.push((Table::Metrics, columns.finish()?));
         }
         if !self.dead_letters.is_empty() {
             out.push((

@@ -3,7 +3,7 @@
 
 use agenttrace_etl::ingest::pipeline::{OpenedBatch, convert};
 use agenttrace_schemas::event::TimeWindow;
-use agenttrace_schemas::{SignedBatch, Timestamp};
+use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -28,6 +28,13 @@ pub fn batch_body(events: Vec<Box<RawValue>>) -> Vec<u8> {
 /// Runs the ETL's conversion of a parsed batch to the end (Arrow batches), checking that every
 /// event is either converted or rejected. Returns how many were rejected.
 pub fn convert_to_rows(batch: &mut OpenedBatch) -> usize {
+    // What the one-pass read accepts, the field-by-field read (the one that names errors)
+    // accepts as the same event.
+    for raw in batch.raw_events() {
+        if let Ok(event) = serde_json::from_str::<Event>(raw) {
+            assert_eq!(Event::parse_in_parts(raw).ok(), Some(event), "{raw}");
+        }
+    }
     let window = TimeWindow::around(now());
     let converted = convert(batch, "fuzz", &window, |_| None).expect("valid events convert");
     let rejected = converted.rejected.len();

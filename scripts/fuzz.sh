@@ -20,7 +20,10 @@ say() { printf '\033[1;34m[fuzz]\033[0m %s\n' "$*" >&2; }
 
 TARGETS=(edge_intake etl_batch native_decode sql_guard)
 FUZZ_HOME="${AGENTTRACE_FUZZ_HOME:-$HOME/.cache/agenttrace/fuzz}"
-export CARGO_TARGET_DIR="$HOME/.cache/agenttrace/fuzz-target"
+# One build cache per checkout: cargo names the fuzz workspace's path dependencies relative to
+# it, so two checkouts sharing a cache mixed their crates (a CI clone's edge linked against this
+# checkout's schemas).
+export CARGO_TARGET_DIR="$HOME/.cache/agenttrace/fuzz-target/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 
 cargo_tool cargo-fuzz 0.13.2 cargo-fuzz
 export PATH="$TOOLS/bin:$PATH"

@@ -109,13 +109,16 @@ fn decimal_spec(name: &str) -> Option<(u8, i8)> {
         .split(',')
         .map(|a| a.trim().parse().ok())
         .collect::<Option<_>>()?;
-    match (name.split('(').next()?, numbers.as_slice()) {
-        ("Decimal", [p, s]) => Some((*p as u8, *s as i8)),
-        ("Decimal32", [s]) => Some((9, *s as i8)),
-        ("Decimal64", [s]) => Some((18, *s as i8)),
-        ("Decimal128", [s]) => Some((38, *s as i8)),
-        _ => None,
-    }
+    let (precision, scale) = match (name.split('(').next()?, numbers.as_slice()) {
+        ("Decimal", [p, s]) => (*p, *s),
+        ("Decimal32", [s]) => (9, *s),
+        ("Decimal64", [s]) => (18, *s),
+        ("Decimal128", [s]) => (38, *s),
+        _ => return None,
+    };
+    // ClickHouse's own bounds (found by fuzzing: a scale of 142 wrapped to a negative i8).
+    ((1..=38).contains(&precision) && (0..=precision).contains(&scale))
+        .then_some((precision as u8, scale as i8))
 }
 
 fn scalar_data_type(name: &str) -> Result<DataType, DecodeError> {
@@ -342,6 +345,25 @@ mod tests {
             matches!(error, DecodeError::Invalid(ref m) if m.contains("backwards")),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn decimals_keep_clickhouse_bounds_and_widths_through_a_round_trip() {
+        assert_eq!(decimal_spec("Decimal(18, 12)"), Some((18, 12)));
+        assert_eq!(decimal_spec("Decimal32(4)"), Some((9, 4)));
+        // Found by fuzzing: scale 142 wrapped to a negative i8.
+        assert_eq!(decimal_spec("Decimal(1 ,142)"), None);
+        assert_eq!(decimal_spec("Decimal(0, 0)"), None);
+        assert_eq!(decimal_spec("Decimal(300, 2)"), None);
+        // Decimal(P ≤ 9) is 4 bytes on the wire, and re-encodes as 4 bytes.
+        let mut data = vec![1, 1, 1, b'd', 13];
+        data.extend_from_slice(b"Decimal(5, 2)");
+        data.extend_from_slice(&12345i32.to_le_bytes());
+        let (batch, used) = block(&data).unwrap();
+        assert_eq!(used, data.len());
+        let encoded = crate::clickhouse::native::encode(&batch).unwrap();
+        let (again, used) = block(&encoded).unwrap();
+        assert_eq!((again, used), (batch, encoded.len()));
     }
 
     #[test]

@@ -120,7 +120,9 @@ fn write_values(array: &dyn Array, out: &mut Vec<u8>) -> Result<(), ArrowError> 
         DataType::UInt32 => fixed!(UInt32Type, u32),
         DataType::UInt64 => fixed!(UInt64Type, u64),
         DataType::Float64 => fixed!(Float64Type, f64),
-        // Decimal(P ≤ 18, S) is 8 bytes in ClickHouse: the scaled integer.
+        // Decimal(P, S) is the scaled integer in ClickHouse: 4 bytes up to P = 9, 8 up to 18
+        // (found by fuzzing: P ≤ 9 was written as 8 bytes).
+        DataType::Decimal128(precision, _) if *precision <= 9 => fixed!(Decimal128Type, i32),
         DataType::Decimal128(precision, _) if *precision <= 18 => fixed!(Decimal128Type, i64),
         DataType::List(_) => {
             let list = array.as_list::<i32>();

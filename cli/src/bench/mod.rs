@@ -9,6 +9,7 @@
 
 pub mod edge;
 pub mod export;
+pub mod ingest;
 pub mod jobs;
 pub mod load;
 pub mod read;
@@ -36,6 +37,9 @@ pub enum BenchCommand {
     /// Evaluation throughput and peak memory: N observations through the evaluation job's
     /// per-chunk work (no database needed).
     Jobs(jobs::JobsBenchArgs),
+    /// The ETL's CPU per event from signed body to compressed Native, without I/O, vs a bare
+    /// JSON scan of the same bodies (no database needed).
+    Ingest(ingest::IngestBenchArgs),
     /// Edge requests/s, events/s and CPU per 100-event request in workerd (needs ./dev.sh up).
     Edge(edge::EdgeBenchArgs),
     /// Read routes (trace, lists, sessions, metrics) through the ETL on the read layout vs the
@@ -52,6 +56,7 @@ pub async fn run(
         BenchCommand::Load(args) => load::run_load(args, databases, out).await,
         BenchCommand::Export(args) => export::run_export(args, databases, out).await,
         BenchCommand::Jobs(args) => jobs::run_jobs(args, out),
+        BenchCommand::Ingest(args) => ingest::run_ingest(args, out),
         BenchCommand::Edge(args) => edge::run_edge(args, databases, out).await,
         BenchCommand::Read(args) => read::run_read(args, databases, out).await,
     }

@@ -1,0 +1,155 @@
+//! `agenttrace bench ingest`: the ETL's CPU per event on the ingest path, without I/O.
+//!
+//! Signed 500-event batches of the demo's coding-agent sessions are made once. Each is then taken
+//! through what the ETL does between receiving a body and handing it to ClickHouse: verify the
+//! HMAC, open the envelope and read the events, validate and convert them to Arrow, encode Native
+//! and compress it (LZ4). The baseline, in the same process on the same bodies, only scans the
+//! JSON (serde, no values built): the ratio says what the ETL costs on top of reading the bytes
+//! at all. Steadier than `bench load`, whose end-to-end figures depend on ClickHouse's disk.
+
+use std::io::Write;
+use std::time::Instant;
+
+use agenttrace_etl::clickhouse::compression::Compression;
+use agenttrace_etl::clickhouse::native;
+use agenttrace_etl::ingest::pipeline::{OpenedBatch, convert};
+use agenttrace_etl::ingest::signing::Keyring;
+use agenttrace_schemas::event::TimeWindow;
+use agenttrace_schemas::signature::SigningKey;
+use agenttrace_schemas::{SignedBatch, Timestamp};
+use anyhow::{Context, ensure};
+use bytes::Bytes;
+use clap::Args;
+use uuid::Uuid;
+
+use crate::bench::{SIGNING_KEYS, generate};
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestBenchArgs {
+    /// Events to take through the path.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Events per signed batch, as the edge flushes them.
+    #[arg(long, default_value_t = 500)]
+    pub batch_events: usize,
+}
+
+/// A signed body and its headers.
+struct Signed {
+    body: Bytes,
+    key_id: String,
+    signature: String,
+}
+
+fn signed_batches(args: &IngestBenchArgs, now: Timestamp) -> anyhow::Result<Vec<Signed>> {
+    let key = SigningKey::parse_list(SIGNING_KEYS)
+        .map_err(anyhow::Error::msg)?
+        .remove(0);
+    generate(args.events)
+        .chunks(args.batch_events.max(1))
+        .map(|events| {
+            let body = serde_json::to_vec(&SignedBatch {
+                batch_id: Uuid::now_v7(),
+                edge_id: "bench".into(),
+                project_id: Uuid::now_v7(),
+                public_key: "pk-at-bench".into(),
+                created_at: now,
+                events: events.to_vec(),
+            })?;
+            let [(_, signature), (_, key_id)] = key.headers(now.as_micros() / 1_000_000, &body);
+            Ok(Signed {
+                body: body.into(),
+                key_id,
+                signature,
+            })
+        })
+        .collect()
+}
+
+/// Opens, converts, encodes and compresses one batch; the rows made.
+fn through_the_etl(keyring: &Keyring, signed: &Signed, now: Timestamp) -> anyhow::Result<usize> {
+    let mut batch = OpenedBatch::open(
+        keyring,
+        signed.body.clone(),
+        Some(&signed.key_id),
+        Some(&signed.signature),
+        now.as_micros() / 1_000_000,
+    )?;
+    let converted = convert(&mut batch, "bench", &TimeWindow::around(now), |_| None)?;
+    ensure!(converted.rejected.is_empty(), "generated events were rejected");
+    let mut rows = 0;
+    for (_, table) in converted.tables.finish("bench", now)? {
+        rows += table.num_rows();
+        let body = Compression::Lz4.compress(native::encode(&table)?)?;
+        std::hint::black_box(body);
+    }
+    Ok(rows)
+}
+
+pub fn run_ingest(args: IngestBenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    let keyring = Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?;
+    let batches = signed_batches(&args, now)?;
+    let events = args.events as f64;
+    let bytes: usize = batches.iter().map(|b| b.body.len()).sum();
+
+    let started = Instant::now();
+    for signed in &batches {
+        let scanned: serde::de::IgnoredAny = serde_json::from_slice(&signed.body)?;
+        std::hint::black_box(scanned);
+    }
+    let baseline = started.elapsed().as_secs_f64() * 1e6 / events;
+
+    let started = Instant::now();
+    let mut rows = 0;
+    for signed in &batches {
+        rows += through_the_etl(&keyring, signed, now).context("a generated batch")?;
+    }
+    let etl = started.elapsed().as_secs_f64() * 1e6 / events;
+    // Patches (Langfuse-style updates) become rows only when merged with stored ones.
+    ensure!(
+        rows > 0 && rows <= args.events,
+        "{rows} rows from {} events",
+        args.events
+    );
+
+    writeln!(
+        out,
+        "{} events in {} signed batches, {} bytes per event:",
+        args.events,
+        batches.len(),
+        bytes / args.events.max(1)
+    )?;
+    writeln!(
+        out,
+        "  baseline  JSON scan only                 {baseline:>7.3} µs per event"
+    )?;
+    writeln!(out, "  ETL       verify, read, validate, Arrow,")?;
+    writeln!(
+        out,
+        "            Native, LZ4 ({rows} rows)      {etl:>7.3} µs per event   (target ≤ 2.5 with I/O)"
+    )?;
+    writeln!(out, "  ETL / baseline = {:.1}", etl / baseline)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_run_takes_every_batch_through_the_etl() {
+        let mut out = Vec::new();
+        run_ingest(
+            IngestBenchArgs {
+                events: 1_200,
+                batch_events: 500,
+            },
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("1200 events in 3 signed batches"), "{text}");
+        assert!(text.contains("ETL / baseline = "), "{text}");
+    }
+}

@@ -5,8 +5,8 @@
 //! database's group commit: an insert waits while other requests are still being prepared and
 //! will bring rows, up to `max_insert_wait`, and goes at once when nothing else is coming. Each
 //! request is answered only after the insert that carried its rows was acknowledged. Bodies
-//! are `Native` or `ArrowStream`, LZ4 on the wire (see [`super::compression`]); with two workers per table, one gathers
-//! while the other inserts.
+//! are `Native` or `ArrowStream`, LZ4 on the wire (see [`super::compression`]); with two
+//! workers per table, one gathers while the other inserts.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -164,8 +164,6 @@ enum OpenedEvents {
     Parsed(Vec<Event>),
     /// Some event did not parse: each event as its byte range in the body, parsed one by one.
     Raw(Vec<Range<usize>>),
-    /// The parsed events were converted (and moved out).
-    Taken,
 }
 
 impl OpenedBatch {
@@ -230,7 +228,7 @@ impl OpenedBatch {
         let ranges = match &self.events {
             OpenedEvents::Raw(ranges) => ranges.clone(),
             // The body parsed as a batch once, so it does again.
-            OpenedEvents::Parsed(_) | OpenedEvents::Taken => raw_batch(&self.body)
+            OpenedEvents::Parsed(_) => raw_batch(&self.body)
                 .map(|batch| event_ranges(&self.body, &batch.events))
                 .unwrap_or_default(),
         };
@@ -291,22 +289,19 @@ pub fn convert(
     };
     // Counted per batch, not per event: a counter lookup costs as much as a small event's checks.
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
-    let all_valid = match &batch.events {
-        OpenedEvents::Parsed(events) => events.iter().all(|event| event.validate(window).is_ok()),
-        _ => false,
-    };
-    if all_valid {
-        if let OpenedEvents::Parsed(events) = std::mem::replace(&mut batch.events, OpenedEvents::Taken) {
-            for event in events {
+    match &mut batch.events {
+        OpenedEvents::Parsed(events) if events.iter().all(|event| event.validate(window).is_ok()) => {
+            for event in events.drain(..) {
                 converted.add(event, &price, &mut counts)?;
             }
         }
-    } else {
-        // Each event is parsed again alone, to name the field at fault and keep its raw text.
-        for (index, raw) in batch.raw_events().into_iter().enumerate() {
-            match Event::parse_valid(raw, window) {
-                Ok(event) => converted.add(event, &price, &mut counts)?,
-                Err(error) => converted.reject(index as u32, raw, error),
+        _ => {
+            // Each event is parsed again alone, to name the field at fault and keep its raw text.
+            for (index, raw) in batch.raw_events().into_iter().enumerate() {
+                match Event::parse_valid(raw, window) {
+                    Ok(event) => converted.add(event, &price, &mut counts)?,
+                    Err(error) => converted.reject(index as u32, raw, error),
+                }
             }
         }
     }

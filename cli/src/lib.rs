@@ -70,6 +70,10 @@ pub struct DatabaseArgs {
     /// clustered schema, mutations run on every shard.
     #[arg(long, env = "CLICKHOUSE_CLUSTER", global = true)]
     pub clickhouse_cluster: Option<String>,
+    /// The HTTP URLs of the cluster's nodes, comma-separated, at least one per shard:
+    /// `ALTER`s of replicated tables run on one node of each shard.
+    #[arg(long, env = "CLICKHOUSE_CLUSTER_URLS", global = true, value_delimiter = ',')]
+    pub clickhouse_cluster_urls: Vec<String>,
 }
 
 impl DatabaseArgs {
@@ -80,6 +84,13 @@ impl DatabaseArgs {
             user: self.clickhouse_user.clone(),
             password: self.clickhouse_password.clone(),
             cluster: self.clickhouse_cluster.clone(),
+            // An empty variable (a script passing it through unset) lists no node.
+            node_urls: self
+                .clickhouse_cluster_urls
+                .iter()
+                .filter(|url| !url.is_empty())
+                .cloned()
+                .collect(),
         })
     }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
-use crate::clickhouse::cluster::{ClusterSchema, Step};
+use crate::clickhouse::cluster::{self, ClusterSchema, Step};
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote_identifier};
 
 /// Arbitrary constant naming the migration lock among PostgreSQL advisory locks.
@@ -393,6 +393,12 @@ async fn migrate_clickhouse(
         for step in steps {
             let statement = match (step, &cluster) {
                 (Step::Sql(statement), _) => statement,
+                (Step::OnEachShard(statement), _) => {
+                    cluster::on_each_shard(clickhouse, &statement)
+                        .await
+                        .map_err(|e| failed(e.to_string()))?;
+                    continue;
+                }
                 (Step::Distributed(table), Some(schema)) => {
                     let columns = clickhouse
                         .query_text(&schema.columns_query(&table))

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use agenttrace_etl::clickhouse::cluster::{mutation_target, nudge_mutations, pending_mutations};
+use agenttrace_etl::clickhouse::cluster::{mutate, nudge_mutations, pending_mutations};
 use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseError, Table, quote};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -108,12 +108,7 @@ pub async fn run(
                 continue;
             }
             for name in std::iter::once(table.name()).chain(table.derived_tables().iter().copied()) {
-                clickhouse
-                    .execute(&format!(
-                        "ALTER TABLE {} DELETE WHERE {condition}",
-                        mutation_target(clickhouse, name)
-                    ))
-                    .await?;
+                mutate(clickhouse, name, &format!("DELETE WHERE {condition}")).await?;
                 wait_for_mutations(clickhouse, name, table.time_column()).await?;
             }
             tracing::info!(%project, table = table.name(), rows = doomed, "retention deleted rows");

@@ -10,6 +10,8 @@ pub struct Cluster {
     /// The node migrations and the ETL talk to (s1r1).
     pub url: String,
     pub name: String,
+    /// Every node's HTTP URL (`CLICKHOUSE_CLUSTER_URLS`).
+    pub node_urls: Vec<String>,
 }
 
 fn script(args: &[&str]) -> String {
@@ -40,6 +42,10 @@ impl Cluster {
         Cluster {
             url: value("CLICKHOUSE_URL"),
             name: value("CLICKHOUSE_CLUSTER"),
+            node_urls: value("CLICKHOUSE_CLUSTER_URLS")
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
         }
     }
 

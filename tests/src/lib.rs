@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use agenttrace_cli::{Cli, DatabaseArgs};
 use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseConfig};
 use agenttrace_etl::{migrate, postgres};
+
+use crate::cluster::Cluster;
 use clap::Parser as _;
 
 pub use agenttrace_cli;
@@ -20,7 +22,8 @@ pub mod ports;
 pub mod readback;
 pub mod servers;
 
-fn database_url() -> String {
+/// The shared PostgreSQL (`DATABASE_URL`, as scripts/stack.sh env prints it).
+pub fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/agenttrace".into())
 }
 
@@ -30,19 +33,30 @@ fn clickhouse_url() -> String {
 
 /// The shared server is a cluster when `CLICKHOUSE_CLUSTER` names one (scripts/cluster.sh
 /// env); a test's private server never is.
-fn default_cluster(url: &str) -> Option<String> {
-    std::env::var("CLICKHOUSE_CLUSTER")
+fn default_cluster(url: &str) -> Option<Cluster> {
+    let name = std::env::var("CLICKHOUSE_CLUSTER")
         .ok()
-        .filter(|_| url == clickhouse_url())
+        .filter(|_| url == clickhouse_url())?;
+    let node_urls = std::env::var("CLICKHOUSE_CLUSTER_URLS")
+        .map(|urls| urls.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    Some(Cluster {
+        url: url.to_owned(),
+        name,
+        node_urls,
+    })
 }
 
-fn clickhouse_config(url: &str, database: &str, cluster: Option<String>) -> ClickHouseConfig {
+fn clickhouse_config(url: &str, database: &str, cluster: Option<&Cluster>) -> ClickHouseConfig {
     ClickHouseConfig {
         url: url.to_owned(),
         database: database.to_owned(),
         user: std::env::var("CLICKHOUSE_USER").ok(),
         password: std::env::var("CLICKHOUSE_PASSWORD").ok(),
-        cluster,
+        cluster: cluster.map(|cluster| cluster.name.clone()),
+        node_urls: cluster
+            .map(|cluster| cluster.node_urls.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -83,7 +97,7 @@ impl TestEnv {
     pub async fn empty_on_cluster(
         database_url: &str,
         clickhouse_url: &str,
-        cluster: Option<String>,
+        cluster: Option<Cluster>,
     ) -> TestEnv {
         let name = format!("at_test_{}", uuid::Uuid::new_v4().simple());
         let admin_url = with_database(database_url, "postgres");
@@ -94,7 +108,7 @@ impl TestEnv {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        let clickhouse = ClickHouse::new(clickhouse_config(clickhouse_url, &name, cluster));
+        let clickhouse = ClickHouse::new(clickhouse_config(clickhouse_url, &name, cluster.as_ref()));
         clickhouse
             .ping()
             .await
@@ -109,20 +123,16 @@ impl TestEnv {
 
     /// Databases with every migration applied, on the given servers.
     /// Databases with every migration applied, ClickHouse's on a cluster (`scripts/cluster.sh`).
-    pub async fn migrated_on_cluster(clickhouse_url: &str, cluster: &str) -> TestEnv {
-        let env = TestEnv::empty_on_cluster(&database_url(), clickhouse_url, Some(cluster.to_owned())).await;
+    pub async fn migrated_on_cluster(cluster: &Cluster) -> TestEnv {
+        let env = TestEnv::empty_on_cluster(&database_url(), &cluster.url, Some(cluster.clone())).await;
         env.migrate().await;
         env
     }
 
     /// Databases with every migration applied: PostgreSQL's on `database_url`'s server,
-    /// ClickHouse's on `cluster` through its node at `clickhouse_url`.
-    pub async fn migrated_on_cluster_with(
-        database_url: &str,
-        clickhouse_url: &str,
-        cluster: &str,
-    ) -> TestEnv {
-        let env = TestEnv::empty_on_cluster(database_url, clickhouse_url, Some(cluster.to_owned())).await;
+    /// ClickHouse's on `cluster`.
+    pub async fn migrated_on_cluster_with(database_url: &str, cluster: &Cluster) -> TestEnv {
+        let env = TestEnv::empty_on_cluster(database_url, &cluster.url, Some(cluster.clone())).await;
         env.migrate().await;
         env
     }
@@ -170,6 +180,7 @@ impl TestEnv {
             clickhouse_user: None,
             clickhouse_password: None,
             clickhouse_cluster: self.clickhouse.cluster().map(str::to_owned),
+            clickhouse_cluster_urls: self.clickhouse.node_urls().to_vec(),
         }
     }
 
@@ -223,10 +234,14 @@ impl Drop for TestEnv {
         // Drop needs its own runtime: the test's runtime may be shutting down.
         let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
         let clickhouse_url = self.clickhouse.url().to_owned();
-        let cluster = self.clickhouse.cluster().map(str::to_owned);
+        let cluster = self.clickhouse.cluster().map(|cluster| Cluster {
+            url: clickhouse_url.clone(),
+            name: cluster.to_owned(),
+            node_urls: self.clickhouse.node_urls().to_vec(),
+        });
         let cleanup = std::thread::spawn(move || {
             // A fresh client: pooled connections belong to the (blocked) test runtime.
-            let clickhouse = ClickHouse::new(clickhouse_config(&clickhouse_url, &name, cluster));
+            let clickhouse = ClickHouse::new(clickhouse_config(&clickhouse_url, &name, cluster.as_ref()));
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -18,6 +18,7 @@ pub async fn json_rows(env: &TestEnv, sql: &str) -> Vec<Map<String, Value>> {
         user: None,
         password: None,
         cluster: env.clickhouse.cluster().map(str::to_owned),
+        node_urls: Vec::new(),
     });
     let text = client
         .query_text(&format!("{sql} FORMAT JSONEachRow"))

@@ -232,8 +232,7 @@ async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() 
     let postgres = tokio::task::spawn_blocking(PostgresServer::start).await.unwrap();
     let (mut clickhouse, cluster, env) = if std::env::var("CLICKHOUSE_CLUSTER").is_ok() {
         let cluster = tokio::task::spawn_blocking(Cluster::up).await.unwrap();
-        let env =
-            TestEnv::migrated_on_cluster_with(&postgres.url("postgres"), &cluster.url, &cluster.name).await;
+        let env = TestEnv::migrated_on_cluster_with(&postgres.url("postgres"), &cluster).await;
         (None, Some(cluster), env)
     } else {
         let server = tokio::task::spawn_blocking(ClickHouseServer::start)
@@ -258,6 +257,10 @@ async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() 
             (
                 "CLICKHOUSE_CLUSTER".into(),
                 args.clickhouse_cluster.unwrap_or_default(),
+            ),
+            (
+                "CLICKHOUSE_CLUSTER_URLS".into(),
+                args.clickhouse_cluster_urls.join(","),
             ),
             ("AGENTTRACE_SIGNING_KEYS".into(), SIGNING_KEYS.into()),
             ("RUST_LOG".into(), "warn".into()),

@@ -32,7 +32,7 @@ async fn blocking(work: impl FnOnce() + Send + 'static) {
 #[tokio::test]
 async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outages() {
     let cluster = Cluster::up();
-    let env = TestEnv::migrated_on_cluster(&cluster.url, &cluster.name).await;
+    let env = TestEnv::migrated_on_cluster(&cluster).await;
     // The migration history is the same on every node (once replication has caught up: the
     // last entry may still be on its way to a replica when the migration returns).
     let expected = env.ch("SELECT count() FROM schema_migrations FINAL").await;
@@ -54,6 +54,19 @@ async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outag
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        // The ALTERs, run on one node per shard, reached every replica.
+        let columns = on_node(
+            port,
+            format!(
+                "SELECT count() FROM system.columns WHERE database = '{}' AND table = 'traces_local' AND name IN ('public', 'project_name')",
+                env.name
+            ),
+        )
+        .await;
+        assert_eq!(
+            columns, "2",
+            "node :{port} lacks an ALTERed column of traces_local"
+        );
     }
     let etl = env.start_etl(|_| {}).await;
     let project = env.create_project("clustered").await;
@@ -181,4 +194,30 @@ async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outag
     )
     .await;
     drop(edge);
+}
+
+#[tokio::test]
+async fn a_migration_that_cannot_reach_every_shard_names_the_missing_shard_and_the_setting() {
+    let mut cluster = Cluster::up();
+    // Only s1r1: shard 2 cannot take the migrations' ALTERs.
+    cluster.node_urls.truncate(1);
+    let env = TestEnv::empty_on_cluster(
+        &agenttrace_tests::database_url(),
+        &cluster.url,
+        Some(cluster.clone()),
+    )
+    .await;
+    let mut pg = env.postgres().await;
+    let error = agenttrace_etl::migrate::migrate(
+        &mut pg,
+        &env.clickhouse,
+        &agenttrace_etl::migrate::MigrationSet::embedded().unwrap(),
+    )
+    .await
+    .expect_err("shard 2 is out of reach");
+    let message = error.to_string();
+    assert!(
+        message.contains("shard(s) {2}") && message.contains("CLICKHOUSE_CLUSTER_URLS"),
+        "{message}"
+    );
 }

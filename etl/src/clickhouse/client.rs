@@ -23,6 +23,9 @@ pub enum ClickHouseError {
         code: Option<u32>,
         message: String,
     },
+    /// The cluster cannot be reached as configured (a shard none of its listed nodes is on).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl ClickHouseError {
@@ -42,6 +45,7 @@ impl ClickHouseError {
                     Some(159 | 202 | 203 | 209 | 210 | 241 | 242 | 252 | 279 | 285 | 286 | 319 | 425 | 999)
                 ) || (code.is_none() && *status >= 500)
             }
+            ClickHouseError::Cluster(_) => false,
         }
     }
 }
@@ -61,6 +65,10 @@ pub struct ClickHouseConfig {
     /// The cluster (its name in the servers' `<remote_servers>`) when ClickHouse is one: the
     /// schema is then the clustered one (`cluster.rs`) and mutations run on every shard.
     pub cluster: Option<String>,
+    /// The HTTP URLs of the cluster's nodes (`CLICKHOUSE_CLUSTER_URLS`), at least one replica
+    /// of each shard: statements that must run once per shard (`cluster::on_each_shard`) go
+    /// to them. Empty means `url` alone.
+    pub node_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +107,29 @@ impl ClickHouse {
             http: self.http.clone(),
             config,
         }
+    }
+
+    pub fn node_urls(&self) -> &[String] {
+        &self.config.node_urls
+    }
+
+    /// The cluster's nodes to reach one by one: `node_urls`, or the configured server alone.
+    pub fn nodes(&self) -> Vec<ClickHouse> {
+        let urls = if self.config.node_urls.is_empty() {
+            std::slice::from_ref(&self.config.url)
+        } else {
+            &self.config.node_urls[..]
+        };
+        urls.iter()
+            .map(|url| {
+                let mut config = self.config.clone();
+                config.url = url.clone();
+                ClickHouse {
+                    http: self.http.clone(),
+                    config,
+                }
+            })
+            .collect()
     }
 
     fn unavailable(&self, source: reqwest::Error) -> ClickHouseError {

@@ -11,7 +11,7 @@
 //!   merge stay shard-local, and a trace is still one key range on one server.
 //!
 //! Readers and writers keep using `t`. Materialized views run on each shard, from `s_local` to
-//! `t_local`. `ALTER` applies to `t_local` (once per shard, replicated) and re-creates `t`, whose
+//! `t_local`. `ALTER` applies to `t_local` (on one node per shard, replicated) and re-creates `t`, whose
 //! columns follow; `RENAME` renames the local tables and re-creates the `Distributed` ones;
 //! `INSERT ... SELECT` runs as written, through the `Distributed` tables. Any other statement is
 //! refused: a migration the transformation does not understand must not half-apply.
@@ -25,6 +25,9 @@ use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
 pub enum Step {
     /// A statement to run as is.
     Sql(String),
+    /// A statement to run on one replica of each shard, which replicates it to the others:
+    /// [`on_each_shard`].
+    OnEachShard(String),
     /// (Re-)create the `Distributed` table over `<table>_local`, whose columns are read from
     /// the server when the step runs: [`ClusterSchema::distributed_table`].
     Distributed(String),
@@ -54,13 +57,78 @@ pub fn sharding_key(table: &str) -> &'static str {
     }
 }
 
-/// What a mutation (`ALTER TABLE … DELETE`) of `table` names: on a cluster, every shard's
-/// local table (the mutation runs once per shard and replicates to the shard's other replica).
-pub fn mutation_target(clickhouse: &ClickHouse, table: &str) -> String {
+/// Runs a mutation (`ALTER TABLE … DELETE WHERE …`, written after the table's name) of
+/// `table`: on a cluster, on each shard's local table once, which replicates it to the shard's
+/// other replicas.
+pub async fn mutate(clickhouse: &ClickHouse, table: &str, mutation: &str) -> Result<(), ClickHouseError> {
     match clickhouse.cluster() {
-        Some(cluster) => format!("{table}_local ON CLUSTER {cluster}"),
-        None => table.to_owned(),
+        Some(_) => on_each_shard(clickhouse, &format!("ALTER TABLE {table}_local {mutation}")).await,
+        None => {
+            clickhouse
+                .execute(&format!("ALTER TABLE {table} {mutation}"))
+                .await
+        }
     }
+}
+
+/// Runs `statement` (an `ALTER` of a replicated local table) on one node of each shard, reached
+/// through the configured nodes ([`ClickHouse::nodes`]); the shard's other replicas follow
+/// through ZooKeeper.
+///
+/// Not `ON CLUSTER`: there, 18.16's DDL worker has every replica of a shard race to run the
+/// `ALTER` once, and the loser can fail creating the shard's `executed` node ("Node exists"),
+/// after which that server's DDL worker stops taking tasks until it restarts (seen in CI).
+pub async fn on_each_shard(clickhouse: &ClickHouse, statement: &str) -> Result<(), ClickHouseError> {
+    let cluster = clickhouse.cluster().unwrap_or_default();
+    let listing = clickhouse
+        .query_text(&format!(
+            "SELECT DISTINCT shard_num FROM system.clusters WHERE cluster = {} FORMAT TabSeparated",
+            quote(cluster)
+        ))
+        .await?;
+    let mut missing: BTreeSet<u32> = listing
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect();
+    let mut unreachable = Vec::new();
+    for node in clickhouse.nodes() {
+        if missing.is_empty() {
+            break;
+        }
+        // 18.16 marks every replica of the node's own shard as local (it does not tell the
+        // replicas of one host apart by port), so the node's shard is the one local shard.
+        let shard = match node
+            .query_text(&format!(
+                "SELECT DISTINCT shard_num FROM system.clusters WHERE cluster = {} AND is_local FORMAT TabSeparated",
+                quote(cluster)
+            ))
+            .await
+        {
+            // No line, or several (the node is in more than one shard): not used.
+            Ok(answer) => answer.trim().parse::<u32>().ok(),
+            Err(error) if error.is_transient() => {
+                unreachable.push(format!("{} ({error})", node.url()));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        if let Some(shard) = shard.filter(|shard| missing.contains(shard)) {
+            node.execute(statement).await?;
+            missing.remove(&shard);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ClickHouseError::Cluster(format!(
+        "cluster {cluster}: no reachable node of shard(s) {missing:?} to run `{statement}` on; \
+         list at least one node of every shard in CLICKHOUSE_CLUSTER_URLS (HTTP URLs, comma-separated){}",
+        if unreachable.is_empty() {
+            String::new()
+        } else {
+            format!("; unreachable: {}", unreachable.join(", "))
+        }
+    )))
 }
 
 /// `select` (over `system.<name>`, written `{system}.<name>`) on every replica of the cluster,
@@ -441,10 +509,9 @@ impl ClusterSchema {
             return Err(format!("ALTER of {name}, which the cluster schema does not have"));
         }
         Ok(vec![
-            Step::Sql(format!(
-                "ALTER TABLE {}_local ON CLUSTER {} {}",
+            Step::OnEachShard(format!(
+                "ALTER TABLE {}_local {}",
                 self.qualified(&name),
-                self.cluster,
                 rest.trim()
             )),
             // A Distributed table's columns are fixed when it is created.
@@ -588,6 +655,7 @@ mod tests {
             .into_iter()
             .map(|step| match step {
                 Step::Sql(sql) => sql,
+                Step::OnEachShard(sql) => format!("<each shard> {sql}"),
                 Step::Distributed(table) => format!("<distributed {table}>"),
             })
             .collect()
@@ -660,7 +728,7 @@ mod tests {
         assert_eq!(
             alter,
             [
-                "ALTER TABLE db.traces_local ON CLUSTER agenttrace ADD COLUMN public UInt8 DEFAULT 0",
+                "<each shard> ALTER TABLE db.traces_local ADD COLUMN public UInt8 DEFAULT 0",
                 "DROP TABLE IF EXISTS db.traces ON CLUSTER agenttrace",
                 "<distributed traces>"
             ]

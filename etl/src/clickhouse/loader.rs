@@ -345,6 +345,7 @@ mod tests {
                 user: None,
                 password: None,
                 cluster: None,
+                node_urls: Vec::new(),
             }),
             options: LoaderOptions {
                 max_bytes_per_insert: size * 2 - 1,

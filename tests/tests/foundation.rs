@@ -62,6 +62,51 @@ async fn migrations_apply_from_empty_then_again_as_a_no_op() {
 }
 
 #[tokio::test]
+async fn a_migration_interrupted_after_some_of_its_columns_were_added_runs_again_whole() {
+    let env = TestEnv::empty().await;
+    // Every migration before 0006 applied, then 0006 stopped after its first two ALTERs (a
+    // server restarting, or on a cluster a shard out of reach).
+    let dir = std::env::temp_dir().join(&env.name);
+    for target in ["postgres", "clickhouse"] {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        for entry in std::fs::read_dir(repo_root().join("migrations").join(target)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if target == "clickhouse" && name.as_str() >= "0006" {
+                continue;
+            }
+            std::fs::copy(&path, dir.join(target).join(&name)).unwrap();
+        }
+    }
+    env.cli(&["migrate", "--migrations-dir", dir.to_str().unwrap()])
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    let interrupted = MigrationSet::embedded()
+        .unwrap()
+        .clickhouse
+        .into_iter()
+        .find(|m| m.name == "0006_project_name.sql")
+        .unwrap();
+    for statement in split_statements(&interrupted.sql).iter().take(2) {
+        env.clickhouse.execute(statement).await.unwrap();
+    }
+
+    let rerun = env.cli(&["migrate"]).await.unwrap();
+    assert!(
+        rerun.contains("ClickHouse: applied 0006_project_name.sql, 0007_read_layout.sql"),
+        "{rerun}"
+    );
+    assert_eq!(
+        env.ch(
+            "SELECT count() FROM system.columns WHERE database = currentDatabase() AND name = 'project_name'"
+        )
+        .await,
+        "7"
+    );
+}
+
+#[tokio::test]
 async fn a_migration_edited_after_it_was_applied_is_refused() {
     let env = TestEnv::empty().await;
     let dir = std::env::temp_dir().join(&env.name);

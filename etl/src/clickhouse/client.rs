@@ -48,6 +48,19 @@ impl ClickHouseError {
             ClickHouseError::Cluster(_) => false,
         }
     }
+
+    /// Whether this refuses an `ADD COLUMN` because the column is there already (18.16 has no
+    /// `ADD COLUMN IF NOT EXISTS`): what re-running an interrupted migration meets.
+    pub fn is_existing_column(&self) -> bool {
+        matches!(self, ClickHouseError::Server { code: Some(44), message, .. }
+            if message.contains("column with this name already exists"))
+    }
+}
+
+/// Whether `statement` is an `ALTER` that adds columns.
+pub fn adds_columns(statement: &str) -> bool {
+    let upper = statement.to_ascii_uppercase();
+    upper.trim_start().starts_with("ALTER TABLE") && upper.contains("ADD COLUMN")
 }
 
 /// Extracts `N` from ClickHouse's `Code: N, e.displayText() = ...` error text.
@@ -300,6 +313,26 @@ pub fn quote_identifier(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_column_is_recognised_only_in_an_add_column() {
+        let existing = ClickHouseError::Server {
+            status: 500,
+            code: Some(44),
+            message: "Code: 44, e.displayText() = DB::Exception: Cannot add column a: column with this name already exists".into(),
+        };
+        assert!(existing.is_existing_column());
+        let other = ClickHouseError::Server {
+            status: 500,
+            code: Some(44),
+            message: "Code: 44, e.displayText() = DB::Exception: Illegal column".into(),
+        };
+        assert!(!other.is_existing_column());
+        assert!(adds_columns("ALTER TABLE db.t_local ADD COLUMN a UInt8"));
+        assert!(adds_columns("alter table t add column a UInt8 DEFAULT 0"));
+        assert!(!adds_columns("ALTER TABLE t DELETE WHERE 1"));
+        assert!(!adds_columns("CREATE TABLE t (a UInt8) ENGINE = Memory"));
+    }
 
     #[test]
     fn parses_error_codes() {

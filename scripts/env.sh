@@ -75,23 +75,33 @@ XML
 }
 
 # apt_ensure PACKAGE...: installs the Debian packages not installed yet (`apt-get update` at
-# most once); the calling script defines `log` and `die`.
+# most once); the calling script defines `log` and `die`. Scripts running at once (the cluster
+# tests each bring the cluster up) take turns on a lock rather than fail on apt's own.
 APT_UPDATED=0
-apt_ensure() {
-  local missing=()
+apt_missing() {
+  local pkg
   for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || printf '%s\n' "$pkg"
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update"
-    $sudo apt-get update -qq
-    APT_UPDATED=1
+}
+apt_ensure() {
+  [ -z "$(apt_missing "$@")" ] && return 0
+  command -v apt-get >/dev/null || die "missing packages $(apt_missing "$@" | xargs) and no apt-get to install them"
+  local lock_fd missing=()
+  exec {lock_fd}>"${TMPDIR:-/tmp}/agenttrace-apt.lock"
+  flock "$lock_fd"
+  mapfile -t missing < <(apt_missing "$@")
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [ "$APT_UPDATED" -eq 0 ]; then
+      log "apt-get update"
+      $sudo apt-get update -qq
+      APT_UPDATED=1
+    fi
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  exec {lock_fd}>&-
 }
 

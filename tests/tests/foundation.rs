@@ -66,18 +66,7 @@ async fn a_migration_interrupted_after_some_of_its_columns_were_added_runs_again
     let env = TestEnv::empty().await;
     // Every migration before 0006 applied, then 0006 stopped after its first two ALTERs (a
     // server restarting, or on a cluster a shard out of reach).
-    let dir = std::env::temp_dir().join(&env.name);
-    for target in ["postgres", "clickhouse"] {
-        std::fs::create_dir_all(dir.join(target)).unwrap();
-        for entry in std::fs::read_dir(repo_root().join("migrations").join(target)).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            if target == "clickhouse" && name.as_str() >= "0006" {
-                continue;
-            }
-            std::fs::copy(&path, dir.join(target).join(&name)).unwrap();
-        }
-    }
+    let dir = copy_migrations(&env, |target, name| target == "postgres" || name < "0006");
     env.cli(&["migrate", "--migrations-dir", dir.to_str().unwrap()])
         .await
         .unwrap();
@@ -109,14 +98,7 @@ async fn a_migration_interrupted_after_some_of_its_columns_were_added_runs_again
 #[tokio::test]
 async fn a_migration_edited_after_it_was_applied_is_refused() {
     let env = TestEnv::empty().await;
-    let dir = std::env::temp_dir().join(&env.name);
-    for target in ["postgres", "clickhouse"] {
-        std::fs::create_dir_all(dir.join(target)).unwrap();
-        for entry in std::fs::read_dir(repo_root().join("migrations").join(target)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, dir.join(target).join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = copy_migrations(&env, |_, _| true);
     let dir_arg = dir.to_str().unwrap();
     env.cli(&["migrate", "--migrations-dir", dir_arg]).await.unwrap();
 
@@ -307,4 +289,21 @@ async fn a_key_created_by_the_cli_verifies_and_a_revoked_one_does_not() {
     assert_eq!(listing.lines().count(), 2);
     assert!(listing.contains("\trevoked\t"), "{listing}");
     assert!(!listing.contains(secret_key), "listing leaks a secret");
+}
+
+/// Copies the migrations that `keep(target, file name)` selects into a directory of the test's
+/// own, for `migrate --migrations-dir`.
+fn copy_migrations(env: &TestEnv, keep: impl Fn(&str, &str) -> bool) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(&env.name);
+    for target in ["postgres", "clickhouse"] {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        for entry in std::fs::read_dir(repo_root().join("migrations").join(target)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if keep(target, name) {
+                std::fs::copy(&path, dir.join(target).join(name)).unwrap();
+            }
+        }
+    }
+    dir
 }

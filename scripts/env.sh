@@ -85,11 +85,13 @@ apt_missing() {
   done
 }
 apt_ensure() {
-  [ -z "$(apt_missing "$@")" ] && return 0
-  command -v apt-get >/dev/null || die "missing packages $(apt_missing "$@" | xargs) and no apt-get to install them"
   local lock_fd missing=()
+  mapfile -t missing < <(apt_missing "$@")
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
   exec {lock_fd}>"${TMPDIR:-/tmp}/agenttrace-apt.lock"
   flock "$lock_fd"
+  # Another script may have installed them while this one waited.
   mapfile -t missing < <(apt_missing "$@")
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=""

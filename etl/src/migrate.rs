@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
 use crate::clickhouse::cluster::{self, ClusterSchema, Step};
-use crate::clickhouse::{ClickHouse, ClickHouseError, adds_columns, quote_identifier};
+use crate::clickhouse::{ClickHouse, ClickHouseError, quote_identifier};
 
 /// Arbitrary constant naming the migration lock among PostgreSQL advisory locks.
 const MIGRATION_LOCK_ID: i64 = 0x4147_5452_4d49_4752; // "AGTRMIGR"
@@ -411,12 +411,10 @@ async fn migrate_clickhouse(
                     unreachable!("{table}: only a cluster has Distributed steps")
                 }
             };
-            match clickhouse.execute(&statement).await {
-                Ok(()) => {}
-                // The migration was interrupted after this column was added; it is re-run whole.
-                Err(error) if error.is_existing_column() && adds_columns(&statement) => {}
-                Err(error) => return Err(failed(error.to_string())),
-            }
+            clickhouse
+                .execute_rerunnable(&statement)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
         }
         clickhouse
             .execute(&format!(

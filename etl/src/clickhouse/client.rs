@@ -58,7 +58,7 @@ impl ClickHouseError {
 }
 
 /// Whether `statement` is an `ALTER` that adds columns.
-pub fn adds_columns(statement: &str) -> bool {
+fn adds_columns(statement: &str) -> bool {
     let upper = statement.to_ascii_uppercase();
     upper.trim_start().starts_with("ALTER TABLE") && upper.contains("ADD COLUMN")
 }
@@ -203,6 +203,16 @@ impl ClickHouse {
     /// Runs one statement in the configured database.
     pub async fn execute(&self, sql: &str) -> Result<(), ClickHouseError> {
         self.query(sql).await.map(drop)
+    }
+
+    /// Runs a schema statement that may be a re-run: an `ADD COLUMN` that finds its column
+    /// already there counts as done, so a migration interrupted after some of its columns were
+    /// added can run again whole.
+    pub async fn execute_rerunnable(&self, statement: &str) -> Result<(), ClickHouseError> {
+        match self.execute(statement).await {
+            Err(error) if error.is_existing_column() && adds_columns(statement) => Ok(()),
+            result => result,
+        }
     }
 
     /// Runs one statement outside any database (to create or drop one).

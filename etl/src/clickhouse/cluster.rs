@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::clickhouse::{ClickHouse, ClickHouseError, adds_columns, quote};
+use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
 
 /// One step of a clustered migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +113,7 @@ pub async fn on_each_shard(clickhouse: &ClickHouse, statement: &str) -> Result<(
             Err(error) => return Err(error),
         };
         if let Some(shard) = shard.filter(|shard| missing.contains(shard)) {
-            match node.execute(statement).await {
-                Ok(()) => {}
-                // A re-run after an interruption: this shard took the column the first time.
-                Err(error) if error.is_existing_column() && adds_columns(statement) => {}
-                Err(error) => return Err(error),
-            }
+            node.execute_rerunnable(statement).await?;
             missing.remove(&shard);
         }
     }

@@ -155,7 +155,20 @@ async fn every_acknowledged_event_is_stored_once_through_replica_and_shard_outag
         down.kill("s2r2");
     })
     .await;
-    let events = generator.session(Timestamp::now(), 2);
+    // One session is one trace, so it lands on one shard: sessions are added until the batch
+    // has a trace on each shard (the refusal must not hang on where the trace hashed).
+    let mut events = Vec::new();
+    let mut shards = std::collections::BTreeSet::new();
+    while shards.len() < 2 {
+        let session = generator.session(Timestamp::now(), 2);
+        for event in &session {
+            if let Payload::Trace(trace) = &event.payload {
+                let slot = on_node(8231, format!("SELECT cityHash64('{p}', '{}') % 2", trace.id)).await;
+                shards.insert(slot);
+            }
+        }
+        events.extend(session);
+    }
     let answer = etl.client.send(&project.key, &events).await.unwrap();
     assert_eq!(answer.status, 503, "{}", answer.body);
     let basic = base64::engine::general_purpose::STANDARD

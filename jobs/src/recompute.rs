@@ -10,7 +10,7 @@
 use agenttrace_etl::clickhouse::catalog::{COST_PRECISION, COST_SCALE, cost_to_decimal};
 use agenttrace_etl::clickhouse::native::decode;
 use agenttrace_etl::clickhouse::{ClickHouse, Table, quote};
-use agenttrace_etl::ingest::pricing::PriceTable;
+use agenttrace_etl::ingest::pricing::{PriceMatcher, PriceTable};
 use agenttrace_schemas::event::Usage;
 use arrow_array::builder::{Decimal128Builder, UInt64Builder};
 use arrow_array::cast::AsArray;
@@ -39,7 +39,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, String
 }
 
 /// The re-priced rows of one chunk, or `None` when no cost changed.
-fn reprice(batch: &RecordBatch, prices: &PriceTable) -> Result<Option<RecordBatch>, String> {
+fn reprice(batch: &RecordBatch, prices: &PriceMatcher) -> Result<Option<RecordBatch>, String> {
     let project = column(batch, "project_id")?.as_string::<i32>();
     let model = column(batch, "model")?.as_string::<i32>();
     let start = column(batch, "start_time_us")?.as_primitive::<Int64Type>();
@@ -128,7 +128,7 @@ fn reprice(batch: &RecordBatch, prices: &PriceTable) -> Result<Option<RecordBatc
 
 /// Re-prices every table-priced generation whose cost the current prices change.
 pub async fn run(pg: &Client, clickhouse: &ClickHouse) -> Result<RecomputeReport, String> {
-    let prices = PriceTable::load(pg).await.map_err(|e| e.to_string())?;
+    let prices = PriceMatcher::new(Arc::new(PriceTable::load(pg).await.map_err(|e| e.to_string())?));
     let schema = Table::Observations.schema();
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let mut report = RecomputeReport::default();

@@ -6,13 +6,17 @@
 //! and compress it (LZ4). The baseline, in the same process on the same bodies, only scans the
 //! JSON (serde, no values built): the ratio says what the ETL costs on top of reading the bytes
 //! at all. Steadier than `bench load`, whose end-to-end figures depend on ClickHouse's disk.
+//! Generations are priced with the model price table read once from PostgreSQL, as the ETL
+//! prices them; without a reachable database they go unpriced, and the output says so.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 use agenttrace_etl::clickhouse::compression::Compression;
 use agenttrace_etl::clickhouse::native;
-use agenttrace_etl::ingest::pipeline::{OpenedBatch, convert};
+use agenttrace_etl::ingest::pipeline::{OpenedBatch, convert, price_of};
+use agenttrace_etl::ingest::pricing::{PriceMatcher, PriceTable};
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_schemas::event::TimeWindow;
 use agenttrace_schemas::signature::SigningKey;
@@ -22,6 +26,7 @@ use bytes::Bytes;
 use clap::Args;
 use uuid::Uuid;
 
+use crate::DatabaseArgs;
 use crate::bench::{SIGNING_KEYS, generate};
 
 #[derive(Debug, Clone, Args)]
@@ -67,7 +72,12 @@ fn signed_batches(args: &IngestBenchArgs, now: Timestamp) -> anyhow::Result<Vec<
 }
 
 /// Opens, converts, encodes and compresses one batch; the rows made.
-fn through_the_etl(keyring: &Keyring, signed: &Signed, now: Timestamp) -> anyhow::Result<usize> {
+fn through_the_etl(
+    keyring: &Keyring,
+    prices: &Arc<PriceTable>,
+    signed: &Signed,
+    now: Timestamp,
+) -> anyhow::Result<usize> {
     let mut batch = OpenedBatch::open(
         keyring,
         signed.body.clone(),
@@ -75,7 +85,10 @@ fn through_the_etl(keyring: &Keyring, signed: &Signed, now: Timestamp) -> anyhow
         Some(&signed.signature),
         now.as_micros() / 1_000_000,
     )?;
-    let converted = convert(&mut batch, "bench", &TimeWindow::around(now), |_| None)?;
+    let prices = PriceMatcher::new(prices.clone());
+    let project_id = batch.project_id;
+    let price = |event: &_| price_of(&prices, project_id, event);
+    let converted = convert(&mut batch, "bench", &TimeWindow::around(now), price)?;
     ensure!(converted.rejected.is_empty(), "generated events were rejected");
     let mut rows = 0;
     for (_, table) in converted.tables.finish("bench", now)? {
@@ -86,7 +99,24 @@ fn through_the_etl(keyring: &Keyring, signed: &Signed, now: Timestamp) -> anyhow
     Ok(rows)
 }
 
-pub fn run_ingest(args: IngestBenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+/// The model price table as the ETL loads it, or why PostgreSQL could not give it.
+pub async fn price_table(databases: &DatabaseArgs) -> Result<PriceTable, String> {
+    let pg = databases.postgres().await.map_err(|e| format!("{e:#}"))?;
+    PriceTable::load(&pg)
+        .await
+        .map_err(|e| format!("reading model_prices: {:#}", anyhow::Error::from(e)))
+}
+
+/// Runs the benchmark, pricing generations with `prices` (or, lacking it, not at all).
+pub fn run_ingest(
+    args: IngestBenchArgs,
+    prices: Result<PriceTable, String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let (prices, unpriced) = match prices {
+        Ok(table) => (Arc::new(table), None),
+        Err(why) => (Arc::new(PriceTable::default()), Some(why)),
+    };
     let now = Timestamp::now();
     let keyring = Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?;
     let batches = signed_batches(&args, now)?;
@@ -103,7 +133,7 @@ pub fn run_ingest(args: IngestBenchArgs, out: &mut dyn Write) -> anyhow::Result<
     let started = Instant::now();
     let mut rows = 0;
     for signed in &batches {
-        rows += through_the_etl(&keyring, signed, now).context("a generated batch")?;
+        rows += through_the_etl(&keyring, &prices, signed, now).context("a generated batch")?;
     }
     let etl = started.elapsed().as_secs_f64() * 1e6 / events;
     // Patches (Langfuse-style updates) become rows only when merged with stored ones.
@@ -120,6 +150,14 @@ pub fn run_ingest(args: IngestBenchArgs, out: &mut dyn Write) -> anyhow::Result<
         batches.len(),
         bytes / args.events.max(1)
     )?;
+    match &unpriced {
+        None => writeln!(
+            out,
+            "  generations priced by {} model price patterns",
+            prices.len()
+        )?,
+        Some(why) => writeln!(out, "  generations not priced (no price table: {why})")?,
+    }
     writeln!(
         out,
         "  baseline  JSON scan only                 {baseline:>7.3} µs per event"
@@ -145,6 +183,7 @@ mod tests {
                 events: 1_200,
                 batch_events: 500,
             },
+            Err("none in this test".into()),
             &mut out,
         )
         .unwrap();

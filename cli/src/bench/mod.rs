@@ -38,7 +38,7 @@ pub enum BenchCommand {
     /// per-chunk work (no database needed).
     Jobs(jobs::JobsBenchArgs),
     /// The ETL's CPU per event from signed body to compressed Native, without I/O, vs a bare
-    /// JSON scan of the same bodies (no database needed).
+    /// JSON scan of the same bodies (reads the model price table from PostgreSQL, if it can).
     Ingest(ingest::IngestBenchArgs),
     /// Edge requests/s, events/s and CPU per 100-event request in workerd (needs ./dev.sh up).
     Edge(edge::EdgeBenchArgs),
@@ -56,7 +56,7 @@ pub async fn run(
         BenchCommand::Load(args) => load::run_load(args, databases, out).await,
         BenchCommand::Export(args) => export::run_export(args, databases, out).await,
         BenchCommand::Jobs(args) => jobs::run_jobs(args, out),
-        BenchCommand::Ingest(args) => ingest::run_ingest(args, out),
+        BenchCommand::Ingest(args) => ingest::run_ingest(args, ingest::price_table(databases).await, out),
         BenchCommand::Edge(args) => edge::run_edge(args, databases, out).await,
         BenchCommand::Read(args) => read::run_read(args, databases, out).await,
     }

@@ -24,7 +24,7 @@ use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{LoadError, Sink};
 use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
 use crate::ingest::merge::{MergeError, merge};
-use crate::ingest::pricing::{PriceCache, PriceTable};
+use crate::ingest::pricing::{PriceCache, PriceMatcher};
 use crate::ingest::rows::{DeadLetter, TableBatches, UnmergedPatch};
 use crate::ingest::signing::{AuthError, Keyring};
 
@@ -135,7 +135,7 @@ async fn on_cpu<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) ->
 }
 
 /// The computed cost of a generation that arrived without one.
-fn price_of(prices: &PriceTable, project_id: Uuid, event: &Event) -> Option<Cost> {
+pub fn price_of(prices: &PriceMatcher, project_id: Uuid, event: &Event) -> Option<Cost> {
     match &event.payload {
         Payload::Observation(o) if o.cost.is_none() => o
             .model
@@ -435,7 +435,7 @@ impl Ingestor {
         }
         drop(client);
 
-        let prices = self.prices.get();
+        let prices = PriceMatcher::new(self.prices.get());
         let project_id = batch.project_id;
         let price = move |event: &Event| price_of(&prices, project_id, event);
         let (batch, converted) = {

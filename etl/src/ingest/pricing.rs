@@ -3,6 +3,8 @@
 //! The table is small and changes rarely: it is loaded whole and refreshed in the background,
 //! so pricing an event never waits on PostgreSQL.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -114,6 +116,16 @@ impl PriceTable {
             .map(|prices| prices.cost(usage))
     }
 
+    /// The entries that can price `model` in `project` (at some time), in match order.
+    fn matching(&self, project: Uuid, model: &str) -> Vec<usize> {
+        (0..self.entries.len())
+            .filter(|&i| {
+                let entry = &self.entries[i];
+                entry.project.is_none_or(|p| p == project) && entry.regex.is_match(model)
+            })
+            .collect()
+    }
+
     pub async fn load(client: &impl GenericClient) -> Result<Self, tokio_postgres::Error> {
         let rows = client
             .query(
@@ -136,6 +148,38 @@ impl PriceTable {
             project: row.get(5),
             valid_from_us: row.get(6),
         })))
+    }
+}
+
+/// The price table for a run of lookups (one batch, one re-pricing pass) that remembers which
+/// entries match each project and model it meets: a batch names a handful of models, so each
+/// is matched against the patterns once rather than once per generation.
+#[derive(Debug, Clone)]
+pub struct PriceMatcher {
+    table: Arc<PriceTable>,
+    matching: RefCell<HashMap<Uuid, HashMap<String, Vec<usize>>>>,
+}
+
+impl PriceMatcher {
+    pub fn new(table: Arc<PriceTable>) -> Self {
+        PriceMatcher {
+            table,
+            matching: RefCell::default(),
+        }
+    }
+
+    /// What [`PriceTable::cost`] answers, with the pattern matching remembered.
+    pub fn cost(&self, project: Uuid, at_us: i64, model: &str, usage: &Usage) -> Option<Cost> {
+        let mut matching = self.matching.borrow_mut();
+        let models = matching.entry(project).or_default();
+        if !models.contains_key(model) {
+            models.insert(model.to_owned(), self.table.matching(project, model));
+        }
+        models[model]
+            .iter()
+            .map(|&i| &self.table.entries[i])
+            .find(|entry| entry.valid_from_us <= at_us)
+            .map(|entry| entry.prices.cost(usage))
     }
 }
 
@@ -242,6 +286,38 @@ mod tests {
             Some(2.0),
             "another project gets the default"
         );
+    }
+
+    #[test]
+    fn the_matcher_answers_as_the_table_does() {
+        let table = Arc::new(PriceTable::from_rows([
+            PriceRow {
+                project: Some(PROJECT),
+                valid_from_us: NOW,
+                ..row("gpt-4o", 1.0)
+            },
+            row("(openai/)?gpt-4o(-\\d{4}-\\d{2}-\\d{2})?", 2.5),
+            row("claude-.*", 3.0),
+        ]));
+        let matcher = PriceMatcher::new(table.clone());
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        // Asked twice each, so the second answer comes from what the first remembered.
+        for _ in 0..2 {
+            for project in [PROJECT, Uuid::nil()] {
+                for at in [NOW - 1, NOW] {
+                    for model in ["gpt-4o", "openai/gpt-4o-2024-08-06", "claude-x", "llama-3"] {
+                        assert_eq!(
+                            matcher.cost(project, at, model, &usage),
+                            table.cost(project, at, model, &usage),
+                            "{project} {at} {model}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

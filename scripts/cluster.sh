@@ -35,7 +35,11 @@ node_index() { local i; for i in "${!NODES[@]}"; do [ "${NODES[$i]}" = "$1" ] &&
 http_port() { echo $((8230 + $(node_index "$1"))); }
 tcp_port() { echo $((9230 + $(node_index "$1"))); }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Running (a killed server not yet reaped, a zombie, is not).
+alive() {
+  [ -f "$1" ] || return 1
+  case "$(ps -o stat= -p "$(cat "$1")" 2>/dev/null)" in "" | Z*) return 1 ;; esac
+}
 
 # ---------------------------------------------------------------- ZooKeeper
 # Serving, not just running: `mntr` names the server's state only once its data is loaded.
@@ -121,7 +125,10 @@ node_answers() { curl -fsS "http://127.0.0.1:$(http_port "$1")/ping" >/dev/null 
 
 node_start() {
   local node=$1
+  # Answering, or started and still loading: a second server would only lose the port race and
+  # leave the pid file naming a dead process while the first runs on, out of reach of `kill`.
   node_answers "$node" && return 0
+  alive "$DIR/$node/pid" && return 0
   node_config "$node"
   setsid /usr/sbin/clickhouse-server --config-file="$DIR/$node/config.xml" \
     >"$DIR/$node/log/stdout.log" 2>&1 </dev/null &
@@ -129,8 +136,12 @@ node_start() {
 }
 
 node_kill() {
-  local pidfile="$DIR/$1/pid"
-  if alive "$pidfile"; then kill -KILL "$(cat "$pidfile")"; fi
+  local pidfile="$DIR/$1/pid" i=0
+  if alive "$pidfile"; then
+    kill -KILL "$(cat "$pidfile")"
+    # Gone before this returns, so a `start` right after does not find it still answering.
+    while alive "$pidfile" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  fi
   rm -f "$pidfile"
 }
 
@@ -174,6 +185,14 @@ cluster_down() {
   rm -f "$DIR/zookeeper/pid"
   log "stopped"
 }
+
+# One command at a time: tests run side by side, and two `up`s (or an `up` and a `start`) racing
+# to start the same node would leave one server running that no pid file names.
+if [ "${1:-up}" != env ]; then
+  mkdir -p "$DIR"
+  exec {cluster_lock}>"$DIR/.lock"
+  flock "$cluster_lock"
+fi
 
 case "${1:-up}" in
   up) cluster_up; print_env ;;

@@ -63,7 +63,7 @@ CFG
   log "starting ZooKeeper on 127.0.0.1:$ZK_PORT"
   setsid java -Xmx256m -Dzookeeper.log.dir="$DIR/zookeeper" -cp "/usr/share/java/zookeeper.jar:/usr/share/java/*" \
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zookeeper/zoo.cfg" \
-    >"$DIR/zookeeper/zookeeper.log" 2>&1 </dev/null &
+    >"$DIR/zookeeper/zookeeper.log" 2>&1 </dev/null {cluster_lock}>&- &
   echo $! >"$DIR/zookeeper/pid"
   wait_for 60 ZooKeeper zk_answers
 }
@@ -131,7 +131,7 @@ node_start() {
   alive "$DIR/$node/pid" && return 0
   node_config "$node"
   setsid /usr/sbin/clickhouse-server --config-file="$DIR/$node/config.xml" \
-    >"$DIR/$node/log/stdout.log" 2>&1 </dev/null &
+    >"$DIR/$node/log/stdout.log" 2>&1 </dev/null {cluster_lock}>&- &
   echo $! >"$DIR/$node/pid"
 }
 
@@ -187,7 +187,8 @@ cluster_down() {
 }
 
 # One command at a time: tests run side by side, and two `up`s (or an `up` and a `start`) racing
-# to start the same node would leave one server running that no pid file names.
+# to start the same node would leave one server running that no pid file names. The servers
+# started are not handed the lock's descriptor (`{cluster_lock}>&-`): they would hold it forever.
 if [ "${1:-up}" != env ]; then
   mkdir -p "$DIR"
   exec {cluster_lock}>"$DIR/.lock"

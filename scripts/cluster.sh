@@ -47,6 +47,8 @@ zk_answers() { printf mntr | timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_P
 
 zk_up() {
   zk_answers && return 0
+  # Running but slow to answer: wait for it rather than start a second one (see node_start).
+  if alive "$DIR/zookeeper/pid"; then wait_for 60 ZooKeeper zk_answers; return 0; fi
   apt_ensure zookeeper
   command -v java >/dev/null || apt_ensure default-jre-headless
   mkdir -p "$DIR/zookeeper/data"

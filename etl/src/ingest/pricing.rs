@@ -103,11 +103,7 @@ impl PriceTable {
 
     /// The prices for `model` in `project` at `at_us`.
     pub fn prices_for(&self, project: Uuid, at_us: i64, model: &str) -> Option<&Prices> {
-        self.entries
-            .iter()
-            .filter(|e| e.project.is_none_or(|p| p == project) && e.valid_from_us <= at_us)
-            .find(|e| e.regex.is_match(model))
-            .map(|e| &e.prices)
+        self.in_effect(&self.matching(project, model), at_us)
     }
 
     /// The cost of a generation's usage, when its model has a price.
@@ -124,6 +120,15 @@ impl PriceTable {
                 entry.project.is_none_or(|p| p == project) && entry.regex.is_match(model)
             })
             .collect()
+    }
+
+    /// The first of `matching` (entries in match order) that had taken effect at `at_us`.
+    fn in_effect(&self, matching: &[usize], at_us: i64) -> Option<&Prices> {
+        matching
+            .iter()
+            .map(|&i| &self.entries[i])
+            .find(|entry| entry.valid_from_us <= at_us)
+            .map(|entry| &entry.prices)
     }
 
     pub async fn load(client: &impl GenericClient) -> Result<Self, tokio_postgres::Error> {
@@ -175,11 +180,9 @@ impl PriceMatcher {
         if !models.contains_key(model) {
             models.insert(model.to_owned(), self.table.matching(project, model));
         }
-        models[model]
-            .iter()
-            .map(|&i| &self.table.entries[i])
-            .find(|entry| entry.valid_from_us <= at_us)
-            .map(|entry| entry.prices.cost(usage))
+        self.table
+            .in_effect(&models[model], at_us)
+            .map(|prices| prices.cost(usage))
     }
 }
 

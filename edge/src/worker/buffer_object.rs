@@ -2,7 +2,7 @@
 //! SQLite before the agent is answered; alarms flush them to the ETL as signed batches,
 //! retried with backoff until acknowledged, or kept with the reason if refused for good.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
@@ -61,6 +61,9 @@ pub struct Buffer {
     /// Running totals of `pending`, read from SQLite once and then kept up to date, so an
     /// append does not sum the table.
     totals: RefCell<Option<Totals>>,
+    /// The alarm as last read or set (`None`: not known; `Some(None)`: none set), so an append
+    /// asks storage nothing and its write commits in the turn it was made.
+    alarm: Cell<Option<Option<u64>>>,
 }
 
 // `events` comes last: SQLite keeps a large value in a chain of overflow pages, and reading a
@@ -183,18 +186,27 @@ impl Buffer {
             at = Some(target.max(delivery.next_attempt_ms as u64));
         }
         let storage = self.state.storage();
-        match at {
-            None => storage.delete_alarm().await,
-            Some(at) => {
-                let current = storage.get_alarm().await?;
-                if current.is_none_or(|current| current as u64 > at) {
-                    storage
-                        .set_alarm(Duration::from_millis(at.saturating_sub(now_ms())))
-                        .await?;
+        let current = match self.alarm.get() {
+            Some(known) => known,
+            None => storage.get_alarm().await?.map(|at| at as u64),
+        };
+        let wanted = match at {
+            None => {
+                if current.is_some() {
+                    storage.delete_alarm().await?;
                 }
-                Ok(())
+                None
             }
-        }
+            Some(at) if current.is_none_or(|current| current > at) => {
+                storage
+                    .set_alarm(Duration::from_millis(at.saturating_sub(now_ms())))
+                    .await?;
+                Some(at)
+            }
+            Some(_) => current,
+        };
+        self.alarm.set(Some(wanted));
+        Ok(())
     }
 
     /// The delivery in progress, or a new one from the oldest pending rows of one key.
@@ -376,6 +388,7 @@ impl DurableObject for Buffer {
             state,
             env,
             totals: RefCell::new(None),
+            alarm: Cell::new(None),
         }
     }
 
@@ -424,6 +437,8 @@ impl DurableObject for Buffer {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        // The alarm that fired is spent; what is set next is read from storage again.
+        self.alarm.set(None);
         let config = match Config::from_env(&self.env) {
             Ok(config) => config,
             Err(problem) => return error(500, "misconfigured", &problem),

@@ -54,10 +54,10 @@ fuzz_target!(|input: &[u8]| {
                 return;
             }
             let count = valid.len();
-            let mut batch = OpenedBatch::parse(batch_body(valid).into()).expect("the edge's batch opens");
+            let batch = OpenedBatch::parse(batch_body(valid).into()).expect("the edge's batch opens");
             assert_eq!(batch.event_count, count);
             assert_eq!(
-                convert_to_rows(&mut batch),
+                convert_to_rows(&batch),
                 0,
                 "the ETL rejected an event the edge accepted"
             );

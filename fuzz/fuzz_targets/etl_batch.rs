@@ -68,8 +68,8 @@ fuzz_target!(|input: &[u8]| {
         }
     };
     match opened {
-        Ok(mut batch) => {
-            convert_to_rows(&mut batch);
+        Ok(batch) => {
+            convert_to_rows(&batch);
         }
         Err(IngestError::InvalidBatch(reason) | IngestError::TooLarge(reason)) => assert!(!reason.is_empty()),
         Err(IngestError::Auth(_)) => {}

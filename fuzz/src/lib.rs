@@ -27,7 +27,7 @@ pub fn batch_body(events: Vec<Box<RawValue>>) -> Vec<u8> {
 
 /// Runs the ETL's conversion of a parsed batch to the end (Arrow batches), checking that every
 /// event is either converted or rejected. Returns how many were rejected.
-pub fn convert_to_rows(batch: &mut OpenedBatch) -> usize {
+pub fn convert_to_rows(batch: &OpenedBatch) -> usize {
     // What the one-pass read accepts, the field-by-field read (the one that names errors)
     // accepts as the same event.
     for raw in batch.raw_events() {

@@ -78,7 +78,7 @@ fn through_the_etl(
     signed: &Signed,
     now: Timestamp,
 ) -> anyhow::Result<usize> {
-    let mut batch = OpenedBatch::open(
+    let batch = OpenedBatch::open(
         keyring,
         signed.body.clone(),
         Some(&signed.key_id),
@@ -88,7 +88,7 @@ fn through_the_etl(
     let prices = PriceMatcher::new(prices.clone());
     let project_id = batch.project_id;
     let price = |event: &_| price_of(&prices, project_id, event);
-    let converted = convert(&mut batch, "bench", &TimeWindow::around(now), price)?;
+    let converted = convert(&batch, "bench", &TimeWindow::around(now), price)?;
     ensure!(converted.rejected.is_empty(), "generated events were rejected");
     let mut rows = 0;
     for (_, table) in converted.tables.finish("bench", now)? {

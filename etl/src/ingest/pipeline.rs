@@ -155,15 +155,9 @@ pub struct OpenedBatch {
     pub project_id: Uuid,
     pub public_key: String,
     pub event_count: usize,
-    events: OpenedEvents,
-}
-
-#[derive(Debug)]
-enum OpenedEvents {
-    /// Every event parsed in the same pass as the envelope (the common case).
-    Parsed(Vec<Event>),
-    /// Some event did not parse: each event as its byte range in the body, parsed one by one.
-    Raw(Vec<Range<usize>>),
+    /// Each event's byte range in the body: events are parsed one at a time as they become
+    /// rows (see [`convert`]).
+    events: Vec<Range<usize>>,
 }
 
 impl OpenedBatch {
@@ -179,8 +173,7 @@ impl OpenedBatch {
         Self::parse(body)
     }
 
-    /// The envelope of a body whose signature was checked, and its events: in one pass when
-    /// they all parse, else as raw ranges to be parsed (and dead-lettered) one by one.
+    /// The envelope of a body whose signature was checked, and where each event lies in it.
     pub fn parse(body: Bytes) -> Result<OpenedBatch, IngestError> {
         if body.len() > MAX_BATCH_BYTES {
             return Err(IngestError::TooLarge(format!(
@@ -190,29 +183,15 @@ impl OpenedBatch {
         }
         let body = String::from_utf8(Vec::from(body))
             .map_err(|e| IngestError::InvalidBatch(format!("the batch is not UTF-8: {}", e.utf8_error())))?;
-        let opened = match serde_json::from_str::<SignedBatch<Event>>(&body) {
-            Ok(batch) => OpenedBatch {
-                batch_id: batch.batch_id,
-                edge_id: batch.edge_id,
-                project_id: batch.project_id,
-                public_key: batch.public_key,
-                event_count: batch.events.len(),
-                events: OpenedEvents::Parsed(batch.events),
-                body,
-            },
-            Err(_) => {
-                let batch = raw_batch(&body)?;
-                let events = OpenedEvents::Raw(event_ranges(&body, &batch.events));
-                OpenedBatch {
-                    event_count: batch.events.len(),
-                    batch_id: batch.batch_id,
-                    edge_id: batch.edge_id,
-                    project_id: batch.project_id,
-                    public_key: batch.public_key,
-                    events,
-                    body,
-                }
-            }
+        let batch = raw_batch(&body)?;
+        let opened = OpenedBatch {
+            event_count: batch.events.len(),
+            batch_id: batch.batch_id,
+            edge_id: batch.edge_id,
+            project_id: batch.project_id,
+            public_key: batch.public_key,
+            events: event_ranges(&body, &batch.events),
+            body,
         };
         if opened.event_count > MAX_BATCH_EVENTS {
             return Err(IngestError::TooLarge(format!(
@@ -224,19 +203,11 @@ impl OpenedBatch {
     }
 
     /// The raw JSON of each event, in order.
-    pub fn raw_events(&self) -> Vec<&str> {
-        let ranges = match &self.events {
-            OpenedEvents::Raw(ranges) => ranges.clone(),
-            // The body parsed as a batch once, so it does again.
-            OpenedEvents::Parsed(_) => raw_batch(&self.body)
-                .map(|batch| event_ranges(&self.body, &batch.events))
-                .unwrap_or_default(),
-        };
+    pub fn raw_events(&self) -> impl Iterator<Item = &str> {
         // Each range was a `&str` of this body, so it falls on character boundaries.
-        ranges
-            .into_iter()
-            .map(|range| self.body.get(range).unwrap_or_default())
-            .collect()
+        self.events
+            .iter()
+            .map(|range| self.body.get(range.clone()).unwrap_or_default())
     }
 }
 
@@ -275,9 +246,12 @@ pub struct Converted {
 }
 
 /// Validates every event and converts the valid ones (priced by `price`) into table rows.
-/// Parsed events move into the rows; the batch keeps its body and envelope.
+/// Events are parsed one at a time, each right before it becomes a row, so the text just
+/// parsed is still in cache when it is copied into the Arrow columns and the event's strings
+/// are freed on the thread that made them (reading the whole batch first and converting it
+/// later, on another thread, cost 15% more CPU under load; `BENCHMARKS.md`).
 pub fn convert(
-    batch: &mut OpenedBatch,
+    batch: &OpenedBatch,
     project_name: &str,
     window: &TimeWindow,
     price: impl Fn(&Event) -> Option<Cost>,
@@ -289,20 +263,11 @@ pub fn convert(
     };
     // Counted per batch, not per event: a counter lookup costs as much as a small event's checks.
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
-    match &mut batch.events {
-        OpenedEvents::Parsed(events) if events.iter().all(|event| event.validate(window).is_ok()) => {
-            for event in events.drain(..) {
-                converted.add(event, &price, &mut counts)?;
-            }
-        }
-        _ => {
-            // Each event is parsed again alone, to name the field at fault and keep its raw text.
-            for (index, raw) in batch.raw_events().into_iter().enumerate() {
-                match Event::parse_valid(raw, window) {
-                    Ok(event) => converted.add(event, &price, &mut counts)?,
-                    Err(error) => converted.reject(index as u32, raw, error),
-                }
-            }
+    for (index, raw) in batch.raw_events().enumerate() {
+        // An event at fault is read again in parts, to name the field; its raw text is kept.
+        match Event::parse_valid(raw, window) {
+            Ok(event) => converted.add(event, &price, &mut counts)?,
+            Err(error) => converted.reject(index as u32, raw, error),
         }
     }
     for (kind, count) in counts {
@@ -441,9 +406,8 @@ impl Ingestor {
         let (batch, converted) = {
             let price = price.clone();
             on_cpu(move || {
-                let mut batch = batch;
                 let window = TimeWindow::around(received_at);
-                let converted = convert(&mut batch, &project_name, &window, price);
+                let converted = convert(&batch, &project_name, &window, price);
                 (batch, converted)
             })
             .await?
@@ -540,7 +504,10 @@ mod tests {
     #[test]
     fn a_batch_opens_to_its_events_and_nothing_may_follow_it() {
         let batch = OpenedBatch::parse(body(r#"{"id":"é1"}, {"id":"e2"}"#, b" \n")).unwrap();
-        assert_eq!(batch.raw_events(), [r#"{"id":"é1"}"#, r#"{"id":"e2"}"#]);
+        assert_eq!(
+            batch.raw_events().collect::<Vec<_>>(),
+            [r#"{"id":"é1"}"#, r#"{"id":"e2"}"#]
+        );
         // A fuzzer's find: trailing bytes (here not even UTF-8) after the batch were ignored,
         // and reading the events then assumed the whole body was UTF-8.
         let error = OpenedBatch::parse(body(r#"{"id":"e1"}"#, b", \"a\"")).unwrap_err();

@@ -28,6 +28,9 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp (`2026-01-02T03:04:05.123456Z`, any offset).
     pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(micros) = parse_utc(text) {
+            return Ok(Timestamp(micros));
+        }
         DateTime::parse_from_rfc3339(text)
             .map(|t| Timestamp(t.timestamp_micros()))
             .map_err(|e| {
@@ -38,6 +41,72 @@ impl Timestamp {
     pub fn to_datetime(self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.0).unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the form agents send, read without chrono's general
+/// parser, in half its instructions (BENCHMARKS.md, `bench ingest`). Anything else — an offset, a leap second, lowercase `t` or `z`, a fraction finer than
+/// nanoseconds, an impossible date — is left to chrono, which also words the errors: `None`.
+fn parse_utc(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[b.len() - 1] != b'Z'
+    {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (number(&b[0..4])?, number(&b[5..7])?, number(&b[8..10])?);
+    let (hour, minute, second) = (number(&b[11..13])?, number(&b[14..16])?, number(&b[17..19])?);
+    let micros = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let whole = number(digits)?;
+            // Truncated to microseconds, as chrono's `timestamp_micros` does.
+            if digits.len() >= 6 {
+                whole / 10i64.pow(digits.len() as u32 - 6)
+            } else {
+                whole * 10i64.pow(6 - digits.len() as u32)
+            }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let seconds = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second;
+    Some(seconds * 1_000_000 + micros)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 impl fmt::Display for Timestamp {
@@ -88,6 +157,69 @@ mod tests {
     fn applies_offsets_and_truncates_nanoseconds() {
         let t = Timestamp::parse("2026-01-02T05:04:05.123456789+02:00").unwrap();
         assert_eq!(t.to_string(), "2026-01-02T03:04:05.123456Z");
+    }
+
+    /// The fast path answers exactly as chrono does wherever it answers, and answers for every
+    /// valid `…Z` timestamp with at most nanoseconds.
+    #[test]
+    fn the_utc_fast_path_agrees_with_chrono() {
+        let chrono = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp_micros())
+        };
+        let mut answered = 0;
+        for year in [
+            0, 1, 99, 1600, 1969, 1970, 1999, 2000, 2023, 2024, 2100, 2400, 9999,
+        ] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    for time in [
+                        "00:00:00", "23:59:59", "12:34:56", "24:00:00", "23:60:00", "23:59:60",
+                    ] {
+                        for fraction in [
+                            "",
+                            ".",
+                            ".5",
+                            ".000001",
+                            ".123456",
+                            ".1234567",
+                            ".123456789",
+                            ".1234567891",
+                            ".12a",
+                            ".999999999",
+                        ] {
+                            for zone in ["Z", "z", "+02:00", ""] {
+                                let text = format!("{year:04}-{month:02}-{day:02}T{time}{fraction}{zone}");
+                                let fast = parse_utc(&text);
+                                if let Some(micros) = fast {
+                                    assert_eq!(chrono(&text), Some(micros), "{text}");
+                                    answered += 1;
+                                } else if zone == "Z"
+                                    && !time.ends_with("60")
+                                    && fraction.len() <= 10
+                                    && !fraction.contains('a')
+                                {
+                                    assert_eq!(chrono(&text), None, "{text}: valid but not read fast");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(answered > 10_000, "{answered}");
+        for text in [
+            "2026-01-02T03:04:05Z ",
+            " 2026-01-02T03:04:05Z",
+            "2026-01-02 03:04:05Z",
+            "2026-1-02T03:04:05Z",
+            "-026-01-02T03:04:05Z",
+            "2026-01-02T03:04:05.Z",
+            "+2026-01-02T03:04:05Z",
+        ] {
+            assert_eq!(parse_utc(text), None, "{text}");
+        }
     }
 
     #[test]

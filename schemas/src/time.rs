@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
@@ -44,8 +44,10 @@ impl Timestamp {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the form agents send, read without chrono's general
-/// parser, in half its instructions (BENCHMARKS.md, `bench ingest`). Anything else — an offset, a leap second, lowercase `t` or `z`, a fraction finer than
-/// nanoseconds, an impossible date — is left to chrono, which also words the errors: `None`.
+/// RFC 3339 parser, in half its instructions (BENCHMARKS.md, `bench ingest`); chrono still
+/// checks the date and the time. Anything else — an offset, a leap second, lowercase `t` or
+/// `z`, a fraction finer than nanoseconds, an impossible date — is left to chrono's parser,
+/// which also words the errors: `None`.
 fn parse_utc(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() < 20
@@ -59,54 +61,31 @@ fn parse_utc(text: &str) -> Option<i64> {
         return None;
     }
     let number = |digits: &[u8]| {
-        digits.iter().try_fold(0i64, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        digits.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
         })
     };
-    let (year, month, day) = (number(&b[0..4])?, number(&b[5..7])?, number(&b[8..10])?);
-    let (hour, minute, second) = (number(&b[11..13])?, number(&b[14..16])?, number(&b[17..19])?);
     let micros = match &b[19..b.len() - 1] {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
             let whole = number(digits)?;
             // Truncated to microseconds, as chrono's `timestamp_micros` does.
             if digits.len() >= 6 {
-                whole / 10i64.pow(digits.len() as u32 - 6)
+                whole / 10u32.pow(digits.len() as u32 - 6)
             } else {
-                whole * 10i64.pow(6 - digits.len() as u32)
+                whole * 10u32.pow(6 - digits.len() as u32)
             }
         }
         _ => return None,
     };
-    if !(1..=12).contains(&month)
-        || !(1..=days_in_month(year, month)).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let seconds = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second;
-    Some(seconds * 1_000_000 + micros)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let date = NaiveDate::from_ymd_opt(number(&b[0..4])? as i32, number(&b[5..7])?, number(&b[8..10])?)?;
+    let time = NaiveTime::from_hms_micro_opt(
+        number(&b[11..13])?,
+        number(&b[14..16])?,
+        number(&b[17..19])?,
+        micros,
+    )?;
+    Some(date.and_time(time).and_utc().timestamp_micros())
 }
 
 impl fmt::Display for Timestamp {

@@ -2,7 +2,8 @@
 //! validation and conversion into Arrow rows (then Native, decoded back).
 //!
 //! Input: one control byte, then bytes. Control 0–63: the bytes are a whole batch body, signed
-//! correctly so the parser behind the signature is reached; 64–127: the bytes are one event,
+//! correctly so the parser behind the signature is reached, and whatever serde_json reads as a
+//! batch must open to the same events; 64–127: the bytes are one event,
 //! wrapped in a valid envelope; 128–255: the bytes are `signature header \n body`, checked as
 //! sent (a forged or malformed signature must be refused, never accepted).
 #![no_main]
@@ -11,6 +12,8 @@ use agenttrace_etl::ingest::IngestError;
 use agenttrace_etl::ingest::pipeline::OpenedBatch;
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_fuzz::{batch_body, convert_to_rows, now};
+use agenttrace_schemas::SignedBatch;
+use agenttrace_schemas::batch::MAX_BATCH_EVENTS;
 use agenttrace_schemas::signature::sign;
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
@@ -26,13 +29,25 @@ fuzz_target!(|input: &[u8]| {
     let opened = match control {
         0..=63 => {
             let signature = sign(SECRET.as_bytes(), now_secs, data);
-            OpenedBatch::open(
+            let opened = OpenedBatch::open(
                 &keyring,
                 data.to_vec().into(),
                 Some("k1"),
                 Some(&signature),
                 now_secs,
-            )
+            );
+            // Whatever serde_json reads as a batch opens to the same events (the ETL finds them
+            // with a scan of its own, `ingest::layout`).
+            if let Ok(batch) = serde_json::from_slice::<SignedBatch<&RawValue>>(data)
+                && batch.events.len() <= MAX_BATCH_EVENTS
+            {
+                let opened = opened.as_ref().expect("a batch serde_json reads opens");
+                let events: Vec<&str> = batch.events.iter().map(|e| e.get()).collect();
+                assert_eq!(opened.raw_events().collect::<Vec<_>>(), events);
+                assert_eq!(opened.batch_id, batch.batch_id);
+                assert_eq!(opened.public_key, batch.public_key);
+            }
+            opened
         }
         64..=127 => {
             let Ok(text) = std::str::from_utf8(data) else {

@@ -2,6 +2,8 @@
 //!
 //! - [`signing`]: the edge's signing keys; every batch's signature is checked first.
 //! - [`key_status`]: whether the API key the events were accepted under still may send (cached).
+//! - [`layout`]: where a batch's events lie, found without reading them (they are read once,
+//!   in `pipeline`).
 //! - [`pipeline`]: the batch, step by step: events are **validated** here (with the
 //!   `schemas` parser), invalid ones dead-lettered, generations priced, rows handed to the loader.
 //! - [`merge`]: partial updates (Langfuse's `*-update` events) merged into full rows.
@@ -12,6 +14,7 @@
 //! Loading is [`crate::clickhouse::loader`]'s job; the HTTP route is in [`crate::http`].
 
 pub mod key_status;
+pub mod layout;
 pub mod memory_sink;
 pub mod merge;
 pub mod pipeline;

@@ -23,6 +23,7 @@ use crate::admin::api_keys::KeyRejection;
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{LoadError, Sink};
 use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
+use crate::ingest::layout::batch_layout;
 use crate::ingest::merge::{MergeError, merge};
 use crate::ingest::pricing::{PriceCache, PriceMatcher};
 use crate::ingest::rows::{DeadLetter, TableBatches, UnmergedPatch};
@@ -183,14 +184,42 @@ impl OpenedBatch {
         }
         let body = String::from_utf8(Vec::from(body))
             .map_err(|e| IngestError::InvalidBatch(format!("the batch is not UTF-8: {}", e.utf8_error())))?;
-        let batch = raw_batch(&body)?;
+        // The fast layout when the body has the usual shape; serde_json's, which also names
+        // what is wrong with a batch, when it does not or its envelope is refused.
+        let fast = batch_layout(&body).and_then(|layout| {
+            let envelope = serde_json::from_str::<SignedBatch<&RawValue>>(&layout.envelope).ok()?;
+            envelope.events.is_empty().then(|| {
+                let SignedBatch {
+                    batch_id,
+                    edge_id,
+                    project_id,
+                    public_key,
+                    ..
+                } = envelope;
+                (batch_id, edge_id, project_id, public_key, layout.events)
+            })
+        });
+        let (batch_id, edge_id, project_id, public_key, events) = match fast {
+            Some(parts) => parts,
+            None => {
+                let batch = raw_batch(&body)?;
+                let events = event_ranges(&body, &batch.events);
+                (
+                    batch.batch_id,
+                    batch.edge_id,
+                    batch.project_id,
+                    batch.public_key,
+                    events,
+                )
+            }
+        };
         let opened = OpenedBatch {
-            event_count: batch.events.len(),
-            batch_id: batch.batch_id,
-            edge_id: batch.edge_id,
-            project_id: batch.project_id,
-            public_key: batch.public_key,
-            events: event_ranges(&body, &batch.events),
+            event_count: events.len(),
+            batch_id,
+            edge_id,
+            project_id,
+            public_key,
+            events,
             body,
         };
         if opened.event_count > MAX_BATCH_EVENTS {

@@ -2,6 +2,7 @@
 //! [`crate::clickhouse::catalog`]. Arrow is the only row representation between validation and
 //! ClickHouse.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use agenttrace_schemas::event::{
@@ -18,11 +19,11 @@ use arrow_schema::{ArrowError, DataType, Field};
 
 use crate::clickhouse::catalog::{COST_PRECISION, COST_SCALE, Table, cost_to_decimal};
 
-/// Metadata values: strings as they are, anything else as JSON text.
-fn metadata_value(value: &serde_json::Value) -> String {
+/// Metadata values: strings as they are (not copied first), anything else as JSON text.
+fn metadata_value(value: &serde_json::Value) -> Cow<'_, str> {
     match value {
-        serde_json::Value::String(text) => text.clone(),
-        other => other.to_string(),
+        serde_json::Value::String(text) => Cow::Borrowed(text),
+        other => Cow::Owned(other.to_string()),
     }
 }
 

@@ -520,6 +520,7 @@ impl Ingestor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clickhouse::catalog::Table;
 
     fn body(events: &str, after: &[u8]) -> Bytes {
         let mut body = format!(
@@ -549,6 +550,28 @@ mod tests {
             matches!(&error, IngestError::InvalidBatch(reason) if reason.contains("not UTF-8")),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_event_that_is_not_json_is_a_dead_letter_and_the_rest_of_its_batch_loads() {
+        let trace = r#"{"id":"e1","type":"trace","timestamp":"2026-11-25T12:00:00Z","body":{"id":"t1"}}"#;
+        let broken = r#"{"id":"e2","type":tru}"#;
+        let batch = OpenedBatch::parse(body(&format!("{trace}, {broken}"), b"")).unwrap();
+        assert_eq!(batch.event_count, 2);
+        let converted = convert(&batch, "p", &TimeWindow::unbounded(), |_| None).unwrap();
+        assert_eq!(converted.rejected.len(), 1);
+        let rejection = &converted.rejected[0];
+        assert_eq!((rejection.index, rejection.field.as_str()), (1, "type"));
+        assert_eq!(rejection.message, "expected value");
+        let tables = converted.tables.finish("b", Timestamp::from_micros(0)).unwrap();
+        let rows = |table| {
+            tables
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map(|(_, b)| b.num_rows())
+        };
+        assert_eq!(rows(Table::Traces), Some(1));
+        assert_eq!(rows(Table::DeadLetters), Some(1));
     }
 
     #[test]

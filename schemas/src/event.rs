@@ -348,15 +348,54 @@ pub struct Observation {
 }
 
 /// A score's value; its JSON type decides the data type (number, boolean or string).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    untagged,
-    expecting = "a number (numeric), a boolean (boolean) or a string (categorical)"
-)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
 pub enum ScoreValue {
     Boolean(bool),
     Numeric(f64),
     Categorical(String),
+}
+
+/// Read by the value's JSON type directly: serde's `untagged` would buffer the value and try
+/// each variant in turn, formatting an error for every miss.
+impl<'de> Deserialize<'de> for ScoreValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+
+        impl serde::de::Visitor<'_> for ValueVisitor {
+            type Value = ScoreValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number (numeric), a boolean (boolean) or a string (categorical)")
+            }
+
+            fn visit_bool<E>(self, value: bool) -> Result<ScoreValue, E> {
+                Ok(ScoreValue::Boolean(value))
+            }
+
+            fn visit_i64<E>(self, value: i64) -> Result<ScoreValue, E> {
+                Ok(ScoreValue::Numeric(value as f64))
+            }
+
+            fn visit_u64<E>(self, value: u64) -> Result<ScoreValue, E> {
+                Ok(ScoreValue::Numeric(value as f64))
+            }
+
+            fn visit_f64<E>(self, value: f64) -> Result<ScoreValue, E> {
+                Ok(ScoreValue::Numeric(value))
+            }
+
+            fn visit_str<E>(self, value: &str) -> Result<ScoreValue, E> {
+                Ok(ScoreValue::Categorical(value.to_owned()))
+            }
+
+            fn visit_string<E>(self, value: String) -> Result<ScoreValue, E> {
+                Ok(ScoreValue::Categorical(value))
+            }
+        }
+
+        deserializer.deserialize_any(ValueVisitor)
+    }
 }
 
 impl ScoreValue {

@@ -16,6 +16,7 @@ use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use bytes::Bytes;
 use deadpool_postgres::Pool;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -187,38 +188,26 @@ impl OpenedBatch {
         // The fast layout when the body has the usual shape; serde_json's, which also names
         // what is wrong with a batch, when it does not or its envelope is refused.
         let fast = batch_layout(&body).and_then(|layout| {
-            let envelope = serde_json::from_str::<SignedBatch<&RawValue>>(&layout.envelope).ok()?;
-            envelope.events.is_empty().then(|| {
-                let SignedBatch {
-                    batch_id,
-                    edge_id,
-                    project_id,
-                    public_key,
-                    ..
-                } = envelope;
-                (batch_id, edge_id, project_id, public_key, layout.events)
-            })
+            let envelope: SignedBatch<IgnoredAny> = serde_json::from_str(&layout.envelope).ok()?;
+            envelope
+                .events
+                .is_empty()
+                .then(|| (Header::of(envelope), layout.events))
         });
-        let (batch_id, edge_id, project_id, public_key, events) = match fast {
-            Some(parts) => parts,
+        let (header, events) = match fast {
+            Some(opened) => opened,
             None => {
                 let batch = raw_batch(&body)?;
                 let events = event_ranges(&body, &batch.events);
-                (
-                    batch.batch_id,
-                    batch.edge_id,
-                    batch.project_id,
-                    batch.public_key,
-                    events,
-                )
+                (Header::of(batch), events)
             }
         };
         let opened = OpenedBatch {
             event_count: events.len(),
-            batch_id,
-            edge_id,
-            project_id,
-            public_key,
+            batch_id: header.batch_id,
+            edge_id: header.edge_id,
+            project_id: header.project_id,
+            public_key: header.public_key,
             events,
             body,
         };
@@ -237,6 +226,25 @@ impl OpenedBatch {
         self.events
             .iter()
             .map(|range| self.body.get(range.clone()).unwrap_or_default())
+    }
+}
+
+/// What an opened batch keeps of its envelope, however the envelope was read.
+struct Header {
+    batch_id: Uuid,
+    edge_id: String,
+    project_id: Uuid,
+    public_key: String,
+}
+
+impl Header {
+    fn of<E>(batch: SignedBatch<E>) -> Header {
+        Header {
+            batch_id: batch.batch_id,
+            edge_id: batch.edge_id,
+            project_id: batch.project_id,
+            public_key: batch.public_key,
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use agenttrace_schemas::event::{
     FileOperation, FileOperationKind, GitLink, Json, Level, Metadata, Observation, ObservationType, Score,
-    ScoreSource, ScoreValue, TerminalCommand, Trace, Usage,
+    ScoreSource, ScoreValue, TerminalCommand, Text, Trace, Usage,
 };
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use rand::rngs::StdRng;
@@ -109,11 +109,11 @@ impl SessionGenerator {
         }
     }
 
-    fn id(&mut self) -> String {
-        format!("{:032x}", self.rng.random::<u128>())
+    fn id(&mut self) -> Text<'static> {
+        format!("{:032x}", self.rng.random::<u128>()).into()
     }
 
-    fn event(&mut self, timestamp: Timestamp, payload: Payload) -> Event {
+    fn event(&mut self, timestamp: Timestamp, payload: Payload<'static>) -> Event<'static> {
         Event {
             id: self.id(),
             timestamp,
@@ -131,7 +131,7 @@ impl SessionGenerator {
         model: &str,
         items: &[DatasetItem],
         accuracy: f64,
-    ) -> Vec<Event> {
+    ) -> Vec<Event<'static>> {
         let mut events = Vec::with_capacity(items.len() * 2);
         let mut clock = end.as_micros() - items.len() as i64 * 5_000_000;
         for item in items {
@@ -156,19 +156,19 @@ impl SessionGenerator {
                 release: Some("2026.11".into()),
                 version: None,
                 environment: "experiment".into(),
-                tags: vec![format!("experiment:{experiment_id}")],
+                tags: vec![format!("experiment:{experiment_id}").into()],
                 input: Some(Json::from_value(&json!({ "question": item.question }))),
                 output: Some(Json::from_value(&json!(answer))),
                 metadata: Metadata::new(),
-                experiment_id: Some(experiment_id.to_owned()),
-                dataset_item_id: Some(item.id.clone()),
+                experiment_id: Some(experiment_id.to_owned().into()),
+                dataset_item_id: Some(item.id.clone().into()),
                 public: false,
             };
             let event = self.event(start, Payload::Trace(trace));
             events.push(event);
             let rng = &mut self.rng;
             let generation = Observation {
-                id: format!("{trace_id}-answer"),
+                id: format!("{trace_id}-answer").into(),
                 trace_id: trace_id.clone(),
                 parent_observation_id: None,
                 kind: ObservationType::Generation,
@@ -182,7 +182,7 @@ impl SessionGenerator {
                 )),
                 output: Some(Json::from_value(&json!({"role": "assistant", "content": answer}))),
                 metadata: Metadata::new(),
-                model: Some(model.into()),
+                model: Some(model.to_owned().into()),
                 model_parameters: None,
                 usage: Usage {
                     input_tokens: rng.random_range(40..200),
@@ -204,7 +204,7 @@ impl SessionGenerator {
     }
 
     /// One session of roughly `turns` agent steps, ending at `end`.
-    pub fn session(&mut self, end: Timestamp, turns: usize) -> Vec<Event> {
+    pub fn session(&mut self, end: Timestamp, turns: usize) -> Vec<Event<'static>> {
         let rng = &mut self.rng;
         let task = *TASKS.choose(rng).unwrap();
         let (agent, model) = *AGENTS.choose(rng).unwrap();
@@ -220,19 +220,19 @@ impl SessionGenerator {
         let session_id = format!("session-{}", self.id());
         let mut events = Vec::with_capacity(turns * 6 + 4);
         let mut metadata = Metadata::new();
-        metadata.insert("agent".into(), json!(agent));
-        metadata.insert("agent_version".into(), json!("2.0.14"));
-        metadata.insert("os".into(), json!("linux"));
+        metadata.insert("agent".into(), agent.into());
+        metadata.insert("agent_version".into(), "2.0.14".into());
+        metadata.insert("os".into(), "linux".into());
         let trace = Trace {
             id: trace_id.clone(),
             timestamp: Some(start),
-            name: Some(task.to_owned()),
-            user_id: Some(user.clone()),
-            session_id: Some(session_id),
+            name: Some(task.into()),
+            user_id: Some(user.clone().into()),
+            session_id: Some(session_id.into()),
             release: Some("2026.11".into()),
             version: None,
             environment: "production".into(),
-            tags: vec![format!("agent:{agent}"), "repo:acme/shop".into()],
+            tags: vec![format!("agent:{agent}").into(), "repo:acme/shop".into()],
             input: Some(Json::from_value(&json!({ "prompt": task }))),
             output: None,
             metadata,
@@ -248,7 +248,7 @@ impl SessionGenerator {
         for turn in 0..turns {
             let rng = &mut self.rng;
             let step_start = tick(rng, 500);
-            let step_id = format!("{trace_id}-step-{turn}");
+            let step_id: Text = format!("{trace_id}-step-{turn}").into();
             let generation_start = tick(rng, 50);
             let input_tokens = rng.random_range(500..6_000);
             let cache_read = if turn == 0 {
@@ -263,7 +263,7 @@ impl SessionGenerator {
             let completion =
                 json!({"role": "assistant", "content": format!("I'll use {tool} next."), "tool_use": tool});
             let generation = Observation {
-                id: format!("{step_id}-gen"),
+                id: format!("{step_id}-gen").into(),
                 trace_id: trace_id.clone(),
                 parent_observation_id: Some(step_id.clone()),
                 kind: ObservationType::Generation,
@@ -296,7 +296,7 @@ impl SessionGenerator {
             let (command, exit_code) = *COMMANDS.choose(rng).unwrap();
             let failed = tool == "Bash" && exit_code != 0;
             let tool_observation = Observation {
-                id: format!("{step_id}-tool"),
+                id: format!("{step_id}-tool").into(),
                 trace_id: trace_id.clone(),
                 parent_observation_id: Some(step_id.clone()),
                 kind: ObservationType::ToolCall,
@@ -304,7 +304,7 @@ impl SessionGenerator {
                 start_time: tool_start,
                 end_time: Some(tool_end),
                 level: if failed { Level::Warning } else { Level::Default },
-                status_message: failed.then(|| format!("exit code {exit_code}")),
+                status_message: failed.then(|| format!("exit code {exit_code}").into()),
                 input: Some(Json::from_value(&json!({"command": command}))),
                 output: Some(Json::from_value(&json!({"ok": !failed}))),
                 metadata: Metadata::new(),
@@ -313,7 +313,7 @@ impl SessionGenerator {
                 usage: Usage::default(),
                 cost: None,
                 tool_name: Some(tool.into()),
-                tool_call_id: Some(tool_call_id),
+                tool_call_id: Some(tool_call_id.into()),
                 completion_start_time: None,
                 prompt_name: None,
                 prompt_version: None,
@@ -323,7 +323,7 @@ impl SessionGenerator {
                 trace_id: trace_id.clone(),
                 parent_observation_id: None,
                 kind: ObservationType::AgentStep,
-                name: format!("turn {turn}"),
+                name: format!("turn {turn}").into(),
                 start_time: step_start,
                 end_time: Some(tool_end),
                 level: Level::Default,
@@ -346,7 +346,7 @@ impl SessionGenerator {
                 "Bash" => {
                     tests_passed = command.contains("test") && exit_code == 0;
                     side_effect = Some(Payload::TerminalCommand(TerminalCommand {
-                        id: format!("{step_id}-cmd"),
+                        id: format!("{step_id}-cmd").into(),
                         trace_id: trace_id.clone(),
                         observation_id: Some(tool_observation.id.clone()),
                         timestamp: Some(tool_start),
@@ -354,7 +354,9 @@ impl SessionGenerator {
                         cwd: Some("/home/dev/acme-shop".into()),
                         exit_code: Some(exit_code),
                         duration_ms: Some(((tool_end.as_micros() - tool_start.as_micros()) / 1000) as u64),
-                        stdout: Some(format!("running {command}\n{} passed", rng.random_range(3..400))),
+                        stdout: Some(
+                            format!("running {command}\n{} passed", rng.random_range(3..400)).into(),
+                        ),
                         stderr: (exit_code != 0).then(|| "error: test failed, to rerun pass `--lib`".into()),
                     }));
                 }
@@ -367,7 +369,7 @@ impl SessionGenerator {
                     };
                     total_added += added;
                     side_effect = Some(Payload::FileOperation(FileOperation {
-                        id: format!("{step_id}-file"),
+                        id: format!("{step_id}-file").into(),
                         trace_id: trace_id.clone(),
                         observation_id: Some(tool_observation.id.clone()),
                         timestamp: Some(tool_end),
@@ -382,7 +384,8 @@ impl SessionGenerator {
                         lines_added: added,
                         lines_removed: removed,
                         bytes: Some(rng.random_range(200..40_000)),
-                        diff: (tool == "Edit").then(|| format!("@@ -1,{removed} +1,{added} @@\n+// {task}")),
+                        diff: (tool == "Edit")
+                            .then(|| format!("@@ -1,{removed} +1,{added} @@\n+// {task}").into()),
                     }));
                 }
                 _ => {}
@@ -405,22 +408,21 @@ impl SessionGenerator {
         let commit_time = tick(rng, 2_000);
         let sha = format!("{:040x}", rng.random::<u128>());
         let git = GitLink {
-            id: format!("{trace_id}-commit"),
+            id: format!("{trace_id}-commit").into(),
             trace_id: trace_id.clone(),
             observation_id: None,
             timestamp: Some(commit_time),
             repository: "github.com/acme/shop".into(),
-            branch: Some(format!("agent/{}", &trace_id[..8])),
-            commit_sha: sha,
-            message: Some(task.to_owned()),
-            author: Some(format!("{user} (via {agent})")),
+            branch: Some(format!("agent/{}", &trace_id[..8]).into()),
+            commit_sha: sha.into(),
+            message: Some(task.into()),
+            author: Some(format!("{user} (via {agent})").into()),
             files_changed: rng.random_range(1..6),
             insertions: total_added,
             deletions: rng.random_range(0..20),
-            pull_request_url: Some(format!(
-                "https://github.com/acme/shop/pull/{}",
-                rng.random_range(100..999)
-            )),
+            pull_request_url: Some(
+                format!("https://github.com/acme/shop/pull/{}", rng.random_range(100..999)).into(),
+            ),
         };
         let helpfulness = rng.random_range(0.4..1.0);
         let event = self.event(commit_time, Payload::GitLink(git));
@@ -435,7 +437,7 @@ impl SessionGenerator {
         ];
         for (name, value) in scores {
             let score = Score {
-                id: format!("{trace_id}-{name}"),
+                id: format!("{trace_id}-{name}").into(),
                 trace_id: trace_id.clone(),
                 observation_id: None,
                 timestamp: Some(commit_time),

@@ -86,7 +86,7 @@ impl BatchClient {
     }
 
     /// The body of a new batch (fresh UUIDv7) holding `events`.
-    pub fn events_body(&self, key: &ProjectKey, events: &[Event]) -> Vec<u8> {
+    pub fn events_body(&self, key: &ProjectKey, events: &[Event<'_>]) -> Vec<u8> {
         let raw = events
             .iter()
             .map(|e| serde_json::value::to_raw_value(e).expect("events serialize"))
@@ -95,7 +95,7 @@ impl BatchClient {
     }
 
     /// Sends `events` as one new batch, signed now.
-    pub async fn send(&self, key: &ProjectKey, events: &[Event]) -> anyhow::Result<SendResult> {
+    pub async fn send(&self, key: &ProjectKey, events: &[Event<'_>]) -> anyhow::Result<SendResult> {
         let body = self.events_body(key, events);
         self.post_body(body, Timestamp::now().as_micros() / 1_000_000, None)
             .await
@@ -133,7 +133,7 @@ impl EdgeClient {
     }
 
     /// Posts `events` in one request; 200 and 207 are answers, anything else an error.
-    pub async fn send(&self, events: &[Event]) -> anyhow::Result<IntakeResponse> {
+    pub async fn send(&self, events: &[Event<'_>]) -> anyhow::Result<IntakeResponse> {
         let body = serde_json::to_vec(&serde_json::json!({ "events": events }))?;
         let request = self
             .http

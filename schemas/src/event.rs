@@ -9,13 +9,14 @@
 //! Parsing is strict and two-phase: the envelope first, then the body for its type, so that
 //! an unknown field or a wrong type is reported with its full path (`body.usage.input_tokens`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::text::static_as_is;
+pub use crate::text::{IntoStatic, Json, MetaValue, Metadata, Text};
 use crate::time::Timestamp;
 
 /// Longest id (event, trace, observation, ...), in bytes.
@@ -26,46 +27,6 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024;
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// Most metadata entries or tags on one entity.
 pub const MAX_ENTRIES: usize = 256;
-
-/// Free-form key/value metadata. String values are stored as they are; any other JSON value
-/// is stored as its JSON text.
-pub type Metadata = BTreeMap<String, serde_json::Value>;
-
-/// Arbitrary JSON (a prompt, a completion, tool arguments), kept byte for byte as received.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Json(Box<RawValue>);
-
-impl Json {
-    pub fn as_str(&self) -> &str {
-        self.0.get()
-    }
-
-    /// Wraps JSON text, checking that it is valid JSON.
-    pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text).map(Json)
-    }
-
-    pub fn from_value(value: &serde_json::Value) -> Self {
-        Json(serde_json::value::to_raw_value(value).expect("a JSON value always serializes"))
-    }
-}
-
-impl PartialEq for Json {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl JsonSchema for Json {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Json".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "description": "Any JSON value, stored exactly as sent." })
-    }
-}
 
 /// Declares a wire enum: snake_case on the wire, `as_str` for storage.
 macro_rules! wire_enum {
@@ -195,12 +156,12 @@ wire_enum!(
     }
 );
 
-fn default_environment() -> String {
-    "default".to_owned()
+fn default_environment<'a>() -> Text<'a> {
+    Text::from("default")
 }
 
-fn is_default_environment(value: &str) -> bool {
-    value == "default"
+fn is_default_environment(value: &Text) -> bool {
+    *value == "default"
 }
 
 fn is_zero_u32(value: &u32) -> bool {
@@ -210,40 +171,41 @@ fn is_zero_u32(value: &u32) -> bool {
 /// One run of an agent: the root that observations, scores and file/terminal/git events hang off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Trace {
-    pub id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Trace<'a> {
+    pub id: Text<'a>,
     /// When the trace started; defaults to the envelope timestamp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub release: Option<String>,
+    pub release: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<Text<'a>>,
     #[serde(
         default = "default_environment",
         skip_serializing_if = "is_default_environment"
     )]
-    pub environment: String,
+    pub environment: Text<'a>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    pub tags: Vec<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Json>,
+    pub input: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Json>,
+    pub output: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
     /// The experiment this run belongs to (PostgreSQL `experiments.id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experiment_id: Option<String>,
+    pub experiment_id: Option<Text<'a>>,
     /// The dataset item this run evaluated (PostgreSQL `dataset_items.id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset_item_id: Option<String>,
+    pub dataset_item_id: Option<Text<'a>>,
     /// Whether the trace may be shared by link (Langfuse `public`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub public: bool,
@@ -300,49 +262,50 @@ impl Cost {
 /// A span, generation, event, tool call or agent step within a trace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Observation {
-    pub id: String,
-    pub trace_id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Observation<'a> {
+    pub id: Text<'a>,
+    pub trace_id: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_observation_id: Option<String>,
+    pub parent_observation_id: Option<Text<'a>>,
     #[serde(rename = "type")]
     pub kind: ObservationType,
-    pub name: String,
+    pub name: Text<'a>,
     pub start_time: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Timestamp>,
     #[serde(default)]
     pub level: Level,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_message: Option<String>,
+    pub status_message: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Json>,
+    pub input: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Json>,
+    pub output: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
     /// `gen_ai.request.model` (or the response model when known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<Text<'a>>,
     /// Request parameters (temperature, max_tokens, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_parameters: Option<Json>,
+    pub model_parameters: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Usage::is_empty")]
     pub usage: Usage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
     /// `gen_ai.tool.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_name: Option<String>,
+    pub tool_name: Option<Text<'a>>,
     /// `gen_ai.tool.call.id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_call_id: Option<String>,
+    pub tool_call_id: Option<Text<'a>>,
     /// When the first token of a streamed completion arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_start_time: Option<Timestamp>,
     /// The managed prompt this generation used (name and version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_name: Option<String>,
+    pub prompt_name: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_version: Option<u32>,
 }
@@ -350,47 +313,51 @@ pub struct Observation {
 /// A score's value; its JSON type decides the data type (number, boolean or string).
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
-pub enum ScoreValue {
+pub enum ScoreValue<'a> {
     Boolean(bool),
     Numeric(f64),
-    Categorical(String),
+    Categorical(Text<'a>),
 }
 
 /// Read by the value's JSON type directly: serde's `untagged` would buffer the value and try
 /// each variant in turn, formatting an error for every miss.
-impl<'de> Deserialize<'de> for ScoreValue {
+impl<'de: 'a, 'a> Deserialize<'de> for ScoreValue<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ValueVisitor;
 
-        impl serde::de::Visitor<'_> for ValueVisitor {
-            type Value = ScoreValue;
+        impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+            type Value = ScoreValue<'de>;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a number (numeric), a boolean (boolean) or a string (categorical)")
             }
 
-            fn visit_bool<E>(self, value: bool) -> Result<ScoreValue, E> {
+            fn visit_bool<E>(self, value: bool) -> Result<ScoreValue<'de>, E> {
                 Ok(ScoreValue::Boolean(value))
             }
 
-            fn visit_i64<E>(self, value: i64) -> Result<ScoreValue, E> {
+            fn visit_i64<E>(self, value: i64) -> Result<ScoreValue<'de>, E> {
                 Ok(ScoreValue::Numeric(value as f64))
             }
 
-            fn visit_u64<E>(self, value: u64) -> Result<ScoreValue, E> {
+            fn visit_u64<E>(self, value: u64) -> Result<ScoreValue<'de>, E> {
                 Ok(ScoreValue::Numeric(value as f64))
             }
 
-            fn visit_f64<E>(self, value: f64) -> Result<ScoreValue, E> {
+            fn visit_f64<E>(self, value: f64) -> Result<ScoreValue<'de>, E> {
                 Ok(ScoreValue::Numeric(value))
             }
 
-            fn visit_str<E>(self, value: &str) -> Result<ScoreValue, E> {
-                Ok(ScoreValue::Categorical(value.to_owned()))
+            fn visit_borrowed_str<E>(self, value: &'de str) -> Result<ScoreValue<'de>, E> {
+                Ok(ScoreValue::Categorical(value.into()))
             }
 
-            fn visit_string<E>(self, value: String) -> Result<ScoreValue, E> {
-                Ok(ScoreValue::Categorical(value))
+            fn visit_str<E>(self, value: &str) -> Result<ScoreValue<'de>, E> {
+                Ok(ScoreValue::Categorical(value.to_owned().into()))
+            }
+
+            fn visit_string<E>(self, value: String) -> Result<ScoreValue<'de>, E> {
+                Ok(ScoreValue::Categorical(value.into()))
             }
         }
 
@@ -398,7 +365,19 @@ impl<'de> Deserialize<'de> for ScoreValue {
     }
 }
 
-impl ScoreValue {
+impl IntoStatic for ScoreValue<'_> {
+    type Static = ScoreValue<'static>;
+
+    fn into_static(self) -> ScoreValue<'static> {
+        match self {
+            ScoreValue::Boolean(value) => ScoreValue::Boolean(value),
+            ScoreValue::Numeric(value) => ScoreValue::Numeric(value),
+            ScoreValue::Categorical(value) => ScoreValue::Categorical(value.into_static()),
+        }
+    }
+}
+
+impl ScoreValue<'_> {
     pub fn data_type(&self) -> &'static str {
         match self {
             ScoreValue::Boolean(_) => "boolean",
@@ -411,31 +390,32 @@ impl ScoreValue {
 /// An evaluation of a trace or one of its observations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Score {
-    pub id: String,
-    pub trace_id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Score<'a> {
+    pub id: Text<'a>,
+    pub trace_id: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observation_id: Option<String>,
+    pub observation_id: Option<Text<'a>>,
     /// Defaults to the envelope timestamp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
-    pub name: String,
-    pub value: ScoreValue,
+    pub name: Text<'a>,
+    pub value: ScoreValue<'a>,
     #[serde(default)]
     pub source: ScoreSource,
     /// The evaluator that produced it (PostgreSQL `evaluators.id`), for `source = eval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evaluator_id: Option<String>,
+    pub evaluator_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
+    pub comment: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
     /// What the value means; by default its JSON type says (a string is categorical).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_type: Option<ScoreDataType>,
 }
 
-impl Score {
+impl Score<'_> {
     /// The data type as stored: the one given, else the value's own.
     pub fn effective_data_type(&self) -> ScoreDataType {
         self.data_type.unwrap_or(match self.value {
@@ -450,34 +430,35 @@ impl Score {
 /// carries change the stored trace (metadata key by key, tags added). See the ETL's merge.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TracePatch {
-    pub id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct TracePatch<'a> {
+    pub id: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub release: Option<String>,
+    pub release: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
+    pub environment: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    pub tags: Vec<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Json>,
+    pub input: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Json>,
+    pub output: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experiment_id: Option<String>,
+    pub experiment_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset_item_id: Option<String>,
+    pub dataset_item_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<bool>,
 }
@@ -486,16 +467,17 @@ pub struct TracePatch {
 /// stored once its patches (in any order) have given it a trace, a type, a name and a start.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ObservationPatch {
-    pub id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct ObservationPatch<'a> {
+    pub id: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub trace_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_observation_id: Option<String>,
+    pub parent_observation_id: Option<Text<'a>>,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<ObservationType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -503,29 +485,29 @@ pub struct ObservationPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_message: Option<String>,
+    pub status_message: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Json>,
+    pub input: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Json>,
+    pub output: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_parameters: Option<Json>,
+    pub model_parameters: Option<Json<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_name: Option<String>,
+    pub tool_name: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_call_id: Option<String>,
+    pub tool_call_id: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_start_time: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_name: Option<String>,
+    pub prompt_name: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_version: Option<u32>,
 }
@@ -534,16 +516,17 @@ pub struct ObservationPatch {
 /// the point and of the resource that reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Metric {
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct Metric<'a> {
     /// Stable per data point (the edge derives it from the point's content), so replays dedupe.
-    pub id: String,
-    pub name: String,
+    pub id: Text<'a>,
+    pub name: Text<'a>,
     pub kind: MetricKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
+    pub unit: Option<Text<'a>>,
     /// `delta` or `cumulative`, for sums and histograms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temporality: Option<String>,
+    pub temporality: Option<Text<'a>>,
     pub time: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Timestamp>,
@@ -564,29 +547,30 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub explicit_bounds: Vec<f64>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
-    pub attributes: Metadata,
+    pub attributes: Metadata<'a>,
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
-    pub resource: Metadata,
+    pub resource: Metadata<'a>,
 }
 
 /// A file the agent read, wrote, edited, created, deleted or renamed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FileOperation {
-    pub id: String,
-    pub trace_id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct FileOperation<'a> {
+    pub id: Text<'a>,
+    pub trace_id: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observation_id: Option<String>,
+    pub observation_id: Option<Text<'a>>,
     /// Defaults to the envelope timestamp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
     pub operation: FileOperationKind,
-    pub path: String,
+    pub path: Text<'a>,
     /// The new path, for `rename` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_path: Option<String>,
+    pub new_path: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
+    pub language: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub lines_added: u32,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
@@ -594,54 +578,56 @@ pub struct FileOperation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff: Option<String>,
+    pub diff: Option<Text<'a>>,
 }
 
 /// A shell command the agent ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TerminalCommand {
-    pub id: String,
-    pub trace_id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct TerminalCommand<'a> {
+    pub id: Text<'a>,
+    pub trace_id: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observation_id: Option<String>,
+    pub observation_id: Option<Text<'a>>,
     /// Defaults to the envelope timestamp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
-    pub command: String,
+    pub command: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
+    pub cwd: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout: Option<String>,
+    pub stdout: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr: Option<String>,
+    pub stderr: Option<Text<'a>>,
 }
 
 /// A commit (and optionally a pull request) the agent produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GitLink {
-    pub id: String,
-    pub trace_id: String,
+#[serde(bound(deserialize = "'de: 'a"))]
+pub struct GitLink<'a> {
+    pub id: Text<'a>,
+    pub trace_id: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observation_id: Option<String>,
+    pub observation_id: Option<Text<'a>>,
     /// Defaults to the envelope timestamp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<Timestamp>,
     /// Repository URL or `owner/name`.
-    pub repository: String,
+    pub repository: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
+    pub branch: Option<Text<'a>>,
     /// Full or abbreviated (at least 7) hex commit id.
-    pub commit_sha: String,
+    pub commit_sha: Text<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
+    pub author: Option<Text<'a>>,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub files_changed: u32,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
@@ -649,24 +635,24 @@ pub struct GitLink {
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub deletions: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull_request_url: Option<String>,
+    pub pull_request_url: Option<Text<'a>>,
 }
 
 /// The body of an event, by type.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    Trace(Trace),
-    Observation(Observation),
-    Score(Score),
-    FileOperation(FileOperation),
-    TerminalCommand(TerminalCommand),
-    GitLink(GitLink),
-    TracePatch(TracePatch),
-    ObservationPatch(ObservationPatch),
-    Metric(Metric),
+pub enum Payload<'a> {
+    Trace(Trace<'a>),
+    Observation(Observation<'a>),
+    Score(Score<'a>),
+    FileOperation(FileOperation<'a>),
+    TerminalCommand(TerminalCommand<'a>),
+    GitLink(GitLink<'a>),
+    TracePatch(TracePatch<'a>),
+    ObservationPatch(ObservationPatch<'a>),
+    Metric(Metric<'a>),
 }
 
-impl Payload {
+impl Payload<'_> {
     pub fn event_type(&self) -> EventType {
         match self {
             Payload::Trace(_) => EventType::Trace,
@@ -684,10 +670,95 @@ impl Payload {
 
 /// One ingest event: the envelope and its typed body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub id: String,
+pub struct Event<'a> {
+    pub id: Text<'a>,
     pub timestamp: Timestamp,
-    pub payload: Payload,
+    pub payload: Payload<'a>,
+}
+
+/// `into_static` for a struct: every field given up in turn (a field left out fails to compile).
+macro_rules! into_static_fields {
+    ($($name:ident { $($field:ident),+ $(,)? })+) => {
+        $(impl IntoStatic for $name<'_> {
+            type Static = $name<'static>;
+
+            fn into_static(self) -> $name<'static> {
+                $name { $($field: self.$field.into_static()),+ }
+            }
+        })+
+    };
+}
+
+static_as_is!(
+    EventType,
+    ObservationType,
+    ScoreDataType,
+    MetricKind,
+    Level,
+    ScoreSource,
+    FileOperationKind,
+    Usage,
+    Cost
+);
+
+into_static_fields!(
+    Trace {
+        id, timestamp, name, user_id, session_id, release, version, environment, tags, input,
+        output, metadata, experiment_id, dataset_item_id, public,
+    }
+    Observation {
+        id, trace_id, parent_observation_id, kind, name, start_time, end_time, level,
+        status_message, input, output, metadata, model, model_parameters, usage, cost, tool_name,
+        tool_call_id, completion_start_time, prompt_name, prompt_version,
+    }
+    Score {
+        id, trace_id, observation_id, timestamp, name, value, source, evaluator_id, comment,
+        metadata, data_type,
+    }
+    TracePatch {
+        id, timestamp, name, user_id, session_id, release, version, environment, tags, input,
+        output, metadata, experiment_id, dataset_item_id, public,
+    }
+    ObservationPatch {
+        id, trace_id, parent_observation_id, kind, name, start_time, end_time, level,
+        status_message, input, output, metadata, model, model_parameters, usage, cost, tool_name,
+        tool_call_id, completion_start_time, prompt_name, prompt_version,
+    }
+    Metric {
+        id, name, kind, unit, temporality, time, start_time, value, count, sum, min, max,
+        bucket_counts, explicit_bounds, attributes, resource,
+    }
+    FileOperation {
+        id, trace_id, observation_id, timestamp, operation, path, new_path, language,
+        lines_added, lines_removed, bytes, diff,
+    }
+    TerminalCommand {
+        id, trace_id, observation_id, timestamp, command, cwd, exit_code, duration_ms, stdout,
+        stderr,
+    }
+    GitLink {
+        id, trace_id, observation_id, timestamp, repository, branch, commit_sha, message, author,
+        files_changed, insertions, deletions, pull_request_url,
+    }
+    Event { id, timestamp, payload }
+);
+
+impl IntoStatic for Payload<'_> {
+    type Static = Payload<'static>;
+
+    fn into_static(self) -> Payload<'static> {
+        match self {
+            Payload::Trace(body) => Payload::Trace(body.into_static()),
+            Payload::Observation(body) => Payload::Observation(body.into_static()),
+            Payload::Score(body) => Payload::Score(body.into_static()),
+            Payload::FileOperation(body) => Payload::FileOperation(body.into_static()),
+            Payload::TerminalCommand(body) => Payload::TerminalCommand(body.into_static()),
+            Payload::GitLink(body) => Payload::GitLink(body.into_static()),
+            Payload::TracePatch(body) => Payload::TracePatch(body.into_static()),
+            Payload::ObservationPatch(body) => Payload::ObservationPatch(body.into_static()),
+            Payload::Metric(body) => Payload::Metric(body.into_static()),
+        }
+    }
 }
 
 /// Why an event was rejected, with the path of the offending field (`body.usage.input_tokens`).
@@ -720,7 +791,8 @@ impl fmt::Display for EventError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Envelope<'a> {
-    id: String,
+    #[serde(borrow)]
+    id: Text<'a>,
     #[serde(rename = "type")]
     kind: EventType,
     timestamp: Timestamp,
@@ -753,7 +825,7 @@ fn parse_at<'de, T: Deserialize<'de>>(text: &'de str, prefix: &str) -> Result<T,
 }
 
 /// The body of an event of type `kind`, its errors under `body`.
-fn parse_payload(body: &str, kind: EventType) -> Result<Payload, EventError> {
+fn parse_payload(body: &str, kind: EventType) -> Result<Payload<'_>, EventError> {
     Ok(match kind {
         EventType::Trace => Payload::Trace(parse_at(body, "body")?),
         EventType::Observation => Payload::Observation(parse_at(body, "body")?),
@@ -767,9 +839,11 @@ fn parse_payload(body: &str, kind: EventType) -> Result<Payload, EventError> {
     })
 }
 
-impl Event {
-    /// Parses one event from its JSON text. Structural errors only; see [`Event::validate`].
-    pub fn parse(text: &str) -> Result<Event, EventError> {
+impl Event<'_> {
+    /// Parses one event from its JSON text, borrowing its strings and payloads from `text`
+    /// (`into_static` for an event that outlives it). Structural errors only; see
+    /// [`Event::validate`].
+    pub fn parse(text: &str) -> Result<Event<'_>, EventError> {
         // A valid event (the common case) is read in one pass; a failure is read again in
         // parts to name the field at fault.
         match serde_json::from_str(text) {
@@ -780,7 +854,7 @@ impl Event {
 
     /// The envelope, then the body for its type: slower than one pass, but an error names the
     /// field at fault (`body.usage.input_tokens`).
-    pub fn parse_in_parts(text: &str) -> Result<Event, EventError> {
+    pub fn parse_in_parts(text: &str) -> Result<Event<'_>, EventError> {
         let envelope: Envelope = parse_at(text, "")?;
         Ok(Event {
             payload: parse_payload(envelope.body.get(), envelope.kind)?,
@@ -790,7 +864,7 @@ impl Event {
     }
 
     /// Parses and validates: what an ingest endpoint should call.
-    pub fn parse_valid(text: &str, window: &TimeWindow) -> Result<Event, EventError> {
+    pub fn parse_valid<'t>(text: &'t str, window: &TimeWindow) -> Result<Event<'t>, EventError> {
         let event = Event::parse(text)?;
         event.validate(window)?;
         Ok(event)
@@ -1180,15 +1254,18 @@ impl Checker {
         }
     }
 
-    fn tags(&mut self, field: &str, tags: &[String]) {
+    fn tags(&mut self, field: &str, tags: &[Text]) {
         if tags.len() > MAX_ENTRIES {
             self.fail(
                 field,
                 format!("{} tags is over the limit of {MAX_ENTRIES}", tags.len()),
             );
         }
+        // The field's name is formatted only for a failure: this runs for every valid event.
         for (i, tag) in tags.iter().enumerate() {
-            self.text(&format!("{field}[{i}]"), tag);
+            if tag.len() > MAX_TEXT_BYTES {
+                self.text(&format!("{field}[{i}]"), tag);
+            }
         }
     }
 
@@ -1200,8 +1277,12 @@ impl Checker {
             );
         }
         for (key, value) in metadata {
-            self.text(&format!("{field} key {key:?}"), key);
-            if let serde_json::Value::String(text) = value {
+            if key.len() > MAX_TEXT_BYTES {
+                self.text(&format!("{field} key {key:?}"), key);
+            }
+            if let MetaValue::Text(text) = value
+                && text.len() > MAX_PAYLOAD_BYTES
+            {
                 self.max_len(&format!("{field}.{key}"), text, MAX_PAYLOAD_BYTES);
             }
         }
@@ -1261,51 +1342,51 @@ enum WireEvent<'a> {
     Trace {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a Trace,
+        body: &'a Trace<'a>,
     },
     Observation {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a Observation,
+        body: &'a Observation<'a>,
     },
     Score {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a Score,
+        body: &'a Score<'a>,
     },
     FileOperation {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a FileOperation,
+        body: &'a FileOperation<'a>,
     },
     TerminalCommand {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a TerminalCommand,
+        body: &'a TerminalCommand<'a>,
     },
     GitLink {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a GitLink,
+        body: &'a GitLink<'a>,
     },
     TracePatch {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a TracePatch,
+        body: &'a TracePatch<'a>,
     },
     ObservationPatch {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a ObservationPatch,
+        body: &'a ObservationPatch<'a>,
     },
     Metric {
         id: &'a str,
         timestamp: Timestamp,
-        body: &'a Metric,
+        body: &'a Metric<'a>,
     },
 }
 
-impl Serialize for Event {
+impl Serialize for Event<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (id, timestamp) = (self.id.as_str(), self.timestamp);
         match &self.payload {
@@ -1326,7 +1407,7 @@ impl Serialize for Event {
 /// One pass over an event: the body is read straight into its type's struct when `type` comes
 /// before it (as every serializer here writes it); a body before its `type` is kept as raw JSON
 /// and read once the type is known. Errors carry no field path: [`Event::parse`] names the field.
-impl<'de> Deserialize<'de> for Event {
+impl<'de: 'a, 'a> Deserialize<'de> for Event<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(EventVisitor)
     }
@@ -1344,19 +1425,19 @@ enum EnvelopeField {
 }
 
 impl<'de> serde::de::Visitor<'de> for EventVisitor {
-    type Value = Event;
+    type Value = Event<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an event object")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Event<'de>, A::Error> {
         use serde::de::Error;
         let (mut id, mut kind, mut timestamp) = (None, None, None);
-        let (mut payload, mut early_body): (Option<Payload>, Option<Box<RawValue>>) = (None, None);
+        let (mut payload, mut early_body): (Option<Payload>, Option<&'de RawValue>) = (None, None);
         while let Some(field) = map.next_key::<EnvelopeField>()? {
             match field {
-                EnvelopeField::Id if id.is_none() => id = Some(map.next_value::<String>()?),
+                EnvelopeField::Id if id.is_none() => id = Some(map.next_value::<Text>()?),
                 EnvelopeField::Type if kind.is_none() => kind = Some(map.next_value::<EventType>()?),
                 EnvelopeField::Timestamp if timestamp.is_none() => timestamp = Some(map.next_value()?),
                 EnvelopeField::Body if payload.is_none() && early_body.is_none() => match kind {
@@ -1383,7 +1464,7 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
 fn next_payload<'de, A: serde::de::MapAccess<'de>>(
     map: &mut A,
     kind: EventType,
-) -> Result<Payload, A::Error> {
+) -> Result<Payload<'de>, A::Error> {
     Ok(match kind {
         EventType::Trace => Payload::Trace(map.next_value()?),
         EventType::Observation => Payload::Observation(map.next_value()?),
@@ -1397,7 +1478,7 @@ fn next_payload<'de, A: serde::de::MapAccess<'de>>(
     })
 }
 
-impl JsonSchema for Event {
+impl JsonSchema for Event<'_> {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Event".into()
     }
@@ -1416,8 +1497,8 @@ mod tests {
         Timestamp::parse("2026-11-25T12:00:00Z").unwrap()
     }
 
-    fn parse(value: serde_json::Value) -> Result<Event, EventError> {
-        Event::parse_valid(&value.to_string(), &TimeWindow::around(now()))
+    fn parse(value: serde_json::Value) -> Result<Event<'static>, EventError> {
+        Event::parse_valid(&value.to_string(), &TimeWindow::around(now())).map(Event::into_static)
     }
 
     fn generation() -> serde_json::Value {
@@ -1458,7 +1539,8 @@ mod tests {
     #[test]
     fn serializes_back_to_the_same_event() {
         let event = parse(generation()).unwrap();
-        let again = Event::parse(&serde_json::to_string(&event).unwrap()).unwrap();
+        let text = serde_json::to_string(&event).unwrap();
+        let again = Event::parse(&text).unwrap();
         assert_eq!(again, event);
     }
 

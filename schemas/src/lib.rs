@@ -18,6 +18,7 @@ pub mod intake;
 pub mod json_schema;
 pub mod scope;
 pub mod signature;
+pub mod text;
 pub mod time;
 
 pub use batch::SignedBatch;

@@ -37,7 +37,7 @@ impl TestProject {
 
 impl Etl {
     /// Sends `events` as one signed batch and returns the ETL's answer, which must be a 200.
-    pub async fn load(&self, key: &ProjectKey, events: &[agenttrace_schemas::Event]) -> BatchResponse {
+    pub async fn load(&self, key: &ProjectKey, events: &[agenttrace_schemas::Event<'_>]) -> BatchResponse {
         self.client.send(key, events).await.unwrap().response().unwrap()
     }
 }

@@ -419,7 +419,7 @@ async fn the_langfuse_python_sdk_reads_observations_and_metrics_v2_through_the_e
     assert_eq!(ids.len(), listed.len(), "an observation shows twice");
     assert_eq!(ids, observations.iter().map(|o| o.id.as_str()).collect());
     for row in listed {
-        let sent = observations.iter().find(|o| o.id == row["id"]).unwrap();
+        let sent = observations.iter().find(|o| row["id"] == o.id.as_str()).unwrap();
         let kind = serde_json::to_value(sent.kind).unwrap();
         assert_eq!(row["type"], kind.as_str().unwrap().to_uppercase(), "{row}");
         assert_eq!(row["traceId"], sent.trace_id.as_str());
@@ -453,7 +453,7 @@ async fn the_langfuse_python_sdk_reads_observations_and_metrics_v2_through_the_e
     {
         let day = o.start_time.as_micros().div_euclid(day_us) * day_us;
         let entry = expected
-            .entry((o.model.clone().unwrap_or_default(), day))
+            .entry((o.model.as_deref().unwrap_or_default().to_owned(), day))
             .or_default();
         entry.0 += 1;
         entry.1 += o.usage.input_tokens;

@@ -25,15 +25,16 @@ fn at(offset_us: i64) -> Timestamp {
     Timestamp::from_micros(*BASE + offset_us)
 }
 
-fn event(id: &str, timestamp: Timestamp, payload: Payload) -> Event {
+fn event<'a>(id: &str, timestamp: Timestamp, payload: Payload<'a>) -> Event<'a> {
     Event {
-        id: id.to_owned(),
+        id: id.to_owned().into(),
         timestamp,
         payload,
     }
 }
 
-async fn read_back<T: serde::de::DeserializeOwned>(env: &TestEnv, table: &str, project: Uuid) -> Vec<T> {
+/// The rows of `table` as event bodies (JSON text), for [`parsed`] to read.
+async fn read_back(env: &TestEnv, table: &str, project: Uuid) -> Vec<String> {
     let sql = format!(
         "SELECT {} FROM {table} FINAL WHERE project_id = '{project}' ORDER BY id",
         select_list(table)
@@ -41,16 +42,21 @@ async fn read_back<T: serde::de::DeserializeOwned>(env: &TestEnv, table: &str, p
     json_rows(env, &sql)
         .await
         .into_iter()
-        .map(|row| {
-            let body = body_from_row(table, row);
-            serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{table}: {e}: {body}"))
-        })
+        .map(|row| body_from_row(table, row).to_string())
         .collect()
 }
 
-fn observation(id: &str, kind: ObservationType) -> Observation {
+/// Bodies read back, as the event type they should be.
+fn parsed<'a, T: serde::Deserialize<'a>>(bodies: &'a [String]) -> Vec<T> {
+    bodies
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+        .collect()
+}
+
+fn observation(id: &str, kind: ObservationType) -> Observation<'static> {
     Observation {
-        id: id.into(),
+        id: id.to_owned().into(),
         trace_id: "trace-ü".into(),
         parent_observation_id: None,
         kind,
@@ -83,18 +89,18 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
     let large = "x".repeat(1024 * 1024 - 2); // a 1 MiB JSON string, at the limit
     let unicode = "naïve café — 日本語 — עברית — 🦀👩‍💻";
     let mut metadata = Metadata::new();
-    metadata.insert("team".into(), json!("plat-ø"));
-    metadata.insert("empty".into(), json!(""));
+    metadata.insert("team".into(), "plat-ø".into());
+    metadata.insert("empty".into(), "".into());
     let trace = Trace {
         id: "trace-ü".into(),
         timestamp: Some(at(123_456)),
         name: Some(unicode.into()),
-        user_id: Some(String::new()),
+        user_id: Some("".into()),
         session_id: None,
         release: Some("1.2.3".into()),
         version: Some("v7".into()),
         environment: "staging".into(),
-        tags: vec!["a".into(), String::new(), "ç".into()],
+        tags: vec!["a".into(), "".into(), "ç".into()],
         input: Some(Json::from_value(
             &json!({"prompt": unicode, "n": [1, 2.5, null, true]}),
         )),
@@ -108,7 +114,7 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
     generation.parent_observation_id = Some("obs-span".into());
     generation.end_time = Some(at(987_654));
     generation.level = Level::Warning;
-    generation.status_message = Some(String::new());
+    generation.status_message = Some("".into());
     generation.input = Some(Json::from_value(&json!([{"role": "user", "content": unicode}])));
     generation.output = Some(Json::from_value(&json!("")));
     generation.metadata = metadata;
@@ -168,7 +174,7 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
         lines_added: u32::MAX,
         lines_removed: 0,
         bytes: Some(u64::MAX),
-        diff: Some(large.clone()),
+        diff: Some(large.as_str().into()),
     };
     let command = TerminalCommand {
         id: "cmd-1".into(),
@@ -179,7 +185,7 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
         cwd: None,
         exit_code: Some(-1),
         duration_ms: Some(0),
-        stdout: Some(String::new()),
+        stdout: Some("".into()),
         stderr: None,
     };
     let git = GitLink {
@@ -190,7 +196,7 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
         repository: "github.com/acme/shop".into(),
         branch: None,
         commit_sha: "0123456789abcdef0123456789abcdef01234567".into(),
-        message: Some(format!("fix: {unicode}\n\nbody")),
+        message: Some(format!("fix: {unicode}\n\nbody").into()),
         author: None,
         files_changed: 2,
         insertions: 10,
@@ -221,8 +227,10 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
     assert!(response.rejected.is_empty(), "{:?}", response.rejected);
 
     let id = project.key.project_id;
-    assert_eq!(read_back::<Trace>(&env, "traces", id).await, vec![trace]);
-    let observations: Vec<Observation> = read_back(&env, "observations", id).await;
+    let traces = read_back(&env, "traces", id).await;
+    assert_eq!(parsed::<Trace>(&traces), vec![trace]);
+    let observation_rows = read_back(&env, "observations", id).await;
+    let observations: Vec<Observation> = parsed(&observation_rows);
     let mut priced_back = observations
         .iter()
         .find(|o| o.id == "obs-priced")
@@ -236,20 +244,24 @@ async fn a_signed_batch_loads_every_table_and_reads_back_equal() {
         .filter(|o| o.id != "obs-priced")
         .collect();
     assert_eq!(others, expected);
-    let mut scores_back: Vec<Score> = read_back(&env, "scores", id).await;
+    let score_rows = read_back(&env, "scores", id).await;
+    let mut scores_back: Vec<Score> = parsed(&score_rows);
     scores_back.sort_by(|a, b| a.id.cmp(&b.id));
     let mut scores = scores.to_vec();
     scores.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(scores_back, scores);
     assert_eq!(
-        read_back::<FileOperation>(&env, "file_operations", id).await,
+        parsed::<FileOperation>(&read_back(&env, "file_operations", id).await),
         vec![file]
     );
     assert_eq!(
-        read_back::<TerminalCommand>(&env, "terminal_commands", id).await,
+        parsed::<TerminalCommand>(&read_back(&env, "terminal_commands", id).await),
         vec![command]
     );
-    assert_eq!(read_back::<GitLink>(&env, "git_links", id).await, vec![git]);
+    assert_eq!(
+        parsed::<GitLink>(&read_back(&env, "git_links", id).await),
+        vec![git]
+    );
 
     // The generation without a cost was priced from the table: gpt-4o at $2.50 / $10 per MTok.
     let priced_cost = env

@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use agenttrace_schemas::event::IntoStatic;
 use agenttrace_schemas::{Event, Timestamp};
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::etl::{Etl, TestProject};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-fn event(body: Value, kind: &str, at_us: i64) -> Event {
+fn event(body: Value, kind: &str, at_us: i64) -> Event<'static> {
     let id = format!("e-{}", body["id"].as_str().unwrap());
     let text = json!({
         "id": id,
@@ -18,10 +19,12 @@ fn event(body: Value, kind: &str, at_us: i64) -> Event {
         "timestamp": Timestamp::from_micros(at_us).to_string(),
         "body": body,
     });
-    Event::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    Event::parse(&text.to_string())
+        .map(Event::into_static)
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-async fn send(etl: &Etl, project: &TestProject, events: &[Event]) {
+async fn send(etl: &Etl, project: &TestProject, events: &[Event<'_>]) {
     let response = etl.load(&project.key, events).await;
     assert!(response.rejected.is_empty(), "{:?}", response.rejected);
     // The evaluation job reads completed ingest seconds only.
@@ -66,7 +69,7 @@ async fn evaluator(
     id.to_string()
 }
 
-fn trace(id: &str, item: Option<&str>, experiment: Option<&str>, at_us: i64) -> Event {
+fn trace(id: &str, item: Option<&str>, experiment: Option<&str>, at_us: i64) -> Event<'static> {
     event(
         json!({"id": id, "name": "q", "dataset_item_id": item, "experiment_id": experiment}),
         "trace",
@@ -74,7 +77,7 @@ fn trace(id: &str, item: Option<&str>, experiment: Option<&str>, at_us: i64) -> 
     )
 }
 
-fn generation(id: &str, trace: &str, output: Value, at_us: i64) -> Event {
+fn generation(id: &str, trace: &str, output: Value, at_us: i64) -> Event<'static> {
     event(
         json!({
             "id": id, "trace_id": trace, "type": "generation", "name": "answer",

@@ -5,6 +5,7 @@ use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::admin::projects;
 use agenttrace_etl::ingest::rows::TableBatches;
 use agenttrace_schemas::Timestamp;
+use agenttrace_schemas::event::IntoStatic;
 use agenttrace_tests::TestEnv;
 use uuid::Uuid;
 
@@ -235,6 +236,7 @@ async fn evaluators_score_known_data_once_and_a_broken_one_fails_visibly() {
             at(0)
         ))
         .unwrap()
+        .into_static()
     };
     let events = vec![
         observation(

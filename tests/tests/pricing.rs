@@ -3,11 +3,12 @@
 
 use agenttrace_etl::admin::prices::{self, NewPrice};
 use agenttrace_jobs::{Job, JobOutcome, run_job};
+use agenttrace_schemas::event::IntoStatic;
 use agenttrace_schemas::{Event, Timestamp};
 use agenttrace_tests::TestEnv;
 use serde_json::json;
 
-fn generation(id: &str, model: &str, cost: Option<f64>, at: Timestamp) -> Event {
+fn generation(id: &str, model: &str, cost: Option<f64>, at: Timestamp) -> Event<'static> {
     let mut body = json!({"id": id, "trace_id": "t", "type": "generation", "name": "llm", "start_time": at,
                           "model": model, "usage": {"input_tokens": 1000, "output_tokens": 200}});
     if let Some(total) = cost {
@@ -17,6 +18,7 @@ fn generation(id: &str, model: &str, cost: Option<f64>, at: Timestamp) -> Event 
         &json!({"id": format!("e-{id}"), "type": "observation", "timestamp": at, "body": body}).to_string(),
     )
     .unwrap()
+    .into_static()
 }
 
 #[tokio::test]

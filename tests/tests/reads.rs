@@ -74,25 +74,28 @@ async fn a_trace_reads_back_as_its_tree_and_records_once_and_only_in_its_project
         for event in &events {
             match &event.payload {
                 Payload::Observation(o) if o.trace_id == trace.id => {
-                    expected_tree.insert(o.id.clone(), o.parent_observation_id.clone());
+                    expected_tree.insert(
+                        o.id.to_string(),
+                        o.parent_observation_id.as_deref().map(str::to_owned),
+                    );
                 }
                 Payload::Score(s) if s.trace_id == trace.id => {
-                    expected.entry("scores").or_default().insert(s.id.clone());
+                    expected.entry("scores").or_default().insert(s.id.to_string());
                 }
                 Payload::FileOperation(f) if f.trace_id == trace.id => {
                     expected
                         .entry("file_operations")
                         .or_default()
-                        .insert(f.id.clone());
+                        .insert(f.id.to_string());
                 }
                 Payload::TerminalCommand(c) if c.trace_id == trace.id => {
                     expected
                         .entry("terminal_commands")
                         .or_default()
-                        .insert(c.id.clone());
+                        .insert(c.id.to_string());
                 }
                 Payload::GitLink(g) if g.trace_id == trace.id => {
-                    expected.entry("git_links").or_default().insert(g.id.clone());
+                    expected.entry("git_links").or_default().insert(g.id.to_string());
                 }
                 _ => {}
             }
@@ -179,11 +182,11 @@ async fn trace_lists_and_sessions_filter_summarize_and_page_every_trace_exactly_
     for event in &events {
         if let Payload::Trace(t) = &event.payload {
             expected.insert(
-                t.id.clone(),
+                t.id.to_string(),
                 Expected {
-                    name: t.name.clone(),
-                    session: t.session_id.clone(),
-                    tags: t.tags.clone(),
+                    name: t.name.as_deref().map(str::to_owned),
+                    session: t.session_id.as_deref().map(str::to_owned),
+                    tags: t.tags.iter().map(|tag| tag.to_string()).collect(),
                     observations: 0,
                     input_tokens: 0,
                     worst: Level::Default,
@@ -195,7 +198,7 @@ async fn trace_lists_and_sessions_filter_summarize_and_page_every_trace_exactly_
     for event in &events {
         match &event.payload {
             Payload::Observation(o) => {
-                let e = expected.get_mut(&o.trace_id).unwrap();
+                let e = expected.get_mut(o.trace_id.as_str()).unwrap();
                 e.observations += 1;
                 e.input_tokens += o.usage.input_tokens;
                 if matches!(o.level, Level::Warning | Level::Error) && !matches!(e.worst, Level::Error) {
@@ -204,10 +207,10 @@ async fn trace_lists_and_sessions_filter_summarize_and_page_every_trace_exactly_
             }
             Payload::Score(s) => {
                 expected
-                    .get_mut(&s.trace_id)
+                    .get_mut(s.trace_id.as_str())
                     .unwrap()
                     .scores
-                    .insert(s.name.clone());
+                    .insert(s.name.to_string());
             }
             _ => {}
         }
@@ -431,7 +434,10 @@ async fn get_json(http: &reqwest::Client, url: String, auth: &str) -> Value {
 }
 
 /// The events' payloads of one kind, as sent.
-fn payloads<T: Clone>(events: &[Event], pick: impl Fn(&Payload) -> Option<&T>) -> Vec<T> {
+fn payloads<'e, 'a, T: Clone + 'e>(
+    events: &'e [Event<'a>],
+    pick: impl Fn(&'e Payload<'a>) -> Option<&'e T>,
+) -> Vec<T> {
     events.iter().filter_map(|e| pick(&e.payload).cloned()).collect()
 }
 
@@ -521,7 +527,7 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
     assert!(keys.windows(2).all(|w| w[0] > w[1]), "newest first");
     assert_eq!(
         ids(&Value::Array(listed.clone())),
-        observations.iter().map(|o| o.id.clone()).collect()
+        observations.iter().map(|o| o.id.to_string()).collect()
     );
     let some_generation = observations
         .iter()
@@ -573,7 +579,7 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
         let want: BTreeSet<String> = observations
             .iter()
             .filter(|o| pick(o))
-            .map(|o| o.id.clone())
+            .map(|o| o.id.to_string())
             .collect();
         assert_eq!(ids(&Value::Array(got)), want, "{query}");
     }
@@ -582,7 +588,7 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
     let listed_scores = all_pages(&http, &url("/v1/scores?limit=4"), &reader).await;
     assert_eq!(
         ids(&Value::Array(listed_scores)),
-        scores.iter().map(|s| s.id.clone()).collect()
+        scores.iter().map(|s| s.id.to_string()).collect()
     );
     if let Some(score) = scores.first() {
         let got = all_pages(
@@ -594,7 +600,7 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
         let want: BTreeSet<String> = scores
             .iter()
             .filter(|s| s.name == score.name)
-            .map(|s| s.id.clone())
+            .map(|s| s.id.to_string())
             .collect();
         assert_eq!(ids(&Value::Array(got)), want);
     }
@@ -604,7 +610,7 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
     for trace in &traces {
         if let Some(session) = &trace.session_id {
             let at = trace.timestamp.unwrap().as_micros();
-            let entry = sessions.entry(session.clone()).or_insert((at, at, 0));
+            let entry = sessions.entry(session.to_string()).or_insert((at, at, 0));
             entry.0 = entry.0.min(at);
             entry.1 = entry.1.max(at);
             entry.2 += 1;
@@ -673,7 +679,7 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
     for o in observations.iter().filter(|o| kind(o) == "generation") {
         let day = o.start_time.as_micros().div_euclid(DAY_US) * DAY_US;
         let group = groups
-            .entry((day, o.model.clone().unwrap_or_default()))
+            .entry((day, o.model.as_deref().unwrap_or_default().to_owned()))
             .or_default();
         group.count += 1;
         group.input_tokens += o.usage.input_tokens;
@@ -783,9 +789,9 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
     // Another project's key sees none of it.
     let ours: BTreeSet<String> = observations
         .iter()
-        .map(|o| o.id.clone())
-        .chain(scores.iter().map(|s| s.id.clone()))
-        .chain(traces.iter().map(|t| t.id.clone()))
+        .map(|o| o.id.to_string())
+        .chain(scores.iter().map(|s| s.id.to_string()))
+        .chain(traces.iter().map(|t| t.id.to_string()))
         .chain(sessions.keys().cloned())
         .collect();
     for path in ["/v1/observations", "/v1/scores", "/v1/sessions", "/v1/traces"] {

@@ -7,30 +7,30 @@ use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
 use agenttrace_etl::ingest::rows::{DeadLetter, TableBatches};
 use agenttrace_etl::migrate::{MigrationSet, split_statements};
 use agenttrace_schemas::event::{
-    FileOperation, GitLink, Json, Metric, Observation, Score, TerminalCommand, Trace,
+    FileOperation, GitLink, IntoStatic, Json, Metric, Observation, Score, TerminalCommand, Trace,
 };
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use agenttrace_tests::chdb;
 use agenttrace_tests::readback::{body_from_row, select_list};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A body as its type serializes it, so a read-back body compares by value.
-fn canonical<T: DeserializeOwned + Serialize>(body: Value) -> Value {
-    let typed: T = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{e}: {body}"));
+fn canonical<'a, T: Deserialize<'a> + Serialize>(body: &'a str) -> Value {
+    let typed: T = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
     serde_json::to_value(typed).unwrap()
 }
 
 fn canonical_for(table: Table, body: Value) -> Value {
+    let text = body.to_string();
     match table {
-        Table::Traces => canonical::<Trace>(body),
-        Table::Observations => canonical::<Observation>(body),
-        Table::Scores => canonical::<Score>(body),
-        Table::FileOperations => canonical::<FileOperation>(body),
-        Table::TerminalCommands => canonical::<TerminalCommand>(body),
-        Table::GitLinks => canonical::<GitLink>(body),
-        Table::Metrics => canonical::<Metric>(body),
+        Table::Traces => canonical::<Trace>(&text),
+        Table::Observations => canonical::<Observation>(&text),
+        Table::Scores => canonical::<Score>(&text),
+        Table::FileOperations => canonical::<FileOperation>(&text),
+        Table::TerminalCommands => canonical::<TerminalCommand>(&text),
+        Table::GitLinks => canonical::<GitLink>(&text),
+        Table::Metrics => canonical::<Metric>(&text),
         Table::DeadLetters | Table::ExperimentRollups => body,
     }
 }
@@ -56,7 +56,7 @@ fn native_and_arrow_stream_bodies_load_into_modern_clickhouse_and_read_back_equa
     // Edge cases the generator does not produce: empty and large strings, no optional fields.
     if let Payload::Trace(trace) = &mut events[0].payload {
         trace.output = Some(Json::from_value(&Value::String("ü".repeat(300_000))));
-        trace.user_id = Some(String::new());
+        trace.user_id = Some("".into());
         trace.tags.clear();
         trace.metadata.clear();
     }
@@ -75,7 +75,7 @@ fn native_and_arrow_stream_bodies_load_into_modern_clickhouse_and_read_back_equa
     ] {
         let text =
             serde_json::json!({"id": id, "type": "metric", "timestamp": now, "body": body}).to_string();
-        events.push(Event::parse(&text).unwrap());
+        events.push(Event::parse(&text).unwrap().into_static());
     }
     let project = "7f1d6f5e-0000-4000-8000-000000000001";
     let mut tables = TableBatches::new(project, "wire-formats");

@@ -20,7 +20,7 @@ use agenttrace_etl::ingest::pricing::{PriceMatcher, PriceTable};
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_schemas::event::TimeWindow;
 use agenttrace_schemas::signature::SigningKey;
-use agenttrace_schemas::{SignedBatch, Timestamp};
+use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use anyhow::{Context, ensure};
 use bytes::Bytes;
 use clap::Args;
@@ -87,7 +87,7 @@ fn through_the_etl(
     )?;
     let prices = PriceMatcher::new(prices.clone());
     let project_id = batch.project_id;
-    let price = |event: &_| price_of(&prices, project_id, event);
+    let price = |event: &Event| price_of(&prices, project_id, event);
     let converted = convert(&batch, "bench", &TimeWindow::around(now), price)?;
     ensure!(converted.rejected.is_empty(), "generated events were rejected");
     let mut rows = 0;

@@ -121,7 +121,7 @@ pub(crate) async fn quiesce(clickhouse: &ClickHouse, timeout: Duration) -> anyho
     Ok(())
 }
 
-pub(crate) fn generate(events: usize) -> Vec<Event> {
+pub(crate) fn generate(events: usize) -> Vec<Event<'static>> {
     let mut generator = SessionGenerator::new(2026);
     let now = Timestamp::now().as_micros();
     let mut all = Vec::with_capacity(events + 64);

@@ -53,7 +53,7 @@ enum Transport {
 
 impl Transport {
     /// Sends one request; (accepted, rejected) events.
-    async fn send(&self, events: &[Event]) -> anyhow::Result<(usize, usize)> {
+    async fn send(&self, events: &[Event<'_>]) -> anyhow::Result<(usize, usize)> {
         match self {
             Transport::Edge(client) => {
                 let response = client.send(events).await?;

@@ -27,10 +27,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use agenttrace_schemas::event::{
-    Json, Level, Metadata, Observation, ObservationPatch, ObservationType, Trace, TracePatch, Usage,
+    IntoStatic, Json, Level, MetaValue, Metadata, Observation, ObservationPatch, ObservationType, Text,
+    Trace, TracePatch, Usage,
 };
 use agenttrace_schemas::{Event, Payload, Timestamp};
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -67,11 +67,11 @@ fn replace<T>(field: &mut Option<T>, later: Option<T>) {
     }
 }
 
-fn merge_metadata(metadata: &mut Metadata, later: Metadata) {
+fn merge_metadata<'a>(metadata: &mut Metadata<'a>, later: Metadata<'a>) {
     metadata.extend(later);
 }
 
-impl Patch for ObservationPatch {
+impl Patch for ObservationPatch<'_> {
     fn apply(&mut self, later: Self) {
         replace(&mut self.trace_id, later.trace_id);
         replace(&mut self.parent_observation_id, later.parent_observation_id);
@@ -96,7 +96,7 @@ impl Patch for ObservationPatch {
     }
 }
 
-impl Patch for TracePatch {
+impl Patch for TracePatch<'_> {
     fn apply(&mut self, later: Self) {
         replace(&mut self.timestamp, later.timestamp);
         replace(&mut self.name, later.name);
@@ -133,7 +133,7 @@ pub fn fold<P: Patch>(mut pieces: Vec<Piece<P>>) -> Option<Piece<P>> {
 }
 
 /// The full observation, once the patch names its trace, type, name and start.
-pub fn complete_observation(patch: ObservationPatch) -> Option<Observation> {
+pub fn complete_observation(patch: ObservationPatch<'_>) -> Option<Observation<'_>> {
     let (Some(trace_id), Some(kind), Some(name), Some(start_time)) =
         (patch.trace_id, patch.kind, patch.name, patch.start_time)
     else {
@@ -167,7 +167,7 @@ pub fn complete_observation(patch: ObservationPatch) -> Option<Observation> {
 }
 
 /// The full trace (a trace needs nothing but its id; its time defaults to the newest piece's).
-pub fn complete_trace(patch: TracePatch, version: i64) -> Trace {
+pub fn complete_trace(patch: TracePatch<'_>, version: i64) -> Trace<'_> {
     Trace {
         id: patch.id,
         timestamp: Some(patch.timestamp.unwrap_or(Timestamp::from_micros(version))),
@@ -176,7 +176,7 @@ pub fn complete_trace(patch: TracePatch, version: i64) -> Trace {
         session_id: patch.session_id,
         release: patch.release,
         version: patch.version,
-        environment: patch.environment.unwrap_or_else(|| "default".to_owned()),
+        environment: patch.environment.unwrap_or_else(|| "default".into()),
         tags: patch.tags,
         input: patch.input,
         output: patch.output,
@@ -211,21 +211,24 @@ fn int(value: &Value) -> Option<i64> {
     }
 }
 
-fn text(value: &Value) -> Option<String> {
-    value.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+fn text(value: &Value) -> Option<Text<'static>> {
+    value
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_owned().into())
 }
 
-fn json(value: &Value) -> Option<Json> {
+fn json(value: &Value) -> Option<Json<'static>> {
     value.as_str().and_then(|s| Json::from_text(s.to_owned()).ok())
 }
 
-fn metadata(keys: &Value, values: &Value) -> Metadata {
+fn metadata(keys: &Value, values: &Value) -> Metadata<'static> {
     let (Some(keys), Some(values)) = (keys.as_array(), values.as_array()) else {
         return Metadata::new();
     };
     keys.iter()
         .zip(values)
-        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+        .filter_map(|(k, v)| Some((k.as_str()?.to_owned().into(), v.as_str()?.to_owned().into())))
         .collect()
 }
 
@@ -240,7 +243,7 @@ const STORED_OBSERVATION_COLUMNS: &str = "id, trace_id, parent_observation_id, t
     tool_name, tool_call_id, completion_start_time_us, prompt_name, prompt_version, version";
 
 /// A stored observation as the piece it contributes (defaults count as unset).
-fn stored_observation(row: &Value) -> Option<Piece<ObservationPatch>> {
+fn stored_observation(row: &Value) -> Option<Piece<ObservationPatch<'static>>> {
     let micros = |key: &str| int(&row[key]).map(Timestamp::from_micros);
     let count = |key: &str| int(&row[key]).unwrap_or(0) as u64;
     let usage = Usage {
@@ -292,7 +295,7 @@ fn stored_observation(row: &Value) -> Option<Piece<ObservationPatch>> {
 const STORED_TRACE_COLUMNS: &str = "id, timestamp_us, name, user_id, session_id, release, version_tag, \
     environment, tags, input, output, metadata_keys, metadata_values, experiment_id, dataset_item_id, public, version";
 
-fn stored_trace(row: &Value) -> Option<Piece<TracePatch>> {
+fn stored_trace(row: &Value) -> Option<Piece<TracePatch<'static>>> {
     let patch = TracePatch {
         id: text(&row["id"])?,
         timestamp: int(&row["timestamp_us"]).map(Timestamp::from_micros),
@@ -357,16 +360,15 @@ async fn stored_rows(
 #[derive(Debug, Default)]
 pub struct Merged {
     /// Full trace and observation events to load, in place of the patches.
-    pub events: Vec<Event>,
+    pub events: Vec<Event<'static>>,
     /// Observations still incomplete: their patches wait in `pending_patches`.
     pub pending: usize,
 }
 
-#[derive(Deserialize)]
 struct PendingRow {
     version: i64,
     event_id: String,
-    patch: ObservationPatch,
+    patch: ObservationPatch<'static>,
 }
 
 /// Merges `patches` (events whose payload is a patch) with the stored rows, inside `tx`, which
@@ -375,22 +377,22 @@ pub async fn merge(
     tx: &tokio_postgres::Transaction<'_>,
     clickhouse: &ClickHouse,
     project: Uuid,
-    patches: Vec<Event>,
+    patches: Vec<Event<'static>>,
 ) -> Result<Merged, MergeError> {
-    let mut traces: BTreeMap<String, Vec<Piece<TracePatch>>> = BTreeMap::new();
-    let mut observations: BTreeMap<String, Vec<Piece<ObservationPatch>>> = BTreeMap::new();
+    let mut traces: BTreeMap<String, Vec<Piece<TracePatch<'static>>>> = BTreeMap::new();
+    let mut observations: BTreeMap<String, Vec<Piece<ObservationPatch<'static>>>> = BTreeMap::new();
     for event in patches {
         let version = event.timestamp.as_micros();
         match event.payload {
-            Payload::TracePatch(patch) => traces.entry(patch.id.clone()).or_default().push(Piece {
+            Payload::TracePatch(patch) => traces.entry(patch.id.to_string()).or_default().push(Piece {
                 version,
-                event_id: event.id,
+                event_id: event.id.into_string(),
                 patch,
             }),
             Payload::ObservationPatch(patch) => {
-                observations.entry(patch.id.clone()).or_default().push(Piece {
+                observations.entry(patch.id.to_string()).or_default().push(Piece {
                     version,
-                    event_id: event.id,
+                    event_id: event.id.into_string(),
                     patch,
                 })
             }
@@ -417,7 +419,7 @@ pub async fn merge(
 
     let mut merged = Merged::default();
     let trace_ids: BTreeSet<&str> = traces.keys().map(String::as_str).collect();
-    let mut stored_traces: HashMap<String, Piece<TracePatch>> = HashMap::new();
+    let mut stored_traces: HashMap<String, Piece<TracePatch<'static>>> = HashMap::new();
     for row in stored_rows(
         clickhouse,
         "traces",
@@ -432,7 +434,7 @@ pub async fn merge(
             table: "traces",
             message: row.to_string(),
         })?;
-        stored_traces.insert(piece.patch.id.clone(), piece);
+        stored_traces.insert(piece.patch.id.to_string(), piece);
     }
     for (id, mut pieces) in traces {
         let stored_start = stored_traces.get(&id).and_then(|s| s.patch.timestamp);
@@ -443,7 +445,7 @@ pub async fn merge(
         }
         let trace = complete_trace(piece.patch, piece.version);
         if let (Some(experiment), Some(item)) = (&trace.experiment_id, &trace.dataset_item_id) {
-            let name = trace.metadata.get("experiment.name").and_then(Value::as_str);
+            let name = trace.metadata.get("experiment.name").and_then(MetaValue::as_text);
             link_trace(tx, project, experiment, name, item, &trace.id)
                 .await
                 .map_err(|e| MergeError::Stored {
@@ -452,17 +454,17 @@ pub async fn merge(
                 })?;
         }
         merged.events.push(Event {
-            id: piece.event_id,
+            id: piece.event_id.into(),
             timestamp: Timestamp::from_micros(piece.version),
             payload: Payload::Trace(trace),
         });
     }
 
     let observation_ids: Vec<&str> = observations.keys().map(String::as_str).collect();
-    let mut waiting: HashMap<String, Vec<Piece<ObservationPatch>>> = HashMap::new();
+    let mut waiting: HashMap<String, Vec<Piece<ObservationPatch<'static>>>> = HashMap::new();
     for row in tx
         .query(
-            "SELECT entity_id, version, event_id, patch FROM pending_patches
+            "SELECT entity_id, version, event_id, patch::text FROM pending_patches
              WHERE project_id = $1 AND entity_id = ANY($2)",
             &[&project, &observation_ids],
         )
@@ -472,10 +474,12 @@ pub async fn merge(
         let pending = PendingRow {
             version: row.get(1),
             event_id: row.get(2),
-            patch: serde_json::from_value(row.get::<_, Value>(3)).map_err(|e| MergeError::Stored {
-                table: "pending_patches",
-                message: e.to_string(),
-            })?,
+            patch: serde_json::from_str::<ObservationPatch>(row.get(3))
+                .map(ObservationPatch::into_static)
+                .map_err(|e| MergeError::Stored {
+                    table: "pending_patches",
+                    message: e.to_string(),
+                })?,
         };
         waiting.entry(entity).or_default().push(Piece {
             version: pending.version,
@@ -495,7 +499,7 @@ pub async fn merge(
                 .find_map(|piece| piece.patch.trace_id.as_deref())
         })
         .collect();
-    let mut stored: HashMap<String, Piece<ObservationPatch>> = HashMap::new();
+    let mut stored: HashMap<String, Piece<ObservationPatch<'static>>> = HashMap::new();
     for row in stored_rows(
         clickhouse,
         "observations",
@@ -510,7 +514,7 @@ pub async fn merge(
             table: "observations",
             message: row.to_string(),
         })?;
-        stored.insert(piece.patch.id.clone(), piece);
+        stored.insert(piece.patch.id.to_string(), piece);
     }
     let mut completed: Vec<String> = Vec::new();
     for (id, new_pieces) in observations {
@@ -529,7 +533,7 @@ pub async fn merge(
         match complete_observation(piece.patch) {
             Some(observation) => {
                 merged.events.push(Event {
-                    id: piece.event_id,
+                    id: piece.event_id.into(),
                     timestamp: Timestamp::from_micros(piece.version),
                     payload: Payload::Observation(observation),
                 });
@@ -570,7 +574,11 @@ mod tests {
         Timestamp::from_micros(1_764_000_000_000_000 + seconds * 1_000_000)
     }
 
-    fn piece(version_s: i64, event: &str, patch: ObservationPatch) -> Piece<ObservationPatch> {
+    fn piece(
+        version_s: i64,
+        event: &str,
+        patch: ObservationPatch<'static>,
+    ) -> Piece<ObservationPatch<'static>> {
         Piece {
             version: at(version_s).as_micros(),
             event_id: event.to_owned(),
@@ -578,7 +586,7 @@ mod tests {
         }
     }
 
-    fn create() -> ObservationPatch {
+    fn create() -> ObservationPatch<'static> {
         ObservationPatch {
             id: "o1".into(),
             trace_id: Some("t1".into()),
@@ -591,12 +599,12 @@ mod tests {
                 input_tokens: 10,
                 ..Usage::default()
             }),
-            metadata: [("a".to_owned(), Value::from(1))].into(),
+            metadata: [("a".into(), MetaValue::from_value(&Value::from(1)))].into(),
             ..ObservationPatch::default()
         }
     }
 
-    fn update() -> ObservationPatch {
+    fn update() -> ObservationPatch<'static> {
         ObservationPatch {
             id: "o1".into(),
             end_time: Some(at(2)),
@@ -606,7 +614,7 @@ mod tests {
                 output_tokens: 5,
                 ..Usage::default()
             }),
-            metadata: [("b".to_owned(), Value::from(2))].into(),
+            metadata: [("b".into(), MetaValue::from_value(&Value::from(2)))].into(),
             ..ObservationPatch::default()
         }
     }

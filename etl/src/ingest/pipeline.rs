@@ -11,7 +11,7 @@ use std::sync::Arc;
 use agenttrace_schemas::batch::{
     BatchResponse, BatchStatus, EventRejection, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
 };
-use agenttrace_schemas::event::{Cost, EventError, Payload, TimeWindow};
+use agenttrace_schemas::event::{Cost, EventError, IntoStatic, Payload, TimeWindow};
 use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use bytes::Bytes;
 use deadpool_postgres::Pool;
@@ -279,7 +279,7 @@ fn event_ranges(body: &str, events: &[&RawValue]) -> Vec<Range<usize>> {
 pub struct Converted {
     pub tables: TableBatches,
     pub rejected: Vec<EventRejection>,
-    pub patches: Vec<Event>,
+    pub patches: Vec<Event<'static>>,
 }
 
 /// Validates every event and converts the valid ones (priced by `price`) into table rows.
@@ -329,7 +329,7 @@ impl Converted {
             event.payload,
             Payload::TracePatch(_) | Payload::ObservationPatch(_)
         ) {
-            self.patches.push(event);
+            self.patches.push(event.into_static());
         } else {
             let cost = price(&event);
             self.tables

@@ -2,12 +2,11 @@
 //! [`crate::clickhouse::catalog`]. Arrow is the only row representation between validation and
 //! ClickHouse.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use agenttrace_schemas::event::{
-    Cost, FileOperation, GitLink, Json, Metadata, Metric, Observation, Score, ScoreValue, TerminalCommand,
-    Trace,
+    Cost, FileOperation, GitLink, Json, MetaValue, Metadata, Metric, Observation, Score, ScoreValue,
+    TerminalCommand, Text, Trace,
 };
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use arrow_array::builder::{
@@ -18,14 +17,6 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field};
 
 use crate::clickhouse::catalog::{COST_PRECISION, COST_SCALE, Table, cost_to_decimal};
-
-/// Metadata values: strings as they are (not copied first), anything else as JSON text.
-fn metadata_value(value: &serde_json::Value) -> Cow<'_, str> {
-    match value {
-        serde_json::Value::String(text) => Cow::Borrowed(text),
-        other => Cow::Owned(other.to_string()),
-    }
-}
 
 fn string_list_builder() -> ListBuilder<StringBuilder> {
     ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("item", DataType::Utf8, false)))
@@ -90,11 +81,8 @@ impl Meta {
     }
 
     fn append(&mut self, metadata: &Metadata) {
-        append_strings(&mut self.keys, metadata.keys().map(String::as_str));
-        for value in metadata.values() {
-            self.values.values().append_value(metadata_value(value));
-        }
-        self.values.append(true);
+        append_strings(&mut self.keys, metadata.keys().map(|key| key.as_str()));
+        append_strings(&mut self.values, metadata.values().map(MetaValue::as_str));
     }
 }
 
@@ -136,7 +124,7 @@ impl TraceLink {
     }
 }
 
-fn json_text(value: &Option<Json>) -> Option<&str> {
+fn json_text<'a>(value: &'a Option<Json<'_>>) -> Option<&'a str> {
     value.as_ref().map(Json::as_str)
 }
 
@@ -189,7 +177,7 @@ impl TraceColumns {
         self.release.append_option(t.release.as_deref());
         self.version_tag.append_option(t.version.as_deref());
         self.environment.append_value(&t.environment);
-        append_strings(&mut self.tags, t.tags.iter().map(String::as_str));
+        append_strings(&mut self.tags, t.tags.iter().map(Text::as_str));
         self.input.append_option(json_text(&t.input));
         self.output.append_option(json_text(&t.output));
         self.meta.append(&t.metadata);
@@ -858,7 +846,7 @@ impl TableBatches {
                 .get_or_insert_with(MetricColumns::new)
                 .append(project, event, b),
             Payload::TracePatch(_) | Payload::ObservationPatch(_) => {
-                return Err(UnmergedPatch(event.id.clone()));
+                return Err(UnmergedPatch(event.id.to_string()));
             }
         }
         Ok(())
@@ -951,7 +939,7 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Decimal128Type, Int64Type};
 
-    fn event(json: &str) -> Event {
+    fn event(json: &str) -> Event<'_> {
         Event::parse_valid(json, &TimeWindow::unbounded()).unwrap()
     }
 

@@ -464,7 +464,7 @@ pub async fn merge(
     let mut waiting: HashMap<String, Vec<Piece<ObservationPatch<'static>>>> = HashMap::new();
     for row in tx
         .query(
-            "SELECT entity_id, version, event_id, patch::text FROM pending_patches
+            "SELECT entity_id, version, event_id, patch FROM pending_patches
              WHERE project_id = $1 AND entity_id = ANY($2)",
             &[&project, &observation_ids],
         )
@@ -474,7 +474,8 @@ pub async fn merge(
         let pending = PendingRow {
             version: row.get(1),
             event_id: row.get(2),
-            patch: serde_json::from_str::<ObservationPatch>(row.get(3))
+            // As compact JSON text (jsonb's own text puts spaces in), which the patch borrows.
+            patch: serde_json::from_str::<ObservationPatch>(&row.get::<_, Value>(3).to_string())
                 .map(ObservationPatch::into_static)
                 .map_err(|e| MergeError::Stored {
                     table: "pending_patches",

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Text<'a>(Cow<'a, str>);
 
-impl<'a> Text<'a> {
+impl Text<'_> {
     pub fn as_str(&self) -> &str {
         &self.0
     }

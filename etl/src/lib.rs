@@ -8,11 +8,13 @@
 //! - [`admin`]: the control plane over PostgreSQL (projects, API keys, evaluators, datasets,
 //!   experiments): the functions the CLI and the HTTP API both call.
 //! - [`http`]: routes, the error type, auth extractors, the server's lifecycle.
+//! - [`cpu`]: the fixed pool CPU-bound work runs on.
 //! - [`postgres`]: connections; [`migrate`]: both databases' migrations.
 
 pub mod admin;
 pub mod analytics;
 pub mod clickhouse;
+pub mod cpu;
 pub mod http;
 pub mod ingest;
 pub mod migrate;

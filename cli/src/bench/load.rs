@@ -40,7 +40,9 @@ use crate::bench::{SIGNING_KEYS, bench_server_config, fresh_database, generate, 
 use crate::commands::serve::CompressionArg;
 
 /// The name of the ETL's runtime threads in (a).
-const ETL_THREADS: &str = "etl-runtime";
+const ETL_RUNTIME: &str = "etl-runtime";
+/// The ETL's threads in (a): its runtime's and its CPU pool's.
+const ETL_THREADS: [&str; 2] = [ETL_RUNTIME, agenttrace_etl::cpu::THREAD_NAME];
 use crate::send::{BatchClient, ProjectKey};
 
 #[derive(Debug, Clone, Args)]
@@ -227,7 +229,7 @@ pub async fn run_load(
         // The ETL runs on a runtime of its own whose threads are named, so its CPU is measured
         // apart from the senders' (which share this process).
         let etl_runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name(ETL_THREADS)
+            .thread_name(ETL_RUNTIME)
             // Blocking-pool threads must outlive the run, or their CPU time leaves with them.
             .thread_keep_alive(Duration::from_secs(3600))
             .enable_all()
@@ -246,7 +248,7 @@ pub async fn run_load(
             .await?
             .map_err(anyhow::Error::msg)?;
         let client = BatchClient::new(&format!("http://{}", server.addr), SIGNING_KEYS, "bench")?;
-        let etl_cpu_before = threads_cpu(ETL_THREADS);
+        let etl_cpu_before = threads_cpu(&ETL_THREADS);
         let elapsed = run_concurrently(bodies, args.senders, move |body: Arc<Vec<u8>>| {
             let client = client.clone();
             async move {
@@ -257,7 +259,7 @@ pub async fn run_load(
             }
         })
         .await?;
-        etl_cpu = Some(threads_cpu(ETL_THREADS) - etl_cpu_before);
+        etl_cpu = Some(threads_cpu(&ETL_THREADS) - etl_cpu_before);
         etl_runtime.spawn(server.shutdown()).await??;
         etl_runtime.shutdown_background();
         let loaded = count_rows(&database).await?;

@@ -152,15 +152,17 @@ pub(crate) fn peak_rss_mb() -> f64 {
 }
 
 /// CPU time (on-CPU nanoseconds, from the scheduler) of this process's threads whose name
-/// starts with `prefix`, so a component's CPU is measured apart from the rest of the process.
-pub(crate) fn threads_cpu(prefix: &str) -> Duration {
+/// starts with one of `prefixes`, so a component's CPU is measured apart from the rest of the
+/// process.
+pub(crate) fn threads_cpu(prefixes: &[&str]) -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
     };
     let nanos: u64 = tasks
         .filter_map(Result::ok)
         .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix))
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| prefixes.iter().any(|prefix| name.starts_with(prefix)))
         })
         .filter_map(|task| {
             let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;

@@ -270,7 +270,7 @@ async fn insert(table: Table, shared: &Shared, batches: Vec<RecordBatch>) -> Res
         .map_err(|e| LoadError::Unavailable(e.to_string()))?;
     let compression = shared.options.compression;
     // Encoding and compression are CPU work: keep them off the async workers.
-    let (body, raw_bytes) = tokio::task::spawn_blocking(move || -> Result<(Bytes, usize), LoadError> {
+    let (body, raw_bytes) = crate::cpu::run(move || -> Result<(Bytes, usize), LoadError> {
         let encoded = format
             .encode(&batches)
             .map_err(|e| LoadError::Rejected(format!("encoding {}: {e}", format.name())))?;

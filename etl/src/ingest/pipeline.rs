@@ -129,9 +129,9 @@ pub fn rejection_reason(error: &EventError) -> &'static str {
     }
 }
 
-/// Runs CPU-bound work on the blocking pool.
+/// Runs CPU-bound work on the CPU pool.
 async fn on_cpu<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, IngestError> {
-    tokio::task::spawn_blocking(work)
+    crate::cpu::run(work)
         .await
         .map_err(|e| IngestError::Internal(format!("batch conversion failed: {e}")))
 }

@@ -2,10 +2,9 @@
 //! to Arrow, encoding and compressing inserts.
 //!
 //! One thread per core, the same threads for the life of the process. Tokio's blocking pool
-//! grows a thread per concurrent request instead (35 threads for 32 senders on 2 cores), and each
-//! thread's allocator heap then faults in fresh pages of its own and frees into the others':
-//! `perf record -e page-faults` put ~0.4 faults per event on the ETL, at ~2.5 µs each on a VM.
-//! A fixed pool keeps the same few heaps and caches warm.
+//! grows a thread per concurrent request instead (35 threads for 32 senders on 2 cores), each
+//! with an allocator heap of its own; with the pool `bench load` peaks ~130 MB lower and faults
+//! in fewer fresh pages (BENCHMARKS.md), at the same CPU per event.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::LazyLock;

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::Accepted;
-
 /// Limits that trigger a flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushPolicy {
@@ -118,26 +116,20 @@ pub struct AppendHeader {
     pub count: i64,
 }
 
-/// The body the Worker hands the Durable Object: a JSON header line, then the events' exact
-/// texts joined by commas. Bytes, not a JS string (no UTF-16 round trip), and the events are
-/// stored as they come, never parsed again.
-pub fn append_body(project_id: &str, public_key: &str, events: &[Accepted]) -> Vec<u8> {
+/// The body the Worker hands the Durable Object: a JSON header line, then `count` events' exact
+/// texts joined by commas (one or more requests' events, see [`crate::coalesce`]). Bytes, not a
+/// JS string (no UTF-16 round trip), and the events are stored as they come, never parsed again.
+pub fn append_body(project_id: &str, public_key: &str, count: usize, events: &[u8]) -> Vec<u8> {
     let header = AppendHeader {
         project_id: project_id.to_owned(),
         public_key: public_key.to_owned(),
-        count: events.len() as i64,
+        count: count as i64,
     };
     let header = serde_json::to_vec(&header).expect("a header serializes");
-    let size: usize = events.iter().map(|event| event.json.len() + 1).sum();
-    let mut body = Vec::with_capacity(header.len() + 1 + size);
+    let mut body = Vec::with_capacity(header.len() + 1 + events.len());
     body.extend_from_slice(&header);
     body.push(b'\n');
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(event.json.as_bytes());
-    }
+    body.extend_from_slice(events);
     body
 }
 
@@ -199,17 +191,7 @@ mod tests {
 
     #[test]
     fn append_bodies_round_trip_and_old_rows_still_read() {
-        let events = [
-            Accepted {
-                json: r#"{"id":"a"}"#.into(),
-                valid: true,
-            },
-            Accepted {
-                json: r#"{"id":"b"}"#.into(),
-                valid: false,
-            },
-        ];
-        let body = append_body("p1", "pk-at-1", &events);
+        let body = append_body("p1", "pk-at-1", 2, br#"{"id":"a"},{"id":"b"}"#);
         let (header, joined) = parse_append(&body).unwrap();
         assert_eq!(
             header,

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod buffer;
+pub mod coalesce;
 pub mod forward;
 pub mod ingest;
 pub mod langfuse;

@@ -2,8 +2,10 @@
 //! ClickHouse: events and OTLP exports land with their values; bad requests get precise
 //! errors; an ETL outage loses and duplicates nothing; a batch the ETL refuses for good is kept
 //! and listed, not retried; the OpenTelemetry Python SDK's exporter works against the
-//! Langfuse-compatible route.
+//! Langfuse-compatible route; concurrent requests sharing appends lose nothing, even when
+//! clients give up mid-request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
@@ -496,4 +498,118 @@ async fn two_etls_behind_the_edge_one_stopping_mid_load_lose_and_duplicate_nothi
     );
     drop(edge);
     second.server.shutdown().await.unwrap();
+}
+
+/// Sends `requests` native requests of `events` events each for `project`, `in_flight` at a
+/// time, each with the client timeout `timeout`; the statuses (`None`: the client gave up).
+async fn send_concurrently(
+    edge_url: &str,
+    auth: String,
+    prefix: &str,
+    requests: usize,
+    events: usize,
+    in_flight: usize,
+    timeout: Duration,
+) -> Vec<Option<u16>> {
+    let http = reqwest::Client::builder().timeout(timeout).build().unwrap();
+    let slots = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..requests {
+        let request = http
+            .post(format!("{edge_url}/v1/ingest"))
+            .header("authorization", auth.clone())
+            .json(&native_events(&format!("{prefix}-{i}"), events));
+        let slots = slots.clone();
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.unwrap();
+            request
+                .send()
+                .await
+                .ok()
+                .map(|response| response.status().as_u16())
+        });
+    }
+    tasks.join_all().await
+}
+
+#[tokio::test]
+async fn concurrent_requests_sharing_appends_lose_nothing_even_when_clients_give_up() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let projects = [
+        env.create_project("shared-appends-a").await,
+        env.create_project("shared-appends-b").await,
+    ];
+    let edge = Edge::start(&etl.url, &[]).await;
+    let (requests, events) = (150, 20);
+
+    // Two keys, 48 requests in flight: the isolate gathers each key's concurrent requests
+    // into shared appends (edge::coalesce); every request is answered 200.
+    let [first, second] = &projects;
+    let shared = |project: &agenttrace_tests::etl::TestProject| {
+        send_concurrently(
+            &edge.url,
+            project.basic_auth(),
+            "shared",
+            requests,
+            events,
+            24,
+            Duration::from_secs(60),
+        )
+    };
+    let (a, b) = tokio::join!(shared(first), shared(second));
+    for statuses in [a, b] {
+        assert!(statuses.iter().all(|s| *s == Some(200)), "{statuses:?}");
+    }
+
+    // Clients that hang up mid-request (some while their events wait on another request's
+    // append, some while sending one) leave nothing stuck: the requests after them are
+    // answered well before a lane's wait would run out.
+    send_concurrently(
+        &edge.url,
+        first.basic_auth(),
+        "impatient",
+        64,
+        events,
+        64,
+        Duration::from_millis(3),
+    )
+    .await;
+    let after = send_concurrently(
+        &edge.url,
+        first.basic_auth(),
+        "after",
+        20,
+        events,
+        4,
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(after.iter().all(|s| *s == Some(200)), "{after:?}");
+
+    for (project, acknowledged) in [(first, requests + 20), (second, requests)] {
+        let p = project.key.project_id;
+        let expected = (acknowledged * events).to_string();
+        env.wait_until(
+            &format!(
+                "SELECT count() FROM observations FINAL WHERE project_id = '{p}' \
+                 AND (startsWith(trace_id, 'shared-') OR startsWith(trace_id, 'after-'))"
+            ),
+            &expected,
+            Duration::from_secs(120),
+        )
+        .await;
+        // Nothing twice, whatever became of the impatient requests' events.
+        let (count, unique) = env
+            .ch(&format!(
+                "SELECT count(), uniqExact(id) FROM observations WHERE project_id = '{p}'"
+            ))
+            .await
+            .split_once('\t')
+            .map(|(c, u)| (c.to_owned(), u.to_owned()))
+            .unwrap();
+        assert_eq!(count, unique);
+    }
+    drop(edge);
+    etl.server.shutdown().await.unwrap();
 }

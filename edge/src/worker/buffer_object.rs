@@ -3,15 +3,22 @@
 //! retried with backoff until acknowledged, or kept with the reason if refused for good.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
 use serde::Deserialize;
 use worker::js_sys::{self, Math};
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
 
 use super::{Config, error, json_response, now_ms, post_signed};
 use crate::buffer::{BufferState, Delivery, append_body, parse_append, retry_delay, stored_events};
+use crate::coalesce::{Batch, BatchLimits, Coalescer, Joined};
 use crate::forward::batch_body;
 use crate::ingest::Accepted;
 
@@ -22,7 +29,56 @@ const MAX_DELIVERY_BYTES: i64 = 8 * 1024 * 1024;
 /// Deliveries per alarm before yielding (the next alarm continues at once).
 const DELIVERIES_PER_ALARM: usize = 20;
 
-/// Hands the events to one of the project's buffer shards; returns once they are durable.
+/// Longest a request waits in its lane for its events to be appended (an append takes
+/// milliseconds; this bounds the wait behind an append whose request was cancelled).
+const LANE_WAIT: Duration = Duration::from_secs(25);
+
+/// News for a request waiting in its lane.
+enum News {
+    /// Its events were appended (or could not be).
+    Done(std::result::Result<(), String>),
+    /// The batch holding its events is its to send.
+    Send(Batch<Waiter>),
+}
+
+/// How a waiting request hears its news: a JS promise made in that request, so workerd
+/// resumes it there (and whatever it does next, such as sending a batch, is that request's
+/// I/O), and the news itself.
+struct Waiter {
+    resolve: js_sys::Function,
+    news: Rc<RefCell<Option<News>>>,
+}
+
+impl Waiter {
+    fn new() -> (Waiter, js_sys::Promise, Rc<RefCell<Option<News>>>) {
+        let mut resolve = None;
+        let promise = js_sys::Promise::new(&mut |found, _reject| resolve = Some(found));
+        let news = Rc::new(RefCell::new(None));
+        let waiter = Waiter {
+            resolve: resolve.expect("a promise's executor runs at once"),
+            news: news.clone(),
+        };
+        (waiter, promise, news)
+    }
+
+    fn tell(self, news: News) {
+        *self.news.borrow_mut() = Some(news);
+        // Resolving cannot fail; a request that has gone away simply never resumes.
+        let _ = self.resolve.call0(&JsValue::UNDEFINED);
+    }
+}
+
+/// A lane: one project and key.
+type LaneKey = (String, String);
+
+thread_local! {
+    /// Appends gathered per lane, per isolate (see [`crate::coalesce`]).
+    static LANES: RefCell<Coalescer<LaneKey, Waiter>> =
+        RefCell::new(Coalescer::new(BatchLimits::default()));
+}
+
+/// Hands the events to one of the project's buffer shards, together with those of concurrent
+/// requests of the same lane; returns once they are durable.
 pub(crate) async fn buffer(
     env: &Env,
     config: &Config,
@@ -30,13 +86,76 @@ pub(crate) async fn buffer(
     public_key: &str,
     events: &[Accepted],
 ) -> std::result::Result<(), String> {
+    let key: LaneKey = (project_id.to_owned(), public_key.to_owned());
+    let (waiter, promise, news) = Waiter::new();
+    let batch = match LANES.with_borrow_mut(|lanes| lanes.join(&key, events, waiter, now_ms())) {
+        Joined::Send(batch) => batch,
+        Joined::Wait => {
+            // The timer also keeps this request alive while only another request's I/O is
+            // pending (workerd ends a request that waits on nothing of its own).
+            let mut told = pin!(JsFuture::from(promise));
+            let mut timeout = pin!(Delay::from(LANE_WAIT));
+            let in_time = std::future::poll_fn(|cx| {
+                if told.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(true)
+                } else if timeout.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(false)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            match news.borrow_mut().take() {
+                Some(News::Done(result)) => return result,
+                Some(News::Send(batch)) => batch,
+                None if in_time => return Err("the buffer lane closed without an answer".to_owned()),
+                None => {
+                    return Err(format!(
+                        "no answer from the buffer within {} s",
+                        LANE_WAIT.as_secs()
+                    ));
+                }
+            }
+        }
+    };
+    send_batch(env, config, &key, batch).await
+}
+
+/// Appends a lane's batch, tells its waiters, and hands the batch that formed meanwhile to
+/// one of its own waiters.
+async fn send_batch(
+    env: &Env,
+    config: &Config,
+    key: &LaneKey,
+    mut batch: Batch<Waiter>,
+) -> std::result::Result<(), String> {
+    let result = append(env, config, key, &batch).await;
+    for waiter in batch.waiters.drain(..) {
+        waiter.tell(News::Done(result.clone()));
+    }
+    let next = LANES.with_borrow_mut(|lanes| lanes.finish(key, batch.sent_ms, now_ms()));
+    if let Some(mut next) = next
+        && let Some(sender) = next.waiters.pop()
+    {
+        sender.tell(News::Send(next));
+    }
+    result
+}
+
+/// One append: the batch into one of the lane's buffer shards, durable when this returns.
+async fn append(
+    env: &Env,
+    config: &Config,
+    (project_id, public_key): &LaneKey,
+    batch: &Batch<Waiter>,
+) -> std::result::Result<(), String> {
     let shard = (Math::random() * f64::from(config.shards)) as u32 % config.shards;
     let namespace = env.durable_object("BUFFER").map_err(|e| e.to_string())?;
     let stub = namespace
         .id_from_name(&format!("{project_id}/{shard}"))
         .and_then(|id| id.get_stub())
         .map_err(|e| e.to_string())?;
-    let body = append_body(project_id, public_key, events);
+    let body = append_body(project_id, public_key, batch.count, &batch.events);
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));

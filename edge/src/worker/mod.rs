@@ -2,8 +2,9 @@
 //! keeps accepted events in SQLite until the ETL has acknowledged them.
 //!
 //! - `router`: routes, key checks against the ETL (cached per isolate), intake.
-//! - `buffer_object`: the `Buffer` Durable Object (one per project shard): durable appends,
-//!   alarms, signed deliveries, retries, and batches the ETL refused for good.
+//! - `buffer_object`: the `Buffer` Durable Object (one per project shard): durable appends
+//!   (concurrent requests' events gathered into one, see `crate::coalesce`), alarms, signed
+//!   deliveries, retries, and batches the ETL refused for good.
 //!
 //! Configuration (wrangler.toml `[vars]`, secrets from `.dev.vars` locally):
 //! `ETL_URL`, `EDGE_ID`, `EDGE_SIGNING_KEY` (secret, `id:secret`), `KEY_CACHE_TTL_MS`,
@@ -102,8 +103,8 @@ pub(crate) fn error(status: u16, code: &str, message: &str) -> Result<Response> 
     json_response(status, body, retry)
 }
 
-/// Where this isolate's next request starts among the ETL replicas (a Worker isolate runs one
-/// request at a time, so a relaxed counter is enough).
+/// Where this isolate's next request starts among the ETL replicas (an isolate's concurrent
+/// requests share one thread, so a relaxed counter is enough).
 static NEXT_ETL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Config {

@@ -541,7 +541,7 @@ async fn concurrent_requests_sharing_appends_lose_nothing_even_when_clients_give
         env.create_project("shared-appends-b").await,
     ];
     let edge = Edge::start(&etl.url, &[]).await;
-    let (requests, events) = (150, 20);
+    let (requests, events) = (300, 20);
 
     // Two keys, 48 requests in flight: the isolate gathers each key's concurrent requests
     // into shared appends (edge::coalesce); every request is answered 200.
@@ -586,6 +586,13 @@ async fn concurrent_requests_sharing_appends_lose_nothing_even_when_clients_give
     )
     .await;
     assert!(after.iter().all(|s| *s == Some(200)), "{after:?}");
+
+    // A request resumed by another would run in that request's context, and workerd would
+    // refuse its I/O or cancel it as hung.
+    let log = edge.log();
+    for sign in ["Uncaught", "Cannot perform I/O", "hung"] {
+        assert!(!log.contains(sign), "the edge logged {sign:?}:\n{log}");
+    }
 
     for (project, acknowledged) in [(first, requests + 20), (second, requests)] {
         let p = project.key.project_id;

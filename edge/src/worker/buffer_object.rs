@@ -3,17 +3,12 @@
 //! retried with backoff until acknowledged, or kept with the reason if refused for good.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::Duration;
 
 use agenttrace_schemas::Timestamp;
 use serde::Deserialize;
 use worker::js_sys::{self, Math};
-use worker::wasm_bindgen::JsValue;
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
 
 use super::{Config, error, json_response, now_ms, post_signed};
@@ -32,6 +27,8 @@ const DELIVERIES_PER_ALARM: usize = 20;
 /// Longest a request waits in its lane for its events to be appended (an append takes
 /// milliseconds; this bounds the wait behind an append whose request was cancelled).
 const LANE_WAIT: Duration = Duration::from_secs(25);
+/// How often a waiting request looks for its news.
+const LANE_POLL: Duration = Duration::from_millis(1);
 
 /// News for a request waiting in its lane.
 enum News {
@@ -41,30 +38,29 @@ enum News {
     Send(Batch<Waiter>),
 }
 
-/// How a waiting request hears its news: a JS promise made in that request, so workerd
-/// resumes it there (and whatever it does next, such as sending a batch, is that request's
-/// I/O), and the news itself.
-struct Waiter {
-    resolve: js_sys::Function,
-    news: Rc<RefCell<Option<News>>>,
+/// Where a waiting request finds its news. The request looks on its own timer rather than
+/// being woken by the request that writes the news: in workerd, code resumed by another
+/// request runs in that request's context, and I/O it starts there (the append it may have to
+/// send, even its own response body) belongs to the wrong request.
+struct Waiter(Rc<RefCell<Slot>>);
+
+struct Slot {
+    news: Option<News>,
+    /// When the request last looked (a cancelled request stops looking).
+    looked_ms: u64,
 }
 
+/// A waiter that has not looked for this long is taken for gone when a batch is handed over.
+const GONE_AFTER_MS: u64 = 200;
+
 impl Waiter {
-    fn new() -> (Waiter, js_sys::Promise, Rc<RefCell<Option<News>>>) {
-        let mut resolve = None;
-        let promise = js_sys::Promise::new(&mut |found, _reject| resolve = Some(found));
-        let news = Rc::new(RefCell::new(None));
-        let waiter = Waiter {
-            resolve: resolve.expect("a promise's executor runs at once"),
-            news: news.clone(),
-        };
-        (waiter, promise, news)
+    fn tell(self, news: News) {
+        self.0.borrow_mut().news = Some(news);
     }
 
-    fn tell(self, news: News) {
-        *self.news.borrow_mut() = Some(news);
-        // Resolving cannot fail; a request that has gone away simply never resumes.
-        let _ = self.resolve.call0(&JsValue::UNDEFINED);
+    /// Whether the request still looks for its news, as of `now_ms`.
+    fn looking(&self, now_ms: u64) -> bool {
+        Rc::strong_count(&self.0) > 1 && now_ms.saturating_sub(self.0.borrow().looked_ms) < GONE_AFTER_MS
     }
 }
 
@@ -87,33 +83,35 @@ pub(crate) async fn buffer(
     events: &[Accepted],
 ) -> std::result::Result<(), String> {
     let key: LaneKey = (project_id.to_owned(), public_key.to_owned());
-    let (waiter, promise, news) = Waiter::new();
-    let batch = match LANES.with_borrow_mut(|lanes| lanes.join(&key, events, waiter, now_ms())) {
+    let slot = Rc::new(RefCell::new(Slot {
+        news: None,
+        looked_ms: now_ms(),
+    }));
+    let joined = LANES.with_borrow_mut(|lanes| lanes.join(&key, events, Waiter(slot.clone()), now_ms()));
+    let batch = match joined {
         Joined::Send(batch) => batch,
         Joined::Wait => {
-            // The timer also keeps this request alive while only another request's I/O is
-            // pending (workerd ends a request that waits on nothing of its own).
-            let mut told = pin!(JsFuture::from(promise));
-            let mut timeout = pin!(Delay::from(LANE_WAIT));
-            let in_time = std::future::poll_fn(|cx| {
-                if told.as_mut().poll(cx).is_ready() {
-                    Poll::Ready(true)
-                } else if timeout.as_mut().poll(cx).is_ready() {
-                    Poll::Ready(false)
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            match news.borrow_mut().take() {
-                Some(News::Done(result)) => return result,
-                Some(News::Send(batch)) => batch,
-                None if in_time => return Err("the buffer lane closed without an answer".to_owned()),
-                None => {
-                    return Err(format!(
-                        "no answer from the buffer within {} s",
-                        LANE_WAIT.as_secs()
-                    ));
+            let give_up = now_ms() + LANE_WAIT.as_millis() as u64;
+            loop {
+                // The pending timer is also what keeps this request alive meanwhile (workerd
+                // ends a request that waits on nothing of its own).
+                Delay::from(LANE_POLL).await;
+                let now = now_ms();
+                let news = {
+                    let mut slot = slot.borrow_mut();
+                    slot.looked_ms = now;
+                    slot.news.take()
+                };
+                match news {
+                    Some(News::Done(result)) => return result,
+                    Some(News::Send(batch)) => break batch,
+                    None if now >= give_up => {
+                        return Err(format!(
+                            "no answer from the buffer within {} s",
+                            LANE_WAIT.as_secs()
+                        ));
+                    }
+                    None => {}
                 }
             }
         }
@@ -133,11 +131,22 @@ async fn send_batch(
     for waiter in batch.waiters.drain(..) {
         waiter.tell(News::Done(result.clone()));
     }
-    let next = LANES.with_borrow_mut(|lanes| lanes.finish(key, batch.sent_ms, now_ms()));
-    if let Some(mut next) = next
-        && let Some(sender) = next.waiters.pop()
-    {
-        sender.tell(News::Send(next));
+    let now = now_ms();
+    let mut next = LANES.with_borrow_mut(|lanes| lanes.finish(key, batch.sent_ms, now));
+    while let Some(mut batch) = next.take() {
+        match batch.waiters.iter().rposition(|waiter| waiter.looking(now)) {
+            Some(i) => batch.waiters.swap_remove(i).tell(News::Send(batch)),
+            // Nobody seems left to send it: the batch is dropped unsent (none of its requests
+            // was acknowledged; any still there hear so at once), and the lane moves on.
+            None => {
+                for waiter in batch.waiters {
+                    waiter.tell(News::Done(Err(
+                        "the request holding these events went away".into()
+                    )));
+                }
+                next = LANES.with_borrow_mut(|lanes| lanes.finish(key, batch.sent_ms, now));
+            }
+        }
     }
     result
 }

@@ -459,7 +459,7 @@ impl Buffer {
                 &lists,
             )
             .map_err(Error::RustError)?;
-            let outcome = post_signed(config, "/v1/batches", body.clone()).await;
+            let outcome = post_signed(config, "/v1/batches", body.as_bytes()).await;
             let (delivered, detail) = match &outcome {
                 Ok((status, answer)) => (
                     Delivery::from_status(*status),

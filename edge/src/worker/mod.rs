@@ -17,7 +17,6 @@ mod router;
 use std::time::Duration;
 
 use agenttrace_schemas::signature::SigningKey;
-use worker::wasm_bindgen::JsValue;
 use worker::*;
 
 use crate::buffer::FlushPolicy;
@@ -116,15 +115,14 @@ impl Config {
 }
 
 /// POSTs a signed JSON body to the ETL (the next replica that answers); the status and body of
-/// its answer. The body is signed once: the signature does not depend on the replica.
+/// its answer. The body is signed once: the signature does not depend on the replica. It goes
+/// as bytes: as a JS string a delivery of megabytes was decoded to UTF-16 and encoded back.
 pub(crate) async fn post_signed(
     config: &Config,
     path: &str,
-    body: String,
+    body: &[u8],
 ) -> std::result::Result<(u16, Vec<u8>), String> {
-    let signature = config
-        .signing_key
-        .headers((now_ms() / 1000) as i64, body.as_bytes());
+    let signature = config.signing_key.headers((now_ms() / 1000) as i64, body);
     let mut last = Err("no ETL is configured".to_owned());
     for base in config.etl_targets() {
         let headers = Headers::new();
@@ -136,7 +134,7 @@ pub(crate) async fn post_signed(
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_headers(headers)
-            .with_body(Some(JsValue::from_str(&body)));
+            .with_body(Some(js_sys::Uint8Array::from(body).into()));
         let request = Request::new_with_init(&format!("{base}{path}"), &init).map_err(|e| e.to_string())?;
         last = match Fetch::Request(request).send().await {
             Ok(mut response) => {

@@ -232,7 +232,7 @@ async fn verify_key(config: &Config, credentials: &Credentials) -> std::result::
         return Ok(verdict);
     }
     let body = verify_request_body(credentials);
-    let asked = post_signed(config, "/v1/keys/verify", body).await;
+    let asked = post_signed(config, "/v1/keys/verify", body.as_bytes()).await;
     let verdict = match asked {
         Ok((status, answer)) => verdict_from_etl(status, &answer),
         Err(error) => Err(format!("the ETL cannot be reached: {error}")),

@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(last.waiters, [4]);
         assert!(lanes.finish(&"p", 120, 130).is_none());
         // The lane is forgotten when idle; the next request sends at once.
-        assert!(lanes.lanes.get(&"p").is_none());
+        assert!(!lanes.lanes.contains_key(&"p"));
         send(lanes.join(&"p", &events(&["f"]), 5, 140));
     }
 

@@ -50,6 +50,13 @@ pub struct Batch<W> {
 }
 
 impl<W> Batch<W> {
+    /// A batch of these events alone.
+    pub fn of(events: &[Accepted]) -> Self {
+        let mut batch = Batch::new();
+        batch.push(events);
+        batch
+    }
+
     fn new() -> Self {
         Batch {
             sent_ms: 0,
@@ -60,8 +67,7 @@ impl<W> Batch<W> {
     }
 
     fn push(&mut self, events: &[Accepted]) {
-        let size: usize = events.iter().map(|event| event.json.len() + 1).sum();
-        self.events.reserve(size);
+        self.events.reserve(text_bytes(events));
         for event in events {
             if !self.events.is_empty() {
                 self.events.push(b',');
@@ -74,6 +80,30 @@ impl<W> Batch<W> {
     fn full(&self, limits: &BatchLimits) -> bool {
         self.count >= limits.max_events || self.events.len() >= limits.max_bytes
     }
+}
+
+/// The text bytes `events` take in a batch.
+pub fn text_bytes(events: &[Accepted]) -> usize {
+    events.iter().map(|event| event.json.len() + 1).sum()
+}
+
+/// `events` in runs of at most `max_bytes` of text (an event larger than that runs alone), in
+/// order: a large request's events as rows under the row limit.
+pub fn runs(events: &[Accepted], max_bytes: usize) -> Vec<&[Accepted]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, event) in events.iter().enumerate() {
+        let size = event.json.len() + 1;
+        if i > start && bytes + size > max_bytes {
+            runs.push(&events[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < events.len() {
+        runs.push(&events[start..]);
+    }
+    runs
 }
 
 /// What a request does after joining its lane.
@@ -203,6 +233,23 @@ mod tests {
         // The lane is forgotten when idle; the next request sends at once.
         assert!(!lanes.lanes.contains_key(&"p"));
         send(lanes.join(&"p", &events(&["f"]), 5, 140));
+    }
+
+    #[test]
+    fn large_requests_split_into_runs_under_the_limit() {
+        let events = events(&["a", "bb", "c", "dddddddddddddddddddd", "e"]);
+        let sizes = |runs: Vec<&[Accepted]>| runs.iter().map(|run| run.len()).collect::<Vec<_>>();
+        // 11, 12, 11, 29 and 11 bytes (each text and its comma): 25 bytes hold "a" and "bb".
+        assert_eq!(sizes(runs(&events, 25)), [2, 1, 1, 1]);
+        assert_eq!(sizes(runs(&events, 1_000)), [5]);
+        // An event over the limit runs alone.
+        assert_eq!(sizes(runs(&events, 5)), [1, 1, 1, 1, 1]);
+        assert!(runs(&[], 5).is_empty());
+        let batch: Batch<u32> = Batch::of(&events[..2]);
+        assert_eq!(
+            (batch.count, batch.events.as_slice()),
+            (2, &br#"{"id":"a"},{"id":"bb"}"#[..])
+        );
     }
 
     #[test]

@@ -587,6 +587,21 @@ async fn concurrent_requests_sharing_appends_lose_nothing_even_when_clients_give
     .await;
     assert!(after.iter().all(|s| *s == Some(200)), "{after:?}");
 
+    // A request too large to share an append (40 events with 40 KB of input each) goes as
+    // rows of its own, each under Cloudflare's row limit.
+    let mut large = native_events("large-0", 40);
+    for event in large["events"].as_array_mut().unwrap() {
+        event["body"]["input"] = json!("x".repeat(40_000));
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/ingest", edge.url))
+        .header("authorization", second.basic_auth())
+        .json(&large)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
     // A request resumed by another would run in that request's context, and workerd would
     // refuse its I/O or cancel it as hung.
     let log = edge.log();
@@ -594,13 +609,17 @@ async fn concurrent_requests_sharing_appends_lose_nothing_even_when_clients_give
         assert!(!log.contains(sign), "the edge logged {sign:?}:\n{log}");
     }
 
-    for (project, acknowledged) in [(first, requests + 20), (second, requests)] {
+    for (project, expected) in [
+        (first, (requests + 20) * events),
+        (second, requests * events + 40),
+    ] {
         let p = project.key.project_id;
-        let expected = (acknowledged * events).to_string();
+        let expected = expected.to_string();
         env.wait_until(
             &format!(
                 "SELECT count() FROM observations FINAL WHERE project_id = '{p}' \
-                 AND (startsWith(trace_id, 'shared-') OR startsWith(trace_id, 'after-'))"
+                 AND (startsWith(trace_id, 'shared-') OR startsWith(trace_id, 'after-') \
+                      OR startsWith(trace_id, 'large-'))"
             ),
             &expected,
             Duration::from_secs(120),

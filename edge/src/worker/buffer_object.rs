@@ -13,7 +13,7 @@ use worker::*;
 
 use super::{Config, error, json_response, now_ms, post_signed};
 use crate::buffer::{BufferState, Delivery, append_body, parse_append, retry_delay, stored_events};
-use crate::coalesce::{Batch, BatchLimits, Coalescer, Joined};
+use crate::coalesce::{Batch, BatchLimits, Coalescer, Joined, runs, text_bytes};
 use crate::forward::batch_body;
 use crate::ingest::Accepted;
 
@@ -83,6 +83,16 @@ pub(crate) async fn buffer(
     events: &[Accepted],
 ) -> std::result::Result<(), String> {
     let key: LaneKey = (project_id.to_owned(), public_key.to_owned());
+    let limits = BatchLimits::default();
+    if text_bytes(events) > limits.max_bytes {
+        // Too large to share an append: rows of its own, each under Cloudflare's 2 MB row
+        // limit (an event is at most 1 MiB). A failure half-way is a 503, and the retry's
+        // repeated events are deduplicated by id downstream.
+        for run in runs(events, limits.max_bytes) {
+            append(env, config, &key, &Batch::of(run)).await?;
+        }
+        return Ok(());
+    }
     let slot = Rc::new(RefCell::new(Slot {
         news: None,
         looked_ms: now_ms(),

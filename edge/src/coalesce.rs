@@ -82,9 +82,14 @@ impl<W> Batch<W> {
     }
 }
 
+/// The bytes an event takes in a batch: its text and the comma that joins it.
+fn text_size(event: &Accepted) -> usize {
+    event.json.len() + 1
+}
+
 /// The text bytes `events` take in a batch.
 pub fn text_bytes(events: &[Accepted]) -> usize {
-    events.iter().map(|event| event.json.len() + 1).sum()
+    events.iter().map(text_size).sum()
 }
 
 /// `events` in runs of at most `max_bytes` of text (an event larger than that runs alone), in
@@ -93,7 +98,7 @@ pub fn runs(events: &[Accepted], max_bytes: usize) -> Vec<&[Accepted]> {
     let mut runs = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, event) in events.iter().enumerate() {
-        let size = event.json.len() + 1;
+        let size = text_size(event);
         if i > start && bytes + size > max_bytes {
             runs.push(&events[start..i]);
             (start, bytes) = (i, 0);

@@ -63,6 +63,10 @@ pub struct LoadBenchArgs {
     /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub max_insert_wait_ms: u64,
+    /// How long an insert still waits, once no request is being prepared, for another to begin,
+    /// in milliseconds.
+    #[arg(long, default_value_t = agenttrace_etl::clickhouse::loader::LINGER_MS)]
+    pub insert_linger_ms: u64,
     /// Concurrent inserts per table in (a).
     #[arg(long, default_value_t = LoaderOptions::default().inserts_in_flight)]
     pub inserts_in_flight: usize,
@@ -253,6 +257,7 @@ pub async fn run_load(
             LoaderOptions {
                 compression: args.compression.with_level(args.gzip_level),
                 max_insert_wait: Duration::from_millis(args.max_insert_wait_ms),
+                insert_linger: Duration::from_millis(args.insert_linger_ms),
                 inserts_in_flight: args.inserts_in_flight,
                 ..LoaderOptions::default()
             },

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub max_insert_wait_ms: u64,
+    /// How long an insert still waits, once no request is being prepared, for another to begin,
+    /// in milliseconds.
+    #[arg(long, default_value_t = agenttrace_etl::clickhouse::loader::LINGER_MS)]
+    pub insert_linger_ms: u64,
     /// Concurrent inserts per table.
     #[arg(long, default_value_t = 2)]
     pub inserts_in_flight: usize,
@@ -88,6 +92,7 @@ impl ServeArgs {
                 max_rows_per_insert: self.max_rows_per_insert,
                 max_bytes_per_insert: self.max_mib_per_insert << 20,
                 max_insert_wait: Duration::from_millis(self.max_insert_wait_ms),
+                insert_linger: Duration::from_millis(self.insert_linger_ms),
                 inserts_in_flight: self.inserts_in_flight,
                 compression: self.compression.with_level(self.gzip_level),
                 format: match self.wire_format {

@@ -3,7 +3,10 @@
 //! Insert size dominates ClickHouse ingest cost (every insert writes a new part: a file per
 //! column, later merged), so rows from concurrent requests are coalesced per table, as in a
 //! database's group commit: an insert waits while other requests are still being prepared and
-//! will bring rows, up to `max_insert_wait`, and goes at once when nothing else is coming. Each
+//! will bring rows, up to `max_insert_wait`, and goes once nothing else is coming — after a short
+//! linger, because under load the senders just answered are about to send again (without it, one
+//! sender that came back a few milliseconds late took an insert of its own, and from then on
+//! the senders stayed split in two groups, each paying ClickHouse's fixed cost per insert). Each
 //! request is answered only after the insert that carried its rows was acknowledged. Bodies
 //! are `Native` or `ArrowStream`, LZ4 on the wire (see [`super::compression`]); with two
 //! workers per table, one gathers while the other inserts.
@@ -51,11 +54,13 @@ pub trait Sink: Send + Sync {
 pub struct PreparingRequests {
     count: AtomicUsize,
     none_left: Notify,
+    began: Notify,
 }
 
 impl PreparingRequests {
     pub fn begin(self: &Arc<Self>) -> Preparing {
         self.count.fetch_add(1, Ordering::SeqCst);
+        self.began.notify_waiters();
         Preparing(Some(self.clone()))
     }
 
@@ -84,6 +89,9 @@ impl Drop for Preparing {
     }
 }
 
+/// The default [`LoaderOptions::insert_linger`], in milliseconds.
+pub const LINGER_MS: u64 = 25;
+
 #[derive(Debug, Clone)]
 pub struct LoaderOptions {
     /// Most rows in one insert.
@@ -92,6 +100,9 @@ pub struct LoaderOptions {
     pub max_bytes_per_insert: usize,
     /// Longest time rows wait for other requests' rows to share their insert.
     pub max_insert_wait: Duration,
+    /// How long an insert still waits, once nothing is being prepared, for another request to
+    /// begin: a sender answered a moment ago is usually about to send again.
+    pub insert_linger: Duration,
     /// Concurrent inserts per table.
     pub inserts_in_flight: usize,
     /// How insert bodies are compressed.
@@ -108,6 +119,7 @@ impl Default for LoaderOptions {
             max_rows_per_insert: 200_000,
             max_bytes_per_insert: 64 << 20,
             max_insert_wait: Duration::from_millis(500),
+            insert_linger: Duration::from_millis(LINGER_MS),
             inserts_in_flight: 2,
             compression: Compression::Lz4,
             attempts: 5,
@@ -191,16 +203,34 @@ impl Sink for ClickHouseSink {
     }
 }
 
+/// Why a group stopped gathering: its bounds, nothing else coming, or `max_insert_wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    Full,
+    NothingComing,
+    Waited,
+}
+
+impl Closed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Closed::Full => "full",
+            Closed::NothingComing => "nothing_coming",
+            Closed::Waited => "waited",
+        }
+    }
+}
+
 /// Takes the next group of requests for one insert: the first queued, then whatever else
-/// arrives while other requests are still being prepared, up to `max_insert_wait` after the
-/// first and `max_rows_per_insert` rows or `max_bytes_per_insert` bytes. ClickHouse pays a fixed
+/// arrives while other requests are still being prepared (or begin to be within
+/// `insert_linger` of none being prepared), up to `max_insert_wait` after the first and `max_rows_per_insert` rows or `max_bytes_per_insert` bytes. ClickHouse pays a fixed
 /// cost per insert (a new part: a file per column, merged later), so rows that are about to
 /// arrive are worth waiting for; when nothing else is coming, the insert goes at once. The byte
 /// bound keeps an insert of large events (long prompts) from growing without limit.
 async fn next_group(
     shared: &Shared,
     receiver: &mut mpsc::UnboundedReceiver<Pending>,
-) -> Option<Vec<Pending>> {
+) -> Option<(Vec<Pending>, Closed)> {
     let first = receiver.recv().await?;
     let deadline = tokio::time::Instant::now() + shared.options.max_insert_wait;
     let (mut rows, mut bytes) = (0, 0);
@@ -212,32 +242,47 @@ async fn next_group(
         rows >= shared.options.max_rows_per_insert || bytes >= shared.options.max_bytes_per_insert
     };
     if add(first, &mut group) {
-        return Some(group);
+        return Some((group, Closed::Full));
     }
     loop {
         while let Ok(next) = receiver.try_recv() {
             if add(next, &mut group) {
-                return Some(group);
+                return Some((group, Closed::Full));
             }
         }
+        // Both registered before the count is read, so a change between the two is not lost.
         let none_left = shared.preparing.none_left.notified();
-        tokio::pin!(none_left);
-        // Registered before the check, so a wake-up between the two is not lost.
+        let began = shared.preparing.began.notified();
+        tokio::pin!(none_left, began);
         none_left.as_mut().enable();
+        began.as_mut().enable();
         if shared.preparing.count() == 0 {
-            return Some(group);
+            let linger = (tokio::time::Instant::now() + shared.options.insert_linger).min(deadline);
+            tokio::select! {
+                next = receiver.recv() => match next {
+                    Some(next) => {
+                        if add(next, &mut group) {
+                            return Some((group, Closed::Full));
+                        }
+                    }
+                    None => return Some((group, Closed::NothingComing)),
+                },
+                () = &mut began => {}
+                () = tokio::time::sleep_until(linger) => return Some((group, Closed::NothingComing)),
+            }
+            continue;
         }
         tokio::select! {
             next = receiver.recv() => match next {
                 Some(next) => {
                     if add(next, &mut group) {
-                        return Some(group);
+                        return Some((group, Closed::Full));
                     }
                 }
-                None => return Some(group),
+                None => return Some((group, Closed::NothingComing)),
             },
             () = &mut none_left => {}
-            () = tokio::time::sleep_until(deadline) => return Some(group),
+            () = tokio::time::sleep_until(deadline) => return Some((group, Closed::Waited)),
         }
     }
 }
@@ -245,16 +290,29 @@ async fn next_group(
 async fn worker(table: Table, shared: Arc<Shared>, queue: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
     loop {
         // One worker gathers while the others insert.
-        let group = {
+        let (group, closed) = {
             let mut receiver = queue.lock().await;
             match next_group(&shared, &mut receiver).await {
-                Some(group) => group,
+                Some(gathered) => gathered,
                 None => return,
             }
         };
+        // Why inserts are as large as they are: how many requests each carries, and what
+        // stopped it gathering more.
+        let labels = [("table", table.name()), ("closed", closed.as_str())];
+        metrics::counter!("agenttrace_clickhouse_insert_groups_total", &labels).increment(1);
+        metrics::histogram!("agenttrace_clickhouse_insert_requests", &labels).record(group.len() as f64);
         let (batches, waiters): (Vec<RecordBatch>, Vec<_>) =
             group.into_iter().map(|p| (p.batch, p.done)).unzip();
+        let started = Instant::now();
         let result = insert(table, &shared, batches).await;
+        tracing::debug!(
+            table = table.name(),
+            requests = waiters.len(),
+            closed = closed.as_str(),
+            insert_ms = started.elapsed().as_millis() as u64,
+            "insert done"
+        );
         for waiter in waiters {
             let _ = waiter.send(result.clone());
         }
@@ -320,6 +378,23 @@ async fn insert(table: Table, shared: &Shared, batches: Vec<RecordBatch>) -> Res
 mod tests {
     use super::*;
 
+    /// A loader's shared state around a ClickHouse that is never reached.
+    fn shared(options: LoaderOptions) -> Shared {
+        Shared {
+            clickhouse: ClickHouse::new(crate::clickhouse::ClickHouseConfig {
+                url: "http://127.0.0.1:9".into(),
+                database: "unused".into(),
+                user: None,
+                password: None,
+                cluster: None,
+                node_urls: Vec::new(),
+            }),
+            options,
+            format: OnceCell::new(),
+            preparing: Arc::new(PreparingRequests::default()),
+        }
+    }
+
     #[test]
     fn picks_arrow_stream_only_where_supported() {
         assert_eq!(WireFormat::for_server_version("18.16.1"), WireFormat::Native);
@@ -338,33 +413,50 @@ mod tests {
             RecordBatch::try_from_iter([("name", Arc::new(names) as arrow_array::ArrayRef)]).unwrap()
         };
         let size = batch().get_array_memory_size();
-        let shared = Shared {
-            clickhouse: ClickHouse::new(crate::clickhouse::ClickHouseConfig {
-                url: "http://127.0.0.1:9".into(),
-                database: "unused".into(),
-                user: None,
-                password: None,
-                cluster: None,
-                node_urls: Vec::new(),
-            }),
-            options: LoaderOptions {
-                max_bytes_per_insert: size * 2 - 1,
-                ..LoaderOptions::default()
-            },
-            format: OnceCell::new(),
-            preparing: Arc::new(PreparingRequests::default()),
-        };
+        let shared = shared(LoaderOptions {
+            max_bytes_per_insert: size * 2 - 1,
+            ..LoaderOptions::default()
+        });
         let (sender, mut receiver) = mpsc::unbounded_channel();
         for _ in 0..3 {
             let (done, _) = oneshot::channel();
             sender.send(Pending { batch: batch(), done }).unwrap();
         }
-        let sizes = |group: Vec<Pending>| group.iter().map(|p| p.batch.num_rows()).collect::<Vec<_>>();
-        assert_eq!(
-            sizes(next_group(&shared, &mut receiver).await.unwrap()),
-            [100, 100]
-        );
-        assert_eq!(sizes(next_group(&shared, &mut receiver).await.unwrap()), [100]);
+        let sizes = |group: Vec<Pending>| group.iter().map(|p| p.batch.num_rows()).collect::<Vec<usize>>();
+        let (group, closed) = next_group(&shared, &mut receiver).await.unwrap();
+        assert_eq!((sizes(group), closed), (vec![100, 100], Closed::Full));
+        let (group, closed) = next_group(&shared, &mut receiver).await.unwrap();
+        assert_eq!((sizes(group), closed), (vec![100], Closed::NothingComing));
+    }
+
+    #[tokio::test]
+    async fn a_group_lingers_for_a_request_that_begins_soon_after() {
+        let batch = || {
+            let ids = arrow_array::UInt32Array::from(vec![1, 2, 3]);
+            RecordBatch::try_from_iter([("id", Arc::new(ids) as arrow_array::ArrayRef)]).unwrap()
+        };
+        let gather = |linger_ms: u64| async move {
+            let shared = shared(LoaderOptions {
+                insert_linger: Duration::from_millis(linger_ms),
+                ..LoaderOptions::default()
+            });
+            let (sender, mut receiver) = mpsc::unbounded_channel();
+            let (done, _) = oneshot::channel();
+            sender.send(Pending { batch: batch(), done }).unwrap();
+            // A request that begins 30 ms after the first one's rows are queued.
+            let preparing = shared.preparing.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let _preparing = preparing.begin();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let (done, _) = oneshot::channel();
+                sender.send(Pending { batch: batch(), done }).unwrap();
+            });
+            let (group, closed) = next_group(&shared, &mut receiver).await.unwrap();
+            (group.len(), closed)
+        };
+        assert_eq!(gather(0).await, (1, Closed::NothingComing));
+        assert_eq!(gather(200).await, (2, Closed::NothingComing));
     }
 
     #[test]

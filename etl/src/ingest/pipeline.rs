@@ -399,6 +399,9 @@ impl Ingestor {
         signature: Option<&str>,
     ) -> Result<BatchResponse, IngestError> {
         let received_at = Timestamp::now();
+        // From here on this request will probably bring rows: inserts may wait for them. Counted
+        // before the batch is opened, which waits its turn on the CPU pool.
+        let preparing = self.sink.prepare();
         let (keyring, key_id, signature) = (
             self.keyring.clone(),
             key_id.map(str::to_owned),
@@ -415,8 +418,6 @@ impl Ingestor {
         })
         .await??;
         let project_name = self.check_key(&batch).await?;
-        // From here on this request will probably bring rows: inserts may wait for them.
-        let preparing = self.sink.prepare();
 
         let client = self.pool.get().await.map_err(postgres_down)?;
         let seen = client

@@ -222,10 +222,11 @@ impl Closed {
 }
 
 /// Takes the next group of requests for one insert: the first queued, then whatever else
-/// arrives while other requests are still being prepared (or begin to be within
-/// `insert_linger` of none being prepared), up to `max_insert_wait` after the first and `max_rows_per_insert` rows or `max_bytes_per_insert` bytes. ClickHouse pays a fixed
-/// cost per insert (a new part: a file per column, merged later), so rows that are about to
-/// arrive are worth waiting for; when nothing else is coming, the insert goes at once. The byte
+/// arrives while other requests are still being prepared, or begin to be within
+/// `insert_linger` of none being prepared, up to `max_insert_wait` after the first and
+/// `max_rows_per_insert` rows or `max_bytes_per_insert` bytes. ClickHouse pays a fixed cost per
+/// insert (a new part: a file per column, merged later), so rows that are about to arrive are
+/// worth waiting for; once nothing else is coming, the insert goes after the linger. The byte
 /// bound keeps an insert of large events (long prompts) from growing without limit.
 async fn next_group(
     shared: &Shared,
@@ -256,22 +257,14 @@ async fn next_group(
         tokio::pin!(none_left, began);
         none_left.as_mut().enable();
         began.as_mut().enable();
-        if shared.preparing.count() == 0 {
-            let linger = (tokio::time::Instant::now() + shared.options.insert_linger).min(deadline);
-            tokio::select! {
-                next = receiver.recv() => match next {
-                    Some(next) => {
-                        if add(next, &mut group) {
-                            return Some((group, Closed::Full));
-                        }
-                    }
-                    None => return Some((group, Closed::NothingComing)),
-                },
-                () = &mut began => {}
-                () = tokio::time::sleep_until(linger) => return Some((group, Closed::NothingComing)),
-            }
-            continue;
-        }
+        // While requests are being prepared, wait for them (up to the deadline); once none is,
+        // linger for one to begin.
+        let idle = shared.preparing.count() == 0;
+        let until = if idle {
+            (tokio::time::Instant::now() + shared.options.insert_linger).min(deadline)
+        } else {
+            deadline
+        };
         tokio::select! {
             next = receiver.recv() => match next {
                 Some(next) => {
@@ -281,8 +274,11 @@ async fn next_group(
                 }
                 None => return Some((group, Closed::NothingComing)),
             },
-            () = &mut none_left => {}
-            () = tokio::time::sleep_until(deadline) => return Some((group, Closed::Waited)),
+            () = &mut none_left, if !idle => {}
+            () = &mut began, if idle => {}
+            () = tokio::time::sleep_until(until) => {
+                return Some((group, if idle { Closed::NothingComing } else { Closed::Waited }));
+            }
         }
     }
 }

@@ -64,7 +64,7 @@ pub struct ServeArgs {
     pub max_insert_wait_ms: u64,
     /// How long an insert still waits, once no request is being prepared, for another to begin,
     /// in milliseconds.
-    #[arg(long, default_value_t = agenttrace_etl::clickhouse::loader::LINGER_MS)]
+    #[arg(long, default_value_t = LoaderOptions::default().insert_linger.as_millis() as u64)]
     pub insert_linger_ms: u64,
     /// Concurrent inserts per table.
     #[arg(long, default_value_t = 2)]

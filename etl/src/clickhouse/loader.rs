@@ -89,9 +89,6 @@ impl Drop for Preparing {
     }
 }
 
-/// The default [`LoaderOptions::insert_linger`], in milliseconds.
-pub const LINGER_MS: u64 = 25;
-
 #[derive(Debug, Clone)]
 pub struct LoaderOptions {
     /// Most rows in one insert.
@@ -119,7 +116,7 @@ impl Default for LoaderOptions {
             max_rows_per_insert: 200_000,
             max_bytes_per_insert: 64 << 20,
             max_insert_wait: Duration::from_millis(500),
-            insert_linger: Duration::from_millis(LINGER_MS),
+            insert_linger: Duration::from_millis(25),
             inserts_in_flight: 2,
             compression: Compression::Lz4,
             attempts: 5,

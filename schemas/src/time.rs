@@ -102,8 +102,22 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = Cow::<str>::deserialize(deserializer)?;
-        Timestamp::parse(&text).map_err(de::Error::custom)
+        // A visitor rather than `Cow<str>`, whose `Deserialize` always allocates a `String`.
+        struct TimestampVisitor;
+
+        impl de::Visitor<'_> for TimestampVisitor {
+            type Value = Timestamp;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp string like 2026-01-02T03:04:05.123456Z")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                Timestamp::parse(text).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(TimestampVisitor)
     }
 }
 
@@ -130,6 +144,20 @@ mod tests {
         let t = Timestamp::parse("2026-01-02T03:04:05.123456Z").unwrap();
         assert_eq!(t.to_string(), "2026-01-02T03:04:05.123456Z");
         assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+    }
+
+    #[test]
+    fn reads_from_json_strings_plain_or_escaped_and_names_what_else_it_expected() {
+        let plain: Timestamp = serde_json::from_str(r#""2026-01-02T03:04:05Z""#).unwrap();
+        let escaped: Timestamp = serde_json::from_str(r#""2026-01-02T03:04:05\u005a""#).unwrap();
+        assert_eq!(plain, escaped);
+        let error = serde_json::from_str::<Timestamp>("1767323045").unwrap_err();
+        assert!(
+            error.to_string().contains("an RFC 3339 timestamp string"),
+            "{error}"
+        );
+        let error = serde_json::from_str::<Timestamp>(r#""yesterday""#).unwrap_err();
+        assert!(error.to_string().contains("yesterday"), "{error}");
     }
 
     #[test]

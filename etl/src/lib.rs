@@ -5,15 +5,15 @@
 //!   **conversion** to Arrow.
 //! - [`clickhouse`]: the client, the table catalog, the Native codec, and the **loader**.
 //! - [`analytics`]: analysts' **exports** and read-only SQL (the SQL guard).
-//! - [`admin`]: the control plane over PostgreSQL (projects, API keys, evaluators, datasets,
+//! - [`control`]: the control plane over PostgreSQL (projects, API keys, evaluators, datasets,
 //!   experiments): the functions the CLI and the HTTP API both call.
 //! - [`http`]: routes, the error type, auth extractors, the server's lifecycle.
 //! - [`cpu`]: the fixed pool CPU-bound work runs on.
 //! - [`postgres`]: connections; [`migrate`]: both databases' migrations.
 
-pub mod admin;
 pub mod analytics;
 pub mod clickhouse;
+pub mod control;
 pub mod cpu;
 pub mod http;
 pub mod ingest;

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use agenttrace_etl::admin::evaluators::parse_schedule;
+use agenttrace_etl::control::evaluators::parse_schedule;
 use agenttrace_etl::clickhouse::ClickHouse;
 use chrono::{DateTime, Utc};
 use cron::Schedule;

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use agenttrace_cli::agent::SessionGenerator;
-use agenttrace_etl::admin::api_keys;
+use agenttrace_etl::control::api_keys;
 use agenttrace_schemas::Scope;
 use agenttrace_schemas::{Event, Payload, Timestamp};
 use agenttrace_tests::{TestEnv, repo_root};

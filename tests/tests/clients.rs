@@ -381,7 +381,7 @@ async fn the_langfuse_python_sdk_reads_observations_and_metrics_v2_through_the_e
     etl.load(&project.key, &events).await;
     let pg = env.postgres().await;
     let reader =
-        agenttrace_etl::admin::api_keys::create_key(&pg, project.key.project_id, &[Scope::Read], None)
+        agenttrace_etl::control::api_keys::create_key(&pg, project.key.project_id, &[Scope::Read], None)
             .await
             .unwrap();
     let day_us = 86_400_000_000;

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::admin::datasets::{self, NewDataset, NewItem};
-use agenttrace_etl::admin::evaluators::{self, NewEvaluator};
-use agenttrace_etl::admin::experiments::{self, NewRunItem};
-use agenttrace_etl::admin::identity::{self, Role};
-use agenttrace_etl::admin::prices::{self, NewPrice};
-use agenttrace_etl::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
-use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_etl::control::datasets::{self, NewDataset, NewItem};
+use agenttrace_etl::control::evaluators::{self, NewEvaluator};
+use agenttrace_etl::control::experiments::{self, NewRunItem};
+use agenttrace_etl::control::identity::{self, Role};
+use agenttrace_etl::control::prices::{self, NewPrice};
+use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptType, Selector};
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_jobs::{Job, run_job};
 use agenttrace_schemas::Scope;
 use agenttrace_tests::TestEnv;

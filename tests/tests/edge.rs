@@ -400,7 +400,7 @@ async fn a_batch_the_etl_refuses_for_good_is_recorded_not_retried() {
     )
     .await;
     let pg = env.postgres().await;
-    agenttrace_etl::admin::api_keys::revoke_key(&pg, &project.key.public_key)
+    agenttrace_etl::control::api_keys::revoke_key(&pg, &project.key.public_key)
         .await
         .unwrap();
     let before = refused_batches(&etl.url, "revoked_key").await;
@@ -426,7 +426,7 @@ async fn a_batch_the_etl_refuses_for_good_is_recorded_not_retried() {
 
     // The project's other key sees the refused batch, with the ETL's reason.
     let other =
-        agenttrace_etl::admin::api_keys::create_key(&pg, p, &[agenttrace_schemas::Scope::Ingest], None)
+        agenttrace_etl::control::api_keys::create_key(&pg, p, &[agenttrace_schemas::Scope::Ingest], None)
             .await
             .unwrap();
     let pair = format!("{}:{}", other.public_key, other.secret_key);

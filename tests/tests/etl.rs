@@ -1,7 +1,7 @@
 //! The ETL end to end on real PostgreSQL and ClickHouse 18.16: signed batches in, rows out.
 
 use agenttrace_cli::agent::SessionGenerator;
-use agenttrace_etl::admin::api_keys;
+use agenttrace_etl::control::api_keys;
 use agenttrace_schemas::batch::{BatchResponse, BatchStatus};
 use agenttrace_schemas::event::{
     Cost, FileOperation, FileOperationKind, GitLink, Json, Level, Metadata, Observation, ObservationType,

@@ -1,6 +1,6 @@
 //! Foundation: migrations on PostgreSQL, ClickHouse 18.16 and chDB; deduplication; API keys.
 
-use agenttrace_etl::admin::api_keys::{self as keys, KeyRejection};
+use agenttrace_etl::control::api_keys::{self as keys, KeyRejection};
 use agenttrace_etl::migrate::{MigrationSet, split_statements};
 use agenttrace_schemas::Scope;
 use agenttrace_tests::{TestEnv, chdb, repo_root};

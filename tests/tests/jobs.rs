@@ -2,7 +2,7 @@
 //! project's window; the daily-costs check passes on clean data and reports replay drift.
 
 use agenttrace_cli::agent::SessionGenerator;
-use agenttrace_etl::admin::projects;
+use agenttrace_etl::control::projects;
 use agenttrace_etl::ingest::rows::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::event::IntoStatic;

@@ -1,7 +1,7 @@
 //! Prices per project and date, and `recompute_costs`: after a price change exactly the
 //! generations priced from the table change; costs agents sent and other projects' rows stay.
 
-use agenttrace_etl::admin::prices::{self, NewPrice};
+use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_jobs::{Job, JobOutcome, run_job};
 use agenttrace_schemas::event::IntoStatic;
 use agenttrace_schemas::{Event, Timestamp};

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use agenttrace_cli::agent::SessionGenerator;
-use agenttrace_etl::admin::api_keys;
+use agenttrace_etl::control::api_keys;
 use agenttrace_schemas::{Event, Payload, Scope, Timestamp};
 use agenttrace_tests::TestEnv;
 use serde_json::Value;

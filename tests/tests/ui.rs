@@ -5,7 +5,7 @@
 //! `docs/screenshots`, refreshed with `AGENTTRACE_SCREENSHOTS=docs/screenshots`).
 
 use agenttrace_cli::send::ProjectKey;
-use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_schemas::batch::BatchResponse;
 use agenttrace_schemas::{Scope, Timestamp};
 use agenttrace_tests::TestEnv;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::catalog::{COST_SCALE, Table};
 use agenttrace_etl::clickhouse::compression::Compression;

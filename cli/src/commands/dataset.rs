@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use agenttrace_etl::admin::datasets::{self, ItemFilter, NewDataset};
-use agenttrace_etl::admin::experiments;
+use agenttrace_etl::control::datasets::{self, ItemFilter, NewDataset};
+use agenttrace_etl::control::experiments;
 use anyhow::Context;
 use clap::Subcommand;
 use uuid::Uuid;

@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::admin::datasets::{self, ItemFilter, NewDataset, NewItem};
-use agenttrace_etl::admin::prompts::{self, NewPromptVersion, PromptType, Selector};
-use agenttrace_etl::admin::{AdminError, experiments};
+use agenttrace_etl::control::datasets::{self, ItemFilter, NewDataset, NewItem};
+use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptType, Selector};
+use agenttrace_etl::control::{ControlError, experiments};
 use agenttrace_etl::clickhouse::{Table, quote};
 use agenttrace_schemas::{Event, Timestamp};
 use anyhow::Context;
@@ -226,7 +226,7 @@ const DEMO_PROMPT: &str = "coding-agent-system";
 async fn demo_prompt(pg: &mut tokio_postgres::Client, project: Uuid) -> anyhow::Result<bool> {
     match prompts::get(&*pg, project, DEMO_PROMPT, &Selector::Label("latest".into())).await {
         Ok(_) => return Ok(false),
-        Err(AdminError::NotFound(_)) => {}
+        Err(ControlError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
     }
     let versions = [

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use agenttrace_etl::admin::evaluators::{self, Added, NewEvaluator};
+use agenttrace_etl::control::evaluators::{self, Added, NewEvaluator};
 use anyhow::Context;
 use clap::Subcommand;
 use uuid::Uuid;

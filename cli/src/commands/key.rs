@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use agenttrace_etl::admin::api_keys::{self, NewKey};
+use agenttrace_etl::control::api_keys::{self, NewKey};
 use agenttrace_schemas::Scope;
 use clap::Subcommand;
 use serde_json::json;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use agenttrace_etl::admin::identity::{self, Role};
+use agenttrace_etl::control::identity::{self, Role};
 use clap::Subcommand;
 use serde_json::json;
 use uuid::Uuid;

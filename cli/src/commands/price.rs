@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use agenttrace_etl::admin::prices::{self, NewPrice};
+use agenttrace_etl::control::prices::{self, NewPrice};
 use clap::Subcommand;
 use uuid::Uuid;
 

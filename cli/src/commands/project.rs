@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use agenttrace_etl::admin::{api_keys, projects};
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_schemas::Scope;
 use clap::Subcommand;
 

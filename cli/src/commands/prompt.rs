@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use agenttrace_etl::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType, Selector};
+use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType, Selector};
 use anyhow::Context;
 use clap::Subcommand;
 use uuid::Uuid;

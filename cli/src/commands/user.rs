@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, Write};
 
-use agenttrace_etl::admin::identity::{self, Role};
+use agenttrace_etl::control::identity::{self, Role};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;

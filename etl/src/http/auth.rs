@@ -15,8 +15,8 @@ use axum::http::{StatusCode, header};
 use base64::Engine as _;
 use uuid::Uuid;
 
-use crate::admin::api_keys::{VerifiedKey, verify_key};
-use crate::admin::identity::{
+use crate::control::api_keys::{VerifiedKey, verify_key};
+use crate::control::identity::{
     ORG_PUBLIC_PREFIX, Role, SESSION_PREFIX, User, session_user, verify_organization_key,
 };
 use crate::http::error::ApiError;

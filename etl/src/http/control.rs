@@ -16,13 +16,13 @@ use uuid::Uuid;
 
 use agenttrace_schemas::Scope;
 
-use crate::admin::datasets::{self, ItemFilter, NewDataset, NewItem};
-use crate::admin::evaluators::{self, NewEvaluator};
-use crate::admin::experiments::{self, NewRunItem};
-use crate::admin::identity::{self, Role};
-use crate::admin::prices::{self, NewPrice};
-use crate::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType};
-use crate::admin::{api_keys, job_runs, projects};
+use crate::control::datasets::{self, ItemFilter, NewDataset, NewItem};
+use crate::control::evaluators::{self, NewEvaluator};
+use crate::control::experiments::{self, NewRunItem};
+use crate::control::identity::{self, Role};
+use crate::control::prices::{self, NewPrice};
+use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType};
+use crate::control::{api_keys, job_runs, projects};
 use crate::analytics::dead_letters::dead_letter_list;
 use crate::analytics::experiments::{Run, compare, traced_runs};
 use crate::http::auth::{Caller, Need};

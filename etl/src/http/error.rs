@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::admin::AdminError;
-use crate::admin::api_keys::KeyRejection;
+use crate::control::ControlError;
+use crate::control::api_keys::KeyRejection;
 use crate::analytics::AnalyticsError;
 use crate::ingest::IngestError;
 
@@ -95,24 +95,24 @@ impl From<AnalyticsError> for ApiError {
     }
 }
 
-impl From<AdminError> for ApiError {
-    fn from(error: AdminError) -> Self {
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
         let (status, code) = match &error {
-            AdminError::NoSuchProject(_) | AdminError::NoSuchKey(_) | AdminError::NotFound(_) => {
+            ControlError::NoSuchProject(_) | ControlError::NoSuchKey(_) | ControlError::NotFound(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
-            AdminError::ProjectExists { .. } | AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            AdminError::AmbiguousOrganization(_) | AdminError::Invalid { .. } => {
+            ControlError::ProjectExists { .. } | ControlError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ControlError::AmbiguousOrganization(_) | ControlError::Invalid { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
-            AdminError::Postgres(_) => return ApiError::unavailable(error),
+            ControlError::Postgres(_) => return ApiError::unavailable(error),
         };
         ApiError::new(status, code, error.to_string())
     }
 }
 
-impl From<crate::admin::identity::SignInRefused> for ApiError {
-    fn from(refused: crate::admin::identity::SignInRefused) -> Self {
+impl From<crate::control::identity::SignInRefused> for ApiError {
+    fn from(refused: crate::control::identity::SignInRefused) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused.to_string())
     }
 }

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 
-use crate::admin::api_keys::verify_key as verify_key_pair;
+use crate::control::api_keys::verify_key as verify_key_pair;
 use crate::http::error::ApiError;
 use crate::http::server::AppState;
 use crate::ingest::IngestError;

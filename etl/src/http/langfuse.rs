@@ -1,6 +1,6 @@
 //! Langfuse's control-plane routes with Langfuse's request and response shapes and status
 //! codes, as its SDKs call them (`../shared/reference/langfuse-api.md`). No logic of their own:
-//! each handler translates and calls `admin`. A project API key names the project; reads need
+//! each handler translates and calls `control`. A project API key names the project; reads need
 //! the `read` scope, writes `manage`.
 
 use std::sync::Arc;
@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::admin::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
-use crate::admin::experiments::{self, NewRunItem};
-use crate::admin::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
+use crate::control::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
+use crate::control::experiments::{self, NewRunItem};
+use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
 use crate::analytics::langfuse::{self as langfuse_reads, ObservationsV2Params};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
@@ -139,7 +139,7 @@ pub async fn get_prompt(
     let version = prompts::get(&**client, project_id, &name, &selector)
         .await
         .map_err(|error| match error {
-            crate::admin::AdminError::NotFound(_) => {
+            crate::control::ControlError::NotFound(_) => {
                 let which = match &selector {
                     Selector::Version(v) => format!("version {v}"),
                     Selector::Label(l) => format!("label '{l}'"),

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::prompts::{self, Selector};
+use crate::control::prompts::{self, Selector};
 use crate::http::error::ApiError;
 
 /// A 400 naming the field and what is wrong with it.

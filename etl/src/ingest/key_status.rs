@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::api_keys::KeyRejection;
+use crate::control::api_keys::KeyRejection;
 
 /// What PostgreSQL says about a public key, without its secret (the edge checked that).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,7 +35,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::admin::experiments::link_trace;
+use crate::control::experiments::link_trace;
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
 
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::admin::api_keys::KeyRejection;
+use crate::control::api_keys::KeyRejection;
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{LoadError, Sink};
 use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};

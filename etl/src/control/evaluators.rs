@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 /// The evaluator kinds the evaluation job implements (PostgreSQL checks the same list).
 pub const KINDS: &[&str] = &[
@@ -49,9 +49,9 @@ pub enum Added {
 }
 
 /// Adds an evaluator, keeping an existing one of the same name in the project as it is.
-pub async fn add(client: &impl GenericClient, evaluator: &NewEvaluator) -> Result<Added, AdminError> {
+pub async fn add(client: &impl GenericClient, evaluator: &NewEvaluator) -> Result<Added, ControlError> {
     if !KINDS.contains(&evaluator.kind.as_str()) {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "kind",
             message: format!(
                 "unknown evaluator kind {:?}; kinds are {}",
@@ -61,13 +61,13 @@ pub async fn add(client: &impl GenericClient, evaluator: &NewEvaluator) -> Resul
         });
     }
     if !evaluator.config.is_object() {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "config",
             message: "must be a JSON object".into(),
         });
     }
     if let Some(schedule) = &evaluator.schedule {
-        parse_schedule(schedule).map_err(|message| AdminError::Invalid {
+        parse_schedule(schedule).map_err(|message| ControlError::Invalid {
             field: "schedule",
             message,
         })?;
@@ -98,7 +98,7 @@ pub struct Evaluator {
     pub active: bool,
 }
 
-pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Evaluator>, AdminError> {
+pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Evaluator>, ControlError> {
     let rows = client
         .query(
             "SELECT id, name, kind, config, schedule, active FROM evaluators WHERE project_id = $1 ORDER BY name",
@@ -127,15 +127,15 @@ pub async fn update(
     config: Option<&Value>,
     schedule: Option<Option<&str>>,
     active: Option<bool>,
-) -> Result<(), AdminError> {
+) -> Result<(), ControlError> {
     if config.is_some_and(|c| !c.is_object()) {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "config",
             message: "must be a JSON object".into(),
         });
     }
     if let Some(Some(schedule)) = schedule {
-        parse_schedule(schedule).map_err(|message| AdminError::Invalid {
+        parse_schedule(schedule).map_err(|message| ControlError::Invalid {
             field: "schedule",
             message,
         })?;
@@ -156,12 +156,12 @@ pub async fn update(
         )
         .await?;
     if updated == 0 {
-        return Err(AdminError::NotFound(format!("evaluator {id}")));
+        return Err(ControlError::NotFound(format!("evaluator {id}")));
     }
     Ok(())
 }
 
-pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), AdminError> {
+pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), ControlError> {
     let deleted = client
         .execute(
             "DELETE FROM evaluators WHERE project_id = $1 AND id = $2",
@@ -169,7 +169,7 @@ pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> 
         )
         .await?;
     if deleted == 0 {
-        return Err(AdminError::NotFound(format!("evaluator {id}")));
+        return Err(ControlError::NotFound(format!("evaluator {id}")));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 pub const PUBLIC_KEY_PREFIX: &str = "pk-at-";
 pub const SECRET_KEY_PREFIX: &str = "sk-at-";
@@ -86,14 +86,14 @@ pub async fn create_key(
     project_id: Uuid,
     scopes: &[Scope],
     note: Option<&str>,
-) -> Result<NewKey, AdminError> {
+) -> Result<NewKey, ControlError> {
     let scopes: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
     if client
         .query_opt("SELECT 1 FROM projects WHERE id = $1", &[&project_id])
         .await?
         .is_none()
     {
-        return Err(AdminError::NoSuchProject(project_id));
+        return Err(ControlError::NoSuchProject(project_id));
     }
     let public_key = format!("{PUBLIC_KEY_PREFIX}{}", hex::encode(random_bytes::<16>()));
     let secret_key = format!(
@@ -124,7 +124,7 @@ pub async fn create_key(
 }
 
 /// Revokes a key by its public key. Revoking twice keeps the first revocation time.
-pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result<(), AdminError> {
+pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result<(), ControlError> {
     let updated = client
         .execute(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE public_key = $1",
@@ -132,7 +132,7 @@ pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result
         )
         .await?;
     if updated == 0 {
-        return Err(AdminError::NoSuchKey(public_key.to_owned()));
+        return Err(ControlError::NoSuchKey(public_key.to_owned()));
     }
     Ok(())
 }
@@ -147,7 +147,7 @@ pub struct KeyListing {
     pub revoked: bool,
 }
 
-pub async fn list_keys(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<KeyListing>, AdminError> {
+pub async fn list_keys(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<KeyListing>, ControlError> {
     let rows = client
         .query(
             "SELECT public_key, secret_hint, scopes, note, revoked_at IS NOT NULL

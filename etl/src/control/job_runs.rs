@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
@@ -25,7 +25,7 @@ pub async fn recent(
     client: &impl GenericClient,
     job: Option<&str>,
     limit: i64,
-) -> Result<Vec<JobRun>, AdminError> {
+) -> Result<Vec<JobRun>, ControlError> {
     let rows = client
         .query(
             &format!(

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
@@ -17,7 +17,7 @@ pub async fn upsert(
     project_id: Uuid,
     dataset_id: Uuid,
     name: &str,
-) -> Result<Uuid, AdminError> {
+) -> Result<Uuid, ControlError> {
     Ok(client
         .query_one(
             "INSERT INTO experiments (project_id, dataset_id, name) VALUES ($1, $2, $3)
@@ -56,13 +56,13 @@ pub async fn record_run_item(
     client: &impl GenericClient,
     project_id: Uuid,
     new: &NewRunItem,
-) -> Result<RunItem, AdminError> {
-    let trace_id = new.trace_id.clone().ok_or_else(|| AdminError::Invalid {
+) -> Result<RunItem, ControlError> {
+    let trace_id = new.trace_id.clone().ok_or_else(|| ControlError::Invalid {
         field: "traceId",
         message: "required: the trace that ran the item".into(),
     })?;
     if new.run_name.is_empty() || new.run_name.len() > 200 {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "runName",
             message: "must be 1 to 200 characters".into(),
         });
@@ -73,7 +73,7 @@ pub async fn record_run_item(
             &[&project_id, &new.dataset_item_id],
         )
         .await?
-        .ok_or_else(|| AdminError::NotFound(format!("dataset item {:?}", new.dataset_item_id)))?
+        .ok_or_else(|| ControlError::NotFound(format!("dataset item {:?}", new.dataset_item_id)))?
         .get(0);
     let metadata = new
         .metadata
@@ -90,7 +90,7 @@ pub async fn record_run_item(
         .await?;
     let (experiment_id, run_dataset): (Uuid, Uuid) = (experiment.get(0), experiment.get(1));
     if run_dataset != dataset_id {
-        return Err(AdminError::Conflict(format!(
+        return Err(ControlError::Conflict(format!(
             "run {:?} belongs to another dataset than item {:?}",
             new.run_name, new.dataset_item_id
         )));
@@ -132,7 +132,7 @@ pub async fn link_trace(
     name: Option<&str>,
     item_id: &str,
     trace_id: &str,
-) -> Result<(), AdminError> {
+) -> Result<(), ControlError> {
     let Some(dataset) = client
         .query_opt(
             "SELECT d.id FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE d.project_id = $1 AND i.id = $2",
@@ -202,7 +202,7 @@ fn experiment_from_row(row: &tokio_postgres::Row) -> Experiment {
 }
 
 /// The project's experiments, newest first, with how many run items each has.
-pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Experiment>, AdminError> {
+pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Experiment>, ControlError> {
     let rows = client
         .query(
             &format!(
@@ -220,7 +220,7 @@ pub async fn get(
     client: &impl GenericClient,
     project_id: Uuid,
     id: Uuid,
-) -> Result<(Experiment, Vec<RunItem>), AdminError> {
+) -> Result<(Experiment, Vec<RunItem>), ControlError> {
     let experiment = client
         .query_opt(
             &format!(
@@ -231,7 +231,7 @@ pub async fn get(
         )
         .await?
         .map(|row| experiment_from_row(&row))
-        .ok_or_else(|| AdminError::NotFound(format!("experiment {id}")))?;
+        .ok_or_else(|| ControlError::NotFound(format!("experiment {id}")))?;
     let items = client
         .query(
             &format!(

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
@@ -85,8 +85,8 @@ fn dataset_from_row(row: &tokio_postgres::Row) -> Dataset {
     }
 }
 
-fn compile_schema(field: &'static str, schema: &Value) -> Result<jsonschema::Validator, AdminError> {
-    jsonschema::validator_for(schema).map_err(|e| AdminError::Invalid {
+fn compile_schema(field: &'static str, schema: &Value) -> Result<jsonschema::Validator, ControlError> {
+    jsonschema::validator_for(schema).map_err(|e| ControlError::Invalid {
         field,
         message: format!("not a valid JSON Schema: {e}"),
     })
@@ -97,9 +97,9 @@ pub async fn upsert(
     client: &impl GenericClient,
     project_id: Uuid,
     new: &NewDataset,
-) -> Result<Dataset, AdminError> {
+) -> Result<Dataset, ControlError> {
     if new.name.is_empty() || new.name.len() > 200 {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "name",
             message: "must be 1 to 200 characters".into(),
         });
@@ -141,7 +141,7 @@ pub async fn upsert(
     Ok(dataset_from_row(&row))
 }
 
-pub async fn get(client: &impl GenericClient, project_id: Uuid, name: &str) -> Result<Dataset, AdminError> {
+pub async fn get(client: &impl GenericClient, project_id: Uuid, name: &str) -> Result<Dataset, ControlError> {
     client
         .query_opt(
             &format!(
@@ -152,12 +152,12 @@ pub async fn get(client: &impl GenericClient, project_id: Uuid, name: &str) -> R
         )
         .await?
         .map(|row| dataset_from_row(&row))
-        .ok_or_else(|| AdminError::NotFound(format!("dataset {name:?}")))
+        .ok_or_else(|| ControlError::NotFound(format!("dataset {name:?}")))
 }
 
 /// Deletes a dataset and its items; refused while an experiment ran over it (the experiments
 /// and their results would go with it).
-pub async fn delete(client: &impl GenericClient, project_id: Uuid, name: &str) -> Result<(), AdminError> {
+pub async fn delete(client: &impl GenericClient, project_id: Uuid, name: &str) -> Result<(), ControlError> {
     let dataset = get(client, project_id, name).await?;
     let experiments: i64 = client
         .query_one(
@@ -167,7 +167,7 @@ pub async fn delete(client: &impl GenericClient, project_id: Uuid, name: &str) -
         .await?
         .get(0);
     if experiments > 0 {
-        return Err(AdminError::Conflict(format!(
+        return Err(ControlError::Conflict(format!(
             "dataset {name:?} has {experiments} experiment(s); delete is refused to keep their results"
         )));
     }
@@ -183,7 +183,7 @@ pub async fn list(
     project_id: Uuid,
     page: i64,
     limit: i64,
-) -> Result<(Vec<Dataset>, i64), AdminError> {
+) -> Result<(Vec<Dataset>, i64), ControlError> {
     let rows = client
         .query(
             &format!(
@@ -208,7 +208,7 @@ pub async fn list(
     Ok((rows.iter().map(dataset_from_row).collect(), total))
 }
 
-async fn count(client: &impl GenericClient, sql: &str, project_id: Uuid) -> Result<i64, AdminError> {
+async fn count(client: &impl GenericClient, sql: &str, project_id: Uuid) -> Result<i64, ControlError> {
     Ok(client.query_one(sql, &[&project_id]).await?.get(0))
 }
 
@@ -242,7 +242,7 @@ pub async fn upsert_item(
     client: &impl GenericClient,
     project_id: Uuid,
     new: &NewItem,
-) -> Result<DatasetItem, AdminError> {
+) -> Result<DatasetItem, ControlError> {
     let dataset = get(client, project_id, &new.dataset_name).await?;
     let input = new.input.clone().unwrap_or(Value::Null);
     for (field, schema, value) in [
@@ -258,7 +258,7 @@ pub async fn upsert_item(
         };
         let validator = compile_schema(field, schema)?;
         if let Some(error) = validator.iter_errors(value).next() {
-            return Err(AdminError::Invalid {
+            return Err(ControlError::Invalid {
                 field,
                 message: format!(
                     "does not match the dataset's schema at {}: {error}",
@@ -273,14 +273,14 @@ pub async fn upsert_item(
     }
     let status = new.status.as_deref().unwrap_or("active").to_ascii_lowercase();
     if !matches!(status.as_str(), "active" | "archived") {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "status",
             message: format!("must be ACTIVE or ARCHIVED, not {status:?}"),
         });
     }
     let id = new.id.clone().unwrap_or_else(|| Uuid::now_v7().to_string());
     if id.is_empty() || id.len() > 255 {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "id",
             message: "must be 1 to 255 characters".into(),
         });
@@ -312,7 +312,7 @@ pub async fn upsert_item(
         )
         .await?;
     if updated == 0 {
-        return Err(AdminError::Conflict(format!(
+        return Err(ControlError::Conflict(format!(
             "dataset item id {id:?} is taken; choose another"
         )));
     }
@@ -323,7 +323,7 @@ pub async fn get_item(
     client: &impl GenericClient,
     project_id: Uuid,
     id: &str,
-) -> Result<DatasetItem, AdminError> {
+) -> Result<DatasetItem, ControlError> {
     client
         .query_opt(
             &format!(
@@ -334,7 +334,7 @@ pub async fn get_item(
         )
         .await?
         .map(|row| item_from_row(&row))
-        .ok_or_else(|| AdminError::NotFound(format!("dataset item {id:?}")))
+        .ok_or_else(|| ControlError::NotFound(format!("dataset item {id:?}")))
 }
 
 /// The project's items among `ids` (missing ones are left out), in no particular order.
@@ -342,7 +342,7 @@ pub async fn get_items(
     client: &impl GenericClient,
     project_id: Uuid,
     ids: &[String],
-) -> Result<Vec<DatasetItem>, AdminError> {
+) -> Result<Vec<DatasetItem>, ControlError> {
     let rows = client
         .query(
             &format!(
@@ -370,7 +370,7 @@ pub async fn list_items(
     filter: &ItemFilter,
     page: i64,
     limit: i64,
-) -> Result<(Vec<DatasetItem>, i64), AdminError> {
+) -> Result<(Vec<DatasetItem>, i64), ControlError> {
     let condition = "d.project_id = $1 AND ($2::text IS NULL OR d.name = $2) \
          AND ($3::text IS NULL OR i.source_trace_id = $3) AND ($4::text IS NULL OR i.source_observation_id = $4)";
     let rows = client
@@ -405,7 +405,7 @@ pub async fn delete_item(
     client: &impl GenericClient,
     project_id: Uuid,
     id: &str,
-) -> Result<DatasetItem, AdminError> {
+) -> Result<DatasetItem, ControlError> {
     let item = get_item(client, project_id, id).await?;
     let used: bool = client
         .query_one(
@@ -415,7 +415,7 @@ pub async fn delete_item(
         .await?
         .get(0);
     if used {
-        return Err(AdminError::Conflict(format!(
+        return Err(ControlError::Conflict(format!(
             "dataset item {id:?} is part of an experiment; archive it (status ARCHIVED) instead"
         )));
     }
@@ -432,10 +432,10 @@ pub async fn import_jsonl(
     project_id: Uuid,
     dataset_name: &str,
     jsonl: &str,
-) -> Result<usize, AdminError> {
+) -> Result<usize, ControlError> {
     let mut imported = 0;
     for (number, line) in jsonl.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let bad = |message: String| AdminError::Invalid {
+        let bad = |message: String| ControlError::Invalid {
             field: "jsonl",
             message: format!("line {}: {message}", number + 1),
         };

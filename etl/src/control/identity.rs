@@ -18,8 +18,8 @@ use subtle::ConstantTimeEq;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
-use crate::admin::api_keys::hash_secret;
+use crate::control::ControlError;
+use crate::control::api_keys::hash_secret;
 
 /// A session token's prefix (so a leaked one is recognizable).
 pub const SESSION_PREFIX: &str = "at-session-";
@@ -45,13 +45,13 @@ impl Role {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Role, AdminError> {
+    pub fn parse(text: &str) -> Result<Role, ControlError> {
         match text {
             "viewer" => Ok(Role::Viewer),
             "member" => Ok(Role::Member),
             "admin" => Ok(Role::Admin),
             "owner" => Ok(Role::Owner),
-            other => Err(AdminError::Invalid {
+            other => Err(ControlError::Invalid {
                 field: "role",
                 message: format!("unknown role {other:?}; roles are owner, admin, member, viewer"),
             }),
@@ -82,18 +82,18 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// The PHC string (`$argon2id$v=19$...`) of a password.
-pub fn hash_password(password: &str) -> Result<String, AdminError> {
+pub fn hash_password(password: &str) -> Result<String, ControlError> {
     if password.chars().count() < 12 {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "password",
             message: "must be at least 12 characters".into(),
         });
     }
     let salt =
-        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| AdminError::Postgres(e.to_string()))?;
+        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| ControlError::Postgres(e.to_string()))?;
     Ok(hasher()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| AdminError::Postgres(format!("hashing the password: {e}")))?
+        .map_err(|e| ControlError::Postgres(format!("hashing the password: {e}")))?
         .to_string())
 }
 
@@ -101,10 +101,10 @@ fn password_matches(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
-fn check_email(email: &str) -> Result<(), AdminError> {
+fn check_email(email: &str) -> Result<(), ControlError> {
     match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() && domain.contains('.') && email.len() <= 320 => Ok(()),
-        _ => Err(AdminError::Invalid {
+        _ => Err(ControlError::Invalid {
             field: "email",
             message: format!("{email:?} is not an email address"),
         }),
@@ -116,7 +116,7 @@ pub async fn create_user(
     email: &str,
     name: Option<&str>,
     password: &str,
-) -> Result<User, AdminError> {
+) -> Result<User, ControlError> {
     check_email(email)?;
     let hash = hash_password(password)?;
     let email = email.to_lowercase();
@@ -127,7 +127,7 @@ pub async fn create_user(
             &[&email, &name, &hash],
         )
         .await?
-        .ok_or_else(|| AdminError::Conflict(format!("a user with email {email:?} exists")))?;
+        .ok_or_else(|| ControlError::Conflict(format!("a user with email {email:?} exists")))?;
     Ok(User {
         id: row.get(0),
         email,
@@ -135,7 +135,7 @@ pub async fn create_user(
     })
 }
 
-pub async fn find_user(client: &impl GenericClient, email: &str) -> Result<User, AdminError> {
+pub async fn find_user(client: &impl GenericClient, email: &str) -> Result<User, ControlError> {
     client
         .query_opt(
             "SELECT id, email, name FROM users WHERE email = $1",
@@ -147,7 +147,7 @@ pub async fn find_user(client: &impl GenericClient, email: &str) -> Result<User,
             email: row.get(1),
             name: row.get(2),
         })
-        .ok_or_else(|| AdminError::NotFound(format!("user {email:?}")))
+        .ok_or_else(|| ControlError::NotFound(format!("user {email:?}")))
 }
 
 /// A signed-in session: the token is shown only here.
@@ -174,7 +174,7 @@ pub async fn sign_in(
     email: &str,
     password: &str,
     ttl: Duration,
-) -> Result<Result<Session, SignInRefused>, AdminError> {
+) -> Result<Result<Session, SignInRefused>, ControlError> {
     let row = client
         .query_opt(
             "SELECT id, email, name, password_hash FROM users WHERE email = $1 AND disabled_at IS NULL",
@@ -215,7 +215,7 @@ pub async fn sign_in(
 pub async fn session_user(
     client: &impl GenericClient,
     token: &str,
-) -> Result<Result<User, SignInRefused>, AdminError> {
+) -> Result<Result<User, SignInRefused>, ControlError> {
     if !token.starts_with(SESSION_PREFIX) {
         return Ok(Err(SignInRefused::BadSession));
     }
@@ -236,7 +236,7 @@ pub async fn session_user(
 }
 
 /// Ends one session.
-pub async fn sign_out(client: &impl GenericClient, token: &str) -> Result<(), AdminError> {
+pub async fn sign_out(client: &impl GenericClient, token: &str) -> Result<(), ControlError> {
     client
         .execute(
             "UPDATE user_sessions SET revoked_at = coalesce(revoked_at, now()) WHERE token_hash = $1",
@@ -247,7 +247,7 @@ pub async fn sign_out(client: &impl GenericClient, token: &str) -> Result<(), Ad
 }
 
 /// Ends every session of a user (after a password change, or to lock someone out).
-pub async fn revoke_sessions(client: &impl GenericClient, user_id: Uuid) -> Result<u64, AdminError> {
+pub async fn revoke_sessions(client: &impl GenericClient, user_id: Uuid) -> Result<u64, ControlError> {
     Ok(client
         .execute(
             "UPDATE user_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
@@ -265,9 +265,9 @@ pub struct Organization {
 pub async fn create_organization(
     client: &impl GenericClient,
     name: &str,
-) -> Result<Organization, AdminError> {
+) -> Result<Organization, ControlError> {
     if name.is_empty() || name.len() > 200 {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "name",
             message: "must be 1 to 200 characters".into(),
         });
@@ -291,7 +291,7 @@ pub async fn set_member(
     organization: Uuid,
     user: Uuid,
     role: Role,
-) -> Result<(), AdminError> {
+) -> Result<(), ControlError> {
     client
         .execute(
             "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)
@@ -306,7 +306,7 @@ pub async fn remove_member(
     client: &impl GenericClient,
     organization: Uuid,
     user: Uuid,
-) -> Result<(), AdminError> {
+) -> Result<(), ControlError> {
     let owners_left: i64 = client
         .query_one(
             "SELECT count(*) FROM organization_members WHERE organization_id = $1 AND role = 'owner' AND user_id <> $2",
@@ -315,7 +315,7 @@ pub async fn remove_member(
         .await?
         .get(0);
     if owners_left == 0 {
-        return Err(AdminError::Conflict(
+        return Err(ControlError::Conflict(
             "an organization keeps at least one owner".into(),
         ));
     }
@@ -326,7 +326,7 @@ pub async fn remove_member(
         )
         .await?;
     if removed == 0 {
-        return Err(AdminError::NotFound(format!("member {user}")));
+        return Err(ControlError::NotFound(format!("member {user}")));
     }
     Ok(())
 }
@@ -337,7 +337,7 @@ pub struct Member {
     pub role: Role,
 }
 
-pub async fn members(client: &impl GenericClient, organization: Uuid) -> Result<Vec<Member>, AdminError> {
+pub async fn members(client: &impl GenericClient, organization: Uuid) -> Result<Vec<Member>, ControlError> {
     let rows = client
         .query(
             "SELECT u.id, u.email, u.name, m.role FROM organization_members m JOIN users u ON u.id = m.user_id
@@ -363,7 +363,7 @@ pub async fn members(client: &impl GenericClient, organization: Uuid) -> Result<
 pub async fn memberships(
     client: &impl GenericClient,
     user: Uuid,
-) -> Result<Vec<(Organization, Role)>, AdminError> {
+) -> Result<Vec<(Organization, Role)>, ControlError> {
     let rows = client
         .query(
             "SELECT o.id, o.name, m.role FROM organization_members m JOIN organizations o ON o.id = m.organization_id
@@ -390,7 +390,7 @@ pub async fn bootstrap_owner(
     organization: &str,
     email: &str,
     password: &str,
-) -> Result<(Organization, User), AdminError> {
+) -> Result<(Organization, User), ControlError> {
     let tx = client.transaction().await?;
     let existing = tx
         .query_opt(
@@ -423,7 +423,7 @@ pub async fn create_organization_key(
     client: &impl GenericClient,
     organization: Uuid,
     note: Option<&str>,
-) -> Result<NewOrganizationKey, AdminError> {
+) -> Result<NewOrganizationKey, ControlError> {
     let public_key = format!("{ORG_PUBLIC_PREFIX}{}", hex::encode(random_bytes::<16>()));
     let secret_key = format!(
         "{ORG_SECRET_PREFIX}{}",
@@ -455,7 +455,7 @@ pub async fn verify_organization_key(
     client: &impl GenericClient,
     public_key: &str,
     secret_key: &str,
-) -> Result<Option<Uuid>, AdminError> {
+) -> Result<Option<Uuid>, ControlError> {
     let row = client
         .query_opt(
             "SELECT organization_id, secret_hash FROM organization_keys WHERE public_key = $1 AND revoked_at IS NULL",

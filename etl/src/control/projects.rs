@@ -4,7 +4,7 @@
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Project {
@@ -15,7 +15,7 @@ pub struct Project {
 }
 
 /// Finds the organization named `name`, creating it when there is none.
-pub async fn ensure_organization(client: &impl GenericClient, name: &str) -> Result<Uuid, AdminError> {
+pub async fn ensure_organization(client: &impl GenericClient, name: &str) -> Result<Uuid, ControlError> {
     let rows = client
         .query("SELECT id FROM organizations WHERE name = $1", &[&name])
         .await?;
@@ -28,7 +28,7 @@ pub async fn ensure_organization(client: &impl GenericClient, name: &str) -> Res
             .await?
             .get(0)),
         [row] => Ok(row.get(0)),
-        _ => Err(AdminError::AmbiguousOrganization(name.to_owned())),
+        _ => Err(ControlError::AmbiguousOrganization(name.to_owned())),
     }
 }
 
@@ -37,7 +37,7 @@ pub async fn create_project(
     organization_id: Uuid,
     name: &str,
     retention_days: Option<i32>,
-) -> Result<Project, AdminError> {
+) -> Result<Project, ControlError> {
     let row = client
         .query_one(
             "INSERT INTO projects (organization_id, name, retention_days) VALUES ($1, $2, $3) RETURNING id",
@@ -45,10 +45,10 @@ pub async fn create_project(
         )
         .await
         .map_err(|error| match error.code() {
-            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => AdminError::ProjectExists {
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => ControlError::ProjectExists {
                 name: name.to_owned(),
             },
-            _ => AdminError::from(error),
+            _ => ControlError::from(error),
         })?;
     Ok(Project {
         id: row.get(0),
@@ -58,7 +58,7 @@ pub async fn create_project(
     })
 }
 
-pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<Project>, AdminError> {
+pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<Project>, ControlError> {
     let rows = client
         .query(
             "SELECT id, organization_id, name, retention_days FROM projects
@@ -81,7 +81,7 @@ pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<Project>, 
 pub async fn organization_projects(
     client: &impl GenericClient,
     organization_id: Uuid,
-) -> Result<Vec<Project>, AdminError> {
+) -> Result<Vec<Project>, ControlError> {
     let rows = client
         .query(
             "SELECT id, organization_id, name, retention_days FROM projects
@@ -101,7 +101,7 @@ pub async fn organization_projects(
 }
 
 /// A project that is not archived.
-pub async fn get_project(client: &impl GenericClient, project_id: Uuid) -> Result<Project, AdminError> {
+pub async fn get_project(client: &impl GenericClient, project_id: Uuid) -> Result<Project, ControlError> {
     client
         .query_opt(
             "SELECT id, organization_id, name, retention_days FROM projects WHERE id = $1 AND archived_at IS NULL",
@@ -114,11 +114,11 @@ pub async fn get_project(client: &impl GenericClient, project_id: Uuid) -> Resul
             name: row.get(2),
             retention_days: row.get(3),
         })
-        .ok_or(AdminError::NoSuchProject(project_id))
+        .ok_or(ControlError::NoSuchProject(project_id))
 }
 
 /// The organization a project belongs to.
-pub async fn organization_of(client: &impl GenericClient, project_id: Uuid) -> Result<Uuid, AdminError> {
+pub async fn organization_of(client: &impl GenericClient, project_id: Uuid) -> Result<Uuid, ControlError> {
     client
         .query_opt(
             "SELECT organization_id FROM projects WHERE id = $1",
@@ -126,7 +126,7 @@ pub async fn organization_of(client: &impl GenericClient, project_id: Uuid) -> R
         )
         .await?
         .map(|row| row.get(0))
-        .ok_or(AdminError::NoSuchProject(project_id))
+        .ok_or(ControlError::NoSuchProject(project_id))
 }
 
 /// Renames a project or changes its retention (`Some(None)` keeps data forever).
@@ -135,11 +135,11 @@ pub async fn update_project(
     project_id: Uuid,
     name: Option<&str>,
     retention_days: Option<Option<i32>>,
-) -> Result<(), AdminError> {
+) -> Result<(), ControlError> {
     if let Some(Some(days)) = retention_days
         && days <= 0
     {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "retention_days",
             message: "must be a positive number of days, or null to keep data forever".into(),
         });
@@ -158,13 +158,13 @@ pub async fn update_project(
         )
         .await?;
     if updated == 0 {
-        return Err(AdminError::NoSuchProject(project_id));
+        return Err(ControlError::NoSuchProject(project_id));
     }
     Ok(())
 }
 
 /// Archives a project: it accepts no more events; its data stays readable.
-pub async fn archive_project(client: &impl GenericClient, project_id: Uuid) -> Result<(), AdminError> {
+pub async fn archive_project(client: &impl GenericClient, project_id: Uuid) -> Result<(), ControlError> {
     let updated = client
         .execute(
             "UPDATE projects SET archived_at = coalesce(archived_at, now()) WHERE id = $1",
@@ -172,7 +172,7 @@ pub async fn archive_project(client: &impl GenericClient, project_id: Uuid) -> R
         )
         .await?;
     if updated == 0 {
-        return Err(AdminError::NoSuchProject(project_id));
+        return Err(ControlError::NoSuchProject(project_id));
     }
     Ok(())
 }

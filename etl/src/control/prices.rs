@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPrice {
@@ -38,9 +38,9 @@ pub struct Price {
 }
 
 /// Records a price (replacing one for the same project, pattern and date).
-pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, AdminError> {
+pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, ControlError> {
     if let Err(error) = regex::RegexBuilder::new(&format!("^(?:{})$", new.model_pattern)).build() {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "model_pattern",
             message: format!("not a valid regular expression: {error}"),
         });
@@ -52,7 +52,7 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, A
         ("cache_write", new.cache_write),
     ] {
         if !value.is_finite() || value < 0.0 {
-            return Err(AdminError::Invalid {
+            return Err(ControlError::Invalid {
                 field,
                 message: format!("USD per million tokens must be 0 or more, not {value}"),
             });
@@ -82,11 +82,11 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, A
         )
         .await
         .map_err(|error| match error.code() {
-            Some(&tokio_postgres::error::SqlState::INVALID_DATETIME_FORMAT) => AdminError::Invalid {
+            Some(&tokio_postgres::error::SqlState::INVALID_DATETIME_FORMAT) => ControlError::Invalid {
                 field: "valid_from",
                 message: "must be an RFC 3339 time".into(),
             },
-            _ => AdminError::from(error),
+            _ => ControlError::from(error),
         })?;
     Ok(Price {
         id: row.get(0),
@@ -102,7 +102,7 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, A
 }
 
 /// The prices that apply to a project: its own first, then the defaults.
-pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Price>, AdminError> {
+pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Price>, ControlError> {
     let rows = client
         .query(
             "SELECT id, project_id, model_pattern, provider, input_per_mtok::float8, output_per_mtok::float8,
@@ -131,7 +131,7 @@ pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<P
 
 /// Deletes one of a project's own prices (the defaults are changed with [`set`], not deleted
 /// through a project).
-pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), AdminError> {
+pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), ControlError> {
     let deleted = client
         .execute(
             "DELETE FROM model_prices WHERE id = $1 AND project_id = $2",
@@ -139,7 +139,7 @@ pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> 
         )
         .await?;
     if deleted == 0 {
-        return Err(AdminError::NotFound(format!("price {id} of this project")));
+        return Err(ControlError::NotFound(format!("price {id} of this project")));
     }
     Ok(())
 }

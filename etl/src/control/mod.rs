@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 /// Why a control-plane call failed, worded for the caller.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub enum ControlError {
     #[error("no project with id {0}")]
     NoSuchProject(Uuid),
     #[error("no API key {0}")]
@@ -44,8 +44,8 @@ pub enum AdminError {
     Postgres(String),
 }
 
-impl From<tokio_postgres::Error> for AdminError {
+impl From<tokio_postgres::Error> for ControlError {
     fn from(error: tokio_postgres::Error) -> Self {
-        AdminError::Postgres(crate::postgres::describe(&error))
+        ControlError::Postgres(crate::postgres::describe(&error))
     }
 }

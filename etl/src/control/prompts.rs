@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::admin::AdminError;
+use crate::control::ControlError;
 
 /// The label reserved for the newest version.
 pub const LATEST: &str = "latest";
@@ -92,9 +92,9 @@ pub struct PromptSummary {
     pub last_config: Value,
 }
 
-fn check_label(label: &str) -> Result<(), AdminError> {
+fn check_label(label: &str) -> Result<(), ControlError> {
     if label == LATEST {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "labels",
             message: "\"latest\" is reserved: it always names the newest version".into(),
         });
@@ -105,7 +105,7 @@ fn check_label(label: &str) -> Result<(), AdminError> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
     if !valid {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "labels",
             message: format!("label {label:?} must be 1 to 36 of a-z, 0-9, '_', '.', '-'"),
         });
@@ -113,8 +113,8 @@ fn check_label(label: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn check_prompt(kind: PromptType, prompt: &Value) -> Result<(), AdminError> {
-    let invalid = |message: String| AdminError::Invalid {
+fn check_prompt(kind: PromptType, prompt: &Value) -> Result<(), ControlError> {
+    let invalid = |message: String| ControlError::Invalid {
         field: "prompt",
         message,
     };
@@ -143,14 +143,14 @@ fn check_prompt(kind: PromptType, prompt: &Value) -> Result<(), AdminError> {
     }
 }
 
-fn check_name(name: &str) -> Result<(), AdminError> {
+fn check_name(name: &str) -> Result<(), ControlError> {
     if name.is_empty()
         || name.len() > 200
         || name.starts_with('/')
         || name.ends_with('/')
         || name.contains("//")
     {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "name",
             message: format!(
                 "prompt name {name:?} must be 1 to 200 characters; folders are separated by single '/'"
@@ -195,11 +195,11 @@ pub async fn create_version(
     client: &mut tokio_postgres::Client,
     project_id: Uuid,
     new: &NewPromptVersion,
-) -> Result<PromptVersion, AdminError> {
+) -> Result<PromptVersion, ControlError> {
     check_name(&new.name)?;
     check_prompt(new.kind, &new.prompt)?;
     if !new.config.is_object() {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "config",
             message: "must be a JSON object".into(),
         });
@@ -222,7 +222,7 @@ pub async fn create_version(
     let prompt_id: Uuid = prompt.get(0);
     let existing: &str = prompt.get(1);
     if existing != new.kind.as_str() {
-        return Err(AdminError::Invalid {
+        return Err(ControlError::Invalid {
             field: "type",
             message: format!(
                 "prompt {:?} is a {existing} prompt; a new version cannot be {}",
@@ -264,7 +264,7 @@ pub async fn get(
     project_id: Uuid,
     name: &str,
     selector: &Selector,
-) -> Result<PromptVersion, AdminError> {
+) -> Result<PromptVersion, ControlError> {
     let base = format!(
         "SELECT {VERSION_COLUMNS} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
          WHERE p.project_id = $1 AND p.name = $2"
@@ -296,7 +296,7 @@ pub async fn get(
             Selector::Version(version) => format!("version {version}"),
             Selector::Label(label) => format!("label {label:?}"),
         };
-        AdminError::NotFound(format!("prompt {name:?} with {which}"))
+        ControlError::NotFound(format!("prompt {name:?} with {which}"))
     })
 }
 
@@ -308,7 +308,7 @@ pub async fn set_labels(
     name: &str,
     version: i32,
     labels: &[String],
-) -> Result<PromptVersion, AdminError> {
+) -> Result<PromptVersion, ControlError> {
     for label in labels {
         check_label(label)?;
     }
@@ -320,7 +320,7 @@ pub async fn set_labels(
             &[&project_id, &name, &version],
         )
         .await?
-        .ok_or_else(|| AdminError::NotFound(format!("prompt {name:?} with version {version}")))?;
+        .ok_or_else(|| ControlError::NotFound(format!("prompt {name:?} with version {version}")))?;
     let (version_id, prompt_id): (Uuid, Uuid) = (target.get(0), target.get(1));
     point_labels(&tx, prompt_id, version_id, labels).await?;
     tx.commit().await?;
@@ -333,7 +333,7 @@ pub async fn delete(
     project_id: Uuid,
     name: &str,
     selector: Option<&Selector>,
-) -> Result<u64, AdminError> {
+) -> Result<u64, ControlError> {
     let deleted = match selector {
         None => {
             client
@@ -351,7 +351,7 @@ pub async fn delete(
         }
     };
     if deleted == 0 {
-        return Err(AdminError::NotFound(format!("prompt {name:?}")));
+        return Err(ControlError::NotFound(format!("prompt {name:?}")));
     }
     // A prompt whose last version is gone is gone.
     client
@@ -379,7 +379,7 @@ pub async fn list(
     filter: &PromptFilter,
     page: i64,
     limit: i64,
-) -> Result<(Vec<PromptSummary>, i64), AdminError> {
+) -> Result<(Vec<PromptSummary>, i64), ControlError> {
     let rows = client
         .query(
             "SELECT p.name, p.type, v.version, v.config, v.tags,
@@ -481,7 +481,7 @@ async fn point_labels(
     prompt_id: Uuid,
     version_id: Uuid,
     labels: &[String],
-) -> Result<(), AdminError> {
+) -> Result<(), ControlError> {
     for label in labels {
         tx.execute(
             "INSERT INTO prompt_labels (prompt_id, label, version_id) VALUES ($1, $2, $3)

@@ -4,7 +4,7 @@
 # only when a source changed, so the ETL is not recompiled for nothing.
 #
 #   scripts/build-ui.sh           build
-#   scripts/build-ui.sh --check   type-check (tsc) and lint (eslint) first
+#   scripts/build-ui.sh --check   type-check (tsc), lint (eslint) and unit-test (vitest) first
 #
 # Node comes from the edge toolchain (scripts/edge-tools.sh: Node 22 from npm).
 set -euo pipefail
@@ -23,8 +23,11 @@ fi
 if [ "${1:-}" = "--check" ]; then
   say "tsc --noEmit and eslint"
   npm run --silent check
+  say "vitest"
+  npm run --silent test
 fi
-source_hash="$(cat package-lock.json index.html vite.config.ts tsconfig.json $(find src -type f | sort) | sha256sum | cut -d' ' -f1)"
+# Unit tests (*.test.ts) are not in the bundle: changing one does not rebuild it.
+source_hash="$(cat package-lock.json index.html vite.config.ts tsconfig.json $(find src -type f ! -name '*.test.ts' | sort) | sha256sum | cut -d' ' -f1)"
 if [ "$(cat dist/.source-hash 2>/dev/null)" = "$source_hash" ] && [ -f dist/index.html ]; then
   exit 0
 fi

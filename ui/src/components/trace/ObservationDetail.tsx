@@ -1,0 +1,58 @@
+import type { Observation, TraceDetail } from "../../api";
+import { Json } from "../Json";
+import { Payload } from "../Messages";
+import { count, duration, time, usd } from "../../format";
+import { Commands } from "./Commands";
+import { Fact } from "./Fact";
+import { Files } from "./Files";
+import { ScoreList } from "./Scores";
+import { observationMs } from "./tree";
+
+/** The selected observation: its facts, scores, input and output, commands, files and metadata. */
+export function ObservationDetail({ observation: o, detail }: { observation: Observation; detail: TraceDetail }) {
+  const scores = detail.scores.filter((s) => s.observation_id === o.id);
+  const commands = detail.terminal_commands.filter((c) => c.observation_id === o.id);
+  const files = detail.file_operations.filter((f) => f.observation_id === o.id);
+  return (
+    <div class="observation" aria-label="Selected observation">
+      <h2>
+        <span class={`type type-${o.type}`}>{o.type}</span> {o.name}
+      </h2>
+      <dl class="facts">
+        <Fact label="Started" value={time(o.start_time_us)} />
+        <Fact label="Duration" value={duration(observationMs(o))} />
+        {o.model && <Fact label="Model" value={o.model} />}
+        {o.tool_name && <Fact label="Tool" value={o.tool_name} />}
+        {o.input_tokens + o.output_tokens > 0 && <Fact label="Tokens" value={`${count(o.input_tokens)} in · ${count(o.output_tokens)} out`} />}
+        {o.total_cost !== null && <Fact label="Cost" value={usd(o.total_cost)} />}
+        <Fact label="Level" value={o.level} />
+      </dl>
+      {o.status_message && <div class={`status-message level-${o.level}`}>{o.status_message}</div>}
+      {scores.length > 0 && <ScoreList scores={scores} />}
+      <h3>Input</h3>
+      <Payload value={o.input} />
+      <h3>Output</h3>
+      <Payload value={o.output} />
+      {commands.length > 0 && <Commands commands={commands} />}
+      {files.length > 0 && <Files files={files} />}
+      {o.metadata && Object.keys(o.metadata).length > 0 && (
+        <>
+          <h3>Metadata</h3>
+          <Json value={o.metadata} depth={0} />
+        </>
+      )}
+    </div>
+  );
+}
+
+/** The trace's own input and output, shown while no observation is selected. */
+export function TraceIo({ detail }: { detail: TraceDetail }) {
+  return (
+    <>
+      <h2>Trace input</h2>
+      <Payload value={detail.trace?.input} />
+      <h2>Trace output</h2>
+      <Payload value={detail.trace?.output} />
+    </>
+  );
+}

@@ -6,3 +6,15 @@ export function Status<T>({ state }: { state: Loaded<T> }) {
   if (state.loading && state.data === null) return <div class="muted loading">Loading…</div>;
   return null;
 }
+
+/** A failed request's message, with a button that asks again. */
+export function Failure({ error, onRetry }: { error: string; onRetry: () => void }) {
+  return (
+    <div class="error" role="alert">
+      {error}{" "}
+      <button type="button" class="link retry" onClick={onRetry}>
+        Retry
+      </button>
+    </div>
+  );
+}

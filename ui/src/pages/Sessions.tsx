@@ -1,9 +1,8 @@
-import { useState } from "preact/hooks";
 import { get, type Cursored, type TraceRow } from "../api";
 import { Payload } from "../components/Messages";
-import { Status } from "../components/Status";
+import { Failure } from "../components/Status";
 import { ago, count, duration, time, usd } from "../format";
-import { message, useLoad } from "../hooks";
+import { useCursorPages } from "../hooks";
 import { href } from "../route";
 
 interface SessionRow {
@@ -19,31 +18,22 @@ interface SessionRow {
 }
 
 export function Sessions({ project }: { project: string }) {
-  const [extra, setExtra] = useState<SessionRow[]>([]);
-  const [cursor, setCursor] = useState<string | null | undefined>(undefined);
-  const [error, setError] = useState<string | null>(null);
-  const state = useLoad(() => get<Cursored<SessionRow>>("/v1/sessions", { project_id: project, limit: 50 }), [project]);
-  if (!state.data) return <Status state={state} />;
-  const next = cursor === undefined ? state.data.next_cursor : cursor;
-  const rows = [...state.data.data, ...extra];
-  const more = async () => {
-    if (!next) return;
-    try {
-      const page = await get<Cursored<SessionRow>>("/v1/sessions", { project_id: project, limit: 50, cursor: next });
-      setExtra((previous) => [...previous, ...page.data]);
-      setCursor(page.next_cursor);
-    } catch (e) {
-      setError(message(e));
-    }
-  };
+  const { rows, loading, error, hasMore, loadMore, retry } = useCursorPages(
+    (cursor) => get<Cursored<SessionRow>>("/v1/sessions", { project_id: project, limit: 50, cursor }),
+    [project],
+  );
   return (
     <section>
       <div class="page-head">
         <h1>Sessions</h1>
       </div>
-      {error && <div class="error" role="alert">{error}</div>}
+      {error && <Failure error={error} onRetry={retry} />}
       {rows.length === 0 ? (
-        <div class="empty">No sessions yet: traces join a session when they carry a session id.</div>
+        loading ? (
+          <div class="muted loading">Loading…</div>
+        ) : (
+          !error && <div class="empty">No sessions yet: traces join a session when they carry a session id.</div>
+        )
       ) : (
         <table class="grid" aria-label="Sessions">
           <thead>
@@ -74,8 +64,8 @@ export function Sessions({ project }: { project: string }) {
           </tbody>
         </table>
       )}
-      {next && (
-        <button type="button" class="secondary more" onClick={() => void more()}>
+      {hasMore && (
+        <button type="button" class="secondary more" disabled={loading} onClick={loadMore}>
           Load more
         </button>
       )}
@@ -85,15 +75,13 @@ export function Sessions({ project }: { project: string }) {
 
 /** A session's traces in order, read as a conversation: each turn's input, then its answer. */
 export function SessionView({ project, id }: { project: string; id: string }) {
-  const [extra, setExtra] = useState<TraceRow[]>([]);
-  const [cursor, setCursor] = useState<string | null | undefined>(undefined);
-  const state = useLoad(
-    () => get<Cursored<TraceRow> & { session_id: string }>(`/v1/sessions/${encodeURIComponent(id)}`, { project_id: project, limit: 100 }),
+  const { rows: traces, loading, error, hasMore, loadMore, retry } = useCursorPages(
+    (cursor) => get<Cursored<TraceRow> & { session_id: string }>(`/v1/sessions/${encodeURIComponent(id)}`, { project_id: project, limit: 100, cursor }),
     [project, id],
   );
-  if (!state.data) return <Status state={state} />;
-  const traces = [...state.data.data, ...extra];
-  const next = cursor === undefined ? state.data.next_cursor : cursor;
+  if (traces.length === 0 && (loading || error)) {
+    return error ? <Failure error={error} onRetry={retry} /> : <div class="muted loading">Loading…</div>;
+  }
   const cost = traces.reduce((sum, t) => sum + t.total_cost, 0);
   return (
     <section class="session">
@@ -103,7 +91,7 @@ export function SessionView({ project, id }: { project: string; id: string }) {
           <h1>Session {id}</h1>
         </div>
         <dl class="facts">
-          <div><dt>Turns</dt><dd>{traces.length}{next ? "+" : ""}</dd></div>
+          <div><dt>Turns</dt><dd>{traces.length}{hasMore ? "+" : ""}</dd></div>
           <div><dt>Cost</dt><dd>{usd(cost)}</dd></div>
           {traces[0]?.user_id && <div><dt>User</dt><dd>{traces[0].user_id}</dd></div>}
         </dl>
@@ -121,17 +109,9 @@ export function SessionView({ project, id }: { project: string; id: string }) {
           </li>
         ))}
       </ol>
-      {next && (
-        <button
-          type="button"
-          class="secondary more"
-          onClick={() =>
-            void get<Cursored<TraceRow>>(`/v1/sessions/${encodeURIComponent(id)}`, { project_id: project, limit: 100, cursor: next }).then((page) => {
-              setExtra((previous) => [...previous, ...page.data]);
-              setCursor(page.next_cursor);
-            })
-          }
-        >
+      {error && <Failure error={error} onRetry={retry} />}
+      {hasMore && (
+        <button type="button" class="secondary more" disabled={loading} onClick={loadMore}>
           Load later turns
         </button>
       )}

@@ -1,7 +1,8 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { get, type Cursored, type TraceRow } from "../api";
+import { Failure } from "../components/Status";
 import { ago, count, duration, shortId, time, usd } from "../format";
-import { message } from "../hooks";
+import { useCursorPages } from "../hooks";
 import { href, navigate, type Route } from "../route";
 
 /** The read API's filters, as they appear in the page's URL. */
@@ -31,67 +32,29 @@ export function Traces({ project, route }: { project: string; route: Route }) {
   const filters: Record<string, string> = {};
   for (const [key, value] of route.query) filters[key] = value;
   const range = filters.range ?? "7d";
-  const [rows, setRows] = useState<TraceRow[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
   const [live, setLive] = useState(true);
-  const [updated, setUpdated] = useState<number | null>(null);
   const query = JSON.stringify(filters);
-  const pagesLoadedRef = useRef(1);
 
-  const params = (extra: Record<string, string | null> = {}) => {
+  const pages = useCursorPages((cursor) => {
     const span = RANGES.find(([id]) => id === range)?.[2] ?? null;
     const rest = Object.fromEntries(Object.entries(filters).filter(([key]) => key !== "range"));
-    return {
+    return get<Cursored<TraceRow>>("/v1/traces", {
       project_id: project,
       from: span === null ? null : new Date(Date.now() - span).toISOString(),
       ...rest,
-      ...extra,
-    };
-  };
+      limit: "50",
+      cursor,
+    });
+  }, [project, query]);
+  const { rows, loading, error, updatedAt: updated, refresh } = pages;
 
-  // The first page, again every few seconds while live and nothing more was loaded.
+  // The first page again every few seconds while live (and nothing more was loaded).
   useEffect(() => {
-    let current = true;
-    pagesLoadedRef.current = 1;
-    const load = async (first: boolean) => {
-      if (first) setLoading(true);
-      try {
-        const page = await get<Cursored<TraceRow>>("/v1/traces", params({ limit: "50" }));
-        if (!current) return;
-        if (first || pagesLoadedRef.current === 1) {
-          setRows(page.data);
-          setCursor(page.next_cursor);
-        }
-        setError(null);
-        setUpdated(Date.now());
-      } catch (e) {
-        if (current) setError(message(e));
-      } finally {
-        if (current && first) setLoading(false);
-      }
-    };
-    void load(true);
-    const timer = live ? window.setInterval(() => void load(false), LIVE_EVERY_MS) : undefined;
-    return () => {
-      current = false;
-      window.clearInterval(timer);
-    };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [project, query, live]);
-
-  const more = async () => {
-    if (!cursor) return;
-    try {
-      const page = await get<Cursored<TraceRow>>("/v1/traces", params({ limit: "50", cursor }));
-      pagesLoadedRef.current += 1;
-      setRows((previous) => [...previous, ...page.data]);
-      setCursor(page.next_cursor);
-    } catch (e) {
-      setError(message(e));
-    }
-  };
+    if (!live) return;
+    refresh();
+    const timer = window.setInterval(refresh, LIVE_EVERY_MS);
+    return () => window.clearInterval(timer);
+  }, [live, refresh]);
 
   const apply = (event: Event) => {
     event.preventDefault();
@@ -138,11 +101,11 @@ export function Traces({ project, route }: { project: string; route: Route }) {
           <a class="button secondary" href="#/traces">Clear</a>
         </div>
       </form>
-      {error && <div class="error" role="alert">{error}</div>}
+      {error && <Failure error={error} onRetry={pages.retry} />}
       {loading && rows.length === 0 ? (
         <div class="muted loading">Loading…</div>
       ) : rows.length === 0 ? (
-        <div class="empty">No traces match. Widen the time range or clear a filter.</div>
+        !error && <div class="empty">No traces match. Widen the time range or clear a filter.</div>
       ) : (
         <table class="grid traces" aria-label="Traces">
           <thead>
@@ -182,8 +145,8 @@ export function Traces({ project, route }: { project: string; route: Route }) {
           </tbody>
         </table>
       )}
-      {cursor && (
-        <button type="button" class="secondary more" onClick={() => void more()}>
+      {pages.hasMore && (
+        <button type="button" class="secondary more" disabled={loading} onClick={pages.loadMore}>
           Load more
         </button>
       )}

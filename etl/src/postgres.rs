@@ -37,6 +37,31 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether `error` may pass if the caller tries again: the connection is gone or was refused,
+/// or the server is shutting down, overloaded, or chose this transaction to fail
+/// (serialization failure, deadlock). Anything else (a constraint, bad data, a wrong query) will
+/// fail the same way again.
+pub fn is_transient(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match error.code() {
+        Some(code) => {
+            let class = &code.code()[..2];
+            // 08 connection exception, 53 insufficient resources, 57 operator intervention
+            // (admin shutdown, cannot connect now), 58 system error (I/O).
+            matches!(class, "08" | "53" | "57" | "58")
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+        }
+        // No SQLSTATE: the connection closed, an I/O error, or a timeout. A value that does not
+        // convert (a bug of ours) also has none, but names its column in its message.
+        None => {
+            error.is_closed()
+                || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+                || error.to_string().contains("timed out")
+        }
+    }
+}
+
 /// A PostgreSQL error as one line: the server's message and detail when it sent one.
 pub fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {

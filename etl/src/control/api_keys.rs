@@ -147,7 +147,10 @@ pub struct KeyListing {
     pub revoked: bool,
 }
 
-pub async fn list_keys(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<KeyListing>, ControlError> {
+pub async fn list_keys(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> Result<Vec<KeyListing>, ControlError> {
     let rows = client
         .query(
             "SELECT public_key, secret_hint, scopes, note, revoked_at IS NOT NULL
@@ -207,4 +210,22 @@ pub async fn verify_key(
         public_key: public_key.to_owned(),
         scopes: scopes_of(row.get(3)),
     }))
+}
+
+/// Revokes a key of `project` (a key of another project is no key of this one).
+pub async fn revoke_project_key(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    public_key: &str,
+) -> Result<(), ControlError> {
+    let updated = client
+        .execute(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE public_key = $1 AND project_id = $2",
+            &[&public_key, &project_id],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(ControlError::NoSuchKey(public_key.to_owned()));
+    }
+    Ok(())
 }

@@ -90,10 +90,10 @@ pub fn hash_password(password: &str) -> Result<String, ControlError> {
         });
     }
     let salt =
-        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| ControlError::Postgres(e.to_string()))?;
+        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| ControlError::Internal(e.to_string()))?;
     Ok(hasher()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| ControlError::Postgres(format!("hashing the password: {e}")))?
+        .map_err(|e| ControlError::Internal(format!("hashing the password: {e}")))?
         .to_string())
 }
 
@@ -466,6 +466,54 @@ pub async fn verify_organization_key(
         let stored: &[u8] = row.get(1);
         bool::from(stored.ct_eq(&hash_secret(secret_key))).then(|| row.get(0))
     }))
+}
+
+/// `user`'s role in `organization`, if a member.
+pub async fn role_of(
+    client: &impl GenericClient,
+    organization: Uuid,
+    user: Uuid,
+) -> Result<Option<Role>, ControlError> {
+    client
+        .query_opt(
+            "SELECT role FROM organization_members WHERE organization_id = $1 AND user_id = $2",
+            &[&organization, &user],
+        )
+        .await?
+        .map(|row| Role::parse(row.get("role")))
+        .transpose()
+}
+
+/// `user`'s role in the organization that owns `project`: `None` when the project does not
+/// exist or the user is no member (both are "no such project" to them).
+pub async fn role_in_project(
+    client: &impl GenericClient,
+    project: Uuid,
+    user: Uuid,
+) -> Result<Option<Role>, ControlError> {
+    client
+        .query_opt(
+            "SELECT m.role FROM projects p
+             JOIN organization_members m ON m.organization_id = p.organization_id AND m.user_id = $2
+             WHERE p.id = $1",
+            &[&project, &user],
+        )
+        .await?
+        .map(|row| Role::parse(row.get("role")))
+        .transpose()
+}
+
+/// Creates an organization with `owner` as its first owner, in one transaction.
+pub async fn found_organization(
+    client: &mut tokio_postgres::Client,
+    name: &str,
+    owner: Uuid,
+) -> Result<Organization, ControlError> {
+    let tx = client.transaction().await?;
+    let organization = create_organization(&tx, name).await?;
+    set_member(&tx, organization.id, owner, Role::Owner).await?;
+    tx.commit().await?;
+    Ok(organization)
 }
 
 #[cfg(test)]

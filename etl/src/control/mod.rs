@@ -40,12 +40,22 @@ pub enum ControlError {
     ProjectExists { name: String },
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
-    #[error("PostgreSQL: {0}")]
-    Postgres(String),
+    /// PostgreSQL is down, overloaded or failed this transaction for reasons of its own: the
+    /// same call may pass later.
+    #[error("PostgreSQL is unavailable: {0}")]
+    Unavailable(String),
+    /// A failure that will not pass by itself (a query or a value of ours PostgreSQL refused, a
+    /// password that could not be hashed): the server's fault, logged, never the caller's.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<tokio_postgres::Error> for ControlError {
     fn from(error: tokio_postgres::Error) -> Self {
-        ControlError::Postgres(crate::postgres::describe(&error))
+        if crate::postgres::is_transient(&error) {
+            ControlError::Unavailable(crate::postgres::describe(&error))
+        } else {
+            ControlError::Internal(format!("PostgreSQL: {}", crate::postgres::describe(&error)))
+        }
     }
 }

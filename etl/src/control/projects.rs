@@ -176,3 +176,28 @@ pub async fn archive_project(client: &impl GenericClient, project_id: Uuid) -> R
     }
     Ok(())
 }
+
+/// A project with its organization's name, archived or not (what Langfuse's `GET
+/// /api/public/projects` shows a project key).
+pub async fn project_with_organization(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> Result<(Project, String), ControlError> {
+    client
+        .query_opt(
+            "SELECT p.id, p.organization_id, p.name, p.retention_days, o.name AS organization_name
+             FROM projects p JOIN organizations o ON o.id = p.organization_id WHERE p.id = $1",
+            &[&project_id],
+        )
+        .await?
+        .map(|row| {
+            let project = Project {
+                id: row.get("id"),
+                organization_id: row.get("organization_id"),
+                name: row.get("name"),
+                retention_days: row.get("retention_days"),
+            };
+            (project, row.get("organization_name"))
+        })
+        .ok_or(ControlError::NoSuchProject(project_id))
+}

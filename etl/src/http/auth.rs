@@ -1,25 +1,34 @@
-//! Extractors that authenticate a caller: `ApiKey<S>` accepts a project API key
-//! (`Authorization: Bearer public:secret`, or Basic) that holds scope `S` (or `admin`);
-//! [`Caller`] accepts a project key, a session token or an organization key, and says whether
-//! its holder may do what a route needs in a project or an organization.
+//! Extractors that authenticate a caller and authorize what the route needs, before the handler
+//! runs, so that a handler cannot forget to check:
+//!
+//! - [`ApiKey<S>`]: a project API key (`Authorization: Bearer public:secret`, or Basic) holding
+//!   scope `S` (or `admin`): exports and `/v1/query`.
+//! - [`ProjectAccess<N>`]: any caller (project key, session, organization key) who may do what
+//!   [`need`] `N` says in the project the path (or `?project_id=`, or the key) names.
+//! - [`OrganizationAccess<R>`]: any caller holding at least [`role`] `R` in the path's organization.
+//! - [`KeyProject<N>`]: the project of the project key calling a Langfuse route.
+//! - [`Caller`]: who calls, for the few routes that need no project or organization.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use agenttrace_schemas::Scope;
 use agenttrace_schemas::credentials::parse_authorization;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Query, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 
 use base64::Engine as _;
 use uuid::Uuid;
 
+use crate::control::ControlError;
 use crate::control::api_keys::{VerifiedKey, verify_key};
 use crate::control::identity::{
-    ORG_PUBLIC_PREFIX, Role, SESSION_PREFIX, User, session_user, verify_organization_key,
+    self, ORG_PUBLIC_PREFIX, Role, SESSION_PREFIX, User, session_user, verify_organization_key,
 };
+use crate::control::projects;
 use crate::http::error::ApiError;
+use crate::http::request::bad;
 use crate::http::server::AppState;
 
 /// A scope a route requires, as a type so that the extractor states it in the signature.
@@ -61,7 +70,7 @@ impl<S: RequiredScope> FromRequestParts<Arc<AppState>> for ApiKey<S> {
         let client = state.postgres.get().await?;
         let key = verify_key(&**client, &credentials.public_key, &credentials.secret_key)
             .await
-            .map_err(ApiError::unavailable)??;
+            .map_err(ControlError::from)??;
         if !S::SCOPE.granted_by(&key.scopes) {
             let scope = S::SCOPE;
             return Err(ApiError::new(
@@ -117,70 +126,41 @@ impl Need {
     }
 }
 
-fn forbidden(message: String) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-}
-
 impl Caller {
-    /// Checks that the caller may do what `need` says in `project`.
+    /// Checks that the caller may do what `need` says in `project`. A project the caller cannot
+    /// see at all is a 404, as if it did not exist.
     pub async fn require(&self, state: &AppState, project: Uuid, need: Need) -> Result<(), ApiError> {
         match self {
-            Caller::Key(key) if key.project_id != project => Err(forbidden(format!(
+            Caller::Key(key) if key.project_id != project => Err(ApiError::forbidden(format!(
                 "this API key belongs to project {}, not {project}",
                 key.project_id
             ))),
             Caller::Key(key) if need.scope().granted_by(&key.scopes) => Ok(()),
-            Caller::Key(key) => Err(forbidden(format!(
+            Caller::Key(key) => Err(ApiError::forbidden(format!(
                 "this API key lacks the `{scope}` scope; create one with `agenttrace key create --project {} --scope {scope}`",
                 key.project_id,
                 scope = need.scope()
             ))),
             Caller::User(user) => {
                 let client = state.postgres.get().await?;
-                let row = client
-                    .query_opt(
-                        "SELECT p.organization_id, m.role FROM projects p
-                         LEFT JOIN organization_members m ON m.organization_id = p.organization_id AND m.user_id = $2
-                         WHERE p.id = $1",
-                        &[&project, &user.id],
-                    )
-                    .await
-                    .map_err(ApiError::unavailable)?
-                    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no project {project}")))?;
-                let role: Option<String> = row.get(1);
-                let Some(role) = role else {
-                    return Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "not_found",
-                        format!("no project {project}"),
-                    ));
-                };
-                let role = Role::parse(&role)?;
-                if role >= need.role() {
-                    Ok(())
-                } else {
-                    Err(forbidden(format!(
+                match identity::role_in_project(&**client, project, user.id).await? {
+                    None => Err(ApiError::not_found(format!("no project {project}"))),
+                    Some(role) if role >= need.role() => Ok(()),
+                    Some(role) => Err(ApiError::forbidden(format!(
                         "this needs the {} role in the project's organization; you are a {}",
                         need.role().as_str(),
                         role.as_str()
-                    )))
+                    ))),
                 }
             }
             Caller::Organization(organization) => {
                 let client = state.postgres.get().await?;
-                let owner: Option<Uuid> = client
-                    .query_opt("SELECT organization_id FROM projects WHERE id = $1", &[&project])
-                    .await
-                    .map_err(ApiError::unavailable)?
-                    .map(|row| row.get(0));
-                if owner == Some(*organization) {
-                    Ok(())
-                } else {
-                    Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "not_found",
-                        format!("no project {project}"),
-                    ))
+                match projects::organization_of(&**client, project).await {
+                    Ok(owner) if owner == *organization => Ok(()),
+                    Ok(_) | Err(ControlError::NoSuchProject(_)) => {
+                        Err(ApiError::not_found(format!("no project {project}")))
+                    }
+                    Err(other) => Err(other.into()),
                 }
             }
         }
@@ -194,15 +174,7 @@ impl Caller {
             Caller::Organization(own) => Ok((*own == organization).then_some(Role::Admin)),
             Caller::User(user) => {
                 let client = state.postgres.get().await?;
-                let role: Option<String> = client
-                    .query_opt(
-                        "SELECT role FROM organization_members WHERE organization_id = $1 AND user_id = $2",
-                        &[&organization, &user.id],
-                    )
-                    .await
-                    .map_err(ApiError::unavailable)?
-                    .map(|row| row.get(0));
-                role.map(|r| Role::parse(&r)).transpose().map_err(ApiError::from)
+                Ok(identity::role_of(&**client, organization, user.id).await?)
             }
         }
     }
@@ -216,22 +188,176 @@ impl Caller {
     ) -> Result<(), ApiError> {
         match self.role_in(state, organization).await? {
             Some(role) if role >= needed => Ok(()),
-            Some(role) => Err(forbidden(format!(
+            Some(role) => Err(ApiError::forbidden(format!(
                 "this needs the {} role in the organization; you are a {}",
                 needed.as_str(),
                 role.as_str()
             ))),
-            None => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no organization {organization}"),
-            )),
+            None => Err(ApiError::not_found(format!("no organization {organization}"))),
         }
     }
 }
 
-fn unauthorized(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+/// What a route needs in a project, as a type, so the handler's signature states it and the
+/// extractor enforces it before the handler runs.
+pub trait Needs: Send + Sync {
+    const NEED: Need;
+}
+
+/// Markers for [`ProjectAccess`] and [`KeyProject`].
+pub mod need {
+    use super::{Need, Needs};
+
+    pub struct Read;
+    impl Needs for Read {
+        const NEED: Need = Need::Read;
+    }
+
+    pub struct Write;
+    impl Needs for Write {
+        const NEED: Need = Need::Write;
+    }
+
+    pub struct Administer;
+    impl Needs for Administer {
+        const NEED: Need = Need::Administer;
+    }
+}
+
+/// The least role a route needs in an organization, as a type.
+pub trait AtLeast: Send + Sync {
+    const ROLE: Role;
+}
+
+/// Markers for [`OrganizationAccess`].
+pub mod role {
+    use super::{AtLeast, Role};
+
+    pub struct Viewer;
+    impl AtLeast for Viewer {
+        const ROLE: Role = Role::Viewer;
+    }
+
+    pub struct Admin;
+    impl AtLeast for Admin {
+        const ROLE: Role = Role::Admin;
+    }
+}
+
+/// The UUID path parameter `name` of the matched route, if the route has one by that name.
+async fn path_uuid(
+    parts: &mut Parts,
+    state: &Arc<AppState>,
+    name: &'static str,
+) -> Result<Option<Uuid>, ApiError> {
+    // A route without parameters has none to extract: that is not an error here.
+    let Ok(params) = RawPathParams::from_request_parts(parts, state).await else {
+        return Ok(None);
+    };
+    params
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| {
+            value
+                .parse()
+                .map_err(|_| bad(name, format!("{value:?} is not a UUID")))
+        })
+        .transpose()
+}
+
+/// `?project_id=` of a read that a signed-in user or an organization key makes.
+#[derive(serde::Deserialize)]
+struct ProjectChoice {
+    project_id: Option<Uuid>,
+}
+
+/// A project the caller may act on as `N` needs, checked before the handler runs: the
+/// `{project}` of the path; on routes without one (the read API), a project key's own project
+/// or the `?project_id=` a user or an organization key names.
+pub struct ProjectAccess<N> {
+    pub id: Uuid,
+    pub caller: Caller,
+    need: PhantomData<N>,
+}
+
+impl<N: Needs> FromRequestParts<Arc<AppState>> for ProjectAccess<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let named = path_uuid(parts, state, "project").await?;
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let id = match (named, &caller) {
+            (Some(project), _) => project,
+            (None, Caller::Key(key)) => key.project_id,
+            (None, _) => {
+                let Query(choice) = Query::<ProjectChoice>::try_from_uri(&parts.uri)
+                    .map_err(|e| bad("project_id", e.body_text()))?;
+                choice.project_id.ok_or_else(|| {
+                    bad(
+                        "project_id",
+                        "required: the project to read (a project key implies it)",
+                    )
+                })?
+            }
+        };
+        caller.require(state, id, N::NEED).await?;
+        Ok(ProjectAccess {
+            id,
+            caller,
+            need: PhantomData,
+        })
+    }
+}
+
+/// The project of the project API key that calls a Langfuse route, once it may do what `N`
+/// needs: Langfuse's routes act on one project and name it by the key alone.
+pub struct KeyProject<N> {
+    pub id: Uuid,
+    need: PhantomData<N>,
+}
+
+impl<N: Needs> FromRequestParts<Arc<AppState>> for KeyProject<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Caller::Key(key) = &caller else {
+            return Err(ApiError::bad_request(
+                "project_key_required",
+                "Langfuse routes act on one project: authenticate with that project's API key (Basic public:secret)",
+            ));
+        };
+        let id = key.project_id;
+        caller.require(state, id, N::NEED).await?;
+        Ok(KeyProject {
+            id,
+            need: PhantomData,
+        })
+    }
+}
+
+/// The `{organization}` of the path, once the caller holds at least role `R` in it.
+pub struct OrganizationAccess<R> {
+    pub id: Uuid,
+    pub caller: Caller,
+    role: PhantomData<R>,
+}
+
+impl<R: AtLeast> FromRequestParts<Arc<AppState>> for OrganizationAccess<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let id = path_uuid(parts, state, "organization")
+            .await?
+            .ok_or_else(|| ApiError::internal("OrganizationAccess on a route without {organization}"))?;
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_role(state, id, R::ROLE).await?;
+        Ok(OrganizationAccess {
+            id,
+            caller,
+            role: PhantomData,
+        })
+    }
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -244,7 +370,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .and_then(|value| value.to_str().ok())
             .map(str::trim)
             .ok_or_else(|| {
-                unauthorized("missing Authorization header: send `Bearer <session token>` or an API key as Basic or Bearer `public:secret`")
+                ApiError::unauthorized("missing Authorization header: send `Bearer <session token>` or an API key as Basic or Bearer `public:secret`")
             })?;
         let client = state.postgres.get().await?;
         if let Some(token) = header
@@ -259,24 +385,27 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => {
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(value.trim())
-                    .map_err(|_| unauthorized("the Basic credentials are not base64"))?;
-                String::from_utf8(decoded).map_err(|_| unauthorized("the Basic credentials are not UTF-8"))?
+                    .map_err(|_| ApiError::unauthorized("the Basic credentials are not base64"))?;
+                String::from_utf8(decoded)
+                    .map_err(|_| ApiError::unauthorized("the Basic credentials are not UTF-8"))?
             }
             Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => value.trim().to_owned(),
-            _ => return Err(unauthorized("use the Basic or Bearer scheme")),
+            _ => return Err(ApiError::unauthorized("use the Basic or Bearer scheme")),
         };
         let (public, secret) = pair
             .split_once(':')
-            .ok_or_else(|| unauthorized("an API key is `public_key:secret_key`"))?;
+            .ok_or_else(|| ApiError::unauthorized("an API key is `public_key:secret_key`"))?;
         if public.starts_with(ORG_PUBLIC_PREFIX) {
             return verify_organization_key(&**client, public, secret)
                 .await?
                 .map(Caller::Organization)
-                .ok_or_else(|| unauthorized("unknown or revoked organization key, or a wrong secret"));
+                .ok_or_else(|| {
+                    ApiError::unauthorized("unknown or revoked organization key, or a wrong secret")
+                });
         }
         let key = verify_key(&**client, public, secret)
             .await
-            .map_err(ApiError::unavailable)??;
+            .map_err(ControlError::from)??;
         Ok(Caller::Key(key))
     }
 }

@@ -6,9 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::analytics::AnalyticsError;
 use crate::control::ControlError;
 use crate::control::api_keys::KeyRejection;
-use crate::analytics::AnalyticsError;
 use crate::ingest::IngestError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -36,9 +36,35 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 401: no credentials, or credentials that prove nothing.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: the caller is known but may not do this; the message says what it would take.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404: no such thing, or none the caller may see (the two look the same).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
     /// A database is down or overloaded: 503 with `Retry-After`.
     pub fn unavailable(error: impl std::fmt::Display) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", error.to_string())
+    }
+
+    /// The server's own fault: logged in full, answered as a 500 that tells the caller nothing
+    /// it could misuse and no reason to retry.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed to answer this request; the failure is in its log",
+        )
     }
 }
 
@@ -101,11 +127,14 @@ impl From<ControlError> for ApiError {
             ControlError::NoSuchProject(_) | ControlError::NoSuchKey(_) | ControlError::NotFound(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
-            ControlError::ProjectExists { .. } | ControlError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ControlError::ProjectExists { .. } | ControlError::Conflict(_) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
             ControlError::AmbiguousOrganization(_) | ControlError::Invalid { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
-            ControlError::Postgres(_) => return ApiError::unavailable(error),
+            ControlError::Unavailable(_) => return ApiError::unavailable(error),
+            ControlError::Internal(_) => return ApiError::internal(error),
         };
         ApiError::new(status, code, error.to_string())
     }
@@ -113,7 +142,7 @@ impl From<ControlError> for ApiError {
 
 impl From<crate::control::identity::SignInRefused> for ApiError {
     fn from(refused: crate::control::identity::SignInRefused) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused.to_string())
+        ApiError::unauthorized(refused.to_string())
     }
 }
 
@@ -134,5 +163,20 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         let response = ApiError::bad_request("invalid_request", "x").into_response();
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn only_a_transient_postgres_failure_asks_for_a_retry() {
+        let down = ApiError::from(ControlError::Unavailable("connection refused".into()));
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        let ours = ApiError::from(ControlError::Internal(
+            "PostgreSQL: column \"x\" does not exist".into(),
+        ));
+        assert_eq!(ours.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !ours.message.contains("column"),
+            "a 500 names no database internals"
+        );
+        assert!(ours.into_response().headers().get(header::RETRY_AFTER).is_none());
     }
 }

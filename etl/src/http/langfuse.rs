@@ -11,28 +11,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
+use crate::analytics::langfuse::{self as langfuse_reads, ObservationsV2Params};
 use crate::control::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
 use crate::control::experiments::{self, NewRunItem};
+use crate::control::projects;
 use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
-use crate::analytics::langfuse::{self as langfuse_reads, ObservationsV2Params};
-use crate::http::auth::{Caller, Need};
+use crate::http::auth::{Caller, KeyProject, need};
 use crate::http::error::ApiError;
 use crate::http::request::{Page, PromptQuery, bad, json_body, paged};
 use crate::http::server::AppState;
-
-/// The project a Langfuse route acts on: the API key's, after checking it may do `need`.
-async fn project(state: &AppState, caller: &Caller, need: Need) -> Result<Uuid, ApiError> {
-    let Caller::Key(key) = caller else {
-        return Err(ApiError::bad_request(
-            "project_key_required",
-            "Langfuse routes act on one project: authenticate with that project's API key (Basic public:secret)",
-        ));
-    };
-    caller.require(state, key.project_id, need).await?;
-    Ok(key.project_id)
-}
 
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     let database = match state.postgres.get().await {
@@ -48,6 +36,8 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// The calling key's project. Any key may ask which project it belongs to (Langfuse's SDKs
+/// check their credentials this way), whatever its scopes.
 pub async fn projects(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let Caller::Key(key) = &caller else {
         return Err(ApiError::bad_request(
@@ -56,23 +46,16 @@ pub async fn projects(State(state): State<Arc<AppState>>, caller: Caller) -> Res
         ));
     };
     let client = state.postgres.get().await?;
-    let row = client
-        .query_one(
-            "SELECT p.id, p.name, o.id, o.name, p.retention_days FROM projects p
-             JOIN organizations o ON o.id = p.organization_id WHERE p.id = $1",
-            &[&key.project_id],
-        )
-        .await
-        .map_err(ApiError::unavailable)?;
-    let mut project = json!({
-        "id": row.get::<_, Uuid>(0), "name": row.get::<_, String>(1),
-        "organization": { "id": row.get::<_, Uuid>(2), "name": row.get::<_, String>(3) },
+    let (project, organization_name) = projects::project_with_organization(&**client, key.project_id).await?;
+    let mut body = json!({
+        "id": project.id, "name": project.name,
+        "organization": { "id": project.organization_id, "name": organization_name },
         "metadata": {},
     });
-    if let Some(days) = row.get::<_, Option<i32>>(4) {
-        project["retentionDays"] = json!(days);
+    if let Some(days) = project.retention_days {
+        body["retentionDays"] = json!(days);
     }
-    Ok(Json(json!({ "data": [project] })))
+    Ok(Json(json!({ "data": [body] })))
 }
 
 fn prompt_json(version: &PromptVersion) -> Value {
@@ -100,10 +83,10 @@ struct CreatePrompt {
 
 pub async fn create_prompt(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Write>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let project_id = project(&state, &caller, Need::Write).await?;
+    let project_id = project.id;
     let request: CreatePrompt = json_body(&bytes)?;
     let kind = match request.kind.as_deref() {
         None | Some("text") => PromptType::Text,
@@ -129,11 +112,11 @@ pub async fn create_prompt(
 
 pub async fn get_prompt(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Path(name): Path<String>,
     Query(query): Query<PromptQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Read).await?;
+    let project_id = project.id;
     let selector = query.selector()?;
     let client = state.postgres.get().await?;
     let version = prompts::get(&**client, project_id, &name, &selector)
@@ -166,10 +149,10 @@ pub struct PromptListQuery {
 
 pub async fn list_prompts(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Query(query): Query<PromptListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Read).await?;
+    let project_id = project.id;
     let (page, limit) = Page {
         page: query.page,
         limit: query.limit,
@@ -200,11 +183,11 @@ struct NewLabels {
 
 pub async fn set_prompt_labels(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Write>,
     Path((name, version)): Path<(String, i32)>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Write).await?;
+    let project_id = project.id;
     let request: NewLabels = json_body(&bytes)?;
     let mut client = state.postgres.get().await?;
     let version = prompts::set_labels(&mut client, project_id, &name, version, &request.new_labels).await?;
@@ -213,11 +196,11 @@ pub async fn set_prompt_labels(
 
 pub async fn delete_prompt(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Write>,
     Path(name): Path<String>,
     Query(query): Query<PromptQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let project_id = project(&state, &caller, Need::Write).await?;
+    let project_id = project.id;
     let selector = query.given()?;
     let client = state.postgres.get().await?;
     prompts::delete(&**client, project_id, &name, selector.as_ref()).await?;
@@ -255,10 +238,10 @@ struct CreateDataset {
 
 pub async fn create_dataset(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Write>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Write).await?;
+    let project_id = project.id;
     let request: CreateDataset = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let dataset = datasets::upsert(
@@ -278,10 +261,10 @@ pub async fn create_dataset(
 
 pub async fn get_dataset(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Read).await?;
+    let project_id = project.id;
     let client = state.postgres.get().await?;
     Ok(Json(dataset_json(
         &datasets::get(&**client, project_id, &name).await?,
@@ -290,10 +273,10 @@ pub async fn get_dataset(
 
 pub async fn list_datasets(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Read).await?;
+    let project_id = project.id;
     let (page, limit) = page.resolve()?;
     let client = state.postgres.get().await?;
     let (found, total) = datasets::list(&**client, project_id, page, limit).await?;
@@ -320,10 +303,10 @@ struct CreateItem {
 
 pub async fn create_item(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Write>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Write).await?;
+    let project_id = project.id;
     let request: CreateItem = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let item = datasets::upsert_item(
@@ -356,10 +339,10 @@ pub struct ItemQuery {
 
 pub async fn list_items(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Query(query): Query<ItemQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Read).await?;
+    let project_id = project.id;
     let (page, limit) = Page {
         page: query.page,
         limit: query.limit,
@@ -377,10 +360,10 @@ pub async fn list_items(
 
 pub async fn get_item(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Read).await?;
+    let project_id = project.id;
     let client = state.postgres.get().await?;
     Ok(Json(item_json(
         &datasets::get_item(&**client, project_id, &id).await?,
@@ -389,10 +372,10 @@ pub async fn get_item(
 
 pub async fn delete_item(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Write>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Write).await?;
+    let project_id = project.id;
     let client = state.postgres.get().await?;
     datasets::delete_item(&**client, project_id, &id).await?;
     Ok(Json(json!({ "message": "Dataset item successfully deleted" })))
@@ -417,10 +400,10 @@ struct CreateRunItem {
 
 pub async fn create_run_item(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Write>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let project_id = project(&state, &caller, Need::Write).await?;
+    let project_id = project.id;
     let request: CreateRunItem = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let item = experiments::record_run_item(
@@ -446,10 +429,10 @@ pub async fn create_run_item(
 /// `GET /api/public/v2/observations`: a page of observations in Langfuse's v2 shape.
 pub async fn observations_v2(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Query(params): Query<ObservationsV2Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = project(&state, &caller, Need::Read).await?;
+    let project = project.id;
     Ok(Json(
         langfuse_reads::observations_v2(&state.clickhouse, project, &params).await?,
     ))
@@ -463,10 +446,10 @@ pub struct MetricsV2Params {
 /// `GET /api/public/v2/metrics?query=`: Langfuse's metrics query over the read layout.
 pub async fn metrics_v2(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
     Query(params): Query<MetricsV2Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = project(&state, &caller, Need::Read).await?;
+    let project = project.id;
     let query = params
         .query
         .ok_or_else(|| bad("query", "required: the metrics query as URL-encoded JSON"))?;

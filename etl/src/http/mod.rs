@@ -4,11 +4,12 @@
 //! - [`router`]: every route (and the OpenAPI check).
 //! - [`server`]: state, configuration, start and shutdown.
 //! - [`error`]: the one error type every handler returns.
-//! - [`auth`]: the extractor that authenticates an API key for a required scope.
+//! - [`auth`]: the extractors that authenticate the caller and authorize what a route needs
+//!   (`ApiKey<scope>`, `ProjectAccess<need>`, `OrganizationAccess<role>`, `KeyProject<need>`).
 //! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them; [`langfuse`]:
-//!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`); [`request`]:
-//!   what the control-plane handlers share (JSON bodies, pages); [`read`]: the read API;
-//!   [`ui`]: the embedded web UI.
+//!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`), one file per
+//!   resource; [`request`]: what the control-plane handlers share (JSON bodies, pages);
+//!   [`read`]: the read API; [`ui`]: the embedded web UI.
 
 pub mod analytics;
 pub mod auth;

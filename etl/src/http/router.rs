@@ -23,7 +23,6 @@ use std::sync::Arc;
 use agenttrace_schemas::batch::MAX_BATCH_BYTES;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post};
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -138,20 +137,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }
 
 /// AgentTrace's own control-plane routes.
 fn control_routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1/auth/sign-in", post(control::sign_in))
-        .route("/v1/auth/sign-out", post(control::sign_out))
-        .route("/v1/me", get(control::me))
-        .route("/v1/organizations", post(control::create_organization))
+        .route("/v1/auth/sign-in", post(control::sessions::sign_in))
+        .route("/v1/auth/sign-out", post(control::sessions::sign_out))
+        .route("/v1/me", get(control::sessions::me))
+        .route(
+            "/v1/organizations",
+            post(control::organizations::create_organization),
+        )
         .route(
             "/v1/organizations/{organization}/projects",
-            get(control::list_projects).post(control::create_project),
+            get(control::projects::list_projects).post(control::projects::create_project),
         )
         .route("/v1/traces", get(read::trace_list))
         .route("/v1/traces/{id}", get(read::trace))
@@ -162,91 +164,97 @@ fn control_routes() -> Router<Arc<AppState>> {
         .route("/v1/metrics", get(read::metrics))
         .route(
             "/v1/projects/{project}",
-            get(control::get_project)
-                .patch(control::update_project)
-                .delete(control::archive_project),
+            get(control::projects::get_project)
+                .patch(control::projects::update_project)
+                .delete(control::projects::archive_project),
         )
         .route(
             "/v1/projects/{project}/evaluators",
-            get(control::list_evaluators).post(control::create_evaluator),
+            get(control::evaluators::list_evaluators).post(control::evaluators::create_evaluator),
         )
         .route(
             "/v1/projects/{project}/evaluators/{id}",
-            patch(control::update_evaluator).delete(control::delete_evaluator),
+            patch(control::evaluators::update_evaluator).delete(control::evaluators::delete_evaluator),
         )
         .route(
             "/v1/projects/{project}/experiments",
-            get(control::list_experiments),
+            get(control::experiments::list_experiments),
         )
         .route(
             "/v1/projects/{project}/experiments/compare",
-            get(control::compare_experiments),
+            get(control::experiments::compare_experiments),
         )
         .route(
             "/v1/projects/{project}/experiments/{id}",
-            get(control::get_experiment),
+            get(control::experiments::get_experiment),
         )
-        .route("/v1/projects/{project}/job-runs", get(control::list_job_runs))
+        .route(
+            "/v1/projects/{project}/job-runs",
+            get(control::operations::list_job_runs),
+        )
         .route(
             "/v1/projects/{project}/dead-letters",
-            get(control::list_dead_letters),
+            get(control::operations::list_dead_letters),
         )
-        .route("/v1/projects/{project}/run-items", post(control::record_run_item))
+        .route(
+            "/v1/projects/{project}/run-items",
+            post(control::experiments::record_run_item),
+        )
         .route(
             "/v1/projects/{project}/prices",
-            get(control::list_prices).post(control::set_price),
+            get(control::prices::list_prices).post(control::prices::set_price),
         )
         .route(
             "/v1/projects/{project}/prices/{id}",
-            delete(control::delete_price),
+            delete(control::prices::delete_price),
         )
         .route(
             "/v1/organizations/{organization}/members",
-            get(control::list_members).post(control::set_member),
+            get(control::organizations::list_members).post(control::organizations::set_member),
         )
         .route(
             "/v1/organizations/{organization}/members/{user}",
-            delete(control::remove_member),
+            delete(control::organizations::remove_member),
         )
         .route(
             "/v1/organizations/{organization}/members/{user}/sessions/revoke",
-            post(control::revoke_sessions),
+            post(control::organizations::revoke_sessions),
         )
         .route(
             "/v1/projects/{project}/keys",
-            get(control::list_keys).post(control::create_key),
+            get(control::keys::list_keys).post(control::keys::create_key),
         )
         .route(
             "/v1/projects/{project}/keys/{public_key}",
-            delete(control::revoke_key),
+            delete(control::keys::revoke_key),
         )
         .route(
             "/v1/projects/{project}/prompts",
-            get(control::list_prompts).post(control::create_prompt),
+            get(control::prompts::list_prompts).post(control::prompts::create_prompt),
         )
         .route(
             "/v1/projects/{project}/prompts/{name}",
-            get(control::get_prompt).delete(control::delete_prompt),
+            get(control::prompts::get_prompt).delete(control::prompts::delete_prompt),
         )
         .route(
             "/v1/projects/{project}/prompts/{name}/versions/{version}",
-            patch(control::set_prompt_labels),
+            patch(control::prompts::set_prompt_labels),
         )
         .route(
             "/v1/projects/{project}/datasets",
-            get(control::list_datasets).post(control::create_dataset),
+            get(control::datasets::list_datasets).post(control::datasets::create_dataset),
         )
         .route(
             "/v1/projects/{project}/datasets/{name}/items",
-            get(control::list_items).post(control::add_items),
+            get(control::datasets::list_items).post(control::datasets::add_items),
         )
         .route(
             "/v1/projects/{project}/datasets/{name}",
-            get(control::get_dataset).delete(control::delete_dataset),
+            get(control::datasets::get_dataset).delete(control::datasets::delete_dataset),
         )
         .route(
             "/v1/projects/{project}/datasets/{name}/items/{id}",
-            get(control::get_item).delete(control::delete_item),
+            get(control::datasets::get_item).delete(control::datasets::delete_item),
         )
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
 }

@@ -1,0 +1,39 @@
+//! AgentTrace's own control-plane routes under `/v1/`, one file per resource; each handler
+//! states what it needs in its signature ([`ProjectAccess`] with a [`need`], or
+//! [`OrganizationAccess`] with a [`role`]), which is checked before it runs, for users, project
+//! keys and organization keys alike. The work itself is in [`crate::control`].
+//!
+//! - [`sessions`]: sign-in, sign-out, who am I.
+//! - [`organizations`]: organizations and their members.
+//! - [`projects`]: an organization's projects, a project's settings, archiving.
+//! - [`keys`]: a project's API keys.
+//! - [`prompts`], [`datasets`] (with their items), [`evaluators`], [`experiments`] (with run
+//!   items and comparisons), [`prices`].
+//! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
+//!
+//! [`ProjectAccess`]: crate::http::auth::ProjectAccess
+//! [`OrganizationAccess`]: crate::http::auth::OrganizationAccess
+//! [`need`]: crate::http::auth::need
+//! [`role`]: crate::http::auth::role
+
+pub mod datasets;
+pub mod evaluators;
+pub mod experiments;
+pub mod keys;
+pub mod operations;
+pub mod organizations;
+pub mod prices;
+pub mod projects;
+pub mod prompts;
+pub mod sessions;
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`) in a PATCH body.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Ok(Some(Option::deserialize(deserializer)?))
+}
+
+use serde::Deserialize as _;

@@ -20,9 +20,10 @@ pub const LATEST: &str = "latest";
 /// The label a read without version or label resolves.
 pub const PRODUCTION: &str = "production";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PromptType {
+    #[default]
     Text,
     Chat,
 }

@@ -74,7 +74,7 @@ struct CreatePrompt {
     name: String,
     prompt: Value,
     #[serde(rename = "type")]
-    kind: Option<String>,
+    kind: Option<PromptType>,
     config: Option<Value>,
     labels: Option<Vec<String>>,
     tags: Option<Vec<String>>,
@@ -88,14 +88,9 @@ pub async fn create_prompt(
 ) -> Result<Response, ApiError> {
     let project_id = project.id;
     let request: CreatePrompt = json_body(&bytes)?;
-    let kind = match request.kind.as_deref() {
-        None | Some("text") => PromptType::Text,
-        Some("chat") => PromptType::Chat,
-        Some(other) => return Err(bad("type", format!("must be text or chat, not {other:?}"))),
-    };
     let new = NewPromptVersion {
         name: request.name,
-        kind,
+        kind: request.kind.unwrap_or_default(),
         prompt: request.prompt,
         config: request
             .config

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType};
 use crate::http::auth::{ProjectAccess, need};
 use crate::http::error::ApiError;
-use crate::http::request::{Page, PromptQuery, bad, json_body, paged};
+use crate::http::request::{Page, PromptQuery, json_body, paged};
 use crate::http::server::AppState;
 
 #[derive(Deserialize)]
@@ -20,7 +20,7 @@ use crate::http::server::AppState;
 struct NewPrompt {
     name: String,
     #[serde(rename = "type", default)]
-    kind: Option<String>,
+    kind: Option<PromptType>,
     prompt: Value,
     config: Option<Value>,
     #[serde(default)]
@@ -63,14 +63,9 @@ pub async fn create_prompt(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let request: NewPrompt = json_body(&bytes)?;
-    let kind = match request.kind.as_deref() {
-        None | Some("text") => PromptType::Text,
-        Some("chat") => PromptType::Chat,
-        Some(other) => return Err(bad("type", format!("must be text or chat, not {other:?}"))),
-    };
     let new = NewPromptVersion {
         name: request.name,
-        kind,
+        kind: request.kind.unwrap_or_default(),
         prompt: request.prompt,
         config: request.config.unwrap_or_else(|| json!({})),
         labels: request.labels,

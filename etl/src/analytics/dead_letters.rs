@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
-use crate::analytics::paging::{READ_SETTINGS, before_cursor, next_page, page_limit, parse_json_rows};
-use crate::clickhouse::{ClickHouse, quote};
+use crate::analytics::conditions::Conditions;
+use crate::analytics::paging::{cursor_at, next_page, page_limit, parse_json_rows, read};
+use crate::clickhouse::ClickHouse;
 
 /// A dead letter's identity: its batch and its place in it.
 const ID: &str = "concat(batch_id, '/', toString(event_index))";
@@ -20,16 +21,16 @@ pub async fn dead_letter_list(
     cursor: Option<&str>,
 ) -> Result<Value, AnalyticsError> {
     let limit = page_limit(limit, 50, 1000)?;
-    let mut conditions = vec![format!("project_id = {}", quote(&project.to_string()))];
-    conditions.extend(before_cursor(cursor, "received_at_us", ID)?);
+    let mut conditions = Conditions::project(project);
+    conditions.before("received_at_us", ID, cursor_at(cursor)?.as_ref());
     let sql = format!(
         "SELECT {ID} AS id, batch_id, event_index, event_id, event_type, received_at_us, reason, raw
-         FROM dead_letters FINAL WHERE {}
+         FROM dead_letters FINAL {}
          ORDER BY received_at_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
-        conditions.join(" AND "),
+        conditions.render(),
         limit + 1
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     let mut rows = parse_json_rows(&body)?;
     let next_cursor = next_page(&mut rows, limit, "received_at_us");
     Ok(json!({ "data": rows, "next_cursor": next_cursor }))

@@ -10,8 +10,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
-use crate::analytics::paging::{READ_SETTINGS, parse_json_rows};
-use crate::clickhouse::{ClickHouse, quote};
+use crate::analytics::conditions::Conditions;
+use crate::analytics::paging::{parse_json_rows, read};
+use crate::clickhouse::ClickHouse;
 
 /// Resamples of the paired differences; 2,000 puts the interval's ends within about 0.01 of a
 /// standard error of where more would.
@@ -57,14 +58,17 @@ pub async fn traced_runs(
     project: Uuid,
     experiment: &str,
 ) -> Result<Vec<Run>, AnalyticsError> {
+    let mut conditions = Conditions::project(project);
+    conditions
+        .eq("experiment_id", experiment)
+        .raw("isNotNull(dataset_item_id)");
     let sql = format!(
         "SELECT id, dataset_item_id FROM traces FINAL
-         WHERE project_id = {} AND experiment_id = {} AND isNotNull(dataset_item_id)
+         {}
          ORDER BY id LIMIT 100000 FORMAT JSONEachRow",
-        quote(&project.to_string()),
-        quote(experiment)
+        conditions.render()
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     Ok(parse_json_rows(&body)?
         .into_iter()
         .filter_map(|row| {
@@ -83,20 +87,21 @@ pub async fn compare(
     a: &[Run],
     b: &[Run],
 ) -> Result<(Vec<ScoreComparison>, Vec<ItemComparison>), AnalyticsError> {
-    let traces: Vec<String> = a.iter().chain(b).map(|run| quote(&run.trace_id)).collect();
+    let traces: Vec<&str> = a.iter().chain(b).map(|run| run.trace_id.as_str()).collect();
     let mut scores: HashMap<String, Vec<(String, f64)>> = HashMap::new();
     // Bounded: an experiment's traces, a key range each.
     for chunk in traces.chunks(5000) {
+        let mut conditions = Conditions::project(project);
+        conditions.in_list("trace_id", chunk);
         let sql = format!(
             "SELECT trace_id, name, value FROM (
                  SELECT trace_id, id, name, value, data_type FROM scores
-                 WHERE project_id = {project} AND trace_id IN ({ids})
+                 {}
                  ORDER BY trace_id, id, version DESC LIMIT 1 BY trace_id, id)
              WHERE data_type != 'categorical' FORMAT JSONEachRow",
-            project = quote(&project.to_string()),
-            ids = chunk.join(", "),
+            conditions.render()
         );
-        let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+        let body = read(clickhouse, &sql).await?;
         for row in parse_json_rows(&body)? {
             let (Some(trace), Some(name), Some(value)) = (
                 row["trace_id"].as_str(),

@@ -3,6 +3,7 @@
 use agenttrace_schemas::Timestamp;
 use uuid::Uuid;
 
+use crate::analytics::conditions::Conditions;
 use crate::analytics::stream::{OutputFormat, stream_query};
 use crate::analytics::{AnalyticsError, Download};
 use crate::clickhouse::{ClickHouse, Table};
@@ -75,12 +76,16 @@ pub async fn export_table(
     // Built here from checked parts (a catalog table, known columns, integer bounds, the
     // caller's UUID), so it can use FINAL, which deduplicates while streaming; the analyst
     // query guard has to dedup with a sort instead (sqlparser cannot express FINAL).
-    let time = table.time_column();
+    let mut conditions = Conditions::project(project);
+    conditions.time_range(table.time_column(), Some(from), Some(to));
     let sql = format!(
-        "SELECT {columns} FROM {} FINAL WHERE project_id = '{project}' AND {time} >= {from} AND {time} < {to}",
-        table.name()
+        "SELECT {columns} FROM {} FINAL {}",
+        table.name(),
+        conditions.render()
     );
-    let body = stream_query(clickhouse, &sql, format, true, &[("readonly", "1")]).await?;
+    let body = stream_query(clickhouse, &sql, format, true, &[("readonly", "1")])
+        .await
+        .map_err(|e| AnalyticsError::built(&sql, e))?;
     Ok(Download {
         body,
         format,

@@ -11,12 +11,13 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::conditions::Conditions;
 use crate::analytics::metrics::{Bucket, Dimension, MetricsQuery, View};
 use crate::analytics::observations::{ObservationFilter, observation_page};
 use crate::analytics::paging::{
-    READ_SETTINGS, encode_cursor, invalid, next_page, page_limit, parse_json_rows, time_bound,
+    encode_cursor, invalid, next_page, page_limit, parse_json_rows, read, time_bound,
 };
-use crate::clickhouse::{ClickHouse, quote};
+use crate::clickhouse::ClickHouse;
 
 /// `GET /api/public/v2/observations`'s query parameters, as the SDKs send them.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -217,20 +218,19 @@ async fn full_rows(
     if rows.is_empty() {
         return Ok(HashMap::new());
     }
-    let list = |key: &str| {
-        let values: HashSet<String> = rows.iter().filter_map(|r| r[key].as_str().map(quote)).collect();
-        values.into_iter().collect::<Vec<_>>().join(", ")
-    };
+    let distinct = |key: &str| -> HashSet<&str> { rows.iter().filter_map(|r| r[key].as_str()).collect() };
+    let mut conditions = Conditions::project(project);
+    conditions
+        .in_list("trace_id", distinct("trace_id"))
+        .in_list("id", distinct("id"));
     let sql = format!(
         "SELECT id, status_message, input, output, metadata_keys, metadata_values, model_parameters,
                 completion_start_time_us, prompt_name, prompt_version, ingested_at
          FROM observations FINAL
-         WHERE project_id = {} AND trace_id IN ({}) AND id IN ({}) FORMAT JSONEachRow",
-        quote(&project.to_string()),
-        list("trace_id"),
-        list("id"),
+         {} FORMAT JSONEachRow",
+        conditions.render()
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     Ok(parse_json_rows(&body)?
         .into_iter()
         .filter_map(|row| Some((row["id"].as_str()?.to_owned(), row)))
@@ -243,20 +243,18 @@ async fn trace_context(
     project: Uuid,
     rows: &[Value],
 ) -> Result<HashMap<String, Value>, AnalyticsError> {
-    let ids: HashSet<String> = rows
-        .iter()
-        .filter_map(|r| r["trace_id"].as_str().map(quote))
-        .collect();
+    let ids: HashSet<&str> = rows.iter().filter_map(|r| r["trace_id"].as_str()).collect();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let mut conditions = Conditions::project(project);
+    conditions.in_list("id", ids);
     let sql = format!(
         "SELECT id, name, user_id, session_id, tags, release, environment, public FROM traces FINAL
-         WHERE project_id = {} AND id IN ({}) FORMAT JSONEachRow",
-        quote(&project.to_string()),
-        ids.into_iter().collect::<Vec<_>>().join(", ")
+         {} FORMAT JSONEachRow",
+        conditions.render()
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     Ok(parse_json_rows(&body)?
         .into_iter()
         .filter_map(|row| Some((row["id"].as_str()?.to_owned(), row)))
@@ -546,15 +544,18 @@ pub async fn metrics_v2(
         .and_then(|c| c["row_limit"].as_u64())
         .unwrap_or(1000)
         .min(1000);
-    let mut conditions = vec![
-        format!("project_id = {}", quote(&project.to_string())),
-        format!("{time} >= {from_us}"),
-        format!("{time} < {to_us}"),
-    ];
+    let mut conditions = Conditions::project(project);
+    conditions.time_range(time, Some(from_us), Some(to_us));
     match query.view.as_str() {
-        "scores-numeric" => conditions.push("data_type IN ('numeric', 'boolean')".into()),
-        "scores-boolean" => conditions.push("data_type = 'boolean'".into()),
-        "scores-categorical" => conditions.push("data_type = 'categorical'".into()),
+        "scores-numeric" => {
+            conditions.in_list("data_type", ["numeric", "boolean"]);
+        }
+        "scores-boolean" => {
+            conditions.eq("data_type", "boolean");
+        }
+        "scores-categorical" => {
+            conditions.eq("data_type", "categorical");
+        }
         _ => {}
     }
     for filter in &query.filters {
@@ -564,9 +565,9 @@ pub async fn metrics_v2(
             Value::Array(items) => items
                 .iter()
                 .filter_map(Value::as_str)
-                .map(|v| filter_value(&filter.column, v))
+                .map(|v| stored_value(&filter.column, v))
                 .collect(),
-            Value::String(one) => vec![filter_value(&filter.column, one)],
+            Value::String(one) => vec![stored_value(&filter.column, one)],
             other => {
                 return Err(invalid(
                     "filters",
@@ -574,13 +575,19 @@ pub async fn metrics_v2(
                 ));
             }
         };
-        let condition = match filter.operator.as_str() {
-            "=" => format!("{} = {}", column.sql, values.first().cloned().unwrap_or_default()),
-            "any of" => format!("{} IN ({})", column.sql, values.join(", ")),
-            "none of" => format!("{} NOT IN ({})", column.sql, values.join(", ")),
+        match filter.operator.as_str() {
+            // Nothing to compare with is the caller's mistake, said as such.
+            "=" | "any of" | "none of" if values.is_empty() => {
+                return Err(invalid(
+                    "filters",
+                    format!("{}: {:?} needs a string value", filter.column, filter.operator),
+                ));
+            }
+            "=" => conditions.eq(column.sql, &values[0]),
+            "any of" => conditions.in_list(column.sql, &values),
+            "none of" => conditions.not_in_list(column.sql, &values),
             other => return Err(unsupported("filters", &format!("operator {other:?}"))),
         };
-        conditions.push(condition);
     }
     let bucket = match &query.time_dimension {
         None => None,
@@ -627,12 +634,12 @@ pub async fn metrics_v2(
         format!("ORDER BY {}", keys.join(", "))
     };
     let sql = format!(
-        "SELECT {} FROM {source} FINAL WHERE {} {group} {order} LIMIT {} FORMAT JSONEachRow",
+        "SELECT {} FROM {source} FINAL {} {group} {order} LIMIT {} FORMAT JSONEachRow",
         select.join(", "),
-        conditions.join(" AND "),
+        conditions.render(),
         row_limit + 1,
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     let rows = parse_json_rows(&body)?;
     if rows.len() as u64 > row_limit {
         return Err(invalid(
@@ -675,10 +682,10 @@ pub async fn metrics_v2(
 
 /// Langfuse spells types, levels, sources and data types in capitals; AgentTrace stores them in
 /// lower case.
-fn filter_value(column: &str, value: &str) -> String {
+fn stored_value(column: &str, value: &str) -> String {
     match column {
-        "type" | "level" | "dataType" | "source" => quote(&value.to_lowercase()),
-        _ => quote(value),
+        "type" | "level" | "dataType" | "source" => value.to_lowercase(),
+        _ => value.to_owned(),
     }
 }
 

@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
-use crate::analytics::paging::{READ_SETTINGS, invalid, parse_json_rows, time_bound};
-use crate::clickhouse::{ClickHouse, quote};
+use crate::analytics::conditions::Conditions;
+use crate::analytics::paging::{invalid, parse_json_rows, read, time_bound};
+use crate::clickhouse::ClickHouse;
 
 /// Groups one answer may hold; a query with more is refused (narrow it or bucket coarser).
 pub const MAX_GROUPS: usize = 10_000;
@@ -229,28 +230,28 @@ impl MetricsQuery {
     }
 
     fn sql(&self, project: Uuid) -> String {
-        let project = quote(&project.to_string());
+        let time = match self.view {
+            View::Observations => "start_time_us",
+            View::Scores => "timestamp_us",
+        };
         // Filters on the table's own columns go inside the deduplicating read, so it merges
         // only the rows they keep (the type leads the index's key); the user is joined later.
-        let (inner, outer): (Vec<_>, Vec<_>) = self
-            .filters
-            .iter()
-            .map(|(d, value)| (d.name, format!("{} = {}", d.sql, quote(value))))
-            .partition(|(name, _)| *name != "user");
-        let inner: String = inner.into_iter().map(|(_, c)| format!(" AND {c}")).collect();
-        let (time, measures, source) = match self.view {
-            View::Observations => (
-                "start_time_us",
-                OBSERVATION_MEASURES,
-                self.observation_source(&project, &inner),
-            ),
+        let mut inner = Conditions::project(project);
+        inner.time_range(time, Some(self.from_us), Some(self.to_us));
+        let mut outer = Conditions::new();
+        for (dimension, value) in &self.filters {
+            let side = if dimension.name == "user" {
+                &mut outer
+            } else {
+                &mut inner
+            };
+            side.eq(dimension.sql, value);
+        }
+        let (measures, source) = match self.view {
+            View::Observations => (OBSERVATION_MEASURES, self.observation_source(project, &inner)),
             View::Scores => (
-                "timestamp_us",
                 SCORE_MEASURES,
-                format!(
-                    "SELECT * FROM scores FINAL WHERE project_id = {project} AND timestamp_us >= {} AND timestamp_us < {}{inner}",
-                    self.from_us, self.to_us
-                ),
+                format!("SELECT * FROM scores FINAL {}", inner.render()),
             ),
         };
         let mut groups = vec![format!("{} AS bucket_us", self.bucket.sql(time, self.from_us))];
@@ -259,31 +260,27 @@ impl MetricsQuery {
                 .iter()
                 .map(|d| format!("{} AS dimension_{}", d.sql, d.name)),
         );
-        let mut filters: Vec<String> = outer.into_iter().map(|(_, c)| c).collect();
-        if filters.is_empty() {
-            filters.push("1".to_owned());
-        }
         let keys: Vec<String> = std::iter::once("bucket_us".to_owned())
             .chain(self.dimensions.iter().map(|d| format!("dimension_{}", d.name)))
             .collect();
         format!(
-            "SELECT {groups}, {measures} FROM ({source}) WHERE {filters}
+            "SELECT {groups}, {measures} FROM ({source}) {outer}
              GROUP BY {keys} ORDER BY {keys} LIMIT {limit} FORMAT JSONEachRow",
             groups = groups.join(", "),
-            filters = filters.join(" AND "),
+            outer = outer.render(),
             keys = keys.join(", "),
             limit = MAX_GROUPS + 1
         )
     }
 
-    /// Observations in range; with the trace's user joined when a dimension needs it.
-    fn observation_source(&self, project: &str, filters: &str) -> String {
+    /// Observations matching `conditions`; with the trace's user joined when a dimension
+    /// needs it.
+    fn observation_source(&self, project: Uuid, conditions: &Conditions) -> String {
         let observations = format!(
             "SELECT trace_id, type, name, model, tool_name, level, start_time_us, end_time_us, total_cost,
                     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-             FROM observations_by_time FINAL
-             WHERE project_id = {project} AND start_time_us >= {} AND start_time_us < {}{filters}",
-            self.from_us, self.to_us
+             FROM observations_by_time FINAL {}",
+            conditions.render()
         );
         let needs_user = self
             .dimensions
@@ -293,14 +290,18 @@ impl MetricsQuery {
         if !needs_user {
             return observations;
         }
+        let mut in_range = Conditions::project(project);
+        in_range.time_range("start_time_us", Some(self.from_us), Some(self.to_us));
+        let mut traces = Conditions::project(project);
+        traces.in_select(
+            "id",
+            &format!("SELECT trace_id FROM observations_by_time {}", in_range.render()),
+        );
         format!(
             "SELECT * FROM ({observations}) ANY LEFT JOIN (
-                 SELECT id AS trace_id, ifNull(user_id, '') AS user FROM traces FINAL
-                 WHERE project_id = {project}
-                   AND id IN (SELECT trace_id FROM observations_by_time
-                              WHERE project_id = {project} AND start_time_us >= {} AND start_time_us < {})
+                 SELECT id AS trace_id, ifNull(user_id, '') AS user FROM traces FINAL {}
              ) USING trace_id",
-            self.from_us, self.to_us
+            traces.render()
         )
     }
 }
@@ -325,10 +326,7 @@ pub async fn metrics(
     project: Uuid,
     query: &MetricsQuery,
 ) -> Result<Value, AnalyticsError> {
-    let body = clickhouse
-        .query_with_settings(&query.sql(project), &READ_SETTINGS)
-        .await?;
-    let rows = parse_json_rows(&body)?;
+    let rows = parse_json_rows(&read(clickhouse, &query.sql(project)).await?)?;
     if rows.len() > MAX_GROUPS {
         return Err(invalid(
             "dimensions",

@@ -4,12 +4,13 @@
 //! - [`sql`]: one read-only `SELECT`, checked and rewritten by [`sql_guard`].
 //! - [`traces`]: traces and sessions as people read them: lists, a trace's observation tree.
 //! - [`observations`], [`scores`], [`metrics`]: the other read routes; [`paging`] is what
-//!   they share (cursors, time windows, rows as people read them); [`langfuse`] the same reads
-//!   in Langfuse's v2 shapes.
+//!   they share (cursors, time windows, rows as people read them), [`conditions`] how they
+//!   write their conditions; [`langfuse`] the same reads in Langfuse's v2 shapes.
 //! - [`experiments`]: two experiments compared per score and per item.
 //! - [`dead_letters`]: the events the ETL refused, with their reasons.
 //! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
 
+pub mod conditions;
 pub mod dead_letters;
 pub mod experiments;
 pub mod export;
@@ -48,6 +49,70 @@ pub enum AnalyticsError {
     UnknownColumn { table: &'static str, column: String },
     #[error(transparent)]
     QueryRejected(#[from] sql_guard::GuardError),
+    /// ClickHouse refused, or could not run, the caller's own SQL (`POST /v1/query`).
     #[error(transparent)]
-    ClickHouse(#[from] ClickHouseError),
+    QueryFailed(ClickHouseError),
+    /// ClickHouse refused, or could not run, a statement the server built.
+    #[error("ClickHouse refused a query the server built: {source}")]
+    ClickHouse {
+        statement: String,
+        #[source]
+        source: ClickHouseError,
+    },
+}
+
+impl AnalyticsError {
+    /// ClickHouse's refusal of `statement`, which the server built; the statement is kept for
+    /// the log.
+    pub fn built(statement: &str, source: ClickHouseError) -> Self {
+        AnalyticsError::ClickHouse {
+            statement: statement.to_owned(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::http::error::ApiError;
+
+    fn refusal(code: u32) -> ClickHouseError {
+        ClickHouseError::Server {
+            status: 500,
+            code: Some(code),
+            message: format!("Code: {code}, e.displayText() = DB::Exception: ..."),
+        }
+    }
+
+    /// Checked here, beside the variants: the mapping lives in `http::error`.
+    #[test]
+    fn refusals_map_to_whose_mistake_they_are() {
+        // 62: a syntax error; 241: the memory limit, which passes.
+        let statement = "SELECT * FROM traces WHERE project_id = 'p' AND id IN ()";
+        let built = ApiError::from(AnalyticsError::built(statement, refusal(62)));
+        assert_eq!(
+            (built.status, built.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        // The statement goes to the log, not to the caller.
+        assert!(!built.message.contains(statement), "{}", built.message);
+        let callers = ApiError::from(AnalyticsError::QueryFailed(refusal(62)));
+        assert_eq!(
+            (callers.status, callers.code),
+            (StatusCode::BAD_REQUEST, "query_failed")
+        );
+        for transient in [
+            AnalyticsError::built(statement, refusal(241)),
+            AnalyticsError::QueryFailed(refusal(241)),
+        ] {
+            let answer = ApiError::from(transient);
+            assert_eq!(
+                (answer.status, answer.code),
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            );
+        }
+    }
 }

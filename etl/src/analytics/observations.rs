@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::conditions::{Conditions, Level};
 use crate::analytics::paging::{
-    READ_SETTINGS, Windows, before_cursor, decode_cursor, invalid, next_page, page_limit, parse_rows,
-    time_bound, time_span,
+    Windows, cursor_at, next_page, page_limit, parse_rows, read, time_bound, time_span,
 };
-use crate::clickhouse::{ClickHouse, quote};
+use crate::clickhouse::ClickHouse;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,27 +41,17 @@ pub const LISTED_COLUMNS: &str = "id, trace_id, parent_observation_id, type, nam
     cache_write_tokens, toFloat64(total_cost) AS total_cost, \
     if(isNull(end_time_us), NULL, (end_time_us - start_time_us) / 1000) AS latency_ms";
 
-/// The SQL conditions `filter` sets beyond the project and time.
-fn conditions(filter: &ObservationFilter) -> Result<Vec<String>, AnalyticsError> {
-    let mut conditions = Vec::new();
-    for (column, value) in [
-        ("type", &filter.kind),
-        ("model", &filter.model),
-        ("tool_name", &filter.tool),
-        ("name", &filter.name),
-        ("trace_id", &filter.trace_id),
-    ] {
-        if let Some(value) = value {
-            conditions.push(format!("{column} = {}", quote(value)));
-        }
-    }
-    match filter.level.as_deref() {
-        None => {}
-        Some("warning") => conditions.push("level IN ('warning', 'error')".to_owned()),
-        Some("error") => conditions.push("level = 'error'".to_owned()),
-        Some(other) => return Err(invalid("level", format!("{other:?}: use warning or error"))),
-    }
-    Ok(conditions)
+/// The conditions `filter` sets beyond the project, time and type, which
+/// [`observation_page`] bounds the span by.
+fn filters(filter: &ObservationFilter) -> Result<Conditions, AnalyticsError> {
+    let mut filters = Conditions::new();
+    filters
+        .eq_opt("model", filter.model.as_deref())
+        .eq_opt("tool_name", filter.tool.as_deref())
+        .eq_opt("name", filter.name.as_deref())
+        .eq_opt("trace_id", filter.trace_id.as_deref())
+        .level_at_least("level", Level::parse(filter.level.as_deref())?);
+    Ok(filters)
 }
 
 /// One page of observations, newest first, with `next_cursor` while more remain.
@@ -83,69 +73,47 @@ pub async fn observation_page(
     filter: &ObservationFilter,
     wanted: usize,
 ) -> Result<Vec<Value>, AnalyticsError> {
-    let mut bounds = vec![format!("project_id = {}", quote(&project.to_string()))];
-    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
-        bounds.push(format!("start_time_us >= {from}"));
-    }
-    if let Some(to) = time_bound(filter.to.as_deref(), "to")? {
-        bounds.push(format!("start_time_us < {to}"));
-    }
-    if let Some(cursor) = &filter.cursor {
-        let (at, _) = decode_cursor(cursor)?;
-        bounds.push(format!("start_time_us <= {at}"));
+    let mut bounds = Conditions::project(project);
+    bounds.time_range(
+        "start_time_us",
+        time_bound(filter.from.as_deref(), "from")?,
+        time_bound(filter.to.as_deref(), "to")?,
+    );
+    let cursor = cursor_at(filter.cursor.as_deref())?;
+    if let Some((at, _)) = &cursor {
+        bounds.at_most("start_time_us", *at);
     }
     // The type leads the index's key after the project: the span comes from that range.
-    if let Some(kind) = &filter.kind {
-        bounds.push(format!("type = {}", quote(kind)));
-    }
-    let filters = conditions_after_bounds(filter)?;
+    bounds.eq_opt("type", filter.kind.as_deref());
+    bounds.and(&filters(filter)?);
     let mut conditions = bounds.clone();
-    conditions.extend(filters.iter().cloned());
-    conditions.extend(before_cursor(filter.cursor.as_deref(), "start_time_us", "id")?);
+    conditions.before("start_time_us", "id", cursor.as_ref());
     let order = "ORDER BY start_time_us DESC, id DESC";
     let mut rows = Vec::new();
     // One trace's observations are a key range of `observations` itself.
     if filter.trace_id.is_some() {
         let sql = format!(
-            "SELECT {LISTED_COLUMNS} FROM observations FINAL WHERE {} {order} LIMIT {wanted} FORMAT JSONEachRow",
-            conditions.join(" AND ")
+            "SELECT {LISTED_COLUMNS} FROM observations FINAL {} {order} LIMIT {wanted} FORMAT JSONEachRow",
+            conditions.render()
         );
-        let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
-        return parse_rows(&body);
+        return parse_rows(&read(clickhouse, &sql).await?);
     }
-    let span_conditions: Vec<String> = bounds.iter().chain(&filters).cloned().collect();
-    let Some(span) = time_span(
-        clickhouse,
-        "observations_by_time",
-        "start_time_us",
-        &span_conditions.join(" AND "),
-    )
-    .await?
-    else {
+    let Some(span) = time_span(clickhouse, "observations_by_time", "start_time_us", &bounds).await? else {
         return Ok(rows);
     };
     for (low, high) in Windows::over(span, wanted) {
+        let mut window = conditions.clone();
+        window.time_range("start_time_us", Some(low), Some(high));
         let sql = format!(
             "SELECT {LISTED_COLUMNS} FROM observations_by_time FINAL
-             WHERE {} AND start_time_us >= {low} AND start_time_us < {high}
-             {order} LIMIT {} FORMAT JSONEachRow",
-            conditions.join(" AND "),
+             {} {order} LIMIT {} FORMAT JSONEachRow",
+            window.render(),
             wanted - rows.len()
         );
-        let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
-        rows.extend(parse_rows(&body)?);
+        rows.extend(parse_rows(&read(clickhouse, &sql).await?)?);
         if rows.len() >= wanted {
             break;
         }
     }
     Ok(rows)
-}
-
-/// The filter's conditions other than the type, which [`observation_page`] bounds the span by.
-fn conditions_after_bounds(filter: &ObservationFilter) -> Result<Vec<String>, AnalyticsError> {
-    let without_type = ObservationFilter {
-        kind: None,
-        ..filter.clone()
-    };
-    conditions(&without_type)
 }

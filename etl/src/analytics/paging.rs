@@ -5,14 +5,16 @@
 use agenttrace_schemas::Timestamp;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::analytics::AnalyticsError;
-use crate::clickhouse::{ClickHouse, quote};
+use crate::analytics::conditions::Conditions;
+use crate::clickhouse::ClickHouse;
 
 /// Settings every read route queries with: integers as JSON numbers (ClickHouse quotes 64-bit
 /// ones by default), a time limit, and no writes whatever the SQL says.
-pub const READ_SETTINGS: [(&str, &str); 3] = [
+const READ_SETTINGS: [(&str, &str); 3] = [
     ("output_format_json_quote_64bit_integers", "0"),
     ("max_execution_time", "30"),
     ("readonly", "1"),
@@ -68,17 +70,18 @@ pub fn decode_cursor(cursor: &str) -> Result<(i64, String), AnalyticsError> {
     Ok((time.parse().map_err(|_| bad())?, id.to_owned()))
 }
 
-/// The SQL condition "after the cursor" for a newest-first page over `time`, `id`.
-pub fn before_cursor(cursor: Option<&str>, time: &str, id: &str) -> Result<Option<String>, AnalyticsError> {
-    cursor
-        .map(|cursor| {
-            let (at, last) = decode_cursor(cursor)?;
-            Ok(format!(
-                "({time} < {at} OR ({time} = {at} AND {id} < {}))",
-                quote(&last)
-            ))
-        })
-        .transpose()
+/// A cursor parameter decoded, when there is one.
+pub fn cursor_at(cursor: Option<&str>) -> Result<Option<(i64, String)>, AnalyticsError> {
+    cursor.map(decode_cursor).transpose()
+}
+
+/// Runs a read the server built, with [`READ_SETTINGS`]. A refusal keeps the statement, for
+/// the log.
+pub async fn read(clickhouse: &ClickHouse, sql: &str) -> Result<Bytes, AnalyticsError> {
+    clickhouse
+        .query_with_settings(sql, &READ_SETTINGS)
+        .await
+        .map_err(|e| AnalyticsError::built(sql, e))
 }
 
 /// Where a list's matching rows lie in time: the oldest, the newest, and how many there are
@@ -128,18 +131,19 @@ impl Iterator for Windows {
     }
 }
 
-/// The [`Span`] of rows of `table` matching `condition`, or `None` when there are none. Reads
-/// only the condition's columns and the time column, with no deduplication.
+/// The [`Span`] of rows of `table` matching `conditions`, or `None` when there are none. Reads
+/// only the conditions' columns and the time column, with no deduplication.
 pub async fn time_span(
     clickhouse: &ClickHouse,
     table: &str,
     time: &str,
-    condition: &str,
+    conditions: &Conditions,
 ) -> Result<Option<Span>, AnalyticsError> {
     let sql = format!(
-        "SELECT count() AS rows, min({time}) AS oldest, max({time}) AS newest FROM {table} WHERE {condition} FORMAT JSONEachRow"
+        "SELECT count() AS rows, min({time}) AS oldest, max({time}) AS newest FROM {table} {} FORMAT JSONEachRow",
+        conditions.render()
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     let rows = parse_json_rows(&body)?;
     let row = rows.first().cloned().unwrap_or(Value::Null);
     let count = row["rows"].as_u64().unwrap_or(0);

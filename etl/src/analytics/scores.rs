@@ -5,10 +5,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
-use crate::analytics::paging::{
-    READ_SETTINGS, before_cursor, invalid, next_page, page_limit, parse_rows, time_bound,
-};
-use crate::clickhouse::{ClickHouse, quote};
+use crate::analytics::conditions::Conditions;
+use crate::analytics::paging::{cursor_at, invalid, next_page, page_limit, parse_rows, read, time_bound};
+use crate::clickhouse::ClickHouse;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,38 +39,36 @@ pub async fn score_list(
     filter: &ScoreFilter,
 ) -> Result<Value, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
-    let mut conditions = vec![format!("project_id = {}", quote(&project.to_string()))];
-    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
-        conditions.push(format!("timestamp_us >= {from}"));
-    }
-    if let Some(to) = time_bound(filter.to.as_deref(), "to")? {
-        conditions.push(format!("timestamp_us < {to}"));
-    }
-    for (column, value) in [
-        ("name", &filter.name),
-        ("source", &filter.source),
-        ("data_type", &filter.data_type),
-        ("trace_id", &filter.trace_id),
-        ("observation_id", &filter.observation_id),
-        ("evaluator_id", &filter.evaluator_id),
-    ] {
-        if let Some(value) = value {
-            conditions.push(format!("{column} = {}", quote(value)));
-        }
-    }
+    let mut conditions = Conditions::project(project);
+    conditions
+        .time_range(
+            "timestamp_us",
+            time_bound(filter.from.as_deref(), "from")?,
+            time_bound(filter.to.as_deref(), "to")?,
+        )
+        .eq_opt("name", filter.name.as_deref())
+        .eq_opt("source", filter.source.as_deref())
+        .eq_opt("data_type", filter.data_type.as_deref())
+        .eq_opt("trace_id", filter.trace_id.as_deref())
+        .eq_opt("observation_id", filter.observation_id.as_deref())
+        .eq_opt("evaluator_id", filter.evaluator_id.as_deref());
     if let Some(max) = filter.max_value {
         if !max.is_finite() {
             return Err(invalid("max_value", "must be a finite number".to_owned()));
         }
-        conditions.push(format!("data_type != 'categorical' AND value <= {max:?}"));
+        conditions.raw("data_type != 'categorical'").at_most("value", max);
     }
-    conditions.extend(before_cursor(filter.cursor.as_deref(), "timestamp_us", "id")?);
+    conditions.before(
+        "timestamp_us",
+        "id",
+        cursor_at(filter.cursor.as_deref())?.as_ref(),
+    );
     let sql = format!(
-        "SELECT * FROM scores FINAL WHERE {} ORDER BY timestamp_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
-        conditions.join(" AND "),
+        "SELECT * FROM scores FINAL {} ORDER BY timestamp_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
+        conditions.render(),
         limit + 1
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     let mut rows = parse_rows(&body)?;
     let next_cursor = next_page(&mut rows, limit, "timestamp_us");
     Ok(json!({ "data": rows, "next_cursor": next_cursor }))

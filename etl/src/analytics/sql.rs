@@ -31,7 +31,10 @@ pub async fn run_query(
         ("result_overflow_mode", "throw"),
         ("readonly", "1"),
     ];
-    let body = stream_query(clickhouse, &scoped, format, false, &settings).await?;
+    // The caller's own SQL: what ClickHouse says of it is theirs to fix.
+    let body = stream_query(clickhouse, &scoped, format, false, &settings)
+        .await
+        .map_err(AnalyticsError::QueryFailed)?;
     Ok(Download {
         body,
         format,

@@ -10,12 +10,13 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::conditions::{Conditions, Level, literal};
 use crate::analytics::paging::{
-    READ_SETTINGS, Windows, before_cursor, decode_cursor, invalid, next_page, page_limit, parse_json_rows,
-    parse_rows, time_bound, time_span,
+    Windows, cursor_at, invalid, next_page, page_limit, parse_json_rows, parse_rows, read, time_bound,
+    time_span,
 };
+use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
-use crate::clickhouse::{ClickHouse, quote};
 
 /// A trace's observations are read up to this many (the answer says when there were more), so
 /// one request's memory stays bounded whatever an agent sent.
@@ -29,10 +30,10 @@ pub async fn trace_detail(
     project: Uuid,
     trace_id: &str,
 ) -> Result<Option<Value>, AnalyticsError> {
-    let project = quote(&project.to_string());
-    let trace_key = quote(trace_id);
-    let by_id = format!("project_id = {project} AND id = {trace_key}");
-    let by_trace = format!("project_id = {project} AND trace_id = {trace_key}");
+    let mut by_id = Conditions::project(project);
+    by_id.eq("id", trace_id);
+    let mut by_trace = Conditions::project(project);
+    by_trace.eq("trace_id", trace_id);
     // Independent reads, sent together.
     let (traces, mut observations, scores, file_operations, terminal_commands, git_links) = tokio::try_join!(
         rows(clickhouse, Table::Traces, &by_id, 1),
@@ -110,7 +111,8 @@ enum Dedup {
 }
 
 /// The observation summary columns a trace row carries, read from `observations` for the
-/// traces `ids_sql` selects (a primary-key range per trace), the trace's id named `key`.
+/// traces `ids_sql` selects (a primary-key range per trace), the trace's id named `key`;
+/// `project` is quoted.
 fn summary_sql(project: &str, ids_sql: &str, key: &str, dedup: Dedup) -> String {
     let key = match key {
         "trace_id" => "trace_id".to_owned(),
@@ -144,15 +146,15 @@ const TRACE_ROW_COLUMNS: &str = "id, name, timestamp_us, user_id, session_id, ta
 /// Traces from `source` (`traces` or `traces_by_time`) matching `trace_where`, joined with
 /// their summaries and kept when `summary_where` holds, ordered by `direction`, at most `limit`.
 /// Without summary conditions only the page's traces are summarized. `columns` are the trace
-/// columns each row carries.
+/// columns each row carries; `project` is quoted.
 #[allow(clippy::too_many_arguments)]
 async fn summarized_traces(
     clickhouse: &ClickHouse,
     project: &str,
     source: &str,
     columns: &str,
-    trace_where: &str,
-    summary_where: &[String],
+    trace_where: &Conditions,
+    summary_where: &Conditions,
     direction: &str,
     limit: usize,
 ) -> Result<Vec<Value>, AnalyticsError> {
@@ -163,20 +165,16 @@ async fn summarized_traces(
     } else {
         Dedup::Final
     };
+    let trace_where = trace_where.render();
     let (traces, ids) = if summary_where.is_empty() {
-        let page = format!("SELECT {columns} FROM {source} FINAL WHERE {trace_where} {order} LIMIT {limit}");
+        let page = format!("SELECT {columns} FROM {source} FINAL {trace_where} {order} LIMIT {limit}");
         let ids = format!("SELECT id FROM ({page})");
         (page, ids)
     } else {
         (
-            format!("SELECT {columns} FROM {source} FINAL WHERE {trace_where}"),
-            format!("SELECT id FROM {source} FINAL WHERE {trace_where}"),
+            format!("SELECT {columns} FROM {source} FINAL {trace_where}"),
+            format!("SELECT id FROM {source} FINAL {trace_where}"),
         )
-    };
-    let summary_where = if summary_where.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", summary_where.join(" AND "))
     };
     // 18.16 joins by USING only.
     let sql = format!(
@@ -184,9 +182,9 @@ async fn summarized_traces(
          FROM ({traces}) ANY LEFT JOIN ({summary}) USING id
          {summary_where} {order} LIMIT {limit} FORMAT JSONEachRow",
         summary = summary_sql(project, &ids, "id", dedup),
+        summary_where = summary_where.render(),
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
-    let mut rows = parse_rows(&body)?;
+    let mut rows = parse_rows(&read(clickhouse, &sql).await?)?;
     for row in &mut rows {
         if let Some(row) = row.as_object_mut() {
             let level = match row.remove("worst_level").and_then(|l| l.as_u64()) {
@@ -209,53 +207,38 @@ pub async fn trace_list(
     filter: &TraceFilter,
 ) -> Result<Value, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
-    let project = quote(&project.to_string());
-    let mut bounds = vec![format!("project_id = {project}")];
-    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
-        bounds.push(format!("timestamp_us >= {from}"));
-    }
-    if let Some(to) = time_bound(filter.to.as_deref(), "to")? {
-        bounds.push(format!("timestamp_us < {to}"));
-    }
-    let mut conditions = bounds.clone();
-    if let Some(cursor) = &filter.cursor {
-        let (at, _) = decode_cursor(cursor)?;
-        bounds.push(format!("timestamp_us <= {at}"));
-    }
-    conditions.extend(before_cursor(filter.cursor.as_deref(), "timestamp_us", "id")?);
-    let filters_from = conditions.len();
-    for (column, value) in [
-        ("name", &filter.name),
-        ("user_id", &filter.user_id),
-        ("session_id", &filter.session_id),
-        ("environment", &filter.environment),
-        ("release", &filter.release),
-    ] {
-        if let Some(value) = value {
-            conditions.push(format!("{column} = {}", quote(value)));
-        }
-    }
+    let mut range = Conditions::project(project);
+    range.time_range(
+        "timestamp_us",
+        time_bound(filter.from.as_deref(), "from")?,
+        time_bound(filter.to.as_deref(), "to")?,
+    );
+    let cursor = cursor_at(filter.cursor.as_deref())?;
+    let mut filters = Conditions::new();
+    filters
+        .eq_opt("name", filter.name.as_deref())
+        .eq_opt("user_id", filter.user_id.as_deref())
+        .eq_opt("session_id", filter.session_id.as_deref())
+        .eq_opt("environment", filter.environment.as_deref())
+        .eq_opt("release", filter.release.as_deref());
     if let Some(tags) = &filter.tags {
-        let tags: Vec<String> = tags
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(quote)
-            .collect();
-        conditions.push(format!("hasAll(tags, [{}])", tags.join(", ")));
+        filters.has_all("tags", tags.split(',').map(str::trim).filter(|t| !t.is_empty()));
     }
+    let mut conditions = range.clone();
+    conditions
+        .before("timestamp_us", "id", cursor.as_ref())
+        .and(&filters);
     if let Some(score) = &filter.score_name {
-        conditions.push(format!(
-            "id IN (SELECT trace_id FROM scores FINAL WHERE project_id = {project} AND name = {})",
-            quote(score)
-        ));
+        let mut scored = Conditions::project(project);
+        scored.eq("name", score);
+        conditions.in_select(
+            "id",
+            &format!("SELECT trace_id FROM scores FINAL {}", scored.render()),
+        );
     }
-    let mut summary_where = Vec::new();
-    match filter.level.as_deref() {
-        None => {}
-        Some("warning") => summary_where.push("worst_level >= 2".to_owned()),
-        Some("error") => summary_where.push("worst_level >= 3".to_owned()),
-        Some(other) => return Err(invalid("level", format!("{other:?}: use warning or error"))),
+    let mut summary_where = Conditions::new();
+    if let Some(level) = Level::parse(filter.level.as_deref())? {
+        summary_where.at_least("worst_level", level.rank());
     }
     for (field, column, value) in [
         ("min_cost", "total_cost", filter.min_cost),
@@ -263,40 +246,33 @@ pub async fn trace_list(
     ] {
         match value {
             Some(v) if !v.is_finite() => return Err(invalid(field, "must be a number")),
-            Some(v) => summary_where.push(format!("{column} >= {v}")),
+            Some(v) => {
+                summary_where.at_least(column, v);
+            }
             None => {}
         }
     }
     let mut rows = Vec::new();
-    // The span is estimated with the trace's own conditions (not the cursor's tie-break).
-    bounds.extend(
-        conditions
-            .iter()
-            .skip(filters_from)
-            .filter(|c| !c.contains("IN (SELECT"))
-            .cloned(),
-    );
-    if let Some(span) = time_span(
-        clickhouse,
-        "traces_by_time",
-        "timestamp_us",
-        &bounds.join(" AND "),
-    )
-    .await?
-    {
+    // The span is estimated with the trace's own conditions (not the cursor's tie-break nor
+    // the score's subquery).
+    let mut bounds = range;
+    if let Some((at, _)) = &cursor {
+        bounds.at_most("timestamp_us", *at);
+    }
+    bounds.and(&filters);
+    let project_sql = literal(&project.to_string());
+    if let Some(span) = time_span(clickhouse, "traces_by_time", "timestamp_us", &bounds).await? {
         for (low, high) in Windows::over(span, limit + 1) {
-            let trace_where = format!(
-                "{} AND timestamp_us >= {low} AND timestamp_us < {high}",
-                conditions.join(" AND ")
-            );
+            let mut window = conditions.clone();
+            window.time_range("timestamp_us", Some(low), Some(high));
             let wanted = limit + 1 - rows.len();
             rows.extend(
                 summarized_traces(
                     clickhouse,
-                    &project,
+                    &project_sql,
                     "traces_by_time",
                     TRACE_ROW_COLUMNS,
-                    &trace_where,
+                    &window,
                     &summary_where,
                     "DESC",
                     wanted,
@@ -325,30 +301,27 @@ pub async fn session_detail(
 ) -> Result<Option<Value>, AnalyticsError> {
     let limit = page_limit(limit, 50, 1000)?;
     let first_page = cursor.is_none();
-    let project = quote(&project.to_string());
-    let session = quote(session_id);
-    let mut trace_where = vec![
-        format!("project_id = {project}"),
-        format!(
-            "id IN (SELECT trace_id FROM session_traces FINAL WHERE project_id = {project} AND session_id = {session})"
-        ),
-        format!("session_id = {session}"),
-    ];
-    if let Some(cursor) = &cursor {
-        let (at, last) = decode_cursor(cursor)?;
-        trace_where.push(format!(
-            "(timestamp_us > {at} OR (timestamp_us = {at} AND id > {}))",
-            quote(&last)
-        ));
-    }
+    let mut in_session = Conditions::project(project);
+    in_session.eq("session_id", session_id);
+    let mut trace_where = Conditions::project(project);
+    trace_where
+        .in_select(
+            "id",
+            &format!(
+                "SELECT trace_id FROM session_traces FINAL {}",
+                in_session.render()
+            ),
+        )
+        .eq("session_id", session_id)
+        .after("timestamp_us", "id", cursor_at(cursor.as_deref())?.as_ref());
     // A conversation shows what each turn was asked and answered.
     let mut rows = summarized_traces(
         clickhouse,
-        &project,
+        &literal(&project.to_string()),
         "traces",
         &format!("{TRACE_ROW_COLUMNS}, input, output"),
-        &trace_where.join(" AND "),
-        &[],
+        &trace_where,
+        &Conditions::new(),
         "ASC",
         limit + 1,
     )
@@ -387,53 +360,34 @@ pub async fn session_list(
     filter: &SessionFilter,
 ) -> Result<Value, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
-    let project = quote(&project.to_string());
-    let mut bounds = vec![
-        format!("project_id = {project}"),
-        "isNotNull(session_id)".to_owned(),
-    ];
-    if let Some(from) = time_bound(filter.from.as_deref(), "from")? {
-        bounds.push(format!("timestamp_us >= {from}"));
-    }
+    let mut bounds = Conditions::project(project);
+    bounds.raw("isNotNull(session_id)");
+    let from = time_bound(filter.from.as_deref(), "from")?;
     let to = time_bound(filter.to.as_deref(), "to")?;
-    if let Some(to) = to {
-        bounds.push(format!("timestamp_us < {to}"));
-    }
-    let cursor = filter.cursor.as_deref().map(decode_cursor).transpose()?;
+    bounds.time_range("timestamp_us", from, to);
+    let cursor = cursor_at(filter.cursor.as_deref())?;
     if let Some((at, _)) = &cursor {
-        bounds.push(format!("timestamp_us <= {at}"));
+        bounds.at_most("timestamp_us", *at);
     }
-    if let Some(user) = &filter.user_id {
-        bounds.push(format!("user_id = {}", quote(user)));
-    }
+    bounds.eq_opt("user_id", filter.user_id.as_deref());
     let mut rows: Vec<Value> = Vec::new();
-    let Some(span) = time_span(
-        clickhouse,
-        "traces_by_time",
-        "timestamp_us",
-        &bounds.join(" AND "),
-    )
-    .await?
-    else {
+    let Some(span) = time_span(clickhouse, "traces_by_time", "timestamp_us", &bounds).await? else {
         return Ok(json!({ "data": rows, "next_cursor": null }));
     };
+    let project = literal(&project.to_string());
     // About five traces to a session: enough traces for the page's sessions.
     for (low, high) in Windows::over(span, 5 * (limit + 1)) {
+        let mut in_window = bounds.clone();
+        in_window.time_range("timestamp_us", Some(low), Some(high));
         let active = format!(
-            "SELECT DISTINCT assumeNotNull(session_id) FROM traces_by_time
-             WHERE {} AND timestamp_us >= {low} AND timestamp_us < {high}",
-            bounds.join(" AND ")
+            "SELECT DISTINCT assumeNotNull(session_id) FROM traces_by_time {}",
+            in_window.render()
         );
-        let mut last = vec![format!("last_us >= {low}"), format!("last_us < {high}")];
-        if let Some(to) = to {
-            last.push(format!("last_us < {to}"));
-        }
-        if let Some((at, id)) = &cursor {
-            last.push(format!(
-                "(last_us < {at} OR (last_us = {at} AND id < {}))",
-                quote(id)
-            ));
-        }
+        // The sessions whose last trace is in the window, before `to` and after the cursor.
+        let mut last = Conditions::new();
+        last.time_range("last_us", Some(low), Some(high))
+            .time_range("last_us", None, to)
+            .before("last_us", "id", cursor.as_ref());
         let sql = format!(
             "SELECT session_id AS id, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us,
                     count() AS trace_count,
@@ -448,11 +402,10 @@ pub async fn session_list(
              HAVING {last}
              ORDER BY last_us DESC, id DESC
              LIMIT {wanted} FORMAT JSONEachRow",
-            last = last.join(" AND "),
+            last = last.sql(),
             wanted = limit + 1 - rows.len(),
         );
-        let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
-        rows.extend(parse_json_rows(&body)?);
+        rows.extend(parse_json_rows(&read(clickhouse, &sql).await?)?);
         if rows.len() > limit {
             break;
         }
@@ -462,7 +415,8 @@ pub async fn session_list(
     Ok(json!({ "data": rows, "next_cursor": next_cursor }))
 }
 
-/// Each listed session's observation count, cost and tokens, from its traces' key ranges.
+/// Each listed session's observation count, cost and tokens, from its traces' key ranges;
+/// `project` is quoted.
 async fn add_session_summaries(
     clickhouse: &ClickHouse,
     project: &str,
@@ -471,29 +425,25 @@ async fn add_session_summaries(
     if sessions.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = sessions
-        .iter()
-        .filter_map(|s| s["id"].as_str().map(quote))
-        .collect();
-    let members = format!(
-        "SELECT trace_id FROM session_traces FINAL WHERE project_id = {project} AND session_id IN ({})",
-        ids.join(", ")
-    );
+    let mut listed = Conditions::new();
+    listed.in_list("session_id", sessions.iter().filter_map(|s| s["id"].as_str()));
+    let listed = listed.sql();
+    let members =
+        format!("SELECT trace_id FROM session_traces FINAL WHERE project_id = {project} AND {listed}");
     let sql = format!(
         "SELECT session_id AS id, sum(observation_count) AS observation_count,
                 sum(total_cost) AS total_cost, sum(input_tokens) AS input_tokens,
                 sum(output_tokens) AS output_tokens
          FROM (SELECT session_id, trace_id FROM session_traces FINAL
-               WHERE project_id = {project} AND session_id IN ({sessions})
+               WHERE project_id = {project} AND {listed}
                  AND (session_id, trace_id) IN (
                      SELECT assumeNotNull(session_id), id FROM traces FINAL
                      WHERE project_id = {project} AND id IN ({members})))
          ANY INNER JOIN ({summary}) USING trace_id
          GROUP BY session_id FORMAT JSONEachRow",
-        sessions = ids.join(", "),
         summary = summary_sql(project, &members, "trace_id", Dedup::Final),
     );
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
+    let body = read(clickhouse, &sql).await?;
     let found: std::collections::HashMap<String, Value> = parse_json_rows(&body)?
         .into_iter()
         .filter_map(|row| Some((row["id"].as_str()?.to_owned(), row)))
@@ -507,25 +457,24 @@ async fn add_session_summaries(
     Ok(())
 }
 
-/// The deduplicated rows of `table` matching `condition`, in time order, as JSON objects.
-/// `condition` is a key range of a few rows: sorting them and keeping each id's newest version
+/// The deduplicated rows of `table` matching `conditions`, in time order, as JSON objects.
+/// `conditions` are a key range of a few rows: sorting them and keeping each id's newest version
 /// costs half what `FINAL`'s merge of every part's granule does (and also collapses copies
 /// that sit in different partitions).
 async fn rows(
     clickhouse: &ClickHouse,
     table: Table,
-    condition: &str,
+    conditions: &Conditions,
     limit: usize,
 ) -> Result<Vec<Value>, AnalyticsError> {
     let sql = format!(
-        "SELECT * FROM {name} WHERE {condition} ORDER BY {time}, id, version DESC LIMIT 1 BY id LIMIT {limit} \
+        "SELECT * FROM {name} {where_} ORDER BY {time}, id, version DESC LIMIT 1 BY id LIMIT {limit} \
          FORMAT JSONEachRow",
         name = table.name(),
+        where_ = conditions.render(),
         time = table.time_column(),
     );
-    // Integers as numbers, not strings (ClickHouse quotes 64-bit ones by default).
-    let body = clickhouse.query_with_settings(&sql, &READ_SETTINGS).await?;
-    parse_rows(&body)
+    parse_rows(&read(clickhouse, &sql).await?)
 }
 
 /// Nests observations under their parents (`children`), keeping time order among siblings.

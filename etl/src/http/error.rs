@@ -114,8 +114,17 @@ impl From<AnalyticsError> for ApiError {
             AnalyticsError::InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             AnalyticsError::UnknownColumn { .. } => (StatusCode::BAD_REQUEST, "unknown_column"),
             AnalyticsError::QueryRejected(_) => (StatusCode::BAD_REQUEST, "query_rejected"),
-            AnalyticsError::ClickHouse(e) if e.is_transient() => return ApiError::unavailable(e),
-            AnalyticsError::ClickHouse(_) => (StatusCode::BAD_REQUEST, "query_failed"),
+            AnalyticsError::QueryFailed(e) | AnalyticsError::ClickHouse { source: e, .. }
+                if e.is_transient() =>
+            {
+                return ApiError::unavailable(e);
+            }
+            AnalyticsError::QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed"),
+            // SQL the server wrote and ClickHouse refused is the server's bug, not the caller's.
+            AnalyticsError::ClickHouse { statement, source } => {
+                tracing::error!(%statement, error = %source, "ClickHouse refused a query the server built");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         };
         ApiError::new(status, code, error.to_string())
     }

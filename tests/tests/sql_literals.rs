@@ -2,7 +2,7 @@
 //! literal `analytics::conditions::literal` writes reads back byte for byte, and a read
 //! filtered by such a value finds exactly its row.
 
-use agenttrace_etl::analytics::conditions::literal;
+use agenttrace_etl::clickhouse::quote;
 use agenttrace_etl::control::api_keys;
 use agenttrace_schemas::event::IntoStatic;
 use agenttrace_schemas::{Event, Scope, Timestamp};
@@ -39,7 +39,7 @@ async fn every_literal_reads_back_exactly() {
     let env = TestEnv::empty().await;
     let system = env.clickhouse.with_database("system");
     for value in NASTY {
-        let quoted = literal(value);
+        let quoted = quote(value);
         let got = system
             .query_text(&format!("SELECT hex({quoted}) FORMAT TabSeparated"))
             .await

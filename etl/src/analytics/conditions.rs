@@ -1,40 +1,12 @@
 //! One way to write the conditions of the SQL the read routes build: [`Conditions`] collects
-//! them one by one, quotes every string value with [`literal`] (the only place read SQL quotes
-//! anything), and renders them joined by `AND`.
-
-use std::fmt::Write as _;
+//! them one by one, quotes every string value with [`quote`] (the one quoting of every statement the
+//! server writes), and renders them joined by `AND`.
 
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
 use crate::analytics::paging::invalid;
-
-/// `value` as a ClickHouse string literal. A backslash and a quote are escaped, so the literal
-/// ends where it should on every ClickHouse version; control characters are escaped as well,
-/// so a statement stays on one line and free of NUL bytes when it is logged. The rest, UTF-8
-/// included, is kept as it is.
-pub fn literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c.is_ascii_control() => {
-                write!(out, "\\x{:02X}", u32::from(c)).expect("writing to a String cannot fail")
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
+use crate::clickhouse::quote;
 
 /// A number written into SQL as it is. Only numbers implement it, so no text reaches the SQL
 /// unquoted.
@@ -110,7 +82,7 @@ impl Conditions {
     }
 
     pub fn eq(&mut self, column: &str, value: &str) -> &mut Self {
-        self.raw(format!("{column} = {}", literal(value)))
+        self.raw(format!("{column} = {}", quote(value)))
     }
 
     /// `column = value` when there is a value; nothing otherwise.
@@ -185,7 +157,7 @@ impl Conditions {
         match cursor {
             Some((at, last)) => self.raw(format!(
                 "({time} {op} {at} OR ({time} = {at} AND {id} {op} {}))",
-                literal(last)
+                quote(last)
             )),
             None => self,
         }
@@ -236,7 +208,7 @@ impl Conditions {
 
 /// The quoted values, comma-separated; `None` when there are none.
 fn list<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Option<String> {
-    let quoted: Vec<String> = values.into_iter().map(|v| literal(v.as_ref())).collect();
+    let quoted: Vec<String> = values.into_iter().map(|v| quote(v.as_ref())).collect();
     (!quoted.is_empty()).then(|| quoted.join(", "))
 }
 
@@ -269,7 +241,7 @@ mod tests {
             ("\u{85}\u{2028}", "'\u{85}\u{2028}'"),
             ("`backtick` \"double\" %_", "'`backtick` \"double\" %_'"),
         ] {
-            assert_eq!(literal(value), quoted, "{value:?}");
+            assert_eq!(quote(value), quoted, "{value:?}");
         }
     }
 

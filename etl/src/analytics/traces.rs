@@ -10,13 +10,14 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
-use crate::analytics::conditions::{Conditions, Level, literal};
+use crate::analytics::conditions::{Conditions, Level};
 use crate::analytics::paging::{
     Windows, cursor_at, invalid, next_page, page_limit, parse_json_rows, parse_rows, read, time_bound,
     time_span,
 };
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
+use crate::clickhouse::quote;
 
 /// A trace's observations are read up to this many (the answer says when there were more), so
 /// one request's memory stays bounded whatever an agent sent.
@@ -260,7 +261,7 @@ pub async fn trace_list(
         bounds.at_most("timestamp_us", *at);
     }
     bounds.and(&filters);
-    let project_sql = literal(&project.to_string());
+    let project_sql = quote(&project.to_string());
     if let Some(span) = time_span(clickhouse, "traces_by_time", "timestamp_us", &bounds).await? {
         for (low, high) in Windows::over(span, limit + 1) {
             let mut window = conditions.clone();
@@ -317,7 +318,7 @@ pub async fn session_detail(
     // A conversation shows what each turn was asked and answered.
     let mut rows = summarized_traces(
         clickhouse,
-        &literal(&project.to_string()),
+        &quote(&project.to_string()),
         "traces",
         &format!("{TRACE_ROW_COLUMNS}, input, output"),
         &trace_where,
@@ -374,7 +375,7 @@ pub async fn session_list(
     let Some(span) = time_span(clickhouse, "traces_by_time", "timestamp_us", &bounds).await? else {
         return Ok(json!({ "data": rows, "next_cursor": null }));
     };
-    let project = literal(&project.to_string());
+    let project = quote(&project.to_string());
     // About five traces to a session: enough traces for the page's sessions.
     for (low, high) in Windows::over(span, 5 * (limit + 1)) {
         let mut in_window = bounds.clone();

@@ -3,6 +3,7 @@
 //! HTTP works the same on ClickHouse 18.16 and on modern servers, and lets the loader stream
 //! pre-encoded columnar bodies (`Native`, `ArrowStream`) without a row-oriented client layer.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -300,7 +301,10 @@ impl ClickHouse {
     }
 }
 
-/// Quotes a string as a ClickHouse string literal.
+/// `value` as a ClickHouse string literal. A backslash and a quote are escaped, so the literal
+/// ends where it should on every ClickHouse version; control characters are escaped as well,
+/// so a statement stays on one line and free of NUL bytes when it is logged. The rest, UTF-8
+/// included, is kept as it is.
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
@@ -308,7 +312,16 @@ pub fn quote(value: &str) -> String {
         match c {
             '\\' => out.push_str("\\\\"),
             '\'' => out.push_str("\\'"),
-            _ => out.push(c),
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_ascii_control() => {
+                write!(out, "\\x{:02X}", u32::from(c)).expect("writing to a String cannot fail")
+            }
+            c => out.push(c),
         }
     }
     out.push('\'');

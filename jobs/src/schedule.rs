@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use agenttrace_etl::control::evaluators::parse_schedule;
 use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::control::evaluators::parse_schedule;
 use chrono::{DateTime, Utc};
 use cron::Schedule;
 
@@ -93,7 +93,8 @@ async fn evaluator_jobs(
     };
     let mut jobs = Vec::new();
     for row in rows {
-        let (id, name, expression): (uuid::Uuid, String, String) = (row.get(0), row.get(1), row.get(2));
+        let (id, name, expression): (uuid::Uuid, String, String) =
+            (row.get("id"), row.get("name"), row.get("schedule"));
         let job = Job::Evaluator(id);
         match parse_schedule(&expression) {
             Ok(schedule) => jobs.push(ScheduledJob { job, schedule }),

@@ -14,10 +14,10 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::clickhouse::quote_identifier;
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
 use agenttrace_etl::migrate::{MigrationSet, migrate};
 use agenttrace_etl::postgres;
@@ -131,7 +131,7 @@ async fn bench_project(pg: &tokio_postgres::Client, organization: Uuid, name: &s
         )
         .await?;
     match existing.first() {
-        Some(row) => Ok(row.get(0)),
+        Some(row) => Ok(row.get("id")),
         None => Ok(projects::create_project(pg, organization, name, None).await?.id),
     }
 }

@@ -298,9 +298,9 @@ async fn migrate_postgres(pg: &mut Client, files: &[Migration]) -> Result<Vec<St
         .await?
         .iter()
         .map(|row| AppliedMigration {
-            version: row.get::<_, i32>(0) as u32,
-            name: row.get(1),
-            checksum: row.get(2),
+            version: row.get::<_, i32>("version") as u32,
+            name: row.get("name"),
+            checksum: row.get("checksum"),
         })
         .collect();
     let mut done = Vec::new();

@@ -38,6 +38,19 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
+    /// What [`Evaluator::from_row`] reads, selected from `evaluators` (ids as text).
+    pub const COLUMNS: &'static str = "id::text AS id, project_id::text AS project_id, name, kind, config";
+
+    pub fn from_row(row: &tokio_postgres::Row) -> Self {
+        Evaluator {
+            id: row.get("id"),
+            project_id: row.get("project_id"),
+            name: row.get("name"),
+            kind: row.get("kind"),
+            config: row.get("config"),
+        }
+    }
+
     /// Whether the evaluator compares outputs with dataset items' expected outputs.
     fn needs_expected_outputs(&self) -> bool {
         matches!(self.kind.as_str(), "exact_match" | "fuzzy_match")
@@ -67,30 +80,21 @@ pub async fn active_evaluators(
     pg: &Client,
     selection: &Selection,
 ) -> Result<Vec<Evaluator>, tokio_postgres::Error> {
-    const COLUMNS: &str = "SELECT id::text, project_id::text, name, kind, config FROM evaluators";
+    let select = format!("SELECT {} FROM evaluators", Evaluator::COLUMNS);
     let rows = match selection {
         Selection::Unscheduled => {
             pg.query(
-                &format!("{COLUMNS} WHERE active AND schedule IS NULL ORDER BY project_id, name"),
+                &format!("{select} WHERE active AND schedule IS NULL ORDER BY project_id, name"),
                 &[],
             )
             .await?
         }
         Selection::One(id) => {
-            pg.query(&format!("{COLUMNS} WHERE active AND id::text = $1"), &[id])
+            pg.query(&format!("{select} WHERE active AND id::text = $1"), &[id])
                 .await?
         }
     };
-    Ok(rows
-        .iter()
-        .map(|row| Evaluator {
-            id: row.get(0),
-            project_id: row.get(1),
-            name: row.get(2),
-            kind: row.get(3),
-            config: row.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(Evaluator::from_row).collect())
 }
 
 /// Expected outputs of the dataset items that the given traces ran, by trace id. Both lookups
@@ -122,13 +126,16 @@ async fn expected_outputs(
     let items: Vec<&str> = item_of.values().map(String::as_str).collect();
     let rows = pg
         .query(
-            "SELECT i.id::text, i.expected_output FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id
+            "SELECT i.id::text AS id, i.expected_output FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id
              WHERE d.project_id::text = $1 AND i.id::text = ANY($2) AND i.expected_output IS NOT NULL",
             &[&project_id, &items],
         )
         .await
         .map_err(|e| e.to_string())?;
-    let expected: HashMap<String, Value> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let expected: HashMap<String, Value> = rows
+        .iter()
+        .map(|row| (row.get("id"), row.get("expected_output")))
+        .collect();
     Ok(item_of
         .into_iter()
         .filter_map(|(trace, item)| expected.get(&item).map(|value| (trace, value.clone())))

@@ -88,8 +88,8 @@ pub async fn run(
         ..RetentionReport::default()
     };
     for row in &projects {
-        let project: Uuid = row.get(0);
-        let days: i32 = row.get(1);
+        let project: Uuid = row.get("id");
+        let days: i32 = row.get("retention_days");
         let cutoff = now_us - i64::from(days) * DAY_US;
         for table in Table::ALL {
             let condition = format!(

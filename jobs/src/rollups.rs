@@ -96,7 +96,8 @@ pub struct RollupReport {
 pub async fn experiments(pg: &Client) -> Result<Vec<Experiment>, tokio_postgres::Error> {
     let rows = pg
         .query(
-            "SELECT coalesce(external_id, id::text), project_id::text, dataset_id::text, metadata->>'baseline_experiment_id'
+            "SELECT coalesce(external_id, id::text) AS trace_experiment_id, project_id::text AS project_id,
+                    dataset_id::text AS dataset_id, metadata->>'baseline_experiment_id' AS baseline_experiment_id
              FROM experiments ORDER BY project_id, dataset_id, created_at, id",
             &[],
         )
@@ -105,12 +106,12 @@ pub async fn experiments(pg: &Client) -> Result<Vec<Experiment>, tokio_postgres:
         .iter()
         .map(|row| {
             let experiment = Experiment {
-                id: row.get(0),
-                project_id: row.get(1),
-                dataset_id: row.get(2),
+                id: row.get("trace_experiment_id"),
+                project_id: row.get("project_id"),
+                dataset_id: row.get("dataset_id"),
                 baseline: None,
             };
-            (experiment, row.get(3))
+            (experiment, row.get("baseline_experiment_id"))
         })
         .collect();
     Ok(choose_baselines(listed))

@@ -6,7 +6,7 @@
 //! job's watermark: a failed run leaves it where it was, so the next run retries the same window.
 
 use sha2::{Digest, Sha256};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -40,9 +40,9 @@ impl<'a> JobRun<'a> {
         tick: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Option<JobRun<'a>>, RunError> {
         let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key(job)])
+            .query_one("SELECT pg_try_advisory_lock($1) AS locked", &[&lock_key(job)])
             .await?
-            .get(0);
+            .get("locked");
         if !locked {
             return Ok(None);
         }
@@ -63,14 +63,14 @@ impl<'a> JobRun<'a> {
         let watermark: Option<i64> = client
             .query_opt("SELECT watermark FROM job_watermarks WHERE job = $1", &[&job])
             .await?
-            .map(|row| row.get(0));
+            .map(|row| row.get("watermark"));
         let run_id: i64 = client
             .query_one(
                 "INSERT INTO job_runs (job, watermark_before) VALUES ($1, $2) RETURNING id",
                 &[&job, &watermark],
             )
             .await?
-            .get(0);
+            .get("id");
         Ok(Some(JobRun {
             client,
             job: job.to_owned(),
@@ -144,27 +144,36 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+impl RunRecord {
+    /// What [`RunRecord::from_row`] reads, selected from `job_runs`.
+    pub const COLUMNS: &'static str =
+        "job, status, rows_in, rows_out, watermark_before, watermark_after, error";
+
+    pub fn from_row(row: &Row) -> Self {
+        RunRecord {
+            job: row.get("job"),
+            status: row.get("status"),
+            rows_in: row.get("rows_in"),
+            rows_out: row.get("rows_out"),
+            watermark_before: row.get("watermark_before"),
+            watermark_after: row.get("watermark_after"),
+            error: row.get("error"),
+        }
+    }
+}
+
 /// The newest runs of every job, newest first.
 pub async fn recent_runs(client: &Client, limit: i64) -> Result<Vec<RunRecord>, RunError> {
     let rows = client
         .query(
-            "SELECT job, status, rows_in, rows_out, watermark_before, watermark_after, error
-             FROM job_runs ORDER BY started_at DESC, id DESC LIMIT $1",
+            &format!(
+                "SELECT {} FROM job_runs ORDER BY started_at DESC, id DESC LIMIT $1",
+                RunRecord::COLUMNS
+            ),
             &[&limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| RunRecord {
-            job: row.get(0),
-            status: row.get(1),
-            rows_in: row.get(2),
-            rows_out: row.get(3),
-            watermark_before: row.get(4),
-            watermark_after: row.get(5),
-            error: row.get(6),
-        })
-        .collect())
+    Ok(rows.iter().map(RunRecord::from_row).collect())
 }
 
 #[cfg(test)]

@@ -93,7 +93,8 @@ async fn evaluator_jobs(
     };
     let mut jobs = Vec::new();
     for row in rows {
-        let (id, name, expression): (uuid::Uuid, String, String) = (row.get(0), row.get(1), row.get(2));
+        let (id, name, expression): (uuid::Uuid, String, String) =
+            (row.get("id"), row.get("name"), row.get("schedule"));
         let job = Job::Evaluator(id);
         match parse_schedule(&expression) {
             Ok(schedule) => jobs.push(ScheduledJob { job, schedule }),

@@ -1006,3 +1006,48 @@ async fn the_cli_manages_prompts_datasets_and_organization_keys() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Times are selected as `timestamptz` and written in Rust; the text must be what PostgreSQL's
+/// `to_char(t AT TIME ZONE 'UTC', ...)` wrote before, truncated rather than rounded, whatever
+/// the session's time zone.
+#[tokio::test]
+async fn times_are_written_as_postgres_to_char_writes_them() {
+    use agenttrace_etl::control::{Precision, time};
+    let pg = agenttrace_etl::postgres::connect(&agenttrace_tests::database_url())
+        .await
+        .expect("PostgreSQL is running (scripts/stack.sh up)");
+    pg.batch_execute("SET TimeZone = 'America/New_York'")
+        .await
+        .unwrap();
+    for value in [
+        "2026-01-02 03:04:05.6789+00",
+        "2026-01-02 03:04:05+00",
+        "2026-12-31 23:59:59.9999999+00",
+        "2026-03-08 01:30:00.000999-05",
+        "1970-01-01 00:00:00.5+00",
+        "0999-06-01 12:00:00.123456+02",
+    ] {
+        let row = pg
+            .query_one(
+                "SELECT t,
+                        to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS seconds,
+                        to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS millis,
+                        to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS micros
+                 FROM (SELECT $1::text::timestamptz AS t) AS given",
+                &[&value],
+            )
+            .await
+            .unwrap();
+        for (precision, column) in [
+            (Precision::Seconds, "seconds"),
+            (Precision::Millis, "millis"),
+            (Precision::Micros, "micros"),
+        ] {
+            assert_eq!(
+                time(&row, "t", precision),
+                row.get::<_, String>(column),
+                "{value} to {column}"
+            );
+        }
+    }
+}

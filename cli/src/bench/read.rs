@@ -131,7 +131,7 @@ async fn bench_project(pg: &tokio_postgres::Client, organization: Uuid, name: &s
         )
         .await?;
     match existing.first() {
-        Some(row) => Ok(row.get(0)),
+        Some(row) => Ok(row.get("id")),
         None => Ok(projects::create_project(pg, organization, name, None).await?.id),
     }
 }

@@ -141,9 +141,12 @@ pub async fn restore(args: RestoreArgs, databases: &DatabaseArgs, out: &mut dyn 
     // Into an empty database only: the restore must not merge with what is there.
     let pg = databases.postgres().await?;
     let tables: i64 = pg
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[])
+        .query_one(
+            "SELECT count(*) AS tables FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
         .await?
-        .get(0);
+        .get("tables");
     anyhow::ensure!(
         tables == 0,
         "the PostgreSQL database already has {tables} tables: restore into an empty one"

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use crate::control::ControlError;
@@ -116,7 +116,7 @@ pub async fn create_key(
         )
         .await?;
     Ok(NewKey {
-        key_id: row.get(0),
+        key_id: row.get("id"),
         project_id,
         public_key,
         secret_key,
@@ -147,27 +147,36 @@ pub struct KeyListing {
     pub revoked: bool,
 }
 
+impl KeyListing {
+    /// What [`KeyListing::from_row`] reads, selected from `api_keys`.
+    pub const COLUMNS: &'static str =
+        "public_key, secret_hint, scopes, note, revoked_at IS NOT NULL AS revoked";
+
+    pub fn from_row(row: &Row) -> Self {
+        KeyListing {
+            public_key: row.get("public_key"),
+            secret_hint: row.get("secret_hint"),
+            scopes: scopes_of(row.get("scopes")),
+            note: row.get("note"),
+            revoked: row.get("revoked"),
+        }
+    }
+}
+
 pub async fn list_keys(
     client: &impl GenericClient,
     project_id: Uuid,
 ) -> Result<Vec<KeyListing>, ControlError> {
     let rows = client
         .query(
-            "SELECT public_key, secret_hint, scopes, note, revoked_at IS NOT NULL
-             FROM api_keys WHERE project_id = $1 ORDER BY created_at",
+            &format!(
+                "SELECT {} FROM api_keys WHERE project_id = $1 ORDER BY created_at",
+                KeyListing::COLUMNS
+            ),
             &[&project_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| KeyListing {
-            public_key: row.get(0),
-            secret_hint: row.get(1),
-            scopes: scopes_of(row.get(2)),
-            note: row.get(3),
-            revoked: row.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(KeyListing::from_row).collect())
 }
 
 /// Checks a key pair against PostgreSQL.
@@ -185,7 +194,7 @@ pub async fn verify_key(
     let row = client
         .query_opt(
             "SELECT k.id, k.project_id, k.secret_hash, k.scopes,
-                    k.revoked_at IS NOT NULL, p.archived_at IS NOT NULL
+                    k.revoked_at IS NOT NULL AS revoked, p.archived_at IS NOT NULL AS archived
              FROM api_keys k JOIN projects p ON p.id = k.project_id
              WHERE k.public_key = $1",
             &[&public_key],
@@ -194,21 +203,21 @@ pub async fn verify_key(
     let Some(row) = row else {
         return Ok(Err(KeyRejection::UnknownPublicKey));
     };
-    let stored: &[u8] = row.get(2);
+    let stored: &[u8] = row.get("secret_hash");
     if !bool::from(stored.ct_eq(&hash_secret(secret_key))) {
         return Ok(Err(KeyRejection::WrongSecret));
     }
-    if row.get::<_, bool>(4) {
+    if row.get::<_, bool>("revoked") {
         return Ok(Err(KeyRejection::Revoked));
     }
-    if row.get::<_, bool>(5) {
+    if row.get::<_, bool>("archived") {
         return Ok(Err(KeyRejection::ProjectArchived));
     }
     Ok(Ok(VerifiedKey {
-        key_id: row.get(0),
-        project_id: row.get(1),
+        key_id: row.get("id"),
+        project_id: row.get("project_id"),
         public_key: public_key.to_owned(),
-        scopes: scopes_of(row.get(3)),
+        scopes: scopes_of(row.get("scopes")),
     }))
 }
 

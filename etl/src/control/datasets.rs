@@ -5,12 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::ControlError;
-
-const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+use crate::control::{ControlError, Precision, time};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dataset {
@@ -64,24 +62,23 @@ pub struct NewItem {
     pub status: Option<String>,
 }
 
-fn dataset_columns() -> String {
-    format!(
-        "id, project_id, name, description, metadata, input_schema, expected_output_schema, \
-         to_char(created_at AT TIME ZONE 'UTC', {TIME}), to_char(updated_at AT TIME ZONE 'UTC', {TIME})"
-    )
-}
+impl Dataset {
+    /// What [`Dataset::from_row`] reads, selected from `datasets`.
+    pub const COLUMNS: &'static str = "id, project_id, name, description, metadata, input_schema, \
+        expected_output_schema, created_at, updated_at";
 
-fn dataset_from_row(row: &tokio_postgres::Row) -> Dataset {
-    Dataset {
-        id: row.get(0),
-        project_id: row.get(1),
-        name: row.get(2),
-        description: row.get(3),
-        metadata: row.get(4),
-        input_schema: row.get(5),
-        expected_output_schema: row.get(6),
-        created_at: row.get(7),
-        updated_at: row.get(8),
+    pub fn from_row(row: &Row) -> Self {
+        Dataset {
+            id: row.get("id"),
+            project_id: row.get("project_id"),
+            name: row.get("name"),
+            description: row.get("description"),
+            metadata: row.get("metadata"),
+            input_schema: row.get("input_schema"),
+            expected_output_schema: row.get("expected_output_schema"),
+            created_at: time(row, "created_at", Precision::Millis),
+            updated_at: time(row, "updated_at", Precision::Millis),
+        }
     }
 }
 
@@ -126,7 +123,7 @@ pub async fn upsert(
                     expected_output_schema = coalesce(EXCLUDED.expected_output_schema, datasets.expected_output_schema),
                     updated_at = now()
                  RETURNING {}",
-                dataset_columns()
+                Dataset::COLUMNS
             ),
             &[
                 &project_id,
@@ -138,7 +135,7 @@ pub async fn upsert(
             ],
         )
         .await?;
-    Ok(dataset_from_row(&row))
+    Ok(Dataset::from_row(&row))
 }
 
 pub async fn get(client: &impl GenericClient, project_id: Uuid, name: &str) -> Result<Dataset, ControlError> {
@@ -146,12 +143,12 @@ pub async fn get(client: &impl GenericClient, project_id: Uuid, name: &str) -> R
         .query_opt(
             &format!(
                 "SELECT {} FROM datasets WHERE project_id = $1 AND name = $2",
-                dataset_columns()
+                Dataset::COLUMNS
             ),
             &[&project_id, &name],
         )
         .await?
-        .map(|row| dataset_from_row(&row))
+        .map(|row| Dataset::from_row(&row))
         .ok_or_else(|| ControlError::NotFound(format!("dataset {name:?}")))
 }
 
@@ -161,11 +158,11 @@ pub async fn delete(client: &impl GenericClient, project_id: Uuid, name: &str) -
     let dataset = get(client, project_id, name).await?;
     let experiments: i64 = client
         .query_one(
-            "SELECT count(*) FROM experiments WHERE dataset_id = $1",
+            "SELECT count(*) AS experiments FROM experiments WHERE dataset_id = $1",
             &[&dataset.id],
         )
         .await?
-        .get(0);
+        .get("experiments");
     if experiments > 0 {
         return Err(ControlError::Conflict(format!(
             "dataset {name:?} has {experiments} experiment(s); delete is refused to keep their results"
@@ -187,52 +184,51 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {}, count(*) OVER () FROM datasets WHERE project_id = $1 ORDER BY created_at DESC, name
-                 LIMIT $2 OFFSET $3",
-                dataset_columns()
+                "SELECT {}, count(*) OVER () AS total FROM datasets WHERE project_id = $1
+                 ORDER BY created_at DESC, name LIMIT $2 OFFSET $3",
+                Dataset::COLUMNS
             ),
             &[&project_id, &limit, &((page.max(1) - 1) * limit)],
         )
         .await?;
     let total = match rows.first() {
-        Some(row) => row.get(9),
+        Some(row) => row.get("total"),
         None => {
             count(
                 client,
-                "SELECT count(*) FROM datasets WHERE project_id = $1",
+                "SELECT count(*) AS total FROM datasets WHERE project_id = $1",
                 project_id,
             )
             .await?
         }
     };
-    Ok((rows.iter().map(dataset_from_row).collect(), total))
+    Ok((rows.iter().map(Dataset::from_row).collect(), total))
 }
 
+/// The `total` a counting statement selects.
 async fn count(client: &impl GenericClient, sql: &str, project_id: Uuid) -> Result<i64, ControlError> {
-    Ok(client.query_one(sql, &[&project_id]).await?.get(0))
+    Ok(client.query_one(sql, &[&project_id]).await?.get("total"))
 }
 
-fn item_columns() -> String {
-    format!(
-        "i.id, i.dataset_id, d.name, i.status, i.input, i.expected_output, i.metadata, i.source_trace_id, \
-         i.source_observation_id, to_char(i.created_at AT TIME ZONE 'UTC', {TIME}), \
-         to_char(i.updated_at AT TIME ZONE 'UTC', {TIME})"
-    )
-}
+impl DatasetItem {
+    /// What [`DatasetItem::from_row`] reads, selected from `dataset_items i JOIN datasets d`.
+    pub const COLUMNS: &'static str = "i.id, i.dataset_id, d.name AS dataset_name, i.status, i.input, \
+        i.expected_output, i.metadata, i.source_trace_id, i.source_observation_id, i.created_at, i.updated_at";
 
-fn item_from_row(row: &tokio_postgres::Row) -> DatasetItem {
-    DatasetItem {
-        id: row.get(0),
-        dataset_id: row.get(1),
-        dataset_name: row.get(2),
-        status: row.get(3),
-        input: row.get(4),
-        expected_output: row.get(5),
-        metadata: row.get(6),
-        source_trace_id: row.get(7),
-        source_observation_id: row.get(8),
-        created_at: row.get(9),
-        updated_at: row.get(10),
+    pub fn from_row(row: &Row) -> Self {
+        DatasetItem {
+            id: row.get("id"),
+            dataset_id: row.get("dataset_id"),
+            dataset_name: row.get("dataset_name"),
+            status: row.get("status"),
+            input: row.get("input"),
+            expected_output: row.get("expected_output"),
+            metadata: row.get("metadata"),
+            source_trace_id: row.get("source_trace_id"),
+            source_observation_id: row.get("source_observation_id"),
+            created_at: time(row, "created_at", Precision::Millis),
+            updated_at: time(row, "updated_at", Precision::Millis),
+        }
     }
 }
 
@@ -328,12 +324,12 @@ pub async fn get_item(
         .query_opt(
             &format!(
                 "SELECT {} FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE d.project_id = $1 AND i.id = $2",
-                item_columns()
+                DatasetItem::COLUMNS
             ),
             &[&project_id, &id],
         )
         .await?
-        .map(|row| item_from_row(&row))
+        .map(|row| DatasetItem::from_row(&row))
         .ok_or_else(|| ControlError::NotFound(format!("dataset item {id:?}")))
 }
 
@@ -347,12 +343,12 @@ pub async fn get_items(
         .query(
             &format!(
                 "SELECT {} FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE d.project_id = $1 AND i.id = ANY($2)",
-                item_columns()
+                DatasetItem::COLUMNS
             ),
             &[&project_id, &ids],
         )
         .await?;
-    Ok(rows.iter().map(item_from_row).collect())
+    Ok(rows.iter().map(DatasetItem::from_row).collect())
 }
 
 /// Filters of an item listing.
@@ -378,7 +374,7 @@ pub async fn list_items(
             &format!(
                 "SELECT {} FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE {condition}
                  ORDER BY i.created_at, i.id LIMIT $5 OFFSET $6",
-                item_columns()
+                DatasetItem::COLUMNS
             ),
             &[
                 &project_id,
@@ -392,12 +388,14 @@ pub async fn list_items(
         .await?;
     let total: i64 = client
         .query_one(
-            &format!("SELECT count(*) FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE {condition}"),
+            &format!(
+                "SELECT count(*) AS total FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE {condition}"
+            ),
             &[&project_id, &filter.dataset_name, &filter.source_trace_id, &filter.source_observation_id],
         )
         .await?
-        .get(0);
-    Ok((rows.iter().map(item_from_row).collect(), total))
+        .get("total");
+    Ok((rows.iter().map(DatasetItem::from_row).collect(), total))
 }
 
 /// Deletes an item; refused while an experiment refers to it (archive it instead).
@@ -409,11 +407,11 @@ pub async fn delete_item(
     let item = get_item(client, project_id, id).await?;
     let used: bool = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM experiment_items WHERE dataset_item_id = $1)",
+            "SELECT EXISTS (SELECT 1 FROM experiment_items WHERE dataset_item_id = $1) AS used",
             &[&id],
         )
         .await?
-        .get(0);
+        .get("used");
     if used {
         return Err(ControlError::Conflict(format!(
             "dataset item {id:?} is part of an experiment; archive it (status ARCHIVED) instead"

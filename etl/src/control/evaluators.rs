@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use cron::Schedule;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use crate::control::ControlError;
@@ -98,24 +98,33 @@ pub struct Evaluator {
     pub active: bool,
 }
 
+impl Evaluator {
+    /// What [`Evaluator::from_row`] reads, selected from `evaluators`.
+    pub const COLUMNS: &'static str = "id, name, kind, config, schedule, active";
+
+    pub fn from_row(row: &Row) -> Self {
+        Evaluator {
+            id: row.get("id"),
+            name: row.get("name"),
+            kind: row.get("kind"),
+            config: row.get("config"),
+            schedule: row.get("schedule"),
+            active: row.get("active"),
+        }
+    }
+}
+
 pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Evaluator>, ControlError> {
     let rows = client
         .query(
-            "SELECT id, name, kind, config, schedule, active FROM evaluators WHERE project_id = $1 ORDER BY name",
+            &format!(
+                "SELECT {} FROM evaluators WHERE project_id = $1 ORDER BY name",
+                Evaluator::COLUMNS
+            ),
             &[&project_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Evaluator {
-            id: row.get(0),
-            name: row.get(1),
-            kind: row.get(2),
-            config: row.get(3),
-            schedule: row.get(4),
-            active: row.get(5),
-        })
-        .collect())
+    Ok(rows.iter().map(Evaluator::from_row).collect())
 }
 
 /// Changes an evaluator's settings, schedule (`Some(None)` runs it with `evaluate`) or whether

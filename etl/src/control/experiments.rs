@@ -4,12 +4,10 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::ControlError;
-
-const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+use crate::control::{ControlError, Precision, time};
 
 /// The project's experiment named `name` over `dataset_id`, created when missing.
 pub async fn upsert(
@@ -25,7 +23,7 @@ pub async fn upsert(
             &[&project_id, &dataset_id, &name],
         )
         .await?
-        .get(0))
+        .get("id"))
 }
 
 /// A run item to record (Langfuse's `POST /api/public/dataset-run-items`).
@@ -48,6 +46,24 @@ pub struct RunItem {
     pub trace_id: String,
     pub observation_id: Option<String>,
     pub created_at: String,
+}
+
+impl RunItem {
+    /// What [`RunItem::from_row`] reads, selected from `experiment_items i JOIN experiments e`.
+    pub const COLUMNS: &'static str = "i.id, i.experiment_id, e.name AS experiment_name, i.dataset_item_id, \
+        i.trace_id, i.observation_id, i.created_at";
+
+    pub fn from_row(row: &Row) -> Self {
+        RunItem {
+            id: row.get("id"),
+            experiment_id: row.get("experiment_id"),
+            experiment_name: row.get("experiment_name"),
+            dataset_item_id: row.get("dataset_item_id"),
+            trace_id: row.get("trace_id"),
+            observation_id: row.get("observation_id"),
+            created_at: time(row, "created_at", Precision::Millis),
+        }
+    }
 }
 
 /// Records that a trace ran a dataset item in the run `run_name` (created on first use, on the
@@ -74,7 +90,7 @@ pub async fn record_run_item(
         )
         .await?
         .ok_or_else(|| ControlError::NotFound(format!("dataset item {:?}", new.dataset_item_id)))?
-        .get(0);
+        .get("id");
     let metadata = new
         .metadata
         .clone()
@@ -88,7 +104,7 @@ pub async fn record_run_item(
             &[&project_id, &dataset_id, &new.run_name, &new.run_description, &metadata],
         )
         .await?;
-    let (experiment_id, run_dataset): (Uuid, Uuid) = (experiment.get(0), experiment.get(1));
+    let (experiment_id, run_dataset): (Uuid, Uuid) = (experiment.get("id"), experiment.get("dataset_id"));
     if run_dataset != dataset_id {
         return Err(ControlError::Conflict(format!(
             "run {:?} belongs to another dataset than item {:?}",
@@ -101,25 +117,19 @@ pub async fn record_run_item(
                 "WITH inserted AS (
                     INSERT INTO experiment_items (experiment_id, dataset_item_id, trace_id, observation_id)
                     VALUES ($1, $2, $3, $4) ON CONFLICT (experiment_id, dataset_item_id, trace_id) DO NOTHING
-                    RETURNING id, observation_id, created_at)
-                 SELECT id, observation_id, to_char(created_at AT TIME ZONE 'UTC', {TIME}) FROM inserted
-                 UNION ALL
-                 SELECT id, observation_id, to_char(created_at AT TIME ZONE 'UTC', {TIME}) FROM experiment_items
-                 WHERE experiment_id = $1 AND dataset_item_id = $2 AND trace_id = $3
-                 LIMIT 1"
+                    RETURNING *),
+                 i AS (
+                    SELECT * FROM inserted
+                    UNION ALL
+                    SELECT * FROM experiment_items WHERE experiment_id = $1 AND dataset_item_id = $2 AND trace_id = $3
+                    LIMIT 1)
+                 SELECT {} FROM i JOIN experiments e ON e.id = i.experiment_id",
+                RunItem::COLUMNS
             ),
             &[&experiment_id, &new.dataset_item_id, &trace_id, &new.observation_id],
         )
         .await?;
-    Ok(RunItem {
-        id: row.get(0),
-        experiment_id,
-        experiment_name: new.run_name.clone(),
-        dataset_item_id: new.dataset_item_id.clone(),
-        trace_id,
-        observation_id: row.get(1),
-        created_at: row.get(2),
-    })
+    Ok(RunItem::from_row(&row))
 }
 
 /// Links a trace that says it ran `item_id` in the experiment the client calls `external_id`
@@ -142,7 +152,7 @@ pub async fn link_trace(
     else {
         return Ok(());
     };
-    let dataset_id: Uuid = dataset.get(0);
+    let dataset_id: Uuid = dataset.get("id");
     let name = name.unwrap_or(external_id);
     let experiment: Uuid = client
         .query_one(
@@ -156,7 +166,7 @@ pub async fn link_trace(
             ],
         )
         .await?
-        .get(0);
+        .get("id");
     client
         .execute(
             "INSERT INTO experiment_items (experiment_id, dataset_item_id, trace_id) VALUES ($1, $2, $3)
@@ -180,24 +190,23 @@ pub struct Experiment {
     pub created_at: String,
 }
 
-fn experiment_columns() -> String {
-    format!(
-        "e.id, coalesce(e.external_id, e.id::text), e.dataset_id, e.name, e.description, e.metadata,
-         (SELECT count(*) FROM experiment_items i WHERE i.experiment_id = e.id),
-         to_char(e.created_at AT TIME ZONE 'UTC', {TIME})"
-    )
-}
+impl Experiment {
+    /// What [`Experiment::from_row`] reads, selected from `experiments e`.
+    pub const COLUMNS: &'static str = "e.id, coalesce(e.external_id, e.id::text) AS trace_experiment_id, \
+        e.dataset_id, e.name, e.description, e.metadata, \
+        (SELECT count(*) FROM experiment_items i WHERE i.experiment_id = e.id) AS items, e.created_at";
 
-fn experiment_from_row(row: &tokio_postgres::Row) -> Experiment {
-    Experiment {
-        id: row.get(0),
-        trace_experiment_id: row.get(1),
-        dataset_id: row.get(2),
-        name: row.get(3),
-        description: row.get(4),
-        metadata: row.get(5),
-        items: row.get(6),
-        created_at: row.get(7),
+    pub fn from_row(row: &Row) -> Self {
+        Experiment {
+            id: row.get("id"),
+            trace_experiment_id: row.get("trace_experiment_id"),
+            dataset_id: row.get("dataset_id"),
+            name: row.get("name"),
+            description: row.get("description"),
+            metadata: row.get("metadata"),
+            items: row.get("items"),
+            created_at: time(row, "created_at", Precision::Millis),
+        }
     }
 }
 
@@ -207,12 +216,12 @@ pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<E
         .query(
             &format!(
                 "SELECT {} FROM experiments e WHERE e.project_id = $1 ORDER BY e.created_at DESC, e.name",
-                experiment_columns()
+                Experiment::COLUMNS
             ),
             &[&project_id],
         )
         .await?;
-    Ok(rows.iter().map(experiment_from_row).collect())
+    Ok(rows.iter().map(Experiment::from_row).collect())
 }
 
 /// One experiment of the project and its run items (which trace ran which dataset item).
@@ -225,32 +234,25 @@ pub async fn get(
         .query_opt(
             &format!(
                 "SELECT {} FROM experiments e WHERE e.project_id = $1 AND e.id = $2",
-                experiment_columns()
+                Experiment::COLUMNS
             ),
             &[&project_id, &id],
         )
         .await?
-        .map(|row| experiment_from_row(&row))
+        .map(|row| Experiment::from_row(&row))
         .ok_or_else(|| ControlError::NotFound(format!("experiment {id}")))?;
     let items = client
         .query(
             &format!(
-                "SELECT id, dataset_item_id, trace_id, observation_id, to_char(created_at AT TIME ZONE 'UTC', {TIME})
-                 FROM experiment_items WHERE experiment_id = $1 ORDER BY created_at, id"
+                "SELECT {} FROM experiment_items i JOIN experiments e ON e.id = i.experiment_id
+                 WHERE i.experiment_id = $1 ORDER BY i.created_at, i.id",
+                RunItem::COLUMNS
             ),
             &[&id],
         )
         .await?
         .iter()
-        .map(|row| RunItem {
-            id: row.get(0),
-            experiment_id: id,
-            experiment_name: experiment.name.clone(),
-            dataset_item_id: row.get(1),
-            trace_id: row.get(2),
-            observation_id: row.get(3),
-            created_at: row.get(4),
-        })
+        .map(RunItem::from_row)
         .collect();
     Ok((experiment, items))
 }

@@ -15,11 +15,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::ControlError;
 use crate::control::api_keys::hash_secret;
+use crate::control::{ControlError, Precision, time};
 
 /// A session token's prefix (so a leaked one is recognizable).
 pub const SESSION_PREFIX: &str = "at-session-";
@@ -64,6 +64,19 @@ pub struct User {
     pub id: Uuid,
     pub email: String,
     pub name: Option<String>,
+}
+
+impl User {
+    /// What [`User::from_row`] reads, selected from `users u`.
+    pub const COLUMNS: &'static str = "u.id, u.email, u.name";
+
+    pub fn from_row(row: &Row) -> Self {
+        User {
+            id: row.get("id"),
+            email: row.get("email"),
+            name: row.get("name"),
+        }
+    }
 }
 
 /// argon2id with OWASP's second recommended setting (19 MiB, 2 passes, 1 lane).
@@ -122,31 +135,26 @@ pub async fn create_user(
     let email = email.to_lowercase();
     let row = client
         .query_opt(
-            "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3)
-             ON CONFLICT (email) DO NOTHING RETURNING id",
+            &format!(
+                "INSERT INTO users AS u (email, name, password_hash) VALUES ($1, $2, $3)
+                 ON CONFLICT (email) DO NOTHING RETURNING {}",
+                User::COLUMNS
+            ),
             &[&email, &name, &hash],
         )
         .await?
         .ok_or_else(|| ControlError::Conflict(format!("a user with email {email:?} exists")))?;
-    Ok(User {
-        id: row.get(0),
-        email,
-        name: name.map(str::to_owned),
-    })
+    Ok(User::from_row(&row))
 }
 
 pub async fn find_user(client: &impl GenericClient, email: &str) -> Result<User, ControlError> {
     client
         .query_opt(
-            "SELECT id, email, name FROM users WHERE email = $1",
+            &format!("SELECT {} FROM users u WHERE u.email = $1", User::COLUMNS),
             &[&email.to_lowercase()],
         )
         .await?
-        .map(|row| User {
-            id: row.get(0),
-            email: row.get(1),
-            name: row.get(2),
-        })
+        .map(|row| User::from_row(&row))
         .ok_or_else(|| ControlError::NotFound(format!("user {email:?}")))
 }
 
@@ -177,7 +185,10 @@ pub async fn sign_in(
 ) -> Result<Result<Session, SignInRefused>, ControlError> {
     let row = client
         .query_opt(
-            "SELECT id, email, name, password_hash FROM users WHERE email = $1 AND disabled_at IS NULL",
+            &format!(
+                "SELECT {}, u.password_hash FROM users u WHERE u.email = $1 AND u.disabled_at IS NULL",
+                User::COLUMNS
+            ),
             &[&email.to_lowercase()],
         )
         .await?;
@@ -185,29 +196,25 @@ pub async fn sign_in(
     static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         hash_password("a password nobody has").expect("hashing a constant password")
     });
-    let stored: Option<String> = row.as_ref().and_then(|r| r.get(3));
+    let stored: Option<String> = row.as_ref().and_then(|r| r.get("password_hash"));
     let matches = password_matches(password, stored.as_deref().unwrap_or(&DUMMY));
     let (Some(row), true) = (row, matches && stored.is_some()) else {
         return Ok(Err(SignInRefused::WrongCredentials));
     };
     let token = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
     let seconds = ttl.as_secs() as f64;
-    let expires: String = client
+    let user = User::from_row(&row);
+    let session = client
         .query_one(
             "INSERT INTO user_sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
-             RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-            &[&hash_secret(&token).as_slice(), &row.get::<_, Uuid>(0), &seconds],
+             RETURNING expires_at",
+            &[&hash_secret(&token).as_slice(), &user.id, &seconds],
         )
-        .await?
-        .get(0);
+        .await?;
     Ok(Ok(Session {
         token,
-        user: User {
-            id: row.get(0),
-            email: row.get(1),
-            name: row.get(2),
-        },
-        expires_at: expires,
+        user,
+        expires_at: time(&session, "expires_at", Precision::Seconds),
     }))
 }
 
@@ -221,17 +228,16 @@ pub async fn session_user(
     }
     let row = client
         .query_opt(
-            "SELECT u.id, u.email, u.name FROM user_sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.disabled_at IS NULL",
+            &format!(
+                "SELECT {} FROM user_sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.disabled_at IS NULL",
+                User::COLUMNS
+            ),
             &[&hash_secret(token).as_slice()],
         )
         .await?;
     Ok(row
-        .map(|row| User {
-            id: row.get(0),
-            email: row.get(1),
-            name: row.get(2),
-        })
+        .map(|row| User::from_row(&row))
         .ok_or(SignInRefused::BadSession))
 }
 
@@ -262,6 +268,18 @@ pub struct Organization {
     pub name: String,
 }
 
+impl Organization {
+    /// What [`Organization::from_row`] reads, selected from `organizations o`.
+    pub const COLUMNS: &'static str = "o.id, o.name";
+
+    pub fn from_row(row: &Row) -> Self {
+        Organization {
+            id: row.get("id"),
+            name: row.get("name"),
+        }
+    }
+}
+
 pub async fn create_organization(
     client: &impl GenericClient,
     name: &str,
@@ -272,17 +290,16 @@ pub async fn create_organization(
             message: "must be 1 to 200 characters".into(),
         });
     }
-    let id = client
+    let row = client
         .query_one(
-            "INSERT INTO organizations (name) VALUES ($1) RETURNING id",
+            &format!(
+                "INSERT INTO organizations AS o (name) VALUES ($1) RETURNING {}",
+                Organization::COLUMNS
+            ),
             &[&name],
         )
-        .await?
-        .get(0);
-    Ok(Organization {
-        id,
-        name: name.to_owned(),
-    })
+        .await?;
+    Ok(Organization::from_row(&row))
 }
 
 /// Gives `user` `role` in `organization` (or changes the role it has).
@@ -309,11 +326,12 @@ pub async fn remove_member(
 ) -> Result<(), ControlError> {
     let owners_left: i64 = client
         .query_one(
-            "SELECT count(*) FROM organization_members WHERE organization_id = $1 AND role = 'owner' AND user_id <> $2",
+            "SELECT count(*) AS owners FROM organization_members
+             WHERE organization_id = $1 AND role = 'owner' AND user_id <> $2",
             &[&organization, &user],
         )
         .await?
-        .get(0);
+        .get("owners");
     if owners_left == 0 {
         return Err(ControlError::Conflict(
             "an organization keeps at least one owner".into(),
@@ -340,20 +358,19 @@ pub struct Member {
 pub async fn members(client: &impl GenericClient, organization: Uuid) -> Result<Vec<Member>, ControlError> {
     let rows = client
         .query(
-            "SELECT u.id, u.email, u.name, m.role FROM organization_members m JOIN users u ON u.id = m.user_id
-             WHERE m.organization_id = $1 ORDER BY u.email",
+            &format!(
+                "SELECT {}, m.role FROM organization_members m JOIN users u ON u.id = m.user_id
+                 WHERE m.organization_id = $1 ORDER BY u.email",
+                User::COLUMNS
+            ),
             &[&organization],
         )
         .await?;
     rows.iter()
         .map(|row| {
             Ok(Member {
-                user: User {
-                    id: row.get(0),
-                    email: row.get(1),
-                    name: row.get(2),
-                },
-                role: Role::parse(row.get(3))?,
+                user: User::from_row(row),
+                role: Role::parse(row.get("role"))?,
             })
         })
         .collect()
@@ -366,21 +383,16 @@ pub async fn memberships(
 ) -> Result<Vec<(Organization, Role)>, ControlError> {
     let rows = client
         .query(
-            "SELECT o.id, o.name, m.role FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-             WHERE m.user_id = $1 ORDER BY o.name",
+            &format!(
+                "SELECT {}, m.role FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+                 WHERE m.user_id = $1 ORDER BY o.name",
+                Organization::COLUMNS
+            ),
             &[&user],
         )
         .await?;
     rows.iter()
-        .map(|row| {
-            Ok((
-                Organization {
-                    id: row.get(0),
-                    name: row.get(1),
-                },
-                Role::parse(row.get(2))?,
-            ))
-        })
+        .map(|row| Ok((Organization::from_row(row), Role::parse(row.get("role"))?)))
         .collect()
 }
 
@@ -394,15 +406,15 @@ pub async fn bootstrap_owner(
     let tx = client.transaction().await?;
     let existing = tx
         .query_opt(
-            "SELECT id, name FROM organizations WHERE name = $1",
+            &format!(
+                "SELECT {} FROM organizations o WHERE o.name = $1",
+                Organization::COLUMNS
+            ),
             &[&organization],
         )
         .await?;
     let organization = match existing {
-        Some(row) => Organization {
-            id: row.get(0),
-            name: row.get(1),
-        },
+        Some(row) => Organization::from_row(&row),
         None => create_organization(&tx, organization).await?,
     };
     let user = create_user(&tx, email, None, password).await?;
@@ -463,8 +475,8 @@ pub async fn verify_organization_key(
         )
         .await?;
     Ok(row.and_then(|row| {
-        let stored: &[u8] = row.get(1);
-        bool::from(stored.ct_eq(&hash_secret(secret_key))).then(|| row.get(0))
+        let stored: &[u8] = row.get("secret_hash");
+        bool::from(stored.ct_eq(&hash_secret(secret_key))).then(|| row.get("organization_id"))
     }))
 }
 

@@ -2,11 +2,9 @@
 //! for people watching evaluations, rollups and retention.
 
 use serde::Serialize;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 
-use crate::control::ControlError;
-
-const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+use crate::control::{ControlError, Precision, optional_time, time};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRun {
@@ -20,6 +18,24 @@ pub struct JobRun {
     pub error: Option<String>,
 }
 
+impl JobRun {
+    /// What [`JobRun::from_row`] reads, selected from `job_runs`.
+    pub const COLUMNS: &'static str = "id, job, started_at, finished_at, status, rows_in, rows_out, error";
+
+    pub fn from_row(row: &Row) -> Self {
+        JobRun {
+            id: row.get("id"),
+            job: row.get("job"),
+            started_at: time(row, "started_at", Precision::Millis),
+            finished_at: optional_time(row, "finished_at", Precision::Millis),
+            status: row.get("status"),
+            rows_in: row.get("rows_in"),
+            rows_out: row.get("rows_out"),
+            error: row.get("error"),
+        }
+    }
+}
+
 /// The newest `limit` runs, of one job when `job` is given.
 pub async fn recent(
     client: &impl GenericClient,
@@ -29,25 +45,12 @@ pub async fn recent(
     let rows = client
         .query(
             &format!(
-                "SELECT id, job, to_char(started_at AT TIME ZONE 'UTC', {TIME}),
-                        to_char(finished_at AT TIME ZONE 'UTC', {TIME}), status, rows_in, rows_out, error
-                 FROM job_runs WHERE $1::text IS NULL OR job = $1
-                 ORDER BY started_at DESC, id DESC LIMIT $2"
+                "SELECT {} FROM job_runs WHERE $1::text IS NULL OR job = $1
+                 ORDER BY started_at DESC, id DESC LIMIT $2",
+                JobRun::COLUMNS
             ),
             &[&job, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| JobRun {
-            id: row.get(0),
-            job: row.get(1),
-            started_at: row.get(2),
-            finished_at: row.get(3),
-            status: row.get(4),
-            rows_in: row.get(5),
-            rows_out: row.get(6),
-            error: row.get(7),
-        })
-        .collect())
+    Ok(rows.iter().map(JobRun::from_row).collect())
 }

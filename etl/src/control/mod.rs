@@ -10,6 +10,10 @@
 //! - [`prompts`]: prompt templates, their immutable versions and labels.
 //! - [`prices`]: model prices, defaults and per-project overrides from a date on.
 //! - [`job_runs`]: the scheduled jobs' run records.
+//!
+//! Rows are read by column name: each record type has one `from_row` and one column list (a
+//! `COLUMNS` const) that the statements feeding it select, aliased where a join would clash.
+//! Times are selected as `timestamptz` and written as text here, by [`time`].
 
 pub mod api_keys;
 pub mod datasets;
@@ -21,6 +25,8 @@ pub mod prices;
 pub mod projects;
 pub mod prompts;
 
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// Why a control-plane call failed, worded for the caller.
@@ -57,5 +63,57 @@ impl From<tokio_postgres::Error> for ControlError {
         } else {
             ControlError::Internal(format!("PostgreSQL: {}", crate::postgres::describe(&error)))
         }
+    }
+}
+
+/// How much of the second a time written as text keeps (truncated, never rounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// `2026-01-02T03:04:05Z`
+    Seconds,
+    /// `2026-01-02T03:04:05.678Z`, what the API answers with.
+    Millis,
+    /// `2026-01-02T03:04:05.678900Z`, for prices' `valid_from`: part of a price's key, so shown exactly.
+    Micros,
+}
+
+/// A time as RFC 3339 text in UTC, as PostgreSQL's `to_char(t AT TIME ZONE 'UTC',
+/// 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')` (`.US`, or no fraction) writes it.
+pub fn rfc3339(time: DateTime<Utc>, precision: Precision) -> String {
+    let format = match precision {
+        Precision::Seconds => "%Y-%m-%dT%H:%M:%SZ",
+        Precision::Millis => "%Y-%m-%dT%H:%M:%S%.3fZ",
+        Precision::Micros => "%Y-%m-%dT%H:%M:%S%.6fZ",
+    };
+    time.format(format).to_string()
+}
+
+/// The `timestamptz` column `column` of a row, as [`rfc3339`] text.
+pub fn time(row: &Row, column: &str, precision: Precision) -> String {
+    rfc3339(row.get(column), precision)
+}
+
+/// The nullable `timestamptz` column `column` of a row, as [`rfc3339`] text.
+pub fn optional_time(row: &Row, column: &str, precision: Precision) -> Option<String> {
+    row.get::<_, Option<DateTime<Utc>>>(column)
+        .map(|time| rfc3339(time, precision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_truncated_to_their_precision() {
+        let time = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.6789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc3339(time, Precision::Seconds), "2026-01-02T03:04:05Z");
+        assert_eq!(rfc3339(time, Precision::Millis), "2026-01-02T03:04:05.678Z");
+        assert_eq!(rfc3339(time, Precision::Micros), "2026-01-02T03:04:05.678900Z");
+        let whole = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc3339(whole, Precision::Millis), "2026-01-02T03:04:05.000Z");
     }
 }

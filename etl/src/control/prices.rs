@@ -3,10 +3,10 @@
 //! without a cost from these; `recompute_costs` re-prices past ones after a change.
 
 use serde::Serialize;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::ControlError;
+use crate::control::{ControlError, Precision, time};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPrice {
@@ -35,6 +35,28 @@ pub struct Price {
     pub cache_read_per_mtok: f64,
     pub cache_write_per_mtok: f64,
     pub valid_from: String,
+}
+
+impl Price {
+    /// What [`Price::from_row`] reads, selected from `model_prices` (USD as float8).
+    pub const COLUMNS: &'static str = "id, project_id, model_pattern, provider, \
+        input_per_mtok::float8 AS input_per_mtok, output_per_mtok::float8 AS output_per_mtok, \
+        cache_read_per_mtok::float8 AS cache_read_per_mtok, cache_write_per_mtok::float8 AS cache_write_per_mtok, \
+        valid_from";
+
+    pub fn from_row(row: &Row) -> Self {
+        Price {
+            id: row.get("id"),
+            project_id: row.get("project_id"),
+            model_pattern: row.get("model_pattern"),
+            provider: row.get("provider"),
+            input_per_mtok: row.get("input_per_mtok"),
+            output_per_mtok: row.get("output_per_mtok"),
+            cache_read_per_mtok: row.get("cache_read_per_mtok"),
+            cache_write_per_mtok: row.get("cache_write_per_mtok"),
+            valid_from: time(row, "valid_from", Precision::Micros),
+        }
+    }
 }
 
 /// Records a price (replacing one for the same project, pattern and date).
@@ -68,7 +90,7 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, C
              DO UPDATE SET input_per_mtok = EXCLUDED.input_per_mtok, output_per_mtok = EXCLUDED.output_per_mtok,
                 cache_read_per_mtok = EXCLUDED.cache_read_per_mtok, cache_write_per_mtok = EXCLUDED.cache_write_per_mtok,
                 provider = EXCLUDED.provider
-             RETURNING id, to_char(valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+             RETURNING id, valid_from",
             &[
                 &new.project_id,
                 &new.model_pattern,
@@ -88,8 +110,10 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, C
             },
             _ => ControlError::from(error),
         })?;
+    // The prices as given: numeric keeps 15 significant digits of a float8, so reading them
+    // back could differ in the last digit.
     Ok(Price {
-        id: row.get(0),
+        id: row.get("id"),
         project_id: new.project_id,
         model_pattern: new.model_pattern.clone(),
         provider: new.provider.clone(),
@@ -97,7 +121,7 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, C
         output_per_mtok: new.output,
         cache_read_per_mtok: new.cache_read,
         cache_write_per_mtok: new.cache_write,
-        valid_from: row.get(1),
+        valid_from: time(&row, "valid_from", Precision::Micros),
     })
 }
 
@@ -105,28 +129,15 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, C
 pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<Price>, ControlError> {
     let rows = client
         .query(
-            "SELECT id, project_id, model_pattern, provider, input_per_mtok::float8, output_per_mtok::float8,
-                    cache_read_per_mtok::float8, cache_write_per_mtok::float8,
-                    to_char(valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-             FROM model_prices WHERE project_id IS NULL OR project_id = $1
-             ORDER BY project_id IS NULL, priority DESC, valid_from DESC, model_pattern",
+            &format!(
+                "SELECT {} FROM model_prices WHERE project_id IS NULL OR project_id = $1
+                 ORDER BY project_id IS NULL, priority DESC, valid_from DESC, model_pattern",
+                Price::COLUMNS
+            ),
             &[&project_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Price {
-            id: row.get(0),
-            project_id: row.get(1),
-            model_pattern: row.get(2),
-            provider: row.get(3),
-            input_per_mtok: row.get(4),
-            output_per_mtok: row.get(5),
-            cache_read_per_mtok: row.get(6),
-            cache_write_per_mtok: row.get(7),
-            valid_from: row.get(8),
-        })
-        .collect())
+    Ok(rows.iter().map(Price::from_row).collect())
 }
 
 /// Deletes one of a project's own prices (the defaults are changed with [`set`], not deleted

@@ -1,7 +1,7 @@
 //! Organizations and projects in PostgreSQL. A project owns every event, key, prompt, dataset,
 //! evaluator and experiment; its `retention_days` bounds how long ClickHouse keeps its events.
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use crate::control::ControlError;
@@ -12,6 +12,20 @@ pub struct Project {
     pub organization_id: Uuid,
     pub name: String,
     pub retention_days: Option<i32>,
+}
+
+impl Project {
+    /// What [`Project::from_row`] reads, selected from `projects`.
+    pub const COLUMNS: &'static str = "id, organization_id, name, retention_days";
+
+    pub fn from_row(row: &Row) -> Self {
+        Project {
+            id: row.get("id"),
+            organization_id: row.get("organization_id"),
+            name: row.get("name"),
+            retention_days: row.get("retention_days"),
+        }
+    }
 }
 
 /// Finds the organization named `name`, creating it when there is none.
@@ -26,8 +40,8 @@ pub async fn ensure_organization(client: &impl GenericClient, name: &str) -> Res
                 &[&name],
             )
             .await?
-            .get(0)),
-        [row] => Ok(row.get(0)),
+            .get("id")),
+        [row] => Ok(row.get("id")),
         _ => Err(ControlError::AmbiguousOrganization(name.to_owned())),
     }
 }
@@ -40,7 +54,10 @@ pub async fn create_project(
 ) -> Result<Project, ControlError> {
     let row = client
         .query_one(
-            "INSERT INTO projects (organization_id, name, retention_days) VALUES ($1, $2, $3) RETURNING id",
+            &format!(
+                "INSERT INTO projects (organization_id, name, retention_days) VALUES ($1, $2, $3) RETURNING {}",
+                Project::COLUMNS
+            ),
             &[&organization_id, &name, &retention_days],
         )
         .await
@@ -50,31 +67,20 @@ pub async fn create_project(
             },
             _ => ControlError::from(error),
         })?;
-    Ok(Project {
-        id: row.get(0),
-        organization_id,
-        name: name.to_owned(),
-        retention_days,
-    })
+    Ok(Project::from_row(&row))
 }
 
 pub async fn list_projects(client: &impl GenericClient) -> Result<Vec<Project>, ControlError> {
     let rows = client
         .query(
-            "SELECT id, organization_id, name, retention_days FROM projects
-             WHERE archived_at IS NULL ORDER BY created_at, name",
+            &format!(
+                "SELECT {} FROM projects WHERE archived_at IS NULL ORDER BY created_at, name",
+                Project::COLUMNS
+            ),
             &[],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Project {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            retention_days: row.get(3),
-        })
-        .collect())
+    Ok(rows.iter().map(Project::from_row).collect())
 }
 
 /// The projects of one organization, archived ones included when asked.
@@ -84,36 +90,28 @@ pub async fn organization_projects(
 ) -> Result<Vec<Project>, ControlError> {
     let rows = client
         .query(
-            "SELECT id, organization_id, name, retention_days FROM projects
-             WHERE organization_id = $1 AND archived_at IS NULL ORDER BY name",
+            &format!(
+                "SELECT {} FROM projects WHERE organization_id = $1 AND archived_at IS NULL ORDER BY name",
+                Project::COLUMNS
+            ),
             &[&organization_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Project {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            retention_days: row.get(3),
-        })
-        .collect())
+    Ok(rows.iter().map(Project::from_row).collect())
 }
 
 /// A project that is not archived.
 pub async fn get_project(client: &impl GenericClient, project_id: Uuid) -> Result<Project, ControlError> {
     client
         .query_opt(
-            "SELECT id, organization_id, name, retention_days FROM projects WHERE id = $1 AND archived_at IS NULL",
+            &format!(
+                "SELECT {} FROM projects WHERE id = $1 AND archived_at IS NULL",
+                Project::COLUMNS
+            ),
             &[&project_id],
         )
         .await?
-        .map(|row| Project {
-            id: row.get(0),
-            organization_id: row.get(1),
-            name: row.get(2),
-            retention_days: row.get(3),
-        })
+        .map(|row| Project::from_row(&row))
         .ok_or(ControlError::NoSuchProject(project_id))
 }
 
@@ -125,7 +123,7 @@ pub async fn organization_of(client: &impl GenericClient, project_id: Uuid) -> R
             &[&project_id],
         )
         .await?
-        .map(|row| row.get(0))
+        .map(|row| row.get("organization_id"))
         .ok_or(ControlError::NoSuchProject(project_id))
 }
 
@@ -185,19 +183,14 @@ pub async fn project_with_organization(
 ) -> Result<(Project, String), ControlError> {
     client
         .query_opt(
-            "SELECT p.id, p.organization_id, p.name, p.retention_days, o.name AS organization_name
-             FROM projects p JOIN organizations o ON o.id = p.organization_id WHERE p.id = $1",
+            &format!(
+                "SELECT {}, (SELECT name FROM organizations o WHERE o.id = p.organization_id) AS organization_name
+                 FROM projects p WHERE p.id = $1",
+                Project::COLUMNS
+            ),
             &[&project_id],
         )
         .await?
-        .map(|row| {
-            let project = Project {
-                id: row.get("id"),
-                organization_id: row.get("organization_id"),
-                name: row.get("name"),
-                retention_days: row.get("retention_days"),
-            };
-            (project, row.get("organization_name"))
-        })
+        .map(|row| (Project::from_row(&row), row.get("organization_name")))
         .ok_or(ControlError::NoSuchProject(project_id))
 }

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::ControlError;
+use crate::control::{ControlError, Precision, time};
 
 /// The label reserved for the newest version.
 pub const LATEST: &str = "latest";
@@ -161,31 +161,34 @@ fn check_name(name: &str) -> Result<(), ControlError> {
     Ok(())
 }
 
-const VERSION_COLUMNS: &str = "v.id, p.id, p.project_id, p.name, p.type, v.version, v.content, v.config, \
-    v.tags, v.commit_message, to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-    to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-    ARRAY(SELECT l.label FROM prompt_labels l WHERE l.version_id = v.id ORDER BY l.label), \
-    v.version = (SELECT max(version) FROM prompt_versions WHERE prompt_id = p.id)";
+impl PromptVersion {
+    /// What [`PromptVersion::from_row`] reads, selected from
+    /// `prompt_versions v JOIN prompts p ON p.id = v.prompt_id`.
+    pub const COLUMNS: &'static str = "v.id, p.id AS prompt_id, p.project_id, p.name, p.type, v.version, \
+        v.content, v.config, v.tags, v.commit_message, v.created_at, p.updated_at, \
+        ARRAY(SELECT l.label FROM prompt_labels l WHERE l.version_id = v.id ORDER BY l.label) AS labels, \
+        v.version = (SELECT max(version) FROM prompt_versions WHERE prompt_id = p.id) AS is_latest";
 
-fn version_from_row(row: &tokio_postgres::Row) -> PromptVersion {
-    let mut labels: Vec<String> = row.get(12);
-    if row.get::<_, bool>(13) {
-        labels.push(LATEST.to_owned());
-    }
-    PromptVersion {
-        id: row.get(0),
-        prompt_id: row.get(1),
-        project_id: row.get(2),
-        name: row.get(3),
-        kind: PromptType::parse(row.get(4)).unwrap_or(PromptType::Text),
-        version: row.get(5),
-        prompt: row.get(6),
-        config: row.get(7),
-        labels,
-        tags: row.get(8),
-        commit_message: row.get(9),
-        created_at: row.get(10),
-        updated_at: row.get(11),
+    pub fn from_row(row: &Row) -> Self {
+        let mut labels: Vec<String> = row.get("labels");
+        if row.get::<_, bool>("is_latest") {
+            labels.push(LATEST.to_owned());
+        }
+        PromptVersion {
+            id: row.get("id"),
+            prompt_id: row.get("prompt_id"),
+            project_id: row.get("project_id"),
+            name: row.get("name"),
+            kind: PromptType::parse(row.get("type")).unwrap_or(PromptType::Text),
+            version: row.get("version"),
+            prompt: row.get("content"),
+            config: row.get("config"),
+            labels,
+            tags: row.get("tags"),
+            commit_message: row.get("commit_message"),
+            created_at: time(row, "created_at", Precision::Millis),
+            updated_at: time(row, "updated_at", Precision::Millis),
+        }
     }
 }
 
@@ -220,8 +223,8 @@ pub async fn create_version(
             &[&project_id, &new.name],
         )
         .await?;
-    let prompt_id: Uuid = prompt.get(0);
-    let existing: &str = prompt.get(1);
+    let prompt_id: Uuid = prompt.get("id");
+    let existing: &str = prompt.get("type");
     if existing != new.kind.as_str() {
         return Err(ControlError::Invalid {
             field: "type",
@@ -240,16 +243,19 @@ pub async fn create_version(
             &[&prompt_id, &new.prompt, &new.config, &new.tags, &new.commit_message],
         )
         .await?
-        .get(0);
+        .get("id");
     point_labels(&tx, prompt_id, version_id, &new.labels).await?;
     let row = tx
         .query_one(
-            &format!("SELECT {VERSION_COLUMNS} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id WHERE v.id = $1"),
+            &format!(
+                "SELECT {} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id WHERE v.id = $1",
+                PromptVersion::COLUMNS
+            ),
             &[&version_id],
         )
         .await?;
     tx.commit().await?;
-    Ok(version_from_row(&row))
+    Ok(PromptVersion::from_row(&row))
 }
 
 /// Which version to read.
@@ -267,8 +273,9 @@ pub async fn get(
     selector: &Selector,
 ) -> Result<PromptVersion, ControlError> {
     let base = format!(
-        "SELECT {VERSION_COLUMNS} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
-         WHERE p.project_id = $1 AND p.name = $2"
+        "SELECT {} FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
+         WHERE p.project_id = $1 AND p.name = $2",
+        PromptVersion::COLUMNS
     );
     let row = match selector {
         Selector::Version(version) => {
@@ -292,7 +299,7 @@ pub async fn get(
                 .await?
         }
     };
-    row.map(|row| version_from_row(&row)).ok_or_else(|| {
+    row.map(|row| PromptVersion::from_row(&row)).ok_or_else(|| {
         let which = match selector {
             Selector::Version(version) => format!("version {version}"),
             Selector::Label(label) => format!("label {label:?}"),
@@ -316,13 +323,13 @@ pub async fn set_labels(
     let tx = client.transaction().await?;
     let target = tx
         .query_opt(
-            "SELECT v.id, p.id FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id
+            "SELECT v.id AS version_id, p.id AS prompt_id FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id
              WHERE p.project_id = $1 AND p.name = $2 AND v.version = $3",
             &[&project_id, &name, &version],
         )
         .await?
         .ok_or_else(|| ControlError::NotFound(format!("prompt {name:?} with version {version}")))?;
-    let (version_id, prompt_id): (Uuid, Uuid) = (target.get(0), target.get(1));
+    let (version_id, prompt_id): (Uuid, Uuid) = (target.get("version_id"), target.get("prompt_id"));
     point_labels(&tx, prompt_id, version_id, labels).await?;
     tx.commit().await?;
     get(client, project_id, name, &Selector::Version(version)).await
@@ -383,9 +390,8 @@ pub async fn list(
 ) -> Result<(Vec<PromptSummary>, i64), ControlError> {
     let rows = client
         .query(
-            "SELECT p.name, p.type, v.version, v.config, v.tags,
-                    to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
-                    ARRAY(SELECT l.label FROM prompt_labels l WHERE l.version_id = v.id ORDER BY l.label)
+            "SELECT p.name, p.type, v.version, v.config, v.tags, p.updated_at,
+                    ARRAY(SELECT l.label FROM prompt_labels l WHERE l.version_id = v.id ORDER BY l.label) AS labels
              FROM prompts p JOIN prompt_versions v ON v.prompt_id = p.id
              WHERE p.project_id = $1 AND ($2::text IS NULL OR p.name = $2)
              ORDER BY p.name, v.version",
@@ -394,20 +400,20 @@ pub async fn list(
         .await?;
     let mut prompts: BTreeMap<String, PromptSummary> = BTreeMap::new();
     for row in &rows {
-        let name: String = row.get(0);
+        let name: String = row.get("name");
         let summary = prompts.entry(name.clone()).or_insert_with(|| PromptSummary {
             name,
-            kind: PromptType::parse(row.get(1)).unwrap_or(PromptType::Text),
+            kind: PromptType::parse(row.get("type")).unwrap_or(PromptType::Text),
             versions: Vec::new(),
             labels: Vec::new(),
             tags: Vec::new(),
-            last_updated_at: row.get(5),
+            last_updated_at: time(row, "updated_at", Precision::Millis),
             last_config: Value::Null,
         });
-        summary.versions.push(row.get(2));
-        summary.last_config = row.get(3);
-        summary.tags = row.get(4);
-        summary.labels.extend(row.get::<_, Vec<String>>(6));
+        summary.versions.push(row.get("version"));
+        summary.last_config = row.get("config");
+        summary.tags = row.get("tags");
+        summary.labels.extend(row.get::<_, Vec<String>>("labels"));
     }
     let mut matching: Vec<PromptSummary> = prompts
         .into_values()

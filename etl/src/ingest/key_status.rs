@@ -26,18 +26,19 @@ pub async fn key_status(
 ) -> Result<KeyStatus, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT k.project_id, k.revoked_at IS NOT NULL, p.archived_at IS NOT NULL, p.name
+            "SELECT k.project_id, k.revoked_at IS NOT NULL AS revoked, p.archived_at IS NOT NULL AS archived,
+                    p.name AS project_name
              FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.public_key = $1",
             &[&public_key],
         )
         .await?;
     Ok(match row {
         None => KeyStatus::Rejected(KeyRejection::UnknownPublicKey),
-        Some(row) if row.get::<_, bool>(1) => KeyStatus::Rejected(KeyRejection::Revoked),
-        Some(row) if row.get::<_, bool>(2) => KeyStatus::Rejected(KeyRejection::ProjectArchived),
+        Some(row) if row.get::<_, bool>("revoked") => KeyStatus::Rejected(KeyRejection::Revoked),
+        Some(row) if row.get::<_, bool>("archived") => KeyStatus::Rejected(KeyRejection::ProjectArchived),
         Some(row) => KeyStatus::Active {
-            project_id: row.get(0),
-            project_name: row.get(3),
+            project_id: row.get("project_id"),
+            project_name: row.get("project_name"),
         },
     })
 }

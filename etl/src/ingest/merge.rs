@@ -470,12 +470,12 @@ pub async fn merge(
         )
         .await?
     {
-        let entity: String = row.get(0);
+        let entity: String = row.get("entity_id");
         let pending = PendingRow {
-            version: row.get(1),
-            event_id: row.get(2),
+            version: row.get("version"),
+            event_id: row.get("event_id"),
             // As compact JSON text (jsonb's own text puts spaces in), which the patch borrows.
-            patch: serde_json::from_str::<ObservationPatch>(&row.get::<_, Value>(3).to_string())
+            patch: serde_json::from_str::<ObservationPatch>(&row.get::<_, Value>("patch").to_string())
                 .map(ObservationPatch::into_static)
                 .map_err(|e| MergeError::Stored {
                     table: "pending_patches",

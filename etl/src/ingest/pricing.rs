@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use agenttrace_schemas::event::{Cost, Usage};
 use regex::{Regex, RegexBuilder};
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 /// USD per million tokens, per usage key.
@@ -48,6 +48,28 @@ pub struct PriceRow {
     pub project: Option<Uuid>,
     /// When the price takes effect, in microseconds since the epoch.
     pub valid_from_us: i64,
+}
+
+impl PriceRow {
+    /// What [`PriceRow::from_row`] reads, selected from `model_prices`.
+    pub const COLUMNS: &'static str = "model_pattern, input_per_mtok::float8 AS input_per_mtok, \
+        output_per_mtok::float8 AS output_per_mtok, cache_read_per_mtok::float8 AS cache_read_per_mtok, \
+        cache_write_per_mtok::float8 AS cache_write_per_mtok, project_id, \
+        (extract(epoch FROM valid_from) * 1000000)::int8 AS valid_from_us";
+
+    pub fn from_row(row: &Row) -> Self {
+        PriceRow {
+            pattern: row.get("model_pattern"),
+            prices: Prices {
+                input: row.get("input_per_mtok"),
+                output: row.get("output_per_mtok"),
+                cache_read: row.get("cache_read_per_mtok"),
+                cache_write: row.get("cache_write_per_mtok"),
+            },
+            project: row.get("project_id"),
+            valid_from_us: row.get("valid_from_us"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -134,25 +156,15 @@ impl PriceTable {
     pub async fn load(client: &impl GenericClient) -> Result<Self, tokio_postgres::Error> {
         let rows = client
             .query(
-                "SELECT model_pattern, input_per_mtok::float8, output_per_mtok::float8,
-                        cache_read_per_mtok::float8, cache_write_per_mtok::float8, project_id,
-                        (extract(epoch FROM valid_from) * 1000000)::int8
-                 FROM model_prices
-                 ORDER BY project_id IS NULL, priority DESC, valid_from DESC, model_pattern",
+                &format!(
+                    "SELECT {} FROM model_prices
+                     ORDER BY project_id IS NULL, priority DESC, valid_from DESC, model_pattern",
+                    PriceRow::COLUMNS
+                ),
                 &[],
             )
             .await?;
-        Ok(PriceTable::from_rows(rows.iter().map(|row| PriceRow {
-            pattern: row.get(0),
-            prices: Prices {
-                input: row.get(1),
-                output: row.get(2),
-                cache_read: row.get(3),
-                cache_write: row.get(4),
-            },
-            project: row.get(5),
-            valid_from_us: row.get(6),
-        })))
+        Ok(PriceTable::from_rows(rows.iter().map(PriceRow::from_row)))
     }
 }
 

@@ -3,7 +3,7 @@
 //! for good; the page itself is revalidated so a new build shows at once.
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiError;
@@ -55,7 +55,7 @@ fn respond(name: &str, bytes: &'static [u8], cache: &'static str) -> Response {
 pub async fn index() -> Response {
     match file("index.html") {
         Some(bytes) => respond("index.html", bytes, "no-cache"),
-        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "this build has no UI").into_response(),
+        None => ApiError::not_found("this build has no UI").into_response(),
     }
 }
 
@@ -64,11 +64,9 @@ pub async fn asset(Path(name): Path<String>) -> Response {
     let path = format!("assets/{name}");
     match file(&path) {
         Some(bytes) => respond(&path, bytes, "public, max-age=31536000, immutable"),
-        None => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no UI asset {name:?}: reload the page to fetch the current build"),
-        )
+        None => ApiError::not_found(format!(
+            "no UI asset {name:?}: reload the page to fetch the current build"
+        ))
         .into_response(),
     }
 }

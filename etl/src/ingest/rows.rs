@@ -936,8 +936,11 @@ fn dead_letter_batch(
 mod tests {
     use super::*;
     use agenttrace_schemas::event::TimeWindow;
+    use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Decimal128Type, Int64Type};
+    use arrow_array::types::{
+        Decimal128Type, Float64Type, Int32Type, Int64Type, UInt8Type, UInt32Type, UInt64Type,
+    };
 
     fn event(json: &str) -> Event<'_> {
         Event::parse_valid(json, &TimeWindow::unbounded()).unwrap()
@@ -999,5 +1002,168 @@ mod tests {
                 .value(0),
             "agent"
         );
+    }
+
+    /// One cell as text, for comparing a column with what it should hold.
+    fn cell(column: &dyn Array, row: usize) -> String {
+        if column.is_null(row) {
+            return "null".into();
+        }
+        match column.data_type() {
+            DataType::Utf8 => column.as_string::<i32>().value(row).to_owned(),
+            DataType::UInt8 => column.as_primitive::<UInt8Type>().value(row).to_string(),
+            DataType::Int32 => column.as_primitive::<Int32Type>().value(row).to_string(),
+            DataType::UInt32 => column.as_primitive::<UInt32Type>().value(row).to_string(),
+            DataType::Int64 => column.as_primitive::<Int64Type>().value(row).to_string(),
+            DataType::UInt64 => column.as_primitive::<UInt64Type>().value(row).to_string(),
+            DataType::Float64 => column.as_primitive::<Float64Type>().value(row).to_string(),
+            DataType::Decimal128(..) => column.as_primitive::<Decimal128Type>().value(row).to_string(),
+            DataType::List(_) => {
+                let items = column.as_list::<i32>().value(row);
+                let items: Vec<String> = (0..items.len()).map(|i| cell(&items, i)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            other => panic!("no test rendering for {other}"),
+        }
+    }
+
+    /// Events that set every field, each to its own value: a string field holds the name of
+    /// the column it is stored in (`"stdout": "stdout"`), other fields distinct values.
+    const EVERY_FIELD: [&str; 7] = [
+        r#"{"id":"event_id","type":"trace","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","timestamp":"2026-01-01T00:00:01Z","name":"name","user_id":"user_id","session_id":"session_id","release":"release","version":"version_tag","environment":"environment","tags":["tags"],"input":"input","output":"output","metadata":{"metadata_keys":"metadata_values"},"experiment_id":"experiment_id","dataset_item_id":"dataset_item_id","public":true}}"#,
+        r#"{"id":"event_id","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","parent_observation_id":"parent_observation_id","type":"generation","name":"name","start_time":"2026-01-01T00:00:01Z","end_time":"2026-01-01T00:00:03Z","level":"warning","status_message":"status_message","input":"input","output":"output","metadata":{"metadata_keys":"metadata_values"},"model":"model","model_parameters":"model_parameters","usage":{"input_tokens":1,"output_tokens":2,"cache_read_input_tokens":3,"cache_creation_input_tokens":4},"cost":{"input":0.001,"output":0.002,"cache_read":0.003,"cache_write":0.004,"total":0.02},"tool_name":"tool_name","tool_call_id":"tool_call_id","completion_start_time":"2026-01-01T00:00:02Z","prompt_name":"prompt_name","prompt_version":5}}"#,
+        r#"{"id":"event_id","type":"score","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","name":"name","value":"string_value","source":"eval","evaluator_id":"evaluator_id","comment":"comment","metadata":{"metadata_keys":"metadata_values"}}}"#,
+        r#"{"id":"event_id","type":"file_operation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","operation":"rename","path":"path","new_path":"new_path","language":"language","lines_added":1,"lines_removed":2,"bytes":3,"diff":"diff"}}"#,
+        r#"{"id":"event_id","type":"terminal_command","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","command":"command","cwd":"cwd","exit_code":3,"duration_ms":4,"stdout":"stdout","stderr":"stderr"}}"#,
+        r#"{"id":"event_id","type":"git_link","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","repository":"repository","branch":"branch","commit_sha":"c0ffee1","message":"message","author":"author","files_changed":1,"insertions":2,"deletions":3,"pull_request_url":"pull_request_url"}}"#,
+        r#"{"id":"event_id","type":"metric","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","name":"name","kind":"histogram","unit":"unit","temporality":"delta","time":"2026-01-01T00:00:01Z","start_time":"2026-01-01T00:00:02Z","value":1.5,"count":3,"sum":2.5,"min":0.5,"max":4.5,"bucket_counts":[1,2],"explicit_bounds":[0.75],"attributes":{"attribute_keys":"attribute_values"},"resource":{"resource_keys":"resource_values"}}}"#,
+    ];
+
+    /// What the columns that do not hold their own name hold, for the events of `EVERY_FIELD`.
+    fn expected_values(table: Table) -> &'static [(&'static str, &'static str)] {
+        const VERSION: (&str, &str) = ("version", "1767225600000000");
+        const AT_1S: (&str, &str) = ("timestamp_us", "1767225601000000");
+        match table {
+            Table::Traces => &[
+                AT_1S,
+                ("input", "\"input\""),
+                ("output", "\"output\""),
+                ("public", "1"),
+                VERSION,
+            ],
+            Table::Observations => &[
+                ("type", "generation"),
+                ("start_time_us", "1767225601000000"),
+                ("end_time_us", "1767225603000000"),
+                ("level", "warning"),
+                ("input", "\"input\""),
+                ("output", "\"output\""),
+                ("model_parameters", "\"model_parameters\""),
+                ("input_tokens", "1"),
+                ("output_tokens", "2"),
+                ("cache_read_tokens", "3"),
+                ("cache_write_tokens", "4"),
+                ("input_cost", "1000000000"),
+                ("output_cost", "2000000000"),
+                ("cache_read_cost", "3000000000"),
+                ("cache_write_cost", "4000000000"),
+                ("total_cost", "20000000000"),
+                ("cost_source", "agent"),
+                ("completion_start_time_us", "1767225602000000"),
+                ("prompt_version", "5"),
+                VERSION,
+            ],
+            Table::Scores => &[
+                AT_1S,
+                ("data_type", "categorical"),
+                ("value", "0"),
+                ("source", "eval"),
+                VERSION,
+            ],
+            Table::FileOperations => &[
+                AT_1S,
+                ("operation", "rename"),
+                ("lines_added", "1"),
+                ("lines_removed", "2"),
+                ("bytes", "3"),
+                VERSION,
+            ],
+            Table::TerminalCommands => &[AT_1S, ("exit_code", "3"), ("duration_ms", "4"), VERSION],
+            Table::GitLinks => &[
+                AT_1S,
+                ("commit_sha", "c0ffee1"),
+                ("files_changed", "1"),
+                ("insertions", "2"),
+                ("deletions", "3"),
+                VERSION,
+            ],
+            Table::Metrics => &[
+                ("kind", "histogram"),
+                ("temporality", "delta"),
+                ("time_us", "1767225601000000"),
+                ("start_time_us", "1767225602000000"),
+                ("value", "1.5"),
+                ("count", "3"),
+                ("sum", "2.5"),
+                ("min", "0.5"),
+                ("max", "4.5"),
+                ("bucket_counts", "[1, 2]"),
+                ("explicit_bounds", "[0.75]"),
+                VERSION,
+            ],
+            Table::DeadLetters => &[("event_index", "7"), ("received_at_us", "5")],
+            Table::ExperimentRollups => &[],
+        }
+    }
+
+    /// Each column, read back by name, holds the field it is named for. Every value is distinct
+    /// from the others of its type, so a column filled from the wrong field, or two columns of
+    /// one type swapped (`stdout`/`stderr`, `lines_added`/`lines_removed`), fails here.
+    #[test]
+    fn every_column_is_filled_from_its_own_field() {
+        let mut batches = TableBatches::new("project_id", "project_name");
+        for json in EVERY_FIELD {
+            batches.push(&event(json), None).unwrap();
+        }
+        batches.push_dead_letter(DeadLetter {
+            event_index: 7,
+            event_id: Some("event_id".into()),
+            event_type: Some("event_type".into()),
+            reason: "reason".into(),
+            raw: "raw".into(),
+        });
+        let out = batches.finish("batch_id", Timestamp::from_micros(5)).unwrap();
+        let tables: Vec<Table> = out.iter().map(|(table, _)| *table).collect();
+        let mut written: Vec<Table> = Table::events().collect();
+        written.push(Table::DeadLetters);
+        assert_eq!(tables, written, "a batch for every table ingest writes");
+        for (table, batch) in &out {
+            assert_eq!(batch.schema(), table.schema());
+            let expected = expected_values(*table);
+            for (name, _) in expected {
+                assert!(
+                    batch.column_by_name(name).is_some(),
+                    "{table:?} has no column {name}"
+                );
+            }
+            let mut seen: Vec<(&DataType, String, &str)> = Vec::new();
+            for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+                let name = field.name().as_str();
+                let value = cell(column, 0);
+                let want = match expected.iter().find(|(column, _)| *column == name) {
+                    Some((_, value)) => (*value).to_owned(),
+                    None if matches!(field.data_type(), DataType::List(_)) => format!("[{name}]"),
+                    None => name.to_owned(),
+                };
+                assert_eq!(value, want, "{table:?}.{name}");
+                if let Some((_, _, other)) = seen
+                    .iter()
+                    .find(|(data_type, seen, _)| *data_type == field.data_type() && *seen == value)
+                {
+                    panic!("{table:?}.{name} and .{other} hold the same value: a swap would pass");
+                }
+                seen.push((field.data_type(), value, name));
+            }
+        }
     }
 }

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use agenttrace_etl::control::evaluators::parse_schedule;
 use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::control::evaluators::parse_schedule;
 use chrono::{DateTime, Utc};
 use cron::Schedule;
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use agenttrace_cli::send::{BatchClient, ProjectKey};
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::{RunningServer, ServeConfig, start};
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_schemas::batch::BatchResponse;

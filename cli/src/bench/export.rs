@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Instant;
 
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
 use agenttrace_etl::postgres;
 use agenttrace_schemas::Scope;

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::catalog::{COST_SCALE, Table};
 use agenttrace_etl::clickhouse::compression::Compression;
 use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
 use agenttrace_etl::ingest::rows::TableBatches;
 use agenttrace_etl::postgres;

@@ -14,10 +14,10 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::clickhouse::quote_identifier;
+use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
 use agenttrace_etl::migrate::{MigrationSet, migrate};
 use agenttrace_etl::postgres;

@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use agenttrace_etl::clickhouse::{Table, quote};
 use agenttrace_etl::control::datasets::{self, ItemFilter, NewDataset, NewItem};
 use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptType, Selector};
 use agenttrace_etl::control::{ControlError, experiments};
-use agenttrace_etl::clickhouse::{Table, quote};
 use agenttrace_schemas::{Event, Timestamp};
 use anyhow::Context;
 use clap::Args;

@@ -147,7 +147,10 @@ pub struct KeyListing {
     pub revoked: bool,
 }
 
-pub async fn list_keys(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<KeyListing>, ControlError> {
+pub async fn list_keys(
+    client: &impl GenericClient,
+    project_id: Uuid,
+) -> Result<Vec<KeyListing>, ControlError> {
     let rows = client
         .query(
             "SELECT public_key, secret_hint, scopes, note, revoked_at IS NOT NULL

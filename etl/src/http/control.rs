@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use agenttrace_schemas::Scope;
 
+use crate::analytics::dead_letters::dead_letter_list;
+use crate::analytics::experiments::{Run, compare, traced_runs};
 use crate::control::datasets::{self, ItemFilter, NewDataset, NewItem};
 use crate::control::evaluators::{self, NewEvaluator};
 use crate::control::experiments::{self, NewRunItem};
@@ -23,8 +25,6 @@ use crate::control::identity::{self, Role};
 use crate::control::prices::{self, NewPrice};
 use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType};
 use crate::control::{api_keys, job_runs, projects};
-use crate::analytics::dead_letters::dead_letter_list;
-use crate::analytics::experiments::{Run, compare, traced_runs};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::request::{Page, PromptQuery, json_body, page_of, paged};

@@ -6,9 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::analytics::AnalyticsError;
 use crate::control::ControlError;
 use crate::control::api_keys::KeyRejection;
-use crate::analytics::AnalyticsError;
 use crate::ingest::IngestError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -101,7 +101,9 @@ impl From<ControlError> for ApiError {
             ControlError::NoSuchProject(_) | ControlError::NoSuchKey(_) | ControlError::NotFound(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
-            ControlError::ProjectExists { .. } | ControlError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ControlError::ProjectExists { .. } | ControlError::Conflict(_) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
             ControlError::AmbiguousOrganization(_) | ControlError::Invalid { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }

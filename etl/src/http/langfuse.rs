@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::analytics::langfuse::{self as langfuse_reads, ObservationsV2Params};
 use crate::control::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
 use crate::control::experiments::{self, NewRunItem};
 use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
-use crate::analytics::langfuse::{self as langfuse_reads, ObservationsV2Params};
 use crate::http::auth::{Caller, Need};
 use crate::http::error::ApiError;
 use crate::http::request::{Page, PromptQuery, bad, json_body, paged};

@@ -35,8 +35,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::control::experiments::link_trace;
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
+use crate::control::experiments::link_trace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {

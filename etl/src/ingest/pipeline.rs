@@ -20,9 +20,9 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::control::api_keys::KeyRejection;
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{LoadError, Sink};
+use crate::control::api_keys::KeyRejection;
 use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
 use crate::ingest::layout::batch_layout;
 use crate::ingest::merge::{MergeError, merge};

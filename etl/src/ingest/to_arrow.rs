@@ -49,7 +49,9 @@ mod column {
         fn builder() -> Self::Builder;
     }
 
-    /// A value of type `V` appended as one row of a column of this type.
+    /// A value of type `V` appended as one row of a column of this type. The impls are
+    /// `#[inline]`: they run for every column of every row, and a call costs more than most
+    /// appends.
     pub trait Append<V>: ColumnType {
         fn append(builder: &mut Self::Builder, value: V);
     }
@@ -110,24 +112,28 @@ mod column {
     }
 
     impl<S: AsRef<str>> Append<S> for Utf8 {
+        #[inline]
         fn append(builder: &mut StringBuilder, value: S) {
             builder.append_value(value);
         }
     }
 
     impl<S: AsRef<str>> Append<Option<S>> for Null<Utf8> {
+        #[inline]
         fn append(builder: &mut StringBuilder, value: Option<S>) {
             builder.append_option(value);
         }
     }
 
     impl<T: ArrowPrimitiveType> Append<T::Native> for T {
+        #[inline]
         fn append(builder: &mut PrimitiveBuilder<T>, value: T::Native) {
             builder.append_value(value);
         }
     }
 
     impl<T: ArrowPrimitiveType> Append<Option<T::Native>> for Null<T> {
+        #[inline]
         fn append(builder: &mut PrimitiveBuilder<T>, value: Option<T::Native>) {
             builder.append_option(value);
         }
@@ -135,6 +141,7 @@ mod column {
 
     /// Dollars, stored as `Decimal(18, 12)` units.
     impl Append<Option<f64>> for Null<Usd> {
+        #[inline]
         fn append(builder: &mut Decimal128Builder, value: Option<f64>) {
             builder.append_option(value.map(cost_to_decimal));
         }
@@ -145,6 +152,7 @@ mod column {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
+        #[inline]
         fn append(builder: &mut ListBuilder<StringBuilder>, values: I) {
             for value in values {
                 builder.values().append_value(value);
@@ -154,6 +162,7 @@ mod column {
     }
 
     impl<T: ArrowPrimitiveType> Append<&[T::Native]> for List<T> {
+        #[inline]
         fn append(builder: &mut ListBuilder<PrimitiveBuilder<T>>, values: &[T::Native]) {
             builder.values().append_slice(values);
             builder.append(true);

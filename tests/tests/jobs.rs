@@ -3,7 +3,7 @@
 
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::control::projects;
-use agenttrace_etl::ingest::rows::TableBatches;
+use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::event::IntoStatic;
 use agenttrace_tests::TestEnv;

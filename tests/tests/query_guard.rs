@@ -7,7 +7,7 @@
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::analytics::sql_guard::scope_to_project;
 use agenttrace_etl::clickhouse::ClickHouse;
-use agenttrace_etl::ingest::rows::TableBatches;
+use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
 use uuid::Uuid;

@@ -4,7 +4,7 @@
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::clickhouse::Table;
 use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
-use agenttrace_etl::ingest::rows::{DeadLetter, TableBatches};
+use agenttrace_etl::ingest::to_arrow::{DeadLetter, TableBatches};
 use agenttrace_etl::migrate::{MigrationSet, split_statements};
 use agenttrace_schemas::event::{
     FileOperation, GitLink, IntoStatic, Json, Metric, Observation, Score, TerminalCommand, Trace,

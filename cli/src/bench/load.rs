@@ -22,7 +22,7 @@ use agenttrace_etl::clickhouse::insert::{WireFormat, insert_statement};
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
-use agenttrace_etl::ingest::rows::TableBatches;
+use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_etl::postgres;
 use agenttrace_schemas::{Scope, Timestamp};
 use anyhow::{Context, bail, ensure};

@@ -4,10 +4,19 @@
 //! measured by, and how replays of a row are deduplicated. The loader, the exports, the SQL guard
 //! and the retention job all read these facts from here; every table here is exportable and
 //! queryable by the project that owns its rows.
+//!
+//! The columns of the tables ingest writes are declared in [`crate::ingest::to_arrow`], each
+//! with the expression that fills it from an event, so that a schema and the code that fills it
+//! cannot disagree; [`Table::schema`] serves them from there.
 
 use std::sync::{Arc, LazyLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::ingest::to_arrow::{
+    DeadLetterColumns, FileOperationColumns, GitLinkColumns, MetricColumns, ObservationColumns, ScoreColumns,
+    TerminalCommandColumns, TraceColumns,
+};
 
 /// Costs are ClickHouse `Decimal64(12)` = `Decimal(18, 12)`.
 pub const COST_PRECISION: u8 = 18;
@@ -155,213 +164,58 @@ impl Table {
         static SCHEMAS: LazyLock<Vec<SchemaRef>> = LazyLock::new(|| {
             Table::ALL
                 .iter()
-                .map(|table| Arc::new(build_schema(*table)))
+                .map(|table| Arc::new(Schema::new(table.fields())))
                 .collect()
         });
         SCHEMAS[self as usize].clone()
     }
-}
 
-fn list_of(item: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new("item", item, false)))
-}
-
-fn string_list() -> DataType {
-    list_of(DataType::Utf8)
-}
-
-fn build_schema(table: Table) -> Schema {
-    use DataType::{Float64, Int32, Int64, UInt32, UInt64, Utf8};
-    let field = |name: &str, data_type: DataType, nullable: bool| Field::new(name, data_type, nullable);
-    let cost = |name: &str| Field::new(name, DataType::Decimal128(COST_PRECISION, COST_SCALE), true);
-    let head = |fields: &mut Vec<Field>| {
-        fields.push(field("project_id", Utf8, false));
-        fields.push(field("id", Utf8, false));
-    };
-    let tail = |fields: &mut Vec<Field>| {
-        fields.push(field("event_id", Utf8, false));
-        fields.push(field("version", UInt64, false));
-        fields.push(field("project_name", Utf8, false));
-    };
-    let metadata = |fields: &mut Vec<Field>| {
-        fields.push(field("metadata_keys", string_list(), false));
-        fields.push(field("metadata_values", string_list(), false));
-    };
-    let trace_link = |fields: &mut Vec<Field>| {
-        fields.push(field("trace_id", Utf8, false));
-        fields.push(field("observation_id", Utf8, true));
-        fields.push(field("timestamp_us", Int64, false));
-    };
-    let mut fields = Vec::new();
-    match table {
-        Table::Traces => {
-            head(&mut fields);
-            fields.push(field("timestamp_us", Int64, false));
-            for name in ["name", "user_id", "session_id", "release", "version_tag"] {
-                fields.push(field(name, Utf8, true));
-            }
-            fields.push(field("environment", Utf8, false));
-            fields.push(field("tags", string_list(), false));
-            fields.push(field("input", Utf8, true));
-            fields.push(field("output", Utf8, true));
-            metadata(&mut fields);
-            fields.push(field("experiment_id", Utf8, true));
-            fields.push(field("dataset_item_id", Utf8, true));
-            fields.push(field("public", DataType::UInt8, false));
-            tail(&mut fields);
-        }
-        Table::Observations => {
-            head(&mut fields);
-            fields.push(field("trace_id", Utf8, false));
-            fields.push(field("parent_observation_id", Utf8, true));
-            fields.push(field("type", Utf8, false));
-            fields.push(field("name", Utf8, false));
-            fields.push(field("start_time_us", Int64, false));
-            fields.push(field("end_time_us", Int64, true));
-            fields.push(field("level", Utf8, false));
-            fields.push(field("status_message", Utf8, true));
-            fields.push(field("input", Utf8, true));
-            fields.push(field("output", Utf8, true));
-            metadata(&mut fields);
-            fields.push(field("model", Utf8, true));
-            fields.push(field("model_parameters", Utf8, true));
-            for name in [
-                "input_tokens",
-                "output_tokens",
-                "cache_read_tokens",
-                "cache_write_tokens",
-            ] {
-                fields.push(field(name, UInt64, false));
-            }
-            for name in [
-                "input_cost",
-                "output_cost",
-                "cache_read_cost",
-                "cache_write_cost",
-                "total_cost",
-            ] {
-                fields.push(cost(name));
-            }
-            fields.push(field("cost_source", Utf8, false));
-            fields.push(field("tool_name", Utf8, true));
-            fields.push(field("tool_call_id", Utf8, true));
-            fields.push(field("completion_start_time_us", Int64, true));
-            fields.push(field("prompt_name", Utf8, true));
-            fields.push(field("prompt_version", UInt32, true));
-            tail(&mut fields);
-        }
-        Table::Scores => {
-            head(&mut fields);
-            trace_link(&mut fields);
-            fields.push(field("name", Utf8, false));
-            fields.push(field("data_type", Utf8, false));
-            fields.push(field("value", Float64, false));
-            fields.push(field("string_value", Utf8, true));
-            fields.push(field("source", Utf8, false));
-            fields.push(field("evaluator_id", Utf8, true));
-            fields.push(field("comment", Utf8, true));
-            metadata(&mut fields);
-            tail(&mut fields);
-        }
-        Table::FileOperations => {
-            head(&mut fields);
-            trace_link(&mut fields);
-            fields.push(field("operation", Utf8, false));
-            fields.push(field("path", Utf8, false));
-            fields.push(field("new_path", Utf8, true));
-            fields.push(field("language", Utf8, true));
-            fields.push(field("lines_added", UInt32, false));
-            fields.push(field("lines_removed", UInt32, false));
-            fields.push(field("bytes", UInt64, true));
-            fields.push(field("diff", Utf8, true));
-            tail(&mut fields);
-        }
-        Table::TerminalCommands => {
-            head(&mut fields);
-            trace_link(&mut fields);
-            fields.push(field("command", Utf8, false));
-            fields.push(field("cwd", Utf8, true));
-            fields.push(field("exit_code", Int32, true));
-            fields.push(field("duration_ms", UInt64, true));
-            fields.push(field("stdout", Utf8, true));
-            fields.push(field("stderr", Utf8, true));
-            tail(&mut fields);
-        }
-        Table::GitLinks => {
-            head(&mut fields);
-            trace_link(&mut fields);
-            fields.push(field("repository", Utf8, false));
-            fields.push(field("branch", Utf8, true));
-            fields.push(field("commit_sha", Utf8, false));
-            fields.push(field("message", Utf8, true));
-            fields.push(field("author", Utf8, true));
-            for name in ["files_changed", "insertions", "deletions"] {
-                fields.push(field(name, UInt32, false));
-            }
-            fields.push(field("pull_request_url", Utf8, true));
-            tail(&mut fields);
-        }
-        Table::Metrics => {
-            head(&mut fields);
-            fields.push(field("name", Utf8, false));
-            fields.push(field("kind", Utf8, false));
-            fields.push(field("unit", Utf8, true));
-            fields.push(field("temporality", Utf8, true));
-            fields.push(field("time_us", Int64, false));
-            fields.push(field("start_time_us", Int64, true));
-            fields.push(field("value", Float64, true));
-            fields.push(field("count", UInt64, true));
-            for name in ["sum", "min", "max"] {
-                fields.push(field(name, Float64, true));
-            }
-            fields.push(field("bucket_counts", list_of(UInt64), false));
-            fields.push(field("explicit_bounds", list_of(Float64), false));
-            for name in [
-                "attribute_keys",
-                "attribute_values",
-                "resource_keys",
-                "resource_values",
-            ] {
-                fields.push(field(name, string_list(), false));
-            }
-            tail(&mut fields);
-        }
-        Table::DeadLetters => {
-            fields.push(field("project_id", Utf8, false));
-            fields.push(field("batch_id", Utf8, false));
-            fields.push(field("event_index", UInt32, false));
-            fields.push(field("event_id", Utf8, true));
-            fields.push(field("event_type", Utf8, true));
-            fields.push(field("received_at_us", Int64, false));
-            fields.push(field("reason", Utf8, false));
-            fields.push(field("raw", Utf8, false));
-        }
-        Table::ExperimentRollups => {
-            head(&mut fields);
-            for name in ["experiment_id", "dataset_id", "score_name"] {
-                fields.push(field(name, Utf8, false));
-            }
-            fields.push(field("computed_at_us", Int64, false));
-            fields.push(field("items", UInt64, false));
-            fields.push(field("scores", UInt64, false));
-            for name in ["mean", "median", "p95", "pass_rate"] {
-                fields.push(field(name, Float64, true));
-            }
-            fields.push(cost("total_cost"));
-            for name in ["mean_cost", "latency_p50_ms", "latency_p95_ms"] {
-                fields.push(field(name, Float64, true));
-            }
-            fields.push(field("input_tokens", UInt64, false));
-            fields.push(field("output_tokens", UInt64, false));
-            fields.push(field("baseline_experiment_id", Utf8, true));
-            fields.push(field("paired_items", UInt64, false));
-            for name in ["paired_mean_difference", "paired_ci_low", "paired_ci_high"] {
-                fields.push(field(name, Float64, true));
-            }
-            fields.push(field("version", UInt64, false));
+    fn fields(self) -> Vec<Field> {
+        match self {
+            Table::Traces => TraceColumns::fields(),
+            Table::Observations => ObservationColumns::fields(),
+            Table::Scores => ScoreColumns::fields(),
+            Table::FileOperations => FileOperationColumns::fields(),
+            Table::TerminalCommands => TerminalCommandColumns::fields(),
+            Table::GitLinks => GitLinkColumns::fields(),
+            Table::Metrics => MetricColumns::fields(),
+            Table::DeadLetters => DeadLetterColumns::fields(),
+            Table::ExperimentRollups => experiment_rollup_fields(),
         }
     }
-    Schema::new(fields)
+}
+
+/// Written by the rollup job (`agenttrace-jobs`), which fills it from its own rows.
+fn experiment_rollup_fields() -> Vec<Field> {
+    use DataType::{Float64, Int64, UInt64, Utf8};
+    let field = |name: &str, data_type: DataType, nullable: bool| Field::new(name, data_type, nullable);
+    let mut fields = vec![field("project_id", Utf8, false), field("id", Utf8, false)];
+    for name in ["experiment_id", "dataset_id", "score_name"] {
+        fields.push(field(name, Utf8, false));
+    }
+    fields.push(field("computed_at_us", Int64, false));
+    fields.push(field("items", UInt64, false));
+    fields.push(field("scores", UInt64, false));
+    for name in ["mean", "median", "p95", "pass_rate"] {
+        fields.push(field(name, Float64, true));
+    }
+    fields.push(field(
+        "total_cost",
+        DataType::Decimal128(COST_PRECISION, COST_SCALE),
+        true,
+    ));
+    for name in ["mean_cost", "latency_p50_ms", "latency_p95_ms"] {
+        fields.push(field(name, Float64, true));
+    }
+    fields.push(field("input_tokens", UInt64, false));
+    fields.push(field("output_tokens", UInt64, false));
+    fields.push(field("baseline_experiment_id", Utf8, true));
+    fields.push(field("paired_items", UInt64, false));
+    for name in ["paired_mean_difference", "paired_ci_low", "paired_ci_high"] {
+        fields.push(field(name, Float64, true));
+    }
+    fields.push(field("version", UInt64, false));
+    fields
 }
 
 /// USD → `Decimal(18, 12)` units.

@@ -8,7 +8,9 @@
 //!   `schemas` parser), invalid ones dead-lettered, generations priced, rows handed to the loader.
 //! - [`merge`]: partial updates (Langfuse's `*-update` events) merged into full rows.
 //! - [`pricing`]: model prices from PostgreSQL, for generations that arrive without a cost.
-//! - [`rows`]: valid events **converted** into one Arrow batch per ClickHouse table.
+//! - [`to_arrow`]: valid events **converted** into one Arrow batch per ClickHouse table; each
+//!   table ingest writes is declared there once, every column with what fills it, and
+//!   [`crate::clickhouse::catalog`] takes those tables' schemas from it.
 //! - [`memory_sink`]: a sink that keeps what would be loaded in memory (tests, fuzzing).
 //!
 //! Loading is [`crate::clickhouse::loader`]'s job; the HTTP route is in [`crate::http`].
@@ -19,7 +21,7 @@ pub mod memory_sink;
 pub mod merge;
 pub mod pipeline;
 pub mod pricing;
-pub mod rows;
 pub mod signing;
+pub mod to_arrow;
 
 pub use pipeline::{IngestError, Ingestor};

@@ -27,8 +27,8 @@ use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
 use crate::ingest::layout::batch_layout;
 use crate::ingest::merge::{MergeError, merge};
 use crate::ingest::pricing::{PriceCache, PriceMatcher};
-use crate::ingest::rows::{DeadLetter, TableBatches, UnmergedPatch};
 use crate::ingest::signing::{AuthError, Keyring};
+use crate::ingest::to_arrow::{DeadLetter, TableBatches, UnmergedPatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn decodes_what_it_encodes_and_asks_for_more_when_cut() {
-        let mut events = crate::ingest::rows::TableBatches::new("p", "demo");
+        let mut events = crate::ingest::to_arrow::TableBatches::new("p", "demo");
         let text = r#"{"id":"e","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"o","trace_id":"t","type":"generation","name":"n","start_time":"2026-01-01T00:00:00.000001Z","metadata":{"k":"v"},"cost":{"total":0.5}}}"#;
         let event = agenttrace_schemas::Event::parse(text).unwrap();
         events.push(&event, None).unwrap();

@@ -11,11 +11,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
+LOG_TAG=dev LOG_COLOR=32
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
-
-log() { printf '\033[1;32m[dev]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[dev] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 ensure_rust() {
   command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs)"
@@ -109,19 +107,17 @@ start_service() {
 
 stop_service() { stop_pidfile "$AGENTTRACE_HOME/$1.pid"; }
 
-# wait_ready NAME URL SECONDS: waits until URL answers, failing early if service NAME exits.
-wait_ready() {
-  local name=$1 url=$2 deadline=$((SECONDS + $3))
-  until curl -fsS "$url" >/dev/null 2>&1; do
-    kill -0 "$(cat "$AGENTTRACE_HOME/$name.pid")" 2>/dev/null || die "the $name exited; see $AGENTTRACE_HOME/$name.log"
-    [ $SECONDS -lt $deadline ] || die "the $name is not ready after $3 s; see $AGENTTRACE_HOME/$name.log"
-    sleep 0.2
-  done
+# service_answers NAME URL: whether URL answers; dies when service NAME has exited, so a
+# wait_for on it fails early.
+service_answers() {
+  curl -fsS "$2" >/dev/null 2>&1 && return 0
+  kill -0 "$(cat "$AGENTTRACE_HOME/$1.pid")" 2>/dev/null || die "the $1 exited; see $AGENTTRACE_HOME/$1.log"
+  return 1
 }
 
 etl_up() {
   start_service etl serve
-  wait_ready etl "$(etl_url)/readyz" 30
+  wait_for 30 "the etl (log: $AGENTTRACE_HOME/etl.log)" service_answers etl "$(etl_url)/readyz"
 }
 
 edge_url() { printf 'http://127.0.0.1:%s' "${AGENTTRACE_EDGE_PORT:-8787}"; }
@@ -141,7 +137,7 @@ edge_up() {
     --var "ETL_URL:$(etl_url)" >>"$AGENTTRACE_HOME/edge.log" 2>&1 </dev/null &
   echo $! >"$AGENTTRACE_HOME/edge.pid"
   popd >/dev/null
-  wait_ready edge "$(edge_url)/healthz" 60
+  wait_for 60 "the edge (log: $AGENTTRACE_HOME/edge.log)" service_answers edge "$(edge_url)/healthz"
 }
 
 cmd_up() {

@@ -9,28 +9,30 @@
 # Node comes from the edge toolchain (scripts/edge-tools.sh: Node 22 from npm).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+LOG_TAG=ui LOG_COLOR=36
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
 UI="$ROOT/ui"
-say() { printf '\033[1;36m[ui]\033[0m %s\n' "$*" >&2; }
 
 eval "$("$ROOT/scripts/edge-tools.sh")"
 cd "$UI"
 lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
 if [ "$(cat node_modules/.lock-hash 2>/dev/null)" != "$lock_hash" ]; then
-  say "npm ci (ui/package-lock.json)"
+  log "npm ci (ui/package-lock.json)"
   npm ci --silent --no-audit --no-fund
   echo "$lock_hash" >node_modules/.lock-hash
 fi
 if [ "${1:-}" = "--check" ]; then
-  say "tsc --noEmit and eslint"
+  log "tsc --noEmit and eslint"
   npm run --silent check
-  say "vitest"
+  log "vitest"
   npm run --silent test
 fi
 # Unit tests (*.test.ts) are not in the bundle: changing one does not rebuild it.
-source_hash="$(cat package-lock.json index.html vite.config.ts tsconfig.json $(find src -type f ! -name '*.test.ts' | sort) | sha256sum | cut -d' ' -f1)"
+source_hash="$({ cat package-lock.json index.html vite.config.ts tsconfig.json; find src -type f ! -name '*.test.ts' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -d' ' -f1)"
 if [ "$(cat dist/.source-hash 2>/dev/null)" = "$source_hash" ] && [ -f dist/index.html ]; then
   exit 0
 fi
-say "vite build"
+log "vite build"
 npx vite build --logLevel warn
 echo "$source_hash" >dist/.source-hash

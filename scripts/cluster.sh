@@ -13,23 +13,12 @@
 # use. Node N (1..4) listens on HTTP 8230+N, native 9230+N, interserver 9330+N.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+LOG_TAG=cluster LOG_COLOR=34
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
 DIR="$AGENTTRACE_HOME/cluster"
 ZK_PORT="${AGENTTRACE_ZK_PORT:-2191}"
 NODES=(s1r1 s1r2 s2r1 s2r2)
-
-log() { printf '\033[1;34m[cluster]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[cluster] error:\033[0m %s\n' "$*" >&2; exit 1; }
-
-wait_for() { # wait_for SECONDS WHAT COMMAND...
-  local secs=$1 what=$2; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "$what did not become ready within $secs s"
-    sleep 0.2
-  done
-}
 
 node_index() { local i; for i in "${!NODES[@]}"; do [ "${NODES[$i]}" = "$1" ] && { echo $((i + 1)); return; }; done; die "no node $1 (${NODES[*]})"; }
 http_port() { echo $((8230 + $(node_index "$1"))); }
@@ -98,29 +87,16 @@ node_config() {
 }
 
 users_config() {
-  cat >"$DIR/users.xml" <<XML
-<?xml version="1.0"?>
-<yandex>
-    <profiles><default>
-        <max_memory_usage>2000000000</max_memory_usage>
-        <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
-        <!-- Durability: an insert through a Distributed table returns once each shard's
-             replica has it and the shard's other replica confirmed it (quorum 2). Known
-             problem on 18.16: the last quorum part of a partition is neither merged nor
-             mutated until another quorum insert lands there (docs/cluster.md). -->
-        <insert_distributed_sync>1</insert_distributed_sync>
-        <insert_quorum>2</insert_quorum>
-        <!-- A write waits at most 30 s for its second replica, then fails (retryable). -->
-        <insert_quorum_timeout>30000</insert_quorum_timeout>
-        <!-- A trace's rows share a shard: "IN (subquery)" reads each shard's own rows. -->
-        <distributed_product_mode>local</distributed_product_mode>
-    </default></profiles>
-    <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-        <profile>default</profile><quota>default</quota></default></users>
-    <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
-        <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
-</yandex>
-XML
+  # Durability: an insert through a Distributed table returns once each shard's replica has it
+  # and the shard's other replica confirmed it (quorum 2); a write waits at most 30 s for its
+  # second replica, then fails (retryable). Known problem on 18.16: the last quorum part of a
+  # partition is neither merged nor mutated until another quorum insert lands there
+  # (docs/cluster.md). A trace's rows share a shard: "IN (subquery)" reads each shard's own rows
+  # (distributed_product_mode local).
+  clickhouse_users_xml 2000000000 "<insert_distributed_sync>1</insert_distributed_sync>
+            <insert_quorum>2</insert_quorum>
+            <insert_quorum_timeout>30000</insert_quorum_timeout>
+            <distributed_product_mode>local</distributed_product_mode>" >"$DIR/users.xml"
 }
 
 node_answers() { curl -fsS "http://127.0.0.1:$(http_port "$1")/ping" >/dev/null 2>&1; }

@@ -12,6 +12,7 @@
 #   esbuild
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+LOG_TAG=edge-tools LOG_COLOR=35
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
 NODE_VERSION=22.23.3
@@ -19,7 +20,6 @@ WRANGLER_VERSION=4.164.0
 BINARYEN_VERSION=132.0.0
 ESBUILD_VERSION=0.28.2
 
-say() { printf '\033[1;35m[edge-tools]\033[0m %s\n' "$*" >&2; }
 
 lock_version() {
   awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
@@ -27,7 +27,7 @@ lock_version() {
 
 mkdir -p "$TOOLS"
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  say "rustup target add wasm32-unknown-unknown"
+  log "rustup target add wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown >&2
 fi
 
@@ -37,7 +37,7 @@ cargo_tool worker-build "$(lock_version worker)" worker-build
 NPM_PREFIX="$TOOLS/npm"
 if [ ! -x "$NPM_PREFIX/node_modules/.bin/wrangler" ] \
   || [ "$(cat "$NPM_PREFIX/.versions" 2>/dev/null)" != "$NODE_VERSION $WRANGLER_VERSION $BINARYEN_VERSION $ESBUILD_VERSION" ]; then
-  say "npm install node@$NODE_VERSION wrangler@$WRANGLER_VERSION binaryen@$BINARYEN_VERSION esbuild@$ESBUILD_VERSION"
+  log "npm install node@$NODE_VERSION wrangler@$WRANGLER_VERSION binaryen@$BINARYEN_VERSION esbuild@$ESBUILD_VERSION"
   mkdir -p "$NPM_PREFIX"
   (
     cd "$NPM_PREFIX"

@@ -13,6 +13,25 @@ export AGENTTRACE_HOME DATABASE_URL CLICKHOUSE_URL CLICKHOUSE_DATABASE CARGO_TAR
 # Tools installed by the scripts (cargo installs, npm packages) live outside the clone too.
 TOOLS="${AGENTTRACE_TOOLS:-$HOME/.cache/agenttrace/tools}"
 
+# log MESSAGE, die MESSAGE: to stderr, under the calling script's tag (LOG_TAG, set before
+# sourcing this file) in its colour (LOG_COLOR, an ANSI colour number); die then exits 1.
+LOG_TAG="${LOG_TAG:-agenttrace}"
+LOG_COLOR="${LOG_COLOR:-34}"
+log() { printf '\033[1;%sm[%s]\033[0m %s\n' "$LOG_COLOR" "$LOG_TAG" "$*" >&2; }
+die() { printf '\033[1;31m[%s] error:\033[0m %s\n' "$LOG_TAG" "$*" >&2; exit 1; }
+
+# wait_for SECONDS WHAT COMMAND...: runs COMMAND (which prints nothing) every 0.2 s until it
+# succeeds; dies naming WHAT after SECONDS.
+wait_for() {
+  local secs=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || die "$what did not become ready within $secs s"
+    sleep 0.2
+  done
+}
+
 # cargo_tool CRATE VERSION BINARY: installs CRATE at exactly VERSION into $TOOLS unless
 # $TOOLS/bin/BINARY already reports that version.
 cargo_tool() {
@@ -20,7 +39,7 @@ cargo_tool() {
   if [ -x "$TOOLS/bin/$binary" ] && "$TOOLS/bin/$binary" --version 2>/dev/null | grep -q "$version"; then
     return 0
   fi
-  printf '\033[1;35m[tools]\033[0m cargo install %s@%s (a few minutes, once)\n' "$crate" "$version" >&2
+  LOG_TAG=tools LOG_COLOR=35 log "cargo install $crate@$version (a few minutes, once)"
   # --locked when the registry still serves every locked dependency; otherwise resolve anew.
   cargo install --quiet --locked --root "$TOOLS" --version "=$version" "$crate" >&2 2>/dev/null \
     || cargo install --quiet --root "$TOOLS" --version "=$version" "$crate" >&2
@@ -74,8 +93,43 @@ clickhouse_config_xml() {
 XML
 }
 
+# clickhouse_users_xml MAX_MEMORY_USAGE [EXTRA_SETTINGS]: a ClickHouse 18.16 users.xml with one
+# user, `default`, without a password, on loopback, without quotas; EXTRA_SETTINGS (XML) goes
+# into its profile as is.
+clickhouse_users_xml() {
+  cat <<XML
+<?xml version="1.0"?>
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>$1</max_memory_usage>
+            <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
+            ${2:-}
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default>
+            <interval>
+                <duration>3600</duration>
+                <queries>0</queries><errors>0</errors><result_rows>0</result_rows>
+                <read_rows>0</read_rows><execution_time>0</execution_time>
+            </interval>
+        </default>
+    </quotas>
+</yandex>
+XML
+}
+
 # apt_ensure PACKAGE...: installs the Debian packages not installed yet (`apt-get update` at
-# most once); the calling script defines `log` and `die`. Scripts running at once (the cluster
+# most once). Scripts running at once (the cluster
 # tests each bring the cluster up) take turns on a lock rather than fail on apt's own.
 APT_UPDATED=0
 apt_missing() {

@@ -14,23 +14,24 @@
 # failing input is written to ~/.cache/agenttrace/fuzz/artifacts/TARGET/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+LOG_TAG=fuzz LOG_COLOR=34
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
-say() { printf '\033[1;34m[fuzz]\033[0m %s\n' "$*" >&2; }
 
 TARGETS=(edge_intake etl_batch native_decode sql_guard)
 FUZZ_HOME="${AGENTTRACE_FUZZ_HOME:-$HOME/.cache/agenttrace/fuzz}"
 # One build cache per checkout: cargo names the fuzz workspace's path dependencies relative to
 # it, so two checkouts sharing a cache mixed their crates (a CI clone's edge linked against this
 # checkout's schemas).
-export CARGO_TARGET_DIR="$HOME/.cache/agenttrace/fuzz-target/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+CARGO_TARGET_DIR="$HOME/.cache/agenttrace/fuzz-target/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+export CARGO_TARGET_DIR
 
 cargo_tool cargo-fuzz 0.13.2 cargo-fuzz
 export PATH="$TOOLS/bin:$PATH"
 bash "$ROOT/scripts/build-ui.sh" >&2 # the ETL embeds the UI
 
 build() {
-  say "cargo fuzz build (instrumented, release)"
+  log "cargo fuzz build (instrumented, release)"
   (cd "$ROOT" && cargo fuzz build --sanitizer none --fuzz-dir fuzz >&2)
 }
 
@@ -48,7 +49,7 @@ fuzz() {
     -artifact_prefix="$artifacts/" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
     -max_len=262144 "$@" >"$log" 2>&1; then
     tail -40 "$log" >&2
-    say "$target FAILED; the input is in $artifacts/ (add it to fuzz/regressions/$target/)"
+    log "$target FAILED; the input is in $artifacts/ (add it to fuzz/regressions/$target/)"
     return 1
   fi
   local runs speed
@@ -63,7 +64,7 @@ regressions() {
   local dir="$ROOT/fuzz/regressions/$1"
   [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] || return 0
   "$(binary "$1")" "$dir"/* -runs=1 >/dev/null 2>&1 || {
-    say "$1: a regression input fails again"
+    log "$1: a regression input fails again"
     "$(binary "$1")" "$dir"/* -runs=1 2>&1 | tail -30 >&2
     return 1
   }
@@ -96,7 +97,7 @@ case "${1:-}" in
       if [ "$running" -ge "${AGENTTRACE_FUZZ_JOBS:-2}" ]; then wait -n; running=$((running - 1)); fi
     done
     wait
-    if [ -s "$failed" ]; then say "failed: $(tr '\n' ' ' <"$failed")"; exit 1; fi
+    if [ -s "$failed" ]; then die "failed: $(tr '\n' ' ' <"$failed")"; fi
     ;;
   *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -8,25 +8,17 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOG_TAG=stack LOG_COLOR=34
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
-
-log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[stack] error:\033[0m %s\n' "$*" >&2; exit 1; }
-
-wait_for() { # wait_for <seconds> <description> <command...>
-  local secs=$1 what=$2; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "$what did not become ready within ${secs}s"
-    sleep 0.2
-  done
-}
 
 # ---------------------------------------------------------------- PostgreSQL
 pg_admin_url() { # same server as DATABASE_URL, maintenance database
   printf '%s' "${DATABASE_URL%/*}/postgres"
 }
+
+# The newest PostgreSQL installed (Debian keeps each major version apart).
+pg_bindir() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin | sort -V | tail -1; }
 
 pg_answers() { psql "$(pg_admin_url)" -qAtc 'select 1' >/dev/null 2>&1; }
 
@@ -37,7 +29,7 @@ pg_up() {
   else
     apt_ensure postgresql
     local bindir datadir="$AGENTTRACE_HOME/postgres"
-    bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+    bindir="$(pg_bindir)"
     mkdir -p "$datadir"
     local as=()
     if [ "$(id -u)" -eq 0 ]; then
@@ -65,7 +57,7 @@ pg_down() {
   local datadir="$AGENTTRACE_HOME/postgres"
   [ -f "$datadir/postmaster.pid" ] || return 0
   local bindir
-  bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+  bindir="$(pg_bindir)"
   local as=()
   [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
   log "stopping PostgreSQL ($datadir)"
@@ -79,34 +71,7 @@ ch_write_config() {
   local dir="$AGENTTRACE_HOME/clickhouse"
   mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log}
   clickhouse_config_xml "$dir" "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" "$dir/users.xml" >"$dir/config.xml"
-  cat >"$dir/users.xml" <<EOF
-<?xml version="1.0"?>
-<yandex>
-    <profiles>
-        <default>
-            <max_memory_usage>4000000000</max_memory_usage>
-            <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
-        </default>
-    </profiles>
-    <users>
-        <default>
-            <password></password>
-            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-    </users>
-    <quotas>
-        <default>
-            <interval>
-                <duration>3600</duration>
-                <queries>0</queries><errors>0</errors><result_rows>0</result_rows>
-                <read_rows>0</read_rows><execution_time>0</execution_time>
-            </interval>
-        </default>
-    </quotas>
-</yandex>
-EOF
+  clickhouse_users_xml 4000000000 >"$dir/users.xml"
 }
 
 ch_up() {

@@ -14,5 +14,6 @@ pub mod limits;
 pub mod otlp;
 pub mod prompt_cache;
 pub mod request;
+pub mod routes;
 #[cfg(target_arch = "wasm32")]
 mod worker;

@@ -8,6 +8,7 @@
 //! - [`signature`]: the edge's signing keys and the HMAC-SHA256 signature over a batch, with
 //!   timestamp and key id (and the headers that carry them).
 //! - [`credentials`]: how agents and analysts present an API key (`Authorization` header).
+//! - [`routes`]: the Langfuse routes the edge forwards to the ETL.
 //!
 //! The JSON Schemas in `schemas/json/` are generated from these types; a test fails when they drift.
 
@@ -16,6 +17,7 @@ pub mod credentials;
 pub mod event;
 pub mod intake;
 pub mod json_schema;
+pub mod routes;
 pub mod scope;
 pub mod signature;
 pub mod text;

@@ -1,7 +1,8 @@
 //! The Worker glue (wasm32 only): the router in front, and the Durable Object buffer that
 //! keeps accepted events in SQLite until the ETL has acknowledged them.
 //!
-//! - `router`: routes, key checks against the ETL (cached per isolate), intake.
+//! - `router`: dispatch on `crate::routes`, key checks against the ETL (cached per isolate),
+//!   intake, forwarding.
 //! - `buffer_object`: the `Buffer` Durable Object (one per project shard): durable appends
 //!   (concurrent requests' events gathered into one, see `crate::coalesce`), alarms, signed
 //!   deliveries, retries, and batches the ETL refused for good.

@@ -13,42 +13,7 @@ use crate::auth::{KeyCache, KeyVerdict, verdict_from_etl, verify_request_body};
 use crate::limits::{Limits, RequestError};
 use crate::prompt_cache::{self, Cached, PromptCache};
 use crate::request::{self, Route};
-
-const ROUTES: &[(&str, &str)] = &[
-    ("/healthz", "GET"),
-    ("/v1/buffer/rejected", "GET"),
-    ("/v1/ingest", "POST"),
-    ("/v1/traces", "POST"),
-    ("/v1/logs", "POST"),
-    ("/v1/metrics", "POST"),
-    ("/api/public/otel/v1/traces", "POST"),
-    ("/api/public/otel/v1/logs", "POST"),
-    ("/api/public/otel/v1/metrics", "POST"),
-    ("/api/public/ingestion", "POST"),
-    ("/api/public/scores", "POST"),
-];
-
-/// Control-plane routes the edge forwards to the ETL (which authenticates them itself), so an
-/// agent configures one base URL.
-const FORWARDED: &[&str] = &[
-    "/api/public/health",
-    "/api/public/projects",
-    "/api/public/v2/prompts",
-    "/api/public/v2/datasets",
-    "/api/public/dataset-items",
-    "/api/public/dataset-run-items",
-    "/api/public/v2/observations",
-    "/api/public/v2/metrics",
-];
-
-fn forwarded(path: &str) -> bool {
-    FORWARDED.iter().any(|prefix| {
-        path == *prefix
-            || path
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.starts_with('/'))
-    })
-}
+use crate::routes::{self, Endpoint, ROUTES, Unrouted};
 
 thread_local! {
     /// Key verdicts, per isolate.
@@ -61,53 +26,40 @@ thread_local! {
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
-    if forwarded(&path) {
-        return match Config::from_env(&env) {
-            Ok(config) => forward(req, &config).await,
-            Err(problem) => error(
-                500,
-                "misconfigured",
-                &format!("the edge is misconfigured: {problem}"),
-            ),
-        };
-    }
-    let Some((_, allowed)) = ROUTES.iter().find(|(route, _)| *route == path) else {
-        let known: Vec<&str> = ROUTES.iter().map(|(route, _)| *route).collect();
-        return error(
-            404,
-            "not_found",
-            &format!("no route {method} {path}; routes are {}", known.join(", ")),
-        );
-    };
-    if method.as_ref() != *allowed {
-        let body = serde_json::json!({ "error": "method_not_allowed", "message": format!("{path} takes {allowed}") });
-        return json_response(405, body.to_string(), &[("allow", allowed)]);
-    }
-    if path == "/healthz" {
-        return json_response(200, r#"{"status":"ok"}"#.to_owned(), &[]);
-    }
-    let config = match Config::from_env(&env) {
-        Ok(config) => config,
-        Err(problem) => {
+    let endpoint = match routes::resolve(&path, method.as_ref()) {
+        Ok(endpoint) => endpoint,
+        Err(Unrouted::NotFound) => {
+            let known: Vec<&str> = ROUTES.iter().map(|(route, ..)| *route).collect();
             return error(
-                500,
-                "misconfigured",
-                &format!("the edge is misconfigured: {problem}"),
+                404,
+                "not_found",
+                &format!("no route {method} {path}; routes are {}", known.join(", ")),
             );
         }
+        Err(Unrouted::MethodNotAllowed(allowed)) => {
+            let body = serde_json::json!({ "error": "method_not_allowed", "message": format!("{path} takes {allowed}") });
+            return json_response(405, body.to_string(), &[("allow", allowed)]);
+        }
     };
-    if path == "/v1/buffer/rejected" {
-        return rejected_batches(&req, &env, &config).await;
+    let config = match endpoint {
+        Endpoint::Health => return json_response(200, r#"{"status":"ok"}"#.to_owned(), &[]),
+        _ => match Config::from_env(&env) {
+            Ok(config) => config,
+            Err(problem) => {
+                return error(
+                    500,
+                    "misconfigured",
+                    &format!("the edge is misconfigured: {problem}"),
+                );
+            }
+        },
+    };
+    match endpoint {
+        Endpoint::Forward => forward(req, &config).await,
+        Endpoint::RejectedBatches => rejected_batches(&req, &env, &config).await,
+        Endpoint::Ingest(route) => ingest(req, &env, &config, route).await,
+        Endpoint::Health => unreachable!("answered without configuration above"),
     }
-    let route = match path.as_str() {
-        "/v1/ingest" => Route::Native,
-        "/v1/traces" | "/api/public/otel/v1/traces" => Route::Traces,
-        "/v1/metrics" | "/api/public/otel/v1/metrics" => Route::Metrics,
-        "/api/public/ingestion" => Route::LangfuseIngestion,
-        "/api/public/scores" => Route::LangfuseScores,
-        _ => Route::Logs,
-    };
-    ingest(req, &env, &config, route).await
 }
 
 /// Passes a control-plane request to the ETL as it came (method, path, query, body, the

@@ -1,0 +1,56 @@
+//! Routes the edge and the ETL agree on.
+
+/// Langfuse's control-plane routes and v2 reads, which the ETL serves and the edge passes to it
+/// as they came (so an agent configures one base URL, the edge's): each path, and every path
+/// below it (`/api/public/v2/prompts/{name}`, ...). Plain data: the edge compiles to wasm32.
+pub const LANGFUSE_FORWARDED: &[&str] = &[
+    "/api/public/health",
+    "/api/public/projects",
+    "/api/public/v2/prompts",
+    "/api/public/v2/datasets",
+    "/api/public/dataset-items",
+    "/api/public/dataset-run-items",
+    "/api/public/v2/observations",
+    "/api/public/v2/metrics",
+];
+
+/// Whether `path` is one of [`LANGFUSE_FORWARDED`] or below one; a path or route template
+/// (`/api/public/v2/prompts/{name}`) alike.
+pub fn langfuse_forwarded(path: &str) -> bool {
+    LANGFUSE_FORWARDED.iter().any(|root| at_or_below(root, path))
+}
+
+fn at_or_below(root: &str, path: &str) -> bool {
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_routes_are_langfuse_roots_listed_once() {
+        for (i, root) in LANGFUSE_FORWARDED.iter().enumerate() {
+            assert!(root.starts_with("/api/public/") && !root.ends_with('/'), "{root}");
+            // A root below another would be listed for nothing.
+            for (j, other) in LANGFUSE_FORWARDED.iter().enumerate() {
+                assert!(i == j || !at_or_below(other, root), "{root} is below {other}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_root_covers_itself_and_the_paths_below_it_only() {
+        assert!(langfuse_forwarded("/api/public/v2/prompts"));
+        assert!(langfuse_forwarded(
+            "/api/public/v2/prompts/{name}/versions/{version}"
+        ));
+        assert!(langfuse_forwarded("/api/public/dataset-items/item-1"));
+        assert!(!langfuse_forwarded("/api/public/v2/promptsx"));
+        assert!(!langfuse_forwarded("/api/public/dataset-items-x"));
+        assert!(!langfuse_forwarded("/api/public/ingestion"));
+        assert!(!langfuse_forwarded("/api/public/otel/v1/traces"));
+        assert!(!langfuse_forwarded("/v1/traces"));
+    }
+}

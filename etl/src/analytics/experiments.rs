@@ -26,7 +26,7 @@ pub struct Run {
     pub trace_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ScoreComparison {
     pub score_name: String,
     pub a_mean: Option<f64>,
@@ -39,7 +39,7 @@ pub struct ScoreComparison {
     pub ci_high: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ItemComparison {
     pub dataset_item_id: String,
     pub a_trace_id: Option<String>,

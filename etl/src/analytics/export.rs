@@ -8,7 +8,8 @@ use crate::analytics::{AnalyticsError, Download};
 use crate::clickhouse::{ClickHouse, Table};
 
 /// What an analyst asks for (`GET /v1/export/{table}?from=&to=&columns=&format=`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// RFC 3339 lower bound (inclusive) on the table's time column.

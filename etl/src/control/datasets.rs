@@ -12,7 +12,7 @@ use crate::control::ControlError;
 
 const TIME: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Dataset {
     pub id: Uuid,
     pub project_id: Uuid,
@@ -25,7 +25,7 @@ pub struct Dataset {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDataset {
     pub name: String,
@@ -35,7 +35,7 @@ pub struct NewDataset {
     pub expected_output_schema: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DatasetItem {
     pub id: String,
     pub dataset_id: Uuid,

@@ -88,7 +88,7 @@ pub async fn add(client: &impl GenericClient, evaluator: &NewEvaluator) -> Resul
     Ok(if added == 1 { Added::Created } else { Added::Exists })
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Evaluator {
     pub id: Uuid,
     pub name: String,

@@ -39,7 +39,7 @@ pub struct NewRunItem {
     pub observation_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunItem {
     pub id: Uuid,
     pub experiment_id: Uuid,
@@ -167,7 +167,7 @@ pub async fn link_trace(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Experiment {
     pub id: Uuid,
     /// What traces carry as their experiment id (a client's own id, else `id`).

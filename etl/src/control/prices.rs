@@ -24,7 +24,7 @@ pub struct NewPrice {
     pub valid_from: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Price {
     pub id: Uuid,
     pub project_id: Option<Uuid>,

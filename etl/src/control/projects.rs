@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::control::ControlError;
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Project {
     pub id: Uuid,
     pub organization_id: Uuid,

@@ -20,7 +20,7 @@ pub const LATEST: &str = "latest";
 /// The label a read without version or label resolves.
 pub const PRODUCTION: &str = "production";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PromptType {
     Text,
@@ -59,7 +59,7 @@ pub struct NewPromptVersion {
 }
 
 /// One version of a prompt, as read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PromptVersion {
     pub id: Uuid,
     pub prompt_id: Uuid,
@@ -80,7 +80,7 @@ pub struct PromptVersion {
 }
 
 /// A prompt in a listing: its versions and labels.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PromptSummary {
     pub name: String,
     #[serde(rename = "type")]

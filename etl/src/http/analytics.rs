@@ -12,7 +12,7 @@ use crate::analytics::Download;
 use crate::analytics::export::{self, ExportParams};
 use crate::analytics::sql::{self, QueryRequest};
 use crate::http::auth::{ApiKey, scope};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::server::AppState;
 
 /// A download as a streamed body with its content type and file name.
@@ -30,6 +30,25 @@ fn streamed(download: Download) -> Response {
     response
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/export/{table}",
+    summary = "Export a table of the caller's project",
+    description = "Streamed (chunked) with bounded memory. Rows are deduplicated as FINAL would return them. `*_us` columns become Arrow Timestamp(µs, UTC) named without the suffix. The row count is in the footer: Arrow IPC file custom metadata and Parquet key/value metadata `agenttrace.row_count` (Parquet's own num_rows too); a file without it was cut short.",
+    security(("apiKey" = ["export"])),
+    params(ExportParams),
+    responses(
+        (status = 200, description = "The rows", content(
+            (Vec<u8> = "application/vnd.apache.arrow.file"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
+        (status = 400, description = "An error", body = ErrorBody),
+        (status = 401, description = "An error", body = ErrorBody),
+        (status = 403, description = "An error", body = ErrorBody),
+        (status = 404, description = "An error", body = ErrorBody),
+        (status = 503, description = "An error", body = ErrorBody),
+    ),
+)]
 pub async fn export_table(
     State(state): State<Arc<AppState>>,
     caller: ApiKey<scope::Export>,
@@ -40,6 +59,25 @@ pub async fn export_table(
     Ok(streamed(download))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/query",
+    summary = "Run one read-only SELECT over the caller's project",
+    description = "Parsed with sqlparser (ClickHouse dialect). Refused with 400 `query_rejected` and the reason when it is not a single SELECT, names a table outside the allowlist or in another database, uses table functions, system tables, SETTINGS, FORMAT, INTO, dictionaries or functions that reach outside. Every table reference is replaced by the caller's deduplicated rows. Limits: 30 s, 1,000,000 result rows, readonly.",
+    security(("apiKey" = ["query"])),
+    request_body = QueryRequest,
+    responses(
+        (status = 200, description = "The result (JSON as ClickHouse's JSON format: meta, data, rows)", content(
+            (Object = "application/json"),
+            (Vec<u8> = "application/vnd.apache.arrow.file"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
+        (status = 400, description = "An error", body = ErrorBody),
+        (status = 401, description = "An error", body = ErrorBody),
+        (status = 403, description = "An error", body = ErrorBody),
+        (status = 503, description = "An error", body = ErrorBody),
+    ),
+)]
 pub async fn run_query(
     State(state): State<Arc<AppState>>,
     caller: ApiKey<scope::Query>,

@@ -11,6 +11,15 @@ use serde_json::json;
 use crate::http::server::AppState;
 
 /// 200 when PostgreSQL and ClickHouse both answer, else 503; each one's state in the body.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    summary = "PostgreSQL and ClickHouse reachable",
+    responses(
+        (status = 200, description = "ready"),
+        (status = 503, description = "a database is down"),
+    ),
+)]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let postgres = match state.postgres.get().await {
         Ok(client) => client
@@ -37,6 +46,26 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "text exposition format"),
+    ),
+)]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> String {
     state.metrics.render()
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Liveness",
+    responses(
+        (status = 200, description = "ok", body = String, content_type = "text/plain"),
+    ),
+)]
+pub async fn healthz() -> &'static str {
+    "ok\n"
 }

@@ -18,10 +18,20 @@ use crate::control::experiments::{self, NewRunItem};
 use crate::control::projects;
 use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
 use crate::http::auth::{Caller, KeyProject, need};
-use crate::http::error::ApiError;
-use crate::http::request::{Page, PromptQuery, bad, json_body, paged};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::request::{Page, Paged, PromptQuery, bad, json_body, paged};
 use crate::http::server::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/api/public/health",
+    summary = "Liveness of the control plane (Langfuse's shape)",
+    description = "Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    responses(
+        (status = 200, description = "{status: OK, version}"),
+        (status = 503, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     let database = match state.postgres.get().await {
         Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
@@ -38,6 +48,20 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 /// The calling key's project. Any key may ask which project it belongs to (Langfuse's SDKs
 /// check their credentials this way), whatever its scopes.
+#[utoipa::path(
+    get,
+    path = "/api/public/projects",
+    summary = "The key's project",
+    description = "The project the API key belongs to, with its organization. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["read"])),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn projects(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let Caller::Key(key) = &caller else {
         return Err(ApiError::bad_request(
@@ -68,7 +92,7 @@ fn prompt_json(version: &PromptVersion) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreatePrompt {
     name: String,
@@ -81,6 +105,21 @@ struct CreatePrompt {
     commit_message: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/v2/prompts",
+    summary = "Create a prompt version",
+    description = "Text or chat; the next version number (gap-free under concurrent creates); labels move onto it; `latest` is reserved. 201. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["manage"])),
+    request_body = CreatePrompt,
+    responses(
+        (status = 201, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn create_prompt(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
@@ -110,6 +149,21 @@ pub async fn create_prompt(
     Ok((StatusCode::CREATED, Json(prompt_json(&version))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/v2/prompts/{name}",
+    summary = "Get a prompt version",
+    description = "By `version` or `label` (not both); neither means label `production`. Folder names are URL-encoded. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["read"])),
+    params(PromptQuery),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn get_prompt(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
@@ -138,7 +192,8 @@ pub async fn get_prompt(
     Ok(Json(prompt_json(&version)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PromptListQuery {
     name: Option<String>,
     label: Option<String>,
@@ -147,11 +202,26 @@ pub struct PromptListQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/v2/prompts",
+    summary = "List prompts",
+    description = "Names with versions and labels; filters name, label, tag; page and limit. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["read"])),
+    params(PromptListQuery),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_prompts(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
     Query(query): Query<PromptListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<Value>>, ApiError> {
     let project_id = project.id;
     let (page, limit) = Page {
         page: query.page,
@@ -175,12 +245,27 @@ pub async fn list_prompts(
     Ok(paged(data, page, limit, total))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewLabels {
     new_labels: Vec<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/public/v2/prompts/{name}/versions/{version}",
+    summary = "Move labels onto a version",
+    description = "`{newLabels}`: each label leaves the version that had it, in one transaction. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["manage"])),
+    request_body = NewLabels,
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn set_prompt_labels(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
@@ -194,6 +279,21 @@ pub async fn set_prompt_labels(
     Ok(Json(prompt_json(&version)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/public/v2/prompts/{name}",
+    summary = "Delete a prompt",
+    description = "Every version, or the one `version` or `label` names. 204. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["manage"])),
+    params(PromptQuery),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn delete_prompt(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
@@ -226,7 +326,7 @@ fn item_json(item: &DatasetItem) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateDataset {
     name: String,
@@ -236,6 +336,21 @@ struct CreateDataset {
     expected_output_schema: Option<Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/v2/datasets",
+    summary = "Create or update a dataset",
+    description = "Optional JSON Schemas for items' input and expected output. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["manage"])),
+    request_body = CreateDataset,
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn create_dataset(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
@@ -259,6 +374,20 @@ pub async fn create_dataset(
     Ok(Json(dataset_json(&dataset)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/v2/datasets/{name}",
+    summary = "Get a dataset",
+    description = "Items are listed by /api/public/dataset-items. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["read"])),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn get_dataset(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
@@ -271,11 +400,26 @@ pub async fn get_dataset(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/v2/datasets",
+    summary = "List datasets",
+    description = "Newest first; page and limit. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["read"])),
+    params(Page),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_datasets(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<Value>>, ApiError> {
     let project_id = project.id;
     let (page, limit) = page.resolve()?;
     let client = state.postgres.get().await?;
@@ -288,7 +432,7 @@ pub async fn list_datasets(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateItem {
     dataset_name: String,
@@ -301,6 +445,21 @@ struct CreateItem {
     status: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/dataset-items",
+    summary = "Create or replace a dataset item",
+    description = "Upsert by `id`; checked against the dataset's schemas; status ACTIVE or ARCHIVED. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["manage"])),
+    request_body = CreateItem,
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn create_item(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
@@ -327,7 +486,8 @@ pub async fn create_item(
     Ok(Json(item_json(&item)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemQuery {
     dataset_name: Option<String>,
@@ -337,11 +497,26 @@ pub struct ItemQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/dataset-items",
+    summary = "List dataset items",
+    description = "Filters datasetName, sourceTraceId, sourceObservationId; page and limit. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["read"])),
+    params(ItemQuery),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_items(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
     Query(query): Query<ItemQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<Value>>, ApiError> {
     let project_id = project.id;
     let (page, limit) = Page {
         page: query.page,
@@ -358,6 +533,20 @@ pub async fn list_items(
     Ok(paged(items.iter().map(item_json).collect(), page, limit, total))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/public/dataset-items/{id}",
+    summary = "Get a dataset item",
+    description = "Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["read"])),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn get_item(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
@@ -370,6 +559,20 @@ pub async fn get_item(
     )))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/public/dataset-items/{id}",
+    summary = "Delete a dataset item",
+    description = "Refused (409) while an experiment refers to it: archive it instead. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["manage"])),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn delete_item(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
@@ -381,7 +584,7 @@ pub async fn delete_item(
     Ok(Json(json!({ "message": "Dataset item successfully deleted" })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateRunItem {
     run_name: String,
@@ -398,6 +601,21 @@ struct CreateRunItem {
     _created_at: Option<Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/public/dataset-run-items",
+    summary = "Record a run item",
+    description = "Links a trace (and optionally an observation) to the dataset item it ran, in the run `runName` (created on first use). Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    security(("apiKey" = ["manage"])),
+    request_body = CreateRunItem,
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn create_run_item(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
@@ -427,6 +645,21 @@ pub async fn create_run_item(
 }
 
 /// `GET /api/public/v2/observations`: a page of observations in Langfuse's v2 shape.
+#[utoipa::path(
+    get,
+    path = "/api/public/v2/observations",
+    summary = "Langfuse: list observations (v2)",
+    description = "Langfuse’s observations v2 read: `fields` (core, basic, time, io, metadata, model, usage, prompt, metrics, trace_context), `limit` (50, at most 1000), `cursor` (`meta.cursor` of the previous page), `type`, `name`, `traceId`, `level` (exact), `fromStartTime`, `toStartTime`, `expandMetadata`. `{data, meta: {cursor}}`. Filters AgentTrace does not support (`filter`, `userId`, `sessionId`, `parentObservationId`, `isRootObservation`, `version`, `environment`) are a 400 naming them. A project API key with `read` scope (Basic auth).",
+    security(("apiKey" = ["read"])),
+    params(ObservationsV2Params),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn observations_v2(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
@@ -438,12 +671,28 @@ pub async fn observations_v2(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricsV2Params {
     query: Option<String>,
 }
 
 /// `GET /api/public/v2/metrics?query=`: Langfuse's metrics query over the read layout.
+#[utoipa::path(
+    get,
+    path = "/api/public/v2/metrics",
+    summary = "Langfuse: metrics query (v2)",
+    description = "`query`: URL-encoded JSON `{view, dimensions, metrics, filters, timeDimension, fromTimestamp, toTimestamp, config}`. Views `observations`, `scores-numeric`, `scores-boolean`, `scores-categorical`; answers `{data: [{<dimension>…, time_dimension?, <aggregation>_<measure>…}]}`; at most `config.row_limit` (1000) rows, else 400. A project API key with `read` scope (Basic auth).",
+    security(("apiKey" = ["read"])),
+    params(MetricsV2Params),
+    responses(
+        (status = 200, description = "Langfuse's shape"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn metrics_v2(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,

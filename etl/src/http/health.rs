@@ -49,6 +49,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "prometheus_metrics",
     summary = "Prometheus metrics",
     responses(
         (status = 200, description = "text exposition format"),

@@ -71,7 +71,25 @@ pub fn document() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::document;
+
+    #[test]
+    fn every_operation_has_its_own_id() {
+        let openapi = crate::http::router::openapi();
+        let mut seen = HashSet::new();
+        for (path, item) in &openapi.paths.paths {
+            let operations = [&item.get, &item.post, &item.put, &item.patch, &item.delete];
+            for operation in operations.into_iter().flatten() {
+                let id = operation.operation_id.clone().unwrap_or_default();
+                assert!(
+                    seen.insert(id.clone()),
+                    "operation id {id:?} of {path} is taken: set operation_id"
+                );
+            }
+        }
+    }
 
     const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api/openapi.json");
 
@@ -87,7 +105,7 @@ mod tests {
             committed == generated,
             "etl/api/openapi.json is not the document the code generates (a route, parameter or \
              schema changed): rewrite it with `AGENTTRACE_WRITE_OPENAPI=1 cargo test -p \
-             agenttrace-etl --lib openapi`, then `scripts/build-ui.sh` to regenerate the UI's types"
+             agenttrace-etl --lib openapi`, then the UI's types with `npm run generate-api` in ui/"
         );
     }
 }

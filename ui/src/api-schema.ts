@@ -1231,10 +1231,10 @@ export interface components {
             /** Format: uuid */
             project_id: string;
             name: string;
-            description?: string | null;
+            description: string | null;
             metadata: unknown;
-            input_schema?: unknown;
-            expected_output_schema?: unknown;
+            input_schema: unknown;
+            expected_output_schema: unknown;
             created_at: string;
             updated_at: string;
         };
@@ -1245,10 +1245,10 @@ export interface components {
             dataset_name: string;
             status: string;
             input: unknown;
-            expected_output?: unknown;
+            expected_output: unknown;
             metadata: unknown;
-            source_trace_id?: string | null;
-            source_observation_id?: string | null;
+            source_trace_id: string | null;
+            source_observation_id: string | null;
             created_at: string;
             updated_at: string;
         };
@@ -1265,7 +1265,7 @@ export interface components {
             name: string;
             kind: string;
             config: unknown;
-            schedule?: string | null;
+            schedule: string | null;
             active: boolean;
         };
         EvaluatorChanges: {
@@ -1294,7 +1294,7 @@ export interface components {
             /** Format: uuid */
             dataset_id: string;
             name: string;
-            description?: string | null;
+            description: string | null;
             metadata: unknown;
             /** Format: int64 */
             items: number;
@@ -1315,8 +1315,8 @@ export interface components {
         };
         ItemComparison: {
             dataset_item_id: string;
-            a_trace_id?: string | null;
-            b_trace_id?: string | null;
+            a_trace_id: string | null;
+            b_trace_id: string | null;
             /** @description Per score name, the mean of the item's scores in each experiment. */
             a_scores: {
                 [key: string]: number;
@@ -1330,13 +1330,13 @@ export interface components {
             id: number;
             job: string;
             started_at: string;
-            finished_at?: string | null;
+            finished_at: string | null;
             status: string;
             /** Format: int64 */
             rows_in: number;
             /** Format: int64 */
             rows_out: number;
-            error?: string | null;
+            error: string | null;
         };
         /** @description The scheduled jobs' newest runs, newest first. */
         JobRuns: {
@@ -1358,7 +1358,7 @@ export interface components {
             public_key: string;
             secret_hint: string;
             scopes: components["schemas"]["Scope"][];
-            note?: string | null;
+            note: string | null;
             revoked: boolean;
         };
         Labels: {
@@ -1369,10 +1369,10 @@ export interface components {
             /** Format: uuid */
             id: string;
             name: string;
-            description?: string | null;
+            description: string | null;
             metadata: unknown;
-            inputSchema?: unknown;
-            expectedOutputSchema?: unknown;
+            inputSchema: unknown;
+            expectedOutputSchema: unknown;
             /** Format: uuid */
             projectId: string;
             createdAt: string;
@@ -1384,10 +1384,10 @@ export interface components {
             /** @description `ACTIVE` or `ARCHIVED`. */
             status: string;
             input: unknown;
-            expectedOutput?: unknown;
+            expectedOutput: unknown;
             metadata: unknown;
-            sourceTraceId?: string | null;
-            sourceObservationId?: string | null;
+            sourceTraceId: string | null;
+            sourceObservationId: string | null;
             /** Format: uuid */
             datasetId: string;
             datasetName: string;
@@ -1448,9 +1448,9 @@ export interface components {
             config: unknown;
             labels: string[];
             tags: string[];
-            commitMessage?: string | null;
+            commitMessage: string | null;
             /** @description Always null: AgentTrace does not resolve prompt references. */
-            resolutionGraph?: unknown;
+            resolutionGraph: unknown;
             /** @description Whether the version has the `production` label. */
             isActive: boolean;
         };
@@ -1473,7 +1473,7 @@ export interface components {
             datasetRunName: string;
             datasetItemId: string;
             traceId: string;
-            observationId?: string | null;
+            observationId: string | null;
             createdAt: string;
             updatedAt: string;
         };
@@ -1559,10 +1559,10 @@ export interface components {
                 /** Format: uuid */
                 project_id: string;
                 name: string;
-                description?: string | null;
+                description: string | null;
                 metadata: unknown;
-                input_schema?: unknown;
-                expected_output_schema?: unknown;
+                input_schema: unknown;
+                expected_output_schema: unknown;
                 created_at: string;
                 updated_at: string;
             }[];
@@ -1577,10 +1577,10 @@ export interface components {
                 dataset_name: string;
                 status: string;
                 input: unknown;
-                expected_output?: unknown;
+                expected_output: unknown;
                 metadata: unknown;
-                source_trace_id?: string | null;
-                source_observation_id?: string | null;
+                source_trace_id: string | null;
+                source_observation_id: string | null;
                 created_at: string;
                 updated_at: string;
             }[];
@@ -1594,7 +1594,7 @@ export interface components {
                 name: string;
                 kind: string;
                 config: unknown;
-                schedule?: string | null;
+                schedule: string | null;
                 active: boolean;
             }[];
             meta: components["schemas"]["PageMeta"];
@@ -1609,7 +1609,7 @@ export interface components {
                 /** Format: uuid */
                 dataset_id: string;
                 name: string;
-                description?: string | null;
+                description: string | null;
                 metadata: unknown;
                 /** Format: int64 */
                 items: number;
@@ -1623,7 +1623,7 @@ export interface components {
                 public_key: string;
                 secret_hint: string;
                 scopes: components["schemas"]["Scope"][];
-                note?: string | null;
+                note: string | null;
                 revoked: boolean;
             }[];
             meta: components["schemas"]["PageMeta"];
@@ -1634,10 +1634,10 @@ export interface components {
                 /** Format: uuid */
                 id: string;
                 name: string;
-                description?: string | null;
+                description: string | null;
                 metadata: unknown;
-                inputSchema?: unknown;
-                expectedOutputSchema?: unknown;
+                inputSchema: unknown;
+                expectedOutputSchema: unknown;
                 /** Format: uuid */
                 projectId: string;
                 createdAt: string;
@@ -1652,10 +1652,10 @@ export interface components {
                 /** @description `ACTIVE` or `ARCHIVED`. */
                 status: string;
                 input: unknown;
-                expectedOutput?: unknown;
+                expectedOutput: unknown;
                 metadata: unknown;
-                sourceTraceId?: string | null;
-                sourceObservationId?: string | null;
+                sourceTraceId: string | null;
+                sourceObservationId: string | null;
                 /** Format: uuid */
                 datasetId: string;
                 datasetName: string;
@@ -1693,7 +1693,7 @@ export interface components {
                 /** Format: uuid */
                 id: string;
                 /** Format: uuid */
-                project_id?: string | null;
+                project_id: string | null;
                 model_pattern: string;
                 provider: string;
                 /** Format: double */
@@ -1717,7 +1717,7 @@ export interface components {
                 organization_id: string;
                 name: string;
                 /** Format: int32 */
-                retention_days?: number | null;
+                retention_days: number | null;
             }[];
             meta: components["schemas"]["PageMeta"];
         };
@@ -1738,7 +1738,7 @@ export interface components {
             /** Format: uuid */
             id: string;
             /** Format: uuid */
-            project_id?: string | null;
+            project_id: string | null;
             model_pattern: string;
             provider: string;
             /** Format: double */
@@ -1772,7 +1772,7 @@ export interface components {
             organization_id: string;
             name: string;
             /** Format: int32 */
-            retention_days?: number | null;
+            retention_days: number | null;
         };
         ProjectSettings: {
             name?: string | null;
@@ -1811,7 +1811,7 @@ export interface components {
             /** @description Its labels, `latest` included when it is the newest version. */
             labels: string[];
             tags: string[];
-            commit_message?: string | null;
+            commit_message: string | null;
             /** @description RFC 3339, UTC. */
             created_at: string;
             updated_at: string;
@@ -1832,7 +1832,7 @@ export interface components {
             experiment_name: string;
             dataset_item_id: string;
             trace_id: string;
-            observation_id?: string | null;
+            observation_id: string | null;
             created_at: string;
         };
         /** @description That a trace ran a dataset item in the run `run_name`. */
@@ -1849,18 +1849,18 @@ export interface components {
         ScoreComparison: {
             score_name: string;
             /** Format: double */
-            a_mean?: number | null;
+            a_mean: number | null;
             /** Format: double */
-            b_mean?: number | null;
+            b_mean: number | null;
             a_scores: number;
             b_scores: number;
             paired_items: number;
             /** Format: double */
-            mean_difference?: number | null;
+            mean_difference: number | null;
             /** Format: double */
-            ci_low?: number | null;
+            ci_low: number | null;
             /** Format: double */
-            ci_high?: number | null;
+            ci_high: number | null;
         };
         /** @description A signed-in session: the token is shown only here. */
         Session: {
@@ -1885,7 +1885,7 @@ export interface components {
             /** Format: uuid */
             id: string;
             email: string;
-            name?: string | null;
+            name: string | null;
         };
     };
     responses: never;

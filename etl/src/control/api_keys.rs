@@ -143,6 +143,7 @@ pub struct KeyListing {
     pub public_key: String,
     pub secret_hint: String,
     pub scopes: Vec<Scope>,
+    #[schema(required = true)]
     pub note: Option<String>,
     pub revoked: bool,
 }

@@ -17,9 +17,12 @@ pub struct Dataset {
     pub id: Uuid,
     pub project_id: Uuid,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub metadata: Value,
+    #[schema(required = true)]
     pub input_schema: Option<Value>,
+    #[schema(required = true)]
     pub expected_output_schema: Option<Value>,
     pub created_at: String,
     pub updated_at: String,
@@ -42,9 +45,12 @@ pub struct DatasetItem {
     pub dataset_name: String,
     pub status: String,
     pub input: Value,
+    #[schema(required = true)]
     pub expected_output: Option<Value>,
     pub metadata: Value,
+    #[schema(required = true)]
     pub source_trace_id: Option<String>,
+    #[schema(required = true)]
     pub source_observation_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,

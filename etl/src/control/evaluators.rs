@@ -94,6 +94,7 @@ pub struct Evaluator {
     pub name: String,
     pub kind: String,
     pub config: Value,
+    #[schema(required = true)]
     pub schedule: Option<String>,
     pub active: bool,
 }

@@ -46,6 +46,7 @@ pub struct RunItem {
     pub experiment_name: String,
     pub dataset_item_id: String,
     pub trace_id: String,
+    #[schema(required = true)]
     pub observation_id: Option<String>,
     pub created_at: String,
 }
@@ -174,6 +175,7 @@ pub struct Experiment {
     pub trace_experiment_id: String,
     pub dataset_id: Uuid,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub metadata: Value,
     pub items: i64,

@@ -63,6 +63,7 @@ impl Role {
 pub struct User {
     pub id: Uuid,
     pub email: String,
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 

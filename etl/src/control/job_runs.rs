@@ -13,10 +13,12 @@ pub struct JobRun {
     pub id: i64,
     pub job: String,
     pub started_at: String,
+    #[schema(required = true)]
     pub finished_at: Option<String>,
     pub status: String,
     pub rows_in: i64,
     pub rows_out: i64,
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 

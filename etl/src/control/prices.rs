@@ -27,6 +27,7 @@ pub struct NewPrice {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Price {
     pub id: Uuid,
+    #[schema(required = true)]
     pub project_id: Option<Uuid>,
     pub model_pattern: String,
     pub provider: String,

@@ -11,6 +11,7 @@ pub struct Project {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub name: String,
+    #[schema(required = true)]
     pub retention_days: Option<i32>,
 }
 

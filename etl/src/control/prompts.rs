@@ -73,6 +73,7 @@ pub struct PromptVersion {
     /// Its labels, `latest` included when it is the newest version.
     pub labels: Vec<String>,
     pub tags: Vec<String>,
+    #[schema(required = true)]
     pub commit_message: Option<String>,
     /// RFC 3339, UTC.
     pub created_at: String,

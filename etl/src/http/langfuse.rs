@@ -74,8 +74,10 @@ pub struct LangfusePrompt {
     config: Value,
     labels: Vec<String>,
     tags: Vec<String>,
+    #[schema(required = true)]
     commit_message: Option<String>,
     /// Always null: AgentTrace does not resolve prompt references.
+    #[schema(required = true)]
     resolution_graph: Option<Value>,
     /// Whether the version has the `production` label.
     is_active: bool,
@@ -101,9 +103,12 @@ pub struct LangfusePromptSummary {
 pub struct LangfuseDataset {
     id: Uuid,
     name: String,
+    #[schema(required = true)]
     description: Option<String>,
     metadata: Value,
+    #[schema(required = true)]
     input_schema: Option<Value>,
+    #[schema(required = true)]
     expected_output_schema: Option<Value>,
     project_id: Uuid,
     created_at: String,
@@ -118,9 +123,12 @@ pub struct LangfuseDatasetItem {
     /// `ACTIVE` or `ARCHIVED`.
     status: String,
     input: Value,
+    #[schema(required = true)]
     expected_output: Option<Value>,
     metadata: Value,
+    #[schema(required = true)]
     source_trace_id: Option<String>,
+    #[schema(required = true)]
     source_observation_id: Option<String>,
     dataset_id: Uuid,
     dataset_name: String,
@@ -139,6 +147,7 @@ pub struct LangfuseRunItem {
     dataset_run_name: String,
     dataset_item_id: String,
     trace_id: String,
+    #[schema(required = true)]
     observation_id: Option<String>,
     created_at: String,
     updated_at: String,

@@ -1819,8 +1819,11 @@ export interface components {
         /** @description `POST /v1/query`'s body. */
         QueryRequest: {
             sql: string;
-            /** @description `json` (default), `arrow` or `parquet`. */
-            format?: string | null;
+            /**
+             * @default json
+             * @enum {string}
+             */
+            format: "json" | "arrow" | "parquet";
         };
         /** @enum {string} */
         Role: "viewer" | "member" | "admin" | "owner";
@@ -2008,12 +2011,11 @@ export interface operations {
                 to?: string;
                 /** @description Comma-separated column names, as the event model names them (`start_time`). */
                 columns?: string;
-                /** @description `arrow` (default) or `parquet`. */
-                format?: string;
+                format?: "arrow" | "parquet";
             };
             header?: never;
             path: {
-                table: string;
+                table: "traces" | "observations" | "scores" | "file_operations" | "terminal_commands" | "git_links" | "metrics" | "dead_letters" | "experiment_rollups";
             };
             cookie?: never;
         };
@@ -2348,7 +2350,9 @@ export interface operations {
     langfuse_get_prompt: {
         parameters: {
             query?: {
+                /** @description A version number (not with `label`). */
                 version?: number;
+                /** @description A label, `production` by default (not with `version`). */
                 label?: string;
             };
             header?: never;
@@ -2409,7 +2413,9 @@ export interface operations {
     langfuse_delete_prompt: {
         parameters: {
             query?: {
+                /** @description A version number (not with `label`). */
                 version?: number;
+                /** @description A label, `production` by default (not with `version`). */
                 label?: string;
             };
             header?: never;
@@ -2531,7 +2537,9 @@ export interface operations {
     langfuse_list_datasets: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -3347,7 +3355,9 @@ export interface operations {
     list_projects: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -4130,7 +4140,9 @@ export interface operations {
     list_evaluators: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -4375,7 +4387,9 @@ export interface operations {
     list_experiments: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -4437,7 +4451,9 @@ export interface operations {
     compare_experiments: {
         parameters: {
             query: {
+                /** @description The baseline experiment's id. */
                 a: string;
+                /** @description The candidate experiment's id. */
                 b: string;
             };
             header?: never;
@@ -4559,7 +4575,9 @@ export interface operations {
     list_job_runs: {
         parameters: {
             query?: {
+                /** @description Only this job's runs. */
                 job?: string;
+                /** @description 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -4621,7 +4639,9 @@ export interface operations {
     list_dead_letters: {
         parameters: {
             query?: {
+                /** @description 1 to 1000, 50 by default. */
                 limit?: number;
+                /** @description The previous page's `next_cursor`. */
                 cursor?: string;
             };
             header?: never;
@@ -4744,7 +4764,9 @@ export interface operations {
     list_prices: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -4927,7 +4949,9 @@ export interface operations {
     list_members: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -5159,7 +5183,9 @@ export interface operations {
     list_keys: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -5345,7 +5371,9 @@ export interface operations {
                 name?: string;
                 label?: string;
                 tag?: string;
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -5470,7 +5498,9 @@ export interface operations {
     get_prompt: {
         parameters: {
             query?: {
+                /** @description A version number (not with `label`). */
                 version?: number;
+                /** @description A label, `production` by default (not with `version`). */
                 label?: string;
             };
             header?: never;
@@ -5533,7 +5563,9 @@ export interface operations {
     delete_prompt: {
         parameters: {
             query?: {
+                /** @description A version number (not with `label`). */
                 version?: number;
+                /** @description A label, `production` by default (not with `version`). */
                 label?: string;
             };
             header?: never;
@@ -5659,7 +5691,9 @@ export interface operations {
     list_datasets: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;
@@ -5784,7 +5818,9 @@ export interface operations {
     list_items: {
         parameters: {
             query?: {
+                /** @description From 1 (the default). */
                 page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
                 limit?: number;
             };
             header?: never;

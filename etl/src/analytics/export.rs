@@ -19,6 +19,7 @@ pub struct ExportParams {
     /// Comma-separated column names, as the event model names them (`start_time`).
     pub columns: Option<String>,
     /// `arrow` (default) or `parquet`.
+    #[param(schema_with = crate::http::analytics::export_formats)]
     pub format: Option<String>,
 }
 

@@ -12,6 +12,7 @@ use crate::clickhouse::ClickHouse;
 pub struct QueryRequest {
     pub sql: String,
     /// `json` (default), `arrow` or `parquet`.
+    #[schema(schema_with = crate::http::analytics::query_formats)]
     pub format: Option<String>,
 }
 

@@ -25,7 +25,9 @@ pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiE
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
+    /// From 1 (the default).
     pub page: Option<i64>,
+    /// Rows per page: 1 to 1000, 50 by default.
     pub limit: Option<i64>,
 }
 
@@ -92,7 +94,9 @@ pub fn paged<T>(data: Vec<T>, page: i64, limit: i64, total: i64) -> Json<Paged<T
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PromptQuery {
+    /// A version number (not with `label`).
     version: Option<i32>,
+    /// A label, `production` by default (not with `version`).
     label: Option<String>,
 }
 

@@ -29,6 +29,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use tower_http::decompression::RequestDecompressionLayer;
 use utoipa::OpenApi as _;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::ParameterIn;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -47,7 +49,26 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The OpenAPI document of every API route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut openapi = api_routes().into_openapi();
+    // A path parameter is always required, but utoipa leaves one out of `required` when a
+    // function gives its schema (`schema_with`: the export's `{table}`).
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.parameter_in == ParameterIn::Path {
+                    parameter.required = Required::True;
+                }
+            }
+        }
+    }
+    openapi
 }
 
 /// Every API route, with its description.

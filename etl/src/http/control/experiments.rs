@@ -30,7 +30,9 @@ pub struct ExperimentPath {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CompareQuery {
+    /// The baseline experiment's id.
     a: Uuid,
+    /// The candidate experiment's id.
     b: Uuid,
 }
 

@@ -19,7 +19,9 @@ use crate::http::server::AppState;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobRunQuery {
+    /// Only this job's runs.
     job: Option<String>,
+    /// 1 to 1000, 50 by default.
     limit: Option<i64>,
 }
 
@@ -28,7 +30,9 @@ pub struct JobRunQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
+    /// 1 to 1000, 50 by default.
     limit: Option<usize>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 

@@ -75,6 +75,80 @@ mod tests {
 
     use super::document;
 
+    /// The handlers' sources, by file name (not the web UI's, the server's or this file).
+    fn handler_sources() -> Vec<(String, String)> {
+        let http = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+        let mut sources = Vec::new();
+        for dir in [http.clone(), http.join("control")] {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let handlers = path.extension().is_some_and(|e| e == "rs")
+                    && !["ui.rs", "server.rs", "openapi.rs"]
+                        .iter()
+                        .any(|other| path.ends_with(other));
+                if handlers {
+                    let name = path.display().to_string();
+                    sources.push((name, std::fs::read_to_string(path).unwrap()));
+                }
+            }
+        }
+        sources
+    }
+
+    #[test]
+    fn every_route_but_the_web_uis_is_in_the_document() {
+        let router = include_str!("router.rs");
+        let plain: Vec<&str> = router
+            .match_indices(".route(\"")
+            .map(|(at, _)| router[at..].split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            plain,
+            ["/", "/assets/{name}"],
+            "register API routes with routes!(handler) and #[utoipa::path] on the handler, so \
+             that the OpenAPI document has them"
+        );
+    }
+
+    /// A handler's query or path struct is described only when its `#[utoipa::path]` names it
+    /// in `params(...)` (utoipa does not take `IntoParams` types from the arguments).
+    #[test]
+    fn every_query_and_path_struct_is_in_its_routes_params() {
+        for (file, source) in handler_sources() {
+            for attribute in source.split("#[utoipa::path(").skip(1) {
+                let (attribute, rest) = attribute.split_once(")]\n").unwrap();
+                let signature = rest.split_once(") ->").map_or(rest, |(s, _)| s);
+                let name = signature
+                    .trim_start_matches("pub async fn ")
+                    .split('(')
+                    .next()
+                    .unwrap_or_default();
+                for extractor in ["Query<", "Path<"] {
+                    for (at, _) in signature.match_indices(extractor) {
+                        let ty = signature[at + extractor.len()..].split('>').next().unwrap();
+                        let named = attribute
+                            .lines()
+                            .filter(|line| line.trim_start().starts_with("params("))
+                            .flat_map(|line| line.split(|c: char| !c.is_alphanumeric()))
+                            .any(|word| word == ty);
+                        let described =
+                            !ty.starts_with(char::is_uppercase) || ["String", "Uuid"].contains(&ty) || named;
+                        assert!(described, "{file}: {name} takes {ty}: name it in params(...)");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_handler_has_its_route_described() {
+        for (file, source) in handler_sources() {
+            let handlers = source.matches("\npub async fn ").count();
+            let described = source.matches("#[utoipa::path(").count();
+            assert_eq!(handlers, described, "{file}: a handler without #[utoipa::path]");
+        }
+    }
+
     #[test]
     fn every_operation_has_its_own_id() {
         let openapi = crate::http::router::openapi();

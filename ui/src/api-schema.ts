@@ -1825,6 +1825,11 @@ export interface components {
              */
             format: "json" | "arrow" | "parquet";
         };
+        /** @description Each database's state: `ok` or why it does not answer. */
+        Readiness: {
+            postgres: string;
+            clickhouse: string;
+        };
         /** @enum {string} */
         Role: "viewer" | "member" | "admin" | "owner";
         RunItem: {
@@ -6234,14 +6239,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
             };
             /** @description a database is down */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
             };
         };
     };

@@ -4,7 +4,12 @@
 # only when a source changed, so the ETL is not recompiled for nothing.
 #
 #   scripts/build-ui.sh           build
-#   scripts/build-ui.sh --check   type-check (tsc), lint (eslint) and unit-test (vitest) first
+#   scripts/build-ui.sh --check   type-check (tsc), lint (eslint) and unit-test (vitest) first,
+#                                 and check that src/api-schema.ts (the API's TypeScript types) is
+#                                 what openapi-typescript makes of etl/api/openapi.json
+#
+# After the API changed (etl/api/openapi.json rewritten), regenerate the types with
+# `npm run generate-api` in ui/.
 #
 # Node comes from the edge toolchain (scripts/edge-tools.sh: Node 22 from npm).
 set -euo pipefail
@@ -23,6 +28,14 @@ if [ "$(cat node_modules/.lock-hash 2>/dev/null)" != "$lock_hash" ]; then
   echo "$lock_hash" >node_modules/.lock-hash
 fi
 if [ "${1:-}" = "--check" ]; then
+  log "src/api-schema.ts up to date with etl/api/openapi.json"
+  generated="$(mktemp --suffix=.ts)"
+  trap 'rm -f "$generated"' EXIT
+  npx openapi-typescript ../etl/api/openapi.json -o "$generated" >/dev/null 2>&1
+  if ! cmp -s "$generated" src/api-schema.ts; then
+    log "ui/src/api-schema.ts is stale: run \`npm run generate-api\` in ui/ and commit it"
+    exit 1
+  fi
   log "tsc --noEmit and eslint"
   npm run --silent check
   log "vitest"

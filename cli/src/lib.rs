@@ -158,6 +158,9 @@ pub enum Command {
     /// Experiments (dataset runs).
     #[command(subcommand)]
     Experiment(commands::dataset::ExperimentCommand),
+    /// Print the ETL's OpenAPI document (what `etl/api/openapi.json` holds), generated from its
+    /// routes.
+    Openapi,
 }
 
 pub fn init_tracing() {
@@ -216,6 +219,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Prompt(command) => commands::prompt::run(command, databases, out).await,
         Command::Dataset(command) => commands::dataset::run(command, databases, out).await,
         Command::Experiment(command) => commands::dataset::run_experiments(command, databases, out).await,
+        Command::Openapi => Ok(out.write_all(agenttrace_etl::http::openapi::document().as_bytes())?),
     }
 }
 

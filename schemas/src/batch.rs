@@ -36,6 +36,7 @@ pub struct SignedBatch<E = Box<RawValue>> {
 }
 
 /// The ETL's answer to a signed batch: every event not listed in `rejected` is durable.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchResponse {
     pub batch_id: Uuid,
@@ -44,6 +45,7 @@ pub struct BatchResponse {
     pub rejected: Vec<EventRejection>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchStatus {
@@ -54,6 +56,7 @@ pub enum BatchStatus {
 }
 
 /// One event of a batch that failed validation (it is kept as a dead letter).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRejection {
     pub index: u32,
@@ -64,6 +67,7 @@ pub struct EventRejection {
 }
 
 /// The edge asks the ETL about an agent's key (`POST /v1/keys/verify`, signed like a batch).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyCheckRequest {
@@ -72,6 +76,7 @@ pub struct KeyCheckRequest {
 }
 
 /// The ETL's answer when the key pair is valid (a refusal is `{error, message}` with 401).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyCheckResponse {
     pub project_id: Uuid,

@@ -1,6 +1,8 @@
 // The ETL's HTTP API as the UI calls it: one fetch wrapper that sends the session token and
 // turns every `{error, message}` answer into an ApiError the pages show as it is.
 
+import type { components } from "./api-schema";
+
 const TOKEN_KEY = "agenttrace.session";
 
 export class ApiError extends Error {
@@ -73,27 +75,25 @@ function parseJson(text: string): unknown {
 
 export const get = <T>(path: string, query: Query = {}): Promise<T> => api<T>("GET", path, query);
 
-// ---- Shapes the API answers with (only the fields the UI reads). ----
+// ---- Shapes the API answers with: from src/api-schema.ts, which openapi-typescript generates
+// from etl/api/openapi.json (scripts/build-ui.sh --check fails when it is stale); written here
+// only where the document does not describe them yet (the read API's ClickHouse rows). ----
 
-export interface Session {
-  token: string;
-  expires_at: string;
-}
+type Schemas = components["schemas"];
 
+export type Session = Schemas["Session"];
+
+/** A signed-in user's answer from `/v1/me` (keys get other variants of `Schemas["Me"]`). */
 export interface Me {
-  user?: { id: string; email: string; name?: string | null };
-  organizations?: { id: string; name: string; role: string }[];
+  user?: Schemas["User"];
+  organizations?: Schemas["MyOrganization"][];
 }
 
-export interface Project {
-  id: string;
-  name: string;
-  organization_id?: string;
-}
+export type Project = Schemas["Project"];
 
 export interface Paged<T> {
   data: T[];
-  meta?: { page: number; limit: number; totalItems: number; totalPages: number };
+  meta?: Schemas["PageMeta"];
 }
 
 export interface Cursored<T> {
@@ -219,24 +219,9 @@ export interface MetricsAnswer {
   data: Record<string, unknown>[];
 }
 
-export interface Evaluator {
-  id: string;
-  name: string;
-  kind: string;
-  enabled?: boolean;
-  score_name?: string;
-}
+export type Evaluator = Schemas["Evaluator"];
 
-export interface JobRun {
-  id: number;
-  job: string;
-  started_at: string;
-  finished_at: string | null;
-  status: "running" | "succeeded" | "failed";
-  rows_in: number;
-  rows_out: number;
-  error: string | null;
-}
+export type JobRun = Schemas["JobRun"];
 
 export interface DeadLetter {
   batch_id: string;
@@ -248,76 +233,18 @@ export interface DeadLetter {
   raw: string;
 }
 
-export interface Experiment {
-  id: string;
-  name: string;
-  dataset_id: string;
-  description?: string | null;
-  created_at: string;
-}
+export type Experiment = Schemas["Experiment"];
 
-export interface ScoreComparison {
-  score_name: string;
-  a_mean: number | null;
-  b_mean: number | null;
-  a_scores: number;
-  b_scores: number;
-  paired_items: number;
-  mean_difference: number | null;
-  ci_low: number | null;
-  ci_high: number | null;
-}
+export type ScoreComparison = Schemas["ScoreComparison"];
 
-export interface ItemComparison {
-  dataset_item_id: string;
-  input: unknown;
-  expected_output: unknown;
-  a_trace_id: string | null;
-  b_trace_id: string | null;
-  a_scores: Record<string, number>;
-  b_scores: Record<string, number>;
-}
+export type ItemComparison = Schemas["ComparedItem"];
 
-export interface Comparison {
-  a: Experiment;
-  b: Experiment;
-  scores: ScoreComparison[];
-  items: ItemComparison[];
-}
+export type Comparison = Schemas["Comparison"];
 
-export interface PromptSummary {
-  name: string;
-  type: string;
-  versions: number[];
-  labels: string[];
-  tags: string[];
-  last_updated_at: string;
-}
+export type PromptSummary = Schemas["PromptSummary"];
 
-export interface PromptVersion {
-  name: string;
-  type: string;
-  version: number;
-  prompt: unknown;
-  config: unknown;
-  labels: string[];
-  tags: string[];
-  commit_message: string | null;
-  created_at: string;
-}
+export type PromptVersion = Schemas["PromptVersion"];
 
-export interface Dataset {
-  id: string;
-  name: string;
-  description: string | null;
-  created_at: string;
-}
+export type Dataset = Schemas["Dataset"];
 
-export interface DatasetItem {
-  id: string;
-  input: unknown;
-  expected_output: unknown;
-  metadata: unknown;
-  status: string;
-  created_at: string;
-}
+export type DatasetItem = Schemas["DatasetItem"];

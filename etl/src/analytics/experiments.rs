@@ -27,23 +27,30 @@ pub struct Run {
     pub trace_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ScoreComparison {
     pub score_name: String,
+    #[schema(required = true)]
     pub a_mean: Option<f64>,
+    #[schema(required = true)]
     pub b_mean: Option<f64>,
     pub a_scores: usize,
     pub b_scores: usize,
     pub paired_items: usize,
+    #[schema(required = true)]
     pub mean_difference: Option<f64>,
+    #[schema(required = true)]
     pub ci_low: Option<f64>,
+    #[schema(required = true)]
     pub ci_high: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ItemComparison {
     pub dataset_item_id: String,
+    #[schema(required = true)]
     pub a_trace_id: Option<String>,
+    #[schema(required = true)]
     pub b_trace_id: Option<String>,
     /// Per score name, the mean of the item's scores in each experiment.
     pub a_scores: BTreeMap<String, f64>,

@@ -9,7 +9,8 @@ use crate::analytics::{AnalyticsError, Download};
 use crate::clickhouse::{ClickHouse, Table};
 
 /// What an analyst asks for (`GET /v1/export/{table}?from=&to=&columns=&format=`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// RFC 3339 lower bound (inclusive) on the table's time column.
@@ -19,6 +20,7 @@ pub struct ExportParams {
     /// Comma-separated column names, as the event model names them (`start_time`).
     pub columns: Option<String>,
     /// `arrow` (default) or `parquet`.
+    #[param(schema_with = crate::http::analytics::export_formats)]
     pub format: Option<String>,
 }
 

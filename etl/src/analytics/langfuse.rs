@@ -20,7 +20,8 @@ use crate::analytics::paging::{
 use crate::clickhouse::ClickHouse;
 
 /// `GET /api/public/v2/observations`'s query parameters, as the SDKs send them.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObservationsV2Params {
     pub fields: Option<String>,

@@ -23,7 +23,8 @@ const DAY_US: i64 = 24 * HOUR_US;
 const FIRST_MONDAY_US: i64 = 4 * DAY_US;
 
 /// `GET /v1/metrics`'s parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsParams {
     pub project_id: Option<Uuid>,

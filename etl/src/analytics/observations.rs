@@ -13,7 +13,8 @@ use crate::analytics::paging::{
 };
 use crate::clickhouse::ClickHouse;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationFilter {
     pub project_id: Option<Uuid>,

@@ -9,7 +9,8 @@ use crate::analytics::conditions::Conditions;
 use crate::analytics::paging::{cursor_at, invalid, next_page, page_limit, parse_rows, read, time_bound};
 use crate::clickhouse::ClickHouse;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreFilter {
     pub project_id: Option<Uuid>,

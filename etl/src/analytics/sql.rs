@@ -7,11 +7,12 @@ use crate::analytics::{AnalyticsError, Download, sql_guard};
 use crate::clickhouse::ClickHouse;
 
 /// `POST /v1/query`'s body.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     pub sql: String,
     /// `json` (default), `arrow` or `parquet`.
+    #[schema(schema_with = crate::http::analytics::query_formats)]
     pub format: Option<String>,
 }
 

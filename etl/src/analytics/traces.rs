@@ -70,7 +70,8 @@ pub async fn trace_detail(
 }
 
 /// `GET /v1/traces`'s filters; every one is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TraceFilter {
     /// Which project, for a signed-in user (a project key implies it); the HTTP layer reads it.
@@ -337,7 +338,8 @@ pub async fn session_detail(
 }
 
 /// `GET /v1/sessions`'s parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionFilter {
     pub project_id: Option<Uuid>,

@@ -138,11 +138,12 @@ pub async fn revoke_key(client: &impl GenericClient, public_key: &str) -> Result
 }
 
 /// A key as listed (never with its secret).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyListing {
     pub public_key: String,
     pub secret_hint: String,
     pub scopes: Vec<Scope>,
+    #[schema(required = true)]
     pub note: Option<String>,
     pub revoked: bool,
 }

@@ -10,20 +10,23 @@ use uuid::Uuid;
 
 use crate::control::{ControlError, Precision, time};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Dataset {
     pub id: Uuid,
     pub project_id: Uuid,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub metadata: Value,
+    #[schema(required = true)]
     pub input_schema: Option<Value>,
+    #[schema(required = true)]
     pub expected_output_schema: Option<Value>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDataset {
     pub name: String,
@@ -33,16 +36,19 @@ pub struct NewDataset {
     pub expected_output_schema: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DatasetItem {
     pub id: String,
     pub dataset_id: Uuid,
     pub dataset_name: String,
     pub status: String,
     pub input: Value,
+    #[schema(required = true)]
     pub expected_output: Option<Value>,
     pub metadata: Value,
+    #[schema(required = true)]
     pub source_trace_id: Option<String>,
+    #[schema(required = true)]
     pub source_observation_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,

@@ -88,12 +88,13 @@ pub async fn add(client: &impl GenericClient, evaluator: &NewEvaluator) -> Resul
     Ok(if added == 1 { Added::Created } else { Added::Exists })
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Evaluator {
     pub id: Uuid,
     pub name: String,
     pub kind: String,
     pub config: Value,
+    #[schema(required = true)]
     pub schedule: Option<String>,
     pub active: bool,
 }

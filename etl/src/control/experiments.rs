@@ -37,13 +37,14 @@ pub struct NewRunItem {
     pub observation_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunItem {
     pub id: Uuid,
     pub experiment_id: Uuid,
     pub experiment_name: String,
     pub dataset_item_id: String,
     pub trace_id: String,
+    #[schema(required = true)]
     pub observation_id: Option<String>,
     pub created_at: String,
 }
@@ -177,13 +178,14 @@ pub async fn link_trace(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Experiment {
     pub id: Uuid,
     /// What traces carry as their experiment id (a client's own id, else `id`).
     pub trace_experiment_id: String,
     pub dataset_id: Uuid,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub metadata: Value,
     pub items: i64,

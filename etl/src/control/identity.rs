@@ -26,7 +26,7 @@ pub const SESSION_PREFIX: &str = "at-session-";
 pub const ORG_PUBLIC_PREFIX: &str = "pk-org-";
 pub const ORG_SECRET_PREFIX: &str = "sk-org-";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -59,10 +59,11 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 
@@ -159,7 +160,7 @@ pub async fn find_user(client: &impl GenericClient, email: &str) -> Result<User,
 }
 
 /// A signed-in session: the token is shown only here.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub token: String,
     pub user: User,
@@ -262,7 +263,7 @@ pub async fn revoke_sessions(client: &impl GenericClient, user_id: Uuid) -> Resu
         .await?)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Organization {
     pub id: Uuid,
     pub name: String,
@@ -349,7 +350,7 @@ pub async fn remove_member(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub user: User,
     pub role: Role,

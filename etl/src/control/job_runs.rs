@@ -6,15 +6,17 @@ use tokio_postgres::{GenericClient, Row};
 
 use crate::control::{ControlError, Precision, optional_time, time};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRun {
     pub id: i64,
     pub job: String,
     pub started_at: String,
+    #[schema(required = true)]
     pub finished_at: Option<String>,
     pub status: String,
     pub rows_in: i64,
     pub rows_out: i64,
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 

@@ -24,9 +24,10 @@ pub struct NewPrice {
     pub valid_from: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Price {
     pub id: Uuid,
+    #[schema(required = true)]
     pub project_id: Option<Uuid>,
     pub model_pattern: String,
     pub provider: String,

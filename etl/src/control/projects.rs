@@ -6,11 +6,12 @@ use uuid::Uuid;
 
 use crate::control::ControlError;
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Project {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub name: String,
+    #[schema(required = true)]
     pub retention_days: Option<i32>,
 }
 

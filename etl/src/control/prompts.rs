@@ -20,7 +20,7 @@ pub const LATEST: &str = "latest";
 /// The label a read without version or label resolves.
 pub const PRODUCTION: &str = "production";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PromptType {
     #[default]
@@ -60,7 +60,7 @@ pub struct NewPromptVersion {
 }
 
 /// One version of a prompt, as read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PromptVersion {
     pub id: Uuid,
     pub prompt_id: Uuid,
@@ -74,6 +74,7 @@ pub struct PromptVersion {
     /// Its labels, `latest` included when it is the newest version.
     pub labels: Vec<String>,
     pub tags: Vec<String>,
+    #[schema(required = true)]
     pub commit_message: Option<String>,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -81,7 +82,7 @@ pub struct PromptVersion {
 }
 
 /// A prompt in a listing: its versions and labels.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PromptSummary {
     pub name: String,
     #[serde(rename = "type")]

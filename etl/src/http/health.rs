@@ -5,13 +5,28 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::http::server::AppState;
 
+/// Each database's state: `ok` or why it does not answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    postgres: String,
+    clickhouse: String,
+}
+
 /// 200 when PostgreSQL and ClickHouse both answer, else 503; each one's state in the body.
-pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    summary = "PostgreSQL and ClickHouse reachable",
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "a database is down", body = Readiness),
+    ),
+)]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
     let postgres = match state.postgres.get().await {
         Ok(client) => client
             .simple_query("SELECT 1")
@@ -32,11 +47,34 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     };
     (
         status,
-        Json(json!({ "postgres": describe(&postgres), "clickhouse": describe(&clickhouse) })),
+        Json(Readiness {
+            postgres: describe(&postgres),
+            clickhouse: describe(&clickhouse),
+        }),
     )
-        .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "prometheus_metrics",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "text exposition format"),
+    ),
+)]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> String {
     state.metrics.render()
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Liveness",
+    responses(
+        (status = 200, description = "ok", body = String, content_type = "text/plain"),
+    ),
+)]
+pub async fn healthz() -> &'static str {
+    "ok\n"
 }

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 
 use crate::control::api_keys::verify_key as verify_key_pair;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::server::AppState;
 use crate::ingest::IngestError;
 
@@ -20,6 +20,23 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    summary = "Load a signed batch (from the edge)",
+    security(("edgeSignature" = [])),
+    request_body(
+        description = "schemas/json/signed-batch.schema.json; gzip accepted (Content-Encoding: gzip), 32 MiB decompressed at most.",
+        content = Object,
+    ),
+    responses(
+        (status = 200, description = "Durable in ClickHouse; rejected events are in dead_letters", body = BatchResponse),
+        (status = 400, description = "An error", body = ErrorBody),
+        (status = 401, description = "An error", body = ErrorBody),
+        (status = 413, description = "An error", body = ErrorBody),
+        (status = 503, description = "An error", body = ErrorBody),
+    ),
+)]
 pub async fn post_batch(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -44,6 +61,18 @@ pub async fn post_batch(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/verify",
+    summary = "Check an API key (for the edge)",
+    security(("edgeSignature" = [])),
+    request_body = KeyCheckRequest,
+    responses(
+        (status = 200, description = "Valid", body = KeyCheckResponse),
+        (status = 401, description = "An error", body = ErrorBody),
+        (status = 503, description = "An error", body = ErrorBody),
+    ),
+)]
 pub async fn verify_key(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -1,7 +1,7 @@
 //! The ETL's HTTP service. Handlers are thin: they extract, call a library function, and
 //! return [`error::ApiError`] on failure, which becomes `{error, message}` with its status.
 //!
-//! - [`router`]: every route (and the OpenAPI check).
+//! - [`router`]: every route; [`openapi`]: the OpenAPI document generated from them.
 //! - [`server`]: state, configuration, start and shutdown.
 //! - [`error`]: the one error type every handler returns.
 //! - [`auth`]: the extractors that authenticate the caller and authorize what a route needs
@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod langfuse;
+pub mod openapi;
 pub mod read;
 pub mod request;
 pub mod router;

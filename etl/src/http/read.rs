@@ -14,11 +14,26 @@ use crate::analytics::observations::{self, ObservationFilter};
 use crate::analytics::scores::{self, ScoreFilter};
 use crate::analytics::traces::{self, SessionFilter, TraceFilter};
 use crate::http::auth::{ProjectAccess, need};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::server::AppState;
 
 /// `GET /v1/traces/{id}`: the trace, its observation tree, scores, file operations, terminal
 /// commands and git links.
+#[utoipa::path(
+    get,
+    path = "/v1/traces/{id}",
+    summary = "Get a trace",
+    description = "The trace (null while only its observations have arrived), its observations as a tree (`children`, time order; at most 10,000, `observations_truncated` says when there were more), scores, file operations, terminal commands and git links, each deduplicated. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). 404 when the project has nothing under that id. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project_id" = Option<uuid::Uuid>, Query, description = "Which project, for a signed-in user or an organization key (a project key implies it)")),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn trace(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
@@ -32,6 +47,21 @@ pub async fn trace(
 }
 
 /// `GET /v1/traces`: a page of the project's traces, newest first, with `next_cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/traces",
+    summary = "List traces",
+    description = "Newest first, each with `observation_count`, `total_cost`, `input_tokens`, `output_tokens`, `latency_ms` and its worst `level`. Filters: `from`, `to` (RFC 3339), `name`, `user_id`, `session_id`, `tags` (comma-separated, all required), `environment`, `release`, `level` (warning or error: at least that), `min_cost` (USD), `min_latency_ms`, `score_name`; `limit` (50, at most 1000); `cursor` (the `next_cursor` of the previous page; pages keyed by start time and id, so inserts meanwhile never shift them). A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(TraceFilter),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn trace_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
@@ -43,7 +73,8 @@ pub async fn trace_list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     /// Read by [`ProjectAccess`]; named so that it is not refused as unknown.
@@ -54,6 +85,21 @@ pub struct SessionQuery {
 }
 
 /// `GET /v1/sessions/{id}`: the session's traces oldest first, each with its summary.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{id}",
+    summary = "Get a session",
+    description = "The session's traces oldest first, so a coding-agent session reads as a conversation; each with the same summary as the trace list. `limit` (50, at most 1000) and `cursor` (`next_cursor` of the previous page). 404 when the project has no trace in that session. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(SessionQuery),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn session(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
@@ -68,6 +114,21 @@ pub async fn session(
 }
 
 /// `GET /v1/sessions`: the project's sessions, most recently active first, with `next_cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    summary = "List sessions",
+    description = "Most recently active first, each with `first_us`, `last_us`, `trace_count`, `user_ids`, `observation_count`, `total_cost`, `input_tokens`, `output_tokens`. Filters: `from`, `to` (RFC 3339), `user_id`; `limit` (50, at most 1000); `cursor`. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(SessionFilter),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn session_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
@@ -80,6 +141,21 @@ pub async fn session_list(
 }
 
 /// `GET /v1/observations`: the project's observations newest first, with `next_cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/observations",
+    summary = "List observations",
+    description = "Newest first, without input and output (the trace has them), each with `total_cost`, tokens and `latency_ms`. Filters: `from`, `to` (RFC 3339), `type`, `model`, `tool`, `name`, `trace_id`, `level` (warning or error: at least that); `limit` (50, at most 1000); `cursor`. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(ObservationFilter),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn observation_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
@@ -92,6 +168,21 @@ pub async fn observation_list(
 }
 
 /// `GET /v1/scores`: the project's scores newest first, with `next_cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/scores",
+    summary = "List scores",
+    description = "Newest first. Filters: `from`, `to` (RFC 3339), `name`, `source`, `data_type`, `trace_id`, `observation_id`, `evaluator_id`; `limit` (50, at most 1000); `cursor`. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key. `max_value` keeps numeric and boolean scores at or below it (`0`: an evaluator's failures).",
+    security(("session" = []), ("apiKey" = [])),
+    params(ScoreFilter),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn score_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
@@ -104,6 +195,21 @@ pub async fn score_list(
 }
 
 /// `GET /v1/metrics`: measures by time bucket and up to two dimensions.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics",
+    summary = "Metrics by time bucket and dimension",
+    description = "`from` and `to` (RFC 3339) required. `view=observations` (default): `count`, `total_cost`, tokens, `latency_p50_ms`/`p95`/`p99`, `error_rate`; `view=scores`: `count`, `mean`, `min`, `max`, `value_p50`/`p95`/`p99`. `bucket`: minute, hour, day (default), week or none. `dimensions`: up to two of model, name, tool, type, user (scores: name, evaluator, source, data_type). Filters `type`, `model`, `name`, `tool`, `evaluator`, `source`. At most 10,000 groups, else 400. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(MetricsParams),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn metrics(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,

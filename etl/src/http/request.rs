@@ -2,8 +2,7 @@
 //! that name the field at fault, pages, and which version of a prompt is asked for.
 
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::control::prompts::{self, Selector};
 use crate::http::error::ApiError;
@@ -23,9 +22,12 @@ pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiE
 }
 
 /// `?page=&limit=` of a listing: pages start at 1, 50 rows by default, 1000 at most.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// From 1 (the default).
     pub page: Option<i64>,
+    /// Rows per page: 1 to 1000, 50 by default.
     pub limit: Option<i64>,
 }
 
@@ -44,32 +46,57 @@ impl Page {
     }
 }
 
+/// A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Paged<T> {
+    pub data: Vec<T>,
+    pub meta: PageMeta,
+}
+
+/// Where a page is in its listing.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageMeta {
+    /// From 1.
+    pub page: i64,
+    pub limit: i64,
+    pub total_items: i64,
+    pub total_pages: i64,
+}
+
 /// A page of one of the control plane's short lists (members, keys, projects, evaluators,
 /// experiments, prices: tens of rows, read whole), in the same envelope as [`paged`].
-pub fn page_of<T: serde::Serialize>(all: Vec<T>, page: &Page) -> Result<Json<Value>, ApiError> {
+pub fn page_of<T>(all: Vec<T>, page: &Page) -> Result<Json<Paged<T>>, ApiError> {
     let (page, limit) = page.resolve()?;
     let total = all.len() as i64;
     let data = all
         .into_iter()
         .skip(((page - 1) * limit) as usize)
         .take(limit as usize)
-        .map(|row| json!(row))
         .collect();
     Ok(paged(data, page, limit, total))
 }
 
-/// A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too).
-pub fn paged(data: Vec<Value>, page: i64, limit: i64, total: i64) -> Json<Value> {
-    Json(json!({
-        "data": data,
-        "meta": { "page": page, "limit": limit, "totalItems": total, "totalPages": (total + limit - 1) / limit },
-    }))
+/// A page of a listing.
+pub fn paged<T>(data: Vec<T>, page: i64, limit: i64, total: i64) -> Json<Paged<T>> {
+    Json(Paged {
+        data,
+        meta: PageMeta {
+            page,
+            limit,
+            total_items: total,
+            total_pages: (total + limit - 1) / limit,
+        },
+    })
 }
 
 /// `?version=` or `?label=` (not both) of a prompt.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PromptQuery {
+    /// A version number (not with `label`).
     version: Option<i32>,
+    /// A label, `production` by default (not with `version`).
     label: Option<String>,
 }
 

@@ -17,8 +17,8 @@ function summary(input: unknown): string | null {
   return text.length > 90 ? `${text.slice(0, 90)}…` : text;
 }
 
-function fixed(value: number | null, digits = 3): string {
-  return value === null ? "—" : value.toFixed(digits);
+function fixed(value: number | null | undefined, digits = 3): string {
+  return value == null ? "—" : value.toFixed(digits);
 }
 
 export function Experiments({ project, route }: { project: string; route: Route }) {
@@ -86,15 +86,15 @@ function Compare({ project, a, b }: { project: string; a: string; b: string }) {
           </thead>
           <tbody>
             {scores.map((s) => {
-              const verdict = s.ci_low === null || s.ci_high === null ? "not enough pairs" : s.ci_low > 0 ? "B better" : s.ci_high < 0 ? "B worse" : "no clear difference";
+              const verdict = s.ci_low == null || s.ci_high == null ? "not enough pairs" : s.ci_low > 0 ? "B better" : s.ci_high < 0 ? "B worse" : "no clear difference";
               return (
                 <tr key={s.score_name} data-score={s.score_name}>
                   <td>{s.score_name}</td>
                   <td class="num">{fixed(s.a_mean)}</td>
                   <td class="num">{fixed(s.b_mean)}</td>
                   <td class="num">{s.paired_items}</td>
-                  <td class="num" data-difference={s.mean_difference ?? ""}>{s.mean_difference === null ? "—" : `${s.mean_difference >= 0 ? "+" : ""}${fixed(s.mean_difference)}`}</td>
-                  <td class="num">{s.ci_low === null ? "—" : `[${fixed(s.ci_low)}, ${fixed(s.ci_high)}]`}</td>
+                  <td class="num" data-difference={s.mean_difference ?? ""}>{s.mean_difference == null ? "—" : `${s.mean_difference >= 0 ? "+" : ""}${fixed(s.mean_difference)}`}</td>
+                  <td class="num">{s.ci_low == null ? "—" : `[${fixed(s.ci_low)}, ${fixed(s.ci_high)}]`}</td>
                   <td class={verdict === "B better" ? "pass" : verdict === "B worse" ? "fail" : "muted"}>{verdict}</td>
                 </tr>
               );

@@ -5,30 +5,32 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::control::datasets::{self, DatasetItem, ItemFilter, NewDataset, NewItem};
+use crate::control::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
 use crate::http::auth::{ProjectAccess, need};
-use crate::http::error::ApiError;
-use crate::http::request::{Page, bad, json_body, paged};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::request::{Page, Paged, bad, json_body, paged};
 use crate::http::server::AppState;
 
 /// The `{name}` of a dataset's route.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct DatasetPath {
     name: String,
 }
 
 /// The `{name}` and `{id}` of an item's route.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ItemPath {
     name: String,
     id: String,
 }
 
 /// One item, as `POST .../items` takes it in JSON.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Item {
     id: Option<String>,
@@ -38,43 +40,100 @@ struct Item {
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/datasets",
+    summary = "List datasets",
+    description = "Paged: `page` (from 1), `limit` (default 50, at most 1000); `{data, meta: {page, limit, totalItems, totalPages}}`. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), Page),
+    responses(
+        (status = 200, description = "OK", body = Paged<Dataset>),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_datasets(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<Dataset>>, ApiError> {
     let (page, limit) = page.resolve()?;
     let client = state.postgres.get().await?;
     let (found, total) = datasets::list(&**client, project.id, page, limit).await?;
-    Ok(paged(
-        found.iter().map(|d| json!(d)).collect(),
-        page,
-        limit,
-        total,
-    ))
+    Ok(paged(found, page, limit, total))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/datasets/{name}",
+    summary = "Get a dataset",
+    description = "Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), DatasetPath),
+    responses(
+        (status = 200, description = "OK", body = Dataset),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn get_dataset(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Path(DatasetPath { name }): Path<DatasetPath>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Dataset>, ApiError> {
     let client = state.postgres.get().await?;
-    Ok(Json(json!(datasets::get(&**client, project.id, &name).await?)))
+    Ok(Json(datasets::get(&**client, project.id, &name).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/datasets",
+    summary = "Create or update a dataset",
+    description = "Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    request_body = NewDataset,
+    responses(
+        (status = 200, description = "OK", body = Dataset),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn create_dataset(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Write>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Dataset>, ApiError> {
     let request: NewDataset = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let dataset = datasets::upsert(&**client, project.id, &request).await?;
-    Ok(Json(json!(dataset)))
+    Ok(Json(dataset))
 }
 
 /// Deletes a dataset and its items (409 once an experiment has run over it).
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{project}/datasets/{name}",
+    summary = "Delete a dataset",
+    description = "With its items; 409 once an experiment has run over it. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), DatasetPath),
+    responses(
+        (status = 204, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn delete_dataset(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Write>,
@@ -85,12 +144,27 @@ pub async fn delete_dataset(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/datasets/{name}/items",
+    summary = "List a dataset's items",
+    description = "Oldest first, paged like datasets; 404 for a dataset that does not exist. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), DatasetPath, Page),
+    responses(
+        (status = 200, description = "OK", body = Paged<DatasetItem>),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_items(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Path(DatasetPath { name }): Path<DatasetPath>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<DatasetItem>>, ApiError> {
     let (page, limit) = page.resolve()?;
     let client = state.postgres.get().await?;
     // A dataset that does not exist is a 404, not an empty page.
@@ -100,23 +174,42 @@ pub async fn list_items(
         ..ItemFilter::default()
     };
     let (items, total) = datasets::list_items(&**client, project.id, &filter, page, limit).await?;
-    Ok(paged(
-        items.iter().map(|i| json!(i)).collect(),
-        page,
-        limit,
-        total,
-    ))
+    Ok(paged(items, page, limit, total))
+}
+
+/// What `POST .../items` answers: the item, or how many a JSONL import added.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AddedItems {
+    Item(Box<DatasetItem>),
+    Imported { imported: usize },
 }
 
 /// `POST .../datasets/{name}/items` takes JSON (one item) or JSONL (`application/x-ndjson`:
 /// a bulk import, one item per line).
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/datasets/{name}/items",
+    summary = "Add an item, or import JSONL",
+    description = "JSON: one item; `application/x-ndjson`: one item per line. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), DatasetPath),
+    request_body = Item,
+    responses(
+        (status = 200, description = "OK", body = AddedItems),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn add_items(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Write>,
     Path(DatasetPath { name }): Path<DatasetPath>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AddedItems>, ApiError> {
     let client = state.postgres.get().await?;
     let jsonl = headers
         .get(header::CONTENT_TYPE)
@@ -125,7 +218,7 @@ pub async fn add_items(
     if jsonl {
         let text = std::str::from_utf8(&bytes).map_err(|_| bad("body", "JSONL must be UTF-8"))?;
         let imported = datasets::import_jsonl(&**client, project.id, &name, text).await?;
-        return Ok(Json(json!({ "imported": imported })));
+        return Ok(Json(AddedItems::Imported { imported }));
     }
     let item: Item = json_body(&bytes)?;
     let item = datasets::upsert_item(
@@ -142,21 +235,50 @@ pub async fn add_items(
         },
     )
     .await?;
-    Ok(Json(json!(item)))
+    Ok(Json(AddedItems::Item(Box::new(item))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/datasets/{name}/items/{id}",
+    summary = "Get a dataset item",
+    description = "404 when it is not in that dataset. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), ItemPath),
+    responses(
+        (status = 200, description = "OK", body = DatasetItem),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn get_item(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Path(ItemPath { name, id }): Path<ItemPath>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DatasetItem>, ApiError> {
     let client = state.postgres.get().await?;
-    Ok(Json(json!(
-        item_of_dataset(&**client, project.id, &name, &id).await?
-    )))
+    Ok(Json(item_of_dataset(&**client, project.id, &name, &id).await?))
 }
 
 /// Deletes an item (refused while an experiment refers to it: archive it then).
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{project}/datasets/{name}/items/{id}",
+    summary = "Delete a dataset item",
+    description = "409 while an experiment refers to it (archive it with status ARCHIVED instead). Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), ItemPath),
+    responses(
+        (status = 204, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn delete_item(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Write>,

@@ -6,34 +6,38 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::analytics::experiments::{Run, compare, traced_runs};
+use crate::analytics::experiments::{ItemComparison, Run, ScoreComparison, compare, traced_runs};
 use crate::control::datasets::{self, DatasetItem};
 use crate::control::experiments::{self, Experiment, NewRunItem, RunItem};
 use crate::http::auth::{ProjectAccess, need};
-use crate::http::error::ApiError;
-use crate::http::request::{Page, json_body, page_of};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::request::{Page, Paged, json_body, page_of};
 use crate::http::server::AppState;
 
 /// The `{id}` of an experiment's route.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ExperimentPath {
     id: Uuid,
 }
 
 /// `?a=&b=`: the two experiments to compare.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CompareQuery {
+    /// The baseline experiment's id.
     a: Uuid,
+    /// The candidate experiment's id.
     b: Uuid,
 }
 
 /// That a trace ran a dataset item in the run `run_name`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RunItemBody {
     run_name: String,
@@ -44,33 +48,103 @@ struct RunItemBody {
     observation_id: Option<String>,
 }
 
+/// An experiment and its run items.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExperimentRuns {
+    experiment: Experiment,
+    items: Vec<RunItem>,
+}
+
+/// Two experiments compared: per score and per dataset item.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Comparison {
+    a: Experiment,
+    b: Experiment,
+    scores: Vec<ScoreComparison>,
+    items: Vec<ComparedItem>,
+}
+
+/// A dataset item both experiments may have run, with its input and expected output.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ComparedItem {
+    #[serde(flatten)]
+    comparison: ItemComparison,
+    input: Value,
+    expected_output: Value,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/experiments",
+    summary = "List experiments",
+    description = "Paged like datasets. With their run-item counts. Viewer role or `read` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), Page),
+    responses(
+        (status = 200, description = "OK", body = Paged<Experiment>),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_experiments(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<Experiment>>, ApiError> {
     let client = state.postgres.get().await?;
     page_of(experiments::list(&**client, project.id).await?, &page)
 }
 
 /// An experiment and its run items.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/experiments/{id}",
+    summary = "Get an experiment",
+    description = "`{experiment, items}`: the run and which trace ran which dataset item. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), ExperimentPath),
+    responses(
+        (status = 200, description = "OK", body = ExperimentRuns),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn get_experiment(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Path(ExperimentPath { id }): Path<ExperimentPath>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExperimentRuns>, ApiError> {
     let client = state.postgres.get().await?;
     let (experiment, items) = experiments::get(&**client, project.id, id).await?;
-    Ok(Json(json!({ "experiment": experiment, "items": items })))
+    Ok(Json(ExperimentRuns { experiment, items }))
 }
 
 /// Two experiments side by side: per score each one's mean and the paired difference (B − A)
 /// with its bootstrap 95% interval; per dataset item its input, expected output and scores.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/experiments/compare",
+    summary = "Compare two experiments",
+    description = "`{a, b, scores, items}`: per score each experiment's mean and the paired difference B − A over the dataset items both ran, with a bootstrap 95% confidence interval; per item its input, expected output, traces and scores in each. Viewer role, or `read` scope.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), CompareQuery),
+    responses(
+        (status = 200, description = "OK", body = Comparison),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn compare_experiments(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(query): Query<CompareQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Comparison>, ApiError> {
     let project = project.id;
     let client = state.postgres.get().await?;
     let (a, a_items) = experiments::get(&**client, project, query.a).await?;
@@ -84,19 +158,20 @@ pub async fn compare_experiments(
         .into_iter()
         .map(|item| (item.id.clone(), item))
         .collect();
-    let items: Vec<Value> = items
+    let items = items
         .into_iter()
-        .map(|item| {
-            let found = stored.get(&item.dataset_item_id);
-            let mut row = json!(item);
-            row["input"] = found.map_or(Value::Null, |f| f.input.clone());
-            row["expected_output"] = found
-                .and_then(|f| f.expected_output.clone())
-                .unwrap_or(Value::Null);
-            row
+        .map(|comparison| {
+            let found = stored.get(&comparison.dataset_item_id);
+            ComparedItem {
+                input: found.map_or(Value::Null, |f| f.input.clone()),
+                expected_output: found
+                    .and_then(|f| f.expected_output.clone())
+                    .unwrap_or(Value::Null),
+                comparison,
+            }
         })
         .collect();
-    Ok(Json(json!({ "a": a, "b": b, "scores": scores, "items": items })))
+    Ok(Json(Comparison { a, b, scores, items }))
 }
 
 /// An experiment's runs: the run items recorded in PostgreSQL, and the traces that name the
@@ -118,11 +193,27 @@ async fn runs(
 
 /// Records that a trace ran a dataset item in the run `run_name` (created on first use, on the
 /// item's dataset).
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/run-items",
+    summary = "Record a run item",
+    description = "`{run_name, run_description, metadata, dataset_item_id, trace_id, observation_id}`: the run is created on first use, on the item's dataset; 409 when the run belongs to another dataset. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    request_body = RunItemBody,
+    responses(
+        (status = 200, description = "OK", body = RunItem),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn record_run_item(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Write>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunItem>, ApiError> {
     let request: RunItemBody = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let item = experiments::record_run_item(
@@ -138,5 +229,5 @@ pub async fn record_run_item(
         },
     )
     .await?;
-    Ok(Json(json!(item)))
+    Ok(Json(item))
 }

@@ -4,49 +4,91 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::analytics::dead_letters::dead_letter_list;
-use crate::control::job_runs;
+use crate::control::job_runs::{self, JobRun};
 use crate::http::auth::{ProjectAccess, need};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::bad;
 use crate::http::server::AppState;
 
 /// `?job=&limit=` of the job runs.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobRunQuery {
+    /// Only this job's runs.
     job: Option<String>,
+    /// 1 to 1000, 50 by default.
     limit: Option<i64>,
 }
 
 /// `?limit=&cursor=` of the dead letters.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
+    /// 1 to 1000, 50 by default.
     limit: Option<usize>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+}
+
+/// The scheduled jobs' newest runs, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JobRuns {
+    data: Vec<JobRun>,
 }
 
 /// The scheduled jobs' newest runs. Jobs run for every project at once, so each project's
 /// readers see the same runs; a run's error names the job's failure, not another project's rows.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/job-runs",
+    summary = "List job runs",
+    description = "`{data}`: the scheduled jobs' newest runs (evaluate, experiment_rollups, retention, daily_costs, evaluators' own schedules) with status, rows and error. Jobs run for every project at once. Viewer role, or `read` scope.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), JobRunQuery),
+    responses(
+        (status = 200, description = "OK", body = JobRuns),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_job_runs(
     State(state): State<Arc<AppState>>,
     _project: ProjectAccess<need::Read>,
     Query(query): Query<JobRunQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobRuns>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(bad("limit", "must be between 1 and 1000"));
     }
     let client = state.postgres.get().await?;
     let runs = job_runs::recent(&**client, query.job.as_deref(), limit).await?;
-    Ok(Json(json!({ "data": runs })))
+    Ok(Json(JobRuns { data: runs }))
 }
 
 /// The project's dead letters, newest first, by cursor.
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/dead-letters",
+    summary = "List dead letters",
+    description = "`{data, next_cursor}`: events the ETL refused, newest first, each with its batch, position, reason and the raw JSON as received. Viewer role, or `read` scope.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), DeadLetterQuery),
+    responses(
+        (status = 200, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_dead_letters(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,

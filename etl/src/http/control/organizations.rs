@@ -6,29 +6,42 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::control::identity::{self, Role};
+use crate::control::identity::{self, Member, Organization, Role};
 use crate::http::auth::{Caller, OrganizationAccess, role};
-use crate::http::error::ApiError;
-use crate::http::request::{Page, json_body, page_of};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::request::{Page, Paged, json_body, page_of};
 use crate::http::server::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrganization {
     name: String,
 }
 
 /// A signed-in user founds an organization and becomes its owner.
+#[utoipa::path(
+    post,
+    path = "/v1/organizations",
+    summary = "Create an organization",
+    description = "`{name}`; the signed-in user becomes its owner.",
+    security(("session" = []), ("apiKey" = [])),
+    request_body = NewOrganization,
+    responses(
+        (status = 201, description = "OK", body = Organization),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn create_organization(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     bytes: axum::body::Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<Organization>), ApiError> {
     let Caller::User(user) = caller else {
         return Err(ApiError::bad_request(
             "user_required",
@@ -38,19 +51,34 @@ pub async fn create_organization(
     let request: NewOrganization = json_body(&bytes)?;
     let mut client = state.postgres.get().await?;
     let organization = identity::found_organization(&mut client, &request.name, user.id).await?;
-    Ok((StatusCode::CREATED, Json(json!(organization))).into_response())
+    Ok((StatusCode::CREATED, Json(organization)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization}/members",
+    summary = "List members",
+    description = "Paged like datasets. Viewer and up. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("organization" = uuid::Uuid, Path, description = "The organization's id"), Page),
+    responses(
+        (status = 200, description = "OK", body = Paged<Member>),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_members(
     State(state): State<Arc<AppState>>,
     organization: OrganizationAccess<role::Viewer>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<Member>>, ApiError> {
     let client = state.postgres.get().await?;
     page_of(identity::members(&**client, organization.id).await?, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetMember {
     email: String,
@@ -59,12 +87,27 @@ struct SetMember {
 
 /// Adds a user (by email) with a role, or changes their role. Admins manage members; making an
 /// owner takes an owner, so the role needed depends on the body and is checked here.
+#[utoipa::path(
+    post,
+    path = "/v1/organizations/{organization}/members",
+    summary = "Add a member or change a role",
+    description = "`{email, role}`; admin and up, owner to make an owner. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    request_body = SetMember,
+    responses(
+        (status = 200, description = "OK", body = Member),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn set_member(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(organization): Path<Uuid>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Member>, ApiError> {
     let request: SetMember = json_body(&bytes)?;
     let role = Role::parse(&request.role)?;
     let needed = if role == Role::Owner {
@@ -76,15 +119,31 @@ pub async fn set_member(
     let client = state.postgres.get().await?;
     let user = identity::find_user(&**client, &request.email).await?;
     identity::set_member(&**client, organization, user.id, role).await?;
-    Ok(Json(json!({ "user": user, "role": role })))
+    Ok(Json(Member { user, role }))
 }
 
 /// The `{user}` of a member route.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct MemberPath {
     user: Uuid,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/organizations/{organization}/members/{user}",
+    summary = "Remove a member",
+    description = "Admin and up; the last owner stays. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("organization" = uuid::Uuid, Path, description = "The organization's id"), MemberPath),
+    responses(
+        (status = 204, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn remove_member(
     State(state): State<Arc<AppState>>,
     organization: OrganizationAccess<role::Admin>,
@@ -95,12 +154,31 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How many sessions `POST .../sessions/revoke` ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionsEnded {
+    sessions_ended: u64,
+}
+
 /// Ends every session of a member (admins and owners; anyone for themselves).
+#[utoipa::path(
+    post,
+    path = "/v1/organizations/{organization}/members/{user}/sessions/revoke",
+    summary = "End every session of a member",
+    description = "Admin and up, or the member themselves. `{sessions_ended}`.",
+    security(("session" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, description = "OK", body = SessionsEnded),
+        (status = 401, description = "`{error, message}`", body = ErrorBody),
+        (status = 403, description = "`{error, message}`", body = ErrorBody),
+        (status = 404, description = "`{error, message}`", body = ErrorBody),
+    ),
+)]
 pub async fn revoke_sessions(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((organization, user)): Path<(Uuid, Uuid)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionsEnded>, ApiError> {
     let own = matches!(&caller, Caller::User(me) if me.id == user);
     if !own {
         caller.require_role(&state, organization, Role::Admin).await?;
@@ -110,5 +188,7 @@ pub async fn revoke_sessions(
         return Err(ApiError::not_found(format!("no member {user}")));
     }
     let ended = identity::revoke_sessions(&**client, user).await?;
-    Ok(Json(json!({ "sessions_ended": ended })))
+    Ok(Json(SessionsEnded {
+        sessions_ended: ended,
+    }))
 }

@@ -6,18 +6,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::control::projects;
+use crate::control::projects::{self, Project};
 use crate::http::auth::{OrganizationAccess, ProjectAccess, need, role};
 use crate::http::control::present;
-use crate::http::error::ApiError;
-use crate::http::request::{Page, bad, json_body, page_of};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::request::{Page, Paged, bad, json_body, page_of};
 use crate::http::server::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectSettings {
     name: Option<String>,
@@ -26,11 +24,26 @@ struct ProjectSettings {
     retention_days: Option<Option<i32>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization}/projects",
+    summary = "List projects",
+    description = "Paged like datasets. Viewer and up. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("organization" = uuid::Uuid, Path, description = "The organization's id"), Page),
+    responses(
+        (status = 200, description = "OK", body = Paged<Project>),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn list_projects(
     State(state): State<Arc<AppState>>,
     organization: OrganizationAccess<role::Viewer>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<Project>>, ApiError> {
     let client = state.postgres.get().await?;
     page_of(
         projects::organization_projects(&**client, organization.id).await?,
@@ -38,11 +51,27 @@ pub async fn list_projects(
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/organizations/{organization}/projects",
+    summary = "Create a project",
+    description = "`{name, retention_days}`; admin and up. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("organization" = uuid::Uuid, Path, description = "The organization's id")),
+    request_body = ProjectSettings,
+    responses(
+        (status = 201, description = "OK", body = Project),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn create_project(
     State(state): State<Arc<AppState>>,
     organization: OrganizationAccess<role::Admin>,
     bytes: axum::body::Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<Project>), ApiError> {
     let request: ProjectSettings = json_body(&bytes)?;
     let name = request.name.ok_or_else(|| bad("name", "required"))?;
     let client = state.postgres.get().await?;
@@ -53,17 +82,48 @@ pub async fn create_project(
         request.retention_days.flatten(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(json!(project))).into_response())
+    Ok((StatusCode::CREATED, Json(project)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}",
+    summary = "Get a project",
+    description = "Its name, organization and retention. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "OK", body = Project),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn get_project(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Project>, ApiError> {
     let client = state.postgres.get().await?;
-    Ok(Json(json!(projects::get_project(&**client, project.id).await?)))
+    Ok(Json(projects::get_project(&**client, project.id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/projects/{project}",
+    summary = "Rename a project or change its retention",
+    description = "`{name, retention_days}` (null keeps data forever); admin role or `admin` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    request_body = ProjectSettings,
+    responses(
+        (status = 204, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn update_project(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Administer>,
@@ -81,6 +141,21 @@ pub async fn update_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{project}",
+    summary = "Archive a project",
+    description = "It accepts no more events; its data stays readable. Admin role or `admin` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 204, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn archive_project(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Administer>,

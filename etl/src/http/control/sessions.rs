@@ -3,38 +3,90 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use agenttrace_schemas::Scope;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use crate::control::identity;
+use crate::control::identity::{self, Role, Session, User};
 use crate::http::auth::Caller;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::json_body;
 use crate::http::server::AppState;
 
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignIn {
     email: String,
     password: String,
 }
 
+/// Who the caller is: a user and their organizations, a project key, or an organization key.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Me {
+    User {
+        user: User,
+        organizations: Vec<MyOrganization>,
+    },
+    Key {
+        project_id: Uuid,
+        scopes: Vec<Scope>,
+    },
+    Organization {
+        organization_id: Uuid,
+    },
+}
+
+/// An organization the user belongs to, with their role in it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MyOrganization {
+    id: Uuid,
+    name: String,
+    role: Role,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/sign-in",
+    summary = "Sign in",
+    description = "`{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake.",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "The session; its token is shown only here", body = Session),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn sign_in(
     State(state): State<Arc<AppState>>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Session>, ApiError> {
     let request: SignIn = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     let session = identity::sign_in(&**client, &request.email, &request.password, SESSION_TTL).await??;
-    Ok(Json(json!(session)))
+    Ok(Json(session))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/sign-out",
+    summary = "Sign out",
+    description = "Ends the session the request carries.",
+    security(("session" = []), ("apiKey" = [])),
+    responses(
+        (status = 204, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
 pub async fn sign_out(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -57,20 +109,41 @@ pub async fn sign_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn me(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    summary = "Who am I",
+    description = "The user and their organizations and roles, or the key's project and scopes. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    responses(
+        (status = 200, description = "OK", body = Me),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn me(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Me>, ApiError> {
     match caller {
         Caller::User(user) => {
             let client = state.postgres.get().await?;
-            let memberships = identity::memberships(&**client, user.id).await?;
-            let organizations: Vec<Value> = memberships
-                .iter()
-                .map(|(organization, role)| json!({ "id": organization.id, "name": organization.name, "role": role }))
+            let organizations = identity::memberships(&**client, user.id)
+                .await?
+                .into_iter()
+                .map(|(organization, role)| MyOrganization {
+                    id: organization.id,
+                    name: organization.name,
+                    role,
+                })
                 .collect();
-            Ok(Json(json!({ "user": user, "organizations": organizations })))
+            Ok(Json(Me::User { user, organizations }))
         }
-        Caller::Key(key) => Ok(Json(
-            json!({ "project_id": key.project_id, "scopes": key.scopes }),
-        )),
-        Caller::Organization(organization) => Ok(Json(json!({ "organization_id": organization }))),
+        Caller::Key(key) => Ok(Json(Me::Key {
+            project_id: key.project_id,
+            scopes: key.scopes,
+        })),
+        Caller::Organization(organization) => Ok(Json(Me::Organization {
+            organization_id: organization,
+        })),
     }
 }

@@ -1225,6 +1225,13 @@ export interface components {
             /** @description "the secret key is shown only now". */
             note: string;
         };
+        /** @description A page of rows by cursor: `next_cursor` (null on the last page) is the next page's `cursor`. */
+        CursorPage: {
+            /** @description The rows, newest first (a session's traces: oldest first). */
+            data: Record<string, never>[];
+            /** @description The next page's `cursor`; null when this page is the last. */
+            next_cursor: string | null;
+        };
         Dataset: {
             /** Format: uuid */
             id: string;
@@ -1364,6 +1371,11 @@ export interface components {
         Labels: {
             labels: string[];
         };
+        /** @description Where the next page of a Langfuse v2 listing starts. */
+        LangfuseCursor: {
+            /** @description Null on the last page. */
+            cursor: string | null;
+        };
         /** @description A dataset in Langfuse's shape. */
         LangfuseDataset: {
             /** Format: uuid */
@@ -1405,6 +1417,15 @@ export interface components {
         /** @description What a delete answers. */
         LangfuseMessage: {
             message: string;
+        };
+        /** @description Langfuse's `GET /api/public/v2/metrics`: one row per group, its columns depending on the query. */
+        LangfuseMetrics: {
+            data: Record<string, never>[];
+        };
+        /** @description Langfuse's `GET /api/public/v2/observations`: observations in Langfuse's shape, by cursor. */
+        LangfuseObservations: {
+            data: Record<string, never>[];
+            meta: components["schemas"]["LangfuseCursor"];
         };
         LangfuseOrganization: {
             /** Format: uuid */
@@ -1492,6 +1513,14 @@ export interface components {
         Member: {
             user: components["schemas"]["User"];
             role: components["schemas"]["Role"];
+        };
+        /** @description `GET /v1/metrics`: the view, the dimensions asked for and one row per group. */
+        MetricsAnswer: {
+            /** @description `observations` or `scores`. */
+            view: string;
+            dimensions: string[];
+            /** @description One row per bucket and dimension values; its columns depend on the query. */
+            data: Record<string, never>[];
         };
         /** @description An organization the user belongs to, with their role in it. */
         MyOrganization: {
@@ -1876,6 +1905,14 @@ export interface components {
             user: components["schemas"]["User"];
             expires_at: string;
         };
+        /** @description A session's traces, oldest first, each with its summary, input and output. */
+        SessionPage: {
+            session_id: string;
+            /** @description The session's traces (trace-list rows with `input` and `output`). */
+            data: Record<string, never>[];
+            /** @description The next page's `cursor`; null when this page is the last. */
+            next_cursor: string | null;
+        };
         /** @description How many sessions `POST .../sessions/revoke` ended. */
         SessionsEnded: {
             /** Format: u-int64 */
@@ -1888,6 +1925,22 @@ export interface components {
         SignIn: {
             email: string;
             password: string;
+        };
+        /** @description One trace: its row, its observations as a tree and what was recorded against it. */
+        TraceDetail: {
+            id: string;
+            /** @description The trace's row; null while only its observations have arrived. */
+            trace: Record<string, never> | null;
+            /** @description How many observations the tree holds (at most 10,000). */
+            observation_count: number;
+            /** @description Whether the trace had more observations than the tree holds. */
+            observations_truncated: boolean;
+            /** @description The root observations in time order, each with its `children`. */
+            observations: Record<string, never>[];
+            scores: Record<string, never>[];
+            file_operations: Record<string, never>[];
+            terminal_commands: Record<string, never>[];
+            git_links: Record<string, never>[];
         };
         User: {
             /** Format: uuid */
@@ -3049,7 +3102,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["LangfuseObservations"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3105,7 +3160,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["LangfuseMetrics"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3524,7 +3581,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CursorPage"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3583,7 +3642,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["TraceDetail"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3646,7 +3707,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CursorPage"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3707,7 +3770,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["SessionPage"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3778,7 +3843,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CursorPage"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3850,7 +3917,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CursorPage"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -3925,7 +3994,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["MetricsAnswer"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -4663,7 +4734,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CursorPage"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {

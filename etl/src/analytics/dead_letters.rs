@@ -1,10 +1,10 @@
 //! The project's dead letters (events the ETL refused, kept with the reason and the raw JSON
 //! exactly as received), newest first, by cursor.
 
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::answers::CursorPage;
 use crate::analytics::conditions::Conditions;
 use crate::analytics::paging::{cursor_at, next_page, page_limit, parse_json_rows, read};
 use crate::clickhouse::ClickHouse;
@@ -19,7 +19,7 @@ pub async fn dead_letter_list(
     project: Uuid,
     limit: Option<usize>,
     cursor: Option<&str>,
-) -> Result<Value, AnalyticsError> {
+) -> Result<CursorPage, AnalyticsError> {
     let limit = page_limit(limit, 50, 1000)?;
     let mut conditions = Conditions::project(project);
     conditions.before("received_at_us", ID, cursor_at(cursor)?.as_ref());
@@ -33,5 +33,5 @@ pub async fn dead_letter_list(
     let body = read(clickhouse, &sql).await?;
     let mut rows = parse_json_rows(&body)?;
     let next_cursor = next_page(&mut rows, limit, "received_at_us");
-    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+    Ok(CursorPage::new(rows, next_cursor))
 }

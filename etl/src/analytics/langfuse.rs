@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::answers::{LangfuseCursor, LangfuseMetrics, LangfuseObservations};
 use crate::analytics::conditions::Conditions;
 use crate::analytics::metrics::{Bucket, Dimension, MetricsQuery, View};
 use crate::analytics::observations::{ObservationFilter, observation_page};
@@ -69,7 +70,7 @@ pub async fn observations_v2(
     clickhouse: &ClickHouse,
     project: Uuid,
     params: &ObservationsV2Params,
-) -> Result<Value, AnalyticsError> {
+) -> Result<LangfuseObservations, AnalyticsError> {
     if params.parse_io_as_json == Some(true) {
         return Err(invalid(
             "parseIoAsJson",
@@ -167,7 +168,10 @@ pub async fn observations_v2(
             )
         })
         .collect();
-    Ok(json!({ "data": data, "meta": { "cursor": cursor } }))
+    Ok(LangfuseObservations {
+        data,
+        meta: LangfuseCursor { cursor },
+    })
 }
 
 /// A page of observations at exactly `level`, newest first.
@@ -511,7 +515,7 @@ pub async fn metrics_v2(
     clickhouse: &ClickHouse,
     project: Uuid,
     query_json: &str,
-) -> Result<Value, AnalyticsError> {
+) -> Result<LangfuseMetrics, AnalyticsError> {
     let query: MetricsV2Query = serde_json::from_str(query_json)
         .map_err(|e| invalid("query", format!("not a metrics query: {e}")))?;
     let (view, source) = match query.view.as_str() {
@@ -678,7 +682,7 @@ pub async fn metrics_v2(
             Value::Object(out)
         })
         .collect();
-    Ok(json!({ "data": data }))
+    Ok(LangfuseMetrics { data })
 }
 
 /// Langfuse spells types, levels, sources and data types in capitals; AgentTrace stores them in

@@ -5,10 +5,11 @@
 
 use agenttrace_schemas::Timestamp;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::answers::MetricsAnswer;
 use crate::analytics::conditions::Conditions;
 use crate::analytics::paging::{invalid, parse_json_rows, read, time_bound};
 use crate::clickhouse::ClickHouse;
@@ -326,7 +327,7 @@ pub async fn metrics(
     clickhouse: &ClickHouse,
     project: Uuid,
     query: &MetricsQuery,
-) -> Result<Value, AnalyticsError> {
+) -> Result<MetricsAnswer, AnalyticsError> {
     let rows = parse_json_rows(&read(clickhouse, &query.sql(project)).await?)?;
     if rows.len() > MAX_GROUPS {
         return Err(invalid(
@@ -337,11 +338,14 @@ pub async fn metrics(
         ));
     }
     let data: Vec<Value> = rows.into_iter().map(|row| shape(query, row)).collect();
-    Ok(json!({
-        "view": match query.view { View::Observations => "observations", View::Scores => "scores" },
-        "dimensions": query.dimensions.iter().map(|d| d.name).collect::<Vec<_>>(),
-        "data": data,
-    }))
+    Ok(MetricsAnswer {
+        view: match query.view {
+            View::Observations => "observations",
+            View::Scores => "scores",
+        },
+        dimensions: query.dimensions.iter().map(|d| d.name).collect(),
+        data,
+    })
 }
 
 /// A result row as the API answers it: the bucket as RFC 3339, dimensions by name, percentiles

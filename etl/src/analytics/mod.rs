@@ -10,6 +10,7 @@
 //! - [`dead_letters`]: the events the ETL refused, with their reasons.
 //! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
 
+pub mod answers;
 pub mod conditions;
 pub mod dead_letters;
 pub mod experiments;

@@ -3,10 +3,11 @@
 //! ordered by type and start) one time window at a time; input and output stay in the trace.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::answers::CursorPage;
 use crate::analytics::conditions::{Conditions, Level};
 use crate::analytics::paging::{
     Windows, cursor_at, next_page, page_limit, parse_rows, read, time_bound, time_span,
@@ -60,11 +61,11 @@ pub async fn observation_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &ObservationFilter,
-) -> Result<Value, AnalyticsError> {
+) -> Result<CursorPage, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut rows = observation_page(clickhouse, project, filter, limit + 1).await?;
     let next_cursor = next_page(&mut rows, limit, "start_time_us");
-    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+    Ok(CursorPage::new(rows, next_cursor))
 }
 
 /// Up to `wanted` observations matching `filter`, newest first, as people read them.

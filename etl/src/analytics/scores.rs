@@ -1,10 +1,10 @@
 //! `GET /v1/scores`: the project's scores newest first, filtered, by cursor.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::answers::CursorPage;
 use crate::analytics::conditions::Conditions;
 use crate::analytics::paging::{cursor_at, invalid, next_page, page_limit, parse_rows, read, time_bound};
 use crate::clickhouse::ClickHouse;
@@ -38,7 +38,7 @@ pub async fn score_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &ScoreFilter,
-) -> Result<Value, AnalyticsError> {
+) -> Result<CursorPage, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut conditions = Conditions::project(project);
     conditions
@@ -72,5 +72,5 @@ pub async fn score_list(
     let body = read(clickhouse, &sql).await?;
     let mut rows = parse_rows(&body)?;
     let next_cursor = next_page(&mut rows, limit, "timestamp_us");
-    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+    Ok(CursorPage::new(rows, next_cursor))
 }

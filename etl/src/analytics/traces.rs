@@ -6,10 +6,11 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
+use crate::analytics::answers::{CursorPage, SessionPage, TraceDetail};
 use crate::analytics::conditions::{Conditions, Level};
 use crate::analytics::paging::{
     Windows, cursor_at, invalid, next_page, page_limit, parse_json_rows, parse_rows, read, time_bound,
@@ -30,7 +31,7 @@ pub async fn trace_detail(
     clickhouse: &ClickHouse,
     project: Uuid,
     trace_id: &str,
-) -> Result<Option<Value>, AnalyticsError> {
+) -> Result<Option<TraceDetail>, AnalyticsError> {
     let mut by_id = Conditions::project(project);
     by_id.eq("id", trace_id);
     let mut by_trace = Conditions::project(project);
@@ -44,29 +45,25 @@ pub async fn trace_detail(
         rows(clickhouse, Table::TerminalCommands, &by_trace, MAX_RECORDS),
         rows(clickhouse, Table::GitLinks, &by_trace, MAX_RECORDS),
     )?;
-    let records = [
-        ("scores", scores),
-        ("file_operations", file_operations),
-        ("terminal_commands", terminal_commands),
-        ("git_links", git_links),
-    ];
-    if traces.is_empty() && observations.is_empty() && records.iter().all(|(_, found)| found.is_empty()) {
+    let records = [&scores, &file_operations, &terminal_commands, &git_links];
+    if traces.is_empty() && observations.is_empty() && records.iter().all(|found| found.is_empty()) {
         return Ok(None);
     }
     let truncated = observations.len() > MAX_OBSERVATIONS;
     observations.truncate(MAX_OBSERVATIONS);
     let trace = traces.into_iter().next();
-    let mut answer = Map::new();
-    answer.insert("id".into(), Value::String(trace_id.to_owned()));
-    // Observations can arrive before their trace does; the tree is shown meanwhile.
-    answer.insert("trace".into(), trace.unwrap_or(Value::Null));
-    answer.insert("observation_count".into(), observations.len().into());
-    answer.insert("observations_truncated".into(), truncated.into());
-    answer.insert("observations".into(), Value::Array(tree(observations)));
-    for (key, found) in records {
-        answer.insert(key.to_owned(), Value::Array(found));
-    }
-    Ok(Some(Value::Object(answer)))
+    Ok(Some(TraceDetail {
+        id: trace_id.to_owned(),
+        // Observations can arrive before their trace does; the tree is shown meanwhile.
+        trace,
+        observation_count: observations.len(),
+        observations_truncated: truncated,
+        observations: tree(observations),
+        scores,
+        file_operations,
+        terminal_commands,
+        git_links,
+    }))
 }
 
 /// `GET /v1/traces`'s filters; every one is optional.
@@ -207,7 +204,7 @@ pub async fn trace_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &TraceFilter,
-) -> Result<Value, AnalyticsError> {
+) -> Result<CursorPage, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut range = Conditions::project(project);
     range.time_range(
@@ -287,7 +284,7 @@ pub async fn trace_list(
         }
     }
     let next_cursor = next_page(&mut rows, limit, "timestamp_us");
-    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+    Ok(CursorPage::new(rows, next_cursor))
 }
 
 /// A session as a conversation: its traces oldest first, each with its summary, by cursor;
@@ -300,7 +297,7 @@ pub async fn session_detail(
     session_id: &str,
     cursor: Option<String>,
     limit: Option<usize>,
-) -> Result<Option<Value>, AnalyticsError> {
+) -> Result<Option<SessionPage>, AnalyticsError> {
     let limit = page_limit(limit, 50, 1000)?;
     let first_page = cursor.is_none();
     let mut in_session = Conditions::project(project);
@@ -332,9 +329,11 @@ pub async fn session_detail(
         return Ok(None);
     }
     let next_cursor = next_page(&mut rows, limit, "timestamp_us");
-    Ok(Some(
-        json!({ "session_id": session_id, "data": rows, "next_cursor": next_cursor }),
-    ))
+    Ok(Some(SessionPage {
+        session_id: session_id.to_owned(),
+        data: rows,
+        next_cursor,
+    }))
 }
 
 /// `GET /v1/sessions`'s parameters.
@@ -361,7 +360,7 @@ pub async fn session_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &SessionFilter,
-) -> Result<Value, AnalyticsError> {
+) -> Result<CursorPage, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut bounds = Conditions::project(project);
     bounds.raw("isNotNull(session_id)");
@@ -375,7 +374,7 @@ pub async fn session_list(
     bounds.eq_opt("user_id", filter.user_id.as_deref());
     let mut rows: Vec<Value> = Vec::new();
     let Some(span) = time_span(clickhouse, "traces_by_time", "timestamp_us", &bounds).await? else {
-        return Ok(json!({ "data": rows, "next_cursor": null }));
+        return Ok(CursorPage::new(rows, None));
     };
     let project = quote(&project.to_string());
     // About five traces to a session: enough traces for the page's sessions.
@@ -415,7 +414,7 @@ pub async fn session_list(
     }
     let next_cursor = next_page(&mut rows, limit, "last_us");
     add_session_summaries(clickhouse, &project, &mut rows).await?;
-    Ok(json!({ "data": rows, "next_cursor": next_cursor }))
+    Ok(CursorPage::new(rows, next_cursor))
 }
 
 /// Each listed session's observation count, cost and tokens, from its traces' key ranges;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::analytics::answers::{LangfuseMetrics, LangfuseObservations};
 use crate::analytics::langfuse::{self as langfuse_reads, ObservationsV2Params};
 use crate::control::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
 use crate::control::experiments::{self, NewRunItem};
@@ -843,7 +844,7 @@ pub async fn create_run_item(
     security(("apiKey" = ["read"])),
     params(ObservationsV2Params),
     responses(
-        (status = 200, description = "Langfuse's shape"),
+        (status = 200, description = "Langfuse's shape", body = LangfuseObservations),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -854,7 +855,7 @@ pub async fn observations_v2(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
     Query(params): Query<ObservationsV2Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LangfuseObservations>, ApiError> {
     let project = project.id;
     Ok(Json(
         langfuse_reads::observations_v2(&state.clickhouse, project, &params).await?,
@@ -877,7 +878,7 @@ pub struct MetricsV2Params {
     security(("apiKey" = ["read"])),
     params(MetricsV2Params),
     responses(
-        (status = 200, description = "Langfuse's shape"),
+        (status = 200, description = "Langfuse's shape", body = LangfuseMetrics),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -888,7 +889,7 @@ pub async fn metrics_v2(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
     Query(params): Query<MetricsV2Params>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LangfuseMetrics>, ApiError> {
     let project = project.id;
     let query = params
         .query

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
+use crate::analytics::answers::{CursorPage, MetricsAnswer, SessionPage, TraceDetail};
 use crate::analytics::metrics::{self, MetricsParams, MetricsQuery};
 use crate::analytics::observations::{self, ObservationFilter};
 use crate::analytics::scores::{self, ScoreFilter};
@@ -27,7 +27,7 @@ use crate::http::server::AppState;
     security(("session" = []), ("apiKey" = [])),
     params(("project_id" = Option<uuid::Uuid>, Query, description = "Which project, for a signed-in user or an organization key (a project key implies it)")),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = TraceDetail),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -38,7 +38,7 @@ pub async fn trace(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TraceDetail>, ApiError> {
     let project = project.id;
     traces::trace_detail(&state.clickhouse, project, &id)
         .await?
@@ -55,7 +55,7 @@ pub async fn trace(
     security(("session" = []), ("apiKey" = [])),
     params(TraceFilter),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = CursorPage),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -66,7 +66,7 @@ pub async fn trace_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<TraceFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
     Ok(Json(
         traces::trace_list(&state.clickhouse, project, &filter).await?,
@@ -93,7 +93,7 @@ pub struct SessionQuery {
     security(("session" = []), ("apiKey" = [])),
     params(SessionQuery),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = SessionPage),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -105,7 +105,7 @@ pub async fn session(
     project: ProjectAccess<need::Read>,
     Path(id): Path<String>,
     Query(query): Query<SessionQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionPage>, ApiError> {
     let project = project.id;
     traces::session_detail(&state.clickhouse, project, &id, query.cursor, query.limit)
         .await?
@@ -122,7 +122,7 @@ pub async fn session(
     security(("session" = []), ("apiKey" = [])),
     params(SessionFilter),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = CursorPage),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -133,7 +133,7 @@ pub async fn session_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<SessionFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
     Ok(Json(
         traces::session_list(&state.clickhouse, project, &filter).await?,
@@ -149,7 +149,7 @@ pub async fn session_list(
     security(("session" = []), ("apiKey" = [])),
     params(ObservationFilter),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = CursorPage),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -160,7 +160,7 @@ pub async fn observation_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<ObservationFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
     Ok(Json(
         observations::observation_list(&state.clickhouse, project, &filter).await?,
@@ -176,7 +176,7 @@ pub async fn observation_list(
     security(("session" = []), ("apiKey" = [])),
     params(ScoreFilter),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = CursorPage),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -187,7 +187,7 @@ pub async fn score_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<ScoreFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
     Ok(Json(
         scores::score_list(&state.clickhouse, project, &filter).await?,
@@ -203,7 +203,7 @@ pub async fn score_list(
     security(("session" = []), ("apiKey" = [])),
     params(MetricsParams),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = MetricsAnswer),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -214,7 +214,7 @@ pub async fn metrics(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(params): Query<MetricsParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MetricsAnswer>, ApiError> {
     let project = project.id;
     let query = MetricsQuery::from_params(&params)?;
     Ok(Json(metrics::metrics(&state.clickhouse, project, &query).await?))

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::analytics::answers::CursorPage;
 use crate::analytics::dead_letters::dead_letter_list;
 use crate::control::job_runs::{self, JobRun};
 use crate::http::auth::{ProjectAccess, need};
@@ -82,7 +82,7 @@ pub async fn list_job_runs(
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), DeadLetterQuery),
     responses(
-        (status = 200, description = "OK"),
+        (status = 200, description = "OK", body = CursorPage),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -93,7 +93,7 @@ pub async fn list_dead_letters(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(query): Query<DeadLetterQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CursorPage>, ApiError> {
     Ok(Json(
         dead_letter_list(
             &state.clickhouse,

@@ -1,0 +1,93 @@
+//! The read API's answers as types, so that the OpenAPI document describes them. The rows
+//! themselves are ClickHouse's `JSONEachRow` objects (their columns and their encoding are the
+//! query's), kept as JSON values; the envelopes around them are typed.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A page of rows by cursor: `next_cursor` (null on the last page) is the next page's `cursor`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CursorPage {
+    /// The rows, newest first (a session's traces: oldest first).
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+    /// The next page's `cursor`; null when this page is the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+impl CursorPage {
+    pub fn new(data: Vec<Value>, next_cursor: Option<String>) -> Self {
+        CursorPage { data, next_cursor }
+    }
+}
+
+/// A session's traces, oldest first, each with its summary, input and output.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionPage {
+    pub session_id: String,
+    /// The session's traces (trace-list rows with `input` and `output`).
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+    /// The next page's `cursor`; null when this page is the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// One trace: its row, its observations as a tree and what was recorded against it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TraceDetail {
+    pub id: String,
+    /// The trace's row; null while only its observations have arrived.
+    #[schema(value_type = Option<Object>, required = true)]
+    pub trace: Option<Value>,
+    /// How many observations the tree holds (at most 10,000).
+    pub observation_count: usize,
+    /// Whether the trace had more observations than the tree holds.
+    pub observations_truncated: bool,
+    /// The root observations in time order, each with its `children`.
+    #[schema(value_type = Vec<Object>)]
+    pub observations: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub scores: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub file_operations: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub terminal_commands: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub git_links: Vec<Value>,
+}
+
+/// `GET /v1/metrics`: the view, the dimensions asked for and one row per group.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MetricsAnswer {
+    /// `observations` or `scores`.
+    pub view: &'static str,
+    pub dimensions: Vec<&'static str>,
+    /// One row per bucket and dimension values; its columns depend on the query.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+}
+
+/// Langfuse's `GET /api/public/v2/observations`: observations in Langfuse's shape, by cursor.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LangfuseObservations {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+    pub meta: LangfuseCursor,
+}
+
+/// Where the next page of a Langfuse v2 listing starts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LangfuseCursor {
+    /// Null on the last page.
+    #[schema(required = true)]
+    pub cursor: Option<String>,
+}
+
+/// Langfuse's `GET /api/public/v2/metrics`: one row per group, its columns depending on the query.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LangfuseMetrics {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+}

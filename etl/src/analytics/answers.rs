@@ -91,3 +91,42 @@ pub struct LangfuseMetrics {
     #[schema(value_type = Vec<Object>)]
     pub data: Vec<Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The typed answers send what the `json!` ones did: same fields, same order, nulls kept.
+    #[test]
+    fn answers_keep_their_wire_shape() {
+        let page = CursorPage::new(vec![json!({"id": "t"})], None);
+        assert_eq!(
+            serde_json::to_string(&page).unwrap(),
+            r#"{"data":[{"id":"t"}],"next_cursor":null}"#
+        );
+        let detail = TraceDetail {
+            id: "t".into(),
+            trace: None,
+            observation_count: 0,
+            observations_truncated: false,
+            observations: vec![],
+            scores: vec![],
+            file_operations: vec![],
+            terminal_commands: vec![],
+            git_links: vec![],
+        };
+        assert_eq!(
+            serde_json::to_string(&detail).unwrap(),
+            r#"{"id":"t","trace":null,"observation_count":0,"observations_truncated":false,"observations":[],"scores":[],"file_operations":[],"terminal_commands":[],"git_links":[]}"#
+        );
+        let observations = LangfuseObservations {
+            data: vec![],
+            meta: LangfuseCursor { cursor: None },
+        };
+        assert_eq!(
+            serde_json::to_string(&observations).unwrap(),
+            r#"{"data":[],"meta":{"cursor":null}}"#
+        );
+    }
+}

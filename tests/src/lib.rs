@@ -267,14 +267,23 @@ impl Drop for TestEnv {
 
 /// Runs SQL statements in chDB (modern ClickHouse, in-process) and returns each output.
 pub fn chdb(statements: &[String]) -> Result<Vec<String>, String> {
+    python_json("tests/chdb/run.py", &statements)
+}
+
+/// Runs a Python script of the repository with `input` as JSON on stdin and reads its JSON
+/// answer from stdout.
+pub fn python_json<T: serde::de::DeserializeOwned>(
+    script: &str,
+    input: &impl serde::Serialize,
+) -> Result<T, String> {
     let mut child = Command::new("python3")
-        .arg(repo_root().join("tests/chdb/run.py"))
+        .arg(repo_root().join(script))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting python3: {e}"))?;
-    let input = serde_json::to_vec(statements).unwrap();
+    let input = serde_json::to_vec(input).unwrap();
     child
         .stdin
         .take()

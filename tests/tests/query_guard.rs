@@ -87,27 +87,62 @@ async fn same_without_b(both: &TestEnv, only_a: &TestEnv, a: Uuid, b: Uuid, sql:
 #[tokio::test]
 async fn fuzzed_queries_the_guard_accepts_see_only_the_callers_rows() {
     let (both, only_a, a, b) = two_databases().await;
-    let mut dirs = vec![agenttrace_tests::repo_root().join("fuzz/seeds/sql_guard")];
-    if let Ok(extra) = std::env::var("AGENTTRACE_GUARD_CORPUS") {
-        dirs.extend(extra.split(':').filter(|d| !d.is_empty()).map(Into::into));
-    }
     let (mut accepted, mut ran, mut inputs) = (0, 0, 0);
-    for dir in dirs {
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let Ok(sql) = String::from_utf8(std::fs::read(entry.unwrap().path()).unwrap()) else {
-                continue;
-            };
-            inputs += 1;
-            if let Some(answered) = same_without_b(&both, &only_a, a, b, &sql).await {
-                accepted += 1;
-                ran += usize::from(answered);
-            }
+    for sql in corpus() {
+        inputs += 1;
+        if let Some(answered) = same_without_b(&both, &only_a, a, b, &sql).await {
+            accepted += 1;
+            ran += usize::from(answered);
         }
     }
     println!("{inputs} inputs: {accepted} accepted by the guard, {ran} of them answered by ClickHouse");
     assert!(
         accepted >= 30 && ran >= 20,
         "too few accepted queries to mean anything"
+    );
+}
+
+/// The queries of `fuzz/seeds/sql_guard` and of a long run's corpus (`AGENTTRACE_GUARD_CORPUS`).
+fn corpus() -> Vec<String> {
+    let mut dirs = vec![agenttrace_tests::repo_root().join("fuzz/seeds/sql_guard")];
+    if let Ok(extra) = std::env::var("AGENTTRACE_GUARD_CORPUS") {
+        dirs.extend(extra.split(':').filter(|d| !d.is_empty()).map(Into::into));
+    }
+    dirs.iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
+        .filter_map(|entry| String::from_utf8(std::fs::read(entry.unwrap().path()).unwrap()).ok())
+        .collect()
+}
+
+/// A second opinion that is not sqlparser's: ClickHouse's own parser (chDB's
+/// `parseQueryToJSON`, `tests/chdb/table_refs.py`) reads every query the guard accepts as
+/// tables inside the caller's project filter, and nothing else.
+#[test]
+fn clickhouse_own_parser_reads_every_accepted_query_as_scoped() {
+    let project = Uuid::new_v4();
+    let queries: Vec<String> = corpus()
+        .iter()
+        .filter_map(|sql| scope_to_project(sql, project).ok())
+        .collect();
+    let tables: Vec<&str> = agenttrace_etl::clickhouse::catalog::Table::ALL
+        .map(|t| t.name())
+        .to_vec();
+    let verdicts: Vec<Option<String>> = agenttrace_tests::python_json(
+        "tests/chdb/table_refs.py",
+        &serde_json::json!({ "project": project.to_string(), "tables": tables, "queries": queries }),
+    )
+    .unwrap();
+    let escapes: Vec<String> = queries
+        .iter()
+        .zip(&verdicts)
+        .filter_map(|(sql, verdict)| verdict.as_ref().map(|v| format!("{v}: {sql}")))
+        .collect();
+    println!("{} accepted queries judged by ClickHouse's parser", queries.len());
+    assert!(queries.len() >= 30, "too few accepted queries to mean anything");
+    assert!(
+        escapes.is_empty(),
+        "ClickHouse reads these as unscoped:\n{}",
+        escapes.join("\n")
     );
 }
 
@@ -162,7 +197,21 @@ async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
         "SELECT sum(total_cost) FROM observations".into(),
         "SELECT * FROM file_operations ORDER BY id".into(),
         "SELECT * FROM terminal_commands ORDER BY id".into(),
+        // Text sqlparser and ClickHouse lex differently (issue 34): before the guard wrote its
+        // own escapes, sqlparser printed `'x\\'` back as `'x\'`, an open string to ClickHouse.
+        r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM scores".into(),
+        r"SELECT 'x\\' AS a, ' AS b FROM traces --' AS c FROM scores".into(),
+        r"SELECT 'x\\\\' AS a, ' AS b FROM traces --' AS c FROM scores".into(),
+        r"SELECT 'a\'', ' FROM traces --' FROM scores".into(),
+        r"SELECT id FROM observations WHERE model = 'x\\' AND name = ' OR 1 = 1 --'".into(),
+        r"SELECT id FROM observations WHERE name = 'x\\' OR name = ') OR (1 = 1'".into(),
+        "SELECT 'x\n project_id FROM traces --' FROM scores".into(),
         // Refused outright.
+        "SELECT count() FROM scores WHERE 0 IN (traces)".into(),
+        "SELECT count() FROM scores WHERE (id, name) IN (traces)".into(),
+        "SELECT count() FROM scores WHERE id IN traces".into(),
+        "SELECT count() FROM scores WHERE 0 IN (system.one)".into(),
+        "SELECT in(id, traces) FROM scores".into(),
         "SELECT * FROM TRACES".into(),
         "SELECT * FROM daily_costs".into(),
         "SELECT * FROM schema_migrations".into(),

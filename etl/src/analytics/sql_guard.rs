@@ -21,20 +21,32 @@
 //! the analyst's own `WHERE`, which stays as written. The copies only ever narrow: they are
 //! ANDed inside the project's filter. Everything that could
 //! write, reach another database, read files or the network, or change settings is refused
-//! with a reason. The rewritten SQL is rendered from the syntax tree, never spliced as text.
+//! with a reason, and so is a table named inside an expression (`x IN traces`).
+//!
+//! The rewritten SQL is built as a syntax tree (user text is never spliced into SQL) and the
+//! guard sends only text it has verified, because sqlparser and ClickHouse do not lex every
+//! string alike (`'x\\'` is `x\` to both, but sqlparser prints it back as `'x\'`, which
+//! ClickHouse reads as an open string). So: string literals are written with the two escapes
+//! both read the same way (`\\` and `\'`), quoted identifiers may hold no quote or backslash,
+//! and the rendered text must (1) lex, by [`lexer`]'s ClickHouse rules, into the same string
+//! literals sqlparser's tokenizer finds, with no comment, (2) parse back to the very tree that
+//! was checked, and (3) read every table of the allowlist only inside its project filter.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableAlias,
-    TableFactor, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
+    BinaryOperator, Expr, Ident, InTarget, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement,
+    TableAlias, TableFactor, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
 use uuid::Uuid;
 
 use crate::clickhouse::catalog::Table;
+
+mod lexer;
+mod render;
 
 /// Function names (lowercase) that read outside the caller's rows, touch files or the network,
 /// reveal server configuration, or only burn time. Table functions are refused separately.
@@ -107,6 +119,18 @@ pub enum GuardError {
     ForbiddenClause(&'static str),
     #[error("the CTE name {0:?} hides a table of the same name; rename it")]
     CteShadowsTable(String),
+    #[error("a table named inside an expression ({0}) is not allowed; write IN (SELECT ... FROM table)")]
+    TableInExpression(String),
+    #[error("{0} literals are not allowed; write strings in single quotes")]
+    Literal(&'static str),
+    #[error(
+        "the identifier {0:?} is not allowed: quoted names may not hold quotes, backslashes or control characters"
+    )]
+    Identifier(String),
+    #[error(
+        "the query could not be written in a form ClickHouse is sure to read as checked ({0}); simplify it"
+    )]
+    Unverifiable(String),
 }
 
 fn queryable_names() -> String {
@@ -138,47 +162,67 @@ struct Narrowing {
     /// The name the query refers to the table by (its alias, else its name).
     name: String,
     /// Conditions on columns every version of a row shares: applied before deduplication.
-    stable: Vec<String>,
+    stable: Vec<Expr>,
     /// Other conditions: keep the ids of which some version matches.
-    other: Vec<String>,
+    other: Vec<Expr>,
 }
 
 impl Guard {
-    fn project_rows(&self, table: Table, narrowing: Option<&Narrowing>) -> Result<Box<Query>, GuardError> {
+    /// The caller's rows of `table`, newest version of each, narrowed by copies of conditions.
+    /// Built from text of our own (names from the catalog, a UUID), then the copies added as
+    /// syntax: nothing the caller wrote is spliced into SQL text.
+    fn project_rows(&self, table: Table, narrowing: Option<&Narrowing>) -> Box<Query> {
         let dedup = table.dedup();
         let newest_first = match dedup.version {
             Some(version) => format!(" ORDER BY {version} DESC"),
             // Copies of a row without a version are identical: any one will do.
             None => String::new(),
         };
-        let project = format!("project_id = '{}'", self.project_id);
-        let mut filter = project.clone();
-        if let Some(narrowing) = narrowing {
-            for condition in &narrowing.stable {
-                filter.push_str(&format!(" AND ({condition})"));
-            }
-            if !narrowing.other.is_empty() {
-                let others: Vec<String> = narrowing.other.iter().map(|c| format!("({c})")).collect();
-                filter.push_str(&format!(
-                    " AND ({key}) IN (SELECT {key} FROM {table} WHERE {project} AND {others})",
-                    key = dedup.key,
-                    table = table.name(),
-                    others = others.join(" AND ")
-                ));
-            }
-        }
-        let sql = format!(
-            "SELECT * FROM {} WHERE {filter}{newest_first} LIMIT 1 BY {}",
+        let project = project_filter(self.project_id);
+        let mut query = trusted_query(&format!(
+            "SELECT * FROM {} WHERE {project}{newest_first} LIMIT 1 BY {}",
             table.name(),
             dedup.key
-        );
-        match Parser::parse_sql(&ClickHouseDialect {}, &sql)
-            .map_err(|e| GuardError::Parse(e.to_string()))?
-            .pop()
-        {
-            Some(Statement::Query(query)) => Ok(query),
-            _ => unreachable!("the scoped subquery is a SELECT"),
+        ));
+        if let Some(narrowing) = narrowing {
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                unreachable!("the scoped subquery is a SELECT")
+            };
+            let mut filter = select.selection.take().expect("the project filter");
+            for condition in &narrowing.stable {
+                filter = and(filter, Expr::Nested(Box::new(condition.clone())));
+            }
+            if !narrowing.other.is_empty() {
+                let mut ids = trusted_query(&format!(
+                    "SELECT {} FROM {} WHERE {project}",
+                    dedup.key,
+                    table.name()
+                ));
+                let SetExpr::Select(ids_select) = ids.body.as_mut() else {
+                    unreachable!("the ids subquery is a SELECT")
+                };
+                let mut ids_filter = ids_select.selection.take().expect("the project filter");
+                for condition in &narrowing.other {
+                    ids_filter = and(ids_filter, Expr::Nested(Box::new(condition.clone())));
+                }
+                ids_select.selection = Some(ids_filter);
+                let key = Parser::new(&ClickHouseDialect {})
+                    .try_with_sql(&format!("({})", dedup.key))
+                    .and_then(|mut parser| parser.parse_expr())
+                    .expect("the dedup key is an expression");
+                filter = and(
+                    filter,
+                    Expr::In {
+                        expr: Box::new(key),
+                        target: InTarget::Subquery(ids),
+                        negated: false,
+                        global: false,
+                    },
+                );
+            }
+            select.selection = Some(filter);
         }
+        query
     }
 
     /// What the derived table of `select`'s table may be narrowed by, when it reads one
@@ -234,9 +278,9 @@ impl Guard {
             let mut copy = condition.clone();
             unqualify(&mut copy);
             if table.dedup().version.is_none() || read.iter().all(|c| stable.contains(&c.as_str())) {
-                narrowing.stable.push(copy.to_string());
+                narrowing.stable.push(copy);
             } else {
-                narrowing.other.push(copy.to_string());
+                narrowing.other.push(copy);
             }
         }
         Some(narrowing)
@@ -402,20 +446,19 @@ impl VisitorMut for Guard {
                         }
                         _ => None,
                     };
-                    self.project_rows(table, narrowing.as_ref()).map(|subquery| {
-                        let alias = alias.clone().unwrap_or_else(|| TableAlias {
-                            explicit: true,
-                            name: sqlparser::ast::Ident::new(parts[0].clone()),
-                            columns: Vec::new(),
-                            at: None,
-                        });
-                        Some(TableFactor::Derived {
-                            lateral: false,
-                            subquery,
-                            alias: Some(alias),
-                            sample: None,
-                        })
-                    })
+                    let subquery = self.project_rows(table, narrowing.as_ref());
+                    let alias = alias.clone().unwrap_or_else(|| TableAlias {
+                        explicit: true,
+                        name: sqlparser::ast::Ident::new(parts[0].clone()),
+                        columns: Vec::new(),
+                        at: None,
+                    });
+                    Ok(Some(TableFactor::Derived {
+                        lateral: false,
+                        subquery,
+                        alias: Some(alias),
+                        sample: None,
+                    }))
                 } else {
                     Err(GuardError::TableNotAllowed(parts[0].clone()))
                 }
@@ -435,14 +478,81 @@ impl VisitorMut for Guard {
     }
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<GuardError> {
-        if let Expr::Function(function) = expr {
+        match table_in_expression(expr) {
+            Some(error) => ControlFlow::Break(error),
+            None => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// Why `expr` may not be sent: a forbidden function, or a table ClickHouse would read from
+/// an expression (`x IN traces`, `x IN (system.one)`, `in(x, traces)`), which no derived
+/// table scopes.
+fn table_in_expression(expr: &Expr) -> Option<GuardError> {
+    match expr {
+        Expr::Function(function) => {
             let parts = name_parts(&function.name);
             let name = parts.last().map(|n| n.to_lowercase()).unwrap_or_default();
-            if parts.len() != 1 || FORBIDDEN_FUNCTIONS.iter().any(|f| name.starts_with(f)) {
-                return ControlFlow::Break(GuardError::ForbiddenFunction(function.name.to_string()));
-            }
+            (parts.len() != 1
+                || FORBIDDEN_FUNCTIONS.iter().any(|f| name.starts_with(f))
+                || is_membership_function(&name))
+            .then(|| GuardError::ForbiddenFunction(function.name.to_string()))
         }
-        ControlFlow::Continue(())
+        Expr::In { target, .. } => match target {
+            InTarget::Table { name, .. } => Some(GuardError::TableInExpression(name.to_string())),
+            InTarget::Unnest(_) => Some(GuardError::ForbiddenClause("IN UNNEST")),
+            InTarget::List(list) => match list.as_slice() {
+                [single] => match unparenthesized(single) {
+                    name @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => {
+                        Some(GuardError::TableInExpression(name.to_string()))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            },
+            InTarget::Subquery(_) => None,
+        },
+        _ => None,
+    }
+}
+
+fn unparenthesized(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Nested(inner) => unparenthesized(inner),
+        other => other,
+    }
+}
+
+/// ClickHouse's functional forms of `IN` (`in`, `notIn`, `globalNullIn`, `inIgnoreSet`, …),
+/// whose second argument may name a table. The operator form is checked instead.
+fn is_membership_function(lowercase: &str) -> bool {
+    let name = lowercase.strip_prefix("global").unwrap_or(lowercase);
+    let name = name.strip_prefix("not").unwrap_or(name);
+    let name = name.strip_prefix("null").unwrap_or(name);
+    let name = name.strip_prefix("not").unwrap_or(name);
+    matches!(name, "in" | "inignoreset")
+}
+
+fn project_filter(project_id: Uuid) -> String {
+    format!("project_id = '{project_id}'")
+}
+
+/// Parses SQL the guard wrote itself (catalog names, a UUID), never the caller's.
+fn trusted_query(sql: &str) -> Box<Query> {
+    match Parser::parse_sql(&ClickHouseDialect {}, sql)
+        .expect("the guard's own SQL parses")
+        .pop()
+    {
+        Some(Statement::Query(query)) => query,
+        _ => unreachable!("the guard's own SQL is a SELECT"),
+    }
+}
+
+fn and(left: Expr, right: Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(left),
+        op: BinaryOperator::And,
+        right: Box::new(right),
     }
 }
 
@@ -466,7 +576,7 @@ pub fn scope_to_project(sql: &str, project_id: Uuid) -> Result<String, GuardErro
     if let ControlFlow::Break(error) = statement.visit(&mut guard) {
         return Err(error);
     }
-    Ok(statement.to_string())
+    render::verified(statement, project_id)
 }
 
 #[cfg(test)]
@@ -566,5 +676,98 @@ mod tests {
         for (sql, expected) in cases {
             assert_eq!(scope_to_project(sql, PROJECT).as_ref(), Err(expected), "{sql}");
         }
+    }
+
+    /// The attacks of issue 34: text sqlparser and ClickHouse lex differently, tables named
+    /// inside expressions. Each is refused or sent in a form that reads only the caller's rows.
+    #[test]
+    fn string_literals_cannot_smuggle_sql() {
+        let attack = r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM scores";
+        let sql = scoped(attack);
+        // Written back with the backslash escaped, so ClickHouse reads the same one string.
+        assert!(sql.starts_with(r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM (SELECT * FROM scores WHERE project_id"), "{sql}");
+        assert_eq!(
+            lexer::string_literals(&sql).unwrap()[..2],
+            [
+                r"x\".to_string(),
+                " AS b, project_id, id, name FROM traces --".into()
+            ]
+        );
+        for (attack, literal) in [
+            (
+                r"SELECT 'a\'b', 'it''s', 'x\\\'' FROM traces",
+                vec!["a'b", "it's", r"x\'"],
+            ),
+            (
+                "SELECT 'line\nbreak -- not a comment' FROM traces",
+                vec!["line\nbreak -- not a comment"],
+            ),
+        ] {
+            let sql = scoped(attack);
+            assert_eq!(
+                lexer::string_literals(&sql).unwrap()[..literal.len()],
+                literal,
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_that_would_read_differently_is_refused() {
+        for attack in [
+            "SELECT $$x$$ FROM traces",
+            "SELECT E'x' FROM traces",
+            "SELECT `a\\`b` FROM traces",
+            "SELECT 1 AS \"a\"\"b\" FROM traces",
+        ] {
+            assert!(
+                scope_to_project(attack, PROJECT).is_err(),
+                "{attack} was accepted: {:?}",
+                scope_to_project(attack, PROJECT)
+            );
+        }
+    }
+
+    #[test]
+    fn tables_inside_expressions_are_refused() {
+        for attack in [
+            "SELECT 1 FROM scores WHERE 0 IN (system.one)",
+            "SELECT 1 FROM scores WHERE (id, name) IN (traces)",
+            "SELECT 1 FROM scores WHERE id IN traces",
+            "SELECT 1 FROM scores WHERE id IN ((traces))",
+            "SELECT in(id, traces) FROM scores",
+            "SELECT globalNotIn(id, traces) FROM scores",
+            "SELECT notNullInIgnoreSet(id, traces) FROM scores",
+        ] {
+            match scope_to_project(attack, PROJECT) {
+                Err(
+                    GuardError::TableInExpression(_)
+                    | GuardError::ForbiddenFunction(_)
+                    | GuardError::Parse(_),
+                ) => {}
+                other => panic!("{attack}: {other:?}"),
+            }
+        }
+        // A list of values or a subquery is still fine.
+        scoped(
+            "SELECT 1 FROM scores WHERE id IN ('a') AND trace_id IN (SELECT id FROM traces) AND (1, 2) IN ((1, 2))",
+        );
+        // Functions that merely start like IN.
+        scoped("SELECT intDiv(1, 2), indexOf([1], 1), initializeAggregation('sumState', 1) FROM traces");
+    }
+
+    #[test]
+    fn narrowing_copies_are_syntax_not_text() {
+        // A condition with a string that ends in a backslash, copied into the derived table.
+        let sql = scoped(r"SELECT id FROM observations WHERE model = 'x\\' AND name = ' OR 1 = 1 --'");
+        let literals = lexer::string_literals(&sql).unwrap();
+        assert_eq!(literals.iter().filter(|l| *l == r"x\").count(), 2, "{sql}");
+        assert_eq!(
+            literals.iter().filter(|l| *l == " OR 1 = 1 --").count(),
+            2,
+            "{sql}"
+        );
+        // A double minus stays two tokens.
+        assert!(scoped("SELECT - -1 FROM traces").starts_with("SELECT - -1 FROM"));
     }
 }

@@ -93,10 +93,28 @@ clickhouse_config_xml() {
 XML
 }
 
-# clickhouse_users_xml MAX_MEMORY_USAGE [EXTRA_SETTINGS]: a ClickHouse 18.16 users.xml with one
-# user, `default`, without a password, on loopback, without quotas; EXTRA_SETTINGS (XML) goes
-# into its profile as is.
+# The ClickHouse user callers' reads run as (docs/security.md): its password is made once per
+# machine, outside the clone, so every checkout's stack and the cluster agree on it.
+CLICKHOUSE_READER_USER="${CLICKHOUSE_READER_USER:-agenttrace_reader}"
+clickhouse_reader_password() {
+  local file="$HOME/.cache/agenttrace/clickhouse-reader-password"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$file")
+  fi
+  cat "$file"
+}
+
+# clickhouse_users_xml MAX_MEMORY_USAGE [EXTRA_SETTINGS]: a ClickHouse 18.16 users.xml with two
+# users on loopback, without quotas: `default`, without a password, which the service writes
+# and migrates with (EXTRA_SETTINGS, XML, goes into its profile as is), and the reader
+# (CLICKHOUSE_READER_USER), confined to CLICKHOUSE_DATABASE, with the read profile's limits.
+# The service sends `readonly=1` and tighter limits with every read on the URL, where the
+# query's text cannot lift them; the profile itself stays at readonly=0 because 18.16 refuses
+# any setting on the URL under a readonly profile.
 clickhouse_users_xml() {
+  local reader_hash
+  reader_hash="$(printf '%s' "$(clickhouse_reader_password)" | sha256sum | cut -d' ' -f1)"
   cat <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -106,6 +124,13 @@ clickhouse_users_xml() {
             <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
             ${2:-}
         </default>
+        <reader>
+            <max_memory_usage>2000000000</max_memory_usage>
+            <max_execution_time>600</max_execution_time>
+            <max_concurrent_queries_for_user>16</max_concurrent_queries_for_user>
+            <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
+            ${2:-}
+        </reader>
     </profiles>
     <users>
         <default>
@@ -114,6 +139,13 @@ clickhouse_users_xml() {
             <profile>default</profile>
             <quota>default</quota>
         </default>
+        <$CLICKHOUSE_READER_USER>
+            <password_sha256_hex>$reader_hash</password_sha256_hex>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>reader</profile>
+            <quota>default</quota>
+            <allow_databases><database>$CLICKHOUSE_DATABASE</database></allow_databases>
+        </$CLICKHOUSE_READER_USER>
     </users>
     <quotas>
         <default>

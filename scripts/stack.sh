@@ -74,9 +74,22 @@ ch_write_config() {
   clickhouse_users_xml 4000000000 >"$dir/users.xml"
 }
 
+# Whether the reader user can sign in (a server started before it existed cannot).
+ch_reader_answers() {
+  curl -fsS -u "$CLICKHOUSE_READER_USER:$(clickhouse_reader_password)" "$CLICKHOUSE_URL/?query=SELECT%201" >/dev/null 2>&1
+}
+
 ch_up() {
   if ch_answers; then
     log "ClickHouse answers at $CLICKHOUSE_URL (using it)"
+    local users="$AGENTTRACE_HOME/clickhouse/users.xml"
+    if ! ch_reader_answers && [ -f "$users" ]; then
+      # Our own server from before the reader user: ClickHouse reloads users.xml by itself.
+      log "adding the reader user to $users"
+      clickhouse_users_xml 4000000000 >"$users"
+      wait_for 30 "the ClickHouse reader user" ch_reader_answers
+    fi
+    ch_reader_answers || log "warning: the reader user $CLICKHOUSE_READER_USER cannot sign in to $CLICKHOUSE_URL; add it as docs/security.md shows"
     return 0
   fi
   apt_ensure clickhouse-server clickhouse-client curl
@@ -101,6 +114,8 @@ print_env() {
 export DATABASE_URL='$DATABASE_URL'
 export CLICKHOUSE_URL='$CLICKHOUSE_URL'
 export CLICKHOUSE_DATABASE='$CLICKHOUSE_DATABASE'
+export CLICKHOUSE_READER_USER='$CLICKHOUSE_READER_USER'
+export CLICKHOUSE_READER_PASSWORD='$(clickhouse_reader_password)'
 EOF
 }
 

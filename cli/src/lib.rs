@@ -66,6 +66,18 @@ pub struct DatabaseArgs {
     pub clickhouse_user: Option<String>,
     #[arg(long, env = "CLICKHOUSE_PASSWORD", global = true, hide_env_values = true)]
     pub clickhouse_password: Option<String>,
+    /// The ClickHouse user the service reads with for callers (read routes, `/v1/query`,
+    /// exports): confined to the database, with the read profile's limits (the docs and
+    /// `scripts/stack.sh` set it up). Unset: reads use `--clickhouse-user`.
+    #[arg(long, env = "CLICKHOUSE_READER_USER", global = true)]
+    pub clickhouse_reader_user: Option<String>,
+    #[arg(
+        long,
+        env = "CLICKHOUSE_READER_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub clickhouse_reader_password: Option<String>,
     /// ClickHouse is a cluster of this name (`scripts/cluster.sh`): migrations create the
     /// clustered schema, mutations run on every shard.
     #[arg(long, env = "CLICKHOUSE_CLUSTER", global = true)]
@@ -92,6 +104,16 @@ impl DatabaseArgs {
                 .cloned()
                 .collect(),
         })
+    }
+
+    /// The connection callers' reads go through: the reader user when one is configured.
+    pub fn clickhouse_reader(&self) -> ClickHouse {
+        let credentials = self
+            .clickhouse_reader_user
+            .as_deref()
+            .filter(|user| !user.is_empty())
+            .map(|user| (user, self.clickhouse_reader_password.as_deref()));
+        self.clickhouse().reader(credentials)
     }
 
     pub(crate) async fn postgres(&self) -> anyhow::Result<tokio_postgres::Client> {

@@ -57,6 +57,9 @@ impl TestEnv {
         let mut config = ServeConfig {
             database_url: self.database_url.clone(),
             clickhouse: self.clickhouse.clone(),
+            // Tests make a database each, which a reader confined to one cannot read; the
+            // reader user's walls have their own test (`tests/tests/query_guard.rs`).
+            reader: self.clickhouse.reader(None),
             keyring: Keyring::parse(SIGNING_KEYS).unwrap(),
             // No caching: tests revoke keys and expect the next batch to see it.
             key_cache_ttl: Duration::ZERO,

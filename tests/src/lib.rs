@@ -179,6 +179,9 @@ impl TestEnv {
             clickhouse_database: self.name.clone(),
             clickhouse_user: None,
             clickhouse_password: None,
+            // The reader user is confined to the main database, not this test's.
+            clickhouse_reader_user: None,
+            clickhouse_reader_password: None,
             clickhouse_cluster: self.clickhouse.cluster().map(str::to_owned),
             clickhouse_cluster_urls: self.clickhouse.node_urls().to_vec(),
         }

@@ -159,6 +159,22 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
         "{refused}"
     );
 
+    // A limit of the read profile is a 422 that names it, not a 503 to retry forever.
+    let limited = query(
+        "SELECT arrayJoin(range(1500000)) AS n FROM traces",
+        "json",
+        &analyst.bearer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited.status(), 422);
+    let limited: Value = serde_json::from_slice(&limited.bytes().await.unwrap()).unwrap();
+    assert_eq!(limited["error"], "limit_exceeded", "{limited}");
+    assert!(
+        limited["message"].as_str().unwrap().contains("max_result_rows"),
+        "{limited}"
+    );
+
     let bad_sql = query("SELECT no_such_column FROM traces", "json", &analyst.bearer)
         .await
         .unwrap();

@@ -57,6 +57,8 @@ impl EtlProcess {
         let child = Command::new(&self.binary)
             .args(["serve", "--listen", &self.listen, "--key-cache-ttl-secs", "2"])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // The reader user is confined to the main database, not this test's.
+            .env_remove("CLICKHOUSE_READER_USER")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -286,3 +286,43 @@ async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
     .unwrap();
     assert_eq!(counted, vec!["4".to_owned()]);
 }
+
+/// ClickHouse's own walls around callers' reads, for when a guard bug lets SQL through: the
+/// reader user `scripts/stack.sh` sets up (and `docs/security.md` describes) cannot read
+/// another database, write, call table functions or change settings.
+#[tokio::test]
+async fn the_reader_user_cannot_leave_its_database_write_or_change_settings() {
+    let user = std::env::var("CLICKHOUSE_READER_USER").expect(
+        "CLICKHOUSE_READER_USER: run through ./dev.sh test, or eval \"$(scripts/stack.sh up)\" first",
+    );
+    let password = std::env::var("CLICKHOUSE_READER_PASSWORD").ok();
+    // A database the reader is not given, holding a project's rows.
+    let (env, _, _, _) = two_databases().await;
+    let reader = env
+        .clickhouse
+        .with_database("system")
+        .reader(Some((&user, password.as_deref())));
+    let code = |error: agenttrace_etl::clickhouse::ClickHouseError| match error {
+        agenttrace_etl::clickhouse::ClickHouseError::Server { code, message, .. } => (code, message),
+        other => panic!("{other}"),
+    };
+    let other = &env.name;
+    for sql in [
+        format!("SELECT count() FROM {other}.traces"),
+        format!("SELECT 1 WHERE 'x' IN {other}.traces"),
+    ] {
+        let (code, message) = code(reader.query(&sql).await.unwrap_err());
+        assert_eq!(code, Some(291), "{sql}: {message}");
+    }
+    for sql in [
+        "CREATE TABLE reader_probe (x UInt8) ENGINE = Memory",
+        "SELECT * FROM numbers(3)",
+        "SELECT 1 SETTINGS max_memory_usage = 1",
+        "SELECT * FROM url('http://127.0.0.1:8123/?query=SELECT%201', CSV, 'x UInt8')",
+    ] {
+        let (code, message) = code(reader.query(sql).await.unwrap_err());
+        assert!(message.contains("readonly"), "{sql}: {code:?} {message}");
+    }
+    // What it may read, it reads.
+    assert_eq!(reader.query_text("SELECT 1").await.unwrap().trim(), "1");
+}

@@ -69,7 +69,7 @@ export interface paths {
         put?: never;
         /**
          * Run one read-only SELECT over the caller's project
-         * @description Parsed with sqlparser (ClickHouse dialect). Refused with 400 `query_rejected` and the reason when it is not a single SELECT, names a table outside the allowlist or in another database, uses table functions, system tables, SETTINGS, FORMAT, INTO, dictionaries or functions that reach outside. Every table reference is replaced by the caller's deduplicated rows. Limits: 30 s, 1,000,000 result rows, readonly.
+         * @description Parsed with sqlparser (ClickHouse dialect). Refused with 400 `query_rejected` and the reason when it is not a single SELECT, names a table outside the allowlist or in another database, uses table functions, system tables, SETTINGS, FORMAT, INTO, dictionaries or functions that reach outside. Every table reference is replaced by the caller's deduplicated rows. Limits, answered as 422 `limit_exceeded` naming the setting: 30 s, 1,000,000 result rows, 2 GB of memory, 10⁹ rows or 50 GB read; readonly. Too many of one user's queries at once: 429 with `Retry-After`.
          */
         post: operations["run_query"];
         delete?: never;
@@ -2180,6 +2180,24 @@ export interface operations {
             };
             /** @description An error */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A limit was exceeded (`limit_exceeded`, naming it) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many queries at once; retry after `Retry-After` */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

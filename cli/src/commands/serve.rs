@@ -84,6 +84,7 @@ impl ServeArgs {
         Ok(ServeConfig {
             database_url: databases.database_url.clone(),
             clickhouse: databases.clickhouse(),
+            reader: databases.clickhouse_reader(),
             keyring: Keyring::parse(&self.signing_keys).map_err(anyhow::Error::msg)?,
             key_cache_ttl: Duration::from_secs(self.key_cache_ttl_secs),
             price_refresh: Duration::from_secs(self.price_refresh_secs),

@@ -105,15 +105,25 @@ mod tests {
             (callers.status, callers.code),
             (StatusCode::BAD_REQUEST, "query_failed")
         );
-        for transient in [
+        // 241: the memory limit of the read profile, named; 202: too many at once, retried.
+        for limited in [
             AnalyticsError::built(statement, refusal(241)),
             AnalyticsError::QueryFailed(refusal(241)),
         ] {
-            let answer = ApiError::from(transient);
+            let answer = ApiError::from(limited);
             assert_eq!(
                 (answer.status, answer.code),
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded")
             );
+            assert!(answer.message.contains("max_memory_usage"), "{}", answer.message);
         }
+        let busy = ApiError::from(AnalyticsError::QueryFailed(refusal(202)));
+        assert_eq!(busy.status, StatusCode::TOO_MANY_REQUESTS);
+        // 210: the network, which passes.
+        let transient = ApiError::from(AnalyticsError::QueryFailed(refusal(210)));
+        assert_eq!(
+            (transient.status, transient.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
     }
 }

@@ -29,7 +29,48 @@ pub enum ClickHouseError {
     Cluster(String),
 }
 
+/// A limit of the read profile a query ran into (ClickHouse's error code says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExceededLimit {
+    /// The ClickHouse setting, as the docs name it.
+    pub setting: &'static str,
+    /// What the caller can do about it.
+    pub advice: &'static str,
+    /// Too many queries at once: the same query may pass later.
+    pub busy: bool,
+}
+
 impl ClickHouseError {
+    /// The limit this error reports, when it reports one.
+    pub fn exceeded_limit(&self) -> Option<ExceededLimit> {
+        let ClickHouseError::Server { code: Some(code), .. } = self else {
+            return None;
+        };
+        let narrow = "narrow it: a shorter time range, fewer columns, or aggregate in the query";
+        let (setting, advice, busy) = match code {
+            158 => ("max_rows_to_read / max_result_rows", narrow, false),
+            159 => ("max_execution_time", narrow, false),
+            241 => ("max_memory_usage", narrow, false),
+            307 => ("max_bytes_to_read / max_result_bytes", narrow, false),
+            396 => (
+                "max_result_rows / max_result_bytes",
+                "ask for fewer rows (LIMIT) or export the table",
+                false,
+            ),
+            202 => (
+                "max_concurrent_queries_for_user",
+                "retry after the Retry-After seconds",
+                true,
+            ),
+            _ => return None,
+        };
+        Some(ExceededLimit {
+            setting,
+            advice,
+            busy,
+        })
+    }
+
     /// Whether retrying the same request later may succeed (the server is down, overloaded
     /// or hit a limit), as opposed to a request that is wrong and will fail again.
     pub fn is_transient(&self) -> bool {
@@ -89,6 +130,8 @@ pub struct ClickHouseConfig {
 pub struct ClickHouse {
     http: reqwest::Client,
     config: ClickHouseConfig,
+    /// Every request carries `readonly=1`, last on the URL (see [`ClickHouse::reader`]).
+    read_only: bool,
 }
 
 impl ClickHouse {
@@ -98,7 +141,11 @@ impl ClickHouse {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("the HTTP client builds with static settings");
-        ClickHouse { http, config }
+        ClickHouse {
+            http,
+            config,
+            read_only: false,
+        }
     }
 
     pub fn cluster(&self) -> Option<&str> {
@@ -113,6 +160,22 @@ impl ClickHouse {
         &self.config.url
     }
 
+    /// The same server and database for callers' reads: every request is `readonly=1`
+    /// whatever its call site sends, as `credentials` (the reader user, confined to the
+    /// database with the read profile's limits) when given.
+    pub fn reader(&self, credentials: Option<(&str, Option<&str>)>) -> Self {
+        let mut config = self.config.clone();
+        if let Some((user, password)) = credentials {
+            config.user = Some(user.to_owned());
+            config.password = password.map(str::to_owned);
+        }
+        ClickHouse {
+            http: self.http.clone(),
+            config,
+            read_only: true,
+        }
+    }
+
     /// The same server, another database.
     pub fn with_database(&self, database: &str) -> Self {
         let mut config = self.config.clone();
@@ -120,6 +183,7 @@ impl ClickHouse {
         ClickHouse {
             http: self.http.clone(),
             config,
+            read_only: self.read_only,
         }
     }
 
@@ -141,6 +205,7 @@ impl ClickHouse {
                 ClickHouse {
                     http: self.http.clone(),
                     config,
+                    read_only: self.read_only,
                 }
             })
             .collect()
@@ -161,6 +226,10 @@ impl ClickHouse {
         compression: Compression,
     ) -> Result<reqwest::Response, ClickHouseError> {
         let mut request = self.http.post(&self.config.url).query(params).body(body);
+        if self.read_only && !params.contains(&("readonly", "1")) {
+            // Last: it freezes every setting after it.
+            request = request.query(&[("readonly", "1")]);
+        }
         if let Some(user) = &self.config.user {
             request = request.basic_auth(user, self.config.password.as_deref());
         }

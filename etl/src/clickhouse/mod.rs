@@ -17,4 +17,4 @@ pub mod loader;
 pub mod native;
 
 pub use catalog::Table;
-pub use client::{ClickHouse, ClickHouseConfig, ClickHouseError, quote, quote_identifier};
+pub use client::{ClickHouse, ClickHouseConfig, ClickHouseError, ExceededLimit, quote, quote_identifier};

@@ -94,7 +94,7 @@ pub async fn export_table(
     Path(ExportPath { table }): Path<ExportPath>,
     Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let download = export::export_table(&state.clickhouse, caller.key.project_id, &table, &params).await?;
+    let download = export::export_table(&state.reader, caller.key.project_id, &table, &params).await?;
     Ok(streamed(download))
 }
 
@@ -102,7 +102,7 @@ pub async fn export_table(
     post,
     path = "/v1/query",
     summary = "Run one read-only SELECT over the caller's project",
-    description = "Parsed with sqlparser (ClickHouse dialect). Refused with 400 `query_rejected` and the reason when it is not a single SELECT, names a table outside the allowlist or in another database, uses table functions, system tables, SETTINGS, FORMAT, INTO, dictionaries or functions that reach outside. Every table reference is replaced by the caller's deduplicated rows. Limits: 30 s, 1,000,000 result rows, readonly.",
+    description = "Parsed with sqlparser (ClickHouse dialect). Refused with 400 `query_rejected` and the reason when it is not a single SELECT, names a table outside the allowlist or in another database, uses table functions, system tables, SETTINGS, FORMAT, INTO, dictionaries or functions that reach outside. Every table reference is replaced by the caller's deduplicated rows. Limits, answered as 422 `limit_exceeded` naming the setting: 30 s, 1,000,000 result rows, 2 GB of memory, 10⁹ rows or 50 GB read; readonly. Too many of one user's queries at once: 429 with `Retry-After`.",
     security(("apiKey" = ["query"])),
     request_body = QueryRequest,
     responses(
@@ -114,6 +114,8 @@ pub async fn export_table(
         (status = 400, description = "An error", body = ErrorBody),
         (status = 401, description = "An error", body = ErrorBody),
         (status = 403, description = "An error", body = ErrorBody),
+        (status = 422, description = "A limit was exceeded (`limit_exceeded`, naming it)", body = ErrorBody),
+        (status = 429, description = "Too many queries at once; retry after `Retry-After`", body = ErrorBody),
         (status = 503, description = "An error", body = ErrorBody),
     ),
 )]
@@ -124,6 +126,6 @@ pub async fn run_query(
 ) -> Result<Response, ApiError> {
     let request: QueryRequest = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("invalid_request", error.to_string()))?;
-    let download = sql::run_query(&state.clickhouse, caller.key.project_id, &request).await?;
+    let download = sql::run_query(&state.reader, caller.key.project_id, &request).await?;
     Ok(streamed(download))
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::analytics::AnalyticsError;
+use crate::clickhouse::ExceededLimit;
 use crate::control::ControlError;
 use crate::control::api_keys::KeyRejection;
 use crate::ingest::IngestError;
@@ -66,6 +67,21 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", error.to_string())
     }
 
+    /// A read ran into a limit of the read profile: 422 naming it, or 429 with `Retry-After`
+    /// when too many of the caller's queries run at once.
+    pub fn limit_exceeded(limit: ExceededLimit) -> Self {
+        let status = if limit.busy {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        ApiError::new(
+            status,
+            "limit_exceeded",
+            format!("the query exceeded the limit {}: {}", limit.setting, limit.advice),
+        )
+    }
+
     /// The server's own fault: logged in full, answered as a 500 that tells the caller nothing
     /// it could misuse and no reason to retry.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -88,7 +104,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
@@ -127,6 +146,11 @@ impl From<AnalyticsError> for ApiError {
             AnalyticsError::InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             AnalyticsError::UnknownColumn { .. } => (StatusCode::BAD_REQUEST, "unknown_column"),
             AnalyticsError::QueryRejected(_) => (StatusCode::BAD_REQUEST, "query_rejected"),
+            AnalyticsError::QueryFailed(e) | AnalyticsError::ClickHouse { source: e, .. }
+                if e.exceeded_limit().is_some() =>
+            {
+                return ApiError::limit_exceeded(e.exceeded_limit().expect("checked"));
+            }
             AnalyticsError::QueryFailed(e) | AnalyticsError::ClickHouse { source: e, .. }
                 if e.is_transient() =>
             {

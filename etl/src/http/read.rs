@@ -40,7 +40,7 @@ pub async fn trace(
     Path(id): Path<String>,
 ) -> Result<Json<TraceDetail>, ApiError> {
     let project = project.id;
-    traces::trace_detail(&state.clickhouse, project, &id)
+    traces::trace_detail(&state.reader, project, &id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no trace {id:?} in this project")))
@@ -68,9 +68,7 @@ pub async fn trace_list(
     Query(filter): Query<TraceFilter>,
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
-    Ok(Json(
-        traces::trace_list(&state.clickhouse, project, &filter).await?,
-    ))
+    Ok(Json(traces::trace_list(&state.reader, project, &filter).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -107,7 +105,7 @@ pub async fn session(
     Query(query): Query<SessionQuery>,
 ) -> Result<Json<SessionPage>, ApiError> {
     let project = project.id;
-    traces::session_detail(&state.clickhouse, project, &id, query.cursor, query.limit)
+    traces::session_detail(&state.reader, project, &id, query.cursor, query.limit)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no session {id:?} in this project")))
@@ -135,9 +133,7 @@ pub async fn session_list(
     Query(filter): Query<SessionFilter>,
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
-    Ok(Json(
-        traces::session_list(&state.clickhouse, project, &filter).await?,
-    ))
+    Ok(Json(traces::session_list(&state.reader, project, &filter).await?))
 }
 
 /// `GET /v1/observations`: the project's observations newest first, with `next_cursor`.
@@ -163,7 +159,7 @@ pub async fn observation_list(
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
     Ok(Json(
-        observations::observation_list(&state.clickhouse, project, &filter).await?,
+        observations::observation_list(&state.reader, project, &filter).await?,
     ))
 }
 
@@ -189,9 +185,7 @@ pub async fn score_list(
     Query(filter): Query<ScoreFilter>,
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
-    Ok(Json(
-        scores::score_list(&state.clickhouse, project, &filter).await?,
-    ))
+    Ok(Json(scores::score_list(&state.reader, project, &filter).await?))
 }
 
 /// `GET /v1/metrics`: measures by time bucket and up to two dimensions.
@@ -217,5 +211,5 @@ pub async fn metrics(
 ) -> Result<Json<MetricsAnswer>, ApiError> {
     let project = project.id;
     let query = MetricsQuery::from_params(&params)?;
-    Ok(Json(metrics::metrics(&state.clickhouse, project, &query).await?))
+    Ok(Json(metrics::metrics(&state.reader, project, &query).await?))
 }

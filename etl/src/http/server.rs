@@ -18,6 +18,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub postgres: Pool,
     pub clickhouse: ClickHouse,
+    /// What callers' reads, queries and exports run as (see [`ServeConfig::reader`]).
+    pub reader: ClickHouse,
     pub metrics: PrometheusHandle,
 }
 
@@ -47,6 +49,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub struct ServeConfig {
     pub database_url: String,
     pub clickhouse: ClickHouse,
+    /// The connection for callers' reads: in production a ClickHouse user confined to the
+    /// database with the read profile's limits (`docs/`), so a guard bug cannot write or
+    /// leave the database.
+    pub reader: ClickHouse,
     pub keyring: Keyring,
     pub key_cache_ttl: Duration,
     pub price_refresh: Duration,
@@ -92,6 +98,7 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
         },
         postgres: pool,
         clickhouse: config.clickhouse,
+        reader: config.reader,
         metrics: metrics_handle(),
     });
     let listener = tokio::net::TcpListener::bind(listen)

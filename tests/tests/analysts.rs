@@ -201,6 +201,42 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
         .unwrap();
     assert_eq!(unknown.status(), 404);
 
+    // A range holding no rows is a whole file with the table's columns and no rows (18.16
+    // sends an empty result as no bytes at all); so is an empty query answer.
+    for format in ["parquet", "arrow"] {
+        let empty = http
+            .get(format!(
+                "{}/v1/export/traces?to=2000-01-01T00:00:00Z&format={format}",
+                etl.url
+            ))
+            .header("authorization", &analyst.bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(empty.status(), 200, "{format}");
+        let bytes = empty.bytes().await.unwrap();
+        if format == "parquet" {
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+            assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+            let schema = reader.schema().clone();
+            assert!(schema.field_with_name("id").is_ok(), "{schema:?}");
+            assert!(schema.field_with_name("timestamp").is_ok(), "{schema:?}");
+        } else {
+            assert!(bytes.len() > 64 && bytes.starts_with(b"ARROW1") && bytes.ends_with(b"ARROW1"));
+        }
+    }
+    let empty_query = query("SELECT id, name FROM traces WHERE 0", "parquet", &analyst.bearer)
+        .await
+        .unwrap();
+    assert_eq!(empty_query.status(), 200);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        empty_query.bytes().await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+    assert_eq!(reader.schema().fields().len(), 2);
+
     // The CLI: files land whole, the footer's row count is checked and reported.
     let api_key = analyst.bearer.trim_start_matches("Bearer ").to_owned();
     let parquet = dir.join("cli.parquet");

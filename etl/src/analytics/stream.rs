@@ -244,6 +244,15 @@ pub async fn stream_query(
         return Ok(body_rx);
     }
 
+    // For a result without rows, which 18.16 sends as no block at all: its columns.
+    let describe = (
+        clickhouse.clone(),
+        format!("DESCRIBE TABLE ({sql}) FORMAT TabSeparated"),
+        settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>(),
+    );
     let (batches, batches_rx) = mpsc::channel::<RecordBatch>(2);
     let writer_body = body.clone();
     tokio::task::spawn_blocking(move || {
@@ -313,12 +322,69 @@ pub async fn stream_query(
                 }
             }
             if finished {
-                if !sent_any && let Some(schema_only) = empty_schema.take() {
-                    let _ = batches.send(schema_only).await;
+                if !sent_any {
+                    let schema_only = match empty_schema.take() {
+                        Some(batch) => Ok(batch),
+                        None => result_schema(&describe.0, &describe.1, &describe.2).await,
+                    };
+                    match schema_only {
+                        Ok(batch) => {
+                            let batch = if timestamps {
+                                microsecond_columns_as_timestamps(&batch)
+                            } else {
+                                batch
+                            };
+                            let _ = batches.send(batch).await;
+                        }
+                        Err(message) => {
+                            let _ = body.send(Err(std::io::Error::other(message))).await;
+                        }
+                    }
                 }
                 return;
             }
         }
     });
     Ok(body_rx)
+}
+
+/// The columns of a query's result as an empty batch, from ClickHouse's `DESCRIBE`.
+async fn result_schema(
+    clickhouse: &ClickHouse,
+    describe: &str,
+    settings: &[(String, String)],
+) -> Result<RecordBatch, String> {
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let text = clickhouse
+        .query_with_settings(describe, &settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let columns: Vec<(String, String)> = String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            Some((unescape_tsv(fields.next()?), unescape_tsv(fields.next()?)))
+        })
+        .collect();
+    decode::empty_batch(&columns).map_err(|e| format!("{e:?}"))
+}
+
+/// A TabSeparated field's text (`\t`, `\n`, `\\` and the like undone).
+fn unescape_tsv(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
 }

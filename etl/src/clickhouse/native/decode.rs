@@ -320,9 +320,45 @@ pub fn block(data: &[u8]) -> Result<(RecordBatch, usize), DecodeError> {
     Ok((batch, cursor.at))
 }
 
+/// A batch with no rows and the columns ClickHouse names and types (`DESCRIBE` of a query):
+/// the schema of a result that had no rows, for which ClickHouse 18.16 sends no block at all.
+pub fn empty_batch(columns: &[(String, String)]) -> Result<RecordBatch, DecodeError> {
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays = Vec::with_capacity(columns.len());
+    for (name, type_name) in columns {
+        let (data_type, nullable) = arrow_type(&parse_type(type_name))?;
+        arrays.push(arrow_array::new_empty_array(&data_type));
+        fields.push(Field::new(name, data_type, nullable));
+    }
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(0));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+        .map_err(|e| DecodeError::Invalid(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_result_has_the_schema_a_block_would_have() {
+        let columns = [
+            ("id", "String"),
+            ("n", "Nullable(Int64)"),
+            ("tags", "Array(String)"),
+        ]
+        .map(|(n, t)| (n.to_owned(), t.to_owned()));
+        let empty = empty_batch(&columns).unwrap();
+        assert_eq!(empty.num_rows(), 0);
+        let mut data = vec![3, 0];
+        for (name, type_name) in &columns {
+            data.push(name.len() as u8);
+            data.extend_from_slice(name.as_bytes());
+            data.push(type_name.len() as u8);
+            data.extend_from_slice(type_name.as_bytes());
+        }
+        let (decoded, _) = block(&data).unwrap();
+        assert_eq!(empty.schema(), decoded.schema());
+    }
 
     /// One column `a Array(UInt8)` of `rows` rows with these end offsets and values.
     fn array_block(rows: u8, ends: &[u64], values: &[u8]) -> Vec<u8> {

@@ -175,6 +175,37 @@ async fn exports_read_back_equal_in_pyarrow_polars_and_duckdb_and_queries_stay_i
         "{limited}"
     );
 
+    // One caller's queries at once are bounded (two), so it cannot take every slot: the rest
+    // are 429 with Retry-After at once, while another caller's query still runs.
+    let slow = "SELECT count() FROM (SELECT arrayJoin(range(10000000)) AS n FROM traces) WHERE cityHash64(n) % 7 = 3";
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let request = query(slow, "json", &analyst.bearer);
+        running.spawn(async move { request.await.unwrap() });
+    }
+    let other = analyst_key(&env, a.key.project_id, &[Scope::Query]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let others = query("SELECT count() FROM traces", "json", &other.bearer)
+        .await
+        .unwrap();
+    assert_eq!(others.status(), 200, "another caller is not held up");
+    let (mut answered, mut turned_away) = (0, 0);
+    while let Some(response) = running.join_next().await {
+        let response = response.unwrap();
+        match response.status().as_u16() {
+            200 => answered += 1,
+            429 => {
+                assert!(response.headers().contains_key("retry-after"));
+                turned_away += 1;
+            }
+            other => panic!("{other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert!(
+        answered >= 2 && turned_away >= 1,
+        "{answered} answered, {turned_away} turned away"
+    );
+
     let bad_sql = query("SELECT no_such_column FROM traces", "json", &analyst.bearer)
         .await
         .unwrap();

@@ -928,3 +928,46 @@ async fn the_read_layout_migration_keeps_every_row_and_fills_the_time_indexes() 
     );
     etl.server.shutdown().await.unwrap();
 }
+
+/// A filter nothing matches must not make one request read a whole project: Langfuse's exact
+/// `level` (ours is "at least", so the exact one is kept after reading) reads at most 20 pages
+/// of 1,000 per answer, then answers short with a cursor where the search stopped.
+#[tokio::test]
+async fn an_exact_level_search_reads_a_bounded_number_of_pages() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("level-scan").await.key.project_id;
+    env.clickhouse
+        .execute(&format!(
+            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time_us, level,
+                                       cost_source, event_id, version)
+             SELECT '{project}', concat('o', toString(number)), concat('t', toString(intDiv(number, 100))),
+                    'span', 'step', 1764000000000000 + number, 'default', 'none', toString(number), 1
+             FROM system.numbers LIMIT 25000"
+        ))
+        .await
+        .unwrap();
+    let pg = env.postgres().await;
+    let key = api_keys::create_key(&pg, project, &[Scope::Read], None)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let page = |cursor: Option<String>| {
+        let mut url = format!("{}/api/public/v2/observations?level=DEBUG&limit=10", etl.url);
+        if let Some(cursor) = cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        http.get(url)
+            .basic_auth(&key.public_key, Some(&key.secret_key))
+            .send()
+    };
+    let first: Value = page(None).await.unwrap().json().await.unwrap();
+    assert_eq!(first["data"], serde_json::json!([]), "{first}");
+    let cursor = first["meta"]["cursor"]
+        .as_str()
+        .expect("a cursor where the search stopped");
+    // The rest of the project, and then the end.
+    let second: Value = page(Some(cursor.to_owned())).await.unwrap().json().await.unwrap();
+    assert_eq!(second["data"], serde_json::json!([]), "{second}");
+    assert!(second["meta"]["cursor"].is_null(), "{second}");
+}

@@ -128,11 +128,14 @@ pub async fn observations_v2(
         ..ObservationFilter::default()
     };
     // Langfuse's `level` is an exact level, ours "at least": filter the exact one after.
-    let mut rows = match &level {
+    let (mut rows, resume) = match &level {
         Some(level) => exact_level_page(clickhouse, project, &filter, level, limit + 1).await?,
-        None => observation_page(clickhouse, project, &filter, limit + 1).await?,
+        None => (
+            observation_page(clickhouse, project, &filter, limit + 1).await?,
+            None,
+        ),
     };
-    let cursor = next_page(&mut rows, limit, "start_time_us");
+    let cursor = resume.or_else(|| next_page(&mut rows, limit, "start_time_us"));
     let details = if groups
         .iter()
         .any(|g| ["time", "io", "metadata", "model", "prompt", "basic"].contains(g))
@@ -174,14 +177,19 @@ pub async fn observations_v2(
     })
 }
 
-/// A page of observations at exactly `level`, newest first.
+/// Pages of 1,000 observations one answer may read on the caller's behalf while looking for
+/// an exact level: past them the answer is short, with a cursor where the search stopped.
+const MAX_SCANNED_PAGES: usize = 20;
+
+/// A page of observations at exactly `level`, newest first, and the cursor to resume from when
+/// [`MAX_SCANNED_PAGES`] were read before the page filled.
 async fn exact_level_page(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &ObservationFilter,
     level: &str,
     wanted: usize,
-) -> Result<Vec<Value>, AnalyticsError> {
+) -> Result<(Vec<Value>, Option<String>), AnalyticsError> {
     // `warning` and `error` narrow the index read; the exact level is kept below.
     let at_least = match level {
         "warning" | "error" => Some(level.to_owned()),
@@ -193,7 +201,7 @@ async fn exact_level_page(
     };
     let mut kept = Vec::new();
     let mut cursor = filter.cursor.clone();
-    loop {
+    for _ in 0..MAX_SCANNED_PAGES {
         let page_filter = ObservationFilter {
             cursor: cursor.clone(),
             ..narrowed.clone()
@@ -209,9 +217,10 @@ async fn exact_level_page(
         kept.extend(page.into_iter().filter(|row| row["level"] == level));
         if kept.len() >= wanted || exhausted {
             kept.truncate(wanted);
-            return Ok(kept);
+            return Ok((kept, None));
         }
     }
+    Ok((kept, cursor))
 }
 
 /// The page's stored rows (input, output, metadata, parameters, prompt), by their traces' keys.

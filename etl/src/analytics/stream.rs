@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -110,10 +111,33 @@ pub fn microsecond_columns_as_timestamps(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same columns, retyped in place")
 }
 
+/// How long a client may stop reading before its download is abandoned, and the ClickHouse
+/// query feeding it with it (a stalled reader would otherwise hold both for good).
+pub const CLIENT_STALL: Duration = Duration::from_secs(60);
+
+/// Sends one chunk to the body; `false` when the client went away or stopped reading for
+/// [`CLIENT_STALL`].
+async fn send_or_abandon(
+    body: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    chunk: Result<Bytes, std::io::Error>,
+) -> bool {
+    send_within(body, chunk, CLIENT_STALL).await
+}
+
+async fn send_within(
+    body: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    chunk: Result<Bytes, std::io::Error>,
+    stall: Duration,
+) -> bool {
+    matches!(tokio::time::timeout(stall, body.send(chunk)).await, Ok(Ok(())))
+}
+
 /// `std::io::Write` into the HTTP body channel, in chunks of about 1 MiB.
 struct BodyWriter {
     sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
     buffer: BytesMut,
+    /// The runtime the blocking writer waits on for the body (with the stall limit).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Write for BodyWriter {
@@ -128,9 +152,12 @@ impl Write for BodyWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buffer.is_empty() {
             let chunk = self.buffer.split().freeze();
-            self.sender
-                .blocking_send(Ok(chunk))
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+            if !self.runtime.block_on(send_or_abandon(&self.sender, Ok(chunk))) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the client went away or stopped reading",
+                ));
+            }
         }
         Ok(())
     }
@@ -229,7 +256,7 @@ pub async fn stream_query(
             loop {
                 match response.chunk().await {
                     Ok(Some(chunk)) => {
-                        if body.send(Ok(chunk)).await.is_err() {
+                        if !send_or_abandon(&body, Ok(chunk)).await {
                             return;
                         }
                     }
@@ -255,10 +282,12 @@ pub async fn stream_query(
     );
     let (batches, batches_rx) = mpsc::channel::<RecordBatch>(2);
     let writer_body = body.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let out = BodyWriter {
             sender: writer_body.clone(),
             buffer: BytesMut::new(),
+            runtime,
         };
         if let Err(error) = write_batches(format, batches_rx, out) {
             let _ = writer_body.blocking_send(Err(std::io::Error::other(error)));
@@ -387,4 +416,21 @@ fn unescape_tsv(field: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_abandoned() {
+        let (body, mut reader) = mpsc::channel(1);
+        let stall = Duration::from_millis(50);
+        assert!(send_within(&body, Ok(Bytes::from_static(b"a")), stall).await);
+        // The channel is full and nobody reads: given up after the stall, not blocked for good.
+        assert!(!send_within(&body, Ok(Bytes::from_static(b"b")), stall).await);
+        assert_eq!(reader.recv().await.unwrap().unwrap(), "a");
+        drop(reader);
+        assert!(!send_within(&body, Ok(Bytes::from_static(b"c")), stall).await);
+    }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod langfuse;
+pub mod limits;
 pub mod openapi;
 pub mod read;
 pub mod request;

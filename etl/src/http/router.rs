@@ -35,6 +35,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::http::error::ApiError;
+use crate::http::limits::{self, Gate};
 use crate::http::openapi::ApiDoc;
 use crate::http::server::AppState;
 use crate::http::{analytics, control, health, ingest, langfuse, read, ui};
@@ -44,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     api.route("/", get(ui::index))
         .route("/assets/{name}", get(ui::asset))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn(limits::deadline))
         .with_state(state)
 }
 
@@ -72,7 +74,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Every API route, with its description.
+/// The slots of a route group (see [`limits`]), as a layer.
+macro_rules! gate {
+    ($gate:expr) => {
+        axum::middleware::from_fn_with_state($gate.clone(), limits::limit)
+    };
+}
+
 fn api_routes() -> OpenApiRouter<Arc<AppState>> {
+    // Reads of ClickHouse for a caller: the read API, Langfuse's reads, experiment comparisons.
+    let reads = Gate::new("read", 64, 8);
     // The limit applies to the decompressed body, so a gzip bomb stops at MAX_BATCH_BYTES.
     let batches = OpenApiRouter::new()
         .routes(routes!(ingest::post_batch))
@@ -81,17 +92,21 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(batches)
         .routes(routes!(ingest::verify_key).layer(DefaultBodyLimit::max(16 * 1024)))
-        .routes(routes!(analytics::export_table))
-        .routes(routes!(analytics::run_query).layer(DefaultBodyLimit::max(256 * 1024)))
-        .merge(langfuse_routes())
-        .merge(control_routes())
+        .routes(routes!(analytics::export_table).layer(gate!(Gate::new("export", 4, 1))))
+        .routes(
+            routes!(analytics::run_query)
+                .layer(DefaultBodyLimit::max(256 * 1024))
+                .layer(gate!(Gate::new("query", 8, 2))),
+        )
+        .merge(langfuse_routes(&reads))
+        .merge(control_routes(&reads))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
 }
 
 /// AgentTrace's own control-plane routes.
-fn control_routes() -> OpenApiRouter<Arc<AppState>> {
+fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(control::sessions::sign_in))
         .routes(routes!(control::sessions::sign_out))
@@ -101,13 +116,13 @@ fn control_routes() -> OpenApiRouter<Arc<AppState>> {
             control::projects::list_projects,
             control::projects::create_project
         ))
-        .routes(routes!(read::trace_list))
-        .routes(routes!(read::trace))
-        .routes(routes!(read::session_list))
-        .routes(routes!(read::session))
-        .routes(routes!(read::observation_list))
-        .routes(routes!(read::score_list))
-        .routes(routes!(read::metrics))
+        .routes(routes!(read::trace_list).layer(gate!(reads)))
+        .routes(routes!(read::trace).layer(gate!(reads)))
+        .routes(routes!(read::session_list).layer(gate!(reads)))
+        .routes(routes!(read::session).layer(gate!(reads)))
+        .routes(routes!(read::observation_list).layer(gate!(reads)))
+        .routes(routes!(read::score_list).layer(gate!(reads)))
+        .routes(routes!(read::metrics).layer(gate!(reads)))
         .routes(routes!(
             control::projects::get_project,
             control::projects::update_project,
@@ -122,7 +137,7 @@ fn control_routes() -> OpenApiRouter<Arc<AppState>> {
             control::evaluators::delete_evaluator
         ))
         .routes(routes!(control::experiments::list_experiments))
-        .routes(routes!(control::experiments::compare_experiments))
+        .routes(routes!(control::experiments::compare_experiments).layer(gate!(reads)))
         .routes(routes!(control::experiments::get_experiment))
         .routes(routes!(control::operations::list_job_runs))
         .routes(routes!(control::operations::list_dead_letters))
@@ -166,7 +181,7 @@ fn control_routes() -> OpenApiRouter<Arc<AppState>> {
 }
 
 /// Langfuse's control-plane routes (its SDKs send a few MB at most).
-fn langfuse_routes() -> OpenApiRouter<Arc<AppState>> {
+fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(langfuse::health))
         .routes(routes!(langfuse::projects))
@@ -178,7 +193,7 @@ fn langfuse_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(langfuse::list_items, langfuse::create_item))
         .routes(routes!(langfuse::get_item, langfuse::delete_item))
         .routes(routes!(langfuse::create_run_item))
-        .routes(routes!(langfuse::observations_v2))
-        .routes(routes!(langfuse::metrics_v2))
+        .routes(routes!(langfuse::observations_v2).layer(gate!(reads)))
+        .routes(routes!(langfuse::metrics_v2).layer(gate!(reads)))
         .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }

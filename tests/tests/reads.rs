@@ -971,3 +971,80 @@ async fn an_exact_level_search_reads_a_bounded_number_of_pages() {
     assert_eq!(second["data"], serde_json::json!([]), "{second}");
     assert!(second["meta"]["cursor"].is_null(), "{second}");
 }
+
+/// A trace's detail carries each observation's payloads cut to their first 1,000 characters
+/// (so one answer stays small whatever an agent sent), says which were cut, and the whole
+/// observation is one request away, for its project only.
+#[tokio::test]
+async fn a_trace_carries_payload_previews_and_each_observation_reads_whole() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("previews").await.key.project_id;
+    let other = env.create_project("previews-other").await.key.project_id;
+    let long = "{\"text\": \"".to_owned() + &"0123456789".repeat(500) + "\"}";
+    env.clickhouse
+        .execute(&format!(
+            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time_us, level,
+                                       input, output, metadata_keys, metadata_values, cost_source,
+                                       event_id, version)
+             VALUES ('{project}', 'big', 't1', 'generation', 'llm', 1764000000000000, 'default',
+                     '{long}', '{{\"ok\": true}}', ['note'], ['{note}'], 'none', 'e1', 1)",
+            note = "n".repeat(1500)
+        ))
+        .await
+        .unwrap();
+    let reader = bearer(&env, project, &[Scope::Read]).await;
+    let http = reqwest::Client::new();
+    let get = |path: String, key: String| {
+        http.get(format!("{}{path}", etl.url))
+            .header("authorization", key)
+            .send()
+    };
+
+    let detail: Value = get("/v1/traces/t1".into(), reader.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let observation = &detail["observations"][0];
+    assert_eq!(
+        observation["input"].as_str().unwrap().chars().count(),
+        1000,
+        "{observation}"
+    );
+    assert_eq!(observation["input_truncated"], true);
+    assert_eq!(
+        observation["output"],
+        serde_json::json!({"ok": true}),
+        "a short payload is whole JSON"
+    );
+    assert_eq!(observation["output_truncated"], false);
+    assert_eq!(observation["metadata"]["note"].as_str().unwrap().len(), 1000);
+    assert_eq!(observation["metadata_truncated"], true);
+
+    let whole = get("/v1/traces/t1/observations/big".into(), reader.clone())
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    let whole: Value = whole.json().await.unwrap();
+    assert_eq!(whole["input"]["text"].as_str().unwrap().len(), 5000, "{whole}");
+    assert_eq!(whole["metadata"]["note"].as_str().unwrap().len(), 1500);
+
+    // Another project's key, and a wrong trace: nothing.
+    let outsider = bearer(&env, other, &[Scope::Read]).await;
+    assert_eq!(
+        get("/v1/traces/t1/observations/big".into(), outsider)
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        get("/v1/traces/t2/observations/big".into(), reader)
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

@@ -471,9 +471,29 @@ export interface paths {
         };
         /**
          * Get a trace
-         * @description The trace (null while only its observations have arrived), its observations as a tree (`children`, time order; at most 10,000, `observations_truncated` says when there were more), scores, file operations, terminal commands and git links, each deduplicated. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). 404 when the project has nothing under that id. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * @description The trace (null while only its observations have arrived), its observations as a tree (`children`, time order; at most 10,000, `observations_truncated` says when there were more; each payload — input, output, model parameters, each metadata value — cut to its first 1,000 characters, `input_truncated`, `output_truncated`, `model_parameters_truncated` and `metadata_truncated` saying which were, the whole observation at `/v1/traces/{id}/observations/{observation_id}`), scores, file operations, terminal commands and git links, each deduplicated. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). 404 when the project has nothing under that id. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         get: operations["trace"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/traces/{id}/observations/{observation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get one observation of a trace, whole
+         * @description Every stored column of the observation (its newest version), with input, output, model parameters and metadata uncut: a trace's detail carries each payload's first 1,000 characters and `<payload>_truncated`, and a client fetches this for the observation a person opens. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). 404 when the project has no such observation in that trace.
+         */
+        get: operations["observation"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3662,6 +3682,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TraceDetail"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    observation: {
+        parameters: {
+            query?: {
+                /** @description Which project, for a signed-in user or an organization key (a project key implies it) */
+                project_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The trace's id */
+                id: string;
+                /** @description The observation's id */
+                observation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The observation's columns */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

@@ -144,6 +144,11 @@ export interface Observation {
   cache_write_tokens: number;
   total_cost: number | string | null;
   tool_name: string | null;
+  /** In a trace's detail, payloads are cut to their first 1,000 characters; these say which were. */
+  input_truncated?: boolean;
+  output_truncated?: boolean;
+  model_parameters_truncated?: boolean;
+  metadata_truncated?: boolean;
   children: Observation[];
 }
 

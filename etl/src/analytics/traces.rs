@@ -13,8 +13,8 @@ use crate::analytics::AnalyticsError;
 use crate::analytics::answers::{CursorPage, SessionPage, TraceDetail};
 use crate::analytics::conditions::{Conditions, Level};
 use crate::analytics::paging::{
-    Windows, cursor_at, invalid, next_page, page_limit, parse_json_rows, parse_rows, read, time_bound,
-    time_span,
+    Windows, cursor_at, invalid, next_page, page_limit, parse_json_rows, parse_rows, read, readable,
+    time_bound, time_span,
 };
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
@@ -25,6 +25,12 @@ use crate::clickhouse::quote;
 pub const MAX_OBSERVATIONS: usize = 10_000;
 /// The same bound for each kind of record attached to a trace.
 pub const MAX_RECORDS: usize = 10_000;
+/// Characters of each observation payload (input, output, model parameters, each metadata
+/// value) a trace's detail carries; the whole observation is read by itself
+/// ([`observation_detail`]), so a trace's answer stays small whatever its payloads weigh.
+pub const PREVIEW_CHARS: usize = 1_000;
+/// The observation payload columns [`PREVIEW_CHARS`] bounds.
+const PAYLOADS: [&str; 3] = ["input", "output", "model_parameters"];
 
 /// The trace `trace_id` of `project`, or `None` when the project has nothing under that id.
 pub async fn trace_detail(
@@ -39,7 +45,7 @@ pub async fn trace_detail(
     // Independent reads, sent together.
     let (traces, mut observations, scores, file_operations, terminal_commands, git_links) = tokio::try_join!(
         rows(clickhouse, Table::Traces, &by_id, 1),
-        rows(clickhouse, Table::Observations, &by_trace, MAX_OBSERVATIONS + 1),
+        observation_previews(clickhouse, &by_trace, MAX_OBSERVATIONS + 1),
         rows(clickhouse, Table::Scores, &by_trace, MAX_RECORDS),
         rows(clickhouse, Table::FileOperations, &by_trace, MAX_RECORDS),
         rows(clickhouse, Table::TerminalCommands, &by_trace, MAX_RECORDS),
@@ -463,6 +469,84 @@ async fn add_session_summaries(
 /// `conditions` are a key range of a few rows: sorting them and keeping each id's newest version
 /// costs half what `FINAL`'s merge of every part's granule does (and also collapses copies
 /// that sit in different partitions).
+/// A trace's observations with their payloads cut to [`PREVIEW_CHARS`]; `<payload>_truncated`
+/// (and `metadata_truncated`) say which were cut.
+async fn observation_previews(
+    clickhouse: &ClickHouse,
+    conditions: &Conditions,
+    limit: usize,
+) -> Result<Vec<Value>, AnalyticsError> {
+    let mut columns = Vec::new();
+    for field in Table::Observations.schema().fields() {
+        let name = field.name().as_str();
+        // Previews under names of their own: a ClickHouse alias shadows the column it names
+        // everywhere in the SELECT, so `… AS input` would make the length check read the cut.
+        if PAYLOADS.contains(&name) {
+            columns.push(format!(
+                "substringUTF8({name}, 1, {PREVIEW_CHARS}) AS {name}_preview"
+            ));
+            columns.push(format!(
+                "ifNull(lengthUTF8({name}), 0) > {PREVIEW_CHARS} AS {name}_truncated"
+            ));
+        } else if name == "metadata_values" {
+            columns.push(format!(
+                "arrayMap(v -> substringUTF8(v, 1, {PREVIEW_CHARS}), metadata_values) AS metadata_values_preview"
+            ));
+            columns.push(format!(
+                "arrayExists(v -> lengthUTF8(v) > {PREVIEW_CHARS}, metadata_values) AS metadata_truncated"
+            ));
+        } else {
+            columns.push(name.to_owned());
+        }
+    }
+    let sql = format!(
+        "SELECT {columns} FROM observations {where_} ORDER BY start_time_us, id, version DESC LIMIT 1 BY id \
+         LIMIT {limit} FORMAT JSONEachRow",
+        columns = columns.join(", "),
+        where_ = conditions.render(),
+    );
+    let flags = PAYLOADS
+        .map(|payload| format!("{payload}_truncated"))
+        .into_iter()
+        .chain(["metadata_truncated".to_owned()]);
+    let flags: Vec<String> = flags.collect();
+    parse_json_rows(&read(clickhouse, &sql).await?)?
+        .into_iter()
+        .map(|row| {
+            let Value::Object(mut row) = row else {
+                return Err(AnalyticsError::InvalidFormat(format!(
+                    "ClickHouse sent a row that is not an object: {row}"
+                )));
+            };
+            for column in PAYLOADS.iter().chain(&["metadata_values"]) {
+                if let Some(preview) = row.remove(&format!("{column}_preview")) {
+                    row.insert((*column).to_owned(), preview);
+                }
+            }
+            for flag in &flags {
+                let cut = row.get(flag) == Some(&Value::from(1));
+                row.insert(flag.clone(), Value::Bool(cut));
+            }
+            Ok(readable(row))
+        })
+        .collect()
+}
+
+/// One observation of a trace, whole (payloads uncut), or `None` when the project has none.
+pub async fn observation_detail(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    trace_id: &str,
+    observation_id: &str,
+) -> Result<Option<Value>, AnalyticsError> {
+    let mut conditions = Conditions::project(project);
+    conditions.eq("trace_id", trace_id).eq("id", observation_id);
+    Ok(rows(clickhouse, Table::Observations, &conditions, 1)
+        .await?
+        .into_iter()
+        .next())
+}
+
 async fn rows(
     clickhouse: &ClickHouse,
     table: Table,

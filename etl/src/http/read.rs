@@ -23,7 +23,7 @@ use crate::http::server::AppState;
     get,
     path = "/v1/traces/{id}",
     summary = "Get a trace",
-    description = "The trace (null while only its observations have arrived), its observations as a tree (`children`, time order; at most 10,000, `observations_truncated` says when there were more), scores, file operations, terminal commands and git links, each deduplicated. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). 404 when the project has nothing under that id. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    description = "The trace (null while only its observations have arrived), its observations as a tree (`children`, time order; at most 10,000, `observations_truncated` says when there were more; each payload — input, output, model parameters, each metadata value — cut to its first 1,000 characters, `input_truncated`, `output_truncated`, `model_parameters_truncated` and `metadata_truncated` saying which were, the whole observation at `/v1/traces/{id}/observations/{observation_id}`), scores, file operations, terminal commands and git links, each deduplicated. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). 404 when the project has nothing under that id. A session token (`Bearer at-session-…`), a project API key or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     params(("project_id" = Option<uuid::Uuid>, Query, description = "Which project, for a signed-in user or an organization key (a project key implies it)")),
     responses(
@@ -44,6 +44,41 @@ pub async fn trace(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no trace {id:?} in this project")))
+}
+
+/// `GET /v1/traces/{id}/observations/{observation_id}`: one observation, payloads whole.
+#[utoipa::path(
+    get,
+    path = "/v1/traces/{id}/observations/{observation_id}",
+    summary = "Get one observation of a trace, whole",
+    description = "Every stored column of the observation (its newest version), with input, output, model parameters and metadata uncut: a trace's detail carries each payload's first 1,000 characters and `<payload>_truncated`, and a client fetches this for the observation a person opens. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). 404 when the project has no such observation in that trace.",
+    security(("session" = []), ("apiKey" = [])),
+    params(
+        ("id" = String, Path, description = "The trace's id"),
+        ("observation_id" = String, Path, description = "The observation's id"),
+        ("project_id" = Option<uuid::Uuid>, Query, description = "Which project, for a signed-in user or an organization key (a project key implies it)"),
+    ),
+    responses(
+        (status = 200, description = "The observation's columns", body = Object),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn observation(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Read>,
+    Path((id, observation_id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    traces::observation_detail(&state.reader, project.id, &id, &observation_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no observation {observation_id:?} in trace {id:?} of this project"
+            ))
+        })
 }
 
 /// `GET /v1/traces`: a page of the project's traces, newest first, with `next_cursor`.

@@ -118,6 +118,7 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(read::trace_list).layer(gate!(reads)))
         .routes(routes!(read::trace).layer(gate!(reads)))
+        .routes(routes!(read::observation).layer(gate!(reads)))
         .routes(routes!(read::session_list).layer(gate!(reads)))
         .routes(routes!(read::session).layer(gate!(reads)))
         .routes(routes!(read::observation_list).layer(gate!(reads)))

@@ -8,5 +8,5 @@ import type { Route } from "../route";
 export function TraceView({ project, id, route }: { project: string; id: string; route: Route }) {
   const state = useLoad(() => get<TraceDetail>(`/v1/traces/${encodeURIComponent(id)}`, { project_id: project }), [project, id]);
   if (!state.data) return <Status state={state} />;
-  return <Trace detail={state.data} initial={route.query.get("observation")} />;
+  return <Trace project={project} detail={state.data} initial={route.query.get("observation")} />;
 }

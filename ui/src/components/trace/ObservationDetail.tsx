@@ -1,4 +1,5 @@
-import type { Observation, TraceDetail } from "../../api";
+import { get, type Observation, type TraceDetail } from "../../api";
+import { useLoad } from "../../hooks";
 import { Json } from "../Json";
 import { Payload } from "../Messages";
 import { count, duration, time, usd } from "../../format";
@@ -8,8 +9,24 @@ import { Files } from "./Files";
 import { ScoreList } from "./Scores";
 import { observationMs } from "./tree";
 
-/** The selected observation: its facts, scores, input and output, commands, files and metadata. */
-export function ObservationDetail({ observation: o, detail }: { observation: Observation; detail: TraceDetail }) {
+/** Whether a trace's detail cut any of the observation's payloads to a preview. */
+export function isCut(o: Observation): boolean {
+  return Boolean(o.input_truncated || o.output_truncated || o.model_parameters_truncated || o.metadata_truncated);
+}
+
+/** The selected observation: its facts, scores, input and output, commands, files and metadata. A
+ * trace's detail carries payload previews; a cut one is read whole when it is opened. */
+export function ObservationDetail({ project, observation: preview, detail }: { project: string; observation: Observation; detail: TraceDetail }) {
+  const cut = isCut(preview);
+  const whole = useLoad(
+    () =>
+      cut
+        ? get<Observation>(`/v1/traces/${encodeURIComponent(detail.id)}/observations/${encodeURIComponent(preview.id)}`, { project_id: project })
+        : Promise.resolve(preview),
+    [project, detail.id, preview.id, cut],
+  );
+  // While another observation's whole answer is still shown, its preview is the truth.
+  const o = whole.data?.id === preview.id ? whole.data : preview;
   const scores = detail.scores.filter((s) => s.observation_id === o.id);
   const commands = detail.terminal_commands.filter((c) => c.observation_id === o.id);
   const files = detail.file_operations.filter((f) => f.observation_id === o.id);
@@ -28,6 +45,11 @@ export function ObservationDetail({ observation: o, detail }: { observation: Obs
         <Fact label="Level" value={o.level} />
       </dl>
       {o.status_message && <div class={`status-message level-${o.level}`}>{o.status_message}</div>}
+      {cut && o === preview && (
+        <div class="muted" role="status">
+          {whole.error ? `Showing the first 1,000 characters of each payload; the rest could not be read: ${whole.error}` : "Showing the first 1,000 characters of each payload; reading the rest…"}
+        </div>
+      )}
       {scores.length > 0 && <ScoreList scores={scores} />}
       <h3>Input</h3>
       <Payload value={o.input} />

@@ -9,7 +9,7 @@ import { Tree } from "./Tree";
 import { flatten, spanMs, timeSpan, toggled, totals, visibleRows } from "./tree";
 
 /** A trace: its facts, the observation tree and waterfall, the selected observation, and its records. */
-export function Trace({ detail, initial }: { detail: TraceDetail; initial: string | null }) {
+export function Trace({ project, detail, initial }: { project: string; detail: TraceDetail; initial: string | null }) {
   const all = useMemo(() => flatten(detail.observations), [detail]);
   const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
   const [selected, setSelected] = useState<string | null>(initial ?? all[0]?.observation.id ?? null);
@@ -62,7 +62,7 @@ export function Trace({ detail, initial }: { detail: TraceDetail; initial: strin
           )}
         </div>
         <div class="panel detail">
-          {chosen ? <ObservationDetail observation={chosen} detail={detail} /> : trace ? <TraceIo detail={detail} /> : <p class="muted">Select an observation.</p>}
+          {chosen ? <ObservationDetail project={project} observation={chosen} detail={detail} /> : trace ? <TraceIo detail={detail} /> : <p class="muted">Select an observation.</p>}
         </div>
       </div>
       <Records detail={detail} onSelect={select} />

@@ -72,8 +72,8 @@ pub struct EvaluationReport {
     pub scores: u64,
     /// The highest observation version evaluated (the next watermark).
     pub watermark: Option<i64>,
-    /// Evaluators that could not run, with the reason.
-    pub broken: Vec<String>,
+    /// Evaluators that could not run: (their project's id, the evaluator and the reason).
+    pub broken: Vec<(String, String)>,
 }
 
 pub async fn active_evaluators(
@@ -546,7 +546,7 @@ pub fn score_frame(
     evaluators: &[&Evaluator],
     observations: &DataFrame,
     expected: &HashMap<String, Value>,
-    broken: &mut BTreeSet<String>,
+    broken: &mut BTreeSet<(String, String)>,
     buffer: Vec<u8>,
 ) -> Result<ScoresBody, String> {
     use rayon::prelude::*;
@@ -595,9 +595,9 @@ pub fn score_frame(
             }
             Ok(None) => {}
             Err(reason) => {
-                broken.insert(format!(
-                    "evaluator {:?} ({}): {reason}",
-                    evaluator.name, evaluator.id
+                broken.insert((
+                    evaluator.project_id.clone(),
+                    format!("evaluator {:?} ({}): {reason}", evaluator.name, evaluator.id),
                 ));
             }
         }

@@ -118,11 +118,33 @@ pub async fn run_job(
         .map_or(0, |d| d.as_micros() as i64);
     // Each job yields (rows in, rows out, new watermark, summary), or the error its run
     // record will carry (a failed run keeps the watermark).
+    // What went wrong for each project, kept apart so each reads only its own.
+    let mut problems = Vec::new();
     let result: Result<(i64, i64, Option<i64>, String), String> = match job {
-        Job::Evaluate => evaluation(pg, clickhouse, &evaluate::Selection::Unscheduled, run.watermark).await,
+        Job::Evaluate => {
+            evaluation(
+                pg,
+                clickhouse,
+                &evaluate::Selection::Unscheduled,
+                run.watermark,
+                &mut problems,
+            )
+            .await
+        }
         Job::Evaluator(id) => {
+            // One project's own evaluator: the run is that project's.
+            if let Some(row) = pg
+                .query_opt(
+                    "SELECT project_id::text AS project_id FROM evaluators WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(runs::RunError::from)?
+            {
+                run.belongs_to(row.get("project_id")).await?;
+            }
             let selection = evaluate::Selection::One(id.to_string());
-            evaluation(pg, clickhouse, &selection, run.watermark).await
+            evaluation(pg, clickhouse, &selection, run.watermark, &mut problems).await
         }
         Job::ExperimentRollups => rollups::run(pg, clickhouse, now_us).await.map(|report| {
             let summary = format!(
@@ -150,6 +172,7 @@ pub async fn run_job(
             (report.generations as i64, report.repriced as i64, None, summary)
         }),
     };
+    run.record_problems(&problems).await?;
     match result {
         Ok((rows_in, rows_out, watermark, summary)) => {
             run.succeed(rows_in, rows_out, watermark).await?;
@@ -171,14 +194,17 @@ async fn evaluation(
     clickhouse: &ClickHouse,
     selection: &evaluate::Selection,
     watermark: Option<i64>,
+    problems: &mut Vec<(String, String)>,
 ) -> Result<(i64, i64, Option<i64>, String), String> {
     let report = evaluate::run(pg, clickhouse, selection, watermark).await?;
     if !report.broken.is_empty() {
+        problems.extend(report.broken.iter().cloned());
+        let reasons: Vec<&str> = report.broken.iter().map(|(_, reason)| reason.as_str()).collect();
         return Err(format!(
             "{} broken evaluator(s), the others wrote {} scores: {}",
             report.broken.len(),
             report.scores,
-            report.broken.join("; ")
+            reasons.join("; ")
         ));
     }
     Ok((

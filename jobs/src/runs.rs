@@ -79,6 +79,32 @@ impl<'a> JobRun<'a> {
         }))
     }
 
+    /// Makes the run one project's (a run of that project's own evaluator): its readers are
+    /// that project's, error and all.
+    pub async fn belongs_to(&self, project_id: &str) -> Result<(), RunError> {
+        self.client
+            .execute(
+                "UPDATE job_runs SET project_id = $2::text::uuid WHERE id = $1",
+                &[&self.run_id, &project_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records what went wrong for each project in a platform-wide run, `(project id, message)`:
+    /// each project reads its own, never another's.
+    pub async fn record_problems(&self, problems: &[(String, String)]) -> Result<(), RunError> {
+        for (project_id, message) in problems {
+            self.client
+                .execute(
+                    "INSERT INTO job_run_problems (run_id, project_id, message) VALUES ($1, $2::text::uuid, $3)",
+                    &[&self.run_id, project_id, message],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Records success and moves the watermark to `watermark` in one transaction.
     pub async fn succeed(self, rows_in: i64, rows_out: i64, watermark: Option<i64>) -> Result<(), RunError> {
         let result = async {

@@ -201,6 +201,46 @@ async fn json_schema_and_dataset_match_evaluators_score_known_data() {
         failure.contains("evaluator \"bad-threshold\"") && failure.contains("from 0 to 1"),
         "{failure}"
     );
+
+    // The run record as each project reads it: its own broken evaluators, named; another
+    // project's, never (the run is every project's at once).
+    let job_runs = |project: Uuid| {
+        let etl_url = etl.url.clone();
+        let pg = &pg;
+        async move {
+            let key = agenttrace_etl::control::api_keys::create_key(
+                pg,
+                project,
+                &[agenttrace_schemas::Scope::Read],
+                None,
+            )
+            .await
+            .unwrap();
+            reqwest::Client::new()
+                .get(format!("{etl_url}/v1/projects/{project}/job-runs?job=evaluate"))
+                .header(
+                    "authorization",
+                    format!("Bearer {}:{}", key.public_key, key.secret_key),
+                )
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let own = job_runs(p).await;
+    assert!(
+        own.contains("bad-schema") && own.contains("bad-threshold"),
+        "{own}"
+    );
+    let theirs = job_runs(other.key.project_id).await;
+    assert!(
+        !theirs.contains("bad-schema") && !theirs.contains("bad-threshold"),
+        "{theirs}"
+    );
+    assert!(theirs.contains("outside this project"), "{theirs}");
     etl.server.shutdown().await.unwrap();
 }
 

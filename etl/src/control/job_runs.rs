@@ -38,21 +38,43 @@ impl JobRun {
     }
 }
 
-/// The newest `limit` runs, of one job when `job` is given.
+/// What a project reads of a platform-wide run that failed: its own problems, if any, and
+/// otherwise only that it failed (the error may name other projects).
+const PLATFORM_FAILURE: &str =
+    "the run failed for reasons outside this project; the operators have the details";
+
+/// The newest `limit` runs `project` may read, of one job when `job` is given: its own
+/// evaluators' runs, and the platform-wide runs with only what went wrong for this project.
 pub async fn recent(
     client: &impl GenericClient,
+    project: uuid::Uuid,
     job: Option<&str>,
     limit: i64,
 ) -> Result<Vec<JobRun>, ControlError> {
     let rows = client
         .query(
             &format!(
-                "SELECT {} FROM job_runs WHERE $1::text IS NULL OR job = $1
-                 ORDER BY started_at DESC, id DESC LIMIT $2",
+                "SELECT {}, project_id,
+                        (SELECT string_agg(message, '; ' ORDER BY message) FROM job_run_problems p
+                          WHERE p.run_id = job_runs.id AND p.project_id = $1) AS own_problems
+                 FROM job_runs
+                 WHERE (project_id = $1 OR project_id IS NULL) AND ($2::text IS NULL OR job = $2)
+                 ORDER BY started_at DESC, id DESC LIMIT $3",
                 JobRun::COLUMNS
             ),
-            &[&job, &limit],
+            &[&project, &job, &limit],
         )
         .await?;
-    Ok(rows.iter().map(JobRun::from_row).collect())
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut run = JobRun::from_row(row);
+            let own: Option<uuid::Uuid> = row.get("project_id");
+            if own.is_none() {
+                let problems: Option<String> = row.get("own_problems");
+                run.error = problems.or_else(|| run.error.as_ref().map(|_| PLATFORM_FAILURE.to_owned()));
+            }
+            run
+        })
+        .collect())
 }

@@ -48,7 +48,7 @@ pub struct JobRuns {
     get,
     path = "/v1/projects/{project}/job-runs",
     summary = "List job runs",
-    description = "`{data}`: the scheduled jobs' newest runs (evaluate, experiment_rollups, retention, daily_costs, evaluators' own schedules) with status, rows and error. Jobs run for every project at once. Viewer role, or `read` scope.",
+    description = "`{data}`: the scheduled jobs' newest runs (evaluate, experiment_rollups, retention, daily_costs, evaluators' own schedules) with status, rows and error: this project's own evaluators' runs whole, and the platform-wide runs (every project's unscheduled evaluators, rollups, retention) with only what went wrong for this project — never another project's evaluator names or errors. Viewer role, or `read` scope.",
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), JobRunQuery),
     responses(
@@ -61,7 +61,7 @@ pub struct JobRuns {
 )]
 pub async fn list_job_runs(
     State(state): State<Arc<AppState>>,
-    _project: ProjectAccess<need::Read>,
+    project: ProjectAccess<need::Read>,
     Query(query): Query<JobRunQuery>,
 ) -> Result<Json<JobRuns>, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -69,7 +69,7 @@ pub async fn list_job_runs(
         return Err(bad("limit", "must be between 1 and 1000"));
     }
     let client = state.postgres.get().await?;
-    let runs = job_runs::recent(&**client, query.job.as_deref(), limit).await?;
+    let runs = job_runs::recent(&**client, project.id, query.job.as_deref(), limit).await?;
     Ok(Json(JobRuns { data: runs }))
 }
 

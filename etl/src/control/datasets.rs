@@ -291,15 +291,16 @@ pub async fn upsert_item(
         .metadata
         .clone()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    let updated = client
+    // Ids are the project's own (the key is (project_id, id), the project set from the
+    // dataset by trigger): an id already in the project is that item, updated.
+    client
         .execute(
             "INSERT INTO dataset_items (id, dataset_id, input, expected_output, metadata, source_trace_id, source_observation_id, status)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (id) DO UPDATE SET
+             ON CONFLICT (project_id, id) DO UPDATE SET
                 input = EXCLUDED.input, expected_output = EXCLUDED.expected_output, metadata = EXCLUDED.metadata,
                 source_trace_id = EXCLUDED.source_trace_id, source_observation_id = EXCLUDED.source_observation_id,
-                status = EXCLUDED.status, dataset_id = EXCLUDED.dataset_id, updated_at = now()
-             WHERE dataset_items.dataset_id IN (SELECT id FROM datasets WHERE project_id = $9)",
+                status = EXCLUDED.status, dataset_id = EXCLUDED.dataset_id, updated_at = now()",
             &[
                 &id,
                 &dataset.id,
@@ -309,15 +310,9 @@ pub async fn upsert_item(
                 &new.source_trace_id,
                 &new.source_observation_id,
                 &status,
-                &project_id,
             ],
         )
         .await?;
-    if updated == 0 {
-        return Err(ControlError::Conflict(format!(
-            "dataset item id {id:?} is taken; choose another"
-        )));
-    }
     get_item(client, project_id, &id).await
 }
 
@@ -413,8 +408,8 @@ pub async fn delete_item(
     let item = get_item(client, project_id, id).await?;
     let used: bool = client
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM experiment_items WHERE dataset_item_id = $1) AS used",
-            &[&id],
+            "SELECT EXISTS (SELECT 1 FROM experiment_items WHERE project_id = $2 AND dataset_item_id = $1) AS used",
+            &[&id, &project_id],
         )
         .await?
         .get("used");
@@ -424,7 +419,10 @@ pub async fn delete_item(
         )));
     }
     client
-        .execute("DELETE FROM dataset_items WHERE id = $1", &[&id])
+        .execute(
+            "DELETE FROM dataset_items WHERE project_id = $2 AND id = $1",
+            &[&id, &project_id],
+        )
         .await?;
     Ok(item)
 }

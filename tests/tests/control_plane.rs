@@ -284,14 +284,16 @@ async fn each_role_can_do_exactly_what_it_should() {
     for role in [Role::Admin, Role::Member, Role::Viewer] {
         let email = format!("{}@acme.test", role.as_str());
         let user = identity::create_user(&pg, &email, None, password).await.unwrap();
-        identity::set_member(&pg, organization.id, user.id, role)
+        identity::add_member(&pg, organization.id, user.id, role)
             .await
             .unwrap();
         sessions.push((role.as_str(), role, email));
     }
-    identity::create_user(&pg, "outsider@else.test", None, password)
-        .await
-        .unwrap();
+    for (name, _, _) in &sessions {
+        identity::create_user(&pg, &format!("outsider-{name}@else.test"), None, password)
+            .await
+            .unwrap();
+    }
     let http = reqwest::Client::new();
     let mut tokens = Vec::new();
     for (name, role, email) in &sessions {
@@ -380,7 +382,7 @@ async fn each_role_can_do_exactly_what_it_should() {
         let leaver = identity::create_user(&pg, &format!("leaver-{name}@acme.test"), None, password)
             .await
             .unwrap();
-        identity::set_member(&pg, organization.id, leaver.id, Role::Viewer)
+        identity::add_member(&pg, organization.id, leaver.id, Role::Viewer)
             .await
             .unwrap();
         targets.insert(format!("leaver-{name}"), leaver.id.to_string());
@@ -577,13 +579,13 @@ async fn each_role_can_do_exactly_what_it_should() {
         (
             "POST",
             format!("{org}/members"),
-            json!({"email": "outsider@else.test", "role": "viewer"}),
+            json!({"email": "outsider-<who>@else.test", "role": "viewer"}),
             Role::Admin,
         ),
         (
             "POST",
             format!("{org}/members"),
-            json!({"email": "outsider@else.test", "role": "owner"}),
+            json!({"email": "outsider-<who>@else.test", "role": "owner"}),
             Role::Owner,
         ),
     ];
@@ -607,7 +609,7 @@ async fn each_role_can_do_exactly_what_it_should() {
             let body = if url.ends_with("/projects") && *method == "POST" {
                 &json!({ "name": format!("project-of-{name}") })
             } else {
-                body
+                &serde_json::from_str(&body.to_string().replace("<who>", name)).unwrap()
             };
             let request = if body.is_null() {
                 request
@@ -1005,6 +1007,172 @@ async fn the_cli_manages_prompts_datasets_and_organization_keys() {
         Some(organization)
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A person of a security test: their account, signed in through the API.
+struct Person {
+    id: uuid::Uuid,
+    email: String,
+    token: String,
+}
+
+const PASSWORD: &str = "a long enough password";
+
+/// Creates `email`'s account and signs it in through `/v1/auth/sign-in`.
+async fn person(pg: &tokio_postgres::Client, url: &str, email: &str) -> Person {
+    let user = identity::create_user(pg, email, None, PASSWORD).await.unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/v1/auth/sign-in"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "signing in {email}");
+    let answer: Value = answer.json().await.unwrap();
+    Person {
+        id: user.id,
+        email: user.email,
+        token: answer["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// `method url` as `who`, with a JSON body unless it is null: (status, body).
+async fn call(who: &Person, method: &str, url: impl reqwest::IntoUrl, body: Value) -> (u16, Value) {
+    let request = reqwest::Client::new()
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(&who.token);
+    let request = if body.is_null() {
+        request
+    } else {
+        request.json(&body)
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn owners(pg: &tokio_postgres::Client, organization: uuid::Uuid) -> i64 {
+    pg.query_one(
+        "SELECT count(*) FROM organization_members WHERE organization_id = $1 AND role = 'owner'",
+        &[&organization],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn make_owner(pg: &tokio_postgres::Client, organization: uuid::Uuid, who: &Person) {
+    pg.execute(
+        "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, 'owner')
+         ON CONFLICT (organization_id, user_id) DO UPDATE SET role = 'owner'",
+        &[&organization, &who.id],
+    )
+    .await
+    .unwrap();
+}
+
+/// Attack: an admin demotes or removes the only owner, or the owners race to leave. Only an
+/// owner may change or remove an owner, and the check and the change are one transaction with
+/// the organization locked, so concurrent demotions still leave one owner.
+#[tokio::test]
+async fn only_an_owner_changes_an_owner_and_the_last_owner_stays() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let mut pg = env.postgres().await;
+    let owner = person(&pg, &etl.url, "owner@owners.test").await;
+    let admin = person(&pg, &etl.url, "admin@owners.test").await;
+    let second = person(&pg, &etl.url, "second@owners.test").await;
+    let organization = identity::found_organization(&mut pg, "owners", owner.id)
+        .await
+        .unwrap()
+        .id;
+    identity::add_member(&pg, organization, admin.id, Role::Admin)
+        .await
+        .unwrap();
+    identity::add_member(&pg, organization, second.id, Role::Member)
+        .await
+        .unwrap();
+    let members = format!("{}/v1/organizations/{organization}/members", etl.url);
+
+    // An admin may not demote the owner, to any role, nor remove them.
+    for role in ["viewer", "admin"] {
+        let (status, body) = call(
+            &admin,
+            "POST",
+            &members,
+            json!({"email": owner.email, "role": role}),
+        )
+        .await;
+        assert_eq!(status, 403, "admin demoting the owner to {role}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("needs the owner role"),
+            "{body}"
+        );
+    }
+    let (status, body) = call(&admin, "DELETE", &format!("{members}/{}", owner.id), json!(null)).await;
+    assert_eq!(status, 403, "admin removing the owner: {body}");
+    assert_eq!(owners(&pg, organization).await, 1);
+    assert_eq!(
+        identity::role_of(&pg, organization, owner.id).await.unwrap(),
+        Some(Role::Owner)
+    );
+    // An admin still manages the others.
+    let (status, body) = call(
+        &admin,
+        "POST",
+        &members,
+        json!({"email": second.email, "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The only owner may not demote nor remove themself.
+    let (status, body) = call(
+        &owner,
+        "POST",
+        &members,
+        json!({"email": owner.email, "role": "admin"}),
+    )
+    .await;
+    assert_eq!(status, 409, "the only owner demoting themself: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("at least one owner"),
+        "{body}"
+    );
+    let (status, body) = call(&owner, "DELETE", &format!("{members}/{}", owner.id), json!(null)).await;
+    assert_eq!(status, 409, "the only owner leaving: {body}");
+    assert_eq!(owners(&pg, organization).await, 1);
+
+    // Two owners demote (or remove) themselves, or each other, at the same moment: one wins.
+    for round in 0..8 {
+        make_owner(&pg, organization, &owner).await;
+        make_owner(&pg, organization, &second).await;
+        assert_eq!(owners(&pg, organization).await, 2);
+        let demote = |who: &Person| json!({"email": who.email, "role": "admin"});
+        let (a, b) = match round % 3 {
+            0 => tokio::join!(
+                call(&owner, "POST", &members, demote(&owner)),
+                call(&second, "POST", &members, demote(&second)),
+            ),
+            1 => tokio::join!(
+                call(&owner, "POST", &members, demote(&second)),
+                call(&second, "POST", &members, demote(&owner)),
+            ),
+            _ => tokio::join!(
+                call(&owner, "DELETE", format!("{members}/{}", owner.id), json!(null)),
+                call(&second, "DELETE", format!("{members}/{}", second.id), json!(null)),
+            ),
+        };
+        let mut statuses = [a.0, b.0];
+        statuses.sort_unstable();
+        assert!(
+            (200..300).contains(&statuses[0]) && [403, 409].contains(&statuses[1]),
+            "round {round}: {a:?} {b:?}"
+        );
+        assert_eq!(owners(&pg, organization).await, 1, "round {round}: {a:?} {b:?}");
+    }
+    etl.server.shutdown().await.unwrap();
 }
 
 /// Times are selected as `timestamptz` and written in Rust; the text must be what PostgreSQL's

@@ -857,7 +857,7 @@ export interface paths {
         put?: never;
         /**
          * Add a member or change a role
-         * @description `{email, role}`; admin and up, owner to make an owner. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * @description `{email, role}`; admin and up, owner to make an owner or to change an owner's role. 409 when the change would leave no owner. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         post: operations["set_member"];
         delete?: never;
@@ -878,7 +878,7 @@ export interface paths {
         post?: never;
         /**
          * Remove a member
-         * @description Admin and up; the last owner stays. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * @description Admin and up, owner to remove an owner; 409 for the last owner. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         delete: operations["remove_member"];
         options?: never;
@@ -5250,6 +5250,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `{error, message}`: the organization would have no owner */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     remove_member: {
@@ -5301,6 +5310,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: the organization would have no owner */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

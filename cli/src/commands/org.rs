@@ -38,7 +38,7 @@ pub async fn run(command: OrgCommand, databases: &DatabaseArgs, out: &mut dyn Wr
             let tx = pg.transaction().await?;
             let user = identity::find_user(&tx, &owner).await?;
             let organization = identity::create_organization(&tx, &name).await?;
-            identity::set_member(&tx, organization.id, user.id, Role::Owner).await?;
+            identity::add_member(&tx, organization.id, user.id, Role::Owner).await?;
             tx.commit().await?;
             emit(
                 out,

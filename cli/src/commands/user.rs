@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, Write};
 
-use agenttrace_etl::control::identity::{self, Role};
+use agenttrace_etl::control::identity::{self, Actor, Role};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -115,7 +115,7 @@ pub async fn run_member(
     databases: &DatabaseArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let pg = databases.postgres().await?;
+    let mut pg = databases.postgres().await?;
     match command {
         MemberCommand::Set {
             organization,
@@ -124,7 +124,14 @@ pub async fn run_member(
         } => {
             let role = Role::parse(&role)?;
             let user = identity::find_user(&pg, &email).await?;
-            identity::set_member(&pg, organization, user.id, role).await?;
+            // The operator acts as an owner, but the last owner stays one here too.
+            if identity::role_of(&pg, organization, user.id).await?.is_some() {
+                let change = identity::MemberChange::SetRole(role);
+                identity::change_member(&mut pg, organization, user.id, change, Actor::Role(Role::Owner))
+                    .await?;
+            } else {
+                identity::add_member(&pg, organization, user.id, role).await?;
+            }
             writeln!(out, "{} is now {} of {organization}", user.email, role.as_str())?;
             Ok(())
         }

@@ -303,51 +303,135 @@ pub async fn create_organization(
     Ok(Organization::from_row(&row))
 }
 
-/// Gives `user` `role` in `organization` (or changes the role it has).
-pub async fn set_member(
+/// Adds `user` to `organization` with `role`; a conflict when they are a member already (a
+/// member's role changes only through [`change_member`], which keeps an owner).
+pub async fn add_member(
     client: &impl GenericClient,
     organization: Uuid,
     user: Uuid,
     role: Role,
 ) -> Result<(), ControlError> {
-    client
+    let added = client
         .execute(
             "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)
-             ON CONFLICT (organization_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+             ON CONFLICT (organization_id, user_id) DO NOTHING",
             &[&organization, &user, &role.as_str()],
         )
         .await?;
+    if added == 0 {
+        return Err(ControlError::Conflict(format!(
+            "user {user} is a member already; change their role instead"
+        )));
+    }
     Ok(())
 }
 
-pub async fn remove_member(
-    client: &impl GenericClient,
+/// Who changes an organization's members, and so what they may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user: their role is read in the change's own transaction, so a role they
+    /// lost a moment ago no longer counts.
+    User(Uuid),
+    /// A caller whose role is fixed: an organization key acts as an admin; the operator's CLI
+    /// as an owner.
+    Role(Role),
+}
+
+/// What happens to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    SetRole(Role),
+    Remove,
+}
+
+/// The 403 of a caller whose role is below `needed`.
+pub fn role_needed(needed: Role, role: Role) -> ControlError {
+    ControlError::Forbidden(format!(
+        "this needs the {} role in the organization; you are a {}",
+        needed.as_str(),
+        role.as_str()
+    ))
+}
+
+/// Changes a member's role or removes them, as `actor`: admins manage members, but only an
+/// owner may make an owner or change or remove one; and an organization never loses its last
+/// owner. The organization's row is locked (`FOR NO KEY UPDATE`) and its members' rows are
+/// read `FOR UPDATE` in the change's transaction, so concurrent changes run one after the other
+/// and each sees the owners the previous one left. Returns the member's role before.
+pub async fn change_member(
+    client: &mut tokio_postgres::Client,
     organization: Uuid,
     user: Uuid,
-) -> Result<(), ControlError> {
-    let owners_left: i64 = client
-        .query_one(
-            "SELECT count(*) AS owners FROM organization_members
-             WHERE organization_id = $1 AND role = 'owner' AND user_id <> $2",
-            &[&organization, &user],
-        )
-        .await?
-        .get("owners");
-    if owners_left == 0 {
-        return Err(ControlError::Conflict(
-            "an organization keeps at least one owner".into(),
-        ));
-    }
-    let removed = client
-        .execute(
-            "DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2",
-            &[&organization, &user],
+    change: MemberChange,
+    actor: Actor,
+) -> Result<Role, ControlError> {
+    let tx = client.transaction().await?;
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+            &[&organization],
         )
         .await?;
-    if removed == 0 {
-        return Err(ControlError::NotFound(format!("member {user}")));
+    if exists.is_none() {
+        return Err(ControlError::NotFound(format!("organization {organization}")));
     }
-    Ok(())
+    let rows = tx
+        .query(
+            "SELECT user_id, role FROM organization_members WHERE organization_id = $1 FOR UPDATE",
+            &[&organization],
+        )
+        .await?;
+    let mut roles = Vec::with_capacity(rows.len());
+    for row in &rows {
+        roles.push((row.get::<_, Uuid>("user_id"), Role::parse(row.get("role"))?));
+    }
+    let role_of = |who: Uuid| roles.iter().find(|(id, _)| *id == who).map(|(_, role)| *role);
+    let acting = match actor {
+        Actor::Role(role) => role,
+        Actor::User(id) => {
+            role_of(id).ok_or_else(|| ControlError::NotFound(format!("organization {organization}")))?
+        }
+    };
+    let current = role_of(user);
+    let needed = if change == MemberChange::SetRole(Role::Owner) || current == Some(Role::Owner) {
+        Role::Owner
+    } else {
+        Role::Admin
+    };
+    if acting < needed {
+        return Err(role_needed(needed, acting));
+    }
+    let Some(current) = current else {
+        return Err(ControlError::NotFound(format!("member {user}")));
+    };
+    let stays_owner = change == MemberChange::SetRole(Role::Owner);
+    let other_owners = roles
+        .iter()
+        .filter(|(id, role)| *id != user && *role == Role::Owner)
+        .count();
+    if current == Role::Owner && !stays_owner && other_owners == 0 {
+        return Err(ControlError::Conflict(
+            "an organization keeps at least one owner: make another member an owner first".into(),
+        ));
+    }
+    match change {
+        MemberChange::SetRole(role) => {
+            tx.execute(
+                "UPDATE organization_members SET role = $3 WHERE organization_id = $1 AND user_id = $2",
+                &[&organization, &user, &role.as_str()],
+            )
+            .await?;
+        }
+        MemberChange::Remove => {
+            tx.execute(
+                "DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2",
+                &[&organization, &user],
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(current)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -419,7 +503,7 @@ pub async fn bootstrap_owner(
         None => create_organization(&tx, organization).await?,
     };
     let user = create_user(&tx, email, None, password).await?;
-    set_member(&tx, organization.id, user.id, Role::Owner).await?;
+    add_member(&tx, organization.id, user.id, Role::Owner).await?;
     tx.commit().await?;
     Ok((organization, user))
 }
@@ -524,7 +608,7 @@ pub async fn found_organization(
 ) -> Result<Organization, ControlError> {
     let tx = client.transaction().await?;
     let organization = create_organization(&tx, name).await?;
-    set_member(&tx, organization.id, owner, Role::Owner).await?;
+    add_member(&tx, organization.id, owner, Role::Owner).await?;
     tx.commit().await?;
     Ok(organization)
 }

@@ -40,6 +40,9 @@ pub enum ControlError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The caller is known but may not do this; the message says what it would take.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("several organizations are named {0:?}; pass its id instead")]
     AmbiguousOrganization(String),
     #[error("a project named {name:?} already exists in that organization")]

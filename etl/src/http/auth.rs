@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::control::ControlError;
 use crate::control::api_keys::{VerifiedKey, verify_key};
 use crate::control::identity::{
-    self, ORG_PUBLIC_PREFIX, Role, SESSION_PREFIX, User, session_user, verify_organization_key,
+    self, Actor, ORG_PUBLIC_PREFIX, Role, SESSION_PREFIX, User, session_user, verify_organization_key,
 };
 use crate::control::projects;
 use crate::http::error::ApiError;
@@ -176,6 +176,17 @@ impl Caller {
                 let client = state.postgres.get().await?;
                 Ok(identity::role_of(&**client, organization, user.id).await?)
             }
+        }
+    }
+
+    /// Who the caller is when changing `organization`'s members: a user, or an organization
+    /// key of that organization (an admin). A project key is no one there: 404, as for a
+    /// missing organization.
+    pub fn actor(&self, organization: Uuid) -> Result<Actor, ApiError> {
+        match self {
+            Caller::User(user) => Ok(Actor::User(user.id)),
+            Caller::Organization(own) if *own == organization => Ok(Actor::Role(Role::Admin)),
+            _ => Err(ApiError::not_found(format!("no organization {organization}"))),
         }
     }
 

@@ -176,6 +176,7 @@ impl From<ControlError> for ApiError {
             ControlError::ProjectExists { .. } | ControlError::Conflict(_) => {
                 (StatusCode::CONFLICT, "conflict")
             }
+            ControlError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ControlError::AmbiguousOrganization(_) | ControlError::Invalid { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }

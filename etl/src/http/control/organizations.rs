@@ -1,5 +1,5 @@
 //! `POST /v1/organizations` and an organization's members: listed by any member, managed by
-//! admins (making an owner takes an owner).
+//! admins (making, changing or removing an owner takes an owner; the last owner stays).
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::control::identity::{self, Member, Organization, Role};
+use crate::control::identity::{self, Member, MemberChange, Organization, Role};
 use crate::http::auth::{Caller, OrganizationAccess, role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::{Page, Paged, json_body, page_of};
@@ -85,13 +85,15 @@ struct SetMember {
     role: String,
 }
 
-/// Adds a user (by email) with a role, or changes their role. Admins manage members; making an
-/// owner takes an owner, so the role needed depends on the body and is checked here.
+/// Adds a user (by email) with a role, or changes their role. Admins manage members; making,
+/// demoting or removing an owner takes an owner, and the last owner stays: the role needed
+/// depends on the body and on the member's current role, so it is checked in the change's
+/// transaction ([`identity::change_member`]).
 #[utoipa::path(
     post,
     path = "/v1/organizations/{organization}/members",
     summary = "Add a member or change a role",
-    description = "`{email, role}`; admin and up, owner to make an owner. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    description = "`{email, role}`; admin and up, owner to make an owner or to change an owner's role. 409 when the change would leave no owner. A session token (`Bearer at-session-…`), a project API key or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     request_body = SetMember,
     responses(
@@ -100,6 +102,7 @@ struct SetMember {
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: the organization would have no owner", body = ErrorBody),
     ),
 )]
 pub async fn set_member(
@@ -110,15 +113,30 @@ pub async fn set_member(
 ) -> Result<Json<Member>, ApiError> {
     let request: SetMember = json_body(&bytes)?;
     let role = Role::parse(&request.role)?;
+    let actor = caller.actor(organization)?;
     let needed = if role == Role::Owner {
         Role::Owner
     } else {
         Role::Admin
     };
     caller.require_role(&state, organization, needed).await?;
-    let client = state.postgres.get().await?;
+    let mut client = state.postgres.get().await?;
     let user = identity::find_user(&**client, &request.email).await?;
-    identity::set_member(&**client, organization, user.id, role).await?;
+    if identity::role_of(&**client, organization, user.id)
+        .await?
+        .is_some()
+    {
+        identity::change_member(
+            &mut client,
+            organization,
+            user.id,
+            MemberChange::SetRole(role),
+            actor,
+        )
+        .await?;
+    } else {
+        identity::add_member(&**client, organization, user.id, role).await?;
+    }
     Ok(Json(Member { user, role }))
 }
 
@@ -133,7 +151,7 @@ pub struct MemberPath {
     delete,
     path = "/v1/organizations/{organization}/members/{user}",
     summary = "Remove a member",
-    description = "Admin and up; the last owner stays. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    description = "Admin and up, owner to remove an owner; 409 for the last owner. A session token (`Bearer at-session-…`), a project API key or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     params(("organization" = uuid::Uuid, Path, description = "The organization's id"), MemberPath),
     responses(
@@ -142,6 +160,7 @@ pub struct MemberPath {
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: the organization would have no owner", body = ErrorBody),
     ),
 )]
 pub async fn remove_member(
@@ -149,8 +168,9 @@ pub async fn remove_member(
     organization: OrganizationAccess<role::Admin>,
     Path(MemberPath { user }): Path<MemberPath>,
 ) -> Result<StatusCode, ApiError> {
-    let client = state.postgres.get().await?;
-    identity::remove_member(&**client, organization.id, user).await?;
+    let actor = organization.caller.actor(organization.id)?;
+    let mut client = state.postgres.get().await?;
+    identity::change_member(&mut client, organization.id, user, MemberChange::Remove, actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

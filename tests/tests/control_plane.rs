@@ -566,12 +566,6 @@ async fn each_role_can_do_exactly_what_it_should() {
         ),
         (
             "POST",
-            format!("{org}/members/<leaver-viewer>/sessions/revoke"),
-            json!(null),
-            Role::Admin,
-        ),
-        (
-            "POST",
             format!("{base}/keys"),
             json!({"scopes": ["ingest"]}),
             Role::Admin,
@@ -726,13 +720,12 @@ async fn each_role_can_do_exactly_what_it_should() {
         .unwrap();
     assert_eq!(write.status(), 403);
     assert!(write.text().await.unwrap().contains("lacks the `manage` scope"));
-    // An admin ends every session of the member: their token stops working.
+    // A member ends every session of theirs: their token stops working.
     let (_, _, member_token) = &tokens[2];
     let member_id = identity::find_user(&pg, "member@acme.test").await.unwrap().id;
-    let (_, _, admin_token) = &tokens[1];
     let revoked = http
         .post(format!("{org}/members/{member_id}/sessions/revoke"))
-        .header("authorization", format!("Bearer {admin_token}"))
+        .header("authorization", format!("Bearer {member_token}"))
         .send()
         .await
         .unwrap();
@@ -1172,6 +1165,76 @@ async fn only_an_owner_changes_an_owner_and_the_last_owner_stays() {
         );
         assert_eq!(owners(&pg, organization).await, 1, "round {round}: {a:?} {b:?}");
     }
+    etl.server.shutdown().await.unwrap();
+}
+
+/// Attack: someone founds an organization, makes a victim a member of it (here directly; the
+/// API only invites), then ends the victim's sessions everywhere, in a loop. No organization
+/// role reaches a person's sessions: only the person themself (or the operator's CLI).
+#[tokio::test]
+async fn no_organization_role_signs_another_member_out() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let mut pg = env.postgres().await;
+    let victim = person(&pg, &etl.url, "victim@sessions.test").await;
+    let attacker = person(&pg, &etl.url, "attacker@sessions.test").await;
+    let admin = person(&pg, &etl.url, "admin@sessions.test").await;
+    let home = identity::found_organization(&mut pg, "home", victim.id)
+        .await
+        .unwrap()
+        .id;
+    identity::add_member(&pg, home, admin.id, Role::Admin)
+        .await
+        .unwrap();
+    // The attacker's own organization, founded through the API, with the victim in it.
+    let (status, founded) = call(
+        &attacker,
+        "POST",
+        format!("{}/v1/organizations", etl.url),
+        json!({"name": "trap"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{founded}");
+    let trap: uuid::Uuid = founded["id"].as_str().unwrap().parse().unwrap();
+    identity::add_member(&pg, trap, victim.id, Role::Viewer)
+        .await
+        .unwrap();
+    identity::add_member(&pg, trap, admin.id, Role::Viewer)
+        .await
+        .unwrap();
+    let me = format!("{}/v1/me", etl.url);
+    // The trap's owner, and an admin of the victim's own organization, are refused.
+    for (who, organization) in [(&attacker, trap), (&admin, home)] {
+        let revoke = format!(
+            "{}/v1/organizations/{organization}/members/{}/sessions/revoke",
+            etl.url, victim.id
+        );
+        let (status, body) = call(who, "POST", &revoke, json!(null)).await;
+        assert_eq!(
+            status, 403,
+            "{} revoking the victim's sessions: {body}",
+            who.email
+        );
+        let (status, body) = call(&victim, "GET", &me, json!(null)).await;
+        assert_eq!(status, 200, "the victim's session still works: {body}");
+    }
+    // The victim ends their own sessions; their token stops working.
+    let revoke = format!(
+        "{}/v1/organizations/{home}/members/{}/sessions/revoke",
+        etl.url, victim.id
+    );
+    let (status, body) = call(&victim, "POST", &revoke, json!(null)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sessions_ended"], 1, "{body}");
+    let (status, _) = call(&victim, "GET", &me, json!(null)).await;
+    assert_eq!(status, 401);
+    // The operator signs someone out everywhere with the CLI.
+    let (status, _) = call(&admin, "GET", &me, json!(null)).await;
+    assert_eq!(status, 200);
+    let ended = run_cli(&env, &["user", "revoke-sessions", "--email", &admin.email]).await;
+    assert_eq!(ended.trim(), "ended 1 sessions of admin@sessions.test");
+    let (status, _) = call(&admin, "GET", &me, json!(null)).await;
+    assert_eq!(status, 401);
     etl.server.shutdown().await.unwrap();
 }
 

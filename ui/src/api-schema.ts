@@ -897,7 +897,7 @@ export interface paths {
         put?: never;
         /**
          * End every session of a member
-         * @description Admin and up, or the member themselves. `{sessions_ended}`.
+         * @description The member themselves only (a session token): no role in an organization reaches sessions that open the others. `{sessions_ended}`.
          */
         post: operations["revoke_sessions"];
         delete?: never;

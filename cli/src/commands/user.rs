@@ -1,4 +1,5 @@
-//! `agenttrace user create-owner|create` and `agenttrace member set`: people and their roles.
+//! `agenttrace user create-owner|create|revoke-sessions` and `agenttrace member set|list`: people
+//! and their roles.
 
 use std::io::{BufRead, Write};
 
@@ -57,6 +58,11 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sign a user out everywhere: end every session they have.
+    RevokeSessions {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +112,12 @@ pub async fn run_user(
         } => {
             let user = identity::create_user(&pg, &email, name.as_deref(), &password.read()?).await?;
             emit(out, json_wanted(json), &user)
+        }
+        UserCommand::RevokeSessions { email } => {
+            let user = identity::find_user(&pg, &email).await?;
+            let ended = identity::revoke_sessions(&pg, user.id).await?;
+            writeln!(out, "ended {ended} sessions of {}", user.email)?;
+            Ok(())
         }
     }
 }

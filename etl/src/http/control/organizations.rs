@@ -180,13 +180,15 @@ pub struct SessionsEnded {
     sessions_ended: u64,
 }
 
-/// Ends every session of a member (admins and owners; anyone for themselves).
+/// Ends every session of the signed-in user, signing them out everywhere. Only for the user
+/// themself: no organization role reaches a person's sessions, which open every organization
+/// they belong to (an operator can, with `agenttrace user revoke-sessions`).
 #[utoipa::path(
     post,
     path = "/v1/organizations/{organization}/members/{user}/sessions/revoke",
     summary = "End every session of a member",
-    description = "Admin and up, or the member themselves. `{sessions_ended}`.",
-    security(("session" = []), ("apiKey" = [])),
+    description = "The member themselves only (a session token): no role in an organization reaches sessions that open the others. `{sessions_ended}`.",
+    security(("session" = [])),
     responses(
         (status = 200, description = "OK", body = SessionsEnded),
         (status = 401, description = "`{error, message}`", body = ErrorBody),
@@ -199,9 +201,10 @@ pub async fn revoke_sessions(
     caller: Caller,
     Path((organization, user)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<SessionsEnded>, ApiError> {
-    let own = matches!(&caller, Caller::User(me) if me.id == user);
-    if !own {
-        caller.require_role(&state, organization, Role::Admin).await?;
+    if !matches!(&caller, Caller::User(me) if me.id == user) {
+        return Err(ApiError::forbidden(
+            "only the user themself can end all of their sessions (an operator can, with `agenttrace user revoke-sessions`)",
+        ));
     }
     let client = state.postgres.get().await?;
     if identity::role_of(&**client, organization, user).await?.is_none() {

@@ -283,10 +283,7 @@ async fn each_role_can_do_exactly_what_it_should() {
     let mut sessions = vec![("owner", Role::Owner, owner.email.clone())];
     for role in [Role::Admin, Role::Member, Role::Viewer] {
         let email = format!("{}@acme.test", role.as_str());
-        let user = identity::create_user(&pg, &email, None, password).await.unwrap();
-        identity::add_member(&pg, organization.id, user.id, role)
-            .await
-            .unwrap();
+        identity::create_user(&pg, &email, None, password).await.unwrap();
         sessions.push((role.as_str(), role, email));
     }
     for (name, _, _) in &sessions {
@@ -295,7 +292,7 @@ async fn each_role_can_do_exactly_what_it_should() {
             .unwrap();
     }
     let http = reqwest::Client::new();
-    let mut tokens = Vec::new();
+    let mut tokens: Vec<(&str, Role, String)> = Vec::new();
     for (name, role, email) in &sessions {
         let secret = if *role == Role::Owner {
             "owner password 1"
@@ -311,7 +308,35 @@ async fn each_role_can_do_exactly_what_it_should() {
             .json()
             .await
             .unwrap();
-        tokens.push((*name, *role, answer["token"].as_str().unwrap().to_owned()));
+        let token = answer["token"].as_str().unwrap().to_owned();
+        // Everyone but the owner joins as a person does: the owner invites, they accept.
+        if *role != Role::Owner {
+            let invited: Value = http
+                .post(format!(
+                    "{}/v1/organizations/{}/members",
+                    etl.url, organization.id
+                ))
+                .bearer_auth(&tokens[0].2)
+                .json(&json!({"email": email, "role": role.as_str()}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let accepted = http
+                .post(format!(
+                    "{}/v1/invitations/{}/accept",
+                    etl.url,
+                    invited["id"].as_str().unwrap()
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(accepted.status(), 200, "{name} accepting: {invited}");
+        }
+        tokens.push((*name, *role, token));
     }
     let wrong = http
         .post(format!("{}/v1/auth/sign-in", etl.url))
@@ -1235,6 +1260,176 @@ async fn no_organization_role_signs_another_member_out() {
     assert_eq!(ended.trim(), "ended 1 sessions of admin@sessions.test");
     let (status, _) = call(&admin, "GET", &me, json!(null)).await;
     assert_eq!(status, 401);
+    etl.server.shutdown().await.unwrap();
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+/// Attack: adding any email to an organization one founded told which emails have accounts
+/// (404, or the user's id and name) and made them members without their consent. Adding now
+/// invites: the same answer for a known and an unknown email, and membership only once the
+/// person accepts.
+#[tokio::test]
+async fn adding_a_member_invites_them_and_tells_nothing_about_the_email() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let mut pg = env.postgres().await;
+    let owner = person(&pg, &etl.url, "owner@invite.test").await;
+    let admin = person(&pg, &etl.url, "admin@invite.test").await;
+    let known = person(&pg, &etl.url, "known@invite.test").await;
+    let stranger = person(&pg, &etl.url, "stranger@invite.test").await;
+    let organization = identity::found_organization(&mut pg, "inviters", owner.id)
+        .await
+        .unwrap()
+        .id;
+    identity::add_member(&pg, organization, admin.id, Role::Admin)
+        .await
+        .unwrap();
+    let org = format!("{}/v1/organizations/{organization}", etl.url);
+    let members = format!("{org}/members");
+
+    // A known and an unknown email: the same status and the same shape, nothing of the account.
+    let (known_status, invited) = call(
+        &admin,
+        "POST",
+        &members,
+        json!({"email": "Known@invite.test", "role": "viewer"}),
+    )
+    .await;
+    let (unknown_status, unknown) = call(
+        &admin,
+        "POST",
+        &members,
+        json!({"email": "nobody@invite.test", "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(known_status, 201, "{invited}");
+    assert_eq!(unknown_status, known_status, "{unknown}");
+    assert_eq!(keys(&invited), keys(&unknown));
+    assert_eq!(
+        keys(&invited),
+        [
+            "created_at",
+            "email",
+            "expires_at",
+            "id",
+            "organization_id",
+            "role"
+        ]
+    );
+    assert_eq!(invited["email"], "known@invite.test");
+    assert_eq!(invited["role"], "viewer");
+    assert!(!invited.to_string().contains(&known.id.to_string()), "{invited}");
+    // Not a member until they accept: not listed, and they cannot see the organization.
+    let (_, listed) = call(&admin, "GET", &members, json!(null)).await;
+    assert_eq!(listed["meta"]["totalItems"], 2, "{listed}");
+    let (status, _) = call(&known, "GET", &members, json!(null)).await;
+    assert_eq!(status, 404);
+    let (_, pending) = call(&admin, "GET", format!("{org}/invitations"), json!(null)).await;
+    let emails: Vec<&str> = pending["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails.len(), 2, "{pending}");
+    assert!(emails.contains(&"known@invite.test") && emails.contains(&"nobody@invite.test"));
+
+    // The invited person sees their invitation; nobody else does, nor can answer it.
+    let mine = format!("{}/v1/invitations", etl.url);
+    let (status, received) = call(&known, "GET", &mine, json!(null)).await;
+    assert_eq!(status, 200, "{received}");
+    assert_eq!(received["data"][0]["id"], invited["id"], "{received}");
+    assert_eq!(received["data"][0]["organization"]["name"], "inviters");
+    assert_eq!(received["data"][0]["role"], "viewer");
+    assert_eq!(received["data"][0]["invited_by"], "admin@invite.test");
+    let (_, theirs) = call(&stranger, "GET", &mine, json!(null)).await;
+    assert_eq!(theirs["data"], json!([]), "{theirs}");
+    let id = invited["id"].as_str().unwrap();
+    let (status, _) = call(&stranger, "POST", format!("{mine}/{id}/accept"), json!(null)).await;
+    assert_eq!(status, 404);
+    // They accept: now a member, with the invitation's role; the invitation is gone.
+    let (status, joined) = call(&known, "POST", format!("{mine}/{id}/accept"), json!(null)).await;
+    assert_eq!(status, 200, "{joined}");
+    assert_eq!(joined["organization"]["id"], organization.to_string());
+    assert_eq!(joined["role"], "viewer");
+    assert_eq!(
+        identity::role_of(&pg, organization, known.id).await.unwrap(),
+        Some(Role::Viewer)
+    );
+    let (status, _) = call(&known, "GET", &members, json!(null)).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&known, "POST", format!("{mine}/{id}/accept"), json!(null)).await;
+    assert_eq!(status, 404, "answered once");
+    // A member's email changes their role.
+    let (status, changed) = call(
+        &admin,
+        "POST",
+        &members,
+        json!({"email": known.email, "role": "member"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["role"], "member");
+
+    // The email without an account: once its person has one, they see and accept it.
+    let late = person(&pg, &etl.url, "nobody@invite.test").await;
+    let (_, received) = call(&late, "GET", &mine, json!(null)).await;
+    let id = received["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(&late, "POST", format!("{mine}/{id}/accept"), json!(null)).await;
+    assert_eq!(status, 200);
+
+    // Declining deletes the invitation, and makes no member.
+    let (_, invited) = call(
+        &admin,
+        "POST",
+        &members,
+        json!({"email": stranger.email, "role": "member"}),
+    )
+    .await;
+    let id = invited["id"].as_str().unwrap();
+    let (status, _) = call(&stranger, "POST", format!("{mine}/{id}/decline"), json!(null)).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        identity::role_of(&pg, organization, stranger.id).await.unwrap(),
+        None
+    );
+    let (_, theirs) = call(&stranger, "GET", &mine, json!(null)).await;
+    assert_eq!(theirs["data"], json!([]));
+
+    // Inviting an owner takes an owner, and so does changing an owner's pending invitation.
+    let future_owner = json!({"email": "heir@invite.test", "role": "owner"});
+    let (status, body) = call(&admin, "POST", &members, future_owner.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, invited) = call(&owner, "POST", &members, future_owner).await;
+    assert_eq!(status, 201, "{invited}");
+    let (status, body) = call(
+        &admin,
+        "POST",
+        &members,
+        json!({"email": "heir@invite.test", "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // An admin withdraws an invitation.
+    let (status, body) = call(
+        &admin,
+        "DELETE",
+        format!("{org}/invitations/{}", invited["id"].as_str().unwrap()),
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, pending) = call(&admin, "GET", format!("{org}/invitations"), json!(null)).await;
+    assert_eq!(pending["data"], json!([]), "{pending}");
     etl.server.shutdown().await.unwrap();
 }
 

@@ -856,8 +856,8 @@ export interface paths {
         get: operations["list_members"];
         put?: never;
         /**
-         * Add a member or change a role
-         * @description `{email, role}`; admin and up, owner to make an owner or to change an owner's role. 409 when the change would leave no owner. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * Invite a member or change a role
+         * @description `{email, role}`; admin and up, owner to invite an owner or to change an owner's role. A member's email changes their role (200, the member); any other email gets an invitation (201, the same answer whether or not the email has an account), which its person sees at `GET /v1/invitations` and accepts there. 409 when a change would leave no owner. A session token (`Bearer at-session-…`) or an organization key.
          */
         post: operations["set_member"];
         delete?: never;
@@ -881,6 +881,106 @@ export interface paths {
          * @description Admin and up, owner to remove an owner; 409 for the last owner. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         delete: operations["remove_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization}/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List pending invitations
+         * @description Invitations not yet accepted, declined or expired (14 days), oldest first; paged like datasets. Admin and up. A session token (`Bearer at-session-…`) or an organization key.
+         */
+        get: operations["list_invitations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization}/invitations/{invitation}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Withdraw an invitation
+         * @description Admin and up. A session token (`Bearer at-session-…`) or an organization key.
+         */
+        delete: operations["cancel_invitation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My pending invitations
+         * @description The invitations addressed to the signed-in user's email, not yet answered nor expired, newest first; paged like datasets. A session token.
+         */
+        get: operations["my_invitations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations/{invitation}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept an invitation
+         * @description The signed-in user becomes a member with the invitation's role (a member already keeps theirs). 404 for an invitation that is not theirs, answered or expired. A session token.
+         */
+        post: operations["accept_invitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invitations/{invitation}/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decline an invitation
+         * @description Deletes it. 404 for an invitation that is not the signed-in user's, answered or expired. A session token.
+         */
+        post: operations["decline_invitation"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1332,6 +1432,20 @@ export interface components {
             experiment: components["schemas"]["Experiment"];
             items: components["schemas"]["RunItem"][];
         };
+        /**
+         * @description A pending invitation, as its organization's admins see it: the email and the role it offers,
+         *     nothing about whether the email has an account.
+         */
+        Invitation: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            organization_id: string;
+            email: string;
+            role: components["schemas"]["Role"];
+            created_at: string;
+            expires_at: string;
+        };
         /** @description One item, as `POST .../items` takes it in JSON. */
         Item: {
             id?: string | null;
@@ -1368,6 +1482,12 @@ export interface components {
         /** @description The scheduled jobs' newest runs, newest first. */
         JobRuns: {
             data: components["schemas"]["JobRun"][];
+        };
+        /** @description The membership an accepted invitation gave. */
+        Joined: {
+            organization: components["schemas"]["Organization"];
+            /** @description The invitation's role, or the one a member already had. */
+            role: components["schemas"]["Role"];
         };
         /** @description The edge asks the ETL about an agent's key (`POST /v1/keys/verify`, signed like a batch). */
         KeyCheckRequest: {
@@ -1667,6 +1787,20 @@ export interface components {
             meta: components["schemas"]["PageMeta"];
         };
         /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_Invitation: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                organization_id: string;
+                email: string;
+                role: components["schemas"]["Role"];
+                created_at: string;
+                expires_at: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
         Paged_KeyListing: {
             data: {
                 public_key: string;
@@ -1783,6 +1917,20 @@ export interface components {
             }[];
             meta: components["schemas"]["PageMeta"];
         };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_ReceivedInvitation: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                organization: components["schemas"]["Organization"];
+                role: components["schemas"]["Role"];
+                /** @description The inviter's email, when they were a signed-in user who still has an account. */
+                invited_by: string | null;
+                created_at: string;
+                expires_at: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
         Price: {
             /** Format: uuid */
             id: string;
@@ -1878,6 +2026,17 @@ export interface components {
         Readiness: {
             postgres: string;
             clickhouse: string;
+        };
+        /** @description An invitation as the invited person sees it: which organization, what role, from whom. */
+        ReceivedInvitation: {
+            /** Format: uuid */
+            id: string;
+            organization: components["schemas"]["Organization"];
+            role: components["schemas"]["Role"];
+            /** @description The inviter's email, when they were a signed-in user who still has an account. */
+            invited_by: string | null;
+            created_at: string;
+            expires_at: string;
         };
         /** @enum {string} */
         Role: "viewer" | "member" | "admin" | "owner";
@@ -5205,13 +5364,22 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description The member's new role */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Member"];
+                };
+            };
+            /** @description Invited: the person becomes a member once they accept */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invitation"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -5319,6 +5487,270 @@ export interface operations {
             };
             /** @description `{error, message}`: the organization would have no owner */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_invitations: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The organization's id */
+                organization: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Invitation"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancel_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The organization's id */
+                organization: string;
+                /** @description The invitation's id. */
+                invitation: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    my_invitations: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_ReceivedInvitation"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    accept_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation's id. */
+                invitation: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Joined"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    decline_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation's id. */
+                invitation: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

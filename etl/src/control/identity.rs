@@ -461,6 +461,261 @@ pub async fn members(client: &impl GenericClient, organization: Uuid) -> Result<
         .collect()
 }
 
+/// The member of `organization` whose account has `email`, if there is one: nothing about an
+/// email that has an account but is no member.
+pub async fn member_by_email(
+    client: &impl GenericClient,
+    organization: Uuid,
+    email: &str,
+) -> Result<Option<Member>, ControlError> {
+    client
+        .query_opt(
+            &format!(
+                "SELECT {}, m.role FROM organization_members m JOIN users u ON u.id = m.user_id
+                 WHERE m.organization_id = $1 AND u.email = $2",
+                User::COLUMNS
+            ),
+            &[&organization, &email.to_lowercase()],
+        )
+        .await?
+        .map(|row| {
+            Ok(Member {
+                user: User::from_row(&row),
+                role: Role::parse(row.get("role"))?,
+            })
+        })
+        .transpose()
+}
+
+/// How long an invitation waits for its answer.
+pub const INVITATION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// A pending invitation, as its organization's admins see it: the email and the role it offers,
+/// nothing about whether the email has an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl Invitation {
+    /// What [`Invitation::from_row`] reads, selected from `organization_invitations i`.
+    pub const COLUMNS: &'static str = "i.id, i.organization_id, i.email, i.role, i.created_at, i.expires_at";
+
+    fn from_row(row: &Row) -> Result<Self, ControlError> {
+        Ok(Invitation {
+            id: row.get("id"),
+            organization_id: row.get("organization_id"),
+            email: row.get("email"),
+            role: Role::parse(row.get("role"))?,
+            created_at: time(row, "created_at", Precision::Millis),
+            expires_at: time(row, "expires_at", Precision::Millis),
+        })
+    }
+}
+
+/// Invites `email` into `organization` with `role`, as `actor` (admins invite; inviting an
+/// owner, or changing an owner's pending invitation, takes an owner). Inviting the same email
+/// again replaces the role and the expiry. Whether the email has an account changes nothing
+/// here, nor in the answer.
+pub async fn invite(
+    client: &mut tokio_postgres::Client,
+    organization: Uuid,
+    email: &str,
+    role: Role,
+    actor: Actor,
+) -> Result<Invitation, ControlError> {
+    check_email(email)?;
+    let email = email.to_lowercase();
+    let tx = client.transaction().await?;
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+            &[&organization],
+        )
+        .await?;
+    if exists.is_none() {
+        return Err(ControlError::NotFound(format!("organization {organization}")));
+    }
+    let (acting, inviter) = match actor {
+        Actor::Role(role) => (role, None),
+        Actor::User(id) => (
+            role_of(&tx, organization, id)
+                .await?
+                .ok_or_else(|| ControlError::NotFound(format!("organization {organization}")))?,
+            Some(id),
+        ),
+    };
+    let pending = tx
+        .query_opt(
+            "SELECT role FROM organization_invitations WHERE organization_id = $1 AND email = $2",
+            &[&organization, &email],
+        )
+        .await?
+        .map(|row| Role::parse(row.get("role")))
+        .transpose()?;
+    let needed = if role == Role::Owner || pending == Some(Role::Owner) {
+        Role::Owner
+    } else {
+        Role::Admin
+    };
+    if acting < needed {
+        return Err(role_needed(needed, acting));
+    }
+    let seconds = INVITATION_TTL.as_secs() as f64;
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO organization_invitations AS i (organization_id, email, role, invited_by, expires_at)
+                 VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+                 ON CONFLICT (organization_id, email) DO UPDATE
+                 SET role = EXCLUDED.role, invited_by = EXCLUDED.invited_by,
+                     created_at = now(), expires_at = EXCLUDED.expires_at
+                 RETURNING {}",
+                Invitation::COLUMNS
+            ),
+            &[&organization, &email, &role.as_str(), &inviter, &seconds],
+        )
+        .await?;
+    let invitation = Invitation::from_row(&row)?;
+    tx.commit().await?;
+    Ok(invitation)
+}
+
+/// `organization`'s pending invitations (expired ones left out), oldest first.
+pub async fn invitations(
+    client: &impl GenericClient,
+    organization: Uuid,
+) -> Result<Vec<Invitation>, ControlError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {} FROM organization_invitations i
+                 WHERE i.organization_id = $1 AND i.expires_at > now() ORDER BY i.created_at, i.email",
+                Invitation::COLUMNS
+            ),
+            &[&organization],
+        )
+        .await?;
+    rows.iter().map(Invitation::from_row).collect()
+}
+
+/// Withdraws a pending invitation of `organization`.
+pub async fn cancel_invitation(
+    client: &impl GenericClient,
+    organization: Uuid,
+    invitation: Uuid,
+) -> Result<(), ControlError> {
+    let deleted = client
+        .execute(
+            "DELETE FROM organization_invitations WHERE organization_id = $1 AND id = $2",
+            &[&organization, &invitation],
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(ControlError::NotFound(format!("invitation {invitation}")));
+    }
+    Ok(())
+}
+
+/// An invitation as the invited person sees it: which organization, what role, from whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReceivedInvitation {
+    pub id: Uuid,
+    pub organization: Organization,
+    pub role: Role,
+    /// The inviter's email, when they were a signed-in user who still has an account.
+    #[schema(required = true)]
+    pub invited_by: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// The pending invitations addressed to `user`'s email, newest first.
+pub async fn received_invitations(
+    client: &impl GenericClient,
+    user: &User,
+) -> Result<Vec<ReceivedInvitation>, ControlError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT i.id AS invitation_id, i.role, i.created_at, i.expires_at, {}, inviter.email AS invited_by
+                 FROM organization_invitations i
+                 JOIN organizations o ON o.id = i.organization_id
+                 LEFT JOIN users inviter ON inviter.id = i.invited_by
+                 WHERE i.email = $1 AND i.expires_at > now()
+                 ORDER BY i.created_at DESC",
+                Organization::COLUMNS
+            ),
+            &[&user.email.to_lowercase()],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ReceivedInvitation {
+                id: row.get("invitation_id"),
+                organization: Organization::from_row(row),
+                role: Role::parse(row.get("role"))?,
+                invited_by: row.get("invited_by"),
+                created_at: time(row, "created_at", Precision::Millis),
+                expires_at: time(row, "expires_at", Precision::Millis),
+            })
+        })
+        .collect()
+}
+
+/// `user` answers an invitation addressed to their email: accepting makes them a member with
+/// its role (a member already keeps the role they have), declining only deletes it. Either way
+/// the invitation is gone; one that is not theirs, or expired, is not found.
+pub async fn answer_invitation(
+    client: &mut tokio_postgres::Client,
+    user: &User,
+    invitation: Uuid,
+    accept: bool,
+) -> Result<(Organization, Role), ControlError> {
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "DELETE FROM organization_invitations
+             WHERE id = $1 AND email = $2 AND expires_at > now()
+             RETURNING organization_id, role",
+            &[&invitation, &user.email.to_lowercase()],
+        )
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("invitation {invitation}")))?;
+    let organization_id: Uuid = row.get("organization_id");
+    let mut role = Role::parse(row.get("role"))?;
+    if accept {
+        let added = tx
+            .execute(
+                "INSERT INTO organization_members (organization_id, user_id, role) VALUES ($1, $2, $3)
+                 ON CONFLICT (organization_id, user_id) DO NOTHING",
+                &[&organization_id, &user.id, &role.as_str()],
+            )
+            .await?;
+        if added == 0 {
+            role = role_of(&tx, organization_id, user.id)
+                .await?
+                .ok_or_else(|| ControlError::Internal("a member without a role".into()))?;
+        }
+    }
+    let organization = tx
+        .query_one(
+            &format!(
+                "SELECT {} FROM organizations o WHERE o.id = $1",
+                Organization::COLUMNS
+            ),
+            &[&organization_id],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((Organization::from_row(&organization), role))
+}
+
 /// The user's role in each of their organizations.
 pub async fn memberships(
     client: &impl GenericClient,

@@ -150,6 +150,11 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::organizations::set_member
         ))
         .routes(routes!(control::organizations::remove_member))
+        .routes(routes!(control::organizations::list_invitations))
+        .routes(routes!(control::organizations::cancel_invitation))
+        .routes(routes!(control::invitations::my_invitations))
+        .routes(routes!(control::invitations::accept_invitation))
+        .routes(routes!(control::invitations::decline_invitation))
         .routes(routes!(control::organizations::revoke_sessions))
         .routes(routes!(control::keys::list_keys, control::keys::create_key))
         .routes(routes!(control::keys::revoke_key))

@@ -4,7 +4,8 @@
 //! keys and organization keys alike. The work itself is in [`crate::control`].
 //!
 //! - [`sessions`]: sign-in, sign-out, who am I.
-//! - [`organizations`]: organizations and their members.
+//! - [`organizations`]: organizations, their members and the invitations they sent.
+//! - [`invitations`]: the invitations a signed-in user received: list, accept, decline.
 //! - [`projects`]: an organization's projects, a project's settings, archiving.
 //! - [`keys`]: a project's API keys.
 //! - [`prompts`], [`datasets`] (with their items), [`evaluators`], [`experiments`] (with run
@@ -19,6 +20,7 @@
 pub mod datasets;
 pub mod evaluators;
 pub mod experiments;
+pub mod invitations;
 pub mod keys;
 pub mod operations;
 pub mod organizations;

@@ -1,15 +1,17 @@
-//! `POST /v1/organizations` and an organization's members: listed by any member, managed by
-//! admins (making, changing or removing an owner takes an owner; the last owner stays).
+//! `POST /v1/organizations` and an organization's members: listed by any member, invited and
+//! managed by admins (inviting, changing or removing an owner takes an owner; the last owner
+//! stays). The invited person's side is in [`invitations`](super::invitations).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::control::identity::{self, Member, MemberChange, Organization, Role};
+use crate::control::identity::{self, Invitation, Member, MemberChange, Organization, Role};
 use crate::http::auth::{Caller, OrganizationAccess, role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::{Page, Paged, json_body, page_of};
@@ -85,19 +87,25 @@ struct SetMember {
     role: String,
 }
 
-/// Adds a user (by email) with a role, or changes their role. Admins manage members; making,
-/// demoting or removing an owner takes an owner, and the last owner stays: the role needed
-/// depends on the body and on the member's current role, so it is checked in the change's
-/// transaction ([`identity::change_member`]).
+/// Invites someone (by email) with a role, or changes a member's role. Admins manage members;
+/// making, demoting or removing an owner takes an owner, and the last owner stays: the role
+/// needed depends on the body and on the member's current role, so it is checked in the
+/// change's transaction ([`identity::change_member`], [`identity::invite`]).
+///
+/// An email that is no member gets an invitation, and the answer is the same whether or not it
+/// has an account (nothing about the account, which becomes a member only once its owner
+/// accepts): adding members cannot tell which emails have accounts, nor make anyone a member
+/// without their consent.
 #[utoipa::path(
     post,
     path = "/v1/organizations/{organization}/members",
-    summary = "Add a member or change a role",
-    description = "`{email, role}`; admin and up, owner to make an owner or to change an owner's role. 409 when the change would leave no owner. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    summary = "Invite a member or change a role",
+    description = "`{email, role}`; admin and up, owner to invite an owner or to change an owner's role. A member's email changes their role (200, the member); any other email gets an invitation (201, the same answer whether or not the email has an account), which its person sees at `GET /v1/invitations` and accepts there. 409 when a change would leave no owner. A session token (`Bearer at-session-…`) or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     request_body = SetMember,
     responses(
-        (status = 200, description = "OK", body = Member),
+        (status = 200, description = "The member's new role", body = Member),
+        (status = 201, description = "Invited: the person becomes a member once they accept", body = Invitation),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -110,7 +118,7 @@ pub async fn set_member(
     caller: Caller,
     Path(organization): Path<Uuid>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Member>, ApiError> {
+) -> Result<Response, ApiError> {
     let request: SetMember = json_body(&bytes)?;
     let role = Role::parse(&request.role)?;
     let actor = caller.actor(organization)?;
@@ -121,23 +129,78 @@ pub async fn set_member(
     };
     caller.require_role(&state, organization, needed).await?;
     let mut client = state.postgres.get().await?;
-    let user = identity::find_user(&**client, &request.email).await?;
-    if identity::role_of(&**client, organization, user.id)
-        .await?
-        .is_some()
-    {
-        identity::change_member(
-            &mut client,
-            organization,
-            user.id,
-            MemberChange::SetRole(role),
-            actor,
-        )
-        .await?;
-    } else {
-        identity::add_member(&**client, organization, user.id, role).await?;
+    match identity::member_by_email(&**client, organization, &request.email).await? {
+        Some(member) => {
+            let change = MemberChange::SetRole(role);
+            identity::change_member(&mut client, organization, member.user.id, change, actor).await?;
+            Ok(Json(Member {
+                user: member.user,
+                role,
+            })
+            .into_response())
+        }
+        None => {
+            let invitation = identity::invite(&mut client, organization, &request.email, role, actor).await?;
+            Ok((StatusCode::CREATED, Json(invitation)).into_response())
+        }
     }
-    Ok(Json(Member { user, role }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization}/invitations",
+    summary = "List pending invitations",
+    description = "Invitations not yet accepted, declined or expired (14 days), oldest first; paged like datasets. Admin and up. A session token (`Bearer at-session-…`) or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("organization" = uuid::Uuid, Path, description = "The organization's id"), Page),
+    responses(
+        (status = 200, description = "OK", body = Paged<Invitation>),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn list_invitations(
+    State(state): State<Arc<AppState>>,
+    organization: OrganizationAccess<role::Admin>,
+    Query(page): Query<Page>,
+) -> Result<Json<Paged<Invitation>>, ApiError> {
+    let client = state.postgres.get().await?;
+    page_of(identity::invitations(&**client, organization.id).await?, &page)
+}
+
+/// The `{invitation}` of an invitation route.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InvitationPath {
+    /// The invitation's id.
+    invitation: Uuid,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/organizations/{organization}/invitations/{invitation}",
+    summary = "Withdraw an invitation",
+    description = "Admin and up. A session token (`Bearer at-session-…`) or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("organization" = uuid::Uuid, Path, description = "The organization's id"), InvitationPath),
+    responses(
+        (status = 204, description = "OK"),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn cancel_invitation(
+    State(state): State<Arc<AppState>>,
+    organization: OrganizationAccess<role::Admin>,
+    Path(InvitationPath { invitation }): Path<InvitationPath>,
+) -> Result<StatusCode, ApiError> {
+    let client = state.postgres.get().await?;
+    identity::cancel_invitation(&**client, organization.id, invitation).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The `{user}` of a member route.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use agenttrace_cli::send::{BatchClient, ProjectKey};
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::control::{api_keys, projects};
+use agenttrace_etl::http::throttle::SignInLimits;
 use agenttrace_etl::http::{RunningServer, ServeConfig, start};
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_schemas::batch::BatchResponse;
@@ -69,6 +70,7 @@ impl TestEnv {
                 attempts: 2,
                 ..LoaderOptions::default()
             },
+            sign_in_limits: SignInLimits::default(),
         };
         configure(&mut config);
         let server = start(config, addr).await.unwrap();

@@ -11,6 +11,7 @@ use agenttrace_etl::control::identity::{self, Role};
 use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptType, Selector};
 use agenttrace_etl::control::{api_keys, projects};
+use agenttrace_etl::http::throttle::SignInLimits;
 use agenttrace_jobs::{Job, run_job};
 use agenttrace_schemas::Scope;
 use agenttrace_tests::TestEnv;
@@ -1430,6 +1431,149 @@ async fn adding_a_member_invites_them_and_tells_nothing_about_the_email() {
     assert_eq!(status, 204, "{body}");
     let (_, pending) = call(&admin, "GET", format!("{org}/invitations"), json!(null)).await;
     assert_eq!(pending["data"], json!([]), "{pending}");
+    etl.server.shutdown().await.unwrap();
+}
+
+/// Attack: guessing one account's password in a loop. Failed sign-ins are throttled per email
+/// (and per address): past the limit, a 429 with `Retry-After` and the usual JSON error, before
+/// any password is checked.
+#[tokio::test]
+async fn wrong_passwords_in_a_loop_are_throttled() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let victim = person(&pg, &etl.url, "victim@guess.test").await;
+    let http = reqwest::Client::new();
+    let sign_in = |email: &str, password: &str| {
+        http.post(format!("{}/v1/auth/sign-in", etl.url))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    let mut refused = 0;
+    let throttled = loop {
+        let answer = sign_in(&victim.email, &format!("guess number {refused}"))
+            .await
+            .unwrap();
+        if answer.status() == 429 {
+            break answer;
+        }
+        assert_eq!(answer.status(), 401);
+        refused += 1;
+        assert!(refused <= 30, "30 wrong passwords for one email and still no 429");
+    };
+    println!("throttled after {refused} wrong passwords");
+    let wait: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    let body: Value = throttled.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_attempts", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("try again"), "{body}");
+    // Throttled means unchecked: the right password waits too.
+    assert_eq!(sign_in(&victim.email, PASSWORD).await.unwrap().status(), 429);
+    // Another account is not locked by it.
+    let other = person(&pg, &etl.url, "other@guess.test").await;
+    assert_eq!(
+        sign_in(&other.email, "not the password").await.unwrap().status(),
+        401
+    );
+
+    // Many emails from one address: the address runs out too.
+    let mut sprayed = 0;
+    loop {
+        let answer = sign_in(&format!("spray-{sprayed}@guess.test"), "password123456")
+            .await
+            .unwrap();
+        if answer.status() == 429 {
+            assert!(answer.headers().contains_key("retry-after"));
+            break;
+        }
+        assert_eq!(answer.status(), 401);
+        sprayed += 1;
+        assert!(
+            sprayed <= 100,
+            "100 failed sign-ins from one address and still no 429"
+        );
+    }
+    etl.server.shutdown().await.unwrap();
+}
+
+/// Attack: 100 concurrent wrong sign-ins stalled the server (argon2 on the async workers, each
+/// holding a pooled PostgreSQL connection). Hashing now runs on a bounded blocking pool with no
+/// connection held: `/readyz`, polled throughout, answers within 2 s. Unthrottled here, so that
+/// every one of the 100 is hashed; two workers, as on a two-core server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_sign_ins_does_not_stall_the_server() {
+    let env = TestEnv::migrated().await;
+    let etl = env
+        .start_etl(|config| config.sign_in_limits = SignInLimits::unlimited())
+        .await;
+    let pg = env.postgres().await;
+    for i in 0..10 {
+        identity::create_user(&pg, &format!("user-{i}@flood.test"), None, PASSWORD)
+            .await
+            .unwrap();
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let ready = format!("{}/readyz", etl.url);
+    assert_eq!(http.get(&ready).send().await.unwrap().status(), 200);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (http, done) = (http.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut worst, mut polls) = (Duration::ZERO, 0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
+                let answer = tokio::time::timeout(Duration::from_secs(30), http.get(&ready).send()).await;
+                let took = started.elapsed();
+                assert!(
+                    matches!(&answer, Ok(Ok(response)) if response.status() == 200),
+                    "/readyz during the flood: {answer:?} after {took:?}"
+                );
+                worst = worst.max(took);
+                polls += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (worst, polls)
+        })
+    };
+    let started = Instant::now();
+    let attempts: Vec<_> = (0..100)
+        .map(|i| {
+            let (http, url) = (http.clone(), etl.url.clone());
+            // Known and unknown emails alike.
+            let email = if i % 2 == 0 {
+                format!("user-{}@flood.test", i % 10)
+            } else {
+                format!("nobody-{i}@flood.test")
+            };
+            tokio::spawn(async move {
+                http.post(format!("{url}/v1/auth/sign-in"))
+                    .json(&json!({"email": email, "password": "not the password at all"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    let flood = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, polls) = poller.await.unwrap();
+    println!("100 wrong sign-ins took {flood:?}; /readyz answered {polls} polls, the slowest in {worst:?}");
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(polls >= 2, "/readyz polled {polls} times");
+    assert!(worst < Duration::from_secs(2), "/readyz took {worst:?}");
     etl.server.shutdown().await.unwrap();
 }
 

@@ -349,7 +349,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in
-         * @description `{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake.
+         * @description `{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake. Too many failed sign-ins from one address or for one email: 429 with `Retry-After`.
          */
         post: operations["sign_in"];
         delete?: never;
@@ -3432,6 +3432,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`; `Retry-After` says how many seconds to wait */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -20,6 +20,7 @@ use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::clickhouse::quote_identifier;
 use agenttrace_etl::http::ServeConfig;
+use agenttrace_etl::http::throttle::SignInLimits;
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_etl::migrate::{MigrationSet, migrate};
 use agenttrace_schemas::{Event, Timestamp};
@@ -80,6 +81,7 @@ pub(crate) fn bench_server_config(
         price_refresh: Duration::from_secs(60),
         postgres_pool_size: 16,
         loader,
+        sign_in_limits: SignInLimits::default(),
     })
 }
 

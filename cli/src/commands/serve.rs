@@ -6,6 +6,7 @@ use agenttrace_etl::clickhouse::compression::Compression;
 use agenttrace_etl::clickhouse::insert::WireFormat;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::http::ServeConfig;
+use agenttrace_etl::http::throttle::SignInLimits;
 use agenttrace_etl::ingest::signing::Keyring;
 use clap::Args;
 
@@ -103,6 +104,7 @@ impl ServeArgs {
                 },
                 ..LoaderOptions::default()
             },
+            sign_in_limits: SignInLimits::default(),
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The one error type every handler returns: it becomes `{error, message}` with its status,
-//! and `Retry-After` when the caller should come back later.
+//! and `Retry-After` when the caller should come back later (every 503, and a 429).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -32,6 +32,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong and what to do, for a person.
     pub message: String,
+    /// Seconds the caller should wait before trying again (`Retry-After`); a 503 or a 429
+    /// without one gets [`RETRY_AFTER_SECS`].
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -40,7 +43,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, asking the caller to wait `seconds` before trying again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -104,13 +114,22 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if matches!(
-            self.status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
-        ) {
+        // Every 503 and 429 says when to come back: its own time, else RETRY_AFTER_SECS.
+        let retry_after = match self.retry_after {
+            Some(seconds) => Some(seconds),
+            None if matches!(
+                self.status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+            ) =>
+            {
+                Some(u64::from(RETRY_AFTER_SECS))
+            }
+            None => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

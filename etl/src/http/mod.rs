@@ -10,6 +10,7 @@
 //!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`), one file per
 //!   resource; [`request`]: what the control-plane handlers share (JSON bodies, pages);
 //!   [`read`]: the read API; [`ui`]: the embedded web UI.
+//! - [`throttle`]: sign-ins' bounded password hashing and their per-address and per-email limits.
 
 pub mod analytics;
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod read;
 pub mod request;
 pub mod router;
 pub mod server;
+pub mod throttle;
 pub mod ui;
 
 pub use server::{RunningServer, ServeConfig, start};

@@ -1,5 +1,6 @@
 //! The service's state, configuration and lifecycle (`agenttrace serve`).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{ClickHouseSink, LoaderOptions};
+use crate::http::throttle::{SignInGuard, SignInLimits};
 use crate::ingest::Ingestor;
 use crate::ingest::key_status::KeyCache;
 use crate::ingest::pricing::PriceCache;
@@ -21,6 +23,7 @@ pub struct AppState {
     /// What callers' reads, queries and exports run as (see [`ServeConfig::reader`]).
     pub reader: ClickHouse,
     pub metrics: PrometheusHandle,
+    pub sign_in: SignInGuard,
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every server in a process).
@@ -58,6 +61,8 @@ pub struct ServeConfig {
     pub price_refresh: Duration,
     pub postgres_pool_size: usize,
     pub loader: LoaderOptions,
+    /// Failed sign-ins allowed per client address and per email.
+    pub sign_in_limits: SignInLimits,
 }
 
 /// A running service; dropping it does not stop it, [`RunningServer::shutdown`] does.
@@ -100,6 +105,7 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
         clickhouse: config.clickhouse,
         reader: config.reader,
         metrics: metrics_handle(),
+        sign_in: SignInGuard::new(config.sign_in_limits),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -107,7 +113,9 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, crate::http::router::router(state))
+        // The peer's address, for the sign-in throttle (`ClientAddress`).
+        let service = crate::http::router::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })

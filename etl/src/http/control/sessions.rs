@@ -10,11 +10,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::control::identity::{self, Role, Session, User};
+use crate::control::identity::{self, Role, Session, SignInRefused, User};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::json_body;
 use crate::http::server::AppState;
+use crate::http::throttle::ClientAddress;
 
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -51,26 +52,46 @@ pub struct MyOrganization {
     role: Role,
 }
 
+/// Checks the password (argon2id on a bounded blocking pool, with no PostgreSQL connection
+/// held meanwhile, and against a fixed hash for an unknown email so that timing does not tell
+/// which emails have accounts), then opens a session. Failed sign-ins are throttled per client
+/// address and per email ([`crate::http::throttle`]).
 #[utoipa::path(
     post,
     path = "/v1/auth/sign-in",
     summary = "Sign in",
-    description = "`{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake.",
+    description = "`{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake. Too many failed sign-ins from one address or for one email: 429 with `Retry-After`.",
     request_body = SignIn,
     responses(
         (status = 200, description = "The session; its token is shown only here", body = Session),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 429, description = "`{error, message}`; `Retry-After` says how many seconds to wait", body = ErrorBody),
     ),
 )]
 pub async fn sign_in(
     State(state): State<Arc<AppState>>,
+    ClientAddress(address): ClientAddress,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Session>, ApiError> {
     let request: SignIn = json_body(&bytes)?;
+    let attempt = state.sign_in.attempt(address, &request.email)?;
+    // The connection goes back to the pool before the password is hashed.
+    let account = {
+        let client = state.postgres.get().await?;
+        identity::credentials(&**client, &request.email).await?
+    };
+    let (user, hash) = match account {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, None),
+    };
+    let matches = state.sign_in.check_password(request.password, hash).await?;
+    let (Some(user), true) = (user, matches) else {
+        return Err(SignInRefused::WrongCredentials.into());
+    };
+    attempt.succeeded();
     let client = state.postgres.get().await?;
-    let session = identity::sign_in(&**client, &request.email, &request.password, SESSION_TTL).await??;
-    Ok(Json(session))
+    Ok(Json(identity::open_session(&**client, user, SESSION_TTL).await?))
 }
 
 #[utoipa::path(

@@ -1577,6 +1577,137 @@ async fn a_flood_of_wrong_sign_ins_does_not_stall_the_server() {
     etl.server.shutdown().await.unwrap();
 }
 
+/// Attack: a NUL character (`\u0000`) in a text field or a parameter reached PostgreSQL, which
+/// stores it in no text, and came back as a 503 (retry forever). It is a 400 naming the field,
+/// refused before any handler runs for parameters and while reading JSON bodies.
+#[tokio::test]
+async fn a_nul_character_anywhere_is_a_400_naming_the_field() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let mut pg = env.postgres().await;
+    let owner = person(&pg, &etl.url, "owner@nul.test").await;
+    let organization = identity::found_organization(&mut pg, "nul", owner.id)
+        .await
+        .unwrap()
+        .id;
+    let project = projects::create_project(&pg, organization, "nul", None)
+        .await
+        .unwrap()
+        .id;
+    let key = api_keys::create_key(&pg, project, &[Scope::Read, Scope::Manage], None)
+        .await
+        .unwrap();
+    let base = format!("{}/v1/projects/{project}", etl.url);
+    let http = reqwest::Client::new();
+    let refused = |answer: (u16, Value), field: &str| {
+        assert_eq!(answer.0, 400, "{field}: {}", answer.1);
+        let message = answer.1["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.starts_with(&format!("{field}: ")) && message.contains("NUL"),
+            "{field}: {message}"
+        );
+        assert_eq!(answer.1["error"], "invalid_request");
+    };
+    // A dataset's JSON Schema, through AgentTrace's route and Langfuse's.
+    let schema = json!({"type": "object", "properties": {"q": {"description": "a\u{0}b"}}});
+    refused(
+        call(
+            &owner,
+            "POST",
+            format!("{base}/datasets"),
+            json!({"name": "d", "input_schema": schema}),
+        )
+        .await,
+        "input_schema.properties.q.description",
+    );
+    let langfuse = http
+        .post(format!("{}/api/public/v2/datasets", etl.url))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .json(&json!({"name": "lf", "inputSchema": schema}))
+        .send()
+        .await
+        .unwrap();
+    let status = langfuse.status().as_u16();
+    refused(
+        (status, langfuse.json().await.unwrap()),
+        "inputSchema.properties.q.description",
+    );
+    // A key, an array element, a sign-in's email.
+    refused(
+        call(
+            &owner,
+            "POST",
+            format!("{base}/prompts"),
+            json!({"name": "p", "prompt": "hi", "labels": ["ok", "x\u{0}"]}),
+        )
+        .await,
+        "labels[1]",
+    );
+    refused(
+        call(
+            &owner,
+            "POST",
+            format!("{base}/datasets"),
+            json!({"name": "m", "metadata": {"k\u{0}": 1}}),
+        )
+        .await,
+        "metadata.k\\u0000",
+    );
+    let sign_in = http
+        .post(format!("{}/v1/auth/sign-in", etl.url))
+        .json(&json!({"email": "owner\u{0}@nul.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let status = sign_in.status().as_u16();
+    refused((status, sign_in.json().await.unwrap()), "email");
+    // Query and path parameters, percent-encoded.
+    refused(
+        call(&owner, "GET", format!("{base}/prompts?name=a%00b"), json!(null)).await,
+        "name",
+    );
+    refused(
+        call(
+            &owner,
+            "GET",
+            format!("{base}/prompts/greet?label=x%00"),
+            json!(null),
+        )
+        .await,
+        "label",
+    );
+    refused(
+        call(&owner, "GET", format!("{base}/datasets/a%00b"), json!(null)).await,
+        "name",
+    );
+    let langfuse = http
+        .get(format!("{}/api/public/v2/prompts/a%00b", etl.url))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .send()
+        .await
+        .unwrap();
+    let status = langfuse.status().as_u16();
+    refused((status, langfuse.json().await.unwrap()), "name");
+    // A JSONL import names the line.
+    let (status, _) = call(&owner, "POST", format!("{base}/datasets"), json!({"name": "d"})).await;
+    assert_eq!(status, 200);
+    let import = http
+        .post(format!("{base}/datasets/d/items"))
+        .bearer_auth(&owner.token)
+        .header("content-type", "application/x-ndjson")
+        .body("{\"input\": {\"q\": 1}}\n{\"input\": {\"q\": \"\\u0000\"}}\n")
+        .send()
+        .await
+        .unwrap();
+    let status = import.status().as_u16();
+    refused((status, import.json().await.unwrap()), "line 2: input.q");
+    // Nothing was broken: the server answers, and the first line was not imported either.
+    let (status, items) = call(&owner, "GET", format!("{base}/datasets/d/items"), json!(null)).await;
+    assert_eq!(status, 200, "{items}");
+    assert_eq!(items["meta"]["totalItems"], 0, "{items}");
+    etl.server.shutdown().await.unwrap();
+}
+
 /// Times are selected as `timestamptz` and written in Rust; the text must be what PostgreSQL's
 /// `to_char(t AT TIME ZONE 'UTC', ...)` wrote before, truncated rather than rounded, whatever
 /// the session's time zone.

@@ -61,6 +61,17 @@ pub enum ControlError {
 
 impl From<tokio_postgres::Error> for ControlError {
     fn from(error: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        // Text PostgreSQL cannot store (NUL): the request's fault, not a reason to retry. The
+        // HTTP layer refuses NUL before, naming the field; this is for whatever it missed.
+        if error.code().is_some_and(|code| {
+            *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *code == SqlState::UNTRANSLATABLE_CHARACTER
+        }) {
+            return ControlError::Invalid {
+                field: "request",
+                message: "a text in it holds a character PostgreSQL cannot store (NUL, \\u0000)".into(),
+            };
+        }
         if crate::postgres::is_transient(&error) {
             ControlError::Unavailable(crate::postgres::describe(&error))
         } else {

@@ -38,7 +38,7 @@ use crate::http::error::ApiError;
 use crate::http::limits::{self, Gate};
 use crate::http::openapi::ApiDoc;
 use crate::http::server::AppState;
-use crate::http::{analytics, control, health, ingest, langfuse, read, ui};
+use crate::http::{analytics, control, health, ingest, langfuse, read, request, ui};
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, _) = api_routes().split_for_parts();
@@ -46,6 +46,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/assets/{name}", get(ui::asset))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn(limits::deadline))
+        // After routing (a layer on every route): the matched route's path parameters are known.
+        .layer(axum::middleware::from_fn(request::reject_nul_in_parameters))
         .with_state(state)
 }
 

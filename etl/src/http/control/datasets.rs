@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::control::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDataset, NewItem};
 use crate::http::auth::{ProjectAccess, need};
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::request::{Page, Paged, bad, json_body, paged};
+use crate::http::request::{Page, Paged, bad, json_body, paged, reject_nul_in_json};
 use crate::http::server::AppState;
 
 /// The `{name}` of a dataset's route.
@@ -217,6 +217,9 @@ pub async fn add_items(
         .is_some_and(|t| t.contains("ndjson") || t.contains("jsonl"));
     if jsonl {
         let text = std::str::from_utf8(&bytes).map_err(|_| bad("body", "JSONL must be UTF-8"))?;
+        for (number, line) in text.lines().enumerate() {
+            reject_nul_in_json(line.as_bytes(), &format!("line {}", number + 1))?;
+        }
         let imported = datasets::import_jsonl(&**client, project.id, &name, text).await?;
         return Ok(Json(AddedItems::Imported { imported }));
     }

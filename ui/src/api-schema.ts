@@ -107,7 +107,7 @@ export interface paths {
         };
         /**
          * The key's project
-         * @description The project the API key belongs to, with its organization. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.
+         * @description The project the API key belongs to, with its organization. Needs the `read` scope. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.
          */
         get: operations["langfuse_projects"];
         put?: never;
@@ -2022,7 +2022,7 @@ export interface components {
              */
             format: "json" | "arrow" | "parquet";
         };
-        /** @description Each database's state: `ok` or why it does not answer. */
+        /** @description Each database's state: `ok`, or `PostgreSQL is unavailable` (why is in the log, not here). */
         Readiness: {
             postgres: string;
             clickhouse: string;

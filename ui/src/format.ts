@@ -57,3 +57,16 @@ export function daysAgo(days: number): string {
   const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
   return new Date(midnight - (days - 1) * 86_400_000).toISOString();
 }
+
+/** `url` when it is an http(s) URL, safe to link; `null` for anything else (`javascript:`,
+ * `data:`, relative paths), which is shown as text, never as a link. The server refuses other
+ * schemes, but links stored before it did, or by another writer, are not trusted. */
+export function httpUrl(url: string | null | undefined): string | null {
+  if (!url) return null;
+  try {
+    const parsed = new URL(url);
+    return (parsed.protocol === "http:" || parsed.protocol === "https:") && /^https?:\/\//i.test(url) ? url : null;
+  } catch {
+    return null;
+  }
+}

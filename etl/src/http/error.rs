@@ -72,9 +72,16 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// A database is down or overloaded: 503 with `Retry-After`.
-    pub fn unavailable(error: impl std::fmt::Display) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", error.to_string())
+    /// A database is down or overloaded: 503 with `Retry-After`, naming which one (`PostgreSQL`,
+    /// `ClickHouse`) and nothing of its error (addresses, statements, the server's words), which
+    /// goes to the log.
+    pub fn unavailable(database: &str, detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(database, %detail, "a database is unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("{database} is unavailable; retry later"),
+        )
     }
 
     /// A read ran into a limit of the read profile: 422 naming it, or 429 with `Retry-After`
@@ -149,8 +156,8 @@ impl From<IngestError> for ApiError {
             }
             IngestError::InvalidBatch(_) => StatusCode::BAD_REQUEST,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            IngestError::Unavailable { database, detail } => return ApiError::unavailable(database, detail),
+            IngestError::Internal(_) => return ApiError::internal(error),
         };
         ApiError::new(status, error.code(), error.to_string())
     }
@@ -173,7 +180,7 @@ impl From<AnalyticsError> for ApiError {
             AnalyticsError::QueryFailed(e) | AnalyticsError::ClickHouse { source: e, .. }
                 if e.is_transient() =>
             {
-                return ApiError::unavailable(e);
+                return ApiError::unavailable("ClickHouse", e);
             }
             AnalyticsError::QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed"),
             // SQL the server wrote and ClickHouse refused is the server's bug, not the caller's.
@@ -199,7 +206,7 @@ impl From<ControlError> for ApiError {
             ControlError::AmbiguousOrganization(_) | ControlError::Invalid { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
-            ControlError::Unavailable(_) => return ApiError::unavailable(error),
+            ControlError::Unavailable(detail) => return ApiError::unavailable("PostgreSQL", detail),
             ControlError::Internal(_) => return ApiError::internal(error),
         };
         ApiError::new(status, code, error.to_string())
@@ -214,7 +221,7 @@ impl From<crate::control::identity::SignInRefused> for ApiError {
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
-        ApiError::unavailable(error)
+        ApiError::unavailable("PostgreSQL", error)
     }
 }
 
@@ -224,7 +231,7 @@ mod tests {
 
     #[test]
     fn unavailable_answers_carry_retry_after() {
-        let response = ApiError::unavailable("PostgreSQL is down").into_response();
+        let response = ApiError::unavailable("PostgreSQL", "connection refused").into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         let response = ApiError::bad_request("invalid_request", "x").into_response();
@@ -233,8 +240,14 @@ mod tests {
 
     #[test]
     fn only_a_transient_postgres_failure_asks_for_a_retry() {
-        let down = ApiError::from(ControlError::Unavailable("connection refused".into()));
+        let down = ApiError::from(ControlError::Unavailable(
+            "error connecting to server: Connection refused (os error 111)".into(),
+        ));
         assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            down.message, "PostgreSQL is unavailable; retry later",
+            "a 503 names the database, not its error"
+        );
         let ours = ApiError::from(ControlError::Internal(
             "PostgreSQL: column \"x\" does not exist".into(),
         ));

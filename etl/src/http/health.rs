@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::http::server::AppState;
 
-/// Each database's state: `ok` or why it does not answer.
+/// Each database's state: `ok`, or `PostgreSQL is unavailable` (why is in the log, not here).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     postgres: String,
@@ -41,15 +41,18 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let describe = |result: &Result<(), String>| match result {
+    let describe = |database: &str, result: &Result<(), String>| match result {
         Ok(()) => "ok".to_owned(),
-        Err(error) => error.clone(),
+        Err(error) => {
+            tracing::warn!(database, %error, "not ready");
+            format!("{database} is unavailable")
+        }
     };
     (
         status,
         Json(Readiness {
-            postgres: describe(&postgres),
-            clickhouse: describe(&clickhouse),
+            postgres: describe("PostgreSQL", &postgres),
+            clickhouse: describe("ClickHouse", &clickhouse),
         }),
     )
 }

@@ -94,7 +94,7 @@ pub async fn verify_key(
     let client = state.postgres.get().await?;
     let key = verify_key_pair(&**client, &request.public_key, &request.secret_key)
         .await
-        .map_err(ApiError::unavailable)??;
+        .map_err(|error| ApiError::unavailable("PostgreSQL", error))??;
     Ok(Json(KeyCheckResponse {
         project_id: key.project_id,
         scopes: key.scopes,

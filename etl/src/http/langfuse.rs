@@ -19,7 +19,7 @@ use crate::control::datasets::{self, Dataset, DatasetItem, ItemFilter, NewDatase
 use crate::control::experiments::{self, NewRunItem};
 use crate::control::projects;
 use crate::control::prompts::{self, NewPromptVersion, PromptFilter, PromptType, PromptVersion, Selector};
-use crate::http::auth::{Caller, KeyProject, need};
+use crate::http::auth::{KeyProject, need};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::{Page, Paged, PromptQuery, bad, json_body, paged};
 use crate::http::server::AppState;
@@ -188,14 +188,14 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Lan
     (status, Json(body))
 }
 
-/// The calling key's project. Any key may ask which project it belongs to (Langfuse's SDKs
-/// check their credentials this way), whatever its scopes.
+/// The calling key's project (Langfuse's SDKs check their credentials this way). Like every
+/// other `/api/public` route but the health check, it needs its scope: `read`.
 #[utoipa::path(
     get,
     path = "/api/public/projects",
     operation_id = "langfuse_projects",
     summary = "The key's project",
-    description = "The project the API key belongs to, with its organization. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
+    description = "The project the API key belongs to, with its organization. Needs the `read` scope. Langfuse-compatible (its SDKs call it); authenticate with a project API key as Basic public:secret.",
     security(("apiKey" = ["read"])),
     responses(
         (status = 200, description = "Langfuse's shape", body = LangfuseProjects),
@@ -207,16 +207,10 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Lan
 )]
 pub async fn projects(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    project: KeyProject<need::Read>,
 ) -> Result<Json<LangfuseProjects>, ApiError> {
-    let Caller::Key(key) = &caller else {
-        return Err(ApiError::bad_request(
-            "project_key_required",
-            "use a project API key",
-        ));
-    };
     let client = state.postgres.get().await?;
-    let (project, organization_name) = projects::project_with_organization(&**client, key.project_id).await?;
+    let (project, organization_name) = projects::project_with_organization(&**client, project.id).await?;
     let project = LangfuseProject {
         id: project.id,
         name: project.name,

@@ -42,8 +42,9 @@ pub enum IngestError {
     Key(KeyRejection),
     #[error("public key {public_key} belongs to another project than {project_id}")]
     WrongProject { public_key: String, project_id: Uuid },
-    #[error("{0} is unavailable; retry later")]
-    Unavailable(String),
+    /// A database is down or overloaded: the answer names it; `detail` goes to the log.
+    #[error("{database} is unavailable; retry later")]
+    Unavailable { database: &'static str, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -62,7 +63,7 @@ impl IngestError {
             IngestError::TooLarge(_) => "batch_too_large",
             IngestError::Key(rejection) => rejection.code(),
             IngestError::WrongProject { .. } => "wrong_project",
-            IngestError::Unavailable(_) => "unavailable",
+            IngestError::Unavailable { .. } => "unavailable",
             IngestError::Internal(_) => "internal",
         }
     }
@@ -71,16 +72,20 @@ impl IngestError {
 fn merge_failed(error: MergeError) -> IngestError {
     match error {
         MergeError::Postgres(error) => postgres_down(error),
-        MergeError::ClickHouse(error) if error.is_transient() => {
-            IngestError::Unavailable(format!("ClickHouse ({error})"))
-        }
+        MergeError::ClickHouse(error) if error.is_transient() => IngestError::Unavailable {
+            database: "ClickHouse",
+            detail: error.to_string(),
+        },
         other => IngestError::Internal(other.to_string()),
     }
 }
 
 fn postgres_down(error: impl std::fmt::Display) -> IngestError {
     tracing::warn!(%error, "PostgreSQL unavailable");
-    IngestError::Unavailable(format!("PostgreSQL ({error})"))
+    IngestError::Unavailable {
+        database: "PostgreSQL",
+        detail: error.to_string(),
+    }
 }
 
 /// The ETL's ingest pipeline. Cheap to share; all state is behind `Arc`s or caches.
@@ -489,9 +494,10 @@ impl Ingestor {
         drop(preparing);
         for ticket in tickets {
             ticket.await.map_err(|error| match error {
-                LoadError::Unavailable(message) => {
-                    IngestError::Unavailable(format!("ClickHouse ({message})"))
-                }
+                LoadError::Unavailable(message) => IngestError::Unavailable {
+                    database: "ClickHouse",
+                    detail: message,
+                },
                 LoadError::Rejected(message) => IngestError::Internal(message),
             })?;
         }

@@ -721,7 +721,7 @@ mod tests {
         r#"{"id":"event_id","type":"score","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","name":"name","value":"string_value","source":"eval","evaluator_id":"evaluator_id","comment":"comment","metadata":{"metadata_keys":"metadata_values"}}}"#,
         r#"{"id":"event_id","type":"file_operation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","operation":"rename","path":"path","new_path":"new_path","language":"language","lines_added":1,"lines_removed":2,"bytes":3,"diff":"diff"}}"#,
         r#"{"id":"event_id","type":"terminal_command","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","command":"command","cwd":"cwd","exit_code":3,"duration_ms":4,"stdout":"stdout","stderr":"stderr"}}"#,
-        r#"{"id":"event_id","type":"git_link","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","repository":"repository","branch":"branch","commit_sha":"c0ffee1","message":"message","author":"author","files_changed":1,"insertions":2,"deletions":3,"pull_request_url":"pull_request_url"}}"#,
+        r#"{"id":"event_id","type":"git_link","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","trace_id":"trace_id","observation_id":"observation_id","timestamp":"2026-01-01T00:00:01Z","repository":"repository","branch":"branch","commit_sha":"c0ffee1","message":"message","author":"author","files_changed":1,"insertions":2,"deletions":3,"pull_request_url":"https://pull_request_url"}}"#,
         r#"{"id":"event_id","type":"metric","timestamp":"2026-01-01T00:00:00Z","body":{"id":"id","name":"name","kind":"histogram","unit":"unit","temporality":"delta","time":"2026-01-01T00:00:01Z","start_time":"2026-01-01T00:00:02Z","value":1.5,"count":3,"sum":2.5,"min":0.5,"max":4.5,"bucket_counts":[1,2],"explicit_bounds":[0.75],"attributes":{"attribute_keys":"attribute_values"},"resource":{"resource_keys":"resource_values"}}}"#,
     ];
 
@@ -781,6 +781,7 @@ mod tests {
                 ("files_changed", "1"),
                 ("insertions", "2"),
                 ("deletions", "3"),
+                ("pull_request_url", "https://pull_request_url"),
                 VERSION,
             ],
             Table::Metrics => &[

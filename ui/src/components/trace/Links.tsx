@@ -1,4 +1,12 @@
 import type { GitLink } from "../../api";
+import { httpUrl } from "../../format";
+
+/** A pull request's URL: a link when it is http(s), else text (never a `javascript:` link). */
+function pullRequest(url: string | null) {
+  const safe = httpUrl(url);
+  if (safe) return <a href={safe} rel="noreferrer noopener" target="_blank">{safe.replace(/^https?:\/\//i, "")}</a>;
+  return url ?? "";
+}
 
 /** Commits linked to the trace. */
 export function Links({ links }: { links: GitLink[] }) {
@@ -26,7 +34,7 @@ export function Links({ links }: { links: GitLink[] }) {
             <td class="num">
               <span class="added">+{g.insertions}</span> <span class="removed">−{g.deletions}</span>
             </td>
-            <td>{g.pull_request_url && <a href={g.pull_request_url} rel="noreferrer noopener" target="_blank">{g.pull_request_url.replace(/^https?:\/\//, "")}</a>}</td>
+            <td>{pullRequest(g.pull_request_url)}</td>
           </tr>
         ))}
       </tbody>

@@ -349,7 +349,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in
-         * @description `{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake. Too many failed sign-ins from one address or for one email: 429 with `Retry-After`.
+         * @description `{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake. Too many failed sign-ins from one address or for one email, or too many sign-ins at once: 429 with `Retry-After`.
          */
         post: operations["sign_in"];
         delete?: never;

@@ -3,7 +3,10 @@
 //! - argon2id verification (19 MiB, tens of milliseconds of CPU) runs on tokio's blocking
 //!   threads, at most one per core at once ([`SignInGuard::check_password`]), never on an async
 //!   worker (which would stop every request it serves) and never while holding a PostgreSQL
-//!   connection (a flood of sign-ins would take the whole pool);
+//!   connection (a flood of sign-ins would take the whole pool). At most [`QUEUED_PER_CORE`]
+//!   sign-ins per core wait for it: past that, 429 with `Retry-After` at once, as the other
+//!   limits answer ([`crate::http::limits`]), rather than a queue that outgrows the answer
+//!   deadline;
 //! - failed sign-ins are throttled per client address and per email by token buckets in a
 //!   bounded map ([`SignInLimits`]): an attempt takes a token from both before its password is
 //!   checked (so a burst of concurrent attempts cannot all pass), a success gives them back,
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::control::identity;
 use crate::http::error::ApiError;
@@ -173,8 +176,14 @@ struct Throttle {
     emails: Buckets<String>,
 }
 
+/// Sign-ins that may be checking or waiting to check a password at once, per core.
+pub const QUEUED_PER_CORE: usize = 16;
+
 /// Sign-ins' bounded hashing and their throttle, shared by every request.
 pub struct SignInGuard {
+    /// Sign-ins checking a password or waiting to: bounded, so the wait is.
+    admitted: Arc<Semaphore>,
+    /// Sign-ins checking a password: one per core.
     hashing: Arc<Semaphore>,
     throttle: Arc<Mutex<Throttle>>,
 }
@@ -188,8 +197,8 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// The password was right: the attempt does not count.
-    pub fn succeeded(self) {
+    /// The attempt does not count: the password was right, or it was not checked.
+    pub fn give_back(self) {
         let now = Instant::now();
         let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(address) = &self.address {
@@ -225,6 +234,7 @@ impl SignInGuard {
     pub fn new(limits: SignInLimits) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         SignInGuard {
+            admitted: Arc::new(Semaphore::new(cores * QUEUED_PER_CORE)),
             hashing: Arc::new(Semaphore::new(cores)),
             throttle: Arc::new(Mutex::new(Throttle {
                 addresses: Buckets::new(limits.per_address, limits.tracked),
@@ -259,10 +269,28 @@ impl SignInGuard {
         })
     }
 
+    /// A place among the sign-ins that may check a password now or soon, or 429 at once when
+    /// they are all taken.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.admitted.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sign_ins",
+                "too many sign-ins at once; try again in a second",
+            )
+            .retry_after(1)
+        })
+    }
+
     /// [`identity::check_password`] on a blocking thread, once one of the hashing permits is
-    /// free. The permit goes with the work, so a request dropped meanwhile does not let more
-    /// hashes run at once than there are permits.
-    pub async fn check_password(&self, password: String, phc: Option<String>) -> Result<bool, ApiError> {
+    /// free. The permits (this one and `admitted`) go with the work, so a request dropped
+    /// meanwhile does not let more hashes run at once than there are permits.
+    pub async fn check_password(
+        &self,
+        admitted: OwnedSemaphorePermit,
+        password: String,
+        phc: Option<String>,
+    ) -> Result<bool, ApiError> {
         let permit = self
             .hashing
             .clone()
@@ -270,7 +298,7 @@ impl SignInGuard {
             .await
             .map_err(ApiError::internal)?;
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (admitted, permit);
             identity::check_password(&password, phc.as_deref())
         })
         .await
@@ -355,7 +383,7 @@ mod tests {
             tracked: 100,
         });
         let here = Some("10.0.0.1".parse().unwrap());
-        guard.attempt(here, "A@x.test").unwrap().succeeded();
+        guard.attempt(here, "A@x.test").unwrap().give_back();
         drop(guard.attempt(here, "a@x.test").unwrap());
         drop(guard.attempt(here, "b@x.test").unwrap());
         let refused = guard.attempt(here, "c@x.test").err().unwrap();
@@ -378,5 +406,19 @@ mod tests {
         let one: IpAddr = "2001:db8::1".parse().unwrap();
         let two: IpAddr = "2001:db8::ffff:2".parse().unwrap();
         assert_eq!(address_key(one), address_key(two));
+    }
+
+    #[test]
+    fn sign_ins_waiting_to_hash_are_bounded() {
+        let guard = SignInGuard::new(SignInLimits::default());
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let admitted: Vec<_> = (0..cores * QUEUED_PER_CORE)
+            .map(|_| guard.admit().unwrap())
+            .collect();
+        let refused = guard.admit().err().unwrap();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.retry_after, Some(1));
+        drop(admitted);
+        assert!(guard.admit().is_ok());
     }
 }

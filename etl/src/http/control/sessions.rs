@@ -60,7 +60,7 @@ pub struct MyOrganization {
     post,
     path = "/v1/auth/sign-in",
     summary = "Sign in",
-    description = "`{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake. Too many failed sign-ins from one address or for one email: 429 with `Retry-After`.",
+    description = "`{email, password}` → `{token, user, expires_at}` (12 h). 401 `wrong email or password` for either mistake. Too many failed sign-ins from one address or for one email, or too many sign-ins at once: 429 with `Retry-After`.",
     request_body = SignIn,
     responses(
         (status = 200, description = "The session; its token is shown only here", body = Session),
@@ -76,6 +76,14 @@ pub async fn sign_in(
 ) -> Result<Json<Session>, ApiError> {
     let request: SignIn = json_body(&bytes)?;
     let attempt = state.sign_in.attempt(address, &request.email)?;
+    let admitted = match state.sign_in.admit() {
+        Ok(admitted) => admitted,
+        Err(busy) => {
+            // Not checked: it does not count against the address or the email.
+            attempt.give_back();
+            return Err(busy);
+        }
+    };
     // The connection goes back to the pool before the password is hashed.
     let account = {
         let client = state.postgres.get().await?;
@@ -85,11 +93,14 @@ pub async fn sign_in(
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
-    let matches = state.sign_in.check_password(request.password, hash).await?;
+    let matches = state
+        .sign_in
+        .check_password(admitted, request.password, hash)
+        .await?;
     let (Some(user), true) = (user, matches) else {
         return Err(SignInRefused::WrongCredentials.into());
     };
-    attempt.succeeded();
+    attempt.give_back();
     let client = state.postgres.get().await?;
     Ok(Json(identity::open_session(&**client, user, SESSION_TTL).await?))
 }

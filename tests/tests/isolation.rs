@@ -147,6 +147,10 @@ struct Children {
     /// A's owner, as member routes and `{email, role}` bodies name a user.
     member: String,
     member_email: String,
+    /// An invitation A's organization sent (to someone outside both tenants).
+    invitation: String,
+    /// One of A's observations (in `trace`).
+    observation: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -284,6 +288,11 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
         ("project", _) => Slot::Project,
         ("organization", _) => Slot::Organization,
         ("id", "traces") => child(&children.trace),
+        ("observation_id", "observations") => child(&children.observation),
+        ("invitation", "invitations") => Slot::Child {
+            value: children.invitation.clone(),
+            organization_level: true,
+        },
         ("id", "sessions") => child(&children.session),
         ("id", "evaluators") => child(&children.evaluator),
         ("id", "experiments") => child(&children.experiments[0]),
@@ -848,6 +857,17 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;
+    let invitation = create(
+        http,
+        base,
+        &auth,
+        &format!("/v1/organizations/{}/members", tenant.organization),
+        json!({"email": format!("{prefix}-invitee@example.com"), "role": "viewer"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("an invitation id")
+        .to_owned();
     Children {
         trace: format!("{prefix}-trace"),
         session: format!("{prefix}-session"),
@@ -863,6 +883,8 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         key: tenant.key.0.clone(),
         member: tenant.owner().id.to_string(),
         member_email: tenant.owner().email.clone(),
+        invitation,
+        observation: format!("{prefix}-observation"),
     }
 }
 
@@ -912,6 +934,13 @@ fn markers(
         );
         add(token.clone(), "a session token of A's user", true, true);
     }
+    add(children.invitation.clone(), "A's invitation id", true, false);
+    add(
+        format!("{prefix}-invitee@example.com"),
+        "the email A's organization invited",
+        true,
+        false,
+    );
     add(alpha.project.to_string(), "A's project id", false, false);
     add(alpha.project_name.clone(), "A's project name", false, false);
     add(alpha.key.0.clone(), "A's public key", false, false);
@@ -1050,6 +1079,13 @@ fn verdict(
     );
     let mut problems = Vec::new();
     for marker in leaks(markers, caller, &request, answer) {
+        // By design: an organization's list of its invitations shows the emails it invited,
+        // A's users' among them when B invited them (B typed those emails; no account is told).
+        if operation.path == "/v1/organizations/{organization}/invitations"
+            && marker.what == "an email of A's user"
+        {
+            continue;
+        }
         problems.push(format!(
             "LEAK of {} {:?}: …{}…",
             marker.what,
@@ -1470,7 +1506,10 @@ async fn no_route_answers_another_tenant_with_its_data() {
         let changed = status != status_after
             || (stable && body != body_after)
             || (!stable && seen(body) != seen(body_after));
-        if changed {
+        // By design: a person's invitation inbox receives invitations from any organization
+        // to their email (B inviting A's owner); accepting is theirs to do.
+        let inbox = operations[key.0].path == "/v1/invitations";
+        if changed && !inbox {
             integrity.push(format!(
                 "A's view GET {} as {} changed: {status} {} → {status_after} {}",
                 operations[key.0].path,

@@ -1523,7 +1523,31 @@ async fn a_flood_of_wrong_sign_ins_does_not_stall_the_server() {
         .unwrap();
     let ready = format!("{}/readyz", etl.url);
     assert_eq!(http.get(&ready).send().await.unwrap().status(), 200);
+    // An agent keeps sending meanwhile: its batches must still be acknowledged, promptly.
+    let agent = env.create_project("flood-agent").await;
+    let mut sessions = agenttrace_cli::agent::SessionGenerator::new(7);
+    let batches: Vec<Vec<agenttrace_schemas::Event<'static>>> = (0..200)
+        .map(|_| sessions.session(agenttrace_schemas::Timestamp::now(), 1))
+        .collect();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (client, done) = (etl.client.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut worst, mut acknowledged) = (Duration::ZERO, 0);
+            for batch in batches {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let started = Instant::now();
+                let answer = client.send(&agent.key, &batch).await.unwrap().response().unwrap();
+                assert!(answer.rejected.is_empty(), "{:?}", answer.rejected);
+                worst = worst.max(started.elapsed());
+                acknowledged += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (worst, acknowledged)
+        })
+    };
     let poller = {
         let (http, done) = (http.clone(), done.clone());
         tokio::spawn(async move {
@@ -1571,11 +1595,18 @@ async fn a_flood_of_wrong_sign_ins_does_not_stall_the_server() {
     let flood = started.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (worst, polls) = poller.await.unwrap();
+    let (slowest_ack, acknowledged) = sender.await.unwrap();
     let checked = statuses.iter().filter(|s| **s == 401).count();
     println!(
         "100 wrong sign-ins took {flood:?} ({checked} checked, {} refused at once as too many); \
-         /readyz answered {polls} polls, the slowest in {worst:?}",
+         /readyz answered {polls} polls, the slowest in {worst:?}; {acknowledged} ingest batches \
+         acknowledged meanwhile, the slowest in {slowest_ack:?}",
         100 - checked
+    );
+    assert!(acknowledged > 0, "no batch was acknowledged during the flood");
+    assert!(
+        slowest_ack < Duration::from_secs(2),
+        "an ingest acknowledgement took {slowest_ack:?}"
     );
     assert!(statuses.iter().all(|s| [401, 429].contains(s)), "{statuses:?}");
     assert!(checked >= 16, "{statuses:?}");

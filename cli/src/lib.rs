@@ -78,6 +78,12 @@ pub struct DatabaseArgs {
         hide_env_values = true
     )]
     pub clickhouse_reader_password: Option<String>,
+    /// On a server with row policies (ClickHouse 20.4+): the custom setting the policy on
+    /// `project_id` reads (`agenttrace_project`, with `custom_settings_prefixes` allowing it;
+    /// `docs/security.md`). Every read then sends the caller's project in it. ClickHouse 18.16
+    /// has no row policies and refuses unknown settings: leave unset there.
+    #[arg(long, env = "CLICKHOUSE_PROJECT_SETTING", global = true)]
+    pub clickhouse_project_setting: Option<String>,
     /// ClickHouse is a cluster of this name (`scripts/cluster.sh`): migrations create the
     /// clustered schema, mutations run on every shard.
     #[arg(long, env = "CLICKHOUSE_CLUSTER", global = true)]
@@ -113,7 +119,9 @@ impl DatabaseArgs {
             .as_deref()
             .filter(|user| !user.is_empty())
             .map(|user| (user, self.clickhouse_reader_password.as_deref()));
-        self.clickhouse().reader(credentials)
+        self.clickhouse()
+            .reader(credentials)
+            .with_project_setting(self.clickhouse_project_setting.as_deref())
     }
 
     pub(crate) async fn postgres(&self) -> anyhow::Result<tokio_postgres::Client> {

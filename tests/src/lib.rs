@@ -182,6 +182,7 @@ impl TestEnv {
             // The reader user is confined to the main database, not this test's.
             clickhouse_reader_user: None,
             clickhouse_reader_password: None,
+            clickhouse_project_setting: None,
             clickhouse_cluster: self.clickhouse.cluster().map(str::to_owned),
             clickhouse_cluster_urls: self.clickhouse.node_urls().to_vec(),
         }

@@ -132,6 +132,10 @@ pub struct ClickHouse {
     config: ClickHouseConfig,
     /// Every request carries `readonly=1`, last on the URL (see [`ClickHouse::reader`]).
     read_only: bool,
+    /// The custom setting a row policy on `project_id` reads (modern ClickHouse; see
+    /// `docs/security.md`), and the project a [`ClickHouse::for_project`] handle reads for.
+    project_setting: Option<String>,
+    project: Option<String>,
 }
 
 impl ClickHouse {
@@ -145,6 +149,8 @@ impl ClickHouse {
             http,
             config,
             read_only: false,
+            project_setting: None,
+            project: None,
         }
     }
 
@@ -173,6 +179,24 @@ impl ClickHouse {
             http: self.http.clone(),
             config,
             read_only: true,
+            project_setting: self.project_setting.clone(),
+            project: None,
+        }
+    }
+
+    /// Reads through this handle also send `setting=<project>` (before `readonly`), for a row
+    /// policy `USING project_id = getSetting('<setting>')` on servers that have row policies.
+    pub fn with_project_setting(mut self, setting: Option<&str>) -> Self {
+        self.project_setting = setting.filter(|s| !s.is_empty()).map(str::to_owned);
+        self
+    }
+
+    /// This reader for one project's reads: with a project setting configured, the server's
+    /// row policy confines them to `project` whatever the SQL says.
+    pub fn for_project(&self, project: uuid::Uuid) -> Self {
+        ClickHouse {
+            project: Some(project.to_string()),
+            ..self.clone()
         }
     }
 
@@ -184,6 +208,8 @@ impl ClickHouse {
             http: self.http.clone(),
             config,
             read_only: self.read_only,
+            project_setting: self.project_setting.clone(),
+            project: self.project.clone(),
         }
     }
 
@@ -206,6 +232,8 @@ impl ClickHouse {
                     http: self.http.clone(),
                     config,
                     read_only: self.read_only,
+                    project_setting: self.project_setting.clone(),
+                    project: self.project.clone(),
                 }
             })
             .collect()
@@ -225,11 +253,18 @@ impl ClickHouse {
         body: Bytes,
         compression: Compression,
     ) -> Result<reqwest::Response, ClickHouseError> {
-        let mut request = self.http.post(&self.config.url).query(params).body(body);
-        if self.read_only && !params.contains(&("readonly", "1")) {
-            // Last: it freezes every setting after it.
-            request = request.query(&[("readonly", "1")]);
+        // `readonly` goes last: it freezes every setting after it.
+        let readonly = ("readonly", "1");
+        let mut query: Vec<(&str, &str)> = params.iter().copied().filter(|p| *p != readonly).collect();
+        if self.read_only
+            && let (Some(setting), Some(project)) = (&self.project_setting, &self.project)
+        {
+            query.push((setting, project));
         }
+        if self.read_only || params.contains(&readonly) {
+            query.push(readonly);
+        }
+        let mut request = self.http.post(&self.config.url).query(&query).body(body);
         if let Some(user) = &self.config.user {
             request = request.basic_auth(user, self.config.password.as_deref());
         }

@@ -94,7 +94,13 @@ pub async fn export_table(
     Path(ExportPath { table }): Path<ExportPath>,
     Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let download = export::export_table(&state.reader, caller.key.project_id, &table, &params).await?;
+    let download = export::export_table(
+        &state.reader.for_project(caller.key.project_id),
+        caller.key.project_id,
+        &table,
+        &params,
+    )
+    .await?;
     Ok(streamed(download))
 }
 
@@ -126,6 +132,11 @@ pub async fn run_query(
 ) -> Result<Response, ApiError> {
     let request: QueryRequest = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("invalid_request", error.to_string()))?;
-    let download = sql::run_query(&state.reader, caller.key.project_id, &request).await?;
+    let download = sql::run_query(
+        &state.reader.for_project(caller.key.project_id),
+        caller.key.project_id,
+        &request,
+    )
+    .await?;
     Ok(streamed(download))
 }

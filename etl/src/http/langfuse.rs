@@ -852,7 +852,7 @@ pub async fn observations_v2(
 ) -> Result<Json<LangfuseObservations>, ApiError> {
     let project = project.id;
     Ok(Json(
-        langfuse_reads::observations_v2(&state.reader, project, &params).await?,
+        langfuse_reads::observations_v2(&state.reader.for_project(project), project, &params).await?,
     ))
 }
 
@@ -889,6 +889,6 @@ pub async fn metrics_v2(
         .query
         .ok_or_else(|| bad("query", "required: the metrics query as URL-encoded JSON"))?;
     Ok(Json(
-        langfuse_reads::metrics_v2(&state.reader, project, &query).await?,
+        langfuse_reads::metrics_v2(&state.reader.for_project(project), project, &query).await?,
     ))
 }

@@ -40,7 +40,7 @@ pub async fn trace(
     Path(id): Path<String>,
 ) -> Result<Json<TraceDetail>, ApiError> {
     let project = project.id;
-    traces::trace_detail(&state.reader, project, &id)
+    traces::trace_detail(&state.reader.for_project(project), project, &id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no trace {id:?} in this project")))
@@ -71,14 +71,19 @@ pub async fn observation(
     project: ProjectAccess<need::Read>,
     Path((id, observation_id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    traces::observation_detail(&state.reader, project.id, &id, &observation_id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no observation {observation_id:?} in trace {id:?} of this project"
-            ))
-        })
+    traces::observation_detail(
+        &state.reader.for_project(project.id),
+        project.id,
+        &id,
+        &observation_id,
+    )
+    .await?
+    .map(Json)
+    .ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no observation {observation_id:?} in trace {id:?} of this project"
+        ))
+    })
 }
 
 /// `GET /v1/traces`: a page of the project's traces, newest first, with `next_cursor`.
@@ -103,7 +108,9 @@ pub async fn trace_list(
     Query(filter): Query<TraceFilter>,
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
-    Ok(Json(traces::trace_list(&state.reader, project, &filter).await?))
+    Ok(Json(
+        traces::trace_list(&state.reader.for_project(project), project, &filter).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -140,10 +147,16 @@ pub async fn session(
     Query(query): Query<SessionQuery>,
 ) -> Result<Json<SessionPage>, ApiError> {
     let project = project.id;
-    traces::session_detail(&state.reader, project, &id, query.cursor, query.limit)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no session {id:?} in this project")))
+    traces::session_detail(
+        &state.reader.for_project(project),
+        project,
+        &id,
+        query.cursor,
+        query.limit,
+    )
+    .await?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found(format!("no session {id:?} in this project")))
 }
 
 /// `GET /v1/sessions`: the project's sessions, most recently active first, with `next_cursor`.
@@ -168,7 +181,9 @@ pub async fn session_list(
     Query(filter): Query<SessionFilter>,
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
-    Ok(Json(traces::session_list(&state.reader, project, &filter).await?))
+    Ok(Json(
+        traces::session_list(&state.reader.for_project(project), project, &filter).await?,
+    ))
 }
 
 /// `GET /v1/observations`: the project's observations newest first, with `next_cursor`.
@@ -194,7 +209,7 @@ pub async fn observation_list(
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
     Ok(Json(
-        observations::observation_list(&state.reader, project, &filter).await?,
+        observations::observation_list(&state.reader.for_project(project), project, &filter).await?,
     ))
 }
 
@@ -220,7 +235,9 @@ pub async fn score_list(
     Query(filter): Query<ScoreFilter>,
 ) -> Result<Json<CursorPage>, ApiError> {
     let project = project.id;
-    Ok(Json(scores::score_list(&state.reader, project, &filter).await?))
+    Ok(Json(
+        scores::score_list(&state.reader.for_project(project), project, &filter).await?,
+    ))
 }
 
 /// `GET /v1/metrics`: measures by time bucket and up to two dimensions.
@@ -246,5 +263,7 @@ pub async fn metrics(
 ) -> Result<Json<MetricsAnswer>, ApiError> {
     let project = project.id;
     let query = MetricsQuery::from_params(&params)?;
-    Ok(Json(metrics::metrics(&state.reader, project, &query).await?))
+    Ok(Json(
+        metrics::metrics(&state.reader.for_project(project), project, &query).await?,
+    ))
 }

@@ -20,7 +20,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     pub postgres: Pool,
     pub clickhouse: ClickHouse,
-    /// What callers' reads, queries and exports run as (see [`ServeConfig::reader`]).
+    /// What callers' reads, queries and exports run as (see [`ServeConfig::reader`]); a
+    /// handler reads through `reader.for_project(project)`, checked by a test.
     pub reader: ClickHouse,
     pub metrics: PrometheusHandle,
     pub sign_in: SignInGuard,
@@ -123,4 +124,33 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
     });
     tracing::info!(%addr, "ETL listening");
     Ok(RunningServer { addr, stop, task })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every read of a caller's goes through `reader.for_project(..)`, so that on servers
+    /// with row policies the project setting is sent with each of them.
+    #[test]
+    fn every_read_names_its_project() {
+        let http = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+        let mut reads = 0;
+        for dir in [http.clone(), http.join("control")] {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("server.rs") {
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path).unwrap();
+                for (at, _) in source.match_indices("state.reader") {
+                    reads += 1;
+                    assert!(
+                        source[at..].starts_with("state.reader.for_project("),
+                        "{}: a read through state.reader without .for_project(project)",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(reads >= 12, "{reads} reads found");
+    }
 }

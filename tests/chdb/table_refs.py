@@ -4,9 +4,11 @@ stdin: {"project": "<uuid>", "tables": [allowlisted names], "queries": [guarded 
 stdout: a JSON array, per query null when ClickHouse reads it as scoped, else the reason.
 
 Scoped means, as ClickHouse parses the text (`parseQueryToJSON`): every allowlisted table is
-the only table of a SELECT whose WHERE is, or begins with, `project_id = '<project>'`; any
-other table name is a CTE of the query; no table function, no database-qualified table, and
-no name on the right of an IN (ClickHouse reads `x IN name` as a table).
+the only table of a SELECT whose PREWHERE is `project_id = '<project>'` (so nothing else is
+evaluated on other projects' rows); any other table name is a CTE in scope where it is read
+(defined by an enclosing query, before the CTE it is read in); no table function, no
+database-qualified table, and no name on the right of an IN (ClickHouse reads `x IN name` as a
+table).
 """
 import json
 import sys
@@ -30,49 +32,50 @@ def project_filter(node, project):
     )
 
 
-def scoped_where(where, project):
-    if where is None:
-        return False
-    if where.get("type") == "Function" and where.get("name") == "and":
-        return project_filter(where["arguments"]["children"][0], project)
-    return project_filter(where, project)
+def scoped_prewhere(prewhere, project):
+    return prewhere is not None and project_filter(prewhere, project)
 
 
 class Judge:
     def __init__(self, project, tables):
-        self.project, self.tables, self.ctes, self.problems = project, set(tables), set(), []
+        self.project, self.tables, self.problems = project, set(tables), []
         self.identifiers, self.placed = 0, 0
 
-    def walk(self, node):
+    def walk(self, node, scope=frozenset()):
+        """`scope`: the CTE names visible here."""
         if isinstance(node, list):
             for child in node:
-                self.walk(child)
+                self.walk(child, scope)
             return
         if not isinstance(node, dict):
             return
         kind = node.get("type")
-        if kind == "WithElement":
-            self.ctes.add(node.get("name"))
         if kind == "TableIdentifier":
             self.identifiers += 1
-        if kind == "SelectQuery":
-            self.select(node)
         if kind == "Function" and node.get("name", "").lower() in MEMBERSHIP:
             args = node.get("arguments", {}).get("children", [])
             if len(args) == 2 and args[1].get("type") in ("Identifier", "TableIdentifier"):
                 self.problems.append(f"a table on the right of IN: {args[1].get('name')}")
         if kind == "TableFunction" or (kind == "TableExpression" and "table_function" in node):
             self.problems.append("a table function")
+        if kind == "SelectQuery":
+            # A CTE's body sees the CTEs before it; the rest of the query sees them all.
+            elements = [e for e in (node.get("with") or {}).get("children", []) if e.get("type") == "WithElement"]
+            visible = set(scope)
+            for element in elements:
+                self.walk(element, frozenset(visible))
+                visible.add(element.get("name"))
+            scope = frozenset(visible)
+            self.select(node, scope)
+            for key, value in node.items():
+                if key not in ("type", "with"):
+                    self.walk(value, scope)
+            return
         for key, value in node.items():
             if key != "type":
-                self.walk(value)
+                self.walk(value, scope)
 
-    def select(self, node):
-        with_ = node.get("with")
-        if with_:
-            for element in with_.get("children", []):
-                if element.get("type") == "WithElement":
-                    self.ctes.add(element.get("name"))
+    def select(self, node, scope):
         elements = (node.get("tables") or {}).get("children", [])
         for element in elements:
             expression = element.get("table_expression") or {}
@@ -83,10 +86,12 @@ class Judge:
             name = table.get("name", "")
             if "." in name or table.get("database"):
                 self.problems.append(f"a qualified table {name}")
+            elif name in scope:
+                continue
             elif name in self.tables:
-                if len(elements) != 1 or not scoped_where(node.get("where"), self.project):
-                    self.problems.append(f"{name} read outside the project's filter")
-            elif name not in self.ctes:
+                if len(elements) != 1 or not scoped_prewhere(node.get("prewhere"), self.project):
+                    self.problems.append(f"{name} read outside the project's PREWHERE")
+            else:
                 self.problems.append(f"an unknown table {name}")
 
     def verdict(self):

@@ -206,6 +206,18 @@ async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
         r"SELECT id FROM observations WHERE model = 'x\\' AND name = ' OR 1 = 1 --'".into(),
         r"SELECT id FROM observations WHERE name = 'x\\' OR name = ') OR (1 = 1'".into(),
         "SELECT 'x\n project_id FROM traces --' FROM scores".into(),
+        // An error as an oracle (found by an attack review): a condition copied into the
+        // derived table ran on whole blocks, other projects' rows included, so one that throws
+        // told A what B's rows hold. The copies now run after the PREWHERE on the project.
+        // Each throws on B's rows only: on the old rewrite "both" failed where "only A" did not.
+        format!("SELECT id FROM traces WHERE throwIf(project_id != '{a}') = 0"),
+        format!("SELECT name FROM traces WHERE throwIf(project_id != '{a}' AND name != '') = 0"),
+        format!("SELECT count() FROM scores WHERE throwIf(project_id != '{a}' AND value > -1e9) = 0"),
+        format!("SELECT id FROM observations WHERE toUInt8(if(project_id != '{a}', 'x', '1')) = 1"),
+        format!("SELECT id FROM observations WHERE intDiv(1, project_id = '{a}') > 0"),
+        // A CTE's own name inside its body, or a later CTE's, is a table on servers with CTEs.
+        "WITH traces_by_time AS (SELECT * FROM traces_by_time) SELECT * FROM traces_by_time".into(),
+        "SELECT name FROM (WITH daily_costs AS (SELECT 'q' AS name) SELECT name FROM daily_costs) UNION ALL SELECT name FROM daily_costs".into(),
         // Refused outright.
         "SELECT count() FROM scores WHERE 0 IN (traces)".into(),
         "SELECT count() FROM scores WHERE (id, name) IN (traces)".into(),

@@ -6,11 +6,15 @@
 //! holds only the caller's rows, deduplicated as `FINAL` would:
 //!
 //! ```sql
-//! (SELECT * FROM traces WHERE project_id = '<caller>' ORDER BY version DESC LIMIT 1 BY id) AS traces
+//! (SELECT *, timestamp FROM traces PREWHERE project_id = '<caller>' ORDER BY version DESC LIMIT 1 BY id) AS traces
 //! ```
 //!
 //! Because the filter sits inside the derived table, nothing the analyst writes around it
-//! (`OR 1=1`, another project's id, unions, outer joins) can widen it.
+//! (`OR 1=1`, another project's id, unions, outer joins) can widen it. It is a `PREWHERE`:
+//! ClickHouse drops other projects' rows from a block before it evaluates anything else, so no
+//! expression of the analyst's ever runs on them (a `WHERE` evaluates every condition over the
+//! whole block first, and a copy that can throw, `throwIf(name = 'x')`, would tell the analyst
+//! what another project's rows hold).
 //!
 //! Deduplicating a whole project before the analyst's filter would sort every row the project
 //! has, so a query over one table narrows the derived table with copies of its `WHERE`
@@ -18,8 +22,10 @@
 //! columns every version of a row shares (the sorting key, a trace's or observation's start)
 //! applies before deduplication; any other keeps only the ids of which some version matches
 //! (`id IN (SELECT id … WHERE condition)`), so the newest version is still the one judged by
-//! the analyst's own `WHERE`, which stays as written. The copies only ever narrow: they are
-//! ANDed inside the project's filter. Everything that could
+//! the analyst's own `WHERE`, which stays as written. The copies only ever narrow, and only
+//! the caller's rows: they are the derived table's `WHERE`, after its `PREWHERE` on the
+//! project. A CTE may use only the CTEs defined before it (a name inside its own body is the
+//! table of that name on servers that have CTEs). Everything that could
 //! write, reach another database, read files or the network, or change settings is refused
 //! with a reason, and so is a table named inside an expression (`x IN traces`).
 //!
@@ -119,6 +125,12 @@ pub enum GuardError {
     ForbiddenClause(&'static str),
     #[error("the CTE name {0:?} hides a table of the same name; rename it")]
     CteShadowsTable(String),
+    #[error(
+        "{0:?} is used inside a CTE defined before it (or inside itself); a CTE may use only the CTEs before it"
+    )]
+    CteOrder(String),
+    #[error("PREWHERE is not allowed; write WHERE (the guard keeps PREWHERE for the project filter)")]
+    Prewhere,
     #[error("a table named inside an expression ({0}) is not allowed; write IN (SELECT ... FROM table)")]
     TableInExpression(String),
     #[error("{0} literals are not allowed; write strings in single quotes")]
@@ -149,7 +161,9 @@ fn name_parts(name: &sqlparser::ast::ObjectName) -> Vec<String> {
 
 struct Guard {
     project_id: Uuid,
-    cte_names: HashSet<String>,
+    /// The CTE names of each query being visited, innermost last: a name is a CTE only inside
+    /// the query that defines it.
+    cte_scopes: Vec<HashSet<String>>,
     /// One entry per query being visited, innermost last: the conditions its single table may
     /// be narrowed by, until that table is scoped.
     narrowing: Vec<Option<Narrowing>>,
@@ -168,6 +182,10 @@ struct Narrowing {
 }
 
 impl Guard {
+    fn is_cte(&self, name: &str) -> bool {
+        self.cte_scopes.iter().any(|scope| scope.contains(name))
+    }
+
     /// The caller's rows of `table`, newest version of each, narrowed by copies of conditions.
     /// Built from text of our own (names from the catalog, a UUID), then the copies added as
     /// syntax: nothing the caller wrote is spliced into SQL text.
@@ -179,8 +197,12 @@ impl Guard {
             None => String::new(),
         };
         let project = project_filter(self.project_id);
+        let materialized = table
+            .materialized_column()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
         let mut query = trusted_query(&format!(
-            "SELECT * FROM {} WHERE {project}{newest_first} LIMIT 1 BY {}",
+            "SELECT *{materialized} FROM {} PREWHERE {project}{newest_first} LIMIT 1 BY {}",
             table.name(),
             dedup.key
         ));
@@ -188,39 +210,47 @@ impl Guard {
             let SetExpr::Select(select) = query.body.as_mut() else {
                 unreachable!("the scoped subquery is a SELECT")
             };
-            let mut filter = select.selection.take().expect("the project filter");
+            // The copies are the WHERE, evaluated only on the rows the PREWHERE kept.
+            let mut filter: Option<Expr> = None;
+            let mut narrow = |condition: Expr| {
+                filter = Some(match filter.take() {
+                    Some(left) => and(left, condition),
+                    None => condition,
+                });
+            };
             for condition in &narrowing.stable {
-                filter = and(filter, Expr::Nested(Box::new(condition.clone())));
+                narrow(Expr::Nested(Box::new(condition.clone())));
             }
             if !narrowing.other.is_empty() {
                 let mut ids = trusted_query(&format!(
-                    "SELECT {} FROM {} WHERE {project}",
+                    "SELECT {} FROM {} PREWHERE {project}",
                     dedup.key,
                     table.name()
                 ));
                 let SetExpr::Select(ids_select) = ids.body.as_mut() else {
                     unreachable!("the ids subquery is a SELECT")
                 };
-                let mut ids_filter = ids_select.selection.take().expect("the project filter");
+                let mut ids_filter: Option<Expr> = None;
                 for condition in &narrowing.other {
-                    ids_filter = and(ids_filter, Expr::Nested(Box::new(condition.clone())));
+                    let condition = Expr::Nested(Box::new(condition.clone()));
+                    ids_filter = Some(match ids_filter.take() {
+                        Some(left) => and(left, condition),
+                        None => condition,
+                    });
                 }
-                ids_select.selection = Some(ids_filter);
+                ids_select.selection = ids_filter;
                 let key = Parser::new(&ClickHouseDialect {})
                     .try_with_sql(&format!("({})", dedup.key))
                     .and_then(|mut parser| parser.parse_expr())
                     .expect("the dedup key is an expression");
-                filter = and(
-                    filter,
-                    Expr::In {
-                        expr: Box::new(key),
-                        target: InTarget::Subquery(ids),
-                        negated: false,
-                        global: false,
-                    },
-                );
+                narrow(Expr::In {
+                    expr: Box::new(key),
+                    target: InTarget::Subquery(ids),
+                    negated: false,
+                    global: false,
+                });
             }
-            select.selection = Some(filter);
+            select.selection = filter;
         }
         query
     }
@@ -247,7 +277,7 @@ impl Guard {
         let [table_name] = parts.as_slice() else {
             return None;
         };
-        if self.cte_names.contains(table_name) {
+        if self.is_cte(table_name) {
             return None;
         }
         let table = Table::from_name(table_name)?;
@@ -361,12 +391,25 @@ fn unqualify(expr: &mut Expr) {
     });
 }
 
-/// Refuses `SELECT ... INTO` and anything in a query body that is not a SELECT.
+/// Every table name `query` reads, however deep.
+fn table_names(query: &Query) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = sqlparser::ast::visit_relations(query, |name| {
+        names.push(name_parts(name).join("."));
+        ControlFlow::<()>::Continue(())
+    });
+    names
+}
+
+/// Refuses `SELECT ... INTO`, `PREWHERE` and anything in a query body that is not a SELECT.
 fn check_body(body: &SetExpr) -> Result<(), GuardError> {
     match body {
         SetExpr::Select(select) => {
             if select.into.is_some() {
                 return Err(GuardError::ForbiddenClause("SELECT ... INTO"));
+            }
+            if select.prewhere.is_some() {
+                return Err(GuardError::Prewhere);
             }
             Ok(())
         }
@@ -397,15 +440,29 @@ impl VisitorMut for Guard {
         if let Some(error) = refused {
             return ControlFlow::Break(error);
         }
+        let mut scope = HashSet::new();
         if let Some(with) = &query.with {
-            for cte in &with.cte_tables {
+            for (at, cte) in with.cte_tables.iter().enumerate() {
                 let name = cte.alias.name.value.clone();
                 if Table::from_name(&name).is_some() {
                     return ControlFlow::Break(GuardError::CteShadowsTable(name));
                 }
-                self.cte_names.insert(name);
+                // Inside a CTE's body only the CTEs before it exist; a later name (its own
+                // included) would be read as the table of that name by a server with CTEs.
+                let later: HashSet<&str> = with.cte_tables[at..]
+                    .iter()
+                    .map(|later| later.alias.name.value.as_str())
+                    .collect();
+                if let Some(used) = table_names(&cte.query)
+                    .into_iter()
+                    .find(|t| later.contains(t.as_str()))
+                {
+                    return ControlFlow::Break(GuardError::CteOrder(used));
+                }
+                scope.insert(name);
             }
         }
+        self.cte_scopes.push(scope);
         let narrowing = match query.body.as_ref() {
             SetExpr::Select(select) => self.narrowing(select),
             _ => None,
@@ -416,6 +473,7 @@ impl VisitorMut for Guard {
 
     fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<GuardError> {
         self.narrowing.pop();
+        self.cte_scopes.pop();
         ControlFlow::Continue(())
     }
 
@@ -429,7 +487,7 @@ impl VisitorMut for Guard {
                     Err(GuardError::TableFunction(name.to_string()))
                 } else if parts.len() != 1 {
                     Err(GuardError::QualifiedTable(name.to_string()))
-                } else if self.cte_names.contains(&parts[0]) {
+                } else if self.is_cte(&parts[0]) {
                     Ok(None)
                 } else if let Some(table) = Table::from_name(&parts[0]) {
                     // The innermost query's narrowing, if it is for this very table.
@@ -570,7 +628,7 @@ pub fn scope_to_project(sql: &str, project_id: Uuid) -> Result<String, GuardErro
     }
     let mut guard = Guard {
         project_id,
-        cte_names: HashSet::new(),
+        cte_scopes: Vec::new(),
         narrowing: Vec::new(),
     };
     if let ControlFlow::Break(error) = statement.visit(&mut guard) {
@@ -608,7 +666,7 @@ mod tests {
         let sql = scoped("SELECT * FROM traces WHERE project_id = 'other' OR 1 = 1");
         assert!(
             sql.starts_with(&format!(
-                "SELECT * FROM (SELECT * FROM traces WHERE project_id = '{PROJECT}'"
+                "SELECT * FROM (SELECT *, timestamp FROM traces PREWHERE project_id = '{PROJECT}'"
             )),
             "{sql}"
         );
@@ -624,8 +682,8 @@ mod tests {
         );
         assert!(
             sql.contains(&format!(
-                "FROM observations WHERE {project} AND (trace_id = 't1') AND (start_time_us > 5) \
-                 AND (id) IN (SELECT id FROM observations WHERE {project} AND ((model = 'm' OR level = 'error'))) \
+                "FROM observations PREWHERE {project} WHERE (trace_id = 't1') AND (start_time_us > 5) \
+                 AND (id) IN (SELECT id FROM observations PREWHERE {project} WHERE ((model = 'm' OR level = 'error'))) \
                  ORDER BY version DESC LIMIT 1 BY id) AS o WHERE o.trace_id = 't1'"
             )),
             "{sql}"
@@ -638,7 +696,7 @@ mod tests {
             "SELECT * FROM traces WHERE other.name = 'x'",
         ] {
             let rewritten = scoped(sql);
-            assert!(!rewritten.contains(&format!("{project} AND")), "{rewritten}");
+            assert!(!rewritten.contains(&format!("{project} WHERE")), "{rewritten}");
         }
     }
 
@@ -685,7 +743,7 @@ mod tests {
         let attack = r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM scores";
         let sql = scoped(attack);
         // Written back with the backslash escaped, so ClickHouse reads the same one string.
-        assert!(sql.starts_with(r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM (SELECT * FROM scores WHERE project_id"), "{sql}");
+        assert!(sql.starts_with(r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM (SELECT *, timestamp FROM scores PREWHERE project_id"), "{sql}");
         assert_eq!(
             lexer::string_literals(&sql).unwrap()[..2],
             [

@@ -116,12 +116,17 @@ impl Table {
     pub fn columns(self) -> std::collections::HashSet<String> {
         let mut columns: std::collections::HashSet<String> =
             self.schema().fields().iter().map(|f| f.name().clone()).collect();
-        if self != Table::ExperimentRollups
-            && let Some(derived) = self.time_column().strip_suffix("_us")
-        {
-            columns.insert(derived.to_owned());
-        }
+        columns.extend(self.materialized_column().map(str::to_owned));
         columns
+    }
+
+    /// The `DateTime` column ClickHouse computes from the time column (`MATERIALIZED`, so
+    /// `SELECT *` leaves it out), if the table has one.
+    pub fn materialized_column(self) -> Option<&'static str> {
+        match self {
+            Table::ExperimentRollups => None,
+            _ => self.time_column().strip_suffix("_us"),
+        }
     }
 
     /// Columns every stored version of a row shares: its sorting key, and the start that the

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, Query, Select, SetExpr, Statement, TableFactor, Value, ValueWithSpan, Visit,
-    VisitMut, Visitor, VisitorMut,
+    Expr, Ident, Query, Select, SetExpr, Statement, TableFactor, Value, ValueWithSpan, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
@@ -92,8 +92,8 @@ impl VisitorMut for Writer {
     }
 }
 
-/// Every reference to an allowlisted table is the one table of a SELECT whose filter starts
-/// with the caller's project; no table is named anywhere else.
+/// Every reference to an allowlisted table is the one table of a SELECT whose `PREWHERE` is
+/// the caller's project; no table is named anywhere else.
 fn check_scoped(statement: &Statement, project_id: Uuid) -> Result<(), GuardError> {
     let project = Parser::new(&ClickHouseDialect {})
         .try_with_sql(&project_filter(project_id))
@@ -101,7 +101,7 @@ fn check_scoped(statement: &Statement, project_id: Uuid) -> Result<(), GuardErro
         .expect("the project filter is an expression");
     let mut check = ScopeCheck {
         project,
-        ctes: HashSet::new(),
+        ctes: Vec::new(),
         tables: 0,
         scoped: 0,
     };
@@ -120,7 +120,8 @@ fn check_scoped(statement: &Statement, project_id: Uuid) -> Result<(), GuardErro
 
 struct ScopeCheck {
     project: Expr,
-    ctes: HashSet<String>,
+    /// The CTE names of each query being visited, innermost last.
+    ctes: Vec<HashSet<String>>,
     tables: usize,
     scoped: usize,
 }
@@ -135,19 +136,12 @@ impl ScopeCheck {
         };
         let parts = name_parts(name);
         from.joins.is_empty()
-            && matches!(parts.as_slice(), [table] if !self.ctes.contains(table) && Table::from_name(table).is_some())
-            && select.selection.as_ref().map(leftmost_conjunct) == Some(&self.project)
+            && matches!(parts.as_slice(), [table] if !self.is_cte(table) && Table::from_name(table).is_some())
+            && select.prewhere.as_ref() == Some(&self.project)
     }
-}
 
-fn leftmost_conjunct(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            ..
-        } => leftmost_conjunct(left),
-        other => other,
+    fn is_cte(&self, name: &str) -> bool {
+        self.ctes.iter().any(|scope| scope.contains(name))
     }
 }
 
@@ -167,14 +161,23 @@ impl Visitor for ScopeCheck {
     type Break = GuardError;
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<GuardError> {
-        if let Some(with) = &query.with {
-            self.ctes
-                .extend(with.cte_tables.iter().map(|cte| cte.alias.name.value.clone()));
-        }
+        self.ctes.push(
+            query
+                .with
+                .iter()
+                .flat_map(|with| &with.cte_tables)
+                .map(|cte| cte.alias.name.value.clone())
+                .collect(),
+        );
         self.scoped += selects(&query.body)
             .into_iter()
             .filter(|select| self.is_scoped(select))
             .count();
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<GuardError> {
+        self.ctes.pop();
         ControlFlow::Continue(())
     }
 
@@ -183,7 +186,7 @@ impl Visitor for ScopeCheck {
             TableFactor::Table { name, args: None, .. } => {
                 let parts = name_parts(name);
                 match parts.as_slice() {
-                    [cte] if self.ctes.contains(cte) => ControlFlow::Continue(()),
+                    [cte] if self.is_cte(cte) => ControlFlow::Continue(()),
                     [table] if Table::from_name(table).is_some() => {
                         self.tables += 1;
                         ControlFlow::Continue(())

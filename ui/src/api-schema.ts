@@ -2219,6 +2219,15 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCheckResponse"];
                 };
             };
+            /** @description The body is not `{public_key, secret_key}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description An error */
             401: {
                 headers: {
@@ -3197,6 +3206,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: an experiment refers to the item; archive it instead */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -26,8 +26,8 @@ ensure_rust() {
 }
 
 # Python packages the tests use: chDB (modern ClickHouse in-process), the readers analysts use
-# on exports (pyarrow, Polars, DuckDB), the OpenTelemetry SDK with its OTLP/HTTP exporter, and
-# the Langfuse SDK (v5) that real users point at the edge.
+# on exports (pyarrow, Polars, DuckDB), the OpenTelemetry SDK with its OTLP/HTTP exporter, the
+# Langfuse SDK (v5) that real users point at the edge, and Schemathesis (over the OpenAPI document).
 ensure_python_test_deps() {
   command -v python3 >/dev/null || die "python3 is missing"
   local missing=() pair
@@ -37,6 +37,10 @@ ensure_python_test_deps() {
     langfuse:langfuse==5.0.4; do
     python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
   done
+  # Schemathesis (tests/tests/schemathesis.rs), pinned: a new version generates other cases.
+  local schemathesis=4.32.5
+  python3 -c "import schemathesis, sys; sys.exit(schemathesis.__version__ != '$schemathesis')" 2>/dev/null ||
+    missing+=("schemathesis==$schemathesis")
   if [ ${#missing[@]} -gt 0 ]; then
     log "pip install ${missing[*]} (chdb takes ~2 min)"
     python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"

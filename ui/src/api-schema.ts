@@ -1950,9 +1950,13 @@ export interface components {
         };
         /** @description A price per million tokens for the models `model_pattern` matches. */
         PriceBody: {
+            /** @description An anchored, case-insensitive regular expression over the model name. */
             model_pattern: string;
             provider?: string | null;
-            /** Format: double */
+            /**
+             * Format: double
+             * @description USD per million input tokens.
+             */
             input: number;
             /** Format: double */
             output: number;
@@ -1960,6 +1964,7 @@ export interface components {
             cache_read?: number | null;
             /** Format: double */
             cache_write?: number | null;
+            /** @description RFC 3339; now when left out. */
             valid_from?: string | null;
         };
         Project: {
@@ -1972,6 +1977,7 @@ export interface components {
             retention_days: number | null;
         };
         ProjectSettings: {
+            /** @description Unique in the organization. */
             name?: string | null;
             /**
              * Format: int32
@@ -2217,6 +2223,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyCheckResponse"];
+                };
+            };
+            /** @description The body is not `{public_key, secret_key}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description An error */
@@ -3204,6 +3219,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `{error, message}`: an experiment refers to the item; archive it instead */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     langfuse_create_run_item: {
@@ -3738,6 +3762,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: another project of the organization has that name */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4474,6 +4507,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: another project of the organization has that name */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -50,6 +50,12 @@ fn stored_columns(table: Table, list: Option<&str>) -> Result<String, AnalyticsE
             })?;
         chosen.push(stored);
     }
+    if chosen.is_empty() {
+        return Err(AnalyticsError::InvalidParameter {
+            field: "columns",
+            message: "names no column; leave it out for every column".into(),
+        });
+    }
     Ok(chosen.join(", "))
 }
 
@@ -110,5 +116,14 @@ mod tests {
             stored_columns(Table::Traces, Some("id,secret")),
             Err(AnalyticsError::UnknownColumn { .. })
         ));
+        for empty in ["", " , ,"] {
+            assert!(
+                matches!(
+                    stored_columns(Table::Traces, Some(empty)),
+                    Err(AnalyticsError::InvalidParameter { field: "columns", .. })
+                ),
+                "{empty:?}"
+            );
+        }
     }
 }

@@ -98,8 +98,9 @@ mod tests {
             (built.status, built.code),
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         );
-        // The statement goes to the log, not to the caller.
+        // The statement, and ClickHouse's words (which quote it), go to the log, not to the caller.
         assert!(!built.message.contains(statement), "{}", built.message);
+        assert!(!built.message.contains("DB::Exception"), "{}", built.message);
         let callers = ApiError::from(AnalyticsError::QueryFailed(refusal(62)));
         assert_eq!(
             (callers.status, callers.code),

@@ -194,7 +194,7 @@ pub async fn list(
                  ORDER BY created_at DESC, name LIMIT $2 OFFSET $3",
                 Dataset::COLUMNS
             ),
-            &[&project_id, &limit, &((page.max(1) - 1) * limit)],
+            &[&project_id, &limit, &crate::control::offset(page, limit)],
         )
         .await?;
     let total = match rows.first() {
@@ -383,7 +383,7 @@ pub async fn list_items(
                 &filter.source_trace_id,
                 &filter.source_observation_id,
                 &limit,
-                &((page.max(1) - 1) * limit),
+                &crate::control::offset(page, limit),
             ],
         )
         .await?;

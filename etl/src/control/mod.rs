@@ -80,6 +80,12 @@ impl From<tokio_postgres::Error> for ControlError {
     }
 }
 
+/// The rows before page `page` (from 1) of `limit` rows: saturating, so that a page far past the
+/// end is an empty page, never an overflow.
+pub fn offset(page: i64, limit: i64) -> i64 {
+    (page.max(1) - 1).saturating_mul(limit.max(0))
+}
+
 /// How much of the second a time written as text keeps (truncated, never rounded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -116,6 +122,15 @@ pub fn optional_time(row: &Row, column: &str, precision: Precision) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_saturate() {
+        assert_eq!(offset(1, 50), 0);
+        assert_eq!(offset(3, 50), 100);
+        assert_eq!(offset(0, 50), 0);
+        assert_eq!(offset(61_489_146_912_365_174, 150), i64::MAX);
+        assert_eq!(offset(i64::MAX, 1000), i64::MAX);
+    }
 
     #[test]
     fn times_are_truncated_to_their_precision() {

@@ -60,6 +60,10 @@ impl Price {
     }
 }
 
+/// The highest price, in USD per million tokens: prices are stored as numeric(18, 9), below 10⁹,
+/// from a float8 rounded to 15 significant digits (so 999999999.9999999 would become 10⁹).
+pub const MAX_PRICE: f64 = 999_999_999.0;
+
 /// Records a price (replacing one for the same project, pattern and date).
 pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, ControlError> {
     if let Err(error) = regex::RegexBuilder::new(&format!("^(?:{})$", new.model_pattern)).build() {
@@ -74,10 +78,10 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, C
         ("cache_read", new.cache_read),
         ("cache_write", new.cache_write),
     ] {
-        if !value.is_finite() || value < 0.0 {
+        if !(0.0..=MAX_PRICE).contains(&value) {
             return Err(ControlError::Invalid {
                 field,
-                message: format!("USD per million tokens must be 0 or more, not {value}"),
+                message: format!("USD per million tokens must be from 0 to {MAX_PRICE}, not {value}"),
             });
         }
     }
@@ -105,7 +109,10 @@ pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, C
         )
         .await
         .map_err(|error| match error.code() {
-            Some(&tokio_postgres::error::SqlState::INVALID_DATETIME_FORMAT) => ControlError::Invalid {
+            Some(
+                &tokio_postgres::error::SqlState::INVALID_DATETIME_FORMAT
+                | &tokio_postgres::error::SqlState::DATETIME_FIELD_OVERFLOW,
+            ) => ControlError::Invalid {
                 field: "valid_from",
                 message: "must be an RFC 3339 time".into(),
             },

@@ -47,12 +47,47 @@ pub async fn ensure_organization(client: &impl GenericClient, name: &str) -> Res
     }
 }
 
+/// A project's name: 1 to 200 characters (as the table's CHECK says).
+fn check_name(name: &str) -> Result<(), ControlError> {
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(())
+    } else {
+        Err(ControlError::Invalid {
+            field: "name",
+            message: "must be 1 to 200 characters".into(),
+        })
+    }
+}
+
+/// Days of retention: positive (no value keeps data forever).
+fn check_retention(retention_days: Option<i32>) -> Result<(), ControlError> {
+    match retention_days {
+        Some(days) if days <= 0 => Err(ControlError::Invalid {
+            field: "retention_days",
+            message: "must be a positive number of days, or null to keep data forever".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Another project of the organization has that name.
+fn name_taken(name: &str, error: tokio_postgres::Error) -> ControlError {
+    match error.code() {
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => ControlError::ProjectExists {
+            name: name.to_owned(),
+        },
+        _ => ControlError::from(error),
+    }
+}
+
 pub async fn create_project(
     client: &impl GenericClient,
     organization_id: Uuid,
     name: &str,
     retention_days: Option<i32>,
 ) -> Result<Project, ControlError> {
+    check_name(name)?;
+    check_retention(retention_days)?;
     let row = client
         .query_one(
             &format!(
@@ -62,12 +97,7 @@ pub async fn create_project(
             &[&organization_id, &name, &retention_days],
         )
         .await
-        .map_err(|error| match error.code() {
-            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => ControlError::ProjectExists {
-                name: name.to_owned(),
-            },
-            _ => ControlError::from(error),
-        })?;
+        .map_err(|error| name_taken(name, error))?;
     Ok(Project::from_row(&row))
 }
 
@@ -135,14 +165,10 @@ pub async fn update_project(
     name: Option<&str>,
     retention_days: Option<Option<i32>>,
 ) -> Result<(), ControlError> {
-    if let Some(Some(days)) = retention_days
-        && days <= 0
-    {
-        return Err(ControlError::Invalid {
-            field: "retention_days",
-            message: "must be a positive number of days, or null to keep data forever".into(),
-        });
+    if let Some(name) = name {
+        check_name(name)?;
     }
+    check_retention(retention_days.flatten())?;
     let updated = client
         .execute(
             "UPDATE projects SET name = coalesce($2, name),
@@ -155,7 +181,8 @@ pub async fn update_project(
                 &retention_days.flatten(),
             ],
         )
-        .await?;
+        .await
+        .map_err(|error| name_taken(name.unwrap_or_default(), error))?;
     if updated == 0 {
         return Err(ControlError::NoSuchProject(project_id));
     }

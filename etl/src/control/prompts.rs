@@ -432,7 +432,7 @@ pub async fn list(
         prompt.labels.dedup();
     }
     let total = matching.len() as i64;
-    let start = ((page.max(1) - 1) * limit) as usize;
+    let start = usize::try_from(crate::control::offset(page, limit)).unwrap_or(usize::MAX);
     Ok((
         matching.into_iter().skip(start).take(limit as usize).collect(),
         total,

@@ -183,10 +183,12 @@ impl From<AnalyticsError> for ApiError {
                 return ApiError::unavailable("ClickHouse", e);
             }
             AnalyticsError::QueryFailed(_) => (StatusCode::BAD_REQUEST, "query_failed"),
-            // SQL the server wrote and ClickHouse refused is the server's bug, not the caller's.
+            // SQL the server wrote and ClickHouse refused is the server's bug, not the caller's:
+            // logged, and answered as a 500 that shows neither the statement nor ClickHouse's words.
             AnalyticsError::ClickHouse { statement, source } => {
-                tracing::error!(%statement, error = %source, "ClickHouse refused a query the server built");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                return ApiError::internal(format!(
+                    "ClickHouse refused a query the server built: {source}; the query: {statement}"
+                ));
             }
         };
         ApiError::new(status, code, error.to_string())

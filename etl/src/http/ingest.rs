@@ -69,6 +69,7 @@ pub async fn post_batch(
     request_body = KeyCheckRequest,
     responses(
         (status = 200, description = "Valid", body = KeyCheckResponse),
+        (status = 400, description = "The body is not `{public_key, secret_key}`", body = ErrorBody),
         (status = 401, description = "An error", body = ErrorBody),
         (status = 503, description = "An error", body = ErrorBody),
     ),

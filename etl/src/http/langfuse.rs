@@ -747,6 +747,7 @@ pub async fn get_item(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: an experiment refers to the item; archive it instead", body = ErrorBody),
     ),
 )]
 pub async fn delete_item(

@@ -19,12 +19,19 @@ use crate::http::server::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PriceBody {
+    /// An anchored, case-insensitive regular expression over the model name.
     model_pattern: String,
     provider: Option<String>,
+    /// USD per million input tokens.
+    #[schema(minimum = 0, maximum = 999_999_999)]
     input: f64,
+    #[schema(minimum = 0, maximum = 999_999_999)]
     output: f64,
+    #[schema(minimum = 0, maximum = 999_999_999)]
     cache_read: Option<f64>,
+    #[schema(minimum = 0, maximum = 999_999_999)]
     cache_write: Option<f64>,
+    /// RFC 3339; now when left out.
     valid_from: Option<String>,
 }
 

@@ -18,9 +18,12 @@ use crate::http::server::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectSettings {
+    /// Unique in the organization.
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     /// Present and null: keep data forever.
     #[serde(default, deserialize_with = "present")]
+    #[schema(minimum = 1)]
     retention_days: Option<Option<i32>>,
 }
 
@@ -65,6 +68,7 @@ pub async fn list_projects(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: another project of the organization has that name", body = ErrorBody),
     ),
 )]
 pub async fn create_project(
@@ -122,6 +126,7 @@ pub async fn get_project(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: another project of the organization has that name", body = ErrorBody),
     ),
 )]
 pub async fn update_project(

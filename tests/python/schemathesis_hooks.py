@@ -72,22 +72,3 @@ class Credentials:
         case.headers["Authorization"] = f"Bearer {token}"
 
 
-# Known failure, in etl/src/http/request.rs (the control plane's request helpers, left to their
-# owners): `page_of`, which pages the short lists below, computes `(page - 1) * limit` unchecked.
-# A page past i64::MAX / limit overflows: in a debug build the handler panics and the connection
-# closes without an answer (`GET /v1/projects/{project}/keys?page=61489146912365174&limit=150`,
-# `GET /v1/organizations/{organization}/invitations?page=184467440737095518`), in a release build
-# the offset wraps. Pages stay below that here until it is fixed there.
-PAGED_WHOLE = (
-    r"^/v1/(invitations|organizations/\{organization\}/(members|projects|invitations)"
-    r"|projects/\{project\}/(evaluators|experiments|prices|keys))$"
-)
-MAX_PAGE = 1_000_000
-
-
-@schemathesis.hook.apply_to(path_regex=PAGED_WHOLE, method="GET")
-def map_query(context, query):
-    page = query.get("page") if isinstance(query, dict) else None
-    if isinstance(page, int) and not isinstance(page, bool) and page > MAX_PAGE:
-        query["page"] = MAX_PAGE
-    return query

@@ -150,11 +150,9 @@ pub struct PageMeta {
 pub fn page_of<T>(all: Vec<T>, page: &Page) -> Result<Json<Paged<T>>, ApiError> {
     let (page, limit) = page.resolve()?;
     let total = all.len() as i64;
-    let data = all
-        .into_iter()
-        .skip(((page - 1) * limit) as usize)
-        .take(limit as usize)
-        .collect();
+    // Saturating: a page far past the end is an empty page, never an overflow.
+    let skip = usize::try_from(crate::control::offset(page, limit)).unwrap_or(usize::MAX);
+    let data = all.into_iter().skip(skip).take(limit as usize).collect();
     Ok(paged(data, page, limit, total))
 }
 
@@ -203,6 +201,19 @@ impl PromptQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by schemathesis: `(page - 1) * limit` overflowed for a huge page (a panic in
+    /// debug builds, a wrapped offset in release ones).
+    #[test]
+    fn a_page_far_past_the_end_is_empty() {
+        let page = Page {
+            page: Some(61_489_146_912_365_174),
+            limit: Some(150),
+        };
+        let answer = page_of(vec![1, 2, 3], &page).unwrap();
+        assert!(answer.data.is_empty());
+        assert_eq!(answer.meta.total_items, 3);
+    }
 
     #[test]
     fn nul_in_any_json_string_names_its_field() {

@@ -205,3 +205,23 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(langfuse::metrics_v2).layer(gate!(reads)))
         .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The routes exempt from the NUL refusal exist (a renamed one would lose its exemption
+    /// silently, and answer 400 to a name with NUL that its rows may hold).
+    #[test]
+    fn every_clickhouse_read_exempt_from_the_nul_refusal_is_a_route() {
+        let openapi = super::openapi();
+        for path in crate::http::request::CLICKHOUSE_READS {
+            assert!(
+                openapi
+                    .paths
+                    .paths
+                    .get(*path)
+                    .is_some_and(|item| item.get.is_some()),
+                "{path} is no GET route"
+            );
+        }
+    }
+}

@@ -225,7 +225,14 @@ cmd_test() {
   ensure_rust
   ensure_python_test_deps
   stack_up
+  # The cluster tests bring up the local cluster (scripts/cluster.sh); unless it is the stack
+  # itself (AGENTTRACE_CLUSTER=1), it goes down again when the tests end, passed or not.
+  if [ "${AGENTTRACE_CLUSTER:-0}" != 1 ]; then
+    trap '"$ROOT/scripts/cluster.sh" down >/dev/null 2>&1 || true' EXIT
+  fi
   ensure_browser
+  # openssl: tests/tests/postgres_tls.rs makes a CA and a server certificate.
+  apt_ensure openssl
   ui_build --check
   log "cargo fmt --check"
   cargo fmt --all -- --check

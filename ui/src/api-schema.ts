@@ -1345,10 +1345,125 @@ export interface components {
             /** @description "the secret key is shown only now". */
             note: string;
         };
-        /** @description A page of rows by cursor: `next_cursor` (null on the last page) is the next page's `cursor`. */
-        CursorPage: {
+        /**
+         * @description A page of rows of kind `R` by cursor: `next_cursor` (null on the last page) is the next
+         *     page's `cursor`.
+         */
+        CursorPage_DeadLetter: {
             /** @description The rows, newest first (a session's traces: oldest first). */
-            data: Record<string, never>[];
+            data: {
+                id: string;
+                batch_id: string;
+                event_index: number;
+                event_id: string | null;
+                event_type: string | null;
+                received_at_us: number;
+                reason: string;
+                raw: string;
+            }[];
+            /** @description The next page's `cursor`; null when this page is the last. */
+            next_cursor: string | null;
+        };
+        /**
+         * @description A page of rows of kind `R` by cursor: `next_cursor` (null on the last page) is the next
+         *     page's `cursor`.
+         */
+        CursorPage_ListedObservation: {
+            /** @description The rows, newest first (a session's traces: oldest first). */
+            data: {
+                id: string;
+                trace_id: string;
+                parent_observation_id: string | null;
+                /** @enum {string} */
+                type: "span" | "generation" | "event" | "tool_call" | "agent_step" | "agent" | "tool" | "chain" | "retriever" | "evaluator" | "embedding" | "guardrail";
+                name: string;
+                start_time_us: number;
+                end_time_us: number | null;
+                completion_start_time_us: number | null;
+                /** @enum {string} */
+                level: "debug" | "default" | "warning" | "error";
+                model: string | null;
+                tool_name: string | null;
+                input_tokens: number;
+                output_tokens: number;
+                cache_read_tokens: number;
+                cache_write_tokens: number;
+                total_cost: number | null;
+                latency_ms: number | null;
+            }[];
+            /** @description The next page's `cursor`; null when this page is the last. */
+            next_cursor: string | null;
+        };
+        /**
+         * @description A page of rows of kind `R` by cursor: `next_cursor` (null on the last page) is the next
+         *     page's `cursor`.
+         */
+        CursorPage_SessionSummary: {
+            /** @description The rows, newest first (a session's traces: oldest first). */
+            data: {
+                id: string;
+                first_us: number;
+                last_us: number;
+                trace_count: number;
+                user_ids: string[];
+                observation_count: number;
+                total_cost: number;
+                input_tokens: number;
+                output_tokens: number;
+            }[];
+            /** @description The next page's `cursor`; null when this page is the last. */
+            next_cursor: string | null;
+        };
+        /**
+         * @description A page of rows of kind `R` by cursor: `next_cursor` (null on the last page) is the next
+         *     page's `cursor`.
+         */
+        CursorPage_StoredScore: {
+            /** @description The rows, newest first (a session's traces: oldest first). */
+            data: {
+                id: string;
+                trace_id: string;
+                observation_id: string | null;
+                timestamp_us: number;
+                name: string;
+                /** @enum {string} */
+                data_type: "numeric" | "boolean" | "categorical" | "text";
+                value: number;
+                string_value: string | null;
+                /** @enum {string} */
+                source: "api" | "eval" | "annotation";
+                evaluator_id: string | null;
+                comment: string | null;
+                metadata: {
+                    [key: string]: string;
+                };
+            }[];
+            /** @description The next page's `cursor`; null when this page is the last. */
+            next_cursor: string | null;
+        };
+        /**
+         * @description A page of rows of kind `R` by cursor: `next_cursor` (null on the last page) is the next
+         *     page's `cursor`.
+         */
+        CursorPage_TraceRow: {
+            /** @description The rows, newest first (a session's traces: oldest first). */
+            data: {
+                id: string;
+                name: string | null;
+                timestamp_us: number;
+                user_id: string | null;
+                session_id: string | null;
+                tags: string[];
+                environment: string;
+                release: string | null;
+                observation_count: number;
+                total_cost: number;
+                input_tokens: number;
+                output_tokens: number;
+                latency_ms: number;
+                /** @enum {string} */
+                level: "default" | "warning" | "error";
+            }[];
             /** @description The next page's `cursor`; null when this page is the last. */
             next_cursor: string | null;
         };
@@ -1378,6 +1493,17 @@ export interface components {
             source_observation_id: string | null;
             created_at: string;
             updated_at: string;
+        };
+        /** @description A refused event, its reason and its JSON exactly as received. */
+        DeadLetter: {
+            id: string;
+            batch_id: string;
+            event_index: number;
+            event_id: string | null;
+            event_type: string | null;
+            received_at_us: number;
+            reason: string;
+            raw: string;
         };
         /** @description What every error answers: a stable code and a message for a person. */
         Error: {
@@ -1431,6 +1557,38 @@ export interface components {
         ExperimentRuns: {
             experiment: components["schemas"]["Experiment"];
             items: components["schemas"]["RunItem"][];
+        };
+        /** @description A file an agent read or changed. */
+        FileOperation: {
+            id: string;
+            trace_id: string;
+            observation_id: string | null;
+            timestamp_us: number;
+            /** @enum {string} */
+            operation: "read" | "write" | "edit" | "create" | "delete" | "rename";
+            path: string;
+            new_path: string | null;
+            language: string | null;
+            lines_added: number;
+            lines_removed: number;
+            bytes: number | null;
+            diff: string | null;
+        };
+        /** @description A commit or pull request an agent made. */
+        GitLink: {
+            id: string;
+            trace_id: string;
+            observation_id: string | null;
+            timestamp_us: number;
+            repository: string;
+            branch: string | null;
+            commit_sha: string;
+            message: string | null;
+            author: string | null;
+            files_changed: number;
+            insertions: number;
+            deletions: number;
+            pull_request_url: string | null;
         };
         /**
          * @description A pending invitation, as its organization's admins see it: the email and the role it offers,
@@ -1560,11 +1718,68 @@ export interface components {
         };
         /** @description Langfuse's `GET /api/public/v2/metrics`: one row per group, its columns depending on the query. */
         LangfuseMetrics: {
-            data: Record<string, never>[];
+            data: components["schemas"]["LangfuseMetricsRow"][];
+        };
+        /** @description Each dimension by name, `time_dimension` (ISO 8601) when bucketed, and `<aggregation>_<measure>` per metric asked for. */
+        LangfuseMetricsRow: {
+            [key: string]: number | string | boolean | null;
+        };
+        /** @description An observation in Langfuse's v2 shape; the fields beyond the core ones come with their group (`fields`). */
+        LangfuseObservation: {
+            id: string;
+            traceId: string;
+            startTime: string;
+            endTime: string | null;
+            projectId: string;
+            parentObservationId: string | null;
+            type: string;
+            name?: string | null;
+            level?: string;
+            statusMessage?: string | null;
+            version?: null;
+            environment?: string | null;
+            bookmarked?: boolean;
+            public?: boolean;
+            userId?: string | null;
+            sessionId?: string | null;
+            isRootObservation?: boolean;
+            completionStartTime?: string | null;
+            createdAt?: string | null;
+            updatedAt?: string | null;
+            input?: unknown;
+            output?: unknown;
+            metadata?: {
+                [key: string]: string;
+            };
+            model?: string | null;
+            internalModelId?: null;
+            modelParameters?: unknown;
+            /** @description Tokens by kind. */
+            usageDetails?: {
+                input: number;
+                output: number;
+                input_cache_read: number;
+                input_cache_creation: number;
+                total: number;
+            };
+            /** @description USD; empty when unknown. */
+            costDetails?: {
+                total?: number;
+            };
+            totalCost?: number | null;
+            usagePricingTierName?: null;
+            promptId?: null;
+            promptName?: string | null;
+            promptVersion?: number | null;
+            latency?: number | null;
+            timeToFirstToken?: number | null;
+            traceName?: string | null;
+            tags?: string[];
+            release?: string | null;
         };
         /** @description Langfuse's `GET /api/public/v2/observations`: observations in Langfuse's shape, by cursor. */
         LangfuseObservations: {
-            data: Record<string, never>[];
+            data: components["schemas"]["LangfuseObservation"][];
             meta: components["schemas"]["LangfuseCursor"];
         };
         LangfuseOrganization: {
@@ -1638,6 +1853,28 @@ export interface components {
             createdAt: string;
             updatedAt: string;
         };
+        /** @description An observation without its payloads, with cost (USD) and latency. */
+        ListedObservation: {
+            id: string;
+            trace_id: string;
+            parent_observation_id: string | null;
+            /** @enum {string} */
+            type: "span" | "generation" | "event" | "tool_call" | "agent_step" | "agent" | "tool" | "chain" | "retriever" | "evaluator" | "embedding" | "guardrail";
+            name: string;
+            start_time_us: number;
+            end_time_us: number | null;
+            completion_start_time_us: number | null;
+            /** @enum {string} */
+            level: "debug" | "default" | "warning" | "error";
+            model: string | null;
+            tool_name: string | null;
+            input_tokens: number;
+            output_tokens: number;
+            cache_read_tokens: number;
+            cache_write_tokens: number;
+            total_cost: number | null;
+            latency_ms: number | null;
+        };
         /** @description Who the caller is: a user and their organizations, a project key, or an organization key. */
         Me: {
             user: components["schemas"]["User"];
@@ -1659,9 +1896,13 @@ export interface components {
             /** @description `observations` or `scores`. */
             view: string;
             dimensions: string[];
-            /** @description One row per bucket and dimension values; its columns depend on the query. */
-            data: Record<string, never>[];
+            /**
+             * @description One row per bucket and dimension values: the bucket, each dimension asked for by name,
+             *     and the view's measures.
+             */
+            data: components["schemas"]["MetricsRow"][];
         };
+        MetricsRow: components["schemas"]["ObservationMetrics"] | components["schemas"]["ScoreMetrics"];
         /** @description An organization the user belongs to, with their role in it. */
         MyOrganization: {
             /** Format: uuid */
@@ -1700,6 +1941,69 @@ export interface components {
             labels?: string[];
             tags?: string[];
             commit_message?: string | null;
+        };
+        /** @description Observations of a bucket and group: count, cost (USD), tokens, latency percentiles (null when none was timed), error rate. */
+        ObservationMetrics: {
+            bucket?: string;
+            model?: string;
+            name?: string;
+            tool?: string;
+            type?: string;
+            user?: string;
+            level?: string;
+            count: number;
+            total_cost: number;
+            input_tokens: number;
+            output_tokens: number;
+            cache_read_tokens: number;
+            cache_write_tokens: number;
+            latency_p50_ms: number | null;
+            latency_p95_ms: number | null;
+            latency_p99_ms: number | null;
+            error_rate: number;
+        };
+        /** @description An observation of a trace's tree, payloads cut to their first 1,000 characters. */
+        ObservationNode: {
+            id: string;
+            trace_id: string;
+            parent_observation_id: string | null;
+            /** @enum {string} */
+            type: "span" | "generation" | "event" | "tool_call" | "agent_step" | "agent" | "tool" | "chain" | "retriever" | "evaluator" | "embedding" | "guardrail";
+            name: string;
+            start_time_us: number;
+            end_time_us: number | null;
+            /** @enum {string} */
+            level: "debug" | "default" | "warning" | "error";
+            status_message: string | null;
+            input: unknown;
+            output: unknown;
+            metadata: {
+                [key: string]: string;
+            };
+            model: string | null;
+            model_parameters: unknown;
+            input_tokens: number;
+            output_tokens: number;
+            cache_read_tokens: number;
+            cache_write_tokens: number;
+            input_cost: number | null;
+            output_cost: number | null;
+            cache_read_cost: number | null;
+            cache_write_cost: number | null;
+            total_cost: number | null;
+            cost_source: string;
+            tool_name: string | null;
+            tool_call_id: string | null;
+            completion_start_time_us: number | null;
+            prompt_name: string | null;
+            prompt_version: number | null;
+            /** @description UTC, `YYYY-MM-DD hh:mm:ss` */
+            ingested_at: string;
+            input_truncated: boolean;
+            output_truncated: boolean;
+            model_parameters_truncated: boolean;
+            metadata_truncated: boolean;
+            children: components["schemas"]["ObservationNode"][];
         };
         Organization: {
             /** Format: uuid */
@@ -2084,6 +2388,21 @@ export interface components {
             /** Format: double */
             ci_high: number | null;
         };
+        /** @description Scores of a bucket and group: count, and the values' mean, min, max and percentiles (null when none has a number). */
+        ScoreMetrics: {
+            bucket?: string;
+            name?: string;
+            evaluator?: string;
+            source?: string;
+            data_type?: string;
+            count: number;
+            mean: number | null;
+            min: number | null;
+            max: number | null;
+            value_p50: number | null;
+            value_p95: number | null;
+            value_p99: number | null;
+        };
         /** @description A signed-in session: the token is shown only here. */
         Session: {
             token: string;
@@ -2094,9 +2413,41 @@ export interface components {
         SessionPage: {
             session_id: string;
             /** @description The session's traces (trace-list rows with `input` and `output`). */
-            data: Record<string, never>[];
+            data: components["schemas"]["SessionTrace"][];
             /** @description The next page's `cursor`; null when this page is the last. */
             next_cursor: string | null;
+        };
+        /** @description A session: first and last trace time (µs), traces, users, and totals. */
+        SessionSummary: {
+            id: string;
+            first_us: number;
+            last_us: number;
+            trace_count: number;
+            user_ids: string[];
+            observation_count: number;
+            total_cost: number;
+            input_tokens: number;
+            output_tokens: number;
+        };
+        /** @description A trace of a session, with its input and output. */
+        SessionTrace: {
+            id: string;
+            name: string | null;
+            timestamp_us: number;
+            user_id: string | null;
+            session_id: string | null;
+            tags: string[];
+            environment: string;
+            release: string | null;
+            observation_count: number;
+            total_cost: number;
+            input_tokens: number;
+            output_tokens: number;
+            latency_ms: number;
+            /** @enum {string} */
+            level: "default" | "warning" | "error";
+            input: unknown;
+            output: unknown;
         };
         /** @description How many sessions `POST .../sessions/revoke` ended. */
         SessionsEnded: {
@@ -2111,21 +2462,128 @@ export interface components {
             email: string;
             password: string;
         };
+        /** @description An observation as stored, payloads whole. */
+        StoredObservation: {
+            id: string;
+            trace_id: string;
+            parent_observation_id: string | null;
+            /** @enum {string} */
+            type: "span" | "generation" | "event" | "tool_call" | "agent_step" | "agent" | "tool" | "chain" | "retriever" | "evaluator" | "embedding" | "guardrail";
+            name: string;
+            start_time_us: number;
+            end_time_us: number | null;
+            /** @enum {string} */
+            level: "debug" | "default" | "warning" | "error";
+            status_message: string | null;
+            input: unknown;
+            output: unknown;
+            metadata: {
+                [key: string]: string;
+            };
+            model: string | null;
+            model_parameters: unknown;
+            input_tokens: number;
+            output_tokens: number;
+            cache_read_tokens: number;
+            cache_write_tokens: number;
+            input_cost: number | null;
+            output_cost: number | null;
+            cache_read_cost: number | null;
+            cache_write_cost: number | null;
+            total_cost: number | null;
+            cost_source: string;
+            tool_name: string | null;
+            tool_call_id: string | null;
+            completion_start_time_us: number | null;
+            prompt_name: string | null;
+            prompt_version: number | null;
+            /** @description UTC, `YYYY-MM-DD hh:mm:ss` */
+            ingested_at: string;
+        };
+        /** @description A score as stored, metadata as an object. */
+        StoredScore: {
+            id: string;
+            trace_id: string;
+            observation_id: string | null;
+            timestamp_us: number;
+            name: string;
+            /** @enum {string} */
+            data_type: "numeric" | "boolean" | "categorical" | "text";
+            value: number;
+            string_value: string | null;
+            /** @enum {string} */
+            source: "api" | "eval" | "annotation";
+            evaluator_id: string | null;
+            comment: string | null;
+            metadata: {
+                [key: string]: string;
+            };
+        };
+        /** @description A trace as stored, metadata as an object. */
+        StoredTrace: {
+            id: string;
+            timestamp_us: number;
+            name: string | null;
+            user_id: string | null;
+            session_id: string | null;
+            release: string | null;
+            version_tag: string | null;
+            environment: string;
+            tags: string[];
+            input: unknown;
+            output: unknown;
+            metadata: {
+                [key: string]: string;
+            };
+            experiment_id: string | null;
+            dataset_item_id: string | null;
+            public: number;
+        };
+        /** @description A command an agent ran. */
+        TerminalCommand: {
+            id: string;
+            trace_id: string;
+            observation_id: string | null;
+            timestamp_us: number;
+            command: string;
+            cwd: string | null;
+            exit_code: number | null;
+            duration_ms: number | null;
+            stdout: string | null;
+            stderr: string | null;
+        };
         /** @description One trace: its row, its observations as a tree and what was recorded against it. */
         TraceDetail: {
             id: string;
-            /** @description The trace's row; null while only its observations have arrived. */
-            trace: Record<string, never> | null;
+            trace: null | components["schemas"]["StoredTrace"];
             /** @description How many observations the tree holds (at most 10,000). */
             observation_count: number;
             /** @description Whether the trace had more observations than the tree holds. */
             observations_truncated: boolean;
             /** @description The root observations in time order, each with its `children`. */
-            observations: Record<string, never>[];
-            scores: Record<string, never>[];
-            file_operations: Record<string, never>[];
-            terminal_commands: Record<string, never>[];
-            git_links: Record<string, never>[];
+            observations: components["schemas"]["ObservationNode"][];
+            scores: components["schemas"]["StoredScore"][];
+            file_operations: components["schemas"]["FileOperation"][];
+            terminal_commands: components["schemas"]["TerminalCommand"][];
+            git_links: components["schemas"]["GitLink"][];
+        };
+        /** @description A trace with its observations' summary. */
+        TraceRow: {
+            id: string;
+            name: string | null;
+            timestamp_us: number;
+            user_id: string | null;
+            session_id: string | null;
+            tags: string[];
+            environment: string;
+            release: string | null;
+            observation_count: number;
+            total_cost: number;
+            input_tokens: number;
+            output_tokens: number;
+            latency_ms: number;
+            /** @enum {string} */
+            level: "default" | "warning" | "error";
         };
         User: {
             /** Format: uuid */
@@ -3821,7 +4279,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CursorPage"];
+                    "application/json": components["schemas"]["CursorPage_TraceRow"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -3946,7 +4404,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["StoredObservation"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -4011,7 +4469,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CursorPage"];
+                    "application/json": components["schemas"]["CursorPage_SessionSummary"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -4147,7 +4605,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CursorPage"];
+                    "application/json": components["schemas"]["CursorPage_ListedObservation"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -4221,7 +4679,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CursorPage"];
+                    "application/json": components["schemas"]["CursorPage_StoredScore"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -5047,7 +5505,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CursorPage"];
+                    "application/json": components["schemas"]["CursorPage_DeadLetter"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

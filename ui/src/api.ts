@@ -76,8 +76,7 @@ function parseJson(text: string): unknown {
 export const get = <T>(path: string, query: Query = {}): Promise<T> => api<T>("GET", path, query);
 
 // ---- Shapes the API answers with: from src/api-schema.ts, which openapi-typescript generates
-// from etl/api/openapi.json (scripts/build-ui.sh --check fails when it is stale); written here
-// only where the document does not describe them yet (the read API's ClickHouse rows). ----
+// from etl/api/openapi.json (scripts/build-ui.sh --check fails when it is stale). ----
 
 type Schemas = components["schemas"];
 
@@ -101,142 +100,43 @@ export interface Cursored<T> {
   next_cursor: string | null;
 }
 
-export type Level = "default" | "debug" | "warning" | "error";
+export type Level = Schemas["StoredObservation"]["level"];
 
-export interface TraceRow {
-  id: string;
-  name: string | null;
-  timestamp_us: number;
-  user_id: string | null;
-  session_id: string | null;
-  tags: string[];
-  environment: string;
-  release: string | null;
-  observation_count: number;
-  total_cost: number;
-  input_tokens: number;
-  output_tokens: number;
-  latency_ms: number | null;
-  level: Level;
-  input?: unknown;
-  output?: unknown;
-}
+/** A trace in a list, with its observations' summary. */
+export type TraceRow = Schemas["TraceRow"];
 
-export interface Observation {
-  id: string;
-  trace_id: string;
-  parent_observation_id: string | null;
-  type: string;
-  name: string;
-  start_time_us: number;
-  end_time_us: number | null;
-  completion_start_time_us?: number | null;
-  level: Level;
-  status_message: string | null;
-  input: unknown;
-  output: unknown;
-  metadata?: Record<string, unknown>;
-  model: string | null;
-  model_parameters?: unknown;
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens: number;
-  cache_write_tokens: number;
-  total_cost: number | string | null;
-  tool_name: string | null;
-  /** In a trace's detail, payloads are cut to their first 1,000 characters; these say which were. */
-  input_truncated?: boolean;
-  output_truncated?: boolean;
-  model_parameters_truncated?: boolean;
-  metadata_truncated?: boolean;
-  children: Observation[];
-}
+/** A trace of a session: a list row with its input and output. */
+export type SessionTrace = Schemas["SessionTrace"];
 
-export interface Score {
-  id: string;
-  trace_id: string;
-  observation_id: string | null;
-  timestamp_us: number;
-  name: string;
-  data_type: string;
-  value: number;
-  string_value: string | null;
-  source: string;
-  evaluator_id: string | null;
-  comment: string | null;
-}
+/** An observation of a trace's tree (payloads cut, `<payload>_truncated` says which). */
+export type Observation = Schemas["ObservationNode"];
 
-export interface FileOperation {
-  id: string;
-  observation_id: string | null;
-  timestamp_us: number;
-  operation: string;
-  path: string;
-  new_path: string | null;
-  language: string | null;
-  lines_added: number;
-  lines_removed: number;
-  diff: string | null;
-}
+/** An observation whole, from `/v1/traces/{id}/observations/{observation_id}`. */
+export type StoredObservation = Schemas["StoredObservation"];
 
-export interface TerminalCommand {
-  id: string;
-  observation_id: string | null;
-  timestamp_us: number;
-  command: string;
-  cwd: string | null;
-  exit_code: number | null;
-  duration_ms: number | null;
-  stdout: string | null;
-  stderr: string | null;
-}
+export type Score = Schemas["StoredScore"];
 
-export interface GitLink {
-  id: string;
-  observation_id: string | null;
-  timestamp_us: number;
-  repository: string;
-  branch: string | null;
-  commit_sha: string;
-  message: string | null;
-  author: string | null;
-  files_changed: number;
-  insertions: number;
-  deletions: number;
-  pull_request_url: string | null;
-}
+export type FileOperation = Schemas["FileOperation"];
 
-export interface TraceDetail {
-  id: string;
-  trace: (TraceRow & { input: unknown; output: unknown; metadata?: Record<string, unknown> }) | null;
-  observation_count: number;
-  observations_truncated: boolean;
-  observations: Observation[];
-  scores: Score[];
-  file_operations: FileOperation[];
-  terminal_commands: TerminalCommand[];
-  git_links: GitLink[];
-}
+export type TerminalCommand = Schemas["TerminalCommand"];
 
-export interface MetricsAnswer {
-  view: string;
-  dimensions: string[];
-  data: Record<string, unknown>[];
-}
+export type GitLink = Schemas["GitLink"];
+
+export type TraceDetail = Schemas["TraceDetail"];
+
+export type MetricsAnswer = Schemas["MetricsAnswer"];
+
+/** `/v1/metrics?view=observations`'s answer. */
+export type ObservationMetricsAnswer = Omit<MetricsAnswer, "data"> & { data: Schemas["ObservationMetrics"][] };
+
+/** `/v1/metrics?view=scores`'s answer. */
+export type ScoreMetricsAnswer = Omit<MetricsAnswer, "data"> & { data: Schemas["ScoreMetrics"][] };
 
 export type Evaluator = Schemas["Evaluator"];
 
 export type JobRun = Schemas["JobRun"];
 
-export interface DeadLetter {
-  batch_id: string;
-  event_index: number;
-  event_id: string | null;
-  event_type: string | null;
-  received_at_us: number;
-  reason: string;
-  raw: string;
-}
+export type DeadLetter = Schemas["DeadLetter"];
 
 export type Experiment = Schemas["Experiment"];
 

@@ -7,10 +7,32 @@ use crate::analytics::AnalyticsError;
 use crate::analytics::answers::CursorPage;
 use crate::analytics::conditions::Conditions;
 use crate::analytics::paging::{cursor_at, next_page, page_limit, parse_json_rows, read};
+use crate::analytics::rows::{self, Row};
 use crate::clickhouse::ClickHouse;
+use crate::clickhouse::catalog::Table;
+use crate::row_schema;
 
 /// A dead letter's identity: its batch and its place in it.
 const ID: &str = "concat(batch_id, '/', toString(event_index))";
+
+/// The stored columns a listed dead letter carries.
+const COLUMNS: [&str; 7] = [
+    "batch_id",
+    "event_index",
+    "event_id",
+    "event_type",
+    "received_at_us",
+    "reason",
+    "raw",
+];
+
+row_schema!(
+    /// A refused event: where it was in its batch, why it was refused, and the JSON as received.
+    DeadLetter => Row::default()
+        .field("id", rows::string(false))
+        .columns(Table::DeadLetters, &COLUMNS)
+        .build("A refused event, its reason and its JSON exactly as received.")
+);
 
 /// One page of dead letters with `next_cursor` while more remain. Refusals are rare, so the
 /// project's range of the table is read whole.
@@ -19,14 +41,14 @@ pub async fn dead_letter_list(
     project: Uuid,
     limit: Option<usize>,
     cursor: Option<&str>,
-) -> Result<CursorPage, AnalyticsError> {
+) -> Result<CursorPage<DeadLetter>, AnalyticsError> {
     let limit = page_limit(limit, 50, 1000)?;
     let mut conditions = Conditions::project(project);
     conditions.before("received_at_us", ID, cursor_at(cursor)?.as_ref());
     let sql = format!(
-        "SELECT {ID} AS id, batch_id, event_index, event_id, event_type, received_at_us, reason, raw
-         FROM dead_letters FINAL {}
+        "SELECT {ID} AS id, {} FROM dead_letters FINAL {}
          ORDER BY received_at_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
+        COLUMNS.join(", "),
         conditions.render(),
         limit + 1
     );

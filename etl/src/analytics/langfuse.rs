@@ -18,7 +18,10 @@ use crate::analytics::observations::{ObservationFilter, observation_page};
 use crate::analytics::paging::{
     encode_cursor, invalid, next_page, page_limit, parse_json_rows, read, time_bound,
 };
+use crate::analytics::rows::{self, Row};
 use crate::clickhouse::ClickHouse;
+use crate::row_schema;
+use utoipa::openapi::schema::Schema;
 
 /// `GET /api/public/v2/observations`'s query parameters, as the SDKs send them.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -284,6 +287,77 @@ fn iso(micros: &Value) -> Value {
 fn seconds(micros: Option<i64>) -> Value {
     micros.map_or(Value::Null, |us| json!(us as f64 / 1e6))
 }
+
+row_schema!(
+    /// An observation in Langfuse's v2 shape: the core fields, then each field group asked
+    /// for (`fields`), as [`shape_observation`] writes them.
+    LangfuseObservation => {
+        use rows::{any, boolean, integer, null, number, string};
+        let usage = Row::default()
+            .field("input", integer(false))
+            .field("output", integer(false))
+            .field("input_cache_read", integer(false))
+            .field("input_cache_creation", integer(false))
+            .field("total", integer(false))
+            .build("Tokens by kind.");
+        let cost = Row::default()
+            .optional("total", number(false))
+            .build("USD; empty when unknown.");
+        let core = Row::default()
+            .field("id", string(false))
+            .field("traceId", string(false))
+            .field("startTime", string(false))
+            .field("endTime", string(true))
+            .field("projectId", string(false))
+            .field("parentObservationId", string(true))
+            .field("type", string(false));
+        let groups: [(&str, Schema); 31] = [
+            ("name", string(true)),
+            ("level", string(false)),
+            ("statusMessage", string(true)),
+            ("version", null()),
+            ("environment", string(true)),
+            ("bookmarked", boolean()),
+            ("public", boolean()),
+            ("userId", string(true)),
+            ("sessionId", string(true)),
+            ("isRootObservation", boolean()),
+            ("completionStartTime", string(true)),
+            ("createdAt", string(true)),
+            ("updatedAt", string(true)),
+            ("input", any()),
+            ("output", any()),
+            ("metadata", rows::metadata()),
+            ("model", string(true)),
+            ("internalModelId", null()),
+            ("modelParameters", any()),
+            ("usageDetails", usage),
+            ("costDetails", cost),
+            ("totalCost", number(true)),
+            ("usagePricingTierName", null()),
+            ("promptId", null()),
+            ("promptName", string(true)),
+            ("promptVersion", integer(true)),
+            ("latency", number(true)),
+            ("timeToFirstToken", number(true)),
+            ("traceName", string(true)),
+            ("tags", rows::strings()),
+            ("release", string(true)),
+        ];
+        groups
+            .into_iter()
+            .fold(core, |row, (name, schema)| row.optional(name, schema))
+            .build("An observation in Langfuse's v2 shape; the fields beyond the core ones come with their group (`fields`).")
+    }
+);
+
+row_schema!(
+    /// A row of Langfuse's v2 metrics: each dimension by its Langfuse name, `time_dimension`
+    /// when bucketed, and `<aggregation>_<measure>` per metric.
+    LangfuseMetricsRow => rows::open_row(
+        "Each dimension by name, `time_dimension` (ISO 8601) when bucketed, and `<aggregation>_<measure>` per metric asked for."
+    )
+);
 
 /// One observation in Langfuse's v2 shape, with the field groups asked for.
 fn shape_observation(

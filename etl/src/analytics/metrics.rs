@@ -12,7 +12,10 @@ use crate::analytics::AnalyticsError;
 use crate::analytics::answers::MetricsAnswer;
 use crate::analytics::conditions::Conditions;
 use crate::analytics::paging::{invalid, parse_json_rows, read, time_bound};
+use crate::analytics::rows::{self, Row};
 use crate::clickhouse::ClickHouse;
+use crate::row_schema;
+use utoipa::openapi::schema::Schema;
 
 /// Groups one answer may hold; a query with more is refused (narrow it or bucket coarser).
 pub const MAX_GROUPS: usize = 10_000;
@@ -321,6 +324,50 @@ const SCORE_MEASURES: &str = "count() AS count, countIf(data_type != 'categorica
     avgIf(value, data_type != 'categorical') AS mean, minIf(value, data_type != 'categorical') AS min,
     maxIf(value, data_type != 'categorical') AS max,
     quantilesIf(0.5, 0.95, 0.99)(value, data_type != 'categorical') AS value_quantiles";
+
+/// A metrics row's bucket and the dimensions of `dimensions` (those asked for), before its
+/// measures.
+fn grouped(dimensions: &[Dimension]) -> Row {
+    let mut row = Row::default().optional("bucket", rows::string(false));
+    for dimension in dimensions {
+        row = row.optional(dimension.name, rows::string(false));
+    }
+    row
+}
+
+/// `(name, schema)` of each measure in `names`.
+fn measures(row: Row, names: &[&str], schema: fn(bool) -> Schema, nullable: bool) -> Row {
+    names
+        .iter()
+        .fold(row, |row, name| row.field(name, schema(nullable)))
+}
+
+row_schema!(
+    /// A row of the observations view.
+    ObservationMetrics => {
+        let row = grouped(&OBSERVATION_DIMENSIONS);
+        let row = measures(row, &["count"], rows::integer, false);
+        let row = measures(row, &["total_cost"], rows::number, false);
+        let tokens = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"];
+        let row = measures(row, &tokens, rows::integer, false);
+        let latency = ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"];
+        let row = measures(row, &latency, rows::number, true);
+        measures(row, &["error_rate"], rows::number, false).build(
+            "Observations of a bucket and group: count, cost (USD), tokens, latency percentiles (null when none was timed), error rate.",
+        )
+    }
+);
+
+row_schema!(
+    /// A row of the scores view.
+    ScoreMetrics => {
+        let row = measures(grouped(&SCORE_DIMENSIONS), &["count"], rows::integer, false);
+        let values = ["mean", "min", "max", "value_p50", "value_p95", "value_p99"];
+        measures(row, &values, rows::number, true).build(
+            "Scores of a bucket and group: count, and the values' mean, min, max and percentiles (null when none has a number).",
+        )
+    }
+);
 
 /// The metrics `query` asks for, over `project`'s rows.
 pub async fn metrics(

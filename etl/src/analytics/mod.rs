@@ -6,6 +6,7 @@
 //! - [`observations`], [`scores`], [`metrics`]: the other read routes; [`paging`] is what
 //!   they share (cursors, time windows, rows as people read them), [`conditions`] how they
 //!   write their conditions; [`langfuse`] the same reads in Langfuse's v2 shapes.
+//! - [`rows`]: the JSON schemas of the rows those reads answer with, from the catalog.
 //! - [`experiments`]: two experiments compared per score and per item.
 //! - [`dead_letters`]: the events the ETL refused, with their reasons.
 //! - [`stream`]: ClickHouse results streamed out as Arrow IPC, Parquet or JSON, bounded memory.
@@ -19,6 +20,7 @@ pub mod langfuse;
 pub mod metrics;
 pub mod observations;
 pub mod paging;
+pub mod rows;
 pub mod scores;
 pub mod sql;
 pub mod sql_guard;

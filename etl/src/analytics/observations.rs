@@ -12,7 +12,10 @@ use crate::analytics::conditions::{Conditions, Level};
 use crate::analytics::paging::{
     Windows, cursor_at, next_page, page_limit, parse_rows, read, time_bound, time_span,
 };
+use crate::analytics::rows::{self, Row};
 use crate::clickhouse::ClickHouse;
+use crate::clickhouse::catalog::Table;
+use crate::row_schema;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -37,11 +40,55 @@ pub struct ObservationFilter {
     pub cursor: Option<String>,
 }
 
-/// Columns of a listed observation: no input, output or metadata (the trace has them).
-pub const LISTED_COLUMNS: &str = "id, trace_id, parent_observation_id, type, name, start_time_us, end_time_us, \
-    completion_start_time_us, level, model, tool_name, input_tokens, output_tokens, cache_read_tokens, \
-    cache_write_tokens, toFloat64(total_cost) AS total_cost, \
-    if(isNull(end_time_us), NULL, (end_time_us - start_time_us) / 1000) AS latency_ms";
+/// The stored columns of a listed observation: no input, output or metadata (the trace has them).
+const LISTED_STORED: [&str; 15] = [
+    "id",
+    "trace_id",
+    "parent_observation_id",
+    "type",
+    "name",
+    "start_time_us",
+    "end_time_us",
+    "completion_start_time_us",
+    "level",
+    "model",
+    "tool_name",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+];
+
+/// What a listed observation computes: (SQL, name).
+const LISTED_COMPUTED: [(&str, &str); 2] = [
+    ("toFloat64(total_cost)", "total_cost"),
+    (
+        "if(isNull(end_time_us), NULL, (end_time_us - start_time_us) / 1000)",
+        "latency_ms",
+    ),
+];
+
+/// The SELECT list of a listed observation.
+fn listed_columns() -> String {
+    LISTED_STORED
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(
+            LISTED_COMPUTED
+                .iter()
+                .map(|(sql, name)| format!("{sql} AS {name}")),
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+row_schema!(
+    /// An observation in a list: no payloads, with its cost and latency.
+    ListedObservation => Row::stored(Table::Observations, &LISTED_STORED)
+        .field("total_cost", rows::number(true))
+        .field("latency_ms", rows::number(true))
+        .build("An observation without its payloads, with cost (USD) and latency.")
+);
 
 /// The conditions `filter` sets beyond the project, time and type, which
 /// [`observation_page`] bounds the span by.
@@ -61,7 +108,7 @@ pub async fn observation_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &ObservationFilter,
-) -> Result<CursorPage, AnalyticsError> {
+) -> Result<CursorPage<ListedObservation>, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut rows = observation_page(clickhouse, project, filter, limit + 1).await?;
     let next_cursor = next_page(&mut rows, limit, "start_time_us");
@@ -95,7 +142,8 @@ pub async fn observation_page(
     // One trace's observations are a key range of `observations` itself.
     if filter.trace_id.is_some() {
         let sql = format!(
-            "SELECT {LISTED_COLUMNS} FROM observations FINAL {} {order} LIMIT {wanted} FORMAT JSONEachRow",
+            "SELECT {} FROM observations FINAL {} {order} LIMIT {wanted} FORMAT JSONEachRow",
+            listed_columns(),
             conditions.render()
         );
         return parse_rows(&read(clickhouse, &sql).await?);
@@ -107,8 +155,9 @@ pub async fn observation_page(
         let mut window = conditions.clone();
         window.time_range("start_time_us", Some(low), Some(high));
         let sql = format!(
-            "SELECT {LISTED_COLUMNS} FROM observations_by_time FINAL
+            "SELECT {} FROM observations_by_time FINAL
              {} {order} LIMIT {} FORMAT JSONEachRow",
+            listed_columns(),
             window.render(),
             wanted - rows.len()
         );

@@ -7,7 +7,10 @@ use crate::analytics::AnalyticsError;
 use crate::analytics::answers::CursorPage;
 use crate::analytics::conditions::Conditions;
 use crate::analytics::paging::{cursor_at, invalid, next_page, page_limit, parse_rows, read, time_bound};
+use crate::analytics::rows::Row;
 use crate::clickhouse::ClickHouse;
+use crate::clickhouse::catalog::Table;
+use crate::row_schema;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -32,13 +35,18 @@ pub struct ScoreFilter {
     pub cursor: Option<String>,
 }
 
+row_schema!(
+    /// A score as stored.
+    StoredScore => Row::readable(Table::Scores).build("A score as stored, metadata as an object.")
+);
+
 /// One page of scores, newest first, with `next_cursor` while more remain. A trace's scores
 /// are a key range; other filters read the project's scores in the time range.
 pub async fn score_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &ScoreFilter,
-) -> Result<CursorPage, AnalyticsError> {
+) -> Result<CursorPage<StoredScore>, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut conditions = Conditions::project(project);
     conditions

@@ -16,9 +16,12 @@ use crate::analytics::paging::{
     Windows, cursor_at, invalid, next_page, page_limit, parse_json_rows, parse_rows, read, readable,
     time_bound, time_span,
 };
+use crate::analytics::rows::{self, Row};
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
 use crate::clickhouse::quote;
+use crate::row_schema;
+use utoipa::openapi::schema::Schema;
 
 /// A trace's observations are read up to this many (the answer says when there were more), so
 /// one request's memory stays bounded whatever an agent sent.
@@ -146,7 +149,105 @@ fn summary_sql(project: &str, ids_sql: &str, key: &str, dedup: Dedup) -> String 
     )
 }
 
-const TRACE_ROW_COLUMNS: &str = "id, name, timestamp_us, user_id, session_id, tags, environment, release";
+/// The trace columns a listed trace carries.
+const TRACE_ROW_COLUMNS: [&str; 8] = [
+    "id",
+    "name",
+    "timestamp_us",
+    "user_id",
+    "session_id",
+    "tags",
+    "environment",
+    "release",
+];
+
+/// The trace-list row: the trace's own columns, then its observations' summary.
+fn trace_row() -> Row {
+    Row::stored(Table::Traces, &TRACE_ROW_COLUMNS)
+        .field("observation_count", rows::integer(false))
+        .field("total_cost", rows::number(false))
+        .field("input_tokens", rows::integer(false))
+        .field("output_tokens", rows::integer(false))
+        .field("latency_ms", rows::number(false))
+        .field("level", worst_level())
+}
+
+/// The worst level among a trace's observations (`debug` counts as `default`).
+fn worst_level() -> Schema {
+    let mut level = rows::string(false);
+    if let Schema::Object(object) = &mut level {
+        object.enum_values = Some(vec!["default".into(), "warning".into(), "error".into()]);
+    }
+    level
+}
+
+row_schema!(
+    /// A trace in a list: its columns and its observations' count, cost, tokens, latency and
+    /// worst level.
+    TraceRow => trace_row().build("A trace with its observations' summary.")
+);
+
+row_schema!(
+    /// A trace in a session's conversation: a [`TraceRow`] with what it was asked and answered.
+    SessionTrace => trace_row()
+        .field("input", rows::any())
+        .field("output", rows::any())
+        .build("A trace of a session, with its input and output.")
+);
+
+row_schema!(
+    /// A whole stored trace.
+    StoredTrace => Row::readable(Table::Traces).build("A trace as stored, metadata as an object.")
+);
+
+row_schema!(
+    /// A whole stored observation, payloads uncut.
+    StoredObservation => Row::readable(Table::Observations).build("An observation as stored, payloads whole.")
+);
+
+row_schema!(
+    /// An observation in a trace's tree: payloads cut to [`PREVIEW_CHARS`] characters, flags
+    /// saying which were, and its children.
+    ObservationNode => {
+        let mut node = Row::readable(Table::Observations);
+        for payload in PAYLOADS {
+            node = node.field(&format!("{payload}_truncated"), rows::boolean());
+        }
+        node.field("metadata_truncated", rows::boolean())
+            .field("children", rows::array(rows::reference("ObservationNode")))
+            .build("An observation of a trace's tree, payloads cut to their first 1,000 characters.")
+    }
+);
+
+row_schema!(
+    /// A file operation as stored.
+    FileOperation => Row::readable(Table::FileOperations).build("A file an agent read or changed.")
+);
+
+row_schema!(
+    /// A terminal command as stored.
+    TerminalCommand => Row::readable(Table::TerminalCommands).build("A command an agent ran.")
+);
+
+row_schema!(
+    /// A git link as stored.
+    GitLink => Row::readable(Table::GitLinks).build("A commit or pull request an agent made.")
+);
+
+row_schema!(
+    /// A session in the list: its span, traces, users and their observations' totals.
+    SessionSummary => Row::default()
+        .field("id", rows::string(false))
+        .field("first_us", rows::integer(false))
+        .field("last_us", rows::integer(false))
+        .field("trace_count", rows::integer(false))
+        .field("user_ids", rows::strings())
+        .field("observation_count", rows::integer(false))
+        .field("total_cost", rows::number(false))
+        .field("input_tokens", rows::integer(false))
+        .field("output_tokens", rows::integer(false))
+        .build("A session: first and last trace time (µs), traces, users, and totals.")
+);
 
 /// Traces from `source` (`traces` or `traces_by_time`) matching `trace_where`, joined with
 /// their summaries and kept when `summary_where` holds, ordered by `direction`, at most `limit`.
@@ -210,7 +311,7 @@ pub async fn trace_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &TraceFilter,
-) -> Result<CursorPage, AnalyticsError> {
+) -> Result<CursorPage<TraceRow>, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut range = Conditions::project(project);
     range.time_range(
@@ -276,7 +377,7 @@ pub async fn trace_list(
                     clickhouse,
                     &project_sql,
                     "traces_by_time",
-                    TRACE_ROW_COLUMNS,
+                    &TRACE_ROW_COLUMNS.join(", "),
                     &window,
                     &summary_where,
                     "DESC",
@@ -324,7 +425,7 @@ pub async fn session_detail(
         clickhouse,
         &quote(&project.to_string()),
         "traces",
-        &format!("{TRACE_ROW_COLUMNS}, input, output"),
+        &format!("{}, input, output", TRACE_ROW_COLUMNS.join(", ")),
         &trace_where,
         &Conditions::new(),
         "ASC",
@@ -366,7 +467,7 @@ pub async fn session_list(
     clickhouse: &ClickHouse,
     project: Uuid,
     filter: &SessionFilter,
-) -> Result<CursorPage, AnalyticsError> {
+) -> Result<CursorPage<SessionSummary>, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
     let mut bounds = Conditions::project(project);
     bounds.raw("isNotNull(session_id)");
@@ -499,6 +600,8 @@ async fn observation_previews(
             columns.push(name.to_owned());
         }
     }
+    // What `SELECT *` gives the whole observation, so that a node is that row, cut.
+    columns.extend(Table::Observations.insert_time_column().map(str::to_owned));
     let sql = format!(
         "SELECT {columns} FROM observations {where_} ORDER BY start_time_us, id, version DESC LIMIT 1 BY id \
          LIMIT {limit} FORMAT JSONEachRow",

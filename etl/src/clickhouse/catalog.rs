@@ -111,13 +111,23 @@ impl Table {
         }
     }
 
-    /// Every column a query may name: the stored ones and the DateTime ClickHouse derives from
-    /// the time column (`timestamp` from `timestamp_us`).
+    /// Every column a query may name: the stored ones, those ClickHouse fills on insert and the
+    /// DateTime it derives from the time column (`timestamp` from `timestamp_us`).
     pub fn columns(self) -> std::collections::HashSet<String> {
         let mut columns: std::collections::HashSet<String> =
             self.schema().fields().iter().map(|f| f.name().clone()).collect();
+        columns.extend(self.insert_time_column().map(str::to_owned));
         columns.extend(self.materialized_column().map(str::to_owned));
         columns
+    }
+
+    /// The `DateTime DEFAULT now()` column ClickHouse fills when a row is inserted (ingest never
+    /// writes it; `SELECT *` returns it), if the table has one.
+    pub fn insert_time_column(self) -> Option<&'static str> {
+        match self {
+            Table::Observations => Some("ingested_at"),
+            _ => None,
+        }
     }
 
     /// The `DateTime` column ClickHouse computes from the time column (`MATERIALIZED`, so

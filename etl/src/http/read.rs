@@ -10,9 +10,12 @@ use uuid::Uuid;
 
 use crate::analytics::answers::{CursorPage, MetricsAnswer, SessionPage, TraceDetail};
 use crate::analytics::metrics::{self, MetricsParams, MetricsQuery};
+use crate::analytics::observations::ListedObservation;
 use crate::analytics::observations::{self, ObservationFilter};
+use crate::analytics::scores::StoredScore;
 use crate::analytics::scores::{self, ScoreFilter};
 use crate::analytics::traces::{self, SessionFilter, TraceFilter};
+use crate::analytics::traces::{SessionSummary, StoredObservation, TraceRow};
 use crate::http::auth::{ProjectAccess, need};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::server::AppState;
@@ -59,7 +62,7 @@ pub async fn trace(
         ("project_id" = Option<uuid::Uuid>, Query, description = "Which project, for a signed-in user or an organization key (a project key implies it)"),
     ),
     responses(
-        (status = 200, description = "The observation's columns", body = Object),
+        (status = 200, description = "The observation's columns", body = StoredObservation),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -95,7 +98,7 @@ pub async fn observation(
     security(("session" = []), ("apiKey" = [])),
     params(TraceFilter),
     responses(
-        (status = 200, description = "OK", body = CursorPage),
+        (status = 200, description = "OK", body = CursorPage<TraceRow>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -106,7 +109,7 @@ pub async fn trace_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<TraceFilter>,
-) -> Result<Json<CursorPage>, ApiError> {
+) -> Result<Json<CursorPage<TraceRow>>, ApiError> {
     let project = project.id;
     Ok(Json(
         traces::trace_list(&state.reader.for_project(project), project, &filter).await?,
@@ -168,7 +171,7 @@ pub async fn session(
     security(("session" = []), ("apiKey" = [])),
     params(SessionFilter),
     responses(
-        (status = 200, description = "OK", body = CursorPage),
+        (status = 200, description = "OK", body = CursorPage<SessionSummary>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -179,7 +182,7 @@ pub async fn session_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<SessionFilter>,
-) -> Result<Json<CursorPage>, ApiError> {
+) -> Result<Json<CursorPage<SessionSummary>>, ApiError> {
     let project = project.id;
     Ok(Json(
         traces::session_list(&state.reader.for_project(project), project, &filter).await?,
@@ -195,7 +198,7 @@ pub async fn session_list(
     security(("session" = []), ("apiKey" = [])),
     params(ObservationFilter),
     responses(
-        (status = 200, description = "OK", body = CursorPage),
+        (status = 200, description = "OK", body = CursorPage<ListedObservation>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -206,7 +209,7 @@ pub async fn observation_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<ObservationFilter>,
-) -> Result<Json<CursorPage>, ApiError> {
+) -> Result<Json<CursorPage<ListedObservation>>, ApiError> {
     let project = project.id;
     Ok(Json(
         observations::observation_list(&state.reader.for_project(project), project, &filter).await?,
@@ -222,7 +225,7 @@ pub async fn observation_list(
     security(("session" = []), ("apiKey" = [])),
     params(ScoreFilter),
     responses(
-        (status = 200, description = "OK", body = CursorPage),
+        (status = 200, description = "OK", body = CursorPage<StoredScore>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -233,7 +236,7 @@ pub async fn score_list(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(filter): Query<ScoreFilter>,
-) -> Result<Json<CursorPage>, ApiError> {
+) -> Result<Json<CursorPage<StoredScore>>, ApiError> {
     let project = project.id;
     Ok(Json(
         scores::score_list(&state.reader.for_project(project), project, &filter).await?,

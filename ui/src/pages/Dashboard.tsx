@@ -1,6 +1,6 @@
 import { useMemo } from "preact/hooks";
 import type { ChartConfiguration } from "chart.js";
-import { get, type MetricsAnswer } from "../api";
+import { get, type ObservationMetricsAnswer } from "../api";
 import { Chart, PALETTE } from "../components/Chart";
 import { Status } from "../components/Status";
 import { count, daysAgo, duration, num, percent, usd } from "../format";
@@ -10,10 +10,10 @@ import { href, navigate, type Route } from "../route";
 const RANGES = [7, 14, 30, 90];
 
 interface Metrics {
-  byModel: MetricsAnswer;
-  daily: MetricsAnswer;
-  errors: MetricsAnswer;
-  tools: MetricsAnswer;
+  byModel: ObservationMetricsAnswer;
+  daily: ObservationMetricsAnswer;
+  errors: ObservationMetricsAnswer;
+  tools: ObservationMetricsAnswer;
 }
 
 export function Dashboard({ project, route }: { project: string; route: Route }) {
@@ -21,7 +21,7 @@ export function Dashboard({ project, route }: { project: string; route: Route })
   const state = useLoad(async (): Promise<Metrics> => {
     const from = daysAgo(days);
     const to = new Date(Date.now() + 60_000).toISOString();
-    const metrics = (query: Record<string, string>) => get<MetricsAnswer>("/v1/metrics", { project_id: project, from, to, ...query });
+    const metrics = (query: Record<string, string>) => get<ObservationMetricsAnswer>("/v1/metrics", { project_id: project, from, to, ...query });
     const [byModel, daily, errors, tools] = await Promise.all([
       metrics({ bucket: "day", type: "generation", dimensions: "model" }),
       metrics({ bucket: "day", type: "generation" }),

@@ -1,6 +1,6 @@
 import { useMemo, useState } from "preact/hooks";
 import type { ChartConfiguration } from "chart.js";
-import { get, type Cursored, type DeadLetter, type Evaluator, type JobRun, type MetricsAnswer, type Score } from "../api";
+import { get, type Cursored, type DeadLetter, type Evaluator, type JobRun, type ScoreMetricsAnswer, type Score } from "../api";
 import { Chart, PALETTE } from "../components/Chart";
 import { Status } from "../components/Status";
 import { Truncated } from "../components/Truncated";
@@ -14,7 +14,7 @@ export function Evaluations({ project }: { project: string }) {
   const evaluators = useLoad(() => get<{ data: Evaluator[] }>(`/v1/projects/${project}/evaluators`, { limit: 100 }), [project]);
   const rates = useLoad(
     () =>
-      get<MetricsAnswer>("/v1/metrics", {
+      get<ScoreMetricsAnswer>("/v1/metrics", {
         project_id: project,
         view: "scores",
         source: "eval",
@@ -43,7 +43,7 @@ export function Evaluations({ project }: { project: string }) {
   );
 }
 
-function PassRates({ evaluators, rates, project }: { evaluators: Evaluator[]; rates: MetricsAnswer; project: string }) {
+function PassRates({ evaluators, rates, project }: { evaluators: Evaluator[]; rates: ScoreMetricsAnswer; project: string }) {
   const labels = useMemo(() => {
     const first = Date.parse(daysAgo(DAYS));
     return Array.from({ length: DAYS }, (_, i) => new Date(first + i * 86_400_000).toISOString().slice(0, 10));

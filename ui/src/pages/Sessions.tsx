@@ -1,4 +1,4 @@
-import { get, type Cursored, type TraceRow } from "../api";
+import { get, type Cursored, type SessionTrace } from "../api";
 import { Payload } from "../components/Messages";
 import { Failure } from "../components/Status";
 import { ago, count, duration, time, usd } from "../format";
@@ -76,7 +76,7 @@ export function Sessions({ project }: { project: string }) {
 /** A session's traces in order, read as a conversation: each turn's input, then its answer. */
 export function SessionView({ project, id }: { project: string; id: string }) {
   const { rows: traces, loading, error, hasMore, loadMore, retry } = useCursorPages(
-    (cursor) => get<Cursored<TraceRow> & { session_id: string }>(`/v1/sessions/${encodeURIComponent(id)}`, { project_id: project, limit: 100, cursor }),
+    (cursor) => get<Cursored<SessionTrace> & { session_id: string }>(`/v1/sessions/${encodeURIComponent(id)}`, { project_id: project, limit: 100, cursor }),
     [project, id],
   );
   if (traces.length === 0 && (loading || error)) {

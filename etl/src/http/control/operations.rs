@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 
 use crate::analytics::answers::CursorPage;
+use crate::analytics::dead_letters::DeadLetter;
 use crate::analytics::dead_letters::dead_letter_list;
 use crate::control::job_runs::{self, JobRun};
 use crate::http::auth::{ProjectAccess, need};
@@ -82,7 +83,7 @@ pub async fn list_job_runs(
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), DeadLetterQuery),
     responses(
-        (status = 200, description = "OK", body = CursorPage),
+        (status = 200, description = "OK", body = CursorPage<DeadLetter>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -93,7 +94,7 @@ pub async fn list_dead_letters(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Read>,
     Query(query): Query<DeadLetterQuery>,
-) -> Result<Json<CursorPage>, ApiError> {
+) -> Result<Json<CursorPage<DeadLetter>>, ApiError> {
     Ok(Json(
         dead_letter_list(
             &state.clickhouse,

@@ -1,4 +1,4 @@
-import { get, type Observation, type TraceDetail } from "../../api";
+import { get, type Observation, type StoredObservation, type TraceDetail } from "../../api";
 import { useLoad } from "../../hooks";
 import { Json } from "../Json";
 import { Payload } from "../Messages";
@@ -11,7 +11,7 @@ import { observationMs } from "./tree";
 
 /** Whether a trace's detail cut any of the observation's payloads to a preview. */
 export function isCut(o: Observation): boolean {
-  return Boolean(o.input_truncated || o.output_truncated || o.model_parameters_truncated || o.metadata_truncated);
+  return o.input_truncated || o.output_truncated || o.model_parameters_truncated || o.metadata_truncated;
 }
 
 /** The selected observation: its facts, scores, input and output, commands, files and metadata. A
@@ -21,12 +21,12 @@ export function ObservationDetail({ project, observation: preview, detail }: { p
   const whole = useLoad(
     () =>
       cut
-        ? get<Observation>(`/v1/traces/${encodeURIComponent(detail.id)}/observations/${encodeURIComponent(preview.id)}`, { project_id: project })
-        : Promise.resolve(preview),
+        ? get<StoredObservation>(`/v1/traces/${encodeURIComponent(detail.id)}/observations/${encodeURIComponent(preview.id)}`, { project_id: project })
+        : Promise.resolve<StoredObservation>(preview),
     [project, detail.id, preview.id, cut],
   );
   // While another observation's whole answer is still shown, its preview is the truth.
-  const o = whole.data?.id === preview.id ? whole.data : preview;
+  const o: StoredObservation = whole.data?.id === preview.id ? whole.data : preview;
   const scores = detail.scores.filter((s) => s.observation_id === o.id);
   const commands = detail.terminal_commands.filter((c) => c.observation_id === o.id);
   const files = detail.file_operations.filter((f) => f.observation_id === o.id);
@@ -57,7 +57,7 @@ export function ObservationDetail({ project, observation: preview, detail }: { p
       <Payload value={o.output} />
       {commands.length > 0 && <Commands commands={commands} />}
       {files.length > 0 && <Files files={files} />}
-      {o.metadata && Object.keys(o.metadata).length > 0 && (
+      {Object.keys(o.metadata).length > 0 && (
         <>
           <h3>Metadata</h3>
           <Json value={o.metadata} depth={0} />

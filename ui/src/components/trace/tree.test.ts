@@ -32,13 +32,29 @@ function obs(id: string, fields: Partial<Observation> = {}, children: Observatio
     status_message: null,
     input: null,
     output: null,
+    metadata: {},
     model: null,
+    model_parameters: null,
     input_tokens: 0,
     output_tokens: 0,
     cache_read_tokens: 0,
     cache_write_tokens: 0,
+    input_cost: null,
+    output_cost: null,
+    cache_read_cost: null,
+    cache_write_cost: null,
     total_cost: null,
+    cost_source: "",
     tool_name: null,
+    tool_call_id: null,
+    completion_start_time_us: null,
+    prompt_name: null,
+    prompt_version: null,
+    ingested_at: "2026-01-01 00:00:00",
+    input_truncated: false,
+    output_truncated: false,
+    model_parameters_truncated: false,
+    metadata_truncated: false,
     ...fields,
     children,
   };
@@ -148,9 +164,9 @@ describe("observationMs", () => {
 });
 
 describe("totals", () => {
-  it("sums cost (numbers, decimal strings, null) and input + output tokens", () => {
+  it("sums cost (numbers, null) and input + output tokens", () => {
     const rows = flatten([
-      obs("a", { total_cost: 0.5, input_tokens: 10, output_tokens: 5 }, [obs("b", { total_cost: "0.25", input_tokens: 1, output_tokens: 2 })]),
+      obs("a", { total_cost: 0.5, input_tokens: 10, output_tokens: 5 }, [obs("b", { total_cost: 0.25, input_tokens: 1, output_tokens: 2 })]),
       obs("c", { total_cost: null, cache_read_tokens: 1000 }),
     ]);
     expect(totals(rows)).toEqual({ cost: 0.75, tokens: 18 });
@@ -277,6 +293,7 @@ describe("scoreValue", () => {
     source: "api",
     evaluator_id: null,
     comment: null,
+    metadata: {},
     ...fields,
   });
 

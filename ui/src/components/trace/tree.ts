@@ -74,7 +74,7 @@ export function spanMs(span: Span): number | null {
 }
 
 /** An observation's duration in ms, or null while it has no end. */
-export function observationMs(o: Observation): number | null {
+export function observationMs(o: Pick<Observation, "start_time_us" | "end_time_us">): number | null {
   return o.end_time_us === null ? null : (o.end_time_us - o.start_time_us) / 1000;
 }
 

@@ -605,37 +605,107 @@ pub fn score_frame(
     Ok(body)
 }
 
-/// The query for the chunk after `(after_second, after_id)` (ingest second, then id); an
-/// empty id starts after the whole second. Rows of the second `until` and later are left for
-/// the next run: more may still arrive in them.
-fn chunk_query(after_second: i64, after_id: &str, until: i64) -> String {
-    let after = if after_id.is_empty() {
-        format!("toUInt32(ingested_at) > {after_second}")
-    } else {
-        format!(
-            "(toUInt32(ingested_at) > {after_second} OR (toUInt32(ingested_at) = {after_second} AND id > {}))",
-            quote(after_id)
-        )
-    };
+/// One chunk of what arrived: the observations indexed in seconds `first..=last`, or, for one
+/// second that alone holds more than a chunk, the `slice`-th of `slices` parts of it (by a hash
+/// of the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    pub first: u32,
+    pub last: u32,
+    pub slice: Option<(u64, u64)>,
+}
+
+/// Cuts `arrivals` — (second, rows indexed in it), in time order — into chunks of about
+/// `chunk_rows` rows: consecutive seconds up to that many, and a second with more split into
+/// equal slices.
+pub fn plan_chunks(arrivals: &[(u32, u64)], chunk_rows: u64) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    let mut open: Option<(u32, u32, u64)> = None;
+    for &(second, rows) in arrivals {
+        if rows > chunk_rows {
+            chunks.extend(open.take().map(|(first, last, _)| Chunk {
+                first,
+                last,
+                slice: None,
+            }));
+            let slices = rows.div_ceil(chunk_rows);
+            chunks.extend((0..slices).map(|slice| Chunk {
+                first: second,
+                last: second,
+                slice: Some((slice, slices)),
+            }));
+            continue;
+        }
+        open = match open {
+            Some((first, last, held)) if held + rows > chunk_rows => {
+                chunks.push(Chunk {
+                    first,
+                    last,
+                    slice: None,
+                });
+                Some((second, second, rows))
+            }
+            Some((first, _, held)) => Some((first, second, held + rows)),
+            None => Some((second, second, rows)),
+        };
+    }
+    chunks.extend(open.map(|(first, last, _)| Chunk {
+        first,
+        last,
+        slice: None,
+    }));
+    chunks
+}
+
+/// How many observation versions of `projects` arrived in each second after `after_second` and
+/// before `until`: a key range of the ingest index, read one narrow column.
+fn arrivals_query(projects: &str, after_second: i64, until: i64) -> String {
     format!(
-        "SELECT project_id, project_name, id, trace_id, type, input, output, start_time_us, end_time_us, level, \
-         status_message, toFloat64(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost, input_tokens, \
-         output_tokens, version, toInt64(toUInt32(ingested_at)) AS ingested_second \
-         FROM observations FINAL WHERE {after} AND toUInt32(ingested_at) < {until} \
-         ORDER BY ingested_second, id LIMIT {CHUNK_ROWS} FORMAT Native"
+        "SELECT ingested_second, count() FROM observations_by_ingest \
+         WHERE ingested_second > {after_second} AND ingested_second < {until} AND project_id IN ({projects}) \
+         GROUP BY ingested_second ORDER BY ingested_second FORMAT TabSeparated"
     )
 }
 
-/// Fetches and decodes one chunk (None when there are no more rows).
+/// The newest version of each observation of `projects` (quoted) that the chunk's part of the
+/// ingest index names, read by its own key (project, trace, id).
+pub fn chunk_query(projects: &str, chunk: Chunk) -> String {
+    let slice = chunk.slice.map_or(String::new(), |(slice, slices)| {
+        format!(" AND cityHash64(project_id, trace_id, id) % {slices} = {slice}")
+    });
+    format!(
+        "SELECT project_id, project_name, id, trace_id, type, input, output, start_time_us, end_time_us, level, \
+         status_message, toFloat64(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost, input_tokens, \
+         output_tokens, version \
+         FROM observations FINAL WHERE (project_id, trace_id, id) IN ( \
+             SELECT project_id, trace_id, id FROM observations_by_ingest \
+             WHERE ingested_second >= {first} AND ingested_second <= {last} AND project_id IN ({projects}){slice}) \
+         FORMAT Native",
+        first = chunk.first,
+        last = chunk.last,
+    )
+}
+
+/// Fetches and decodes one chunk (None when it holds no rows). On a cluster each shard reads
+/// the index's rows beside its own observations (the view fills each shard's index from that
+/// shard's rows), so the subquery reads the local index.
 async fn fetch_chunk(clickhouse: ClickHouse, sql: String) -> Result<Option<DataFrame>, String> {
-    let body = clickhouse.query(&sql).await.map_err(|e| e.to_string())?;
+    let settings: &[(&str, &str)] = match clickhouse.cluster() {
+        Some(_) => &[("distributed_product_mode", "local")],
+        None => &[],
+    };
+    let body = clickhouse
+        .query_with_settings(&sql, settings)
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || frame_of(&body))
         .await
         .map_err(|e| e.to_string())?
 }
 
 /// Evaluates every observation ingested after `watermark` (µs) and before the current second,
-/// chunk by chunk.
+/// chunk by chunk. What arrived is found in `observations_by_ingest` (keyed by arrival), so a
+/// run reads what is new, not what is stored.
 pub async fn run(
     pg: &Client,
     clickhouse: &ClickHouse,
@@ -669,47 +739,58 @@ pub async fn run(
         .parse()
         .map_err(|e| format!("reading ClickHouse's clock: {e}"))?;
     let after_second = watermark.map_or(0, |w| w / 1_000_000);
+    // Everything that arrived before `until` is behind the watermark once the run is done;
+    // projects without an evaluator are not read at all.
+    let done = Some((until - 1).max(after_second) * 1_000_000);
+    if by_project.is_empty() {
+        report.watermark = done;
+        return Ok(report);
+    }
+    let projects = by_project
+        .iter()
+        .map(|(project, _)| quote(project))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let arrivals = clickhouse
+        .query_text(&arrivals_query(&projects, after_second, until))
+        .await
+        .map_err(|e| e.to_string())?;
+    let arrivals = arrivals
+        .lines()
+        .map(|line| {
+            let (second, rows) = line.split_once('\t').unwrap_or_default();
+            Ok((
+                second.parse::<u32>().map_err(|e| format!("ingest index: {e}"))?,
+                rows.parse::<u64>().map_err(|e| format!("ingest index: {e}"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let chunks = plan_chunks(&arrivals, CHUNK_ROWS as u64);
     // The next chunk is fetched and decoded while this one is scored.
     // The insert body's buffer, reused from chunk to chunk.
     let mut buffer = Vec::new();
-    let mut pending = Some(tokio::spawn(fetch_chunk(
-        clickhouse.clone(),
-        chunk_query(after_second, "", until),
-    )));
-    while let Some(fetch) = pending.take() {
-        let Some(df) = fetch.await.map_err(|e| e.to_string())?? else {
-            break;
+    let fetch = |chunk: Chunk| tokio::spawn(fetch_chunk(clickhouse.clone(), chunk_query(&projects, chunk)));
+    let mut pending = chunks.first().map(|chunk| fetch(*chunk));
+    for index in 0..chunks.len() {
+        let fetched = pending
+            .take()
+            .expect("each chunk's fetch is started before it is scored")
+            .await
+            .map_err(|e| e.to_string())??;
+        pending = chunks.get(index + 1).map(|next| fetch(*next));
+        let Some(df) = fetched else {
+            continue;
         };
-        let rows = df.height();
-        let seconds = df
-            .column("ingested_second")
-            .map_err(|e| e.to_string())?
-            .i64()
-            .map_err(|e| e.to_string())?;
-        let ids = df
-            .column("id")
-            .map_err(|e| e.to_string())?
-            .str()
-            .map_err(|e| e.to_string())?;
-        let after_second = seconds.get(rows - 1).unwrap_or_default();
-        let after_id = ids.get(rows - 1).unwrap_or_default().to_owned();
-        if rows == CHUNK_ROWS {
-            pending = Some(tokio::spawn(fetch_chunk(
-                clickhouse.clone(),
-                chunk_query(after_second, &after_id, until),
-            )));
-        }
-        report.observations += rows as u64;
-        report.watermark = Some(after_second * 1_000_000);
+        report.observations += df.height() as u64;
 
-        let projects = df
+        let project_ids = df
             .column("project_id")
             .map_err(|e| e.to_string())?
             .str()
             .map_err(|e| e.to_string())?;
         for (project_id, project_evaluators) in &by_project {
             let subset = df
-                .filter(&projects.equal(*project_id))
+                .filter(&project_ids.equal(*project_id))
                 .map_err(|e| e.to_string())?;
             if subset.height() == 0 {
                 continue;
@@ -749,6 +830,7 @@ pub async fn run(
             }
         }
     }
+    report.watermark = done;
     report.broken = broken.into_iter().collect();
     Ok(report)
 }
@@ -757,6 +839,62 @@ pub async fn run(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn arrivals_are_cut_into_chunks_of_whole_seconds_and_a_crowded_second_into_slices() {
+        let chunk = |first, last| Chunk {
+            first,
+            last,
+            slice: None,
+        };
+        assert_eq!(plan_chunks(&[], 100), vec![]);
+        assert_eq!(
+            plan_chunks(&[(10, 40), (11, 60), (12, 1), (15, 99), (16, 100)], 100),
+            vec![chunk(10, 11), chunk(12, 15), chunk(16, 16)]
+        );
+        assert_eq!(
+            plan_chunks(&[(10, 5), (11, 250), (12, 5)], 100),
+            vec![
+                chunk(10, 10),
+                Chunk {
+                    first: 11,
+                    last: 11,
+                    slice: Some((0, 3))
+                },
+                Chunk {
+                    first: 11,
+                    last: 11,
+                    slice: Some((1, 3))
+                },
+                Chunk {
+                    first: 11,
+                    last: 11,
+                    slice: Some((2, 3))
+                },
+                chunk(12, 12),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_chunk_reads_its_slice_of_the_index_by_key() {
+        let sql = chunk_query(
+            "'p'",
+            Chunk {
+                first: 7,
+                last: 9,
+                slice: Some((1, 3)),
+            },
+        );
+        assert!(
+            sql.contains("FROM observations FINAL WHERE (project_id, trace_id, id) IN ("),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("ingested_second >= 7 AND ingested_second <= 9 AND project_id IN ('p') AND cityHash64(project_id, trace_id, id) % 3 = 1"),
+            "{sql}"
+        );
+    }
 
     #[test]
     fn outputs_holding_json_text_are_unwrapped() {

@@ -277,9 +277,10 @@ async fn an_evaluator_with_its_own_schedule_runs_as_its_own_job() {
     .await
     .unwrap();
 
-    // The `evaluate` job leaves scheduled evaluators to their own schedule.
+    // The `evaluate` job leaves scheduled evaluators to their own schedule, and reads nothing
+    // of a project it has no evaluator for.
     let said = env.cli(&["jobs", "run", "evaluate"]).await.unwrap();
-    assert_eq!(said, "evaluate: 1 observations evaluated, 0 scores written\n");
+    assert_eq!(said, "evaluate: 0 observations evaluated, 0 scores written\n");
 
     agenttrace_jobs::schedule::run_scheduler(
         Vec::new(),

@@ -76,7 +76,7 @@ fn native_chunk(rows: usize) -> anyhow::Result<Vec<u8>> {
     let mut generator = SessionGenerator::new(7);
     let (mut id, mut trace, mut kind, mut level, mut status) = Default::default();
     let (mut input, mut output): (StringBuilder, StringBuilder) = Default::default();
-    let (mut start, mut end, mut second) = (Int64Builder::new(), Int64Builder::new(), Int64Builder::new());
+    let (mut start, mut end) = (Int64Builder::new(), Int64Builder::new());
     let (mut cost, mut input_tokens, mut output_tokens, mut version) = (
         Float64Builder::new(),
         UInt64Builder::new(),
@@ -110,7 +110,6 @@ fn native_chunk(rows: usize) -> anyhow::Result<Vec<u8>> {
             input_tokens.append_value(usage.input_tokens);
             output_tokens.append_value(usage.output_tokens);
             version.append_value(event.timestamp.as_micros() as u64);
-            second.append_value(event.timestamp.as_micros() / 1_000_000);
         }
     }
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
@@ -129,7 +128,6 @@ fn native_chunk(rows: usize) -> anyhow::Result<Vec<u8>> {
         Field::new("input_tokens", DataType::UInt64, false),
         Field::new("output_tokens", DataType::UInt64, false),
         Field::new("version", DataType::UInt64, false),
-        Field::new("ingested_second", DataType::Int64, false),
     ]);
     let project: ArrayRef = Arc::new(arrow_array::StringArray::from(vec![PROJECT; rows]));
     let columns: Vec<ArrayRef> = vec![
@@ -147,7 +145,6 @@ fn native_chunk(rows: usize) -> anyhow::Result<Vec<u8>> {
         Arc::new(input_tokens.finish()),
         Arc::new(output_tokens.finish()),
         Arc::new(version.finish()),
-        Arc::new(second.finish()),
     ];
     let batch = RecordBatch::try_new(Arc::new(schema), columns)?;
     Ok(WireFormat::Native.encode(std::slice::from_ref(&batch))?.to_vec())

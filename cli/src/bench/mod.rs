@@ -8,11 +8,13 @@
 //! - [`read`]: the read routes on the read layout against the old layout, same rows.
 
 pub mod edge;
+pub mod evaluate;
 pub mod export;
 pub mod ingest;
 pub mod jobs;
 pub mod load;
 pub mod read;
+pub mod trace;
 
 use std::time::{Duration, Instant};
 
@@ -41,11 +43,17 @@ pub enum BenchCommand {
     /// The ETL's CPU per event from signed body to compressed Native, without I/O, vs a bare
     /// JSON scan of the same bodies (reads the model price table from PostgreSQL, if it can).
     Ingest(ingest::IngestBenchArgs),
+    /// One evaluation pass over what is new among `--stored` observations vs the scan the job
+    /// made before the ingest index: its cost must follow what is new.
+    Evaluate(evaluate::EvaluateBenchArgs),
     /// Edge requests/s, events/s and CPU per 100-event request in workerd (needs ./dev.sh up).
     Edge(edge::EdgeBenchArgs),
     /// Read routes (trace, lists, sessions, metrics) through the ETL on the read layout vs the
     /// old (project_id, id) layout, same rows, filled server-side.
     Read(read::ReadBenchArgs),
+    /// One large trace (10,000 observations) through `GET /v1/traces/{id}` vs its rows read
+    /// straight from ClickHouse: what the build's optimization moves.
+    Trace(trace::TraceBenchArgs),
 }
 
 pub async fn run(
@@ -58,8 +66,10 @@ pub async fn run(
         BenchCommand::Export(args) => export::run_export(args, databases, out).await,
         BenchCommand::Jobs(args) => jobs::run_jobs(args, out),
         BenchCommand::Ingest(args) => ingest::run_ingest(args, ingest::price_table(databases).await, out),
+        BenchCommand::Evaluate(args) => evaluate::run_evaluate(args, databases, out).await,
         BenchCommand::Edge(args) => edge::run_edge(args, databases, out).await,
         BenchCommand::Read(args) => read::run_read(args, databases, out).await,
+        BenchCommand::Trace(args) => trace::run_trace(args, databases, out).await,
     }
 }
 

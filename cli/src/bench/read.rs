@@ -58,7 +58,7 @@ pub struct ReadBenchArgs {
 }
 
 /// Each project's share of the observations: three large ones, the rest equal.
-fn project_sizes(observations: u64, projects: usize) -> Vec<u64> {
+pub(crate) fn project_sizes(observations: u64, projects: usize) -> Vec<u64> {
     let mut sizes = vec![observations / 5, observations * 3 / 20, observations / 10];
     let rest = observations - sizes.iter().sum::<u64>();
     let others = (projects - 3) as u64;
@@ -96,8 +96,21 @@ where
     Ok(Timings(timings))
 }
 
+/// Records that `database` is filled for `fingerprint`, so that `--reuse` finds it.
+pub(crate) async fn record_fill(database: &ClickHouse, fingerprint: &str, now_us: i64) -> anyhow::Result<()> {
+    database
+        .execute("CREATE TABLE IF NOT EXISTS bench_fill (fingerprint String, now_us Int64) ENGINE = TinyLog")
+        .await?;
+    database
+        .execute(&format!(
+            "INSERT INTO bench_fill VALUES ('{fingerprint}', {now_us})"
+        ))
+        .await?;
+    Ok(())
+}
+
 /// A database at `migrations`, created unless `reuse` finds it filled for `fingerprint`.
-async fn database(
+pub(crate) async fn database(
     pg: &mut tokio_postgres::Client,
     clickhouse: &ClickHouse,
     name: &str,
@@ -123,7 +136,11 @@ async fn database(
 }
 
 /// The project named `name` in `organization`, created if missing.
-async fn bench_project(pg: &tokio_postgres::Client, organization: Uuid, name: &str) -> anyhow::Result<Uuid> {
+pub(crate) async fn bench_project(
+    pg: &tokio_postgres::Client,
+    organization: Uuid,
+    name: &str,
+) -> anyhow::Result<Uuid> {
     let existing = pg
         .query(
             "SELECT id FROM projects WHERE organization_id = $1 AND name = $2",
@@ -137,7 +154,7 @@ async fn bench_project(pg: &tokio_postgres::Client, organization: Uuid, name: &s
 }
 
 /// Fills one project's traces, observations and scores, server-side.
-async fn fill_project(
+pub(crate) async fn fill_project(
     database: &ClickHouse,
     project: Uuid,
     observations: u64,
@@ -329,14 +346,7 @@ pub async fn run_read(
             .await?;
         }
         for database in [&new, &old] {
-            database
-                .execute("CREATE TABLE IF NOT EXISTS bench_fill (fingerprint String, now_us Int64) ENGINE = TinyLog")
-                .await?;
-            database
-                .execute(&format!(
-                    "INSERT INTO bench_fill VALUES ('{fingerprint}', {now_us})"
-                ))
-                .await?;
+            record_fill(database, &fingerprint, now_us).await?;
         }
         writeln!(
             out,

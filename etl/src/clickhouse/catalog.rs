@@ -106,7 +106,7 @@ impl Table {
     pub fn derived_tables(self) -> &'static [&'static str] {
         match self {
             Table::Traces => &["traces_by_time", "session_traces"],
-            Table::Observations => &["observations_by_time"],
+            Table::Observations => &["observations_by_time", "observations_by_ingest"],
             _ => &[],
         }
     }

@@ -48,6 +48,7 @@ pub fn sharding_key(table: &str) -> &'static str {
         | "terminal_commands"
         | "git_links"
         | "observations_by_time"
+        | "observations_by_ingest"
         | "session_traces" => "cityHash64(project_id, trace_id)",
         "dead_letters" => "cityHash64(project_id, batch_id)",
         // Rows replaced by id (rollups, metric points): by id. Sums (daily costs) sum across

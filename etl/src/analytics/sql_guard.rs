@@ -103,6 +103,9 @@ const FORBIDDEN_FUNCTIONS: &[&str] = &[
     "catboostevaluate",
     "modelevaluate",
     "evalmlmethod",
+    // 18.16 crashes (segfault, the whole server) on `toString(replicate('x', tags))`: an array
+    // that `replicate` builds from a constant, converted to text. Found 2026-12-05.
+    "replicate",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -725,6 +728,10 @@ mod tests {
             (
                 "SELECT dictGet('d', 'a', 1)",
                 GuardError::ForbiddenFunction("dictGet".into()),
+            ),
+            (
+                "SELECT toString(replicate('x', tags)) FROM traces",
+                GuardError::ForbiddenFunction("replicate".into()),
             ),
             (
                 "WITH traces AS (SELECT 1) SELECT * FROM traces",

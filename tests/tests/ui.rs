@@ -163,30 +163,10 @@ async fn send_raw(etl: &agenttrace_tests::etl::Etl, key: &ProjectKey, events: Ve
 }
 
 /// One trace of `BIG_TRACE_OBSERVATIONS` observations: agent steps of 50 tool calls and
-/// generations each, under one root (an agent that ran for an hour).
+/// generations each, under one root (an agent that ran for an hour), as `bench trace` makes it.
 async fn load_big_trace(etl: &agenttrace_tests::etl::Etl, key: &ProjectKey) -> String {
     let trace_id = format!("big-{}", uuid::Uuid::new_v4().simple());
-    let start = Timestamp::now().as_micros() - 3_600_000_000;
-    let at = |us: i64| Timestamp::from_micros(us).to_string();
-    let mut events = vec![json!({"type": "trace", "id": trace_id, "timestamp": at(start),
-                                 "body": {"id": trace_id, "name": "long agent run"}})];
-    for i in 0..BIG_TRACE_OBSERVATIONS {
-        let id = format!("{trace_id}-{i}");
-        let (kind, parent) = match i {
-            0 => ("agent", Value::Null),
-            i if i % 50 == 0 => ("agent", json!(format!("{trace_id}-0"))),
-            i => (
-                if i % 2 == 0 { "tool" } else { "generation" },
-                json!(format!("{trace_id}-{}", i / 50 * 50)),
-            ),
-        };
-        let begins = start + i as i64 * 100_000;
-        events.push(
-            json!({"type": "observation", "id": id, "timestamp": at(begins), "body": {
-            "id": id, "trace_id": trace_id, "parent_observation_id": parent, "type": kind,
-            "name": format!("step {i}"), "start_time": at(begins), "end_time": at(begins + 80_000)}}),
-        );
-    }
+    let events = agenttrace_cli::bench::trace::trace_events(&trace_id, BIG_TRACE_OBSERVATIONS);
     for chunk in events.chunks(2000) {
         let answer = send_raw(etl, key, chunk.to_vec()).await;
         assert!(answer.rejected.is_empty(), "{:?}", answer.rejected.first());

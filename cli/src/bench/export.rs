@@ -5,16 +5,14 @@ use std::io::Write;
 use std::time::Instant;
 
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
-use agenttrace_etl::postgres;
 use agenttrace_schemas::Scope;
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use clap::Args;
 use uuid::Uuid;
 
 use crate::DatabaseArgs;
-use crate::bench::{bench_server_config, fresh_database, peak_rss_mb, reset_peak_rss, settle};
+use crate::bench::{bench_server_config, fresh_project, peak_rss_mb, reset_peak_rss, settle};
 
 #[derive(Debug, Clone, Args)]
 pub struct ExportBenchArgs {
@@ -29,24 +27,7 @@ pub async fn run_export(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let clickhouse = databases.clickhouse();
-    let mut pg = postgres::connect(&databases.database_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    let database = fresh_database(
-        &mut pg,
-        &clickhouse,
-        &format!("{}_bench_export", clickhouse.database()),
-    )
-    .await?;
-    let organization = projects::ensure_organization(&pg, "bench").await?;
-    let project = projects::create_project(
-        &pg,
-        organization,
-        &format!("bench-export-{}", Uuid::now_v7()),
-        None,
-    )
-    .await?;
-    let key = api_keys::create_key(&pg, project.id, &[Scope::Export], Some("bench export")).await?;
+    let (database, project, key) = fresh_project(databases, "export", &[Scope::Export]).await?;
 
     writeln!(out, "filling observations with {} rows (server-side)…", args.rows)?;
     let started = Instant::now();
@@ -68,7 +49,7 @@ pub async fn run_export(
              if(number % 4 = 0, toDecimal64(0.0123, 12), NULL), '', if(number % 4 = 1, 'Bash', NULL), NULL, \
              concat('e-', toString(number)), number \
              FROM system.numbers LIMIT {rows}",
-            project = project.id,
+            project = project,
             rows = args.rows
         ))
         .await?;
@@ -81,7 +62,7 @@ pub async fn run_export(
         .query_streaming(
             &format!(
                 "SELECT * FROM observations FINAL WHERE project_id = '{}' FORMAT Native",
-                project.id
+                project
             ),
             &[("max_block_size", "16384")],
         )

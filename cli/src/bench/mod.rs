@@ -21,12 +21,17 @@ use std::time::{Duration, Instant};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::clickhouse::quote_identifier;
+use agenttrace_etl::control::api_keys::{self, NewKey};
+use agenttrace_etl::control::projects;
 use agenttrace_etl::http::ServeConfig;
 use agenttrace_etl::http::throttle::SignInLimits;
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_etl::migrate::{MigrationSet, migrate};
-use agenttrace_schemas::{Event, Timestamp};
+use agenttrace_etl::postgres;
+use agenttrace_schemas::{Event, Scope, Timestamp};
+use anyhow::Context;
 use clap::Subcommand;
+use uuid::Uuid;
 
 use crate::DatabaseArgs;
 use crate::agent::SessionGenerator;
@@ -107,6 +112,36 @@ pub(crate) async fn fresh_database(
         .await?;
     migrate(pg, &database, &MigrationSet::embedded()?).await?;
     Ok(database)
+}
+
+/// A benchmark's own fresh database (`<main>_bench_<name>`) and a new project in the `bench`
+/// organization, with a key of `scopes`.
+pub(crate) async fn fresh_project(
+    databases: &DatabaseArgs,
+    name: &str,
+    scopes: &[Scope],
+) -> anyhow::Result<(ClickHouse, Uuid, NewKey)> {
+    let clickhouse = databases.clickhouse();
+    let mut pg = postgres::connect(&databases.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let database = fresh_database(
+        &mut pg,
+        &clickhouse,
+        &format!("{}_bench_{name}", clickhouse.database()),
+    )
+    .await?;
+    let organization = projects::ensure_organization(&pg, "bench").await?;
+    let project = projects::create_project(
+        &pg,
+        organization,
+        &format!("bench-{name}-{}", Uuid::now_v7()),
+        None,
+    )
+    .await?
+    .id;
+    let key = api_keys::create_key(&pg, project, scopes, Some(&format!("bench {name}"))).await?;
+    Ok((database, project, key))
 }
 
 /// Drops a finished variant's database and waits until the server has no merges running, so

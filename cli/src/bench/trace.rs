@@ -13,17 +13,15 @@ use std::time::{Duration, Instant};
 
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::clickhouse::quote;
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
-use agenttrace_etl::postgres;
 use agenttrace_schemas::{Scope, Timestamp};
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use clap::Args;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::DatabaseArgs;
-use crate::bench::{SIGNING_KEYS, bench_server_config, fresh_database, settle};
+use crate::bench::{SIGNING_KEYS, bench_server_config, fresh_project, settle};
 use crate::send::{BatchClient, ProjectKey};
 
 #[derive(Debug, Clone, Args)]
@@ -36,8 +34,9 @@ pub struct TraceBenchArgs {
     pub requests: usize,
 }
 
-/// The trace's events: its root, then observations in agent steps of 50.
-fn trace_events(trace_id: &str, observations: usize) -> Vec<Value> {
+/// A long agent run's events: its root trace, then `observations` observations in agent steps
+/// of 50 tool calls and generations under one root, 100 ms apart.
+pub fn trace_events(trace_id: &str, observations: usize) -> Vec<Value> {
     let start = Timestamp::now().as_micros() - 3_600_000_000;
     let at = |us: i64| Timestamp::from_micros(us).to_string();
     let mut events = vec![json!({"type": "trace", "id": trace_id, "timestamp": at(start),
@@ -94,20 +93,7 @@ pub async fn run_trace(
     ensure!(args.observations >= 1, "--observations must be at least 1");
     ensure!(args.requests >= 1, "--requests must be at least 1");
     let clickhouse = databases.clickhouse();
-    let mut pg = postgres::connect(&databases.database_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    let database = fresh_database(
-        &mut pg,
-        &clickhouse,
-        &format!("{}_bench_trace", clickhouse.database()),
-    )
-    .await?;
-    let organization = projects::ensure_organization(&pg, "bench").await?;
-    let project = projects::create_project(&pg, organization, &format!("trace-{}", Uuid::now_v7()), None)
-        .await?
-        .id;
-    let key = api_keys::create_key(&pg, project, &[Scope::Ingest, Scope::Read], Some("bench trace")).await?;
+    let (database, project, key) = fresh_project(databases, "trace", &[Scope::Ingest, Scope::Read]).await?;
     let server = start(
         bench_server_config(databases, &database, LoaderOptions::default())?,
         "127.0.0.1:0".parse()?,

@@ -103,9 +103,22 @@ const FORBIDDEN_FUNCTIONS: &[&str] = &[
     "catboostevaluate",
     "modelevaluate",
     "evalmlmethod",
-    // 18.16 crashes (segfault, the whole server) on `toString(replicate('x', tags))`: an array
-    // that `replicate` builds from a constant, converted to text. Found 2026-12-05.
-    "replicate",
+];
+
+/// Functions (lowercase name prefixes) on which ClickHouse 18.16 crashes — a segfault that takes
+/// every tenant's reads and inserts down — for some arguments the guard cannot tell apart from
+/// safe ones, with what to write instead. Found by `scripts/function-sweep.py` (2026-12-05).
+const CRASHING_FUNCTIONS: &[(&str, &str)] = &[
+    (
+        "replicate",
+        "ClickHouse 18.16 crashes on an array it builds from a constant (`toString(replicate('x', tags))`); \
+         use arrayMap(t -> 'x', tags)",
+    ),
+    (
+        "grouparray",
+        "ClickHouse 18.16 crashes on it over 128-bit decimals, which sum(total_cost) is; \
+         use groupUniqArray (distinct values) or read the rows themselves",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +137,8 @@ pub enum GuardError {
     TableFunction(String),
     #[error("function {0}() is not allowed")]
     ForbiddenFunction(String),
+    #[error("function {name}() is refused: {advice}")]
+    CrashingFunction { name: String, advice: &'static str },
     #[error("{0} is not allowed")]
     ForbiddenClause(&'static str),
     #[error("the CTE name {0:?} hides a table of the same name; rename it")]
@@ -554,6 +569,12 @@ fn table_in_expression(expr: &Expr) -> Option<GuardError> {
         Expr::Function(function) => {
             let parts = name_parts(&function.name);
             let name = parts.last().map(|n| n.to_lowercase()).unwrap_or_default();
+            if let Some((_, advice)) = CRASHING_FUNCTIONS.iter().find(|(f, _)| name.starts_with(f)) {
+                return Some(GuardError::CrashingFunction {
+                    name: function.name.to_string(),
+                    advice,
+                });
+            }
             (parts.len() != 1
                 || FORBIDDEN_FUNCTIONS.iter().any(|f| name.starts_with(f))
                 || is_membership_function(&name))
@@ -731,7 +752,17 @@ mod tests {
             ),
             (
                 "SELECT toString(replicate('x', tags)) FROM traces",
-                GuardError::ForbiddenFunction("replicate".into()),
+                GuardError::CrashingFunction {
+                    name: "replicate".into(),
+                    advice: CRASHING_FUNCTIONS[0].1,
+                },
+            ),
+            (
+                "SELECT groupArrayIf(c, c > 0) FROM (SELECT sum(total_cost) AS c FROM observations GROUP BY model)",
+                GuardError::CrashingFunction {
+                    name: "groupArrayIf".into(),
+                    advice: CRASHING_FUNCTIONS[1].1,
+                },
             ),
             (
                 "WITH traces AS (SELECT 1) SELECT * FROM traces",

@@ -26,12 +26,7 @@ pub const JSON_COLUMNS: [&str; 3] = ["input", "output", "model_parameters"];
 
 /// A JSON type, nullable or not.
 fn typed(kind: Type, nullable: bool) -> Schema {
-    let kind = if nullable {
-        SchemaType::from_iter([kind, Type::Null])
-    } else {
-        SchemaType::Type(kind)
-    };
-    Schema::Object(Object::with_type(kind))
+    Schema::Object(Object::with_type(typed_kind(kind, nullable)))
 }
 
 pub fn array(items: impl Into<RefOr<Schema>>) -> Schema {
@@ -44,9 +39,15 @@ pub fn any() -> Schema {
     Schema::Object(Object::with_type(SchemaType::AnyValue))
 }
 
-/// Text with one of `values` (or null, if `nullable`).
+/// Text naming one of `values` of a wire enum (or null, if `nullable`).
 fn one_of<T: Copy>(values: &[T], name: fn(T) -> &'static str, nullable: bool) -> Schema {
-    let mut values: Vec<Option<&str>> = values.iter().map(|v| Some(name(*v))).collect();
+    let names: Vec<&str> = values.iter().map(|v| name(*v)).collect();
+    text_of(&names, nullable)
+}
+
+/// Text with one of `values` (or null, if `nullable`).
+pub fn text_of(values: &[&str], nullable: bool) -> Schema {
+    let mut values: Vec<Option<&str>> = values.iter().copied().map(Some).collect();
     if nullable {
         values.push(None);
     }

@@ -174,11 +174,7 @@ fn trace_row() -> Row {
 
 /// The worst level among a trace's observations (`debug` counts as `default`).
 fn worst_level() -> Schema {
-    let mut level = rows::string(false);
-    if let Schema::Object(object) = &mut level {
-        object.enum_values = Some(vec!["default".into(), "warning".into(), "error".into()]);
-    }
-    level
+    rows::text_of(&["default", "warning", "error"], false)
 }
 
 row_schema!(

@@ -7,6 +7,7 @@
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::analytics::sql_guard::scope_to_project;
 use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::clickhouse::catalog::Table;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_schemas::Timestamp;
 use agenttrace_tests::TestEnv;
@@ -271,7 +272,20 @@ async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
         "SELECT * INTO leak FROM traces".into(),
         // Each crashes 18.16 (scripts/function-sweep.py): refused, or every tenant goes down.
         "SELECT toString(replicate('x', tags)) FROM traces".into(),
+        // 18.16 crashes reading a 128-bit decimal back from an aggregation, which sum() of a
+        // Decimal64 cost would be: costs read as Float64, and nothing may make a decimal.
         "SELECT groupArray(c) FROM (SELECT sum(total_cost) AS c FROM observations GROUP BY model)".into(),
+        "SELECT count() FROM (SELECT sum(total_cost) AS c, model FROM observations GROUP BY model) GROUP BY c, model"
+            .into(),
+        "SELECT groupUniqArray(tuple(c, model)) FROM (SELECT sum(input_cost) AS c, model FROM observations GROUP BY model)"
+            .into(),
+        "SELECT toTypeName(sum(total_cost)), toTypeName(any(cache_read_cost)) FROM observations".into(),
+        "SELECT total_cost, count() FROM experiment_rollups GROUP BY total_cost, score_name".into(),
+        "SELECT count() FROM observations WHERE total_cost > 0.0001 AND model != ''".into(),
+        "SELECT toDecimal128(1, 2) AS d, count() FROM traces GROUP BY d, name".into(),
+        "SELECT CAST(total_cost AS Decimal(38, 12)) AS d, count() FROM observations GROUP BY d, model".into(),
+        "SELECT CAST(total_cost, 'Decimal128(12)') AS d FROM observations".into(),
+        "SELECT CAST(total_cost, concat('Decimal', '128(12)')) AS d FROM observations".into(),
     ];
     assert!(queries.len() >= 60, "{} queries", queries.len());
 
@@ -340,4 +354,51 @@ async fn the_reader_user_cannot_leave_its_database_write_or_change_settings() {
     }
     // What it may read, it reads.
     assert_eq!(reader.query_text("SELECT 1").await.unwrap().trim(), "1");
+}
+
+/// The guard's derived tables offer every column ClickHouse stores (so the catalog cannot drift
+/// from the migrations unnoticed) and none as a decimal: 18.16 crashes aggregating 128-bit ones.
+#[tokio::test]
+async fn derived_tables_offer_every_stored_column_and_no_decimal() {
+    let env = TestEnv::migrated().await;
+    let project = Uuid::new_v4();
+    for table in Table::ALL {
+        let name = table.name();
+        // Stored and DEFAULT columns, and the one MATERIALIZED time the guard adds.
+        let description = env.ch(&format!("DESCRIBE TABLE {name}")).await;
+        let mut stored = Vec::new();
+        let mut materialized = Vec::new();
+        for line in description.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields.get(2).copied().unwrap_or_default() {
+                "MATERIALIZED" if table.materialized_column() == Some(fields[0]) => {
+                    materialized.push(fields[0])
+                }
+                "MATERIALIZED" | "ALIAS" => {}
+                _ => stored.push(fields[0]),
+            }
+        }
+        stored.extend(materialized);
+        let guarded = scope_to_project(&format!("SELECT * FROM {name}"), project).unwrap();
+        let described = env
+            .clickhouse
+            .query_text(&format!("DESCRIBE TABLE ({guarded}) FORMAT TabSeparated"))
+            .await
+            .unwrap();
+        let offered: Vec<(&str, &str)> = described
+            .lines()
+            .map(|line| {
+                let mut fields = line.split('\t');
+                (fields.next().unwrap(), fields.next().unwrap())
+            })
+            .collect();
+        // As sets: a column a later migration added sits at the table's end.
+        let mut names: Vec<&str> = offered.iter().map(|(column, _)| *column).collect();
+        names.sort_unstable();
+        stored.sort_unstable();
+        assert_eq!(names, stored, "{name}");
+        for (column, data_type) in offered {
+            assert!(!data_type.contains("Decimal"), "{name}.{column} is {data_type}");
+        }
+    }
 }

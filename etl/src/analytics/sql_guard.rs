@@ -6,7 +6,7 @@
 //! holds only the caller's rows, deduplicated as `FINAL` would:
 //!
 //! ```sql
-//! (SELECT *, timestamp FROM traces PREWHERE project_id = '<caller>' ORDER BY version DESC LIMIT 1 BY id) AS traces
+//! (SELECT project_id, id, …, timestamp FROM traces PREWHERE project_id = '<caller>' ORDER BY version DESC LIMIT 1 BY id) AS traces
 //! ```
 //!
 //! Because the filter sits inside the derived table, nothing the analyst writes around it
@@ -25,7 +25,9 @@
 //! the analyst's own `WHERE`, which stays as written. The copies only ever narrow, and only
 //! the caller's rows: they are the derived table's `WHERE`, after its `PREWHERE` on the
 //! project. A CTE may use only the CTEs defined before it (a name inside its own body is the
-//! table of that name on servers that have CTEs). Everything that could
+//! table of that name on servers that have CTEs). Costs read as `Float64` and nothing may make
+//! a decimal (ClickHouse 18.16 crashes aggregating 128-bit ones: [`readable_columns`]).
+//! Everything that could
 //! write, reach another database, read files or the network, or change settings is refused
 //! with a reason, and so is a table named inside an expression (`x IN traces`).
 //!
@@ -41,9 +43,11 @@
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
+use arrow_schema::DataType;
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, InTarget, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement,
-    TableAlias, TableFactor, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, InTarget, ObjectNamePart,
+    Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TypedString, Value,
+    ValueWithSpan, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
@@ -108,18 +112,11 @@ const FORBIDDEN_FUNCTIONS: &[&str] = &[
 /// Functions (lowercase name prefixes) on which ClickHouse 18.16 crashes — a segfault that takes
 /// every tenant's reads and inserts down — for some arguments the guard cannot tell apart from
 /// safe ones, with what to write instead. Found by `scripts/function-sweep.py` (2026-12-05).
-const CRASHING_FUNCTIONS: &[(&str, &str)] = &[
-    (
-        "replicate",
-        "ClickHouse 18.16 crashes on an array it builds from a constant (`toString(replicate('x', tags))`); \
+const CRASHING_FUNCTIONS: &[(&str, &str)] = &[(
+    "replicate",
+    "ClickHouse 18.16 crashes on an array it builds from a constant (`toString(replicate('x', tags))`); \
          use arrayMap(t -> 'x', tags)",
-    ),
-    (
-        "grouparray",
-        "ClickHouse 18.16 crashes on it over 128-bit decimals, which sum(total_cost) is; \
-         use groupUniqArray (distinct values) or read the rows themselves",
-    ),
-];
+)];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
@@ -139,6 +136,11 @@ pub enum GuardError {
     ForbiddenFunction(String),
     #[error("function {name}() is refused: {advice}")]
     CrashingFunction { name: String, advice: &'static str },
+    #[error(
+        "{0} is refused: it makes a decimal, and ClickHouse 18.16 crashes aggregating 128-bit decimals; \
+         costs read as Float64 here, so compute in Float64 (round(x, 6) to show fewer digits)"
+    )]
+    Decimal(String),
     #[error("{0} is not allowed")]
     ForbiddenClause(&'static str),
     #[error("the CTE name {0:?} hides a table of the same name; rename it")]
@@ -215,12 +217,9 @@ impl Guard {
             None => String::new(),
         };
         let project = project_filter(self.project_id);
-        let materialized = table
-            .materialized_column()
-            .map(|c| format!(", {c}"))
-            .unwrap_or_default();
+        let columns = readable_columns(table);
         let mut query = trusted_query(&format!(
-            "SELECT *{materialized} FROM {} PREWHERE {project}{newest_first} LIMIT 1 BY {}",
+            "SELECT {columns} FROM {} PREWHERE {project}{newest_first} LIMIT 1 BY {}",
             table.name(),
             dedup.key
         ));
@@ -240,8 +239,10 @@ impl Guard {
                 narrow(Expr::Nested(Box::new(condition.clone())));
             }
             if !narrowing.other.is_empty() {
+                // Over the same columns as the analyst sees (costs as Float64), so a copied
+                // condition means what it means in the analyst's WHERE.
                 let mut ids = trusted_query(&format!(
-                    "SELECT {} FROM {} PREWHERE {project}",
+                    "SELECT {} FROM (SELECT {columns} FROM {} PREWHERE {project})",
                     dedup.key,
                     table.name()
                 ));
@@ -565,6 +566,9 @@ impl VisitorMut for Guard {
 /// an expression (`x IN traces`, `x IN (system.one)`, `in(x, traces)`), which no derived
 /// table scopes.
 fn table_in_expression(expr: &Expr) -> Option<GuardError> {
+    if let Some(maker) = decimal_maker(expr) {
+        return Some(GuardError::Decimal(maker));
+    }
     match expr {
         Expr::Function(function) => {
             let parts = name_parts(&function.name);
@@ -598,6 +602,47 @@ fn table_in_expression(expr: &Expr) -> Option<GuardError> {
     }
 }
 
+/// `expr`, when it can make a decimal: `toDecimal*()`, a cast to a decimal type (or the
+/// function form of a cast whose type is not a plain string naming another type).
+fn decimal_maker(expr: &Expr) -> Option<String> {
+    let names_decimal = |type_name: &str| {
+        let type_name = type_name.to_lowercase();
+        ["dec", "numeric", "fixed"].iter().any(|t| type_name.contains(t))
+    };
+    match expr {
+        Expr::Cast { data_type, .. } | Expr::TypedString(TypedString { data_type, .. })
+            if names_decimal(&data_type.to_string()) =>
+        {
+            Some(expr.to_string())
+        }
+        Expr::Function(function) => {
+            let name = function.name.to_string().to_lowercase();
+            if name.starts_with("todecimal") {
+                return Some(function.name.to_string());
+            }
+            if !(name.contains("cast")) {
+                return None;
+            }
+            // CAST(x, 'Type'): the type must be a literal string ClickHouse reads as written.
+            let FunctionArguments::List(list) = &function.args else {
+                return Some(expr.to_string());
+            };
+            let type_is_plain = match list.args.as_slice() {
+                [
+                    _,
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(ValueWithSpan {
+                        value: Value::SingleQuotedString(type_name),
+                        ..
+                    }))),
+                ] => !names_decimal(type_name),
+                _ => false,
+            };
+            (!type_is_plain).then(|| expr.to_string())
+        }
+        _ => None,
+    }
+}
+
 fn unparenthesized(expr: &Expr) -> &Expr {
     match expr {
         Expr::Nested(inner) => unparenthesized(inner),
@@ -613,6 +658,34 @@ fn is_membership_function(lowercase: &str) -> bool {
     let name = name.strip_prefix("null").unwrap_or(name);
     let name = name.strip_prefix("not").unwrap_or(name);
     matches!(name, "in" | "inignoreset")
+}
+
+/// The derived table's columns: every column of `table` a query may name, in the table's
+/// order, with each decimal (the costs) as `Float64`. ClickHouse 18.16 crashes (a segfault that
+/// takes every tenant down) reading a 128-bit decimal back from an aggregation (`GROUP BY` a
+/// `sum(total_cost)` with another key, `groupArray`/`groupUniqArray` over one), and the sum of
+/// any `Decimal64` is one; with no decimal column and no way to make one
+/// ([`decimal_maker`]), no analyst query can hold one.
+fn readable_columns(table: Table) -> String {
+    let schema = table.schema();
+    let stored = schema.fields().iter().map(|field| {
+        let name = field.name();
+        match field.data_type() {
+            DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..) => {
+                format!("toFloat64({name}) AS {name}")
+            }
+            _ => name.clone(),
+        }
+    });
+    let filled = table
+        .insert_time_column()
+        .into_iter()
+        .chain(table.materialized_column())
+        .map(str::to_owned);
+    stored.chain(filled).collect::<Vec<_>>().join(", ")
 }
 
 fn project_filter(project_id: Uuid) -> String {
@@ -688,9 +761,10 @@ mod tests {
     #[test]
     fn the_caller_filter_cannot_be_widened() {
         let sql = scoped("SELECT * FROM traces WHERE project_id = 'other' OR 1 = 1");
+        assert!(sql.starts_with("SELECT * FROM (SELECT project_id, id, "), "{sql}");
         assert!(
-            sql.starts_with(&format!(
-                "SELECT * FROM (SELECT *, timestamp FROM traces PREWHERE project_id = '{PROJECT}'"
+            sql.contains(&format!(
+                ", timestamp FROM traces PREWHERE project_id = '{PROJECT}' WHERE"
             )),
             "{sql}"
         );
@@ -704,10 +778,12 @@ mod tests {
         let sql = scoped(
             "SELECT o.id FROM observations AS o WHERE o.trace_id = 't1' AND (model = 'm' OR level = 'error') AND start_time_us > 5",
         );
+        let columns = readable_columns(Table::Observations);
         assert!(
             sql.contains(&format!(
                 "FROM observations PREWHERE {project} WHERE (trace_id = 't1') AND (start_time_us > 5) \
-                 AND (id) IN (SELECT id FROM observations PREWHERE {project} WHERE ((model = 'm' OR level = 'error'))) \
+                 AND (id) IN (SELECT id FROM (SELECT {columns} FROM observations PREWHERE {project}) \
+                 WHERE ((model = 'm' OR level = 'error'))) \
                  ORDER BY version DESC LIMIT 1 BY id) AS o WHERE o.trace_id = 't1'"
             )),
             "{sql}"
@@ -758,11 +834,24 @@ mod tests {
                 },
             ),
             (
-                "SELECT groupArrayIf(c, c > 0) FROM (SELECT sum(total_cost) AS c FROM observations GROUP BY model)",
-                GuardError::CrashingFunction {
-                    name: "groupArrayIf".into(),
-                    advice: CRASHING_FUNCTIONS[1].1,
-                },
+                "SELECT toDecimal64(total_cost, 12) FROM observations",
+                GuardError::Decimal("toDecimal64".into()),
+            ),
+            (
+                "SELECT CAST(total_cost AS Decimal(38, 12)) FROM observations",
+                GuardError::Decimal("CAST(total_cost AS DECIMAL(38,12))".into()),
+            ),
+            (
+                "SELECT total_cost::Decimal128(2) FROM observations",
+                GuardError::Decimal("total_cost::Decimal128(2)".into()),
+            ),
+            (
+                "SELECT CAST(total_cost, 'Decimal128(2)') FROM observations",
+                GuardError::Decimal("CAST(total_cost, 'Decimal128(2)')".into()),
+            ),
+            (
+                "SELECT cast(total_cost, concat('Deci', 'mal128(2)')) FROM observations",
+                GuardError::Decimal("cast(total_cost, concat('Deci', 'mal128(2)'))".into()),
             ),
             (
                 "WITH traces AS (SELECT 1) SELECT * FROM traces",
@@ -781,7 +870,7 @@ mod tests {
         let attack = r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM scores";
         let sql = scoped(attack);
         // Written back with the backslash escaped, so ClickHouse reads the same one string.
-        assert!(sql.starts_with(r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM (SELECT *, timestamp FROM scores PREWHERE project_id"), "{sql}");
+        assert!(sql.starts_with(r"SELECT 'x\\' AS a, ' AS b, project_id, id, name FROM traces --' AS c FROM (SELECT project_id, "), "{sql}");
         assert_eq!(
             lexer::string_literals(&sql).unwrap()[..2],
             [

@@ -105,6 +105,18 @@ clickhouse_reader_password() {
   cat "$file"
 }
 
+# The key provider API keys are sealed with (AGENTTRACE_ENCRYPTION_KEY, 64 hex characters): made
+# once per machine, outside the clone, like the reader's password. A local stack also lets
+# model connections reach this machine (AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS: a local Ollama).
+encryption_key() {
+  local file="$HOME/.cache/agenttrace/encryption-key"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
 # clickhouse_users_xml MAX_MEMORY_USAGE [EXTRA_SETTINGS]: a ClickHouse 18.16 users.xml with two
 # users on loopback, without quotas: `default`, without a password, which the service writes
 # and migrates with (EXTRA_SETTINGS, XML, goes into its profile as is), and the reader

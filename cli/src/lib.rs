@@ -92,6 +92,15 @@ pub struct DatabaseArgs {
     /// `ALTER`s of replicated tables run on one node of each shard.
     #[arg(long, env = "CLICKHOUSE_CLUSTER_URLS", global = true, value_delimiter = ',')]
     pub clickhouse_cluster_urls: Vec<String>,
+    /// The key provider API keys are sealed with (AES-256-GCM, 64 hex characters; `dev.sh` makes
+    /// one per machine). Unset: model connections cannot be stored or used.
+    #[arg(
+        long,
+        env = "AGENTTRACE_ENCRYPTION_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub encryption_key: Option<String>,
 }
 
 impl DatabaseArgs {
@@ -110,6 +119,19 @@ impl DatabaseArgs {
                 .cloned()
                 .collect(),
         })
+    }
+
+    /// What seals and opens provider keys, when a key is set.
+    pub fn sealer(&self) -> anyhow::Result<Option<agenttrace_etl::control::sealing::Sealer>> {
+        match self
+            .encryption_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            Some(key) => Ok(Some(agenttrace_etl::control::sealing::Sealer::from_hex(key)?)),
+            None => Ok(None),
+        }
     }
 
     /// The connection callers' reads go through: the reader user when one is configured.

@@ -8,6 +8,7 @@
 //! - [`control`]: the control plane over PostgreSQL (projects, API keys, evaluators, datasets,
 //!   experiments): the functions the CLI and the HTTP API both call.
 //! - [`http`]: routes, the error type, auth extractors, the server's lifecycle.
+//! - [`judge`]: LLM judges' calls to model providers, in their wire formats.
 //! - [`cpu`]: the fixed pool CPU-bound work runs on.
 //! - [`postgres`]: connections; [`migrate`]: both databases' migrations.
 
@@ -17,5 +18,6 @@ pub mod control;
 pub mod cpu;
 pub mod http;
 pub mod ingest;
+pub mod judge;
 pub mod migrate;
 pub mod postgres;

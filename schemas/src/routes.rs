@@ -12,6 +12,7 @@ pub const LANGFUSE_FORWARDED: &[&str] = &[
     "/api/public/dataset-run-items",
     "/api/public/v2/observations",
     "/api/public/v2/metrics",
+    "/api/public/llm-connections",
 ];
 
 /// Whether `path` is one of [`LANGFUSE_FORWARDED`] or below one; a path or route template

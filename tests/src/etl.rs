@@ -14,6 +14,8 @@ use crate::TestEnv;
 
 /// The edge's signing key in tests.
 pub const SIGNING_KEYS: &str = "test-edge:0123456789abcdef0123456789abcdef";
+/// The key the test ETL seals provider keys with.
+pub const ENCRYPTION_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 
 pub struct Etl {
     pub server: RunningServer,
@@ -61,6 +63,8 @@ impl TestEnv {
             // Tests make a database each, which a reader confined to one cannot read; the
             // reader user's walls have their own test (`tests/tests/query_guard.rs`).
             reader: self.clickhouse.reader(None),
+            sealer: Some(agenttrace_etl::control::sealing::Sealer::from_hex(ENCRYPTION_KEY).unwrap()),
+            allow_private_model_urls: false,
             keyring: Keyring::parse(SIGNING_KEYS).unwrap(),
             // No caching: tests revoke keys and expect the next batch to see it.
             key_cache_ttl: Duration::ZERO,

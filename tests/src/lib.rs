@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod edge;
 pub mod etl;
 pub mod ports;
+pub mod providers;
 pub mod readback;
 pub mod servers;
 
@@ -185,6 +186,7 @@ impl TestEnv {
             clickhouse_project_setting: None,
             clickhouse_cluster: self.clickhouse.cluster().map(str::to_owned),
             clickhouse_cluster_urls: self.clickhouse.node_urls().to_vec(),
+            encryption_key: Some(etl::ENCRYPTION_KEY.to_owned()),
         }
     }
 

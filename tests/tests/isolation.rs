@@ -151,6 +151,8 @@ struct Children {
     invitation: String,
     /// One of A's observations (in `trace`).
     observation: String,
+    /// A's model connection.
+    connection: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -295,6 +297,7 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
         },
         ("id", "sessions") => child(&children.session),
         ("id", "evaluators") => child(&children.evaluator),
+        ("id", "connections" | "llm-connections") => child(&children.connection),
         ("id", "experiments") => child(&children.experiments[0]),
         ("id", "prices") => child(&children.price),
         ("id", "items" | "dataset-items") => child(&children.item),
@@ -366,8 +369,11 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "labels" | "newLabels" => json!(["staging"]),
         "role" => json!("viewer"),
         "password" => json!("not the password"),
+        "adapter" => json!("openai"),
+        "secretKey" => json!(format!("sk-{probe}-provider-key")),
         // References to what A has.
         "datasetName" => json!(children.dataset),
+        "provider" => json!(format!("{probe}-connection")),
         "datasetItemId" | "dataset_item_id" => json!(children.item),
         "traceId" | "trace_id" => json!(children.trace),
         "email" => json!(children.member_email),
@@ -854,6 +860,24 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         json!({"model_pattern": pattern, "input": 1.0, "output": 2.0}),
     )
     .await;
+    // A model connection whose calls go nowhere (a private address the server refuses).
+    let (status, text) = send(
+        http,
+        base,
+        Method::PUT,
+        &format!("{project}/connections"),
+        Some(&auth),
+        Some(&json!({
+            "provider": format!("{prefix}-connection"),
+            "adapter": "openai",
+            "secretKey": format!("sk-{prefix}-secret-key"),
+            "baseURL": "http://127.0.0.1:9/v1",
+            "config": {"model": format!("{prefix}-judge-model")},
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "PUT connections: {text}");
+    let connection: Value = serde_json::from_str(&text).unwrap();
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;
@@ -885,6 +909,7 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         member_email: tenant.owner().email.clone(),
         invitation,
         observation: format!("{prefix}-observation"),
+        connection: connection["id"].as_str().expect("a connection id").to_owned(),
     }
 }
 
@@ -945,6 +970,19 @@ fn markers(
     add(alpha.project_name.clone(), "A's project name", false, false);
     add(alpha.key.0.clone(), "A's public key", false, false);
     add(alpha.key.1.clone(), "A's secret key", false, true);
+    add(
+        format!("sk-{prefix}-secret-key"),
+        "A's provider API key",
+        false,
+        true,
+    );
+    add(children.connection.clone(), "A's connection id", false, false);
+    add(
+        format!("{prefix}-connection"),
+        "A's connection name",
+        false,
+        false,
+    );
     for (text, what) in [
         (children.trace.clone(), "A's trace id"),
         (format!("{prefix}-trace-name"), "A's trace name"),

@@ -15,12 +15,14 @@
 use std::time::Instant;
 
 use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_etl::control::connections::{self, ConnectionUpsert};
 use agenttrace_etl::control::datasets::{self, NewDataset, NewItem};
 use agenttrace_etl::control::evaluators::{self, NewEvaluator};
 use agenttrace_etl::control::experiments::{self, NewRunItem};
 use agenttrace_etl::control::identity::{self, Role};
 use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptType};
+use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_schemas::{Event, Payload, Scope, Timestamp};
 use agenttrace_tests::etl::SIGNING_KEYS;
@@ -169,6 +171,7 @@ struct Fixtures {
     evaluators: Vec<Uuid>,
     experiments: Vec<Uuid>,
     prices: Vec<Uuid>,
+    connections: Vec<Uuid>,
 }
 
 async fn fixtures(
@@ -350,6 +353,27 @@ async fn fixtures(
         .into_iter()
         .map(|e| e.id)
         .collect();
+    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    let mut connections = Vec::new();
+    for (provider, adapter) in [("house-openai", "openai"), ("house-anthropic", "anthropic")] {
+        let (connection, _) = connections::upsert(
+            &pg,
+            Some(&sealer),
+            project,
+            &ConnectionUpsert {
+                provider: provider.into(),
+                adapter: adapter.into(),
+                secret_key: format!("sk-{provider}-0123456789"),
+                // Refused by the server (a private address): a test call fails fast.
+                base_url: Some("http://127.0.0.1:9/v1".into()),
+                config: Some(json!({"model": "house-judge"})),
+                ..ConnectionUpsert::default()
+            },
+        )
+        .await
+        .unwrap();
+        connections.push(connection.id);
+    }
     let mut prices = Vec::new();
     for model in ["house-small", "house-large"] {
         let price = prices::set(
@@ -388,6 +412,7 @@ async fn fixtures(
         evaluators,
         experiments,
         prices,
+        connections,
     }
 }
 
@@ -419,6 +444,7 @@ fn config(f: &Fixtures) -> String {
         ("evaluators", toml_list(&f.evaluators)),
         ("experiments", toml_list(&f.experiments)),
         ("prices", toml_list(&f.prices)),
+        ("connections", toml_list(&f.connections)),
         ("keyring_keys", toml_list(&f.keyring_keys)),
         ("leavers", toml_list(&f.leavers)),
         ("invitations", toml_list(&f.invitations)),
@@ -520,6 +546,10 @@ include-path-regex = "/experiments/"
 parameters = {{ "path.id" = {experiments}, "query.a" = {experiments}, "query.b" = {experiments} }}
 
 [[operations]]
+include-path-regex = "/connections/|/llm-connections/"
+parameters = {{ "path.id" = {connections} }}
+
+[[operations]]
 include-path-regex = "/prices/"
 parameters = {{ "path.id" = {prices} }}
 
@@ -536,6 +566,7 @@ parameters = {{ "path.invitation" = {invitations} }}
         evaluators = often("evaluators"),
         experiments = often("experiments"),
         prices = often("prices"),
+        connections = often("connections"),
         invitations = often("invitations"),
     )
 }

@@ -118,6 +118,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/public/llm-connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List LLM connections
+         * @description Langfuse-compatible (`langfuse.api.llm_connections.list`); the secret key shows as its hint only. Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_llm_connections"];
+        /**
+         * Create or replace an LLM connection
+         * @description Langfuse-compatible (`langfuse.api.llm_connections.upsert`), keyed by `provider`; the key is sealed and never returned. Authenticate with a project API key as Basic public:secret.
+         */
+        put: operations["langfuse_upsert_llm_connection"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/llm-connections/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an LLM connection
+         * @description Langfuse-compatible (`langfuse.api.llm_connections.delete`); the judges that call through it stop. Authenticate with a project API key as Basic public:secret.
+         */
+        delete: operations["langfuse_delete_llm_connection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/public/v2/prompts": {
         parameters: {
             query?: never;
@@ -1050,6 +1094,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List model connections
+         * @description By name; the secret key shows as its hint only. Viewer role or `read` scope. A session token, a project API key or an organization key.
+         */
+        get: operations["list_connections"];
+        /**
+         * Create or replace a model connection
+         * @description Keyed by `provider` (the connection's name). The key is sealed with AES-256-GCM and never returned. 201 when new, 200 when replaced. Member role or `manage` scope. A session token, a project API key or an organization key.
+         */
+        put: operations["upsert_connection"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/connections/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a model connection
+         * @description The LLM judges that call through it stop, blocked with the reason, until a connection of that name is stored again. Member role or `manage` scope. A session token, a project API key or an organization key.
+         */
+        delete: operations["delete_connection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/connections/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test a model connection
+         * @description Asks the model one tiny structured judgment and reports what happened: 200 either way, with `ok` and, on failure, what kind (`retry`, `blocked`, `invalid`) and the provider's words. Costs one small call. Member role or `manage` scope. A session token, a project API key or an organization key.
+         */
+        post: operations["test_connection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}/prompts": {
         parameters: {
             query?: never;
@@ -1295,6 +1403,57 @@ export interface components {
             b: components["schemas"]["Experiment"];
             scores: components["schemas"]["ScoreComparison"][];
             items: components["schemas"]["ComparedItem"][];
+        };
+        /** @description A connection as the API shows it (Langfuse's `LlmConnection`): no secret, only its hint. */
+        Connection: {
+            /** Format: uuid */
+            id: string;
+            /** @description The connection's name in the project, unique (the upsert key). */
+            provider: string;
+            /** @description `openai` (and what speaks its API), `azure` or `anthropic`. */
+            adapter: string;
+            /** @description The last characters of the secret key. */
+            displaySecretKey: string;
+            baseURL: string | null;
+            customModels: string[];
+            withDefaultModels: boolean;
+            extraHeaderKeys: string[];
+            /**
+             * @description `model` (the judges' default), `temperature`, `maxTokens`, `concurrency`,
+             *     `timeoutSecs`, and Azure's `apiVersion`.
+             */
+            config: unknown;
+            createdAt: string;
+            updatedAt: string;
+        };
+        /** @description Langfuse's `DeleteLlmConnectionResponse`. */
+        ConnectionDeleted: {
+            message: string;
+            /**
+             * Format: u-int64
+             * @description LLM judges that call through it, now stopped.
+             */
+            stopped_evaluators: number;
+        };
+        /** @description What "test connection" found: one small judgment asked of the model. */
+        ConnectionTest: {
+            ok: boolean;
+            /** @description The model asked (the body's, else the connection's default). */
+            model: string;
+            /** @description What the provider says answered. */
+            answered_by: string | null;
+            /** Format: u-int64 */
+            latency_ms: number | null;
+            /** Format: u-int64 */
+            input_tokens: number | null;
+            /** Format: u-int64 */
+            output_tokens: number | null;
+            /**
+             * @description `retry` (rate limited, overloaded, unreachable), `blocked` (key, credit, model or
+             *     address wrong) or `invalid` (an answer that is not the JSON asked for).
+             */
+            error_kind: string | null;
+            error: string | null;
         };
         CreateDataset: {
             name: string;
@@ -2025,6 +2184,31 @@ export interface components {
             totalPages: number;
         };
         /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_Connection: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** @description The connection's name in the project, unique (the upsert key). */
+                provider: string;
+                /** @description `openai` (and what speaks its API), `azure` or `anthropic`. */
+                adapter: string;
+                /** @description The last characters of the secret key. */
+                displaySecretKey: string;
+                baseURL: string | null;
+                customModels: string[];
+                withDefaultModels: boolean;
+                extraHeaderKeys: string[];
+                /**
+                 * @description `model` (the judges' default), `temperature`, `maxTokens`, `concurrency`,
+                 *     `timeoutSecs`, and Azure's `apiVersion`.
+                 */
+                config: unknown;
+                createdAt: string;
+                updatedAt: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
         Paged_Dataset: {
             data: {
                 /** Format: uuid */
@@ -2552,6 +2736,10 @@ export interface components {
             stdout: string | null;
             stderr: string | null;
         };
+        TestBody: {
+            /** @description The model to ask; the connection's `config.model` when absent. */
+            model?: string | null;
+        };
         /** @description One trace: its row, its observations as a tree and what was recorded against it. */
         TraceDetail: {
             id: string;
@@ -2584,6 +2772,26 @@ export interface components {
             latency_ms: number;
             /** @enum {string} */
             level: "default" | "warning" | "error";
+        };
+        /** @description Langfuse's `UpsertLlmConnectionRequest`. */
+        UpsertBody: {
+            /** @description The connection's name, unique in the project: the upsert key. */
+            provider: string;
+            /**
+             * @description `openai` (also for any OpenAI-compatible server: vLLM, Ollama, llama.cpp, gateways),
+             *     `azure` or `anthropic`.
+             */
+            adapter: string;
+            /** @description The provider's API key: sealed at rest, never returned. */
+            secretKey: string;
+            baseURL?: string | null;
+            customModels?: string[] | null;
+            withDefaultModels?: boolean | null;
+            /** @description Sent with every call; the values are sealed like the key. */
+            extraHeaders?: {
+                [key: string]: string;
+            } | null;
+            config?: unknown;
         };
         User: {
             /** Format: uuid */
@@ -2913,6 +3121,167 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LangfuseProjects"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_llm_connections: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Connection"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_upsert_llm_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpsertBody"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Connection"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_llm_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionDeleted"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -6465,6 +6834,266 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_connections: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Connection"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    upsert_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpsertBody"];
+            };
+        };
+        responses: {
+            /** @description Replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Connection"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Connection"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionDeleted"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    test_connection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectionTest"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {

@@ -91,6 +91,8 @@ pub(crate) fn bench_server_config(
         database_url: databases.database_url.clone(),
         clickhouse: clickhouse.clone(),
         reader: clickhouse.reader(None),
+        sealer: None,
+        allow_private_model_urls: false,
         keyring: Keyring::parse(SIGNING_KEYS).map_err(anyhow::Error::msg)?,
         key_cache_ttl: Duration::from_secs(60),
         price_refresh: Duration::from_secs(60),

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     #[arg(long, env = "AGENTTRACE_SIGNING_KEYS", hide_env_values = true)]
     pub signing_keys: String,
     /// How long API key answers are cached (0 disables the cache).
+    /// Let model connections reach loopback and private addresses (a local vLLM, Ollama or
+    /// llama.cpp). Off by default: a tenant's base URL could otherwise reach this network.
+    #[arg(long, env = "AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS")]
+    pub allow_private_model_urls: bool,
     #[arg(long, env = "AGENTTRACE_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     pub key_cache_ttl_secs: u64,
     #[arg(long, default_value_t = 60)]
@@ -86,6 +90,8 @@ impl ServeArgs {
             database_url: databases.database_url.clone(),
             clickhouse: databases.clickhouse(),
             reader: databases.clickhouse_reader(),
+            sealer: databases.sealer()?,
+            allow_private_model_urls: self.allow_private_model_urls,
             keyring: Keyring::parse(&self.signing_keys).map_err(anyhow::Error::msg)?,
             key_cache_ttl: Duration::from_secs(self.key_cache_ttl_secs),
             price_refresh: Duration::from_secs(self.price_refresh_secs),

@@ -5,6 +5,7 @@
 //! - [`projects`]: organizations and projects.
 //! - [`api_keys`]: project API keys (secrets hashed, compared in constant time).
 //! - [`evaluators`]: what the evaluation job scores observations with, and when.
+//! - [`connections`]: model connections LLM judges call, their keys sealed ([`sealing`]).
 //! - [`datasets`]: datasets and their items (inputs and expected outputs).
 //! - [`experiments`]: runs of a dataset whose traces the rollup job compares, and their items.
 //! - [`prompts`]: prompt templates, their immutable versions and labels.
@@ -16,6 +17,7 @@
 //! Times are selected as `timestamptz` and written as text here, by [`time`].
 
 pub mod api_keys;
+pub mod connections;
 pub mod datasets;
 pub mod evaluators;
 pub mod experiments;
@@ -24,6 +26,7 @@ pub mod job_runs;
 pub mod prices;
 pub mod projects;
 pub mod prompts;
+pub mod sealing;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;

@@ -161,6 +161,15 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(control::keys::list_keys, control::keys::create_key))
         .routes(routes!(control::keys::revoke_key))
         .routes(routes!(
+            control::connections::list_connections,
+            control::connections::upsert_connection
+        ))
+        .routes(routes!(control::connections::delete_connection))
+        // A test is a call to a provider: a few at once, one per caller.
+        .routes(
+            routes!(control::connections::test_connection).layer(gate!(Gate::new("connection_test", 4, 1))),
+        )
+        .routes(routes!(
             control::prompts::list_prompts,
             control::prompts::create_prompt
         ))
@@ -193,6 +202,11 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(langfuse::health))
         .routes(routes!(langfuse::projects))
+        .routes(routes!(
+            control::connections::langfuse_list_connections,
+            control::connections::langfuse_upsert_connection
+        ))
+        .routes(routes!(control::connections::langfuse_delete_connection))
         .routes(routes!(langfuse::list_prompts, langfuse::create_prompt))
         .routes(routes!(langfuse::get_prompt, langfuse::delete_prompt))
         .routes(routes!(langfuse::set_prompt_labels))

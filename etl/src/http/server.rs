@@ -9,11 +9,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{ClickHouseSink, LoaderOptions};
+use crate::control::sealing::Sealer;
 use crate::http::throttle::{SignInGuard, SignInLimits};
 use crate::ingest::Ingestor;
 use crate::ingest::key_status::KeyCache;
 use crate::ingest::pricing::PriceCache;
 use crate::ingest::signing::Keyring;
+use crate::judge::provider::ModelClient;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -23,6 +25,9 @@ pub struct AppState {
     /// What callers' reads, queries and exports run as (see [`ServeConfig::reader`]); a
     /// handler reads through `reader.for_project(project)`, checked by a test.
     pub reader: ClickHouse,
+    pub sealer: Option<Sealer>,
+    /// What judges and "test connection" call providers with.
+    pub model_client: ModelClient,
     pub metrics: PrometheusHandle,
     pub sign_in: SignInGuard,
 }
@@ -57,6 +62,10 @@ pub struct ServeConfig {
     /// database with the read profile's limits (`docs/`), so a guard bug cannot write or
     /// leave the database.
     pub reader: ClickHouse,
+    /// Seals provider keys (`AGENTTRACE_ENCRYPTION_KEY`); `None`: connections cannot be stored.
+    pub sealer: Option<Sealer>,
+    /// Whether model connections may reach loopback and private addresses (a local model server).
+    pub allow_private_model_urls: bool,
     pub keyring: Keyring,
     pub key_cache_ttl: Duration,
     pub price_refresh: Duration,
@@ -105,6 +114,8 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
         postgres: pool,
         clickhouse: config.clickhouse,
         reader: config.reader,
+        sealer: config.sealer,
+        model_client: ModelClient::new(config.allow_private_model_urls),
         metrics: metrics_handle(),
         sign_in: SignInGuard::new(config.sign_in_limits),
     });

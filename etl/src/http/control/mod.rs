@@ -10,6 +10,7 @@
 //! - [`keys`]: a project's API keys.
 //! - [`prompts`], [`datasets`] (with their items), [`evaluators`], [`experiments`] (with run
 //!   items and comparisons), [`prices`].
+//! - [`connections`]: model connections LLM judges call (and Langfuse's `llm-connections`).
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
 //! [`ProjectAccess`]: crate::http::auth::ProjectAccess
@@ -17,6 +18,7 @@
 //! [`need`]: crate::http::auth::need
 //! [`role`]: crate::http::auth::role
 
+pub mod connections;
 pub mod datasets;
 pub mod evaluators;
 pub mod experiments;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -64,6 +64,7 @@ impl FakeProvider {
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
+            .route("/openai/deployments/{deployment}/chat/completions", post(azure))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -135,7 +136,44 @@ async fn openai(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         );
     }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
-    match model.as_str() {
+    openai_answer(&model, &body).await
+}
+
+/// Azure OpenAI: the deployment in the path names the model, the key is `api-key`, and
+/// `api-version` is required.
+async fn azure(
+    State(shared): State<Shared>,
+    Path(deployment): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let path = format!("/openai/deployments/{deployment}/chat/completions");
+    record(&shared, &path, &headers, &body);
+    if headers.get("api-key").and_then(|v| v.to_str().ok()) != Some(shared.api_key.as_str()) {
+        let message = "Access denied due to invalid subscription key.";
+        return error(401, json!({"error": {"code": "401", "message": message}}), None);
+    }
+    if !query.contains_key("api-version") {
+        return error(
+            404,
+            json!({"error": {"code": "404", "message": "Resource not found"}}),
+            None,
+        );
+    }
+    openai_answer(&deployment, &body).await
+}
+
+async fn openai_answer(model: &str, body: &Value) -> Response {
+    let openai_error = |status: u16, kind: &str, code: &str, message: &str, retry: Option<&str>| {
+        error(
+            status,
+            json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+            retry,
+        )
+    };
+    match model {
         "judge-slow" => tokio::time::sleep(Duration::from_secs(3)).await,
         "judge-rate-limited" => {
             return openai_error(

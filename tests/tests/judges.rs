@@ -158,6 +158,22 @@ async fn connections_keep_their_key_sealed_and_test_against_real_wire_formats() 
         json!({"type": "tool", "name": "judgment"})
     );
 
+    // Azure, in Langfuse's form: the base ends in /deployments and the model names the deployment.
+    let response = put(json!({
+        "provider": "azure", "adapter": "azure", "secretKey": PROVIDER_KEY,
+        "baseURL": provider.base_url.replace("/v1", "/openai/deployments"),
+        "config": {"apiVersion": "2024-10-21"},
+    }))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    let azure: Value = response.json().await.unwrap();
+    let ok = test(azure["id"].as_str().unwrap().into(), "gpt-judge").await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    let azure_call = provider.received().into_iter().last().unwrap();
+    assert_eq!(azure_call.path, "/openai/deployments/gpt-judge/chat/completions");
+    assert_eq!(azure_call.headers["api-key"], PROVIDER_KEY);
+
     // A key the provider refuses: blocked, with the provider's words, and still not shown.
     put(json!({"provider": "claude", "adapter": "anthropic", "secretKey": "sk-wrong-key-000000", "baseURL": provider.base_url}))
         .await

@@ -286,6 +286,8 @@ async fn hostile_queries_are_refused_or_see_only_the_callers_rows() {
         "SELECT CAST(total_cost AS Decimal(38, 12)) AS d, count() FROM observations GROUP BY d, model".into(),
         "SELECT CAST(total_cost, 'Decimal128(12)') AS d FROM observations".into(),
         "SELECT CAST(total_cost, concat('Decimal', '128(12)')) AS d FROM observations".into(),
+        "SELECT d, model, count() FROM (SELECT sum(`toDecimal128`(total_cost, 12)) AS d, model FROM observations GROUP BY model) GROUP BY d, model".into(),
+        "SELECT groupArray(\"toDecimal64\"(1, 2)) FROM traces".into(),
     ];
     assert!(queries.len() >= 60, "{} queries", queries.len());
 

@@ -47,11 +47,18 @@ pub struct ServeArgs {
     /// Secrets the edge signs batches with: `id:secret[,id:secret...]` (several during rotation).
     #[arg(long, env = "AGENTTRACE_SIGNING_KEYS", hide_env_values = true)]
     pub signing_keys: String,
-    /// How long API key answers are cached (0 disables the cache).
     /// Let model connections reach loopback and private addresses (a local vLLM, Ollama or
     /// llama.cpp). Off by default: a tenant's base URL could otherwise reach this network.
-    #[arg(long, env = "AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS")]
+    #[arg(
+        long,
+        env = "AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true"
+    )]
     pub allow_private_model_urls: bool,
+    /// How long API key answers are cached (0 disables the cache).
     #[arg(long, env = "AGENTTRACE_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     pub key_cache_ttl_secs: u64,
     #[arg(long, default_value_t = 60)]

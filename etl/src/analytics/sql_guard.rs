@@ -616,7 +616,9 @@ fn decimal_maker(expr: &Expr) -> Option<String> {
             Some(expr.to_string())
         }
         Expr::Function(function) => {
-            let name = function.name.to_string().to_lowercase();
+            // The name as ClickHouse reads it: `toDecimal128` quoted is still toDecimal128.
+            let parts = name_parts(&function.name);
+            let name = parts.last().map(|n| n.to_lowercase()).unwrap_or_default();
             if name.starts_with("todecimal") {
                 return Some(function.name.to_string());
             }
@@ -848,6 +850,14 @@ mod tests {
             (
                 "SELECT CAST(total_cost, 'Decimal128(2)') FROM observations",
                 GuardError::Decimal("CAST(total_cost, 'Decimal128(2)')".into()),
+            ),
+            (
+                "SELECT `toDecimal128`(total_cost, 12) FROM observations",
+                GuardError::Decimal("`toDecimal128`".into()),
+            ),
+            (
+                "SELECT \"CAST\"(total_cost, 'Decimal128(2)') FROM observations",
+                GuardError::Decimal("\"CAST\"(total_cost, 'Decimal128(2)')".into()),
             ),
             (
                 "SELECT cast(total_cost, concat('Deci', 'mal128(2)')) FROM observations",

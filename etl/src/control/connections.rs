@@ -74,7 +74,7 @@ impl Connection {
 }
 
 /// What a caller sends to create or replace a connection.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ConnectionUpsert {
     pub provider: String,
     pub adapter: String,
@@ -86,6 +86,16 @@ pub struct ConnectionUpsert {
     pub config: Option<Value>,
 }
 
+impl std::fmt::Debug for ConnectionUpsert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionUpsert")
+            .field("provider", &self.provider)
+            .field("adapter", &self.adapter)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
     ControlError::Invalid {
         field,
@@ -93,9 +103,20 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
     }
 }
 
-/// What the row's secrets are sealed for: they open in this project's row of this name only.
-fn context(project_id: Uuid, provider: &str) -> Vec<u8> {
-    format!("llm_connections/{project_id}/{provider}").into_bytes()
+/// What a secret of the row is sealed for: it opens only as that field (`secret`, `headers`) of
+/// this project's connection of this name, adapter and base URL. Moved to another row, swapped
+/// with the other field, or left behind when someone with database access repoints the URL,
+/// it no longer opens.
+fn context(project_id: Uuid, provider: &str, adapter: &str, base_url: Option<&str>, field: &str) -> Vec<u8> {
+    serde_json::to_vec(&(
+        "llm_connections",
+        project_id,
+        provider,
+        adapter,
+        base_url.unwrap_or_default(),
+        field,
+    ))
+    .expect("plain values serialize")
 }
 
 /// Checks a connection's `config`: known keys with values in range.
@@ -143,13 +164,24 @@ fn check_config(adapter: Adapter, config: &Value) -> Result<(), ControlError> {
 }
 
 fn check_header_name(name: &str) -> Result<(), ControlError> {
+    // What the adapter sets, and hop-by-hop or proxy headers that change how a request travels.
     let reserved = [
         "authorization",
         "api-key",
         "x-api-key",
+        "anthropic-version",
         "host",
         "content-length",
         "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
     ];
     if name.is_empty()
         || name.len() > 100
@@ -197,10 +229,12 @@ pub async fn upsert(
         )
     })?;
     let secret = upsert.secret_key.trim();
-    if secret.is_empty() || secret.len() > 4096 || secret.chars().any(char::is_control) {
+    // Sent as a header value: printable ASCII only, or no call could ever carry it.
+    let header_safe = |text: &str| text.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if secret.is_empty() || secret.len() > 4096 || !header_safe(secret) {
         return Err(invalid(
             "secretKey",
-            "the provider's API key: 1 to 4096 characters, on one line",
+            "the provider's API key: 1 to 4096 printable ASCII characters, on one line",
         ));
     }
     if upsert.base_url.is_some() || adapter == Adapter::Azure {
@@ -221,10 +255,10 @@ pub async fn upsert(
     }
     for (name, value) in &headers {
         check_header_name(name)?;
-        if value.len() > 4096 || value.chars().any(char::is_control) {
+        if value.len() > 4096 || !header_safe(value) {
             return Err(invalid(
                 "extraHeaders",
-                format!("the value of {name} must be one line of at most 4096 characters"),
+                format!("the value of {name} must be at most 4096 printable ASCII characters, on one line"),
             ));
         }
     }
@@ -237,14 +271,19 @@ pub async fn upsert(
             ),
         )
     })?;
-    let row_context = context(project_id, provider);
-    let secret_sealed = sealer.seal(secret.as_bytes(), &row_context);
+    let base_url = upsert
+        .base_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let sealed_for = |field| context(project_id, provider, adapter.name(), base_url, field);
+    let secret_sealed = sealer.seal(secret.as_bytes(), &sealed_for("secret"));
     let headers_sealed = (!headers.is_empty()).then(|| {
         sealer.seal(
             serde_json::to_string(&headers)
                 .expect("a map of strings serializes")
                 .as_bytes(),
-            &row_context,
+            &sealed_for("headers"),
         )
     });
     let header_keys: Vec<String> = headers.keys().cloned().collect();
@@ -268,7 +307,7 @@ pub async fn upsert(
                 &project_id,
                 &provider,
                 &adapter.name(),
-                &upsert.base_url.as_deref().map(str::trim).filter(|u| !u.is_empty()),
+                &base_url,
                 &secret_sealed,
                 &sealing::hint(secret),
                 &models,
@@ -396,16 +435,22 @@ pub async fn callable(
             sealing::KEY_VARIABLE
         ))
     })?;
-    let row_context = context(project_id, &connection.provider);
-    let opened = |sealed: &[u8]| -> Result<String, ControlError> {
+    let opened = |sealed: &[u8], field| -> Result<String, ControlError> {
+        let sealed_for = context(
+            project_id,
+            &connection.provider,
+            &connection.adapter,
+            connection.base_url.as_deref(),
+            field,
+        );
         let bytes = sealer
-            .open(sealed, &row_context)
+            .open(sealed, &sealed_for)
             .map_err(|e| ControlError::Conflict(e.to_string()))?;
         String::from_utf8(bytes).map_err(|_| ControlError::Conflict(SealError::CannotOpen.to_string()))
     };
-    let secret = opened(row.get::<_, &[u8]>("secret_sealed"))?;
+    let secret = opened(row.get::<_, &[u8]>("secret_sealed"), "secret")?;
     let extra_headers = match row.get::<_, Option<&[u8]>>("extra_headers_sealed") {
-        Some(sealed) => serde_json::from_str::<BTreeMap<String, String>>(&opened(sealed)?)
+        Some(sealed) => serde_json::from_str::<BTreeMap<String, String>>(&opened(sealed, "headers")?)
             .map_err(|e| ControlError::Internal(format!("stored headers: {e}")))?
             .into_iter()
             .collect(),
@@ -460,7 +505,16 @@ mod tests {
     #[test]
     fn the_adapter_headers_cannot_be_overridden() {
         assert!(check_header_name("X-Gateway-Team").is_ok());
-        for bad in ["Authorization", "x-api-key", "Host", "a b", "", "x\r\ny"] {
+        for bad in [
+            "Authorization",
+            "x-api-key",
+            "Host",
+            "Transfer-Encoding",
+            "Proxy-Authorization",
+            "a b",
+            "",
+            "x\r\ny",
+        ] {
             assert!(check_header_name(bad).is_err(), "{bad}");
         }
     }

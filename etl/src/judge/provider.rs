@@ -20,6 +20,8 @@ pub const ANSWER_NAME: &str = "judgment";
 pub const ALLOW_PRIVATE_VARIABLE: &str = "AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS";
 /// How much of a provider's error text is kept in a message.
 const MAX_ERROR_TEXT: usize = 300;
+/// The longest wait a provider's `retry-after` is honoured for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// The longest answer read.
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
@@ -170,6 +172,8 @@ pub struct ModelClient {
 impl ModelClient {
     pub fn new(allow_private: bool) -> ModelClient {
         let http = reqwest::Client::builder()
+            // A proxy from the environment would resolve the target itself, past the filter.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(PublicOnly { allow_private }))
             .connect_timeout(Duration::from_secs(10))
@@ -194,19 +198,30 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
+                || a >= 240
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || (a == 198 && (18..20).contains(&b)))
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            let segments = v6.segments();
+            // IPv4-mapped and -compatible (`::a.b.c.d`), and NAT64 (64:ff9b::/96): an IPv4 inside.
+            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            if let Some(v4) = v6.to_ipv4().filter(|_| !v6.is_loopback() && !v6.is_unspecified()) {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            if nat64 {
+                let [.., high, low] = segments;
+                let v4 = std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = segments[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0)
         }
     }
 }
@@ -220,13 +235,19 @@ impl reqwest::dns::Resolve for PublicOnly {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
+            // One answer whether the name does not resolve or resolves only to private
+            // addresses: a tenant must not learn which names exist inside the network.
             let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|address| allow_private || is_public(address.ip()))
-                .collect();
+                .await
+                .map(|found| {
+                    found
+                        .filter(|address| allow_private || is_public(address.ip()))
+                        .collect()
+                })
+                .unwrap_or_default();
             if addresses.is_empty() {
                 return Err(format!(
-                    "{host} has no public address; a connection to a private network needs {ALLOW_PRIVATE_VARIABLE}=1 on the server"
+                    "{host} does not resolve to a public address (a connection to a private network needs {ALLOW_PRIVATE_VARIABLE}=1 on the server)"
                 )
                 .into());
             }
@@ -302,6 +323,17 @@ pub async fn call(
         message: format!("the connection's URL {url:?} is invalid ({e})"),
     })?;
     if endpoint.adapter == Adapter::Azure {
+        // Langfuse's form: the base ends in `/deployments` and the model names the deployment.
+        if endpoint.base_url.ends_with("/deployments")
+            && let Ok(mut segments) = url.path_segments_mut()
+        {
+            segments
+                .pop()
+                .pop()
+                .push(request.model)
+                .push("chat")
+                .push("completions");
+        }
         let version = endpoint.api_version.as_deref().unwrap_or("2024-10-21");
         url.query_pairs_mut().append_pair("api-version", version);
     }
@@ -407,13 +439,14 @@ fn transport_error(error: &reqwest::Error, timeout: Duration) -> CallError {
 
 /// `retry-after-ms` (OpenAI), else `retry-after` in seconds (both providers).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    if let Some(ms) = number("retry-after-ms").filter(|ms| ms.is_finite() && *ms >= 0.0) {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    number("retry-after")
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    let seconds = |name: &str, scale: f64| {
+        let value = headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok()? / scale;
+        // A provider's number, however large or odd, never panics and never waits past the cap.
+        Duration::try_from_secs_f64(value)
+            .ok()
+            .map(|wait| wait.min(MAX_RETRY_AFTER))
+    };
+    seconds("retry-after-ms", 1000.0).or_else(|| seconds("retry-after", 1.0))
 }
 
 /// A provider's error text, short, on one line.
@@ -484,7 +517,7 @@ fn openai_reply(reply: &Value, latency: Duration, asked: &str) -> Result<JudgeRe
         .ok_or_else(|| CallError::Invalid {
             message: format!(
                 "the answer holds no message content (finish_reason {})",
-                reply["choices"][0]["finish_reason"]
+                clip(&reply["choices"][0]["finish_reason"].to_string())
             ),
         })?;
     let answer = answer_object(text)?;
@@ -499,7 +532,7 @@ fn openai_reply(reply: &Value, latency: Duration, asked: &str) -> Result<JudgeRe
             cache_read: cached,
             cache_write: 0,
         },
-        model: reply["model"].as_str().unwrap_or(asked).to_owned(),
+        model: clip(reply["model"].as_str().unwrap_or(asked)),
         latency,
     })
 }
@@ -522,7 +555,7 @@ fn anthropic_reply(reply: &Value, latency: Duration, asked: &str) -> Result<Judg
                 return Err(CallError::Invalid {
                     message: format!(
                         "the answer holds no {ANSWER_NAME} tool call (stop_reason {})",
-                        reply["stop_reason"]
+                        clip(&reply["stop_reason"].to_string())
                     ),
                 });
             }
@@ -539,7 +572,7 @@ fn anthropic_reply(reply: &Value, latency: Duration, asked: &str) -> Result<Judg
             cache_read: usage_number(&usage["cache_read_input_tokens"]),
             cache_write: usage_number(&usage["cache_creation_input_tokens"]),
         },
-        model: reply["model"].as_str().unwrap_or(asked).to_owned(),
+        model: clip(reply["model"].as_str().unwrap_or(asked)),
         latency,
     })
 }
@@ -597,6 +630,23 @@ mod tests {
     }
 
     #[test]
+    fn a_providers_retry_after_is_read_safely() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(250)));
+        for hostile in ["1e30", "-1", "NaN", "inf", "Wed, 21 Oct 2026 07:28:00 GMT"] {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", HeaderValue::from_str(hostile).unwrap());
+            assert!(
+                retry_after(&headers).is_none_or(|wait| wait <= MAX_RETRY_AFTER),
+                "{hostile}"
+            );
+        }
+    }
+
+    #[test]
     fn private_addresses_are_not_public() {
         for ip in [
             "127.0.0.1",
@@ -610,10 +660,16 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "192.0.0.192",
+            "240.0.0.1",
+            "::",
+            "fec0::1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
+        for ip in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "64:ff9b::808:808"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }

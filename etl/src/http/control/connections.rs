@@ -20,6 +20,9 @@ use crate::http::request::{Page, Paged, json_body, paged};
 use crate::http::server::AppState;
 use crate::judge::provider::{self, CallError, JudgeRequest};
 
+/// The longest a "test connection" waits for the provider.
+const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Langfuse's `UpsertLlmConnectionRequest`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -261,14 +264,18 @@ pub async fn test_connection(
         temperature: None,
         max_tokens: 64,
     };
-    let outcome = provider::call(&state.model_client, &callable.endpoint, &asked).await;
+    // Within the route's own deadline, whatever the connection's timeout: a test that hangs
+    // holds one of the few test slots every tenant shares.
+    let mut endpoint = callable.endpoint;
+    endpoint.timeout = endpoint.timeout.min(TEST_TIMEOUT);
+    let outcome = provider::call(&state.model_client, &endpoint, &asked).await;
     Ok(Json(match outcome {
         Ok(reply) => ConnectionTest {
             ok: true,
             model,
             answered_by: Some(reply.model),
             latency_ms: Some(reply.latency.as_millis() as u64),
-            input_tokens: Some(reply.usage.input + reply.usage.cache_read),
+            input_tokens: Some(reply.usage.input.saturating_add(reply.usage.cache_read)),
             output_tokens: Some(reply.usage.output),
             error_kind: None,
             error: None,

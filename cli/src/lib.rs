@@ -163,6 +163,9 @@ pub enum Command {
     Export(commands::analyst::ExportArgs),
     /// Run one read-only SELECT over your project's data (through the ETL's query API).
     Query(commands::analyst::QueryArgs),
+    /// Manage model connections (where LLM judges send their calls; keys sealed).
+    #[command(subcommand)]
+    Connection(commands::connection::ConnectionCommand),
     /// Manage evaluators (what the evaluation job scores observations with).
     #[command(subcommand)]
     Evaluator(EvaluatorCommand),
@@ -255,6 +258,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Export(args) => commands::analyst::export(args, out).await,
         Command::Query(args) => commands::analyst::query(args, out).await,
         Command::Evaluator(command) => commands::evaluator::run(command, databases, out).await,
+        Command::Connection(command) => commands::connection::run(command, databases, out).await,
         Command::Jobs(command) => commands::jobs::run(command, databases, out).await,
         Command::Bench(command) => bench::run(command, databases, out).await,
         Command::Backup(args) => commands::backup::backup(args, databases, out).await,

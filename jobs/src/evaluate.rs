@@ -80,17 +80,21 @@ pub async fn active_evaluators(
     pg: &Client,
     selection: &Selection,
 ) -> Result<Vec<Evaluator>, tokio_postgres::Error> {
-    let select = format!("SELECT {} FROM evaluators", Evaluator::COLUMNS);
+    // LLM judges run in their own job (`judge`): they call models, rules run on frames.
+    let select = format!(
+        "SELECT {} FROM evaluators WHERE kind <> 'llm_judge' AND",
+        Evaluator::COLUMNS
+    );
     let rows = match selection {
         Selection::Unscheduled => {
             pg.query(
-                &format!("{select} WHERE active AND schedule IS NULL ORDER BY project_id, name"),
+                &format!("{select} active AND schedule IS NULL ORDER BY project_id, name"),
                 &[],
             )
             .await?
         }
         Selection::One(id) => {
-            pg.query(&format!("{select} WHERE active AND id::text = $1"), &[id])
+            pg.query(&format!("{select} active AND id::text = $1"), &[id])
                 .await?
         }
     };
@@ -99,7 +103,7 @@ pub async fn active_evaluators(
 
 /// Expected outputs of the dataset items that the given traces ran, by trace id. Both lookups
 /// are scoped to the project: a trace naming another project's dataset item gets nothing.
-async fn expected_outputs(
+pub async fn expected_outputs(
     pg: &Client,
     clickhouse: &ClickHouse,
     project_id: &str,
@@ -657,14 +661,32 @@ pub fn plan_chunks(arrivals: &[(u32, u64)], chunk_rows: u64) -> Vec<Chunk> {
     chunks
 }
 
-/// How many observation versions of `projects` arrived in each second after `after_second` and
-/// before `until`: a key range of the ingest index, read one narrow column.
-fn arrivals_query(projects: &str, after_second: i64, until: i64) -> String {
-    format!(
-        "SELECT ingested_second, count() FROM observations_by_ingest \
-         WHERE ingested_second > {after_second} AND ingested_second < {until} AND project_id IN ({projects}) \
-         GROUP BY ingested_second ORDER BY ingested_second FORMAT TabSeparated"
-    )
+/// How many observation versions of `projects` (quoted, comma-separated) arrived in each second
+/// after `after_second` and before `until`: a key range of the ingest index, read one narrow
+/// column.
+pub async fn arrivals(
+    clickhouse: &ClickHouse,
+    projects: &str,
+    after_second: i64,
+    until: i64,
+) -> Result<Vec<(u32, u64)>, String> {
+    let text = clickhouse
+        .query_text(&format!(
+            "SELECT ingested_second, count() FROM observations_by_ingest \
+             WHERE ingested_second > {after_second} AND ingested_second < {until} AND project_id IN ({projects}) \
+             GROUP BY ingested_second ORDER BY ingested_second FORMAT TabSeparated"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    text.lines()
+        .map(|line| {
+            let (second, rows) = line.split_once('\t').unwrap_or_default();
+            Ok((
+                second.parse::<u32>().map_err(|e| format!("ingest index: {e}"))?,
+                rows.parse::<u64>().map_err(|e| format!("ingest index: {e}"))?,
+            ))
+        })
+        .collect()
 }
 
 /// The newest version of each observation of `projects` (quoted) that the chunk's part of the
@@ -751,20 +773,7 @@ pub async fn run(
         .map(|(project, _)| quote(project))
         .collect::<Vec<_>>()
         .join(", ");
-    let arrivals = clickhouse
-        .query_text(&arrivals_query(&projects, after_second, until))
-        .await
-        .map_err(|e| e.to_string())?;
-    let arrivals = arrivals
-        .lines()
-        .map(|line| {
-            let (second, rows) = line.split_once('\t').unwrap_or_default();
-            Ok((
-                second.parse::<u32>().map_err(|e| format!("ingest index: {e}"))?,
-                rows.parse::<u64>().map_err(|e| format!("ingest index: {e}"))?,
-            ))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let arrivals = arrivals(clickhouse, &projects, after_second, until).await?;
     let chunks = plan_chunks(&arrivals, CHUNK_ROWS as u64);
     // The next chunk is fetched and decoded while this one is scored.
     // The insert body's buffer, reused from chunk to chunk.

@@ -4,6 +4,7 @@
 pub mod daily_costs;
 pub mod evaluate;
 pub mod frames;
+pub mod judge;
 pub mod recompute;
 pub mod retention;
 pub mod rollups;
@@ -33,12 +34,15 @@ pub enum Job {
     DailyCosts,
     /// Re-prices table-priced generations after a price change (`recompute_costs`).
     RecomputeCosts,
+    /// LLM judges: new observations to the ledger, due judgments to the model (`judge`).
+    Judge,
 }
 
 impl Job {
     /// The jobs with fixed names (an evaluator's job is named after its id).
-    pub const BUILTIN: [Job; 4] = [
+    pub const BUILTIN: [Job; 5] = [
         Job::Evaluate,
+        Job::Judge,
         Job::ExperimentRollups,
         Job::Retention,
         Job::DailyCosts,
@@ -57,6 +61,7 @@ impl fmt::Display for Job {
             Job::Retention => f.write_str("retention"),
             Job::DailyCosts => f.write_str("daily_costs"),
             Job::RecomputeCosts => f.write_str("recompute_costs"),
+            Job::Judge => f.write_str("judge"),
         }
     }
 }
@@ -80,7 +85,7 @@ impl FromStr for Job {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; jobs are evaluate, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
+        "unknown job {0:?}; jobs are evaluate, judge, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -102,12 +107,31 @@ pub enum JobOutcome {
 }
 
 /// Runs `job` once, recorded in `job_runs`; a failure is recorded with its error and returned.
-/// `tick` is the scheduled time being served, if any (see [`runs::JobRun::start`]).
+/// `tick` is the scheduled time being served, if any (see [`runs::JobRun::start`]). The judges'
+/// setup (the key that opens provider keys) comes from the environment.
 pub async fn run_job(
     job: Job,
     pg: &Client,
     clickhouse: &ClickHouse,
     tick: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<JobOutcome, JobError> {
+    let setup = match job {
+        Job::Judge => Some(judge::Setup::from_env().map_err(|message| JobError::Failed {
+            job: job.to_string(),
+            message,
+        })?),
+        _ => None,
+    };
+    run_job_with(job, pg, clickhouse, tick, setup.as_ref()).await
+}
+
+/// [`run_job`] with the judges' setup given (required for [`Job::Judge`]).
+pub async fn run_job_with(
+    job: Job,
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    tick: Option<chrono::DateTime<chrono::Utc>>,
+    judge_setup: Option<&judge::Setup>,
 ) -> Result<JobOutcome, JobError> {
     let name = job.to_string();
     let Some(run) = runs::JobRun::start(pg, &name, tick).await? else {
@@ -164,6 +188,28 @@ pub async fn run_job(
                 (report.projects as i64, report.rows_deleted as i64, None, summary)
             }),
         Job::DailyCosts => daily_costs_check(clickhouse, now_us).await,
+        Job::Judge => match judge_setup {
+            Some(setup) => judge::run(pg, clickhouse, setup, run.watermark).await.map(|report| {
+                problems.extend(report.blocked.iter().cloned());
+                let summary = format!(
+                    "{} observations seen, {} queued, {} calls, {} judged, {} to retry, {} failed, ${:.6} spent{}",
+                    report.seen,
+                    report.queued,
+                    report.calls,
+                    report.judged,
+                    report.retried,
+                    report.failed,
+                    report.spend_usd,
+                    if report.blocked.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} judges stopped", report.blocked.len())
+                    }
+                );
+                (report.seen as i64, report.judged as i64, report.watermark, summary)
+            }),
+            None => Err("the judge job needs its setup (the encryption key)".into()),
+        },
         Job::RecomputeCosts => recompute::run(pg, clickhouse).await.map(|report| {
             let summary = format!(
                 "{} table-priced generations, {} re-priced",

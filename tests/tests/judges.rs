@@ -1,13 +1,24 @@
-//! LLM judges' model connections: stored through Langfuse's Python SDK and our API with the
-//! provider key sealed (never in a response or a PostgreSQL column in clear), tested against a
-//! real HTTP server speaking OpenAI's and Anthropic's formats, errors included.
+//! LLM judges and their model connections, against a real HTTP server speaking OpenAI's and
+//! Anthropic's formats (errors included), the real databases and the real judge job.
+//! Connections are stored through Langfuse's Python SDK and our API with the provider key
+//! sealed: never in a response or a PostgreSQL column in clear.
 
+use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::control::api_keys;
+use agenttrace_etl::control::connections::{self, ConnectionUpsert};
+use agenttrace_etl::control::evaluators::{self, NewEvaluator};
+use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_etl::control::projects;
-use agenttrace_schemas::Scope;
+use agenttrace_etl::control::sealing::Sealer;
+use agenttrace_etl::ingest::to_arrow::TableBatches;
+use agenttrace_etl::judge::provider::ModelClient;
+use agenttrace_jobs::judge::Setup;
+use agenttrace_jobs::{Job, JobOutcome, run_job_with};
+use agenttrace_schemas::{Scope, Timestamp};
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::providers::FakeProvider;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 const PROVIDER_KEY: &str = "sk-test-provider-key-0123456789";
 
@@ -244,4 +255,320 @@ async fn private_addresses_are_refused_unless_allowed() {
 
 fn hex_of(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Generations of a few agent sessions, loaded into `project`'s tables; returns how many.
+async fn load_generations(env: &TestEnv, project: Uuid) -> u64 {
+    let now = Timestamp::parse("2026-11-25T12:00:00Z").unwrap();
+    let mut generator = SessionGenerator::new(7);
+    let mut tables = TableBatches::new(&project.to_string(), "judged");
+    for event in (0..3).flat_map(|_| generator.session(now, 2)) {
+        tables.push(&event, None).unwrap();
+    }
+    for (table, batch) in tables.finish("b", now).unwrap() {
+        env.clickhouse.insert_batches(table, &[batch]).await.unwrap();
+    }
+    env.ch(&format!(
+        "SELECT count() FROM observations FINAL WHERE project_id = '{project}' AND type = 'generation'"
+    ))
+    .await
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+async fn judge_run(env: &TestEnv, pg: &tokio_postgres::Client) -> String {
+    let setup = Setup {
+        sealer: Some(Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap()),
+        client: ModelClient::new(true),
+    };
+    match run_job_with(Job::Judge, pg, &env.clickhouse, None, Some(&setup))
+        .await
+        .unwrap()
+    {
+        JobOutcome::Succeeded { summary, .. } => summary,
+        JobOutcome::Skipped => panic!("skipped"),
+    }
+}
+
+/// Judges score each new generation once: the answer's score and reasoning land as a score
+/// beside the judge's own trace; a re-run calls nothing; an answer kept before a crash is
+/// written without calling again; a rate-limited provider is tried again later; a daily spend
+/// cap stops the calls after one and pauses the judge with the reason.
+#[tokio::test]
+async fn llm_judges_score_new_observations_once_within_their_limits() {
+    let env = TestEnv::migrated().await;
+    let provider = FakeProvider::start(PROVIDER_KEY).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "judged-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "judged", None)
+        .await
+        .unwrap()
+        .id;
+    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    connections::upsert(
+        &pg,
+        Some(&sealer),
+        project,
+        &ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: PROVIDER_KEY.into(),
+            base_url: Some(provider.base_url.clone()),
+            config: Some(json!({"model": "judge-small", "concurrency": 4})),
+            ..ConnectionUpsert::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The budget judge's model is priced: $1 per million input tokens, $2 per million output.
+    prices::set(
+        &pg,
+        &NewPrice {
+            project_id: Some(project),
+            model_pattern: "judge-budget.*".into(),
+            provider: "local".into(),
+            input: 1.0,
+            output: 2.0,
+            cache_read: 0.0,
+            cache_write: 0.0,
+            valid_from: None,
+        },
+    )
+    .await
+    .unwrap();
+    let judge = |name: &str, config: Value| NewEvaluator {
+        project_id: project,
+        name: name.into(),
+        kind: "llm_judge".into(),
+        config,
+        schedule: None,
+    };
+    let helpful = json!({
+        "connection": "local",
+        "prompt": "HELPFUL Question: {{input}}\nAnswer: {{output}}\nHow helpful is the answer?",
+        "output": {"type": "numeric", "min": 0, "max": 1},
+        "filter": {"type": ["generation"]},
+        "score_name": "helpfulness",
+    });
+    evaluators::add(&pg, &judge("helpful", helpful)).await.unwrap();
+    let mut limited = json!({"connection": "local", "model": "judge-rate-limited", "prompt": "LIMITED {{output}}",
+        "output": {"type": "boolean"}, "filter": {"type": ["generation"]}});
+    evaluators::add(&pg, &judge("limited", limited.clone()))
+        .await
+        .unwrap();
+    let budget = json!({"connection": "local", "model": "judge-budget", "prompt": "BUDGET {{output}}",
+        "output": {"type": "boolean"}, "filter": {"type": ["generation"]}, "daily_budget_usd": 0.0000001});
+    evaluators::add(&pg, &judge("budget", budget)).await.unwrap();
+    // A judge whose config cannot run is refused when it is added, naming the key.
+    limited["filter"] = json!({"user": ["x"]});
+    let refused = evaluators::add(&pg, &judge("bad", limited))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("config.filter.user"), "{refused}");
+
+    let generations = load_generations(&env, project).await;
+    assert!(generations >= 3, "{generations}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let summary = judge_run(&env, &pg).await;
+
+    let calls = |prefix: &str| {
+        provider
+            .received()
+            .iter()
+            .filter(|r| {
+                r.body["messages"][0]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with(prefix)
+            })
+            .count() as u64
+    };
+    assert_eq!(calls("HELPFUL"), generations, "{summary}");
+    let scores = env
+        .ch(&format!(
+            "SELECT count(), uniqExact(observation_id), min(value), max(value), any(comment), any(source) FROM scores FINAL \
+             WHERE project_id = '{project}' AND name = 'helpfulness' AND evaluator_id != ''"
+        ))
+        .await;
+    assert_eq!(
+        scores.trim(),
+        format!("{generations}\t{generations}\t0.75\t0.75\tThe answer addresses the question.\teval")
+    );
+    // The judge's own traces: its prompt, the model that answered, in their own environment.
+    let traces = env
+        .ch(&format!(
+            "SELECT count() FROM traces FINAL WHERE project_id = '{project}' AND environment = 'agenttrace-judge'"
+        ))
+        .await;
+    assert!(traces.trim().parse::<u64>().unwrap() > generations, "{traces}");
+    let models = env
+        .ch(&format!(
+            "SELECT groupUniqArray(model) FROM observations FINAL WHERE project_id = '{project}' AND name = 'judge call'"
+        ))
+        .await;
+    assert!(models.contains("judge-small-2026-01-01"), "{models}");
+
+    // Rate limited: put back for later, with the provider's words, counted as one try.
+    let limited_rows = pg
+        .query(
+            "SELECT j.status, j.attempts, j.error, j.next_attempt_at > now() + interval '4 seconds' AS later
+             FROM judgments j JOIN evaluators e ON e.id = j.evaluator_id WHERE e.name = 'limited'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(limited_rows.len() as u64, generations);
+    for row in &limited_rows {
+        assert_eq!(row.get::<_, &str>("status"), "pending");
+        assert_eq!(row.get::<_, i32>("attempts"), 1);
+        assert!(row.get::<_, &str>("error").contains("rate_limit_exceeded"));
+        assert!(row.get::<_, bool>("later"));
+    }
+    // Over budget after its first priced call: paused until tomorrow, with the reason.
+    assert_eq!(calls("BUDGET"), 1, "{summary}");
+    let (reason, paused): (String, bool) = {
+        let row = pg
+            .query_one(
+                "SELECT blocked_reason, paused_until > now() AS paused FROM evaluators WHERE name = 'budget'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(reason.contains("daily spend cap") && paused, "{reason}");
+    let spent: f64 = pg
+        .query_one("SELECT sum(cost_usd) FROM judgments j JOIN evaluators e ON e.id = j.evaluator_id WHERE e.name = 'budget'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(spent > 0.0000001, "{spent}");
+
+    // Again: nothing new, nothing called, the judges' own observations never judged.
+    let before = provider.received().len();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = judge_run(&env, &pg).await;
+    assert_eq!(provider.received().len(), before, "{again}");
+    let queued: i64 = pg
+        .query_one("SELECT count(*) FROM judgments j JOIN evaluators e ON e.id = j.evaluator_id WHERE e.name = 'helpful'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(queued as u64, generations);
+
+    // A run that died after keeping an answer (lease expired): the score is written again
+    // from the ledger, not paid for again.
+    pg.execute(
+        "UPDATE judgments SET status = 'answered', lease_until = now() - interval '1 second'
+         WHERE evaluator_id = (SELECT id FROM evaluators WHERE name = 'helpful')",
+        &[],
+    )
+    .await
+    .unwrap();
+    judge_run(&env, &pg).await;
+    assert_eq!(provider.received().len(), before);
+    let statuses: Vec<String> = pg
+        .query(
+            "SELECT DISTINCT status FROM judgments WHERE evaluator_id = (SELECT id FROM evaluators WHERE name = 'helpful')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(statuses, ["done"]);
+    let scores_after = env
+        .ch(&format!(
+            "SELECT count() FROM scores FINAL WHERE project_id = '{project}' AND name = 'helpfulness' AND source = 'eval'"
+        ))
+        .await;
+    assert_eq!(scores_after.trim(), generations.to_string());
+}
+
+/// `agenttrace connection`: add (the key never printed), list, test against the provider, delete.
+#[tokio::test]
+async fn the_cli_manages_and_tests_connections() {
+    let env = TestEnv::migrated().await;
+    let provider = FakeProvider::start(PROVIDER_KEY).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "cli-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "cli", None)
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let added = env
+        .cli(&[
+            "connection",
+            "add",
+            "--project",
+            &project,
+            "--name",
+            "local",
+            "--adapter",
+            "openai",
+            "--secret-key",
+            PROVIDER_KEY,
+            "--base-url",
+            &provider.base_url,
+            "--model",
+            "judge-small",
+            "--header",
+            "X-Team: evals",
+        ])
+        .await
+        .unwrap();
+    assert!(
+        added.starts_with("added connection local (openai, key …6789)"),
+        "{added}"
+    );
+    let listed: Value = serde_json::from_str(
+        &env.cli(&["connection", "list", "--project", &project, "--json"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(listed[0]["extraHeaderKeys"], json!(["X-Team"]));
+    assert!(!listed.to_string().contains(PROVIDER_KEY));
+    let tested = env
+        .cli(&[
+            "connection",
+            "test",
+            "--project",
+            &project,
+            "--name",
+            "local",
+            "--allow-private-model-urls",
+        ])
+        .await
+        .unwrap();
+    assert!(
+        tested.starts_with("ok: judge-small-2026-01-01 answered"),
+        "{tested}"
+    );
+    assert_eq!(provider.received()[0].headers["x-team"], "evals");
+    // Explicitly off (the local stack's environment turns it on).
+    let refused = env
+        .cli_error(&[
+            "connection",
+            "test",
+            "--project",
+            &project,
+            "--name",
+            "local",
+            "--allow-private-model-urls=false",
+        ])
+        .await;
+    assert!(
+        refused.contains("AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS"),
+        "{refused}"
+    );
+    let deleted = env
+        .cli(&["connection", "delete", "--project", &project, "--name", "local"])
+        .await
+        .unwrap();
+    assert_eq!(deleted.trim(), "deleted local; 0 judges stopped");
 }

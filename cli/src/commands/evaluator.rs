@@ -18,11 +18,14 @@ pub enum EvaluatorCommand {
         #[arg(long)]
         name: String,
         /// regex, contains, not_contains, valid_json, json_schema, latency_threshold,
-        /// cost_threshold, token_threshold, tool_call_failure, exact_match, fuzzy_match.
+        /// cost_threshold, token_threshold, tool_call_failure, exact_match, fuzzy_match, or
+        /// llm_judge (run by the `judge` job; its config: etl/src/judge/template.rs).
         #[arg(long)]
         kind: String,
         /// Kind-specific JSON, e.g. '{"pattern": "TODO"}', '{"max_ms": 5000}',
-        /// '{"schema": {"type": "object"}}' or '{"threshold": 0.8}'.
+        /// '{"schema": {"type": "object"}}', '{"threshold": 0.8}', or for a judge
+        /// '{"connection": "openai", "prompt": "Is {{output}} helpful for {{input}}?",
+        /// "output": {"type": "numeric", "min": 0, "max": 1}, "filter": {"type": ["generation"]}}'.
         #[arg(long, default_value = "{}")]
         config: String,
         /// A cron schedule of its own (`sec min hour day month weekday`); without one the

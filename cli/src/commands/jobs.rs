@@ -19,6 +19,7 @@ pub enum JobsCommand {
         /// `JOB=CRON` with seconds (`sec min hour day month weekday`); repeat for several jobs.
         #[arg(long = "cron", default_values_t = vec![
             "evaluate=0 * * * * *".to_owned(),
+            "judge=20 * * * * *".to_owned(),
             "experiment_rollups=30 */5 * * * *".to_owned(),
             "retention=0 0 3 * * *".to_owned(),
             "daily_costs=0 30 * * * *".to_owned(),

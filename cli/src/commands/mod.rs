@@ -3,6 +3,7 @@
 
 pub mod analyst;
 pub mod backup;
+pub mod connection;
 pub mod dataset;
 pub mod demo;
 pub mod evaluator;

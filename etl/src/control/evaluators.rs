@@ -23,7 +23,36 @@ pub const KINDS: &[&str] = &[
     "tool_call_failure",
     "exact_match",
     "fuzzy_match",
+    "llm_judge",
 ];
+
+/// An LLM judge's config, checked, with its connection present in the project.
+async fn check_judge(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    config: &Value,
+) -> Result<(), ControlError> {
+    let judge = crate::judge::template::JudgeConfig::parse(config).map_err(|e| ControlError::Invalid {
+        field: "config",
+        message: e.to_string(),
+    })?;
+    let found = client
+        .query_opt(
+            "SELECT 1 FROM llm_connections WHERE project_id = $1 AND provider = $2",
+            &[&project_id, &judge.connection],
+        )
+        .await?;
+    if found.is_none() {
+        return Err(ControlError::Invalid {
+            field: "config",
+            message: format!(
+                "config.connection: the project has no model connection {:?}; add one first (PUT .../connections)",
+                judge.connection
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// Parses a cron expression with seconds, explaining the format when it is wrong.
 pub fn parse_schedule(expression: &str) -> Result<Schedule, String> {
@@ -71,6 +100,9 @@ pub async fn add(client: &impl GenericClient, evaluator: &NewEvaluator) -> Resul
             field: "schedule",
             message,
         })?;
+    }
+    if evaluator.kind == "llm_judge" {
+        check_judge(client, evaluator.project_id, &evaluator.config).await?;
     }
     let added = client
         .execute(
@@ -149,6 +181,18 @@ pub async fn update(
             field: "schedule",
             message,
         })?;
+    }
+    if let Some(config) = config {
+        let kind = client
+            .query_opt(
+                "SELECT kind FROM evaluators WHERE project_id = $1 AND id = $2",
+                &[&project_id, &id],
+            )
+            .await?
+            .map(|row| row.get::<_, String>(0));
+        if kind.as_deref() == Some("llm_judge") {
+            check_judge(client, project_id, config).await?;
+        }
     }
     let updated = client
         .execute(

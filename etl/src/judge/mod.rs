@@ -3,3 +3,4 @@
 //! through [`provider`] too.
 
 pub mod provider;
+pub mod template;

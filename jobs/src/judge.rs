@@ -50,7 +50,7 @@ pub const JUDGE_MARK: &str = "agenttrace.judge";
 /// Observation versions a discovery chunk reads (ids and filter fields only).
 const DISCOVERY_CHUNK_ROWS: u64 = 100_000;
 /// Ledger rows claimed at a time.
-const CLAIM_ROWS: i64 = 200;
+const CLAIM_ROWS: i64 = 1000;
 /// How long a claim holds a row before another run may take it.
 const LEASE: Duration = Duration::from_secs(300);
 /// How long one run keeps judging before it leaves the rest to the next.
@@ -109,6 +109,18 @@ pub async fn run(
     setup: &Setup,
     watermark: Option<i64>,
 ) -> Result<JudgeReport, String> {
+    run_in(pg, clickhouse, setup, watermark, None).await
+}
+
+/// [`run`] for one project's judges only (`None`: every project's), as a benchmark running
+/// beside other projects needs.
+pub async fn run_in(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    setup: &Setup,
+    watermark: Option<i64>,
+    project: Option<Uuid>,
+) -> Result<JudgeReport, String> {
     let postgres = |e: tokio_postgres::Error| format!("PostgreSQL: {e}");
     // A pause whose time has passed (a new day's budget) is lifted.
     pg.execute(
@@ -121,8 +133,9 @@ pub async fn run(
     let rows = pg
         .query(
             "SELECT id, project_id, name, config FROM evaluators
-             WHERE kind = 'llm_judge' AND active AND blocked_reason IS NULL ORDER BY project_id, name",
-            &[],
+             WHERE kind = 'llm_judge' AND active AND blocked_reason IS NULL AND ($1::uuid IS NULL OR project_id = $1)
+             ORDER BY project_id, name",
+            &[&project],
         )
         .await
         .map_err(postgres)?;
@@ -460,13 +473,9 @@ async fn judge_due(
             let prompt = judge
                 .config
                 .render(|name| fields.and_then(|f| f.get(name)).cloned());
-            pg.execute(
-                "UPDATE judgments SET prompt = $5, called_at = now()
-                 WHERE evaluator_id = $1 AND target_kind = 'observation' AND target_id = $2 AND target_version = $3 AND project_id = $4",
-                &[&row.evaluator_id, &row.target_id, &row.target_version, &row.project_id, &prompt],
-            )
-            .await
-            .map_err(postgres)?;
+            // Kept with the answer (one write per judgment); `called_at` was set by the claim.
+            let mut row = row;
+            row.prompt = Some(prompt.clone());
             report.calls += 1;
             let config = judge.config.clone();
             let client = setup.client.clone();
@@ -525,55 +534,93 @@ async fn judge_due(
                 };
                 (row, outcome)
             });
+            // Answers are kept as they arrive, not after the round: a crash loses only the
+            // calls in flight.
+            while let Some(done) = calls.try_join_next() {
+                let (row, outcome) = done.map_err(|e| format!("a judge call panicked: {e}"))?;
+                settle(
+                    pg,
+                    judges[&row.evaluator_id],
+                    row,
+                    outcome,
+                    report,
+                    &mut to_write,
+                    &mut stopped,
+                )
+                .await?;
+            }
         }
         while let Some(done) = calls.join_next().await {
             let (row, outcome) = done.map_err(|e| format!("a judge call panicked: {e}"))?;
-            let judge = judges[&row.evaluator_id];
-            match outcome {
-                Outcome::Answered(answered) => {
-                    keep_answer(pg, &row, &answered).await?;
-                    report.spend_usd += answered.cost.and_then(|c| c.total).unwrap_or(0.0);
-                    to_write.push((row, answered));
-                }
-                Outcome::Retry { after, error } => {
-                    if row.attempts >= judge.config.max_attempts as i32 {
-                        finish_failed(
-                            pg,
-                            &row,
-                            &format!("gave up after {} tries: {error}", row.attempts),
-                        )
-                        .await?;
-                        report.failed += 1;
-                    } else {
-                        // Exponential backoff from 5 s, or longer when the provider says so.
-                        let backoff = Duration::from_secs(5u64 << row.attempts.clamp(0, 10))
-                            .min(provider::MAX_RETRY_AFTER);
-                        let wait = backoff.max(after);
-                        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                        release(pg, &row, Some(at), &error, true).await?;
-                        report.retried += 1;
-                    }
-                }
-                Outcome::Blocked(reason) => {
-                    // Not this target's fault: the row waits, the judge stops until a person acts.
-                    block(pg, judge.id, &reason).await?;
-                    report.blocked.push((
-                        judge.project_id.to_string(),
-                        format!("judge {}: {}", judge.name, reason),
-                    ));
-                    release(pg, &row, None, &reason, false).await?;
-                    stopped.insert(judge.id, reason);
-                }
-                Outcome::Failed(reason) => {
-                    finish_failed(pg, &row, &reason).await?;
-                    report.failed += 1;
-                }
-            }
+            settle(
+                pg,
+                judges[&row.evaluator_id],
+                row,
+                outcome,
+                report,
+                &mut to_write,
+                &mut stopped,
+            )
+            .await?;
         }
         report.judged += write_scores(pg, clickhouse, &judges, to_write).await?;
     }
     report.blocked.sort();
     report.blocked.dedup();
+    Ok(())
+}
+
+/// Records what became of a called row: its answer kept (to be written), put back for a later
+/// try, its judge stopped, or failed with the reason.
+async fn settle(
+    pg: &Client,
+    judge: &Judge,
+    row: Claimed,
+    outcome: Outcome,
+    report: &mut JudgeReport,
+    to_write: &mut Vec<(Claimed, Answered)>,
+    stopped: &mut HashMap<Uuid, String>,
+) -> Result<(), String> {
+    match outcome {
+        Outcome::Answered(answered) => {
+            keep_answer(pg, &row, &answered).await?;
+            report.spend_usd += answered.cost.and_then(|c| c.total).unwrap_or(0.0);
+            to_write.push((row, answered));
+        }
+        Outcome::Retry { after, error } => {
+            if row.attempts >= judge.config.max_attempts as i32 {
+                finish_failed(
+                    pg,
+                    &row,
+                    &format!("gave up after {} tries: {error}", row.attempts),
+                )
+                .await?;
+                report.failed += 1;
+            } else {
+                // Exponential backoff from 5 s, or longer when the provider says so.
+                let backoff =
+                    Duration::from_secs(5u64 << row.attempts.clamp(0, 10)).min(provider::MAX_RETRY_AFTER);
+                let wait = backoff.max(after);
+                let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                release(pg, &row, Some(at), &error, true).await?;
+                report.retried += 1;
+            }
+        }
+        Outcome::Blocked(reason) => {
+            // Not this target's fault: the row waits, the judge stops until a person acts.
+            block(pg, judge.id, &reason).await?;
+            report.blocked.push((
+                judge.project_id.to_string(),
+                format!("judge {}: {}", judge.name, reason),
+            ));
+            release(pg, &row, None, &reason, false).await?;
+            stopped.insert(judge.id, reason);
+        }
+        Outcome::Failed(reason) => {
+            finish_failed(pg, &row, &reason).await?;
+            report.failed += 1;
+        }
+    }
     Ok(())
 }
 
@@ -674,6 +721,7 @@ async fn claim(
             "UPDATE judgments j SET
                 status = CASE WHEN j.status = 'answered' THEN 'answered' ELSE 'calling' END,
                 attempts = j.attempts + CASE WHEN j.status = 'answered' THEN 0 ELSE 1 END,
+                called_at = CASE WHEN j.status = 'answered' THEN j.called_at ELSE now() END,
                 lease_until = now() + make_interval(secs => $3)
              FROM (SELECT evaluator_id, target_kind, target_id, target_version FROM judgments
                    WHERE evaluator_id = ANY($1) AND next_attempt_at <= now()
@@ -719,7 +767,8 @@ async fn release(
         &format!(
             "UPDATE judgments SET status = 'pending', lease_until = NULL, error = $4,
                 next_attempt_at = coalesce($5, now()),
-                attempts = CASE WHEN $6 THEN attempts ELSE greatest(attempts - 1, 0) END
+                attempts = CASE WHEN $6 THEN attempts ELSE greatest(attempts - 1, 0) END,
+                called_at = CASE WHEN $6 THEN called_at ELSE NULL END
              WHERE {WHERE_ROW}"
         ),
         &[
@@ -765,7 +814,7 @@ async fn keep_answer(pg: &Client, row: &Claimed, answered: &Answered) -> Result<
     pg.execute(
         &format!(
             "UPDATE judgments SET status = 'answered', error = NULL, answer = $4, model = $5, input_tokens = $6,
-                output_tokens = $7, cost_usd = $8, latency_ms = $9
+                output_tokens = $7, cost_usd = $8, latency_ms = $9, prompt = $10
              WHERE {WHERE_ROW}"
         ),
         &[
@@ -778,6 +827,7 @@ async fn keep_answer(pg: &Client, row: &Claimed, answered: &Answered) -> Result<
             &(answered.usage.output_tokens as i64),
             &answered.cost.and_then(|c| c.total),
             &(answered.latency.as_millis() as i64),
+            &row.prompt,
         ],
     )
     .await
@@ -980,23 +1030,22 @@ async fn write_scores(
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        for (row, _) in &rows {
-            pg.execute(
-                &format!(
-                    "UPDATE judgments SET status = 'done', lease_until = NULL, finished_at = now(), judge_trace_id = $4
-                     WHERE {WHERE_ROW}"
-                ),
-                &[
-                    &row.evaluator_id,
-                    &row.target_id,
-                    &row.target_version,
-                    &format!("judge-{}", judgment_id(row)),
-                ],
+        let evaluators: Vec<Uuid> = rows.iter().map(|(row, _)| row.evaluator_id).collect();
+        let targets: Vec<&str> = rows.iter().map(|(row, _)| row.target_id.as_str()).collect();
+        let versions: Vec<i64> = rows.iter().map(|(row, _)| row.target_version).collect();
+        let traces: Vec<String> = rows
+            .iter()
+            .map(|(row, _)| format!("judge-{}", judgment_id(row)))
+            .collect();
+        written += pg
+            .execute(
+                "UPDATE judgments j SET status = 'done', lease_until = NULL, finished_at = now(), judge_trace_id = u.tr
+                 FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[]) AS u(e, t, v, tr)
+                 WHERE (j.evaluator_id, j.target_kind, j.target_id, j.target_version) = (u.e, 'observation', u.t, u.v)",
+                &[&evaluators, &targets, &versions, &traces],
             )
             .await
             .map_err(|e| format!("PostgreSQL: {e}"))?;
-            written += 1;
-        }
     }
     Ok(written)
 }

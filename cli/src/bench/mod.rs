@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod export;
 pub mod ingest;
 pub mod jobs;
+pub mod judge;
 pub mod load;
 pub mod read;
 pub mod trace;
@@ -56,6 +57,10 @@ pub enum BenchCommand {
     /// Read routes (trace, lists, sessions, metrics) through the ETL on the read layout vs the
     /// old (project_id, id) layout, same rows, filled server-side.
     Read(read::ReadBenchArgs),
+    /// The LLM judge job over N new generations against a model server in this process vs bare
+    /// calls to it: judgments/s, scheduler CPU per judgment, spend accounted, exactly-once under
+    /// a kill.
+    Judge(judge::JudgeBenchArgs),
     /// One large trace (10,000 observations) through `GET /v1/traces/{id}` vs its rows read
     /// straight from ClickHouse: what the build's optimization moves.
     Trace(trace::TraceBenchArgs),
@@ -75,6 +80,7 @@ pub async fn run(
         BenchCommand::Edge(args) => edge::run_edge(args, databases, out).await,
         BenchCommand::Read(args) => read::run_read(args, databases, out).await,
         BenchCommand::Trace(args) => trace::run_trace(args, databases, out).await,
+        BenchCommand::Judge(args) => judge::run_judge(args, databases, out).await,
     }
 }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use agenttrace_etl::clickhouse::Table;
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
 
-use crate::frames::{frame_of, query_frame, strings};
+use crate::frames::frame_of;
+use agenttrace_etl::judge::targets::expected_outputs;
 use agenttrace_schemas::event::ScoreSource;
 use arrow_array::builder::{
     ArrayBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt64Builder,
@@ -99,51 +100,6 @@ pub async fn active_evaluators(
         }
     };
     Ok(rows.iter().map(Evaluator::from_row).collect())
-}
-
-/// Expected outputs of the dataset items that the given traces ran, by trace id. Both lookups
-/// are scoped to the project: a trace naming another project's dataset item gets nothing.
-pub async fn expected_outputs(
-    pg: &Client,
-    clickhouse: &ClickHouse,
-    project_id: &str,
-    trace_ids: &[&str],
-) -> Result<HashMap<String, Value>, String> {
-    if trace_ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let ids: Vec<String> = trace_ids.iter().map(|id| quote(id)).collect();
-    let sql = format!(
-        "SELECT id, assumeNotNull(dataset_item_id) AS item FROM traces FINAL WHERE project_id = {} \
-         AND dataset_item_id IS NOT NULL AND id IN ({})",
-        quote(project_id),
-        ids.join(",")
-    );
-    let Some(df) = query_frame(clickhouse, &sql).await? else {
-        return Ok(HashMap::new());
-    };
-    let item_of: HashMap<String, String> = strings(&df, "id")?
-        .iter()
-        .zip(strings(&df, "item")?.iter())
-        .filter_map(|(trace, item)| Some((trace?.to_owned(), item?.to_owned())))
-        .collect();
-    let items: Vec<&str> = item_of.values().map(String::as_str).collect();
-    let rows = pg
-        .query(
-            "SELECT i.id::text AS id, i.expected_output FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id
-             WHERE d.project_id::text = $1 AND i.id::text = ANY($2) AND i.expected_output IS NOT NULL",
-            &[&project_id, &items],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let expected: HashMap<String, Value> = rows
-        .iter()
-        .map(|row| (row.get("id"), row.get("expected_output")))
-        .collect();
-    Ok(item_of
-        .into_iter()
-        .filter_map(|(trace, item)| expected.get(&item).map(|value| (trace, value.clone())))
-        .collect())
 }
 
 /// A stored output (JSON text) as a value; a JSON string that itself holds JSON is unwrapped,

@@ -31,6 +31,7 @@ use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::ingest::pricing::PriceTable;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_etl::judge::provider::{self, CallError, JudgeRequest, ModelClient};
+use agenttrace_etl::judge::targets::{Fields, observation_fields};
 use agenttrace_etl::judge::template::{JudgeConfig, ScoreOf};
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::event::{Cost, Event, Usage};
@@ -41,7 +42,7 @@ use tokio::sync::Semaphore;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::evaluate::{Chunk, arrivals, expected_outputs, plan_chunks};
+use crate::evaluate::{Chunk, arrivals, plan_chunks};
 
 /// The environment of the judges' own traces; targets there are never judged.
 pub const JUDGE_ENVIRONMENT: &str = "agenttrace-judge";
@@ -866,68 +867,18 @@ async fn contents(
     pg: &Client,
     clickhouse: &ClickHouse,
     claimed: &[Claimed],
-) -> Result<HashMap<(Uuid, String), HashMap<String, Value>>, String> {
-    let mut by_project: BTreeMap<Uuid, Vec<&Claimed>> = BTreeMap::new();
+) -> Result<HashMap<(Uuid, String), Fields>, String> {
+    let mut by_project: BTreeMap<Uuid, Vec<(&str, &str)>> = BTreeMap::new();
     for row in claimed.iter().filter(|row| row.status != "answered") {
-        by_project.entry(row.project_id).or_default().push(row);
+        by_project
+            .entry(row.project_id)
+            .or_default()
+            .push((row.trace_id.as_str(), row.target_id.as_str()));
     }
     let mut out = HashMap::new();
-    for (project, rows) in by_project {
-        let keys = rows
-            .iter()
-            .map(|row| format!("({}, {})", quote(&row.trace_id), quote(&row.target_id)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let text = clickhouse
-            .query_text(&format!(
-                "SELECT id, name, ifNull(model, '') AS model, input, output, metadata_keys, metadata_values \
-                 FROM observations FINAL WHERE project_id = {project} AND (trace_id, id) IN ({keys}) \
-                 FORMAT JSONEachRow",
-                project = quote(&project.to_string()),
-            ))
-            .await
-            .map_err(|e| e.to_string())?;
-        let traces: Vec<&str> = rows.iter().map(|row| row.trace_id.as_str()).collect();
-        let expected = expected_outputs(pg, clickhouse, &project.to_string(), &traces).await?;
-        let trace_of: HashMap<&str, &str> = rows
-            .iter()
-            .map(|row| (row.target_id.as_str(), row.trace_id.as_str()))
-            .collect();
-        for line in text.lines() {
-            let row: Value = serde_json::from_str(line).map_err(|e| format!("target row: {e}"))?;
-            let stored = |name: &str| {
-                row[name]
-                    .as_str()
-                    .filter(|text| !text.is_empty())
-                    .map(|text| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
-            };
-            let mut fields = HashMap::new();
-            for name in ["input", "output"] {
-                if let Some(value) = stored(name) {
-                    fields.insert(name.to_owned(), value);
-                }
-            }
-            for name in ["name", "model"] {
-                if let Some(text) = row[name].as_str().filter(|t| !t.is_empty()) {
-                    fields.insert(name.to_owned(), Value::String(text.to_owned()));
-                }
-            }
-            let keys = row["metadata_keys"].as_array().cloned().unwrap_or_default();
-            let values = row["metadata_values"].as_array().cloned().unwrap_or_default();
-            let metadata: serde_json::Map<String, Value> = keys
-                .iter()
-                .zip(values)
-                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v)))
-                .collect();
-            fields.insert("metadata".to_owned(), Value::Object(metadata));
-            let id = row["id"].as_str().unwrap_or_default();
-            if let Some(value) = trace_of.get(id).and_then(|trace| expected.get(*trace)) {
-                fields.insert("expected_output".to_owned(), value.clone());
-            }
-            out.insert(
-                (project, row["id"].as_str().unwrap_or_default().to_owned()),
-                fields,
-            );
+    for (project, keys) in by_project {
+        for (id, fields) in observation_fields(pg, clickhouse, project, &keys).await? {
+            out.insert((project, id), fields);
         }
     }
     Ok(out)

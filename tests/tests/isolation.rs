@@ -376,6 +376,7 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "provider" => json!(format!("{probe}-connection")),
         "datasetItemId" | "dataset_item_id" => json!(children.item),
         "traceId" | "trace_id" => json!(children.trace),
+        "observation_id" => json!(children.observation),
         "email" => json!(children.member_email),
         "public_key" => json!(alpha.key.0),
         "secret_key" => json!(alpha.key.1),

@@ -257,10 +257,11 @@ fn hex_of(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Generations of a few agent sessions, loaded into `project`'s tables; returns how many.
-async fn load_generations(env: &TestEnv, project: Uuid) -> u64 {
+/// Generations of a few agent sessions (ids from `seed`), loaded into `project`'s tables;
+/// returns how many.
+async fn load_generations(env: &TestEnv, project: Uuid, seed: u64) -> u64 {
     let now = Timestamp::parse("2026-11-25T12:00:00Z").unwrap();
-    let mut generator = SessionGenerator::new(7);
+    let mut generator = SessionGenerator::new(seed);
     let mut tables = TableBatches::new(&project.to_string(), "judged");
     for event in (0..3).flat_map(|_| generator.session(now, 2)) {
         tables.push(&event, None).unwrap();
@@ -368,7 +369,7 @@ async fn llm_judges_score_new_observations_once_within_their_limits() {
         .to_string();
     assert!(refused.contains("config.filter.user"), "{refused}");
 
-    let generations = load_generations(&env, project).await;
+    let generations = load_generations(&env, project, 7).await;
     assert!(generations >= 3, "{generations}");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let summary = judge_run(&env, &pg).await;
@@ -571,4 +572,152 @@ async fn the_cli_manages_and_tests_connections() {
         .await
         .unwrap();
     assert_eq!(deleted.trim(), "deleted local; 0 judges stopped");
+}
+
+/// A judge previewed on an observation (prompt only, then one call), another project's
+/// observation not found, the built-in judges listed, and the judge's activity after a run.
+#[tokio::test]
+async fn a_judge_is_previewed_on_an_observation_and_reports_its_activity() {
+    let env = TestEnv::migrated().await;
+    let etl = env
+        .start_etl(|config| config.allow_private_model_urls = true)
+        .await;
+    let provider = FakeProvider::start(PROVIDER_KEY).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "preview-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "preview", None)
+        .await
+        .unwrap()
+        .id;
+    let other = projects::create_project(&pg, organization, "other", None)
+        .await
+        .unwrap()
+        .id;
+    let key = api_keys::create_key(&pg, project, &[Scope::Read, Scope::Manage], None)
+        .await
+        .unwrap();
+    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    connections::upsert(
+        &pg,
+        Some(&sealer),
+        project,
+        &ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: PROVIDER_KEY.into(),
+            base_url: Some(provider.base_url.clone()),
+            config: Some(json!({"model": "judge-small"})),
+            ..ConnectionUpsert::default()
+        },
+    )
+    .await
+    .unwrap();
+    evaluators::add(
+        &pg,
+        &NewEvaluator {
+            project_id: project,
+            name: "helpful".into(),
+            kind: "llm_judge".into(),
+            config: json!({"connection": "local", "template": "helpfulness"}),
+            schedule: None,
+        },
+    )
+    .await
+    .unwrap();
+    let judge = evaluators::list(&pg, project).await.unwrap()[0].id;
+    load_generations(&env, project, 7).await;
+    // Another seed: the other project's ids are its own.
+    load_generations(&env, other, 8).await;
+    let generation = |project: Uuid| {
+        let env = &env;
+        async move {
+            let row = env
+                .clickhouse
+                .query_text(&format!(
+                    "SELECT trace_id, id, output FROM observations FINAL WHERE project_id = '{project}' \
+                     AND type = 'generation' ORDER BY id LIMIT 1 FORMAT JSONEachRow"
+                ))
+                .await
+                .unwrap();
+            serde_json::from_str::<Value>(row.trim()).unwrap()
+        }
+    };
+    let mine = generation(project).await;
+    let theirs = generation(other).await;
+    let http = reqwest::Client::new();
+    let base = format!("{}/v1/projects/{project}", etl.url);
+    let post = |body: Value| {
+        http.post(format!("{base}/evaluators/{judge}/preview"))
+            .basic_auth(&key.public_key, Some(&key.secret_key))
+            .json(&body)
+            .send()
+    };
+
+    let shown: Value = post(json!({"trace_id": mine["trace_id"], "observation_id": mine["id"]}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["ran"], false);
+    let output: Value = serde_json::from_str(mine["output"].as_str().unwrap()).unwrap();
+    let output_text = match &output {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    assert!(
+        shown["prompt"].as_str().unwrap().contains(&output_text),
+        "{shown}"
+    );
+    assert!(provider.received().is_empty());
+
+    let ran: Value = post(json!({"trace_id": mine["trace_id"], "observation_id": mine["id"], "run": true}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ran["score"], 0.75, "{ran}");
+    assert_eq!(ran["reasoning"], "The answer addresses the question.");
+    assert_eq!(ran["model"], "judge-small-2026-01-01");
+    assert_eq!(provider.received().len(), 1);
+    // Another project's observation, named exactly: not found, and nothing called.
+    let response = post(json!({"trace_id": theirs["trace_id"], "observation_id": theirs["id"], "run": true}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(provider.received().len(), 1);
+
+    let templates: Value = http
+        .get(format!("{base}/judge-templates"))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["helpfulness", "correctness", "hallucination", "tool_use"]);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    judge_run(&env, &pg).await;
+    let activity: Value = http
+        .get(format!("{base}/evaluators/{judge}/judgments?days=1"))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(activity["done"].as_i64().unwrap() > 0, "{activity}");
+    assert_eq!(activity["failed"], 0);
+    assert_eq!(activity["days"][0]["mean_score"], 0.75, "{activity}");
+    assert_eq!(activity["blocked_reason"], Value::Null);
 }

@@ -1138,6 +1138,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/judge-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List built-in LLM judges
+         * @description Judges to start from: an llm_judge evaluator with `"template": NAME` in its config takes the prompt, output, score name and filter it leaves out. Viewer role or `read` scope. A session token, a project API key or an organization key.
+         */
+        get: operations["judge_templates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/evaluators/{id}/judgments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What an LLM judge has done
+         * @description Its ledger by status, spend, per day calls, judgments, failures and mean score (share of `true` for a boolean judge), the latest failures with their reasons, and why it is stopped if it is. Viewer role or `read` scope. A session token, a project API key or an organization key.
+         */
+        get: operations["judge_activity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/evaluators/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview an LLM judge on an observation
+         * @description Renders the judge's prompt for one observation and, with `run`, asks the model once: the score and reasoning it would store, the model, tokens and cost. Nothing is stored. A failed call answers 200 with `error_kind` and the provider's words. Member role or `manage` scope. A session token, a project API key or an organization key.
+         */
+        post: operations["preview_judge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}/connections/{id}/test": {
         parameters: {
             query?: never;
@@ -1392,6 +1452,16 @@ export interface components {
         };
         /** @enum {string} */
         BatchStatus: "accepted" | "already_accepted";
+        /**
+         * @description A judge to start from: `"template": NAME` in a config fills the prompt, output, score name
+         *     and filter it leaves out.
+         */
+        BuiltIn: {
+            name: string;
+            description: string;
+            /** @description The config keys it fills. */
+            config: unknown;
+        };
         /** @description A dataset item both experiments may have run, with its input and expected output. */
         ComparedItem: components["schemas"]["ItemComparison"] & {
             input: unknown;
@@ -1805,6 +1875,46 @@ export interface components {
             organization: components["schemas"]["Organization"];
             /** @description The invitation's role, or the one a member already had. */
             role: components["schemas"]["Role"];
+        };
+        /** @description What a judge has done: its ledger by status, per day, and its latest failures. */
+        JudgeActivity: {
+            /** @description Why it is stopped (its connection refused the key, its spend cap was reached), if it is. */
+            blocked_reason: string | null;
+            /** Format: int64 */
+            pending: number;
+            /** Format: int64 */
+            done: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: double */
+            spend_usd: number;
+            days: components["schemas"]["JudgeDay"][];
+            recent_failures: components["schemas"]["JudgeFailure"][];
+        };
+        /** @description One day of a judge's work. */
+        JudgeDay: {
+            /** @description `YYYY-MM-DD`, UTC. */
+            day: string;
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            judged: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: double */
+            spend_usd: number;
+            /**
+             * Format: double
+             * @description The mean numeric score, or for a boolean judge the share of `true`; none for categories.
+             */
+            mean_score: number | null;
+        };
+        /** @description A target a judge gave up on, and why. */
+        JudgeFailure: {
+            observation_id: string;
+            trace_id: string;
+            error: string;
+            at: string;
         };
         /** @description The edge asks the ETL about an agent's key (`POST /v1/keys/verify`, signed like a batch). */
         KeyCheckRequest: {
@@ -2418,6 +2528,39 @@ export interface components {
                 expires_at: string;
             }[];
             meta: components["schemas"]["PageMeta"];
+        };
+        /** @description A judge's prompt for one observation and, if it ran, the model's judgment. */
+        Preview: {
+            prompt: string;
+            /** @description The JSON schema the answer must fill. */
+            answer_schema: unknown;
+            /** @description Whether the model was called. */
+            ran: boolean;
+            model: string | null;
+            /** @description The score as it would be stored (number, boolean or category). */
+            score: unknown;
+            reasoning: string | null;
+            /** Format: u-int64 */
+            latency_ms: number | null;
+            /** Format: u-int64 */
+            input_tokens: number | null;
+            /** Format: u-int64 */
+            output_tokens: number | null;
+            /**
+             * Format: double
+             * @description Priced from the price table, when the model has a price.
+             */
+            cost_usd: number | null;
+            /** @description `retry`, `blocked` or `invalid` (see "test connection"). */
+            error_kind: string | null;
+            error: string | null;
+        };
+        PreviewBody: {
+            /** @description The observation's trace. */
+            trace_id: string;
+            observation_id: string;
+            /** @description Ask the model once (it costs one call); without it only the prompt is rendered. */
+            run?: boolean;
         };
         Price: {
             /** Format: uuid */
@@ -7029,6 +7172,183 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConnectionDeleted"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    judge_templates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BuiltIn"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    judge_activity: {
+        parameters: {
+            query?: {
+                /** @description Days of history, 1 to 90 (7 by default). */
+                days?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JudgeActivity"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    preview_judge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preview"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

@@ -2,5 +2,7 @@
 //! runs them is the `judge` job in `agenttrace-jobs`; the HTTP API's "test connection" calls
 //! through [`provider`] too.
 
+pub mod preview;
 pub mod provider;
+pub mod targets;
 pub mod template;

@@ -91,12 +91,96 @@ fn error(key: &str, message: impl Into<String>) -> ConfigError {
 
 const FILTER_FIELDS: &[&str] = &["type", "name", "model"];
 
+/// A judge to start from: `"template": NAME` in a config fills the prompt, output, score name
+/// and filter it leaves out.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BuiltIn {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The config keys it fills.
+    pub config: Value,
+}
+
+/// The built-in judges.
+pub fn built_in() -> Vec<BuiltIn> {
+    vec![
+        BuiltIn {
+            name: "helpfulness",
+            description: "How well the output answers the input, 0 to 1.",
+            config: json!({
+                "prompt": "You are grading an AI assistant's answer.\n\nRequest:\n{{input}}\n\nAnswer:\n{{output}}\n\n\
+                    Score how helpful the answer is for this request, from 0 (useless, wrong or off-topic) to 1 \
+                    (complete, correct and directly usable). Explain briefly first.",
+                "output": {"type": "numeric", "min": 0, "max": 1},
+                "score_name": "helpfulness",
+                "filter": {"type": ["generation"]},
+            }),
+        },
+        BuiltIn {
+            name: "correctness",
+            description: "Whether the output agrees with the dataset item's expected output, 0 to 1.",
+            config: json!({
+                "prompt": "Compare an AI system's output with the expected output for the same input.\n\n\
+                    Input:\n{{input}}\n\nExpected output:\n{{expected_output}}\n\nActual output:\n{{output}}\n\n\
+                    Score 1 if the actual output says the same as the expected output (wording may differ), 0 if it \
+                    contradicts or misses it, in between for partly right. Explain briefly first.",
+                "output": {"type": "numeric", "min": 0, "max": 1},
+                "score_name": "correctness",
+            }),
+        },
+        BuiltIn {
+            name: "hallucination",
+            description: "Whether the output states things the input (its context) does not support: true is a hallucination.",
+            config: json!({
+                "prompt": "The context below is everything the AI system was given.\n\nContext:\n{{input}}\n\n\
+                    Output:\n{{output}}\n\nDoes the output state facts that the context does not support? \
+                    Answer true if it does (a hallucination), false if every claim is supported. Explain briefly first.",
+                "output": {"type": "boolean"},
+                "score_name": "hallucination",
+                "filter": {"type": ["generation"]},
+            }),
+        },
+        BuiltIn {
+            name: "tool_use",
+            description: "For coding agents: whether a tool call was the right step for the request.",
+            config: json!({
+                "prompt": "A coding agent made this tool call.\n\nTool: {{name}}\nArguments:\n{{input}}\n\n\
+                    Result:\n{{output}}\n\nWas this call an appropriate step (the right tool, sensible arguments, \
+                    needed at all)? Answer appropriate, unnecessary, wrong_tool or harmful. Explain briefly first.",
+                "output": {"type": "categorical", "categories": ["appropriate", "unnecessary", "wrong_tool", "harmful"]},
+                "score_name": "tool_use",
+                "filter": {"type": ["tool", "tool_call"]},
+            }),
+        },
+    ]
+}
+
 impl JudgeConfig {
     pub fn parse(config: &Value) -> Result<JudgeConfig, ConfigError> {
-        let object = config
+        let given = config
             .as_object()
             .ok_or_else(|| error("", "must be a JSON object"))?;
+        // A built-in judge fills what the config leaves out.
+        let mut object = given.clone();
+        if let Some(name) = given.get("template").filter(|v| !v.is_null()) {
+            let templates = built_in();
+            let template = templates
+                .iter()
+                .find(|t| Some(t.name) == name.as_str())
+                .ok_or_else(|| {
+                    let names: Vec<&str> = templates.iter().map(|t| t.name).collect();
+                    error(
+                        "template",
+                        format!("{name} is not a built-in judge; they are {}", names.join(", ")),
+                    )
+                })?;
+            for (key, value) in template.config.as_object().expect("a template is an object") {
+                object.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        let object = &object;
         let known = [
+            "template",
             "connection",
             "model",
             "prompt",
@@ -620,6 +704,23 @@ mod tests {
             .read_answer(&json!({"reasoning": "r", "score": true}))
             .unwrap();
         assert_eq!(value.number(), Some(1.0));
+    }
+
+    #[test]
+    fn every_built_in_judge_runs_from_its_name_and_may_be_changed() {
+        for built_in in built_in() {
+            let parsed = judge(json!({"connection": "c", "template": built_in.name}));
+            assert_eq!(parsed.score_name.as_deref(), Some(built_in.name));
+            assert!(
+                parsed.read_answer(&parsed.answer_schema()).is_err(),
+                "a schema is no answer"
+            );
+        }
+        let changed =
+            judge(json!({"connection": "c", "template": "helpfulness", "filter": {"type": ["span"]}}));
+        assert_eq!(changed.filter["type"], ["span"]);
+        let unknown = JudgeConfig::parse(&json!({"connection": "c", "template": "vibes"})).unwrap_err();
+        assert!(unknown.message.contains("helpfulness, correctness"), "{unknown}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct EvaluatorCreated {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct EvaluatorPath {
-    id: Uuid,
+    pub id: Uuid,
 }
 
 #[utoipa::path(

@@ -10,6 +10,7 @@
 //! - [`keys`]: a project's API keys.
 //! - [`prompts`], [`datasets`] (with their items), [`evaluators`], [`experiments`] (with run
 //!   items and comparisons), [`prices`].
+//! - [`judges`]: built-in LLM judges, a judge previewed on an observation, its activity.
 //! - [`connections`]: model connections LLM judges call (and Langfuse's `llm-connections`).
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
@@ -23,6 +24,7 @@ pub mod datasets;
 pub mod evaluators;
 pub mod experiments;
 pub mod invitations;
+pub mod judges;
 pub mod keys;
 pub mod operations;
 pub mod organizations;

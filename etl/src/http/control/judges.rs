@@ -1,0 +1,124 @@
+//! LLM judges beyond the evaluator record: the built-in judges to start from, a judge's
+//! prompt previewed (and run once) on an observation, and what a judge has done.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use crate::http::auth::{ProjectAccess, need};
+use crate::http::control::evaluators::EvaluatorPath;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::request::json_body;
+use crate::http::server::AppState;
+use crate::judge::preview::{self, JudgeActivity, Preview, PreviewSetup};
+use crate::judge::template::{BuiltIn, built_in};
+
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/judge-templates",
+    summary = "List built-in LLM judges",
+    description = "Judges to start from: an llm_judge evaluator with `\"template\": NAME` in its config takes the prompt, output, score name and filter it leaves out. Viewer role or `read` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "OK", body = Vec<BuiltIn>),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn judge_templates(_project: ProjectAccess<need::Read>) -> Json<Vec<BuiltIn>> {
+    Json(built_in())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    /// The observation's trace.
+    trace_id: String,
+    observation_id: String,
+    /// Ask the model once (it costs one call); without it only the prompt is rendered.
+    #[serde(default)]
+    run: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/evaluators/{id}/preview",
+    summary = "Preview an LLM judge on an observation",
+    description = "Renders the judge's prompt for one observation and, with `run`, asks the model once: the score and reasoning it would store, the model, tokens and cost. Nothing is stored. A failed call answers 200 with `error_kind` and the provider's words. Member role or `manage` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), EvaluatorPath),
+    request_body = PreviewBody,
+    responses(
+        (status = 200, description = "OK", body = Preview),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn preview_judge(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Write>,
+    Path(EvaluatorPath { id }): Path<EvaluatorPath>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Preview>, ApiError> {
+    let request: PreviewBody = json_body(&bytes)?;
+    let client = state.postgres.get().await?;
+    let setup = PreviewSetup {
+        sealer: state.sealer.as_ref(),
+        client: &state.model_client,
+        prices: &state.ingestor.prices,
+    };
+    Ok(Json(
+        preview::preview(
+            &**client,
+            &state.reader.for_project(project.id),
+            &setup,
+            project.id,
+            id,
+            (&request.trace_id, &request.observation_id),
+            request.run,
+        )
+        .await?,
+    ))
+}
+
+/// How far back `GET .../judgments` looks.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ActivityWindow {
+    /// Days of history, 1 to 90 (7 by default).
+    days: Option<i32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/evaluators/{id}/judgments",
+    summary = "What an LLM judge has done",
+    description = "Its ledger by status, spend, per day calls, judgments, failures and mean score (share of `true` for a boolean judge), the latest failures with their reasons, and why it is stopped if it is. Viewer role or `read` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), EvaluatorPath, ActivityWindow),
+    responses(
+        (status = 200, description = "OK", body = JudgeActivity),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn judge_activity(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Read>,
+    Path(EvaluatorPath { id }): Path<EvaluatorPath>,
+    Query(window): Query<ActivityWindow>,
+) -> Result<Json<JudgeActivity>, ApiError> {
+    let days = window.days.unwrap_or(7);
+    if !(1..=90).contains(&days) {
+        return Err(ApiError::bad_request("invalid_request", "days: 1 to 90"));
+    }
+    let client = state.postgres.get().await?;
+    Ok(Json(preview::activity(&**client, project.id, id, days).await?))
+}

@@ -1,0 +1,302 @@
+//! A judge tried by hand: its prompt rendered for one observation and, when asked, sent to the
+//! model once; and what a judge has done (its ledger, per day). Nothing here writes a score.
+
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::clickhouse::ClickHouse;
+use crate::control::ControlError;
+use crate::control::connections;
+use crate::control::sealing::Sealer;
+use crate::ingest::pricing::PriceCache;
+use crate::judge::provider::{self, CallError, JudgeRequest, ModelClient};
+use crate::judge::targets::observation_fields;
+use crate::judge::template::JudgeConfig;
+
+/// The longest a preview waits for the model.
+const PREVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A judge's prompt for one observation and, if it ran, the model's judgment.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub prompt: String,
+    /// The JSON schema the answer must fill.
+    pub answer_schema: serde_json::Value,
+    /// Whether the model was called.
+    pub ran: bool,
+    #[schema(required = true)]
+    pub model: Option<String>,
+    /// The score as it would be stored (number, boolean or category).
+    #[schema(required = true)]
+    pub score: Option<serde_json::Value>,
+    #[schema(required = true)]
+    pub reasoning: Option<String>,
+    #[schema(required = true)]
+    pub latency_ms: Option<u64>,
+    #[schema(required = true)]
+    pub input_tokens: Option<u64>,
+    #[schema(required = true)]
+    pub output_tokens: Option<u64>,
+    /// Priced from the price table, when the model has a price.
+    #[schema(required = true)]
+    pub cost_usd: Option<f64>,
+    /// `retry`, `blocked` or `invalid` (see "test connection").
+    #[schema(required = true)]
+    pub error_kind: Option<String>,
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// What a preview needs beyond the databases.
+pub struct PreviewSetup<'a> {
+    pub sealer: Option<&'a Sealer>,
+    pub client: &'a ModelClient,
+    pub prices: &'a PriceCache,
+}
+
+async fn judge_of(
+    pg: &impl GenericClient,
+    project: Uuid,
+    evaluator: Uuid,
+) -> Result<(String, JudgeConfig), ControlError> {
+    let row = pg
+        .query_opt(
+            "SELECT name, kind, config FROM evaluators WHERE project_id = $1 AND id = $2",
+            &[&project, &evaluator],
+        )
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("evaluator {evaluator}")))?;
+    if row.get::<_, &str>("kind") != "llm_judge" {
+        return Err(ControlError::Invalid {
+            field: "evaluator",
+            message: "only an llm_judge evaluator has a prompt to preview".into(),
+        });
+    }
+    let config = JudgeConfig::parse(&row.get("config")).map_err(|e| ControlError::Invalid {
+        field: "config",
+        message: e.to_string(),
+    })?;
+    Ok((row.get("name"), config))
+}
+
+/// Renders `evaluator`'s prompt for the observation (`trace_id`, `observation_id`) of `project`,
+/// read through `reader`, and with `run` asks the model once.
+pub async fn preview(
+    pg: &impl GenericClient,
+    reader: &ClickHouse,
+    setup: &PreviewSetup<'_>,
+    project: Uuid,
+    evaluator: Uuid,
+    (trace_id, observation_id): (&str, &str),
+    run: bool,
+) -> Result<Preview, ControlError> {
+    let (_, config) = judge_of(pg, project, evaluator).await?;
+    let fields = observation_fields(pg, reader, project, &[(trace_id, observation_id)])
+        .await
+        .map_err(ControlError::Unavailable)?
+        .remove(observation_id)
+        .ok_or_else(|| ControlError::NotFound(format!("observation {observation_id} in trace {trace_id}")))?;
+    let prompt = config.render(|name| fields.get(name).cloned());
+    let schema = config.answer_schema();
+    let mut preview = Preview {
+        prompt,
+        answer_schema: schema.clone(),
+        ran: false,
+        model: None,
+        score: None,
+        reasoning: None,
+        latency_ms: None,
+        input_tokens: None,
+        output_tokens: None,
+        cost_usd: None,
+        error_kind: None,
+        error: None,
+    };
+    if !run {
+        return Ok(preview);
+    }
+    let mut callable = connections::callable(pg, setup.sealer, project, &config.connection).await?;
+    let model = config
+        .model
+        .clone()
+        .or_else(|| callable.connection.default_model().map(str::to_owned))
+        .ok_or_else(|| ControlError::Invalid {
+            field: "config",
+            message: "config.model: name the model, or set the connection's config.model".into(),
+        })?;
+    callable.endpoint.timeout = callable.endpoint.timeout.min(PREVIEW_TIMEOUT);
+    let request = JudgeRequest {
+        model: &model,
+        prompt: &preview.prompt,
+        schema: &schema,
+        temperature: callable.connection.config["temperature"].as_f64(),
+        max_tokens: callable.connection.config["maxTokens"]
+            .as_u64()
+            .map_or(1024, |t| t as u32),
+    };
+    preview.ran = true;
+    preview.model = Some(model.clone());
+    match provider::call(setup.client, &callable.endpoint, &request).await {
+        Ok(reply) => {
+            let usage = agenttrace_schemas::event::Usage {
+                input_tokens: reply.usage.input,
+                output_tokens: reply.usage.output,
+                cache_read_input_tokens: reply.usage.cache_read,
+                cache_creation_input_tokens: reply.usage.cache_write,
+            };
+            preview.cost_usd = setup
+                .prices
+                .get()
+                .cost(
+                    project,
+                    chrono::Utc::now().timestamp_micros(),
+                    &reply.model,
+                    &usage,
+                )
+                .and_then(|cost| cost.total);
+            preview.latency_ms = Some(reply.latency.as_millis() as u64);
+            preview.input_tokens = Some(reply.usage.input.saturating_add(reply.usage.cache_read));
+            preview.output_tokens = Some(reply.usage.output);
+            preview.model = Some(reply.model);
+            match config.read_answer(&reply.answer) {
+                Ok((score, reasoning)) => {
+                    preview.score = Some(score.as_json());
+                    preview.reasoning = Some(reasoning);
+                }
+                Err(problem) => {
+                    preview.error_kind = Some("invalid".into());
+                    preview.error = Some(format!("the answer does not fill the schema: {problem}"));
+                }
+            }
+        }
+        Err(error) => {
+            preview.error_kind = Some(
+                match &error {
+                    CallError::Retry { .. } => "retry",
+                    CallError::Blocked { .. } => "blocked",
+                    CallError::Invalid { .. } => "invalid",
+                }
+                .into(),
+            );
+            preview.error = Some(error.to_string());
+        }
+    }
+    Ok(preview)
+}
+
+/// One day of a judge's work.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JudgeDay {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub calls: i64,
+    pub judged: i64,
+    pub failed: i64,
+    pub spend_usd: f64,
+    /// The mean numeric score, or for a boolean judge the share of `true`; none for categories.
+    #[schema(required = true)]
+    pub mean_score: Option<f64>,
+}
+
+/// A target a judge gave up on, and why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JudgeFailure {
+    pub observation_id: String,
+    pub trace_id: String,
+    pub error: String,
+    pub at: String,
+}
+
+/// What a judge has done: its ledger by status, per day, and its latest failures.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JudgeActivity {
+    /// Why it is stopped (its connection refused the key, its spend cap was reached), if it is.
+    #[schema(required = true)]
+    pub blocked_reason: Option<String>,
+    pub pending: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub spend_usd: f64,
+    pub days: Vec<JudgeDay>,
+    pub recent_failures: Vec<JudgeFailure>,
+}
+
+/// `evaluator`'s activity over the last `days` days (a rule evaluator has no ledger: zeros).
+pub async fn activity(
+    pg: &impl GenericClient,
+    project: Uuid,
+    evaluator: Uuid,
+    days: i32,
+) -> Result<JudgeActivity, ControlError> {
+    let blocked = pg
+        .query_opt(
+            "SELECT blocked_reason FROM evaluators WHERE project_id = $1 AND id = $2",
+            &[&project, &evaluator],
+        )
+        .await?
+        .ok_or_else(|| ControlError::NotFound(format!("evaluator {evaluator}")))?;
+    let totals = pg
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status IN ('pending', 'calling', 'answered')) AS pending,
+                    count(*) FILTER (WHERE status = 'done') AS done,
+                    count(*) FILTER (WHERE status = 'failed') AS failed,
+                    coalesce(sum(cost_usd), 0)::float8 AS spend
+             FROM judgments WHERE project_id = $1 AND evaluator_id = $2",
+            &[&project, &evaluator],
+        )
+        .await?;
+    let by_day = pg
+        .query(
+            "SELECT to_char(date_trunc('day', called_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
+                    count(*) AS calls,
+                    count(*) FILTER (WHERE status = 'done') AS judged,
+                    count(*) FILTER (WHERE status = 'failed') AS failed,
+                    coalesce(sum(cost_usd), 0)::float8 AS spend,
+                    avg(CASE jsonb_typeof(answer->'score')
+                        WHEN 'number' THEN (answer->>'score')::float8
+                        WHEN 'boolean' THEN CASE WHEN (answer->>'score')::boolean THEN 1.0 ELSE 0.0 END
+                        END) AS mean_score
+             FROM judgments
+             WHERE project_id = $1 AND evaluator_id = $2 AND called_at >= now() - make_interval(days => $3)
+             GROUP BY 1 ORDER BY 1",
+            &[&project, &evaluator, &days],
+        )
+        .await?;
+    let failures = pg
+        .query(
+            "SELECT target_id, trace_id, coalesce(error, '') AS error,
+                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at
+             FROM judgments WHERE project_id = $1 AND evaluator_id = $2 AND status = 'failed'
+             ORDER BY finished_at DESC LIMIT 20",
+            &[&project, &evaluator],
+        )
+        .await?;
+    Ok(JudgeActivity {
+        blocked_reason: blocked.get(0),
+        pending: totals.get("pending"),
+        done: totals.get("done"),
+        failed: totals.get("failed"),
+        spend_usd: totals.get("spend"),
+        days: by_day
+            .iter()
+            .map(|row| JudgeDay {
+                day: row.get("day"),
+                calls: row.get("calls"),
+                judged: row.get("judged"),
+                failed: row.get("failed"),
+                spend_usd: row.get("spend"),
+                mean_score: row.get("mean_score"),
+            })
+            .collect(),
+        recent_failures: failures
+            .iter()
+            .map(|row| JudgeFailure {
+                observation_id: row.get("target_id"),
+                trace_id: row.get("trace_id"),
+                error: row.get("error"),
+                at: row.get("at"),
+            })
+            .collect(),
+    })
+}

@@ -44,8 +44,7 @@ use uuid::Uuid;
 
 use crate::evaluate::{Chunk, arrivals, plan_chunks};
 
-/// The environment of the judges' own traces; targets there are never judged.
-pub const JUDGE_ENVIRONMENT: &str = "agenttrace-judge";
+pub use agenttrace_etl::judge::JUDGE_ENVIRONMENT;
 /// The metadata key that marks a judge's own observation (and names its evaluator).
 pub const JUDGE_MARK: &str = "agenttrace.judge";
 /// Observation versions a discovery chunk reads (ids and filter fields only).

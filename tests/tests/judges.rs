@@ -720,4 +720,38 @@ async fn a_judge_is_previewed_on_an_observation_and_reports_its_activity() {
     assert_eq!(activity["failed"], 0);
     assert_eq!(activity["days"][0]["mean_score"], 0.75, "{activity}");
     assert_eq!(activity["blocked_reason"], Value::Null);
+
+    // The judges' own traces stay out of the trace list unless asked for.
+    let traces = |query: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/v1/traces?limit=1000{query}", etl.url);
+        let key = (key.public_key.clone(), key.secret_key.clone());
+        async move {
+            let page: Value = http
+                .get(url)
+                .basic_auth(key.0, Some(key.1))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row["environment"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let listed = traces("").await;
+    assert!(
+        !listed.is_empty() && !listed.iter().any(|e| e == "agenttrace-judge"),
+        "{listed:?}"
+    );
+    let judges = traces("&environment=agenttrace-judge").await;
+    assert!(
+        !judges.is_empty() && judges.iter().all(|e| e == "agenttrace-judge"),
+        "{judges:?}"
+    );
 }

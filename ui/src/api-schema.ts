@@ -495,7 +495,7 @@ export interface paths {
         };
         /**
          * List traces
-         * @description Newest first, each with `observation_count`, `total_cost`, `input_tokens`, `output_tokens`, `latency_ms` and its worst `level`. Filters: `from`, `to` (RFC 3339), `name`, `user_id`, `session_id`, `tags` (comma-separated, all required), `environment`, `release`, `level` (warning or error: at least that), `min_cost` (USD), `min_latency_ms`, `score_name`; `limit` (50, at most 1000); `cursor` (the `next_cursor` of the previous page; pages keyed by start time and id, so inserts meanwhile never shift them). A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * @description Newest first, each with `observation_count`, `total_cost`, `input_tokens`, `output_tokens`, `latency_ms` and its worst `level`. Filters: `from`, `to` (RFC 3339), `name`, `user_id`, `session_id`, `tags` (comma-separated, all required), `environment` (without it, every environment but the LLM judges' own, `agenttrace-judge`), `release`, `level` (warning or error: at least that), `min_cost` (USD), `min_latency_ms`, `score_name`; `limit` (50, at most 1000); `cursor` (the `next_cursor` of the previous page; pages keyed by start time and id, so inserts meanwhile never shift them). A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         get: operations["trace_list"];
         put?: never;
@@ -4764,6 +4764,10 @@ export interface operations {
                 session_id?: string;
                 /** @description Comma-separated; a trace must carry every one. */
                 tags?: string;
+                /**
+                 * @description Traces of this environment only; without it, every environment but the LLM judges' own
+                 *     (`agenttrace-judge`).
+                 */
                 environment?: string;
                 release?: string;
                 /** @description `warning` or `error`: traces with an observation at that level or above. */

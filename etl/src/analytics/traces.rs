@@ -91,6 +91,8 @@ pub struct TraceFilter {
     pub session_id: Option<String>,
     /// Comma-separated; a trace must carry every one.
     pub tags: Option<String>,
+    /// Traces of this environment only; without it, every environment but the LLM judges' own
+    /// (`agenttrace-judge`).
     pub environment: Option<String>,
     pub release: Option<String>,
     /// `warning` or `error`: traces with an observation at that level or above.
@@ -323,6 +325,13 @@ pub async fn trace_list(
         .eq_opt("session_id", filter.session_id.as_deref())
         .eq_opt("environment", filter.environment.as_deref())
         .eq_opt("release", filter.release.as_deref());
+    // The judges' own traces are shown only when asked for by their environment.
+    if filter.environment.is_none() {
+        filters.raw(format!(
+            "environment != {}",
+            crate::clickhouse::client::quote(crate::judge::JUDGE_ENVIRONMENT)
+        ));
+    }
     if let Some(tags) = &filter.tags {
         filters.has_all("tags", tags.split(',').map(str::trim).filter(|t| !t.is_empty()));
     }

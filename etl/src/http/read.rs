@@ -94,7 +94,7 @@ pub async fn observation(
     get,
     path = "/v1/traces",
     summary = "List traces",
-    description = "Newest first, each with `observation_count`, `total_cost`, `input_tokens`, `output_tokens`, `latency_ms` and its worst `level`. Filters: `from`, `to` (RFC 3339), `name`, `user_id`, `session_id`, `tags` (comma-separated, all required), `environment`, `release`, `level` (warning or error: at least that), `min_cost` (USD), `min_latency_ms`, `score_name`; `limit` (50, at most 1000); `cursor` (the `next_cursor` of the previous page; pages keyed by start time and id, so inserts meanwhile never shift them). A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    description = "Newest first, each with `observation_count`, `total_cost`, `input_tokens`, `output_tokens`, `latency_ms` and its worst `level`. Filters: `from`, `to` (RFC 3339), `name`, `user_id`, `session_id`, `tags` (comma-separated, all required), `environment` (without it, every environment but the LLM judges' own, `agenttrace-judge`), `release`, `level` (warning or error: at least that), `min_cost` (USD), `min_latency_ms`, `score_name`; `limit` (50, at most 1000); `cursor` (the `next_cursor` of the previous page; pages keyed by start time and id, so inserts meanwhile never shift them). A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role). A session token (`Bearer at-session-…`), a project API key or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     params(TraceFilter),
     responses(

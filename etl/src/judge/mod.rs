@@ -6,3 +6,7 @@ pub mod preview;
 pub mod provider;
 pub mod targets;
 pub mod template;
+
+/// The environment of the judges' own traces (each judgment's prompt, answer and cost). Trace
+/// lists leave it out unless asked for it; targets there are never judged.
+pub const JUDGE_ENVIRONMENT: &str = "agenttrace-judge";

@@ -4,7 +4,9 @@
 //
 // Environment: UI_URL, UI_EMAIL, UI_PASSWORD, UI_PROJECT, UI_OTHER_PROJECT, UI_TRACE (a trace
 // with a terminal command), UI_EXIT_CODE (that command's exit code), UI_BIG_TRACE (a trace of
-// many observations), UI_PROMPT, UI_SCREENSHOTS (a folder), CHROMIUM (the browser's path).
+// many observations), UI_PROMPT, UI_SCREENSHOTS (a folder), CHROMIUM (the browser's path),
+// UI_JUDGE_TRACE and UI_JUDGE_OBSERVATION (a generation to try a new LLM judge on; the project
+// has a model connection to a test server that scores 0.75).
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -168,6 +170,27 @@ try {
   await page.getByRole("table", { name: "Job runs" }).waitFor();
   await page.getByRole("table", { name: "Dead letters" }).waitFor();
   await shot("evaluations");
+
+  step("evaluations: add an LLM judge from a built-in one, try it on a generation");
+  const newJudge = page.getByRole("form", { name: "New judge" });
+  await newJudge.getByLabel("Name").fill("helpful-ui");
+  await newJudge.getByLabel("Built-in judge").selectOption("helpfulness");
+  await newJudge.getByRole("button", { name: "Add judge" }).click();
+  await page.locator('table[aria-label="LLM judges"] tr[data-judge="helpful-ui"]').waitFor();
+  const judges = (await api(`/v1/projects/${project}/evaluators?limit=100`)).data.filter((e) => e.kind === "llm_judge");
+  assert.equal(judges.length, 1, "the judge was stored");
+  assert.equal(judges[0].config.template, "helpfulness");
+  const tryJudge = page.getByRole("form", { name: "Try a judge" });
+  await tryJudge.getByLabel("Trace id").fill(env("UI_JUDGE_TRACE"));
+  await tryJudge.getByLabel("Observation id").fill(env("UI_JUDGE_OBSERVATION"));
+  await tryJudge.getByRole("button", { name: "Show prompt" }).click();
+  await page.locator(".judge-preview pre.prompt").waitFor();
+  assert.match(await page.locator(".judge-preview pre.prompt").innerText(), /Score how helpful the answer is/);
+  await tryJudge.getByRole("button", { name: "Run once" }).click();
+  await page.locator('.judge-preview [data-score="0.75"]').waitFor();
+  results.judge_preview = await page.locator(".judge-preview [data-score]").innerText();
+  await page.locator(".judge-preview").scrollIntoViewIfNeeded();
+  await shot("judges");
 
   step("compare two experiments");
   const experiments = (await api(`/v1/projects/${project}/experiments?limit=100`)).data;

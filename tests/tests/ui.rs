@@ -21,7 +21,10 @@ const BIG_TRACE_OBSERVATIONS: usize = 10_000;
 #[tokio::test]
 async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_prompts() {
     let env = TestEnv::migrated().await;
-    let etl = env.start_etl(|_| {}).await;
+    let etl = env
+        .start_etl(|config| config.allow_private_model_urls = true)
+        .await;
+    let provider = agenttrace_tests::providers::FakeProvider::start("sk-ui-test-provider-key").await;
     let pg = env.postgres().await;
     let owner: Value = serde_json::from_str(
         &env.cli(&[
@@ -119,6 +122,34 @@ async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_
         .split_once('\t')
         .expect("the demo ran terminal commands");
     let big_trace = load_big_trace(&etl, &key_of).await;
+    // A model connection for the judge the person adds, and a generation to try it on.
+    let sealer =
+        agenttrace_etl::control::sealing::Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    agenttrace_etl::control::connections::upsert(
+        &pg,
+        Some(&sealer),
+        project.id,
+        &agenttrace_etl::control::connections::ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: "sk-ui-test-provider-key".into(),
+            base_url: Some(provider.base_url.clone()),
+            config: Some(json!({"model": "judge-small"})),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let generation = env
+        .ch(&format!(
+            "SELECT trace_id, id FROM observations FINAL WHERE project_id = {project_sql} AND type = 'generation'
+             ORDER BY id LIMIT 1"
+        ))
+        .await;
+    let (judge_trace, judge_observation) = generation
+        .trim()
+        .split_once('\t')
+        .expect("the demo made generations");
 
     let screenshots = std::env::var("AGENTTRACE_SCREENSHOTS")
         .map(|dir| agenttrace_tests::repo_root().join(dir))
@@ -135,6 +166,8 @@ async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_
         .env("UI_EXIT_CODE", exit_code)
         .env("UI_BIG_TRACE", &big_trace)
         .env("UI_PROMPT", "coding-agent-system")
+        .env("UI_JUDGE_TRACE", judge_trace)
+        .env("UI_JUDGE_OBSERVATION", judge_observation)
         .env("UI_SCREENSHOTS", &screenshots)
         .output()
         .await
@@ -148,6 +181,11 @@ async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_
     println!("{stdout}");
     let results: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
     assert!(results["big_trace_rendered_rows"].as_u64().unwrap() > 0);
+    assert!(
+        results["judge_preview"].as_str().unwrap().contains("0.75"),
+        "{results}"
+    );
+    assert_eq!(provider.received().len(), 1, "one call, from \"Run once\"");
 }
 
 /// Sends events as JSON (`{type, id, timestamp, body}`), signed as the edge signs them.

@@ -153,3 +153,11 @@ export type PromptVersion = Schemas["PromptVersion"];
 export type Dataset = Schemas["Dataset"];
 
 export type DatasetItem = Schemas["DatasetItem"];
+/** A model connection LLM judges call (the key only as its hint). */
+export type Connection = Schemas["Connection"];
+/** A built-in LLM judge to start from. */
+export type BuiltIn = Schemas["BuiltIn"];
+/** A judge's prompt for one observation and, if it ran, the model's judgment. */
+export type JudgePreview = Schemas["Preview"];
+/** What an LLM judge has done: its ledger, per day, its failures. */
+export type JudgeActivity = Schemas["JudgeActivity"];

@@ -1,0 +1,215 @@
+// LLM judges on the Evaluations page: each judge's activity (judged, waiting, failed, spend,
+// why it is stopped), a form to add one from a built-in judge and a model connection, and a
+// form to try a judge on one observation: its rendered prompt, then one call to the model.
+
+import { useState } from "preact/hooks";
+import { api, get, type BuiltIn, type Connection, type Evaluator, type JudgeActivity, type JudgePreview, type Paged } from "../api";
+import { Status } from "../components/Status";
+import { message, useLoad } from "../hooks";
+
+/** A text field of a submitted form, trimmed ("" when absent). */
+function fieldText(form: FormData, name: string): string {
+  const value = form.get(name);
+  return typeof value === "string" ? value.trim() : "";
+}
+
+export function Judges({ project, evaluators, onAdded }: { project: string; evaluators: Evaluator[]; onAdded: () => void }) {
+  const judges = evaluators.filter((e) => e.kind === "llm_judge");
+  return (
+    <div class="panel">
+      <h2>LLM judges</h2>
+      {judges.length === 0 ? (
+        <p class="muted">No judge yet: add one below.</p>
+      ) : (
+        <table class="grid" aria-label="LLM judges">
+          <thead>
+            <tr>
+              <th>Judge</th>
+              <th>Connection</th>
+              <th class="num">Judged</th>
+              <th class="num">Waiting</th>
+              <th class="num">Failed</th>
+              <th class="num">Spend</th>
+              <th>Stopped because</th>
+            </tr>
+          </thead>
+          <tbody>
+            {judges.map((judge) => (
+              <JudgeRow key={judge.id} project={project} judge={judge} />
+            ))}
+          </tbody>
+        </table>
+      )}
+      <NewJudge project={project} onAdded={onAdded} />
+      {judges.length > 0 && <TryJudge project={project} judges={judges} />}
+    </div>
+  );
+}
+
+function JudgeRow({ project, judge }: { project: string; judge: Evaluator }) {
+  const state = useLoad(() => get<JudgeActivity>(`/v1/projects/${project}/evaluators/${judge.id}/judgments`, { days: 30 }), [project, judge.id]);
+  const config = judge.config as { connection?: string; template?: string };
+  return (
+    <tr data-judge={judge.name}>
+      <td>
+        {judge.name} {config.template && <span class="muted">({config.template})</span>}
+      </td>
+      <td>{config.connection ?? ""}</td>
+      {state.data ? (
+        <>
+          <td class="num" data-done>{state.data.done}</td>
+          <td class="num">{state.data.pending}</td>
+          <td class="num">{state.data.failed}</td>
+          <td class="num">${state.data.spend_usd.toFixed(4)}</td>
+          <td class="reason">{state.data.blocked_reason ?? ""}</td>
+        </>
+      ) : (
+        <td colSpan={5}>
+          <Status state={state} />
+        </td>
+      )}
+    </tr>
+  );
+}
+
+function NewJudge({ project, onAdded }: { project: string; onAdded: () => void }) {
+  const connections = useLoad(() => get<Paged<Connection>>(`/v1/projects/${project}/connections`, { limit: 100 }), [project]);
+  const templates = useLoad(() => get<BuiltIn[]>(`/v1/projects/${project}/judge-templates`), [project]);
+  const [error, setError] = useState<string | null>(null);
+  const [added, setAdded] = useState<string | null>(null);
+  if (!connections.data) return <Status state={connections} />;
+  if (!templates.data) return <Status state={templates} />;
+  if (connections.data.data.length === 0) {
+    return <p class="muted">Add a model connection first (PUT /v1/projects/{project}/connections, or agenttrace connection add).</p>;
+  }
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget as HTMLFormElement);
+    const text = (name: string) => fieldText(form, name);
+    const config: Record<string, unknown> = { connection: text("connection"), template: text("template") };
+    if (text("model")) config.model = text("model");
+    if (text("prompt")) config.prompt = text("prompt");
+    if (text("sampling")) config.sampling = Number(text("sampling"));
+    if (text("budget")) config.daily_budget_usd = Number(text("budget"));
+    setError(null);
+    try {
+      await api("POST", `/v1/projects/${project}/evaluators`, {}, { name: text("name"), kind: "llm_judge", config });
+      setAdded(text("name"));
+      onAdded();
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  return (
+    <form class="filters" aria-label="New judge" onSubmit={(e) => void submit(e)}>
+      <label>
+        Name
+        <input name="name" required placeholder="helpfulness" />
+      </label>
+      <label>
+        Connection
+        <select name="connection">
+          {connections.data.data.map((c) => <option key={c.id} value={c.provider}>{c.provider} ({c.adapter})</option>)}
+        </select>
+      </label>
+      <label>
+        Built-in judge
+        <select name="template">
+          {templates.data.map((t) => <option key={t.name} value={t.name} title={t.description}>{t.name}</option>)}
+        </select>
+      </label>
+      <label>
+        Model
+        <input name="model" placeholder="the connection's" />
+      </label>
+      <label>
+        Share judged
+        <input name="sampling" type="number" min="0.01" max="1" step="0.01" placeholder="1" />
+      </label>
+      <label>
+        Daily budget (USD)
+        <input name="budget" type="number" min="0" step="0.01" placeholder="none" />
+      </label>
+      <label class="wide">
+        Prompt (leave empty for the built-in one; {"{{input}}"}, {"{{output}}"}, {"{{expected_output}}"}, {"{{metadata}}"})
+        <textarea name="prompt" rows={3} />
+      </label>
+      <div class="filter-actions">
+        <button type="submit">Add judge</button>
+      </div>
+      {added && <p class="muted" role="status">Added {added}: it judges what arrives from now on.</p>}
+      {error && <div class="error" role="alert">{error}</div>}
+    </form>
+  );
+}
+
+function TryJudge({ project, judges }: { project: string; judges: Evaluator[] }) {
+  const [result, setResult] = useState<JudgePreview | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (event: SubmitEvent) => {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget as HTMLFormElement);
+    const text = (name: string) => fieldText(form, name);
+    const run = (event.submitter as HTMLButtonElement | null)?.value === "run";
+    setError(null);
+    setBusy(true);
+    try {
+      setResult(
+        await api<JudgePreview>("POST", `/v1/projects/${project}/evaluators/${text("judge")}/preview`, {}, {
+          trace_id: text("trace_id"),
+          observation_id: text("observation_id"),
+          run,
+        }),
+      );
+    } catch (e) {
+      setResult(null);
+      setError(message(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <h2>Try a judge on an observation</h2>
+      <form class="filters" aria-label="Try a judge" onSubmit={(e) => void submit(e)}>
+        <label>
+          Judge
+          <select name="judge">
+            {judges.map((j) => <option key={j.id} value={j.id}>{j.name}</option>)}
+          </select>
+        </label>
+        <label>
+          Trace id
+          <input name="trace_id" required />
+        </label>
+        <label>
+          Observation id
+          <input name="observation_id" required />
+        </label>
+        <div class="filter-actions">
+          <button type="submit" value="preview" disabled={busy}>Show prompt</button>
+          <button type="submit" value="run" disabled={busy}>Run once</button>
+        </div>
+      </form>
+      {error && <div class="error" role="alert">{error}</div>}
+      {result && (
+        <div class="judge-preview" aria-label="Judge preview">
+          {result.ran && (
+            <p data-score={JSON.stringify(result.score)}>
+              {result.error ? (
+                <span class="error">{result.error_kind}: {result.error}</span>
+              ) : (
+                <>
+                  Score <strong>{JSON.stringify(result.score)}</strong> from {result.model} in {result.latency_ms} ms
+                  {result.cost_usd !== null && <> (${result.cost_usd.toFixed(6)})</>}: {result.reasoning}
+                </>
+              )}
+            </p>
+          )}
+          <pre class="prompt">{result.prompt}</pre>
+        </div>
+      )}
+    </>
+  );
+}

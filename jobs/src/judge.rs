@@ -398,7 +398,8 @@ async fn judge_due(
                             judge.project_id.to_string(),
                             format!("judge {}: {}", judge.name, reason),
                         ));
-                        release(pg, &row, Some(until), &reason, false).await?;
+                        // The judge is paused, not the row: it is due again whenever the judge runs.
+                        release(pg, &row, None, &reason, false).await?;
                         stopped.insert(judge.id, reason);
                     }
                     Limit::Rate(reason) => {

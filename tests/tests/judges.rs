@@ -360,7 +360,9 @@ async fn llm_judges_score_new_observations_once_within_their_limits() {
         .unwrap();
     let budget = json!({"connection": "local", "model": "judge-budget", "prompt": "BUDGET {{output}}",
         "output": {"type": "boolean"}, "filter": {"type": ["generation"]}, "daily_budget_usd": 0.0000001});
-    evaluators::add(&pg, &judge("budget", budget)).await.unwrap();
+    evaluators::add(&pg, &judge("budget", budget.clone()))
+        .await
+        .unwrap();
     // A judge whose config cannot run is refused when it is added, naming the key.
     limited["filter"] = json!({"user": ["x"]});
     let refused = evaluators::add(&pg, &judge("bad", limited))
@@ -487,6 +489,33 @@ async fn llm_judges_score_new_observations_once_within_their_limits() {
         ))
         .await;
     assert_eq!(scores_after.trim(), generations.to_string());
+
+    // A new config (a higher cap) lifts the pause; the next run checks the limits again.
+    let budget_id: Uuid = pg
+        .query_one("SELECT id FROM evaluators WHERE name = 'budget'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut raised = budget;
+    raised["daily_budget_usd"] = json!(1.0);
+    evaluators::update(&pg, project, budget_id, Some(&raised), None, None)
+        .await
+        .unwrap();
+    let reason: Option<String> = pg
+        .query_one(
+            "SELECT blocked_reason FROM evaluators WHERE id = $1",
+            &[&budget_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, None);
+    judge_run(&env, &pg).await;
+    assert_eq!(
+        calls("BUDGET"),
+        generations,
+        "the rest judged once the cap was raised"
+    );
 }
 
 /// `agenttrace connection`: add (the key never printed), list, test against the provider, delete.

@@ -196,8 +196,12 @@ pub async fn update(
     }
     let updated = client
         .execute(
+            // A new config (a fixed connection name, a higher budget) lifts what stopped a
+            // judge; the judge job checks its limits again on its next run.
             "UPDATE evaluators SET config = coalesce($3, config),
-                schedule = CASE WHEN $4 THEN $5 ELSE schedule END, active = coalesce($6, active)
+                schedule = CASE WHEN $4 THEN $5 ELSE schedule END, active = coalesce($6, active),
+                blocked_reason = CASE WHEN $3::jsonb IS NULL THEN blocked_reason END,
+                paused_until = CASE WHEN $3::jsonb IS NULL THEN paused_until END
              WHERE project_id = $1 AND id = $2",
             &[
                 &project_id,

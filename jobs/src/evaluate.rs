@@ -709,13 +709,7 @@ pub async fn run(
     };
     let mut broken = BTreeSet::new();
     // Rows of the current second may still arrive: this run stops before it.
-    let until: i64 = clickhouse
-        .query_text("SELECT toUInt32(now()) FORMAT TabSeparated")
-        .await
-        .map_err(|e| e.to_string())?
-        .trim()
-        .parse()
-        .map_err(|e| format!("reading ClickHouse's clock: {e}"))?;
+    let until = clickhouse.clock().await?;
     let after_second = watermark.map_or(0, |w| w / 1_000_000);
     // Everything that arrived before `until` is behind the watermark once the run is done;
     // projects without an evaluator are not read at all.

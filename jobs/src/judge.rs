@@ -185,13 +185,7 @@ async fn discover(
     judges: &[Judge],
     report: &mut JudgeReport,
 ) -> Result<(), String> {
-    let until: i64 = clickhouse
-        .query_text("SELECT toUInt32(now()) FORMAT TabSeparated")
-        .await
-        .map_err(|e| e.to_string())?
-        .trim()
-        .parse()
-        .map_err(|e| format!("reading ClickHouse's clock: {e}"))?;
+    let until = clickhouse.clock().await?;
     let after_second = report.watermark.map_or(0, |w| w / 1_000_000);
     let done = Some((until - 1).max(after_second) * 1_000_000);
     let mut by_project: BTreeMap<Uuid, Vec<&Judge>> = BTreeMap::new();

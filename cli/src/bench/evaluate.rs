@@ -11,7 +11,7 @@
 //! the pass's should follow `--new`, not `--stored`.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
 use agenttrace_etl::control::{evaluators, projects};
@@ -48,23 +48,6 @@ async fn selected_marks(clickhouse: &ClickHouse) -> anyhow::Result<u64> {
         .query_text("SELECT value FROM system.events WHERE event = 'SelectedMarks' FORMAT TabSeparated")
         .await?;
     Ok(text.trim().parse().unwrap_or(0))
-}
-
-/// ClickHouse's clock, in seconds.
-async fn clock(clickhouse: &ClickHouse) -> anyhow::Result<i64> {
-    Ok(clickhouse
-        .query_text("SELECT toUInt32(now()) FORMAT TabSeparated")
-        .await?
-        .trim()
-        .parse()?)
-}
-
-/// Waits until ClickHouse's clock has passed `second`.
-async fn wait_past(clickhouse: &ClickHouse, second: i64) -> anyhow::Result<()> {
-    while clock(clickhouse).await? <= second {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
 }
 
 /// The chunk query the job sent before the ingest index: every stored row's `ingested_at`.
@@ -150,8 +133,8 @@ pub async fn run_evaluate(
         .context("the bench evaluator")?;
 
     // The watermark is the last second before the new rows arrive.
-    let before = clock(&database).await?;
-    wait_past(&database, before).await?;
+    let before = database.clock().await.map_err(anyhow::Error::msg)?;
+    database.wait_past(before).await.map_err(anyhow::Error::msg)?;
     let batch = uuid::Uuid::now_v7().simple().to_string();
     let project = quote(&evaluated.to_string());
     database
@@ -166,8 +149,8 @@ pub async fn run_evaluate(
             args.new
         ))
         .await?;
-    let arrived = clock(&database).await?;
-    wait_past(&database, arrived).await?;
+    let arrived = database.clock().await.map_err(anyhow::Error::msg)?;
+    database.wait_past(arrived).await.map_err(anyhow::Error::msg)?;
 
     let marks = selected_marks(&database).await?;
     let started = Instant::now();
@@ -189,7 +172,7 @@ pub async fn run_evaluate(
     );
 
     // The old chunk query over the same new rows, chunk by chunk.
-    let until = clock(&database).await?;
+    let until = database.clock().await.map_err(anyhow::Error::msg)?;
     let marks = selected_marks(&database).await?;
     let started = Instant::now();
     let (mut after_second, mut after_id, mut old_rows) = (before, String::new(), 0u64);

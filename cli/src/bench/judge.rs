@@ -199,12 +199,12 @@ pub async fn run_judge(
     );
 
     // The targets arrive: generations with a question and an answer, inserted server-side.
-    let before = clock(&database).await?;
-    wait_past(&database, before).await?;
+    let before = database.clock().await.map_err(anyhow::Error::msg)?;
+    database.wait_past(before).await.map_err(anyhow::Error::msg)?;
     let half = args.targets / 2;
     insert_generations(&database, project, 0, half).await?;
-    let arrived = clock(&database).await?;
-    wait_past(&database, arrived).await?;
+    let arrived = database.clock().await.map_err(anyhow::Error::msg)?;
+    database.wait_past(arrived).await.map_err(anyhow::Error::msg)?;
 
     // First pass: half the targets, run to the end.
     let calls_before = calls.load(Ordering::Relaxed);
@@ -224,8 +224,8 @@ pub async fn run_judge(
     // The other half arrives; a pass starts on it and is killed halfway through.
     let watermark = first.watermark;
     insert_generations(&database, project, half, args.targets - half).await?;
-    let arrived = clock(&database).await?;
-    wait_past(&database, arrived).await?;
+    let arrived = database.clock().await.map_err(anyhow::Error::msg)?;
+    database.wait_past(arrived).await.map_err(anyhow::Error::msg)?;
     let calls_at_kill_start = calls.load(Ordering::Relaxed);
     let killed_after = first_time.mul_f64(0.5);
     let killed = tokio::time::timeout(
@@ -324,21 +324,6 @@ pub async fn run_judge(
         scored == args.targets && distinct == args.targets && done as u64 == args.targets,
         "not exactly one score per target"
     );
-    Ok(())
-}
-
-async fn clock(clickhouse: &ClickHouse) -> anyhow::Result<i64> {
-    Ok(clickhouse
-        .query_text("SELECT toUInt32(now()) FORMAT TabSeparated")
-        .await?
-        .trim()
-        .parse()?)
-}
-
-async fn wait_past(clickhouse: &ClickHouse, second: i64) -> anyhow::Result<()> {
-    while clock(clickhouse).await? <= second {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     Ok(())
 }
 

@@ -354,6 +354,24 @@ impl ClickHouse {
         response.bytes().await.map_err(|e| self.unavailable(e))
     }
 
+    /// The server's clock, in whole seconds since the epoch: what `ingested_second` is read by.
+    pub async fn clock(&self) -> Result<i64, String> {
+        self.query_text("SELECT toUInt32(now()) FORMAT TabSeparated")
+            .await
+            .map_err(|e| e.to_string())?
+            .trim()
+            .parse()
+            .map_err(|e| format!("reading ClickHouse's clock: {e}"))
+    }
+
+    /// Waits until the server's clock has passed `second` (a job reads completed seconds only).
+    pub async fn wait_past(&self, second: i64) -> Result<(), String> {
+        while self.clock().await? <= second {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
     /// Runs a query and returns its text output.
     pub async fn query_text(&self, sql: &str) -> Result<String, ClickHouseError> {
         let body = self.query(sql).await?;

@@ -494,12 +494,7 @@ async fn judge_due(
                 let outcome = match provider::call(&client, &callable.endpoint, &request).await {
                     Ok(reply) => match config.read_answer(&reply.answer) {
                         Ok((score, reasoning)) => {
-                            let usage = Usage {
-                                input_tokens: reply.usage.input,
-                                output_tokens: reply.usage.output,
-                                cache_read_input_tokens: reply.usage.cache_read,
-                                cache_creation_input_tokens: reply.usage.cache_write,
-                            };
+                            let usage = reply.usage.to_event();
                             let cost = prices.cost(
                                 row.project_id,
                                 called_at.timestamp_micros(),
@@ -532,31 +527,11 @@ async fn judge_due(
             // Answers are kept as they arrive, not after the round: a crash loses only the
             // calls in flight.
             while let Some(done) = calls.try_join_next() {
-                let (row, outcome) = done.map_err(|e| format!("a judge call panicked: {e}"))?;
-                settle(
-                    pg,
-                    judges[&row.evaluator_id],
-                    row,
-                    outcome,
-                    report,
-                    &mut to_write,
-                    &mut stopped,
-                )
-                .await?;
+                settle(pg, &judges, done, report, &mut to_write, &mut stopped).await?;
             }
         }
         while let Some(done) = calls.join_next().await {
-            let (row, outcome) = done.map_err(|e| format!("a judge call panicked: {e}"))?;
-            settle(
-                pg,
-                judges[&row.evaluator_id],
-                row,
-                outcome,
-                report,
-                &mut to_write,
-                &mut stopped,
-            )
-            .await?;
+            settle(pg, &judges, done, report, &mut to_write, &mut stopped).await?;
         }
         report.judged += write_scores(pg, clickhouse, &judges, to_write).await?;
     }
@@ -569,13 +544,14 @@ async fn judge_due(
 /// try, its judge stopped, or failed with the reason.
 async fn settle(
     pg: &Client,
-    judge: &Judge,
-    row: Claimed,
-    outcome: Outcome,
+    judges: &HashMap<Uuid, &Judge>,
+    done: Result<(Claimed, Outcome), tokio::task::JoinError>,
     report: &mut JudgeReport,
     to_write: &mut Vec<(Claimed, Answered)>,
     stopped: &mut HashMap<Uuid, String>,
 ) -> Result<(), String> {
+    let (row, outcome) = done.map_err(|e| format!("a judge call panicked: {e}"))?;
+    let judge = judges[&row.evaluator_id];
     match outcome {
         Outcome::Answered(answered) => {
             keep_answer(pg, &row, &answered).await?;

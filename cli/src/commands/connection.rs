@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use agenttrace_etl::control::connections::{self, ConnectionUpsert};
-use agenttrace_etl::judge::provider::{self, JudgeRequest, ModelClient};
+use agenttrace_etl::judge::provider::{self, ModelClient};
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
@@ -185,23 +185,14 @@ pub async fn run(
             let model = model
                 .or_else(|| callable.connection.default_model().map(str::to_owned))
                 .context("--model: the connection has no default model")?;
-            let schema = json!({"type": "object", "properties": {"reasoning": {"type": "string"}, "score": {"type": "boolean"}},
-                                "required": ["reasoning", "score"], "additionalProperties": false});
-            let request = JudgeRequest {
-                model: &model,
-                prompt: "This is a connection test. Answer with score true and a one-word reasoning.",
-                schema: &schema,
-                temperature: None,
-                max_tokens: 64,
-            };
             let client = ModelClient::new(allow_private_model_urls);
-            match provider::call(&client, &callable.endpoint, &request).await {
+            match provider::test_call(&client, &callable.endpoint, &model).await {
                 Ok(reply) => writeln!(
                     out,
                     "ok: {} answered in {} ms ({} tokens in, {} out)",
                     reply.model,
                     reply.latency.as_millis(),
-                    reply.usage.input.saturating_add(reply.usage.cache_read),
+                    reply.usage.all_input(),
                     reply.usage.output
                 )?,
                 Err(error) => anyhow::bail!("the test call failed: {error}"),

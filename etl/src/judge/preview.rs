@@ -10,7 +10,7 @@ use crate::control::ControlError;
 use crate::control::connections;
 use crate::control::sealing::Sealer;
 use crate::ingest::pricing::PriceCache;
-use crate::judge::provider::{self, CallError, JudgeRequest, ModelClient};
+use crate::judge::provider::{self, JudgeRequest, ModelClient};
 use crate::judge::targets::observation_fields;
 use crate::judge::template::JudgeConfig;
 
@@ -59,10 +59,10 @@ async fn judge_of(
     pg: &impl GenericClient,
     project: Uuid,
     evaluator: Uuid,
-) -> Result<(String, JudgeConfig), ControlError> {
+) -> Result<JudgeConfig, ControlError> {
     let row = pg
         .query_opt(
-            "SELECT name, kind, config FROM evaluators WHERE project_id = $1 AND id = $2",
+            "SELECT kind, config FROM evaluators WHERE project_id = $1 AND id = $2",
             &[&project, &evaluator],
         )
         .await?
@@ -73,11 +73,10 @@ async fn judge_of(
             message: "only an llm_judge evaluator has a prompt to preview".into(),
         });
     }
-    let config = JudgeConfig::parse(&row.get("config")).map_err(|e| ControlError::Invalid {
+    JudgeConfig::parse(&row.get("config")).map_err(|e| ControlError::Invalid {
         field: "config",
         message: e.to_string(),
-    })?;
-    Ok((row.get("name"), config))
+    })
 }
 
 /// Renders `evaluator`'s prompt for the observation (`trace_id`, `observation_id`) of `project`,
@@ -91,7 +90,7 @@ pub async fn preview(
     (trace_id, observation_id): (&str, &str),
     run: bool,
 ) -> Result<Preview, ControlError> {
-    let (_, config) = judge_of(pg, project, evaluator).await?;
+    let config = judge_of(pg, project, evaluator).await?;
     let fields = observation_fields(pg, reader, project, &[(trace_id, observation_id)])
         .await
         .map_err(ControlError::Unavailable)?
@@ -139,12 +138,7 @@ pub async fn preview(
     preview.model = Some(model.clone());
     match provider::call(setup.client, &callable.endpoint, &request).await {
         Ok(reply) => {
-            let usage = agenttrace_schemas::event::Usage {
-                input_tokens: reply.usage.input,
-                output_tokens: reply.usage.output,
-                cache_read_input_tokens: reply.usage.cache_read,
-                cache_creation_input_tokens: reply.usage.cache_write,
-            };
+            let usage = reply.usage.to_event();
             preview.cost_usd = setup
                 .prices
                 .get()
@@ -156,7 +150,7 @@ pub async fn preview(
                 )
                 .and_then(|cost| cost.total);
             preview.latency_ms = Some(reply.latency.as_millis() as u64);
-            preview.input_tokens = Some(reply.usage.input.saturating_add(reply.usage.cache_read));
+            preview.input_tokens = Some(reply.usage.all_input());
             preview.output_tokens = Some(reply.usage.output);
             preview.model = Some(reply.model);
             match config.read_answer(&reply.answer) {
@@ -171,14 +165,7 @@ pub async fn preview(
             }
         }
         Err(error) => {
-            preview.error_kind = Some(
-                match &error {
-                    CallError::Retry { .. } => "retry",
-                    CallError::Blocked { .. } => "blocked",
-                    CallError::Invalid { .. } => "invalid",
-                }
-                .into(),
-            );
+            preview.error_kind = Some(error.kind().into());
             preview.error = Some(error.to_string());
         }
     }

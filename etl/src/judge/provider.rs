@@ -160,6 +160,56 @@ pub enum CallError {
     Invalid { message: String },
 }
 
+impl CallError {
+    /// What to do next, as answers name it: `retry`, `blocked` or `invalid`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Retry { .. } => "retry",
+            CallError::Blocked { .. } => "blocked",
+            CallError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+impl Usage {
+    /// As an event's usage (what pricing reads).
+    pub fn to_event(self) -> agenttrace_schemas::event::Usage {
+        agenttrace_schemas::event::Usage {
+            input_tokens: self.input,
+            output_tokens: self.output,
+            cache_read_input_tokens: self.cache_read,
+            cache_creation_input_tokens: self.cache_write,
+        }
+    }
+
+    /// Every input token, cached or not.
+    pub fn all_input(self) -> u64 {
+        self.input.saturating_add(self.cache_read)
+    }
+}
+
+/// "Test connection": one tiny structured judgment asked of `model`.
+pub async fn test_call(
+    client: &ModelClient,
+    endpoint: &Endpoint,
+    model: &str,
+) -> Result<JudgeReply, CallError> {
+    let schema = json!({
+        "type": "object",
+        "properties": {"reasoning": {"type": "string"}, "score": {"type": "boolean"}},
+        "required": ["reasoning", "score"],
+        "additionalProperties": false,
+    });
+    let request = JudgeRequest {
+        model,
+        prompt: "This is a connection test. Answer with score true and a one-word reasoning.",
+        schema: &schema,
+        temperature: None,
+        max_tokens: 64,
+    };
+    call(client, endpoint, &request).await
+}
+
 /// What judges call providers with: an HTTP client that follows no redirect (a public URL may
 /// not bounce the call into a private network) and reaches private addresses only when allowed
 /// ([`ALLOW_PRIVATE_VARIABLE`]).

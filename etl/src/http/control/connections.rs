@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::control::connections::{self, Connection, ConnectionUpsert};
@@ -18,7 +18,7 @@ use crate::http::auth::{KeyProject, ProjectAccess, need};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::{Page, Paged, json_body, paged};
 use crate::http::server::AppState;
-use crate::judge::provider::{self, CallError, JudgeRequest};
+use crate::judge::provider;
 
 /// The longest a "test connection" waits for the provider.
 const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -248,55 +248,32 @@ pub async fn test_connection(
                 "model: name the model to test, or set the connection's config.model",
             )
         })?;
-    let schema = json!({
-        "type": "object",
-        "properties": {
-            "reasoning": {"type": "string"},
-            "score": {"type": "boolean"},
-        },
-        "required": ["reasoning", "score"],
-        "additionalProperties": false,
-    });
-    let asked = JudgeRequest {
-        model: &model,
-        prompt: "This is a connection test. Answer with score true and a one-word reasoning.",
-        schema: &schema,
-        temperature: None,
-        max_tokens: 64,
-    };
     // Within the route's own deadline, whatever the connection's timeout: a test that hangs
     // holds one of the few test slots every tenant shares.
     let mut endpoint = callable.endpoint;
     endpoint.timeout = endpoint.timeout.min(TEST_TIMEOUT);
-    let outcome = provider::call(&state.model_client, &endpoint, &asked).await;
+    let outcome = provider::test_call(&state.model_client, &endpoint, &model).await;
     Ok(Json(match outcome {
         Ok(reply) => ConnectionTest {
             ok: true,
             model,
             answered_by: Some(reply.model),
             latency_ms: Some(reply.latency.as_millis() as u64),
-            input_tokens: Some(reply.usage.input.saturating_add(reply.usage.cache_read)),
+            input_tokens: Some(reply.usage.all_input()),
             output_tokens: Some(reply.usage.output),
             error_kind: None,
             error: None,
         },
-        Err(error) => {
-            let kind = match &error {
-                CallError::Retry { .. } => "retry",
-                CallError::Blocked { .. } => "blocked",
-                CallError::Invalid { .. } => "invalid",
-            };
-            ConnectionTest {
-                ok: false,
-                model,
-                answered_by: None,
-                latency_ms: None,
-                input_tokens: None,
-                output_tokens: None,
-                error_kind: Some(kind.into()),
-                error: Some(error.to_string()),
-            }
-        }
+        Err(error) => ConnectionTest {
+            ok: false,
+            model,
+            answered_by: None,
+            latency_ms: None,
+            input_tokens: None,
+            output_tokens: None,
+            error_kind: Some(error.kind().into()),
+            error: Some(error.to_string()),
+        },
     }))
 }
 

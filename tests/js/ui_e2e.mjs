@@ -192,6 +192,23 @@ try {
   await page.locator(".judge-preview").scrollIntoViewIfNeeded();
   await shot("judges");
 
+  step("evaluations: a judge of whole traces is tried on a trace alone");
+  await newJudge.getByLabel("Name").fill("trace-ui");
+  await newJudge.getByLabel("Built-in judge").selectOption("helpfulness");
+  await newJudge.getByLabel("Judges each").selectOption("trace");
+  await newJudge.getByLabel("Quiet time (s)").fill("30");
+  await newJudge.getByRole("button", { name: "Add judge" }).click();
+  const traceRow = page.locator('table[aria-label="LLM judges"] tr[data-judge="trace-ui"]');
+  await traceRow.waitFor();
+  assert.match(await traceRow.innerText(), /\btrace\b/);
+  const traceJudge = (await api(`/v1/projects/${project}/evaluators?limit=100`)).data.find((e) => e.name === "trace-ui");
+  assert.deepEqual([traceJudge.config.target, traceJudge.config.quiet_seconds], ["trace", 30]);
+  await tryJudge.getByLabel("Judge").selectOption({ label: "trace-ui" });
+  await tryJudge.getByLabel("Observation id").waitFor({ state: "detached" });
+  await tryJudge.getByLabel("Trace id").fill(env("UI_JUDGE_TRACE"));
+  await tryJudge.getByRole("button", { name: "Show prompt" }).click();
+  await page.locator('.judge-preview pre.prompt:has-text("Score how helpful")').waitFor();
+
   step("compare two experiments");
   const experiments = (await api(`/v1/projects/${project}/experiments?limit=100`)).data;
   assert.ok(experiments.length >= 2, "the demo ran two experiments");

@@ -6,7 +6,9 @@
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::control::api_keys;
 use agenttrace_etl::control::connections::{self, ConnectionUpsert};
+use agenttrace_etl::control::datasets;
 use agenttrace_etl::control::evaluators::{self, NewEvaluator};
+use agenttrace_etl::control::experiments;
 use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_etl::control::projects;
 use agenttrace_etl::control::sealing::Sealer;
@@ -14,6 +16,7 @@ use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_etl::judge::provider::ModelClient;
 use agenttrace_jobs::judge::Setup;
 use agenttrace_jobs::{Job, JobOutcome, run_job_with};
+use agenttrace_schemas::event::Event;
 use agenttrace_schemas::{Scope, Timestamp};
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::providers::FakeProvider;
@@ -782,5 +785,346 @@ async fn a_judge_is_previewed_on_an_observation_and_reports_its_activity() {
     assert!(
         !judges.is_empty() && judges.iter().all(|e| e == "agenttrace-judge"),
         "{judges:?}"
+    );
+}
+
+/// Loads events (as the wire carries them) into `project`'s tables, as one batch.
+async fn load_events(env: &TestEnv, project: Uuid, events: &[Value]) {
+    let mut tables = TableBatches::new(&project.to_string(), "whole");
+    for event in events {
+        let text = event.to_string();
+        tables.push(&Event::parse(&text).unwrap(), None).unwrap();
+    }
+    for (table, batch) in tables
+        .finish(&Uuid::new_v4().to_string(), Timestamp::now())
+        .unwrap()
+    {
+        env.clickhouse.insert_batches(table, &[batch]).await.unwrap();
+    }
+}
+
+fn trace_event(id: &str, at: &str, body: Value) -> Value {
+    let mut body = body;
+    body["id"] = json!(id);
+    body["timestamp"] = json!(at);
+    json!({"id": format!("{id}-{at}"), "type": "trace", "timestamp": at, "body": body})
+}
+
+fn observation_event(
+    id: &str,
+    trace: &str,
+    kind: &str,
+    name: &str,
+    at: &str,
+    input: &str,
+    output: &str,
+) -> Value {
+    json!({"id": format!("{id}-{at}"), "type": "observation", "timestamp": at, "body": {
+        "id": id, "trace_id": trace, "type": kind, "name": name, "start_time": at, "end_time": at,
+        "input": input, "output": output,
+    }})
+}
+
+/// Judges of whole traces, sessions and experiment runs: a trace is judged with its tool calls;
+/// a session once it has been quiet for the judge's time, once, however many traces it gained
+/// meanwhile, with its whole conversation; an experiment's trace against its dataset item's
+/// expected output, and the score shows in the experiment's rollup. A replay calls nothing; a
+/// changed trace is judged again and keeps one score. Previews take the ids each kind needs.
+#[tokio::test]
+async fn whole_traces_sessions_and_experiment_runs_are_judged_once_quiet() {
+    let env = TestEnv::migrated().await;
+    let etl = env
+        .start_etl(|config| config.allow_private_model_urls = true)
+        .await;
+    let provider = FakeProvider::start(PROVIDER_KEY).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "whole-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "whole", None)
+        .await
+        .unwrap()
+        .id;
+    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    connections::upsert(
+        &pg,
+        Some(&sealer),
+        project,
+        &ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: PROVIDER_KEY.into(),
+            base_url: Some(provider.base_url.clone()),
+            config: Some(json!({"model": "judge-small"})),
+            ..ConnectionUpsert::default()
+        },
+    )
+    .await
+    .unwrap();
+    let add = |name: &str, config: Value| {
+        let pg = &pg;
+        let evaluator = NewEvaluator {
+            project_id: project,
+            name: name.into(),
+            kind: "llm_judge".into(),
+            config,
+            schedule: None,
+        };
+        async move { evaluators::add(pg, &evaluator).await.unwrap() }
+    };
+    add(
+        "trace-judge",
+        json!({"connection": "local", "target": "trace", "quiet_seconds": 0,
+               "prompt": "TRACE {{name}}: {{input}} => {{output}} tools {{tool_calls}}",
+               "filter": {"environment": ["production"]}, "score_name": "trace_quality"}),
+    )
+    .await;
+    add(
+        "session-judge",
+        json!({"connection": "local", "target": "session", "quiet_seconds": 3,
+               "prompt": "SESSION {{conversation}}", "output": {"type": "boolean"}, "score_name": "session_solved"}),
+    )
+    .await;
+    add(
+        "experiment-judge",
+        json!({"connection": "local", "target": "experiment", "quiet_seconds": 0, "template": "correctness"}),
+    )
+    .await;
+
+    // A dataset item with its expected output, and an experiment that ran it.
+    let dataset = datasets::upsert(
+        &pg,
+        project,
+        &datasets::NewDataset {
+            name: "capitals".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let item = datasets::upsert_item(
+        &pg,
+        project,
+        &datasets::NewItem {
+            id: Some("capital-fr".into()),
+            dataset_name: "capitals".into(),
+            input: Some(json!("The capital of France?")),
+            expected_output: Some(json!("Paris, the capital of France")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let experiment = experiments::upsert(&pg, project, dataset.id, "run-1")
+        .await
+        .unwrap();
+
+    let production = |input: &str, output: &str| json!({"name": "turn", "session_id": "s-1", "environment": "production", "input": input, "output": output});
+    load_events(
+        &env,
+        project,
+        &[
+            trace_event("t-1", "2026-12-01T10:00:00Z", production("What is 2+2?", "4")),
+            observation_event("t-1-read", "t-1", "tool", "read_file", "2026-12-01T10:00:01Z", "notes.md", "2+2=4"),
+            trace_event("t-2", "2026-12-01T10:01:00Z", production("And 3+3?", "6")),
+            trace_event(
+                "e-1",
+                "2026-12-01T10:02:00Z",
+                json!({"name": "eval", "environment": "experiment", "input": "The capital of France?",
+                       "output": "Paris", "experiment_id": experiment.to_string(), "dataset_item_id": item.id}),
+            ),
+        ],
+    )
+    .await;
+    let prompts = |prefix: &str| -> Vec<String> {
+        provider
+            .received()
+            .iter()
+            .filter_map(|r| r.body["messages"][0]["content"].as_str().map(str::to_owned))
+            .filter(|content| content.starts_with(prefix))
+            .collect()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let summary = judge_run(&env, &pg).await;
+    let traces = prompts("TRACE");
+    assert_eq!(traces.len(), 2, "{summary}: {traces:?}");
+    let first = traces.iter().find(|p| p.contains("What is 2+2?")).unwrap();
+    assert!(first.contains("read_file") && first.contains("2+2=4"), "{first}");
+    assert!(prompts("SESSION").is_empty(), "the session is not quiet yet");
+    let experiment_prompts = prompts("Compare an AI system's output");
+    assert_eq!(experiment_prompts.len(), 1, "{experiment_prompts:?}");
+    assert!(
+        experiment_prompts[0].contains("Paris, the capital of France")
+            && experiment_prompts[0].contains("Actual output:\nParis"),
+        "{}",
+        experiment_prompts[0]
+    );
+
+    // The session goes on: its judgment waits for the new quiet time.
+    load_events(
+        &env,
+        project,
+        &[trace_event(
+            "t-3",
+            "2026-12-01T10:03:00Z",
+            production("Thanks!", "You're welcome."),
+        )],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    judge_run(&env, &pg).await;
+    assert_eq!(prompts("TRACE").len(), 3);
+    assert!(prompts("SESSION").is_empty(), "new turns restart the quiet time");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    judge_run(&env, &pg).await;
+    let sessions = prompts("SESSION");
+    assert_eq!(sessions.len(), 1, "judged once, after it stopped");
+    let conversation = &sessions[0];
+    let order: Vec<usize> = ["What is 2+2?", "And 3+3?", "Thanks!"]
+        .iter()
+        .map(|turn| {
+            conversation
+                .find(turn)
+                .unwrap_or_else(|| panic!("{turn} in {conversation}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{conversation}");
+    let session_score = env
+        .ch(&format!(
+            "SELECT trace_id, ifNull(observation_id, ''), value, metadata_values FROM scores FINAL \
+             WHERE project_id = '{project}' AND name = 'session_solved'"
+        ))
+        .await;
+    assert!(
+        session_score.starts_with("t-1\t\t") && session_score.contains("s-1"),
+        "a session's score hangs on its first trace: {session_score}"
+    );
+
+    // A replay of what is stored calls nothing; a changed trace is judged again.
+    let calls = provider.received().len();
+    load_events(
+        &env,
+        project,
+        &[trace_event(
+            "t-1",
+            "2026-12-01T10:00:00Z",
+            production("What is 2+2?", "4"),
+        )],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    judge_run(&env, &pg).await;
+    assert_eq!(provider.received().len(), calls, "a replay is judged already");
+    load_events(
+        &env,
+        project,
+        &[trace_event(
+            "t-2",
+            "2026-12-01T10:05:00Z",
+            production("And 3+3?", "6, checked twice"),
+        )],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    judge_run(&env, &pg).await;
+    let traces = prompts("TRACE");
+    assert_eq!(traces.len(), 4, "{traces:?}");
+    assert!(traces[3].contains("checked twice"), "{}", traces[3]);
+    let trace_scores = env
+        .ch(&format!(
+            "SELECT count(), uniqExact(trace_id), countIf(isNull(observation_id)) FROM scores FINAL \
+             WHERE project_id = '{project}' AND name = 'trace_quality'"
+        ))
+        .await;
+    assert_eq!(
+        trace_scores.trim(),
+        "3\t3\t3",
+        "one score per trace, on the trace"
+    );
+
+    // The experiment's rollup shows the judge's score.
+    match run_job_with(Job::ExperimentRollups, &pg, &env.clickhouse, None, None)
+        .await
+        .unwrap()
+    {
+        JobOutcome::Succeeded { .. } => {}
+        JobOutcome::Skipped => panic!("skipped"),
+    }
+    let rollup = env
+        .ch(&format!(
+            "SELECT score_name, scores, mean FROM experiment_rollups FINAL \
+             WHERE project_id = '{project}' AND experiment_id = '{experiment}' AND score_name = 'correctness'"
+        ))
+        .await;
+    assert_eq!(rollup.trim(), "correctness\t1\t0.75");
+
+    // Previews take the ids each kind of target needs.
+    let key = api_keys::create_key(&pg, project, &[Scope::Read, Scope::Manage], None)
+        .await
+        .unwrap();
+    let judges = evaluators::list(&pg, project).await.unwrap();
+    let id_of = |name: &str| judges.iter().find(|j| j.name == name).unwrap().id;
+    let http = reqwest::Client::new();
+    let preview = |judge: Uuid, body: Value| {
+        http.post(format!(
+            "{}/v1/projects/{project}/evaluators/{judge}/preview",
+            etl.url
+        ))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .json(&body)
+        .send()
+    };
+    let shown: Value = preview(id_of("session-judge"), json!({"session_id": "s-1"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        shown["prompt"].as_str().unwrap().contains("You're welcome."),
+        "{shown}"
+    );
+    let missing = preview(id_of("session-judge"), json!({"trace_id": "t-1"}))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    let message = missing.text().await.unwrap();
+    assert!(message.contains("session_id"), "{message}");
+    let shown: Value = preview(id_of("trace-judge"), json!({"trace_id": "t-1"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(shown["prompt"].as_str().unwrap().contains("read_file"), "{shown}");
+
+    // The judges' own calls stay out of the project's metrics unless asked for.
+    let count = |extra: &'static str| {
+        let http = &http;
+        let (url, key) = (&etl.url, &key);
+        async move {
+            let answer: Value = http
+                .get(format!(
+                    "{url}/v1/metrics?from=2026-11-01T00:00:00Z&to=2027-01-01T00:00:00Z&bucket=none{extra}"
+                ))
+                .basic_auth(&key.public_key, Some(&key.secret_key))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row["count"].as_u64().unwrap())
+                .sum::<u64>()
+        }
+    };
+    assert_eq!(count("").await, 1, "the agent's one tool call");
+    let calls = provider.received().len() as u64;
+    assert_eq!(
+        count("&include_judges=true").await,
+        1 + calls,
+        "and every judge call"
     );
 }

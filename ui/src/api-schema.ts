@@ -1188,8 +1188,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Preview an LLM judge on an observation
-         * @description Renders the judge's prompt for one observation and, with `run`, asks the model once: the score and reasoning it would store, the model, tokens and cost. Nothing is stored. A failed call answers 200 with `error_kind` and the provider's words. Member role or `manage` scope. A session token, a project API key or an organization key.
+         * Preview an LLM judge on one of its targets
+         * @description Renders the judge's prompt for one target and, with `run`, asks the model once. The target is what the judge judges: `trace_id` and `observation_id` for an observation judge, `trace_id` for a trace or experiment judge, `session_id` for a session judge. With `run`, asks the model once: the score and reasoning it would store, the model, tokens and cost. Nothing is stored. A failed call answers 200 with `error_kind` and the provider's words. Member role or `manage` scope. A session token, a project API key or an organization key.
          */
         post: operations["preview_judge"];
         delete?: never;
@@ -1911,7 +1911,10 @@ export interface components {
         };
         /** @description A target a judge gave up on, and why. */
         JudgeFailure: {
-            observation_id: string;
+            /** @description `observation`, `trace`, `session` or `run_item` (an experiment's trace). */
+            target_kind: string;
+            /** @description The observation, trace or session id. */
+            target_id: string;
             trace_id: string;
             error: string;
             at: string;
@@ -2556,9 +2559,12 @@ export interface components {
             error: string | null;
         };
         PreviewBody: {
-            /** @description The observation's trace. */
-            trace_id: string;
-            observation_id: string;
+            /** @description The trace (for an observation judge, the observation's trace). */
+            trace_id?: string | null;
+            /** @description For an observation judge. */
+            observation_id?: string | null;
+            /** @description For a session judge. */
+            session_id?: string | null;
             /** @description Ask the model once (it costs one call); without it only the prompt is rendered. */
             run?: boolean;
         };
@@ -5259,6 +5265,8 @@ export interface operations {
                 tool?: string;
                 evaluator?: string;
                 source?: string;
+                /** @description `true` counts the LLM judges' own model calls too; they are left out by default. */
+                include_judges?: boolean;
             };
             header?: never;
             path?: never;

@@ -50,6 +50,8 @@ pub struct MetricsParams {
     pub tool: Option<String>,
     pub evaluator: Option<String>,
     pub source: Option<String>,
+    /// `true` counts the LLM judges' own model calls too; they are left out by default.
+    pub include_judges: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +165,8 @@ pub struct MetricsQuery {
     pub dimensions: Vec<Dimension>,
     /// (dimension, value): only rows where the dimension has that value.
     pub filters: Vec<(Dimension, String)>,
+    /// Count the LLM judges' own model calls (observations view).
+    pub include_judges: bool,
 }
 
 impl MetricsQuery {
@@ -231,6 +235,7 @@ impl MetricsQuery {
             bucket,
             dimensions,
             filters,
+            include_judges: params.include_judges.unwrap_or(false),
         })
     }
 
@@ -251,6 +256,9 @@ impl MetricsQuery {
                 &mut inner
             };
             side.eq(dimension.sql, value);
+        }
+        if self.view == View::Observations && !self.include_judges {
+            inner.raw(crate::judge::not_a_judge_call());
         }
         let (measures, source) = match self.view {
             View::Observations => (OBSERVATION_MEASURES, self.observation_source(project, &inner)),

@@ -105,7 +105,7 @@ impl Table {
     /// removes rows here (retention) removes them there too.
     pub fn derived_tables(self) -> &'static [&'static str] {
         match self {
-            Table::Traces => &["traces_by_time", "session_traces"],
+            Table::Traces => &["traces_by_time", "session_traces", "traces_by_ingest"],
             Table::Observations => &["observations_by_time", "observations_by_ingest"],
             _ => &[],
         }

@@ -41,7 +41,7 @@ const ZOOKEEPER_ROOT: &str = "/clickhouse/agenttrace/tables";
 pub fn sharding_key(table: &str) -> &'static str {
     let base = table.trim_end_matches("_reordered").trim_end_matches("_by_id");
     match base {
-        "traces" | "traces_by_time" => "cityHash64(project_id, id)",
+        "traces" | "traces_by_time" | "traces_by_ingest" => "cityHash64(project_id, id)",
         "observations"
         | "scores"
         | "file_operations"

@@ -1,5 +1,5 @@
-//! A judge tried by hand: its prompt rendered for one observation and, when asked, sent to the
-//! model once; and what a judge has done (its ledger, per day). Nothing here writes a score.
+//! A judge tried by hand: its prompt rendered for one of its targets and, when asked, sent to
+//! the model once; and what a judge has done (its ledger, per day). Nothing here writes a score.
 
 use serde::Serialize;
 use tokio_postgres::GenericClient;
@@ -11,8 +11,8 @@ use crate::control::connections;
 use crate::control::sealing::Sealer;
 use crate::ingest::pricing::PriceCache;
 use crate::judge::provider::{self, JudgeRequest, ModelClient};
-use crate::judge::targets::observation_fields;
-use crate::judge::template::JudgeConfig;
+use crate::judge::targets::{Fields, observation_fields, session_fields, trace_fields};
+use crate::judge::template::{JudgeConfig, Target};
 
 /// The longest a preview waits for the model.
 const PREVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -79,23 +79,75 @@ async fn judge_of(
     })
 }
 
-/// Renders `evaluator`'s prompt for the observation (`trace_id`, `observation_id`) of `project`,
-/// read through `reader`, and with `run` asks the model once.
+/// The target a preview renders the prompt for: the ids the judge's kind of target needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PreviewOn<'a> {
+    pub trace_id: Option<&'a str>,
+    pub observation_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+}
+
+/// The fields of the target `on` names, for a judge of `target`.
+async fn target_fields<'a>(
+    pg: &impl GenericClient,
+    reader: &ClickHouse,
+    project: Uuid,
+    target: Target,
+    on: PreviewOn<'a>,
+) -> Result<Fields, ControlError> {
+    let needed = |field: &'static str, value: Option<&'a str>| -> Result<&'a str, ControlError> {
+        value
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ControlError::Invalid {
+                field,
+                message: format!("a {} judge is previewed on a {field}: give it", target.kind()),
+            })
+    };
+    let unavailable = ControlError::Unavailable;
+    match target {
+        Target::Observation => {
+            let (trace, observation) = (
+                needed("trace_id", on.trace_id)?,
+                needed("observation_id", on.observation_id)?,
+            );
+            observation_fields(pg, reader, project, &[(trace, observation)])
+                .await
+                .map_err(unavailable)?
+                .remove(observation)
+                .ok_or_else(|| ControlError::NotFound(format!("observation {observation} in trace {trace}")))
+        }
+        Target::Trace | Target::Experiment => {
+            let trace = needed("trace_id", on.trace_id)?;
+            trace_fields(pg, reader, project, &[trace])
+                .await
+                .map_err(unavailable)?
+                .remove(trace)
+                .ok_or_else(|| ControlError::NotFound(format!("trace {trace}")))
+        }
+        Target::Session => {
+            let session = needed("session_id", on.session_id)?;
+            session_fields(pg, reader, project, &[session])
+                .await
+                .map_err(unavailable)?
+                .remove(session)
+                .ok_or_else(|| ControlError::NotFound(format!("session {session}")))
+        }
+    }
+}
+
+/// Renders `evaluator`'s prompt for the target `on` names in `project`, read through `reader`,
+/// and with `run` asks the model once.
 pub async fn preview(
     pg: &impl GenericClient,
     reader: &ClickHouse,
     setup: &PreviewSetup<'_>,
     project: Uuid,
     evaluator: Uuid,
-    (trace_id, observation_id): (&str, &str),
+    on: PreviewOn<'_>,
     run: bool,
 ) -> Result<Preview, ControlError> {
     let config = judge_of(pg, project, evaluator).await?;
-    let fields = observation_fields(pg, reader, project, &[(trace_id, observation_id)])
-        .await
-        .map_err(ControlError::Unavailable)?
-        .remove(observation_id)
-        .ok_or_else(|| ControlError::NotFound(format!("observation {observation_id} in trace {trace_id}")))?;
+    let fields = target_fields(pg, reader, project, config.target, on).await?;
     let prompt = config.render(|name| fields.get(name).cloned());
     let schema = config.answer_schema();
     let mut preview = Preview {
@@ -189,7 +241,10 @@ pub struct JudgeDay {
 /// A target a judge gave up on, and why.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JudgeFailure {
-    pub observation_id: String,
+    /// `observation`, `trace`, `session` or `run_item` (an experiment's trace).
+    pub target_kind: String,
+    /// The observation, trace or session id.
+    pub target_id: String,
     pub trace_id: String,
     pub error: String,
     pub at: String,
@@ -252,7 +307,7 @@ pub async fn activity(
         .await?;
     let failures = pg
         .query(
-            "SELECT target_id, trace_id, coalesce(error, '') AS error,
+            "SELECT target_kind, target_id, trace_id, coalesce(error, '') AS error,
                     to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at
              FROM judgments WHERE project_id = $1 AND evaluator_id = $2 AND status = 'failed'
              ORDER BY finished_at DESC LIMIT 20",
@@ -279,7 +334,8 @@ pub async fn activity(
         recent_failures: failures
             .iter()
             .map(|row| JudgeFailure {
-                observation_id: row.get("target_id"),
+                target_kind: row.get("target_kind"),
+                target_id: row.get("target_id"),
                 trace_id: row.get("trace_id"),
                 error: row.get("error"),
                 at: row.get("at"),

@@ -9,8 +9,9 @@
 //!   "variables": {"question": {"source": "input", "path": "$.messages[0].content"}},
 //!   "output": {"type": "numeric", "min": 0, "max": 1},  // or boolean, or categorical + categories
 //!   "score_name": "helpfulness",            // else the evaluator's name
-//!   "target": "observation",
+//!   "target": "observation",               // or trace, session, experiment
 //!   "filter": {"type": ["generation"], "name": ["chat"], "model": ["gpt-4o"]},
+//!   "quiet_seconds": 600,                   // trace, session, experiment: judged once this quiet
 //!   "sampling": 0.25,                       // share of targets judged, chosen by a hash of the id
 //!   "daily_budget_usd": 5.0,                // no call once the day's spend reaches it
 //!   "calls_per_minute": 60,
@@ -19,7 +20,8 @@
 //! ```
 //!
 //! A `{{name}}` with no variable of that name is the target field of that name (`input`,
-//! `output`, `metadata`, `name`, `model`, `expected_output`). Objects render as JSON, absent
+//! `output`, `metadata`, `name`, `model`, `expected_output`, `tool_calls`, `conversation`; see
+//! [`Target::sources`]). Objects render as JSON, absent
 //! values as nothing, and each value is cut at [`MAX_VARIABLE_CHARS`] so one huge output cannot
 //! make a judgment cost a fortune.
 
@@ -33,9 +35,6 @@ pub const MAX_VARIABLE_CHARS: usize = 20_000;
 /// The longest template.
 const MAX_TEMPLATE_CHARS: usize = 50_000;
 
-/// Where a variable's value comes from.
-pub const SOURCES: &[&str] = &["input", "output", "metadata", "name", "model", "expected_output"];
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputKind {
     Numeric { min: Option<f64>, max: Option<f64> },
@@ -43,10 +42,91 @@ pub enum OutputKind {
     Categorical { categories: Vec<String> },
 }
 
-/// What a judge judges. Whole traces, sessions and experiment runs are still to come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a judge judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
+    /// Each observation, as it arrives.
     Observation,
+    /// Each whole trace, once no part of it has arrived for `quiet_seconds`.
+    Trace,
+    /// Each session (its traces in order), once quiet.
+    Session,
+    /// Each trace of an experiment run, against the dataset item it ran, once quiet.
+    Experiment,
+}
+
+impl Target {
+    pub const NAMES: &[&str] = &["observation", "trace", "session", "experiment"];
+
+    pub fn parse(name: &str) -> Option<Target> {
+        match name {
+            "observation" => Some(Target::Observation),
+            "trace" => Some(Target::Trace),
+            "session" => Some(Target::Session),
+            "experiment" => Some(Target::Experiment),
+            _ => None,
+        }
+    }
+
+    /// The ledger's `target_kind`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Target::Observation => "observation",
+            Target::Trace => "trace",
+            Target::Session => "session",
+            Target::Experiment => "run_item",
+        }
+    }
+
+    /// The ledger's `target_kind`, read back.
+    pub fn of_kind(kind: &str) -> Option<Target> {
+        match kind {
+            "run_item" => Some(Target::Experiment),
+            "experiment" => None,
+            other => Target::parse(other),
+        }
+    }
+
+    /// The fields its prompts may name.
+    pub fn sources(self) -> &'static [&'static str] {
+        match self {
+            Target::Observation => &["input", "output", "metadata", "name", "model", "expected_output"],
+            Target::Trace | Target::Experiment => &[
+                "input",
+                "output",
+                "metadata",
+                "name",
+                "expected_output",
+                "tool_calls",
+            ],
+            Target::Session => &[
+                "input",
+                "output",
+                "metadata",
+                "name",
+                "tool_calls",
+                "conversation",
+            ],
+        }
+    }
+
+    /// The fields its filter may name.
+    pub fn filter_fields(self) -> &'static [&'static str] {
+        match self {
+            Target::Observation => &["type", "name", "model"],
+            Target::Trace | Target::Experiment => &["name", "environment", "tags", "user_id"],
+            Target::Session => &["environment", "tags", "user_id"],
+        }
+    }
+
+    /// How long a whole target must be quiet before it is judged, unless the config says.
+    pub fn default_quiet_seconds(self) -> u32 {
+        match self {
+            Target::Observation => 0,
+            Target::Trace | Target::Experiment => 60,
+            Target::Session => 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +146,10 @@ pub struct JudgeConfig {
     pub output: OutputKind,
     pub score_name: Option<String>,
     pub target: Target,
-    /// Field → accepted values (`type`, `name`, `model`).
+    /// Field → accepted values ([`Target::filter_fields`]).
     pub filter: BTreeMap<String, Vec<String>>,
+    /// For whole targets: seconds without anything new before the target is judged.
+    pub quiet_seconds: u32,
     pub sampling: f64,
     pub daily_budget_usd: Option<f64>,
     pub calls_per_minute: Option<u32>,
@@ -88,8 +170,6 @@ fn error(key: &str, message: impl Into<String>) -> ConfigError {
         message: message.into(),
     }
 }
-
-const FILTER_FIELDS: &[&str] = &["type", "name", "model"];
 
 /// A judge to start from: `"template": NAME` in a config fills the prompt, output, score name
 /// and filter it leaves out.
@@ -174,7 +254,15 @@ impl JudgeConfig {
                         format!("{name} is not a built-in judge; they are {}", names.join(", ")),
                     )
                 })?;
+            let whole = given
+                .get("target")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t != "observation");
             for (key, value) in template.config.as_object().expect("a template is an object") {
+                // A template's filter picks observations; a whole target has other fields.
+                if whole && key == "filter" {
+                    continue;
+                }
                 object.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
@@ -189,6 +277,7 @@ impl JudgeConfig {
             "score_name",
             "target",
             "filter",
+            "quiet_seconds",
             "sampling",
             "daily_budget_usd",
             "calls_per_minute",
@@ -221,6 +310,14 @@ impl JudgeConfig {
                 format!("at most {MAX_TEMPLATE_CHARS} characters"),
             ));
         }
+        let target = match object.get("target") {
+            None | Some(Value::Null) => Target::Observation,
+            Some(value) => value
+                .as_str()
+                .and_then(Target::parse)
+                .ok_or_else(|| error("target", format!("one of {}", Target::NAMES.join(", "))))?,
+        };
+        let sources = target.sources();
         let mut variables = BTreeMap::new();
         if let Some(mapping) = object.get("variables").filter(|v| !v.is_null()) {
             let mapping = mapping.as_object().ok_or_else(|| {
@@ -233,8 +330,16 @@ impl JudgeConfig {
                 let key = format!("variables.{name}");
                 let source = spec["source"]
                     .as_str()
-                    .filter(|s| SOURCES.contains(s))
-                    .ok_or_else(|| error(&key, format!("source must be one of {}", SOURCES.join(", "))))?;
+                    .filter(|s| sources.contains(s))
+                    .ok_or_else(|| {
+                        error(
+                            &key,
+                            format!(
+                                "source must be one of {} (for a {target:?} target)",
+                                sources.join(", ")
+                            ),
+                        )
+                    })?;
                 let path = match &spec["path"] {
                     Value::Null => None,
                     Value::String(path) if path.starts_with('$') => {
@@ -253,12 +358,13 @@ impl JudgeConfig {
             }
         }
         for name in placeholders(&prompt) {
-            if !variables.contains_key(&name) && !SOURCES.contains(&name.as_str()) {
+            if !variables.contains_key(&name) && !sources.contains(&name.as_str()) {
                 return Err(error(
                     "prompt",
                     format!(
-                        "{{{{{name}}}}} is neither a variable nor a field ({}); map it in config.variables",
-                        SOURCES.join(", ")
+                        "{{{{{name}}}}} is neither a variable nor a field of a {} target ({}); map it in config.variables",
+                        target.kind(),
+                        sources.join(", ")
                     ),
                 ));
             }
@@ -300,28 +406,17 @@ impl JudgeConfig {
             }
             _ => return Err(error("output.type", "numeric, boolean or categorical")),
         };
-        let target = match object.get("target").and_then(Value::as_str) {
-            None | Some("observation") => Target::Observation,
-            Some(other @ ("trace" | "session" | "experiment")) => {
-                return Err(error(
-                    "target",
-                    format!(
-                        "judging a whole {other} is not available yet; judge its observations (target observation)"
-                    ),
-                ));
-            }
-            Some(other) => return Err(error("target", format!("{other:?}: use observation"))),
-        };
         let mut filter = BTreeMap::new();
         if let Some(given) = object.get("filter").filter(|v| !v.is_null()) {
             let given = given
                 .as_object()
                 .ok_or_else(|| error("filter", "an object of field → list of values"))?;
             for (field, values) in given {
-                if !FILTER_FIELDS.contains(&field.as_str()) {
+                let fields = target.filter_fields();
+                if !fields.contains(&field.as_str()) {
                     return Err(error(
                         &format!("filter.{field}"),
-                        format!("filter by {}", FILTER_FIELDS.join(", ")),
+                        format!("a {} target is filtered by {}", target.kind(), fields.join(", ")),
                     ));
                 }
                 let values: Vec<String> = values
@@ -371,6 +466,15 @@ impl JudgeConfig {
             score_name: text("score_name")?,
             target,
             filter,
+            quiet_seconds: match target {
+                Target::Observation if object.get("quiet_seconds").is_some_and(|v| !v.is_null()) => {
+                    return Err(error(
+                        "quiet_seconds",
+                        "an observation is judged as it arrives; quiet_seconds is for trace, session and experiment targets",
+                    ));
+                }
+                _ => whole("quiet_seconds", 0..=7 * 86_400)?.unwrap_or(target.default_quiet_seconds()),
+            },
             sampling,
             daily_budget_usd,
             calls_per_minute: whole("calls_per_minute", 1..=10_000)?,
@@ -444,12 +548,12 @@ impl JudgeConfig {
         (top as f64 / (1u64 << 53) as f64) < self.sampling
     }
 
-    /// Whether a target with these field values passes the filter (every listed field matches
-    /// one of its values).
-    pub fn accepts(&self, field: impl Fn(&str) -> Option<String>) -> bool {
+    /// Whether a target with these field values passes the filter: every listed field has a
+    /// value among the listed ones (a field with several values, such as `tags`, any of them).
+    pub fn accepts(&self, field: impl Fn(&str) -> Vec<String>) -> bool {
         self.filter
             .iter()
-            .all(|(name, values)| field(name).is_some_and(|value| values.contains(&value)))
+            .all(|(name, values)| field(name).iter().any(|value| values.contains(value)))
     }
 
     /// The prompt for a target whose fields `field` returns (as JSON values).
@@ -721,6 +825,71 @@ mod tests {
         assert_eq!(changed.filter["type"], ["span"]);
         let unknown = JudgeConfig::parse(&json!({"connection": "c", "template": "vibes"})).unwrap_err();
         assert!(unknown.message.contains("helpfulness, correctness"), "{unknown}");
+    }
+
+    #[test]
+    fn whole_targets_have_their_own_fields_filters_and_quiet_time() {
+        let session = judge(json!({
+            "connection": "c", "target": "session", "prompt": "Judge {{conversation}}",
+            "filter": {"environment": ["production"], "tags": ["agent"]},
+        }));
+        assert_eq!(session.target, Target::Session);
+        assert_eq!(session.quiet_seconds, 600);
+        assert!(session.accepts(|f| match f {
+            "environment" => vec!["production".into()],
+            "tags" => vec!["x".into(), "agent".into()],
+            _ => vec![],
+        }));
+        assert!(!session.accepts(|f| match f {
+            "environment" => vec!["production".into()],
+            _ => vec![],
+        }));
+        // The correctness template on experiment runs: its prompt, not an observation filter.
+        let experiment = judge(
+            json!({"connection": "c", "template": "correctness", "target": "experiment", "quiet_seconds": 5}),
+        );
+        assert_eq!(
+            (experiment.target, experiment.quiet_seconds),
+            (Target::Experiment, 5)
+        );
+        let trace = judge(json!({"connection": "c", "template": "helpfulness", "target": "trace"}));
+        assert!(trace.filter.is_empty(), "{:?}", trace.filter);
+        for (config, key) in [
+            (
+                json!({"connection": "c", "target": "trace", "prompt": "{{conversation}}"}),
+                "prompt",
+            ),
+            (
+                json!({"connection": "c", "target": "session", "prompt": "{{model}}"}),
+                "prompt",
+            ),
+            (
+                json!({"connection": "c", "target": "trace", "prompt": "x", "filter": {"type": ["span"]}}),
+                "filter.type",
+            ),
+            (
+                json!({"connection": "c", "prompt": "x", "quiet_seconds": 5}),
+                "quiet_seconds",
+            ),
+            (
+                json!({"connection": "c", "target": "run", "prompt": "x"}),
+                "target",
+            ),
+            (
+                json!({"connection": "c", "target": "trace", "prompt": "x", "quiet_seconds": -1}),
+                "quiet_seconds",
+            ),
+        ] {
+            assert_eq!(JudgeConfig::parse(&config).unwrap_err().key, key, "{config}");
+        }
+        for target in [
+            Target::Observation,
+            Target::Trace,
+            Target::Session,
+            Target::Experiment,
+        ] {
+            assert_eq!(Target::of_kind(target.kind()), Some(target));
+        }
     }
 
     #[test]

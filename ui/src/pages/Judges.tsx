@@ -1,6 +1,7 @@
 // LLM judges on the Evaluations page: each judge's activity (judged, waiting, failed, spend,
 // why it is stopped), a form to add one from a built-in judge and a model connection, and a
-// form to try a judge on one observation: its rendered prompt, then one call to the model.
+// form to try a judge on one of its targets (an observation, a trace or a session): its rendered
+// prompt, then one call to the model.
 
 import { useState } from "preact/hooks";
 import { api, get, type BuiltIn, type Connection, type Evaluator, type JudgeActivity, type JudgePreview, type Paged } from "../api";
@@ -25,6 +26,7 @@ export function Judges({ project, evaluators, onAdded }: { project: string; eval
           <thead>
             <tr>
               <th>Judge</th>
+              <th>Judges each</th>
               <th>Connection</th>
               <th class="num">Judged</th>
               <th class="num">Waiting</th>
@@ -48,12 +50,13 @@ export function Judges({ project, evaluators, onAdded }: { project: string; eval
 
 function JudgeRow({ project, judge }: { project: string; judge: Evaluator }) {
   const state = useLoad(() => get<JudgeActivity>(`/v1/projects/${project}/evaluators/${judge.id}/judgments`, { days: 30 }), [project, judge.id]);
-  const config = judge.config as { connection?: string; template?: string };
+  const config = judge.config as { connection?: string; template?: string; target?: string };
   return (
     <tr data-judge={judge.name}>
       <td>
         {judge.name} {config.template && <span class="muted">({config.template})</span>}
       </td>
+      <td>{config.target ?? "observation"}</td>
       <td>{config.connection ?? ""}</td>
       {state.data ? (
         <>
@@ -86,7 +89,8 @@ function NewJudge({ project, onAdded }: { project: string; onAdded: () => void }
     event.preventDefault();
     const form = new FormData(event.currentTarget as HTMLFormElement);
     const text = (name: string) => fieldText(form, name);
-    const config: Record<string, unknown> = { connection: text("connection"), template: text("template") };
+    const config: Record<string, unknown> = { connection: text("connection"), template: text("template"), target: text("target") };
+    if (text("quiet")) config.quiet_seconds = Number(text("quiet"));
     if (text("model")) config.model = text("model");
     if (text("prompt")) config.prompt = text("prompt");
     if (text("sampling")) config.sampling = Number(text("sampling"));
@@ -119,6 +123,19 @@ function NewJudge({ project, onAdded }: { project: string; onAdded: () => void }
         </select>
       </label>
       <label>
+        Judges each
+        <select name="target" title="A trace, session or experiment run is judged once nothing new has arrived for the quiet time">
+          <option value="observation">observation</option>
+          <option value="trace">trace</option>
+          <option value="session">session</option>
+          <option value="experiment">experiment run</option>
+        </select>
+      </label>
+      <label>
+        Quiet time (s)
+        <input name="quiet" type="number" min="0" step="1" placeholder="60 (session 600)" />
+      </label>
+      <label>
         Model
         <input name="model" placeholder="the connection's" />
       </label>
@@ -131,7 +148,8 @@ function NewJudge({ project, onAdded }: { project: string; onAdded: () => void }
         <input name="budget" type="number" min="0" step="0.01" placeholder="none" />
       </label>
       <label class="wide">
-        Prompt (leave empty for the built-in one; {"{{input}}"}, {"{{output}}"}, {"{{expected_output}}"}, {"{{metadata}}"})
+        Prompt (leave empty for the built-in one; {"{{input}}"}, {"{{output}}"}, {"{{expected_output}}"}, {"{{metadata}}"},
+        {" {{tool_calls}}"} of a trace or session, {"{{conversation}}"} of a session)
         <textarea name="prompt" rows={3} />
       </label>
       <div class="filter-actions">
@@ -144,6 +162,8 @@ function NewJudge({ project, onAdded }: { project: string; onAdded: () => void }
 }
 
 function TryJudge({ project, judges }: { project: string; judges: Evaluator[] }) {
+  const [chosen, setChosen] = useState<string>(judges[0]?.id ?? "");
+  const target = ((judges.find((j) => j.id === chosen) ?? judges[0])?.config as { target?: string } | undefined)?.target ?? "observation";
   const [result, setResult] = useState<JudgePreview | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -157,8 +177,8 @@ function TryJudge({ project, judges }: { project: string; judges: Evaluator[] })
     try {
       setResult(
         await api<JudgePreview>("POST", `/v1/projects/${project}/evaluators/${text("judge")}/preview`, {}, {
-          trace_id: text("trace_id"),
-          observation_id: text("observation_id"),
+          ...(target === "session" ? { session_id: text("session_id") } : { trace_id: text("trace_id") }),
+          ...(target === "observation" ? { observation_id: text("observation_id") } : {}),
           run,
         }),
       );
@@ -171,22 +191,31 @@ function TryJudge({ project, judges }: { project: string; judges: Evaluator[] })
   };
   return (
     <>
-      <h2>Try a judge on an observation</h2>
+      <h2>Try a judge on one of its targets</h2>
       <form class="filters" aria-label="Try a judge" onSubmit={(e) => void submit(e)}>
         <label>
           Judge
-          <select name="judge">
+          <select name="judge" value={chosen} onChange={(e) => { setChosen(e.currentTarget.value); setResult(null); }}>
             {judges.map((j) => <option key={j.id} value={j.id}>{j.name}</option>)}
           </select>
         </label>
-        <label>
-          Trace id
-          <input name="trace_id" required />
-        </label>
-        <label>
-          Observation id
-          <input name="observation_id" required />
-        </label>
+        {target === "session" ? (
+          <label>
+            Session id
+            <input name="session_id" required />
+          </label>
+        ) : (
+          <label>
+            Trace id
+            <input name="trace_id" required />
+          </label>
+        )}
+        {target === "observation" && (
+          <label>
+            Observation id
+            <input name="observation_id" required />
+          </label>
+        )}
         <div class="filter-actions">
           <button type="submit" value="preview" disabled={busy}>Show prompt</button>
           <button type="submit" value="run" disabled={busy}>Run once</button>

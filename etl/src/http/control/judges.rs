@@ -12,7 +12,7 @@ use crate::http::control::evaluators::EvaluatorPath;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::json_body;
 use crate::http::server::AppState;
-use crate::judge::preview::{self, JudgeActivity, Preview, PreviewSetup};
+use crate::judge::preview::{self, JudgeActivity, Preview, PreviewOn, PreviewSetup};
 use crate::judge::template::{BuiltIn, built_in};
 
 #[utoipa::path(
@@ -36,9 +36,15 @@ pub async fn judge_templates(_project: ProjectAccess<need::Read>) -> Json<Vec<Bu
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PreviewBody {
-    /// The observation's trace.
-    trace_id: String,
-    observation_id: String,
+    /// The trace (for an observation judge, the observation's trace).
+    #[serde(default)]
+    trace_id: Option<String>,
+    /// For an observation judge.
+    #[serde(default)]
+    observation_id: Option<String>,
+    /// For a session judge.
+    #[serde(default)]
+    session_id: Option<String>,
     /// Ask the model once (it costs one call); without it only the prompt is rendered.
     #[serde(default)]
     run: bool,
@@ -47,8 +53,8 @@ struct PreviewBody {
 #[utoipa::path(
     post,
     path = "/v1/projects/{project}/evaluators/{id}/preview",
-    summary = "Preview an LLM judge on an observation",
-    description = "Renders the judge's prompt for one observation and, with `run`, asks the model once: the score and reasoning it would store, the model, tokens and cost. Nothing is stored. A failed call answers 200 with `error_kind` and the provider's words. Member role or `manage` scope. A session token, a project API key or an organization key.",
+    summary = "Preview an LLM judge on one of its targets",
+    description = "Renders the judge's prompt for one target and, with `run`, asks the model once. The target is what the judge judges: `trace_id` and `observation_id` for an observation judge, `trace_id` for a trace or experiment judge, `session_id` for a session judge. With `run`, asks the model once: the score and reasoning it would store, the model, tokens and cost. Nothing is stored. A failed call answers 200 with `error_kind` and the provider's words. Member role or `manage` scope. A session token, a project API key or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), EvaluatorPath),
     request_body = PreviewBody,
@@ -80,7 +86,11 @@ pub async fn preview_judge(
             &setup,
             project.id,
             id,
-            (&request.trace_id, &request.observation_id),
+            PreviewOn {
+                trace_id: request.trace_id.as_deref(),
+                observation_id: request.observation_id.as_deref(),
+                session_id: request.session_id.as_deref(),
+            },
             request.run,
         )
         .await?,

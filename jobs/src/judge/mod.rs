@@ -1,11 +1,13 @@
-//! The `judge` job: LLM judges (`llm_judge` evaluators) score new observations by asking a model.
+//! The `judge` job: LLM judges (`llm_judge` evaluators) score observations, whole traces,
+//! sessions and experiment runs by asking a model.
 //!
 //! A run has two halves:
 //!
-//! 1. **Find** what is new: the observations that arrived since the job's watermark, through
-//!    the ingest index (`observations_by_ingest`), so a run reads what is new and not what is
-//!    stored. Each judge's filter and sample pick its targets; each becomes a row of the
-//!    `judgments` ledger (evaluator, target, target version), inserted once whatever happens.
+//! 1. **Find** what is new ([`discover`]): what arrived since the job's watermark, through the
+//!    ingest indexes (`observations_by_ingest`, `traces_by_ingest`), so a run reads what is new
+//!    and not what is stored. Each judge's filter and sample pick its targets; each becomes a
+//!    row of the `judgments` ledger (evaluator, target, target version), inserted once whatever
+//!    happens; a whole target's row is due once the target has been quiet a while.
 //! 2. **Judge** what is due: ledger rows are claimed with a lease, the target's fields are read
 //!    and rendered into the prompt, and the model is called, a connection's `concurrency` calls
 //!    at a time, each judge within its daily spend cap and calls per minute. The answer is kept
@@ -25,14 +27,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agenttrace_etl::clickhouse::ClickHouse;
-use agenttrace_etl::clickhouse::client::quote;
 use agenttrace_etl::control::connections::{self, Callable};
 use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::ingest::pricing::PriceTable;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_etl::judge::provider::{self, CallError, JudgeRequest, ModelClient};
-use agenttrace_etl::judge::targets::{Fields, observation_fields};
-use agenttrace_etl::judge::template::{JudgeConfig, ScoreOf};
+use agenttrace_etl::judge::targets::{Fields, observation_fields, session_fields, trace_fields};
+use agenttrace_etl::judge::template::{JudgeConfig, ScoreOf, Target};
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::event::{Cost, Event, Usage};
 use chrono::{DateTime, Utc};
@@ -42,13 +43,12 @@ use tokio::sync::Semaphore;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::evaluate::{Chunk, arrivals, plan_chunks};
+mod discover;
 
 pub use agenttrace_etl::judge::JUDGE_ENVIRONMENT;
+use agenttrace_etl::judge::{JUDGE_CALL_NAME, JUDGE_TRACE_PREFIX};
 /// The metadata key that marks a judge's own observation (and names its evaluator).
 pub const JUDGE_MARK: &str = "agenttrace.judge";
-/// Observation versions a discovery chunk reads (ids and filter fields only).
-const DISCOVERY_CHUNK_ROWS: u64 = 100_000;
 /// Ledger rows claimed at a time.
 const CLAIM_ROWS: i64 = 1000;
 /// How long a claim holds a row before another run may take it.
@@ -80,7 +80,7 @@ impl Setup {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct JudgeReport {
-    /// Observation versions looked at, and targets added to the ledger.
+    /// Observation versions and touched traces looked at, and targets added to the ledger.
     pub seen: u64,
     pub queued: u64,
     /// Calls made, judgments written, rows put back for later, rows failed.
@@ -163,7 +163,7 @@ pub async fn run_in(
             }
         }
     }
-    discover(pg, clickhouse, &judges, &mut report).await?;
+    discover::discover(pg, clickhouse, &judges, &mut report).await?;
     judge_due(pg, clickhouse, setup, &judges, &mut report).await?;
     Ok(report)
 }
@@ -178,111 +178,13 @@ async fn block(pg: &Client, evaluator: Uuid, reason: &str) -> Result<(), String>
     Ok(())
 }
 
-/// Adds to the ledger every new observation a judge's filter and sample pick.
-async fn discover(
-    pg: &Client,
-    clickhouse: &ClickHouse,
-    judges: &[Judge],
-    report: &mut JudgeReport,
-) -> Result<(), String> {
-    let until = clickhouse.clock().await?;
-    let after_second = report.watermark.map_or(0, |w| w / 1_000_000);
-    let done = Some((until - 1).max(after_second) * 1_000_000);
-    let mut by_project: BTreeMap<Uuid, Vec<&Judge>> = BTreeMap::new();
-    for judge in judges {
-        by_project.entry(judge.project_id).or_default().push(judge);
-    }
-    if by_project.is_empty() {
-        report.watermark = done;
-        return Ok(());
-    }
-    let projects = by_project
-        .keys()
-        .map(|p| quote(&p.to_string()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let arrived = arrivals(clickhouse, &projects, after_second, until).await?;
-    for chunk in plan_chunks(&arrived, DISCOVERY_CHUNK_ROWS) {
-        let text = clickhouse
-            .query_text(&discovery_query(&projects, chunk))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut evaluators = Vec::new();
-        let mut project_ids = Vec::new();
-        let mut targets = Vec::new();
-        let mut traces = Vec::new();
-        let mut versions = Vec::new();
-        for line in text.lines() {
-            let row: Value = serde_json::from_str(line).map_err(|e| format!("discovery row: {e}"))?;
-            report.seen += 1;
-            if row["judged"] == json!(1) {
-                continue;
-            }
-            let Some(project) = row["project_id"].as_str().and_then(|p| Uuid::parse_str(p).ok()) else {
-                continue;
-            };
-            let id = row["id"].as_str().unwrap_or_default();
-            let field = |name: &str| row[name].as_str().map(str::to_owned);
-            for judge in by_project.get(&project).into_iter().flatten() {
-                let id_text = judge.id.to_string();
-                if judge.config.accepts(field) && judge.config.sampled(&id_text, id) {
-                    evaluators.push(judge.id);
-                    project_ids.push(project);
-                    targets.push(id.to_owned());
-                    traces.push(field("trace_id").unwrap_or_default());
-                    versions.push(
-                        row["version"]
-                            .as_str()
-                            .and_then(|v| v.parse::<i64>().ok())
-                            .unwrap_or(0),
-                    );
-                }
-            }
-        }
-        if targets.is_empty() {
-            continue;
-        }
-        let added = pg
-            .execute(
-                "INSERT INTO judgments (evaluator_id, target_kind, target_id, target_version, project_id, trace_id)
-                 SELECT e, 'observation', t, v, p, tr
-                 FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::uuid[], $5::text[]) AS u(e, t, v, p, tr)
-                 ON CONFLICT DO NOTHING",
-                &[&evaluators, &targets, &versions, &project_ids, &traces],
-            )
-            .await
-            .map_err(|e| format!("PostgreSQL: {e}"))?;
-        report.queued += added;
-    }
-    report.watermark = done;
-    Ok(())
-}
-
-/// The newest version of each observation the chunk's part of the ingest index names: ids and
-/// the fields filters read, and whether it is a judge's own.
-fn discovery_query(projects: &str, chunk: Chunk) -> String {
-    let slice = chunk.slice.map_or(String::new(), |(slice, slices)| {
-        format!(" AND cityHash64(project_id, trace_id, id) % {slices} = {slice}")
-    });
-    format!(
-        "SELECT project_id, id, trace_id, type, name, ifNull(model, '') AS model, toString(version) AS version, \
-         has(metadata_keys, {mark}) AS judged \
-         FROM observations FINAL WHERE (project_id, trace_id, id) IN ( \
-             SELECT project_id, trace_id, id FROM observations_by_ingest \
-             WHERE ingested_second >= {first} AND ingested_second <= {last} AND project_id IN ({projects}){slice}) \
-         FORMAT JSONEachRow",
-        mark = quote(JUDGE_MARK),
-        first = chunk.first,
-        last = chunk.last,
-    )
-}
-
 /// A connection opened for a run, with its slots for calls at once.
 type Opened = (Arc<Callable>, Arc<Semaphore>);
 
 /// A claimed ledger row.
 struct Claimed {
     evaluator_id: Uuid,
+    target: Target,
     target_id: String,
     target_version: i64,
     project_id: Uuid,
@@ -464,7 +366,11 @@ async fn judge_due(
                 stopped.insert(judge.id, reason);
                 continue;
             };
-            let fields = contents.get(&(row.project_id, row.target_id.clone()));
+            let kind = match row.target {
+                Target::Experiment => Target::Trace.kind(),
+                other => other.kind(),
+            };
+            let fields = contents.get(&(row.project_id, kind, row.target_id.clone()));
             let prompt = judge
                 .config
                 .render(|name| fields.and_then(|f| f.get(name)).cloned());
@@ -700,8 +606,8 @@ async fn claim(
                    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) due
              WHERE (j.evaluator_id, j.target_kind, j.target_id, j.target_version)
                  = (due.evaluator_id, due.target_kind, due.target_id, due.target_version)
-             RETURNING j.evaluator_id, j.target_id, j.target_version, j.project_id, j.trace_id, j.attempts,
-                 j.status, j.prompt, j.answer",
+             RETURNING j.evaluator_id, j.target_kind, j.target_id, j.target_version, j.project_id, j.trace_id,
+                 j.attempts, j.status, j.prompt, j.answer",
             &[&active, &CLAIM_ROWS, &lease],
         )
         .await
@@ -710,6 +616,7 @@ async fn claim(
         .iter()
         .map(|row| Claimed {
             evaluator_id: row.get("evaluator_id"),
+            target: Target::of_kind(row.get("target_kind")).unwrap_or(Target::Observation),
             target_id: row.get("target_id"),
             target_version: row.get("target_version"),
             project_id: row.get("project_id"),
@@ -722,8 +629,7 @@ async fn claim(
         .collect())
 }
 
-const WHERE_ROW: &str =
-    "evaluator_id = $1 AND target_kind = 'observation' AND target_id = $2 AND target_version = $3";
+const WHERE_ROW: &str = "evaluator_id = $1 AND target_kind = $2 AND target_id = $3 AND target_version = $4";
 
 /// Puts a claimed row back (due at `at`, else now), with why. A row put back without being
 /// called does not count the claim as a try.
@@ -736,14 +642,15 @@ async fn release(
 ) -> Result<(), String> {
     pg.execute(
         &format!(
-            "UPDATE judgments SET status = 'pending', lease_until = NULL, error = $4,
-                next_attempt_at = coalesce($5, now()),
-                attempts = CASE WHEN $6 THEN attempts ELSE greatest(attempts - 1, 0) END,
-                called_at = CASE WHEN $6 THEN called_at ELSE NULL END
+            "UPDATE judgments SET status = 'pending', lease_until = NULL, error = $5,
+                next_attempt_at = coalesce($6, now()),
+                attempts = CASE WHEN $7 THEN attempts ELSE greatest(attempts - 1, 0) END,
+                called_at = CASE WHEN $7 THEN called_at ELSE NULL END
              WHERE {WHERE_ROW}"
         ),
         &[
             &row.evaluator_id,
+            &row.target.kind(),
             &row.target_id,
             &row.target_version,
             &why,
@@ -759,10 +666,16 @@ async fn release(
 async fn finish_failed(pg: &Client, row: &Claimed, why: &str) -> Result<(), String> {
     pg.execute(
         &format!(
-            "UPDATE judgments SET status = 'failed', lease_until = NULL, error = $4, finished_at = now()
+            "UPDATE judgments SET status = 'failed', lease_until = NULL, error = $5, finished_at = now()
              WHERE {WHERE_ROW}"
         ),
-        &[&row.evaluator_id, &row.target_id, &row.target_version, &why],
+        &[
+            &row.evaluator_id,
+            &row.target.kind(),
+            &row.target_id,
+            &row.target_version,
+            &why,
+        ],
     )
     .await
     .map_err(|e| format!("PostgreSQL: {e}"))?;
@@ -784,12 +697,13 @@ async fn keep_answer(pg: &Client, row: &Claimed, answered: &Answered) -> Result<
     });
     pg.execute(
         &format!(
-            "UPDATE judgments SET status = 'answered', error = NULL, answer = $4, model = $5, input_tokens = $6,
-                output_tokens = $7, cost_usd = $8, latency_ms = $9, prompt = $10
+            "UPDATE judgments SET status = 'answered', error = NULL, answer = $5, model = $6, input_tokens = $7,
+                output_tokens = $8, cost_usd = $9, latency_ms = $10, prompt = $11
              WHERE {WHERE_ROW}"
         ),
         &[
             &row.evaluator_id,
+            &row.target.kind(),
             &row.target_id,
             &row.target_version,
             &answer,
@@ -830,25 +744,44 @@ fn recover_answer(judge: &Judge, row: &Claimed) -> Option<Answered> {
     })
 }
 
-/// The fields prompts read, of the claimed targets, by (project, observation id): input,
-/// output and metadata as JSON, name and model as text, and the expected output of the dataset
-/// item its trace ran, when there is one.
+/// The fields prompts read, of the claimed targets, by (project, kind, target id): an
+/// observation's, a whole trace's (an experiment run's too) or a session's, with the expected
+/// output of the dataset item a trace ran, when there is one.
 async fn contents(
     pg: &Client,
     clickhouse: &ClickHouse,
     claimed: &[Claimed],
-) -> Result<HashMap<(Uuid, String), Fields>, String> {
-    let mut by_project: BTreeMap<Uuid, Vec<(&str, &str)>> = BTreeMap::new();
+) -> Result<HashMap<(Uuid, &'static str, String), Fields>, String> {
+    let mut wanted: BTreeMap<(Uuid, &'static str), Vec<&Claimed>> = BTreeMap::new();
     for row in claimed.iter().filter(|row| row.status != "answered") {
-        by_project
-            .entry(row.project_id)
-            .or_default()
-            .push((row.trace_id.as_str(), row.target_id.as_str()));
+        let kind = match row.target {
+            // An experiment run is its trace.
+            Target::Experiment => Target::Trace.kind(),
+            other => other.kind(),
+        };
+        wanted.entry((row.project_id, kind)).or_default().push(row);
     }
     let mut out = HashMap::new();
-    for (project, keys) in by_project {
-        for (id, fields) in observation_fields(pg, clickhouse, project, &keys).await? {
-            out.insert((project, id), fields);
+    for ((project, kind), rows) in wanted {
+        let found = match Target::of_kind(kind) {
+            Some(Target::Observation) => {
+                let keys: Vec<(&str, &str)> = rows
+                    .iter()
+                    .map(|row| (row.trace_id.as_str(), row.target_id.as_str()))
+                    .collect();
+                observation_fields(pg, clickhouse, project, &keys).await?
+            }
+            Some(Target::Session) => {
+                let ids: Vec<&str> = rows.iter().map(|row| row.target_id.as_str()).collect();
+                session_fields(pg, clickhouse, project, &ids).await?
+            }
+            _ => {
+                let ids: Vec<&str> = rows.iter().map(|row| row.target_id.as_str()).collect();
+                trace_fields(pg, clickhouse, project, &ids).await?
+            }
+        };
+        for (id, fields) in found {
+            out.insert((project, kind, id), fields);
         }
     }
     Ok(out)
@@ -856,9 +789,42 @@ async fn contents(
 
 /// 32 hex characters naming a judgment: its judge trace's id.
 fn judgment_id(row: &Claimed) -> String {
-    let digest =
-        Sha256::digest(format!("{}:{}:{}", row.evaluator_id, row.target_id, row.target_version).as_bytes());
+    let target = match row.target {
+        Target::Observation => row.target_id.clone(),
+        other => format!("{}:{}", other.kind(), row.target_id),
+    };
+    let digest = Sha256::digest(format!("{}:{target}:{}", row.evaluator_id, row.target_version).as_bytes());
     hex::encode(&digest[..16])
+}
+
+/// The score a judge gives a target: one per judge and target, whatever its version.
+fn score_id(judge: Uuid, row: &Claimed) -> String {
+    match row.target {
+        Target::Observation => format!("judge:{judge}:{}", row.target_id),
+        other => format!("judge:{judge}:{}:{}", other.kind(), row.target_id),
+    }
+}
+
+/// What the score says of where it came from: the judge's trace, the model and, for a
+/// session, the session (the score hangs on its first trace).
+fn score_metadata(judge_trace: &str, model: &str, row: &Claimed) -> Value {
+    let mut metadata = json!({"judge_trace_id": judge_trace, "model": model});
+    if row.target == Target::Session {
+        metadata["session_id"] = json!(row.target_id);
+    }
+    metadata
+}
+
+/// The judge's own trace names its judge and its target.
+fn judge_trace_metadata(judge: Uuid, row: &Claimed) -> Value {
+    let mut metadata = json!({
+        JUDGE_MARK: judge.to_string(), "target_kind": row.target.kind(), "target_id": row.target_id,
+        "target_trace_id": row.trace_id,
+    });
+    if row.target == Target::Observation {
+        metadata["target_observation_id"] = json!(row.target_id);
+    }
+    metadata
 }
 
 /// Writes each answered row's score and judge trace to ClickHouse, then marks the rows done.
@@ -884,7 +850,7 @@ async fn write_scores(
         let mut texts = Vec::new();
         for (row, answered) in &rows {
             let judge = judges[&row.evaluator_id];
-            let judge_trace = format!("judge-{}", judgment_id(row));
+            let judge_trace = format!("{JUDGE_TRACE_PREFIX}{}", judgment_id(row));
             let started = answered.called_at;
             let ended = started + chrono::Duration::from_std(answered.latency).unwrap_or_default();
             let at = |time: DateTime<Utc>| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -899,15 +865,14 @@ async fn write_scores(
                 json!({"id": format!("{judge_trace}-trace"), "type": "trace", "timestamp": at(started), "body": {
                     "id": judge_trace, "timestamp": at(started), "name": format!("Judge: {}", judge.name),
                     "environment": JUDGE_ENVIRONMENT, "input": row.prompt, "output": answer,
-                    "metadata": {JUDGE_MARK: judge.id.to_string(), "target_observation_id": row.target_id,
-                                 "target_trace_id": row.trace_id},
+                    "metadata": judge_trace_metadata(judge.id, row),
                 }})
                 .to_string(),
                 None,
             ));
             let mut generation = json!({
                 "id": format!("{judge_trace}-call"), "trace_id": judge_trace, "type": "generation",
-                "name": "judge call", "start_time": at(started), "end_time": at(ended),
+                "name": JUDGE_CALL_NAME, "start_time": at(started), "end_time": at(ended),
                 "input": row.prompt, "output": answer, "metadata": mark,
                 "usage": {
                     "input_tokens": answered.usage.input_tokens, "output_tokens": answered.usage.output_tokens,
@@ -927,11 +892,13 @@ async fn write_scores(
             texts.push((
                 json!({"id": format!("{judge_trace}-score"), "type": "score", "timestamp": at(ended), "body": {
                     // One score per judge and target: a later version's judgment replaces it.
-                    "id": format!("judge:{}:{}", judge.id, row.target_id),
-                    "trace_id": row.trace_id, "observation_id": row.target_id, "timestamp": at(ended),
+                    "id": score_id(judge.id, row),
+                    "trace_id": row.trace_id,
+                    "observation_id": (row.target == Target::Observation).then_some(&row.target_id),
+                    "timestamp": at(ended),
                     "name": score_name, "value": answered.score.as_json(), "source": "eval",
                     "evaluator_id": judge.id.to_string(), "comment": answered.reasoning,
-                    "metadata": {"judge_trace_id": judge_trace, "model": answered.model},
+                    "metadata": score_metadata(&judge_trace, &answered.model, row),
                 }})
                 .to_string(),
                 None,
@@ -952,18 +919,19 @@ async fn write_scores(
                 .map_err(|e| e.to_string())?;
         }
         let evaluators: Vec<Uuid> = rows.iter().map(|(row, _)| row.evaluator_id).collect();
+        let kinds: Vec<&str> = rows.iter().map(|(row, _)| row.target.kind()).collect();
         let targets: Vec<&str> = rows.iter().map(|(row, _)| row.target_id.as_str()).collect();
         let versions: Vec<i64> = rows.iter().map(|(row, _)| row.target_version).collect();
         let traces: Vec<String> = rows
             .iter()
-            .map(|(row, _)| format!("judge-{}", judgment_id(row)))
+            .map(|(row, _)| format!("{JUDGE_TRACE_PREFIX}{}", judgment_id(row)))
             .collect();
         written += pg
             .execute(
                 "UPDATE judgments j SET status = 'done', lease_until = NULL, finished_at = now(), judge_trace_id = u.tr
-                 FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[]) AS u(e, t, v, tr)
-                 WHERE (j.evaluator_id, j.target_kind, j.target_id, j.target_version) = (u.e, 'observation', u.t, u.v)",
-                &[&evaluators, &targets, &versions, &traces],
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS u(e, k, t, v, tr)
+                 WHERE (j.evaluator_id, j.target_kind, j.target_id, j.target_version) = (u.e, u.k, u.t, u.v)",
+                &[&evaluators, &kinds, &targets, &versions, &traces],
             )
             .await
             .map_err(|e| format!("PostgreSQL: {e}"))?;

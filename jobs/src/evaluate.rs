@@ -14,7 +14,7 @@ use agenttrace_etl::clickhouse::Table;
 use agenttrace_etl::clickhouse::{ClickHouse, quote};
 
 use crate::frames::frame_of;
-use agenttrace_etl::judge::targets::expected_outputs;
+use agenttrace_etl::judge::targets::dataset_items_of;
 use agenttrace_schemas::event::ScoreSource;
 use arrow_array::builder::{
     ArrayBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt64Builder,
@@ -763,7 +763,11 @@ pub async fn run(
                 let mut trace_ids: Vec<&str> = traces.iter().flatten().collect();
                 trace_ids.sort_unstable();
                 trace_ids.dedup();
-                expected_outputs(pg, clickhouse, project_id, &trace_ids).await?
+                dataset_items_of(pg, clickhouse, project_id, &trace_ids)
+                    .await?
+                    .into_iter()
+                    .filter_map(|(trace, (expected, _))| Some((trace, expected?)))
+                    .collect()
             } else {
                 HashMap::new()
             };

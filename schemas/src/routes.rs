@@ -13,6 +13,8 @@ pub const LANGFUSE_FORWARDED: &[&str] = &[
     "/api/public/v2/observations",
     "/api/public/v2/metrics",
     "/api/public/llm-connections",
+    "/api/public/v2/evaluators",
+    "/api/public/v2/evaluation-rules",
 ];
 
 /// Whether `path` is one of [`LANGFUSE_FORWARDED`] or below one; a path or route template

@@ -201,6 +201,7 @@ try {
   const traceRow = page.locator('table[aria-label="LLM judges"] tr[data-judge="trace-ui"]');
   await traceRow.waitFor();
   assert.match(await traceRow.innerText(), /\btrace\b/);
+  assert.match(await traceRow.getByRole("link", { name: "its calls" }).getAttribute("href"), /environment=agenttrace-judge/);
   const traceJudge = (await api(`/v1/projects/${project}/evaluators?limit=100`)).data.find((e) => e.name === "trace-ui");
   assert.deepEqual([traceJudge.config.target, traceJudge.config.quiet_seconds], ["trace", 30]);
   await tryJudge.getByLabel("Judge").selectOption({ label: "trace-ui" });

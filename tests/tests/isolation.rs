@@ -153,6 +153,9 @@ struct Children {
     observation: String,
     /// A's model connection.
     connection: String,
+    /// A's Langfuse v2 evaluator (a judge definition) and the evaluation rule that uses it.
+    judge_definition: String,
+    rule: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -296,7 +299,9 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
             organization_level: true,
         },
         ("id", "sessions") => child(&children.session),
+        ("id", "evaluators") if path.starts_with("/api/public/v2/") => child(&children.judge_definition),
         ("id", "evaluators") => child(&children.evaluator),
+        ("id", "evaluation-rules") => child(&children.rule),
         ("id", "connections" | "llm-connections") => child(&children.connection),
         ("id", "experiments") => child(&children.experiments[0]),
         ("id", "prices") => child(&children.price),
@@ -371,8 +376,13 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "password" => json!("not the password"),
         "adapter" => json!("openai"),
         "secretKey" => json!(format!("sk-{probe}-provider-key")),
+        "outputDefinition" => json!({"dataType": "BOOLEAN"}),
+        "enabled" => json!(false),
         // References to what A has.
         "datasetName" => json!(children.dataset),
+        "evaluatorAssignments" => {
+            json!([{"evaluatorId": children.judge_definition, "variableMapping": null}])
+        }
         "provider" => json!(format!("{probe}-connection")),
         "datasetItemId" | "dataset_item_id" => json!(children.item),
         "traceId" | "trace_id" => json!(children.trace),
@@ -879,6 +889,32 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
     .await;
     assert_eq!(status, 201, "PUT connections: {text}");
     let connection: Value = serde_json::from_str(&text).unwrap();
+    // A Langfuse v2 evaluator and a (disabled) rule that uses it.
+    let key_auth = tenant.key_auth();
+    let judge_definition = create(
+        http,
+        base,
+        &key_auth,
+        "/api/public/v2/evaluators",
+        json!({"name": format!("{prefix}-judge-definition"), "prompt": format!("{prefix} judge prompt {{{{input}}}}"),
+               "outputDefinition": {"dataType": "BOOLEAN"}}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("an evaluator id")
+        .to_owned();
+    let rule = create(
+        http,
+        base,
+        &key_auth,
+        "/api/public/v2/evaluation-rules",
+        json!({"name": format!("{prefix}-rule"), "enabled": false,
+               "evaluatorAssignments": [{"evaluatorId": judge_definition}]}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("a rule id")
+        .to_owned();
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;
@@ -911,6 +947,8 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         invitation,
         observation: format!("{prefix}-observation"),
         connection: connection["id"].as_str().expect("a connection id").to_owned(),
+        judge_definition,
+        rule,
     }
 }
 
@@ -978,6 +1016,20 @@ fn markers(
         true,
     );
     add(children.connection.clone(), "A's connection id", false, false);
+    add(
+        children.judge_definition.clone(),
+        "A's v2 evaluator id",
+        false,
+        false,
+    );
+    add(children.rule.clone(), "A's evaluation rule id", false, false);
+    add(
+        format!("{prefix} judge prompt"),
+        "A's v2 evaluator prompt",
+        false,
+        false,
+    );
+    add(format!("{prefix}-rule"), "A's evaluation rule name", false, false);
     add(
         format!("{prefix}-connection"),
         "A's connection name",

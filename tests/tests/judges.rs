@@ -25,8 +25,9 @@ use uuid::Uuid;
 
 const PROVIDER_KEY: &str = "sk-test-provider-key-0123456789";
 
-async fn sdk(args: &[&str]) -> Value {
-    let script = agenttrace_tests::repo_root().join("tests/python/langfuse_llm_connections.py");
+/// Runs a script of `tests/python/` and reads the JSON it prints on its last line.
+async fn python(script: &str, args: &[&str]) -> Value {
+    let script = agenttrace_tests::repo_root().join("tests/python").join(script);
     let output = tokio::process::Command::new("python3")
         .arg(script)
         .args(args)
@@ -60,13 +61,16 @@ async fn connections_keep_their_key_sealed_and_test_against_real_wire_formats() 
         .unwrap();
 
     // Langfuse's SDK, unchanged: upsert, list, delete.
-    let seen = sdk(&[
-        &etl.url,
-        &key.public_key,
-        &key.secret_key,
-        &provider.base_url,
-        PROVIDER_KEY,
-    ])
+    let seen = python(
+        "langfuse_llm_connections.py",
+        &[
+            &etl.url,
+            &key.public_key,
+            &key.secret_key,
+            &provider.base_url,
+            PROVIDER_KEY,
+        ],
+    )
     .await;
     let created = &seen["created"];
     assert_eq!(created["provider"], "local-openai");
@@ -1127,4 +1131,176 @@ async fn whole_traces_sessions_and_experiment_runs_are_judged_once_quiet() {
         1 + calls,
         "and every judge call"
     );
+}
+
+/// Langfuse's v2 evaluators and evaluation rules, configured through its Python SDK unchanged,
+/// run as judges: a rule judging production generations calls the model with the evaluator's
+/// latest version (system and user messages, its variable mapping with a JSONPath, its output
+/// definition's instructions) for exactly the observations its filter picks. The judges a
+/// rule runs as cannot be changed by hand; deleting the evaluator disables the rule.
+#[tokio::test]
+async fn langfuse_v2_evaluators_and_rules_configure_judges_through_the_sdk() {
+    let env = TestEnv::migrated().await;
+    let etl = env
+        .start_etl(|config| config.allow_private_model_urls = true)
+        .await;
+    let provider = FakeProvider::start(PROVIDER_KEY).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "rules-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "rules", None)
+        .await
+        .unwrap()
+        .id;
+    let key = api_keys::create_key(&pg, project, &[Scope::Read, Scope::Manage], None)
+        .await
+        .unwrap();
+    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    connections::upsert(
+        &pg,
+        Some(&sealer),
+        project,
+        &ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: PROVIDER_KEY.into(),
+            base_url: Some(provider.base_url.clone()),
+            ..ConnectionUpsert::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let seen = python(
+        "langfuse_evaluators.py",
+        &[&etl.url, &key.public_key, &key.secret_key],
+    )
+    .await;
+    let created = &seen["created"];
+    assert_eq!(created["version"], 1, "{seen}");
+    assert_eq!(created["type"], "llm_as_judge");
+    assert_eq!(created["variables"], json!(["question", "answer"]));
+    assert_eq!(created["status"], "active");
+    assert_eq!(
+        created["modelConfig"],
+        json!({"provider": "local", "model": "judge-small"})
+    );
+    assert_eq!(created["outputDefinition"]["dataType"], "NUMERIC");
+    assert_eq!(seen["changed"]["version"], 2, "a new prompt is a new version");
+    assert_eq!(seen["changed"]["id"], created["id"]);
+    assert_eq!(seen["renamed"]["version"], 2, "a new name is not");
+    assert_eq!(seen["renamed"]["name"], "sdk-helpful");
+    assert_eq!(seen["renamed"]["description"], "Is the answer helpful?");
+    assert_eq!(seen["versions"], json!([2, 1]));
+    assert_eq!(seen["versions_paged"], json!([2, 1]));
+    let rule = &seen["rule"];
+    assert_eq!(rule["enabled"], true);
+    assert_eq!(rule["evaluatorAssignments"][0]["evaluatorId"], created["id"]);
+    assert_eq!(rule["filter"][1]["column"], "environment");
+    assert_eq!(seen["rules"], json!([rule["id"]]));
+    assert_eq!(seen["rule_sampled"], "production generations (all)");
+    assert_eq!(seen["evaluator_rules"], json!([rule["id"]]));
+    for (call, status) in [
+        ("code", "400"),
+        ("unmapped", "400"),
+        ("bad_filter", "400"),
+        ("nested_path", "400"),
+        ("many_filters", "400"),
+        ("missing", "404"),
+    ] {
+        assert_eq!(seen[call], status, "{call}: {seen}");
+    }
+
+    // A production generation (judged), a production span and a dev generation (not).
+    let at = "2026-12-01T10:00:00Z";
+    load_events(
+        &env,
+        project,
+        &[
+            trace_event("p-1", at, json!({"name": "chat", "environment": "production"})),
+            observation_event(
+                "p-1-gen",
+                "p-1",
+                "generation",
+                "answer",
+                at,
+                r#"{"question": "What is 2+2?"}"#,
+                "4",
+            ),
+            observation_event("p-1-span", "p-1", "span", "step", at, "x", "y"),
+            trace_event("d-1", at, json!({"name": "chat", "environment": "dev"})),
+            observation_event(
+                "d-1-gen",
+                "d-1",
+                "generation",
+                "answer",
+                at,
+                r#"{"question": "dev?"}"#,
+                "no",
+            ),
+        ],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let summary = judge_run(&env, &pg).await;
+    let received = provider.received();
+    assert_eq!(received.len(), 1, "{summary}");
+    let body = &received[0].body;
+    assert_eq!(
+        body["messages"][0],
+        json!({"role": "system", "content": "You grade answers strictly."})
+    );
+    assert_eq!(
+        body["messages"][1]["content"],
+        "SDK-JUDGE v2 Question: What is 2+2?\nAnswer: 4"
+    );
+    assert_eq!(body["model"], "judge-small");
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["properties"]["reasoning"]["description"],
+        "One sentence on why."
+    );
+    let score = env
+        .ch(&format!(
+            "SELECT name, observation_id, value FROM scores FINAL WHERE project_id = '{project}' AND source = 'eval'"
+        ))
+        .await;
+    assert_eq!(score.trim(), "sdk-helpful\tp-1-gen\t0.75");
+
+    // The judge a rule runs as is the rule's to change.
+    let derived = evaluators::list(&pg, project).await.unwrap();
+    assert_eq!(derived.len(), 1);
+    let refused = evaluators::update(&pg, project, derived[0].id, None, None, Some(false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("evaluation rule"), "{refused}");
+
+    // Deleting the evaluator removes its judge and disables the rule it leaves empty.
+    let http = reqwest::Client::new();
+    let deleted = http
+        .delete(format!(
+            "{}/api/public/v2/evaluators/{}",
+            etl.url,
+            created["id"].as_str().unwrap()
+        ))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(evaluators::list(&pg, project).await.unwrap().is_empty());
+    let rule_now: Value = http
+        .get(format!(
+            "{}/api/public/v2/evaluation-rules/{}",
+            etl.url,
+            rule["id"].as_str().unwrap()
+        ))
+        .basic_auth(&key.public_key, Some(&key.secret_key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rule_now["enabled"], false);
+    assert_eq!(rule_now["evaluatorAssignments"], json!([]));
 }

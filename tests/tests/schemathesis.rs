@@ -20,6 +20,7 @@ use agenttrace_etl::control::datasets::{self, NewDataset, NewItem};
 use agenttrace_etl::control::evaluators::{self, NewEvaluator};
 use agenttrace_etl::control::experiments::{self, NewRunItem};
 use agenttrace_etl::control::identity::{self, Role};
+use agenttrace_etl::control::judge_rules;
 use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptType};
 use agenttrace_etl::control::sealing::Sealer;
@@ -172,6 +173,8 @@ struct Fixtures {
     experiments: Vec<Uuid>,
     prices: Vec<Uuid>,
     connections: Vec<Uuid>,
+    judge_definitions: Vec<Uuid>,
+    rules: Vec<Uuid>,
 }
 
 async fn fixtures(
@@ -374,6 +377,27 @@ async fn fixtures(
         .unwrap();
         connections.push(connection.id);
     }
+    let mut judge_definitions = Vec::new();
+    let mut rules = Vec::new();
+    for name in ["house-helpful", "house-correct"] {
+        let definition = judge_rules::create_definition(
+            &mut pg,
+            project,
+            &json!({"name": name, "prompt": "Judge {{input}} and {{output}}", "outputDefinition": {"dataType": "BOOLEAN"}}),
+        )
+        .await
+        .unwrap();
+        let rule = judge_rules::create_rule(
+            &mut pg,
+            project,
+            &json!({"name": format!("{name} rule"), "enabled": false,
+                    "evaluatorAssignments": [{"evaluatorId": definition.id}]}),
+        )
+        .await
+        .unwrap();
+        judge_definitions.push(definition.id);
+        rules.push(rule.id);
+    }
     let mut prices = Vec::new();
     for model in ["house-small", "house-large"] {
         let price = prices::set(
@@ -413,6 +437,8 @@ async fn fixtures(
         experiments,
         prices,
         connections,
+        judge_definitions,
+        rules,
     }
 }
 
@@ -445,6 +471,8 @@ fn config(f: &Fixtures) -> String {
         ("experiments", toml_list(&f.experiments)),
         ("prices", toml_list(&f.prices)),
         ("connections", toml_list(&f.connections)),
+        ("judge_definitions", toml_list(&f.judge_definitions)),
+        ("rules", toml_list(&f.rules)),
         ("keyring_keys", toml_list(&f.keyring_keys)),
         ("leavers", toml_list(&f.leavers)),
         ("invitations", toml_list(&f.invitations)),
@@ -538,8 +566,16 @@ include-path-regex = "/datasets/|/dataset-items/"
 parameters = {{ "path.name" = {datasets}, "path.id" = {items} }}
 
 [[operations]]
-include-path-regex = "/evaluators/"
+include-path-regex = "^/v1/.*/evaluators/"
 parameters = {{ "path.id" = {evaluators} }}
+
+[[operations]]
+include-path-regex = "^/api/public/v2/evaluators/"
+parameters = {{ "path.id" = {judge_definitions} }}
+
+[[operations]]
+include-path-regex = "/evaluation-rules/"
+parameters = {{ "path.id" = {rules} }}
 
 [[operations]]
 include-path-regex = "/experiments/"
@@ -567,6 +603,8 @@ parameters = {{ "path.invitation" = {invitations} }}
         experiments = often("experiments"),
         prices = often("prices"),
         connections = often("connections"),
+        judge_definitions = often("judge_definitions"),
+        rules = often("rules"),
         invitations = often("invitations"),
     )
 }

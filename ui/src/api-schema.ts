@@ -162,6 +162,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/public/v2/evaluators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List evaluators
+         * @description Langfuse-compatible (`langfuse.api.evaluators.list`): newest first, each with its latest version and the rules that use it; `meta.cursor` leads to the next page. Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_evaluators"];
+        put?: never;
+        /**
+         * Create an LLM-as-judge evaluator
+         * @description Langfuse-compatible (`langfuse.api.evaluators.create`): a prompt with `{{variables}}`, an output definition and a model, at version 1. It judges nothing until an evaluation rule assigns it. Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_evaluator"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/v2/evaluators/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an evaluator
+         * @description Langfuse-compatible (`langfuse.api.evaluators.get`): its latest version flattened in. Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_get_evaluator"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an evaluator
+         * @description Langfuse-compatible (`langfuse.api.evaluators.delete`): with its versions and the judges rules run it as; a rule left with no evaluator is disabled. Authenticate with a project API key as Basic public:secret.
+         */
+        delete: operations["langfuse_delete_evaluator"];
+        options?: never;
+        head?: never;
+        /**
+         * Update an evaluator
+         * @description Langfuse-compatible (`langfuse.api.evaluators.update`): `name` and `description` change in place; the definition fields (`prompt`, `outputDefinition`, `modelConfig`, `variableMapping`, replaced together) make a new version, which every rule using it judges with from then on. Authenticate with a project API key as Basic public:secret.
+         */
+        patch: operations["langfuse_update_evaluator"];
+        trace?: never;
+    };
+    "/api/public/v2/evaluators/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an evaluator's versions
+         * @description Langfuse-compatible (`langfuse.api.evaluators.list_versions`): newest first; `meta.cursor` leads to the next page. Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_evaluator_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/v2/evaluation-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List evaluation rules
+         * @description Langfuse-compatible (`langfuse.api.evaluation_rules.list`): newest first; `meta.cursor` leads to the next page. Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_evaluation_rules"];
+        put?: never;
+        /**
+         * Create an evaluation rule
+         * @description Langfuse-compatible (`langfuse.api.evaluation_rules.create`): which observations (`filter`, `sampling`) the assigned evaluators judge, each with the rule's variable mapping or its own. An enabled rule starts judging what arrives from then on; it needs at least one evaluator, and each a model connection to call. Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_evaluation_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/v2/evaluation-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an evaluation rule
+         * @description Langfuse-compatible (`langfuse.api.evaluation_rules.get`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_get_evaluation_rule"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an evaluation rule
+         * @description Langfuse-compatible (`langfuse.api.evaluation_rules.delete`): its judges stop; their scores stay. Authenticate with a project API key as Basic public:secret.
+         */
+        delete: operations["langfuse_delete_evaluation_rule"];
+        options?: never;
+        head?: never;
+        /**
+         * Update an evaluation rule
+         * @description Langfuse-compatible (`langfuse.api.evaluation_rules.update`): the fields given replace the rule's (`evaluatorAssignments` as a whole list); a rule left with no evaluator is disabled. Authenticate with a project API key as Basic public:secret.
+         */
+        patch: operations["langfuse_update_evaluation_rule"];
+        trace?: never;
+    };
     "/api/public/v2/prompts": {
         parameters: {
             query?: never;
@@ -1462,6 +1586,12 @@ export interface components {
             /** @description The config keys it fills. */
             config: unknown;
         };
+        /** @description One chat message of a judge's prompt. */
+        ChatMessage: {
+            /** @description `system`, `user` or `assistant`. */
+            role: string;
+            content: string;
+        };
         /** @description A dataset item both experiments may have run, with its input and expected output. */
         ComparedItem: components["schemas"]["ItemComparison"] & {
             input: unknown;
@@ -1532,6 +1662,19 @@ export interface components {
             inputSchema?: unknown;
             expectedOutputSchema?: unknown;
         };
+        /** @description Langfuse's `CreateEvaluatorRequest` (type `llm_as_judge`). */
+        CreateEvaluatorBody: {
+            name: string;
+            description?: string | null;
+            /** @description `llm_as_judge` (the default); `code` is refused. */
+            type?: string | null;
+            /** @description A user message, or `[{role, content}]` (`system` messages become the judge's system prompt). */
+            prompt: Record<string, never>;
+            modelConfig?: null | components["schemas"]["ModelConfig"];
+            variableMapping?: components["schemas"]["VariableMapping"][] | null;
+            /** @description `{dataType: NUMERIC|BOOLEAN|CATEGORICAL, minValue, maxValue, categories, scoreReasoningInstructions, scoreValueInstructions}`. */
+            outputDefinition: Record<string, never>;
+        };
         CreateItem: {
             datasetName: string;
             id?: string | null;
@@ -1550,6 +1693,19 @@ export interface components {
             labels?: string[] | null;
             tags?: string[] | null;
             commitMessage?: string | null;
+        };
+        /** @description Langfuse's `CreateEvaluationRuleRequest`. */
+        CreateRuleBody: {
+            name: string;
+            enabled: boolean;
+            /**
+             * Format: double
+             * @description Share of matching observations judged, above 0 and at most 1 (1 by default).
+             */
+            sampling?: number | null;
+            /** @description Langfuse's filters (`{type, column, operator, value, key}`); every one must hold. */
+            filter?: Record<string, never>[] | null;
+            evaluatorAssignments: components["schemas"]["EvaluatorAssignment"][];
         };
         CreateRunItem: {
             runName: string;
@@ -1574,6 +1730,9 @@ export interface components {
             /** @description "the secret key is shown only now". */
             note: string;
         };
+        CursorMeta: {
+            cursor?: string | null;
+        };
         /**
          * @description A page of rows of kind `R` by cursor: `next_cursor` (null on the last page) is the next
          *     page's `cursor`.
@@ -1592,6 +1751,75 @@ export interface components {
             }[];
             /** @description The next page's `cursor`; null when this page is the last. */
             next_cursor: string | null;
+        };
+        /** @description A page of a newest-first list: `{data, meta: {cursor}}`, the cursor absent on the last. */
+        CursorPage_EvaluationRule: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                createdBy: Record<string, never> | null;
+                enabled: boolean;
+                /** Format: double */
+                sampling: number;
+                /** @description The filter list as given. */
+                filter: Record<string, never>[];
+                evaluatorAssignments: components["schemas"]["EvaluatorAssignment"][];
+                createdAt: string;
+                updatedAt: string;
+            }[];
+            meta: components["schemas"]["CursorMeta"];
+        };
+        /** @description A page of a newest-first list: `{data, meta: {cursor}}`, the cursor absent on the last. */
+        CursorPage_JudgeDefinition: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                description: string | null;
+                /** @description Always null: API keys create them. */
+                createdBy: Record<string, never> | null;
+                /** @description `active`, or `paused` when it has no model connection to call. */
+                status: string;
+                pausedAt: string | null;
+                pausedReason: string | null;
+                pausedMessage: string | null;
+                evaluationRuleAssignments: components["schemas"]["RuleAssignment"][];
+                createdAt: string;
+                updatedAt: string;
+                /** Format: uuid */
+                versionId: string;
+                /** Format: int32 */
+                version: number;
+                versionCreatedAt: string;
+                versionCreatedBy: Record<string, never> | null;
+                /** @description `llm_as_judge`. */
+                type: string;
+                prompt: components["schemas"]["ChatMessage"][];
+                variables: string[];
+                variableMapping: components["schemas"]["VariableMapping"][] | null;
+                modelConfig: null | components["schemas"]["ModelConfig"];
+                outputDefinition: Record<string, never>;
+            }[];
+            meta: components["schemas"]["CursorMeta"];
+        };
+        /** @description A page of a newest-first list: `{data, meta: {cursor}}`, the cursor absent on the last. */
+        CursorPage_JudgeDefinitionVersion: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** Format: int32 */
+                version: number;
+                createdAt: string;
+                createdBy: Record<string, never> | null;
+                type: string;
+                prompt: components["schemas"]["ChatMessage"][];
+                variables: string[];
+                variableMapping: components["schemas"]["VariableMapping"][] | null;
+                modelConfig: null | components["schemas"]["ModelConfig"];
+                outputDefinition: Record<string, never>;
+            }[];
+            meta: components["schemas"]["CursorMeta"];
         };
         /**
          * @description A page of rows of kind `R` by cursor: `next_cursor` (null on the last page) is the next
@@ -1734,12 +1962,32 @@ export interface components {
             reason: string;
             raw: string;
         };
+        /** @description Langfuse's `DeletedEvaluator` and `DeletedEvaluationRule`. */
+        Deleted: {
+            /** Format: uuid */
+            id: string;
+        };
         /** @description What every error answers: a stable code and a message for a person. */
         Error: {
             /** @description [`ApiError::code`]. */
             error: string;
             /** @description [`ApiError::message`]. */
             message: string;
+        };
+        /** @description Langfuse's `EvaluationRule`. */
+        EvaluationRule: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            createdBy: Record<string, never> | null;
+            enabled: boolean;
+            /** Format: double */
+            sampling: number;
+            /** @description The filter list as given. */
+            filter: Record<string, never>[];
+            evaluatorAssignments: components["schemas"]["EvaluatorAssignment"][];
+            createdAt: string;
+            updatedAt: string;
         };
         Evaluator: {
             /** Format: uuid */
@@ -1749,6 +1997,13 @@ export interface components {
             config: unknown;
             schedule: string | null;
             active: boolean;
+        };
+        /** @description One definition a rule uses, and its mapping there. */
+        EvaluatorAssignment: {
+            /** Format: uuid */
+            evaluatorId: string;
+            /** @description The rule's own mapping, or null: the evaluator's default. */
+            variableMapping: components["schemas"]["VariableMapping"][] | null;
         };
         EvaluatorChanges: {
             config?: unknown;
@@ -1908,6 +2163,51 @@ export interface components {
              * @description The mean numeric score, or for a boolean judge the share of `true`; none for categories.
              */
             mean_score: number | null;
+        };
+        /** @description Langfuse's `Evaluator` (type `llm_as_judge`): the definition with its latest version flattened in. */
+        JudgeDefinition: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string | null;
+            /** @description Always null: API keys create them. */
+            createdBy: Record<string, never> | null;
+            /** @description `active`, or `paused` when it has no model connection to call. */
+            status: string;
+            pausedAt: string | null;
+            pausedReason: string | null;
+            pausedMessage: string | null;
+            evaluationRuleAssignments: components["schemas"]["RuleAssignment"][];
+            createdAt: string;
+            updatedAt: string;
+            /** Format: uuid */
+            versionId: string;
+            /** Format: int32 */
+            version: number;
+            versionCreatedAt: string;
+            versionCreatedBy: Record<string, never> | null;
+            /** @description `llm_as_judge`. */
+            type: string;
+            prompt: components["schemas"]["ChatMessage"][];
+            variables: string[];
+            variableMapping: components["schemas"]["VariableMapping"][] | null;
+            modelConfig: null | components["schemas"]["ModelConfig"];
+            outputDefinition: Record<string, never>;
+        };
+        /** @description One version of a definition (Langfuse's `EvaluatorVersion`, type `llm_as_judge`). */
+        JudgeDefinitionVersion: {
+            /** Format: uuid */
+            id: string;
+            /** Format: int32 */
+            version: number;
+            createdAt: string;
+            createdBy: Record<string, never> | null;
+            type: string;
+            prompt: components["schemas"]["ChatMessage"][];
+            variables: string[];
+            variableMapping: components["schemas"]["VariableMapping"][] | null;
+            modelConfig: null | components["schemas"]["ModelConfig"];
+            outputDefinition: Record<string, never>;
         };
         /** @description A target a judge gave up on, and why. */
         JudgeFailure: {
@@ -2175,6 +2475,11 @@ export interface components {
             data: components["schemas"]["MetricsRow"][];
         };
         MetricsRow: components["schemas"]["ObservationMetrics"] | components["schemas"]["ScoreMetrics"];
+        /** @description The connection (by its `provider` name) and model a judge calls. */
+        ModelConfig: {
+            provider: string;
+            model: string;
+        };
         /** @description An organization the user belongs to, with their role in it. */
         MyOrganization: {
             /** Format: uuid */
@@ -2535,6 +2840,8 @@ export interface components {
         /** @description A judge's prompt for one observation and, if it ran, the model's judgment. */
         Preview: {
             prompt: string;
+            /** @description The system message sent before the prompt, if the judge has one. */
+            system: string | null;
             /** @description The JSON schema the answer must fill. */
             answer_schema: unknown;
             /** @description Whether the model was called. */
@@ -2683,6 +2990,12 @@ export interface components {
         };
         /** @enum {string} */
         Role: "viewer" | "member" | "admin" | "owner";
+        /** @description A rule that uses an evaluator, and the rule's own mapping for it. */
+        RuleAssignment: {
+            /** Format: uuid */
+            evaluationRuleId: string;
+            variableMappingOverride?: components["schemas"]["VariableMapping"][] | null;
+        };
         RunItem: {
             /** Format: uuid */
             id: string;
@@ -2922,6 +3235,28 @@ export interface components {
             /** @enum {string} */
             level: "default" | "warning" | "error";
         };
+        /**
+         * @description Langfuse's `UpdateEvaluatorRequest`: `name`/`description` alone change it in place; the
+         *     definition fields (`prompt` and `outputDefinition` at least) make a new version.
+         */
+        UpdateEvaluatorBody: {
+            name?: string | null;
+            description?: string | null;
+            type?: string | null;
+            prompt?: components["schemas"]["ChatMessage"][] | null;
+            modelConfig?: null | components["schemas"]["ModelConfig"];
+            variableMapping?: components["schemas"]["VariableMapping"][] | null;
+            outputDefinition?: Record<string, never> | null;
+        };
+        /** @description Langfuse's `UpdateEvaluationRuleRequest`: the fields given replace the rule's. */
+        UpdateRuleBody: {
+            name?: string | null;
+            enabled?: boolean | null;
+            /** Format: double */
+            sampling?: number | null;
+            filter?: Record<string, never>[] | null;
+            evaluatorAssignments?: components["schemas"]["EvaluatorAssignment"][] | null;
+        };
         /** @description Langfuse's `UpsertLlmConnectionRequest`. */
         UpsertBody: {
             /** @description The connection's name, unique in the project: the upsert key. */
@@ -2947,6 +3282,13 @@ export interface components {
             id: string;
             email: string;
             name: string | null;
+        };
+        /** @description One prompt variable's source. */
+        VariableMapping: {
+            variable: string;
+            /** @description `input`, `output`, `metadata`, `tool_calls`, `expected_output` or `experiment_item_metadata`. */
+            source: string | null;
+            jsonPath?: string | null;
         };
     };
     responses: never;
@@ -3462,6 +3804,655 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_evaluators: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description `meta.cursor` of the previous page, unchanged. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CursorPage_JudgeDefinition"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_evaluator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateEvaluatorBody"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JudgeDefinition"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_evaluator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JudgeDefinition"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_evaluator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_update_evaluator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateEvaluatorBody"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JudgeDefinition"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_evaluator_versions: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description `meta.cursor` of the previous page, unchanged. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CursorPage_JudgeDefinitionVersion"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_evaluation_rules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description `meta.cursor` of the previous page, unchanged. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CursorPage_EvaluationRule"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_evaluation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRuleBody"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRule"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_evaluation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRule"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_evaluation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_update_evaluation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateRuleBody"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRule"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5690,6 +6681,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `{error, message}`: an evaluation rule runs this judge; change the rule */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     update_evaluator: {
@@ -5745,6 +6745,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: an evaluation rule runs this judge; change the rule */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -177,6 +177,7 @@ pub async fn run_judge(
             let schema = json!({"type": "object"});
             let request = JudgeRequest {
                 model: "bench-judge",
+                system: None,
                 prompt: "Question: …",
                 schema: &schema,
                 temperature: None,

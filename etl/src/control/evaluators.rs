@@ -160,6 +160,23 @@ pub async fn list(client: &impl GenericClient, project_id: Uuid) -> Result<Vec<E
     Ok(rows.iter().map(Evaluator::from_row).collect())
 }
 
+/// Refuses to change by hand a judge an evaluation rule runs: the rule rewrites it.
+async fn refuse_managed(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), ControlError> {
+    let rule: Option<Uuid> = client
+        .query_opt(
+            "SELECT rule_id FROM evaluators WHERE project_id = $1 AND id = $2",
+            &[&project_id, &id],
+        )
+        .await?
+        .and_then(|row| row.get(0));
+    match rule {
+        Some(rule) => Err(ControlError::Conflict(format!(
+            "evaluation rule {rule} runs this judge; change or delete the rule (/api/public/v2/evaluation-rules/{rule})"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Changes an evaluator's settings, schedule (`Some(None)` runs it with `evaluate`) or whether
 /// it runs at all.
 pub async fn update(
@@ -170,6 +187,7 @@ pub async fn update(
     schedule: Option<Option<&str>>,
     active: Option<bool>,
 ) -> Result<(), ControlError> {
+    refuse_managed(client, project_id, id).await?;
     if config.is_some_and(|c| !c.is_object()) {
         return Err(ControlError::Invalid {
             field: "config",
@@ -220,6 +238,7 @@ pub async fn update(
 }
 
 pub async fn delete(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<(), ControlError> {
+    refuse_managed(client, project_id, id).await?;
     let deleted = client
         .execute(
             "DELETE FROM evaluators WHERE project_id = $1 AND id = $2",

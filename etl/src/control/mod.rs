@@ -23,6 +23,7 @@ pub mod evaluators;
 pub mod experiments;
 pub mod identity;
 pub mod job_runs;
+pub mod judge_rules;
 pub mod prices;
 pub mod projects;
 pub mod prompts;
@@ -74,6 +75,17 @@ impl From<tokio_postgres::Error> for ControlError {
                 field: "request",
                 message: "a text in it holds a character PostgreSQL cannot store (NUL, \\u0000)".into(),
             };
+        }
+        // Two writers racing for one name, or a row referred to that another just deleted.
+        if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            return ControlError::Conflict(
+                "it already exists (a concurrent request made it); try again".into(),
+            );
+        }
+        if error.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+            return ControlError::Conflict(
+                "it refers to something that no longer exists, or something still refers to it".into(),
+            );
         }
         if crate::postgres::is_transient(&error) {
             ControlError::Unavailable(crate::postgres::describe(&error))

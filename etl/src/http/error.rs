@@ -227,6 +227,48 @@ impl From<deadpool_postgres::PoolError> for ApiError {
     }
 }
 
+/// The most an error body of those routes is read to add its `code`.
+const ERROR_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Langfuse's SDK reads its v2 evaluator and evaluation-rule routes' errors as `{message, code}` with `code` one of its own
+/// (`invalid_request`, `resource_not_found`, ...): every error answer of those routes, the
+/// extractors' refusals included, gets the `code` for its status beside our `error`.
+pub(crate) async fn with_langfuse_error_code(response: axum::response::Response) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "authentication_failed",
+        StatusCode::FORBIDDEN => "access_denied",
+        StatusCode::NOT_FOUND => "resource_not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        status if status.is_client_error() => "invalid_request",
+        _ => "internal_error",
+    };
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let mut error: serde_json::Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::json!({"message": String::from_utf8_lossy(&bytes)}));
+    if let Some(object) = error.as_object_mut() {
+        // An extractor's plain-text refusal has neither: it gets both, like every other error.
+        object.entry("error").or_insert_with(|| code.into());
+        object.entry("code").or_insert_with(|| code.into());
+    }
+    let body = serde_json::to_vec(&error).unwrap_or_default();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,33 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
 }
 
+/// Langfuse's v2 evaluators and evaluation rules, whose errors its SDK reads with a `code`.
+fn langfuse_judge_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(
+            control::judge_rules::langfuse_create_evaluator,
+            control::judge_rules::langfuse_list_evaluators
+        ))
+        .routes(routes!(
+            control::judge_rules::langfuse_get_evaluator,
+            control::judge_rules::langfuse_update_evaluator,
+            control::judge_rules::langfuse_delete_evaluator
+        ))
+        .routes(routes!(control::judge_rules::langfuse_list_evaluator_versions))
+        .routes(routes!(
+            control::judge_rules::langfuse_create_evaluation_rule,
+            control::judge_rules::langfuse_list_evaluation_rules
+        ))
+        .routes(routes!(
+            control::judge_rules::langfuse_get_evaluation_rule,
+            control::judge_rules::langfuse_update_evaluation_rule,
+            control::judge_rules::langfuse_delete_evaluation_rule
+        ))
+        .layer(axum::middleware::map_response(
+            crate::http::error::with_langfuse_error_code,
+        ))
+}
+
 /// Langfuse's control-plane routes (its SDKs send a few MB at most).
 fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -211,6 +238,7 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::connections::langfuse_upsert_connection
         ))
         .routes(routes!(control::connections::langfuse_delete_connection))
+        .merge(langfuse_judge_routes())
         .routes(routes!(langfuse::list_prompts, langfuse::create_prompt))
         .routes(routes!(langfuse::get_prompt, langfuse::delete_prompt))
         .routes(routes!(langfuse::set_prompt_labels))

@@ -21,6 +21,9 @@ const PREVIEW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     pub prompt: String,
+    /// The system message sent before the prompt, if the judge has one.
+    #[schema(required = true)]
+    pub system: Option<String>,
     /// The JSON schema the answer must fill.
     pub answer_schema: serde_json::Value,
     /// Whether the model was called.
@@ -149,9 +152,11 @@ pub async fn preview(
     let config = judge_of(pg, project, evaluator).await?;
     let fields = target_fields(pg, reader, project, config.target, on).await?;
     let prompt = config.render(|name| fields.get(name).cloned());
+    let system = config.render_system(|name| fields.get(name).cloned());
     let schema = config.answer_schema();
     let mut preview = Preview {
         prompt,
+        system,
         answer_schema: schema.clone(),
         ran: false,
         model: None,
@@ -179,6 +184,7 @@ pub async fn preview(
     callable.endpoint.timeout = callable.endpoint.timeout.min(PREVIEW_TIMEOUT);
     let request = JudgeRequest {
         model: &model,
+        system: preview.system.as_deref(),
         prompt: &preview.prompt,
         schema: &schema,
         temperature: callable.connection.config["temperature"].as_f64(),

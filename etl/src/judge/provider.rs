@@ -110,10 +110,12 @@ impl Endpoint {
     }
 }
 
-/// What to ask: one user message, and the JSON schema the answer must fill.
+/// What to ask: one user message (after a system message, when there is one), and the JSON
+/// schema the answer must fill.
 #[derive(Debug, Clone)]
 pub struct JudgeRequest<'a> {
     pub model: &'a str,
+    pub system: Option<&'a str>,
     pub prompt: &'a str,
     pub schema: &'a Value,
     pub temperature: Option<f64>,
@@ -202,6 +204,7 @@ pub async fn test_call(
     });
     let request = JudgeRequest {
         model,
+        system: None,
         prompt: "This is a connection test. Answer with score true and a one-word reasoning.",
         schema: &schema,
         temperature: None,
@@ -336,9 +339,14 @@ pub async fn call(
 ) -> Result<JudgeReply, CallError> {
     let (url, body) = match endpoint.adapter {
         Adapter::OpenAi | Adapter::Azure => {
+            let mut messages = Vec::new();
+            if let Some(system) = request.system {
+                messages.push(json!({"role": "system", "content": system}));
+            }
+            messages.push(json!({"role": "user", "content": request.prompt}));
             let mut body = json!({
                 "model": request.model,
-                "messages": [{"role": "user", "content": request.prompt}],
+                "messages": messages,
                 "response_format": {
                     "type": "json_schema",
                     "json_schema": {"name": ANSWER_NAME, "schema": request.schema, "strict": true},
@@ -362,6 +370,9 @@ pub async fn call(
                 }],
                 "tool_choice": {"type": "tool", "name": ANSWER_NAME},
             });
+            if let Some(system) = request.system {
+                body["system"] = json!(system);
+            }
             if let Some(temperature) = request.temperature {
                 body["temperature"] = json!(temperature);
             }

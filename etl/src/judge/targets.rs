@@ -71,7 +71,7 @@ pub async fn observation_fields(
         .await
         .map_err(|e| e.to_string())?;
     let traces: Vec<&str> = keys.iter().map(|(trace, _)| *trace).collect();
-    let expected = expected_outputs(pg, clickhouse, &project.to_string(), &traces).await?;
+    let items = dataset_items_of(pg, clickhouse, &project.to_string(), &traces).await?;
     let mut out = HashMap::new();
     for line in text.lines() {
         let row: Value = serde_json::from_str(line).map_err(|e| format!("target row: {e}"))?;
@@ -87,9 +87,12 @@ pub async fn observation_fields(
             }
         }
         fields.insert("metadata".to_owned(), metadata_of(&row));
-        if let Some(value) = row["trace_id"].as_str().and_then(|trace| expected.get(trace)) {
-            fields.insert("expected_output".to_owned(), value.clone());
-        }
+        let calls = fields.get("output").map(tool_calls_in).unwrap_or_default();
+        fields.insert("tool_calls".to_owned(), Value::Array(calls));
+        add_item(
+            &mut fields,
+            row["trace_id"].as_str().and_then(|trace| items.get(trace)),
+        );
         out.insert(row["id"].as_str().unwrap_or_default().to_owned(), fields);
     }
     Ok(out)
@@ -122,7 +125,7 @@ pub async fn trace_fields(
         p = quote(&project_text),
     ))
     .await?;
-    let expected = expected_outputs(pg, clickhouse, &project_text, trace_ids).await?;
+    let items = dataset_items_of(pg, clickhouse, &project_text, trace_ids).await?;
     let mut out: HashMap<String, Fields> = HashMap::new();
     for line in traces.lines() {
         let row: Value = serde_json::from_str(line).map_err(|e| format!("trace row: {e}"))?;
@@ -180,9 +183,7 @@ pub async fn trace_fields(
     }
     for (trace, fields) in &mut out {
         fields.entry("tool_calls".to_owned()).or_insert_with(|| json!([]));
-        if let Some(value) = expected.get(trace) {
-            fields.insert("expected_output".to_owned(), value.clone());
-        }
+        add_item(fields, items.get(trace));
     }
     Ok(out)
 }
@@ -261,24 +262,24 @@ pub async fn session_fields(
     Ok(out)
 }
 
-/// Expected outputs of the dataset items that the given traces ran, by trace id. Both lookups
-/// are scoped to the project: a trace naming another project's dataset item gets nothing.
-pub async fn expected_outputs(
+/// The dataset item each given trace ran, by trace id: its expected output (when it has one)
+/// and its metadata. Both lookups are scoped to the project: a trace naming another project's
+/// dataset item gets nothing.
+pub async fn dataset_items_of(
     pg: &impl GenericClient,
     clickhouse: &ClickHouse,
     project_id: &str,
     trace_ids: &[&str],
-) -> Result<HashMap<String, Value>, String> {
+) -> Result<HashMap<String, (Option<Value>, Value)>, String> {
     if trace_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: Vec<String> = trace_ids.iter().map(|id| quote(id)).collect();
     let text = clickhouse
         .query_text(&format!(
             "SELECT id, assumeNotNull(dataset_item_id) AS item FROM traces FINAL WHERE project_id = {} \
              AND dataset_item_id IS NOT NULL AND id IN ({}) FORMAT JSONEachRow",
             quote(project_id),
-            ids.join(",")
+            quoted_list(trace_ids.iter().copied())
         ))
         .await
         .map_err(|e| e.to_string())?;
@@ -293,20 +294,111 @@ pub async fn expected_outputs(
         return Ok(HashMap::new());
     }
     let items: Vec<&str> = item_of.values().map(String::as_str).collect();
+    let Ok(project) = Uuid::parse_str(project_id) else {
+        return Ok(HashMap::new());
+    };
     let rows = pg
         .query(
-            "SELECT i.id::text AS id, i.expected_output FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id
-             WHERE d.project_id::text = $1 AND i.id::text = ANY($2) AND i.expected_output IS NOT NULL",
-            &[&project_id, &items],
+            "SELECT i.id, i.expected_output, i.metadata FROM dataset_items i
+             WHERE i.project_id = $1 AND i.id = ANY($2)",
+            &[&project, &items],
         )
         .await
         .map_err(|e| e.to_string())?;
-    let expected: HashMap<String, Value> = rows
+    let found: HashMap<String, (Option<Value>, Value)> = rows
         .iter()
-        .map(|row| (row.get("id"), row.get("expected_output")))
+        .map(|row| (row.get("id"), (row.get("expected_output"), row.get("metadata"))))
         .collect();
     Ok(item_of
         .into_iter()
-        .filter_map(|(trace, item)| expected.get(&item).map(|value| (trace, value.clone())))
+        .filter_map(|(trace, item)| found.get(&item).map(|facts| (trace, facts.clone())))
         .collect())
+}
+
+/// Adds `expected_output` and `experiment_item_metadata` from the dataset item a trace ran.
+fn add_item(fields: &mut Fields, item: Option<&(Option<Value>, Value)>) {
+    if let Some((expected, metadata)) = item {
+        if let Some(expected) = expected {
+            fields.insert("expected_output".to_owned(), expected.clone());
+        }
+        fields.insert("experiment_item_metadata".to_owned(), metadata.clone());
+    }
+}
+
+/// The tool calls a model's answer asked for, in Langfuse's shape (`{id, name, arguments,
+/// type, index}`): OpenAI's `tool_calls` (in a message, a list of messages or `choices`) and
+/// Anthropic's `tool_use` content blocks.
+pub fn tool_calls_in(output: &Value) -> Vec<Value> {
+    let mut calls = Vec::new();
+    collect_tool_calls(output, &mut calls, 0);
+    calls
+}
+
+fn collect_tool_calls(value: &Value, calls: &mut Vec<Value>, depth: usize) {
+    if depth > 4 || calls.len() >= MAX_TOOL_CALLS {
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                collect_tool_calls(item, calls, depth + 1);
+            }
+        }
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("tool_use") {
+                calls.push(json!({
+                    "id": map.get("id"), "name": map.get("name"), "arguments": map.get("input"),
+                    "type": "tool_use", "index": calls.len(),
+                }));
+                return;
+            }
+            if let Some(Value::Array(asked)) = map.get("tool_calls") {
+                for call in asked.iter().take(MAX_TOOL_CALLS.saturating_sub(calls.len())) {
+                    let function = &call["function"];
+                    calls.push(json!({
+                        "id": call.get("id"),
+                        "name": function.get("name").or(call.get("name")),
+                        "arguments": function.get("arguments").or(call.get("arguments")),
+                        "type": call.get("type").cloned().unwrap_or(json!("function")),
+                        "index": call.get("index").cloned().unwrap_or(json!(calls.len())),
+                    }));
+                }
+            }
+            for key in ["choices", "message", "messages", "content", "output"] {
+                if let Some(inner) = map.get(key) {
+                    collect_tool_calls(inner, calls, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_calls_are_read_from_either_provider_format() {
+        let openai = json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}},
+        ]});
+        assert_eq!(
+            tool_calls_in(&openai),
+            vec![
+                json!({"id": "call_1", "name": "read_file", "arguments": "{\"path\":\"a\"}", "type": "function", "index": 0})
+            ]
+        );
+        let completion = json!({"choices": [{"message": openai}]});
+        assert_eq!(tool_calls_in(&completion).len(), 1);
+        let anthropic = json!({"content": [{"type": "text", "text": "hi"},
+            {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"command": "ls"}}]});
+        assert_eq!(
+            tool_calls_in(&anthropic),
+            vec![
+                json!({"id": "toolu_1", "name": "bash", "arguments": {"command": "ls"}, "type": "tool_use", "index": 0})
+            ]
+        );
+        assert!(tool_calls_in(&json!("plain text")).is_empty());
+    }
 }

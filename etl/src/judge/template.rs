@@ -6,11 +6,14 @@
 //!   "connection": "openai",                 // a model connection's name in the project
 //!   "model": "gpt-4o-mini",                 // else the connection's config.model
 //!   "prompt": "Is {{output}} a helpful answer to {{input}}?",
+//!   "system": "You grade answers.",          // optional, sent as the system message
 //!   "variables": {"question": {"source": "input", "path": "$.messages[0].content"}},
 //!   "output": {"type": "numeric", "min": 0, "max": 1},  // or boolean, or categorical + categories
 //!   "score_name": "helpfulness",            // else the evaluator's name
 //!   "target": "observation",               // or trace, session, experiment
 //!   "filter": {"type": ["generation"], "name": ["chat"], "model": ["gpt-4o"]},
+//!   "conditions": [{"type": "stringOptions", "column": "environment", "operator": "any of",
+//!                   "value": ["production"]}],  // Langfuse's rule filters, observations only
 //!   "quiet_seconds": 600,                   // trace, session, experiment: judged once this quiet
 //!   "sampling": 0.25,                       // share of targets judged, chosen by a hash of the id
 //!   "daily_budget_usd": 5.0,                // no call once the day's spend reaches it
@@ -25,21 +28,57 @@
 //! values as nothing, and each value is cut at [`MAX_VARIABLE_CHARS`] so one huge output cannot
 //! make a judgment cost a fortune.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
+use serde_json_path::JsonPath;
 use sha2::{Digest, Sha256};
 
 /// The longest text a variable puts into a prompt.
 pub const MAX_VARIABLE_CHARS: usize = 20_000;
 /// The longest template.
-const MAX_TEMPLATE_CHARS: usize = 50_000;
+pub const MAX_TEMPLATE_CHARS: usize = 50_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputKind {
     Numeric { min: Option<f64>, max: Option<f64> },
     Boolean,
     Categorical { categories: Vec<String> },
+}
+
+/// The longest JSONPath a variable may use.
+pub const MAX_PATH_CHARS: usize = 256;
+
+/// A variable's JSONPath, checked: at most [`MAX_PATH_CHARS`], and without filter expressions
+/// (`?`) or descendant segments (`..`), whose parsing and evaluation cost grows without bound
+/// (a crafted filter nests until the parser's stack runs out). Keys, indexes, slices and `*`
+/// select what a judge needs.
+pub fn check_path(path: &str) -> Result<JsonPath, String> {
+    if !path.starts_with('$') {
+        return Err("a JSONPath starts with $ ($.a.b[0])".into());
+    }
+    if path.chars().count() > MAX_PATH_CHARS {
+        return Err(format!("at most {MAX_PATH_CHARS} characters"));
+    }
+    // Outside quoted keys, `?` starts a filter and `..` a descendant segment.
+    let mut quote: Option<char> = None;
+    let mut previous = '\0';
+    for c in path.chars() {
+        match quote {
+            Some(q) if c == q && previous != '\\' => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '?' => {
+                return Err("filter expressions (?) are not supported; select by key, index or *".into());
+            }
+            None if c == '.' && previous == '.' => {
+                return Err("descendant segments (..) are not supported; name the path's steps".into());
+            }
+            None => {}
+        }
+        previous = c;
+    }
+    JsonPath::parse(path).map_err(|e| format!("{path:?} is not a JSONPath: {e}"))
 }
 
 /// What a judge judges.
@@ -90,13 +129,23 @@ impl Target {
     /// The fields its prompts may name.
     pub fn sources(self) -> &'static [&'static str] {
         match self {
-            Target::Observation => &["input", "output", "metadata", "name", "model", "expected_output"],
+            Target::Observation => &[
+                "input",
+                "output",
+                "metadata",
+                "name",
+                "model",
+                "expected_output",
+                "experiment_item_metadata",
+                "tool_calls",
+            ],
             Target::Trace | Target::Experiment => &[
                 "input",
                 "output",
                 "metadata",
                 "name",
                 "expected_output",
+                "experiment_item_metadata",
                 "tool_calls",
             ],
             Target::Session => &[
@@ -132,8 +181,263 @@ impl Target {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variable {
     pub source: String,
-    /// A JSONPath-like selector (`$.a.b[0]`) into the source's JSON.
+    /// A JSONPath (RFC 9535: `$.a.b[0]`, `$[*].name`) into the source's JSON.
     pub path: Option<String>,
+}
+
+/// How a [`Condition`] compares, by Langfuse's filter `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionKind {
+    String,
+    StringOptions,
+    ArrayOptions,
+    StringObject,
+    Boolean,
+    Null,
+}
+
+/// One of Langfuse's evaluation-rule filters (`{type, column, operator, value, key}`), kept as
+/// given and checked: every condition must hold for an observation to be judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub column: String,
+    pub kind: ConditionKind,
+    pub operator: String,
+    pub value: Value,
+    pub key: Option<String>,
+}
+
+/// The columns a condition may name, with the one filter type each takes. An observation's
+/// `type` and `level` compare without case (Langfuse writes `GENERATION`, `ERROR`).
+pub const CONDITION_COLUMNS: &[(&str, ConditionKind)] = &[
+    ("type", ConditionKind::StringOptions),
+    ("name", ConditionKind::StringOptions),
+    ("environment", ConditionKind::StringOptions),
+    ("level", ConditionKind::StringOptions),
+    ("traceName", ConditionKind::StringOptions),
+    ("userId", ConditionKind::String),
+    ("sessionId", ConditionKind::String),
+    ("tags", ConditionKind::ArrayOptions),
+    ("metadata", ConditionKind::StringObject),
+    ("isRootObservation", ConditionKind::Boolean),
+    ("parentObservationId", ConditionKind::Null),
+    ("experimentId", ConditionKind::StringOptions),
+    ("datasetId", ConditionKind::StringOptions),
+    ("isExperimentItemRootSpan", ConditionKind::Boolean),
+];
+
+impl ConditionKind {
+    fn parse(name: &str) -> Option<ConditionKind> {
+        Some(match name {
+            "string" => ConditionKind::String,
+            "stringOptions" => ConditionKind::StringOptions,
+            "arrayOptions" => ConditionKind::ArrayOptions,
+            "stringObject" => ConditionKind::StringObject,
+            "boolean" => ConditionKind::Boolean,
+            "null" => ConditionKind::Null,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ConditionKind::String => "string",
+            ConditionKind::StringOptions => "stringOptions",
+            ConditionKind::ArrayOptions => "arrayOptions",
+            ConditionKind::StringObject => "stringObject",
+            ConditionKind::Boolean => "boolean",
+            ConditionKind::Null => "null",
+        }
+    }
+
+    fn operators(self) -> &'static [&'static str] {
+        match self {
+            ConditionKind::String => &["=", "contains", "does not contain", "starts with", "ends with"],
+            ConditionKind::StringOptions => &["any of", "none of"],
+            ConditionKind::ArrayOptions => &["any of", "none of", "all of"],
+            ConditionKind::StringObject => &[
+                "=",
+                "contains",
+                "does not contain",
+                "starts with",
+                "ends with",
+                "is set",
+                "is not set",
+            ],
+            ConditionKind::Boolean => &["=", "<>"],
+            ConditionKind::Null => &["is null", "is not null"],
+        }
+    }
+}
+
+impl Condition {
+    /// The fact a condition reads: its column, or `metadata.KEY`.
+    pub fn fact(&self) -> String {
+        match &self.key {
+            Some(key) if self.kind == ConditionKind::StringObject => format!("metadata.{key}"),
+            _ => self.column.clone(),
+        }
+    }
+
+    /// Whether it holds for the fact's values (none: absent or null; a boolean as `true` or
+    /// `false`).
+    pub fn holds(&self, values: &[String]) -> bool {
+        let folded = matches!(self.column.as_str(), "type" | "level");
+        let same = |a: &str, b: &str| if folded { a.eq_ignore_ascii_case(b) } else { a == b };
+        let listed = || -> Vec<&str> {
+            self.value
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default()
+        };
+        let text = self.value.as_str().unwrap_or_default();
+        let first = values.first().map(String::as_str);
+        let compare = |value: &str| match self.operator.as_str() {
+            "=" => value == text,
+            "contains" => value.contains(text),
+            "does not contain" => !value.contains(text),
+            "starts with" => value.starts_with(text),
+            "ends with" => value.ends_with(text),
+            _ => false,
+        };
+        match self.kind {
+            ConditionKind::String => compare(first.unwrap_or_default()),
+            ConditionKind::StringOptions | ConditionKind::ArrayOptions => {
+                let wanted = listed();
+                let matches = |w: &&str| values.iter().any(|v| same(v, w));
+                match self.operator.as_str() {
+                    "any of" => wanted.iter().any(matches),
+                    "none of" => !wanted.iter().any(matches),
+                    "all of" => wanted.iter().all(matches),
+                    _ => false,
+                }
+            }
+            ConditionKind::StringObject => match (self.operator.as_str(), first) {
+                ("is set", found) => found.is_some(),
+                ("is not set", found) => found.is_none(),
+                // An empty value for these is Langfuse's "is set".
+                ("contains" | "starts with" | "ends with", found) if text.is_empty() => found.is_some(),
+                ("does not contain", None) => true,
+                (_, Some(value)) => compare(value),
+                (_, None) => false,
+            },
+            ConditionKind::Boolean => {
+                let is = first == Some("true");
+                let wanted = self.value.as_bool().unwrap_or(false);
+                match self.operator.as_str() {
+                    "=" => is == wanted,
+                    _ => is != wanted,
+                }
+            }
+            ConditionKind::Null => match self.operator.as_str() {
+                "is null" => first.is_none(),
+                _ => first.is_some(),
+            },
+        }
+    }
+}
+
+/// Conditions one judge may have, values one condition may list, and characters one value may
+/// hold: every observation is checked against every condition of every judge.
+pub const MAX_CONDITIONS: usize = 50;
+const MAX_CONDITION_VALUES: usize = 100;
+const MAX_CONDITION_CHARS: usize = 500;
+
+/// Langfuse's filter list, checked condition by condition.
+pub fn parse_conditions(given: &Value) -> Result<Vec<Condition>, ConfigError> {
+    let list = given
+        .as_array()
+        .ok_or_else(|| error("conditions", "a list of {type, column, operator, value} filters"))?;
+    if list.len() > MAX_CONDITIONS {
+        return Err(error("conditions", format!("at most {MAX_CONDITIONS} filters")));
+    }
+    let mut conditions = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("conditions[{i}]");
+        let column = item["column"]
+            .as_str()
+            .ok_or_else(|| error(&at, "column: the field to filter on"))?;
+        let Some((_, kind)) = CONDITION_COLUMNS.iter().find(|(name, _)| *name == column) else {
+            let names: Vec<&str> = CONDITION_COLUMNS.iter().map(|(name, _)| *name).collect();
+            let shown: String = column.chars().take(40).collect();
+            return Err(error(
+                &format!("{at}.column"),
+                format!("{shown:?} cannot be filtered on here; use {}", names.join(", ")),
+            ));
+        };
+        let given_kind = item["type"].as_str().unwrap_or_default();
+        if ConditionKind::parse(given_kind) != Some(*kind) {
+            return Err(error(
+                &format!("{at}.type"),
+                format!(
+                    "column {column} takes a {} filter, not {given_kind:?}",
+                    kind.name()
+                ),
+            ));
+        }
+        let operator = item["operator"].as_str().unwrap_or_default();
+        if !kind.operators().contains(&operator) {
+            return Err(error(
+                &format!("{at}.operator"),
+                format!(
+                    "a {} filter's operator is one of {}",
+                    kind.name(),
+                    kind.operators().join(", ")
+                ),
+            ));
+        }
+        let value = item.get("value").cloned().unwrap_or(Value::Null);
+        let strings: Vec<&str> = match &value {
+            Value::String(text) => vec![text],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if strings.len() > MAX_CONDITION_VALUES
+            || strings
+                .iter()
+                .chain(item["key"].as_str().iter())
+                .any(|s| s.chars().count() > MAX_CONDITION_CHARS)
+        {
+            return Err(error(
+                &format!("{at}.value"),
+                format!("at most {MAX_CONDITION_VALUES} values of at most {MAX_CONDITION_CHARS} characters"),
+            ));
+        }
+        let fits = match kind {
+            ConditionKind::String => value.is_string(),
+            ConditionKind::StringOptions | ConditionKind::ArrayOptions => {
+                value.as_array().is_some_and(|v| v.iter().all(Value::is_string))
+            }
+            ConditionKind::StringObject => value.is_string() || value.is_null(),
+            ConditionKind::Boolean => value.is_boolean(),
+            ConditionKind::Null => true,
+        };
+        if !fits {
+            return Err(error(
+                &format!("{at}.value"),
+                match kind {
+                    ConditionKind::StringOptions | ConditionKind::ArrayOptions => "a list of strings",
+                    ConditionKind::Boolean => "true or false",
+                    _ => "a string",
+                },
+            ));
+        }
+        let key = match item["key"].as_str() {
+            Some(key) if !key.is_empty() => Some(key.to_owned()),
+            _ if *kind == ConditionKind::StringObject => {
+                return Err(error(&format!("{at}.key"), "the metadata key to filter on"));
+            }
+            _ => None,
+        };
+        conditions.push(Condition {
+            column: column.to_owned(),
+            kind: *kind,
+            operator: operator.to_owned(),
+            value,
+            key,
+        });
+    }
+    Ok(conditions)
 }
 
 /// An `llm_judge` evaluator's settings, checked.
@@ -142,12 +446,20 @@ pub struct JudgeConfig {
     pub connection: String,
     pub model: Option<String>,
     pub prompt: String,
+    /// Sent as the system message, rendered like the prompt.
+    pub system: Option<String>,
     pub variables: BTreeMap<String, Variable>,
     pub output: OutputKind,
+    /// How to reason and how to pick the score (`output.reasoning_instructions`,
+    /// `output.score_instructions`), sent as the answer schema's descriptions.
+    pub reasoning_instructions: Option<String>,
+    pub score_instructions: Option<String>,
     pub score_name: Option<String>,
     pub target: Target,
     /// Field → accepted values ([`Target::filter_fields`]).
     pub filter: BTreeMap<String, Vec<String>>,
+    /// Langfuse's rule filters (observation targets): every one must hold.
+    pub conditions: Vec<Condition>,
     /// For whole targets: seconds without anything new before the target is judged.
     pub quiet_seconds: u32,
     pub sampling: f64,
@@ -272,11 +584,13 @@ impl JudgeConfig {
             "connection",
             "model",
             "prompt",
+            "system",
             "variables",
             "output",
             "score_name",
             "target",
             "filter",
+            "conditions",
             "quiet_seconds",
             "sampling",
             "daily_budget_usd",
@@ -304,11 +618,11 @@ impl JudgeConfig {
                 "the judge's instructions, with {{input}}, {{output}} or your own {{variables}}",
             )
         })?;
-        if prompt.chars().count() > MAX_TEMPLATE_CHARS {
-            return Err(error(
-                "prompt",
-                format!("at most {MAX_TEMPLATE_CHARS} characters"),
-            ));
+        let system = text("system")?;
+        for (key, template) in [("prompt", Some(&prompt)), ("system", system.as_ref())] {
+            if template.is_some_and(|t| t.chars().count() > MAX_TEMPLATE_CHARS) {
+                return Err(error(key, format!("at most {MAX_TEMPLATE_CHARS} characters")));
+            }
         }
         let target = match object.get("target") {
             None | Some(Value::Null) => Target::Observation,
@@ -335,18 +649,19 @@ impl JudgeConfig {
                         error(
                             &key,
                             format!(
-                                "source must be one of {} (for a {target:?} target)",
-                                sources.join(", ")
+                                "source must be one of {} (for a {} target)",
+                                sources.join(", "),
+                                target.kind()
                             ),
                         )
                     })?;
                 let path = match &spec["path"] {
                     Value::Null => None,
                     Value::String(path) if path.starts_with('$') => {
-                        parse_path(path).map_err(|m| error(&key, m))?;
+                        check_path(path).map_err(|m| error(&key, format!("path: {m}")))?;
                         Some(path.clone())
                     }
-                    _ => return Err(error(&key, "path must be a string starting with $ ($.a.b[0])")),
+                    _ => return Err(error(&key, "path must be a JSONPath starting with $ ($.a.b[0])")),
                 };
                 variables.insert(
                     name.clone(),
@@ -357,10 +672,18 @@ impl JudgeConfig {
                 );
             }
         }
-        for name in placeholders(&prompt) {
+        let used = placeholders(&prompt)
+            .into_iter()
+            .map(|name| ("prompt", name))
+            .chain(
+                system
+                    .iter()
+                    .flat_map(|s| placeholders(s).into_iter().map(|name| ("system", name))),
+            );
+        for (key, name) in used {
             if !variables.contains_key(&name) && !sources.contains(&name.as_str()) {
                 return Err(error(
-                    "prompt",
+                    key,
                     format!(
                         "{{{{{name}}}}} is neither a variable nor a field of a {} target ({}); map it in config.variables",
                         target.kind(),
@@ -382,6 +705,17 @@ impl JudgeConfig {
                     .ok_or_else(|| error(&format!("output.{key}"), "must be a number")),
             }
         };
+        let instructions = |key: &str| -> Result<Option<String>, ConfigError> {
+            match &output[key] {
+                Value::Null => Ok(None),
+                Value::String(text) if !text.trim().is_empty() => Ok(Some(text.clone())),
+                _ => Err(error(&format!("output.{key}"), "a non-empty string")),
+            }
+        };
+        let (reasoning_instructions, score_instructions) = (
+            instructions("reasoning_instructions")?,
+            instructions("score_instructions")?,
+        );
         let output = match output["type"].as_str() {
             Some("numeric") => {
                 let (min, max) = (number("min")?, number("max")?);
@@ -426,6 +760,16 @@ impl JudgeConfig {
                 filter.insert(field.clone(), values);
             }
         }
+        let conditions = match object.get("conditions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) if target != Target::Observation => {
+                return Err(error(
+                    "conditions",
+                    "Langfuse's rule filters pick observations; a whole target is filtered with config.filter",
+                ));
+            }
+            Some(given) => parse_conditions(given)?,
+        };
         let sampling = match object.get("sampling") {
             None | Some(Value::Null) => 1.0,
             Some(value) => value
@@ -461,11 +805,15 @@ impl JudgeConfig {
             connection,
             model: text("model")?,
             prompt,
+            system,
             variables,
             output,
+            reasoning_instructions,
+            score_instructions,
             score_name: text("score_name")?,
             target,
             filter,
+            conditions,
             quiet_seconds: match target {
                 Target::Observation if object.get("quiet_seconds").is_some_and(|v| !v.is_null()) => {
                     return Err(error(
@@ -499,10 +847,18 @@ impl JudgeConfig {
                 json!({"type": "string", "enum": categories, "description": "The category that fits best."})
             }
         };
+        let mut score = score;
+        if let Some(instructions) = &self.score_instructions {
+            score["description"] = json!(instructions);
+        }
+        let reasoning = self
+            .reasoning_instructions
+            .as_deref()
+            .unwrap_or("Why, briefly, before the score.");
         json!({
             "type": "object",
             "properties": {
-                "reasoning": {"type": "string", "description": "Why, briefly, before the score."},
+                "reasoning": {"type": "string", "description": reasoning},
                 "score": score,
             },
             "required": ["reasoning", "score"],
@@ -550,16 +906,52 @@ impl JudgeConfig {
 
     /// Whether a target with these field values passes the filter: every listed field has a
     /// value among the listed ones (a field with several values, such as `tags`, any of them).
+    /// Langfuse's conditions read their columns the same way (`metadata.KEY` for a metadata
+    /// key).
     pub fn accepts(&self, field: impl Fn(&str) -> Vec<String>) -> bool {
         self.filter
             .iter()
             .all(|(name, values)| field(name).iter().any(|value| values.contains(value)))
+            && self
+                .conditions
+                .iter()
+                .all(|condition| condition.holds(&field(&condition.fact())))
+    }
+
+    /// Whether its conditions read a column of the observation's trace (or its dataset).
+    pub fn reads_trace(&self) -> bool {
+        self.conditions.iter().any(|c| {
+            matches!(
+                c.column.as_str(),
+                "environment"
+                    | "traceName"
+                    | "userId"
+                    | "sessionId"
+                    | "tags"
+                    | "experimentId"
+                    | "datasetId"
+                    | "isExperimentItemRootSpan"
+            )
+        })
     }
 
     /// The prompt for a target whose fields `field` returns (as JSON values).
     pub fn render(&self, field: impl Fn(&str) -> Option<Value>) -> String {
-        let mut out = String::with_capacity(self.prompt.len());
-        let mut rest = self.prompt.as_str();
+        self.render_template(&self.prompt, field)
+    }
+
+    /// The system message, if the judge has one, rendered the same way.
+    pub fn render_system(&self, field: impl Fn(&str) -> Option<Value>) -> Option<String> {
+        self.system
+            .as_ref()
+            .map(|system| self.render_template(system, field))
+    }
+
+    fn render_template(&self, template: &str, field: impl Fn(&str) -> Option<Value>) -> String {
+        // Each name is read once, however often the template uses it.
+        let mut known: HashMap<&str, String> = HashMap::new();
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
@@ -568,14 +960,17 @@ impl JudgeConfig {
                 return out;
             };
             let name = after[..end].trim();
-            let value = match self.variables.get(name) {
-                Some(variable) => field(&variable.source).and_then(|source| match &variable.path {
-                    Some(path) => select(&source, path),
-                    None => Some(source),
-                }),
-                None => field(name),
-            };
-            out.push_str(&clip(&value.map(|v| text_of(&v)).unwrap_or_default()));
+            let text = known.entry(name).or_insert_with(|| {
+                let value = match self.variables.get(name) {
+                    Some(variable) => field(&variable.source).and_then(|source| match &variable.path {
+                        Some(path) => select(&source, path),
+                        None => Some(source),
+                    }),
+                    None => field(name),
+                };
+                clip(&value.map(|v| text_of(&v)).unwrap_or_default())
+            });
+            out.push_str(text);
             rest = &after[end + 2..];
         }
         out.push_str(rest);
@@ -639,59 +1034,17 @@ fn clip(text: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-/// `$.a.b[0]["c d"]` → steps; a small, safe subset of JSONPath (no filters, no wildcards).
-fn parse_path(path: &str) -> Result<Vec<Step>, String> {
-    let mut steps = Vec::new();
-    let mut rest = path.strip_prefix('$').ok_or("a path starts with $")?;
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix('.') {
-            let end = after.find(['.', '[']).unwrap_or(after.len());
-            if end == 0 {
-                return Err(format!("{path}: an empty key"));
-            }
-            steps.push(Step::Key(after[..end].to_owned()));
-            rest = &after[end..];
-        } else if let Some(after) = rest.strip_prefix('[') {
-            let end = after.find(']').ok_or_else(|| format!("{path}: [ without ]"))?;
-            let inside = &after[..end];
-            let step = match inside.parse::<usize>() {
-                Ok(index) => Step::Index(index),
-                Err(_) => Step::Key(
-                    inside
-                        .strip_prefix('"')
-                        .and_then(|s| s.strip_suffix('"'))
-                        .or_else(|| inside.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-                        .ok_or_else(|| format!("{path}: [{inside}] is neither an index nor a quoted key"))?
-                        .to_owned(),
-                ),
-            };
-            steps.push(step);
-            rest = &after[end + 1..];
-        } else {
-            return Err(format!("{path}: expected . or [ at {rest:?}"));
-        }
-    }
-    Ok(steps)
-}
-
-/// The value at `path` in `value` (JSON text holding JSON is read through).
+/// The value at `path` in `value` (JSON text holding JSON is read first): the one node it
+/// selects, or a list of them when it selects several.
 fn select(value: &Value, path: &str) -> Option<Value> {
-    let steps = parse_path(path).ok()?;
-    let mut current = decoded(value);
-    for step in steps {
-        current = match (step, &current) {
-            (Step::Key(key), Value::Object(map)) => decoded(map.get(&key)?),
-            (Step::Index(index), Value::Array(items)) => decoded(items.get(index)?),
-            _ => return None,
-        };
+    let path = check_path(path).ok()?;
+    let value = decoded(value);
+    let nodes = path.query(&value).all();
+    match nodes.as_slice() {
+        [] => None,
+        [one] => Some(decoded(one)),
+        many => Some(Value::Array(many.iter().map(|v| decoded(v)).collect())),
     }
-    Some(current)
 }
 
 fn decoded(value: &Value) -> Value {
@@ -889,6 +1242,98 @@ mod tests {
             Target::Experiment,
         ] {
             assert_eq!(Target::of_kind(target.kind()), Some(target));
+        }
+    }
+
+    #[test]
+    fn langfuse_conditions_are_checked_and_applied() {
+        let judge = judge(json!({
+            "connection": "c", "prompt": "x", "system": "You judge {{name}}.",
+            "conditions": [
+                {"type": "stringOptions", "column": "type", "operator": "any of", "value": ["GENERATION"]},
+                {"type": "stringOptions", "column": "environment", "operator": "none of", "value": ["dev"]},
+                {"type": "stringObject", "column": "metadata", "key": "team", "operator": "starts with", "value": "agent"},
+                {"type": "arrayOptions", "column": "tags", "operator": "all of", "value": ["a", "b"]},
+                {"type": "boolean", "column": "isRootObservation", "operator": "=", "value": false},
+            ],
+        }));
+        assert!(judge.reads_trace());
+        let facts = |environment: &'static str| {
+            move |name: &str| -> Vec<String> {
+                match name {
+                    "type" => vec!["generation".into()],
+                    "environment" => vec![environment.into()],
+                    "metadata.team" => vec!["agents-core".into()],
+                    "tags" => vec!["b".into(), "a".into(), "c".into()],
+                    "isRootObservation" => vec!["false".into()],
+                    _ => vec![],
+                }
+            }
+        };
+        assert!(judge.accepts(facts("production")));
+        assert!(!judge.accepts(facts("dev")));
+        assert_eq!(
+            judge.render_system(|f| (f == "name").then(|| json!("chat"))),
+            Some("You judge chat.".into())
+        );
+        for (condition, key) in [
+            (
+                json!({"type": "string", "column": "type", "operator": "=", "value": "SPAN"}),
+                "conditions[0].type",
+            ),
+            (
+                json!({"type": "number", "column": "toolCalls", "operator": ">", "value": 1}),
+                "conditions[0].column",
+            ),
+            (
+                json!({"type": "stringOptions", "column": "name", "operator": "=", "value": ["x"]}),
+                "conditions[0].operator",
+            ),
+            (
+                json!({"type": "stringObject", "column": "metadata", "operator": "=", "value": "x"}),
+                "conditions[0].key",
+            ),
+            (
+                json!({"type": "stringOptions", "column": "name", "operator": "any of", "value": "x"}),
+                "conditions[0].value",
+            ),
+        ] {
+            let config = json!({"connection": "c", "prompt": "x", "conditions": [condition]});
+            assert_eq!(JudgeConfig::parse(&config).unwrap_err().key, key, "{config}");
+        }
+        let whole = json!({"connection": "c", "prompt": "x", "target": "trace", "conditions": []});
+        assert_eq!(JudgeConfig::parse(&whole).unwrap_err().key, "conditions");
+    }
+
+    #[test]
+    fn variables_take_json_paths() {
+        let judge = judge(json!({
+            "connection": "c", "prompt": "{{names}} / {{first}}",
+            "variables": {"names": {"source": "tool_calls", "path": "$[*].name"},
+                          "first": {"source": "metadata", "path": "$['a b'].c"}},
+        }));
+        let rendered = judge.render(|field| match field {
+            "tool_calls" => Some(json!([{"name": "read"}, {"name": "write"}])),
+            "metadata" => Some(json!({"a b": {"c": 1}})),
+            _ => None,
+        });
+        assert_eq!(rendered, "[\"read\",\"write\"] / 1");
+        let bad = json!({"connection": "c", "prompt": "{{q}}", "variables": {"q": {"source": "input", "path": "$[?"}}});
+        assert_eq!(JudgeConfig::parse(&bad).unwrap_err().key, "variables.q");
+        // Filters and descendant segments cost without bound (a nested filter overflows the
+        // parser's stack): refused before parsing, as are long paths.
+        let nested = format!("$[?{}@.a{}]", "(".repeat(1000), ")".repeat(1000));
+        for path in [
+            "$..a",
+            "$[?@.a == 1]",
+            "$.a..b",
+            nested.as_str(),
+            &format!("$.{}", "a".repeat(300)),
+        ] {
+            assert!(check_path(path).is_err(), "{path}");
+        }
+        for path in ["$['a..b']", "$[\"why?\"]", "$[*].name", "$.a[0:2]"] {
+            assert!(check_path(path).is_ok(), "{path}");
         }
     }
 

@@ -21,7 +21,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::{JUDGE_ENVIRONMENT, JUDGE_MARK, Judge, JudgeReport};
-use crate::evaluate::{Chunk, arrivals, plan_chunks};
+use crate::evaluate::{arrivals, plan_chunks};
 
 /// Observation versions a discovery chunk reads (ids and filter fields only).
 const DISCOVERY_CHUNK_ROWS: u64 = 100_000;
@@ -75,78 +75,275 @@ async fn observations(
     report: &mut JudgeReport,
 ) -> Result<(), String> {
     let projects = project_list(by_project);
+    let all: Vec<&Judge> = by_project.values().flatten().copied().collect();
+    let detailed = all.iter().any(|j| !j.config.conditions.is_empty());
+    let reads_trace = all.iter().any(|j| j.config.reads_trace());
     let arrived = arrivals(clickhouse, &projects, after_second, until).await?;
     for chunk in plan_chunks(&arrived, DISCOVERY_CHUNK_ROWS) {
+        let source = format!(
+            "SELECT project_id, trace_id, id FROM observations_by_ingest \
+             WHERE ingested_second >= {first} AND ingested_second <= {last} AND project_id IN ({projects}){slice}",
+            first = chunk.first,
+            last = chunk.last,
+            slice = chunk.slice.map_or(String::new(), |(slice, slices)| {
+                format!(" AND cityHash64(project_id, trace_id, id) % {slices} = {slice}")
+            }),
+        );
+        queue_observations(pg, clickhouse, by_project, &source, detailed, reads_trace, report).await?;
+    }
+    // A condition on the trace (its environment, tags, user, dataset) is decided when the trace
+    // row is there: an observation that arrived before its trace row is looked at again when
+    // the row arrives. A version already in the ledger is not added twice.
+    let trace_projects: BTreeMap<Uuid, Vec<&Judge>> = by_project
+        .iter()
+        .filter(|(_, judges)| judges.iter().any(|j| j.config.reads_trace()))
+        .map(|(project, judges)| (*project, judges.clone()))
+        .collect();
+    if !trace_projects.is_empty() {
+        let listed = project_list(&trace_projects);
         let text = clickhouse
-            .query_text(&discovery_query(&projects, chunk))
+            .query_text(&format!(
+                "SELECT DISTINCT project_id, id FROM traces_by_ingest \
+                 WHERE ingested_second > {after_second} AND ingested_second < {until} AND project_id IN ({listed}) \
+                 FORMAT TabSeparated"
+            ))
             .await
             .map_err(|e| e.to_string())?;
-        let mut evaluators = Vec::new();
-        let mut project_ids = Vec::new();
-        let mut targets = Vec::new();
-        let mut traces = Vec::new();
-        let mut versions = Vec::new();
-        for line in text.lines() {
-            let row: Value = serde_json::from_str(line).map_err(|e| format!("discovery row: {e}"))?;
-            report.seen += 1;
-            if row["judged"] == json!(1) {
-                continue;
-            }
-            let Some(project) = row["project_id"].as_str().and_then(|p| Uuid::parse_str(p).ok()) else {
-                continue;
-            };
-            let id = row["id"].as_str().unwrap_or_default();
-            let field = |name: &str| row[name].as_str().map(str::to_owned).into_iter().collect();
-            for judge in by_project.get(&project).into_iter().flatten() {
-                let id_text = judge.id.to_string();
-                if judge.config.accepts(field) && judge.config.sampled(&id_text, id) {
-                    evaluators.push(judge.id);
-                    project_ids.push(project);
-                    targets.push(id.to_owned());
-                    traces.push(row["trace_id"].as_str().unwrap_or_default().to_owned());
-                    versions.push(
-                        row["version"]
-                            .as_str()
-                            .and_then(|v| v.parse::<i64>().ok())
-                            .unwrap_or(0),
-                    );
-                }
-            }
+        let traces: Vec<(&str, &str)> = text.lines().filter_map(|line| line.split_once('\t')).collect();
+        for batch in traces.chunks(TRACE_BATCH) {
+            let pairs = batch
+                .iter()
+                .map(|(project, trace)| format!("({}, {})", quote(project), quote(trace)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let source = format!(
+                "SELECT project_id, trace_id, id FROM observations WHERE (project_id, trace_id) IN ({pairs})"
+            );
+            queue_observations(pg, clickhouse, &trace_projects, &source, detailed, true, report).await?;
         }
-        if targets.is_empty() {
-            continue;
-        }
-        let added = pg
-            .execute(
-                "INSERT INTO judgments (evaluator_id, target_kind, target_id, target_version, project_id, trace_id)
-                 SELECT e, 'observation', t, v, p, tr
-                 FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::uuid[], $5::text[]) AS u(e, t, v, p, tr)
-                 ON CONFLICT DO NOTHING",
-                &[&evaluators, &targets, &versions, &project_ids, &traces],
-            )
-            .await
-            .map_err(|e| format!("PostgreSQL: {e}"))?;
-        report.queued += added;
     }
     Ok(())
 }
 
-/// The newest version of each observation the chunk's part of the ingest index names: ids and
-/// the fields filters read, and whether it is a judge's own.
-fn discovery_query(projects: &str, chunk: Chunk) -> String {
-    let slice = chunk.slice.map_or(String::new(), |(slice, slices)| {
-        format!(" AND cityHash64(project_id, trace_id, id) % {slices} = {slice}")
-    });
+/// Adds to the ledger the observations `source` (a query of `(project_id, trace_id, id)`)
+/// names that a judge's filter, conditions and sample pick.
+async fn queue_observations(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    by_project: &BTreeMap<Uuid, Vec<&Judge>>,
+    source: &str,
+    detailed: bool,
+    reads_trace: bool,
+    report: &mut JudgeReport,
+) -> Result<(), String> {
+    let text = clickhouse
+        .query_text(&discovery_query(source, detailed))
+        .await
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).map_err(|e| format!("discovery row: {e}")))
+        .collect::<Result<_, _>>()?;
+    let traces = if reads_trace {
+        observation_traces(pg, clickhouse, &rows).await?
+    } else {
+        HashMap::new()
+    };
+    let mut evaluators = Vec::new();
+    let mut project_ids = Vec::new();
+    let mut targets = Vec::new();
+    let mut trace_ids = Vec::new();
+    let mut versions = Vec::new();
+    for row in &rows {
+        report.seen += 1;
+        if row["judged"] == json!(1) {
+            continue;
+        }
+        let Some(project) = row["project_id"].as_str().and_then(|p| Uuid::parse_str(p).ok()) else {
+            continue;
+        };
+        let id = row["id"].as_str().unwrap_or_default();
+        let trace_id = row["trace_id"].as_str().unwrap_or_default();
+        let trace = traces.get(&(project, trace_id.to_owned()));
+        let field = |name: &str| observation_fact(row, trace, name);
+        for judge in by_project.get(&project).into_iter().flatten() {
+            let id_text = judge.id.to_string();
+            if judge.config.accepts(field) && judge.config.sampled(&id_text, id) {
+                evaluators.push(judge.id);
+                project_ids.push(project);
+                targets.push(id.to_owned());
+                trace_ids.push(trace_id.to_owned());
+                versions.push(
+                    row["version"]
+                        .as_str()
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(0),
+                );
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let added = pg
+        .execute(
+            "INSERT INTO judgments (evaluator_id, target_kind, target_id, target_version, project_id, trace_id)
+             SELECT e, 'observation', t, v, p, tr
+             FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::uuid[], $5::text[]) AS u(e, t, v, p, tr)
+             ON CONFLICT DO NOTHING",
+            &[&evaluators, &targets, &versions, &project_ids, &trace_ids],
+        )
+        .await
+        .map_err(|e| format!("PostgreSQL: {e}"))?;
+    report.queued += added;
+    Ok(())
+}
+
+/// What an observation's trace says, for Langfuse's rule conditions.
+#[derive(Debug, Default, Clone)]
+struct ObservationTrace {
+    name: String,
+    environment: String,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    tags: Vec<String>,
+    experiment_id: Option<String>,
+    dataset_id: Option<String>,
+    /// It ran a dataset item.
+    experiment: bool,
+}
+
+/// The traces of a discovery chunk's observations, by (project, trace id), with the dataset
+/// each ran (read from PostgreSQL within the project).
+async fn observation_traces(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    rows: &[Value],
+) -> Result<HashMap<(Uuid, String), ObservationTrace>, String> {
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in rows {
+        if let (Some(project), Some(trace)) = (row["project_id"].as_str(), row["trace_id"].as_str()) {
+            wanted
+                .entry(project.to_owned())
+                .or_default()
+                .push(trace.to_owned());
+        }
+    }
+    let mut out = HashMap::new();
+    for (project, mut traces) in wanted {
+        let Ok(project_id) = Uuid::parse_str(&project) else {
+            continue;
+        };
+        traces.sort_unstable();
+        traces.dedup();
+        for batch in traces.chunks(TRACE_BATCH) {
+            let listed = batch.iter().map(|t| quote(t)).collect::<Vec<_>>().join(", ");
+            let text = clickhouse
+                .query_text(&format!(
+                    "SELECT id, ifNull(name, '') AS name, environment, user_id, session_id, tags, experiment_id, \
+                     dataset_item_id FROM traces FINAL WHERE project_id = {} AND id IN ({listed}) FORMAT JSONEachRow",
+                    quote(&project)
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut items = Vec::new();
+            let mut found = Vec::new();
+            for line in text.lines() {
+                let row: Value = serde_json::from_str(line).map_err(|e| format!("trace row: {e}"))?;
+                let text = |name: &str| row[name].as_str().map(str::to_owned);
+                let item = text("dataset_item_id");
+                items.extend(item.clone());
+                found.push((
+                    text("id").unwrap_or_default(),
+                    item,
+                    ObservationTrace {
+                        name: text("name").unwrap_or_default(),
+                        environment: text("environment").unwrap_or_default(),
+                        user_id: text("user_id"),
+                        session_id: text("session_id"),
+                        tags: row["tags"]
+                            .as_array()
+                            .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+                            .unwrap_or_default(),
+                        experiment_id: text("experiment_id"),
+                        dataset_id: None,
+                        experiment: false,
+                    },
+                ));
+            }
+            let datasets: HashMap<String, String> = if items.is_empty() {
+                HashMap::new()
+            } else {
+                pg.query(
+                    "SELECT i.id, i.dataset_id::text AS dataset FROM dataset_items i
+                     WHERE i.project_id = $1 AND i.id = ANY($2)",
+                    &[&project_id, &items],
+                )
+                .await
+                .map_err(|e| format!("PostgreSQL: {e}"))?
+                .iter()
+                .map(|row| (row.get("id"), row.get("dataset")))
+                .collect()
+            };
+            for (trace, item, mut facts) in found {
+                facts.experiment = item.is_some();
+                facts.dataset_id = item.and_then(|item| datasets.get(&item).cloned());
+                out.insert((project_id, trace), facts);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An observation's value of a filter field or a Langfuse condition column: none when it has
+/// none; a boolean as `true` or `false`; `metadata.KEY` for one metadata key.
+fn observation_fact(row: &Value, trace: Option<&ObservationTrace>, name: &str) -> Vec<String> {
+    let text = |key: &str| row[key].as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+    let flag = |on: bool| vec![on.to_string()];
+    let root = row["root"] == json!(1);
+    if let Some(key) = name.strip_prefix("metadata.") {
+        let keys = row["metadata_keys"].as_array();
+        let values = row["metadata_values"].as_array();
+        return keys
+            .zip(values)
+            .and_then(|(keys, values)| {
+                keys.iter()
+                    .position(|k| k.as_str() == Some(key))
+                    .and_then(|at| values.get(at)?.as_str().map(str::to_owned))
+            })
+            .into_iter()
+            .collect();
+    }
+    match name {
+        "type" | "name" | "model" | "level" => text(name).into_iter().collect(),
+        "isRootObservation" => flag(root),
+        "parentObservationId" => text("parent_observation_id").into_iter().collect(),
+        "environment" => trace.map(|t| t.environment.clone()).into_iter().collect(),
+        "traceName" => trace.map(|t| t.name.clone()).into_iter().collect(),
+        "userId" => trace.and_then(|t| t.user_id.clone()).into_iter().collect(),
+        "sessionId" => trace.and_then(|t| t.session_id.clone()).into_iter().collect(),
+        "tags" => trace.map(|t| t.tags.clone()).unwrap_or_default(),
+        "experimentId" => trace.and_then(|t| t.experiment_id.clone()).into_iter().collect(),
+        "datasetId" => trace.and_then(|t| t.dataset_id.clone()).into_iter().collect(),
+        "isExperimentItemRootSpan" => flag(root && trace.is_some_and(|t| t.experiment)),
+        _ => Vec::new(),
+    }
+}
+
+/// The newest version of each observation `source` names: ids and the fields filters read
+/// (`detailed`: those Langfuse's conditions read too), and whether it is a judge's own.
+fn discovery_query(source: &str, detailed: bool) -> String {
     format!(
         "SELECT project_id, id, trace_id, type, name, ifNull(model, '') AS model, toString(version) AS version, \
-         has(metadata_keys, {mark}) AS judged \
-         FROM observations FINAL WHERE (project_id, trace_id, id) IN ( \
-             SELECT project_id, trace_id, id FROM observations_by_ingest \
-             WHERE ingested_second >= {first} AND ingested_second <= {last} AND project_id IN ({projects}){slice}) \
+         has(metadata_keys, {mark}) AS judged{detail} \
+         FROM observations FINAL WHERE (project_id, trace_id, id) IN ({source}) \
          FORMAT JSONEachRow",
         mark = quote(JUDGE_MARK),
-        first = chunk.first,
-        last = chunk.last,
+        detail = if detailed {
+            ", level, parent_observation_id, isNull(parent_observation_id) AS root, metadata_keys, metadata_values"
+        } else {
+            ""
+        },
     )
 }
 

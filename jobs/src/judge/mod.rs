@@ -192,6 +192,7 @@ struct Claimed {
     attempts: i32,
     status: String,
     prompt: Option<String>,
+    system: Option<String>,
     answer: Option<Value>,
 }
 
@@ -371,12 +372,13 @@ async fn judge_due(
                 other => other.kind(),
             };
             let fields = contents.get(&(row.project_id, kind, row.target_id.clone()));
-            let prompt = judge
-                .config
-                .render(|name| fields.and_then(|f| f.get(name)).cloned());
+            let field = |name: &str| fields.and_then(|f| f.get(name)).cloned();
+            let prompt = judge.config.render(field);
+            let system = judge.config.render_system(field);
             // Kept with the answer (one write per judgment); `called_at` was set by the claim.
             let mut row = row;
             row.prompt = Some(prompt.clone());
+            row.system = system.clone();
             report.calls += 1;
             let config = judge.config.clone();
             let client = setup.client.clone();
@@ -389,6 +391,7 @@ async fn judge_due(
                 let schema = config.answer_schema();
                 let request = JudgeRequest {
                     model: &model,
+                    system: system.as_deref(),
                     prompt: &prompt,
                     schema: &schema,
                     temperature: callable.connection.config["temperature"].as_f64(),
@@ -607,7 +610,7 @@ async fn claim(
              WHERE (j.evaluator_id, j.target_kind, j.target_id, j.target_version)
                  = (due.evaluator_id, due.target_kind, due.target_id, due.target_version)
              RETURNING j.evaluator_id, j.target_kind, j.target_id, j.target_version, j.project_id, j.trace_id,
-                 j.attempts, j.status, j.prompt, j.answer",
+                 j.attempts, j.status, j.prompt, j.system_prompt, j.answer",
             &[&active, &CLAIM_ROWS, &lease],
         )
         .await
@@ -624,6 +627,7 @@ async fn claim(
             attempts: row.get("attempts"),
             status: row.get("status"),
             prompt: row.get("prompt"),
+            system: row.get("system_prompt"),
             answer: row.get("answer"),
         })
         .collect())
@@ -698,7 +702,7 @@ async fn keep_answer(pg: &Client, row: &Claimed, answered: &Answered) -> Result<
     pg.execute(
         &format!(
             "UPDATE judgments SET status = 'answered', error = NULL, answer = $5, model = $6, input_tokens = $7,
-                output_tokens = $8, cost_usd = $9, latency_ms = $10, prompt = $11
+                output_tokens = $8, cost_usd = $9, latency_ms = $10, prompt = $11, system_prompt = $12
              WHERE {WHERE_ROW}"
         ),
         &[
@@ -713,6 +717,7 @@ async fn keep_answer(pg: &Client, row: &Claimed, answered: &Answered) -> Result<
             &answered.cost.and_then(|c| c.total),
             &(answered.latency.as_millis() as i64),
             &row.prompt,
+            &row.system,
         ],
     )
     .await
@@ -861,10 +866,17 @@ async fn write_scores(
                 .unwrap_or_else(|| judge.name.clone());
             let mark = json!({JUDGE_MARK: judge.id.to_string()});
             let answer = json!({"score": answered.score.as_json(), "reasoning": answered.reasoning});
+            // What the model was sent: the prompt, or the messages when there is a system one.
+            let asked = match &row.system {
+                Some(system) => {
+                    json!([{"role": "system", "content": system}, {"role": "user", "content": row.prompt}])
+                }
+                None => json!(row.prompt),
+            };
             texts.push((
                 json!({"id": format!("{judge_trace}-trace"), "type": "trace", "timestamp": at(started), "body": {
                     "id": judge_trace, "timestamp": at(started), "name": format!("Judge: {}", judge.name),
-                    "environment": JUDGE_ENVIRONMENT, "input": row.prompt, "output": answer,
+                    "environment": JUDGE_ENVIRONMENT, "input": asked, "output": answer,
                     "metadata": judge_trace_metadata(judge.id, row),
                 }})
                 .to_string(),
@@ -873,7 +885,7 @@ async fn write_scores(
             let mut generation = json!({
                 "id": format!("{judge_trace}-call"), "trace_id": judge_trace, "type": "generation",
                 "name": JUDGE_CALL_NAME, "start_time": at(started), "end_time": at(ended),
-                "input": row.prompt, "output": answer, "metadata": mark,
+                "input": asked, "output": answer, "metadata": mark,
                 "usage": {
                     "input_tokens": answered.usage.input_tokens, "output_tokens": answered.usage.output_tokens,
                     "cache_read_input_tokens": answered.usage.cache_read_input_tokens,

@@ -7,6 +7,7 @@ import { useState } from "preact/hooks";
 import { api, get, type BuiltIn, type Connection, type Evaluator, type JudgeActivity, type JudgePreview, type Paged } from "../api";
 import { Status } from "../components/Status";
 import { message, useLoad } from "../hooks";
+import { href } from "../route";
 
 /** A text field of a submitted form, trimmed ("" when absent). */
 function fieldText(form: FormData, name: string): string {
@@ -27,6 +28,7 @@ export function Judges({ project, evaluators, onAdded }: { project: string; eval
             <tr>
               <th>Judge</th>
               <th>Judges each</th>
+              <th>See</th>
               <th>Connection</th>
               <th class="num">Judged</th>
               <th class="num">Waiting</th>
@@ -50,13 +52,18 @@ export function Judges({ project, evaluators, onAdded }: { project: string; eval
 
 function JudgeRow({ project, judge }: { project: string; judge: Evaluator }) {
   const state = useLoad(() => get<JudgeActivity>(`/v1/projects/${project}/evaluators/${judge.id}/judgments`, { days: 30 }), [project, judge.id]);
-  const config = judge.config as { connection?: string; template?: string; target?: string };
+  const config = judge.config as { connection?: string; template?: string; target?: string; score_name?: string };
+  const scoreName = config.score_name ?? config.template ?? judge.name;
   return (
     <tr data-judge={judge.name}>
       <td>
         {judge.name} {config.template && <span class="muted">({config.template})</span>}
       </td>
       <td>{config.target ?? "observation"}</td>
+      <td>
+        <a href={href("/traces", { score_name: scoreName, range: "30d" })}>judged traces</a>{" · "}
+        <a href={href("/traces", { environment: "agenttrace-judge", name: `Judge: ${judge.name}`, range: "30d" })}>its calls</a>
+      </td>
       <td>{config.connection ?? ""}</td>
       {state.data ? (
         <>
@@ -236,6 +243,7 @@ function TryJudge({ project, judges }: { project: string; judges: Evaluator[] })
               )}
             </p>
           )}
+          {result.system && <pre class="prompt system" aria-label="System message">{result.system}</pre>}
           <pre class="prompt">{result.prompt}</pre>
         </div>
       )}

@@ -134,6 +134,7 @@ pub async fn create_evaluator(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: an evaluation rule runs this judge; change the rule", body = ErrorBody),
     ),
 )]
 pub async fn update_evaluator(
@@ -169,6 +170,7 @@ pub async fn update_evaluator(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: an evaluation rule runs this judge; change the rule", body = ErrorBody),
     ),
 )]
 pub async fn delete_evaluator(

@@ -12,6 +12,7 @@
 //!   items and comparisons), [`prices`].
 //! - [`judges`]: built-in LLM judges, a judge previewed on an observation, its activity.
 //! - [`connections`]: model connections LLM judges call (and Langfuse's `llm-connections`).
+//! - [`judge_rules`]: Langfuse's v2 evaluators (versioned judge definitions) and evaluation rules.
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
 //! [`ProjectAccess`]: crate::http::auth::ProjectAccess
@@ -24,6 +25,7 @@ pub mod datasets;
 pub mod evaluators;
 pub mod experiments;
 pub mod invitations;
+pub mod judge_rules;
 pub mod judges;
 pub mod keys;
 pub mod operations;

@@ -210,6 +210,29 @@ try {
   await tryJudge.getByRole("button", { name: "Show prompt" }).click();
   await page.locator('.judge-preview pre.prompt:has-text("Score how helpful")').waitFor();
 
+  step("evaluations: edit a judge's config, then ask it to judge a past range");
+  const editJudge = page.getByRole("form", { name: "Edit judge" });
+  await editJudge.getByLabel("Judge").selectOption({ label: "trace-ui" });
+  const configBox = editJudge.getByLabel(/^Config/);
+  const edited = JSON.parse(await configBox.inputValue());
+  assert.equal(edited.target, "trace");
+  edited.quiet_seconds = 120;
+  await configBox.fill(JSON.stringify(edited, null, 2));
+  await editJudge.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").filter({ hasText: "Saved trace-ui" }).waitFor();
+  const saved = (await api(`/v1/projects/${project}/evaluators?limit=100`)).data.find((e) => e.name === "trace-ui");
+  assert.equal(saved.config.quiet_seconds, 120);
+  await configBox.fill("{ not json");
+  await editJudge.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").filter({ hasText: "not JSON" }).waitFor();
+  const backfillForm = page.getByRole("form", { name: "Backfill judge" });
+  await backfillForm.getByLabel("From").fill("2026-11-01");
+  await backfillForm.getByLabel("To (exclusive)").fill("2026-11-08");
+  await backfillForm.getByRole("button", { name: "Judge this range" }).click();
+  await page.getByRole("status").filter({ hasText: "Backfill" }).waitFor();
+  const activity = await api(`/v1/projects/${project}/evaluators/${saved.id}/judgments`);
+  assert.equal(activity.backfills[0].status, "pending");
+
   step("compare two experiments");
   const experiments = (await api(`/v1/projects/${project}/experiments?limit=100`)).data;
   assert.ok(experiments.length >= 2, "the demo ran two experiments");

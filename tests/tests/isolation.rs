@@ -377,6 +377,8 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "adapter" => json!("openai"),
         "secretKey" => json!(format!("sk-{probe}-provider-key")),
         "outputDefinition" => json!({"dataType": "BOOLEAN"}),
+        "from" => json!("2026-11-01T00:00:00Z"),
+        "to" => json!("2026-11-08T00:00:00Z"),
         "enabled" => json!(false),
         // References to what A has.
         "datasetName" => json!(children.dataset),

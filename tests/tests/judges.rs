@@ -13,6 +13,7 @@ use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_etl::control::projects;
 use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
+use agenttrace_etl::judge::preview;
 use agenttrace_etl::judge::provider::ModelClient;
 use agenttrace_jobs::judge::Setup;
 use agenttrace_jobs::{Job, JobOutcome, run_job_with};
@@ -1303,4 +1304,129 @@ async fn langfuse_v2_evaluators_and_rules_configure_judges_through_the_sdk() {
         .unwrap();
     assert_eq!(rule_now["enabled"], false);
     assert_eq!(rule_now["evaluatorAssignments"], json!([]));
+}
+
+/// A judge added after its targets arrived judges none of them until asked: a backfill over a
+/// time range adds them to its ledger (observations by start time, whole traces by their
+/// time), once however often it is asked, and reports what it did.
+#[tokio::test]
+async fn a_backfill_judges_what_arrived_before_the_judge() {
+    let env = TestEnv::migrated().await;
+    let provider = FakeProvider::start(PROVIDER_KEY).await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "backfill-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, "backfill", None)
+        .await
+        .unwrap()
+        .id;
+    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    connections::upsert(
+        &pg,
+        Some(&sealer),
+        project,
+        &ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: PROVIDER_KEY.into(),
+            base_url: Some(provider.base_url.clone()),
+            config: Some(json!({"model": "judge-small"})),
+            ..ConnectionUpsert::default()
+        },
+    )
+    .await
+    .unwrap();
+    let generations = load_generations(&env, project, 11).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    judge_run(&env, &pg).await;
+    let add = |name: &str, config: Value| {
+        let pg = &pg;
+        let evaluator = NewEvaluator {
+            project_id: project,
+            name: name.into(),
+            kind: "llm_judge".into(),
+            config,
+            schedule: None,
+        };
+        async move {
+            evaluators::add(pg, &evaluator).await.unwrap();
+            evaluators::list(pg, project)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|e| e.name == evaluator.name)
+                .unwrap()
+                .id
+        }
+    };
+    let late = add(
+        "late",
+        json!({"connection": "local", "prompt": "LATE {{output}}", "filter": {"type": ["generation"]}}),
+    )
+    .await;
+    judge_run(&env, &pg).await;
+    assert!(
+        provider.received().is_empty(),
+        "what arrived before the judge is not judged"
+    );
+
+    let day = |text: &str| Timestamp::parse(text).unwrap().as_micros();
+    let (from, to) = (day("2026-11-20T00:00:00Z"), day("2026-12-01T00:00:00Z"));
+    for (range, field) in [((to, from), "to"), ((from, from + 91 * 86_400_000_000), "to")] {
+        let refused = preview::request_backfill(&pg, project, late, range.0, range.1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, agenttrace_etl::control::ControlError::Invalid { field: f, .. } if f == field),
+            "{refused}"
+        );
+    }
+    let backfill = preview::request_backfill(&pg, project, late, from, to)
+        .await
+        .unwrap();
+    assert_eq!(backfill.status, "pending");
+    let summary = judge_run(&env, &pg).await;
+    assert_eq!(provider.received().len() as u64, generations, "{summary}");
+    let activity = preview::activity(&pg, project, late, 7).await.unwrap();
+    let done = &activity.backfills[0];
+    assert_eq!((done.status.as_str(), done.queued as u64), ("done", generations));
+    assert_eq!(done.note, None);
+
+    // Asked again: nothing is judged twice.
+    preview::request_backfill(&pg, project, late, from, to)
+        .await
+        .unwrap();
+    judge_run(&env, &pg).await;
+    assert_eq!(provider.received().len() as u64, generations);
+    let again = &preview::activity(&pg, project, late, 7).await.unwrap().backfills[0];
+    assert_eq!((again.status.as_str(), again.queued), ("done", 0));
+
+    // A whole-trace judge backfills through the traces' time.
+    let traces: u64 = env
+        .ch(&format!(
+            "SELECT uniqExact(id) FROM traces FINAL WHERE project_id = '{project}' AND environment != 'agenttrace-judge'"
+        ))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    let whole = add(
+        "late-traces",
+        json!({"connection": "local", "target": "trace", "prompt": "WHOLE {{input}}"}),
+    )
+    .await;
+    preview::request_backfill(&pg, project, whole, from, to)
+        .await
+        .unwrap();
+    judge_run(&env, &pg).await;
+    let whole_calls = provider
+        .received()
+        .iter()
+        .filter(|r| {
+            r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("WHOLE")
+        })
+        .count() as u64;
+    assert_eq!(whole_calls, traces);
 }

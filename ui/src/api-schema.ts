@@ -1302,6 +1302,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/evaluators/{id}/backfill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Judge what arrived before the judge did
+         * @description Asks the judge job to add the judge's targets of a time range (observations by start time; traces, sessions and experiment runs by their traces' time) to its ledger: judged once like everything else, within the judge's budget and limits. 202 with the backfill; its progress shows in `GET .../judgments`. Member role or `manage` scope. A session token, a project API key or an organization key.
+         */
+        post: operations["backfill_judge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}/evaluators/{id}/preview": {
         parameters: {
             query?: never;
@@ -1564,6 +1584,35 @@ export interface components {
         /** @description What `POST .../items` answers: the item, or how many a JSONL import added. */
         AddedItems: components["schemas"]["DatasetItem"] | {
             imported: number;
+        };
+        /** @description A request to judge the targets of a time range that arrived before the judge did. */
+        Backfill: {
+            /** Format: uuid */
+            id: string;
+            /** @description RFC 3339: the range's start (inclusive) and end (exclusive), by the targets' start time. */
+            from: string;
+            to: string;
+            /**
+             * @description `pending` until the judge job has added the range's targets to the ledger, then `done`
+             *     (or `failed`, with the reason in `note`).
+             */
+            status: string;
+            /**
+             * Format: int64
+             * @description Targets looked at, and added to the ledger (those judged already are not added again).
+             */
+            seen: number;
+            /** Format: int64 */
+            queued: number;
+            note: string | null;
+            created_at: string;
+        };
+        /** @description The range a backfill judges. */
+        BackfillBody: {
+            /** @description RFC 3339: targets whose time is from here (inclusive)... */
+            from: string;
+            /** @description ...to here (exclusive); at most 90 days after `from`. */
+            to: string;
         };
         /** @description The ETL's answer to a signed batch: every event not listed in `rejected` is durable. */
         BatchResponse: {
@@ -2145,6 +2194,8 @@ export interface components {
             spend_usd: number;
             days: components["schemas"]["JudgeDay"][];
             recent_failures: components["schemas"]["JudgeFailure"][];
+            /** @description Its latest backfills, newest first. */
+            backfills: components["schemas"]["Backfill"][];
         };
         /** @description One day of a judge's work. */
         JudgeDay: {
@@ -8337,6 +8388,79 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    backfill_judge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BackfillBody"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the judge job takes it on its next run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Backfill"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: too many backfills of this judge are waiting */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -161,3 +161,5 @@ export type BuiltIn = Schemas["BuiltIn"];
 export type JudgePreview = Schemas["Preview"];
 /** What an LLM judge has done: its ledger, per day, its failures. */
 export type JudgeActivity = Schemas["JudgeActivity"];
+/** A judge asked to judge a time range that arrived before it did. */
+export type Backfill = Schemas["Backfill"];

@@ -1,6 +1,7 @@
-//! `agenttrace bench judge`: the LLM judge job over `--targets` new generations against a model
-//! server in this process that speaks OpenAI's Chat Completions and answers after
-//! `--latency-ms`, against the same number of bare calls to that server at the same concurrency
+//! `agenttrace bench judge`: the LLM judge job over `--targets` new targets (generations, or
+//! with `--target trace|session` whole traces of three generations or sessions of ten traces,
+//! each judged once quiet) against a model server in this process that speaks OpenAI's Chat
+//! Completions and answers after `--latency-ms`, against the same number of bare calls to that server at the same concurrency
 //! (the baseline: what the provider allows, with no scheduler around it).
 //!
 //! Reported: judgments per second and their ratio to the baseline's calls per second; the
@@ -44,6 +45,10 @@ pub struct JudgeBenchArgs {
     /// Calls at once (the connection's `concurrency`, and the baseline's).
     #[arg(long, default_value_t = 16)]
     pub concurrency: u64,
+    /// What is judged: `observation` (generations), `trace` (three generations each) or
+    /// `session` (ten traces each).
+    #[arg(long, default_value = "observation", value_parser = ["observation", "trace", "session"])]
+    pub target: String,
 }
 
 /// Input and output tokens the server reports for every answer.
@@ -150,12 +155,19 @@ pub async fn run_judge(
             project_id: project,
             name: "helpfulness".into(),
             kind: "llm_judge".into(),
-            config: json!({
-                "connection": "bench",
-                "prompt": "Question: {{input}}\nAnswer: {{output}}\nHow helpful is the answer, from 0 to 1?",
-                "output": {"type": "numeric", "min": 0, "max": 1},
-                "filter": {"type": ["generation"]},
-            }),
+            config: match args.target.as_str() {
+                "observation" => json!({
+                    "connection": "bench",
+                    "prompt": "Question: {{input}}\nAnswer: {{output}}\nHow helpful is the answer, from 0 to 1?",
+                    "output": {"type": "numeric", "min": 0, "max": 1},
+                    "filter": {"type": ["generation"]},
+                }),
+                whole => json!({
+                    "connection": "bench", "target": whole, "quiet_seconds": 0,
+                    "prompt": "Task: {{input}}\nResult: {{output}}\nHow helpful was the agent, from 0 to 1?",
+                    "output": {"type": "numeric", "min": 0, "max": 1},
+                }),
+            },
             schedule: None,
         },
     )
@@ -203,7 +215,7 @@ pub async fn run_judge(
     let before = database.clock().await.map_err(anyhow::Error::msg)?;
     database.wait_past(before).await.map_err(anyhow::Error::msg)?;
     let half = args.targets / 2;
-    insert_generations(&database, project, 0, half).await?;
+    insert_targets(&database, project, &args.target, 0, half).await?;
     let arrived = database.clock().await.map_err(anyhow::Error::msg)?;
     database.wait_past(arrived).await.map_err(anyhow::Error::msg)?;
 
@@ -224,7 +236,7 @@ pub async fn run_judge(
 
     // The other half arrives; a pass starts on it and is killed halfway through.
     let watermark = first.watermark;
-    insert_generations(&database, project, half, args.targets - half).await?;
+    insert_targets(&database, project, &args.target, half, args.targets - half).await?;
     let arrived = database.clock().await.map_err(anyhow::Error::msg)?;
     database.wait_past(arrived).await.map_err(anyhow::Error::msg)?;
     let calls_at_kill_start = calls.load(Ordering::Relaxed);
@@ -255,9 +267,14 @@ pub async fn run_judge(
     let second_calls = calls.load(Ordering::Relaxed) - calls_at_kill_start;
     let first_calls = calls_at_kill_start - calls_before;
 
+    let scored_target = match args.target.as_str() {
+        "observation" => "observation_id",
+        "trace" => "trace_id",
+        _ => "metadata_values[indexOf(metadata_keys, 'session_id')]",
+    };
     let scores = database
         .query_text(&format!(
-            "SELECT count(), uniqExact(observation_id) FROM scores FINAL WHERE project_id = {} \
+            "SELECT count(), uniqExact({scored_target}) FROM scores FINAL WHERE project_id = {} \
              AND name = 'helpfulness' AND source = 'eval' FORMAT TabSeparated",
             quote(&project.to_string())
         ))
@@ -280,8 +297,8 @@ pub async fn run_judge(
     let rate = |n: u64, time: Duration| n as f64 / time.as_secs_f64();
     writeln!(
         out,
-        "bench judge: {} generations, model answering in {} ms, {} calls at once",
-        args.targets, args.latency_ms, args.concurrency
+        "bench judge: {} {} targets, model answering in {} ms, {} calls at once",
+        args.targets, args.target, args.latency_ms, args.concurrency
     )?;
     writeln!(
         out,
@@ -328,12 +345,50 @@ pub async fn run_judge(
     Ok(())
 }
 
-/// `count` generations numbered from `first`, inserted server-side.
+/// `count` targets of the kind numbered from `first`, inserted server-side: generations; or
+/// traces (a trace row and three generations each); or sessions (ten traces of one generation).
+async fn insert_targets(
+    database: &ClickHouse,
+    project: uuid::Uuid,
+    target: &str,
+    first: u64,
+    count: u64,
+) -> anyhow::Result<()> {
+    let (traces_per_target, generations_per_trace) = match target {
+        "observation" => return insert_generations(database, project, first, count, 10).await,
+        "trace" => (1, 3),
+        _ => (10, 1),
+    };
+    let quoted = quote(&project.to_string());
+    let (first_trace, traces) = (first * traces_per_target, count * traces_per_target);
+    database
+        .execute(&format!(
+            "INSERT INTO traces (project_id, id, timestamp_us, name, session_id, environment, tags, input, output, \
+             metadata_keys, metadata_values, event_id, version) \
+             SELECT {quoted}, concat('trace-', toString(number)), toInt64(toUInt64(now()) * 1000000 + number), 'task', \
+             concat('session-', toString(intDiv(number, {traces_per_target}))), 'default', [], \
+             concat('\"Rename module ', toString(number), '\"'), '\"Renamed it and updated 3 imports.\"', [], [], \
+             concat('t-', toString(number)), 1 FROM numbers({first_trace}, {traces})"
+        ))
+        .await?;
+    insert_generations(
+        database,
+        project,
+        first_trace * generations_per_trace,
+        traces * generations_per_trace,
+        generations_per_trace,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `count` generations numbered from `first` (`per_trace` to a trace), inserted server-side.
 async fn insert_generations(
     database: &ClickHouse,
     project: uuid::Uuid,
     first: u64,
     count: u64,
+    per_trace: u64,
 ) -> anyhow::Result<()> {
     let project = quote(&project.to_string());
     database
@@ -341,7 +396,7 @@ async fn insert_generations(
             "INSERT INTO observations (project_id, id, trace_id, type, name, start_time_us, level, input, output, \
              metadata_keys, metadata_values, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
              cost_source, event_id, version) \
-             SELECT {project}, concat('gen-', toString(number)), concat('trace-', toString(intDiv(number, 10))), \
+             SELECT {project}, concat('gen-', toString(number)), concat('trace-', toString(intDiv(number, {per_trace}))), \
              'generation', 'llm', toInt64(toUInt64(now()) * 1000000 + number), 'default', \
              concat('{{\"question\":\"What does change ', toString(number), ' do?\"}}'), \
              '{{\"role\":\"assistant\",\"content\":\"It renames the module and updates 3 imports.\"}}', [], [], \

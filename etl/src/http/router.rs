@@ -167,6 +167,7 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(control::connections::delete_connection))
         .routes(routes!(control::judges::judge_templates))
         .routes(routes!(control::judges::judge_activity))
+        .routes(routes!(control::judges::backfill_judge))
         // A preview may call a provider: a few at once, one per caller.
         .routes(routes!(control::judges::preview_judge).layer(gate!(Gate::new("judge_preview", 4, 1))))
         // A test is a call to a provider: a few at once, one per caller.

@@ -256,6 +256,92 @@ pub struct JudgeFailure {
     pub at: String,
 }
 
+/// A request to judge the targets of a time range that arrived before the judge did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Backfill {
+    pub id: Uuid,
+    /// RFC 3339: the range's start (inclusive) and end (exclusive), by the targets' start time.
+    pub from: String,
+    pub to: String,
+    /// `pending` until the judge job has added the range's targets to the ledger, then `done`
+    /// (or `failed`, with the reason in `note`).
+    pub status: String,
+    /// Targets looked at, and added to the ledger (those judged already are not added again).
+    pub seen: i64,
+    pub queued: i64,
+    #[schema(required = true)]
+    pub note: Option<String>,
+    pub created_at: String,
+}
+
+/// The longest range one backfill covers.
+pub const MAX_BACKFILL_DAYS: i64 = 90;
+/// Backfills one judge may have waiting.
+const MAX_PENDING_BACKFILLS: i64 = 5;
+
+fn backfill_of(row: &tokio_postgres::Row) -> Backfill {
+    let at = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    Backfill {
+        id: row.get("id"),
+        from: at(row.get("from_us")),
+        to: at(row.get("to_us")),
+        status: row.get("status"),
+        seen: row.get("seen"),
+        queued: row.get("queued"),
+        note: row.get("note"),
+        created_at: row
+            .get::<_, chrono::DateTime<chrono::Utc>>("created_at")
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }
+}
+
+/// Asks the judge job to judge `evaluator`'s targets whose time is in `[from_us, to_us)`.
+pub async fn request_backfill(
+    pg: &impl GenericClient,
+    project: Uuid,
+    evaluator: Uuid,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Backfill, ControlError> {
+    judge_of(pg, project, evaluator).await?;
+    if to_us <= from_us {
+        return Err(ControlError::Invalid {
+            field: "to",
+            message: "must be after from".into(),
+        });
+    }
+    if to_us - from_us > MAX_BACKFILL_DAYS * 86_400_000_000 {
+        return Err(ControlError::Invalid {
+            field: "to",
+            message: format!("a backfill covers at most {MAX_BACKFILL_DAYS} days; ask for several"),
+        });
+    }
+    let pending: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM judge_backfills WHERE evaluator_id = $1 AND status = 'pending'",
+            &[&evaluator],
+        )
+        .await?
+        .get(0);
+    if pending >= MAX_PENDING_BACKFILLS {
+        return Err(ControlError::Conflict(format!(
+            "{pending} backfills of this judge are waiting for the judge job; ask again when they are done"
+        )));
+    }
+    let row = pg
+        .query_one(
+            "INSERT INTO judge_backfills (evaluator_id, project_id, from_us, to_us) VALUES ($1, $2, $3, $4)
+             RETURNING *",
+            &[&evaluator, &project, &from_us, &to_us],
+        )
+        .await?;
+    Ok(backfill_of(&row))
+}
+
 /// What a judge has done: its ledger by status, per day, and its latest failures.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JudgeActivity {
@@ -268,6 +354,8 @@ pub struct JudgeActivity {
     pub spend_usd: f64,
     pub days: Vec<JudgeDay>,
     pub recent_failures: Vec<JudgeFailure>,
+    /// Its latest backfills, newest first.
+    pub backfills: Vec<Backfill>,
 }
 
 /// `evaluator`'s activity over the last `days` days (a rule evaluator has no ledger: zeros).
@@ -320,7 +408,14 @@ pub async fn activity(
             &[&project, &evaluator],
         )
         .await?;
+    let backfills = pg
+        .query(
+            "SELECT * FROM judge_backfills WHERE project_id = $1 AND evaluator_id = $2 ORDER BY created_at DESC LIMIT 10",
+            &[&project, &evaluator],
+        )
+        .await?;
     Ok(JudgeActivity {
+        backfills: backfills.iter().map(backfill_of).collect(),
         blocked_reason: blocked.get(0),
         pending: totals.get("pending"),
         done: totals.get("done"),

@@ -65,6 +65,131 @@ fn project_list(by_project: &BTreeMap<Uuid, Vec<&Judge>>) -> String {
         .join(", ")
 }
 
+/// Targets one backfill adds to the ledger at most (a longer range is cut, and says so).
+const MAX_BACKFILL_TARGETS: u64 = 100_000;
+
+/// Each pending backfill of these judges: the targets of its range (observations by start
+/// time; whole targets through their traces' time) added to the ledger as discovery adds new
+/// ones, so they are judged once, within the judge's budget. Done or failed with counts.
+pub(super) async fn backfills(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    judges: &[Judge],
+    report: &mut JudgeReport,
+) -> Result<(), String> {
+    let postgres = |e: tokio_postgres::Error| format!("PostgreSQL: {e}");
+    let ids: Vec<Uuid> = judges.iter().map(|j| j.id).collect();
+    let pending = pg
+        .query(
+            "SELECT id, evaluator_id, project_id, from_us, to_us FROM judge_backfills
+             WHERE status = 'pending' AND evaluator_id = ANY($1) ORDER BY created_at",
+            &[&ids],
+        )
+        .await
+        .map_err(postgres)?;
+    for row in &pending {
+        let evaluator: Uuid = row.get("evaluator_id");
+        let Some(judge) = judges.iter().find(|j| j.id == evaluator) else {
+            continue;
+        };
+        let project: Uuid = row.get("project_id");
+        let (from, to): (i64, i64) = (row.get("from_us"), row.get("to_us"));
+        let by_project = BTreeMap::from([(project, vec![judge])]);
+        let mut counted = JudgeReport::default();
+        let outcome = backfill(pg, clickhouse, &by_project, judge, (from, to), &mut counted).await;
+        let (status, note) = match &outcome {
+            Ok(note) => ("done", note.clone()),
+            Err(error) => ("failed", Some(error.clone())),
+        };
+        pg.execute(
+            "UPDATE judge_backfills SET status = $2, seen = $3, queued = $4, note = $5, finished_at = now()
+             WHERE id = $1",
+            &[
+                &row.get::<_, Uuid>("id"),
+                &status,
+                &(counted.seen as i64),
+                &(counted.queued as i64),
+                &note,
+            ],
+        )
+        .await
+        .map_err(postgres)?;
+        report.seen += counted.seen;
+        report.queued += counted.queued;
+    }
+    Ok(())
+}
+
+/// One backfill's range added to the ledger; a note when the range held more than it takes.
+async fn backfill(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    by_project: &BTreeMap<Uuid, Vec<&Judge>>,
+    judge: &Judge,
+    (from, to): (i64, i64),
+    report: &mut JudgeReport,
+) -> Result<Option<String>, String> {
+    let project = quote(&judge.project_id.to_string());
+    let (table, time, id) = match judge.config.target {
+        Target::Observation => ("observations_by_time", "start_time_us", "trace_id, id"),
+        _ => ("traces_by_time", "timestamp_us", "id"),
+    };
+    let range = format!("project_id = {project} AND {time} >= {from} AND {time} < {to}");
+    let held: u64 = clickhouse
+        .query_text(&format!(
+            "SELECT count() FROM {table} WHERE {range} FORMAT TabSeparated"
+        ))
+        .await
+        .map_err(|e| e.to_string())?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let note = (held > MAX_BACKFILL_TARGETS).then(|| {
+        format!(
+            "the range holds about {held} rows; the first {MAX_BACKFILL_TARGETS} by time were taken: backfill the rest from a later time"
+        )
+    });
+    let first = format!(
+        "SELECT project_id, {id} FROM {table} WHERE {range} ORDER BY {time} LIMIT {MAX_BACKFILL_TARGETS}"
+    );
+    match judge.config.target {
+        Target::Observation => {
+            let config = &judge.config;
+            queue_observations(
+                pg,
+                clickhouse,
+                by_project,
+                &first,
+                !config.conditions.is_empty(),
+                config.reads_trace(),
+                report,
+            )
+            .await?;
+        }
+        _ => {
+            let text = clickhouse
+                .query_text(&format!("SELECT DISTINCT id FROM ({first}) FORMAT JSONEachRow"))
+                .await
+                .map_err(|e| e.to_string())?;
+            // Long quiet: due at once.
+            let mut traces = Vec::new();
+            for line in text.lines() {
+                let row: Value = serde_json::from_str(line).map_err(|e| format!("backfill trace: {e}"))?;
+                traces.push((row["id"].as_str().unwrap_or_default().to_owned(), 0));
+            }
+            queue_touched(
+                pg,
+                clickhouse,
+                by_project,
+                BTreeMap::from([(judge.project_id, traces)]),
+                report,
+            )
+            .await?;
+        }
+    }
+    Ok(note)
+}
+
 /// Observation judges: every new observation version their filter and sample pick.
 async fn observations(
     pg: &Client,
@@ -105,11 +230,16 @@ async fn observations(
             .query_text(&format!(
                 "SELECT DISTINCT project_id, id FROM traces_by_ingest \
                  WHERE ingested_second > {after_second} AND ingested_second < {until} AND project_id IN ({listed}) \
-                 FORMAT TabSeparated"
+                 FORMAT JSONEachRow"
             ))
             .await
             .map_err(|e| e.to_string())?;
-        let traces: Vec<(&str, &str)> = text.lines().filter_map(|line| line.split_once('\t')).collect();
+        let mut traces: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            let row: Value = serde_json::from_str(line).map_err(|e| format!("arrived trace: {e}"))?;
+            let text = |name: &str| row[name].as_str().unwrap_or_default().to_owned();
+            traces.push((text("project_id"), text("id")));
+        }
         for batch in traces.chunks(TRACE_BATCH) {
             let pairs = batch
                 .iter()
@@ -411,7 +541,6 @@ async fn whole_targets(
     let mut touched: BTreeMap<Uuid, Vec<(String, i64)>> = BTreeMap::new();
     for line in text.lines() {
         let row: Value = serde_json::from_str(line).map_err(|e| format!("touched trace: {e}"))?;
-        report.seen += 1;
         let Some(project) = row["project_id"].as_str().and_then(|p| Uuid::parse_str(p).ok()) else {
             continue;
         };
@@ -421,8 +550,23 @@ async fn whole_targets(
             .or_default()
             .push((trace, row["last"].as_i64().unwrap_or(until)));
     }
+    queue_touched(pg, clickhouse, by_project, touched, report).await
+}
+
+/// Adds to the ledger the whole targets of the touched traces (by project: trace id and the
+/// last second anything of it arrived), and of the sessions they belong to.
+async fn queue_touched(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    by_project: &BTreeMap<Uuid, Vec<&Judge>>,
+    touched: BTreeMap<Uuid, Vec<(String, i64)>>,
+    report: &mut JudgeReport,
+) -> Result<(), String> {
     for (project, traces) in touched {
-        let judges = &by_project[&project];
+        report.seen += traces.len() as u64;
+        let Some(judges) = by_project.get(&project) else {
+            continue;
+        };
         for batch in traces.chunks(TRACE_BATCH) {
             let facts = trace_facts(clickhouse, project, batch).await?;
             let mut picked = Picked::new();

@@ -164,6 +164,7 @@ pub async fn run_in(
         }
     }
     discover::discover(pg, clickhouse, &judges, &mut report).await?;
+    discover::backfills(pg, clickhouse, &judges, &mut report).await?;
     judge_due(pg, clickhouse, setup, &judges, &mut report).await?;
     Ok(report)
 }

@@ -4,7 +4,17 @@
 // prompt, then one call to the model.
 
 import { useState } from "preact/hooks";
-import { api, get, type BuiltIn, type Connection, type Evaluator, type JudgeActivity, type JudgePreview, type Paged } from "../api";
+import {
+  api,
+  get,
+  type Backfill,
+  type BuiltIn,
+  type Connection,
+  type Evaluator,
+  type JudgeActivity,
+  type JudgePreview,
+  type Paged,
+} from "../api";
 import { Status } from "../components/Status";
 import { message, useLoad } from "../hooks";
 import { href } from "../route";
@@ -46,6 +56,7 @@ export function Judges({ project, evaluators, onAdded }: { project: string; eval
       )}
       <NewJudge project={project} onAdded={onAdded} />
       {judges.length > 0 && <TryJudge project={project} judges={judges} />}
+      {judges.length > 0 && <EditJudge project={project} judges={judges} onSaved={onAdded} />}
     </div>
   );
 }
@@ -247,6 +258,91 @@ function TryJudge({ project, judges }: { project: string; judges: Evaluator[] })
           <pre class="prompt">{result.prompt}</pre>
         </div>
       )}
+    </>
+  );
+}
+
+/** A judge's whole config as JSON, edited and saved; and a backfill of a time range. */
+function EditJudge({ project, judges, onSaved }: { project: string; judges: Evaluator[]; onSaved: () => void }) {
+  const [chosen, setChosen] = useState<string>(judges[0]?.id ?? "");
+  const judge = judges.find((j) => j.id === chosen) ?? judges[0];
+  const [text, setText] = useState<string>(JSON.stringify(judge?.config ?? {}, null, 2));
+  const [status, setStatus] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const choose = (id: string) => {
+    setChosen(id);
+    setText(JSON.stringify(judges.find((j) => j.id === id)?.config ?? {}, null, 2));
+    setStatus(null);
+    setError(null);
+  };
+  const save = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    setStatus(null);
+    let config: unknown;
+    try {
+      config = JSON.parse(text);
+    } catch (e) {
+      setError(`The config is not JSON: ${message(e)}`);
+      return;
+    }
+    try {
+      await api("PATCH", `/v1/projects/${project}/evaluators/${chosen}`, {}, { config });
+      setStatus(`Saved ${judge?.name ?? ""}: it judges with this config from its next run.`);
+      onSaved();
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  const backfill = async (event: SubmitEvent) => {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget as HTMLFormElement);
+    const day = (name: string) => `${fieldText(form, name)}T00:00:00Z`;
+    setError(null);
+    setStatus(null);
+    try {
+      const asked = await api<Backfill>("POST", `/v1/projects/${project}/evaluators/${chosen}/backfill`, {}, {
+        from: day("from"),
+        to: day("to"),
+      });
+      setStatus(`Backfill ${asked.from} to ${asked.to} asked: the judge job adds those targets on its next run.`);
+    } catch (e) {
+      setError(message(e));
+    }
+  };
+  return (
+    <>
+      <h2>Edit a judge</h2>
+      <form class="filters" aria-label="Edit judge" onSubmit={(e) => void save(e)}>
+        <label>
+          Judge
+          <select name="judge" value={chosen} onChange={(e) => choose(e.currentTarget.value)}>
+            {judges.map((j) => <option key={j.id} value={j.id}>{j.name}</option>)}
+          </select>
+        </label>
+        <label class="wide">
+          Config (prompt, model, target, filter, sampling, budget...)
+          <textarea name="config" rows={10} spellcheck={false} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+        </label>
+        <div class="filter-actions">
+          <button type="submit">Save</button>
+        </div>
+      </form>
+      <form class="filters" aria-label="Backfill judge" onSubmit={(e) => void backfill(e)}>
+        <label>
+          From
+          <input name="from" type="date" required />
+        </label>
+        <label>
+          To (exclusive)
+          <input name="to" type="date" required />
+        </label>
+        <div class="filter-actions">
+          <button type="submit">Judge this range</button>
+        </div>
+      </form>
+      {status && <p class="muted" role="status">{status}</p>}
+      {error && <div class="error" role="alert">{error}</div>}
     </>
   );
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::http::auth::{ProjectAccess, need};
@@ -12,7 +13,7 @@ use crate::http::control::evaluators::EvaluatorPath;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::json_body;
 use crate::http::server::AppState;
-use crate::judge::preview::{self, JudgeActivity, Preview, PreviewOn, PreviewSetup};
+use crate::judge::preview::{self, Backfill, JudgeActivity, Preview, PreviewOn, PreviewSetup};
 use crate::judge::template::{BuiltIn, built_in};
 
 #[utoipa::path(
@@ -95,6 +96,51 @@ pub async fn preview_judge(
         )
         .await?,
     ))
+}
+
+/// The range a backfill judges.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BackfillBody {
+    /// RFC 3339: targets whose time is from here (inclusive)...
+    from: String,
+    /// ...to here (exclusive); at most 90 days after `from`.
+    to: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/evaluators/{id}/backfill",
+    summary = "Judge what arrived before the judge did",
+    description = "Asks the judge job to add the judge's targets of a time range (observations by start time; traces, sessions and experiment runs by their traces' time) to its ledger: judged once like everything else, within the judge's budget and limits. 202 with the backfill; its progress shows in `GET .../judgments`. Member role or `manage` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), EvaluatorPath),
+    request_body = BackfillBody,
+    responses(
+        (status = 202, description = "Accepted: the judge job takes it on its next run", body = Backfill),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "`{error, message}`: too many backfills of this judge are waiting", body = ErrorBody),
+    ),
+)]
+pub async fn backfill_judge(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Write>,
+    Path(EvaluatorPath { id }): Path<EvaluatorPath>,
+    bytes: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Backfill>), ApiError> {
+    let request: BackfillBody = json_body(&bytes)?;
+    let time = |field: &'static str, text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_micros())
+            .map_err(|e| ApiError::bad_request("invalid_request", format!("{field}: RFC 3339 ({e})")))
+    };
+    let (from, to) = (time("from", &request.from)?, time("to", &request.to)?);
+    let client = state.postgres.get().await?;
+    let backfill = preview::request_backfill(&**client, project.id, id, from, to).await?;
+    Ok((StatusCode::ACCEPTED, Json(backfill)))
 }
 
 /// How far back `GET .../judgments` looks.

@@ -742,21 +742,28 @@ async fn session_versions(
             _ => members.push((session.to_owned(), vec![trace])),
         }
     }
-    let mut out = Vec::new();
-    for (session, traces) in members {
-        let touched: Vec<(String, i64)> = traces.iter().map(|t| (t.clone(), 0)).collect();
-        let mut version = traces.len() as i64;
-        let mut newest = 0;
-        for part in touched.chunks(TRACE_BATCH) {
-            for fact in trace_facts(clickhouse, project, part).await?.values() {
+    // Every member trace's facts, read in batches across sessions (not a query per session).
+    let all: Vec<(String, i64)> = members
+        .iter()
+        .flat_map(|(_, traces)| traces.iter().map(|t| (t.clone(), 0)))
+        .collect();
+    let mut facts = HashMap::new();
+    for batch in all.chunks(TRACE_BATCH) {
+        facts.extend(trace_facts(clickhouse, project, batch).await?);
+    }
+    Ok(members
+        .into_iter()
+        .map(|(session, traces)| {
+            let mut version = traces.len() as i64;
+            let mut newest = 0;
+            for fact in traces.iter().filter_map(|t| facts.get(t)) {
                 newest = newest.max(fact.newest);
                 version += fact.parts;
             }
-        }
-        let first = traces[0].clone();
-        out.push((session, (newest.saturating_add(version), first)));
-    }
-    Ok(out)
+            let first = traces[0].clone();
+            (session, (newest.saturating_add(version), first))
+        })
+        .collect())
 }
 
 /// Adds the picked whole targets to the ledger: a new version's row, due once quiet, replaces

@@ -793,6 +793,39 @@ async fn a_judge_is_previewed_on_an_observation_and_reports_its_activity() {
     );
 }
 
+/// A project `name` (in organization `organization`) with a model connection `local` to the
+/// provider, defaulting to `model` when given.
+async fn project_calling(
+    pg: &tokio_postgres::Client,
+    organization: &str,
+    name: &str,
+    provider: &FakeProvider,
+    model: Option<&str>,
+) -> Uuid {
+    let organization = projects::ensure_organization(pg, organization).await.unwrap();
+    let project = projects::create_project(pg, organization, name, None)
+        .await
+        .unwrap()
+        .id;
+    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
+    connections::upsert(
+        pg,
+        Some(&sealer),
+        project,
+        &ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: PROVIDER_KEY.into(),
+            base_url: Some(provider.base_url.clone()),
+            config: model.map(|model| json!({"model": model})),
+            ..ConnectionUpsert::default()
+        },
+    )
+    .await
+    .unwrap();
+    project
+}
+
 /// Loads events (as the wire carries them) into `project`'s tables, as one batch.
 async fn load_events(env: &TestEnv, project: Uuid, events: &[Value]) {
     let mut tables = TableBatches::new(&project.to_string(), "whole");
@@ -843,27 +876,7 @@ async fn whole_traces_sessions_and_experiment_runs_are_judged_once_quiet() {
         .await;
     let provider = FakeProvider::start(PROVIDER_KEY).await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "whole-org").await.unwrap();
-    let project = projects::create_project(&pg, organization, "whole", None)
-        .await
-        .unwrap()
-        .id;
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
-        &pg,
-        Some(&sealer),
-        project,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: PROVIDER_KEY.into(),
-            base_url: Some(provider.base_url.clone()),
-            config: Some(json!({"model": "judge-small"})),
-            ..ConnectionUpsert::default()
-        },
-    )
-    .await
-    .unwrap();
+    let project = project_calling(&pg, "whole-org", "whole", &provider, Some("judge-small")).await;
     let add = |name: &str, config: Value| {
         let pg = &pg;
         let evaluator = NewEvaluator {
@@ -1147,29 +1160,10 @@ async fn langfuse_v2_evaluators_and_rules_configure_judges_through_the_sdk() {
         .await;
     let provider = FakeProvider::start(PROVIDER_KEY).await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "rules-org").await.unwrap();
-    let project = projects::create_project(&pg, organization, "rules", None)
-        .await
-        .unwrap()
-        .id;
+    let project = project_calling(&pg, "rules-org", "rules", &provider, None).await;
     let key = api_keys::create_key(&pg, project, &[Scope::Read, Scope::Manage], None)
         .await
         .unwrap();
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
-        &pg,
-        Some(&sealer),
-        project,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: PROVIDER_KEY.into(),
-            base_url: Some(provider.base_url.clone()),
-            ..ConnectionUpsert::default()
-        },
-    )
-    .await
-    .unwrap();
 
     let seen = python(
         "langfuse_evaluators.py",
@@ -1314,27 +1308,7 @@ async fn a_backfill_judges_what_arrived_before_the_judge() {
     let env = TestEnv::migrated().await;
     let provider = FakeProvider::start(PROVIDER_KEY).await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "backfill-org").await.unwrap();
-    let project = projects::create_project(&pg, organization, "backfill", None)
-        .await
-        .unwrap()
-        .id;
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
-        &pg,
-        Some(&sealer),
-        project,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: PROVIDER_KEY.into(),
-            base_url: Some(provider.base_url.clone()),
-            config: Some(json!({"model": "judge-small"})),
-            ..ConnectionUpsert::default()
-        },
-    )
-    .await
-    .unwrap();
+    let project = project_calling(&pg, "backfill-org", "backfill", &provider, Some("judge-small")).await;
     let generations = load_generations(&env, project, 11).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     judge_run(&env, &pg).await;

@@ -442,6 +442,18 @@ fn limit_of(limit: Option<i64>) -> Result<i64, ControlError> {
     }
 }
 
+/// `data` (read with one row more than `limit`) as a page, with the cursor after its last row
+/// when there is more.
+fn page<T>(mut data: Vec<T>, limit: i64, position: impl Fn(&T) -> String) -> CursorPage<T> {
+    let more = data.len() as i64 > limit;
+    data.truncate(limit as usize);
+    let cursor = more.then(|| data.last()).flatten().map(position);
+    CursorPage {
+        data,
+        meta: CursorMeta { cursor },
+    }
+}
+
 /// A page of a newest-first list: `{data, meta: {cursor}}`, the cursor absent on the last.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CursorPage<T> {
@@ -712,17 +724,8 @@ pub async fn list_definitions(
     cursor: Option<&str>,
 ) -> Result<CursorPage<JudgeDefinition>, ControlError> {
     let limit = limit_of(limit)?;
-    let mut data = read_definitions(pg, project, None, cursor_read(cursor)?, limit + 1).await?;
-    let more = data.len() as i64 > limit;
-    data.truncate(limit as usize);
-    let cursor = more
-        .then(|| data.last())
-        .flatten()
-        .map(|last| cursor_after(last.created, last.id));
-    Ok(CursorPage {
-        data,
-        meta: CursorMeta { cursor },
-    })
+    let data = read_definitions(pg, project, None, cursor_read(cursor)?, limit + 1).await?;
+    Ok(page(data, limit, |last| cursor_after(last.created, last.id)))
 }
 
 /// Changes a definition: its name and description in place; any definition field (they come
@@ -854,17 +857,10 @@ pub async fn list_versions(
             &[&id, &below, &(limit + 1)],
         )
         .await?;
-    let mut data: Vec<JudgeDefinitionVersion> = rows.iter().map(version_of).collect();
-    let more = data.len() as i64 > limit;
-    data.truncate(limit as usize);
-    let cursor = more
-        .then(|| data.last())
-        .flatten()
-        .map(|last| URL_SAFE_NO_PAD.encode(format!("version:{}", last.version)));
-    Ok(CursorPage {
-        data,
-        meta: CursorMeta { cursor },
-    })
+    let data: Vec<JudgeDefinitionVersion> = rows.iter().map(version_of).collect();
+    Ok(page(data, limit, |last| {
+        URL_SAFE_NO_PAD.encode(format!("version:{}", last.version))
+    }))
 }
 
 /// One definition a rule uses, and its mapping there.
@@ -975,17 +971,8 @@ pub async fn list_rules(
     cursor: Option<&str>,
 ) -> Result<CursorPage<EvaluationRule>, ControlError> {
     let limit = limit_of(limit)?;
-    let mut data = read_rules(pg, project, None, cursor_read(cursor)?, limit + 1).await?;
-    let more = data.len() as i64 > limit;
-    data.truncate(limit as usize);
-    let cursor = more
-        .then(|| data.last())
-        .flatten()
-        .map(|last| cursor_after(last.created, last.id));
-    Ok(CursorPage {
-        data,
-        meta: CursorMeta { cursor },
-    })
+    let data = read_rules(pg, project, None, cursor_read(cursor)?, limit + 1).await?;
+    Ok(page(data, limit, |last| cursor_after(last.created, last.id)))
 }
 
 fn assignments_of(given: &Value) -> Result<Vec<EvaluatorAssignment>, ControlError> {

@@ -117,6 +117,14 @@ impl Target {
         }
     }
 
+    /// Whose fields its prompts read, as a ledger kind: an experiment run's are its trace's.
+    pub fn fields_kind(self) -> &'static str {
+        match self {
+            Target::Experiment => Target::Trace.kind(),
+            other => other.kind(),
+        }
+    }
+
     /// The ledger's `target_kind`, read back.
     pub fn of_kind(kind: &str) -> Option<Target> {
         match kind {

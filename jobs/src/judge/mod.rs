@@ -169,6 +169,26 @@ pub async fn run_in(
     Ok(report)
 }
 
+/// Stops a judge until a person acts (a refused key, a missing connection or model): blocked
+/// with the reason, reported, and the claimed row put back without counting a try.
+async fn stop_judge(
+    pg: &Client,
+    judge: &Judge,
+    row: &Claimed,
+    reason: &str,
+    report: &mut JudgeReport,
+    stopped: &mut HashMap<Uuid, String>,
+) -> Result<(), String> {
+    block(pg, judge.id, reason).await?;
+    report.blocked.push((
+        judge.project_id.to_string(),
+        format!("judge {}: {}", judge.name, reason),
+    ));
+    release(pg, row, None, reason, false).await?;
+    stopped.insert(judge.id, reason.to_owned());
+    Ok(())
+}
+
 async fn block(pg: &Client, evaluator: Uuid, reason: &str) -> Result<(), String> {
     pg.execute(
         "UPDATE evaluators SET blocked_reason = $2 WHERE id = $1",
@@ -312,13 +332,7 @@ async fn judge_due(
                         stopped.insert(judge.id, reason);
                     }
                     Limit::Blocked(reason) => {
-                        block(pg, judge.id, &reason).await?;
-                        report.blocked.push((
-                            judge.project_id.to_string(),
-                            format!("judge {}: {}", judge.name, reason),
-                        ));
-                        release(pg, &row, None, &reason, false).await?;
-                        stopped.insert(judge.id, reason);
+                        stop_judge(pg, judge, &row, &reason, report, &mut stopped).await?;
                     }
                 },
             }
@@ -339,13 +353,7 @@ async fn judge_due(
             let (callable, slots) = match &opened[&key] {
                 Ok(pair) => pair.clone(),
                 Err(reason) => {
-                    block(pg, judge.id, reason).await?;
-                    report.blocked.push((
-                        judge.project_id.to_string(),
-                        format!("judge {}: {}", judge.name, reason),
-                    ));
-                    release(pg, &row, None, reason, false).await?;
-                    stopped.insert(judge.id, reason.clone());
+                    stop_judge(pg, judge, &row, reason, report, &mut stopped).await?;
                     continue;
                 }
             };
@@ -359,19 +367,10 @@ async fn judge_due(
                     "no model: set config.model, or config.model of connection {:?}",
                     judge.config.connection
                 );
-                block(pg, judge.id, &reason).await?;
-                report.blocked.push((
-                    judge.project_id.to_string(),
-                    format!("judge {}: {}", judge.name, reason),
-                ));
-                release(pg, &row, None, &reason, false).await?;
-                stopped.insert(judge.id, reason);
+                stop_judge(pg, judge, &row, &reason, report, &mut stopped).await?;
                 continue;
             };
-            let kind = match row.target {
-                Target::Experiment => Target::Trace.kind(),
-                other => other.kind(),
-            };
+            let kind = row.target.fields_kind();
             let fields = contents.get(&(row.project_id, kind, row.target_id.clone()));
             let field = |name: &str| fields.and_then(|f| f.get(name)).cloned();
             let prompt = judge.config.render(field);
@@ -489,13 +488,7 @@ async fn settle(
         }
         Outcome::Blocked(reason) => {
             // Not this target's fault: the row waits, the judge stops until a person acts.
-            block(pg, judge.id, &reason).await?;
-            report.blocked.push((
-                judge.project_id.to_string(),
-                format!("judge {}: {}", judge.name, reason),
-            ));
-            release(pg, &row, None, &reason, false).await?;
-            stopped.insert(judge.id, reason);
+            stop_judge(pg, judge, &row, &reason, report, stopped).await?;
         }
         Outcome::Failed(reason) => {
             finish_failed(pg, &row, &reason).await?;
@@ -760,11 +753,7 @@ async fn contents(
 ) -> Result<HashMap<(Uuid, &'static str, String), Fields>, String> {
     let mut wanted: BTreeMap<(Uuid, &'static str), Vec<&Claimed>> = BTreeMap::new();
     for row in claimed.iter().filter(|row| row.status != "answered") {
-        let kind = match row.target {
-            // An experiment run is its trace.
-            Target::Experiment => Target::Trace.kind(),
-            other => other.kind(),
-        };
+        let kind = row.target.fields_kind();
         wanted.entry((row.project_id, kind)).or_default().push(row);
     }
     let mut out = HashMap::new();

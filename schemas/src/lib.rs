@@ -9,6 +9,7 @@
 //!   timestamp and key id (and the headers that carry them).
 //! - [`credentials`]: how agents and analysts present an API key (`Authorization` header).
 //! - [`routes`]: the Langfuse routes the edge forwards to the ETL.
+//! - [`score_config`]: score configs and whether a score fits its config.
 //!
 //! The JSON Schemas in `schemas/json/` are generated from these types; a test fails when they drift.
 
@@ -19,6 +20,7 @@ pub mod intake;
 pub mod json_schema;
 pub mod routes;
 pub mod scope;
+pub mod score_config;
 pub mod signature;
 pub mod text;
 pub mod time;

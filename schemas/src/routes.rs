@@ -15,12 +15,21 @@ pub const LANGFUSE_FORWARDED: &[&str] = &[
     "/api/public/llm-connections",
     "/api/public/v2/evaluators",
     "/api/public/v2/evaluation-rules",
+    "/api/public/score-configs",
+    "/api/public/v3/scores",
 ];
 
-/// Whether `path` is one of [`LANGFUSE_FORWARDED`] or below one; a path or route template
-/// (`/api/public/v2/prompts/{name}`) alike.
+/// Langfuse paths whose own route the edge answers (`POST /api/public/scores`: events for the
+/// buffer) and whose paths below it the ETL serves (`/api/public/scores/{scoreId}`).
+pub const LANGFUSE_FORWARDED_BELOW: &[&str] = &["/api/public/scores"];
+
+/// Whether `path` is one of [`LANGFUSE_FORWARDED`] or below one, or below one of
+/// [`LANGFUSE_FORWARDED_BELOW`]; a path or route template (`/api/public/v2/prompts/{name}`) alike.
 pub fn langfuse_forwarded(path: &str) -> bool {
     LANGFUSE_FORWARDED.iter().any(|root| at_or_below(root, path))
+        || LANGFUSE_FORWARDED_BELOW
+            .iter()
+            .any(|root| path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/')))
 }
 
 fn at_or_below(root: &str, path: &str) -> bool {
@@ -55,5 +64,7 @@ mod tests {
         assert!(!langfuse_forwarded("/api/public/ingestion"));
         assert!(!langfuse_forwarded("/api/public/otel/v1/traces"));
         assert!(!langfuse_forwarded("/v1/traces"));
+        assert!(!langfuse_forwarded("/api/public/scores"));
+        assert!(langfuse_forwarded("/api/public/scores/{scoreId}"));
     }
 }

@@ -156,6 +156,8 @@ struct Children {
     /// A's Langfuse v2 evaluator (a judge definition) and the evaluation rule that uses it.
     judge_definition: String,
     rule: String,
+    /// A's score config.
+    score_config: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -302,6 +304,7 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
         ("id", "evaluators") if path.starts_with("/api/public/v2/") => child(&children.judge_definition),
         ("id", "evaluators") => child(&children.evaluator),
         ("id", "evaluation-rules") => child(&children.rule),
+        ("id" | "configId", "score-configs") => child(&children.score_config),
         ("id", "connections" | "llm-connections") => child(&children.connection),
         ("id", "experiments") => child(&children.experiments[0]),
         ("id", "prices") => child(&children.price),
@@ -377,6 +380,7 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "adapter" => json!("openai"),
         "secretKey" => json!(format!("sk-{probe}-provider-key")),
         "outputDefinition" => json!({"dataType": "BOOLEAN"}),
+        "dataType" => json!("NUMERIC"),
         "from" => json!("2026-11-01T00:00:00Z"),
         "to" => json!("2026-11-08T00:00:00Z"),
         "enabled" => json!(false),
@@ -917,6 +921,18 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         .as_str()
         .expect("a rule id")
         .to_owned();
+    let score_config = create(
+        http,
+        base,
+        &key_auth,
+        "/api/public/score-configs",
+        json!({"name": format!("{prefix}-config"), "dataType": "NUMERIC", "minValue": 0, "maxValue": 5,
+               "description": format!("{prefix} config description")}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("a score config id")
+        .to_owned();
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;
@@ -951,6 +967,7 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         connection: connection["id"].as_str().expect("a connection id").to_owned(),
         judge_definition,
         rule,
+        score_config,
     }
 }
 
@@ -1025,6 +1042,14 @@ fn markers(
         false,
     );
     add(children.rule.clone(), "A's evaluation rule id", false, false);
+    add(children.score_config.clone(), "A's score config id", false, false);
+    add(format!("{prefix}-config"), "A's score config name", false, false);
+    add(
+        format!("{prefix} config description"),
+        "A's score config description",
+        false,
+        false,
+    );
     add(
         format!("{prefix} judge prompt"),
         "A's v2 evaluator prompt",

@@ -23,8 +23,10 @@ use agenttrace_etl::control::identity::{self, Role};
 use agenttrace_etl::control::judge_rules;
 use agenttrace_etl::control::prices::{self, NewPrice};
 use agenttrace_etl::control::prompts::{self, NewPromptVersion, PromptType};
+use agenttrace_etl::control::score_configs::{self, NewScoreConfig};
 use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::control::{api_keys, projects};
+use agenttrace_schemas::score_config::ConfigDataType;
 use agenttrace_schemas::{Event, Payload, Scope, Timestamp};
 use agenttrace_tests::etl::SIGNING_KEYS;
 use agenttrace_tests::{TestEnv, repo_root};
@@ -175,6 +177,7 @@ struct Fixtures {
     connections: Vec<Uuid>,
     judge_definitions: Vec<Uuid>,
     rules: Vec<Uuid>,
+    score_configs: Vec<Uuid>,
 }
 
 async fn fixtures(
@@ -398,6 +401,27 @@ async fn fixtures(
         judge_definitions.push(definition.id);
         rules.push(rule.id);
     }
+    let mut score_configs = Vec::new();
+    for (name, data_type) in [
+        ("house-quality", ConfigDataType::Numeric),
+        ("house-ok", ConfigDataType::Boolean),
+    ] {
+        let config = score_configs::create(
+            &pg,
+            project,
+            NewScoreConfig {
+                name: name.into(),
+                data_type,
+                min_value: None,
+                max_value: None,
+                categories: None,
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+        score_configs.push(config.id);
+    }
     let mut prices = Vec::new();
     for model in ["house-small", "house-large"] {
         let price = prices::set(
@@ -439,6 +463,7 @@ async fn fixtures(
         connections,
         judge_definitions,
         rules,
+        score_configs,
     }
 }
 
@@ -473,6 +498,7 @@ fn config(f: &Fixtures) -> String {
         ("connections", toml_list(&f.connections)),
         ("judge_definitions", toml_list(&f.judge_definitions)),
         ("rules", toml_list(&f.rules)),
+        ("score_configs", toml_list(&f.score_configs)),
         ("keyring_keys", toml_list(&f.keyring_keys)),
         ("leavers", toml_list(&f.leavers)),
         ("invitations", toml_list(&f.invitations)),
@@ -586,6 +612,10 @@ include-path-regex = "/connections/|/llm-connections/"
 parameters = {{ "path.id" = {connections} }}
 
 [[operations]]
+include-path-regex = "/score-configs/"
+parameters = {{ "path.id" = {score_configs}, "path.configId" = {score_configs} }}
+
+[[operations]]
 include-path-regex = "/prices/"
 parameters = {{ "path.id" = {prices} }}
 
@@ -605,6 +635,7 @@ parameters = {{ "path.invitation" = {invitations} }}
         connections = often("connections"),
         judge_definitions = often("judge_definitions"),
         rules = often("rules"),
+        score_configs = often("score_configs"),
         invitations = often("invitations"),
     )
 }

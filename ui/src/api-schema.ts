@@ -286,6 +286,54 @@ export interface paths {
         patch: operations["langfuse_update_evaluation_rule"];
         trace?: never;
     };
+    "/api/public/score-configs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List score configs
+         * @description Langfuse-compatible (`langfuse.api.score_configs.get`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_score_configs"];
+        put?: never;
+        /**
+         * Create a score config
+         * @description Langfuse-compatible (`langfuse.api.score_configs.create`). Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_score_config"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/score-configs/{configId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a score config
+         * @description Langfuse-compatible (`langfuse.api.score_configs.get_by_id`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_get_score_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change or archive a score config
+         * @description Langfuse-compatible (`langfuse.api.score_configs.update`). Authenticate with a project API key as Basic public:secret.
+         */
+        patch: operations["langfuse_update_score_config"];
+        trace?: never;
+    };
     "/api/public/v2/prompts": {
         parameters: {
             query?: never;
@@ -481,6 +529,50 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/v3/scores": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Langfuse: list scores (v3)
+         * @description Langfuse-compatible (`langfuse.api.scores.get_many`): newest first, `{data, meta: {limit, cursor}}`, `value` typed by `dataType`; `fields` adds `details` (comment, configId, metadata), `subject`, `annotation` (authorUserId, queueId). Lists are comma-separated. `sessionId` and `experimentId` are a 400: AgentTrace keeps scores of traces and observations. A project API key with `read` scope (Basic auth).
+         */
+        get: operations["langfuse_scores_v3"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/scores/{scoreId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Langfuse: get a score
+         * @description A score in Langfuse's v3 shape with every field group. A project API key with `read` scope (Basic auth).
+         */
+        get: operations["langfuse_get_score"];
+        put?: never;
+        post?: never;
+        /**
+         * Langfuse: delete a score
+         * @description Langfuse-compatible (`langfuse.api.scores.delete`). The score is gone from reads once ClickHouse has run the deletion (a mutation, usually within seconds); a score sent again with the same id after that is stored again. A project API key with `manage` scope (Basic auth).
+         */
+        delete: operations["langfuse_delete_score"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1174,6 +1266,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/score-configs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List score configs
+         * @description Newest first. Paged: `page` (from 1), `limit` (default 50, at most 1000); `{data, meta: {page, limit, totalItems, totalPages}}`. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_score_configs"];
+        put?: never;
+        /**
+         * Create a score config
+         * @description `NUMERIC` (optional `minValue`, `maxValue`), `BOOLEAN` (categories fixed: True = 1, False = 0), `CATEGORICAL` (`categories` `[{value, label}]`, unique) or `TEXT`. Scores sent with its id as `configId` must fit it. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["create_score_config"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/score-configs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a score config
+         * @description Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["get_score_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change or archive a score config
+         * @description The fields given replace the stored ones; the data type stays. `isArchived: true` archives it (scores naming it are refused), `false` brings it back. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        patch: operations["update_score_config"];
+        trace?: never;
+    };
     "/v1/projects/{project}/keys": {
         parameters: {
             query?: never;
@@ -1635,6 +1775,12 @@ export interface components {
             /** @description The config keys it fills. */
             config: unknown;
         };
+        /** @description One category of a categorical config (a boolean config's are `True` = 1 and `False` = 0). */
+        Category: {
+            /** Format: double */
+            value: number;
+            label: string;
+        };
         /** @description One chat message of a judge's prompt. */
         ChatMessage: {
             /** @description `system`, `user` or `assistant`. */
@@ -1653,6 +1799,11 @@ export interface components {
             scores: components["schemas"]["ScoreComparison"][];
             items: components["schemas"]["ComparedItem"][];
         };
+        /**
+         * @description Langfuse's score data types.
+         * @enum {string}
+         */
+        ConfigDataType: "NUMERIC" | "BOOLEAN" | "CATEGORICAL" | "TEXT";
         /** @description A connection as the API shows it (Langfuse's `LlmConnection`): no secret, only its hint. */
         Connection: {
             /** Format: uuid */
@@ -2476,6 +2627,17 @@ export interface components {
             createdAt: string;
             updatedAt: string;
         };
+        /** @description A page of scores in Langfuse's v3 shape. */
+        LangfuseScores: {
+            /** @description Langfuse's `ScoreV3`: `value` a number, a boolean or a string by `dataType`. */
+            data: Record<string, never>[];
+            meta: components["schemas"]["LangfuseScoresMeta"];
+        };
+        LangfuseScoresMeta: {
+            limit: number;
+            /** @description Absent on the last page. */
+            cursor?: string | null;
+        };
         /** @description An observation without its payloads, with cost (USD) and latency. */
         ListedObservation: {
             id: string;
@@ -2569,6 +2731,17 @@ export interface components {
             labels?: string[];
             tags?: string[];
             commit_message?: string | null;
+        };
+        /** @description A new score config. */
+        NewScoreConfig: {
+            name: string;
+            dataType: components["schemas"]["ConfigDataType"];
+            /** Format: double */
+            minValue?: number | null;
+            /** Format: double */
+            maxValue?: number | null;
+            categories?: components["schemas"]["Category"][] | null;
+            description?: string | null;
         };
         /** @description Observations of a bucket and group: count, cost (USD), tokens, latency percentiles (null when none was timed), error rate. */
         ObservationMetrics: {
@@ -2888,6 +3061,28 @@ export interface components {
             }[];
             meta: components["schemas"]["PageMeta"];
         };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_ScoreConfigRecord: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                projectId: string;
+                name: string;
+                dataType: components["schemas"]["ConfigDataType"];
+                /** Format: double */
+                minValue: number | null;
+                /** Format: double */
+                maxValue: number | null;
+                /** @description A categorical config's categories; a boolean one's are `True` = 1 and `False` = 0. */
+                categories: components["schemas"]["Category"][] | null;
+                description: string | null;
+                isArchived: boolean;
+                createdAt: string;
+                updatedAt: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
         /** @description A judge's prompt for one observation and, if it ran, the model's judgment. */
         Preview: {
             prompt: string;
@@ -3084,6 +3279,36 @@ export interface components {
             ci_low: number | null;
             /** Format: double */
             ci_high: number | null;
+        };
+        /** @description A change to a score config: the fields given replace the stored ones. */
+        ScoreConfigChange: {
+            name?: string | null;
+            isArchived?: boolean | null;
+            /** Format: double */
+            minValue?: number | null;
+            /** Format: double */
+            maxValue?: number | null;
+            categories?: components["schemas"]["Category"][] | null;
+            description?: string | null;
+        };
+        /** @description A project's score config as the API shows it (Langfuse's `ScoreConfig`). */
+        ScoreConfigRecord: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            projectId: string;
+            name: string;
+            dataType: components["schemas"]["ConfigDataType"];
+            /** Format: double */
+            minValue: number | null;
+            /** Format: double */
+            maxValue: number | null;
+            /** @description A categorical config's categories; a boolean one's are `True` = 1 and `False` = 0. */
+            categories: components["schemas"]["Category"][] | null;
+            description: string | null;
+            isArchived: boolean;
+            createdAt: string;
+            updatedAt: string;
         };
         /** @description Scores of a bucket and group: count, and the values' mean, min, max and percentiles (null when none has a number). */
         ScoreMetrics: {
@@ -4513,6 +4738,240 @@ export interface operations {
             };
         };
     };
+    langfuse_list_score_configs: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_score_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewScoreConfig"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_score_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The config's id. */
+                configId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_update_score_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The config's id. */
+                configId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreConfigChange"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     langfuse_list_prompts: {
         parameters: {
             query?: {
@@ -5344,6 +5803,200 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["LangfuseObservations"];
                 };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_scores_v3: {
+        parameters: {
+            query?: {
+                /** @description 1 to 100 (50). */
+                limit?: number;
+                cursor?: string;
+                /** @description Field groups beyond the core: `details`, `subject`, `annotation`. */
+                fields?: string;
+                id?: string;
+                name?: string;
+                /** @description `API`, `ANNOTATION`, `EVAL` (any case). */
+                source?: string;
+                /** @description `NUMERIC`, `BOOLEAN`, `CATEGORICAL`, `TEXT` (any case). */
+                dataType?: string;
+                environment?: string;
+                configId?: string;
+                queueId?: string;
+                authorUserId?: string;
+                /** @description Exact values; needs a single `dataType` of `NUMERIC`, `BOOLEAN` or `CATEGORICAL`. */
+                value?: string;
+                /** @description Needs `dataType=NUMERIC`. */
+                valueMin?: number;
+                /** @description Needs `dataType=NUMERIC`. */
+                valueMax?: number;
+                traceId?: string;
+                /** @description Needs `traceId`. */
+                observationId?: string;
+                /** @description Not supported: AgentTrace keeps scores of traces and observations. */
+                sessionId?: string;
+                /** @description Not supported: AgentTrace keeps scores of traces and observations. */
+                experimentId?: string;
+                fromTimestamp?: string;
+                toTimestamp?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LangfuseScores"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_score: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The score's id. */
+                scoreId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_score: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The score's id. */
+                scoreId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deletion is recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -7893,6 +8546,268 @@ export interface operations {
                 };
             };
             /** @description `{error, message}` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_score_configs: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_score_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewScoreConfig"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_score_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The config's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    update_score_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The config's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreConfigChange"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreConfigRecord"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -88,7 +88,13 @@ fn through_the_etl(
     let prices = PriceMatcher::new(prices.clone());
     let project_id = batch.project_id;
     let price = |event: &Event| price_of(&prices, project_id, event);
-    let converted = convert(&batch, "bench", &TimeWindow::around(now), price)?;
+    let converted = convert(
+        &batch,
+        "bench",
+        &TimeWindow::around(now),
+        &Default::default(),
+        price,
+    )?;
     ensure!(converted.rejected.is_empty(), "generated events were rejected");
     let mut rows = 0;
     for (_, table) in converted.tables.finish("bench", now)? {

@@ -9,6 +9,7 @@
 //! - [`datasets`]: datasets and their items (inputs and expected outputs).
 //! - [`experiments`]: runs of a dataset whose traces the rollup job compares, and their items.
 //! - [`prompts`]: prompt templates, their immutable versions and labels.
+//! - [`score_configs`]: what a score of a name means, which scores sent with a config id must fit.
 //! - [`prices`]: model prices, defaults and per-project overrides from a date on.
 //! - [`job_runs`]: the scheduled jobs' run records.
 //!
@@ -27,6 +28,7 @@ pub mod judge_rules;
 pub mod prices;
 pub mod projects;
 pub mod prompts;
+pub mod score_configs;
 pub mod sealing;
 
 use chrono::{DateTime, Utc};

@@ -19,6 +19,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod langfuse;
+pub mod langfuse_scores;
 pub mod limits;
 pub mod openapi;
 pub mod read;

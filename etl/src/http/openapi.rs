@@ -100,7 +100,7 @@ mod tests {
     /// it), and each listed path must lead to a route of the ETL.
     #[test]
     fn the_edge_forwards_exactly_the_langfuse_routes_served_here() {
-        use agenttrace_schemas::routes::{LANGFUSE_FORWARDED, langfuse_forwarded};
+        use agenttrace_schemas::routes::{LANGFUSE_FORWARDED, LANGFUSE_FORWARDED_BELOW, langfuse_forwarded};
         let document: serde_json::Value = serde_json::from_str(&document()).unwrap();
         let paths: Vec<&String> = document["paths"].as_object().unwrap().keys().collect();
         for path in paths.iter().filter(|p| p.starts_with("/api/public/")) {
@@ -109,7 +109,7 @@ mod tests {
                 "{path} is served here but the edge does not forward it: add it to LANGFUSE_FORWARDED"
             );
         }
-        for root in LANGFUSE_FORWARDED {
+        for root in LANGFUSE_FORWARDED.iter().chain(LANGFUSE_FORWARDED_BELOW) {
             assert!(
                 paths
                     .iter()

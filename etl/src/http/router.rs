@@ -16,7 +16,7 @@
 //! | `GET /v1/scores` | `read` scope or the viewer role: scores newest first, filtered, by cursor |
 //! | `GET /v1/metrics` | `read` scope or the viewer role: cost, tokens, count, latency percentiles, error rate by bucket and dimension |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
-//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items) and reads (`v2/observations`, `v2/metrics`), see [`langfuse`] |
+//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items, score configs) and reads (`v2/observations`, `v2/metrics`, `v3/scores`, `scores/{id}`), see [`langfuse`] and [`langfuse_scores`] |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | PostgreSQL and ClickHouse answer |
 //! | `GET /metrics` | Prometheus metrics |
@@ -38,7 +38,7 @@ use crate::http::error::ApiError;
 use crate::http::limits::{self, Gate};
 use crate::http::openapi::ApiDoc;
 use crate::http::server::AppState;
-use crate::http::{analytics, control, health, ingest, langfuse, read, request, ui};
+use crate::http::{analytics, control, health, ingest, langfuse, langfuse_scores, read, request, ui};
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, _) = api_routes().split_for_parts();
@@ -158,6 +158,14 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(control::invitations::accept_invitation))
         .routes(routes!(control::invitations::decline_invitation))
         .routes(routes!(control::organizations::revoke_sessions))
+        .routes(routes!(
+            control::score_configs::list_score_configs,
+            control::score_configs::create_score_config
+        ))
+        .routes(routes!(
+            control::score_configs::get_score_config,
+            control::score_configs::update_score_config
+        ))
         .routes(routes!(control::keys::list_keys, control::keys::create_key))
         .routes(routes!(control::keys::revoke_key))
         .routes(routes!(
@@ -240,6 +248,14 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(control::connections::langfuse_delete_connection))
         .merge(langfuse_judge_routes())
+        .routes(routes!(
+            control::score_configs::langfuse_list_score_configs,
+            control::score_configs::langfuse_create_score_config
+        ))
+        .routes(routes!(
+            control::score_configs::langfuse_get_score_config,
+            control::score_configs::langfuse_update_score_config
+        ))
         .routes(routes!(langfuse::list_prompts, langfuse::create_prompt))
         .routes(routes!(langfuse::get_prompt, langfuse::delete_prompt))
         .routes(routes!(langfuse::set_prompt_labels))
@@ -249,6 +265,8 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(langfuse::get_item, langfuse::delete_item))
         .routes(routes!(langfuse::create_run_item))
         .routes(routes!(langfuse::observations_v2).layer(gate!(reads)))
+        .routes(routes!(langfuse_scores::scores_v3).layer(gate!(reads)))
+        .routes(routes!(langfuse_scores::get_score, langfuse_scores::delete_score).layer(gate!(reads)))
         .routes(routes!(langfuse::metrics_v2).layer(gate!(reads)))
         .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }

@@ -2,16 +2,18 @@
 //!
 //! verify signature → parse envelope → check the API key and project (cached) → skip a batch
 //! already accepted → validate every event (invalid ones become dead letters, the rest still
-//! load) → price generations → one Arrow batch per table → load all tables → record the batch.
+//! load; a score naming a score config must fit it) → price generations → one Arrow batch per table → load all tables → record the batch.
 //! Only then is the batch acknowledged; every step before the record is safe to repeat.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
 use agenttrace_schemas::batch::{
     BatchResponse, BatchStatus, EventRejection, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
 };
-use agenttrace_schemas::event::{Cost, EventError, IntoStatic, Payload, TimeWindow};
+use agenttrace_schemas::event::{Cost, EventError, IntoStatic, Payload, ScoreValue, TimeWindow};
+use agenttrace_schemas::score_config::{CONFIG_ID_KEY, GivenValue, ScoreConfig};
 use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use bytes::Bytes;
 use deadpool_postgres::Pool;
@@ -296,6 +298,7 @@ pub fn convert(
     batch: &OpenedBatch,
     project_name: &str,
     window: &TimeWindow,
+    configs: &ScoreConfigs,
     price: impl Fn(&Event) -> Option<Cost>,
 ) -> Result<Converted, IngestError> {
     let mut converted = Converted {
@@ -308,7 +311,10 @@ pub fn convert(
     for (index, raw) in batch.raw_events().enumerate() {
         // An event at fault is read again in parts, to name the field; its raw text is kept.
         match Event::parse_valid(raw, window) {
-            Ok(event) => converted.add(event, &price, &mut counts)?,
+            Ok(event) => match score_misfit(&event, configs) {
+                None => converted.add(event, &price, &mut counts)?,
+                Some(error) => converted.reject(index as u32, raw, error),
+            },
             Err(error) => converted.reject(index as u32, raw, error),
         }
     }
@@ -316,6 +322,50 @@ pub fn convert(
         metrics::counter!("agenttrace_events_total", "type" => kind).increment(count);
     }
     Ok(converted)
+}
+
+/// The score configs a batch's scores name, by id.
+pub type ScoreConfigs = HashMap<String, ScoreConfig>;
+
+/// The config ids a batch's scores name. Only an event whose text holds the key is parsed
+/// again, so a batch without one costs a substring search.
+pub fn named_score_configs(batch: &OpenedBatch) -> Vec<String> {
+    let mut ids: Vec<String> = batch
+        .raw_events()
+        .filter(|raw| raw.contains(CONFIG_ID_KEY))
+        .filter_map(|raw| {
+            let event: serde_json::Value = serde_json::from_str(raw).ok()?;
+            let id = event.pointer("/body/metadata")?.get(CONFIG_ID_KEY)?.as_str()?;
+            Some(id.to_owned())
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Why a score does not fit the config it names, if it names one.
+fn score_misfit(event: &Event, configs: &ScoreConfigs) -> Option<EventError> {
+    let Payload::Score(score) = &event.payload else {
+        return None;
+    };
+    let id = score.metadata.get(CONFIG_ID_KEY)?.as_str();
+    let Some(config) = configs.get(id) else {
+        return Some(EventError::new(
+            "body.configId",
+            format!("no score config {id} in this project; create it first (POST /api/public/score-configs)"),
+        ));
+    };
+    let value = match &score.value {
+        ScoreValue::Boolean(b) => GivenValue::Bool(*b),
+        ScoreValue::Numeric(n) => GivenValue::Number(*n),
+        ScoreValue::Categorical(text) => GivenValue::Text(text),
+    };
+    let declared = score.data_type.map(|t| t.as_str());
+    config
+        .check(&score.name, declared, value)
+        .err()
+        .map(|misfit| EventError::new(format!("body.{}", misfit.field), misfit.message))
 }
 
 impl Converted {
@@ -443,6 +493,21 @@ impl Ingestor {
         }
         drop(client);
 
+        let named = named_score_configs(&batch);
+        let configs = if named.is_empty() {
+            ScoreConfigs::new()
+        } else {
+            let client = self.pool.get().await.map_err(postgres_down)?;
+            crate::control::score_configs::for_check(&**client, batch.project_id, &named)
+                .await
+                .map_err(|e| match e {
+                    crate::control::ControlError::Unavailable(detail) => IngestError::Unavailable {
+                        database: "PostgreSQL",
+                        detail,
+                    },
+                    other => IngestError::Internal(other.to_string()),
+                })?
+        };
         let prices = PriceMatcher::new(self.prices.get());
         let project_id = batch.project_id;
         let price = move |event: &Event| price_of(&prices, project_id, event);
@@ -450,7 +515,7 @@ impl Ingestor {
             let price = price.clone();
             on_cpu(move || {
                 let window = TimeWindow::around(received_at);
-                let converted = convert(&batch, &project_name, &window, price);
+                let converted = convert(&batch, &project_name, &window, &configs, price);
                 (batch, converted)
             })
             .await?
@@ -573,7 +638,14 @@ mod tests {
         let broken = r#"{"id":"e2","type":tru}"#;
         let batch = OpenedBatch::parse(body(&format!("{trace}, {broken}"), b"")).unwrap();
         assert_eq!(batch.event_count, 2);
-        let converted = convert(&batch, "p", &TimeWindow::unbounded(), |_| None).unwrap();
+        let converted = convert(
+            &batch,
+            "p",
+            &TimeWindow::unbounded(),
+            &ScoreConfigs::new(),
+            |_| None,
+        )
+        .unwrap();
         assert_eq!(converted.rejected.len(), 1);
         let rejection = &converted.rejected[0];
         assert_eq!((rejection.index, rejection.field.as_str()), (1, "type"));

@@ -13,6 +13,7 @@
 //! - [`judges`]: built-in LLM judges, a judge previewed on an observation, its activity.
 //! - [`connections`]: model connections LLM judges call (and Langfuse's `llm-connections`).
 //! - [`judge_rules`]: Langfuse's v2 evaluators (versioned judge definitions) and evaluation rules.
+//! - [`score_configs`]: what scores of a name mean (and Langfuse's `score-configs`).
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
 //! [`ProjectAccess`]: crate::http::auth::ProjectAccess
@@ -33,6 +34,7 @@ pub mod organizations;
 pub mod prices;
 pub mod projects;
 pub mod prompts;
+pub mod score_configs;
 pub mod sessions;
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`) in a PATCH body.

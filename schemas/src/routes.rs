@@ -17,6 +17,7 @@ pub const LANGFUSE_FORWARDED: &[&str] = &[
     "/api/public/v2/evaluation-rules",
     "/api/public/score-configs",
     "/api/public/v3/scores",
+    "/api/public/models",
 ];
 
 /// Langfuse paths whose own route the edge answers (`POST /api/public/scores`: events for the

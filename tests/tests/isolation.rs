@@ -158,6 +158,8 @@ struct Children {
     rule: String,
     /// A's score config.
     score_config: String,
+    /// A's score (of `trace`).
+    score: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -305,6 +307,8 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
         ("id", "evaluators") => child(&children.evaluator),
         ("id", "evaluation-rules") => child(&children.rule),
         ("id" | "configId", "score-configs") => child(&children.score_config),
+        ("scoreId", "scores") => child(&children.score),
+        ("id", "models") => child(&children.price),
         ("id", "connections" | "llm-connections") => child(&children.connection),
         ("id", "experiments") => child(&children.experiments[0]),
         ("id", "prices") => child(&children.price),
@@ -381,6 +385,8 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "secretKey" => json!(format!("sk-{probe}-provider-key")),
         "outputDefinition" => json!({"dataType": "BOOLEAN"}),
         "dataType" => json!("NUMERIC"),
+        "modelName" => json!(format!("{probe}-model")),
+        "matchPattern" => json!(format!("{probe}-model-.*")),
         "from" => json!("2026-11-01T00:00:00Z"),
         "to" => json!("2026-11-08T00:00:00Z"),
         "enabled" => json!(false),
@@ -968,6 +974,7 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         judge_definition,
         rule,
         score_config,
+        score: format!("{prefix}-score"),
     }
 }
 

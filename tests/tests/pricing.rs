@@ -114,3 +114,83 @@ async fn a_price_change_reprices_exactly_the_table_priced_generations() {
     assert!(refused.to_string().starts_with("model_pattern:"), "{refused}");
     etl.server.shutdown().await.unwrap();
 }
+
+/// Runs a script of `tests/python/` and reads the JSON it prints on its last line.
+async fn python(script: &str, args: &[&str]) -> serde_json::Value {
+    let script = agenttrace_tests::repo_root().join("tests/python").join(script);
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+/// Langfuse's model definitions, through its Python SDK unchanged, are the project's prices:
+/// per token there, per million tokens here; the defaults are read-only; generations are priced
+/// by what the SDK set.
+#[tokio::test]
+async fn langfuse_models_are_the_projects_prices() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("models").await;
+    let seen = python(
+        "langfuse_models.py",
+        &[&etl.url, &project.key.public_key, &project.secret_key],
+    )
+    .await;
+    let created = &seen["created"];
+    assert_eq!(created["modelName"], "house-llm", "{seen}");
+    assert_eq!(created["inputPrice"], 0.000002);
+    assert_eq!(created["prices"]["output"]["price"], 0.000008);
+    assert_eq!(created["isLangfuseManaged"], false);
+    assert_eq!(seen["got"], "house-llm");
+    assert_eq!(seen["replaced"]["id"], created["id"], "replaced under its id");
+    assert_eq!(seen["replaced"]["name"], "house-llm-v2");
+    assert_eq!(seen["own"], json!(["house-llm-v2"]));
+    assert!(seen["defaults"].as_u64().unwrap() > 5, "{seen}");
+    for (call, status) in [
+        ("delete_default", "403"),
+        ("tiers", "400"),
+        ("bad_pattern", "400"),
+    ] {
+        assert_eq!(seen[call], status, "{call}: {seen}");
+    }
+    assert_eq!(seen["after_delete"], json!(["house-llm-v2"]));
+
+    // The project's price, per million tokens, prices its generations: 1000 × $3 + 200 × $9.
+    let pg = env.postgres().await;
+    let own: Vec<_> = prices::list(&pg, project.key.project_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.project_id.is_some())
+        .map(|p| (p.model_pattern, p.input_per_mtok, p.output_per_mtok))
+        .collect();
+    assert_eq!(own, [("(?i)^house-llm(-.*)?$".to_owned(), 3.0, 9.0)]);
+    etl.load(
+        &project.key,
+        &[generation("priced", "house-llm-small", None, Timestamp::now())],
+    )
+    .await;
+    run_job(Job::RecomputeCosts, &pg, &env.clickhouse, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT toString(total_cost), cost_source FROM observations FINAL WHERE project_id = '{}'",
+            project.key.project_id
+        ))
+        .await,
+        "0.004800000000\tprice_table"
+    );
+    etl.server.shutdown().await.unwrap();
+}

@@ -616,7 +616,7 @@ include-path-regex = "/score-configs/"
 parameters = {{ "path.id" = {score_configs}, "path.configId" = {score_configs} }}
 
 [[operations]]
-include-path-regex = "/prices/"
+include-path-regex = "/prices/|/models/"
 parameters = {{ "path.id" = {prices} }}
 
 [[operations]]

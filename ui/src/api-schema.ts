@@ -286,6 +286,58 @@ export interface paths {
         patch: operations["langfuse_update_evaluation_rule"];
         trace?: never;
     };
+    "/api/public/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List model definitions
+         * @description Langfuse-compatible (`langfuse.api.models.list`): the project's prices as models, its own first, then AgentTrace's defaults (`isLangfuseManaged`). Prices in USD per token. Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_models"];
+        put?: never;
+        /**
+         * Create a model definition
+         * @description Langfuse-compatible (`langfuse.api.models.create`): a project price from `startDate` (now by default), `inputPrice` and `outputPrice` in USD per token. `totalPrice`, `pricingTiers` and tokenizers are a 400. Generations loaded after it are priced by it. Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_model"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/models/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a model definition
+         * @description Langfuse-compatible (`langfuse.api.models.get`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_get_model"];
+        /**
+         * Create or replace a model definition
+         * @description Langfuse-compatible (`langfuse.api.models.upsert`): the project's model of that id, replaced or created; a default is a 403. Authenticate with a project API key as Basic public:secret.
+         */
+        put: operations["langfuse_upsert_model"];
+        post?: never;
+        /**
+         * Delete a model definition
+         * @description Langfuse-compatible (`langfuse.api.models.delete`): one of the project's own; a default is a 403. Authenticate with a project API key as Basic public:secret.
+         */
+        delete: operations["langfuse_delete_model"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/public/score-configs": {
         parameters: {
             query?: never;
@@ -2688,6 +2740,43 @@ export interface components {
             data: components["schemas"]["MetricsRow"][];
         };
         MetricsRow: components["schemas"]["ObservationMetrics"] | components["schemas"]["ScoreMetrics"];
+        /** @description A model definition in Langfuse's shape. */
+        Model: {
+            /** Format: uuid */
+            id: string;
+            modelName: string;
+            /** @description A case-insensitive regular expression over a generation's model, anchored at both ends. */
+            matchPattern: string;
+            startDate: string;
+            /** @description Always `TOKENS`. */
+            unit: string;
+            /**
+             * Format: double
+             * @description USD per input token.
+             */
+            inputPrice: number;
+            /**
+             * Format: double
+             * @description USD per output token.
+             */
+            outputPrice: number;
+            /**
+             * Format: double
+             * @description Always null: AgentTrace prices input and output apart.
+             */
+            totalPrice: number | null;
+            /** @description USD per token, by usage type: `input`, `output`, `input_cache_read`, `input_cache_creation`. */
+            prices: Record<string, never>;
+            /** @description Always empty: one price per usage type. */
+            pricingTiers: Record<string, never>[];
+            /** @description Always null. */
+            tokenizerId: string | null;
+            /** @description Always null. */
+            tokenizerConfig: Record<string, never>;
+            /** @description One of AgentTrace's default prices, which a project cannot change. */
+            isLangfuseManaged: boolean;
+            createdAt: string;
+        };
         /** @description The connection (by its `provider` name) and model a judge calls. */
         ModelConfig: {
             provider: string;
@@ -2719,6 +2808,36 @@ export interface components {
         };
         NewLabels: {
             newLabels: string[];
+        };
+        /** @description Langfuse's `CreateModelRequest`. */
+        NewModel: {
+            modelName: string;
+            matchPattern: string;
+            /** @description RFC 3339; now when left out. */
+            startDate?: string | null;
+            /** @description `TOKENS` only. */
+            unit?: string | null;
+            /**
+             * Format: double
+             * @description USD per input token.
+             */
+            inputPrice?: number | null;
+            /**
+             * Format: double
+             * @description USD per output token.
+             */
+            outputPrice?: number | null;
+            /**
+             * Format: double
+             * @description Not supported: give input and output prices.
+             */
+            totalPrice?: number | null;
+            /** @description Not supported: give input and output prices. */
+            pricingTiers?: Record<string, never>[] | null;
+            /** @description Not supported. */
+            tokenizerId?: string | null;
+            /** @description Not supported. */
+            tokenizerConfig?: Record<string, never> | null;
         };
         NewOrganization: {
             name: string;
@@ -2997,6 +3116,46 @@ export interface components {
             data: {
                 user: components["schemas"]["User"];
                 role: components["schemas"]["Role"];
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_Model: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                modelName: string;
+                /** @description A case-insensitive regular expression over a generation's model, anchored at both ends. */
+                matchPattern: string;
+                startDate: string;
+                /** @description Always `TOKENS`. */
+                unit: string;
+                /**
+                 * Format: double
+                 * @description USD per input token.
+                 */
+                inputPrice: number;
+                /**
+                 * Format: double
+                 * @description USD per output token.
+                 */
+                outputPrice: number;
+                /**
+                 * Format: double
+                 * @description Always null: AgentTrace prices input and output apart.
+                 */
+                totalPrice: number | null;
+                /** @description USD per token, by usage type: `input`, `output`, `input_cache_read`, `input_cache_creation`. */
+                prices: Record<string, never>;
+                /** @description Always empty: one price per usage type. */
+                pricingTiers: Record<string, never>[];
+                /** @description Always null. */
+                tokenizerId: string | null;
+                /** @description Always null. */
+                tokenizerConfig: Record<string, never>;
+                /** @description One of AgentTrace's default prices, which a project cannot change. */
+                isLangfuseManaged: boolean;
+                createdAt: string;
             }[];
             meta: components["schemas"]["PageMeta"];
         };
@@ -4729,6 +4888,279 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_models: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Model"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewModel"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Model"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Model"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_upsert_model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewModel"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Model"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

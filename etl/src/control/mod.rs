@@ -10,6 +10,7 @@
 //! - [`experiments`]: runs of a dataset whose traces the rollup job compares, and their items.
 //! - [`prompts`]: prompt templates, their immutable versions and labels.
 //! - [`score_configs`]: what a score of a name means, which scores sent with a config id must fit.
+//! - [`models`]: Langfuse's model definitions, a view of [`prices`] with a name.
 //! - [`prices`]: model prices, defaults and per-project overrides from a date on.
 //! - [`job_runs`]: the scheduled jobs' run records.
 //!
@@ -25,6 +26,7 @@ pub mod experiments;
 pub mod identity;
 pub mod job_runs;
 pub mod judge_rules;
+pub mod models;
 pub mod prices;
 pub mod projects;
 pub mod prompts;

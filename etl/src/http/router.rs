@@ -16,7 +16,7 @@
 //! | `GET /v1/scores` | `read` scope or the viewer role: scores newest first, filtered, by cursor |
 //! | `GET /v1/metrics` | `read` scope or the viewer role: cost, tokens, count, latency percentiles, error rate by bucket and dimension |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
-//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items, score configs) and reads (`v2/observations`, `v2/metrics`, `v3/scores`, `scores/{id}`), see [`langfuse`] and [`langfuse_scores`] |
+//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items, score configs, models) and reads (`v2/observations`, `v2/metrics`, `v3/scores`, `scores/{id}`), see [`langfuse`] and [`langfuse_scores`] |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | PostgreSQL and ClickHouse answer |
 //! | `GET /metrics` | Prometheus metrics |
@@ -248,6 +248,15 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(control::connections::langfuse_delete_connection))
         .merge(langfuse_judge_routes())
+        .routes(routes!(
+            control::models::langfuse_list_models,
+            control::models::langfuse_create_model
+        ))
+        .routes(routes!(
+            control::models::langfuse_get_model,
+            control::models::langfuse_upsert_model,
+            control::models::langfuse_delete_model
+        ))
         .routes(routes!(
             control::score_configs::langfuse_list_score_configs,
             control::score_configs::langfuse_create_score_config

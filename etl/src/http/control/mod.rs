@@ -13,6 +13,7 @@
 //! - [`judges`]: built-in LLM judges, a judge previewed on an observation, its activity.
 //! - [`connections`]: model connections LLM judges call (and Langfuse's `llm-connections`).
 //! - [`judge_rules`]: Langfuse's v2 evaluators (versioned judge definitions) and evaluation rules.
+//! - [`models`]: Langfuse's model definitions, over the project's prices.
 //! - [`score_configs`]: what scores of a name mean (and Langfuse's `score-configs`).
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
@@ -29,6 +30,7 @@ pub mod invitations;
 pub mod judge_rules;
 pub mod judges;
 pub mod keys;
+pub mod models;
 pub mod operations;
 pub mod organizations;
 pub mod prices;

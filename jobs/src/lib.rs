@@ -1,6 +1,7 @@
 //! AgentTrace's scheduled jobs. Every job runs through [`runs`]: one runner at a time per job,
 //! every run recorded, and a watermark that only a successful run advances.
 
+pub mod calibration;
 pub mod daily_costs;
 pub mod evaluate;
 pub mod frames;
@@ -36,16 +37,20 @@ pub enum Job {
     RecomputeCosts,
     /// LLM judges: new observations to the ledger, due judgments to the model (`judge`).
     Judge,
+    /// How well each LLM judge agrees with people's scores (`judge_calibration`).
+    JudgeCalibration,
 }
 
 impl Job {
     /// The jobs with fixed names (an evaluator's job is named after its id).
-    pub const BUILTIN: [Job; 5] = [
+    pub const BUILTIN: [Job; 7] = [
         Job::Evaluate,
         Job::Judge,
+        Job::JudgeCalibration,
         Job::ExperimentRollups,
         Job::Retention,
         Job::DailyCosts,
+        Job::RecomputeCosts,
     ];
 }
 
@@ -62,6 +67,7 @@ impl fmt::Display for Job {
             Job::DailyCosts => f.write_str("daily_costs"),
             Job::RecomputeCosts => f.write_str("recompute_costs"),
             Job::Judge => f.write_str("judge"),
+            Job::JudgeCalibration => f.write_str("judge_calibration"),
         }
     }
 }
@@ -85,7 +91,7 @@ impl FromStr for Job {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; jobs are evaluate, judge, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
+        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -210,6 +216,15 @@ pub async fn run_job_with(
             }),
             None => Err("the judge job needs its setup (the encryption key)".into()),
         },
+        Job::JudgeCalibration => calibration::run(pg, clickhouse, run.watermark)
+            .await
+            .map(|report| {
+                let summary = format!(
+                    "{} judge or human scores given, {} of {} judges recalibrated from {} pairs",
+                    report.scores, report.recomputed, report.judges, report.pairs
+                );
+                (report.scores as i64, report.recomputed as i64, report.watermark, summary)
+            }),
         Job::RecomputeCosts => recompute::run(pg, clickhouse).await.map(|report| {
             let summary = format!(
                 "{} table-priced generations, {} re-priced",

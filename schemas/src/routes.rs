@@ -18,6 +18,8 @@ pub const LANGFUSE_FORWARDED: &[&str] = &[
     "/api/public/score-configs",
     "/api/public/v3/scores",
     "/api/public/models",
+    "/api/public/comments",
+    "/api/public/annotation-queues",
 ];
 
 /// Langfuse paths whose own route the edge answers (`POST /api/public/scores`: events for the

@@ -1,12 +1,111 @@
-//! People in the loop: score configs (what a score of a name means), and scores given against
-//! them, through the unmodified Langfuse Python SDK, the edge in workerd, the ETL and both
-//! databases.
+//! People in the loop: score configs (what a score of a name means) and scores given against
+//! them, annotation queues two people work through at once, comments, traces shared by link,
+//! and dataset items taken from traces; through the unmodified Langfuse Python SDK, the edge in
+//! workerd, the ETL and both databases.
 
 use std::time::Duration;
 
+use agenttrace_cli::send::ProjectKey;
+use agenttrace_etl::control::identity::{self, Role};
+use agenttrace_etl::control::{api_keys, projects};
+use agenttrace_schemas::event::IntoStatic;
+use agenttrace_schemas::{Event, Scope, Timestamp};
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::edge::Edge;
+use agenttrace_tests::etl::TestProject;
 use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PASSWORD: &str = "a long enough password";
+
+/// A member of the test's organization, signed in.
+struct Person {
+    id: Uuid,
+    token: String,
+}
+
+/// Creates `email`'s account and signs it in through `/v1/auth/sign-in`.
+async fn person(pg: &tokio_postgres::Client, url: &str, email: &str) -> Person {
+    let user = identity::create_user(pg, email, None, PASSWORD).await.unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/v1/auth/sign-in"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "signing in {email}");
+    let answer: Value = answer.json().await.unwrap();
+    Person {
+        id: user.id,
+        token: answer["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// `method url` with `auth` (none when empty) and a JSON body unless it is null: (status, body).
+async fn call(auth: &str, method: &str, url: &str, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method.parse().unwrap(), url);
+    if !auth.is_empty() {
+        request = request.header("Authorization", auth);
+    }
+    if !body.is_null() {
+        request = request.json(&body);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// A project in a new organization that `owner` founded and `others` joined as members, and a
+/// key that may ingest, read and manage.
+async fn team_project(env: &TestEnv, name: &str, owner: &Person, others: &[&Person]) -> TestProject {
+    let mut pg = env.postgres().await;
+    let organization = identity::found_organization(&mut pg, name, owner.id)
+        .await
+        .unwrap()
+        .id;
+    for other in others {
+        identity::add_member(&pg, organization, other.id, Role::Member)
+            .await
+            .unwrap();
+    }
+    let project = projects::create_project(&pg, organization, name, None)
+        .await
+        .unwrap();
+    let key = api_keys::create_key(
+        &pg,
+        project.id,
+        &[Scope::Ingest, Scope::Read, Scope::Manage],
+        None,
+    )
+    .await
+    .unwrap();
+    TestProject {
+        key: ProjectKey {
+            project_id: project.id,
+            public_key: key.public_key,
+        },
+        secret_key: key.secret_key,
+    }
+}
+
+/// Traces `ids`, each with an answer (a generation) and a session.
+fn traces(ids: &[&str]) -> Vec<Event<'static>> {
+    let at = Timestamp::now();
+    ids.iter()
+        .flat_map(|id| {
+            [
+                json!({"id": format!("{id}-t"), "type": "trace", "timestamp": at, "body": {
+                    "id": id, "timestamp": at, "name": "fix-bug", "session_id": "s-1",
+                    "input": format!("Fix {id}"), "output": format!("Fixed {id}")}}),
+                json!({"id": format!("{id}-o"), "type": "observation", "timestamp": at, "body": {
+                    "id": format!("{id}-gen"), "trace_id": id, "type": "generation", "name": "answer",
+                    "start_time": at, "input": format!("Fix {id}"), "output": format!("Fixed {id}")}}),
+            ]
+        })
+        .map(|event| Event::parse(&event.to_string()).unwrap().into_static())
+        .collect()
+}
 
 /// Runs a script of `tests/python/` and reads the JSON it prints on its last line.
 async fn python(script: &str, args: &[&str]) -> Value {
@@ -33,7 +132,8 @@ async fn python(script: &str, args: &[&str]) -> Value {
 async fn scores_sent_with_a_config_must_fit_it() {
     let env = TestEnv::migrated().await;
     let etl = env.start_etl(|_| {}).await;
-    let project = env.create_project("score-configs").await;
+    let owner = person(&env.postgres().await, &etl.url, "owner@configs.test").await;
+    let project = team_project(&env, "score-configs", &owner, &[]).await;
     let edge = Edge::start(&etl.url, &[]).await;
     let seen = python(
         "langfuse_score_configs.py",
@@ -160,4 +260,420 @@ async fn scores_sent_with_a_config_must_fit_it() {
         Duration::from_secs(60),
     )
     .await;
+}
+
+/// A queue through Langfuse's SDK (items, statuses, an assignment, a comment), then two people
+/// reviewing one queue at once: they never hold the same item, a held item is refused to the
+/// other, both finish every item (the queue asks two reviews each), their scores carry their
+/// names and are corrected by completing again, and another project sees none of it.
+#[tokio::test]
+async fn two_reviewers_work_through_one_queue_without_colliding() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let alice = person(&pg, &etl.url, "alice@review.test").await;
+    let bob = person(&pg, &etl.url, "bob@review.test").await;
+    let project = team_project(&env, "review", &alice, &[&bob]).await;
+    let p = project.key.project_id;
+    let ids = ["t-0", "t-1", "t-2", "t-3", "t-4", "t-5"];
+    etl.load(&project.key, &traces(&ids)).await;
+
+    let mut args = vec![
+        etl.url.clone(),
+        project.key.public_key.clone(),
+        project.secret_key.clone(),
+        p.to_string(),
+        bob.id.to_string(),
+    ];
+    args.extend(ids.iter().map(|id| id.to_string()));
+    let seen = python(
+        "langfuse_annotation_queues.py",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(seen["queue"]["name"], "review", "{seen}");
+    assert_eq!(seen["queue"]["scoreConfigIds"], json!([seen["config_id"]]));
+    assert_eq!(seen["items"], json!(ids), "oldest first, the repeated one once");
+    assert_eq!(seen["again_is_first"], true);
+    assert_eq!(seen["total"], 6);
+    assert_eq!(
+        seen["completed"],
+        json!({"status": "COMPLETED", "has_completed_at": true})
+    );
+    assert_eq!(seen["pending"], json!(&ids[..5]));
+    assert_eq!(seen["got"], "t-0");
+    assert_eq!(seen["listed_queues"], json!(["review"]));
+    assert_eq!(seen["assigned"], bob.id.to_string());
+    assert_eq!(seen["removed"], true);
+    assert_eq!(seen["comment"]["content"], "The agent **skipped** the tests.");
+    assert_eq!(seen["comment"]["authorUserId"], bob.id.to_string());
+    assert_eq!(
+        seen["comments_of_trace"],
+        json!(["The agent **skipped** the tests."])
+    );
+    for (call, status) in [
+        ("queue_without_configs", "400"),
+        ("same_name", "409"),
+        ("comment_elsewhere", "400"),
+        ("empty_comment", "400"),
+        ("bad_object_type", "400"),
+    ] {
+        assert_eq!(seen[call], status, "{call}: {seen}");
+    }
+
+    // A queue two people review each item of.
+    let base = format!("{}/v1/projects/{p}/annotation-queues", etl.url);
+    let (alice_auth, bob_auth) = (format!("Bearer {}", alice.token), format!("Bearer {}", bob.token));
+    let config = seen["config_id"].as_str().unwrap();
+    let (status, queue) = call(
+        &alice_auth,
+        "POST",
+        &base,
+        json!({"name": "pairs", "scoreConfigIds": [config], "annotatorsPerItem": 2}),
+    )
+    .await;
+    assert_eq!(status, 201, "{queue}");
+    let queue = format!("{base}/{}", queue["id"].as_str().unwrap());
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"objectType": "TRACE", "objectId": id}))
+        .collect();
+    let (status, added) = call(
+        &alice_auth,
+        "POST",
+        &format!("{queue}/items"),
+        json!({"items": items}),
+    )
+    .await;
+    assert_eq!(status, 200, "{added}");
+
+    // Both ask at once, round after round; each completes what they hold.
+    let mut done = [Vec::new(), Vec::new()];
+    loop {
+        let next = format!("{queue}/next");
+        let (a, b) = tokio::join!(
+            call(&alice_auth, "POST", &next, Value::Null),
+            call(&bob_auth, "POST", &next, Value::Null),
+        );
+        let held: Vec<Option<String>> = [&a, &b]
+            .iter()
+            .map(|(status, item)| (*status == 200).then(|| item["id"].as_str().unwrap().to_owned()))
+            .collect();
+        if held.iter().all(Option::is_none) {
+            assert_eq!((a.0, b.0), (204, 204));
+            break;
+        }
+        if let [Some(first), Some(second)] = held.as_slice() {
+            assert_ne!(first, second, "two reviewers took the same item");
+            // The other's item is theirs while they hold it.
+            let (status, refused) = call(
+                &bob_auth,
+                "POST",
+                &format!("{queue}/items/{first}/take"),
+                Value::Null,
+            )
+            .await;
+            assert_eq!(status, 409, "{refused}");
+        }
+        for (who, (auth, item)) in [(&alice_auth, &held[0]), (&bob_auth, &held[1])]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(item) = item else { continue };
+            let value = who == 0;
+            let (status, after) = call(
+                auth,
+                "POST",
+                &format!("{queue}/items/{item}/complete"),
+                json!({"scores": [{"config_id": config, "value": value, "comment": "looked at it"}]}),
+            )
+            .await;
+            assert_eq!(status, 200, "{after}");
+            done[who].push(item.clone());
+        }
+    }
+    assert_eq!((done[0].len(), done[1].len()), (6, 6), "both finish every item");
+    let (_, detail) = call(&alice_auth, "GET", &queue, Value::Null).await;
+    let progress = &detail["progress"];
+    assert_eq!(
+        (
+            progress["total"].as_i64(),
+            progress["completed"].as_i64(),
+            progress["pending"].as_i64()
+        ),
+        (Some(6), Some(6), Some(0)),
+        "{detail}"
+    );
+    let people: Vec<(String, i64)> = progress["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|person| {
+            (
+                person["user_id"].as_str().unwrap().to_owned(),
+                person["completed"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(people.len(), 2, "{detail}");
+    assert!(people.iter().all(|(_, completed)| *completed == 6), "{detail}");
+
+    // Their scores, one per person and item, with their names on them.
+    let scores_of = |author: Uuid| {
+        format!(
+            "SELECT count(), sum(value) FROM scores FINAL WHERE project_id = '{p}' AND source = 'annotation' \
+             AND metadata_values[indexOf(metadata_keys, 'langfuse.authorUserId')] = '{author}'"
+        )
+    };
+    assert_eq!(env.ch(&scores_of(alice.id)).await, "6\t6");
+    assert_eq!(env.ch(&scores_of(bob.id)).await, "6\t0");
+    // Bob corrects one of his: the score is replaced, not added.
+    let corrected = &done[1][0];
+    let (status, _) = call(
+        &bob_auth,
+        "POST",
+        &format!("{queue}/items/{corrected}/complete"),
+        json!({"scores": [{"config_id": config, "value": true}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(env.ch(&scores_of(bob.id)).await, "6\t1");
+    // A value the config does not take is refused, naming it.
+    let (status, refused) = call(
+        &bob_auth,
+        "POST",
+        &format!("{queue}/items/{corrected}/complete"),
+        json!({"scores": [{"config_id": config, "value": "maybe"}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["message"].as_str().unwrap().contains("scores[0].value"),
+        "{refused}"
+    );
+    // A key is no reviewer: its scores would carry no one's name.
+    let (status, _) = call(
+        &project.basic_auth(),
+        "POST",
+        &format!("{queue}/next"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Another organization's member sees neither the queue, its items nor the comment.
+    let mallory = person(&pg, &etl.url, "mallory@else.test").await;
+    let elsewhere = team_project(&env, "elsewhere", &mallory, &[]).await;
+    let mallory_auth = format!("Bearer {}", mallory.token);
+    for (method, url) in [
+        ("GET", queue.clone()),
+        ("GET", format!("{queue}/items")),
+        ("POST", format!("{queue}/next")),
+        ("GET", format!("{}/v1/projects/{p}/comments", etl.url)),
+    ] {
+        let (status, answer) = call(&mallory_auth, method, &url, Value::Null).await;
+        assert_eq!(status, 404, "{method} {url}: {answer}");
+    }
+    let (_, theirs) = call(
+        &mallory_auth,
+        "GET",
+        &format!(
+            "{}/v1/projects/{}/annotation-queues",
+            etl.url, elsewhere.key.project_id
+        ),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(theirs["data"], json!([]));
+}
+
+/// Comments from the web UI's route: written as the signed-in member, edited and deleted by
+/// their author only.
+#[tokio::test]
+async fn comments_are_edited_and_deleted_by_their_author_only() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let alice = person(&pg, &etl.url, "alice@comments.test").await;
+    let bob = person(&pg, &etl.url, "bob@comments.test").await;
+    let project = team_project(&env, "comments", &alice, &[&bob]).await;
+    let base = format!("{}/v1/projects/{}/comments", etl.url, project.key.project_id);
+    let (alice_auth, bob_auth) = (format!("Bearer {}", alice.token), format!("Bearer {}", bob.token));
+    let (status, comment) = call(
+        &alice_auth,
+        "POST",
+        &base,
+        json!({"objectType": "OBSERVATION", "objectId": "t-0-gen", "content": "Why this tool?"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{comment}");
+    assert_eq!(comment["authorUserId"], alice.id.to_string());
+    assert_eq!(comment["authorName"], "alice@comments.test");
+    let url = format!("{base}/{}", comment["id"].as_str().unwrap());
+    let (status, _) = call(&bob_auth, "PATCH", &url, json!({"content": "hijacked"})).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&bob_auth, "DELETE", &url, Value::Null).await;
+    assert_eq!(status, 403);
+    let (status, edited) = call(
+        &alice_auth,
+        "PATCH",
+        &url,
+        json!({"content": "Why this tool, not grep?"}),
+    )
+    .await;
+    assert_eq!(
+        (status, edited["content"].as_str()),
+        (200, Some("Why this tool, not grep?"))
+    );
+    let (_, listed) = call(
+        &bob_auth,
+        "GET",
+        &format!("{base}?objectType=OBSERVATION&objectId=t-0-gen"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(listed["data"][0]["content"], "Why this tool, not grep?");
+    let (status, _) = call(&alice_auth, "DELETE", &url, Value::Null).await;
+    assert_eq!(status, 204);
+    let (_, listed) = call(&bob_auth, "GET", &base, Value::Null).await;
+    assert_eq!(listed["data"], json!([]));
+    let (status, refused) = call(
+        &alice_auth,
+        "POST",
+        &base,
+        json!({"objectType": "DATASET", "objectId": "x", "content": "x"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["message"].as_str().unwrap().starts_with("objectType"),
+        "{refused}"
+    );
+}
+
+/// A trace made public opens signed out at its share link, and only it; made private, the link
+/// is a 404 again, even for a trace the SDK flagged public. Another project's trace of the same
+/// id never opens through this project's link.
+#[tokio::test]
+async fn a_public_trace_opens_signed_out_until_it_is_made_private() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let alice = person(&pg, &etl.url, "alice@share.test").await;
+    let project = team_project(&env, "share", &alice, &[]).await;
+    let p = project.key.project_id;
+    let mut events = traces(&["t-0", "t-1"]);
+    events.push(
+        Event::parse(
+            &json!({"id": "flagged-t", "type": "trace", "timestamp": Timestamp::now(), "body": {
+                "id": "flagged", "timestamp": Timestamp::now(), "name": "sdk-public", "public": true}})
+            .to_string(),
+        )
+        .unwrap()
+        .into_static(),
+    );
+    etl.load(&project.key, &events).await;
+    let alice_auth = format!("Bearer {}", alice.token);
+    let shared = |trace: &str| format!("{}/v1/shared/{p}/traces/{trace}", etl.url);
+
+    let (status, _) = call("", "GET", &shared("t-0"), Value::Null).await;
+    assert_eq!(status, 404, "private until made public");
+    let sharing = format!("{}/v1/projects/{p}/traces/t-0/sharing", etl.url);
+    let (status, made) = call(&alice_auth, "PUT", &sharing, json!({"public": true})).await;
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(made["share_path"], format!("#/share/{p}/t-0"));
+    let (status, trace) = call("", "GET", &shared("t-0"), Value::Null).await;
+    assert_eq!(status, 200, "{trace}");
+    assert_eq!(trace["trace"]["output"], "Fixed t-0");
+    let (status, observation) = call(
+        "",
+        "GET",
+        &format!("{}/observations/t-0-gen", shared("t-0")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!((status, observation["output"].as_str()), (200, Some("Fixed t-0")));
+    let (status, _) = call("", "GET", &shared("t-1"), Value::Null).await;
+    assert_eq!(status, 404, "only the shared trace");
+    let (status, _) = call(
+        "",
+        "GET",
+        &format!("{}/observations/t-1-gen", shared("t-0")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 404, "nor another trace's observation through it");
+
+    let (status, _) = call(&alice_auth, "PUT", &sharing, json!({"public": false})).await;
+    assert_eq!(status, 200);
+    let (status, _) = call("", "GET", &shared("t-0"), Value::Null).await;
+    assert_eq!(status, 404, "the link is revoked");
+
+    // The SDK's flag opens a trace until a member closes it.
+    let (status, _) = call("", "GET", &shared("flagged"), Value::Null).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &alice_auth,
+        "PUT",
+        &format!("{}/v1/projects/{p}/traces/flagged/sharing", etl.url),
+        json!({"public": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call("", "GET", &shared("flagged"), Value::Null).await;
+    assert_eq!(status, 404);
+
+    // Another project with a trace of the same id: its link opens only what it made public.
+    let mallory = person(&pg, &etl.url, "mallory@share.test").await;
+    let other = team_project(&env, "other-share", &mallory, &[]).await;
+    let o = other.key.project_id;
+    etl.load(&other.key, &traces(&["t-0"])).await;
+    let (status, _) = call(
+        "",
+        "GET",
+        &format!("{}/v1/shared/{o}/traces/t-0", etl.url),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &format!("Bearer {}", mallory.token),
+        "PUT",
+        &format!("{}/v1/projects/{p}/traces/t-0/sharing", etl.url),
+        json!({"public": true}),
+    )
+    .await;
+    assert_eq!(status, 404, "a stranger cannot publish another project's trace");
+}
+
+/// "Add to dataset" from a trace keeps where the item came from, through our API and the SDK's.
+#[tokio::test]
+async fn a_dataset_item_taken_from_a_trace_keeps_its_source() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let alice = person(&pg, &etl.url, "alice@datasets.test").await;
+    let project = team_project(&env, "from-traces", &alice, &[]).await;
+    let base = format!("{}/v1/projects/{}/datasets", etl.url, project.key.project_id);
+    let auth = format!("Bearer {}", alice.token);
+    let (status, _) = call(&auth, "POST", &base, json!({"name": "regressions"})).await;
+    assert_eq!(status, 200);
+    let (status, item) = call(
+        &auth,
+        "POST",
+        &format!("{base}/regressions/items"),
+        json!({"input": "Fix t-0", "expected_output": "Fixed t-0, with a test",
+               "source_trace_id": "t-0", "source_observation_id": "t-0-gen"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{item}");
+    assert_eq!(
+        (
+            item["source_trace_id"].as_str(),
+            item["source_observation_id"].as_str()
+        ),
+        (Some("t-0"), Some("t-0-gen"))
+    );
+    let (_, listed) = call(&auth, "GET", &format!("{base}/regressions/items"), Value::Null).await;
+    assert_eq!(listed["data"][0]["source_trace_id"], "t-0");
 }

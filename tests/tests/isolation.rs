@@ -73,6 +73,14 @@ const PUBLIC: &[(&str, &str)] = &[
         "sign_in",
         "takes its credentials in the body; one answer for a wrong email or password",
     ),
+    (
+        "shared_trace",
+        "a trace a member made public, read signed out; any other trace (all of A's here) is a 404",
+    ),
+    (
+        "shared_observation",
+        "an observation of a trace a member made public, read signed out; any other is a 404",
+    ),
 ];
 
 /// Routes outside the document (the router's own test keeps them to exactly these two): the web
@@ -160,6 +168,11 @@ struct Children {
     score_config: String,
     /// A's score (of `trace`).
     score: String,
+    /// A's comment (on `trace`).
+    comment: String,
+    /// A's annotation queue, and its item (`trace`).
+    queue: String,
+    queue_item: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -308,6 +321,9 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
         ("id", "evaluation-rules") => child(&children.rule),
         ("id" | "configId", "score-configs") => child(&children.score_config),
         ("scoreId", "scores") => child(&children.score),
+        ("id" | "commentId", "comments") => child(&children.comment),
+        ("queue" | "queueId", "annotation-queues") => child(&children.queue),
+        ("item" | "itemId", "items") => child(&children.queue_item),
         ("id", "models") => child(&children.price),
         ("id", "connections" | "llm-connections") => child(&children.connection),
         ("id", "experiments") => child(&children.experiments[0]),
@@ -398,6 +414,15 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "provider" => json!(format!("{probe}-connection")),
         "datasetItemId" | "dataset_item_id" => json!(children.item),
         "traceId" | "trace_id" => json!(children.trace),
+        "objectType" => json!("TRACE"),
+        "objectId" => json!(children.trace),
+        "projectId" => json!(alpha.project),
+        "content" => json!(format!("{probe} comment")),
+        "scoreConfigIds" => json!([children.score_config]),
+        "items" => json!([{"objectType": "TRACE", "objectId": children.trace}]),
+        "scores" => json!([{"config_id": children.score_config, "value": 1}]),
+        "userId" => json!(children.member),
+        "public" => json!(false),
         "observation_id" => json!(children.observation),
         "email" => json!(children.member_email),
         "public_key" => json!(alpha.key.0),
@@ -939,6 +964,41 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         .as_str()
         .expect("a score config id")
         .to_owned();
+    let comment = create(
+        http,
+        base,
+        &key_auth,
+        "/api/public/comments",
+        json!({"projectId": tenant.project, "objectType": "TRACE", "objectId": format!("{prefix}-trace"),
+               "content": format!("{prefix} comment text")}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("a comment id")
+        .to_owned();
+    let queue = create(
+        http,
+        base,
+        &key_auth,
+        "/api/public/annotation-queues",
+        json!({"name": format!("{prefix}-queue"), "description": format!("{prefix} queue description"),
+               "scoreConfigIds": [score_config]}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("a queue id")
+        .to_owned();
+    let queue_item = create(
+        http,
+        base,
+        &key_auth,
+        &format!("/api/public/annotation-queues/{queue}/items"),
+        json!({"objectType": "TRACE", "objectId": format!("{prefix}-trace")}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("a queue item id")
+        .to_owned();
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;
@@ -975,6 +1035,9 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         rule,
         score_config,
         score: format!("{prefix}-score"),
+        comment,
+        queue,
+        queue_item,
     }
 }
 
@@ -1050,6 +1113,27 @@ fn markers(
     );
     add(children.rule.clone(), "A's evaluation rule id", false, false);
     add(children.score_config.clone(), "A's score config id", false, false);
+    add(children.comment.clone(), "A's comment id", false, false);
+    add(format!("{prefix} comment text"), "A's comment", false, false);
+    add(children.queue.clone(), "A's annotation queue id", false, false);
+    add(
+        format!("{prefix}-queue"),
+        "A's annotation queue name",
+        false,
+        false,
+    );
+    add(
+        format!("{prefix} queue description"),
+        "A's annotation queue description",
+        false,
+        false,
+    );
+    add(
+        children.queue_item.clone(),
+        "A's annotation queue item id",
+        false,
+        false,
+    );
     add(format!("{prefix}-config"), "A's score config name", false, false);
     add(
         format!("{prefix} config description"),

@@ -140,11 +140,23 @@ async fn python(script: &str, args: &[&str]) -> serde_json::Value {
 #[tokio::test]
 async fn langfuse_models_are_the_projects_prices() {
     let env = TestEnv::migrated().await;
-    let etl = env.start_etl(|_| {}).await;
+    // Prices reloaded often, so a generation loaded right after is priced by the new model.
+    let etl = env
+        .start_etl(|config| config.price_refresh = std::time::Duration::from_millis(100))
+        .await;
     let project = env.create_project("models").await;
+    let pg = env.postgres().await;
+    let manager = agenttrace_etl::control::api_keys::create_key(
+        &pg,
+        project.key.project_id,
+        &[agenttrace_schemas::Scope::Read, agenttrace_schemas::Scope::Manage],
+        None,
+    )
+    .await
+    .unwrap();
     let seen = python(
         "langfuse_models.py",
-        &[&etl.url, &project.key.public_key, &project.secret_key],
+        &[&etl.url, &manager.public_key, &manager.secret_key],
     )
     .await;
     let created = &seen["created"];
@@ -167,7 +179,6 @@ async fn langfuse_models_are_the_projects_prices() {
     assert_eq!(seen["after_delete"], json!(["house-llm-v2"]));
 
     // The project's price, per million tokens, prices its generations: 1000 × $3 + 200 × $9.
-    let pg = env.postgres().await;
     let own: Vec<_> = prices::list(&pg, project.key.project_id)
         .await
         .unwrap()
@@ -176,14 +187,12 @@ async fn langfuse_models_are_the_projects_prices() {
         .map(|p| (p.model_pattern, p.input_per_mtok, p.output_per_mtok))
         .collect();
     assert_eq!(own, [("(?i)^house-llm(-.*)?$".to_owned(), 3.0, 9.0)]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     etl.load(
         &project.key,
         &[generation("priced", "house-llm-small", None, Timestamp::now())],
     )
     .await;
-    run_job(Job::RecomputeCosts, &pg, &env.clickhouse, None)
-        .await
-        .unwrap();
     assert_eq!(
         env.ch(&format!(
             "SELECT toString(total_cost), cost_source FROM observations FINAL WHERE project_id = '{}'",

@@ -15,6 +15,8 @@
 use std::time::Instant;
 
 use agenttrace_cli::agent::SessionGenerator;
+use agenttrace_etl::control::annotation::{self, NewQueue};
+use agenttrace_etl::control::comments;
 use agenttrace_etl::control::connections::{self, ConnectionUpsert};
 use agenttrace_etl::control::datasets::{self, NewDataset, NewItem};
 use agenttrace_etl::control::evaluators::{self, NewEvaluator};
@@ -178,6 +180,9 @@ struct Fixtures {
     judge_definitions: Vec<Uuid>,
     rules: Vec<Uuid>,
     score_configs: Vec<Uuid>,
+    queues: Vec<Uuid>,
+    queue_items: Vec<Uuid>,
+    comments: Vec<Uuid>,
 }
 
 async fn fixtures(
@@ -422,6 +427,40 @@ async fn fixtures(
         .unwrap();
         score_configs.push(config.id);
     }
+    let queue = annotation::create_queue(
+        &pg,
+        project,
+        NewQueue {
+            name: "house-review".into(),
+            description: None,
+            score_config_ids: score_configs.clone(),
+            annotators_per_item: None,
+        },
+    )
+    .await
+    .unwrap();
+    let queue_items = annotation::add_items(
+        &pg,
+        project,
+        queue.id,
+        &traces
+            .iter()
+            .map(|trace| annotation::NewItem {
+                object_type: "TRACE",
+                object_id: trace.clone(),
+                trace_id: Some(trace.clone()),
+            })
+            .collect::<Vec<_>>(),
+        None,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|item| item.id)
+    .collect();
+    let comment = comments::create(&pg, project, "TRACE", &traces[0], "Looks right.", None)
+        .await
+        .unwrap();
     let mut prices = Vec::new();
     for model in ["house-small", "house-large"] {
         let price = prices::set(
@@ -464,6 +503,9 @@ async fn fixtures(
         judge_definitions,
         rules,
         score_configs,
+        queues: vec![queue.id],
+        queue_items,
+        comments: vec![comment.id],
     }
 }
 
@@ -499,6 +541,9 @@ fn config(f: &Fixtures) -> String {
         ("judge_definitions", toml_list(&f.judge_definitions)),
         ("rules", toml_list(&f.rules)),
         ("score_configs", toml_list(&f.score_configs)),
+        ("queues", toml_list(&f.queues)),
+        ("queue_items", toml_list(&f.queue_items)),
+        ("comments", toml_list(&f.comments)),
         ("keyring_keys", toml_list(&f.keyring_keys)),
         ("leavers", toml_list(&f.leavers)),
         ("invitations", toml_list(&f.invitations)),
@@ -616,6 +661,14 @@ include-path-regex = "/score-configs/"
 parameters = {{ "path.id" = {score_configs}, "path.configId" = {score_configs} }}
 
 [[operations]]
+include-path-regex = "/annotation-queues/"
+parameters = {{ "path.queue" = {queues}, "path.queueId" = {queues}, "path.item" = {queue_items}, "path.itemId" = {queue_items} }}
+
+[[operations]]
+include-path-regex = "/comments/"
+parameters = {{ "path.id" = {comments}, "path.commentId" = {comments} }}
+
+[[operations]]
 include-path-regex = "/prices/|/models/"
 parameters = {{ "path.id" = {prices} }}
 
@@ -636,6 +689,9 @@ parameters = {{ "path.invitation" = {invitations} }}
         judge_definitions = often("judge_definitions"),
         rules = often("rules"),
         score_configs = often("score_configs"),
+        queues = often("queues"),
+        queue_items = often("queue_items"),
+        comments = often("comments"),
         invitations = often("invitations"),
     )
 }

@@ -338,6 +338,170 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/public/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List comments
+         * @description Langfuse-compatible (`langfuse.api.comments.get`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_comments"];
+        put?: never;
+        /**
+         * Comment on a trace, observation, session or prompt
+         * @description Langfuse-compatible (`langfuse.api.comments.create`); `projectId` must be the key's project, `authorUserId` a member of its organization. Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_comment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/comments/{commentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a comment
+         * @description Langfuse-compatible (`langfuse.api.comments.get_by_id`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_get_comment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/annotation-queues": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List annotation queues
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.list_queues`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_annotation_queues"];
+        put?: never;
+        /**
+         * Create an annotation queue
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.create_queue`). Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_annotation_queue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/annotation-queues/{queueId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an annotation queue
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.get_queue`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_get_annotation_queue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/annotation-queues/{queueId}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a queue's items
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.list_queue_items`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_list_annotation_items"];
+        put?: never;
+        /**
+         * Add an item to a queue
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.create_queue_item`); an object already in the queue answers its item. Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_annotation_item"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/annotation-queues/{queueId}/items/{itemId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a queue's item
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.get_queue_item`). Authenticate with a project API key as Basic public:secret.
+         */
+        get: operations["langfuse_get_annotation_item"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove an item from a queue
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.delete_queue_item`). Authenticate with a project API key as Basic public:secret.
+         */
+        delete: operations["langfuse_delete_annotation_item"];
+        options?: never;
+        head?: never;
+        /**
+         * Set a queue item's status
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.update_queue_item`): `COMPLETED` stamps `completedAt`. Authenticate with a project API key as Basic public:secret.
+         */
+        patch: operations["langfuse_update_annotation_item"];
+        trace?: never;
+    };
+    "/api/public/annotation-queues/{queueId}/assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Assign a person to a queue
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.create_queue_assignment`); the user must be a member of the project's organization. Authenticate with a project API key as Basic public:secret.
+         */
+        post: operations["langfuse_create_annotation_assignment"];
+        /**
+         * Unassign a person from a queue
+         * @description Langfuse-compatible (`langfuse.api.annotation_queues.delete_queue_assignment`). Authenticate with a project API key as Basic public:secret.
+         */
+        delete: operations["langfuse_delete_annotation_assignment"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/public/score-configs": {
         parameters: {
             query?: never;
@@ -1366,6 +1530,310 @@ export interface paths {
         patch: operations["update_score_config"];
         trace?: never;
     };
+    "/v1/projects/{project}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List comments
+         * @description Oldest first: those of one object (`objectType` and `objectId`), of one author, or all. Paged: `page` (from 1), `limit` (default 50, at most 1000). Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_comments"];
+        put?: never;
+        /**
+         * Comment on a trace, observation, session or prompt
+         * @description By the signed-in member (a key's comment has no author). Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["create_comment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/comments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete your comment
+         * @description Only its author, signed in. Member role. A session token (`Bearer at-session-…`).
+         */
+        delete: operations["delete_comment"];
+        options?: never;
+        head?: never;
+        /**
+         * Edit your comment
+         * @description Only its author, signed in. Member role. A session token (`Bearer at-session-…`).
+         */
+        patch: operations["edit_comment"];
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List annotation queues
+         * @description Newest first. Paged: `page` (from 1), `limit` (default 50, at most 1000). Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_annotation_queues"];
+        put?: never;
+        /**
+         * Create an annotation queue
+         * @description `{name, description?, scoreConfigIds, annotatorsPerItem?}`: the score configs a reviewer gives, and how many people complete each item (1 to 10). Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["create_annotation_queue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an annotation queue and its progress
+         * @description The queue, and `progress`: items by status, those someone works on now, and what each person (assigned or reviewing) completed and skipped. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["get_annotation_queue"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an annotation queue
+         * @description With its items and reviews; the scores people gave stay. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        delete: operations["delete_annotation_queue"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a queue's items
+         * @description Oldest first (the order they are reviewed in); `status` `PENDING` or `COMPLETED`. Paged: `page` (from 1), `limit` (default 50, at most 1000). Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_annotation_items"];
+        put?: never;
+        /**
+         * Add items to a queue
+         * @description `{items: [{objectType, objectId}]}` (1 to 1000): traces, observations (shown in their trace) or sessions (scored on their first trace). Items already in the queue stay as they are. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["add_annotation_items"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/items/from-filter": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add items from a filtered list
+         * @description The traces `traces` finds (the read API's trace filters), or the targets an LLM judge failed (`judge_failures`: its scores at or below `max_value`, 0 by default), at most `limit` (100, at most 1000), a deterministic `sample_rate` of them. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["add_annotation_items_from_filter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/next": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take the next item to review
+         * @description The oldest pending item the signed-in reviewer has not reviewed and nobody else holds (the one they hold first), locked to them for 5 minutes; every call renews it. 204 when nothing is left for them. Member role, signed in. A session token (`Bearer at-session-…`).
+         */
+        post: operations["next_annotation_item"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/items/{item}/take": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open an item to review
+         * @description Locks the item to the signed-in reviewer for 5 minutes (going back to one they reviewed, or renewing their lock); 409 while someone else holds it. Member role, signed in. A session token (`Bearer at-session-…`).
+         */
+        post: operations["take_annotation_item"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/items/{item}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Score an item and complete it
+         * @description `{scores: [{config_id, value, comment?}]}` for the queue's configs, each checked against its config; stored in ClickHouse as `annotation` scores carrying the reviewer, the queue and the config (completing again replaces them: a reviewer corrects their own scores this way). The item is complete once as many people as the queue asks completed it. 409 while someone else holds it. Member role, signed in. A session token (`Bearer at-session-…`).
+         */
+        post: operations["complete_annotation_item"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/items/{item}/skip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Skip an item
+         * @description The signed-in reviewer passes on it: it leaves their turn and goes to others (a skip does not count toward completing it). 409 while someone else holds it. Member role, signed in. A session token (`Bearer at-session-…`).
+         */
+        post: operations["skip_annotation_item"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/items/{item}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Let go of an item
+         * @description The signed-in reviewer's lock ends (leaving the queue); someone else may take the item. Member role, signed in. A session token (`Bearer at-session-…`).
+         */
+        post: operations["release_annotation_item"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/traces/{id}/sharing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether a trace is public
+         * @description `public`: true, false, or null when no member set it (the SDK's `public` flag then decides); `share_path`: the link's path in the web UI. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["get_sharing"];
+        /**
+         * Make a trace public or private
+         * @description `{public: true}`: anyone with the link reads this trace (and nothing else) signed out; `{public: false}`: the link stops working, even for a trace the SDK flagged public. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        put: operations["set_sharing"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/shared/{project}/traces/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a public trace, signed out
+         * @description What `GET /v1/traces/{id}` answers, for a trace a member made public (or the SDK flagged public and no member made private). No authentication. Any other trace is a 404.
+         */
+        get: operations["shared_trace"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/shared/{project}/traces/{id}/observations/{observation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read one observation of a public trace, signed out
+         * @description What `GET /v1/traces/{id}/observations/{observation_id}` answers, for a public trace. No authentication.
+         */
+        get: operations["shared_observation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}/keys": {
         parameters: {
             query?: never;
@@ -1508,6 +1976,26 @@ export interface paths {
          * @description Asks the judge job to add the judge's targets of a time range (observations by start time; traces, sessions and experiment runs by their traces' time) to its ledger: judged once like everything else, within the judge's budget and limits. 202 with the backfill; its progress shows in `GET .../judgments`. Member role or `manage` scope. A session token, a project API key or an organization key.
          */
         post: operations["backfill_judge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/calibrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How well each LLM judge agrees with people
+         * @description For each LLM judge, on the targets both it and people (annotation scores of its score name) scored: the pairs compared; accuracy, Cohen's kappa and a confusion matrix for boolean and categorical judges; mean absolute error and Spearman's correlation for numeric ones; the disagreements (at most 100) with a link to each. Computed by the `judge_calibration` job every 10 minutes. Viewer role or `read` scope. A session token, a project API key or an organization key.
+         */
+        get: operations["judge_calibrations"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1777,6 +2265,20 @@ export interface components {
         AddedItems: components["schemas"]["DatasetItem"] | {
             imported: number;
         };
+        /** @description Langfuse's `AnnotationQueueAssignmentRequest`. */
+        Assignment: {
+            /** Format: uuid */
+            userId: string;
+        };
+        /** @description Langfuse's `CreateAnnotationQueueAssignmentResponse`. */
+        AssignmentCreated: {
+            /** Format: uuid */
+            userId: string;
+            /** Format: uuid */
+            queueId: string;
+            /** Format: uuid */
+            projectId: string;
+        };
         /** @description A request to judge the targets of a time range that arrived before the judge did. */
         Backfill: {
             /** Format: uuid */
@@ -1827,6 +2329,46 @@ export interface components {
             /** @description The config keys it fills. */
             config: unknown;
         };
+        /** @description A judge's agreement with people on the targets both scored (one pair per person's score). */
+        Calibration: {
+            /** Format: uuid */
+            evaluator_id: string;
+            /** @description The judge's name. */
+            evaluator_name: string;
+            score_name: string | null;
+            /** @description `numeric`, `boolean` or `categorical`. */
+            data_type: string | null;
+            /**
+             * Format: int32
+             * @description Judge-and-person score pairs compared.
+             */
+            pairs: number;
+            /**
+             * Format: double
+             * @description Boolean and categorical: the share of pairs that agree.
+             */
+            accuracy: number | null;
+            /**
+             * Format: double
+             * @description Boolean and categorical: Cohen's kappa (null when chance agreement is 1).
+             */
+            kappa: number | null;
+            /**
+             * Format: double
+             * @description Numeric: the mean of |judge − person|.
+             */
+            mean_absolute_error: number | null;
+            /**
+             * Format: double
+             * @description Numeric: Spearman's rank correlation (null for fewer than two pairs or no variation).
+             */
+            spearman: number | null;
+            /** @description `{labels, counts}`: rows are the people's labels, columns the judge's. */
+            confusion: Record<string, never> | null;
+            /** @description At most 100 `{trace_id, observation_id, judge, human, author, link}`. */
+            disagreements: Record<string, never>[];
+            computed_at: string | null;
+        };
         /** @description One category of a categorical config (a boolean config's are `True` = 1 and `False` = 0). */
         Category: {
             /** Format: double */
@@ -1837,6 +2379,28 @@ export interface components {
         ChatMessage: {
             /** @description `system`, `user` or `assistant`. */
             role: string;
+            content: string;
+        };
+        /** @description A comment as the API shows it (Langfuse's `Comment`). */
+        Comment: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            projectId: string;
+            /** @description `TRACE`, `OBSERVATION`, `SESSION` or `PROMPT`. */
+            objectType: string;
+            objectId: string;
+            /** @description Markdown, 1 to 5000 characters. */
+            content: string;
+            /** Format: uuid */
+            authorUserId: string | null;
+            /** @description The author's name or email, for showing. */
+            authorName: string | null;
+            createdAt: string;
+            updatedAt: string;
+        };
+        /** @description A comment's new text. */
+        CommentEdit: {
             content: string;
         };
         /** @description A dataset item both experiments may have run, with its input and expected output. */
@@ -1850,6 +2414,10 @@ export interface components {
             b: components["schemas"]["Experiment"];
             scores: components["schemas"]["ScoreComparison"][];
             items: components["schemas"]["ComparedItem"][];
+        };
+        /** @description A reviewer's scores for an item. */
+        Completion: {
+            scores: components["schemas"]["GivenScore"][];
         };
         /**
          * @description Langfuse's score data types.
@@ -1972,6 +2540,11 @@ export interface components {
              */
             datasetVersion?: unknown;
             createdAt?: unknown;
+        };
+        /** @description Langfuse's `CreateCommentResponse`. */
+        CreatedComment: {
+            /** Format: uuid */
+            id: string;
         };
         /** @description A key just created, with its secret (shown only now). */
         CreatedKey: {
@@ -2214,10 +2787,10 @@ export interface components {
             reason: string;
             raw: string;
         };
-        /** @description Langfuse's `DeletedEvaluator` and `DeletedEvaluationRule`. */
+        /** @description Langfuse's `{success, message?}` answers to deletes. */
         Deleted: {
-            /** Format: uuid */
-            id: string;
+            success: boolean;
+            message: string;
         };
         /** @description What every error answers: a stable code and a message for a person. */
         Error: {
@@ -2326,6 +2899,14 @@ export interface components {
             deletions: number;
             pull_request_url: string | null;
         };
+        /** @description One score a reviewer gives: a value for one of the queue's configs. */
+        GivenScore: {
+            /** Format: uuid */
+            config_id: string;
+            /** @description A number (NUMERIC), `true`/`false` or 0/1 (BOOLEAN), a category label (CATEGORICAL), text (TEXT). */
+            value: unknown;
+            comment?: string | null;
+        };
         /**
          * @description A pending invitation, as its organization's admins see it: the email and the role it offers,
          *     nothing about whether the email has an account.
@@ -2340,13 +2921,28 @@ export interface components {
             created_at: string;
             expires_at: string;
         };
-        /** @description One item, as `POST .../items` takes it in JSON. */
+        /** @description An item as the API shows it (Langfuse's `AnnotationQueueItem`, with AgentTrace's additions). */
         Item: {
-            id?: string | null;
-            input?: unknown;
-            expected_output?: unknown;
-            metadata?: unknown;
-            status?: string | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            queueId: string;
+            objectId: string;
+            /** @description `TRACE`, `OBSERVATION` or `SESSION`. */
+            objectType: string;
+            /** @description The trace to show: the item's own, an observation's, a session's first. */
+            traceId: string | null;
+            /** @description `PENDING` or `COMPLETED`. */
+            status: string;
+            completedAt: string | null;
+            /**
+             * Format: uuid
+             * @description Who works on it now, and until when (absent once the lock has expired).
+             */
+            lockedBy: string | null;
+            lockedUntil: string | null;
+            createdAt: string;
+            updatedAt: string;
         };
         ItemComparison: {
             dataset_item_id: string;
@@ -2359,6 +2955,27 @@ export interface components {
             b_scores: {
                 [key: string]: number;
             };
+        };
+        /**
+         * @description Items to add from a filtered list: the traces a filter finds, or the targets a judge failed;
+         *     a deterministic sample of them when `sample_rate` is below 1.
+         */
+        ItemsFromFilter: {
+            /**
+             * @description The read API's trace filters (`GET /v1/traces`): `from`, `to`, `name`, `user_id`,
+             *     `session_id`, `tags`, `environment`, `release`, `level`, `min_cost`, `min_latency_ms`,
+             *     `score_name`.
+             */
+            traces?: Record<string, never> | null;
+            judge_failures?: null | components["schemas"]["JudgeFailures"];
+            /**
+             * Format: double
+             * @description 0 to 1 (1, everything): the share of what the filter finds that is added, chosen by a
+             *     hash of the queue and the object, so the same objects are chosen again.
+             */
+            sample_rate?: number | null;
+            /** @description How many to look at: 1 to 1000 (100). */
+            limit?: number | null;
         };
         JobRun: {
             /** Format: int64 */
@@ -2473,6 +3090,19 @@ export interface components {
             error: string;
             at: string;
         };
+        JudgeFailures: {
+            /** Format: uuid */
+            evaluator_id: string;
+            /**
+             * Format: double
+             * @description 0 by default.
+             */
+            max_value?: number | null;
+            /** @description RFC 3339: scores given at or after it. */
+            from?: string | null;
+            /** @description RFC 3339: scores given before it. */
+            to?: string | null;
+        };
         /** @description The edge asks the ETL about an agent's key (`POST /v1/keys/verify`, signed like a batch). */
         KeyCheckRequest: {
             public_key: string;
@@ -2538,6 +3168,10 @@ export interface components {
             status: string;
             version: string;
         };
+        /** @description Langfuse's `UpdateAnnotationQueueItemRequest`. */
+        LangfuseItemChange: {
+            status?: string | null;
+        };
         /** @description What a delete answers. */
         LangfuseMessage: {
             message: string;
@@ -2549,6 +3183,25 @@ export interface components {
         /** @description Each dimension by name, `time_dimension` (ISO 8601) when bucketed, and `<aggregation>_<measure>` per metric asked for. */
         LangfuseMetricsRow: {
             [key: string]: number | string | boolean | null;
+        };
+        /** @description Langfuse's `CreateCommentRequest`. */
+        LangfuseNewComment: {
+            /**
+             * Format: uuid
+             * @description The key's project.
+             */
+            projectId: string;
+            objectType: string;
+            objectId: string;
+            content: string;
+            /** @description A member of the project's organization. */
+            authorUserId?: string | null;
+        };
+        /** @description Langfuse's `CreateAnnotationQueueItemRequest`. */
+        LangfuseNewItem: {
+            objectId: string;
+            objectType: string;
+            status?: string | null;
         };
         /** @description An observation in Langfuse's v2 shape; the fields beyond the core ones come with their group (`fields`). */
         LangfuseObservation: {
@@ -2772,7 +3425,7 @@ export interface components {
             /** @description Always null. */
             tokenizerId: string | null;
             /** @description Always null. */
-            tokenizerConfig: Record<string, never>;
+            tokenizerConfig: Record<string, never> | null;
             /** @description One of AgentTrace's default prices, which a project cannot change. */
             isLangfuseManaged: boolean;
             createdAt: string;
@@ -2789,6 +3442,14 @@ export interface components {
             name: string;
             role: components["schemas"]["Role"];
         };
+        /** @description A new comment on `/v1`. */
+        NewComment: {
+            /** @description `TRACE`, `OBSERVATION`, `SESSION` or `PROMPT`. */
+            objectType: string;
+            objectId: string;
+            /** @description Markdown, 1 to 5000 characters. */
+            content: string;
+        };
         NewDataset: {
             name: string;
             description?: string | null;
@@ -2801,6 +3462,11 @@ export interface components {
             kind: string;
             config?: unknown;
             schedule?: string | null;
+        };
+        /** @description Items to add by hand. */
+        NewItems: {
+            /** @description At most 1000. */
+            items: components["schemas"]["ObjectRef"][];
         };
         NewKey: {
             scopes: components["schemas"]["Scope"][];
@@ -2851,6 +3517,18 @@ export interface components {
             tags?: string[];
             commit_message?: string | null;
         };
+        /** @description A new queue. */
+        NewQueue: {
+            name: string;
+            description?: string | null;
+            /** @description The project's score configs a reviewer gives (at least one). */
+            scoreConfigIds: string[];
+            /**
+             * Format: int32
+             * @description 1 (the default) to 10.
+             */
+            annotatorsPerItem?: number | null;
+        };
         /** @description A new score config. */
         NewScoreConfig: {
             name: string;
@@ -2861,6 +3539,12 @@ export interface components {
             maxValue?: number | null;
             categories?: components["schemas"]["Category"][] | null;
             description?: string | null;
+        };
+        /** @description One object to add. */
+        ObjectRef: {
+            /** @description `TRACE`, `OBSERVATION` or `SESSION`. */
+            objectType: string;
+            objectId: string;
         };
         /** @description Observations of a bucket and group: count, cost (USD), tokens, latency percentiles (null when none was timed), error rate. */
         ObservationMetrics: {
@@ -2943,6 +3627,27 @@ export interface components {
             totalItems: number;
             /** Format: int64 */
             totalPages: number;
+        };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_Comment: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                projectId: string;
+                /** @description `TRACE`, `OBSERVATION`, `SESSION` or `PROMPT`. */
+                objectType: string;
+                objectId: string;
+                /** @description Markdown, 1 to 5000 characters. */
+                content: string;
+                /** Format: uuid */
+                authorUserId: string | null;
+                /** @description The author's name or email, for showing. */
+                authorName: string | null;
+                createdAt: string;
+                updatedAt: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
         };
         /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
         Paged_Connection: {
@@ -3050,6 +3755,32 @@ export interface components {
             meta: components["schemas"]["PageMeta"];
         };
         /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_Item: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                queueId: string;
+                objectId: string;
+                /** @description `TRACE`, `OBSERVATION` or `SESSION`. */
+                objectType: string;
+                /** @description The trace to show: the item's own, an observation's, a session's first. */
+                traceId: string | null;
+                /** @description `PENDING` or `COMPLETED`. */
+                status: string;
+                completedAt: string | null;
+                /**
+                 * Format: uuid
+                 * @description Who works on it now, and until when (absent once the lock has expired).
+                 */
+                lockedBy: string | null;
+                lockedUntil: string | null;
+                createdAt: string;
+                updatedAt: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
         Paged_KeyListing: {
             data: {
                 public_key: string;
@@ -3152,7 +3883,7 @@ export interface components {
                 /** @description Always null. */
                 tokenizerId: string | null;
                 /** @description Always null. */
-                tokenizerConfig: Record<string, never>;
+                tokenizerConfig: Record<string, never> | null;
                 /** @description One of AgentTrace's default prices, which a project cannot change. */
                 isLangfuseManaged: boolean;
                 createdAt: string;
@@ -3207,6 +3938,26 @@ export interface components {
             meta: components["schemas"]["PageMeta"];
         };
         /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_Queue: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                projectId: string;
+                name: string;
+                description: string | null;
+                scoreConfigIds: string[];
+                /**
+                 * Format: int32
+                 * @description How many people complete an item before it is complete.
+                 */
+                annotatorsPerItem: number;
+                createdAt: string;
+                updatedAt: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
         Paged_ReceivedInvitation: {
             data: {
                 /** Format: uuid */
@@ -3241,6 +3992,17 @@ export interface components {
                 updatedAt: string;
             }[];
             meta: components["schemas"]["PageMeta"];
+        };
+        PersonProgress: {
+            /** Format: uuid */
+            user_id: string;
+            name: string;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            skipped: number;
+            /** @description Assigned to the queue (Langfuse's assignments). */
+            assigned: boolean;
         };
         /** @description A judge's prompt for one observation and, if it ran, the model's judgment. */
         Preview: {
@@ -3316,6 +4078,21 @@ export interface components {
             /** @description RFC 3339; now when left out. */
             valid_from?: string | null;
         };
+        /** @description A queue's progress: its items by status, and what each person did. */
+        Progress: {
+            /** Format: int64 */
+            total: number;
+            /** Format: int64 */
+            pending: number;
+            /** Format: int64 */
+            completed: number;
+            /**
+             * Format: int64
+             * @description Items someone is working on now.
+             */
+            locked: number;
+            people: components["schemas"]["PersonProgress"][];
+        };
         Project: {
             /** Format: uuid */
             id: string;
@@ -3376,6 +4153,27 @@ export interface components {
              * @enum {string}
              */
             format: "json" | "arrow" | "parquet";
+        };
+        /** @description A queue as the API shows it (Langfuse's `AnnotationQueue`, with AgentTrace's additions). */
+        Queue: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            projectId: string;
+            name: string;
+            description: string | null;
+            scoreConfigIds: string[];
+            /**
+             * Format: int32
+             * @description How many people complete an item before it is complete.
+             */
+            annotatorsPerItem: number;
+            createdAt: string;
+            updatedAt: string;
+        };
+        /** @description A queue with its progress. */
+        QueueDetail: components["schemas"]["Queue"] & {
+            progress: components["schemas"]["Progress"];
         };
         /** @description Each database's state: `ok`, or `PostgreSQL is unavailable` (why is in the log, not here). */
         Readiness: {
@@ -3538,6 +4336,24 @@ export interface components {
         SetMember: {
             email: string;
             role: string;
+        };
+        /** @description A trace's sharing as a member set it. */
+        Sharing: {
+            /** Format: uuid */
+            project_id: string;
+            trace_id: string;
+            /**
+             * @description `true`: anyone with the link reads the trace; `false`: only the project's members;
+             *     null: nobody said, the SDK's flag decides.
+             */
+            public: boolean | null;
+            /** @description The link's path in the web UI (relative to its address). */
+            share_path: string;
+            changed_at: string | null;
+        };
+        /** @description Whether a trace is to be public. */
+        SharingChange: {
+            public: boolean;
         };
         SignIn: {
             email: string;
@@ -5131,6 +5947,780 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_comments: {
+        parameters: {
+            query?: {
+                page?: number;
+                limit?: number;
+                /** @description `TRACE`, `OBSERVATION`, `SESSION` or `PROMPT`. */
+                objectType?: string;
+                /** @description Needs `objectType`. */
+                objectId?: string;
+                authorUserId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Comment"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_comment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LangfuseNewComment"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedComment"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_comment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The comment's id. */
+                commentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Comment"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_annotation_queues: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Queue"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_annotation_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewQueue"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_annotation_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queueId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_list_annotation_items: {
+        parameters: {
+            query?: {
+                /** @description `PENDING` or `COMPLETED`. */
+                status?: string;
+                page?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                queueId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queueId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LangfuseNewItem"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_get_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queueId: string;
+                itemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queueId: string;
+                itemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_update_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queueId: string;
+                itemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LangfuseItemChange"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_create_annotation_assignment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queueId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Assignment"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentCreated"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_annotation_assignment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queueId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Assignment"];
+            };
+        };
+        responses: {
+            /** @description Langfuse's shape */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {
@@ -9250,6 +10840,1290 @@ export interface operations {
             };
         };
     };
+    list_comments: {
+        parameters: {
+            query?: {
+                page?: number;
+                limit?: number;
+                /** @description `TRACE`, `OBSERVATION`, `SESSION` or `PROMPT`. */
+                objectType?: string;
+                /** @description Needs `objectType`. */
+                objectId?: string;
+                authorUserId?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Comment"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_comment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewComment"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Comment"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_comment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The comment's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    edit_comment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The comment's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommentEdit"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Comment"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_annotation_queues: {
+        parameters: {
+            query?: {
+                /** @description From 1 (the default). */
+                page?: number;
+                /** @description Rows per page: 1 to 1000, 50 by default. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Queue"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_annotation_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewQueue"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_annotation_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueDetail"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_annotation_queue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_annotation_items: {
+        parameters: {
+            query?: {
+                /** @description `PENDING` or `COMPLETED`. */
+                status?: string;
+                page?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Paged_Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    add_annotation_items: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewItems"];
+            };
+        };
+        responses: {
+            /** @description The items, new or not, in the order given */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    add_annotation_items_from_filter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ItemsFromFilter"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AddedItems"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    next_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The item, locked to the caller */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description Nothing left to review */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    take_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+                /** @description The item's id. */
+                item: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    complete_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+                /** @description The item's id. */
+                item: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Completion"];
+            };
+        };
+        responses: {
+            /** @description The item after */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    skip_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+                /** @description The item's id. */
+                item: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The item after */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Item"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    release_annotation_item: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+                /** @description The item's id. */
+                item: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Released */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_sharing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The trace's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sharing"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_sharing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The trace's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SharingChange"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sharing"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    shared_trace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The trace's project. */
+                project: string;
+                /** @description The trace's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TraceDetail"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    shared_observation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                id: string;
+                observation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_keys: {
         parameters: {
             query?: {
@@ -9808,6 +12682,65 @@ export interface operations {
             };
             /** @description `{error, message}`: too many backfills of this judge are waiting */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    judge_calibrations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Calibration"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,8 +10,8 @@ use crate::DatabaseArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// Run one job now (recorded like a scheduled run): evaluate, experiment_rollups,
-    /// retention, daily_costs, recompute_costs (after a price change), or
+    /// Run one job now (recorded like a scheduled run): evaluate, judge, judge_calibration,
+    /// experiment_rollups, retention, daily_costs, recompute_costs (after a price change), or
     /// evaluate:<evaluator id> for an evaluator with its own schedule.
     Run { job: String },
     /// Run jobs on their cron schedules until stopped (several replicas are safe).
@@ -20,6 +20,7 @@ pub enum JobsCommand {
         #[arg(long = "cron", default_values_t = vec![
             "evaluate=0 * * * * *".to_owned(),
             "judge=20 * * * * *".to_owned(),
+            "judge_calibration=40 */10 * * * *".to_owned(),
             "experiment_rollups=30 */5 * * * *".to_owned(),
             "retention=0 0 3 * * *".to_owned(),
             "daily_costs=0 30 * * * *".to_owned(),

@@ -777,3 +777,75 @@ mod tests {
         assert_eq!(shape(&nested), ["root(a(a1),b)", "orphan", "self", "x(y)"]);
     }
 }
+
+/// Whether the trace's own `public` flag (Langfuse's, from the SDK) is set.
+pub async fn flagged_public(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    trace_id: &str,
+) -> Result<bool, AnalyticsError> {
+    let mut by_id = Conditions::project(project);
+    by_id.eq("id", trace_id).raw("public = 1");
+    let sql = format!(
+        "SELECT 1 FROM traces FINAL {} LIMIT 1 FORMAT JSONEachRow",
+        by_id.render()
+    );
+    Ok(!crate::analytics::paging::read(clickhouse, &sql).await?.is_empty())
+}
+
+/// The trace of each of `observations` (of the project), by observation id.
+pub async fn observation_traces(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    observations: &[&str],
+) -> Result<std::collections::HashMap<String, String>, AnalyticsError> {
+    keyed_pairs(
+        clickhouse,
+        "SELECT id AS key, any(trace_id) AS value FROM observations",
+        project,
+        "id",
+        observations,
+    )
+    .await
+}
+
+/// The first trace of each of `sessions` (of the project), by session id.
+pub async fn first_traces(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    sessions: &[&str],
+) -> Result<std::collections::HashMap<String, String>, AnalyticsError> {
+    keyed_pairs(
+        clickhouse,
+        "SELECT session_id AS key, argMin(id, timestamp_us) AS value FROM traces FINAL",
+        project,
+        "session_id",
+        sessions,
+    )
+    .await
+}
+
+/// `select` (giving `key` and `value`) over the project's rows whose `column` is one of `keys`,
+/// grouped by `column`.
+async fn keyed_pairs(
+    clickhouse: &ClickHouse,
+    select: &str,
+    project: Uuid,
+    column: &str,
+    keys: &[&str],
+) -> Result<std::collections::HashMap<String, String>, AnalyticsError> {
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut conditions = Conditions::project(project);
+    conditions.in_list(column, keys);
+    let sql = format!(
+        "{select} {} GROUP BY {column} FORMAT JSONEachRow",
+        conditions.render()
+    );
+    let body = crate::analytics::paging::read(clickhouse, &sql).await?;
+    Ok(crate::analytics::paging::parse_json_rows(&body)?
+        .into_iter()
+        .filter_map(|row| Some((row["key"].as_str()?.to_owned(), row["value"].as_str()?.to_owned())))
+        .collect())
+}

@@ -12,13 +12,20 @@
 //! - [`score_configs`]: what a score of a name means, which scores sent with a config id must fit.
 //! - [`models`]: Langfuse's model definitions, a view of [`prices`] with a name.
 //! - [`prices`]: model prices, defaults and per-project overrides from a date on.
+//! - [`annotation`]: annotation queues, their items, locks and reviews.
+//! - [`calibrations`]: how well each LLM judge agrees with people (the job's results).
+//! - [`comments`]: comments on traces, observations, sessions and prompts.
+//! - [`shares`]: traces made public at a share link.
 //! - [`job_runs`]: the scheduled jobs' run records.
 //!
 //! Rows are read by column name: each record type has one `from_row` and one column list (a
 //! `COLUMNS` const) that the statements feeding it select, aliased where a join would clash.
 //! Times are selected as `timestamptz` and written as text here, by [`time`].
 
+pub mod annotation;
 pub mod api_keys;
+pub mod calibrations;
+pub mod comments;
 pub mod connections;
 pub mod datasets;
 pub mod evaluators;
@@ -32,6 +39,7 @@ pub mod projects;
 pub mod prompts;
 pub mod score_configs;
 pub mod sealing;
+pub mod shares;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;

@@ -38,7 +38,7 @@ pub struct Model {
     #[schema(required = true)]
     pub tokenizer_id: Option<String>,
     /// Always null.
-    #[schema(value_type = Object, required = true)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub tokenizer_config: Option<Value>,
     /// One of AgentTrace's default prices, which a project cannot change.
     pub is_langfuse_managed: bool,

@@ -116,6 +116,9 @@ fn check_name(name: &str) -> Result<(), ControlError> {
     Ok(())
 }
 
+/// A config's bounds and categories, as stored.
+type Settled = (Option<f64>, Option<f64>, Option<Vec<Category>>);
+
 /// The stored shape of a config of `data_type`: bounds only for numbers, categories only for
 /// categorical ones (unique labels and values), the fixed two for booleans.
 fn settle(
@@ -123,7 +126,7 @@ fn settle(
     min_value: Option<f64>,
     max_value: Option<f64>,
     categories: Option<Vec<Category>>,
-) -> Result<(Option<f64>, Option<f64>, Option<Vec<Category>>), ControlError> {
+) -> Result<Settled, ControlError> {
     for (field, bound) in [("minValue", min_value), ("maxValue", max_value)] {
         if bound.is_some() && data_type != ConfigDataType::Numeric {
             return Err(invalid(

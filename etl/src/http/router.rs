@@ -16,7 +16,8 @@
 //! | `GET /v1/scores` | `read` scope or the viewer role: scores newest first, filtered, by cursor |
 //! | `GET /v1/metrics` | `read` scope or the viewer role: cost, tokens, count, latency percentiles, error rate by bucket and dimension |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
-//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items, score configs, models) and reads (`v2/observations`, `v2/metrics`, `v3/scores`, `scores/{id}`), see [`langfuse`] and [`langfuse_scores`] |
+//! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items, score configs, models, comments, annotation queues) and reads (`v2/observations`, `v2/metrics`, `v3/scores`, `scores/{id}`), see [`langfuse`] and [`langfuse_scores`] |
+//! | `GET /v1/shared/{project}/traces/{id}` | no authentication: a trace a member made public, see [`control::shares`] |
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | PostgreSQL and ClickHouse answer |
 //! | `GET /metrics` | Prometheus metrics |
@@ -166,6 +167,38 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::score_configs::get_score_config,
             control::score_configs::update_score_config
         ))
+        .routes(routes!(
+            control::comments::list_comments,
+            control::comments::create_comment
+        ))
+        .routes(routes!(
+            control::comments::edit_comment,
+            control::comments::delete_comment
+        ))
+        .routes(routes!(
+            control::annotation::list_annotation_queues,
+            control::annotation::create_annotation_queue
+        ))
+        .routes(routes!(
+            control::annotation::get_annotation_queue,
+            control::annotation::delete_annotation_queue
+        ))
+        .routes(routes!(
+            control::annotation::list_annotation_items,
+            control::annotation::add_annotation_items
+        ))
+        .routes(routes!(control::annotation::add_annotation_items_from_filter).layer(gate!(reads)))
+        .routes(routes!(control::annotation::next_annotation_item))
+        .routes(routes!(control::annotation::take_annotation_item))
+        .routes(routes!(control::annotation::complete_annotation_item))
+        .routes(routes!(control::annotation::skip_annotation_item))
+        .routes(routes!(control::annotation::release_annotation_item))
+        .routes(routes!(
+            control::shares::get_sharing,
+            control::shares::set_sharing
+        ))
+        .routes(routes!(control::shares::shared_trace).layer(gate!(reads)))
+        .routes(routes!(control::shares::shared_observation).layer(gate!(reads)))
         .routes(routes!(control::keys::list_keys, control::keys::create_key))
         .routes(routes!(control::keys::revoke_key))
         .routes(routes!(
@@ -176,6 +209,7 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(control::judges::judge_templates))
         .routes(routes!(control::judges::judge_activity))
         .routes(routes!(control::judges::backfill_judge))
+        .routes(routes!(control::judges::judge_calibrations))
         // A preview may call a provider: a few at once, one per caller.
         .routes(routes!(control::judges::preview_judge).layer(gate!(Gate::new("judge_preview", 4, 1))))
         // A test is a call to a provider: a few at once, one per caller.
@@ -256,6 +290,29 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::models::langfuse_get_model,
             control::models::langfuse_upsert_model,
             control::models::langfuse_delete_model
+        ))
+        .routes(routes!(
+            control::comments::langfuse_list_comments,
+            control::comments::langfuse_create_comment
+        ))
+        .routes(routes!(control::comments::langfuse_get_comment))
+        .routes(routes!(
+            control::annotation::langfuse_list_queues,
+            control::annotation::langfuse_create_queue
+        ))
+        .routes(routes!(control::annotation::langfuse_get_queue))
+        .routes(routes!(
+            control::annotation::langfuse_list_items,
+            control::annotation::langfuse_create_item
+        ))
+        .routes(routes!(
+            control::annotation::langfuse_get_item,
+            control::annotation::langfuse_update_item,
+            control::annotation::langfuse_delete_item
+        ))
+        .routes(routes!(
+            control::annotation::langfuse_assign,
+            control::annotation::langfuse_unassign
         ))
         .routes(routes!(
             control::score_configs::langfuse_list_score_configs,

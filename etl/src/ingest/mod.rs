@@ -11,10 +11,12 @@
 //! - [`to_arrow`]: valid events **converted** into one Arrow batch per ClickHouse table; each
 //!   table ingest writes is declared there once, every column with what fills it, and
 //!   [`crate::clickhouse::catalog`] takes those tables' schemas from it.
+//! - [`direct`]: events the ETL makes itself (people's annotation scores), loaded straight.
 //! - [`memory_sink`]: a sink that keeps what would be loaded in memory (tests, fuzzing).
 //!
 //! Loading is [`crate::clickhouse::loader`]'s job; the HTTP route is in [`crate::http`].
 
+pub mod direct;
 pub mod key_status;
 pub mod layout;
 pub mod memory_sink;

@@ -38,6 +38,10 @@ struct Item {
     expected_output: Option<Value>,
     metadata: Option<Value>,
     status: Option<String>,
+    /// The trace the item was taken from ("add to dataset" on a trace).
+    source_trace_id: Option<String>,
+    /// The observation the item was taken from, in `source_trace_id`.
+    source_observation_id: Option<String>,
 }
 
 #[utoipa::path(
@@ -234,7 +238,8 @@ pub async fn add_items(
             expected_output: item.expected_output,
             metadata: item.metadata,
             status: item.status,
-            ..NewItem::default()
+            source_trace_id: item.source_trace_id,
+            source_observation_id: item.source_observation_id,
         },
     )
     .await?;

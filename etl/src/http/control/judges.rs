@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use crate::control::calibrations::{self, Calibration};
 use crate::http::auth::{ProjectAccess, need};
 use crate::http::control::evaluators::EvaluatorPath;
 use crate::http::error::{ApiError, ErrorBody};
@@ -177,4 +178,27 @@ pub async fn judge_activity(
     }
     let client = state.postgres.get().await?;
     Ok(Json(preview::activity(&**client, project.id, id, days).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{project}/calibrations",
+    summary = "How well each LLM judge agrees with people",
+    description = "For each LLM judge, on the targets both it and people (annotation scores of its score name) scored: the pairs compared; accuracy, Cohen's kappa and a confusion matrix for boolean and categorical judges; mean absolute error and Spearman's correlation for numeric ones; the disagreements (at most 100) with a link to each. Computed by the `judge_calibration` job every 10 minutes. Viewer role or `read` scope. A session token, a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    responses(
+        (status = 200, description = "OK", body = Vec<Calibration>),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn judge_calibrations(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Read>,
+) -> Result<Json<Vec<Calibration>>, ApiError> {
+    let client = state.postgres.get().await?;
+    Ok(Json(calibrations::list(&**client, project.id).await?))
 }

@@ -15,6 +15,10 @@
 //! - [`judge_rules`]: Langfuse's v2 evaluators (versioned judge definitions) and evaluation rules.
 //! - [`models`]: Langfuse's model definitions, over the project's prices.
 //! - [`score_configs`]: what scores of a name mean (and Langfuse's `score-configs`).
+//! - [`annotation`]: annotation queues, reviewers' next item, completing and skipping it
+//!   (and Langfuse's `annotation-queues`).
+//! - [`comments`]: comments on traces, observations, sessions, prompts (and Langfuse's).
+//! - [`shares`]: a trace made public, and read signed out.
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
 //! [`ProjectAccess`]: crate::http::auth::ProjectAccess
@@ -22,6 +26,8 @@
 //! [`need`]: crate::http::auth::need
 //! [`role`]: crate::http::auth::role
 
+pub mod annotation;
+pub mod comments;
 pub mod connections;
 pub mod datasets;
 pub mod evaluators;
@@ -38,6 +44,7 @@ pub mod projects;
 pub mod prompts;
 pub mod score_configs;
 pub mod sessions;
+pub mod shares;
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`) in a PATCH body.
 fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>

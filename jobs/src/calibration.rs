@@ -24,7 +24,9 @@
 //! over the score's own time, which for judges and annotations is when it was given (read
 //! through the monthly partitions' time ranges, so old months are skipped). A score that
 //! arrives more than [`SETTLE_SECONDS`] after its own time is not noticed by itself; it counts
-//! the next time its judge is recomputed.
+//! the next time its judge is recomputed. People's scores through annotation queues are also
+//! noticed by their reviews in PostgreSQL, stamped on arrival, so a judge's agreement with a
+//! review shows on the next run, without waiting for the window.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -632,6 +634,26 @@ pub struct CalibrationReport {
     pub watermark: Option<i64>,
 }
 
+/// The (project, score name) pairs people completed annotation-queue items with since
+/// `watermark` (µs): their reviews are stamped when they are recorded, after their scores are
+/// stored, so these need no settling time. Reviews of the last [`SETTLE_SECONDS`] are seen by
+/// the next run too (the watermark trails the clock), which recomputes their judges once more.
+async fn reviewed_since(pg: &Client, watermark: Option<i64>) -> Result<BTreeSet<(Uuid, String)>, String> {
+    let rows = pg
+        .query(
+            "SELECT DISTINCT q.project_id, c.name FROM annotation_reviews r
+             JOIN annotation_queue_items i ON i.id = r.item_id
+             JOIN annotation_queues q ON q.id = i.queue_id
+             JOIN score_configs c ON c.id = ANY(q.score_config_ids) AND c.project_id = q.project_id
+             WHERE r.outcome = 'completed'
+               AND ($1::bigint IS NULL OR r.at > to_timestamp($1::bigint::float8 / 1e6))",
+            &[&watermark],
+        )
+        .await
+        .map_err(|e| format!("PostgreSQL: {e}"))?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
 /// Recomputes the judges touched by scores given after `watermark` (µs) and at least
 /// [`SETTLE_SECONDS`] before ClickHouse's clock.
 pub async fn run(
@@ -656,11 +678,12 @@ pub async fn run_until(
     };
     let judges = judges(pg).await?;
     report.judges = judges.len() as u64;
+    let reviewed = reviewed_since(pg, watermark).await?;
     // An empty window (a run within the same second as the last) reads nothing.
-    if watermark.is_some_and(|w| w >= until_us) {
+    if watermark.is_some_and(|w| w >= until_us) && reviewed.is_empty() {
         return Ok(report);
     }
-    report.watermark = Some(until_us);
+    report.watermark = Some(until_us.max(watermark.unwrap_or(i64::MIN)));
     if judges.is_empty() {
         return Ok(report);
     }
@@ -681,7 +704,13 @@ pub async fn run_until(
         }
     }
     report.scores = given.iter().map(|g| g.scores).sum();
-    let touched = touched(&judges, &given);
+    let mut touched = touched(&judges, &given);
+    touched.extend(
+        judges
+            .iter()
+            .filter(|j| reviewed.contains(&(j.project_id, j.score_name.clone())))
+            .map(|j| j.id),
+    );
     let mut by_project: BTreeMap<Uuid, Vec<&Judge>> = BTreeMap::new();
     for judge in judges.iter().filter(|j| touched.contains(&j.id)) {
         by_project.entry(judge.project_id).or_default().push(judge);

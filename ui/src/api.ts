@@ -163,3 +163,17 @@ export type JudgePreview = Schemas["Preview"];
 export type JudgeActivity = Schemas["JudgeActivity"];
 /** A judge asked to judge a time range that arrived before it did. */
 export type Backfill = Schemas["Backfill"];
+/** How well an LLM judge agrees with people. */
+export type Calibration = Schemas["Calibration"];
+/** A score config: what a score of a name means. */
+export type ScoreConfig = Schemas["ScoreConfigRecord"];
+/** An annotation queue. */
+export type Queue = Schemas["Queue"];
+/** An annotation queue with its progress. */
+export type QueueDetail = Schemas["QueueDetail"];
+/** An item of an annotation queue. */
+export type QueueItem = Schemas["Item"];
+/** A comment on a trace, observation, session or prompt. */
+export type Comment = Schemas["Comment"];
+/** Whether a trace is public. */
+export type Sharing = Schemas["Sharing"];

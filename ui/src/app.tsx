@@ -11,6 +11,8 @@ import { Evaluations } from "./pages/Evaluations";
 import { Experiments } from "./pages/Experiments";
 import { Prompts } from "./pages/Prompts";
 import { Datasets } from "./pages/Datasets";
+import { Queues } from "./pages/Queues";
+import { SharedTrace } from "./pages/Shared";
 
 const PROJECT_KEY = "agenttrace.project";
 
@@ -19,14 +21,18 @@ const SECTIONS: [string, string][] = [
   ["sessions", "Sessions"],
   ["dashboard", "Dashboard"],
   ["evaluations", "Evaluations"],
+  ["queues", "Queues"],
   ["experiments", "Experiments"],
   ["prompts", "Prompts"],
   ["datasets", "Datasets"],
 ];
 
 export function App() {
+  const route = useRoute();
   const [signedIn, setSignedIn] = useState(sessionToken() !== null);
   useEffect(() => whenSignedOut(() => setSignedIn(false)), []);
+  // A public trace's link opens signed out, and shows that trace only.
+  if (route.path[0] === "share") return <SharedTrace route={route} />;
   if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
   return (
     <Shell
@@ -129,6 +135,8 @@ function Page({ project, section, route }: { project: string; section: string; r
       return <Dashboard key={project} project={project} route={route} />;
     case "evaluations":
       return <Evaluations key={project} project={project} />;
+    case "queues":
+      return <Queues key={project} project={project} route={route} />;
     case "experiments":
       return <Experiments key={project} project={project} route={route} />;
     case "prompts":

@@ -6,11 +6,17 @@ export function num(value: unknown): number {
   return 0;
 }
 
+/** Dollars: cents from $0.01 up; below, two significant digits, trailing zeros dropped (one
+ * generation often costs a fraction of a cent, which `$0.0000` hid), never in exponent notation. */
 export function usd(value: unknown): string {
   const amount = num(value);
   if (amount === 0) return "$0";
-  if (Math.abs(amount) < 0.01) return `$${amount.toFixed(4)}`;
-  return `$${amount.toFixed(2)}`;
+  const size = Math.abs(amount);
+  if (size < 1e-9) return amount > 0 ? "<$0.000000001" : ">$-0.000000001";
+  // Rounded first, so 0.00999 reads $0.01 and not $0.0100.
+  const rounded = Number(size.toPrecision(2));
+  if (rounded >= 0.01) return `$${amount.toFixed(2)}`;
+  return `$${amount.toFixed(1 - Math.floor(Math.log10(rounded))).replace(/0+$/, "")}`;
 }
 
 export function count(value: unknown): string {
@@ -69,4 +75,66 @@ export function httpUrl(url: string | null | undefined): string | null {
   } catch {
     return null;
   }
+}
+
+/** `value` parsed when it is a string holding a JSON object or array: SDKs often send payloads
+ * JSON-encoded, and such a string reads better as what it holds. */
+export function parsedJson(value: unknown): unknown {
+  if (typeof value !== "string" || !/^\s*[[{]/.test(value)) return value;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    return value;
+  }
+}
+
+/** The fields that hold what a payload asks or answers, most telling first: dataset items'
+ * `question`, prompts (Claude Code's `prompt`/`user_prompt`, Codex's `input`), chat messages
+ * (OpenAI's `messages`/`choices`, Gemini's `contents`/`parts`) and answers. */
+const TEXT_FIELDS = [
+  "question", "prompt", "user_prompt", "input", "query", "text", "content", "message", "messages",
+  "contents", "parts", "choices", "output", "answer", "response", "completion", "result",
+];
+
+/** Items of a chat or its content that are text, as OpenAI (Chat and Responses) and Anthropic type
+ * them; the rest (tool calls and their results, images, reasoning) is not what was said. */
+const TEXT_TYPES = new Set(["text", "input_text", "output_text", "message"]);
+
+function said(item: unknown): string | null {
+  if (item && typeof item === "object") {
+    const { type, role } = item as { type?: unknown; role?: unknown };
+    if ((typeof type === "string" && !TEXT_TYPES.has(type)) || role === "tool" || role === "function") return null;
+  }
+  return payloadText(item);
+}
+
+/** The text a payload reads as, or null when it holds none: a string as it is; of a chat (OpenAI
+ * or Anthropic messages, alone or as `{messages}`), the last message with text; of content
+ * parts, their texts; of another object, its first field of `TEXT_FIELDS` with text. */
+export function payloadText(value: unknown): string | null {
+  const parsed = parsedJson(value);
+  if (typeof parsed === "string") return parsed.trim() === "" ? null : parsed;
+  if (Array.isArray(parsed)) {
+    const texts = parsed.map(said).filter((text) => text !== null);
+    // A chat's last message is the turn's prompt (or answer); the ones before are its history.
+    if (parsed.some((item) => item && typeof item === "object" && "role" in item)) return texts[texts.length - 1] ?? null;
+    return texts.length > 0 ? texts.join("\n\n") : null;
+  }
+  if (!parsed || typeof parsed !== "object") return null;
+  const record = parsed as Record<string, unknown>;
+  for (const field of TEXT_FIELDS) {
+    const text = field in record ? payloadText(record[field]) : null;
+    if (text !== null) return text;
+  }
+  return null;
+}
+
+/** A payload in a line of at most `max` characters: its text, else its compact JSON; null when
+ * there is none. */
+export function gist(value: unknown, max = 60): string | null {
+  const parsed = parsedJson(value);
+  const text = payloadText(parsed) ?? (parsed === null || parsed === undefined || typeof parsed === "string" ? null : JSON.stringify(parsed));
+  if (text === null) return null;
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > max ? `${line.slice(0, max - 1).trimEnd()}…` : line;
 }

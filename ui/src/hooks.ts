@@ -24,7 +24,9 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> &
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, generation]);
-  return { ...state, reload: () => setGeneration((n) => n + 1) };
+  // Stable, so a callback that reloads can be a hook's dependency without re-running it.
+  const reload = useCallback(() => setGeneration((n) => n + 1), []);
+  return { ...state, reload };
 }
 
 export interface CursorPages<T> {

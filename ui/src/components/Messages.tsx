@@ -1,3 +1,4 @@
+import { parsedJson } from "../format";
 import { Json } from "./Json";
 import { Truncated } from "./Truncated";
 
@@ -23,9 +24,18 @@ export function asMessages(value: unknown): Message[] | null {
   return list.every(isMessage) ? list : null;
 }
 
-/** Input or output: chat messages when they are messages, plain text, or folded JSON. */
-export function Payload({ value }: { value: unknown }) {
-  if (value === null || value === undefined) return <p class="muted">none</p>;
+/** Nothing to show: no payload, blank text, or an empty object or list. */
+function isEmpty(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  if (typeof value === "string") return value.trim() === "";
+  return typeof value === "object" && Object.keys(value).length === 0;
+}
+
+/** Input or output: chat messages when they are messages, plain text, or folded JSON (a string
+ * holding JSON counts as what it holds). */
+export function Payload({ value: sent }: { value: unknown }) {
+  const value = parsedJson(sent);
+  if (isEmpty(value)) return <p class="muted">—</p>;
   const messages = asMessages(value);
   if (messages) {
     return (

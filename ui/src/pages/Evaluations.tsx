@@ -7,6 +7,7 @@ import { Truncated } from "../components/Truncated";
 import { daysAgo, num, percent, time } from "../format";
 import { useLoad } from "../hooks";
 import { href } from "../route";
+import { CalibrationPanel } from "./Calibration";
 import { Judges } from "./Judges";
 
 const DAYS = 14;
@@ -38,6 +39,7 @@ export function Evaluations({ project }: { project: string }) {
             <Status state={rates} />
           </>}
       </div>
+      <CalibrationPanel project={project} />
       {evaluators.data ? <Judges project={project} evaluators={evaluators.data.data} onAdded={evaluators.reload} /> : <Status state={evaluators} />}
       <JobRuns project={project} />
       <DeadLetters project={project} />

@@ -2,20 +2,9 @@ import { useState } from "preact/hooks";
 import { get, type Comparison, type Experiment, type Paged } from "../api";
 import { Json } from "../components/Json";
 import { Status } from "../components/Status";
+import { gist } from "../format";
 import { useLoad } from "../hooks";
 import { href, navigate, type Route } from "../route";
-
-/** A dataset item's input in a line: its first text field, cut short. */
-function summary(input: unknown): string | null {
-  const text =
-    typeof input === "string"
-      ? input
-      : input && typeof input === "object"
-        ? Object.values(input).find((value): value is string => typeof value === "string")
-        : undefined;
-  if (!text) return null;
-  return text.length > 90 ? `${text.slice(0, 90)}…` : text;
-}
 
 function fixed(value: number | null | undefined, digits = 3): string {
   return value == null ? "—" : value.toFixed(digits);
@@ -120,7 +109,7 @@ function Compare({ project, a, b }: { project: string; a: string; b: string }) {
                 <tr key={row.dataset_item_id} class={item === row.dataset_item_id ? "selected" : ""}>
                   <td title={row.dataset_item_id}>
                     <button type="button" class="link" aria-expanded={item === row.dataset_item_id} onClick={() => setItem(item === row.dataset_item_id ? null : row.dataset_item_id)}>
-                      {summary(row.input) ?? row.dataset_item_id}
+                      {gist(row.input) ?? row.dataset_item_id}
                     </button>
                   </td>
                   {names.flatMap((n) => [

@@ -1,7 +1,8 @@
 import { get, type Cursored, type SessionTrace } from "../api";
 import { Payload } from "../components/Messages";
 import { Failure } from "../components/Status";
-import { ago, count, duration, time, usd } from "../format";
+import { Truncated } from "../components/Truncated";
+import { ago, count, duration, payloadText, time, usd } from "../format";
 import { useCursorPages } from "../hooks";
 import { href } from "../route";
 
@@ -104,8 +105,8 @@ export function SessionView({ project, id }: { project: string; id: string }) {
               <span class="muted"> · {time(t.timestamp_us)} · {duration(t.latency_ms)} · {count(t.input_tokens + t.output_tokens)} tokens · {usd(t.total_cost)}</span>
               {t.level !== "default" && <span class={`badge level-${t.level}`}>{t.level}</span>}
             </div>
-            <div class="bubble user"><Payload value={t.input} /></div>
-            <div class="bubble agent"><Payload value={t.output} /></div>
+            <div class="bubble user"><Said value={t.input} /></div>
+            <div class="bubble agent"><Said value={t.output} /></div>
           </li>
         ))}
       </ol>
@@ -117,4 +118,11 @@ export function SessionView({ project, id }: { project: string; id: string }) {
       )}
     </section>
   );
+}
+
+/** What a turn was asked or answered, read as text when it holds a prompt or a chat (agents send
+ * `{prompt}`, message lists, JSON strings...); anything else as the payload it is. */
+function Said({ value }: { value: unknown }) {
+  const text = payloadText(value);
+  return text === null ? <Payload value={value} /> : <div class="message-text"><Truncated text={text} limit={2000} /></div>;
 }

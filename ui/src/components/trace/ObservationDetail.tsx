@@ -16,14 +16,28 @@ export function isCut(o: Observation): boolean {
 
 /** The selected observation: its facts, scores, input and output, commands, files and metadata. A
  * trace's detail carries payload previews; a cut one is read whole when it is opened. */
-export function ObservationDetail({ project, observation: preview, detail }: { project: string; observation: Observation; detail: TraceDetail }) {
+export function ObservationDetail({
+  project,
+  observation: preview,
+  detail,
+  shared = false,
+}: {
+  project: string;
+  observation: Observation;
+  detail: TraceDetail;
+  /** A public trace read signed out: read through its share link. */
+  shared?: boolean;
+}) {
   const cut = isCut(preview);
+  const path = `/traces/${encodeURIComponent(detail.id)}/observations/${encodeURIComponent(preview.id)}`;
   const whole = useLoad(
     () =>
       cut
-        ? get<StoredObservation>(`/v1/traces/${encodeURIComponent(detail.id)}/observations/${encodeURIComponent(preview.id)}`, { project_id: project })
+        ? shared
+          ? get<StoredObservation>(`/v1/shared/${encodeURIComponent(project)}${path}`)
+          : get<StoredObservation>(`/v1${path}`, { project_id: project })
         : Promise.resolve<StoredObservation>(preview),
-    [project, detail.id, preview.id, cut],
+    [project, detail.id, preview.id, cut, shared],
   );
   // While another observation's whole answer is still shown, its preview is the truth.
   const o: StoredObservation = whole.data?.id === preview.id ? whole.data : preview;

@@ -2,14 +2,17 @@ import { useMemo, useState } from "preact/hooks";
 import type { TraceDetail } from "../../api";
 import { count, duration, time, usd } from "../../format";
 import { href } from "../../route";
+import { Comments } from "../Comments";
+import { AddToDataset, ShareToggle } from "./Actions";
 import { Fact } from "./Fact";
 import { ObservationDetail, TraceIo } from "./ObservationDetail";
 import { Records } from "./Records";
 import { Tree } from "./Tree";
 import { flatten, spanMs, timeSpan, toggled, totals, visibleRows } from "./tree";
 
-/** A trace: its facts, the observation tree and waterfall, the selected observation, and its records. */
-export function Trace({ project, detail, initial }: { project: string; detail: TraceDetail; initial: string | null }) {
+/** A trace: its facts, the observation tree and waterfall, the selected observation, and its records;
+ * for members (not `shared`, a public trace read signed out) sharing, adding to a dataset, comments. */
+export function Trace({ project, detail, initial, shared = false }: { project: string; detail: TraceDetail; initial: string | null; shared?: boolean }) {
   const all = useMemo(() => flatten(detail.observations), [detail]);
   const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set());
   const [selected, setSelected] = useState<string | null>(initial ?? all[0]?.observation.id ?? null);
@@ -32,7 +35,7 @@ export function Trace({ project, detail, initial }: { project: string; detail: T
     <section class="trace-page">
       <div class="page-head">
         <div>
-          <div class="crumbs"><a href="#/traces">Traces</a> /</div>
+          {!shared && <div class="crumbs"><a href="#/traces">Traces</a> /</div>}
           <h1>{trace?.name ?? "(unnamed trace)"}</h1>
           <div class="muted mono">{detail.id}</div>
         </div>
@@ -49,6 +52,7 @@ export function Trace({ project, detail, initial }: { project: string; detail: T
         </dl>
       </div>
       {trace && trace.tags.length > 0 && <div>{trace.tags.map((tag) => <span key={tag} class="tag">{tag}</span>)}</div>}
+      {!shared && <ShareToggle project={project} traceId={detail.id} />}
       {detail.observations_truncated && (
         <div class="warning" role="status">This trace has more observations than one page shows; the first {detail.observation_count.toLocaleString("en-US")} are here.</div>
       )}
@@ -62,10 +66,17 @@ export function Trace({ project, detail, initial }: { project: string; detail: T
           )}
         </div>
         <div class="panel detail">
-          {chosen ? <ObservationDetail project={project} observation={chosen} detail={detail} /> : trace ? <TraceIo detail={detail} /> : <p class="muted">Select an observation.</p>}
+          {chosen ? <ObservationDetail project={project} observation={chosen} detail={detail} shared={shared} /> : trace ? <TraceIo detail={detail} /> : <p class="muted">Select an observation.</p>}
+          {!shared && <AddToDataset key={chosen?.id ?? "trace"} project={project} detail={detail} observation={chosen} />}
         </div>
       </div>
       <Records detail={detail} onSelect={select} />
+      {!shared && (
+        <div class="panel">
+          <Comments project={project} objectType="TRACE" objectId={detail.id} />
+          {chosen && <Comments key={chosen.id} project={project} objectType="OBSERVATION" objectId={chosen.id} />}
+        </div>
+      )}
     </section>
   );
 }

@@ -75,6 +75,9 @@ function TreeRow(props: {
 }) {
   const { row, top, open, selected, span, onSelect, onToggle } = props;
   const o = row.observation;
+  // The model or tool, beside the name; a tool call is usually named after its tool: said once.
+  const used = o.model ?? o.tool_name;
+  const aside = used && used !== o.name ? used : null;
   return (
     <div
       id={`obs-${o.id}`}
@@ -99,11 +102,13 @@ function TreeRow(props: {
           {row.hasChildren ? (open ? "▾" : "▸") : ""}
         </span>
         <span class={`type type-${o.type}`}>{o.type}</span>
-        <span class="name" title={o.name}>{o.name}</span>
+        <span class="names">
+          <span class="name" title={o.name}>{o.name}</span>
+          {aside && <span class="model" title={aside}>{aside}</span>}
+        </span>
         {o.level === "error" || o.level === "warning" ? <span class={`badge level-${o.level}`}>{o.level}</span> : null}
       </div>
       <div class="tree-meta">
-        <span class="model">{o.model ?? o.tool_name ?? ""}</span>
         <span class="num">{o.input_tokens + o.output_tokens > 0 ? count(o.input_tokens + o.output_tokens) : ""}</span>
         <span class="num">{o.total_cost !== null && num(o.total_cost) > 0 ? usd(o.total_cost) : ""}</span>
         <span class="num">{duration(observationMs(o))}</span>

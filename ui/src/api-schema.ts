@@ -2265,6 +2265,13 @@ export interface components {
         AddedItems: components["schemas"]["DatasetItem"] | {
             imported: number;
         };
+        /** @description What adding from a filter did. */
+        AddedQueueItems: {
+            /** @description What the filter found. */
+            found: number;
+            /** @description Of those, chosen by the sample and now in the queue (some may have been already). */
+            items: components["schemas"]["QueueItem"][];
+        };
         /** @description Langfuse's `AnnotationQueueAssignmentRequest`. */
         Assignment: {
             /** Format: uuid */
@@ -2787,10 +2794,10 @@ export interface components {
             reason: string;
             raw: string;
         };
-        /** @description Langfuse's `{success, message?}` answers to deletes. */
+        /** @description Langfuse's `DeletedEvaluator` and `DeletedEvaluationRule`. */
         Deleted: {
-            success: boolean;
-            message: string;
+            /** Format: uuid */
+            id: string;
         };
         /** @description What every error answers: a stable code and a message for a person. */
         Error: {
@@ -2921,28 +2928,17 @@ export interface components {
             created_at: string;
             expires_at: string;
         };
-        /** @description An item as the API shows it (Langfuse's `AnnotationQueueItem`, with AgentTrace's additions). */
+        /** @description One item, as `POST .../items` takes it in JSON. */
         Item: {
-            /** Format: uuid */
-            id: string;
-            /** Format: uuid */
-            queueId: string;
-            objectId: string;
-            /** @description `TRACE`, `OBSERVATION` or `SESSION`. */
-            objectType: string;
-            /** @description The trace to show: the item's own, an observation's, a session's first. */
-            traceId: string | null;
-            /** @description `PENDING` or `COMPLETED`. */
-            status: string;
-            completedAt: string | null;
-            /**
-             * Format: uuid
-             * @description Who works on it now, and until when (absent once the lock has expired).
-             */
-            lockedBy: string | null;
-            lockedUntil: string | null;
-            createdAt: string;
-            updatedAt: string;
+            id?: string | null;
+            input?: unknown;
+            expected_output?: unknown;
+            metadata?: unknown;
+            status?: string | null;
+            /** @description The trace the item was taken from ("add to dataset" on a trace). */
+            source_trace_id?: string | null;
+            /** @description The observation the item was taken from, in `source_trace_id`. */
+            source_observation_id?: string | null;
         };
         ItemComparison: {
             dataset_item_id: string;
@@ -3755,32 +3751,6 @@ export interface components {
             meta: components["schemas"]["PageMeta"];
         };
         /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
-        Paged_Item: {
-            data: {
-                /** Format: uuid */
-                id: string;
-                /** Format: uuid */
-                queueId: string;
-                objectId: string;
-                /** @description `TRACE`, `OBSERVATION` or `SESSION`. */
-                objectType: string;
-                /** @description The trace to show: the item's own, an observation's, a session's first. */
-                traceId: string | null;
-                /** @description `PENDING` or `COMPLETED`. */
-                status: string;
-                completedAt: string | null;
-                /**
-                 * Format: uuid
-                 * @description Who works on it now, and until when (absent once the lock has expired).
-                 */
-                lockedBy: string | null;
-                lockedUntil: string | null;
-                createdAt: string;
-                updatedAt: string;
-            }[];
-            meta: components["schemas"]["PageMeta"];
-        };
-        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
         Paged_KeyListing: {
             data: {
                 public_key: string;
@@ -3952,6 +3922,32 @@ export interface components {
                  * @description How many people complete an item before it is complete.
                  */
                 annotatorsPerItem: number;
+                createdAt: string;
+                updatedAt: string;
+            }[];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @description A page of a listing, in Langfuse's envelope (AgentTrace's own routes use it too). */
+        Paged_QueueItem: {
+            data: {
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                queueId: string;
+                objectId: string;
+                /** @description `TRACE`, `OBSERVATION` or `SESSION`. */
+                objectType: string;
+                /** @description The trace to show: the item's own, an observation's, a session's first. */
+                traceId: string | null;
+                /** @description `PENDING` or `COMPLETED`. */
+                status: string;
+                completedAt: string | null;
+                /**
+                 * Format: uuid
+                 * @description Who works on it now, and until when (absent once the lock has expired).
+                 */
+                lockedBy: string | null;
+                lockedUntil: string | null;
                 createdAt: string;
                 updatedAt: string;
             }[];
@@ -4175,6 +4171,29 @@ export interface components {
         QueueDetail: components["schemas"]["Queue"] & {
             progress: components["schemas"]["Progress"];
         };
+        /** @description An item as the API shows it (Langfuse's `AnnotationQueueItem`, with AgentTrace's additions). */
+        QueueItem: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            queueId: string;
+            objectId: string;
+            /** @description `TRACE`, `OBSERVATION` or `SESSION`. */
+            objectType: string;
+            /** @description The trace to show: the item's own, an observation's, a session's first. */
+            traceId: string | null;
+            /** @description `PENDING` or `COMPLETED`. */
+            status: string;
+            completedAt: string | null;
+            /**
+             * Format: uuid
+             * @description Who works on it now, and until when (absent once the lock has expired).
+             */
+            lockedBy: string | null;
+            lockedUntil: string | null;
+            createdAt: string;
+            updatedAt: string;
+        };
         /** @description Each database's state: `ok`, or `PostgreSQL is unavailable` (why is in the log, not here). */
         Readiness: {
             postgres: string;
@@ -4190,6 +4209,11 @@ export interface components {
             invited_by: string | null;
             created_at: string;
             expires_at: string;
+        };
+        /** @description Langfuse's `{success, message?}` answers to deletes. */
+        Removed: {
+            success: boolean;
+            message: string;
         };
         /** @enum {string} */
         Role: "viewer" | "member" | "admin" | "owner";
@@ -6343,7 +6367,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Paged_Item"];
+                    "application/json": components["schemas"]["Paged_QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -6405,7 +6429,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"];
+                    "application/json": components["schemas"]["QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -6473,7 +6497,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"];
+                    "application/json": components["schemas"]["QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -6532,7 +6556,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Deleted"];
+                    "application/json": components["schemas"]["Removed"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -6595,7 +6619,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"];
+                    "application/json": components["schemas"]["QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -6719,7 +6743,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Deleted"];
+                    "application/json": components["schemas"]["Removed"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -11305,7 +11329,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Deleted */
+            /** @description Removed */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -11375,7 +11399,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Paged_Item"];
+                    "application/json": components["schemas"]["Paged_QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -11440,7 +11464,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"][];
+                    "application/json": components["schemas"]["QueueItem"][];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -11514,7 +11538,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AddedItems"];
+                    "application/json": components["schemas"]["AddedQueueItems"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -11584,7 +11608,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"];
+                    "application/json": components["schemas"]["QueueItem"];
                 };
             };
             /** @description Nothing left to review */
@@ -11654,7 +11678,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"];
+                    "application/json": components["schemas"]["QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -11730,7 +11754,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"];
+                    "application/json": components["schemas"]["QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */
@@ -11802,7 +11826,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"];
+                    "application/json": components["schemas"]["QueueItem"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

@@ -172,7 +172,7 @@ export type Queue = Schemas["Queue"];
 /** An annotation queue with its progress. */
 export type QueueDetail = Schemas["QueueDetail"];
 /** An item of an annotation queue. */
-export type QueueItem = Schemas["Item"];
+export type QueueItem = Schemas["QueueItem"];
 /** A comment on a trace, observation, session or prompt. */
 export type Comment = Schemas["Comment"];
 /** Whether a trace is public. */

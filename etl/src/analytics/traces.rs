@@ -849,3 +849,27 @@ async fn keyed_pairs(
         .filter_map(|row| Some((row["key"].as_str()?.to_owned(), row["value"].as_str()?.to_owned())))
         .collect())
 }
+
+/// Whether the project holds anything of trace `trace_id`: its row, or an observation of it
+/// (observations can arrive before their trace).
+pub async fn exists(clickhouse: &ClickHouse, project: Uuid, trace_id: &str) -> Result<bool, AnalyticsError> {
+    let mut by_id = Conditions::project(project);
+    by_id.eq("id", trace_id);
+    let mut by_trace = Conditions::project(project);
+    by_trace.eq("trace_id", trace_id);
+    for sql in [
+        format!(
+            "SELECT 1 FROM traces {} LIMIT 1 FORMAT JSONEachRow",
+            by_id.render()
+        ),
+        format!(
+            "SELECT 1 FROM observations {} LIMIT 1 FORMAT JSONEachRow",
+            by_trace.render()
+        ),
+    ] {
+        if !crate::analytics::paging::read(clickhouse, &sql).await?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -47,7 +47,7 @@ pub struct NewQueue {
 /// An item as the API shows it (Langfuse's `AnnotationQueueItem`, with AgentTrace's additions).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Item {
+pub struct QueueItem {
     pub id: Uuid,
     pub queue_id: Uuid,
     pub object_id: String,
@@ -126,13 +126,13 @@ impl Queue {
     }
 }
 
-impl Item {
+impl QueueItem {
     const COLUMNS: &'static str = "id, queue_id, object_id, object_type, trace_id, status, completed_at, \
         CASE WHEN locked_until > now() THEN locked_by END AS locked_by, \
         CASE WHEN locked_until > now() THEN locked_until END AS locked_until, created_at, updated_at";
 
     fn from_row(row: &Row) -> Self {
-        Item {
+        QueueItem {
             id: row.get("id"),
             queue_id: row.get("queue_id"),
             object_id: row.get("object_id"),
@@ -305,7 +305,7 @@ pub async fn add_items(
     queue_id: Uuid,
     items: &[NewItem],
     status: Option<&str>,
-) -> Result<Vec<Item>, ControlError> {
+) -> Result<Vec<QueueItem>, ControlError> {
     get_queue(client, project_id, queue_id).await?;
     let status = match status.map(str::to_ascii_uppercase).as_deref() {
         None | Some("PENDING") => "PENDING",
@@ -350,12 +350,12 @@ pub async fn add_items(
                  JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(kind, id, n)
                    ON i.object_type = u.kind AND i.object_id = u.id
                  WHERE i.queue_id = $1 ORDER BY u.n",
-                Item::COLUMNS.replace("id, queue_id", "i.id, i.queue_id")
+                QueueItem::COLUMNS.replace("id, queue_id", "i.id, i.queue_id")
             ),
             &[&queue_id, &kinds, &ids],
         )
         .await?;
-    Ok(rows.iter().map(Item::from_row).collect())
+    Ok(rows.iter().map(QueueItem::from_row).collect())
 }
 
 pub async fn get_item(
@@ -363,17 +363,17 @@ pub async fn get_item(
     project_id: Uuid,
     queue_id: Uuid,
     id: Uuid,
-) -> Result<Item, ControlError> {
+) -> Result<QueueItem, ControlError> {
     client
         .query_opt(
             &format!(
                 "SELECT {} FROM annotation_queue_items WHERE project_id = $1 AND queue_id = $2 AND id = $3",
-                Item::COLUMNS
+                QueueItem::COLUMNS
             ),
             &[&project_id, &queue_id, &id],
         )
         .await?
-        .map(|row| Item::from_row(&row))
+        .map(|row| QueueItem::from_row(&row))
         .ok_or_else(|| ControlError::NotFound(format!("item {id} of annotation queue {queue_id}")))
 }
 
@@ -385,7 +385,7 @@ pub async fn list_items(
     status: Option<&str>,
     page: i64,
     limit: i64,
-) -> Result<(Vec<Item>, i64), ControlError> {
+) -> Result<(Vec<QueueItem>, i64), ControlError> {
     get_queue(client, project_id, queue_id).await?;
     let status = status
         .map(|s| match s.to_ascii_uppercase().as_str() {
@@ -400,13 +400,13 @@ pub async fn list_items(
                 "SELECT {}, count(*) OVER () AS total FROM annotation_queue_items
                  WHERE queue_id = $1 AND ($2::text IS NULL OR status = $2)
                  ORDER BY created_at, id LIMIT $3 OFFSET $4",
-                Item::COLUMNS
+                QueueItem::COLUMNS
             ),
             &[&queue_id, &status, &limit, &crate::control::offset(page, limit)],
         )
         .await?;
     let total = rows.first().map_or(0, |row| row.get("total"));
-    Ok((rows.iter().map(Item::from_row).collect(), total))
+    Ok((rows.iter().map(QueueItem::from_row).collect(), total))
 }
 
 /// Sets an item's status by hand (Langfuse's PATCH): `COMPLETED` stamps `completedAt`.
@@ -416,7 +416,7 @@ pub async fn set_status(
     queue_id: Uuid,
     id: Uuid,
     status: &str,
-) -> Result<Item, ControlError> {
+) -> Result<QueueItem, ControlError> {
     let status = match status.to_ascii_uppercase().as_str() {
         "PENDING" => "PENDING",
         "COMPLETED" => "COMPLETED",
@@ -507,7 +507,7 @@ pub async fn take_next(
     project_id: Uuid,
     queue_id: Uuid,
     user: Uuid,
-) -> Result<Option<Item>, ControlError> {
+) -> Result<Option<QueueItem>, ControlError> {
     get_queue(client, project_id, queue_id).await?;
     // SKIP LOCKED: two people asking at once get two items, never the same one.
     let row = client
@@ -522,12 +522,12 @@ pub async fn take_next(
                     ORDER BY (i.locked_by = $2 AND i.locked_until > now()) DESC NULLS LAST, i.created_at, i.id
                     LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING {}",
-                Item::COLUMNS
+                QueueItem::COLUMNS
             ),
             &[&queue_id, &user, &(LOCK_SECONDS as f64)],
         )
         .await?;
-    Ok(row.map(|row| Item::from_row(&row)))
+    Ok(row.map(|row| QueueItem::from_row(&row)))
 }
 
 /// Opens item `id` for `user` (going back to one they reviewed, or to a free one): locks it to
@@ -538,7 +538,7 @@ pub async fn take(
     queue_id: Uuid,
     id: Uuid,
     user: Uuid,
-) -> Result<Item, ControlError> {
+) -> Result<QueueItem, ControlError> {
     let row = client
         .query_opt(
             &format!(
@@ -546,13 +546,13 @@ pub async fn take(
                  WHERE project_id = $1 AND queue_id = $2 AND id = $3
                    AND (locked_until IS NULL OR locked_until < now() OR locked_by = $4)
                  RETURNING {}",
-                Item::COLUMNS
+                QueueItem::COLUMNS
             ),
             &[&project_id, &queue_id, &id, &user, &(LOCK_SECONDS as f64)],
         )
         .await?;
     match row {
-        Some(row) => Ok(Item::from_row(&row)),
+        Some(row) => Ok(QueueItem::from_row(&row)),
         None => {
             let item = get_item(client, project_id, queue_id, id).await?;
             Err(held_by_another(&item))
@@ -560,7 +560,7 @@ pub async fn take(
     }
 }
 
-fn held_by_another(item: &Item) -> ControlError {
+fn held_by_another(item: &QueueItem) -> ControlError {
     ControlError::Conflict(format!(
         "item {} is being reviewed by someone else until {}; take the next one",
         item.id,
@@ -588,7 +588,7 @@ pub async fn release(
 
 /// What completing an item will write: the item (locked to the reviewer) and its score events.
 pub struct Completion {
-    pub item: Item,
+    pub item: QueueItem,
     /// Score events in the event model's JSON, for ClickHouse.
     pub events: Vec<String>,
 }
@@ -705,7 +705,7 @@ pub async fn record_review(
     id: Uuid,
     user: Uuid,
     outcome: &str,
-) -> Result<Item, ControlError> {
+) -> Result<QueueItem, ControlError> {
     let queue = get_queue(client, project_id, queue_id).await?;
     if outcome == "skipped" {
         // Skipping is for one's own turn: an item held by someone else is theirs.

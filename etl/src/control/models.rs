@@ -202,14 +202,23 @@ pub async fn upsert(
     let output = per_mtok("outputPrice", new.output_price)?;
     let tx = client.transaction().await?;
     if let Some(id) = id {
-        let managed = tx
-            .query_opt("SELECT project_id IS NULL FROM model_prices WHERE id = $1 AND (project_id IS NULL OR project_id = $2)", &[&id, &project_id])
+        let owner = tx
+            .query_opt("SELECT project_id FROM model_prices WHERE id = $1", &[&id])
             .await?
-            .map(|row| row.get::<_, bool>(0));
-        if managed == Some(true) {
-            return Err(ControlError::Forbidden(format!(
-                "model {id} is one of AgentTrace's defaults; create the project's own model instead"
-            )));
+            .map(|row| row.get::<_, Option<Uuid>>(0));
+        match owner {
+            Some(None) => {
+                return Err(ControlError::Forbidden(format!(
+                    "model {id} is one of AgentTrace's defaults; create the project's own model instead"
+                )));
+            }
+            // Another project's: as if absent, though its id cannot be taken.
+            Some(Some(other)) if other != project_id => {
+                return Err(ControlError::NotFound(format!(
+                    "model {id} of this project; create one with POST /api/public/models or another id"
+                )));
+            }
+            _ => {}
         }
         tx.execute(
             "DELETE FROM model_prices WHERE id = $1 AND project_id = $2",

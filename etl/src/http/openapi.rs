@@ -95,6 +95,60 @@ mod tests {
         sources
     }
 
+    /// The document names each schema after its type, without its module: two types of one
+    /// name would be one schema, the last registered replacing the other in every route that
+    /// uses either (a queue's `Item` once replaced a dataset's). Generic types are named per use.
+    #[test]
+    fn no_two_schema_types_share_a_name() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push((
+                        path.display().to_string(),
+                        std::fs::read_to_string(&path).unwrap(),
+                    ));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        sources(&root.join("src"), &mut files);
+        sources(&root.join("../schemas/src"), &mut files);
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        for (file, text) in &files {
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !line.contains("ToSchema") || !line.trim_start().starts_with("#[") {
+                    continue;
+                }
+                let Some(declaration) = lines[i + 1..].iter().map(|l| l.trim_start()).find(|l| {
+                    l.starts_with("pub struct ")
+                        || l.starts_with("pub enum ")
+                        || l.starts_with("struct ")
+                        || l.starts_with("enum ")
+                }) else {
+                    continue;
+                };
+                let name: String = declaration
+                    .split_whitespace()
+                    .find(|word| !["pub", "struct", "enum"].contains(word))
+                    .unwrap_or_default()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '<')
+                    .collect();
+                if name.contains('<') {
+                    continue;
+                }
+                if let Some(other) = seen.insert(name.clone(), file.clone()) {
+                    panic!("two schema types are named {name}: in {other} and {file}; rename one");
+                }
+            }
+        }
+    }
+
     /// The edge forwards Langfuse's control-plane paths by `LANGFUSE_FORWARDED`: each of the
     /// ETL's `/api/public` routes must be under one of them (or the edge would answer 404 for
     /// it), and each listed path must lead to a route of the ETL.

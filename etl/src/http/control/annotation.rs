@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::analytics::scores::{ScoreFilter, score_list};
 use crate::analytics::traces::{self, TraceFilter};
-use crate::control::annotation::{self, GivenScore, Item, NewItem, NewQueue, Progress, Queue};
+use crate::control::annotation::{self, GivenScore, NewItem, NewQueue, Progress, Queue, QueueItem};
 use crate::control::projects;
 use crate::http::auth::{Caller, KeyProject, ProjectAccess, need};
 use crate::http::error::{ApiError, ErrorBody};
@@ -98,11 +98,11 @@ pub struct JudgeFailures {
 
 /// What adding from a filter did.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct AddedItems {
+pub struct AddedQueueItems {
     /// What the filter found.
     pub found: usize,
     /// Of those, chosen by the sample and now in the queue (some may have been already).
-    pub items: Vec<Item>,
+    pub items: Vec<QueueItem>,
 }
 
 /// A reviewer's scores for an item.
@@ -195,7 +195,7 @@ async fn list_items(
     project: Uuid,
     queue: Uuid,
     query: &ItemQuery,
-) -> Result<Json<Paged<Item>>, ApiError> {
+) -> Result<Json<Paged<QueueItem>>, ApiError> {
     let (page, limit) = Page {
         page: query.page,
         limit: query.limit,
@@ -292,7 +292,7 @@ pub async fn get_annotation_queue(
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), QueuePath),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Removed"),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -317,7 +317,7 @@ pub async fn delete_annotation_queue(
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), QueuePath, ItemQuery),
     responses(
-        (status = 200, description = "OK", body = Paged<Item>),
+        (status = 200, description = "OK", body = Paged<QueueItem>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -329,7 +329,7 @@ pub async fn list_annotation_items(
     project: ProjectAccess<need::Read>,
     Path(path): Path<QueuePath>,
     Query(query): Query<ItemQuery>,
-) -> Result<Json<Paged<Item>>, ApiError> {
+) -> Result<Json<Paged<QueueItem>>, ApiError> {
     list_items(&state, project.id, path.queue, &query).await
 }
 
@@ -342,7 +342,7 @@ pub async fn list_annotation_items(
     params(("project" = uuid::Uuid, Path, description = "The project's id"), QueuePath),
     request_body = NewItems,
     responses(
-        (status = 200, description = "The items, new or not, in the order given", body = Vec<Item>),
+        (status = 200, description = "The items, new or not, in the order given", body = Vec<QueueItem>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -355,7 +355,7 @@ pub async fn add_annotation_items(
     project: ProjectAccess<need::Write>,
     Path(path): Path<QueuePath>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Vec<Item>>, ApiError> {
+) -> Result<Json<Vec<QueueItem>>, ApiError> {
     let request: NewItems = json_body(&bytes)?;
     let items = resolve(&state, project.id, &request.items).await?;
     let client = state.postgres.get().await?;
@@ -373,7 +373,7 @@ pub async fn add_annotation_items(
     params(("project" = uuid::Uuid, Path, description = "The project's id"), QueuePath),
     request_body = ItemsFromFilter,
     responses(
-        (status = 200, description = "OK", body = AddedItems),
+        (status = 200, description = "OK", body = AddedQueueItems),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -386,7 +386,7 @@ pub async fn add_annotation_items_from_filter(
     project: ProjectAccess<need::Write>,
     Path(path): Path<QueuePath>,
     bytes: axum::body::Bytes,
-) -> Result<Json<AddedItems>, ApiError> {
+) -> Result<Json<AddedQueueItems>, ApiError> {
     let request: ItemsFromFilter = json_body(&bytes)?;
     let limit = request.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -451,7 +451,7 @@ pub async fn add_annotation_items_from_filter(
         .filter(|object| sampled(path.queue, &object.object_id, rate))
         .collect();
     if chosen.is_empty() {
-        return Ok(Json(AddedItems {
+        return Ok(Json(AddedQueueItems {
             found: total,
             items: Vec::new(),
         }));
@@ -459,7 +459,7 @@ pub async fn add_annotation_items_from_filter(
     let items = resolve(&state, project.id, &chosen).await?;
     let client = state.postgres.get().await?;
     let items = annotation::add_items(&**client, project.id, path.queue, &items, None).await?;
-    Ok(Json(AddedItems { found: total, items }))
+    Ok(Json(AddedQueueItems { found: total, items }))
 }
 
 #[utoipa::path(
@@ -470,7 +470,7 @@ pub async fn add_annotation_items_from_filter(
     security(("session" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), QueuePath),
     responses(
-        (status = 200, description = "The item, locked to the caller", body = Item),
+        (status = 200, description = "The item, locked to the caller", body = QueueItem),
         (status = 204, description = "Nothing left to review"),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -502,7 +502,7 @@ pub async fn next_annotation_item(
     security(("session" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), ItemPath),
     responses(
-        (status = 200, description = "OK", body = Item),
+        (status = 200, description = "OK", body = QueueItem),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -514,7 +514,7 @@ pub async fn take_annotation_item(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Write>,
     Path(path): Path<ItemPath>,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Json<QueueItem>, ApiError> {
     let user = reviewer(&project.caller)?;
     let client = state.postgres.get().await?;
     Ok(Json(
@@ -531,7 +531,7 @@ pub async fn take_annotation_item(
     params(("project" = uuid::Uuid, Path, description = "The project's id"), ItemPath),
     request_body = Completion,
     responses(
-        (status = 200, description = "The item after", body = Item),
+        (status = 200, description = "The item after", body = QueueItem),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -544,7 +544,7 @@ pub async fn complete_annotation_item(
     project: ProjectAccess<need::Write>,
     Path(path): Path<ItemPath>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Json<QueueItem>, ApiError> {
     let request: Completion = json_body(&bytes)?;
     let user = reviewer(&project.caller)?;
     let client = state.postgres.get().await?;
@@ -577,7 +577,7 @@ pub async fn complete_annotation_item(
     security(("session" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), ItemPath),
     responses(
-        (status = 200, description = "The item after", body = Item),
+        (status = 200, description = "The item after", body = QueueItem),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -589,7 +589,7 @@ pub async fn skip_annotation_item(
     State(state): State<Arc<AppState>>,
     project: ProjectAccess<need::Write>,
     Path(path): Path<ItemPath>,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Json<QueueItem>, ApiError> {
     let user = reviewer(&project.caller)?;
     let client = state.postgres.get().await?;
     Ok(Json(
@@ -677,7 +677,7 @@ pub struct AssignmentCreated {
 
 /// Langfuse's `{success, message?}` answers to deletes.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Deleted {
+pub struct Removed {
     success: bool,
     message: String,
 }
@@ -765,7 +765,7 @@ pub async fn langfuse_get_queue(
     security(("apiKey" = ["read"])),
     params(LangfuseQueuePath, ItemQuery),
     responses(
-        (status = 200, description = "Langfuse's shape", body = Paged<Item>),
+        (status = 200, description = "Langfuse's shape", body = Paged<QueueItem>),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -777,7 +777,7 @@ pub async fn langfuse_list_items(
     project: KeyProject<need::Read>,
     Path(path): Path<LangfuseQueuePath>,
     Query(query): Query<ItemQuery>,
-) -> Result<Json<Paged<Item>>, ApiError> {
+) -> Result<Json<Paged<QueueItem>>, ApiError> {
     list_items(&state, project.id, path.queue_id, &query).await
 }
 
@@ -791,7 +791,7 @@ pub async fn langfuse_list_items(
     params(LangfuseQueuePath),
     request_body = LangfuseNewItem,
     responses(
-        (status = 200, description = "Langfuse's shape", body = Item),
+        (status = 200, description = "Langfuse's shape", body = QueueItem),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -804,7 +804,7 @@ pub async fn langfuse_create_item(
     project: KeyProject<need::Write>,
     Path(path): Path<LangfuseQueuePath>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Json<QueueItem>, ApiError> {
     let request: LangfuseNewItem = json_body(&bytes)?;
     let object = ObjectRef {
         object_type: request.object_type,
@@ -836,7 +836,7 @@ pub async fn langfuse_create_item(
     security(("apiKey" = ["read"])),
     params(LangfuseItemPath),
     responses(
-        (status = 200, description = "Langfuse's shape", body = Item),
+        (status = 200, description = "Langfuse's shape", body = QueueItem),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -847,7 +847,7 @@ pub async fn langfuse_get_item(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Read>,
     Path(path): Path<LangfuseItemPath>,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Json<QueueItem>, ApiError> {
     let client = state.postgres.get().await?;
     Ok(Json(
         annotation::get_item(&**client, project.id, path.queue_id, path.item_id).await?,
@@ -864,7 +864,7 @@ pub async fn langfuse_get_item(
     params(LangfuseItemPath),
     request_body = LangfuseItemChange,
     responses(
-        (status = 200, description = "Langfuse's shape", body = Item),
+        (status = 200, description = "Langfuse's shape", body = QueueItem),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -876,7 +876,7 @@ pub async fn langfuse_update_item(
     project: KeyProject<need::Write>,
     Path(path): Path<LangfuseItemPath>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Item>, ApiError> {
+) -> Result<Json<QueueItem>, ApiError> {
     let change: LangfuseItemChange = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     Ok(Json(match change.status {
@@ -896,7 +896,7 @@ pub async fn langfuse_update_item(
     security(("apiKey" = ["manage"])),
     params(LangfuseItemPath),
     responses(
-        (status = 200, description = "Langfuse's shape", body = Deleted),
+        (status = 200, description = "Langfuse's shape", body = Removed),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -907,10 +907,10 @@ pub async fn langfuse_delete_item(
     State(state): State<Arc<AppState>>,
     project: KeyProject<need::Write>,
     Path(path): Path<LangfuseItemPath>,
-) -> Result<Json<Deleted>, ApiError> {
+) -> Result<Json<Removed>, ApiError> {
     let client = state.postgres.get().await?;
     annotation::delete_item(&**client, project.id, path.queue_id, path.item_id).await?;
-    Ok(Json(Deleted {
+    Ok(Json(Removed {
         success: true,
         message: format!("item {} removed from the queue", path.item_id),
     }))
@@ -959,7 +959,7 @@ pub async fn langfuse_assign(
     params(LangfuseQueuePath),
     request_body = Assignment,
     responses(
-        (status = 200, description = "Langfuse's shape", body = Deleted),
+        (status = 200, description = "Langfuse's shape", body = Removed),
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
@@ -971,11 +971,11 @@ pub async fn langfuse_unassign(
     project: KeyProject<need::Write>,
     Path(path): Path<LangfuseQueuePath>,
     bytes: axum::body::Bytes,
-) -> Result<Json<Deleted>, ApiError> {
+) -> Result<Json<Removed>, ApiError> {
     let request: Assignment = json_body(&bytes)?;
     let client = state.postgres.get().await?;
     annotation::unassign(&**client, project.id, path.queue_id, request.user_id).await?;
-    Ok(Json(Deleted {
+    Ok(Json(Removed {
         success: true,
         message: format!("user {} unassigned", request.user_id),
     }))

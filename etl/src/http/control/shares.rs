@@ -71,6 +71,7 @@ pub async fn get_sharing(
     project: ProjectAccess<need::Read>,
     Path(TracePath { id }): Path<TracePath>,
 ) -> Result<Json<Sharing>, ApiError> {
+    require_trace(&state, project.id, &id).await?;
     let client = state.postgres.get().await?;
     Ok(Json(shares::get(&**client, project.id, &id).await?))
 }
@@ -98,6 +99,7 @@ pub async fn set_sharing(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Sharing>, ApiError> {
     let change: SharingChange = json_body(&bytes)?;
+    require_trace(&state, project.id, &id).await?;
     let by = match &project.caller {
         Caller::User(user) => Some(user.id),
         _ => None,
@@ -106,6 +108,15 @@ pub async fn set_sharing(
     Ok(Json(
         shares::set(&**client, project.id, &id, change.public, by).await?,
     ))
+}
+
+/// A trace of the project, or a 404: sharing is set for what the project holds.
+async fn require_trace(state: &AppState, project: Uuid, id: &str) -> Result<(), ApiError> {
+    if traces::exists(&state.reader.for_project(project), project, id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no trace {id:?} in this project")))
+    }
 }
 
 /// Whether anyone may read the trace: a member's word, else the SDK's flag. What is not public

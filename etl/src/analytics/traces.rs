@@ -739,45 +739,6 @@ fn tree(observations: Vec<Value>) -> Vec<Value> {
     top
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn shape(nodes: &[Value]) -> Vec<String> {
-        nodes
-            .iter()
-            .map(|n| {
-                let kids = shape(n["children"].as_array().unwrap());
-                if kids.is_empty() {
-                    n["id"].as_str().unwrap().to_owned()
-                } else {
-                    format!("{}({})", n["id"].as_str().unwrap(), kids.join(","))
-                }
-            })
-            .collect()
-    }
-
-    fn obs(id: &str, parent: Option<&str>) -> Value {
-        json!({"id": id, "parent_observation_id": parent})
-    }
-
-    #[test]
-    fn nests_children_in_time_order_and_keeps_orphans_and_cycles_as_roots() {
-        let nested = tree(vec![
-            obs("root", None),
-            obs("a", Some("root")),
-            obs("a1", Some("a")),
-            obs("b", Some("root")),
-            obs("orphan", Some("missing")),
-            obs("x", Some("y")),
-            obs("y", Some("x")),
-            obs("self", Some("self")),
-        ]);
-        assert_eq!(shape(&nested), ["root(a(a1),b)", "orphan", "self", "x(y)"]);
-    }
-}
-
 /// Whether the trace's own `public` flag (Langfuse's, from the SDK) is set.
 pub async fn flagged_public(
     clickhouse: &ClickHouse,
@@ -872,4 +833,43 @@ pub async fn exists(clickhouse: &ClickHouse, project: Uuid, trace_id: &str) -> R
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shape(nodes: &[Value]) -> Vec<String> {
+        nodes
+            .iter()
+            .map(|n| {
+                let kids = shape(n["children"].as_array().unwrap());
+                if kids.is_empty() {
+                    n["id"].as_str().unwrap().to_owned()
+                } else {
+                    format!("{}({})", n["id"].as_str().unwrap(), kids.join(","))
+                }
+            })
+            .collect()
+    }
+
+    fn obs(id: &str, parent: Option<&str>) -> Value {
+        json!({"id": id, "parent_observation_id": parent})
+    }
+
+    #[test]
+    fn nests_children_in_time_order_and_keeps_orphans_and_cycles_as_roots() {
+        let nested = tree(vec![
+            obs("root", None),
+            obs("a", Some("root")),
+            obs("a1", Some("a")),
+            obs("b", Some("root")),
+            obs("orphan", Some("missing")),
+            obs("x", Some("y")),
+            obs("y", Some("x")),
+            obs("self", Some("self")),
+        ]);
+        assert_eq!(shape(&nested), ["root(a(a1),b)", "orphan", "self", "x(y)"]);
+    }
 }

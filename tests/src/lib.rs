@@ -276,6 +276,26 @@ pub fn chdb(statements: &[String]) -> Result<Vec<String>, String> {
     python_json("tests/chdb/run.py", &statements)
 }
 
+/// Runs a script of `tests/python/` with `args` (a real client: the Langfuse SDK, ...) and reads
+/// the JSON it prints on its last line; fails the test with its output when it fails.
+pub async fn python_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let script = repo_root().join("tests/python").join(script);
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
 /// Runs a Python script of the repository with `input` as JSON on stdin and reads its JSON
 /// answer from stdout.
 pub fn python_json<T: serde::de::DeserializeOwned>(

@@ -107,25 +107,6 @@ fn traces(ids: &[&str]) -> Vec<Event<'static>> {
         .collect()
 }
 
-/// Runs a script of `tests/python/` and reads the JSON it prints on its last line.
-async fn python(script: &str, args: &[&str]) -> Value {
-    let script = agenttrace_tests::repo_root().join("tests/python").join(script);
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
-}
-
 /// Score configs made, listed, read and archived through the SDK; the scores that fit their
 /// config are stored, the others are dead letters whose reason names the field and the rule.
 #[tokio::test]
@@ -135,7 +116,7 @@ async fn scores_sent_with_a_config_must_fit_it() {
     let owner = person(&env.postgres().await, &etl.url, "owner@configs.test").await;
     let project = team_project(&env, "score-configs", &owner, &[]).await;
     let edge = Edge::start(&etl.url, &[]).await;
-    let seen = python(
+    let seen = agenttrace_tests::python_script(
         "langfuse_score_configs.py",
         &[&edge.url, &project.key.public_key, &project.secret_key],
     )
@@ -218,7 +199,7 @@ async fn scores_sent_with_a_config_must_fit_it() {
 
     // Read back and deleted through the SDK's score routes, which the edge passes to the ETL.
     let helpfulness = seen["fits"]["helpfulness 4"].as_str().unwrap();
-    let read = python(
+    let read = agenttrace_tests::python_script(
         "langfuse_scores_read.py",
         &[
             &edge.url,
@@ -286,7 +267,7 @@ async fn two_reviewers_work_through_one_queue_without_colliding() {
         bob.id.to_string(),
     ];
     args.extend(ids.iter().map(|id| id.to_string()));
-    let seen = python(
+    let seen = agenttrace_tests::python_script(
         "langfuse_annotation_queues.py",
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     )

@@ -26,25 +26,6 @@ use uuid::Uuid;
 
 const PROVIDER_KEY: &str = "sk-test-provider-key-0123456789";
 
-/// Runs a script of `tests/python/` and reads the JSON it prints on its last line.
-async fn python(script: &str, args: &[&str]) -> Value {
-    let script = agenttrace_tests::repo_root().join("tests/python").join(script);
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn connections_keep_their_key_sealed_and_test_against_real_wire_formats() {
     let env = TestEnv::migrated().await;
@@ -62,7 +43,7 @@ async fn connections_keep_their_key_sealed_and_test_against_real_wire_formats() 
         .unwrap();
 
     // Langfuse's SDK, unchanged: upsert, list, delete.
-    let seen = python(
+    let seen = agenttrace_tests::python_script(
         "langfuse_llm_connections.py",
         &[
             &etl.url,
@@ -1165,7 +1146,7 @@ async fn langfuse_v2_evaluators_and_rules_configure_judges_through_the_sdk() {
         .await
         .unwrap();
 
-    let seen = python(
+    let seen = agenttrace_tests::python_script(
         "langfuse_evaluators.py",
         &[&etl.url, &key.public_key, &key.secret_key],
     )

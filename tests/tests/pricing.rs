@@ -115,25 +115,6 @@ async fn a_price_change_reprices_exactly_the_table_priced_generations() {
     etl.server.shutdown().await.unwrap();
 }
 
-/// Runs a script of `tests/python/` and reads the JSON it prints on its last line.
-async fn python(script: &str, args: &[&str]) -> serde_json::Value {
-    let script = agenttrace_tests::repo_root().join("tests/python").join(script);
-    let output = tokio::process::Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
-}
-
 /// Langfuse's model definitions, through its Python SDK unchanged, are the project's prices:
 /// per token there, per million tokens here; the defaults are read-only; generations are priced
 /// by what the SDK set.
@@ -154,7 +135,7 @@ async fn langfuse_models_are_the_projects_prices() {
     )
     .await
     .unwrap();
-    let seen = python(
+    let seen = agenttrace_tests::python_script(
         "langfuse_models.py",
         &[&etl.url, &manager.public_key, &manager.secret_key],
     )

@@ -141,7 +141,7 @@ async fn two_people_review_a_queue_in_the_browser_and_the_judge_is_calibrated_ag
         .find(|e| e.name == "fixed-it")
         .unwrap()
         .id;
-    let judged: Vec<String> = TRACES
+    let judged: Vec<(String, Option<agenttrace_schemas::event::Cost>)> = TRACES
         .iter()
         .enumerate()
         .map(|(i, id)| {
@@ -150,8 +150,11 @@ async fn two_people_review_a_queue_in_the_browser_and_the_judge_is_calibrated_ag
                 "source": "eval", "evaluator_id": judge.to_string(), "timestamp": at}})
             .to_string()
         })
+        .map(|text| (text, None))
         .collect();
-    direct::load(&env.clickhouse, p, "agents", &judged).await.unwrap();
+    direct::load(&env.clickhouse, p, "agents", "judge", &judged)
+        .await
+        .unwrap();
 
     let config = score_configs::create(
         &pg,

@@ -69,20 +69,27 @@ pub async fn score_list(
         }
         conditions.raw("data_type != 'categorical'").at_most("value", max);
     }
-    conditions.before(
-        "timestamp_us",
-        "id",
-        cursor_at(filter.cursor.as_deref())?.as_ref(),
-    );
+    let (rows, next_cursor) = newest_first(clickhouse, conditions, filter.cursor.as_deref(), limit).await?;
+    Ok(CursorPage::new(rows, next_cursor))
+}
+
+/// A page of the scores `conditions` pick, newest first, after `cursor`; and the next page's
+/// cursor while more remain.
+async fn newest_first(
+    clickhouse: &ClickHouse,
+    mut conditions: Conditions,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<serde_json::Value>, Option<String>), AnalyticsError> {
+    conditions.before("timestamp_us", "id", cursor_at(cursor)?.as_ref());
     let sql = format!(
         "SELECT * FROM scores FINAL {} ORDER BY timestamp_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
         conditions.render(),
         limit + 1
     );
-    let body = read(clickhouse, &sql).await?;
-    let mut rows = parse_rows(&body)?;
-    let next_cursor = next_page(&mut rows, limit, "timestamp_us");
-    Ok(CursorPage::new(rows, next_cursor))
+    let mut rows = parse_rows(&read(clickhouse, &sql).await?)?;
+    let next = next_page(&mut rows, limit, "timestamp_us");
+    Ok((rows, next))
 }
 
 /// Where a Langfuse score keeps what AgentTrace has no column for (the edge writes them).
@@ -296,19 +303,7 @@ pub async fn scores_v3(
             }
         }
     }
-    conditions.before(
-        "timestamp_us",
-        "id",
-        cursor_at(params.cursor.as_deref())?.as_ref(),
-    );
-    let sql = format!(
-        "SELECT * FROM scores FINAL {} ORDER BY timestamp_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
-        conditions.render(),
-        limit + 1
-    );
-    let body = read(clickhouse, &sql).await?;
-    let mut rows = parse_rows(&body)?;
-    let cursor = next_page(&mut rows, limit, "timestamp_us");
+    let (rows, cursor) = newest_first(clickhouse, conditions, params.cursor.as_deref(), limit).await?;
     Ok(LangfuseScores {
         data: rows
             .iter()

@@ -589,8 +589,8 @@ pub async fn release(
 /// What completing an item will write: the item (locked to the reviewer) and its score events.
 pub struct Completion {
     pub item: QueueItem,
-    /// Score events in the event model's JSON, for ClickHouse.
-    pub events: Vec<String>,
+    /// Score events in the event model's JSON (no cost), for ClickHouse.
+    pub events: Vec<(String, Option<agenttrace_schemas::event::Cost>)>,
 }
 
 /// Checks `scores` against the queue's configs and builds their events, for `user`, who must
@@ -688,10 +688,11 @@ pub async fn prepare_completion(
             "comment": given.comment,
             "metadata": metadata,
         });
-        events.push(
+        events.push((
             json!({"id": format!("{score_id}-{now}"), "type": "score", "timestamp": now, "body": body})
                 .to_string(),
-        );
+            None,
+        ));
     }
     Ok(Completion { item, events })
 }

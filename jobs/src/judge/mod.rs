@@ -29,13 +29,12 @@ use std::time::{Duration, Instant};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::control::connections::{self, Callable};
 use agenttrace_etl::control::sealing::Sealer;
+use agenttrace_etl::ingest::direct;
 use agenttrace_etl::ingest::pricing::PriceTable;
-use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_etl::judge::provider::{self, CallError, JudgeRequest, ModelClient};
 use agenttrace_etl::judge::targets::{Fields, observation_fields, session_fields, trace_fields};
 use agenttrace_etl::judge::template::{JudgeConfig, ScoreOf, Target};
-use agenttrace_schemas::Timestamp;
-use agenttrace_schemas::event::{Cost, Event, Usage};
+use agenttrace_schemas::event::{Cost, Usage};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -906,20 +905,7 @@ async fn write_scores(
                 None,
             ));
         }
-        let mut tables = TableBatches::new(&project.to_string(), &name);
-        for (text, cost) in &texts {
-            let event = Event::parse(text).map_err(|e| format!("a judge event: {e}"))?;
-            tables.push(&event, *cost).map_err(|e| e.to_string())?;
-        }
-        let batches = tables
-            .finish(&format!("judge-{}", Uuid::new_v4()), Timestamp::now())
-            .map_err(|e| e.to_string())?;
-        for (table, batch) in batches {
-            clickhouse
-                .insert_batches(table, &[batch])
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        direct::load(clickhouse, project, &name, "judge", &texts).await?;
         let evaluators: Vec<Uuid> = rows.iter().map(|(row, _)| row.evaluator_id).collect();
         let kinds: Vec<&str> = rows.iter().map(|(row, _)| row.target.kind()).collect();
         let targets: Vec<&str> = rows.iter().map(|(row, _)| row.target_id.as_str()).collect();

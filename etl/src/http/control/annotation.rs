@@ -561,9 +561,15 @@ pub async fn complete_annotation_item(
     .await?;
     let project_name = projects::get_project(&**client, project.id).await?.name;
     // The scores are stored before the review is: a 2xx means they are in ClickHouse.
-    crate::ingest::direct::load(&state.clickhouse, project.id, &project_name, &completion.events)
-        .await
-        .map_err(|e| ApiError::unavailable("ClickHouse", e))?;
+    crate::ingest::direct::load(
+        &state.clickhouse,
+        project.id,
+        &project_name,
+        "annotation",
+        &completion.events,
+    )
+    .await
+    .map_err(|e| ApiError::unavailable("ClickHouse", e))?;
     Ok(Json(
         annotation::record_review(&**client, project.id, path.queue, path.item, user, "completed").await?,
     ))

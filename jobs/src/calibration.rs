@@ -48,6 +48,10 @@ use crate::frames::{query_frame, strings};
 pub const SETTLE_SECONDS: i64 = 15 * 60;
 /// Disagreements kept per judge.
 pub const MAX_DISAGREEMENTS: usize = 100;
+/// Labels a confusion matrix shows; the rest are counted under [`OTHER_LABEL`].
+pub const MAX_LABELS: usize = 50;
+/// Where labels past [`MAX_LABELS`] are counted.
+pub const OTHER_LABEL: &str = "(other)";
 /// Numeric scores closer than this agree.
 const NUMERIC_TOLERANCE: f64 = 1e-9;
 
@@ -239,15 +243,28 @@ pub fn confusion(pairs: &[(String, String)], preferred: &[String]) -> Confusion 
         .flat_map(|(h, j)| [h, j])
         .filter(|label| !labels.contains(label))
         .collect();
-    labels.extend(others.into_iter().cloned());
+    // Labels past the cap share one row and column: a score stream of thousands of distinct
+    // labels must not make a matrix of millions of cells.
+    let room = MAX_LABELS.saturating_sub(labels.len());
+    let overflow = others.len() > room;
+    labels.extend(
+        others
+            .into_iter()
+            .take(if overflow { room.saturating_sub(1) } else { room })
+            .cloned(),
+    );
+    if overflow {
+        labels.push(OTHER_LABEL.to_owned());
+    }
     let index: HashMap<&str, usize> = labels
         .iter()
         .enumerate()
         .map(|(i, label)| (label.as_str(), i))
         .collect();
+    let at = |label: &str| index.get(label).copied().unwrap_or(labels.len() - 1);
     let mut counts = vec![vec![0u64; labels.len()]; labels.len()];
     for (human, judge) in pairs {
-        counts[index[human.as_str()]][index[judge.as_str()]] += 1;
+        counts[at(human)][at(judge)] += 1;
     }
     Confusion { labels, counts }
 }
@@ -631,6 +648,8 @@ pub struct CalibrationReport {
     /// Judges recomputed, and the pairs they were recomputed from.
     pub recomputed: u64,
     pub pairs: u64,
+    /// Projects whose judges could not be calibrated this run (logged; the rest go on).
+    pub failed: u64,
     pub watermark: Option<i64>,
 }
 
@@ -716,7 +735,16 @@ pub async fn run_until(
         by_project.entry(judge.project_id).or_default().push(judge);
     }
     for (project, judges) in by_project {
-        let mut pairs = read_pairs(clickhouse, &project.to_string(), &judges).await?;
+        // One project's scores that cannot be read or compared stop only that project's
+        // calibration, not every project's.
+        let mut pairs = match read_pairs(clickhouse, &project.to_string(), &judges).await {
+            Ok(pairs) => pairs,
+            Err(error) => {
+                tracing::warn!(%project, %error, "calibrating the project's judges failed");
+                report.failed += 1;
+                continue;
+            }
+        };
         for judge in judges {
             let (data_type, judge_pairs) = pairs.remove(&judge.id).unwrap_or_default();
             let calibration = match &data_type {
@@ -860,6 +888,17 @@ mod tests {
         let first = &calibration.disagreements[0];
         assert_eq!((&first.judge, &first.human), (&json!(true), &json!(false)));
         assert_eq!(first.author.as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn calibration_counts_labels_past_the_cap_as_other() {
+        let pairs: Vec<(String, String)> = (0..10_000)
+            .map(|i| (format!("label-{i}"), "good".to_owned()))
+            .collect();
+        let matrix = confusion(&pairs, &["good".to_owned()]);
+        assert_eq!(matrix.labels.len(), MAX_LABELS);
+        assert_eq!(matrix.labels.last().map(String::as_str), Some(OTHER_LABEL));
+        assert_eq!(matrix.counts.iter().flatten().sum::<u64>(), 10_000);
     }
 
     #[test]

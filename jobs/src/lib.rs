@@ -219,10 +219,13 @@ pub async fn run_job_with(
         Job::JudgeCalibration => calibration::run(pg, clickhouse, run.watermark)
             .await
             .map(|report| {
-                let summary = format!(
+                let mut summary = format!(
                     "{} judge or human scores given, {} of {} judges recalibrated from {} pairs",
                     report.scores, report.recomputed, report.judges, report.pairs
                 );
+                if report.failed > 0 {
+                    summary.push_str(&format!("; {} project(s) failed, see the log", report.failed));
+                }
                 (report.scores as i64, report.recomputed as i64, report.watermark, summary)
             }),
         Job::RecomputeCosts => recompute::run(pg, clickhouse).await.map(|report| {

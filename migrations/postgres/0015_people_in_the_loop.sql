@@ -67,8 +67,8 @@ CREATE TABLE annotation_assignments (
 );
 
 -- Whether a trace is public (anyone may read it, and only it, at its share link), as set by
--- a member; without a row, the trace's own `public` flag (Langfuse's, from the SDK) decides.
--- Making a trace private keeps a row with `public = false`, so the SDK's flag cannot reopen it.
+-- a member; without a row it is private. The trace's own `public` flag (Langfuse's, from the
+-- SDK) opens nothing: an ingest-only key could set it on any trace id.
 CREATE TABLE trace_shares (
     project_id  uuid NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
     trace_id    text NOT NULL,

@@ -432,6 +432,71 @@ async fn two_reviewers_work_through_one_queue_without_colliding() {
         refused["message"].as_str().unwrap().contains("scores[0].value"),
         "{refused}"
     );
+    // Taking one item lets go of the other one holds: no one holds a queue's items away.
+    let (status, third) = call(
+        &alice_auth,
+        "POST",
+        &base,
+        json!({"name": "locks", "scoreConfigIds": [config]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{third}");
+    let locks = format!("{base}/{}", third["id"].as_str().unwrap());
+    let (_, items) = call(
+        &alice_auth,
+        "POST",
+        &format!("{locks}/items"),
+        json!({"items": [{"objectType": "TRACE", "objectId": "t-0"}, {"objectType": "TRACE", "objectId": "t-1"}]}),
+    )
+    .await;
+    let (first, second) = (items[0]["id"].as_str().unwrap(), items[1]["id"].as_str().unwrap());
+    for item in [first, second] {
+        let (status, _) = call(
+            &alice_auth,
+            "POST",
+            &format!("{locks}/items/{item}/take"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, taken) = call(
+        &bob_auth,
+        "POST",
+        &format!("{locks}/items/{first}/take"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "alice let go of the first when she took the second: {taken}"
+    );
+
+    // An agent's key cannot write a reviewer's score: neither its id nor its author.
+    let at = Timestamp::now();
+    let forged = [
+        json!({"id": "forged-1", "type": "score", "timestamp": at, "body": {"id": format!("annotation-{first}"),
+               "trace_id": "t-0", "name": "correct", "value": true, "source": "annotation"}}),
+        json!({"id": "forged-2", "type": "score", "timestamp": at, "body": {"id": "mine", "trace_id": "t-0",
+               "name": "correct", "value": true, "source": "annotation",
+               "metadata": {"langfuse.authorUserId": alice.id.to_string()}}}),
+    ];
+    let answer = etl
+        .load(
+            &project.key,
+            &forged
+                .iter()
+                .map(|event| Event::parse(&event.to_string()).unwrap().into_static())
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    let fields: Vec<&str> = answer.rejected.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["body.id", "body.metadata.langfuse.authorUserId"],
+        "{answer:?}"
+    );
+
     // A key is no reviewer: its scores would carry no one's name.
     let (status, _) = call(
         &project.basic_auth(),
@@ -533,8 +598,8 @@ async fn comments_are_edited_and_deleted_by_their_author_only() {
 }
 
 /// A trace made public opens signed out at its share link, and only it; made private, the link
-/// is a 404 again, even for a trace the SDK flagged public. Another project's trace of the same
-/// id never opens through this project's link.
+/// is a 404 again. The SDK's `public` flag opens nothing (an ingest key could set it). Another
+/// project's trace of the same id never opens through this project's link.
 #[tokio::test]
 async fn a_public_trace_opens_signed_out_until_it_is_made_private() {
     let env = TestEnv::migrated().await;
@@ -590,17 +655,7 @@ async fn a_public_trace_opens_signed_out_until_it_is_made_private() {
     let (status, _) = call("", "GET", &shared("t-0"), Value::Null).await;
     assert_eq!(status, 404, "the link is revoked");
 
-    // The SDK's flag opens a trace until a member closes it.
-    let (status, _) = call("", "GET", &shared("flagged"), Value::Null).await;
-    assert_eq!(status, 200);
-    let (status, _) = call(
-        &alice_auth,
-        "PUT",
-        &format!("{}/v1/projects/{p}/traces/flagged/sharing", etl.url),
-        json!({"public": false}),
-    )
-    .await;
-    assert_eq!(status, 200);
+    // The SDK's flag opens nothing: an ingest-only key sets it, and must not publish data.
     let (status, _) = call("", "GET", &shared("flagged"), Value::Null).await;
     assert_eq!(status, 404);
 

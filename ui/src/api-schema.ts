@@ -1779,12 +1779,12 @@ export interface paths {
         };
         /**
          * Whether a trace is public
-         * @description `public`: true, false, or null when no member set it (the SDK's `public` flag then decides); `share_path`: the link's path in the web UI. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * @description `public`: true, or false (also when no member set it); `share_path`: the link's path in the web UI. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         get: operations["get_sharing"];
         /**
          * Make a trace public or private
-         * @description `{public: true}`: anyone with the link reads this trace (and nothing else) signed out; `{public: false}`: the link stops working, even for a trace the SDK flagged public. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * @description `{public: true}`: anyone with the link reads this trace (and nothing else) signed out; `{public: false}`: the link stops working. The SDK's `public` flag is stored with the trace but opens nothing: only a member makes a trace public. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         put: operations["set_sharing"];
         post?: never;
@@ -1803,7 +1803,7 @@ export interface paths {
         };
         /**
          * Read a public trace, signed out
-         * @description What `GET /v1/traces/{id}` answers, for a trace a member made public (or the SDK flagged public and no member made private). No authentication. Any other trace is a 404.
+         * @description What `GET /v1/traces/{id}` answers, for a trace a member made public. No authentication. Any other trace is a 404.
          */
         get: operations["shared_trace"];
         put?: never;
@@ -4367,8 +4367,8 @@ export interface components {
             project_id: string;
             trace_id: string;
             /**
-             * @description `true`: anyone with the link reads the trace; `false`: only the project's members;
-             *     null: nobody said, the SDK's flag decides.
+             * @description `true`: anyone with the link reads the trace; `false` or null (no member said): only
+             *     the project's members.
              */
             public: boolean | null;
             /** @description The link's path in the web UI (relative to its address). */
@@ -8073,6 +8073,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many deletions are running; retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -739,21 +739,6 @@ fn tree(observations: Vec<Value>) -> Vec<Value> {
     top
 }
 
-/// Whether the trace's own `public` flag (Langfuse's, from the SDK) is set.
-pub async fn flagged_public(
-    clickhouse: &ClickHouse,
-    project: Uuid,
-    trace_id: &str,
-) -> Result<bool, AnalyticsError> {
-    let mut by_id = Conditions::project(project);
-    by_id.eq("id", trace_id).raw("public = 1");
-    let sql = format!(
-        "SELECT 1 FROM traces FINAL {} LIMIT 1 FORMAT JSONEachRow",
-        by_id.render()
-    );
-    Ok(!crate::analytics::paging::read(clickhouse, &sql).await?.is_empty())
-}
-
 /// The trace of each of `observations` (of the project), by observation id.
 pub async fn observation_traces(
     clickhouse: &ClickHouse,

@@ -13,6 +13,9 @@ use uuid::Uuid;
 use crate::control::score_configs::{self, ScoreConfigRecord};
 use crate::control::{ControlError, Precision, identity, optional_time, time};
 
+/// The start of every reviewer's score id (the pipeline refuses it from agents' keys).
+pub const ANNOTATION_SCORE_PREFIX: &str = "annotation-";
+
 /// How long an item stays with the person who took it without a word from them.
 pub const LOCK_SECONDS: i64 = 300;
 
@@ -208,7 +211,8 @@ pub async fn create_queue(
         ));
     }
     let mut ids = new.score_config_ids.clone();
-    ids.dedup();
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
     configs_of(client, project_id, &ids).await?;
     let per_item = new.annotators_per_item.unwrap_or(1);
     if !(1..=10).contains(&per_item) {
@@ -552,7 +556,18 @@ pub async fn take(
         )
         .await?;
     match row {
-        Some(row) => Ok(QueueItem::from_row(&row)),
+        Some(row) => {
+            // One item at a time per person: taking one lets go of any other they hold in the queue,
+            // so no one can hold a queue's items away from the others.
+            client
+                .execute(
+                    "UPDATE annotation_queue_items SET locked_by = NULL, locked_until = NULL
+                     WHERE project_id = $1 AND queue_id = $2 AND locked_by = $4 AND id <> $3",
+                    &[&project_id, &queue_id, &id, &user],
+                )
+                .await?;
+            Ok(QueueItem::from_row(&row))
+        }
         None => {
             let item = get_item(client, project_id, queue_id, id).await?;
             Err(held_by_another(&item))
@@ -675,7 +690,7 @@ pub async fn prepare_completion(
         if item.object_type == "SESSION" {
             metadata["session_id"] = json!(item.object_id);
         }
-        let score_id = format!("annotation-{}-{user}-{}", item.id, config.id);
+        let score_id = format!("{ANNOTATION_SCORE_PREFIX}{}-{user}-{}", item.id, config.id);
         let body = json!({
             "id": score_id,
             "trace_id": trace_id,
@@ -715,7 +730,9 @@ pub async fn record_review(
     client
         .execute(
             "INSERT INTO annotation_reviews (item_id, user_id, outcome) VALUES ($1, $2, $3)
-             ON CONFLICT (item_id, user_id) DO UPDATE SET outcome = EXCLUDED.outcome, at = now()",
+             ON CONFLICT (item_id, user_id) DO UPDATE SET at = now(),
+                 -- Skipping an item one completed keeps it completed: the scores stay.
+                 outcome = CASE WHEN annotation_reviews.outcome = 'completed' THEN 'completed' ELSE EXCLUDED.outcome END",
             &[&id, &user, &outcome],
         )
         .await?;

@@ -1,7 +1,7 @@
 //! Traces made public: anyone may read a public trace, and only it, at its share link
-//! (`#/share/{project}/{trace}` in the web UI; `GET /v1/shared/{project}/traces/{id}`). A
-//! member makes a trace public or private again here; without their word, the trace's own
-//! `public` flag (Langfuse's, set by the SDK) decides.
+//! (`#/share/{project}/{trace}` in the web UI; `GET /v1/shared/{project}/traces/{id}`). Only a
+//! member makes a trace public, or private again: the trace's own `public` flag (Langfuse's,
+//! set by the SDK) is kept but opens nothing, since an ingest-only key can set it.
 
 use serde::Serialize;
 use tokio_postgres::GenericClient;
@@ -14,8 +14,8 @@ use crate::control::{ControlError, Precision, optional_time};
 pub struct Sharing {
     pub project_id: Uuid,
     pub trace_id: String,
-    /// `true`: anyone with the link reads the trace; `false`: only the project's members;
-    /// null: nobody said, the SDK's flag decides.
+    /// `true`: anyone with the link reads the trace; `false` or null (no member said): only
+    /// the project's members.
     #[schema(required = true)]
     pub public: Option<bool>,
     /// The link's path in the web UI (relative to its address).
@@ -63,7 +63,7 @@ pub async fn set(
     get(client, project_id, trace_id).await
 }
 
-/// A trace's sharing (`public` null when no member set it).
+/// A trace's sharing (`public` null when no member set it: private).
 pub async fn get(
     client: &impl GenericClient,
     project_id: Uuid,

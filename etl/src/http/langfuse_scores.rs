@@ -17,6 +17,9 @@ use crate::http::auth::{KeyProject, need};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::server::AppState;
 
+/// Score deletions ClickHouse may have pending before another is refused (503, retry).
+const MAX_PENDING_DELETES: u64 = 16;
+
 /// The `{scoreId}` of a score's route.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -94,6 +97,7 @@ pub async fn get_score(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 503, description = "Too many deletions are running; retry later", body = ErrorBody),
     ),
 )]
 pub async fn delete_score(
@@ -109,6 +113,22 @@ pub async fn delete_score(
         return Err(ApiError::not_found(format!(
             "no score {score_id:?} in this project"
         )));
+    }
+    // Each delete is a mutation every tenant's table waits behind: past a few pending, callers
+    // wait their turn rather than queue more.
+    let pending = state
+        .clickhouse
+        .query_text(
+            "SELECT count() FROM system.mutations WHERE database = currentDatabase() \
+             AND table IN ('scores', 'scores_local') AND is_done = 0 FORMAT TabSeparated",
+        )
+        .await
+        .map_err(|e| ApiError::unavailable("ClickHouse", e.to_string()))?;
+    if pending.trim().parse::<u64>().unwrap_or(0) >= MAX_PENDING_DELETES {
+        return Err(ApiError::unavailable(
+            "ClickHouse",
+            format!("{MAX_PENDING_DELETES} score deletions are still running; retry in a minute"),
+        ));
     }
     let mut which = Conditions::project(project);
     which.eq("id", &score_id);

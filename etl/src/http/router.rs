@@ -110,6 +110,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// AgentTrace's own control-plane routes.
 fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
+    let shared = Gate::new("shared", 8, 2);
     OpenApiRouter::new()
         .routes(routes!(control::sessions::sign_in))
         .routes(routes!(control::sessions::sign_out))
@@ -197,8 +198,10 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::shares::get_sharing,
             control::shares::set_sharing
         ))
-        .routes(routes!(control::shares::shared_trace).layer(gate!(reads)))
-        .routes(routes!(control::shares::shared_observation).layer(gate!(reads)))
+        // Signed out, so keyed by nothing a caller cannot vary: a gate of their own, which
+        // anonymous floods fill without taking the members' read slots.
+        .routes(routes!(control::shares::shared_trace).layer(gate!(shared)))
+        .routes(routes!(control::shares::shared_observation).layer(gate!(shared)))
         .routes(routes!(control::keys::list_keys, control::keys::create_key))
         .routes(routes!(control::keys::revoke_key))
         .routes(routes!(
@@ -332,7 +335,9 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(langfuse::create_run_item))
         .routes(routes!(langfuse::observations_v2).layer(gate!(reads)))
         .routes(routes!(langfuse_scores::scores_v3).layer(gate!(reads)))
-        .routes(routes!(langfuse_scores::get_score, langfuse_scores::delete_score).layer(gate!(reads)))
+        .routes(routes!(langfuse_scores::get_score).layer(gate!(reads)))
+        // A delete is a mutation of the shared table: one at a time per caller, few at once.
+        .routes(routes!(langfuse_scores::delete_score).layer(gate!(Gate::new("score_delete", 4, 1))))
         .routes(routes!(langfuse::metrics_v2).layer(gate!(reads)))
         .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }

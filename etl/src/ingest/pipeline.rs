@@ -22,8 +22,10 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::analytics::scores::AUTHOR_KEY;
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{LoadError, Sink};
+use crate::control::annotation::ANNOTATION_SCORE_PREFIX;
 use crate::control::api_keys::KeyRejection;
 use crate::ingest::key_status::{KeyCache, KeyStatus, key_status};
 use crate::ingest::layout::batch_layout;
@@ -344,11 +346,27 @@ pub fn named_score_configs(batch: &OpenedBatch) -> Vec<String> {
     ids
 }
 
-/// Why a score does not fit the config it names, if it names one.
+/// Why a score is refused: it claims to be a reviewer's from an annotation queue (those are
+/// written by AgentTrace for a signed-in person, never sent by an agent's key), or it does not
+/// fit the config it names.
 fn score_misfit(event: &Event, configs: &ScoreConfigs) -> Option<EventError> {
     let Payload::Score(score) = &event.payload else {
         return None;
     };
+    if score.id.starts_with(ANNOTATION_SCORE_PREFIX) {
+        return Some(EventError::new(
+            "body.id",
+            format!(
+                "ids starting {ANNOTATION_SCORE_PREFIX:?} are the scores people give in annotation queues; choose another id"
+            ),
+        ));
+    }
+    if score.metadata.contains_key(AUTHOR_KEY) {
+        return Some(EventError::new(
+            format!("body.metadata.{AUTHOR_KEY}"),
+            "names the person behind an annotation-queue score, which AgentTrace sets itself; leave it out",
+        ));
+    }
     let id = score.metadata.get(CONFIG_ID_KEY)?.as_str();
     let Some(config) = configs.get(id) else {
         return Some(EventError::new(

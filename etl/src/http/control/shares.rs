@@ -55,7 +55,7 @@ pub struct SharedObservationPath {
     get,
     path = "/v1/projects/{project}/traces/{id}/sharing",
     summary = "Whether a trace is public",
-    description = "`public`: true, false, or null when no member set it (the SDK's `public` flag then decides); `share_path`: the link's path in the web UI. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    description = "`public`: true, or false (also when no member set it); `share_path`: the link's path in the web UI. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), TracePath),
     responses(
@@ -80,7 +80,7 @@ pub async fn get_sharing(
     put,
     path = "/v1/projects/{project}/traces/{id}/sharing",
     summary = "Make a trace public or private",
-    description = "`{public: true}`: anyone with the link reads this trace (and nothing else) signed out; `{public: false}`: the link stops working, even for a trace the SDK flagged public. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    description = "`{public: true}`: anyone with the link reads this trace (and nothing else) signed out; `{public: false}`: the link stops working. The SDK's `public` flag is stored with the trace but opens nothing: only a member makes a trace public. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), TracePath),
     request_body = SharingChange,
@@ -119,16 +119,16 @@ async fn require_trace(state: &AppState, project: Uuid, id: &str) -> Result<(), 
     }
 }
 
-/// Whether anyone may read the trace: a member's word, else the SDK's flag. What is not public
-/// is a 404, as if it did not exist.
+/// Whether anyone may read the trace: a member made it public. Not the SDK's `public` flag: an
+/// ingest-only key (write-only) could set it on any trace id and open it to everyone. What is
+/// not public is a 404, as if it did not exist.
 async fn require_public(state: &AppState, project: Uuid, id: &str) -> Result<(), ApiError> {
-    let missing = || ApiError::not_found(format!("no public trace {id:?} in project {project}"));
     let client = state.postgres.get().await?;
     match shares::get(&**client, project, id).await?.public {
         Some(true) => Ok(()),
-        Some(false) => Err(missing()),
-        None if traces::flagged_public(&state.reader.for_project(project), project, id).await? => Ok(()),
-        None => Err(missing()),
+        _ => Err(ApiError::not_found(format!(
+            "no public trace {id:?} in project {project}"
+        ))),
     }
 }
 
@@ -136,7 +136,7 @@ async fn require_public(state: &AppState, project: Uuid, id: &str) -> Result<(),
     get,
     path = "/v1/shared/{project}/traces/{id}",
     summary = "Read a public trace, signed out",
-    description = "What `GET /v1/traces/{id}` answers, for a trace a member made public (or the SDK flagged public and no member made private). No authentication. Any other trace is a 404.",
+    description = "What `GET /v1/traces/{id}` answers, for a trace a member made public. No authentication. Any other trace is a 404.",
     params(SharedPath),
     responses(
         (status = 200, description = "OK", body = TraceDetail),

@@ -712,4 +712,102 @@ async fn a_dataset_item_taken_from_a_trace_keeps_its_source() {
     );
     let (_, listed) = call(&auth, "GET", &format!("{base}/regressions/items"), Value::Null).await;
     assert_eq!(listed["data"][0]["source_trace_id"], "t-0");
+
+    // In bulk: traces by id (one the project does not hold is named), then a queue's reviewed
+    // items, an observation item with the observation's own input and output.
+    etl.load(&project.key, &traces(&["t-1", "t-2"])).await;
+    let (status, taken) = call(
+        &auth,
+        "POST",
+        &format!("{base}/regressions/items/from-traces"),
+        json!({"trace_ids": ["t-1", "nowhere"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{taken}");
+    assert_eq!(taken["missing"], json!(["nowhere"]));
+    assert_eq!(
+        (
+            taken["items"][0]["input"].as_str(),
+            taken["items"][0]["expected_output"].as_str()
+        ),
+        (Some("Fix t-1"), Some("Fixed t-1"))
+    );
+    let config = agenttrace_etl::control::score_configs::create(
+        &pg,
+        project.key.project_id,
+        agenttrace_etl::control::score_configs::NewScoreConfig {
+            name: "good".into(),
+            data_type: agenttrace_schemas::score_config::ConfigDataType::Boolean,
+            min_value: None,
+            max_value: None,
+            categories: None,
+            description: None,
+        },
+    )
+    .await
+    .unwrap();
+    let queues = format!(
+        "{}/v1/projects/{}/annotation-queues",
+        etl.url, project.key.project_id
+    );
+    let (_, queue) = call(
+        &auth,
+        "POST",
+        &queues,
+        json!({"name": "picks", "scoreConfigIds": [config.id]}),
+    )
+    .await;
+    let queue = format!("{queues}/{}", queue["id"].as_str().unwrap());
+    let (status, _) = call(
+        &auth,
+        "POST",
+        &format!("{queue}/items"),
+        json!({"items": [{"objectType": "TRACE", "objectId": "t-1"}, {"objectType": "OBSERVATION", "objectId": "t-2-gen"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let (_, item) = call(&auth, "POST", &format!("{queue}/next"), Value::Null).await;
+        let item = item["id"].as_str().unwrap().to_owned();
+        let (status, _) = call(
+            &auth,
+            "POST",
+            &format!("{queue}/items/{item}/complete"),
+            json!({"scores": [{"config_id": config.id, "value": true}]}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, taken) = call(
+        &auth,
+        "POST",
+        &format!("{base}/regressions/items/from-traces"),
+        json!({"queue_id": queue.rsplit('/').next().unwrap()}),
+    )
+    .await;
+    assert_eq!(status, 200, "{taken}");
+    let sources: Vec<(Value, Value, Value)> = taken["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["source_trace_id"].clone(),
+                i["source_observation_id"].clone(),
+                i["expected_output"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (json!("t-1"), Value::Null, json!("Fixed t-1")),
+            (json!("t-2"), json!("t-2-gen"), json!("Fixed t-2"))
+        ]
+    );
+    let (_, listed) = call(&auth, "GET", &format!("{base}/regressions/items"), Value::Null).await;
+    assert_eq!(
+        listed["meta"]["totalItems"], 3,
+        "taking t-1 again replaced its item: {listed}"
+    );
 }

@@ -420,6 +420,7 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "content" => json!(format!("{probe} comment")),
         "scoreConfigIds" => json!([children.score_config]),
         "items" => json!([{"objectType": "TRACE", "objectId": children.trace}]),
+        "trace_ids" => json!([children.trace]),
         "scores" => json!([{"config_id": children.score_config, "value": 1}]),
         "userId" => json!(children.member),
         "public" => json!(false),

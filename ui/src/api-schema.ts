@@ -2158,6 +2158,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/datasets/{name}/items/from-traces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add items from traces in bulk
+         * @description From `trace_ids`, an annotation queue's completed items (`queue_id`), or a trace filter (`traces`): each trace's input, and its output as the expected output (an observation item's own), the item keeping `source_trace_id` and `source_observation_id`. Items are keyed by their source, so taking them again replaces them. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["add_items_from_traces"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}/datasets/{name}": {
         parameters: {
             query?: never;
@@ -2889,6 +2909,23 @@ export interface components {
             lines_removed: number;
             bytes: number | null;
             diff: string | null;
+        };
+        /**
+         * @description What to take items from: traces by id, the items of an annotation queue, or the traces a
+         *     filter finds (one of them).
+         */
+        FromTraces: {
+            /** @description At most 1000. */
+            trace_ids?: string[] | null;
+            /**
+             * Format: uuid
+             * @description Its completed items (an observation item gives the observation's input and output).
+             */
+            queue_id?: string | null;
+            /** @description The read API's trace filters (`GET /v1/traces`). */
+            traces?: Record<string, never> | null;
+            /** @description How many traces a filter or a queue gives at most: 1 to 1000 (100). */
+            limit?: number | null;
         };
         /** @description A commit or pull request an agent made. */
         GitLink: {
@@ -4459,6 +4496,16 @@ export interface components {
             experiment_id: string | null;
             dataset_item_id: string | null;
             public: number;
+        };
+        /** @description What taking items from traces did. */
+        TakenItems: {
+            /**
+             * @description Items added or refreshed (one per trace or observation, keyed by it, so taking again
+             *     replaces rather than adds).
+             */
+            items: components["schemas"]["DatasetItem"][];
+            /** @description Traces named that the project does not hold. */
+            missing: string[];
         };
         /** @description A command an agent ran. */
         TerminalCommand: {
@@ -13450,6 +13497,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AddedItems"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    add_items_from_traces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FromTraces"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TakenItems"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

@@ -796,6 +796,38 @@ async fn keyed_pairs(
         .collect())
 }
 
+/// The input and output of each of `traces` (of the project), by trace id; a payload that is
+/// JSON as its value, else as text.
+pub async fn trace_payloads(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    traces: &[&str],
+) -> Result<std::collections::HashMap<String, (Value, Value)>, AnalyticsError> {
+    if traces.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut conditions = Conditions::project(project);
+    conditions.in_list("id", traces);
+    let sql = format!(
+        "SELECT id, input, output FROM traces FINAL {} FORMAT JSONEachRow",
+        conditions.render()
+    );
+    let body = crate::analytics::paging::read(clickhouse, &sql).await?;
+    let payload = |value: &Value| match value.as_str() {
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+        None => value.clone(),
+    };
+    Ok(crate::analytics::paging::parse_json_rows(&body)?
+        .into_iter()
+        .filter_map(|row| {
+            Some((
+                row["id"].as_str()?.to_owned(),
+                (payload(&row["input"]), payload(&row["output"])),
+            ))
+        })
+        .collect())
+}
+
 /// Whether the project holds anything of trace `trace_id`: its row, or an observation of it
 /// (observations can arrive before their trace).
 pub async fn exists(clickhouse: &ClickHouse, project: Uuid, trace_id: &str) -> Result<bool, AnalyticsError> {

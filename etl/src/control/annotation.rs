@@ -339,8 +339,9 @@ pub async fn add_items(
     let traces: Vec<Option<&str>> = items.iter().map(|i| i.trace_id.as_deref()).collect();
     client
         .execute(
-            "INSERT INTO annotation_queue_items (queue_id, project_id, object_type, object_id, trace_id, status, completed_at)
-             SELECT $1, $2, u.kind, u.id, u.trace, $6, CASE WHEN $6 = 'COMPLETED' THEN now() END
+            // clock_timestamp(), read per row in the order given, keeps that order in the queue.
+            "INSERT INTO annotation_queue_items (queue_id, project_id, object_type, object_id, trace_id, status, completed_at, created_at)
+             SELECT $1, $2, u.kind, u.id, u.trace, $6, CASE WHEN $6 = 'COMPLETED' THEN now() END, clock_timestamp()
              FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(kind, id, trace, n)
              ORDER BY u.n
              ON CONFLICT (queue_id, object_type, object_id) DO NOTHING",

@@ -236,6 +236,7 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::datasets::list_items,
             control::datasets::add_items
         ))
+        .routes(routes!(control::datasets::add_items_from_traces).layer(gate!(reads)))
         .routes(routes!(
             control::datasets::get_dataset,
             control::datasets::delete_dataset

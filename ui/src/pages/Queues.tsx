@@ -377,6 +377,7 @@ function Review({ project, queueId }: { project: string; queueId: string }) {
         </dl>
       </div>
       <AddItems project={project} base={base} onAdded={() => { detail.reload(); if (done) void next(); }} />
+      <ReviewedToDataset project={project} queueId={queueId} />
       {error && <div class="error" role="alert">{error}</div>}
       {done && !item && <div class="empty" role="status">Nothing left for you in this queue. Thank you!</div>}
       {item && (
@@ -508,6 +509,40 @@ function AddItems({ project, base, onAdded }: { project: string; base: string; o
           sample % <input name="sample" type="number" min={1} max={100} value="100" />
         </label>
         <button type="submit">Add</button>
+        {note && <span class="muted" role="status">{note}</span>}
+      </form>
+    </details>
+  );
+}
+
+/** Copies the queue's completed items into a dataset: each trace's (or observation's) input,
+ * and its output as the expected output, keeping where it came from. */
+function ReviewedToDataset({ project, queueId }: { project: string; queueId: string }) {
+  const [note, setNote] = useState<string | null>(null);
+  const copy = async (event: Event) => {
+    event.preventDefault();
+    const name = text(new FormData(event.currentTarget as HTMLFormElement), "dataset");
+    try {
+      await api("POST", `/v1/projects/${project}/datasets`, {}, { name });
+      const taken = await api<{ items: unknown[]; missing: string[] }>(
+        "POST",
+        `/v1/projects/${project}/datasets/${encodeURIComponent(name)}/items/from-traces`,
+        {},
+        { queue_id: queueId, limit: 1000 },
+      );
+      setNote(`${taken.items.length} items in ${name}${taken.missing.length ? `; ${taken.missing.length} traces not found` : ""}.`);
+    } catch (e) {
+      setNote(message(e));
+    }
+  };
+  return (
+    <details class="panel">
+      <summary>Copy reviewed items to a dataset</summary>
+      <form class="inline-form" onSubmit={(e) => void copy(e)} aria-label="Copy reviewed items to a dataset">
+        <label>
+          Dataset <input name="dataset" required placeholder="a new or existing dataset" />
+        </label>
+        <button type="submit">Copy</button>
         {note && <span class="muted" role="status">{note}</span>}
       </form>
     </details>

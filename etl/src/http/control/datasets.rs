@@ -311,3 +311,151 @@ async fn item_of_dataset(
     }
     Ok(item)
 }
+
+/// What to take items from: traces by id, the items of an annotation queue, or the traces a
+/// filter finds (one of them).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromTraces {
+    /// At most 1000.
+    trace_ids: Option<Vec<String>>,
+    /// Its completed items (an observation item gives the observation's input and output).
+    queue_id: Option<uuid::Uuid>,
+    /// The read API's trace filters (`GET /v1/traces`).
+    #[schema(value_type = Option<Object>)]
+    traces: Option<crate::analytics::traces::TraceFilter>,
+    /// How many traces a filter or a queue gives at most: 1 to 1000 (100).
+    limit: Option<usize>,
+}
+
+/// What taking items from traces did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TakenItems {
+    /// Items added or refreshed (one per trace or observation, keyed by it, so taking again
+    /// replaces rather than adds).
+    pub items: Vec<DatasetItem>,
+    /// Traces named that the project does not hold.
+    pub missing: Vec<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/datasets/{name}/items/from-traces",
+    summary = "Add items from traces in bulk",
+    description = "From `trace_ids`, an annotation queue's completed items (`queue_id`), or a trace filter (`traces`): each trace's input, and its output as the expected output (an observation item's own), the item keeping `source_trace_id` and `source_observation_id`. Items are keyed by their source, so taking them again replaces them. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), DatasetPath),
+    request_body = FromTraces,
+    responses(
+        (status = 200, description = "OK", body = TakenItems),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn add_items_from_traces(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Write>,
+    Path(DatasetPath { name }): Path<DatasetPath>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<TakenItems>, ApiError> {
+    use crate::analytics::traces;
+    let request: FromTraces = json_body(&bytes)?;
+    let limit = request.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad("limit", "1 to 1000"));
+    }
+    let reader = state.reader.for_project(project.id);
+    let client = state.postgres.get().await?;
+    datasets::get(&**client, project.id, &name).await?;
+    // (trace, observation) pairs to take.
+    let sources: Vec<(String, Option<String>)> = match (request.trace_ids, request.queue_id, request.traces) {
+        (Some(ids), None, None) => {
+            if ids.is_empty() || ids.len() > 1000 {
+                return Err(bad("trace_ids", "1 to 1000 trace ids"));
+            }
+            ids.into_iter().map(|id| (id, None)).collect()
+        }
+        (None, Some(queue), None) => {
+            let (items, _) = crate::control::annotation::list_items(
+                &**client,
+                project.id,
+                queue,
+                Some("COMPLETED"),
+                1,
+                limit as i64,
+            )
+            .await?;
+            items
+                .into_iter()
+                .filter_map(|item| {
+                    let observation = (item.object_type == "OBSERVATION").then(|| item.object_id.clone());
+                    Some((item.trace_id?, observation))
+                })
+                .collect()
+        }
+        (None, None, Some(mut filter)) => {
+            filter.project_id = None;
+            filter.cursor = None;
+            filter.limit = Some(limit);
+            traces::trace_list(&reader, project.id, &filter)
+                .await?
+                .data
+                .iter()
+                .filter_map(|row| Some((row["id"].as_str()?.to_owned(), None)))
+                .collect()
+        }
+        _ => {
+            return Err(bad(
+                "trace_ids",
+                "give one of trace_ids, queue_id (its completed items) and traces (a trace filter)",
+            ));
+        }
+    };
+    let ids: Vec<&str> = sources.iter().map(|(trace, _)| trace.as_str()).collect();
+    let payloads = traces::trace_payloads(&reader, project.id, &ids).await?;
+    let (mut items, mut missing) = (Vec::new(), Vec::new());
+    for (trace, observation) in sources {
+        let (input, output) = match &observation {
+            Some(observation) => {
+                match traces::observation_detail(&reader, project.id, &trace, observation).await? {
+                    Some(row) => (row["input"].clone(), row["output"].clone()),
+                    None => {
+                        missing.push(trace);
+                        continue;
+                    }
+                }
+            }
+            None => match payloads.get(&trace) {
+                Some((input, output)) => (input.clone(), output.clone()),
+                None => {
+                    missing.push(trace);
+                    continue;
+                }
+            },
+        };
+        let id = match &observation {
+            Some(observation) => format!("trace-{trace}-{observation}"),
+            None => format!("trace-{trace}"),
+        };
+        items.push(
+            datasets::upsert_item(
+                &**client,
+                project.id,
+                &NewItem {
+                    id: Some(id),
+                    dataset_name: name.clone(),
+                    input: Some(input),
+                    expected_output: Some(output),
+                    metadata: None,
+                    source_trace_id: Some(trace),
+                    source_observation_id: observation,
+                    status: None,
+                },
+            )
+            .await?,
+        );
+    }
+    Ok(Json(TakenItems { items, missing }))
+}

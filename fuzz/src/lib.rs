@@ -36,7 +36,8 @@ pub fn convert_to_rows(batch: &OpenedBatch) -> usize {
         }
     }
     let window = TimeWindow::around(now());
-    let converted = convert(batch, "fuzz", &window, |_| None).expect("valid events convert");
+    let converted =
+        convert(batch, "fuzz", &window, &Default::default(), |_| None).expect("valid events convert");
     let rejected = converted.rejected.len();
     assert!(rejected <= batch.event_count);
     let tables = converted

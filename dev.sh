@@ -213,8 +213,8 @@ cmd_up() {
   Edge        $(edge_url)  (agents' one base URL: /v1/ingest, /v1/{traces,logs,metrics},
               Langfuse's /api/public/* — OTLP, ingestion, scores, prompts, datasets)
   ETL API     $(etl_url)/v1/*  (control plane and read API, /readyz, /metrics; etl/api/openapi.json)
-  Scheduler   evaluate and judge every minute, experiment_rollups every 5 minutes, judge_calibration every
-              10 minutes, retention daily at 03:00,
+  Scheduler   evaluate, judge and annotation_rules every minute, experiment_rollups every 5 minutes,
+              judge_calibration every 10 minutes, retention daily at 03:00,
               daily_costs hourly, evaluator answer-close on its own schedule (agenttrace jobs status)
   PostgreSQL  $DATABASE_URL
   ClickHouse  $CLICKHOUSE_URL (database $CLICKHOUSE_DATABASE)

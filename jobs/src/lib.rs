@@ -6,6 +6,7 @@ pub mod daily_costs;
 pub mod evaluate;
 pub mod frames;
 pub mod judge;
+pub mod queue_rules;
 pub mod recompute;
 pub mod retention;
 pub mod rollups;
@@ -39,14 +40,17 @@ pub enum Job {
     Judge,
     /// How well each LLM judge agrees with people's scores (`judge_calibration`).
     JudgeCalibration,
+    /// Annotation queues' standing rules applied to what arrived (`annotation_rules`).
+    AnnotationRules,
 }
 
 impl Job {
     /// The jobs with fixed names (an evaluator's job is named after its id).
-    pub const BUILTIN: [Job; 7] = [
+    pub const BUILTIN: [Job; 8] = [
         Job::Evaluate,
         Job::Judge,
         Job::JudgeCalibration,
+        Job::AnnotationRules,
         Job::ExperimentRollups,
         Job::Retention,
         Job::DailyCosts,
@@ -68,6 +72,7 @@ impl fmt::Display for Job {
             Job::RecomputeCosts => f.write_str("recompute_costs"),
             Job::Judge => f.write_str("judge"),
             Job::JudgeCalibration => f.write_str("judge_calibration"),
+            Job::AnnotationRules => f.write_str("annotation_rules"),
         }
     }
 }
@@ -91,7 +96,7 @@ impl FromStr for Job {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
+        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -228,6 +233,16 @@ pub async fn run_job_with(
                 }
                 (report.scores as i64, report.recomputed as i64, report.watermark, summary)
             }),
+        Job::AnnotationRules => queue_rules::run(pg, clickhouse, now_us).await.map(|report| {
+            let mut summary = format!(
+                "{} queues with rules found {} new targets, {} items added",
+                report.queues, report.found, report.added
+            );
+            if report.failed > 0 {
+                summary.push_str(&format!("; {} queue rule(s) failed, see the log", report.failed));
+            }
+            (report.found as i64, report.added as i64, None, summary)
+        }),
         Job::RecomputeCosts => recompute::run(pg, clickhouse).await.map(|report| {
             let summary = format!(
                 "{} table-priced generations, {} re-priced",

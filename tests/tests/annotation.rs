@@ -811,3 +811,109 @@ async fn a_dataset_item_taken_from_a_trace_keeps_its_source() {
         "taking t-1 again replaced its item: {listed}"
     );
 }
+
+/// A queue's standing rule keeps adding what arrives: here every target a judge failed, each
+/// once, whichever run sees it; a rule with two sources is refused, naming the field.
+#[tokio::test]
+async fn a_queue_rule_keeps_adding_what_a_judge_fails() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let pg = env.postgres().await;
+    let alice = person(&pg, &etl.url, "alice@rules.test").await;
+    let project = team_project(&env, "rules", &alice, &[]).await;
+    let p = project.key.project_id;
+    let auth = format!("Bearer {}", alice.token);
+    let (_, config) = call(
+        &auth,
+        "POST",
+        &format!("{}/v1/projects/{p}/score-configs", etl.url),
+        json!({"name": "correct", "dataType": "BOOLEAN"}),
+    )
+    .await;
+    let queues = format!("{}/v1/projects/{p}/annotation-queues", etl.url);
+    let (_, queue) = call(
+        &auth,
+        "POST",
+        &queues,
+        json!({"name": "failures", "scoreConfigIds": [config["id"]]}),
+    )
+    .await;
+    let queue = format!("{queues}/{}", queue["id"].as_str().unwrap());
+    let judge = Uuid::new_v4();
+    let (status, refused) = call(
+        &auth,
+        "PUT",
+        &format!("{queue}/rule"),
+        json!({"rule": {"traces": {}, "judge_failures": {"evaluator_id": judge}}}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["message"].as_str().unwrap().starts_with("traces"),
+        "{refused}"
+    );
+    let (status, ruled) = call(
+        &auth,
+        "PUT",
+        &format!("{queue}/rule"),
+        json!({"rule": {"judge_failures": {"evaluator_id": judge}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{ruled}");
+    assert_eq!(ruled["rule"]["judge_failures"]["evaluator_id"], judge.to_string());
+
+    let judged = |trace: &str, passed: bool| {
+        let at = Timestamp::now();
+        (
+            json!({"id": format!("judge-{trace}"), "type": "score", "timestamp": at, "body": {
+                "id": format!("judge-{trace}"), "trace_id": trace, "name": "correct", "value": passed,
+                "source": "eval", "evaluator_id": judge.to_string(), "timestamp": at}})
+            .to_string(),
+            None,
+        )
+    };
+    let load = |events: Vec<(String, Option<agenttrace_schemas::event::Cost>)>| {
+        let env = &env;
+        async move {
+            agenttrace_etl::ingest::direct::load(&env.clickhouse, p, "rules", "judge", &events)
+                .await
+                .unwrap()
+        }
+    };
+    let run = || {
+        let (pg, env) = (&pg, &env);
+        async move {
+            agenttrace_jobs::run_job(agenttrace_jobs::Job::AnnotationRules, pg, &env.clickhouse, None)
+                .await
+                .unwrap()
+        }
+    };
+    let items = || {
+        let (auth, queue) = (&auth, &queue);
+        async move {
+            let (_, listed) = call(auth, "GET", &format!("{queue}/items"), Value::Null).await;
+            listed["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["objectId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    load(vec![judged("t-0", false), judged("t-1", true)]).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    run().await;
+    assert_eq!(items().await, ["t-0"]);
+    run().await;
+    assert_eq!(
+        items().await,
+        ["t-0"],
+        "a run sees only what arrived since the last"
+    );
+    load(vec![judged("t-2", false)]).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    run().await;
+    assert_eq!(items().await, ["t-0", "t-2"]);
+    let (_, stopped) = call(&auth, "PUT", &format!("{queue}/rule"), json!({"rule": null})).await;
+    assert_eq!(stopped["rule"], Value::Null);
+}

@@ -1223,7 +1223,7 @@ export interface paths {
         };
         /**
          * List job runs
-         * @description `{data}`: the scheduled jobs' newest runs (evaluate, judge, judge_calibration, experiment_rollups, retention, daily_costs, evaluators' own schedules) with status, rows and error: this project's own evaluators' runs whole, and the platform-wide runs (every project's unscheduled evaluators, rollups, retention) with only what went wrong for this project — never another project's evaluator names or errors. Viewer role, or `read` scope.
+         * @description `{data}`: the scheduled jobs' newest runs (evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, evaluators' own schedules) with status, rows and error: this project's own evaluators' runs whole, and the platform-wide runs (every project's unscheduled evaluators, rollups, retention) with only what went wrong for this project — never another project's evaluator names or errors. Viewer role, or `read` scope.
          */
         get: operations["list_job_runs"];
         put?: never;
@@ -1664,6 +1664,26 @@ export interface paths {
          * @description The traces `traces` finds (the read API's trace filters), or the targets an LLM judge failed (`judge_failures`: its scores at or below `max_value`, 0 by default), at most `limit` (100, at most 1000), a deterministic `sample_rate` of them. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         post: operations["add_annotation_items_from_filter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/annotation-queues/{queue}/rule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a queue's standing rule
+         * @description `{rule: {traces | judge_failures, sample_rate?}}`: from now on, the `annotation_rules` job (every minute) adds what the rule finds among what arrived since its last run (traces that started, or judges' scores given, in that window), a deterministic sample of it; `{rule: null}` stops it. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        put: operations["set_annotation_rule"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3959,6 +3979,8 @@ export interface components {
                  * @description How many people complete an item before it is complete.
                  */
                 annotatorsPerItem: number;
+                /** @description The standing rule that keeps adding items (`PUT .../rule`), if any. */
+                rule: Record<string, never> | null;
                 createdAt: string;
                 updatedAt: string;
             }[];
@@ -4201,6 +4223,8 @@ export interface components {
              * @description How many people complete an item before it is complete.
              */
             annotatorsPerItem: number;
+            /** @description The standing rule that keeps adding items (`PUT .../rule`), if any. */
+            rule: Record<string, never> | null;
             createdAt: string;
             updatedAt: string;
         };
@@ -4231,6 +4255,22 @@ export interface components {
             createdAt: string;
             updatedAt: string;
         };
+        /** @description What to take: one of `traces` and `judge_failures`, and the share of it. */
+        QueueRule: {
+            /**
+             * @description The read API's trace filters (`GET /v1/traces`): `from`, `to`, `name`, `user_id`,
+             *     `session_id`, `tags`, `environment`, `release`, `level`, `min_cost`, `min_latency_ms`,
+             *     `score_name`.
+             */
+            traces?: Record<string, never> | null;
+            judge_failures?: null | components["schemas"]["JudgeFailures"];
+            /**
+             * Format: double
+             * @description 0 to 1 (1, everything): the share taken, chosen by a hash of the queue and the object,
+             *     so the same objects are chosen again.
+             */
+            sample_rate?: number | null;
+        };
         /** @description Each database's state: `ok`, or `PostgreSQL is unavailable` (why is in the log, not here). */
         Readiness: {
             postgres: string;
@@ -4259,6 +4299,10 @@ export interface components {
             /** Format: uuid */
             evaluationRuleId: string;
             variableMappingOverride?: components["schemas"]["VariableMapping"][] | null;
+        };
+        /** @description A queue's standing rule, or null to stop it. */
+        RuleChange: {
+            rule?: null | components["schemas"]["QueueRule"];
         };
         RunItem: {
             /** Format: uuid */
@@ -11635,6 +11679,71 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_annotation_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The queue's id. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleChange"];
+            };
+        };
+        responses: {
+            /** @description The queue with its rule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Queue"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

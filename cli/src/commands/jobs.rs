@@ -10,7 +10,7 @@ use crate::DatabaseArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// Run one job now (recorded like a scheduled run): evaluate, judge, judge_calibration,
+    /// Run one job now (recorded like a scheduled run): evaluate, judge, judge_calibration, annotation_rules,
     /// experiment_rollups, retention, daily_costs, recompute_costs (after a price change), or
     /// evaluate:<evaluator id> for an evaluator with its own schedule.
     Run { job: String },
@@ -21,6 +21,7 @@ pub enum JobsCommand {
             "evaluate=0 * * * * *".to_owned(),
             "judge=20 * * * * *".to_owned(),
             "judge_calibration=40 */10 * * * *".to_owned(),
+            "annotation_rules=50 * * * * *".to_owned(),
             "experiment_rollups=30 */5 * * * *".to_owned(),
             "retention=0 0 3 * * *".to_owned(),
             "daily_costs=0 30 * * * *".to_owned(),

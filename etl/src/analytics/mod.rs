@@ -20,6 +20,7 @@ pub mod langfuse;
 pub mod metrics;
 pub mod observations;
 pub mod paging;
+pub mod queue_rules;
 pub mod rows;
 pub mod scores;
 pub mod sql;

@@ -31,6 +31,9 @@ pub struct Queue {
     pub score_config_ids: Vec<Uuid>,
     /// How many people complete an item before it is complete.
     pub annotators_per_item: i32,
+    /// The standing rule that keeps adding items (`PUT .../rule`), if any.
+    #[schema(value_type = Option<Object>, required = true)]
+    pub rule: Option<Value>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -112,8 +115,7 @@ pub struct GivenScore {
 }
 
 impl Queue {
-    const COLUMNS: &'static str =
-        "id, project_id, name, description, score_config_ids, annotators_per_item, created_at, updated_at";
+    const COLUMNS: &'static str = "id, project_id, name, description, score_config_ids, annotators_per_item, rule, created_at, updated_at";
 
     fn from_row(row: &Row) -> Self {
         Queue {
@@ -123,6 +125,7 @@ impl Queue {
             description: row.get("description"),
             score_config_ids: row.get("score_config_ids"),
             annotators_per_item: row.get("annotators_per_item"),
+            rule: row.get("rule"),
             created_at: time(row, "created_at", Precision::Millis),
             updated_at: time(row, "updated_at", Precision::Millis),
         }
@@ -296,6 +299,70 @@ pub async fn delete_queue(
     if deleted == 0 {
         return Err(ControlError::NotFound(format!("annotation queue {id}")));
     }
+    Ok(())
+}
+
+/// Sets or clears a queue's standing rule (checked by the caller); it applies to what arrives
+/// from now on.
+pub async fn set_rule(
+    client: &impl GenericClient,
+    project_id: Uuid,
+    queue_id: Uuid,
+    rule: Option<&Value>,
+    now_us: i64,
+) -> Result<Queue, ControlError> {
+    let updated = client
+        .execute(
+            "UPDATE annotation_queues SET rule = $3, rule_watermark_us = $4, updated_at = now()
+             WHERE project_id = $1 AND id = $2",
+            &[&project_id, &queue_id, &rule, &now_us],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(ControlError::NotFound(format!("annotation queue {queue_id}")));
+    }
+    get_queue(client, project_id, queue_id).await
+}
+
+/// A queue with a standing rule, and where its rule last stopped (µs).
+pub struct RuledQueue {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub rule: Value,
+    pub watermark_us: Option<i64>,
+}
+
+/// Every queue with a standing rule.
+pub async fn ruled_queues(client: &impl GenericClient) -> Result<Vec<RuledQueue>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT id, project_id, rule, rule_watermark_us FROM annotation_queues WHERE rule IS NOT NULL ORDER BY id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| RuledQueue {
+            id: row.get(0),
+            project_id: row.get(1),
+            rule: row.get(2),
+            watermark_us: row.get(3),
+        })
+        .collect())
+}
+
+/// Records how far a queue's rule has been applied.
+pub async fn advance_rule(
+    client: &impl GenericClient,
+    queue_id: Uuid,
+    watermark_us: i64,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE annotation_queues SET rule_watermark_us = $2 WHERE id = $1",
+            &[&queue_id, &watermark_us],
+        )
+        .await?;
     Ok(())
 }
 

@@ -189,6 +189,7 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::annotation::add_annotation_items
         ))
         .routes(routes!(control::annotation::add_annotation_items_from_filter).layer(gate!(reads)))
+        .routes(routes!(control::annotation::set_annotation_rule))
         .routes(routes!(control::annotation::next_annotation_item))
         .routes(routes!(control::annotation::take_annotation_item))
         .routes(routes!(control::annotation::complete_annotation_item))

@@ -8,11 +8,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::analytics::scores::{ScoreFilter, score_list};
-use crate::analytics::traces::{self, TraceFilter};
+use crate::analytics::queue_rules::{self, Found, JudgeFailures, QueueRule};
+use crate::analytics::traces::TraceFilter;
 use crate::control::annotation::{self, GivenScore, NewItem, NewQueue, Progress, Queue, QueueItem};
 use crate::control::projects;
 use crate::http::auth::{Caller, KeyProject, ProjectAccess, need};
@@ -84,16 +83,13 @@ pub struct ItemsFromFilter {
     limit: Option<usize>,
 }
 
+/// A queue's standing rule, or null to stop it.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct JudgeFailures {
-    evaluator_id: Uuid,
-    /// 0 by default.
-    max_value: Option<f64>,
-    /// RFC 3339: scores given at or after it.
-    from: Option<String>,
-    /// RFC 3339: scores given before it.
-    to: Option<String>,
+pub struct RuleChange {
+    /// `{traces | judge_failures, sample_rate?}`, as `POST .../items/from-filter` takes them.
+    #[schema(value_type = Option<QueueRule>)]
+    rule: Option<serde_json::Value>,
 }
 
 /// What adding from a filter did.
@@ -130,51 +126,19 @@ fn reviewer(caller: &Caller) -> Result<Uuid, ApiError> {
     }
 }
 
-/// Whether `object` falls in a sample of `rate` for `queue` (SHA-256 of both, as a fraction).
-fn sampled(queue: Uuid, object: &str, rate: f64) -> bool {
-    if rate >= 1.0 {
-        return true;
-    }
-    let digest = Sha256::digest(format!("{queue}:{object}").as_bytes());
-    let top = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) >> 11;
-    (top as f64 / (1u64 << 53) as f64) < rate
-}
-
-/// The trace each object is shown and scored on: a trace's own id, an observation's trace, a
-/// session's first trace.
+/// The trace each object is shown and scored on (see [`queue_rules::resolve`]).
 async fn resolve(state: &AppState, project: Uuid, objects: &[ObjectRef]) -> Result<Vec<NewItem>, ApiError> {
     if objects.is_empty() || objects.len() > 1000 {
         return Err(bad("items", "give 1 to 1000 items"));
     }
-    let mut typed = Vec::with_capacity(objects.len());
-    for object in objects {
-        typed.push((
-            annotation::object_type(&object.object_type)?,
-            object.object_id.as_str(),
-        ));
-    }
-    let ids_of = |kind: &str| -> Vec<&str> {
-        typed
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, id)| *id)
-            .collect()
-    };
-    let reader = state.reader.for_project(project);
-    let observations = traces::observation_traces(&reader, project, &ids_of("OBSERVATION")).await?;
-    let sessions = traces::first_traces(&reader, project, &ids_of("SESSION")).await?;
-    Ok(typed
+    let found: Vec<Found> = objects
         .iter()
-        .map(|(kind, id)| NewItem {
-            object_type: kind,
-            object_id: (*id).to_owned(),
-            trace_id: match *kind {
-                "OBSERVATION" => observations.get(*id).cloned(),
-                "SESSION" => sessions.get(*id).cloned(),
-                _ => Some((*id).to_owned()),
-            },
+        .map(|o| Found {
+            object_type: o.object_type.clone(),
+            object_id: o.object_id.clone(),
         })
-        .collect())
+        .collect();
+    Ok(queue_rules::resolve(&state.reader.for_project(project), project, &found).await?)
 }
 
 async fn create_queue(state: &AppState, project: Uuid, bytes: &[u8]) -> Result<Queue, ApiError> {
@@ -392,74 +356,58 @@ pub async fn add_annotation_items_from_filter(
     if !(1..=1000).contains(&limit) {
         return Err(bad("limit", "1 to 1000"));
     }
-    let rate = request.sample_rate.unwrap_or(1.0);
-    if !(rate > 0.0 && rate <= 1.0) {
-        return Err(bad("sample_rate", "above 0, at most 1"));
-    }
-    let reader = state.reader.for_project(project.id);
-    let found: Vec<ObjectRef> = match (request.traces, request.judge_failures) {
-        (Some(mut filter), None) => {
-            filter.project_id = None;
-            filter.cursor = None;
-            filter.limit = Some(limit);
-            let page = traces::trace_list(&reader, project.id, &filter).await?;
-            page.data
-                .iter()
-                .filter_map(|row| row["id"].as_str())
-                .map(|id| ObjectRef {
-                    object_type: "TRACE".into(),
-                    object_id: id.to_owned(),
-                })
-                .collect()
-        }
-        (None, Some(failures)) => {
-            let filter = ScoreFilter {
-                evaluator_id: Some(failures.evaluator_id.to_string()),
-                max_value: Some(failures.max_value.unwrap_or(0.0)),
-                from: failures.from,
-                to: failures.to,
-                limit: Some(limit),
-                ..ScoreFilter::default()
-            };
-            let page = score_list(&reader, project.id, &filter).await?;
-            page.data
-                .iter()
-                .filter_map(|score| {
-                    let session = score["metadata"]["session_id"].as_str();
-                    let (object_type, object_id) = match (session, score["observation_id"].as_str()) {
-                        (Some(session), _) => ("SESSION", session),
-                        (None, Some(observation)) => ("OBSERVATION", observation),
-                        (None, None) => ("TRACE", score["trace_id"].as_str()?),
-                    };
-                    Some(ObjectRef {
-                        object_type: object_type.into(),
-                        object_id: object_id.to_owned(),
-                    })
-                })
-                .collect()
-        }
-        _ => {
-            return Err(bad(
-                "traces",
-                "give one of traces (a trace filter) and judge_failures ({evaluator_id, max_value?})",
-            ));
-        }
+    let rule = QueueRule {
+        traces: request.traces,
+        judge_failures: request.judge_failures,
+        sample_rate: request.sample_rate,
     };
-    let total = found.len();
-    let chosen: Vec<ObjectRef> = found
-        .into_iter()
-        .filter(|object| sampled(path.queue, &object.object_id, rate))
-        .collect();
+    let reader = state.reader.for_project(project.id);
+    let (total, chosen) = rule.find(&reader, project.id, path.queue, limit).await?;
     if chosen.is_empty() {
         return Ok(Json(AddedQueueItems {
             found: total,
             items: Vec::new(),
         }));
     }
-    let items = resolve(&state, project.id, &chosen).await?;
+    let items = queue_rules::resolve(&reader, project.id, &chosen).await?;
     let client = state.postgres.get().await?;
     let items = annotation::add_items(&**client, project.id, path.queue, &items, None).await?;
     Ok(Json(AddedQueueItems { found: total, items }))
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/projects/{project}/annotation-queues/{queue}/rule",
+    summary = "Set a queue's standing rule",
+    description = "`{rule: {traces | judge_failures, sample_rate?}}`: from now on, the `annotation_rules` job (every minute) adds what the rule finds among what arrived since its last run (traces that started, or judges' scores given, in that window), a deterministic sample of it; `{rule: null}` stops it. Member role, or `manage` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id"), QueuePath),
+    request_body = RuleChange,
+    responses(
+        (status = 200, description = "The queue with its rule", body = Queue),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn set_annotation_rule(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Write>,
+    Path(path): Path<QueuePath>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Queue>, ApiError> {
+    let change: RuleChange = json_body(&bytes)?;
+    if let Some(rule) = &change.rule {
+        let parsed: QueueRule =
+            serde_json::from_value(rule.clone()).map_err(|e| bad("rule", e.to_string()))?;
+        parsed.check()?;
+    }
+    let client = state.postgres.get().await?;
+    let now = agenttrace_schemas::Timestamp::now().as_micros();
+    Ok(Json(
+        annotation::set_rule(&**client, project.id, path.queue, change.rule.as_ref(), now).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -985,20 +933,4 @@ pub async fn langfuse_unassign(
         success: true,
         message: format!("user {} unassigned", request.user_id),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sample_is_stable_and_about_its_rate() {
-        let queue = Uuid::nil();
-        let chosen = (0..10_000)
-            .filter(|i| sampled(queue, &format!("trace-{i}"), 0.05))
-            .count();
-        assert!((400..600).contains(&chosen), "{chosen}");
-        assert_eq!(sampled(queue, "trace-7", 0.05), sampled(queue, "trace-7", 0.05));
-        assert!(sampled(queue, "anything", 1.0));
-    }
 }

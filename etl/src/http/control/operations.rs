@@ -49,7 +49,7 @@ pub struct JobRuns {
     get,
     path = "/v1/projects/{project}/job-runs",
     summary = "List job runs",
-    description = "`{data}`: the scheduled jobs' newest runs (evaluate, judge, judge_calibration, experiment_rollups, retention, daily_costs, evaluators' own schedules) with status, rows and error: this project's own evaluators' runs whole, and the platform-wide runs (every project's unscheduled evaluators, rollups, retention) with only what went wrong for this project — never another project's evaluator names or errors. Viewer role, or `read` scope.",
+    description = "`{data}`: the scheduled jobs' newest runs (evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, evaluators' own schedules) with status, rows and error: this project's own evaluators' runs whole, and the platform-wide runs (every project's unscheduled evaluators, rollups, retention) with only what went wrong for this project — never another project's evaluator names or errors. Viewer role, or `read` scope.",
     security(("session" = []), ("apiKey" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), JobRunQuery),
     responses(

@@ -346,13 +346,14 @@ async fn the_opentelemetry_python_sdk_exports_through_the_edge() {
          execute_tool search\ttool_call\t\tsearch\t0\n\
          invoke_agent\tspan\t\t\t0"
     );
-    assert_eq!(
-        env.ch(&format!(
-            "SELECT session_id FROM traces FINAL WHERE project_id = '{p}'"
-        ))
-        .await,
-        "py-session"
-    );
+    // The trace's row may load in a batch after its observations' (the edge flushes by size
+    // and time), so it is waited for too.
+    env.wait_until(
+        &format!("SELECT session_id FROM traces FINAL WHERE project_id = '{p}'"),
+        "py-session",
+        Duration::from_secs(30),
+    )
+    .await;
     drop(edge);
     etl.server.shutdown().await.unwrap();
 }

@@ -11,7 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use crate::control::score_configs::{self, ScoreConfigRecord};
-use crate::control::{ControlError, Precision, identity, optional_time, time};
+use crate::control::{ControlError, Precision, identity, invalid, optional_time, time};
 
 /// The start of every reviewer's score id (the pipeline refuses it from agents' keys).
 pub const ANNOTATION_SCORE_PREFIX: &str = "annotation-";
@@ -151,13 +151,6 @@ impl QueueItem {
             created_at: time(row, "created_at", Precision::Millis),
             updated_at: time(row, "updated_at", Precision::Millis),
         }
-    }
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
-    ControlError::Invalid {
-        field,
-        message: message.into(),
     }
 }
 

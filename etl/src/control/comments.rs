@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::{ControlError, Precision, identity, time};
+use crate::control::{ControlError, Precision, identity, invalid, time};
 
 /// A comment as the API shows it (Langfuse's `Comment`).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -59,13 +59,6 @@ impl Comment {
             created_at: time(row, "created_at", Precision::Millis),
             updated_at: time(row, "updated_at", Precision::Millis),
         }
-    }
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
-    ControlError::Invalid {
-        field,
-        message: message.into(),
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use crate::control::sealing::{self, SealError, Sealer};
-use crate::control::{ControlError, Precision, time};
+use crate::control::{ControlError, Precision, invalid, time};
 use crate::judge::provider::{Adapter, Endpoint};
 
 /// Calls at once per connection when its config does not say.
@@ -93,13 +93,6 @@ impl std::fmt::Debug for ConnectionUpsert {
             .field("adapter", &self.adapter)
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
-    }
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
-    ControlError::Invalid {
-        field,
-        message: message.into(),
     }
 }
 

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio_postgres::{Client, GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::ControlError;
+use crate::control::{ControlError, invalid};
 use crate::judge::template::{self, JudgeConfig, MAX_TEMPLATE_CHARS};
 
 /// Where a variable may come from (Langfuse's `PromptVariableMappingSource`).
@@ -44,13 +44,6 @@ const MAX_FILTER_BYTES: usize = 64 * 1024;
 /// Items a page holds by default, and at most.
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 100;
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
-    ControlError::Invalid {
-        field,
-        message: message.into(),
-    }
-}
 
 /// One chat message of a judge's prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -107,6 +107,14 @@ impl From<tokio_postgres::Error> for ControlError {
     }
 }
 
+/// A request's field at fault, and what to do: the 400 every control-plane check answers with.
+pub fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
+    ControlError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
 /// The rows before page `page` (from 1) of `limit` rows: saturating, so that a page far past the
 /// end is an empty page, never an overflow.
 pub fn offset(page: i64, limit: i64) -> i64 {

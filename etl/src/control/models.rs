@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::control::ControlError;
 use crate::control::prices::{self, NewPrice, Price};
+use crate::control::{ControlError, invalid};
 
 /// A model definition in Langfuse's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -72,13 +72,6 @@ pub struct NewModel {
 }
 
 const PER_MILLION: f64 = 1_000_000.0;
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
-    ControlError::Invalid {
-        field,
-        message: message.into(),
-    }
-}
 
 fn model(price: &Price, name: Option<String>) -> Model {
     let per_token = |per_mtok: f64| per_mtok / PER_MILLION;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::control::{ControlError, Precision, time};
+use crate::control::{ControlError, Precision, invalid, time};
 
 /// A project's score config as the API shows it (Langfuse's `ScoreConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -93,13 +93,6 @@ impl ScoreConfigRecord {
             categories: self.categories.clone(),
             is_archived: self.is_archived,
         }
-    }
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> ControlError {
-    ControlError::Invalid {
-        field,
-        message: message.into(),
     }
 }
 

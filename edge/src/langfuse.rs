@@ -12,12 +12,14 @@
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::event::TimeWindow;
+use agenttrace_schemas::score_config::{CONFIG_ID_KEY, GivenValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::ingest::{Accepted, Intake};
 use crate::limits::{Limits, RequestError};
 use crate::otlp::common::{compact, cost_from_details, usage_from_details};
+use crate::score_configs::ConfigCheck;
 
 #[derive(Deserialize)]
 struct Batch {
@@ -326,12 +328,65 @@ fn push(
     }
 }
 
+/// Like [`push`], but a score that does not fit the config it names is refused with a 400, and
+/// its mapped event is kept invalid: the ETL checks it again as it loads, so its dead letter
+/// names the same field and rule.
+fn push_checked(
+    intake: &mut Intake,
+    index: usize,
+    id: &str,
+    mapped: Result<Vec<Value>, String>,
+    window: &TimeWindow,
+    limits: &Limits,
+    configs: &mut ConfigCheck,
+) -> Outcome {
+    if let Ok(events) = &mapped
+        && let Some(error) = events.iter().find_map(|event| config_misfit(event, configs))
+    {
+        for event in events {
+            intake.events.push(Accepted {
+                json: event.to_string(),
+                valid: false,
+            });
+        }
+        return Outcome {
+            id: id.to_owned(),
+            status: 400,
+            error: Some(error),
+        };
+    }
+    push(intake, index, id, mapped, window, limits)
+}
+
+/// Why a mapped score event does not fit the config it names, if it names one.
+fn config_misfit(event: &Value, configs: &mut ConfigCheck) -> Option<String> {
+    if event["type"] != "score" {
+        return None;
+    }
+    let score = &event["body"];
+    let config_id = text(&score["metadata"], &[CONFIG_ID_KEY])?;
+    let given = match &score["value"] {
+        Value::Bool(b) => GivenValue::Bool(*b),
+        Value::String(s) => GivenValue::Text(s),
+        other => GivenValue::Number(other.as_f64().unwrap_or(f64::NAN)),
+    };
+    configs
+        .check(
+            &config_id,
+            score["name"].as_str().unwrap_or_default(),
+            score["data_type"].as_str(),
+            given,
+        )
+        .err()
+}
+
 /// `POST /api/public/ingestion`.
 pub fn ingestion(
     body: &[u8],
     received_at: Timestamp,
     window: &TimeWindow,
     limits: &Limits,
+    configs: &mut ConfigCheck,
 ) -> Result<Ingestion, RequestError> {
     let batch: Batch = serde_json::from_slice(body).map_err(|e| {
         RequestError::Malformed(format!(
@@ -390,7 +445,15 @@ pub fn ingestion(
                 valid: false,
             });
         }
-        let outcome = push(&mut ingestion.intake, index, &event.id, mapped, window, limits);
+        let outcome = push_checked(
+            &mut ingestion.intake,
+            index,
+            &event.id,
+            mapped,
+            window,
+            limits,
+            configs,
+        );
         ingestion.outcomes.push(outcome);
     }
     Ok(ingestion)
@@ -403,6 +466,7 @@ pub fn scores(
     received_at: Timestamp,
     window: &TimeWindow,
     limits: &Limits,
+    configs: &mut ConfigCheck,
 ) -> Result<(Intake, u16, String), RequestError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| RequestError::Malformed(format!("the body must be a score or a list of scores: {e}")))?;
@@ -439,7 +503,22 @@ pub fn scores(
         let mapped = score_body(&item, received_at).map(|body| {
             vec![json!({ "id": format!("score-{id}"), "type": "score", "timestamp": received_at, "body": body })]
         });
-        outcomes.push(push(&mut intake, index, &id, mapped, window, limits));
+        // Kept as a dead letter, as the batch route keeps what it refuses.
+        if mapped.is_err() {
+            intake.events.push(Accepted {
+                json: item.to_string(),
+                valid: false,
+            });
+        }
+        outcomes.push(push_checked(
+            &mut intake,
+            index,
+            &id,
+            mapped,
+            window,
+            limits,
+            configs,
+        ));
     }
     let rejected: Vec<&Outcome> = outcomes.iter().filter(|o| o.error.is_some()).collect();
     let answer = if single {

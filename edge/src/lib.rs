@@ -15,5 +15,6 @@ pub mod otlp;
 pub mod prompt_cache;
 pub mod request;
 pub mod routes;
+pub mod score_configs;
 #[cfg(target_arch = "wasm32")]
 mod worker;

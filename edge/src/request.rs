@@ -8,6 +8,7 @@ use crate::ingest::Intake;
 use crate::langfuse;
 use crate::limits::{Encoding, Limits, RequestError, decode_body};
 use crate::otlp;
+use crate::score_configs::ConfigCheck;
 
 /// The kind of ingest request, by path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +48,8 @@ pub enum Answer {
     Otlp(Encoding, &'static str),
 }
 
-/// Decodes (gzip), parses and validates one request's body for `route`.
+/// Decodes (gzip), parses and validates one request's body for `route`; Langfuse scores that
+/// name a config are checked by `configs`.
 pub fn intake(
     route: Route,
     content_type: Option<&str>,
@@ -55,6 +57,7 @@ pub fn intake(
     encoded: &[u8],
     now: Timestamp,
     limits: &Limits,
+    configs: &mut ConfigCheck,
 ) -> Result<(Intake, Answer), RequestError> {
     let encoding = Encoding::from_content_type(content_type, route.json_only())?;
     let body = decode_body(encoded, content_encoding, limits)?;
@@ -86,11 +89,13 @@ pub fn intake(
         Route::Metrics => otlp::decode_metrics(&body, encoding)
             .and_then(|request| otlp::intake(otlp::metrics::map(&request), &window, limits))
             .map(otlp("rejectedDataPoints")),
-        Route::LangfuseIngestion => langfuse::ingestion(&body, now, &window, limits).map(|ingestion| {
-            let answer = Answer::Json(207, ingestion.response_json());
-            (ingestion.intake, answer)
-        }),
-        Route::LangfuseScores => langfuse::scores(&body, now, &window, limits)
+        Route::LangfuseIngestion => {
+            langfuse::ingestion(&body, now, &window, limits, configs).map(|ingestion| {
+                let answer = Answer::Json(207, ingestion.response_json());
+                (ingestion.intake, answer)
+            })
+        }
+        Route::LangfuseScores => langfuse::scores(&body, now, &window, limits, configs)
             .map(|(intake, status, answer)| (intake, Answer::Json(status, answer))),
     }
 }

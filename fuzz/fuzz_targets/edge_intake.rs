@@ -12,6 +12,7 @@ use std::io::Write;
 
 use agenttrace_edge::limits::Limits;
 use agenttrace_edge::request::{Route, answer_bytes, intake};
+use agenttrace_edge::score_configs::ConfigCheck;
 use agenttrace_etl::ingest::pipeline::OpenedBatch;
 use agenttrace_fuzz::{batch_body, convert_to_rows, now};
 use libfuzzer_sys::fuzz_target;
@@ -39,7 +40,15 @@ fuzz_target!(|input: &[u8]| {
         (body, None)
     };
     let limits = Limits::default();
-    match intake(route, Some(content_type), encoding, body, now(), &limits) {
+    match intake(
+        route,
+        Some(content_type),
+        encoding,
+        body,
+        now(),
+        &limits,
+        &mut ConfigCheck::unknown(),
+    ) {
         Err(refusal) => assert!((400..500).contains(&refusal.status()), "{refusal:?}"),
         Ok((intake, answer)) => {
             let (status, _, _) = answer_bytes(&intake, answer);

@@ -82,3 +82,28 @@ pub struct KeyCheckResponse {
     pub project_id: Uuid,
     pub scopes: Vec<crate::scope::Scope>,
 }
+
+/// The edge asks the ETL for the score configs that scores name (`POST /v1/score-configs/lookup`,
+/// signed like a batch), so it can answer 400 for a score that does not fit its config. The
+/// ETL looks them up in the project of the key pair, never in one the edge names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreConfigLookup {
+    pub public_key: String,
+    pub secret_key: String,
+    /// At most [`ScoreConfigLookup::MAX_IDS`].
+    pub ids: Vec<String>,
+}
+
+impl ScoreConfigLookup {
+    pub const MAX_IDS: usize = 100;
+}
+
+/// The configs of the asked ids that the key's project holds; an id missing here is unknown
+/// there.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreConfigLookupResponse {
+    pub configs: Vec<crate::score_config::ScoreConfig>,
+}

@@ -49,6 +49,7 @@ pub struct Category {
 
 /// What a score checks against: the parts of a config that decide whether a score fits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ScoreConfigCheck))]
 #[serde(rename_all = "camelCase")]
 pub struct ScoreConfig {
     pub id: String,

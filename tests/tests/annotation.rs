@@ -197,6 +197,79 @@ async fn scores_sent_with_a_config_must_fit_it() {
         assert!(reason.contains(expected), "{label}: {reason}");
     }
 
+    // The edge answers for the config: a misfit is a 400 naming the field (one score), or a 400
+    // among the batch's 207; another project's config is unknown to this one.
+    let numeric_id = numeric["id"].as_str().unwrap();
+    let auth = project.basic_auth();
+    let scores_url = format!("{}/api/public/scores", edge.url);
+    let (status, answer) = call(
+        &auth,
+        "POST",
+        &scores_url,
+        json!({"id": "edge-misfit", "traceId": "edge-checked", "name": "helpfulness", "value": 9, "configId": numeric_id}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body.value: 9 is above the maxValue 5 of score config \"helpfulness\""),
+        "{answer}"
+    );
+    let (status, answer) = call(
+        &auth,
+        "POST",
+        &format!("{}/api/public/ingestion", edge.url),
+        json!({"batch": [
+            {"id": "e-fits", "type": "score-create", "timestamp": Timestamp::now(),
+             "body": {"id": "edge-fits", "traceId": "edge-checked", "name": "helpfulness", "value": 2, "configId": numeric_id}},
+            {"id": "e-misfit", "type": "score-create", "timestamp": Timestamp::now(),
+             "body": {"id": "edge-boolean", "traceId": "edge-checked", "name": "helpfulness", "value": true, "configId": numeric_id}}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["successes"][0]["id"], "e-fits", "{answer}");
+    assert_eq!(answer["errors"][0]["id"], "e-misfit", "{answer}");
+    assert!(
+        answer["errors"][0]["error"].as_str().unwrap().starts_with(
+            "body.dataType: boolean differs from score config \"helpfulness\"'s data type, NUMERIC"
+        ),
+        "{answer}"
+    );
+    let other_owner = person(&env.postgres().await, &etl.url, "other@configs.test").await;
+    let other = team_project(&env, "other-configs", &other_owner, &[]).await;
+    let (status, answer) = call(
+        &other.basic_auth(),
+        "POST",
+        &scores_url,
+        json!({"traceId": "theirs", "name": "helpfulness", "value": 3, "configId": numeric_id}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with(&format!(
+            "body.configId: no score config {numeric_id} in this project"
+        )),
+        "{answer}"
+    );
+    env.wait_until(
+        &format!("SELECT count() FROM dead_letters WHERE project_id = '{p}'"),
+        "7",
+        Duration::from_secs(60),
+    )
+    .await;
+    let misfit = env
+        .ch(&format!(
+            "SELECT reason FROM dead_letters WHERE project_id = '{p}' AND position(raw, 'edge-misfit') > 0"
+        ))
+        .await;
+    assert!(
+        misfit.contains("body.value: 9 is above the maxValue 5"),
+        "{misfit}"
+    );
+
     // Read back and deleted through the SDK's score routes, which the edge passes to the ETL.
     let helpfulness = seen["fits"]["helpfulness 4"].as_str().unwrap();
     let read = agenttrace_tests::python_script(

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use agenttrace_schemas::Timestamp;
+use agenttrace_etl::control::api_keys;
+use agenttrace_schemas::{Scope, Timestamp};
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::edge::Edge;
 use agenttrace_tests::etl::TestProject;
@@ -326,6 +327,26 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
         Duration::from_secs(30),
     )
     .await;
+    // The session reads as a conversation: the turn's prompt, which Claude Code puts on its
+    // prompt span (the trace carries none).
+    let pg = env.postgres().await;
+    let reader = api_keys::create_key(&pg, p, &[Scope::Read], None).await.unwrap();
+    let session: Value = http
+        .get(format!("{}/v1/sessions/cc-session-1", etl.url))
+        .header(
+            "authorization",
+            format!("Bearer {}:{}", reader.public_key, reader.secret_key),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        session["data"][0]["input"], "Fix the failing checkout",
+        "{session}"
+    );
     // Codex: one generation with its model and tokens, and one file operation per patched file.
     env.wait_until(&format!(
             "SELECT model, input_tokens, output_tokens, cache_read_tokens, cost_source FROM observations FINAL \

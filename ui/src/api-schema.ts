@@ -38,6 +38,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/score-configs/lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The score configs that scores name (for the edge)
+         * @description The configs of `ids` in the project of the key pair (an id it does not hold is left out), so the edge can answer 400 for a score that does not fit its config. At most 100 ids.
+         */
+        post: operations["lookup_score_configs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/export/{table}": {
         parameters: {
             query?: never;
@@ -4353,6 +4373,36 @@ export interface components {
             categories?: components["schemas"]["Category"][] | null;
             description?: string | null;
         };
+        /** @description What a score checks against: the parts of a config that decide whether a score fits. */
+        ScoreConfigCheck: {
+            id: string;
+            name: string;
+            dataType: components["schemas"]["ConfigDataType"];
+            /** Format: double */
+            minValue?: number | null;
+            /** Format: double */
+            maxValue?: number | null;
+            categories?: components["schemas"]["Category"][] | null;
+            isArchived?: boolean;
+        };
+        /**
+         * @description The edge asks the ETL for the score configs that scores name (`POST /v1/score-configs/lookup`,
+         *     signed like a batch), so it can answer 400 for a score that does not fit its config. The
+         *     ETL looks them up in the project of the key pair, never in one the edge names.
+         */
+        ScoreConfigLookup: {
+            public_key: string;
+            secret_key: string;
+            /** @description At most [`ScoreConfigLookup::MAX_IDS`]. */
+            ids: string[];
+        };
+        /**
+         * @description The configs of the asked ids that the key's project holds; an id missing here is unknown
+         *     there.
+         */
+        ScoreConfigLookupResponse: {
+            configs: components["schemas"]["ScoreConfigCheck"][];
+        };
         /** @description A project's score config as the API shows it (Langfuse's `ScoreConfig`). */
         ScoreConfigRecord: {
             /** Format: uuid */
@@ -4749,6 +4799,57 @@ export interface operations {
                 };
             };
             /** @description The body is not `{public_key, secret_key}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    lookup_score_configs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreConfigLookup"];
+            };
+        };
+        responses: {
+            /** @description The configs found */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreConfigLookupResponse"];
+                };
+            };
+            /** @description The body is not `{public_key, secret_key, ids}`, or names over 100 ids */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { gist, httpUrl, payloadText, usd } from "./format";
+import { chatOf, gist, httpUrl, payloadText, usd } from "./format";
 
 describe("usd", () => {
   it("shows cents from a cent up, and zero as $0", () => {
@@ -50,6 +50,20 @@ describe("payloadText", () => {
     const answer = { role: "assistant", content: [{ type: "text", text: "Done." }, { type: "tool_use", name: "Bash", input: { command: "ls" } }, { type: "text", text: "Tests pass." }] };
     expect(payloadText(answer)).toBe("Done.\n\nTests pass.");
     expect(payloadText({ choices: [{ index: 0, message: { role: "assistant", content: "Done." } }] })).toBe("Done.");
+  });
+  it("reads a Claude Code transcript as its chat: the last answer with text", () => {
+    const transcript = [
+      { type: "system", subtype: "init", session_id: "s", tools: ["Bash"] },
+      { type: "user", message: { role: "user", content: "fix the failing test" } },
+      { type: "assistant", message: { role: "assistant", content: [{ type: "tool_use", id: "t1", name: "Bash", input: { command: "cargo test" } }] } },
+      { type: "user", message: { role: "user", content: [{ type: "tool_result", tool_use_id: "t1", content: "1 failed" }] } },
+      { type: "assistant", message: { role: "assistant", content: [{ type: "text", text: "Fixed the off-by-one; tests pass." }] } },
+      { type: "result", subtype: "success", result: "Fixed the off-by-one; tests pass.", total_cost_usd: 0.01 },
+    ];
+    expect(payloadText(transcript)).toBe("Fixed the off-by-one; tests pass.");
+    expect(payloadText(JSON.stringify(transcript.slice(0, 2)))).toBe("fix the failing test");
+    expect(chatOf(transcript).map((m) => (m as { role: string }).role)).toEqual(["user", "assistant", "user", "assistant"]);
+    expect(chatOf([{ type: "text", text: "a" }])).toEqual([{ type: "text", text: "a" }]);
   });
   it("is null when there is no text", () => {
     for (const value of [null, undefined, "", "  ", 42, {}, [], { command: "ls" }, { prompt: "" }]) {

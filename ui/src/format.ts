@@ -108,6 +108,21 @@ function said(item: unknown): string | null {
   return payloadText(item);
 }
 
+/** A Claude Code transcript (`claude -p --output-format stream-json`, or a session's JSONL) as
+ * the chat it holds: its `{type: "user" | "assistant", message: {role, content}}` entries as
+ * their messages; `system` and `result` entries (the set-up and a copy of the last answer) left
+ * out. Any other list as it is. */
+export function chatOf(list: unknown[]): unknown[] {
+  const entry = (item: unknown) => item as { type?: unknown; message?: unknown };
+  const carriesMessage = (item: unknown) => {
+    const { type, message } = entry(item);
+    return (type === "user" || type === "assistant") && !!message && typeof message === "object" && "role" in message;
+  };
+  const isEntry = (item: unknown) => !!item && typeof item === "object" && !("role" in item) && typeof entry(item).type === "string";
+  if (!list.some(carriesMessage) || !list.every(isEntry)) return list;
+  return list.filter(carriesMessage).map((item) => entry(item).message);
+}
+
 /** The text a payload reads as, or null when it holds none: a string as it is; of a chat (OpenAI
  * or Anthropic messages, alone or as `{messages}`), the last message with text; of content
  * parts, their texts; of another object, its first field of `TEXT_FIELDS` with text. */
@@ -115,9 +130,10 @@ export function payloadText(value: unknown): string | null {
   const parsed = parsedJson(value);
   if (typeof parsed === "string") return parsed.trim() === "" ? null : parsed;
   if (Array.isArray(parsed)) {
-    const texts = parsed.map(said).filter((text) => text !== null);
+    const chat = chatOf(parsed);
+    const texts = chat.map(said).filter((text) => text !== null);
     // A chat's last message is the turn's prompt (or answer); the ones before are its history.
-    if (parsed.some((item) => item && typeof item === "object" && "role" in item)) return texts[texts.length - 1] ?? null;
+    if (chat.some((item) => item && typeof item === "object" && "role" in item)) return texts[texts.length - 1] ?? null;
     return texts.length > 0 ? texts.join("\n\n") : null;
   }
   if (!parsed || typeof parsed !== "object") return null;

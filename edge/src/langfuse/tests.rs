@@ -18,6 +18,7 @@ fn run(batch: Value) -> Ingestion {
         now(),
         &TimeWindow::around(now()),
         &Limits::default(),
+        &mut ConfigCheck::unknown(),
     )
     .unwrap()
 }
@@ -152,17 +153,29 @@ fn bad_events_are_named_and_the_rest_kept() {
 }
 
 fn ingestion_error(body: &[u8]) -> String {
-    super::ingestion(body, now(), &TimeWindow::around(now()), &Limits::default())
-        .unwrap_err()
-        .to_string()
+    super::ingestion(
+        body,
+        now(),
+        &TimeWindow::around(now()),
+        &Limits::default(),
+        &mut ConfigCheck::unknown(),
+    )
+    .unwrap_err()
+    .to_string()
 }
 
 #[test]
 fn scores_one_or_many_with_langfuse_answers() {
     let window = TimeWindow::around(now());
     let one = json!({"traceId": "t", "name": "accuracy", "value": 0.9});
-    let (intake, status, body) =
-        scores(one.to_string().as_bytes(), now(), &window, &Limits::default()).unwrap();
+    let (intake, status, body) = scores(
+        one.to_string().as_bytes(),
+        now(),
+        &window,
+        &Limits::default(),
+        &mut ConfigCheck::unknown(),
+    )
+    .unwrap();
     assert_eq!(status, 200);
     assert_eq!(intake.accepted(), 1);
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
@@ -176,8 +189,14 @@ fn scores_one_or_many_with_langfuse_answers() {
         {"id": "b", "traceId": "t", "name": "note", "value": "great answer", "dataType": "TEXT"},
         {"id": "c", "name": "orphan", "value": 1, "sessionId": "s"}
     ]);
-    let (intake, status, body) =
-        scores(many.to_string().as_bytes(), now(), &window, &Limits::default()).unwrap();
+    let (intake, status, body) = scores(
+        many.to_string().as_bytes(),
+        now(),
+        &window,
+        &Limits::default(),
+        &mut ConfigCheck::unknown(),
+    )
+    .unwrap();
     assert_eq!(status, 207);
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -198,9 +217,110 @@ fn scores_one_or_many_with_langfuse_answers() {
 #[test]
 fn a_score_list_item_that_is_not_an_object_is_refused_by_index() {
     let body = br#"[{"traceId": "t1", "name": "quality", "value": 0.9}, 6.5, "x"]"#;
-    let (intake, status, answer) =
-        scores(body, now(), &TimeWindow::around(now()), &Limits::default()).unwrap();
+    let (intake, status, answer) = scores(
+        body,
+        now(),
+        &TimeWindow::around(now()),
+        &Limits::default(),
+        &mut ConfigCheck::unknown(),
+    )
+    .unwrap();
     assert_eq!(status, 207, "{answer}");
     assert_eq!(intake.accepted(), 1);
     assert_eq!(answer.matches("must be a JSON object").count(), 2, "{answer}");
+}
+
+fn helpfulness() -> agenttrace_schemas::score_config::ScoreConfig {
+    use agenttrace_schemas::score_config::{ConfigDataType, ScoreConfig};
+    ScoreConfig {
+        id: "cfg-1".into(),
+        name: "helpfulness".into(),
+        data_type: ConfigDataType::Numeric,
+        min_value: Some(0.0),
+        max_value: Some(5.0),
+        categories: None,
+        is_archived: false,
+    }
+}
+
+/// The config store of these tests: `cfg-1` is known, every other id is missing.
+fn known(id: &str) -> crate::score_configs::Known {
+    Some((id == "cfg-1").then(helpfulness))
+}
+
+#[test]
+fn a_score_that_misfits_its_config_is_a_400_naming_the_field_and_kept() {
+    let window = TimeWindow::around(now());
+    let above = json!({"traceId": "t", "name": "helpfulness", "value": 7, "configId": "cfg-1"});
+    let mut check = ConfigCheck::new(&known);
+    let (intake, status, body) = scores(
+        above.to_string().as_bytes(),
+        now(),
+        &window,
+        &Limits::default(),
+        &mut check,
+    )
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("body.value: 7 is above the maxValue 5"), "{body}");
+    assert_eq!(intake.accepted(), 0);
+    assert_eq!(intake.events.len(), 1, "kept as a dead letter");
+    assert!(!intake.events[0].valid);
+
+    let many = json!([
+        {"id": "fits", "traceId": "t", "name": "helpfulness", "value": 4, "configId": "cfg-1"},
+        {"id": "renamed", "traceId": "t", "name": "tone", "value": 4, "configId": "cfg-1"},
+        {"id": "unknown", "traceId": "t", "name": "x", "value": 1, "configId": "cfg-9"}
+    ]);
+    let (intake, status, body) = scores(
+        many.to_string().as_bytes(),
+        now(),
+        &window,
+        &Limits::default(),
+        &mut check,
+    )
+    .unwrap();
+    assert_eq!(status, 207, "{body}");
+    assert_eq!(intake.accepted(), 1);
+    assert!(body.contains("score renamed: body.name"), "{body}");
+    assert!(
+        body.contains("score unknown: body.configId: no score config cfg-9"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_batch_score_that_misfits_is_a_400_in_the_207_and_unknown_configs_are_collected() {
+    let batch = json!({"batch": [
+        {"id": "e1", "type": "score-create", "timestamp": "2026-11-30T12:00:00Z",
+         "body": {"id": "s1", "traceId": "t", "name": "helpfulness", "value": -1, "configId": "cfg-1"}},
+        {"id": "e2", "type": "score-create", "timestamp": "2026-11-30T12:00:00Z",
+         "body": {"id": "s2", "traceId": "t", "name": "other", "value": 1, "configId": "cfg-2"}}
+    ]});
+    let bytes = batch.to_string();
+    let first = |id: &str| (id == "cfg-1").then(|| Some(helpfulness()));
+    let mut check = ConfigCheck::new(&first);
+    let ingestion = super::ingestion(
+        bytes.as_bytes(),
+        now(),
+        &TimeWindow::around(now()),
+        &Limits::default(),
+        &mut check,
+    )
+    .unwrap();
+    let answer: Value = serde_json::from_str(&ingestion.response_json()).unwrap();
+    assert_eq!(answer["errors"][0]["id"], "e1");
+    assert_eq!(answer["errors"][0]["status"], 400);
+    assert!(
+        answer["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body.value: -1 is below the minValue 0"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["successes"][0]["id"], "e2",
+        "not known yet: left to the ETL"
+    );
+    assert_eq!(check.unresolved(), ["cfg-2"]);
 }

@@ -2,9 +2,12 @@
 //! native, OTLP and Langfuse-OTLP requests, and the rejected-batches listing.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use agenttrace_schemas::Timestamp;
+use agenttrace_schemas::batch::{ScoreConfigLookup, ScoreConfigLookupResponse};
 use agenttrace_schemas::credentials::{Credentials, parse_authorization};
+use agenttrace_schemas::score_config::ScoreConfig;
 use worker::*;
 
 use super::buffer_object::buffer;
@@ -14,12 +17,15 @@ use crate::limits::{Limits, RequestError};
 use crate::prompt_cache::{self, Cached, PromptCache};
 use crate::request::{self, Route};
 use crate::routes::{self, Endpoint, ROUTES, Unrouted};
+use crate::score_configs::{ConfigCache, ConfigCheck};
 
 thread_local! {
     /// Key verdicts, per isolate.
     static KEYS: RefCell<Option<KeyCache>> = const { RefCell::new(None) };
     /// Prompt reads, per isolate.
     static PROMPTS: RefCell<Option<PromptCache>> = const { RefCell::new(None) };
+    /// The score configs scores name, per isolate.
+    static SCORE_CONFIGS: RefCell<Option<ConfigCache>> = const { RefCell::new(None) };
 }
 
 #[event(fetch)]
@@ -198,6 +204,59 @@ async fn verify_key(config: &Config, credentials: &Credentials) -> std::result::
     })
 }
 
+/// Asks the ETL for the score configs of `ids` in the key's project and caches its answer: each
+/// id with its config, or `None` when the project has none. `None` overall when the ETL could
+/// not be asked (those scores are then checked as they load).
+async fn look_up_score_configs(
+    config: &Config,
+    credentials: &Credentials,
+    project_id: &str,
+    ids: &[String],
+) -> Option<HashMap<String, Option<ScoreConfig>>> {
+    let ids: Vec<String> = ids.iter().take(ScoreConfigLookup::MAX_IDS).cloned().collect();
+    let request = ScoreConfigLookup {
+        public_key: credentials.public_key.clone(),
+        secret_key: credentials.secret_key.clone(),
+        ids,
+    };
+    let body = serde_json::to_vec(&request).expect("a lookup serializes");
+    let found = match post_signed(config, "/v1/score-configs/lookup", &body).await {
+        Ok((200, answer)) => serde_json::from_slice::<ScoreConfigLookupResponse>(&answer)
+            .map_err(|e| format!("unreadable ETL answer: {e}")),
+        Ok((status, _)) => Err(format!("the ETL answered {status}")),
+        Err(problem) => Err(problem),
+    };
+    let found = match found {
+        Ok(found) => found.configs,
+        Err(problem) => {
+            console_warn!("score configs left to the ETL's check: {problem}");
+            return None;
+        }
+    };
+    with_config_cache(config, |cache| {
+        cache.put(project_id, &request.ids, found.clone(), now_ms())
+    });
+    let mut fetched: HashMap<String, Option<ScoreConfig>> =
+        request.ids.iter().map(|id| (id.clone(), None)).collect();
+    for config in found {
+        if let Some(slot) = fetched.get_mut(&config.id) {
+            *slot = Some(config);
+        }
+    }
+    Some(fetched)
+}
+
+/// Runs `use_cache` on the isolate's score-config cache (same TTL as keys).
+fn with_config_cache<T>(config: &Config, use_cache: impl FnOnce(&mut ConfigCache) -> T) -> T {
+    SCORE_CONFIGS.with(|configs| {
+        use_cache(
+            configs
+                .borrow_mut()
+                .get_or_insert_with(|| ConfigCache::new(config.key_cache_ttl_ms, 10_000)),
+        )
+    })
+}
+
 /// Runs `use_cache` on the isolate's key cache, created on first use with this deployment's TTL.
 fn with_key_cache<T>(config: &Config, use_cache: impl FnOnce(&mut KeyCache) -> T) -> T {
     KEYS.with(|keys| {
@@ -253,14 +312,28 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
     };
     let encoded = req.bytes().await?;
     let now = Timestamp::from_micros(now_ms() as i64 * 1000);
-    let intake = request::intake(
-        route,
-        header("content-type").as_deref(),
-        header("content-encoding").as_deref(),
-        &encoded,
-        now,
-        &limits,
-    );
+    let read = |configs: &mut ConfigCheck| {
+        request::intake(
+            route,
+            header("content-type").as_deref(),
+            header("content-encoding").as_deref(),
+            &encoded,
+            now,
+            &limits,
+            configs,
+        )
+    };
+    let cached = |id: &str| with_config_cache(config, |cache| cache.get(&project_id, id, now_ms()));
+    let mut configs = ConfigCheck::new(&cached);
+    let mut intake = read(&mut configs);
+    // Scores named configs this isolate does not know: ask the ETL once, then read again.
+    let unresolved = configs.unresolved().to_vec();
+    if !unresolved.is_empty()
+        && let Some(fetched) = look_up_score_configs(config, &credentials, &project_id, &unresolved).await
+    {
+        let known = |id: &str| fetched.get(id).cloned().or_else(|| cached(id));
+        intake = read(&mut ConfigCheck::new(&known));
+    }
     let (intake, answer) = match intake {
         Ok(intake) => intake,
         Err(problem) if route == Route::LangfuseIngestion => {

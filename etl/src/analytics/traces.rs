@@ -441,6 +441,23 @@ pub async fn session_detail(
         return Ok(None);
     }
     let next_cursor = next_page(&mut rows, limit, "timestamp_us");
+    // Coding agents send a turn's prompt on its root span, not on the trace.
+    let bare: Vec<&str> = rows
+        .iter()
+        .filter(|row| is_blank(&row["input"]) || is_blank(&row["output"]))
+        .filter_map(|row| row["id"].as_str())
+        .collect();
+    let roots = root_payloads(clickhouse, project, &bare).await?;
+    for row in &mut rows {
+        let Some(id) = row["id"].as_str() else { continue };
+        if let Some((input, output)) = roots.get(id).cloned() {
+            for (name, value) in [("input", input), ("output", output)] {
+                if is_blank(&row[name]) && !is_blank(&value) {
+                    row[name] = value;
+                }
+            }
+        }
+    }
     Ok(Some(SessionPage {
         session_id: session_id.to_owned(),
         data: rows,
@@ -796,8 +813,50 @@ async fn keyed_pairs(
         .collect())
 }
 
-/// The input and output of each of `traces` (of the project), by trace id; a payload that is
-/// JSON as its value, else as text.
+/// No payload: null, or blank text.
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => text.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// For each of `traces` (of the project) that has root observations, the input of its first
+/// root with one and the output of its last root with one, as stored (JSON text): what a trace
+/// that carries neither itself (Claude Code's and Codex's turns) was asked and answered.
+async fn root_payloads(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    traces: &[&str],
+) -> Result<HashMap<String, (Value, Value)>, AnalyticsError> {
+    if traces.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut conditions = Conditions::project(project);
+    conditions
+        .in_list("trace_id", traces)
+        .raw("isNull(parent_observation_id)");
+    let sql = format!(
+        "SELECT trace_id, \
+         argMinIf(input, start_time_us, notEmpty(ifNull(input, ''))) AS first_input, \
+         argMaxIf(output, start_time_us, notEmpty(ifNull(output, ''))) AS last_output \
+         FROM observations FINAL {} GROUP BY trace_id FORMAT JSONEachRow",
+        conditions.render()
+    );
+    Ok(parse_json_rows(&read(clickhouse, &sql).await?)?
+        .into_iter()
+        .filter_map(|row| {
+            Some((
+                row["trace_id"].as_str()?.to_owned(),
+                (row["first_input"].clone(), row["last_output"].clone()),
+            ))
+        })
+        .collect())
+}
+
+/// The input and output of each of `traces` (of the project), by trace id, from its root
+/// observations where the trace has none; a payload that is JSON as its value, else as text.
 pub async fn trace_payloads(
     clickhouse: &ClickHouse,
     project: Uuid,
@@ -813,16 +872,34 @@ pub async fn trace_payloads(
         conditions.render()
     );
     let body = crate::analytics::paging::read(clickhouse, &sql).await?;
-    let payload = |value: &Value| match value.as_str() {
-        Some(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
-        None => value.clone(),
+    let rows = crate::analytics::paging::parse_json_rows(&body)?;
+    let bare: Vec<&str> = rows
+        .iter()
+        .filter(|row| is_blank(&row["input"]) || is_blank(&row["output"]))
+        .filter_map(|row| row["id"].as_str())
+        .collect();
+    let roots = root_payloads(clickhouse, project, &bare).await?;
+    let payload = |stored: &Value, root: Option<&Value>| {
+        let value = match root {
+            Some(root) if is_blank(stored) && !is_blank(root) => root,
+            _ => stored,
+        };
+        match value.as_str() {
+            Some(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+            None => value.clone(),
+        }
     };
-    Ok(crate::analytics::paging::parse_json_rows(&body)?
-        .into_iter()
+    Ok(rows
+        .iter()
         .filter_map(|row| {
+            let id = row["id"].as_str()?;
+            let root = roots.get(id);
             Some((
-                row["id"].as_str()?.to_owned(),
-                (payload(&row["input"]), payload(&row["output"])),
+                id.to_owned(),
+                (
+                    payload(&row["input"], root.map(|(input, _)| input)),
+                    payload(&row["output"], root.map(|(_, output)| output)),
+                ),
             ))
         })
         .collect())

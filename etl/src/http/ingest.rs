@@ -1,10 +1,12 @@
-//! The edge's routes: signed batches in, and key checks.
+//! The edge's routes: signed batches in, key checks, and the score configs scores name.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use agenttrace_schemas::Timestamp;
-use agenttrace_schemas::batch::{BatchResponse, KeyCheckRequest, KeyCheckResponse};
+use agenttrace_schemas::batch::{
+    BatchResponse, KeyCheckRequest, KeyCheckResponse, ScoreConfigLookup, ScoreConfigLookupResponse,
+};
 use agenttrace_schemas::signature::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use axum::Json;
 use axum::extract::State;
@@ -100,4 +102,57 @@ pub async fn verify_key(
         project_id: key.project_id,
         scopes: key.scopes,
     }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/score-configs/lookup",
+    summary = "The score configs that scores name (for the edge)",
+    description = "The configs of `ids` in the project of the key pair (an id it does not hold is left out), so the edge can answer 400 for a score that does not fit its config. At most 100 ids.",
+    security(("edgeSignature" = [])),
+    request_body = ScoreConfigLookup,
+    responses(
+        (status = 200, description = "The configs found", body = ScoreConfigLookupResponse),
+        (status = 400, description = "The body is not `{public_key, secret_key, ids}`, or names over 100 ids", body = ErrorBody),
+        (status = 401, description = "An error", body = ErrorBody),
+        (status = 503, description = "An error", body = ErrorBody),
+    ),
+)]
+pub async fn lookup_score_configs(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ScoreConfigLookupResponse>, ApiError> {
+    let now = Timestamp::now().as_micros() / 1_000_000;
+    state
+        .ingestor
+        .keyring
+        .verify(
+            header_str(&headers, KEY_ID_HEADER),
+            header_str(&headers, SIGNATURE_HEADER),
+            &body,
+            now,
+        )
+        .map_err(IngestError::from)?;
+    let request: ScoreConfigLookup = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request("invalid_request", error.to_string()))?;
+    if request.ids.len() > ScoreConfigLookup::MAX_IDS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "ids: {} ids, at most {} per lookup",
+                request.ids.len(),
+                ScoreConfigLookup::MAX_IDS
+            ),
+        ));
+    }
+    let client = state.postgres.get().await?;
+    let key = verify_key_pair(&**client, &request.public_key, &request.secret_key)
+        .await
+        .map_err(|error| ApiError::unavailable("PostgreSQL", error))??;
+    let configs = crate::control::score_configs::for_check(&**client, key.project_id, &request.ids)
+        .await?
+        .into_values()
+        .collect();
+    Ok(Json(ScoreConfigLookupResponse { configs }))
 }

@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | `POST /v1/batches` | a signed batch from the edge (gzip accepted) → per-event outcomes |
 //! | `POST /v1/keys/verify` | signed by the edge: `{public_key, secret_key}` → project or reason |
+//! | `POST /v1/score-configs/lookup` | signed by the edge: `{public_key, secret_key, ids}` → the key's project's configs of those ids |
 //! | `GET /v1/export/{table}` | an API key with `export` scope: the project's rows as Arrow or Parquet |
 //! | `POST /v1/query` | an API key with `query` scope: one read-only SELECT over the project's rows |
 //! | `GET /v1/traces` | `read` scope or the viewer role: the project's traces, filtered, newest first, by cursor |
@@ -95,6 +96,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(batches)
         .routes(routes!(ingest::verify_key).layer(DefaultBodyLimit::max(16 * 1024)))
+        .routes(routes!(ingest::lookup_score_configs).layer(DefaultBodyLimit::max(16 * 1024)))
         .routes(routes!(analytics::export_table).layer(gate!(Gate::new("export", 4, 1))))
         .routes(
             routes!(analytics::run_query)

@@ -1,4 +1,4 @@
-import { parsedJson } from "../format";
+import { chatOf, parsedJson } from "../format";
 import { Json } from "./Json";
 import { Truncated } from "./Truncated";
 
@@ -8,13 +8,14 @@ export interface Message {
   name?: string;
 }
 
-/** The chat messages `value` holds (an array of `{role, content}`, `{messages: [...]}`, or one message), or null. */
+/** The chat messages `value` holds (an array of `{role, content}`, a Claude Code transcript,
+ * `{messages: [...]}`, or one message), or null. */
 export function asMessages(value: unknown): Message[] | null {
   const single = value && typeof value === "object" && !Array.isArray(value) && "role" in value && "content" in value;
   const list = single
     ? [value]
     : Array.isArray(value)
-    ? value
+    ? chatOf(value)
     : value && typeof value === "object" && Array.isArray((value as { messages?: unknown }).messages)
       ? (value as { messages: unknown[] }).messages
       : null;

@@ -293,7 +293,8 @@ async fn scores_sent_with_a_config_must_fit_it() {
         }),
         "{read}"
     );
-    assert_eq!(read["by_config"], json!(["helpfulness"]));
+    // With the score the edge took above, on another trace.
+    assert_eq!(read["by_config"], json!(["helpfulness", "helpfulness"]));
     assert_eq!(read["at_least_3"], json!(["helpfulness"]));
     assert_eq!(read["pages"][0].as_array().unwrap().len(), 2, "{read}");
     assert_eq!(read["pages"][1].as_array().unwrap().len(), 1, "{read}");

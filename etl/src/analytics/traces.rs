@@ -823,8 +823,9 @@ fn is_blank(value: &Value) -> bool {
 }
 
 /// For each of `traces` (of the project) that has root observations, the input of its first
-/// root with one and the output of its last root with one, as stored (JSON text): what a trace
-/// that carries neither itself (Claude Code's and Codex's turns) was asked and answered.
+/// root with one and the output of its last root with one (as the JSON they were sent as, else
+/// text): what a trace that carries neither itself (Claude Code's and Codex's turns) was asked
+/// and answered.
 async fn root_payloads(
     clickhouse: &ClickHouse,
     project: Uuid,
@@ -849,10 +850,18 @@ async fn root_payloads(
         .filter_map(|row| {
             Some((
                 row["trace_id"].as_str()?.to_owned(),
-                (row["first_input"].clone(), row["last_output"].clone()),
+                (as_sent(&row["first_input"]), as_sent(&row["last_output"])),
             ))
         })
         .collect())
+}
+
+/// A stored payload as the JSON it was sent as, else as its text.
+fn as_sent(stored: &Value) -> Value {
+    match stored.as_str() {
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+        None => stored.clone(),
+    }
 }
 
 /// The input and output of each of `traces` (of the project), by trace id, from its root
@@ -879,15 +888,9 @@ pub async fn trace_payloads(
         .filter_map(|row| row["id"].as_str())
         .collect();
     let roots = root_payloads(clickhouse, project, &bare).await?;
-    let payload = |stored: &Value, root: Option<&Value>| {
-        let value = match root {
-            Some(root) if is_blank(stored) && !is_blank(root) => root,
-            _ => stored,
-        };
-        match value.as_str() {
-            Some(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
-            None => value.clone(),
-        }
+    let payload = |stored: &Value, root: Option<&Value>| match root {
+        Some(root) if is_blank(stored) && !is_blank(root) => root.clone(),
+        _ => as_sent(stored),
     };
     Ok(rows
         .iter()

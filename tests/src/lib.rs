@@ -18,6 +18,7 @@ pub use agenttrace_cli;
 pub mod cluster;
 pub mod edge;
 pub mod etl;
+pub mod people;
 pub mod ports;
 pub mod providers;
 pub mod readback;

@@ -301,3 +301,32 @@ async fn anthropic(State(shared): State<Shared>, headers: HeaderMap, body: Bytes
     }))
     .into_response()
 }
+
+/// Gives `project` the OpenAI-compatible connection "local" with `config` (its model), if any: to
+/// `provider` with its key, or, without one, to no server at all (for judges whose calls a test
+/// writes itself and that must never reach a model).
+pub async fn connect(
+    pg: &tokio_postgres::Client,
+    project: uuid::Uuid,
+    provider: Option<&FakeProvider>,
+    config: Option<Value>,
+) {
+    use agenttrace_etl::control::connections::{self, ConnectionUpsert};
+    use agenttrace_etl::control::sealing::Sealer;
+    let sealer = Sealer::from_hex(crate::etl::ENCRYPTION_KEY).unwrap();
+    connections::upsert(
+        pg,
+        Some(&sealer),
+        project,
+        &ConnectionUpsert {
+            provider: "local".into(),
+            adapter: "openai".into(),
+            secret_key: provider.map_or("sk-never-called-0123456789".into(), |p| p.api_key.clone()),
+            base_url: provider.map(|p| p.base_url.clone()),
+            config,
+            ..ConnectionUpsert::default()
+        },
+    )
+    .await
+    .unwrap();
+}

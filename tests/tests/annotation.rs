@@ -13,33 +13,9 @@ use agenttrace_schemas::{Event, Scope, Timestamp};
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::edge::Edge;
 use agenttrace_tests::etl::TestProject;
+use agenttrace_tests::people::{Person, signed_in as person};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-const PASSWORD: &str = "a long enough password";
-
-/// A member of the test's organization, signed in.
-struct Person {
-    id: Uuid,
-    token: String,
-}
-
-/// Creates `email`'s account and signs it in through `/v1/auth/sign-in`.
-async fn person(pg: &tokio_postgres::Client, url: &str, email: &str) -> Person {
-    let user = identity::create_user(pg, email, None, PASSWORD).await.unwrap();
-    let answer = reqwest::Client::new()
-        .post(format!("{url}/v1/auth/sign-in"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "signing in {email}");
-    let answer: Value = answer.json().await.unwrap();
-    Person {
-        id: user.id,
-        token: answer["token"].as_str().unwrap().to_owned(),
-    }
-}
 
 /// `method url` with `auth` (none when empty) and a JSON body unless it is null: (status, body).
 async fn call(auth: &str, method: &str, url: &str, body: Value) -> (u16, Value) {

@@ -4,10 +4,8 @@
 //! absolute error and Spearman correlation), another project's scores never pair in, a run
 //! with nothing new recomputes nothing, and a new human score recomputes only its judge.
 
-use agenttrace_etl::control::connections::{self, ConnectionUpsert};
 use agenttrace_etl::control::evaluators::{self, NewEvaluator};
 use agenttrace_etl::control::projects;
-use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_jobs::{Job, JobOutcome, run_job};
 use agenttrace_schemas::Timestamp;
@@ -77,21 +75,7 @@ async fn project_with_connection(pg: &tokio_postgres::Client, organization: Uuid
         .await
         .unwrap()
         .id;
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
-        pg,
-        Some(&sealer),
-        project,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: "sk-never-called-0123456789".into(),
-            config: Some(json!({"model": "judge-small"})),
-            ..ConnectionUpsert::default()
-        },
-    )
-    .await
-    .unwrap();
+    agenttrace_tests::providers::connect(pg, project, None, Some(json!({"model": "judge-small"}))).await;
     project
 }
 

@@ -16,6 +16,7 @@ use agenttrace_jobs::{Job, run_job};
 use agenttrace_schemas::Scope;
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::edge::Edge;
+use agenttrace_tests::people::{PASSWORD, Person, signed_in as person};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -1026,33 +1027,6 @@ async fn the_cli_manages_prompts_datasets_and_organization_keys() {
         Some(organization)
     );
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// A person of a security test: their account, signed in through the API.
-struct Person {
-    id: uuid::Uuid,
-    email: String,
-    token: String,
-}
-
-const PASSWORD: &str = "a long enough password";
-
-/// Creates `email`'s account and signs it in through `/v1/auth/sign-in`.
-async fn person(pg: &tokio_postgres::Client, url: &str, email: &str) -> Person {
-    let user = identity::create_user(pg, email, None, PASSWORD).await.unwrap();
-    let answer = reqwest::Client::new()
-        .post(format!("{url}/v1/auth/sign-in"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "signing in {email}");
-    let answer: Value = answer.json().await.unwrap();
-    Person {
-        id: user.id,
-        email: user.email,
-        token: answer["token"].as_str().unwrap().to_owned(),
-    }
 }
 
 /// `method url` as `who`, with a JSON body unless it is null: (status, body).

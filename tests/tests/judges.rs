@@ -5,7 +5,6 @@
 
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::control::api_keys;
-use agenttrace_etl::control::connections::{self, ConnectionUpsert};
 use agenttrace_etl::control::datasets;
 use agenttrace_etl::control::evaluators::{self, NewEvaluator};
 use agenttrace_etl::control::experiments;
@@ -295,22 +294,13 @@ async fn llm_judges_score_new_observations_once_within_their_limits() {
         .await
         .unwrap()
         .id;
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
+    agenttrace_tests::providers::connect(
         &pg,
-        Some(&sealer),
         project,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: PROVIDER_KEY.into(),
-            base_url: Some(provider.base_url.clone()),
-            config: Some(json!({"model": "judge-small", "concurrency": 4})),
-            ..ConnectionUpsert::default()
-        },
+        Some(&provider),
+        Some(json!({"model": "judge-small", "concurrency": 4})),
     )
-    .await
-    .unwrap();
+    .await;
     // The budget judge's model is priced: $1 per million input tokens, $2 per million output.
     prices::set(
         &pg,
@@ -614,22 +604,13 @@ async fn a_judge_is_previewed_on_an_observation_and_reports_its_activity() {
     let key = api_keys::create_key(&pg, project, &[Scope::Read, Scope::Manage], None)
         .await
         .unwrap();
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
+    agenttrace_tests::providers::connect(
         &pg,
-        Some(&sealer),
         project,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: PROVIDER_KEY.into(),
-            base_url: Some(provider.base_url.clone()),
-            config: Some(json!({"model": "judge-small"})),
-            ..ConnectionUpsert::default()
-        },
+        Some(&provider),
+        Some(json!({"model": "judge-small"})),
     )
-    .await
-    .unwrap();
+    .await;
     evaluators::add(
         &pg,
         &NewEvaluator {
@@ -788,22 +769,13 @@ async fn project_calling(
         .await
         .unwrap()
         .id;
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
+    agenttrace_tests::providers::connect(
         pg,
-        Some(&sealer),
         project,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: PROVIDER_KEY.into(),
-            base_url: Some(provider.base_url.clone()),
-            config: model.map(|model| json!({"model": model})),
-            ..ConnectionUpsert::default()
-        },
+        Some(provider),
+        model.map(|model| json!({"model": model})),
     )
-    .await
-    .unwrap();
+    .await;
     project
 }
 

@@ -123,23 +123,13 @@ async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_
         .expect("the demo ran terminal commands");
     let big_trace = load_big_trace(&etl, &key_of).await;
     // A model connection for the judge the person adds, and a generation to try it on.
-    let sealer =
-        agenttrace_etl::control::sealing::Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    agenttrace_etl::control::connections::upsert(
+    agenttrace_tests::providers::connect(
         &pg,
-        Some(&sealer),
         project.id,
-        &agenttrace_etl::control::connections::ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: "sk-ui-test-provider-key".into(),
-            base_url: Some(provider.base_url.clone()),
-            config: Some(json!({"model": "judge-small"})),
-            ..Default::default()
-        },
+        Some(&provider),
+        Some(json!({"model": "judge-small"})),
     )
-    .await
-    .unwrap();
+    .await;
     let generation = env
         .ch(&format!(
             "SELECT trace_id, id FROM observations FINAL WHERE project_id = {project_sql} AND type = 'generation'

@@ -6,11 +6,9 @@
 //! `docs/screenshots`).
 
 use agenttrace_etl::control::annotation::{self, NewItem, NewQueue};
-use agenttrace_etl::control::connections::{self, ConnectionUpsert};
 use agenttrace_etl::control::evaluators::{self, NewEvaluator};
 use agenttrace_etl::control::identity::{self, Role};
 use agenttrace_etl::control::score_configs::{self, NewScoreConfig};
-use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::ingest::direct;
 use agenttrace_jobs::{Job, run_job};
@@ -106,21 +104,7 @@ async fn two_people_review_a_queue_in_the_browser_and_the_judge_is_calibrated_ag
     .await;
 
     // A judge that says t-0..t-3 are right and t-4, t-5 wrong (its scores loaded as it writes them).
-    let sealer = Sealer::from_hex(agenttrace_tests::etl::ENCRYPTION_KEY).unwrap();
-    connections::upsert(
-        &pg,
-        Some(&sealer),
-        p,
-        &ConnectionUpsert {
-            provider: "local".into(),
-            adapter: "openai".into(),
-            secret_key: "sk-never-called-0123456789".into(),
-            config: Some(json!({"model": "judge-small"})),
-            ..ConnectionUpsert::default()
-        },
-    )
-    .await
-    .unwrap();
+    agenttrace_tests::providers::connect(&pg, p, None, Some(json!({"model": "judge-small"}))).await;
     evaluators::add(
         &pg,
         &NewEvaluator {

@@ -583,10 +583,10 @@ async fn two_reviewers_work_through_one_queue_without_colliding() {
     assert_eq!(theirs["data"], json!([]));
 }
 
-/// Comments from the web UI's route: written as the signed-in member, edited and deleted by
-/// their author only.
+/// Comments from the web UI's route: written as the signed-in member, edited by their author
+/// only, deleted by their author or a moderating owner; a project's comments are capped.
 #[tokio::test]
-async fn comments_are_edited_and_deleted_by_their_author_only() {
+async fn comments_are_edited_by_their_author_and_moderated_by_admins() {
     let env = TestEnv::migrated().await;
     let etl = env.start_etl(|_| {}).await;
     let pg = env.postgres().await;
@@ -644,6 +644,56 @@ async fn comments_are_edited_and_deleted_by_their_author_only() {
     assert!(
         refused["message"].as_str().unwrap().starts_with("objectType"),
         "{refused}"
+    );
+
+    // An owner moderates: deletes a member's comment and a key's (which has no author), but
+    // does not put words in anyone's mouth.
+    let (_, bobs) = call(
+        &bob_auth,
+        "POST",
+        &base,
+        json!({"objectType": "TRACE", "objectId": "t-0", "content": "my password is hunter2"}),
+    )
+    .await;
+    let bobs = format!("{base}/{}", bobs["id"].as_str().unwrap());
+    let (status, _) = call(&alice_auth, "PATCH", &bobs, json!({"content": "edited"})).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(&alice_auth, "DELETE", &bobs, Value::Null).await;
+    assert_eq!(status, 204);
+    let (status, keys) = call(
+        &project.basic_auth(),
+        "POST",
+        &base,
+        json!({"objectType": "TRACE", "objectId": "t-0", "content": "from a script"}),
+    )
+    .await;
+    assert_eq!((status, &keys["authorUserId"]), (201, &Value::Null), "{keys}");
+    let keys = format!("{base}/{}", keys["id"].as_str().unwrap());
+    let (status, _) = call(&bob_auth, "DELETE", &keys, Value::Null).await;
+    assert_eq!(status, 403, "a member is no moderator");
+    let (status, _) = call(&alice_auth, "DELETE", &keys, Value::Null).await;
+    assert_eq!(status, 204);
+
+    // A project holds at most MAX_COMMENTS.
+    let p = project.key.project_id;
+    pg.execute(
+        "INSERT INTO comments (project_id, object_type, object_id, content)
+         SELECT $1, 'TRACE', 't-0', 'filler ' || n FROM generate_series(1::bigint, $2) AS n",
+        &[&p, &agenttrace_etl::control::comments::MAX_COMMENTS],
+    )
+    .await
+    .unwrap();
+    let (status, full) = call(
+        &alice_auth,
+        "POST",
+        &base,
+        json!({"objectType": "TRACE", "objectId": "t-0", "content": "one more"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{full}");
+    assert!(
+        full["message"].as_str().unwrap().contains("the most it may"),
+        "{full}"
     );
 }
 

@@ -182,5 +182,40 @@ async fn langfuse_models_are_the_projects_prices() {
         .await,
         "0.004800000000\tprice_table"
     );
+
+    // Patterns are bounded (every project's are compiled into each ETL), and so is their count.
+    let auth = format!("Bearer {}:{}", manager.public_key, manager.secret_key);
+    let url = format!("{}/v1/projects/{}/prices", etl.url, project.key.project_id);
+    let set = |pattern: String| {
+        let (url, auth) = (url.clone(), auth.clone());
+        async move {
+            let answer = reqwest::Client::new()
+                .post(url)
+                .header("authorization", auth)
+                .json(&json!({"model_pattern": pattern, "input": 1.0, "output": 2.0}))
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, long) = set("m".repeat(201)).await;
+    assert_eq!(status, 400, "{long}");
+    assert_eq!(long["message"], "model_pattern: 1 to 200 characters, not 201");
+    let (status, huge) = set("(a{1000}){1000}".into()).await;
+    assert_eq!(status, 400, "{huge}");
+    // With the house-llm price above, the project holds the most it may.
+    pg.execute(
+        "INSERT INTO model_prices (project_id, model_pattern, provider, input_per_mtok, output_per_mtok, priority)
+         SELECT $1, 'filler-' || n, 'filler', 1, 1, 0 FROM generate_series(1::bigint, $2) AS n",
+        &[&project.key.project_id, &(prices::MAX_PROJECT_PRICES - 1)],
+    )
+    .await
+    .unwrap();
+    let (status, full) = set("one-more".into()).await;
+    assert_eq!(status, 409, "{full}");
+    let (status, replaced) = set("filler-1".into()).await;
+    assert_eq!(status, 201, "replacing a price is allowed at the cap: {replaced}");
     etl.server.shutdown().await.unwrap();
 }

@@ -1585,8 +1585,8 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Delete your comment
-         * @description Only its author, signed in. Member role. A session token (`Bearer at-session-…`).
+         * Delete a comment
+         * @description Its author, or an admin or owner of the organization (who moderate). A session token (`Bearer at-session-…`).
          */
         delete: operations["delete_comment"];
         options?: never;
@@ -6030,6 +6030,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description The project holds the most prices it may */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     langfuse_get_model: {
@@ -6136,6 +6145,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The project holds the most prices it may */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6299,6 +6317,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The project holds the most comments it may */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10218,6 +10245,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description The project holds the most prices it may */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     delete_price: {
@@ -11186,6 +11222,15 @@ export interface operations {
             };
             /** @description `{error, message}` naming the field and what to do */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The project holds the most comments it may */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

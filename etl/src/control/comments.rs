@@ -1,10 +1,12 @@
 //! Comments on what agents did: a trace, an observation, a session or a prompt, by a member of
-//! the project's organization. Edited and deleted by their author only.
+//! the project's organization. Edited by their author only; deleted by their author or by the
+//! organization's admins and owners (who moderate). A project holds at most [`MAX_COMMENTS`].
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
+use crate::control::identity::Role;
 use crate::control::{ControlError, Precision, identity, invalid, time};
 
 /// A comment as the API shows it (Langfuse's `Comment`).
@@ -90,6 +92,9 @@ fn check_object_id(object_id: &str) -> Result<(), ControlError> {
     Ok(())
 }
 
+/// The most comments a project holds.
+pub const MAX_COMMENTS: i64 = 100_000;
+
 /// Adds a comment by `author` (a member of the project's organization, when named).
 pub async fn create(
     client: &impl GenericClient,
@@ -112,18 +117,26 @@ pub async fn create(
             format!("user {author} is not a member of this project's organization"),
         ));
     }
+    // The count and the insert are one statement, so a flood of comments stops at the cap
+    // (give or take the requests that run at the same moment).
     let row = client
-        .query_one(
+        .query_opt(
             &format!(
                 "WITH c AS (INSERT INTO comments (project_id, object_type, object_id, content, author_user_id)
-                            VALUES ($1, $2, $3, $4, $5) RETURNING *)
+                            SELECT $1, $2, $3, $4, $5
+                            WHERE (SELECT count(*) FROM comments WHERE project_id = $1) < $6
+                            RETURNING *)
                  SELECT {} FROM c LEFT JOIN users u ON u.id = c.author_user_id",
                 Comment::COLUMNS
             ),
-            &[&project_id, &kind, &object_id, &content, &author],
+            &[&project_id, &kind, &object_id, &content, &author, &MAX_COMMENTS],
         )
         .await?;
-    Ok(Comment::from_row(&row))
+    row.map(|row| Comment::from_row(&row)).ok_or_else(|| {
+        ControlError::Conflict(format!(
+            "the project holds {MAX_COMMENTS} comments, the most it may; delete some before adding more"
+        ))
+    })
 }
 
 pub async fn get(client: &impl GenericClient, project_id: Uuid, id: Uuid) -> Result<Comment, ControlError> {
@@ -186,7 +199,7 @@ async fn own(
     let comment = get(client, project_id, id).await?;
     if comment.author_user_id != Some(user) {
         return Err(ControlError::Forbidden(format!(
-            "comment {id} is someone else's: only its author may change or delete it"
+            "comment {id} is someone else's: only its author may change it, and only its author or an admin delete it"
         )));
     }
     Ok(())
@@ -210,13 +223,23 @@ pub async fn edit(
     get(client, project_id, id).await
 }
 
+/// Deletes a comment: its author may, and so may the organization's admins and owners, who
+/// moderate (a comment written with an API key has no author, and a pasted secret must go).
 pub async fn delete(
     client: &impl GenericClient,
     project_id: Uuid,
     id: Uuid,
     user: Uuid,
 ) -> Result<(), ControlError> {
-    own(client, project_id, id, user).await?;
+    let moderator = matches!(
+        identity::role_in_project(client, project_id, user).await?,
+        Some(Role::Admin | Role::Owner)
+    );
+    if moderator {
+        get(client, project_id, id).await?;
+    } else {
+        own(client, project_id, id, user).await?;
+    }
     client
         .execute(
             "DELETE FROM comments WHERE project_id = $1 AND id = $2",

@@ -64,13 +64,46 @@ impl Price {
 /// from a float8 rounded to 15 significant digits (so 999999999.9999999 would become 10⁹).
 pub const MAX_PRICE: f64 = 999_999_999.0;
 
+/// The longest model pattern, in characters.
+pub const MAX_PATTERN_CHARS: usize = 200;
+
+/// The most prices a project holds: every project's patterns are compiled into each ETL's
+/// price matcher, so one project must not fill its memory.
+pub const MAX_PROJECT_PRICES: i64 = 1000;
+
 /// Records a price (replacing one for the same project, pattern and date).
 pub async fn set(client: &impl GenericClient, new: &NewPrice) -> Result<Price, ControlError> {
-    if let Err(error) = regex::RegexBuilder::new(&format!("^(?:{})$", new.model_pattern)).build() {
+    let chars = new.model_pattern.chars().count();
+    if chars == 0 || chars > MAX_PATTERN_CHARS {
         return Err(ControlError::Invalid {
             field: "model_pattern",
-            message: format!("not a valid regular expression: {error}"),
+            message: format!("1 to {MAX_PATTERN_CHARS} characters, not {chars}"),
         });
+    }
+    // A short pattern can still compile to a huge automaton (`a{1000}{1000}`).
+    if let Err(error) = regex::RegexBuilder::new(&format!("^(?:{})$", new.model_pattern))
+        .size_limit(256 * 1024)
+        .build()
+    {
+        return Err(ControlError::Invalid {
+            field: "model_pattern",
+            message: format!("not a valid regular expression, or too large a one: {error}"),
+        });
+    }
+    // Replacing a price of the same pattern is always allowed.
+    if let Some(project) = new.project_id {
+        let held: i64 = client
+            .query_one(
+                "SELECT count(*) FROM model_prices WHERE project_id = $1 AND model_pattern <> $2",
+                &[&project, &new.model_pattern],
+            )
+            .await?
+            .get(0);
+        if held >= MAX_PROJECT_PRICES {
+            return Err(ControlError::Conflict(format!(
+                "the project holds {held} prices, the most it may; delete some or widen a pattern"
+            )));
+        }
     }
     for (field, value) in [
         ("input", new.input),

@@ -103,6 +103,7 @@ pub async fn list_comments(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "The project holds the most comments it may", body = ErrorBody),
     ),
 )]
 pub async fn create_comment(
@@ -158,8 +159,8 @@ pub async fn edit_comment(
 #[utoipa::path(
     delete,
     path = "/v1/projects/{project}/comments/{id}",
-    summary = "Delete your comment",
-    description = "Only its author, signed in. Member role. A session token (`Bearer at-session-…`).",
+    summary = "Delete a comment",
+    description = "Its author, or an admin or owner of the organization (who moderate). A session token (`Bearer at-session-…`).",
     security(("session" = [])),
     params(("project" = uuid::Uuid, Path, description = "The project's id"), CommentPath),
     responses(
@@ -222,6 +223,7 @@ pub struct LangfuseCommentPath {
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "The project holds the most comments it may", body = ErrorBody),
     ),
 )]
 pub async fn langfuse_create_comment(

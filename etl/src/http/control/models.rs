@@ -62,6 +62,7 @@ pub async fn langfuse_list_models(
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "The project holds the most prices it may", body = ErrorBody),
     ),
 )]
 pub async fn langfuse_create_model(
@@ -115,6 +116,7 @@ pub async fn langfuse_get_model(
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "The project holds the most prices it may", body = ErrorBody),
     ),
 )]
 pub async fn langfuse_upsert_model(

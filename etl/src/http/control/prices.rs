@@ -80,6 +80,7 @@ pub async fn list_prices(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 409, description = "The project holds the most prices it may", body = ErrorBody),
     ),
 )]
 pub async fn set_price(

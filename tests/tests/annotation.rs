@@ -448,6 +448,22 @@ async fn two_reviewers_work_through_one_queue_without_colliding() {
         .collect();
     assert_eq!(people.len(), 2, "{detail}");
     assert!(people.iter().all(|(_, completed)| *completed == 6), "{detail}");
+    // Reviewers' emails are for people; an API key reads their user ids.
+    let names = |detail: &Value| -> Vec<String> {
+        let mut names: Vec<String> = detail["progress"]["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|person| person["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(names(&detail).iter().all(|name| name.contains('@')), "{detail}");
+    let (_, to_key) = call(&project.basic_auth(), "GET", &queue, Value::Null).await;
+    let mut ids: Vec<String> = people.iter().map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    assert_eq!(names(&to_key), ids, "{to_key}");
 
     // Their scores, one per person and item, with their names on them.
     let scores_of = |author: Uuid| {
@@ -656,6 +672,12 @@ async fn comments_are_edited_by_their_author_and_moderated_by_admins() {
     )
     .await;
     let bobs = format!("{base}/{}", bobs["id"].as_str().unwrap());
+    // A person sees who wrote it by email (bob gave no name); an API key does not.
+    let (_, to_people) = call(&alice_auth, "GET", &base, Value::Null).await;
+    assert_eq!(to_people["data"][0]["authorName"], "bob@comments.test");
+    let (_, to_keys) = call(&project.basic_auth(), "GET", &base, Value::Null).await;
+    assert_eq!(to_keys["data"][0]["authorName"], Value::Null, "{to_keys}");
+    assert_eq!(to_keys["data"][0]["authorUserId"], bob.id.to_string());
     let (status, _) = call(&alice_auth, "PATCH", &bobs, json!({"content": "edited"})).await;
     assert_eq!(status, 403);
     let (status, _) = call(&alice_auth, "DELETE", &bobs, Value::Null).await;

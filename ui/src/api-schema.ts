@@ -2461,7 +2461,7 @@ export interface components {
             content: string;
             /** Format: uuid */
             authorUserId: string | null;
-            /** @description The author's name or email, for showing. */
+            /** @description The author's name, or their email when they gave none (shown to signed-in people only). */
             authorName: string | null;
             createdAt: string;
             updatedAt: string;
@@ -3715,7 +3715,7 @@ export interface components {
                 content: string;
                 /** Format: uuid */
                 authorUserId: string | null;
-                /** @description The author's name or email, for showing. */
+                /** @description The author's name, or their email when they gave none (shown to signed-in people only). */
                 authorName: string | null;
                 createdAt: string;
                 updatedAt: string;
@@ -4071,6 +4071,7 @@ export interface components {
         PersonProgress: {
             /** Format: uuid */
             user_id: string;
+            /** @description Their name, or their email when they gave none (to an API key, their user id). */
             name: string;
             /** Format: int64 */
             completed: number;

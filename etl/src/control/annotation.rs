@@ -97,11 +97,26 @@ pub struct Progress {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PersonProgress {
     pub user_id: Uuid,
+    /// Their name, or their email when they gave none (to an API key, their user id).
     pub name: String,
     pub completed: i64,
     pub skipped: i64,
     /// Assigned to the queue (Langfuse's assignments).
     pub assigned: bool,
+    #[serde(skip)]
+    pub name_is_email: bool,
+}
+
+impl Progress {
+    /// As an API key sees it: members' emails are for people, not scripts.
+    pub fn without_emails(mut self) -> Self {
+        for person in &mut self.people {
+            if person.name_is_email {
+                person.name = person.user_id.to_string();
+            }
+        }
+        self
+    }
 }
 
 /// One score a reviewer gives: a value for one of the queue's configs.
@@ -831,7 +846,7 @@ pub async fn progress(
         .await?;
     let people = client
         .query(
-            "SELECT u.id, coalesce(u.name, u.email) AS name,
+            "SELECT u.id, coalesce(u.name, u.email) AS name, u.name IS NULL AS name_is_email,
                     count(r.item_id) FILTER (WHERE r.outcome = 'completed') AS completed,
                     count(r.item_id) FILTER (WHERE r.outcome = 'skipped') AS skipped,
                     bool_or(a.user_id IS NOT NULL) AS assigned
@@ -859,6 +874,7 @@ pub async fn progress(
                 completed: row.get("completed"),
                 skipped: row.get("skipped"),
                 assigned: row.get::<_, Option<bool>>("assigned").unwrap_or(false),
+                name_is_email: row.get("name_is_email"),
             })
             .collect(),
     })

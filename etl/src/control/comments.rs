@@ -22,11 +22,14 @@ pub struct Comment {
     pub content: String,
     #[schema(required = true)]
     pub author_user_id: Option<Uuid>,
-    /// The author's name or email, for showing.
+    /// The author's name, or their email when they gave none (shown to signed-in people only).
     #[schema(required = true)]
     pub author_name: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Whether `author_name` is an email.
+    #[serde(skip)]
+    pub author_name_is_email: bool,
 }
 
 /// Which comments to list: those of one object, or of one author.
@@ -47,7 +50,8 @@ const OBJECT_TYPES: [&str; 4] = ["TRACE", "OBSERVATION", "SESSION", "PROMPT"];
 
 impl Comment {
     const COLUMNS: &'static str = "c.id, c.project_id, c.object_type, c.object_id, c.content, \
-        c.author_user_id, coalesce(u.name, u.email) AS author_name, c.created_at, c.updated_at";
+        c.author_user_id, coalesce(u.name, u.email) AS author_name, u.name IS NULL AS author_name_is_email, \
+        c.created_at, c.updated_at";
 
     fn from_row(row: &Row) -> Self {
         Comment {
@@ -60,7 +64,18 @@ impl Comment {
             author_name: row.get("author_name"),
             created_at: time(row, "created_at", Precision::Millis),
             updated_at: time(row, "updated_at", Precision::Millis),
+            author_name_is_email: row
+                .get::<_, Option<bool>>("author_name_is_email")
+                .unwrap_or(false),
         }
+    }
+
+    /// As an API key sees it: members' emails are for people, not scripts.
+    pub fn without_email(mut self) -> Self {
+        if self.author_name_is_email {
+            self.author_name = None;
+        }
+        self
     }
 }
 

@@ -244,7 +244,10 @@ pub async fn get_annotation_queue(
 ) -> Result<Json<QueueDetail>, ApiError> {
     let client = state.postgres.get().await?;
     let queue = annotation::get_queue(&**client, project.id, path.queue).await?;
-    let progress = annotation::progress(&**client, project.id, path.queue).await?;
+    let mut progress = annotation::progress(&**client, project.id, path.queue).await?;
+    if !matches!(project.caller, Caller::User(_)) {
+        progress = progress.without_emails();
+    }
     Ok(Json(QueueDetail { queue, progress }))
 }
 

@@ -51,10 +51,12 @@ fn user_of(caller: &Caller) -> Result<Uuid, ApiError> {
     }
 }
 
+/// The comments of `filter`; `emails` when a signed-in person asks.
 async fn list(
     state: &AppState,
     project: Uuid,
     filter: &CommentFilter,
+    emails: bool,
 ) -> Result<Json<Paged<Comment>>, ApiError> {
     let (page, limit) = Page {
         page: filter.page,
@@ -62,7 +64,10 @@ async fn list(
     }
     .resolve()?;
     let client = state.postgres.get().await?;
-    let (found, total) = comments::list(&**client, project, filter, page, limit).await?;
+    let (mut found, total) = comments::list(&**client, project, filter, page, limit).await?;
+    if !emails {
+        found = found.into_iter().map(Comment::without_email).collect();
+    }
     Ok(paged(found, page, limit, total))
 }
 
@@ -86,7 +91,8 @@ pub async fn list_comments(
     project: ProjectAccess<need::Read>,
     Query(filter): Query<CommentFilter>,
 ) -> Result<Json<Paged<Comment>>, ApiError> {
-    list(&state, project.id, &filter).await
+    let emails = matches!(project.caller, Caller::User(_));
+    list(&state, project.id, &filter, emails).await
 }
 
 #[utoipa::path(
@@ -279,7 +285,7 @@ pub async fn langfuse_list_comments(
     project: KeyProject<need::Read>,
     Query(filter): Query<CommentFilter>,
 ) -> Result<Json<Paged<Comment>>, ApiError> {
-    list(&state, project.id, &filter).await
+    list(&state, project.id, &filter, false).await
 }
 
 #[utoipa::path(
@@ -304,5 +310,9 @@ pub async fn langfuse_get_comment(
     Path(LangfuseCommentPath { comment_id }): Path<LangfuseCommentPath>,
 ) -> Result<Json<Comment>, ApiError> {
     let client = state.postgres.get().await?;
-    Ok(Json(comments::get(&**client, project.id, comment_id).await?))
+    Ok(Json(
+        comments::get(&**client, project.id, comment_id)
+            .await?
+            .without_email(),
+    ))
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use agenttrace_redact::Rules;
 use agenttrace_schemas::Scope;
 use agenttrace_schemas::batch::{KeyCheckRequest, KeyCheckResponse};
 use agenttrace_schemas::credentials::Credentials;
@@ -16,12 +17,11 @@ use sha2::{Digest, Sha256};
 pub enum KeyVerdict {
     Valid {
         project_id: String,
+        /// What to redact from the project's events before they are buffered.
+        redaction: Rules,
     },
     /// Refused, with the HTTP status (401 or 403) and the reason for the agent.
-    Refused {
-        status: u16,
-        message: String,
-    },
+    Refused { status: u16, message: String },
 }
 
 /// Reads the ETL's answer to a verification request; `Err` means the ETL could not decide (it
@@ -40,6 +40,7 @@ pub fn verdict_from_etl(status: u16, body: &[u8]) -> Result<KeyVerdict, String> 
             Ok(if Scope::Ingest.granted_by(&valid.scopes) {
                 KeyVerdict::Valid {
                     project_id: valid.project_id.to_string(),
+                    redaction: valid.redaction,
                 }
             } else {
                 let held: Vec<&str> = valid.scopes.iter().map(|s| s.as_str()).collect();
@@ -161,8 +162,10 @@ mod tests {
         assert_eq!(
             valid,
             KeyVerdict::Valid {
-                project_id: "0190a2b4-0000-7000-8000-000000000001".into()
-            }
+                project_id: "0190a2b4-0000-7000-8000-000000000001".into(),
+                redaction: Rules::default(),
+            },
+            "an ETL that names no rules leaves the default"
         );
         let KeyVerdict::Refused { status, message } = verdict_from_etl(
             200,
@@ -197,6 +200,7 @@ mod tests {
             &good,
             KeyVerdict::Valid {
                 project_id: "p".into(),
+                redaction: Rules::default(),
             },
             0,
         );
@@ -217,6 +221,7 @@ mod tests {
             &credentials("sk-at-third"),
             KeyVerdict::Valid {
                 project_id: "p".into(),
+                redaction: Rules::default(),
             },
             1_500,
         );

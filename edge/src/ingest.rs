@@ -77,6 +77,18 @@ impl Intake {
     }
 }
 
+/// Replaces the secrets in every event to be buffered, valid or not (an invalid one becomes a
+/// dead letter, kept as it is); how many of each kind.
+pub fn redact(events: &mut [Accepted], redactor: &agenttrace_redact::Redactor) -> agenttrace_redact::Counts {
+    let mut counts = agenttrace_redact::Counts::default();
+    for event in events {
+        if let Some(redacted) = redactor.redact_event(&event.json, &mut counts) {
+            event.json = redacted;
+        }
+    }
+    counts
+}
+
 #[derive(Deserialize)]
 struct IdOnly {
     id: Option<String>,

@@ -23,7 +23,9 @@ pub(crate) fn pattern(detector: Detector) -> &'static str {
         Detector::UrlPassword => {
             r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/?#@\x22'<>]{1,128}:(?P<secret>[^\s/?#@\x22'<>]{1,256})@"
         }
-        Detector::Email => r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
+        Detector::Email => {
+            r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b"
+        }
         Detector::Phone => {
             r"(?:\+\d{1,3}[ .\-]?)?\(\d{1,4}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}\b|(?:\+\d{1,3}[ .\-]?)?\b\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}\b|\+\d{8,15}\b"
         }
@@ -113,7 +115,7 @@ fn luhn(text: &str) -> bool {
             _ => *d,
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn iban(text: &str) -> bool {
@@ -201,6 +203,9 @@ mod tests {
         assert!(whole(Detector::IpAddress, "2001:db8::8a2e:370:7334"));
         assert!(!whole(Detector::IpAddress, "a::b"), "Rust paths are no addresses");
         assert!(confirmed(Detector::Phone, "call 415 555 2671.", 5, 17));
-        assert!(!confirmed(Detector::Phone, "4111 1111 1111 1112", 0, 14), "digits go on");
+        assert!(
+            !confirmed(Detector::Phone, "4111 1111 1111 1112", 0, 14),
+            "digits go on"
+        );
     }
 }

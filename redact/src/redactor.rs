@@ -61,6 +61,7 @@ fn structural(key: &str) -> bool {
         || key.ends_with("_time")
         || key.ends_with("Time")
         || key.ends_with("_us")
+        || key.ends_with("_sha")
 }
 
 /// Keys that hold file paths (redacted only when the rules ask).
@@ -85,11 +86,7 @@ impl Redactor {
         let groups = match &combined {
             None => Vec::new(),
             Some(regex) => {
-                let index_of = |name: &str| {
-                    regex
-                        .capture_names()
-                        .position(|n| n == Some(name))
-                };
+                let index_of = |name: &str| regex.capture_names().position(|n| n == Some(name));
                 detectors
                     .iter()
                     .enumerate()

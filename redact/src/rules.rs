@@ -233,10 +233,23 @@ mod tests {
         assert_eq!(with("Employee", "x").check().unwrap_err().field, "custom[0].name");
         assert_eq!(with("email", "x").check().unwrap_err().field, "custom[0].name");
         assert!(
-            with("x", "(").check().unwrap_err().message.starts_with("not a usable regular expression")
+            with("x", "(")
+                .check()
+                .unwrap_err()
+                .message
+                .starts_with("not a usable regular expression")
         );
-        assert!(with("x", "a*").check().unwrap_err().message.contains("empty text"));
-        assert!(with("x", "(a{1000}){1000}").check().is_err(), "too large compiled");
+        assert!(
+            with("x", "a*")
+                .check()
+                .unwrap_err()
+                .message
+                .contains("empty text")
+        );
+        assert!(
+            with("x", "(a{1000}){1000}").check().is_err(),
+            "too large compiled"
+        );
         assert!(with("x", &"a".repeat(501)).check().is_err());
         let twice = Rules {
             detectors: vec![Detector::Jwt, Detector::Jwt],

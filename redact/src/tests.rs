@@ -27,20 +27,50 @@ fn redacted(redactor: &Redactor, text: &str) -> String {
 fn each_detector_finds_its_secrets() {
     let r = all();
     for (text, kind) in [
-        ("OPENAI_API_KEY=sk-proj-Abc123def456ghi789jkl012mno345", "llm_api_key"),
-        ("key sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH here", "llm_api_key"),
-        ("GOOGLE_API_KEY=AIzaSyA1234567890abcdefghijklmnopqrstuv", "llm_api_key"),
+        (
+            "OPENAI_API_KEY=sk-proj-Abc123def456ghi789jkl012mno345",
+            "llm_api_key",
+        ),
+        (
+            "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH here",
+            "llm_api_key",
+        ),
+        (
+            "GOOGLE_API_KEY=AIzaSyA1234567890abcdefghijklmnopqrstuv",
+            "llm_api_key",
+        ),
         ("sk-at-0123456789abcdef0123456789abcdef", "llm_api_key"),
         ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "cloud_key"),
-        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "cloud_key"),
-        ("git clone https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/x/y", "cloud_key"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "cloud_key",
+        ),
+        (
+            "git clone https://ghp_abcdefghijklmnopqrstuvwxyz0123456789@github.com/x/y",
+            "cloud_key",
+        ),
         ("SLACK=xoxb-1234567890-abcdefghij", "cloud_key"),
         ("stripe sk_live_abcdefghijklmnopqrstuvwx", "cloud_key"),
-        ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
-        ("curl -H 'Authorization: Bearer abcdef0123456789abcdef'", "bearer_token"),
-        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "private_key"),
-        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA", "private_key"),
-        ("DATABASE_URL=postgres://app:hunter2secret@db.internal:5432/app", "url_password"),
+        (
+            "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "jwt",
+        ),
+        (
+            "curl -H 'Authorization: Bearer abcdef0123456789abcdef'",
+            "bearer_token",
+        ),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "private_key",
+        ),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA",
+            "private_key",
+        ),
+        (
+            "DATABASE_URL=postgres://app:hunter2secret@db.internal:5432/app",
+            "url_password",
+        ),
         ("mail jane.doe+test@example.co.uk now", "email"),
         ("call +44 20 7946 0958 today", "phone"),
         ("call (415) 555-2671", "phone"),
@@ -118,7 +148,10 @@ fn digests_tell_equal_secrets_apart_from_others_without_keeping_them() {
     assert_eq!(one, again);
     assert_ne!(one, other);
     let elsewhere = Redactor::new(&rules, b"another deployment").unwrap();
-    assert_ne!(redacted(&elsewhere, "sk-proj-Abc123def456ghi789jkl012mno345"), one);
+    assert_ne!(
+        redacted(&elsewhere, "sk-proj-Abc123def456ghi789jkl012mno345"),
+        one
+    );
 }
 
 #[test]
@@ -133,7 +166,10 @@ fn custom_patterns_name_their_kind() {
     let r = Redactor::new(&rules, KEY).unwrap();
     let mut counts = Counts::default();
     let out = r
-        .redact_text("EMP-123456 and EMP-654321 used sk-proj-Abc123def456ghi789jkl012mno345", &mut counts)
+        .redact_text(
+            "EMP-123456 and EMP-654321 used sk-proj-Abc123def456ghi789jkl012mno345",
+            &mut counts,
+        )
         .unwrap();
     assert_eq!(
         out,
@@ -167,9 +203,15 @@ fn events_are_walked_and_their_structure_kept() {
     assert_eq!(out["id"], "jane@example.com-1", "ids are structure");
     assert_eq!(body["trace_id"], "jane@example.com");
     assert_eq!(body["user_id"], "[REDACTED:email]", "a user id is personal data");
-    assert_eq!(body["input"]["messages"][0]["content"], "my key is [REDACTED:llm_api_key]");
+    assert_eq!(
+        body["input"]["messages"][0]["content"],
+        "my key is [REDACTED:llm_api_key]"
+    );
     assert_eq!(body["metadata"]["env"], "AWS=[REDACTED:cloud_key]");
-    assert_eq!(body["metadata"]["cwd"], "/home/jane@example.com/repo", "paths only when asked");
+    assert_eq!(
+        body["metadata"]["cwd"], "/home/jane@example.com/repo",
+        "paths only when asked"
+    );
     assert_eq!(
         body["command"],
         "curl -u admin:pw https://admin:[REDACTED:url_password]@internal.example.com/x"
@@ -178,8 +220,12 @@ fn events_are_walked_and_their_structure_kept() {
     assert_eq!(counts.total(), 5, "{counts:?}");
 
     let with_paths = Redactor::new(&Rules { paths: true, ..rules }, KEY).unwrap();
-    let out: Value =
-        serde_json::from_str(&with_paths.redact_event(&event.to_string(), &mut Counts::default()).unwrap()).unwrap();
+    let out: Value = serde_json::from_str(
+        &with_paths
+            .redact_event(&event.to_string(), &mut Counts::default())
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(out["body"]["metadata"]["cwd"], "/home/[REDACTED:email]/repo");
 }
 
@@ -200,7 +246,9 @@ fn events_without_a_trigger_are_not_parsed_and_escapes_do_not_hide_secrets() {
 
 #[test]
 fn markers_are_counted_back() {
-    let counts = count_markers(r#"{"a":"[REDACTED:email] [REDACTED:email:0a1b2c3d4e5f] [REDACTED:jwt]","b":"[REDACTED:"}"#);
+    let counts = count_markers(
+        r#"{"a":"[REDACTED:email] [REDACTED:email:0a1b2c3d4e5f] [REDACTED:jwt]","b":"[REDACTED:"}"#,
+    );
     assert_eq!(counts.0["email"], 2);
     assert_eq!(counts.0["jwt"], 1);
     assert_eq!(counts.total(), 3);
@@ -217,5 +265,11 @@ fn nothing_on_redacts_nothing() {
     )
     .unwrap();
     assert!(r.is_empty());
-    assert_eq!(r.redact_event(r#"{"x":"sk-proj-Abc123def456ghi789jkl012mno345"}"#, &mut Counts::default()), None);
+    assert_eq!(
+        r.redact_event(
+            r#"{"x":"sk-proj-Abc123def456ghi789jkl012mno345"}"#,
+            &mut Counts::default()
+        ),
+        None
+    );
 }

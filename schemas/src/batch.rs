@@ -81,6 +81,10 @@ pub struct KeyCheckRequest {
 pub struct KeyCheckResponse {
     pub project_id: Uuid,
     pub scopes: Vec<crate::scope::Scope>,
+    /// What the edge redacts for the project before buffering its events (absent from an
+    /// older ETL: the edge then applies the default).
+    #[serde(default)]
+    pub redaction: agenttrace_redact::Rules,
 }
 
 /// The edge asks the ETL for the score configs that scores name (`POST /v1/score-configs/lookup`,

@@ -91,6 +91,14 @@ impl SigningKey {
         &self.secret
     }
 
+    /// A key for another purpose, derived from this one (HMAC-SHA256 of `purpose`), so that
+    /// neither reveals the other.
+    pub fn derived(&self, purpose: &str) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     /// The two headers that authenticate `body` signed at `now_secs`.
     pub fn headers(&self, now_secs: i64, body: &[u8]) -> [(&'static str, String); 2] {
         [

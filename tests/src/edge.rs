@@ -155,6 +155,11 @@ impl Edge {
         }
     }
 
+    /// Where the Worker's Durable Objects keep their SQLite files.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
     /// What wrangler and the Worker printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("wrangler.log")).unwrap_or_default()

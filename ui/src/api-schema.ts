@@ -1834,6 +1834,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/redaction": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the edge redacts for the project
+         * @description The built-in detectors that are on, the project's own patterns, whether replacements carry a digest, whether file paths are searched. A project that never set them has the default: every secret detector, no personal data. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["get_redaction"];
+        /**
+         * Set what the edge redacts for the project
+         * @description `{detectors, custom, hash, paths}`: detectors from `llm_api_key`, `cloud_key`, `jwt`, `bearer_token`, `private_key`, `url_password`, `email`, `phone`, `card_number`, `iban`, `ip_address`; at most 20 custom patterns `{name, pattern}` (Rust regex syntax, 500 characters). The edge applies them to what arrives after its key cache expires (30 s by default); what is stored stays as it was. Admin role, or `admin` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        put: operations["set_redaction"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/shared/{project}/traces/{id}": {
         parameters: {
             query?: never;
@@ -2816,6 +2840,13 @@ export interface components {
             /** @description The next page's `cursor`; null when this page is the last. */
             next_cursor: string | null;
         };
+        /** @description A project's own pattern: what it matches is replaced by `[REDACTED:<name>]`. */
+        CustomPattern: {
+            /** @description 1 to 40 of `a-z`, `0-9` and `_`; the kind the replacement names. */
+            name: string;
+            /** @description A regular expression (Rust's `regex` syntax: no look-around, no backreferences). */
+            pattern: string;
+        };
         Dataset: {
             /** Format: uuid */
             id: string;
@@ -2859,6 +2890,12 @@ export interface components {
             /** Format: uuid */
             id: string;
         };
+        /**
+         * @description A built-in detector. The secret ones are on unless a project turns them off; the personal-data
+         *     ones are off unless it turns them on.
+         * @enum {string}
+         */
+        Detector: "llm_api_key" | "cloud_key" | "jwt" | "bearer_token" | "private_key" | "url_password" | "email" | "phone" | "card_number" | "iban" | "ip_address";
         /** @description What every error answers: a stable code and a message for a person. */
         Error: {
             /** @description [`ApiError::code`]. */
@@ -3186,6 +3223,11 @@ export interface components {
             /** Format: uuid */
             project_id: string;
             scopes: components["schemas"]["Scope"][];
+            /**
+             * @description What the edge redacts for the project before buffering its events (absent from an
+             *     older ETL: the edge then applies the default).
+             */
+            redaction?: components["schemas"]["Rules"];
         };
         /** @description A key as listed (never with its secret). */
         KeyListing: {
@@ -4178,6 +4220,16 @@ export interface components {
             /** Format: int32 */
             retention_days: number | null;
         };
+        /** @description A project's rules as the API shows them. */
+        ProjectRedaction: {
+            /** Format: uuid */
+            project_id: string;
+            rules: components["schemas"]["Rules"];
+            /** @description When they last changed; `None` while the project uses the default. */
+            updated_at?: string | null;
+            /** Format: uuid */
+            updated_by?: string | null;
+        };
         ProjectSettings: {
             /** @description Unique in the organization. */
             name?: string | null;
@@ -4324,6 +4376,23 @@ export interface components {
         /** @description A queue's standing rule, or null to stop it. */
         RuleChange: {
             rule?: null | components["schemas"]["QueueRule"];
+        };
+        /** @description What a project redacts. */
+        Rules: {
+            /** @description The built-in detectors that are on. */
+            detectors: components["schemas"]["Detector"][];
+            /** @description At most [`Rules::MAX_CUSTOM`]. */
+            custom?: components["schemas"]["CustomPattern"][];
+            /**
+             * @description Replace with `[REDACTED:kind:hash]`, the hash a keyed digest of the text, so that the
+             *     same secret can be told apart from another (and followed across events) without being kept.
+             */
+            hash?: boolean;
+            /**
+             * @description Redact file paths too (`path`, `file_path`, `cwd`, ...): off, since a path rarely holds a
+             *     secret and a redacted one no longer says which file an agent touched.
+             */
+            paths?: boolean;
         };
         RunItem: {
             /** Format: uuid */
@@ -12335,6 +12404,128 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Sharing"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_redaction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectRedaction"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_redaction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Rules"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectRedaction"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

@@ -67,6 +67,15 @@ fn event_name(record: &LogRecord, attributes: &Attributes) -> String {
         .unwrap_or_else(|| "log".to_owned())
 }
 
+/// A log record's body when it says something (a message), not only the event's name.
+fn message(record: &Record) -> Option<Value> {
+    let body = record.record.body.as_ref()?;
+    match body.value.as_ref()? {
+        Any::StringValue(text) if text.is_empty() || *text == record.full_name => None,
+        _ => Some(any_to_json(body)).filter(|value| !value.is_null()),
+    }
+}
+
 fn record<'a>(
     record: &'a LogRecord,
     service: &str,
@@ -453,7 +462,7 @@ fn record_events(
             None
         },
         "input": input,
-        "output": attributes.payload(&["output", "tool_result", "response"]),
+        "output": attributes.payload(&["output", "tool_result", "response"]).or_else(|| message(record)),
         "metadata": metadata,
         "model": if kind == "generation" { model } else { None },
         "usage": if kind == "generation" { usage(attributes, &USAGE_KEYS) } else { None },

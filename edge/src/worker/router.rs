@@ -3,6 +3,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
+
+use agenttrace_redact::{Redactor, Rules};
 
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::batch::{ScoreConfigLookup, ScoreConfigLookupResponse};
@@ -26,6 +29,8 @@ thread_local! {
     static PROMPTS: RefCell<Option<PromptCache>> = const { RefCell::new(None) };
     /// The score configs scores name, per isolate.
     static SCORE_CONFIGS: RefCell<Option<ConfigCache>> = const { RefCell::new(None) };
+    /// Each project's redaction rules, compiled, per isolate.
+    static REDACTORS: RefCell<HashMap<String, (Rules, Rc<Redactor>)>> = RefCell::new(HashMap::new());
 }
 
 #[event(fetch)]
@@ -246,6 +251,31 @@ async fn look_up_score_configs(
     Some(fetched)
 }
 
+/// The project's rules compiled, kept per isolate until they change. Rules the edge cannot
+/// compile (the ETL checks them, so only a newer ETL's could be) fall back to the default.
+fn redactor_for(config: &Config, project_id: &str, rules: &Rules) -> Rc<Redactor> {
+    REDACTORS.with(|redactors| {
+        let mut redactors = redactors.borrow_mut();
+        if let Some((compiled_from, redactor)) = redactors.get(project_id)
+            && compiled_from == rules
+        {
+            return redactor.clone();
+        }
+        let key = config.signing_key.derived("redaction digests");
+        let redactor = Rc::new(Redactor::new(rules, &key).unwrap_or_else(|problem| {
+            console_warn!(
+                "project {project_id}'s redaction rules do not compile here ({problem}); using the default"
+            );
+            Redactor::new(&Rules::default(), &key).expect("the default rules compile")
+        }));
+        if redactors.len() >= 10_000 {
+            redactors.clear();
+        }
+        redactors.insert(project_id.to_owned(), (rules.clone(), redactor.clone()));
+        redactor
+    })
+}
+
 /// Runs `use_cache` on the isolate's score-config cache (same TTL as keys).
 fn with_config_cache<T>(config: &Config, use_cache: impl FnOnce(&mut ConfigCache) -> T) -> T {
     SCORE_CONFIGS.with(|configs| {
@@ -278,9 +308,12 @@ fn credentials_of(headers: &Headers) -> std::result::Result<Credentials, Result<
 async fn project_of(
     config: &Config,
     credentials: &Credentials,
-) -> std::result::Result<String, Result<Response>> {
+) -> std::result::Result<(String, Rules), Result<Response>> {
     match verify_key(config, credentials).await {
-        Ok(KeyVerdict::Valid { project_id }) => Ok(project_id),
+        Ok(KeyVerdict::Valid {
+            project_id,
+            redaction,
+        }) => Ok((project_id, redaction)),
         Ok(KeyVerdict::Refused { status, message }) => Err(error(status, "unauthorized", &message)),
         Err(problem) => Err(error(503, "unavailable", &problem)),
     }
@@ -306,8 +339,8 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
             limit: limits.max_body_bytes,
         });
     }
-    let project_id = match project_of(config, &credentials).await {
-        Ok(project_id) => project_id,
+    let (project_id, rules) = match project_of(config, &credentials).await {
+        Ok(project) => project,
         Err(refusal) => return refusal,
     };
     let encoded = req.bytes().await?;
@@ -344,6 +377,9 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
         }
         Err(problem) => return request_error(problem),
     };
+    // Nothing original is buffered: secrets are replaced here, before anything is durable.
+    let mut intake = intake;
+    let redacted = crate::ingest::redact(&mut intake.events, &redactor_for(config, &project_id, &rules));
     if !intake.events.is_empty()
         && let Err(problem) = buffer(env, config, &project_id, &credentials.public_key, &intake.events).await
     {
@@ -356,6 +392,9 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
     let (status, body, content_type) = request::answer_bytes(&intake, answer);
     let headers = Headers::new();
     headers.set("content-type", content_type)?;
+    if redacted.total() > 0 {
+        headers.set("x-agenttrace-redacted", &redacted.total().to_string())?;
+    }
     Ok(Response::from_bytes(body)?
         .with_status(status)
         .with_headers(headers))
@@ -366,7 +405,7 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
 async fn rejected_batches(req: &Request, env: &Env, config: &Config) -> Result<Response> {
     let project_id = match credentials_of(req.headers()) {
         Ok(credentials) => match project_of(config, &credentials).await {
-            Ok(project_id) => project_id,
+            Ok((project_id, _)) => project_id,
             Err(refusal) => return refusal,
         },
         Err(refusal) => return refusal,

@@ -16,6 +16,7 @@
 //! - [`calibrations`]: how well each LLM judge agrees with people (the job's results).
 //! - [`comments`]: comments on traces, observations, sessions and prompts.
 //! - [`shares`]: traces made public at a share link.
+//! - [`redaction`]: what the edge redacts for each project before anything is buffered.
 //! - [`job_runs`]: the scheduled jobs' run records.
 //!
 //! Rows are read by column name: each record type has one `from_row` and one column list (a
@@ -37,6 +38,7 @@ pub mod models;
 pub mod prices;
 pub mod projects;
 pub mod prompts;
+pub mod redaction;
 pub mod score_configs;
 pub mod sealing;
 pub mod shares;

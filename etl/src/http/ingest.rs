@@ -98,9 +98,11 @@ pub async fn verify_key(
     let key = verify_key_pair(&**client, &request.public_key, &request.secret_key)
         .await
         .map_err(|error| ApiError::unavailable("PostgreSQL", error))??;
+    let redaction = crate::control::redaction::rules(&**client, key.project_id).await?;
     Ok(Json(KeyCheckResponse {
         project_id: key.project_id,
         scopes: key.scopes,
+        redaction,
     }))
 }
 

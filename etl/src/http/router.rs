@@ -201,6 +201,10 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::shares::get_sharing,
             control::shares::set_sharing
         ))
+        .routes(routes!(
+            control::redaction::get_redaction,
+            control::redaction::set_redaction
+        ))
         // Signed out, so keyed by nothing a caller cannot vary: a gate of their own, which
         // anonymous floods fill without taking the members' read slots.
         .routes(routes!(control::shares::shared_trace).layer(gate!(shared)))

@@ -323,7 +323,22 @@ pub fn convert(
     for (kind, count) in counts {
         metrics::counter!("agenttrace_events_total", "type" => kind).increment(count);
     }
+    count_redactions(batch);
     Ok(converted)
+}
+
+/// Counts what the edge redacted in a batch, by project and kind
+/// (`agenttrace_redactions_total`); a batch without a replacement costs a substring search.
+fn count_redactions(batch: &OpenedBatch) {
+    let project = batch.project_id.to_string();
+    let mut counts = agenttrace_redact::Counts::default();
+    for raw in batch.raw_events().filter(|raw| raw.contains("[REDACTED:")) {
+        counts.merge(agenttrace_redact::count_markers(raw));
+    }
+    for (kind, count) in counts.0 {
+        metrics::counter!("agenttrace_redactions_total", "project" => project.clone(), "kind" => kind)
+            .increment(count);
+    }
 }
 
 /// The score configs a batch's scores name, by id.

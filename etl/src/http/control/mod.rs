@@ -19,6 +19,7 @@
 //!   (and Langfuse's `annotation-queues`).
 //! - [`comments`]: comments on traces, observations, sessions, prompts (and Langfuse's).
 //! - [`shares`]: a trace made public, and read signed out.
+//! - [`redaction`]: what the edge redacts for the project.
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
 //! [`ProjectAccess`]: crate::http::auth::ProjectAccess
@@ -42,6 +43,7 @@ pub mod organizations;
 pub mod prices;
 pub mod projects;
 pub mod prompts;
+pub mod redaction;
 pub mod score_configs;
 pub mod sessions;
 pub mod shares;

@@ -1,6 +1,7 @@
 //! What each built-in detector matches, what a match must also pass (a checksum), and the cheap
 //! literal triggers that tell the edge an event may hold a secret at all.
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Regex, RegexBuilder};
 
 use crate::rules::{Detector, Rules};
@@ -10,45 +11,68 @@ use crate::rules::{Detector, Rules};
 pub(crate) fn pattern(detector: Detector) -> &'static str {
     match detector {
         Detector::LlmApiKey => {
-            r"\b(?:sk-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_\-]{32,}|sk-(?:proj-|svcacct-|admin-|at-)?[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|hf_[A-Za-z0-9]{30,}|pplx-[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,})"
+            r"(?-u:\b)(?:sk-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_\-]{32,}|sk-(?:proj-|svcacct-|admin-|at-)?[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|hf_[A-Za-z0-9]{30,}|pplx-[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,})"
         }
         Detector::CloudKey => {
-            r"\b(?:(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,}|glpat-[A-Za-z0-9_\-]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}|ya29\.[0-9A-Za-z_\-]{20,})|(?i:aws_secret_access_key|secret_access_key)[\x22']?\s*[=:]\s*[\x22']?(?P<secret>[A-Za-z0-9/+]{40})\b|AccountKey=(?P<secret_b>[A-Za-z0-9+/]{80,}={0,2})"
+            r"(?-u:\b)(?:(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,}|glpat-[A-Za-z0-9_\-]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}|ya29\.[0-9A-Za-z_\-]{20,})|(?:[Aa][Ww][Ss]_)?(?:secret_access_key|SECRET_ACCESS_KEY|Secret_Access_Key)[\x22']?\s*[=:]\s*[\x22']?(?P<secret>[A-Za-z0-9/+]{40})(?-u:\b)|AccountKey=(?P<secret_b>[A-Za-z0-9+/]{80,}={0,2})"
         }
-        Detector::Jwt => r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-        Detector::BearerToken => r"(?i:bearer|basic)\s+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)",
+        Detector::Jwt => r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        Detector::BearerToken => {
+            r"(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)"
+        }
         Detector::PrivateKey => {
             r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\]*)"
         }
         Detector::UrlPassword => {
-            r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/?#@\x22'<>]{1,128}:(?P<secret>[^\s/?#@\x22'<>]{1,256})@"
+            r"(?-u:\b)[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/?#@\x22'<>]{1,128}:(?P<secret>[^\s/?#@\x22'<>]{1,256})@"
         }
         Detector::Email => {
-            r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b"
+            r"(?-u:\b)[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}(?-u:\b)"
         }
         Detector::Phone => {
-            r"(?:\+\d{1,3}[ .\-]?)?\(\d{1,4}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}\b|(?:\+\d{1,3}[ .\-]?)?\b\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}\b|\+\d{8,15}\b"
+            r"(?:\+\d{1,3}[ .\-]?)?\(\d{1,4}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}(?-u:\b)|(?:\+\d{1,3}[ .\-]?)?(?-u:\b)\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}(?-u:\b)|\+\d{8,15}(?-u:\b)"
         }
-        Detector::CardNumber => r"\b\d(?:[ \-]?\d){12,18}\b",
-        Detector::Iban => r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+        Detector::CardNumber => r"(?-u:\b)\d(?:[ \-]?\d){12,18}(?-u:\b)",
+        Detector::Iban => r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)",
         Detector::IpAddress => {
-            r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b|\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b|\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}\b"
+            r"(?-u:\b)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?-u:\b)|(?-u:\b)(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?-u:\b)|(?-u:\b)(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?-u:\b)"
         }
     }
 }
 
-/// Literals at least one of which is in any text the detector matches (case as written), or
-/// `None` when there is no such literal (digits, say): then every event is searched.
-fn triggers(detector: Detector) -> Option<&'static str> {
+/// Literals one of which is in an event's raw JSON text whenever the detector can match a text
+/// in it, or `None` when there are none (digits, say): then every event is searched. Case as
+/// written (the detectors accept these spellings only), so that the search runs at memory speed.
+/// A JSON escape could hide one, so escaped events are searched anyway.
+fn triggers(detector: Detector) -> Option<&'static [&'static str]> {
     Some(match detector {
-        Detector::LlmApiKey => r"sk-|AIza|gsk_|xai-|hf_|pplx-|r8_",
-        Detector::CloudKey => {
-            r"AKIA|ASIA|ABIA|ACCA|ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|xox|sk_live_|sk_test_|rk_live_|rk_test_|ya29\.|(?i:secret_access_key)|AccountKey="
-        }
-        Detector::Jwt => r"eyJ",
-        Detector::BearerToken => r"(?i:bearer|basic)",
-        Detector::PrivateKey => r"-----BEGIN",
-        Detector::UrlPassword | Detector::Email => r"@",
+        Detector::LlmApiKey => &["sk-", "AIza", "gsk_", "xai-", "hf_", "pplx-", "r8_"],
+        Detector::CloudKey => &[
+            "AKIA",
+            "ASIA",
+            "ABIA",
+            "ACCA",
+            "ghp_",
+            "gho_",
+            "ghu_",
+            "ghs_",
+            "ghr_",
+            "github_pat_",
+            "glpat-",
+            "xox",
+            "k_live_",
+            "k_test_",
+            "ya29.",
+            "ecret_access_key",
+            "ECRET_ACCESS_KEY",
+            "ecret_Access_Key",
+            "AccountKey=",
+        ],
+        Detector::Jwt => &["eyJ"],
+        Detector::BearerToken => &["earer", "EARER", "asic", "ASIC"],
+        Detector::PrivateKey => &["-----BEGIN"],
+        Detector::UrlPassword => &["://", ":\\/\\/"],
+        Detector::Email => &["@"],
         Detector::Phone | Detector::CardNumber | Detector::Iban | Detector::IpAddress => return None,
     })
 }
@@ -166,14 +190,56 @@ pub(crate) fn combined(detectors: &[Detector]) -> Option<Regex> {
     )
 }
 
-/// The triggers of `detectors` as one regex, or `None` when one of them has none.
-pub(crate) fn trigger(detectors: &[Detector]) -> Option<Regex> {
-    let parts: Option<Vec<&str>> = detectors.iter().map(|d| triggers(*d)).collect();
-    let parts = parts?;
-    if parts.is_empty() {
-        return None;
+/// Whether an event may hold what `detectors` find: their literals, searched at once
+/// (Aho-Corasick, leftmost-first so that its SIMD searcher runs). Many events hold a URL, few
+/// a password in one: where `://` is all that was found, the `user:password@` shape must follow.
+pub(crate) struct Trigger {
+    literals: AhoCorasick,
+    /// The ids of the URL literals, and the shape they need.
+    url: Option<(Vec<usize>, Regex)>,
+}
+
+impl Trigger {
+    /// `None` when one of `detectors` has no literals.
+    pub(crate) fn new(detectors: &[Detector]) -> Option<Trigger> {
+        let parts: Option<Vec<&[&str]>> = detectors.iter().map(|d| triggers(*d)).collect();
+        let literals: Vec<&str> = parts?.concat();
+        if literals.is_empty() {
+            return None;
+        }
+        let url_literals = triggers(Detector::UrlPassword).unwrap_or_default();
+        let ids: Vec<usize> = literals
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| url_literals.contains(l))
+            .map(|(i, _)| i)
+            .collect();
+        let url = (!ids.is_empty()).then(|| {
+            let shape = r#":(?://|\\/\\/)[^\s:/?#@"'<>]{1,128}:[^\s/?#@"'<>]{1,256}@"#;
+            (ids, Regex::new(shape).expect("the URL shape compiles"))
+        });
+        let literals = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(literals)
+            .expect("the triggers build");
+        Some(Trigger { literals, url })
     }
-    Some(Regex::new(&parts.join("|")).expect("the triggers compile"))
+
+    pub(crate) fn is_match(&self, json: &str) -> bool {
+        let mut url_checked = false;
+        for found in self.literals.find_iter(json) {
+            match &self.url {
+                Some((ids, shape)) if ids.contains(&found.pattern().as_usize()) => {
+                    if !url_checked && shape.is_match(json) {
+                        return true;
+                    }
+                    url_checked = true;
+                }
+                _ => return true,
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -186,8 +252,17 @@ mod tests {
             Regex::new(pattern(detector)).unwrap();
         }
         assert!(combined(&Detector::ALL).is_some());
-        assert!(trigger(&Rules::default().detectors).is_some());
-        assert!(trigger(&Detector::ALL).is_none(), "digits have no trigger");
+        let secrets = Trigger::new(&Rules::default().detectors).unwrap();
+        assert!(Trigger::new(&Detector::ALL).is_none(), "digits have no trigger");
+        assert!(!secrets.is_match(r#"{"input":"npm i @types/node; see @jane at https://x.dev/a"}"#));
+        assert!(secrets.is_match(r#"{"input":"postgres://app:pw@db"}"#));
+        assert!(
+            secrets.is_match(r#"{"input":"postgres:\/\/app:pw@db"}"#),
+            "PHP escapes slashes"
+        );
+        assert!(secrets.is_match(r#"{"input":"key sk-proj-x"}"#));
+        let emails = Trigger::new(&[Detector::Email, Detector::UrlPassword]).unwrap();
+        assert!(emails.is_match(r#"{"input":"see @jane"}"#));
     }
 
     #[test]

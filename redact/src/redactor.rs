@@ -9,7 +9,7 @@ use regex::Regex;
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::detectors::{combined, compile_custom, confirmed, ordered, trigger};
+use crate::detectors::{Trigger, combined, compile_custom, confirmed, ordered};
 use crate::rules::{Detector, Invalid, Rules};
 
 /// How many matches of each kind were replaced.
@@ -45,7 +45,7 @@ pub struct Redactor {
     custom: Vec<(String, Regex)>,
     /// When every rule has literals it cannot match without, an event without any is skipped
     /// unparsed.
-    trigger: Option<Regex>,
+    trigger: Option<Trigger>,
     /// The key of the replacements' digests, when the rules ask for them.
     hash_key: Option<Vec<u8>>,
     paths: bool,
@@ -107,7 +107,7 @@ impl Redactor {
             .map(|c| (c.name.clone(), compile_custom(&c.pattern).expect("checked above")))
             .collect::<Vec<_>>();
         let trigger = if custom.is_empty() {
-            trigger(&rules.detectors)
+            Trigger::new(&rules.detectors)
         } else {
             None
         };
@@ -143,7 +143,8 @@ impl Redactor {
     /// `text` with every match replaced, or `None` when nothing matched.
     pub fn redact_text(&self, text: &str, counts: &mut Counts) -> Option<String> {
         let mut redacted: Option<String> = None;
-        if let Some(regex) = &self.combined {
+        // Most texts hold nothing: a match test (the DFA alone) is cheaper than a capture search.
+        if let Some(regex) = self.combined.as_ref().filter(|regex| regex.is_match(text)) {
             let mut out = String::new();
             let mut last = 0;
             for captures in regex.captures_iter(text) {

@@ -137,6 +137,8 @@ impl std::fmt::Display for Invalid {
     }
 }
 
+impl std::error::Error for Invalid {}
+
 impl Rules {
     pub const MAX_CUSTOM: usize = 20;
     pub const MAX_PATTERN_CHARS: usize = 500;

@@ -89,6 +89,10 @@ export interface Me {
 }
 
 export type Project = Schemas["Project"];
+export type ProjectRedaction = Schemas["ProjectRedaction"];
+export type RedactionRules = Schemas["Rules"];
+export type Detector = Schemas["Detector"];
+export type RedactedPreview = Schemas["RedactedPreview"];
 
 export interface Paged<T> {
   data: T[];

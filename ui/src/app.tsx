@@ -9,6 +9,7 @@ import { Sessions, SessionView } from "./pages/Sessions";
 import { Dashboard } from "./pages/Dashboard";
 import { Evaluations } from "./pages/Evaluations";
 import { Experiments } from "./pages/Experiments";
+import { Privacy } from "./pages/Privacy";
 import { Prompts } from "./pages/Prompts";
 import { Datasets } from "./pages/Datasets";
 import { Queues } from "./pages/Queues";
@@ -25,6 +26,7 @@ const SECTIONS: [string, string][] = [
   ["experiments", "Experiments"],
   ["prompts", "Prompts"],
   ["datasets", "Datasets"],
+  ["privacy", "Privacy"],
 ];
 
 export function App() {
@@ -143,6 +145,8 @@ function Page({ project, section, route }: { project: string; section: string; r
       return <Prompts key={project} project={project} route={route} />;
     case "datasets":
       return <Datasets key={project} project={project} route={route} />;
+    case "privacy":
+      return <Privacy key={project} project={project} />;
     default:
       return <div class="empty">No such page. <a href="#/traces">Go to traces</a>.</div>;
   }

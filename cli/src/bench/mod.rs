@@ -5,6 +5,7 @@
 //! - [`export`]: export throughput and peak memory.
 //! - [`jobs`]: the evaluation job's per-chunk work.
 //! - [`edge`]: the edge Worker in workerd.
+//! - [`redaction`]: the edge's intake with redaction on vs off.
 //! - [`read`]: the read routes on the read layout against the old layout, same rows.
 
 pub mod edge;
@@ -15,6 +16,7 @@ pub mod jobs;
 pub mod judge;
 pub mod load;
 pub mod read;
+pub mod redaction;
 pub mod trace;
 
 use std::time::{Duration, Instant};
@@ -54,6 +56,9 @@ pub enum BenchCommand {
     Evaluate(evaluate::EvaluateBenchArgs),
     /// Edge requests/s, events/s and CPU per 100-event request in workerd (needs ./dev.sh up).
     Edge(edge::EdgeBenchArgs),
+    /// The edge's CPU per 100-event request with redaction on vs off, in this process (no
+    /// database or edge needed).
+    Redaction(redaction::RedactionBenchArgs),
     /// Read routes (trace, lists, sessions, metrics) through the ETL on the read layout vs the
     /// old (project_id, id) layout, same rows, filled server-side.
     Read(read::ReadBenchArgs),
@@ -79,6 +84,7 @@ pub async fn run(
         BenchCommand::Evaluate(args) => evaluate::run_evaluate(args, databases, out).await,
         BenchCommand::Edge(args) => edge::run_edge(args, databases, out).await,
         BenchCommand::Read(args) => read::run_read(args, databases, out).await,
+        BenchCommand::Redaction(args) => redaction::run_redaction(args, out),
         BenchCommand::Trace(args) => trace::run_trace(args, databases, out).await,
         BenchCommand::Judge(args) => judge::run_judge(args, databases, out).await,
     }

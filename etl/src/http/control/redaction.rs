@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use agenttrace_redact::Rules;
+use std::collections::BTreeMap;
+
+use agenttrace_redact::{Counts, Redactor, Rules};
 use axum::Json;
 use axum::extract::State;
+use serde::{Deserialize, Serialize};
 
 use crate::control::redaction::{self, ProjectRedaction};
 use crate::http::auth::{Caller, ProjectAccess, need};
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::request::json_body;
+use crate::http::request::{bad, json_body};
 use crate::http::server::AppState;
 
 #[utoipa::path(
@@ -64,4 +67,67 @@ pub async fn set_redaction(
     };
     let client = state.postgres.get().await?;
     Ok(Json(redaction::set(&**client, project.id, &rules, by).await?))
+}
+
+/// A text to redact, with the rules to try (the project's when absent).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionPreview {
+    /// At most 64 KiB.
+    text: String,
+    rules: Option<Rules>,
+}
+
+/// The text as the edge would store it, and what was replaced.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RedactedPreview {
+    redacted: String,
+    /// Replacements by kind.
+    counts: BTreeMap<String, u64>,
+}
+
+const MAX_PREVIEW_BYTES: usize = 64 * 1024;
+
+#[utoipa::path(
+    post,
+    path = "/v1/projects/{project}/redaction/preview",
+    summary = "Try redaction rules on a text",
+    description = "`{text, rules?}`: the text as the edge would store it under `rules` (the project's when absent), and the replacements by kind. Nothing is stored. Digests are those of this deployment's first signing key. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.",
+    security(("session" = []), ("apiKey" = [])),
+    params(("project" = uuid::Uuid, Path, description = "The project's id")),
+    request_body = RedactionPreview,
+    responses(
+        (status = 200, description = "OK", body = RedactedPreview),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn preview_redaction(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Read>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<RedactedPreview>, ApiError> {
+    let preview: RedactionPreview = json_body(&bytes)?;
+    if preview.text.len() > MAX_PREVIEW_BYTES {
+        return Err(bad(
+            "text",
+            format!("{} bytes; at most {MAX_PREVIEW_BYTES}", preview.text.len()),
+        ));
+    }
+    let rules = match preview.rules {
+        Some(rules) => rules,
+        None => redaction::rules(&**state.postgres.get().await?, project.id).await?,
+    };
+    let key = state.ingestor.keyring.derived("redaction digests");
+    let redactor = Redactor::new(&rules, &key).map_err(|invalid| bad("rules", invalid.to_string()))?;
+    let mut counts = Counts::default();
+    let redacted = redactor
+        .redact_text(&preview.text, &mut counts)
+        .unwrap_or(preview.text);
+    Ok(Json(RedactedPreview {
+        redacted,
+        counts: counts.0,
+    }))
 }

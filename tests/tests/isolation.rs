@@ -406,6 +406,8 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "from" => json!("2026-11-01T00:00:00Z"),
         "to" => json!("2026-11-08T00:00:00Z"),
         "enabled" => json!(false),
+        "detectors" => json!(["llm_api_key"]),
+        "text" => json!(format!("{probe} text with sk-proj-0123456789abcdefghij")),
         // References to what A has.
         "datasetName" => json!(children.dataset),
         "evaluatorAssignments" => {
@@ -418,7 +420,7 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "objectId" => json!(children.trace),
         "projectId" => json!(alpha.project),
         "content" => json!(format!("{probe} comment")),
-        "scoreConfigIds" => json!([children.score_config]),
+        "scoreConfigIds" | "ids" => json!([children.score_config]),
         "items" => json!([{"objectType": "TRACE", "objectId": children.trace}]),
         "trace_ids" => json!([children.trace]),
         "scores" => json!([{"config_id": children.score_config, "value": 1}]),

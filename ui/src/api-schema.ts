@@ -1858,6 +1858,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/redaction/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Try redaction rules on a text
+         * @description `{text, rules?}`: the text as the edge would store it under `rules` (the project's when absent), and the replacements by kind. Nothing is stored. Digests are those of this deployment's first signing key. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["preview_redaction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/shared/{project}/traces/{id}": {
         parameters: {
             query?: never;
@@ -4359,6 +4379,20 @@ export interface components {
             invited_by: string | null;
             created_at: string;
             expires_at: string;
+        };
+        /** @description The text as the edge would store it, and what was replaced. */
+        RedactedPreview: {
+            redacted: string;
+            /** @description Replacements by kind. */
+            counts: {
+                [key: string]: number;
+            };
+        };
+        /** @description A text to redact, with the rules to try (the project's when absent). */
+        RedactionPreview: {
+            /** @description At most 64 KiB. */
+            text: string;
+            rules?: null | components["schemas"]["Rules"];
         };
         /** @description Langfuse's `{success, message?}` answers to deletes. */
         Removed: {
@@ -12526,6 +12560,69 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProjectRedaction"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    preview_redaction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedactionPreview"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedactedPreview"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

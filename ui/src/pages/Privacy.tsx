@@ -37,7 +37,7 @@ export function Privacy({ project }: { project: string }) {
           setPreview(p);
           setError(null);
         })
-        .catch((e) => setError(message(e)));
+        .catch((e: unknown) => setError(message(e)));
     }, 250);
     return () => clearTimeout(timer);
   }, [project, rules, sample]);
@@ -112,7 +112,7 @@ export function Privacy({ project }: { project: string }) {
             </label>
           </fieldset>
           <div class="row">
-            <button type="button" onClick={save}>
+            <button type="button" onClick={() => void save()}>
               Save rules
             </button>
             {saved && <span class="muted">{saved}</span>}

@@ -273,6 +273,19 @@ try {
   await page.locator(".nav-list a").first().click();
   await page.getByRole("table", { name: "Dataset items" }).waitFor();
 
+  step("privacy: the rules' preview, an opt-in detector turned on and saved");
+  await page.goto(`${url}/#/privacy`);
+  const redacted = page.getByLabel("Redacted sample");
+  await page.waitForFunction(() => document.querySelector("[aria-label='Redacted sample']")?.textContent?.includes("[REDACTED:llm_api_key]"));
+  assert.ok(!(await redacted.textContent()).includes("sk-proj-"), "the sample's key is replaced");
+  assert.ok((await redacted.textContent()).includes("jane@example.com"), "emails are kept by default");
+  await page.getByRole("checkbox", { name: /Emails/ }).check();
+  await page.waitForFunction(() => document.querySelector("[aria-label='Redacted sample']")?.textContent?.includes("[REDACTED:email]"));
+  await page.getByRole("button", { name: "Save rules" }).click();
+  await page.getByText(/^Saved at/).waitFor();
+  results.privacy_detectors = (await api(`/v1/projects/${project}/redaction`)).rules.detectors;
+  await shot("privacy");
+
   const big = process.env.UI_BIG_TRACE;
   if (big) {
     step("a trace of many observations opens");

@@ -171,6 +171,11 @@ async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_
     println!("{stdout}");
     let results: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
     assert!(results["big_trace_rendered_rows"].as_u64().unwrap() > 0);
+    let detectors = results["privacy_detectors"].as_array().unwrap();
+    assert!(
+        detectors.contains(&json!("email")) && detectors.contains(&json!("llm_api_key")),
+        "{results}"
+    );
     assert!(
         results["judge_preview"].as_str().unwrap().contains("0.75"),
         "{results}"

@@ -22,6 +22,26 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A JSON body the edge signed (refused with 401 otherwise).
+fn signed_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let now = Timestamp::now().as_micros() / 1_000_000;
+    state
+        .ingestor
+        .keyring
+        .verify(
+            header_str(headers, KEY_ID_HEADER),
+            header_str(headers, SIGNATURE_HEADER),
+            body,
+            now,
+        )
+        .map_err(IngestError::from)?;
+    serde_json::from_slice(body).map_err(|error| ApiError::bad_request("invalid_request", error.to_string()))
+}
+
 #[utoipa::path(
     post,
     path = "/v1/batches",
@@ -81,19 +101,7 @@ pub async fn verify_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<KeyCheckResponse>, ApiError> {
-    let now = Timestamp::now().as_micros() / 1_000_000;
-    state
-        .ingestor
-        .keyring
-        .verify(
-            header_str(&headers, KEY_ID_HEADER),
-            header_str(&headers, SIGNATURE_HEADER),
-            &body,
-            now,
-        )
-        .map_err(IngestError::from)?;
-    let request: KeyCheckRequest = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request("invalid_request", error.to_string()))?;
+    let request: KeyCheckRequest = signed_json(&state, &headers, &body)?;
     let client = state.postgres.get().await?;
     let key = verify_key_pair(&**client, &request.public_key, &request.secret_key)
         .await
@@ -125,19 +133,7 @@ pub async fn lookup_score_configs(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ScoreConfigLookupResponse>, ApiError> {
-    let now = Timestamp::now().as_micros() / 1_000_000;
-    state
-        .ingestor
-        .keyring
-        .verify(
-            header_str(&headers, KEY_ID_HEADER),
-            header_str(&headers, SIGNATURE_HEADER),
-            &body,
-            now,
-        )
-        .map_err(IngestError::from)?;
-    let request: ScoreConfigLookup = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request("invalid_request", error.to_string()))?;
+    let request: ScoreConfigLookup = signed_json(&state, &headers, &body)?;
     if request.ids.len() > ScoreConfigLookup::MAX_IDS {
         return Err(ApiError::bad_request(
             "invalid_request",

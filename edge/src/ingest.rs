@@ -79,11 +79,33 @@ impl Intake {
 
 /// Replaces the secrets in every event to be buffered, valid or not (an invalid one becomes a
 /// dead letter, kept as it is); how many of each kind.
-pub fn redact(events: &mut [Accepted], redactor: &agenttrace_redact::Redactor) -> agenttrace_redact::Counts {
+/// An event that replacements made longer than `max_event_bytes` cannot be buffered, and its
+/// original must not be: it becomes a dead letter that says so.
+pub fn redact(
+    events: &mut [Accepted],
+    redactor: &agenttrace_redact::Redactor,
+    max_event_bytes: usize,
+) -> agenttrace_redact::Counts {
     let mut counts = agenttrace_redact::Counts::default();
     for event in events {
-        if let Some(redacted) = redactor.redact_event(&event.json, &mut counts) {
+        let Some(redacted) = redactor.redact_event(&event.json, &mut counts) else {
+            continue;
+        };
+        if redacted.len() <= max_event_bytes {
             event.json = redacted;
+        } else {
+            let id = serde_json::from_str::<IdOnly>(&event.json)
+                .ok()
+                .and_then(|e| e.id);
+            event.json = serde_json::json!({
+                "id": id,
+                "redaction_overflow": format!(
+                    "with its secrets replaced the event was {} bytes, over the limit of {max_event_bytes}; it was not kept",
+                    redacted.len()
+                ),
+            })
+            .to_string();
+            event.valid = false;
         }
     }
     counts
@@ -139,6 +161,30 @@ mod tests {
 
     const GOOD: &str = r#"{"id":"e1","type":"trace","timestamp":"2026-11-25T11:59:00Z","body":{"id":"t1"}}"#;
     const BAD: &str = r#"{"id":"e2","type":"observation","timestamp":"2026-11-25T11:59:00Z","body":{"id":"o1","trace_id":"t1","type":"generation","name":"n","start_time":"2026-11-25T11:59:00Z","usage":{"input_tokens":"twelve"}}}"#;
+
+    #[test]
+    fn an_event_that_redaction_makes_too_long_becomes_a_dead_letter_saying_so() {
+        let redactor = agenttrace_redact::Redactor::new(
+            &agenttrace_redact::Rules {
+                detectors: vec![agenttrace_redact::Detector::IpAddress],
+                ..agenttrace_redact::Rules::default()
+            },
+            b"key",
+        )
+        .unwrap();
+        let ips = "1.2.3.4 ".repeat(100);
+        let event =
+            serde_json::json!({"id": "e9", "type": "trace", "body": {"id": "t", "input": ips}}).to_string();
+        let mut events = vec![Accepted {
+            json: event.clone(),
+            valid: true,
+        }];
+        let counts = redact(&mut events, &redactor, event.len() + 10);
+        assert_eq!(counts.total(), 100);
+        assert!(!events[0].valid);
+        assert!(events[0].json.contains("redaction_overflow") && events[0].json.contains("\"e9\""));
+        assert!(!events[0].json.contains("1.2.3.4"));
+    }
 
     #[test]
     fn keeps_valid_events_and_names_each_error() {

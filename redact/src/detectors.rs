@@ -14,7 +14,7 @@ pub(crate) fn pattern(detector: Detector) -> &'static str {
             r"(?-u:\b)(?:sk-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_\-]{32,}|sk-(?:proj-|svcacct-|admin-|at-)?[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{35}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|hf_[A-Za-z0-9]{30,}|pplx-[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,})"
         }
         Detector::CloudKey => {
-            r"(?-u:\b)(?:(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,}|glpat-[A-Za-z0-9_\-]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}|ya29\.[0-9A-Za-z_\-]{20,})|(?:[Aa][Ww][Ss]_)?(?:secret_access_key|SECRET_ACCESS_KEY|Secret_Access_Key)[\x22']?\s*[=:]\s*[\x22']?(?P<secret>[A-Za-z0-9/+]{40})(?-u:\b)|AccountKey=(?P<secret_b>[A-Za-z0-9+/]{80,}={0,2})"
+            r"(?-u:\b)(?:(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{60,}|glpat-[A-Za-z0-9_\-]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{20,}|ya29\.[0-9A-Za-z_\-]{20,})|(?i:(?:aws_?)?secret_?access_?key)[\x22']?\s*[=:]\s*[\x22']?(?P<secret>[A-Za-z0-9/+]{40})(?-u:\b)|(?i:session_?token)[\x22']?\s*[=:]\s*[\x22']?(?P<secret_c>[A-Za-z0-9/+=]{100,})|AccountKey=(?P<secret_b>[A-Za-z0-9+/]{80,}={0,2})"
         }
         Detector::Jwt => r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
         Detector::BearerToken => {
@@ -89,15 +89,18 @@ pub(crate) fn confirmed(detector: Detector, text: &str, start: usize, end: usize
             found.parse::<std::net::Ipv6Addr>().is_ok() && found.matches(':').count() >= 3
         }
         Detector::Phone => {
-            let digit_near = |mut chars: std::iter::Peekable<std::str::Chars>| {
-                if chars.peek().is_some_and(|c| matches!(c, ' ' | '.' | '-')) {
-                    chars.next();
+            // Looks at a character or two beside the match, never more (a text of many
+            // numbers must not cost its length for each).
+            fn digit_near(mut chars: impl Iterator<Item = char>) -> bool {
+                match chars.next() {
+                    Some(' ' | '.' | '-') => chars.next().is_some_and(|c| c.is_ascii_digit()),
+                    Some(c) => c.is_ascii_digit(),
+                    None => false,
                 }
-                chars.next().is_some_and(|c| c.is_ascii_digit())
-            };
+            }
             found.bytes().filter(u8::is_ascii_digit).count() >= 7
-                && !digit_near(text[end..].chars().peekable())
-                && !digit_near(text[..start].chars().rev().collect::<String>().chars().peekable())
+                && !digit_near(text[end..].chars())
+                && !digit_near(text[..start].chars().rev())
         }
         _ => true,
     }

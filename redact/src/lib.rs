@@ -12,7 +12,7 @@ mod detectors;
 pub mod redactor;
 pub mod rules;
 
-pub use redactor::{Counts, Redactor, count_markers};
+pub use redactor::{Counts, Redactor, count_markers, project_digest_key};
 pub use rules::{CustomPattern, Detector, Invalid, Rules};
 
 #[cfg(test)]

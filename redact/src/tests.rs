@@ -240,7 +240,8 @@ fn events_without_a_trigger_are_not_parsed_and_escapes_do_not_hide_secrets() {
     let not_json = "raw sk-proj-Abc123def456ghi789jkl012mno345 text";
     assert_eq!(
         r.redact_event(not_json, &mut Counts::default()).unwrap(),
-        "raw [REDACTED:llm_api_key] text"
+        r#""raw [REDACTED:llm_api_key] text""#,
+        "what was not JSON leaves as a JSON string: the buffer's deliveries stay JSON"
     );
 }
 
@@ -272,4 +273,71 @@ fn nothing_on_redacts_nothing() {
         ),
         None
     );
+}
+
+/// Found by the attack review: what the first version let through.
+#[test]
+fn what_the_review_found_is_redacted() {
+    let r = all();
+    // A file an agent read, under `file` (Claude Code's Read result), and a path key holding
+    // an object.
+    let read = json!({"id": "e", "type": "observation", "body": {"id": "o", "output": {
+        "file": {"filePath": "/repo/.env", "content": "OPENAI_API_KEY=sk-proj-Abc123def456ghi789jkl012mno345"}},
+        "metadata": {"path": {"query": "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N"}}}});
+    let out = r.redact_event(&read.to_string(), &mut Counts::default()).unwrap();
+    assert!(!out.contains("sk-proj-") && !out.contains("eyJzdWIi"), "{out}");
+    assert!(out.contains("/repo/.env"), "the path itself stays: {out}");
+    // Names ending in Id inside a payload are payload, not structure.
+    let ids = json!({"id": "e", "type": "observation", "body": {"id": "o", "trace_id": "t", "metadata": {
+        "AccessKeyId": "AKIAIOSFODNN7EXAMPLE", "customer_id": "jane@example.com"}}});
+    let out = r.redact_event(&ids.to_string(), &mut Counts::default()).unwrap();
+    assert!(
+        !out.contains("AKIAIOSFODNN7EXAMPLE") && !out.contains("jane@example.com"),
+        "{out}"
+    );
+    assert!(out.contains(r#""trace_id":"t""#), "{out}");
+    // AWS credentials as the CLI prints them: JSON, in a command's output or as an object.
+    let sts = r#"{"Credentials": {"AccessKeyId": "ASIAIOSFODNN7EXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "SessionToken": "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD6mAYvEXAMPLETOKEN0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"}}"#;
+    let as_text = redacted(&r, sts);
+    assert!(
+        !as_text.contains("wJalrXUtnFEMI")
+            && !as_text.contains("IQoJb3JpZ2lu")
+            && !as_text.contains("ASIAIOSFODNN7"),
+        "{as_text}"
+    );
+    let as_object = json!({"id": "e", "type": "observation", "body": {"id": "o", "output": serde_json::from_str::<Value>(sts).unwrap()}});
+    let out = r
+        .redact_event(&as_object.to_string(), &mut Counts::default())
+        .unwrap();
+    assert!(
+        !out.contains("wJalrXUtnFEMI") && !out.contains("IQoJb3JpZ2lu"),
+        "{out}"
+    );
+    // A secret behind a match another detector does not confirm.
+    assert_eq!(
+        redacted(&r, "DE00 AKIAIOSFODNN7EXAMPLE"),
+        "DE00 [REDACTED:cloud_key]"
+    );
+    // Many phone-like numbers cost linear time (this took seconds before).
+    let numbers = "415 555 2671, ".repeat(20_000);
+    let started = std::time::Instant::now();
+    let _ = redacted(&r, &numbers);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // An empty match of a custom pattern replaces nothing.
+    let rules = Rules {
+        custom: vec![CustomPattern {
+            name: "edge".into(),
+            pattern: r"\b".into(),
+        }],
+        ..Rules::default()
+    };
+    let custom = Redactor::new(&rules, KEY).unwrap();
+    assert_eq!(redacted(&custom, "plain words"), "plain words");
+    // Slash escapes are parsed, not skipped.
+    let escaped = r#"{"id":"e","body":{"input":"postgres:\/\/app:hunter2pass@db"}}"#;
+    let out = Redactor::new(&Rules::default(), KEY)
+        .unwrap()
+        .redact_event(escaped, &mut Counts::default())
+        .unwrap();
+    assert!(!out.contains("hunter2pass"), "{out}");
 }

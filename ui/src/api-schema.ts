@@ -1869,7 +1869,7 @@ export interface paths {
         put?: never;
         /**
          * Try redaction rules on a text
-         * @description `{text, rules?}`: the text as the edge would store it under `rules` (the project's when absent), and the replacements by kind. Nothing is stored. Digests are those of this deployment's first signing key. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         * @description `{text, rules?}`: the text as the edge would store it under `rules` (the project's when absent), and the replacements by kind. Nothing is stored. Digests here use a key of the request's own, never the stored digests' key. At most 4 previews at once, 1 per caller. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
          */
         post: operations["preview_redaction"];
         delete?: never;

@@ -71,7 +71,9 @@ fn request(body: &[u8], now: Timestamp, limits: &Limits, redactor: Option<&Redac
         &mut ConfigCheck::unknown(),
     )
     .expect("the demo bodies are valid");
-    redactor.map_or(0, |redactor| redact(&mut intake.events, redactor).total())
+    redactor.map_or(0, |redactor| {
+        redact(&mut intake.events, redactor, limits.max_event_bytes).total()
+    })
 }
 
 pub fn run_redaction(args: RedactionBenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {

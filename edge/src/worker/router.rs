@@ -261,7 +261,10 @@ fn redactor_for(config: &Config, project_id: &str, rules: &Rules) -> Rc<Redactor
         {
             return redactor.clone();
         }
-        let key = config.signing_key.derived("redaction digests");
+        let key = agenttrace_redact::project_digest_key(
+            &config.signing_key.derived("redaction digests"),
+            project_id,
+        );
         let redactor = Rc::new(Redactor::new(rules, &key).unwrap_or_else(|problem| {
             console_warn!(
                 "project {project_id}'s redaction rules do not compile here ({problem}); using the default"
@@ -379,7 +382,8 @@ async fn ingest(mut req: Request, env: &Env, config: &Config, route: Route) -> R
     };
     // Nothing original is buffered: secrets are replaced here, before anything is durable.
     let mut intake = intake;
-    let redacted = crate::ingest::redact(&mut intake.events, &redactor_for(config, &project_id, &rules));
+    let redactor = redactor_for(config, &project_id, &rules);
+    let redacted = crate::ingest::redact(&mut intake.events, &redactor, limits.max_event_bytes);
     if !intake.events.is_empty()
         && let Err(problem) = buffer(env, config, &project_id, &credentials.public_key, &intake.events).await
     {

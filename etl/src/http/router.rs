@@ -205,7 +205,11 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::redaction::get_redaction,
             control::redaction::set_redaction
         ))
-        .routes(routes!(control::redaction::preview_redaction).layer(DefaultBodyLimit::max(256 * 1024)))
+        .routes(
+            routes!(control::redaction::preview_redaction)
+                .layer(DefaultBodyLimit::max(256 * 1024))
+                .layer(gate!(Gate::new("redaction_preview", 4, 1))),
+        )
         // Signed out, so keyed by nothing a caller cannot vary: a gate of their own, which
         // anonymous floods fill without taking the members' read slots.
         .routes(routes!(control::shares::shared_trace).layer(gate!(shared)))

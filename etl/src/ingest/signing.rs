@@ -38,18 +38,6 @@ impl Keyring {
         Ok(Keyring { secrets })
     }
 
-    /// A key for another purpose derived from the first signing key (by id), as an edge signing
-    /// with that key derives it ([`SigningKey::derived`]).
-    pub fn derived(&self, purpose: &str) -> Vec<u8> {
-        let first = self.secrets.keys().min().expect("a keyring holds a key");
-        let key = SigningKey::parse(&format!(
-            "{first}:{}",
-            String::from_utf8_lossy(&self.secrets[first])
-        ))
-        .expect("a key of the ring parses again");
-        key.derived(purpose)
-    }
-
     /// Verifies a signed request: the key id is known, the timestamp is fresh, the MAC matches.
     pub fn verify(
         &self,

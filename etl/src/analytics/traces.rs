@@ -442,12 +442,7 @@ pub async fn session_detail(
     }
     let next_cursor = next_page(&mut rows, limit, "timestamp_us");
     // Coding agents send a turn's prompt on its root span, not on the trace.
-    let bare: Vec<&str> = rows
-        .iter()
-        .filter(|row| is_blank(&row["input"]) || is_blank(&row["output"]))
-        .filter_map(|row| row["id"].as_str())
-        .collect();
-    let roots = root_payloads(clickhouse, project, &bare).await?;
+    let roots = root_payloads(clickhouse, project, &rows).await?;
     for row in &mut rows {
         let Some(id) = row["id"].as_str() else { continue };
         if let Some((input, output)) = roots.get(id).cloned() {
@@ -822,15 +817,20 @@ fn is_blank(value: &Value) -> bool {
     }
 }
 
-/// For each of `traces` (of the project) that has root observations, the input of its first
-/// root with one and the output of its last root with one (as the JSON they were sent as, else
-/// text): what a trace that carries neither itself (Claude Code's and Codex's turns) was asked
-/// and answered.
+/// For each of the trace rows `rows` (of the project) that lacks an input or an output and has
+/// root observations, the input of its first root with one and the output of its last root with
+/// one (as the JSON they were sent as, else text): what a trace that carries neither itself
+/// (Claude Code's and Codex's turns) was asked and answered.
 async fn root_payloads(
     clickhouse: &ClickHouse,
     project: Uuid,
-    traces: &[&str],
+    rows: &[Value],
 ) -> Result<HashMap<String, (Value, Value)>, AnalyticsError> {
+    let traces: Vec<&str> = rows
+        .iter()
+        .filter(|row| is_blank(&row["input"]) || is_blank(&row["output"]))
+        .filter_map(|row| row["id"].as_str())
+        .collect();
     if traces.is_empty() {
         return Ok(HashMap::new());
     }
@@ -882,12 +882,7 @@ pub async fn trace_payloads(
     );
     let body = crate::analytics::paging::read(clickhouse, &sql).await?;
     let rows = crate::analytics::paging::parse_json_rows(&body)?;
-    let bare: Vec<&str> = rows
-        .iter()
-        .filter(|row| is_blank(&row["input"]) || is_blank(&row["output"]))
-        .filter_map(|row| row["id"].as_str())
-        .collect();
-    let roots = root_payloads(clickhouse, project, &bare).await?;
+    let roots = root_payloads(clickhouse, project, &rows).await?;
     let payload = |stored: &Value, root: Option<&Value>| match root {
         Some(root) if is_blank(stored) && !is_blank(root) => root.clone(),
         _ => as_sent(stored),

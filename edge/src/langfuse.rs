@@ -268,6 +268,17 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+impl Outcome {
+    /// The source event `id` refused with a 400 saying `error`.
+    fn refused(id: &str, error: String) -> Outcome {
+        Outcome {
+            id: id.to_owned(),
+            status: 400,
+            error: Some(error),
+        }
+    }
+}
+
 /// A batch mapped and validated: what to buffer, and the answer per event.
 #[derive(Debug, Default)]
 pub struct Ingestion {
@@ -305,21 +316,16 @@ fn push(
     window: &TimeWindow,
     limits: &Limits,
 ) -> Outcome {
-    let failure = |error: String| Outcome {
-        id: id.to_owned(),
-        status: 400,
-        error: Some(error),
-    };
     let events = match mapped {
         Ok(events) => events,
-        Err(error) => return failure(error),
+        Err(error) => return Outcome::refused(id, error),
     };
     let before = intake.rejected.len();
     for event in events {
         intake.push(index, event.to_string(), window, limits);
     }
     match intake.rejected[before..].first() {
-        Some(rejection) => failure(rejection.error.clone()),
+        Some(rejection) => Outcome::refused(id, rejection.error.clone()),
         None => Outcome {
             id: id.to_owned(),
             status: 201,
@@ -349,11 +355,7 @@ fn push_checked(
                 valid: false,
             });
         }
-        return Outcome {
-            id: id.to_owned(),
-            status: 400,
-            error: Some(error),
-        };
+        return Outcome::refused(id, error);
     }
     push(intake, index, id, mapped, window, limits)
 }

@@ -213,6 +213,11 @@ pub enum Command {
     /// Experiments (dataset runs).
     #[command(subcommand)]
     Experiment(commands::dataset::ExperimentCommand),
+    /// Delete traces, a session, everything of a user id, or an archived project's events: a
+    /// job that runs until a read of every table finds none of them (`--wait` runs it here).
+    Delete(commands::deletion::DeleteArgs),
+    /// A project's deletion jobs, or one with its rows per table.
+    Deletions(commands::deletion::DeletionsArgs),
     /// Print the ETL's OpenAPI document (what `etl/api/openapi.json` holds), generated from its
     /// routes.
     Openapi,
@@ -268,6 +273,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Project(command) => commands::project::run(command, databases, out).await,
         Command::Key(command) => commands::key::run(command, databases, out).await,
+        Command::Delete(args) => commands::deletion::delete(args, databases, out).await,
+        Command::Deletions(args) => commands::deletion::list(args, databases, out).await,
         Command::User(command) => commands::user::run_user(command, databases, out).await,
         Command::Member(command) => commands::user::run_member(command, databases, out).await,
         Command::Price(command) => commands::price::run(command, databases, out).await,

@@ -8,6 +8,8 @@
 //! - [`control`]: the control plane over PostgreSQL (projects, API keys, evaluators, datasets,
 //!   experiments): the functions the CLI and the HTTP API both call.
 //! - [`http`]: routes, the error type, auth extractors, the server's lifecycle.
+//! - [`deletion`]: deletion jobs (a trace, a session, a user id, a project) run until a read of
+//!   every table finds nothing.
 //! - [`judge`]: LLM judges' calls to model providers, in their wire formats.
 //! - [`cpu`]: the fixed pool CPU-bound work runs on.
 //! - [`postgres`]: connections; [`migrate`]: both databases' migrations.
@@ -16,6 +18,7 @@ pub mod analytics;
 pub mod clickhouse;
 pub mod control;
 pub mod cpu;
+pub mod deletion;
 pub mod http;
 pub mod ingest;
 pub mod judge;

@@ -37,7 +37,7 @@ pub fn convert_to_rows(batch: &OpenedBatch) -> usize {
     }
     let window = TimeWindow::around(now());
     let converted =
-        convert(batch, "fuzz", &window, &Default::default(), |_| None).expect("valid events convert");
+        convert(batch, "fuzz", &window, &Default::default(), &Default::default(), |_| None).expect("valid events convert");
     let rejected = converted.rejected.len();
     assert!(rejected <= batch.event_count);
     let tables = converted

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use agenttrace_etl::clickhouse::cluster::{mutate, nudge_mutations, pending_mutations};
+use agenttrace_etl::clickhouse::cluster::{mutate, wait_for_mutations};
 use agenttrace_etl::clickhouse::{ClickHouse, ClickHouseError, Table, quote};
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -16,6 +16,8 @@ use uuid::Uuid;
 /// How long `accepted_batches` remembers a batch id.
 pub const BATCH_LEDGER_DAYS: i32 = 30;
 const DAY_US: i64 = 86_400 * 1_000_000;
+/// How long one table's deletion may take before the run fails (and the next run tries again).
+const MUTATION_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
@@ -35,40 +37,6 @@ pub struct RetentionReport {
     pub rows_deleted: u64,
     /// `accepted_batches` entries pruned.
     pub batches_pruned: u64,
-}
-
-/// Waits until `table`'s mutations are done on every replica. On a cluster a mutation still
-/// pending after a moment is nudged (`nudge_mutations`: 18.16 holds back a partition's last
-/// quorum-inserted part), and again every few seconds while it waits.
-async fn wait_for_mutations(
-    clickhouse: &ClickHouse,
-    table: &'static str,
-    time_column: &str,
-) -> Result<(), RetentionError> {
-    const TIMEOUT: Duration = Duration::from_secs(300);
-    const NUDGE_AFTER: Duration = Duration::from_secs(2);
-    let started = std::time::Instant::now();
-    let mut nudged_at: Option<std::time::Instant> = None;
-    loop {
-        if pending_mutations(clickhouse, table).await? == 0 {
-            return Ok(());
-        }
-        let due = match nudged_at {
-            None => started.elapsed() > NUDGE_AFTER,
-            Some(at) => at.elapsed() > 3 * NUDGE_AFTER,
-        };
-        if due {
-            nudge_mutations(clickhouse, table, time_column).await?;
-            nudged_at = Some(std::time::Instant::now());
-        }
-        if started.elapsed() > TIMEOUT {
-            return Err(RetentionError::MutationTimeout {
-                table,
-                seconds: TIMEOUT.as_secs(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Deletes rows past each project's retention (relative to `now_us`) and prunes the batch ledger.
@@ -109,7 +77,12 @@ pub async fn run(
             }
             for name in std::iter::once(table.name()).chain(table.derived_tables().iter().copied()) {
                 mutate(clickhouse, name, &format!("DELETE WHERE {condition}")).await?;
-                wait_for_mutations(clickhouse, name, table.time_column()).await?;
+                if !wait_for_mutations(clickhouse, name, Some(table.time_column()), MUTATION_TIMEOUT).await? {
+                    return Err(RetentionError::MutationTimeout {
+                        table: name,
+                        seconds: MUTATION_TIMEOUT.as_secs(),
+                    });
+                }
             }
             tracing::info!(%project, table = table.name(), rows = doomed, "retention deleted rows");
             report.rows_deleted += doomed;

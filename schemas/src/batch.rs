@@ -43,6 +43,13 @@ pub struct BatchResponse {
     pub status: BatchStatus,
     pub accepted: u32,
     pub rejected: Vec<EventRejection>,
+    /// Events of traces deleted in the project, refused: nothing of them is stored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

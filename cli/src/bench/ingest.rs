@@ -93,6 +93,7 @@ fn through_the_etl(
         "bench",
         &TimeWindow::around(now),
         &Default::default(),
+        &Default::default(),
         price,
     )?;
     ensure!(converted.rejected.is_empty(), "generated events were rejected");

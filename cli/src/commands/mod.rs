@@ -5,6 +5,7 @@ pub mod analyst;
 pub mod backup;
 pub mod connection;
 pub mod dataset;
+pub mod deletion;
 pub mod demo;
 pub mod evaluator;
 pub mod jobs;

@@ -191,6 +191,39 @@ pub async fn pending_mutations(clickhouse: &ClickHouse, table: &str) -> Result<u
     Ok(answer.trim().parse().unwrap_or(0))
 }
 
+/// Waits until `table`'s mutations are done on every replica, at most `timeout`; whether they
+/// are. On a cluster a mutation still pending after a moment is nudged ([`nudge_mutations`]:
+/// 18.16 holds back a partition's last quorum-inserted part), and again every few seconds while
+/// it waits, for tables with a microsecond time column (`time_column`).
+pub async fn wait_for_mutations(
+    clickhouse: &ClickHouse,
+    table: &str,
+    time_column: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<bool, ClickHouseError> {
+    use std::time::{Duration, Instant};
+    const NUDGE_AFTER: Duration = Duration::from_secs(2);
+    let started = Instant::now();
+    let mut nudged_at: Option<Instant> = None;
+    loop {
+        if pending_mutations(clickhouse, table).await? == 0 {
+            return Ok(true);
+        }
+        let due = match nudged_at {
+            None => started.elapsed() > NUDGE_AFTER,
+            Some(at) => at.elapsed() > 3 * NUDGE_AFTER,
+        };
+        if let Some(time_column) = time_column.filter(|_| due) {
+            nudge_mutations(clickhouse, table, time_column).await?;
+            nudged_at = Some(Instant::now());
+        }
+        if started.elapsed() > timeout {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Rows per partition a nudge inserts, with different sharding values, so that every shard of a
 /// small cluster gets at least one (two shards all missing one: 2 × 2⁻¹⁶).
 const NUDGE_ROWS: usize = 16;

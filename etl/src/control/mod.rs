@@ -17,6 +17,7 @@
 //! - [`comments`]: comments on traces, observations, sessions and prompts.
 //! - [`shares`]: traces made public at a share link.
 //! - [`redaction`]: what the edge redacts for each project before anything is buffered.
+//! - [`deletions`]: deletion jobs' records and the ledger of deleted traces.
 //! - [`job_runs`]: the scheduled jobs' run records.
 //!
 //! Rows are read by column name: each record type has one `from_row` and one column list (a
@@ -29,6 +30,7 @@ pub mod calibrations;
 pub mod comments;
 pub mod connections;
 pub mod datasets;
+pub mod deletions;
 pub mod evaluators;
 pub mod experiments;
 pub mod identity;

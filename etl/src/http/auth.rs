@@ -127,6 +127,16 @@ impl Need {
 }
 
 impl Caller {
+    /// Who the caller is, for the records of what it did: `user:<email>`, `key:<public key>` or
+    /// `organization-key:<organization id>`.
+    pub fn label(&self) -> String {
+        match self {
+            Caller::User(user) => format!("user:{}", user.email),
+            Caller::Key(key) => format!("key:{}", key.public_key),
+            Caller::Organization(organization) => format!("organization-key:{organization}"),
+        }
+    }
+
     /// Checks that the caller may do what `need` says in `project`. A project the caller cannot
     /// see at all is a 404, as if it did not exist.
     pub async fn require(&self, state: &AppState, project: Uuid, need: Need) -> Result<(), ApiError> {
@@ -324,6 +334,8 @@ impl<N: Needs> FromRequestParts<Arc<AppState>> for ProjectAccess<N> {
 /// needs: Langfuse's routes act on one project and name it by the key alone.
 pub struct KeyProject<N> {
     pub id: Uuid,
+    /// The key's public half, naming who acted (`key:<public key>`).
+    pub public_key: String,
     need: PhantomData<N>,
 }
 
@@ -338,10 +350,11 @@ impl<N: Needs> FromRequestParts<Arc<AppState>> for KeyProject<N> {
                 "Langfuse routes act on one project: authenticate with that project's API key (Basic public:secret)",
             ));
         };
-        let id = key.project_id;
+        let (id, public_key) = (key.project_id, key.public_key.clone());
         caller.require(state, id, N::NEED).await?;
         Ok(KeyProject {
             id,
+            public_key,
             need: PhantomData,
         })
     }

@@ -205,6 +205,11 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::redaction::get_redaction,
             control::redaction::set_redaction
         ))
+        .routes(routes!(
+            control::deletions::create_deletion,
+            control::deletions::list_deletions
+        ))
+        .routes(routes!(control::deletions::get_deletion))
         .routes(
             routes!(control::redaction::preview_redaction)
                 .layer(DefaultBodyLimit::max(256 * 1024))
@@ -352,6 +357,8 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         // A delete is a mutation of the shared table: one at a time per caller, few at once.
         .routes(routes!(langfuse_scores::delete_score).layer(gate!(Gate::new("score_delete", 4, 1))))
         .routes(routes!(langfuse::metrics_v2).layer(gate!(reads)))
+        .routes(routes!(control::deletions::langfuse_delete_trace))
+        .routes(routes!(control::deletions::langfuse_delete_traces))
         .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }
 

@@ -80,12 +80,15 @@ pub struct RunningServer {
     pub addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The deletion worker ([`crate::deletion::Worker`]), stopped with the server.
+    deletions: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
     /// Stops accepting, finishes in-flight requests, and returns.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
+        self.deletions.abort();
         self.task.await.map_err(std::io::Error::other)?
     }
 
@@ -102,6 +105,11 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
     let prices = PriceCache::default();
     prices.spawn_refresh(pool.clone(), config.price_refresh);
     let sink = ClickHouseSink::start(config.clickhouse.clone(), config.loader);
+    let deletions = crate::deletion::Worker {
+        postgres: pool.clone(),
+        clickhouse: config.clickhouse.clone(),
+    }
+    .spawn();
     let state = Arc::new(AppState {
         ingestor: Ingestor {
             keyring: config.keyring,
@@ -134,7 +142,12 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
             .await
     });
     tracing::info!(%addr, "ETL listening");
-    Ok(RunningServer { addr, stop, task })
+    Ok(RunningServer {
+        addr,
+        stop,
+        task,
+        deletions,
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! load; a score naming a score config must fit it) → price generations → one Arrow batch per table → load all tables → record the batch.
 //! Only then is the batch acknowledged; every step before the record is safe to repeat.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -289,9 +289,30 @@ pub struct Converted {
     pub tables: TableBatches,
     pub rejected: Vec<EventRejection>,
     pub patches: Vec<Event<'static>>,
+    /// The traces the batch's events belong to (checked against the deleted ones).
+    pub trace_ids: HashSet<String>,
+    /// Events of deleted traces, left out.
+    pub deleted: u32,
 }
 
-/// Validates every event and converts the valid ones (priced by `price`) into table rows.
+/// The trace an event belongs to, if it names one (metric points do not).
+fn trace_of<'e>(event: &'e Event) -> Option<&'e str> {
+    let id = match &event.payload {
+        Payload::Trace(t) => &t.id,
+        Payload::TracePatch(t) => &t.id,
+        Payload::Observation(o) => &o.trace_id,
+        Payload::ObservationPatch(o) => o.trace_id.as_ref()?,
+        Payload::Score(s) => &s.trace_id,
+        Payload::FileOperation(f) => &f.trace_id,
+        Payload::TerminalCommand(t) => &t.trace_id,
+        Payload::GitLink(g) => &g.trace_id,
+        Payload::Metric(_) => return None,
+    };
+    Some(id.as_str()).filter(|id| !id.is_empty())
+}
+
+/// Validates every event and converts the valid ones (priced by `price`) into table rows,
+/// leaving out those of the traces in `deleted`.
 /// Events are parsed one at a time, each right before it becomes a row, so the text just
 /// parsed is still in cache when it is copied into the Arrow columns and the event's strings
 /// are freed on the thread that made them (reading the whole batch first and converting it
@@ -301,12 +322,15 @@ pub fn convert(
     project_name: &str,
     window: &TimeWindow,
     configs: &ScoreConfigs,
+    deleted: &HashSet<String>,
     price: impl Fn(&Event) -> Option<Cost>,
 ) -> Result<Converted, IngestError> {
     let mut converted = Converted {
         tables: TableBatches::new(&batch.project_id.to_string(), project_name),
         rejected: Vec::new(),
         patches: Vec::new(),
+        trace_ids: HashSet::new(),
+        deleted: 0,
     };
     // Counted per batch, not per event: a counter lookup costs as much as a small event's checks.
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
@@ -314,7 +338,18 @@ pub fn convert(
         // An event at fault is read again in parts, to name the field; its raw text is kept.
         match Event::parse_valid(raw, window) {
             Ok(event) => match score_misfit(&event, configs) {
-                None => converted.add(event, &price, &mut counts)?,
+                None => {
+                    if let Some(trace) = trace_of(&event) {
+                        if deleted.contains(trace) {
+                            converted.deleted += 1;
+                            continue;
+                        }
+                        if !converted.trace_ids.contains(trace) {
+                            converted.trace_ids.insert(trace.to_owned());
+                        }
+                    }
+                    converted.add(event, &price, &mut counts)?
+                }
                 Some(error) => converted.reject(index as u32, raw, error),
             },
             Err(error) => converted.reject(index as u32, raw, error),
@@ -522,6 +557,7 @@ impl Ingestor {
                 status: BatchStatus::AlreadyAccepted,
                 accepted: 0,
                 rejected: Vec::new(),
+                deleted: 0,
             });
         }
         drop(client);
@@ -544,20 +580,49 @@ impl Ingestor {
         let prices = PriceMatcher::new(self.prices.get());
         let project_id = batch.project_id;
         let price = move |event: &Event| price_of(&prices, project_id, event);
+        let window = TimeWindow::around(received_at);
         let (batch, converted) = {
-            let price = price.clone();
+            let (price, configs, project_name, window) =
+                (price.clone(), configs.clone(), project_name.clone(), window);
             on_cpu(move || {
-                let window = TimeWindow::around(received_at);
-                let converted = convert(&batch, &project_name, &window, &configs, price);
+                let converted = convert(&batch, &project_name, &window, &configs, &HashSet::new(), price);
                 (batch, converted)
             })
             .await?
+        };
+        let mut converted = converted?;
+        // Events of traces deleted in the project are left out, so that an agent retrying or an
+        // edge replaying its buffer cannot bring them back (rare: converted again without them).
+        let deleted = if converted.trace_ids.is_empty() {
+            HashSet::new()
+        } else {
+            let client = self.pool.get().await.map_err(postgres_down)?;
+            let ids: Vec<&str> = converted.trace_ids.iter().map(String::as_str).collect();
+            crate::control::deletions::tombstoned(&**client, batch.project_id, &ids)
+                .await
+                .map_err(|e| postgres_down(e.to_string()))?
+        };
+        let batch = if deleted.is_empty() {
+            batch
+        } else {
+            let price = price.clone();
+            let (batch, again) = on_cpu(move || {
+                let converted = convert(&batch, &project_name, &window, &configs, &deleted, price);
+                (batch, converted)
+            })
+            .await?;
+            converted = again?;
+            metrics::counter!("agenttrace_deleted_events_refused_total")
+                .increment(u64::from(converted.deleted));
+            batch
         };
         let Converted {
             mut tables,
             rejected,
             patches,
-        } = converted?;
+            deleted,
+            ..
+        } = converted;
         let unmerged = |e: UnmergedPatch| IngestError::Internal(e.to_string());
         let batch_id = batch.batch_id.to_string();
         // Patches become full rows under their entities' locks, held (in `merging`) until the
@@ -604,7 +669,7 @@ impl Ingestor {
             tx.commit().await.map_err(postgres_down)?;
         }
 
-        let accepted = batch.event_count as u32 - rejected.len() as u32;
+        let accepted = batch.event_count as u32 - rejected.len() as u32 - deleted;
         let client = self.pool.get().await.map_err(postgres_down)?;
         client
             .execute(
@@ -626,6 +691,7 @@ impl Ingestor {
             status: BatchStatus::Accepted,
             accepted,
             rejected,
+            deleted,
         })
     }
 }
@@ -676,6 +742,7 @@ mod tests {
             "p",
             &TimeWindow::unbounded(),
             &ScoreConfigs::new(),
+            &HashSet::new(),
             |_| None,
         )
         .unwrap();

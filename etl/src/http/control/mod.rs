@@ -20,6 +20,7 @@
 //! - [`comments`]: comments on traces, observations, sessions, prompts (and Langfuse's).
 //! - [`shares`]: a trace made public, and read signed out.
 //! - [`redaction`]: what the edge redacts for the project.
+//! - [`deletions`]: deletion jobs (and Langfuse's trace deletes).
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
 //! [`ProjectAccess`]: crate::http::auth::ProjectAccess
@@ -31,6 +32,7 @@ pub mod annotation;
 pub mod comments;
 pub mod connections;
 pub mod datasets;
+pub mod deletions;
 pub mod evaluators;
 pub mod experiments;
 pub mod invitations;

@@ -1,0 +1,239 @@
+//! What a deletion removes from each ClickHouse table, as SQL conditions: pure, so that every
+//! table's condition is checked here without a server. Each condition includes the project, so
+//! a job never touches another tenant's rows whatever ids it names.
+
+use uuid::Uuid;
+
+use crate::clickhouse::quote;
+use crate::control::deletions::DeletionTarget;
+
+/// Trace ids per mutation: each mutation rewrites the parts it touches, so fewer is better, and
+/// a statement must stay well under ClickHouse's `max_query_size` (256 KiB).
+pub const IDS_PER_MUTATION: usize = 1000;
+
+/// Metric attributes that name a user or a session (OpenTelemetry's and Claude Code's).
+const USER_ATTRIBUTES: &[&str] = &["user.id", "user.email", "user.account_uuid", "enduser.id"];
+const SESSION_ATTRIBUTES: &[&str] = &["session.id", "gen_ai.conversation.id"];
+
+/// One table's rows to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDeletion {
+    pub table: &'static str,
+    /// The microsecond time column ClickHouse partitions the table by (for the nudge a stalled
+    /// mutation needs on a cluster); `None` for `daily_costs`.
+    pub time_column: Option<&'static str>,
+    /// One condition per mutation, each scoped to the project.
+    pub conditions: Vec<String>,
+}
+
+/// Tables keyed by a trace's own id, and by the trace id of what belongs to one.
+const BY_TRACE_ID: &[(&str, &str, &str)] = &[
+    ("traces", "id", "timestamp_us"),
+    ("traces_by_time", "id", "timestamp_us"),
+    ("traces_by_ingest", "id", "timestamp_us"),
+    ("session_traces", "trace_id", "timestamp_us"),
+    ("observations", "trace_id", "start_time_us"),
+    ("observations_by_time", "trace_id", "start_time_us"),
+    ("observations_by_ingest", "trace_id", "start_time_us"),
+    ("scores", "trace_id", "timestamp_us"),
+    ("file_operations", "trace_id", "timestamp_us"),
+    ("terminal_commands", "trace_id", "timestamp_us"),
+    ("git_links", "trace_id", "timestamp_us"),
+];
+
+/// Every table a project deletion empties of the project's rows.
+const PROJECT_TABLES: &[(&str, Option<&str>)] = &[
+    ("traces", Some("timestamp_us")),
+    ("traces_by_time", Some("timestamp_us")),
+    ("traces_by_ingest", Some("timestamp_us")),
+    ("session_traces", Some("timestamp_us")),
+    ("observations", Some("start_time_us")),
+    ("observations_by_time", Some("start_time_us")),
+    ("observations_by_ingest", Some("start_time_us")),
+    ("scores", Some("timestamp_us")),
+    ("file_operations", Some("timestamp_us")),
+    ("terminal_commands", Some("timestamp_us")),
+    ("git_links", Some("timestamp_us")),
+    ("metrics", Some("time_us")),
+    ("dead_letters", Some("received_at_us")),
+    ("experiment_rollups", Some("computed_at_us")),
+    ("daily_costs", None),
+];
+
+fn in_list(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| quote(id)).collect();
+    format!("({})", quoted.join(", "))
+}
+
+/// A regular expression (re2) matching any of `values` as a JSON string, quotes included: how a
+/// dead letter's raw text names the trace, session or user it belonged to.
+pub fn json_string_pattern(values: &[String]) -> String {
+    let alternatives: Vec<String> = values
+        .iter()
+        .map(|value| regex::escape(&serde_json::Value::String(value.clone()).to_string()))
+        .collect();
+    alternatives.join("|")
+}
+
+fn attribute_match(names: &[&str], value: &str) -> String {
+    let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
+    let names = names.join(", ");
+    let value = quote(value);
+    format!(
+        "(arrayExists((k, v) -> k IN ({names}) AND v = {value}, attribute_keys, attribute_values) \
+         OR arrayExists((k, v) -> k IN ({names}) AND v = {value}, resource_keys, resource_values))"
+    )
+}
+
+/// The deletions of `target`'s rows in `project`, given the traces it resolved to.
+pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec<TableDeletion> {
+    let project = format!("project_id = {}", quote(&project.to_string()));
+    if *target == DeletionTarget::Project {
+        return PROJECT_TABLES
+            .iter()
+            .map(|&(table, time_column)| TableDeletion {
+                table,
+                time_column,
+                conditions: vec![project.clone()],
+            })
+            .collect();
+    }
+    let chunks: Vec<&[String]> = trace_ids.chunks(IDS_PER_MUTATION).collect();
+    let mut plan: Vec<TableDeletion> = BY_TRACE_ID
+        .iter()
+        .map(|&(table, column, time_column)| TableDeletion {
+            table,
+            time_column: Some(time_column),
+            conditions: chunks
+                .iter()
+                .map(|chunk| format!("{project} AND {column} IN {}", in_list(chunk)))
+                .collect(),
+        })
+        .collect();
+    // A session's or user's own id also names what carries it outside any trace: metric
+    // points, and dead letters that never became one. (Their traces were resolved already.)
+    let own: Option<(&str, &[&str])> = match target {
+        DeletionTarget::Session(id) => Some((id, SESSION_ATTRIBUTES)),
+        DeletionTarget::User(id) => Some((id, USER_ATTRIBUTES)),
+        _ => None,
+    };
+    // Dead letters by the JSON strings they hold: the traces', and the session's or user's own
+    // id with the first chunk (one condition per row, so that none is counted twice).
+    let mut patterns: Vec<Vec<String>> = chunks.iter().map(|chunk| chunk.to_vec()).collect();
+    if let Some((id, attributes)) = own {
+        match patterns.first_mut() {
+            Some(first) => first.push(id.to_owned()),
+            None => patterns.push(vec![id.to_owned()]),
+        }
+        plan.push(TableDeletion {
+            table: "metrics",
+            time_column: Some("time_us"),
+            conditions: vec![format!("{project} AND {}", attribute_match(attributes, id))],
+        });
+    }
+    let dead_letters: Vec<String> = patterns
+        .iter()
+        .map(|values| {
+            format!(
+                "{project} AND match(raw, {})",
+                quote(&json_string_pattern(values))
+            )
+        })
+        .collect();
+    plan.push(TableDeletion {
+        table: "dead_letters",
+        time_column: Some("received_at_us"),
+        conditions: dead_letters,
+    });
+    plan.retain(|t| !t.conditions.is_empty());
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> Uuid {
+        Uuid::from_u128(7)
+    }
+
+    #[test]
+    fn every_condition_names_the_project() {
+        let ids: Vec<String> = (0..2500).map(|i| format!("t{i}")).collect();
+        for target in [
+            DeletionTarget::Traces(ids.clone()),
+            DeletionTarget::Session("s".into()),
+            DeletionTarget::User("u".into()),
+            DeletionTarget::Project,
+        ] {
+            for table in plan(project(), &target, &ids) {
+                for condition in &table.conditions {
+                    assert!(
+                        condition.starts_with("project_id = '00000000-0000-0000-0000-000000000007' AND ")
+                            || condition == "project_id = '00000000-0000-0000-0000-000000000007'",
+                        "{}: {condition}",
+                        table.table
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_split_into_bounded_mutations() {
+        let ids: Vec<String> = (0..2500).map(|i| format!("{i:036}")).collect();
+        let plan = plan(project(), &DeletionTarget::Traces(ids.clone()), &ids);
+        let observations = plan.iter().find(|t| t.table == "observations").unwrap();
+        assert_eq!(observations.conditions.len(), 3);
+        for table in &plan {
+            for condition in &table.conditions {
+                assert!(
+                    condition.len() < 128 * 1024,
+                    "{}: {} bytes",
+                    table.table,
+                    condition.len()
+                );
+            }
+        }
+        assert!(
+            plan.iter().all(|t| t.table != "metrics"),
+            "traces own no metric points"
+        );
+    }
+
+    #[test]
+    fn a_user_deletion_also_finds_rows_by_the_user_id() {
+        let plan = plan(project(), &DeletionTarget::User("ann@example.com".into()), &[]);
+        let tables: Vec<&str> = plan.iter().map(|t| t.table).collect();
+        assert_eq!(tables, ["metrics", "dead_letters"]);
+        let metrics = &plan[0].conditions[0];
+        assert!(metrics.contains("'user.email'") && metrics.contains("v = 'ann@example.com'"));
+        assert!(plan[1].conditions[0].contains(r#"match(raw, '"ann@example\\.com"')"#));
+    }
+
+    #[test]
+    fn ids_are_quoted_and_escaped() {
+        let ids = vec!["a'b".to_owned(), r#"q"(x)"#.to_owned()];
+        let plan = plan(project(), &DeletionTarget::Traces(ids.clone()), &ids);
+        let traces = &plan[0].conditions[0];
+        assert!(traces.ends_with(r#"id IN ('a\'b', 'q"(x)')"#), "{traces}");
+        let dead = &plan.last().unwrap().conditions[0];
+        // The JSON form of q"(x) is "q\"(x)"; escaped for re2, then quoted for ClickHouse.
+        assert!(
+            dead.contains(r#""a'b"|"q\\\\"\\(x\\)""#.replace('\'', "\\'").as_str()),
+            "{dead}"
+        );
+    }
+
+    #[test]
+    fn a_project_deletion_empties_every_table() {
+        let plan = plan(project(), &DeletionTarget::Project, &[]);
+        for table in crate::clickhouse::Table::ALL {
+            assert!(plan.iter().any(|t| t.table == table.name()), "{}", table.name());
+            for derived in table.derived_tables() {
+                assert!(plan.iter().any(|t| t.table == *derived), "{derived}");
+            }
+        }
+        assert!(plan.iter().any(|t| t.table == "daily_costs"));
+    }
+}

@@ -1,0 +1,326 @@
+//! One attempt at a deletion job, step by step; every step is safe to run again, and each one
+//! finished is recorded, so an attempt cut short (a crash, ClickHouse down) resumes where it
+//! stopped. The job succeeds only when a final read of every table finds none of its rows.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use crate::clickhouse::cluster::{mutate, wait_for_mutations};
+use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
+use crate::control::ControlError;
+use crate::control::deletions::{self, DeletionJob, DeletionTarget};
+use crate::deletion::plan::{IDS_PER_MUTATION, TableDeletion, plan};
+
+/// How long one table's mutations may take before the attempt fails (and is tried again).
+const MUTATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeletionError {
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] ClickHouseError),
+    #[error("ClickHouse did not finish deleting from {table} within {seconds} s")]
+    MutationTimeout { table: &'static str, seconds: u64 },
+    #[error("rows still found after deleting: {0}")]
+    Remaining(String),
+}
+
+#[derive(Deserialize)]
+struct Id {
+    id: String,
+}
+
+/// The ids one query returns (`SELECT … AS id … FORMAT JSONEachRow`).
+async fn ids(clickhouse: &ClickHouse, select: &str) -> Result<Vec<String>, ClickHouseError> {
+    let text = clickhouse
+        .query_text(&format!("{select} FORMAT JSONEachRow"))
+        .await?;
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Id>(line).ok())
+        .map(|row| row.id)
+        .collect())
+}
+
+async fn count(clickhouse: &ClickHouse, table: &str, condition: &str) -> Result<u64, ClickHouseError> {
+    let text = clickhouse
+        .query_text(&format!(
+            "SELECT count() FROM {table} WHERE {condition} FORMAT TabSeparated"
+        ))
+        .await?;
+    Ok(text.trim().parse().unwrap_or(0))
+}
+
+/// The traces a session or user id names now (a trace deletion names its own).
+async fn resolve(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    target: &DeletionTarget,
+) -> Result<Vec<String>, ClickHouseError> {
+    let project = quote(&project.to_string());
+    Ok(match target {
+        DeletionTarget::Traces(ids) => ids.clone(),
+        DeletionTarget::Session(session) => {
+            let session = quote(session);
+            ids(
+                clickhouse,
+                &format!(
+                    "SELECT DISTINCT id FROM traces WHERE project_id = {project} AND session_id = {session} \
+                     UNION ALL SELECT DISTINCT trace_id AS id FROM session_traces \
+                     WHERE project_id = {project} AND session_id = {session}"
+                ),
+            )
+            .await?
+        }
+        DeletionTarget::User(user) => {
+            ids(
+                clickhouse,
+                &format!(
+                    "SELECT DISTINCT id FROM traces WHERE project_id = {project} AND user_id = {}",
+                    quote(user)
+                ),
+            )
+            .await?
+        }
+        DeletionTarget::Project => Vec::new(),
+    })
+}
+
+/// The observations of the traces (their comments and queue items name them).
+async fn observation_ids(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    traces: &[String],
+) -> Result<Vec<String>, ClickHouseError> {
+    let mut found = Vec::new();
+    for chunk in traces.chunks(IDS_PER_MUTATION) {
+        let list: Vec<String> = chunk.iter().map(|id| quote(id)).collect();
+        found.extend(
+            ids(
+                clickhouse,
+                &format!(
+                    "SELECT DISTINCT id FROM observations WHERE project_id = {} AND trace_id IN ({})",
+                    quote(&project.to_string()),
+                    list.join(", ")
+                ),
+            )
+            .await?,
+        );
+    }
+    Ok(found)
+}
+
+/// Deletes what PostgreSQL keeps of the traces (comments, queue items, judges' prompts and
+/// answers, share links, run items, waiting patches; dataset items made from them if asked), in
+/// one transaction; rows deleted per table.
+async fn delete_from_postgres(
+    pg: &mut Client,
+    project: Uuid,
+    target: &DeletionTarget,
+    traces: &[String],
+    observations: &[String],
+    dataset_items: bool,
+) -> Result<BTreeMap<String, u64>, ControlError> {
+    let whole = *target == DeletionTarget::Project;
+    let session: Option<&str> = match target {
+        DeletionTarget::Session(id) => Some(id),
+        _ => None,
+    };
+    let (t, o, whole_ref) = (&traces, &observations, &whole);
+    type Params<'a> = Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)>;
+    let statements: Vec<(&str, &str, Params)> = vec![
+        (
+            "comments",
+            "DELETE FROM comments WHERE project_id = $1 AND object_type <> 'PROMPT' AND ($5 OR \
+             (object_type = 'TRACE' AND object_id = ANY($2)) OR \
+             (object_type = 'OBSERVATION' AND object_id = ANY($3)) OR \
+             (object_type = 'SESSION' AND object_id = $4))",
+            vec![&project, t, o, &session, whole_ref],
+        ),
+        (
+            "annotation_queue_items",
+            "DELETE FROM annotation_queue_items WHERE project_id = $1 AND ($5 OR trace_id = ANY($2) OR \
+             (object_type = 'TRACE' AND object_id = ANY($2)) OR \
+             (object_type = 'OBSERVATION' AND object_id = ANY($3)) OR \
+             (object_type = 'SESSION' AND object_id = $4))",
+            vec![&project, t, o, &session, whole_ref],
+        ),
+        (
+            "judgments",
+            "DELETE FROM judgments WHERE project_id = $1 AND ($3 OR trace_id = ANY($2) OR \
+             (target_kind = 'session' AND target_id = $4))",
+            vec![&project, t, whole_ref, &session],
+        ),
+        (
+            "trace_shares",
+            "DELETE FROM trace_shares WHERE project_id = $1 AND ($3 OR trace_id = ANY($2))",
+            vec![&project, t, whole_ref],
+        ),
+        (
+            "experiment_items",
+            "DELETE FROM experiment_items WHERE experiment_id IN (SELECT id FROM experiments WHERE project_id = $1) \
+             AND ($3 OR trace_id = ANY($2))",
+            vec![&project, t, whole_ref],
+        ),
+        (
+            "pending_patches",
+            "DELETE FROM pending_patches WHERE project_id = $1 AND ($4 OR entity_id = ANY($2) OR \
+             entity_id = ANY($3) OR patch->>'trace_id' = ANY($2))",
+            vec![&project, t, o, whole_ref],
+        ),
+    ];
+    let tx = pg.transaction().await?;
+    let mut found = BTreeMap::new();
+    for (table, sql, params) in &statements {
+        let rows = tx.execute(*sql, params).await?;
+        found.insert(format!("postgres.{table}"), rows);
+    }
+    if dataset_items {
+        let rows = tx
+            .execute(
+                "DELETE FROM dataset_items WHERE dataset_id IN (SELECT id FROM datasets WHERE project_id = $1) \
+                 AND source_trace_id IS NOT NULL AND ($3 OR source_trace_id = ANY($2))",
+                &[&project, &traces, &whole],
+            )
+            .await?;
+        found.insert("postgres.dataset_items".into(), rows);
+    }
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// Takes the traces' generations out of `daily_costs` (a SummingMergeTree filled by a view, so
+/// a mutation there cannot tell them apart): one row per day and model with their counts and
+/// costs negated, which the sums absorb. Unsigned counts wrap modulo 2⁶⁴ as they are summed,
+/// so the sums come out right. Generations counted.
+async fn subtract_daily_costs(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    traces: &[String],
+) -> Result<u64, ClickHouseError> {
+    let mut generations = 0;
+    for chunk in traces.chunks(IDS_PER_MUTATION) {
+        let list: Vec<String> = chunk.iter().map(|id| quote(id)).collect();
+        let which = format!(
+            "project_id = {} AND type = 'generation' AND trace_id IN ({})",
+            quote(&project.to_string()),
+            list.join(", ")
+        );
+        let n = count(clickhouse, "observations FINAL", &which).await?;
+        if n == 0 {
+            continue;
+        }
+        generations += n;
+        clickhouse
+            .execute(&format!(
+                "INSERT INTO daily_costs (project_id, day, model, generations, input_tokens, output_tokens, \
+                 cache_read_tokens, cache_write_tokens, total_cost) \
+                 SELECT project_id, toDate(toDateTime(intDiv(start_time_us, 1000000))) AS day, \
+                 ifNull(model, '') AS model, toUInt64(0 - count()), toUInt64(0 - sum(input_tokens)), \
+                 toUInt64(0 - sum(output_tokens)), toUInt64(0 - sum(cache_read_tokens)), \
+                 toUInt64(0 - sum(cache_write_tokens)), \
+                 toDecimal128(0, 12) - sum(ifNull(total_cost, toDecimal64(0, 12))) \
+                 FROM observations FINAL WHERE {which} GROUP BY project_id, day, model"
+            ))
+            .await?;
+    }
+    Ok(generations)
+}
+
+/// Runs the mutations of one table and waits for them on every replica; rows found.
+async fn delete_from_table(clickhouse: &ClickHouse, table: &TableDeletion) -> Result<u64, DeletionError> {
+    let mut found = 0;
+    for condition in &table.conditions {
+        // Counting first also checks the condition: on 18.16 a mutation that fails blocks its
+        // table for good, so none is sent that a SELECT would not run.
+        let n = count(clickhouse, table.table, condition).await?;
+        if n > 0 {
+            mutate(clickhouse, table.table, &format!("DELETE WHERE {condition}")).await?;
+        }
+        found += n;
+    }
+    if found > 0 && !wait_for_mutations(clickhouse, table.table, table.time_column, MUTATION_TIMEOUT).await? {
+        return Err(DeletionError::MutationTimeout {
+            table: table.table,
+            seconds: MUTATION_TIMEOUT.as_secs(),
+        });
+    }
+    Ok(found)
+}
+
+/// Advances `job` as far as it goes: tombstones first (so nothing deleted is loaded again from
+/// then on), PostgreSQL, the cost sums, then every ClickHouse table; finally a read of every
+/// table. `lease` is renewed at each step. What the final read found, all zero, on success.
+pub async fn run(
+    pg: &mut Client,
+    clickhouse: &ClickHouse,
+    job: &DeletionJob,
+    lease: Duration,
+) -> Result<BTreeMap<String, u64>, DeletionError> {
+    let target = job.target()?;
+    let project = job.project_id;
+    let mut traces = resolve(clickhouse, project, &target).await?;
+    if matches!(target, DeletionTarget::Session(_) | DeletionTarget::User(_)) {
+        // What an earlier attempt found and may since have deleted.
+        traces.extend(deletions::tombstoned_by(&*pg, job.id).await?);
+        traces.sort();
+        traces.dedup();
+    }
+    if !job.is_done("tombstones") && target != DeletionTarget::Project {
+        deletions::tombstone(&*pg, project, job.id, &traces).await?;
+        let mut found = BTreeMap::new();
+        found.insert("traces.found".to_owned(), traces.len() as u64);
+        deletions::step_done(&*pg, job.id, "tombstones", &found, lease).await?;
+    }
+    if !job.is_done("postgres") {
+        let observations = observation_ids(clickhouse, project, &traces).await?;
+        let found =
+            delete_from_postgres(pg, project, &target, &traces, &observations, job.dataset_items).await?;
+        deletions::step_done(&*pg, job.id, "postgres", &found, lease).await?;
+    }
+    if !job.is_done("daily_costs.subtracted") && target != DeletionTarget::Project {
+        let generations = subtract_daily_costs(clickhouse, project, &traces).await?;
+        let mut found = BTreeMap::new();
+        found.insert("daily_costs.generations".to_owned(), generations);
+        deletions::step_done(&*pg, job.id, "daily_costs.subtracted", &found, lease).await?;
+    }
+    let tables = plan(project, &target, &traces);
+    for table in &tables {
+        if job.is_done(table.table) {
+            continue;
+        }
+        let found = delete_from_table(clickhouse, table).await?;
+        let mut counts = BTreeMap::new();
+        counts.insert(table.table.to_owned(), found);
+        deletions::step_done(&*pg, job.id, table.table, &counts, lease).await?;
+    }
+    let mut remaining = BTreeMap::new();
+    for table in &tables {
+        let mut left = 0;
+        for condition in &table.conditions {
+            left += count(clickhouse, table.table, condition).await?;
+        }
+        remaining.insert(table.table.to_owned(), left);
+    }
+    let again: Vec<String> = remaining
+        .iter()
+        .filter(|(_, left)| **left > 0)
+        .map(|(table, _)| table.clone())
+        .collect();
+    if !again.is_empty() {
+        // Rows loaded while the mutations ran (a batch past its tombstone check): those
+        // tables run again on the next attempt.
+        deletions::redo_steps(&*pg, job.id, &again).await?;
+        let left: Vec<String> = again
+            .iter()
+            .map(|table| format!("{table}: {}", remaining[table]))
+            .collect();
+        return Err(DeletionError::Remaining(left.join(", ")));
+    }
+    Ok(remaining)
+}

@@ -1,0 +1,610 @@
+//! Deletion as a verifiable job: a user's thousands of traces deleted from every ClickHouse table
+//! and what PostgreSQL keeps of them, then looked for through every table, the read API and an
+//! export; replays refused by the tombstones; Langfuse's SDK deletes; a deletion that outlives a
+//! ClickHouse kill.
+
+use std::time::Duration;
+
+use agenttrace_cli::send::ProjectKey;
+use agenttrace_etl::clickhouse::quote;
+use agenttrace_etl::control::{api_keys, projects};
+use agenttrace_schemas::batch::BatchResponse;
+use agenttrace_schemas::{Scope, Timestamp};
+use agenttrace_tests::TestEnv;
+use agenttrace_tests::edge::Edge;
+use agenttrace_tests::etl::{Etl, TestProject};
+use agenttrace_tests::servers::ClickHouseServer;
+use serde_json::value::to_raw_value;
+use serde_json::{Value, json};
+
+/// A project with a key that may ingest, read, export and manage.
+async fn project(env: &TestEnv, name: &str) -> TestProject {
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "deletion-org").await.unwrap();
+    let project = projects::create_project(&pg, organization, name, None)
+        .await
+        .unwrap();
+    let key = api_keys::create_key(
+        &pg,
+        project.id,
+        &[
+            Scope::Ingest,
+            Scope::Read,
+            Scope::Export,
+            Scope::Manage,
+            Scope::Admin,
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    TestProject {
+        key: ProjectKey {
+            project_id: project.id,
+            public_key: key.public_key,
+        },
+        secret_key: key.secret_key,
+    }
+}
+
+/// A trace of `user` with a generation, a score and a terminal command.
+fn trace_events(trace: &str, user: &str, session: &str, at: Timestamp) -> Vec<Value> {
+    vec![
+        json!({"id": format!("e-{trace}"), "type": "trace", "timestamp": at,
+               "body": {"id": trace, "user_id": user, "session_id": session, "name": "turn",
+                        "input": format!("the prompt of {trace}")}}),
+        json!({"id": format!("e-{trace}-g"), "type": "observation", "timestamp": at,
+               "body": {"id": format!("{trace}-g"), "trace_id": trace, "type": "generation", "name": "llm",
+                        "start_time": at, "model": "gpt-4o",
+                        "usage": {"input_tokens": 1000, "output_tokens": 200}, "cost": {"total": 0.01}}}),
+        json!({"id": format!("e-{trace}-s"), "type": "score", "timestamp": at,
+               "body": {"id": format!("{trace}-s"), "trace_id": trace, "name": "helpful", "value": 1}}),
+        json!({"id": format!("e-{trace}-c"), "type": "terminal_command", "timestamp": at,
+               "body": {"id": format!("{trace}-c"), "trace_id": trace, "command": "cargo test"}}),
+    ]
+}
+
+async fn send(etl: &Etl, key: &ProjectKey, events: &[Value]) -> BatchResponse {
+    let raw = events.iter().map(|e| to_raw_value(e).unwrap()).collect();
+    let body = etl.client.batch_body(key, uuid::Uuid::now_v7(), raw);
+    etl.client
+        .post_body(body, Timestamp::now().as_micros() / 1_000_000, None)
+        .await
+        .unwrap()
+        .response()
+        .unwrap()
+}
+
+/// Polls the deletion until it succeeds; its last state.
+async fn finished(etl: &Etl, project: &TestProject, id: &str, within: Duration) -> Value {
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        let job: Value = http
+            .get(format!(
+                "{}/v1/projects/{}/deletions/{id}",
+                etl.url, project.key.project_id
+            ))
+            .header("authorization", project.basic_auth())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] == "succeeded" {
+            return job;
+        }
+        assert!(started.elapsed() < within, "the deletion did not finish: {job:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Rows of `project` in every table that hold `needle` (in an id, or a dead letter's text).
+async fn rows_naming(env: &TestEnv, project: &TestProject, needle: &str) -> Vec<(String, u64)> {
+    let p = quote(&project.key.project_id.to_string());
+    let n = quote(needle);
+    let mut found = Vec::new();
+    for (table, column) in [
+        ("traces", "id"),
+        ("traces_by_time", "id"),
+        ("traces_by_ingest", "id"),
+        ("session_traces", "trace_id"),
+        ("observations", "trace_id"),
+        ("observations_by_time", "trace_id"),
+        ("observations_by_ingest", "trace_id"),
+        ("scores", "trace_id"),
+        ("file_operations", "trace_id"),
+        ("terminal_commands", "trace_id"),
+        ("git_links", "trace_id"),
+        ("dead_letters", "raw"),
+    ] {
+        let count: u64 = env
+            .ch(&format!(
+                "SELECT count() FROM {table} WHERE project_id = {p} AND position({column}, {n}) > 0"
+            ))
+            .await
+            .trim()
+            .parse()
+            .unwrap();
+        if count > 0 {
+            found.push((table.to_owned(), count));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_user_with_thousands_of_traces_is_deleted_from_every_table_and_stays_deleted() {
+    const TRACES: usize = 2000;
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = project(&env, "users").await;
+    let other = project_in_other(&env).await;
+    let p = project.key.project_id;
+    let at = Timestamp::now();
+
+    // The user to forget: 2000 traces over 20 sessions; another user's 50 stay.
+    let mut first_batch = Vec::new();
+    let mut doomed = Vec::new();
+    for i in 0..TRACES {
+        doomed.extend(trace_events(
+            &format!("del-u-{i:05}"),
+            "ann@example.com",
+            &format!("s-{}", i % 20),
+            at,
+        ));
+        if doomed.len() >= 800 {
+            let batch = std::mem::take(&mut doomed);
+            let answer = send(&etl, &project.key, &batch).await;
+            assert_eq!(answer.accepted as usize, batch.len(), "{answer:?}");
+            if first_batch.is_empty() {
+                first_batch = batch;
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    for i in 0..50 {
+        kept.extend(trace_events(
+            &format!("keep-v-{i:05}"),
+            "bob@example.com",
+            "s-bob",
+            at,
+        ));
+    }
+    // A dead letter of the doomed user's (an observation with no start time), and one of Bob's.
+    let invalid = |trace: &str| {
+        json!({"id": format!("bad-{trace}"), "type": "observation", "timestamp": at,
+               "body": {"id": format!("bad-{trace}"), "trace_id": trace, "type": "span"}})
+    };
+    kept.push(invalid("keep-v-00000"));
+    let answer = send(&etl, &project.key, &kept).await;
+    assert_eq!(answer.rejected.len(), 1, "{answer:?}");
+    let answer = send(&etl, &project.key, &[invalid("del-u-00001")]).await;
+    assert_eq!(answer.rejected.len(), 1);
+    // The same trace ids in another project: never touched.
+    send(
+        &etl,
+        &other.key,
+        &trace_events("del-u-00000", "ann@example.com", "s-0", at),
+    )
+    .await;
+
+    // What PostgreSQL keeps about traces: comments, a queue item, a share link, a run item, a
+    // dataset item made from one (kept: the deletion does not ask for it).
+    let pg = env.postgres().await;
+    for trace in ["del-u-00000", "keep-v-00000"] {
+        pg.execute(
+            "INSERT INTO comments (project_id, object_type, object_id, content) VALUES ($1, 'TRACE', $2, 'look')",
+            &[&p, &trace],
+        )
+        .await
+        .unwrap();
+        pg.execute(
+            "INSERT INTO trace_shares (project_id, trace_id, public) VALUES ($1, $2, true)",
+            &[&p, &trace],
+        )
+        .await
+        .unwrap();
+    }
+    pg.execute(
+        "INSERT INTO comments (project_id, object_type, object_id, content) VALUES ($1, 'OBSERVATION', 'del-u-00002-g', 'this call')",
+        &[&p],
+    )
+    .await
+    .unwrap();
+    let queue: uuid::Uuid = pg
+        .query_one(
+            "INSERT INTO annotation_queues (project_id, name) VALUES ($1, 'review') RETURNING id",
+            &[&p],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    pg.execute(
+        "INSERT INTO annotation_queue_items (queue_id, project_id, object_id, object_type, trace_id)
+         VALUES ($1, $2, 'del-u-00003', 'TRACE', 'del-u-00003'), ($1, $2, 'keep-v-00003', 'TRACE', 'keep-v-00003')",
+        &[&queue, &p],
+    )
+    .await
+    .unwrap();
+    let dataset: uuid::Uuid = pg
+        .query_one(
+            "INSERT INTO datasets (project_id, name) VALUES ($1, 'golden') RETURNING id",
+            &[&p],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let item: String = pg
+        .query_one(
+            "INSERT INTO dataset_items (id, dataset_id, input, source_trace_id) VALUES ('item-1', $1, '\"x\"', 'del-u-00004') RETURNING id",
+            &[&dataset],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let experiment: uuid::Uuid = pg
+        .query_one(
+            "INSERT INTO experiments (project_id, dataset_id, name) VALUES ($1, $2, 'run') RETURNING id",
+            &[&p, &dataset],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    pg.execute(
+        "INSERT INTO experiment_items (experiment_id, dataset_item_id, trace_id) VALUES ($1, $2, 'del-u-00004')",
+        &[&experiment, &item],
+    )
+    .await
+    .unwrap();
+
+    // Everything of ann@example.com, through the API.
+    let http = reqwest::Client::new();
+    let answer = http
+        .post(format!("{}/v1/projects/{p}/deletions", etl.url))
+        .header("authorization", project.basic_auth())
+        .json(&json!({"userId": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    let job: Value = answer.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    // The same request again while it runs: the same job.
+    let again: Value = http
+        .post(format!("{}/v1/projects/{p}/deletions", etl.url))
+        .header("authorization", project.basic_auth())
+        .json(&json!({"userId": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    if again["status"] != "succeeded" {
+        assert_eq!(again["id"], id.as_str());
+    }
+    let job = finished(&etl, &project, &id, Duration::from_secs(300)).await;
+    let counts = &job["counts"];
+    assert_eq!(counts["traces.found"], TRACES, "{job:#}");
+    assert_eq!(counts["traces"], TRACES, "{job:#}");
+    assert_eq!(counts["observations"], TRACES, "{job:#}");
+    assert_eq!(counts["scores"], TRACES, "{job:#}");
+    assert_eq!(counts["terminal_commands"], TRACES, "{job:#}");
+    assert_eq!(counts["traces_by_time"], TRACES, "{job:#}");
+    assert_eq!(counts["session_traces"], TRACES, "{job:#}");
+    assert_eq!(counts["dead_letters"], 1, "{job:#}");
+    assert_eq!(counts["daily_costs.generations"], TRACES, "{job:#}");
+    for table in [
+        "comments",
+        "trace_shares",
+        "annotation_queue_items",
+        "experiment_items",
+    ] {
+        assert!(
+            counts[format!("postgres.{table}")].as_u64().unwrap() >= 1,
+            "{table}: {job:#}"
+        );
+    }
+    assert_eq!(counts["postgres.comments"], 2, "{job:#}");
+    assert!(
+        job["remaining"].as_object().unwrap().values().all(|n| n == 0),
+        "{job:#}"
+    );
+    assert_eq!(job["requestedBy"], format!("key:{}", project.key.public_key));
+
+    // A fresh read of every table finds none of them; Bob's are all there.
+    assert_eq!(rows_naming(&env, &project, "del-u-").await, vec![]);
+    assert_eq!(
+        rows_naming(&env, &project, "keep-v-").await,
+        [
+            ("traces", 50),
+            ("traces_by_time", 50),
+            ("traces_by_ingest", 50),
+            ("session_traces", 50),
+            ("observations", 50),
+            ("observations_by_time", 50),
+            ("observations_by_ingest", 50),
+            ("scores", 50),
+            ("terminal_commands", 50),
+            ("dead_letters", 1),
+        ]
+        .map(|(t, n)| (t.to_owned(), n))
+        .to_vec()
+    );
+    assert_eq!(
+        rows_naming(&env, &other, "del-u-").await.len(),
+        9,
+        "another project's rows stay"
+    );
+    // The cost sums lost exactly the deleted generations.
+    let generations = env
+        .ch(&format!(
+            "SELECT sum(generations) FROM daily_costs WHERE project_id = {}",
+            quote(&p.to_string())
+        ))
+        .await;
+    assert_eq!(generations.trim(), "50");
+    let check = env.cli(&["jobs", "run", "daily_costs"]).await.unwrap();
+    assert!(check.contains("groups match"), "{check}");
+    let pg_left: i64 = pg
+        .query_one(
+            "SELECT (SELECT count(*) FROM comments WHERE project_id = $1)
+                  + (SELECT count(*) FROM trace_shares WHERE project_id = $1)
+                  + (SELECT count(*) FROM annotation_queue_items WHERE project_id = $1)
+                  + (SELECT count(*) FROM experiment_items)",
+            &[&p],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pg_left, 3, "Bob's comment, share link and queue item");
+    let items: i64 = pg
+        .query_one("SELECT count(*) FROM dataset_items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(items, 1, "dataset items stay unless asked for");
+
+    // The read API and an export know nothing of them.
+    let get = |path: String| {
+        let (http, auth) = (http.clone(), project.basic_auth());
+        async move { http.get(path).header("authorization", auth).send().await.unwrap() }
+    };
+    for (user, expected) in [("ann%40example.com", 0), ("bob%40example.com", 50)] {
+        let answer = get(format!("{}/v1/traces?user_id={user}&limit=1000", etl.url)).await;
+        assert_eq!(answer.status(), 200);
+        let traces: Value = answer.json().await.unwrap();
+        assert_eq!(traces["data"].as_array().unwrap().len(), expected, "{user}");
+    }
+    assert_eq!(
+        get(format!("{}/v1/traces/del-u-00007", etl.url)).await.status(),
+        404
+    );
+    let session = get(format!("{}/v1/sessions/s-7", etl.url))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!session.contains("del-u-"), "{session}");
+    for table in [
+        "traces",
+        "observations",
+        "scores",
+        "terminal_commands",
+        "dead_letters",
+    ] {
+        let export = get(format!("{}/v1/export/{table}?format=arrow", etl.url)).await;
+        assert_eq!(export.status(), 200, "{table}");
+        let bytes = export.bytes().await.unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"del-u-"), "{table} export");
+        assert!(
+            bytes.windows(7).any(|w| w == b"keep-v-"),
+            "{table} export has Bob's"
+        );
+    }
+
+    // The agent sends its first batch again: refused, nothing comes back.
+    let answer = send(&etl, &project.key, &first_batch).await;
+    assert_eq!(answer.deleted as usize, first_batch.len(), "{answer:?}");
+    assert_eq!(answer.accepted, 0);
+    // A new trace of the same user is a new trace: stored.
+    let answer = send(
+        &etl,
+        &project.key,
+        &trace_events("del-u-new", "ann@example.com", "s-0", Timestamp::now()),
+    )
+    .await;
+    assert_eq!(answer.accepted, 4, "{answer:?}");
+    assert_eq!(
+        rows_naming(&env, &project, "del-u-0").await,
+        vec![],
+        "the replayed traces stay deleted"
+    );
+}
+
+async fn project_in_other(env: &TestEnv) -> TestProject {
+    project(env, "bystander").await
+}
+
+#[tokio::test]
+async fn langfuse_sdk_deletes_and_the_edge_resending_the_batch_brings_nothing_back() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = project(&env, "langfuse").await;
+    let edge = Edge::start(&etl.url, &[("KEY_CACHE_TTL_MS", "0")]).await;
+    let at = Timestamp::now().to_string();
+    let ingestion = |trace: &str| {
+        json!({"id": format!("ev-{trace}"), "type": "trace-create", "timestamp": at,
+               "body": {"id": trace, "name": "chat", "input": format!("secret plans of {trace}")}})
+    };
+    let batch = json!({"batch": [ingestion("lf-1"), ingestion("lf-2"), ingestion("lf-3"), ingestion("lf-keep"),
+        {"id": "ev-gen", "type": "generation-create", "timestamp": at,
+         "body": {"id": "lf-1-g", "traceId": "lf-1", "name": "llm", "startTime": at, "model": "gpt-4o"}}]});
+    let http = reqwest::Client::new();
+    let post = || {
+        http.post(format!("{}/api/public/ingestion", edge.url))
+            .header("authorization", project.basic_auth())
+            .json(&batch)
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), 207);
+    let p = quote(&project.key.project_id.to_string());
+    env.wait_until(
+        &format!("SELECT count() FROM traces WHERE project_id = {p}"),
+        "4",
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let said = agenttrace_tests::python_script(
+        "langfuse_trace_delete.py",
+        &[
+            &etl.url,
+            &project.key.public_key,
+            &project.secret_key,
+            "lf-1",
+            "lf-2,lf-3",
+        ],
+    )
+    .await;
+    assert_eq!(said["one"], "Trace deleted successfully", "{said}");
+    assert_eq!(said["many"], "Traces deleted successfully", "{said}");
+    assert_eq!(said["empty"], "400", "{said}");
+    for id in [
+        said["one_id"].as_str().unwrap(),
+        said["many_id"].as_str().unwrap(),
+    ] {
+        finished(&etl, &project, id, Duration::from_secs(60)).await;
+    }
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT id FROM traces WHERE project_id = {p} ORDER BY id"
+        ))
+        .await
+        .trim(),
+        "lf-keep"
+    );
+
+    // The agent retries its whole request: the edge accepts it, the ETL refuses the deleted
+    // traces' events when the edge's buffer reaches it.
+    assert_eq!(post().await.unwrap().status(), 207);
+    env.wait_until(
+        &format!("SELECT count() FROM traces WHERE project_id = {p} AND id = 'lf-keep'"),
+        "2",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT count() FROM observations WHERE project_id = {p}"
+        ))
+        .await
+        .trim(),
+        "0"
+    );
+    assert_eq!(
+        env.ch(&format!(
+            "SELECT DISTINCT id FROM traces WHERE project_id = {p} ORDER BY id"
+        ))
+        .await
+        .trim(),
+        "lf-keep"
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_interrupted_by_a_clickhouse_kill_finishes_after_the_restart() {
+    let mut clickhouse = tokio::task::spawn_blocking(ClickHouseServer::start)
+        .await
+        .unwrap();
+    let _ = &mut clickhouse;
+    let env = TestEnv::migrated_on(&agenttrace_tests::database_url(), &clickhouse.url()).await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = project(&env, "outage").await;
+    let at = Timestamp::now();
+    let mut events = Vec::new();
+    for i in 0..300 {
+        events.extend(trace_events(&format!("gone-{i:04}"), "carol", "s-c", at));
+    }
+    for chunk in events.chunks(600) {
+        send(&etl, &project.key, chunk).await;
+    }
+    let http = reqwest::Client::new();
+    let job: Value = http
+        .post(format!(
+            "{}/v1/projects/{}/deletions",
+            etl.url, project.key.project_id
+        ))
+        .header("authorization", project.basic_auth())
+        .json(&json!({"sessionId": "s-c"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    // Killed while the job runs (it has started: a step or more recorded, or still claiming).
+    let pg = env.postgres().await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let steps: i32 = pg
+            .query_one(
+                "SELECT cardinality(steps_done) FROM deletion_jobs WHERE id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if steps >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let clickhouse = tokio::task::spawn_blocking(move || {
+        clickhouse.stop();
+        clickhouse
+    })
+    .await
+    .unwrap();
+    // The job notices, says why, and waits to try again.
+    let started = std::time::Instant::now();
+    let error = loop {
+        let row = pg
+            .query_one(
+                "SELECT status, error FROM deletion_jobs WHERE id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        let (status, error): (String, Option<String>) = (row.get(0), row.get(1));
+        if let Some(error) = error {
+            assert_eq!(status, "running");
+            break error;
+        }
+        assert_ne!(
+            status, "succeeded",
+            "finished before the kill; the test needs a slower job"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no failed attempt recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(error.contains("ClickHouse"), "{error}");
+    let clickhouse = tokio::task::spawn_blocking(move || {
+        let mut clickhouse = clickhouse;
+        clickhouse.resume();
+        clickhouse
+    })
+    .await
+    .unwrap();
+    let job = finished(&etl, &project, &id, Duration::from_secs(180)).await;
+    assert!(job["attempts"].as_i64().unwrap() >= 2, "{job:#}");
+    assert_eq!(job["counts"]["traces.found"], 300, "{job:#}");
+    assert_eq!(rows_naming(&env, &project, "gone-").await, vec![]);
+    drop(clickhouse);
+}

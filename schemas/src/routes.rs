@@ -20,6 +20,7 @@ pub const LANGFUSE_FORWARDED: &[&str] = &[
     "/api/public/models",
     "/api/public/comments",
     "/api/public/annotation-queues",
+    "/api/public/traces",
 ];
 
 /// Langfuse paths whose own route the edge answers (`POST /api/public/scores`: events for the

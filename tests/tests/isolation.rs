@@ -173,6 +173,8 @@ struct Children {
     /// A's annotation queue, and its item (`trace`).
     queue: String,
     queue_item: String,
+    /// A's deletion job (of a trace A never had, so A's data stays).
+    deletion: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -328,6 +330,8 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
         ("id", "connections" | "llm-connections") => child(&children.connection),
         ("id", "experiments") => child(&children.experiments[0]),
         ("id", "prices") => child(&children.price),
+        ("deletion", "deletions") => child(&children.deletion),
+        ("traceId", "traces") => child(&children.trace),
         ("id", "items" | "dataset-items") => child(&children.item),
         ("name", "prompts") => child(&children.prompt),
         ("name", "datasets") => child(&children.dataset),
@@ -422,7 +426,7 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "content" => json!(format!("{probe} comment")),
         "scoreConfigIds" | "ids" => json!([children.score_config]),
         "items" => json!([{"objectType": "TRACE", "objectId": children.trace}]),
-        "trace_ids" => json!([children.trace]),
+        "trace_ids" | "traceIds" => json!([children.trace]),
         "scores" => json!([{"config_id": children.score_config, "value": 1}]),
         "userId" => json!(children.member),
         "public" => json!(false),
@@ -1002,6 +1006,17 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         .as_str()
         .expect("a queue item id")
         .to_owned();
+    let deletion = create(
+        http,
+        base,
+        &auth,
+        &format!("{project}/deletions"),
+        json!({"traceIds": [format!("{prefix}-never-sent")]}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("a deletion id")
+        .to_owned();
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;
@@ -1041,6 +1056,7 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         comment,
         queue,
         queue_item,
+        deletion,
     }
 }
 
@@ -1108,6 +1124,7 @@ fn markers(
         true,
     );
     add(children.connection.clone(), "A's connection id", false, false);
+    add(children.deletion.clone(), "A's deletion id", false, false);
     add(
         children.judge_definition.clone(),
         "A's v2 evaluator id",

@@ -834,6 +834,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/public/traces/{traceId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Langfuse: delete a trace
+         * @description Langfuse-compatible (`langfuse.api.trace.delete`): starts the deletion job of `POST /v1/projects/{project}/deletions` for the trace (404 when the project has no such trace) and answers at once; `deletionId` tells when it is done. A project API key with `manage` scope (Basic auth).
+         */
+        delete: operations["langfuse_delete_trace"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/traces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Langfuse: delete traces
+         * @description Langfuse-compatible (`langfuse.api.trace.delete_multiple`): `{traceIds}` (at most 1000) starts one deletion job for them. A project API key with `manage` scope (Basic auth).
+         */
+        delete: operations["langfuse_delete_traces"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/sign-in": {
         parameters: {
             query?: never;
@@ -1858,6 +1898,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/deletions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's deletions
+         * @description Newest first, each with its status and rows per table. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_deletions"];
+        put?: never;
+        /**
+         * Delete traces, a session, a user's data or the project's events
+         * @description `{traceIds | sessionId | userId | project: true, datasetItems?}` starts a deletion job and answers with it (202); the same request while that job runs answers with the same job. The job deletes the rows from every ClickHouse table (the time indexes, session index and daily costs the views fill included) and what PostgreSQL keeps of them (comments, annotation queue items, judgments, share links, run items, waiting patches; dataset items made from them when `datasetItems`), waits for every replica, and succeeds only when a read of every table finds none; events of the deleted traces that arrive later are refused. Member role, or `manage` scope; `project: true` needs the admin role or `admin` scope, and an archived project. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["create_deletion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/deletions/{deletion}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A deletion and its status
+         * @description `status` is `succeeded` once a read of every table found none of the rows (`remaining`, all zero); `running` with an `error` while it retries. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["get_deletion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}/redaction/preview": {
         parameters: {
             query?: never;
@@ -2427,6 +2511,11 @@ export interface components {
             /** Format: u-int32 */
             accepted: number;
             rejected: components["schemas"]["EventRejection"][];
+            /**
+             * Format: u-int32
+             * @description Events of traces deleted in the project, refused: nothing of them is stored.
+             */
+            deleted?: number;
         };
         /** @enum {string} */
         BatchStatus: "accepted" | "already_accepted";
@@ -2910,6 +2999,46 @@ export interface components {
             /** Format: uuid */
             id: string;
         };
+        /** @description A deletion job as the API shows it. */
+        DeletionJob: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            projectId: string;
+            /** @description `traces`, `session`, `user` or `project`. */
+            target: string;
+            /** @description The trace ids, or the session or user id (none for a project). */
+            targetIds: string[];
+            /** @description Whether dataset items made from the deleted traces are deleted too. */
+            datasetItems: boolean;
+            /**
+             * @description `pending`, `running` (also while it retries after a failure, see `error`) or `succeeded`:
+             *     a final read of every table found none of the rows.
+             */
+            status: string;
+            /**
+             * @description Rows found per table (ClickHouse tables by name, PostgreSQL's as `postgres.<table>`)
+             *     when its step ran.
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /** @description What the final read found per table: all zero once succeeded. */
+            remaining?: {
+                [key: string]: number;
+            } | null;
+            /** @description The steps finished so far. */
+            stepsDone: string[];
+            /** Format: int32 */
+            attempts: number;
+            /** @description Why the last attempt failed, while the job retries. */
+            error?: string | null;
+            /** @description Who asked: `user:<email>`, `key:<public key>`, `organization-key`, `cli`. */
+            requestedBy: string;
+            createdAt: string;
+            startedAt?: string | null;
+            finishedAt?: string | null;
+        };
         /**
          * @description A built-in detector. The secret ones are on unless a project turns them off; the personal-data
          *     ones are off unless it turns them on.
@@ -3297,6 +3426,20 @@ export interface components {
             /** @description Always empty: Langfuse resolves media uploads into these; AgentTrace stores media inline. */
             mediaReferences: unknown[];
         };
+        /** @description Langfuse's `DeleteTracesRequest`. */
+        LangfuseDeleteTraces: {
+            /** @description At most 1000. */
+            traceIds: string[];
+        };
+        /** @description Langfuse's `DeleteTraceResponse`, with the job that does it. */
+        LangfuseDeleted: {
+            message: string;
+            /**
+             * Format: uuid
+             * @description The deletion job (`GET /v1/projects/{project}/deletions/{id}`).
+             */
+            deletionId: string;
+        };
         /** @description `GET /api/public/health`'s answer (with 200, or 503 when PostgreSQL does not answer). */
         LangfuseHealth: {
             /** @description `OK` or `database unavailable`. */
@@ -3591,6 +3734,19 @@ export interface components {
             metadata?: unknown;
             input_schema?: unknown;
             expected_output_schema?: unknown;
+        };
+        /** @description What to delete: exactly one of `traceIds`, `sessionId`, `userId`, `project`. */
+        NewDeletion: {
+            /** @description Traces by id (at most 1000), with everything that belongs to them. */
+            traceIds?: string[] | null;
+            /** @description Every trace of the session, and the session's own comments and queue items. */
+            sessionId?: string | null;
+            /** @description Every trace of the user id, and metric points that carry it. */
+            userId?: string | null;
+            /** @description `true`: every event of the project, which must be archived first (admin role). */
+            project?: boolean | null;
+            /** @description Also delete dataset items made from the deleted traces (default: keep them). */
+            datasetItems?: boolean;
         };
         NewEvaluatorBody: {
             name: string;
@@ -8472,6 +8628,116 @@ export interface operations {
             };
         };
     };
+    langfuse_delete_trace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The trace's id. */
+                traceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deletion is under way */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LangfuseDeleted"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such trace in the key's project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    langfuse_delete_traces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LangfuseDeleteTraces"];
+            };
+        };
+        responses: {
+            /** @description The deletion is under way */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LangfuseDeleted"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     sign_in: {
         parameters: {
             query?: never;
@@ -12560,6 +12826,192 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProjectRedaction"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_deletions: {
+        parameters: {
+            query?: {
+                /** @description At most this many, newest first (default 50, at most 500). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionJob"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_deletion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewDeletion"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the job runs now; poll it for its status */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionJob"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_deletion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The deletion's id. */
+                deletion: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionJob"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::clickhouse::quote;
 use crate::control::deletions::{self, DeletionJob, DeletionTarget};
 use crate::http::auth::{KeyProject, Need, ProjectAccess, need};
 use crate::http::error::{ApiError, ErrorBody};
@@ -207,7 +208,7 @@ async fn start(
     path = "/api/public/traces/{traceId}",
     operation_id = "langfuse_delete_trace",
     summary = "Langfuse: delete a trace",
-    description = "Langfuse-compatible (`langfuse.api.trace.delete`): starts the deletion job of `POST /v1/projects/{project}/deletions` for the trace and answers at once; `deletionId` tells when it is done. A project API key with `manage` scope (Basic auth).",
+    description = "Langfuse-compatible (`langfuse.api.trace.delete`): starts the deletion job of `POST /v1/projects/{project}/deletions` for the trace (404 when the project has no such trace) and answers at once; `deletionId` tells when it is done. A project API key with `manage` scope (Basic auth).",
     security(("apiKey" = ["manage"])),
     params(LangfuseTracePath),
     responses(
@@ -215,6 +216,7 @@ async fn start(
         (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "No such trace in the key's project", body = ErrorBody),
     ),
 )]
 pub async fn langfuse_delete_trace(
@@ -222,6 +224,24 @@ pub async fn langfuse_delete_trace(
     project: KeyProject<need::Write>,
     Path(LangfuseTracePath { trace_id }): Path<LangfuseTracePath>,
 ) -> Result<Json<LangfuseDeleted>, ApiError> {
+    // A trace the project does not have is a 404, as Langfuse answers (and as any id of
+    // another project's must be); a list of ids may name traces still on their way.
+    let (p, t) = (quote(&project.id.to_string()), quote(&trace_id));
+    let known = state
+        .reader
+        .for_project(project.id)
+        .query_text(&format!(
+            "SELECT count() FROM (SELECT id FROM traces WHERE project_id = {p} AND id = {t} LIMIT 1 \
+             UNION ALL SELECT trace_id AS id FROM observations WHERE project_id = {p} AND trace_id = {t} LIMIT 1) \
+             FORMAT TabSeparated"
+        ))
+        .await
+        .map_err(|e| ApiError::unavailable("ClickHouse", e.to_string()))?;
+    if known.trim() == "0" {
+        return Err(ApiError::not_found(format!(
+            "no trace {trace_id:?} in this project"
+        )));
+    }
     let deletion_id = start(&state, project.id, &project.public_key, vec![trace_id]).await?;
     Ok(Json(LangfuseDeleted {
         message: "Trace deleted successfully".into(),

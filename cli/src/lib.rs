@@ -35,6 +35,10 @@ pub struct Cli {
     pub databases: DatabaseArgs,
     #[command(subcommand)]
     pub command: Command,
+    /// The arguments as given (without the program's name), for the audit log's entry of a
+    /// command that changes something.
+    #[arg(skip)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,6 +222,8 @@ pub enum Command {
     Delete(commands::deletion::DeleteArgs),
     /// A project's deletion jobs, or one with its rows per table.
     Deletions(commands::deletion::DeletionsArgs),
+    /// An organization's audit log: who changed what, when, from where.
+    Audit(commands::audit::AuditArgs),
     /// Print the ETL's OpenAPI document (what `etl/api/openapi.json` holds), generated from its
     /// routes.
     Openapi,
@@ -256,8 +262,19 @@ pub(crate) async fn until_stopped() -> std::io::Result<()> {
 }
 
 pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
-    let databases = &cli.databases;
-    match cli.command {
+    let (databases, args) = (&cli.databases, &cli.args);
+    let changes = commands::audit::change_words(args).is_some();
+    let done = run_command(cli.command, databases, out).await;
+    if done.is_ok() && changes {
+        commands::audit::record(databases, args)
+            .await
+            .context("the change is made, but the audit log could not record it")?;
+    }
+    done
+}
+
+async fn run_command(command: Command, databases: &DatabaseArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => commands::serve::run(args, databases).await,
         Command::Demo(args) => commands::demo::run(args, databases, out).await,
         Command::Export(args) => commands::analyst::export(args, out).await,
@@ -275,6 +292,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Key(command) => commands::key::run(command, databases, out).await,
         Command::Delete(args) => commands::deletion::delete(args, databases, out).await,
         Command::Deletions(args) => commands::deletion::list(args, databases, out).await,
+        Command::Audit(args) => commands::audit::list(args, databases, out).await,
         Command::User(command) => commands::user::run_user(command, databases, out).await,
         Command::Member(command) => commands::user::run_member(command, databases, out).await,
         Command::Price(command) => commands::price::run(command, databases, out).await,

@@ -9,7 +9,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     agenttrace_cli::init_tracing();
-    let cli = agenttrace_cli::Cli::parse();
+    let mut cli = agenttrace_cli::Cli::parse();
+    cli.args = std::env::args().skip(1).collect();
     match agenttrace_cli::run(cli, &mut std::io::stdout()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

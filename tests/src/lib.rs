@@ -196,6 +196,7 @@ impl TestEnv {
         let argv = std::iter::once("agenttrace").chain(args.iter().copied());
         let mut cli = Cli::try_parse_from(argv)?;
         cli.databases = self.database_args();
+        cli.args = args.iter().map(|arg| (*arg).to_owned()).collect();
         let mut out = Vec::new();
         agenttrace_cli::run(cli, &mut out).await?;
         Ok(String::from_utf8(out)?)

@@ -328,7 +328,15 @@ async fn coding_agent_exports_and_otlp_metrics_land() {
     )
     .await;
     // The session reads as a conversation: the turn's prompt, which Claude Code puts on its
-    // prompt span (the trace carries none).
+    // prompt span (the trace carries none). The trace's own row may land after its spans.
+    env.wait_until(
+        &format!(
+            "SELECT count() > 0 FROM session_traces WHERE project_id = '{p}' AND session_id = 'cc-session-1'"
+        ),
+        "1",
+        Duration::from_secs(30),
+    )
+    .await;
     let pg = env.postgres().await;
     let reader = api_keys::create_key(&pg, p, &[Scope::Read], None).await.unwrap();
     let session: Value = http

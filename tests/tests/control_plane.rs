@@ -610,6 +610,8 @@ async fn each_role_can_do_exactly_what_it_should() {
             Role::Owner,
         ),
     ];
+    // Every change made, by whom: the audit log must hold each.
+    let mut changes: Vec<(String, String, String)> = Vec::new();
     // Most privileged first, so what a route creates exists when the others read it.
     for (name, role, token) in &tokens {
         for (method, url, body, least) in &routes {
@@ -645,6 +647,10 @@ async fn each_role_can_do_exactly_what_it_should() {
                     (200..300).contains(&status),
                     "{name} {method} {url}: {status} {text}"
                 );
+                if *method != "GET" {
+                    let path = reqwest::Url::parse(url).unwrap().path().to_owned();
+                    changes.push((format!("user:{name}@acme.test"), method.to_string(), path));
+                }
             } else {
                 assert_eq!(status, 403, "{name} {method} {url}: {text}");
                 assert!(
@@ -654,6 +660,77 @@ async fn each_role_can_do_exactly_what_it_should() {
             }
         }
     }
+    // The audit log holds every change above, each by the person who made it, and their
+    // sign-ins; admins read it, members do not; no one can edit it.
+    let log: Value = http
+        .get(format!("{org}/audit-log?limit=1000"))
+        .bearer_auth(&tokens[1].2)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let recorded: std::collections::HashSet<(String, String, String)> =
+        log.as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                let (method, route) = entry["action"].as_str().unwrap().split_once(' ').unwrap();
+                let path = entry["target"].as_object().unwrap().iter().fold(
+                    route.to_owned(),
+                    |path, (name, value)| {
+                        path.replace(&format!("{{{name}}}"), value.as_str().unwrap_or_default())
+                    },
+                );
+                (
+                    entry["actor"].as_str().unwrap().to_owned(),
+                    method.to_owned(),
+                    path,
+                )
+            })
+            .collect();
+    assert!(changes.len() > 40, "{changes:?}");
+    for change in &changes {
+        assert!(
+            recorded.contains(change),
+            "not in the audit log: {change:?}\n{log:#}"
+        );
+    }
+    for (name, _, _) in &tokens {
+        let signed_in = (
+            format!("user:{name}@acme.test"),
+            "POST".to_owned(),
+            "/v1/auth/sign-in".to_owned(),
+        );
+        assert!(recorded.contains(&signed_in), "{signed_in:?}");
+    }
+    let as_member = http
+        .get(format!("{org}/audit-log"))
+        .bearer_auth(&tokens[2].2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_member.status(), 403);
+    for statement in [
+        "UPDATE audit_events SET actor = 'someone else'",
+        "DELETE FROM audit_events",
+    ] {
+        let refused = pg.execute(statement, &[]).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("append-only") || format!("{refused:?}").contains("append-only"),
+            "{refused:?}"
+        );
+    }
+    let by_cli: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE action = 'cli user create-owner' AND actor LIKE 'cli:%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(by_cli, 1);
     // Listings are paged: `{data, meta}`, and a bad page names the parameter.
     let owner_token = &tokens[0].2;
     let as_owner =

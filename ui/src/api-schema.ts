@@ -1942,6 +1942,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/organizations/{organization}/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's audit log
+         * @description Every change made in the organization and its projects (keys, members and roles, prompts and labels, datasets, evaluators, connections, redaction rules, deletions, ...), every export and the sign-ins of its members, newest first: who (`user:<email>`, `key:<public key>`, `organization-key:<id>`, `cli:<os user>`), what (the route or CLI command, its parameters and what the answer named), when, the status, and from where (address, X-Forwarded-For, user agent). Entries cannot be changed or removed. Page with `before`. Admin and up. A session token (`Bearer at-session-…`) or an organization key.
+         */
+        get: operations["audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}/redaction/preview": {
         parameters: {
             query?: never;
@@ -2473,6 +2493,35 @@ export interface components {
             queueId: string;
             /** Format: uuid */
             projectId: string;
+        };
+        /** @description An entry as the API shows it. */
+        AuditEvent: {
+            /**
+             * Format: int64
+             * @description Increasing: `before` pages by it.
+             */
+            id: number;
+            at: string;
+            /** Format: uuid */
+            organizationId?: string | null;
+            /** Format: uuid */
+            projectId?: string | null;
+            /** @description `user:<email>`, `key:<public key>`, `organization-key:<id>`, `cli:<os user>`, `anonymous`. */
+            actor: string;
+            /** Format: uuid */
+            actorUserId?: string | null;
+            /** @description The route (`POST /v1/projects/{project}/api-keys`) or CLI command (`cli key create`). */
+            action: string;
+            /** @description The route's parameters, and what the answer named (id, name, version, ...). */
+            target: Record<string, never>;
+            /**
+             * Format: int16
+             * @description The HTTP status answered (0 for the CLI).
+             */
+            status: number;
+            address?: string | null;
+            forwardedFor?: string | null;
+            userAgent?: string | null;
         };
         /** @description A request to judge the targets of a time range that arrived before the judge did. */
         Backfill: {
@@ -13012,6 +13061,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeletionJob"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    audit_log: {
+        parameters: {
+            query?: {
+                /** @description Entries older than this id (the last `id` of the previous page). */
+                before?: number;
+                /** @description At most this many, newest first (default 100, at most 1000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The organization's id */
+                organization: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEvent"][];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

@@ -2,6 +2,7 @@
 //! libraries and prints the outcome.
 
 pub mod analyst;
+pub mod audit;
 pub mod backup;
 pub mod connection;
 pub mod dataset;

@@ -18,6 +18,7 @@
 //! - [`shares`]: traces made public at a share link.
 //! - [`redaction`]: what the edge redacts for each project before anything is buffered.
 //! - [`deletions`]: deletion jobs' records and the ledger of deleted traces.
+//! - [`audit`]: the append-only audit log of control-plane changes.
 //! - [`job_runs`]: the scheduled jobs' run records.
 //!
 //! Rows are read by column name: each record type has one `from_row` and one column list (a
@@ -26,6 +27,7 @@
 
 pub mod annotation;
 pub mod api_keys;
+pub mod audit;
 pub mod calibrations;
 pub mod comments;
 pub mod connections;

@@ -27,6 +27,7 @@ use crate::control::identity::{
     self, Actor, ORG_PUBLIC_PREFIX, Role, SESSION_PREFIX, User, session_user, verify_organization_key,
 };
 use crate::control::projects;
+use crate::http::audit::AuditSlot;
 use crate::http::error::ApiError;
 use crate::http::request::bad;
 use crate::http::server::AppState;
@@ -81,6 +82,9 @@ impl<S: RequiredScope> FromRequestParts<Arc<AppState>> for ApiKey<S> {
                     key.project_id
                 ),
             ));
+        }
+        if let Some(slot) = parts.extensions.get::<AuditSlot>() {
+            slot.set_caller(&Caller::Key(key.clone()));
         }
         Ok(ApiKey {
             key,
@@ -387,8 +391,18 @@ impl<R: AtLeast> FromRequestParts<Arc<AppState>> for OrganizationAccess<R> {
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
+    /// Authenticates the caller, and names it to the audit log when the route is audited.
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let header = parts
+        let caller = authenticate(parts, state).await?;
+        if let Some(slot) = parts.extensions.get::<AuditSlot>() {
+            slot.set_caller(&caller);
+        }
+        Ok(caller)
+    }
+}
+
+async fn authenticate(parts: &mut Parts, state: &Arc<AppState>) -> Result<Caller, ApiError> {
+    let header = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -396,40 +410,37 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing Authorization header: send `Bearer <session token>` or an API key as Basic or Bearer `public:secret`")
             })?;
-        let client = state.postgres.get().await?;
-        if let Some(token) = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| t.starts_with(SESSION_PREFIX))
-        {
-            let user = session_user(&**client, token).await??;
-            return Ok(Caller::User(user));
-        }
-        let pair = match header.split_once(' ') {
-            Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(value.trim())
-                    .map_err(|_| ApiError::unauthorized("the Basic credentials are not base64"))?;
-                String::from_utf8(decoded)
-                    .map_err(|_| ApiError::unauthorized("the Basic credentials are not UTF-8"))?
-            }
-            Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => value.trim().to_owned(),
-            _ => return Err(ApiError::unauthorized("use the Basic or Bearer scheme")),
-        };
-        let (public, secret) = pair
-            .split_once(':')
-            .ok_or_else(|| ApiError::unauthorized("an API key is `public_key:secret_key`"))?;
-        if public.starts_with(ORG_PUBLIC_PREFIX) {
-            return verify_organization_key(&**client, public, secret)
-                .await?
-                .map(Caller::Organization)
-                .ok_or_else(|| {
-                    ApiError::unauthorized("unknown or revoked organization key, or a wrong secret")
-                });
-        }
-        let key = verify_key(&**client, public, secret)
-            .await
-            .map_err(ControlError::from)??;
-        Ok(Caller::Key(key))
+    let client = state.postgres.get().await?;
+    if let Some(token) = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| t.starts_with(SESSION_PREFIX))
+    {
+        let user = session_user(&**client, token).await??;
+        return Ok(Caller::User(user));
     }
+    let pair = match header.split_once(' ') {
+        Some((scheme, value)) if scheme.eq_ignore_ascii_case("basic") => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map_err(|_| ApiError::unauthorized("the Basic credentials are not base64"))?;
+            String::from_utf8(decoded)
+                .map_err(|_| ApiError::unauthorized("the Basic credentials are not UTF-8"))?
+        }
+        Some((scheme, value)) if scheme.eq_ignore_ascii_case("bearer") => value.trim().to_owned(),
+        _ => return Err(ApiError::unauthorized("use the Basic or Bearer scheme")),
+    };
+    let (public, secret) = pair
+        .split_once(':')
+        .ok_or_else(|| ApiError::unauthorized("an API key is `public_key:secret_key`"))?;
+    if public.starts_with(ORG_PUBLIC_PREFIX) {
+        return verify_organization_key(&**client, public, secret)
+            .await?
+            .map(Caller::Organization)
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked organization key, or a wrong secret"));
+    }
+    let key = verify_key(&**client, public, secret)
+        .await
+        .map_err(ControlError::from)??;
+    Ok(Caller::Key(key))
 }

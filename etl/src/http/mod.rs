@@ -10,9 +10,11 @@
 //!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`), one file per
 //!   resource; [`request`]: what the control-plane handlers share (JSON bodies, pages);
 //!   [`read`]: the read API; [`ui`]: the embedded web UI.
+//! - [`audit`]: every change, export and sign-in appended to the audit log as it is answered.
 //! - [`throttle`]: sign-ins' bounded password hashing and their per-address and per-email limits.
 
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod control;
 pub mod error;

@@ -40,7 +40,7 @@ use crate::http::error::ApiError;
 use crate::http::limits::{self, Gate};
 use crate::http::openapi::ApiDoc;
 use crate::http::server::AppState;
-use crate::http::{analytics, control, health, ingest, langfuse, langfuse_scores, read, request, ui};
+use crate::http::{analytics, audit, control, health, ingest, langfuse, langfuse_scores, read, request, ui};
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, _) = api_routes().split_for_parts();
@@ -48,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/assets/{name}", get(ui::asset))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn(limits::deadline))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         // After routing (a layer on every route): the matched route's path parameters are known.
         .layer(axum::middleware::from_fn(request::reject_nul_in_parameters))
         .with_state(state)
@@ -210,6 +211,7 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::deletions::list_deletions
         ))
         .routes(routes!(control::deletions::get_deletion))
+        .routes(routes!(control::audit::audit_log))
         .routes(
             routes!(control::redaction::preview_redaction)
                 .layer(DefaultBodyLimit::max(256 * 1024))

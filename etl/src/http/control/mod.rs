@@ -21,6 +21,7 @@
 //! - [`shares`]: a trace made public, and read signed out.
 //! - [`redaction`]: what the edge redacts for the project.
 //! - [`deletions`]: deletion jobs (and Langfuse's trace deletes).
+//! - [`audit`]: an organization's audit log.
 //! - [`operations`]: what the pipeline did for a project: scheduled job runs, dead letters.
 //!
 //! [`ProjectAccess`]: crate::http::auth::ProjectAccess
@@ -29,6 +30,7 @@
 //! [`role`]: crate::http::auth::role
 
 pub mod annotation;
+pub mod audit;
 pub mod comments;
 pub mod connections;
 pub mod datasets;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::control::identity::{self, Role, Session, SignInRefused, User};
+use crate::http::audit::{Actor, AuditSlot};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::request::json_body;
@@ -72,9 +73,21 @@ pub struct MyOrganization {
 pub async fn sign_in(
     State(state): State<Arc<AppState>>,
     ClientAddress(address): ClientAddress,
+    audit: Option<axum::Extension<AuditSlot>>,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Session>, ApiError> {
     let request: SignIn = json_body(&bytes)?;
+    // Who tried, for the audit log, whether or not the password was right.
+    let name_actor = |user_id: Option<uuid::Uuid>| {
+        if let Some(axum::Extension(slot)) = &audit {
+            slot.set(Actor {
+                label: format!("user:{}", request.email),
+                user_id,
+                ..Actor::default()
+            });
+        }
+    };
+    name_actor(None);
     let attempt = state.sign_in.attempt(address, &request.email)?;
     let admitted = match state.sign_in.admit() {
         Ok(admitted) => admitted,
@@ -101,6 +114,7 @@ pub async fn sign_in(
         return Err(SignInRefused::WrongCredentials.into());
     };
     attempt.give_back();
+    name_actor(Some(user.id));
     let client = state.postgres.get().await?;
     Ok(Json(identity::open_session(&**client, user, SESSION_TTL).await?))
 }

@@ -286,6 +286,23 @@ try {
   results.privacy_detectors = (await api(`/v1/projects/${project}/redaction`)).rules.detectors;
   await shot("privacy");
 
+  step("privacy: a trace deleted, the job seen to succeed, and the change in the audit log");
+  const keep = new Set([env("UI_TRACE"), process.env.UI_BIG_TRACE, env("UI_JUDGE_TRACE")]);
+  const doomed = (await api(`/v1/traces?project_id=${project}&limit=100`)).data.map((t) => t.id).find((id) => !keep.has(id));
+  await page.getByLabel("What to delete").selectOption("traceIds");
+  await page.getByLabel("Ids to delete").fill(doomed);
+  page.once("dialog", (dialog) => void dialog.accept());
+  await page.getByRole("button", { name: "Delete", exact: true }).click();
+  const deletions = page.getByRole("table", { name: "Deletions" });
+  await deletions.locator("tr", { hasText: doomed }).filter({ hasText: "succeeded" }).waitFor({ timeout: 60_000 });
+  const left = (await api(`/v1/traces?project_id=${project}&limit=1000`)).data.map((t) => t.id);
+  results.deleted_trace_listed = left.includes(doomed);
+  await page.reload();
+  await page.getByRole("table", { name: "Audit log" }).locator("tr", { hasText: `POST /v1/projects/{project}/deletions` }).first().waitFor();
+  results.audit_rows = await page.getByRole("table", { name: "Audit log" }).locator("tbody tr").count();
+  await page.getByRole("heading", { name: "Delete data" }).evaluate((heading) => heading.scrollIntoView({ block: "start" }));
+  await shot("deletions");
+
   const big = process.env.UI_BIG_TRACE;
   if (big) {
     step("a trace of many observations opens");

@@ -176,6 +176,8 @@ async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_
         detectors.contains(&json!("email")) && detectors.contains(&json!("llm_api_key")),
         "{results}"
     );
+    assert_eq!(results["deleted_trace_listed"], false, "{results}");
+    assert!(results["audit_rows"].as_u64().unwrap() >= 3, "{results}");
     assert!(
         results["judge_preview"].as_str().unwrap().contains("0.75"),
         "{results}"

@@ -93,6 +93,8 @@ export type ProjectRedaction = Schemas["ProjectRedaction"];
 export type RedactionRules = Schemas["Rules"];
 export type Detector = Schemas["Detector"];
 export type RedactedPreview = Schemas["RedactedPreview"];
+export type DeletionJob = Schemas["DeletionJob"];
+export type AuditEvent = Schemas["AuditEvent"];
 
 export interface Paged<T> {
   data: T[];

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, get, type Detector, type ProjectRedaction, type RedactedPreview, type RedactionRules } from "../api";
 import { Status } from "../components/Status";
 import { message, useLoad } from "../hooks";
+import { AuditLog, Deletions } from "./DataControls";
 
 const SECRETS: [Detector, string, string][] = [
   ["llm_api_key", "LLM API keys", "OpenAI, Anthropic, Google AI, Groq, xAI, Hugging Face, Perplexity, Replicate"],
@@ -136,6 +137,8 @@ export function Privacy({ project }: { project: string }) {
           <p class="muted">{state.data.updated_at ? `Last changed ${state.data.updated_at}.` : "This project uses the default rules."}</p>
         </div>
       </div>
+      <Deletions project={project} />
+      <AuditLog project={project} />
     </section>
   );
 }

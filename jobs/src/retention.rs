@@ -77,7 +77,7 @@ pub async fn run(
             }
             for name in std::iter::once(table.name()).chain(table.derived_tables().iter().copied()) {
                 mutate(clickhouse, name, &format!("DELETE WHERE {condition}")).await?;
-                if !wait_for_mutations(clickhouse, name, Some(table.time_column()), MUTATION_TIMEOUT).await? {
+                if !wait_for_mutations(clickhouse, name, MUTATION_TIMEOUT).await? {
                     return Err(RetentionError::MutationTimeout {
                         table: name,
                         seconds: MUTATION_TIMEOUT.as_secs(),

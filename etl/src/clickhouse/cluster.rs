@@ -194,11 +194,10 @@ pub async fn pending_mutations(clickhouse: &ClickHouse, table: &str) -> Result<u
 /// Waits until `table`'s mutations are done on every replica, at most `timeout`; whether they
 /// are. On a cluster a mutation still pending after a moment is nudged ([`nudge_mutations`]:
 /// 18.16 holds back a partition's last quorum-inserted part), and again every few seconds while
-/// it waits, for tables with a microsecond time column (`time_column`).
+/// it waits.
 pub async fn wait_for_mutations(
     clickhouse: &ClickHouse,
     table: &str,
-    time_column: Option<&str>,
     timeout: std::time::Duration,
 ) -> Result<bool, ClickHouseError> {
     use std::time::{Duration, Instant};
@@ -213,8 +212,8 @@ pub async fn wait_for_mutations(
             None => started.elapsed() > NUDGE_AFTER,
             Some(at) => at.elapsed() > 3 * NUDGE_AFTER,
         };
-        if let Some(time_column) = time_column.filter(|_| due) {
-            nudge_mutations(clickhouse, table, time_column).await?;
+        if due {
+            nudge_mutations(clickhouse, table).await?;
             nudged_at = Some(Instant::now());
         }
         if started.elapsed() > timeout {
@@ -222,6 +221,23 @@ pub async fn wait_for_mutations(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The column each table is partitioned by (by month), and how many microseconds its unit
+/// holds: microseconds, seconds (`ingested_second`) or days (`daily_costs.day`, a Date).
+pub fn partition_column(table: &str) -> Option<(&'static str, i64)> {
+    const SECOND: i64 = 1_000_000;
+    Some(match table {
+        "traces" | "traces_by_time" | "session_traces" | "scores" | "file_operations"
+        | "terminal_commands" | "git_links" => ("timestamp_us", 1),
+        "observations" | "observations_by_time" => ("start_time_us", 1),
+        "traces_by_ingest" | "observations_by_ingest" => ("ingested_second", SECOND),
+        "metrics" => ("time_us", 1),
+        "dead_letters" => ("received_at_us", 1),
+        "experiment_rollups" => ("computed_at_us", 1),
+        "daily_costs" => ("day", 86_400 * SECOND),
+        _ => return None,
+    })
 }
 
 /// Rows per partition a nudge inserts, with different sharding values, so that every shard of a
@@ -235,12 +251,8 @@ const NUDGE_ROWS: usize = 16;
 /// this inserts, through the Distributed table, rows that belong to no project
 /// (`project_id = ''`, which no read, export or query names), a few per partition so every
 /// shard gets one. Their ids repeat from nudge to nudge, so merges collapse them.
-pub async fn nudge_mutations(
-    clickhouse: &ClickHouse,
-    table: &str,
-    time_column: &str,
-) -> Result<(), ClickHouseError> {
-    let Some(cluster) = clickhouse.cluster() else {
+pub async fn nudge_mutations(clickhouse: &ClickHouse, table: &str) -> Result<(), ClickHouseError> {
+    let (Some(cluster), Some((time_column, unit))) = (clickhouse.cluster(), partition_column(table)) else {
         return Ok(());
     };
     let partitions = on_every_replica(
@@ -264,11 +276,11 @@ pub async fn nudge_mutations(
         .map(|(_, rest)| rest.trim_end_matches(')'));
     let mut rows = Vec::new();
     for partition in partitions.lines().filter(|p| !p.is_empty()) {
-        let at_us = month_start_us(partition).unwrap_or(0);
+        let at = month_start_us(partition).unwrap_or(0) / unit;
         for k in 0..NUDGE_ROWS {
             rows.push(match spreader {
-                Some(_) => format!("('', {at_us}, 'retention-nudge-{k}')"),
-                None => format!("('', {at_us})"),
+                Some(_) => format!("('', {at}, 'retention-nudge-{k}')"),
+                None => format!("('', {at})"),
             });
         }
     }
@@ -279,12 +291,15 @@ pub async fn nudge_mutations(
         Some(spreader) => format!("project_id, {time_column}, {spreader}"),
         None => format!("project_id, {time_column}"),
     };
+    // Not deduplicated: a nudge repeats the rows of the one before, and a block the replicas
+    // already saw would be dropped as a retry, which nudges nothing.
     clickhouse
-        .execute(&format!(
-            "INSERT INTO {table} ({columns}) VALUES {}",
-            rows.join(", ")
-        ))
+        .query_with_settings(
+            &format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", ")),
+            &[("insert_deduplicate", "0")],
+        )
         .await
+        .map(drop)
 }
 
 /// The first microsecond of the month a `toYYYYMM` partition id names (`202611`).

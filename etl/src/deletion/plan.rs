@@ -19,45 +19,42 @@ const SESSION_ATTRIBUTES: &[&str] = &["session.id", "gen_ai.conversation.id"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableDeletion {
     pub table: &'static str,
-    /// The microsecond time column ClickHouse partitions the table by (for the nudge a stalled
-    /// mutation needs on a cluster); `None` for `daily_costs`.
-    pub time_column: Option<&'static str>,
     /// One condition per mutation, each scoped to the project.
     pub conditions: Vec<String>,
 }
 
 /// Tables keyed by a trace's own id, and by the trace id of what belongs to one.
-const BY_TRACE_ID: &[(&str, &str, &str)] = &[
-    ("traces", "id", "timestamp_us"),
-    ("traces_by_time", "id", "timestamp_us"),
-    ("traces_by_ingest", "id", "timestamp_us"),
-    ("session_traces", "trace_id", "timestamp_us"),
-    ("observations", "trace_id", "start_time_us"),
-    ("observations_by_time", "trace_id", "start_time_us"),
-    ("observations_by_ingest", "trace_id", "start_time_us"),
-    ("scores", "trace_id", "timestamp_us"),
-    ("file_operations", "trace_id", "timestamp_us"),
-    ("terminal_commands", "trace_id", "timestamp_us"),
-    ("git_links", "trace_id", "timestamp_us"),
+const BY_TRACE_ID: &[(&str, &str)] = &[
+    ("traces", "id"),
+    ("traces_by_time", "id"),
+    ("traces_by_ingest", "id"),
+    ("session_traces", "trace_id"),
+    ("observations", "trace_id"),
+    ("observations_by_time", "trace_id"),
+    ("observations_by_ingest", "trace_id"),
+    ("scores", "trace_id"),
+    ("file_operations", "trace_id"),
+    ("terminal_commands", "trace_id"),
+    ("git_links", "trace_id"),
 ];
 
 /// Every table a project deletion empties of the project's rows.
-const PROJECT_TABLES: &[(&str, Option<&str>)] = &[
-    ("traces", Some("timestamp_us")),
-    ("traces_by_time", Some("timestamp_us")),
-    ("traces_by_ingest", Some("timestamp_us")),
-    ("session_traces", Some("timestamp_us")),
-    ("observations", Some("start_time_us")),
-    ("observations_by_time", Some("start_time_us")),
-    ("observations_by_ingest", Some("start_time_us")),
-    ("scores", Some("timestamp_us")),
-    ("file_operations", Some("timestamp_us")),
-    ("terminal_commands", Some("timestamp_us")),
-    ("git_links", Some("timestamp_us")),
-    ("metrics", Some("time_us")),
-    ("dead_letters", Some("received_at_us")),
-    ("experiment_rollups", Some("computed_at_us")),
-    ("daily_costs", None),
+const PROJECT_TABLES: &[&str] = &[
+    "traces",
+    "traces_by_time",
+    "traces_by_ingest",
+    "session_traces",
+    "observations",
+    "observations_by_time",
+    "observations_by_ingest",
+    "scores",
+    "file_operations",
+    "terminal_commands",
+    "git_links",
+    "metrics",
+    "dead_letters",
+    "experiment_rollups",
+    "daily_costs",
 ];
 
 fn in_list(ids: &[String]) -> String {
@@ -91,9 +88,8 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
     if *target == DeletionTarget::Project {
         return PROJECT_TABLES
             .iter()
-            .map(|&(table, time_column)| TableDeletion {
+            .map(|&table| TableDeletion {
                 table,
-                time_column,
                 conditions: vec![project.clone()],
             })
             .collect();
@@ -101,9 +97,8 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
     let chunks: Vec<&[String]> = trace_ids.chunks(IDS_PER_MUTATION).collect();
     let mut plan: Vec<TableDeletion> = BY_TRACE_ID
         .iter()
-        .map(|&(table, column, time_column)| TableDeletion {
+        .map(|&(table, column)| TableDeletion {
             table,
-            time_column: Some(time_column),
             conditions: chunks
                 .iter()
                 .map(|chunk| format!("{project} AND {column} IN {}", in_list(chunk)))
@@ -127,7 +122,6 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
         }
         plan.push(TableDeletion {
             table: "metrics",
-            time_column: Some("time_us"),
             conditions: vec![format!("{project} AND {}", attribute_match(attributes, id))],
         });
     }
@@ -142,7 +136,6 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
         .collect();
     plan.push(TableDeletion {
         table: "dead_letters",
-        time_column: Some("received_at_us"),
         conditions: dead_letters,
     });
     plan.retain(|t| !t.conditions.is_empty());
@@ -235,5 +228,12 @@ mod tests {
             }
         }
         assert!(plan.iter().any(|t| t.table == "daily_costs"));
+        for table in &plan {
+            assert!(
+                crate::clickhouse::cluster::partition_column(table.table).is_some(),
+                "{}: a stalled mutation there could not be nudged",
+                table.table
+            );
+        }
     }
 }

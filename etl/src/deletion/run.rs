@@ -216,8 +216,10 @@ async fn subtract_daily_costs(
             continue;
         }
         generations += n;
+        // Not deduplicated: on a cluster, an insert identical to a recent one (another chunk's,
+        // another job's compensation of as many generations) would be dropped as a retry.
         clickhouse
-            .execute(&format!(
+            .query_with_settings(&format!(
                 "INSERT INTO daily_costs (project_id, day, model, generations, input_tokens, output_tokens, \
                  cache_read_tokens, cache_write_tokens, total_cost) \
                  SELECT project_id, toDate(toDateTime(intDiv(start_time_us, 1000000))) AS day, \
@@ -226,7 +228,7 @@ async fn subtract_daily_costs(
                  toUInt64(0 - sum(cache_write_tokens)), \
                  toDecimal128(0, 12) - sum(ifNull(total_cost, toDecimal64(0, 12))) \
                  FROM observations FINAL WHERE {which} GROUP BY project_id, day, model"
-            ))
+            ), &[("insert_deduplicate", "0")])
             .await?;
     }
     Ok(generations)
@@ -244,7 +246,7 @@ async fn delete_from_table(clickhouse: &ClickHouse, table: &TableDeletion) -> Re
         }
         found += n;
     }
-    if found > 0 && !wait_for_mutations(clickhouse, table.table, table.time_column, MUTATION_TIMEOUT).await? {
+    if found > 0 && !wait_for_mutations(clickhouse, table.table, MUTATION_TIMEOUT).await? {
         return Err(DeletionError::MutationTimeout {
             table: table.table,
             seconds: MUTATION_TIMEOUT.as_secs(),

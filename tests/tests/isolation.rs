@@ -1017,6 +1017,17 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         .as_str()
         .expect("a deletion id")
         .to_owned();
+    // Finished before A's views are taken, so that they do not change by themselves.
+    let started = Instant::now();
+    while get_json(http, base, &auth, &format!("{project}/deletions/{deletion}")).await["status"]
+        != "succeeded"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "A's deletion did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;

@@ -109,7 +109,8 @@ pub async fn record(client: &impl GenericClient, event: NewAuditEvent) -> Result
 }
 
 /// The organization's entries, newest first, older than `before` when given: those in the
-/// organization, and the sign-ins and other organization-less actions of its current members.
+/// organization, and the sign-ins (right or wrong) and sign-outs of its current members (not
+/// what they did in other organizations).
 pub async fn list(
     client: &impl GenericClient,
     organization_id: Uuid,
@@ -121,8 +122,9 @@ pub async fn list(
         .query(
             &format!(
                 "SELECT {COLUMNS} FROM audit_events
-                 WHERE id < $2 AND (organization_id = $1 OR (organization_id IS NULL AND actor_user_id IN
-                     (SELECT user_id FROM organization_members WHERE organization_id = $1)))
+                 WHERE id < $2 AND (organization_id = $1 OR (organization_id IS NULL
+                     AND action IN ('POST /v1/auth/sign-in', 'POST /v1/auth/sign-out')
+                     AND actor_user_id IN (SELECT user_id FROM organization_members WHERE organization_id = $1)))
                  ORDER BY id DESC LIMIT $3"
             ),
             &[&organization_id, &before, &limit.clamp(1, 1000)],

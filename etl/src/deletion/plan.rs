@@ -8,8 +8,36 @@ use crate::clickhouse::quote;
 use crate::control::deletions::DeletionTarget;
 
 /// Trace ids per mutation: each mutation rewrites the parts it touches, so fewer is better, and
-/// a statement must stay well under ClickHouse's `max_query_size` (256 KiB).
+/// a statement must stay well under ClickHouse's `max_query_size` (256 KiB): at most this many
+/// ids, and at most [`BYTES_PER_MUTATION`] of them (quoting, and escaping for a regular
+/// expression, can each double an id's length).
 pub const IDS_PER_MUTATION: usize = 1000;
+pub const BYTES_PER_MUTATION: usize = 40 * 1024;
+
+/// `ids` in runs of at most [`IDS_PER_MUTATION`] ids and [`BYTES_PER_MUTATION`] bytes (one id
+/// longer than that is a run of its own); the same ids always make the same runs.
+pub fn chunks(ids: &[String]) -> Vec<&[String]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, id) in ids.iter().enumerate() {
+        let size = id.len() + 4;
+        if i > start && (i - start == IDS_PER_MUTATION || bytes + size > BYTES_PER_MUTATION) {
+            runs.push(&ids[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < ids.len() {
+        runs.push(&ids[start..]);
+    }
+    runs
+}
+
+/// The JSON keys under which a dead letter's raw text names a trace, a user or a session
+/// (AgentTrace's snake case and Langfuse's camel case).
+const TRACE_KEYS: &[&str] = &["id", "trace_id", "traceId"];
+const USER_KEYS: &[&str] = &["user_id", "userId"];
+const SESSION_KEYS: &[&str] = &["session_id", "sessionId"];
 
 /// Metric attributes that name a user or a session (OpenTelemetry's and Claude Code's).
 const USER_ATTRIBUTES: &[&str] = &["user.id", "user.email", "user.account_uuid", "enduser.id"];
@@ -62,14 +90,15 @@ fn in_list(ids: &[String]) -> String {
     format!("({})", quoted.join(", "))
 }
 
-/// A regular expression (re2) matching any of `values` as a JSON string, quotes included: how a
-/// dead letter's raw text names the trace, session or user it belonged to.
-pub fn json_string_pattern(values: &[String]) -> String {
-    let alternatives: Vec<String> = values
+/// A regular expression (re2) matching a JSON member whose key is one of `keys` and whose value
+/// is one of `values` as a JSON string: how a dead letter's raw text names the trace, session or
+/// user it belonged to (`"trace_id": "t-1"`), never the same text as any other value.
+pub fn member_pattern(keys: &[&str], values: &[String]) -> String {
+    let values: Vec<String> = values
         .iter()
         .map(|value| regex::escape(&serde_json::Value::String(value.clone()).to_string()))
         .collect();
-    alternatives.join("|")
+    format!(r#""(?:{})"\s*:\s*(?:{})"#, keys.join("|"), values.join("|"))
 }
 
 fn attribute_match(names: &[&str], value: &str) -> String {
@@ -94,7 +123,7 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
             })
             .collect();
     }
-    let chunks: Vec<&[String]> = trace_ids.chunks(IDS_PER_MUTATION).collect();
+    let chunks = chunks(trace_ids);
     let mut plan: Vec<TableDeletion> = BY_TRACE_ID
         .iter()
         .map(|&(table, column)| TableDeletion {
@@ -107,18 +136,22 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
         .collect();
     // A session's or user's own id also names what carries it outside any trace: metric
     // points, and dead letters that never became one. (Their traces were resolved already.)
-    let own: Option<(&str, &[&str])> = match target {
-        DeletionTarget::Session(id) => Some((id, SESSION_ATTRIBUTES)),
-        DeletionTarget::User(id) => Some((id, USER_ATTRIBUTES)),
+    let own: Option<(&str, &[&str], &[&str])> = match target {
+        DeletionTarget::Session(id) => Some((id, SESSION_ATTRIBUTES, SESSION_KEYS)),
+        DeletionTarget::User(id) => Some((id, USER_ATTRIBUTES, USER_KEYS)),
         _ => None,
     };
-    // Dead letters by the JSON strings they hold: the traces', and the session's or user's own
-    // id with the first chunk (one condition per row, so that none is counted twice).
-    let mut patterns: Vec<Vec<String>> = chunks.iter().map(|chunk| chunk.to_vec()).collect();
-    if let Some((id, attributes)) = own {
+    // Dead letters by the members that name them: the traces', and with the first chunk the
+    // session's or user's own (one condition per row, so that none is counted twice).
+    let mut patterns: Vec<String> = chunks
+        .iter()
+        .map(|chunk| member_pattern(TRACE_KEYS, chunk))
+        .collect();
+    if let Some((id, attributes, keys)) = own {
+        let mine = member_pattern(keys, &[id.to_owned()]);
         match patterns.first_mut() {
-            Some(first) => first.push(id.to_owned()),
-            None => patterns.push(vec![id.to_owned()]),
+            Some(first) => *first = format!("{first}|{mine}"),
+            None => patterns.push(mine),
         }
         plan.push(TableDeletion {
             table: "metrics",
@@ -127,12 +160,7 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
     }
     let dead_letters: Vec<String> = patterns
         .iter()
-        .map(|values| {
-            format!(
-                "{project} AND match(raw, {})",
-                quote(&json_string_pattern(values))
-            )
-        })
+        .map(|pattern| format!("{project} AND match(raw, {})", quote(pattern)))
         .collect();
     plan.push(TableDeletion {
         table: "dead_letters",
@@ -201,7 +229,11 @@ mod tests {
         assert_eq!(tables, ["metrics", "dead_letters"]);
         let metrics = &plan[0].conditions[0];
         assert!(metrics.contains("'user.email'") && metrics.contains("v = 'ann@example.com'"));
-        assert!(plan[1].conditions[0].contains(r#"match(raw, '"ann@example\\.com"')"#));
+        let dead = &plan[1].conditions[0];
+        assert!(
+            dead.contains(r#"match(raw, '"(?:user_id|userId)"\\s*:\\s*(?:"ann@example\\.com")')"#),
+            "{dead}"
+        );
     }
 
     #[test]
@@ -210,12 +242,44 @@ mod tests {
         let plan = plan(project(), &DeletionTarget::Traces(ids.clone()), &ids);
         let traces = &plan[0].conditions[0];
         assert!(traces.ends_with(r#"id IN ('a\'b', 'q"(x)')"#), "{traces}");
-        let dead = &plan.last().unwrap().conditions[0];
         // The JSON form of q"(x) is "q\"(x)"; escaped for re2, then quoted for ClickHouse.
+        let pattern = member_pattern(TRACE_KEYS, &ids);
+        assert_eq!(
+            pattern,
+            r#""(?:id|trace_id|traceId)"\s*:\s*(?:"a'b"|"q\\"\(x\)")"#
+        );
+        let regex = regex::Regex::new(&pattern).unwrap();
+        assert!(regex.is_match(r#"{"body": {"trace_id" : "q\"(x)", "type": "span"}}"#));
         assert!(
-            dead.contains(r#""a'b"|"q\\\\"\\(x\\)""#.replace('\'', "\\'").as_str()),
+            !regex.is_match(r#"{"name": "a'b"}"#),
+            "another member holding the same text"
+        );
+        let dead = &plan.last().unwrap().conditions[0];
+        assert!(
+            dead.ends_with(&format!("match(raw, {})", quote(&pattern))),
             "{dead}"
         );
+    }
+
+    #[test]
+    fn chunks_are_bounded_by_count_and_bytes_and_stable() {
+        let short: Vec<String> = (0..2500).map(|i| format!("t{i}")).collect();
+        let runs = chunks(&short);
+        assert_eq!(
+            runs.iter().map(|r| r.len()).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
+        let long: Vec<String> = (0..100).map(|i| format!("{i:01000}")).collect();
+        let runs = chunks(&long);
+        assert!(
+            runs.iter()
+                .all(|r| r.iter().map(|id| id.len() + 4).sum::<usize>() <= BYTES_PER_MUTATION)
+        );
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 100);
+        assert_eq!(chunks(&long), runs);
+        let huge = vec!["x".repeat(100_000)];
+        assert_eq!(chunks(&huge).len(), 1);
+        assert!(chunks(&[]).is_empty());
     }
 
     #[test]

@@ -13,10 +13,13 @@ use crate::clickhouse::cluster::{mutate, wait_for_mutations};
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
 use crate::control::ControlError;
 use crate::control::deletions::{self, DeletionJob, DeletionTarget};
-use crate::deletion::plan::{IDS_PER_MUTATION, TableDeletion, plan};
+use crate::deletion::plan::{TableDeletion, chunks, plan};
 
 /// How long one table's mutations may take before the attempt fails (and is tried again).
 const MUTATION_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a batch checked against the tombstones just before they were written may take to
+/// load (the loader flushes within a second or two; a retry within its attempts).
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeletionError {
@@ -98,7 +101,7 @@ async fn observation_ids(
     traces: &[String],
 ) -> Result<Vec<String>, ClickHouseError> {
     let mut found = Vec::new();
-    for chunk in traces.chunks(IDS_PER_MUTATION) {
+    for chunk in chunks(traces) {
         let list: Vec<String> = chunk.iter().map(|id| quote(id)).collect();
         found.extend(
             ids(
@@ -195,47 +198,66 @@ async fn delete_from_postgres(
 }
 
 /// Takes the traces' generations out of `daily_costs` (a SummingMergeTree filled by a view, so
-/// a mutation there cannot tell them apart): one row per day and model with their counts and
-/// costs negated, which the sums absorb. Unsigned counts wrap modulo 2⁶⁴ as they are summed,
-/// so the sums come out right. Generations counted.
+/// a mutation there cannot tell them apart): per chunk of traces, one row per day and model with
+/// their counts and costs negated, which the sums absorb. Unsigned counts wrap modulo 2⁶⁴ as
+/// they are summed, so the sums come out right. Each chunk is recorded as a step
+/// (`daily_costs.subtracted.<n>`) once inserted, so a resumed job does not subtract it twice.
 async fn subtract_daily_costs(
+    pg: &Client,
     clickhouse: &ClickHouse,
-    project: Uuid,
+    job: &DeletionJob,
     traces: &[String],
-) -> Result<u64, ClickHouseError> {
-    let mut generations = 0;
-    for chunk in traces.chunks(IDS_PER_MUTATION) {
+    lease: Duration,
+) -> Result<(), DeletionError> {
+    for (n, chunk) in chunks(traces).into_iter().enumerate() {
+        let step = format!("daily_costs.subtracted.{n}");
+        if job.is_done(&step) {
+            continue;
+        }
         let list: Vec<String> = chunk.iter().map(|id| quote(id)).collect();
         let which = format!(
             "project_id = {} AND type = 'generation' AND trace_id IN ({})",
-            quote(&project.to_string()),
+            quote(&job.project_id.to_string()),
             list.join(", ")
         );
-        let n = count(clickhouse, "observations FINAL", &which).await?;
-        if n == 0 {
-            continue;
+        let generations = count(clickhouse, "observations FINAL", &which).await?;
+        if generations > 0 {
+            // Not deduplicated: on a cluster, an insert identical to a recent one (another
+            // chunk's, another job's compensation of as many generations) would be dropped as
+            // a retry.
+            clickhouse
+                .query_with_settings(
+                    &format!(
+                        "INSERT INTO daily_costs (project_id, day, model, generations, input_tokens, output_tokens, \
+                         cache_read_tokens, cache_write_tokens, total_cost) \
+                         SELECT project_id, toDate(toDateTime(intDiv(start_time_us, 1000000))) AS day, \
+                         ifNull(model, '') AS model, toUInt64(0 - count()), toUInt64(0 - sum(input_tokens)), \
+                         toUInt64(0 - sum(output_tokens)), toUInt64(0 - sum(cache_read_tokens)), \
+                         toUInt64(0 - sum(cache_write_tokens)), \
+                         toDecimal128(0, 12) - sum(ifNull(total_cost, toDecimal64(0, 12))) \
+                         FROM observations FINAL WHERE {which} GROUP BY project_id, day, model"
+                    ),
+                    &[("insert_deduplicate", "0")],
+                )
+                .await?;
         }
-        generations += n;
-        // Not deduplicated: on a cluster, an insert identical to a recent one (another chunk's,
-        // another job's compensation of as many generations) would be dropped as a retry.
-        clickhouse
-            .query_with_settings(&format!(
-                "INSERT INTO daily_costs (project_id, day, model, generations, input_tokens, output_tokens, \
-                 cache_read_tokens, cache_write_tokens, total_cost) \
-                 SELECT project_id, toDate(toDateTime(intDiv(start_time_us, 1000000))) AS day, \
-                 ifNull(model, '') AS model, toUInt64(0 - count()), toUInt64(0 - sum(input_tokens)), \
-                 toUInt64(0 - sum(output_tokens)), toUInt64(0 - sum(cache_read_tokens)), \
-                 toUInt64(0 - sum(cache_write_tokens)), \
-                 toDecimal128(0, 12) - sum(ifNull(total_cost, toDecimal64(0, 12))) \
-                 FROM observations FINAL WHERE {which} GROUP BY project_id, day, model"
-            ), &[("insert_deduplicate", "0")])
-            .await?;
+        let mut found = BTreeMap::new();
+        found.insert(format!("daily_costs.generations.{n}"), generations);
+        deletions::step_done(pg, job.id, &step, &found, lease).await?;
     }
-    Ok(generations)
+    Ok(())
 }
 
 /// Runs the mutations of one table and waits for them on every replica; rows found.
 async fn delete_from_table(clickhouse: &ClickHouse, table: &TableDeletion) -> Result<u64, DeletionError> {
+    // An earlier attempt's mutations first: counted while they still run, the rows would be
+    // found again and deleted twice over (each mutation rewrites what it touches).
+    if !wait_for_mutations(clickhouse, table.table, MUTATION_TIMEOUT).await? {
+        return Err(DeletionError::MutationTimeout {
+            table: table.table,
+            seconds: MUTATION_TIMEOUT.as_secs(),
+        });
+    }
     let mut found = 0;
     for condition in &table.conditions {
         // Counting first also checks the condition: on 18.16 a mutation that fails blocks its
@@ -273,8 +295,10 @@ pub async fn run(
         traces.sort();
         traces.dedup();
     }
+    let mut tombstoned_now = None;
     if !job.is_done("tombstones") && target != DeletionTarget::Project {
         deletions::tombstone(&*pg, project, job.id, &traces).await?;
+        tombstoned_now = Some(std::time::Instant::now());
         let mut found = BTreeMap::new();
         found.insert("traces.found".to_owned(), traces.len() as u64);
         deletions::step_done(&*pg, job.id, "tombstones", &found, lease).await?;
@@ -285,11 +309,8 @@ pub async fn run(
             delete_from_postgres(pg, project, &target, &traces, &observations, job.dataset_items).await?;
         deletions::step_done(&*pg, job.id, "postgres", &found, lease).await?;
     }
-    if !job.is_done("daily_costs.subtracted") && target != DeletionTarget::Project {
-        let generations = subtract_daily_costs(clickhouse, project, &traces).await?;
-        let mut found = BTreeMap::new();
-        found.insert("daily_costs.generations".to_owned(), generations);
-        deletions::step_done(&*pg, job.id, "daily_costs.subtracted", &found, lease).await?;
+    if target != DeletionTarget::Project {
+        subtract_daily_costs(&*pg, clickhouse, job, &traces, lease).await?;
     }
     let tables = plan(project, &target, &traces);
     for table in &tables {
@@ -300,6 +321,11 @@ pub async fn run(
         let mut counts = BTreeMap::new();
         counts.insert(table.table.to_owned(), found);
         deletions::step_done(&*pg, job.id, table.table, &counts, lease).await?;
+    }
+    // A batch that passed the tombstone check just before the tombstones were written may
+    // still be loading: the final read waits until such a batch has landed, so that it finds it.
+    if let Some(at) = tombstoned_now {
+        tokio::time::sleep(IN_FLIGHT_GRACE.saturating_sub(at.elapsed())).await;
     }
     let mut remaining = BTreeMap::new();
     for table in &tables {

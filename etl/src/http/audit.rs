@@ -189,21 +189,36 @@ pub(crate) async fn record(State(state): State<Arc<AppState>>, request: Request,
 
     let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status();
-    if !status.is_success() && action != SIGN_IN {
+    // A sign-in refused for its credentials is recorded; one throttled or malformed is not (a
+    // flood of those is the throttle's to count, not the log's to keep forever).
+    let wrong_password = action == SIGN_IN && status == axum::http::StatusCode::UNAUTHORIZED;
+    if !status.is_success() && !wrong_password {
         return response;
     }
-    // Exports stream: their answers are not read.
-    let (response, named) = if method == Method::GET {
-        (response, Map::new())
-    } else {
+    // Only a small JSON answer of known length is read for what it names; any other (an export,
+    // a query's rows) passes through untouched.
+    let small_json = method != Method::GET
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"))
+        && axum::body::HttpBody::size_hint(response.body())
+            .exact()
+            .is_some_and(|n| n <= MAX_NAMED_BODY as u64);
+    let (response, named) = if small_json {
         let (parts, body) = response.into_parts();
         match axum::body::to_bytes(body, MAX_NAMED_BODY).await {
             Ok(bytes) => {
                 let named = named_in(&bytes);
                 (Response::from_parts(parts, axum::body::Body::from(bytes)), named)
             }
+            // A body of the length it declared cannot fail to collect but by an I/O error of its
+            // own, which the client would have seen anyway.
             Err(_) => (Response::from_parts(parts, axum::body::Body::empty()), Map::new()),
         }
+    } else {
+        (response, Map::new())
     };
     for (field, value) in named {
         target.entry(format!("answer.{field}")).or_insert(value);
@@ -212,8 +227,19 @@ pub(crate) async fn record(State(state): State<Arc<AppState>>, request: Request,
         label: "anonymous".into(),
         ..Actor::default()
     });
+    // A new organization's own log starts with its creation.
+    let created_organization = (action == "POST /v1/organizations")
+        .then(|| {
+            target
+                .get("answer.id")
+                .and_then(Value::as_str)
+                .and_then(|id| id.parse().ok())
+        })
+        .flatten();
     let event = NewAuditEvent {
-        organization_id: path_organization.or(actor.organization_id),
+        organization_id: path_organization
+            .or(actor.organization_id)
+            .or(created_organization),
         project_id: path_project.or(actor.project_id),
         actor: actor.label,
         actor_user_id: actor.user_id,
@@ -224,16 +250,22 @@ pub(crate) async fn record(State(state): State<Arc<AppState>>, request: Request,
         forwarded_for,
         user_agent,
     };
-    let written = match state.postgres.get().await {
-        Ok(client) => audit::record(&**client, event).await.map_err(|e| e.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    if let Err(error) = written {
-        // The change is made and committed: failing the answer now would have the caller retry
-        // it. The gap is loud instead.
-        metrics::counter!("agenttrace_audit_write_failures_total").increment(1);
-        tracing::error!(%error, "an audit entry could not be written");
-    }
+    // Written by a task of its own, awaited: the entry is written before the answer leaves, and
+    // still written if the client hangs up meanwhile (which drops this future).
+    let postgres = state.postgres.clone();
+    let write = tokio::spawn(async move {
+        let written = match postgres.get().await {
+            Ok(client) => audit::record(&**client, event).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = written {
+            // The change is made and committed: failing the answer now would have the caller
+            // retry it. The gap is loud instead.
+            metrics::counter!("agenttrace_audit_write_failures_total").increment(1);
+            tracing::error!(%error, "an audit entry could not be written");
+        }
+    });
+    let _ = write.await;
     response
 }
 

@@ -206,10 +206,15 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::redaction::get_redaction,
             control::redaction::set_redaction
         ))
-        .routes(routes!(
-            control::deletions::create_deletion,
-            control::deletions::list_deletions
-        ))
+        // Each deletion queues mutations every tenant's tables wait behind: a few at once, one
+        // per caller (the listing shares the gate).
+        .routes(
+            routes!(
+                control::deletions::create_deletion,
+                control::deletions::list_deletions
+            )
+            .layer(gate!(Gate::new("deletions", 4, 1))),
+        )
         .routes(routes!(control::deletions::get_deletion))
         .routes(routes!(control::audit::audit_log))
         .routes(
@@ -296,6 +301,8 @@ fn langfuse_judge_routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// Langfuse's control-plane routes (its SDKs send a few MB at most).
 fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
+    // A trace delete starts a deletion job: a few at once, one per caller.
+    let trace_deletes = Gate::new("trace_deletes", 4, 1);
     OpenApiRouter::new()
         .routes(routes!(langfuse::health))
         .routes(routes!(langfuse::projects))
@@ -359,8 +366,8 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         // A delete is a mutation of the shared table: one at a time per caller, few at once.
         .routes(routes!(langfuse_scores::delete_score).layer(gate!(Gate::new("score_delete", 4, 1))))
         .routes(routes!(langfuse::metrics_v2).layer(gate!(reads)))
-        .routes(routes!(control::deletions::langfuse_delete_trace))
-        .routes(routes!(control::deletions::langfuse_delete_traces))
+        .routes(routes!(control::deletions::langfuse_delete_trace).layer(gate!(trace_deletes)))
+        .routes(routes!(control::deletions::langfuse_delete_traces).layer(gate!(trace_deletes)))
         .layer(DefaultBodyLimit::max(5 * 1024 * 1024))
 }
 

@@ -77,17 +77,19 @@ pub async fn sign_in(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Session>, ApiError> {
     let request: SignIn = json_body(&bytes)?;
-    // Who tried, for the audit log, whether or not the password was right.
-    let name_actor = |user_id: Option<uuid::Uuid>| {
+    // Who tried, for the audit log, whether or not the password was right: the account's own
+    // email when there is one (its organizations' admins then see attempts on it), else what
+    // was typed, cut short.
+    let name_actor = |email: &str, user_id: Option<uuid::Uuid>| {
         if let Some(axum::Extension(slot)) = &audit {
             slot.set(Actor {
-                label: format!("user:{}", request.email),
+                label: format!("user:{}", email.chars().take(320).collect::<String>()),
                 user_id,
                 ..Actor::default()
             });
         }
     };
-    name_actor(None);
+    name_actor(&request.email, None);
     let attempt = state.sign_in.attempt(address, &request.email)?;
     let admitted = match state.sign_in.admit() {
         Ok(admitted) => admitted,
@@ -106,6 +108,9 @@ pub async fn sign_in(
         Some((user, hash)) => (Some(user), hash),
         None => (None, None),
     };
+    if let Some(user) = &user {
+        name_actor(&user.email, Some(user.id));
+    }
     let matches = state
         .sign_in
         .check_password(admitted, request.password, hash)
@@ -114,7 +119,6 @@ pub async fn sign_in(
         return Err(SignInRefused::WrongCredentials.into());
     };
     attempt.give_back();
-    name_actor(Some(user.id));
     let client = state.postgres.get().await?;
     Ok(Json(identity::open_session(&**client, user, SESSION_TTL).await?))
 }

@@ -307,4 +307,31 @@ async fn no_secret_sent_through_any_route_is_stored_anywhere() {
         String::from_utf8_lossy(&body)
     );
     assert!(secrets.iter().all(|secret| !holds(&body, secret)));
+
+    // A backup holds what is stored, so none either (PostgreSQL's compressed custom-format dump
+    // read back as SQL, ClickHouse's Native files as they are).
+    let dir = std::env::temp_dir().join(format!("agenttrace-sweep-backup-{}", uuid::Uuid::new_v4()));
+    env.cli(&["backup", "--to", dir.to_str().unwrap()]).await.unwrap();
+    let mut backup: Vec<(String, Vec<u8>)> = files(&dir)
+        .into_iter()
+        .filter(|(file, _)| !file.ends_with("postgres.dump"))
+        .collect();
+    let sql = tokio::process::Command::new("pg_restore")
+        .arg("--file=-")
+        .arg(dir.join("postgres.dump"))
+        .output()
+        .await
+        .unwrap();
+    assert!(sql.status.success(), "{}", String::from_utf8_lossy(&sql.stderr));
+    backup.push(("postgres.dump, as SQL".into(), sql.stdout));
+    assert!(
+        backup.iter().any(|(_, bytes)| holds(bytes, &canary)),
+        "the canary is in the backup, so the sweep reads it"
+    );
+    for (file, bytes) in &backup {
+        for secret in secrets {
+            assert!(!holds(bytes, secret), "{secret} in the backup's {file}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

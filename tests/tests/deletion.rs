@@ -77,15 +77,17 @@ async fn send(etl: &Etl, key: &ProjectKey, events: &[Value]) -> BatchResponse {
 
 /// Polls the deletion until it succeeds; its last state.
 async fn finished(etl: &Etl, project: &TestProject, id: &str, within: Duration) -> Value {
+    finished_as(etl, project.key.project_id, &project.basic_auth(), id, within).await
+}
+
+/// [`finished`], asked with `auth` (an archived project's own keys no longer work).
+async fn finished_as(etl: &Etl, project: uuid::Uuid, auth: &str, id: &str, within: Duration) -> Value {
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
     loop {
         let job: Value = http
-            .get(format!(
-                "{}/v1/projects/{}/deletions/{id}",
-                etl.url, project.key.project_id
-            ))
-            .header("authorization", project.basic_auth())
+            .get(format!("{}/v1/projects/{project}/deletions/{id}", etl.url))
+            .header("authorization", auth)
             .send()
             .await
             .unwrap()
@@ -389,6 +391,18 @@ async fn a_user_with_thousands_of_traces_is_deleted_from_every_table_and_stays_d
         get(format!("{}/v1/traces/del-u-00007", etl.url)).await.status(),
         404
     );
+    for path in [
+        "/v1/observations?trace_id=del-u-00007",
+        "/v1/scores?trace_id=del-u-00007",
+        "/v1/observations?limit=1000",
+        "/api/public/v2/observations?traceId=del-u-00007",
+        "/api/public/v3/scores?traceId=del-u-00007",
+    ] {
+        let answer = get(format!("{}{path}", etl.url)).await;
+        assert_eq!(answer.status(), 200, "{path}");
+        let text = answer.text().await.unwrap();
+        assert!(!text.contains("del-u-"), "{path}: {text}");
+    }
     let session = get(format!("{}/v1/sessions/s-7", etl.url))
         .await
         .text()
@@ -614,4 +628,103 @@ async fn a_deletion_interrupted_by_a_clickhouse_kill_finishes_after_the_restart(
     assert_eq!(job["counts"]["traces.found"], 300, "{job:#}");
     assert_eq!(rows_naming(&env, &project, "gone-").await, vec![]);
     drop(clickhouse);
+}
+
+#[tokio::test]
+async fn an_archived_projects_events_are_deleted_whole_and_a_live_one_is_refused() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = project(&env, "closing").await;
+    let bystander = project_in_other(&env).await;
+    let at = Timestamp::now();
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.extend(trace_events(&format!("closing-{i}"), "dana", "s-d", at));
+    }
+    events.push(json!({"id": "bad", "type": "observation", "timestamp": at,
+                       "body": {"id": "bad", "trace_id": "closing-0", "type": "span"}}));
+    send(&etl, &project.key, &events).await;
+    send(
+        &etl,
+        &bystander.key,
+        &trace_events("closing-0", "dana", "s-d", at),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let live = http
+        .post(format!(
+            "{}/v1/projects/{}/deletions",
+            etl.url, project.key.project_id
+        ))
+        .header("authorization", project.basic_auth())
+        .json(&json!({"project": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 400);
+    assert!(live.text().await.unwrap().contains("archive the project first"));
+
+    // Archived, the project's keys stop working: its organization's key asks.
+    let pg = env.postgres().await;
+    projects::archive_project(&pg, project.key.project_id)
+        .await
+        .unwrap();
+    let organization = projects::organization_of(&pg, project.key.project_id)
+        .await
+        .unwrap();
+    let organization_key =
+        agenttrace_etl::control::identity::create_organization_key(&pg, organization, None)
+            .await
+            .unwrap();
+    let auth = format!(
+        "Bearer {}:{}",
+        organization_key.public_key, organization_key.secret_key
+    );
+    let answer = http
+        .post(format!(
+            "{}/v1/projects/{}/deletions",
+            etl.url, project.key.project_id
+        ))
+        .header("authorization", &auth)
+        .json(&json!({"project": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    let job: Value = answer.json().await.unwrap();
+    let job = finished_as(
+        &etl,
+        project.key.project_id,
+        &auth,
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(job["requestedBy"], format!("organization-key:{organization}"));
+    assert_eq!(job["counts"]["traces"], 20, "{job:#}");
+    assert_eq!(job["counts"]["dead_letters"], 1, "{job:#}");
+    assert!(job["counts"]["daily_costs"].as_u64().unwrap() >= 1, "{job:#}");
+    let p = quote(&project.key.project_id.to_string());
+    for table in [
+        "traces",
+        "observations",
+        "scores",
+        "terminal_commands",
+        "dead_letters",
+        "daily_costs",
+        "session_traces",
+    ] {
+        assert_eq!(
+            env.ch(&format!("SELECT count() FROM {table} WHERE project_id = {p}"))
+                .await
+                .trim(),
+            "0",
+            "{table}"
+        );
+    }
+    assert_eq!(
+        rows_naming(&env, &bystander, "closing-0").await.len(),
+        9,
+        "another project's rows stay"
+    );
 }

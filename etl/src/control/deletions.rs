@@ -1,9 +1,9 @@
 //! Deletion jobs' records and the tombstone ledger. A job is created here (by the API, the
 //! Langfuse routes or the CLI), claimed and advanced step by step by the runner
 //! ([`crate::deletion`]), and read back with its counts; tombstones name the traces whose
-//! events the ETL refuses from then on.
+//! events the ETL refuses from then on (read with each batch, `ingest::pipeline`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -313,6 +313,18 @@ pub async fn step_done(
     Ok(())
 }
 
+/// Extends a running job's lease.
+pub async fn renew(client: &impl GenericClient, id: Uuid, lease: Duration) -> Result<(), ControlError> {
+    client
+        .execute(
+            "UPDATE deletion_jobs SET lease_until = now() + make_interval(secs => $2)
+             WHERE id = $1 AND status = 'running'",
+            &[&id, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Forgets finished steps so that they run again (the final read found their rows).
 pub async fn redo_steps(client: &impl GenericClient, id: Uuid, steps: &[String]) -> Result<(), ControlError> {
     client
@@ -386,26 +398,6 @@ pub async fn tombstoned_by(client: &impl GenericClient, job_id: Uuid) -> Result<
         .query(
             "SELECT trace_id FROM deletion_tombstones WHERE job_id = $1 ORDER BY trace_id",
             &[&job_id],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect())
-}
-
-/// Which of `trace_ids` were deleted in the project.
-pub async fn tombstoned(
-    client: &impl GenericClient,
-    project_id: Uuid,
-    trace_ids: &[&str],
-) -> Result<HashSet<String>, ControlError> {
-    if trace_ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    Ok(client
-        .query(
-            "SELECT trace_id FROM deletion_tombstones WHERE project_id = $1 AND trace_id = ANY($2)",
-            &[&project_id, &trace_ids],
         )
         .await?
         .iter()

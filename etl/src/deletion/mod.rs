@@ -16,14 +16,24 @@ use crate::clickhouse::ClickHouse;
 use crate::control::deletions;
 use deadpool_postgres::Pool;
 
-/// How long a claimed job is held before another runner may take it over (renewed per step).
-const LEASE: Duration = Duration::from_secs(600);
+/// How long a claimed job is held before another runner may take it over: renewed every
+/// [`HEARTBEAT`] while it runs, so a job whose runner died is taken over within a minute.
+const LEASE: Duration = Duration::from_secs(60);
+const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How often an idle worker looks for due jobs.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// The delay before attempt `attempts + 1` of a job that failed: quick at first, at most a minute.
 pub fn retry_delay(attempts: i32) -> Duration {
     Duration::from_secs(1u64 << attempts.clamp(0, 6) as u32).min(Duration::from_secs(60))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs due deletion jobs, one at a time, until the process ends.
@@ -54,6 +64,18 @@ impl Worker {
             .map_err(|e| e.to_string())?
         else {
             return Ok(false);
+        };
+        // Stopped when this attempt ends, however it ends (the worker aborted with its server).
+        let _heartbeat = {
+            let (postgres, id) = (self.postgres.clone(), job.id);
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    if let Ok(client) = postgres.get().await {
+                        let _ = deletions::renew(&**client, id, LEASE).await;
+                    }
+                }
+            }))
         };
         match run::run(&mut client, &self.clickhouse, &job, LEASE).await {
             Ok(remaining) => {

@@ -542,26 +542,6 @@ impl Ingestor {
         .await??;
         let project_name = self.check_key(&batch).await?;
 
-        let client = self.pool.get().await.map_err(postgres_down)?;
-        let seen = client
-            .query_opt(
-                "SELECT 1 FROM accepted_batches WHERE batch_id = $1",
-                &[&batch.batch_id],
-            )
-            .await
-            .map_err(postgres_down)?;
-        if seen.is_some() {
-            metrics::counter!("agenttrace_batches_total", "outcome" => "already_accepted").increment(1);
-            return Ok(BatchResponse {
-                batch_id: batch.batch_id,
-                status: BatchStatus::AlreadyAccepted,
-                accepted: 0,
-                rejected: Vec::new(),
-                deleted: 0,
-            });
-        }
-        drop(client);
-
         let named = named_score_configs(&batch);
         let configs = if named.is_empty() {
             ScoreConfigs::new()
@@ -591,17 +571,37 @@ impl Ingestor {
             .await?
         };
         let mut converted = converted?;
-        // Events of traces deleted in the project are left out, so that an agent retrying or an
-        // edge replaying its buffer cannot bring them back (rare: converted again without them).
-        let deleted = if converted.trace_ids.is_empty() {
-            HashSet::new()
-        } else {
+        // One round trip: whether an earlier delivery of this batch was loaded, and which of its
+        // traces were deleted in the project. Events of those are left out, so that an agent
+        // retrying or an edge replaying its buffer cannot bring them back (rare: converted again
+        // without them).
+        let (seen, deleted) = {
             let client = self.pool.get().await.map_err(postgres_down)?;
             let ids: Vec<&str> = converted.trace_ids.iter().map(String::as_str).collect();
-            crate::control::deletions::tombstoned(&**client, batch.project_id, &ids)
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM accepted_batches WHERE batch_id = $1),
+                            ARRAY(SELECT trace_id FROM deletion_tombstones WHERE project_id = $2 AND trace_id = ANY($3))",
+                    &[&batch.batch_id, &batch.project_id, &ids],
+                )
                 .await
-                .map_err(|e| postgres_down(e.to_string()))?
+                .map_err(postgres_down)?;
+            let deleted: Vec<String> = row.get(1);
+            (
+                row.get::<_, bool>(0),
+                deleted.into_iter().collect::<HashSet<String>>(),
+            )
         };
+        if seen {
+            metrics::counter!("agenttrace_batches_total", "outcome" => "already_accepted").increment(1);
+            return Ok(BatchResponse {
+                batch_id: batch.batch_id,
+                status: BatchStatus::AlreadyAccepted,
+                accepted: 0,
+                rejected: Vec::new(),
+                deleted: 0,
+            });
+        }
         let batch = if deleted.is_empty() {
             batch
         } else {

@@ -3,12 +3,13 @@ import { api, get, type AuditEvent, type DeletionJob, type Project } from "../ap
 import { Status } from "../components/Status";
 import { message, useLoad } from "../hooks";
 
-type Target = "traceIds" | "sessionId" | "userId";
+type Target = "traceIds" | "sessionId" | "userId" | "project";
 
 const TARGETS: [Target, string, string][] = [
   ["traceIds", "Traces", "trace ids, one per line or comma-separated"],
   ["sessionId", "A session", "the session id"],
   ["userId", "A user", "the user id (every trace of theirs)"],
+  ["project", "Every event of the project", "the project must be archived first; admins only"],
 ];
 
 /** Rows a job found in the event tables (PostgreSQL's and the bookkeeping counts aside). */
@@ -40,11 +41,17 @@ export function Deletions({ project }: { project: string }) {
       .split(/[\n,]/)
       .map((id) => id.trim())
       .filter((id) => id);
-    if (ids.length === 0) return setError("Name what to delete.");
-    const what = target === "traceIds" ? `${ids.length} trace(s)` : `everything of ${target === "userId" ? "user" : "session"} ${ids[0]}`;
+    if (target !== "project" && ids.length === 0) return setError("Name what to delete.");
+    const what =
+      target === "project"
+        ? "every event of this project"
+        : target === "traceIds"
+          ? `${ids.length} trace(s)`
+          : `everything of ${target === "userId" ? "user" : "session"} ${ids[0]}`;
     if (!window.confirm(`Delete ${what}? This cannot be undone.`)) return;
+    const body = target === "project" ? { project: true } : { [target]: target === "traceIds" ? ids : ids[0] };
     try {
-      await api("POST", `/v1/projects/${project}/deletions`, {}, { [target]: target === "traceIds" ? ids : ids[0], datasetItems });
+      await api("POST", `/v1/projects/${project}/deletions`, {}, { ...body, datasetItems });
       setValue("");
       jobs.reload();
     } catch (e) {
@@ -70,6 +77,7 @@ export function Deletions({ project }: { project: string }) {
         <input
           aria-label="Ids to delete"
           class="grow mono"
+          disabled={target === "project"}
           placeholder={TARGETS.find(([id]) => id === target)?.[2]}
           value={value}
           onInput={(e) => setValue(e.currentTarget.value)}

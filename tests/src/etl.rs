@@ -83,18 +83,40 @@ impl TestEnv {
         Etl { server, url, client }
     }
 
+    /// A project of the organization `test-org`, with an ingest-only key.
     pub async fn create_project(&self, name: &str) -> TestProject {
+        self.create_project_in("test-org", name, &[agenttrace_schemas::Scope::Ingest])
+            .await
+    }
+
+    /// A project of the organization named `organization` (made when missing), with a key of
+    /// `scopes`.
+    pub async fn create_project_in(
+        &self,
+        organization: &str,
+        name: &str,
+        scopes: &[agenttrace_schemas::Scope],
+    ) -> TestProject {
         let pg = self.postgres().await;
-        let organization = projects::ensure_organization(&pg, "test-org").await.unwrap();
+        let organization = projects::ensure_organization(&pg, organization).await.unwrap();
         let project = projects::create_project(&pg, organization, name, None)
             .await
             .unwrap();
-        let key = api_keys::create_key(&pg, project.id, &[agenttrace_schemas::Scope::Ingest], None)
-            .await
-            .unwrap();
+        TestProject::with_key(&pg, project.id, scopes).await
+    }
+}
+
+impl TestProject {
+    /// `project` with a new key of `scopes`.
+    pub async fn with_key(
+        pg: &tokio_postgres::Client,
+        project: uuid::Uuid,
+        scopes: &[agenttrace_schemas::Scope],
+    ) -> TestProject {
+        let key = api_keys::create_key(pg, project, scopes, None).await.unwrap();
         TestProject {
             key: ProjectKey {
-                project_id: project.id,
+                project_id: project,
                 public_key: key.public_key,
             },
             secret_key: key.secret_key,

@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use agenttrace_cli::send::ProjectKey;
 use agenttrace_etl::control::identity::{self, Role};
-use agenttrace_etl::control::{api_keys, projects};
+use agenttrace_etl::control::projects;
 use agenttrace_schemas::event::IntoStatic;
 use agenttrace_schemas::{Event, Scope, Timestamp};
 use agenttrace_tests::TestEnv;
@@ -48,21 +47,7 @@ async fn team_project(env: &TestEnv, name: &str, owner: &Person, others: &[&Pers
     let project = projects::create_project(&pg, organization, name, None)
         .await
         .unwrap();
-    let key = api_keys::create_key(
-        &pg,
-        project.id,
-        &[Scope::Ingest, Scope::Read, Scope::Manage],
-        None,
-    )
-    .await
-    .unwrap();
-    TestProject {
-        key: ProjectKey {
-            project_id: project.id,
-            public_key: key.public_key,
-        },
-        secret_key: key.secret_key,
-    }
+    TestProject::with_key(&pg, project.id, &[Scope::Ingest, Scope::Read, Scope::Manage]).await
 }
 
 /// Traces `ids`, each with an answer (a generation) and a session.

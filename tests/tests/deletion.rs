@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use agenttrace_cli::send::ProjectKey;
 use agenttrace_etl::clickhouse::quote;
-use agenttrace_etl::control::{api_keys, projects};
+use agenttrace_etl::control::projects;
 use agenttrace_schemas::batch::BatchResponse;
 use agenttrace_schemas::{Scope, Timestamp};
 use agenttrace_tests::TestEnv;
@@ -19,14 +19,9 @@ use serde_json::{Value, json};
 
 /// A project with a key that may ingest, read, export and manage.
 async fn project(env: &TestEnv, name: &str) -> TestProject {
-    let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "deletion-org").await.unwrap();
-    let project = projects::create_project(&pg, organization, name, None)
-        .await
-        .unwrap();
-    let key = api_keys::create_key(
-        &pg,
-        project.id,
+    env.create_project_in(
+        "deletion-org",
+        name,
         &[
             Scope::Ingest,
             Scope::Read,
@@ -34,17 +29,8 @@ async fn project(env: &TestEnv, name: &str) -> TestProject {
             Scope::Manage,
             Scope::Admin,
         ],
-        None,
     )
     .await
-    .unwrap();
-    TestProject {
-        key: ProjectKey {
-            project_id: project.id,
-            public_key: key.public_key,
-        },
-        secret_key: key.secret_key,
-    }
 }
 
 /// A trace of `user` with a generation, a score and a terminal command.

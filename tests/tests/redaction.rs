@@ -6,12 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use agenttrace_cli::send::ProjectKey;
-use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_schemas::{Scope, Timestamp};
 use agenttrace_tests::TestEnv;
 use agenttrace_tests::edge::Edge;
-use agenttrace_tests::etl::TestProject;
 use serde_json::json;
 
 /// A distinct random tail, so that each run's secrets are its own.
@@ -51,25 +48,13 @@ async fn no_secret_sent_through_any_route_is_stored_anywhere() {
     let env = TestEnv::migrated().await;
     let etl = env.start_etl(|_| {}).await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "sweep-org").await.unwrap();
-    let project = projects::create_project(&pg, organization, "sweep", None)
-        .await
-        .unwrap();
-    let key = api_keys::create_key(
-        &pg,
-        project.id,
-        &[Scope::Ingest, Scope::Read, Scope::Export, Scope::Admin],
-        None,
-    )
-    .await
-    .unwrap();
-    let project = TestProject {
-        key: ProjectKey {
-            project_id: project.id,
-            public_key: key.public_key,
-        },
-        secret_key: key.secret_key,
-    };
+    let project = env
+        .create_project_in(
+            "sweep-org",
+            "sweep",
+            &[Scope::Ingest, Scope::Read, Scope::Export, Scope::Admin],
+        )
+        .await;
     let auth = project.basic_auth();
     let http = reqwest::Client::new();
 

@@ -308,6 +308,12 @@ async fn a_user_with_thousands_of_traces_is_deleted_from_every_table_and_stays_d
         "{job:#}"
     );
     assert_eq!(job["requestedBy"], format!("key:{}", project.key.public_key));
+    // The record keeps what was deleted without the user's id.
+    assert_eq!(
+        job["targetIds"],
+        json!([agenttrace_etl::control::deletions::fingerprint("ann@example.com")])
+    );
+    assert!(!job.to_string().contains("ann@example.com"), "{job}");
 
     // A fresh read of every table finds none of them; Bob's are all there.
     assert_eq!(rows_naming(&env, &project, "del-u-").await, vec![]);

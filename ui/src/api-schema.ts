@@ -3056,7 +3056,10 @@ export interface components {
             projectId: string;
             /** @description `traces`, `session`, `user` or `project`. */
             target: string;
-            /** @description The trace ids, or the session or user id (none for a project). */
+            /**
+             * @description The trace ids, or the session or user id (none for a project); once succeeded, a
+             *     session's or user's id is kept only as `sha256:<hex>` of it.
+             */
             targetIds: string[];
             /** @description Whether dataset items made from the deleted traces are deleted too. */
             datasetItems: boolean;

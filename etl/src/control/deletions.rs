@@ -108,7 +108,8 @@ pub struct DeletionJob {
     pub project_id: Uuid,
     /// `traces`, `session`, `user` or `project`.
     pub target: String,
-    /// The trace ids, or the session or user id (none for a project).
+    /// The trace ids, or the session or user id (none for a project); once succeeded, a
+    /// session's or user's id is kept only as `sha256:<hex>` of it.
     pub target_ids: Vec<String>,
     /// Whether dataset items made from the deleted traces are deleted too.
     pub dataset_items: bool,
@@ -356,21 +357,34 @@ pub async fn attempt_failed(
 }
 
 /// The final read found nothing: the job is done.
+/// Once done, a session's or user's id is kept as its SHA-256 (`sha256:<hex>`): the record
+/// still proves what was deleted to whoever holds the id, without keeping a person's identifier
+/// that the deletion was asked to erase.
 pub async fn succeeded(
     client: &impl GenericClient,
-    id: Uuid,
+    job: &DeletionJob,
     remaining: &BTreeMap<String, u64>,
 ) -> Result<(), ControlError> {
     let remaining = serde_json::to_value(remaining).map_err(|e| ControlError::Internal(e.to_string()))?;
+    let kept: Vec<String> = match job.target()? {
+        DeletionTarget::Session(id) | DeletionTarget::User(id) => vec![fingerprint(&id)],
+        _ => job.target_ids.clone(),
+    };
     client
         .execute(
             "UPDATE deletion_jobs SET status = 'succeeded', remaining = $2, error = NULL,
-                 lease_until = NULL, finished_at = now()
+                 lease_until = NULL, finished_at = now(), target_ids = $3
              WHERE id = $1",
-            &[&id, &remaining],
+            &[&job.id, &remaining, &kept],
         )
         .await?;
     Ok(())
+}
+
+/// `sha256:<hex>` of an id.
+pub fn fingerprint(id: &str) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(id.as_bytes())))
 }
 
 /// Adds traces to the ledger of deleted ones (those already there stay as they were).

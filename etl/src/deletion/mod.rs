@@ -79,7 +79,7 @@ impl Worker {
         };
         match run::run(&mut client, &self.clickhouse, &job, LEASE).await {
             Ok(remaining) => {
-                deletions::succeeded(&**client, job.id, &remaining)
+                deletions::succeeded(&**client, &job, &remaining)
                     .await
                     .map_err(|e| e.to_string())?;
                 tracing::info!(job = %job.id, project = %job.project_id, target = job.target, "deletion finished");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use agenttrace_cli::send::ProjectKey;
 use agenttrace_etl::clickhouse::quote;
+use agenttrace_etl::control::deletions::{self, DeletionTarget};
 use agenttrace_etl::control::projects;
 use agenttrace_schemas::batch::BatchResponse;
 use agenttrace_schemas::{Scope, Timestamp};
@@ -719,4 +720,50 @@ async fn an_archived_projects_events_are_deleted_whole_and_a_live_one_is_refused
         9,
         "another project's rows stay"
     );
+}
+
+#[tokio::test]
+async fn one_projects_many_deletions_do_not_hold_anothers_back() {
+    // No ETL here: the jobs are claimed by hand, as a runner claims them.
+    let env = TestEnv::migrated().await;
+    let busy = project(&env, "busy").await.key.project_id;
+    let other = project(&env, "other").await.key.project_id;
+    let pg = env.postgres().await;
+    let mut busy_jobs = Vec::new();
+    for i in 0..3 {
+        let target = DeletionTarget::Traces(vec![format!("t-{i}")]);
+        busy_jobs.push(
+            deletions::create(&pg, busy, &target, false, "test")
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let theirs = deletions::create(
+        &pg,
+        other,
+        &DeletionTarget::Traces(vec!["t".into()]),
+        false,
+        "test",
+    )
+    .await
+    .unwrap()
+    .id;
+    let lease = Duration::from_secs(60);
+    let first = deletions::claim(&pg, lease).await.unwrap().unwrap();
+    assert_eq!(
+        first.id, busy_jobs[0],
+        "the oldest job of a project that never had one"
+    );
+    let second = deletions::claim(&pg, lease).await.unwrap().unwrap();
+    assert_eq!(
+        second.id, theirs,
+        "the other project before the busy one's second job"
+    );
+    let third = deletions::claim(&pg, lease).await.unwrap().unwrap();
+    assert_eq!(third.id, busy_jobs[1]);
+    // A held job is not taken twice.
+    let fourth = deletions::claim(&pg, lease).await.unwrap().unwrap();
+    assert_eq!(fourth.id, busy_jobs[2]);
+    assert!(deletions::claim(&pg, lease).await.unwrap().is_none());
 }

@@ -270,7 +270,9 @@ pub async fn list(
         .collect())
 }
 
-/// Takes the oldest job that is due and not held by another runner, holding it for `lease`.
+/// Takes a job that is due and not held by another runner, holding it for `lease`: of the
+/// projects with one due, the project whose last job started longest ago (never first), so that
+/// one project's many deletions do not hold another's back; its oldest job.
 pub async fn claim(
     client: &impl GenericClient,
     lease: Duration,
@@ -282,10 +284,12 @@ pub async fn claim(
                 "UPDATE deletion_jobs SET status = 'running', attempts = attempts + 1,
                      lease_until = now() + make_interval(secs => $1),
                      started_at = coalesce(started_at, now())
-                 WHERE id = (SELECT id FROM deletion_jobs
-                             WHERE status <> 'succeeded' AND next_attempt_at <= now()
-                               AND (lease_until IS NULL OR lease_until < now())
-                             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 WHERE id = (SELECT j.id FROM deletion_jobs j
+                             WHERE j.status <> 'succeeded' AND j.next_attempt_at <= now()
+                               AND (j.lease_until IS NULL OR j.lease_until < now())
+                             ORDER BY (SELECT max(k.started_at) FROM deletion_jobs k
+                                       WHERE k.project_id = j.project_id) NULLS FIRST, j.created_at
+                             LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
                  RETURNING {COLUMNS}"
             ),
             &[&seconds],

@@ -276,6 +276,18 @@ async fn a_user_with_thousands_of_traces_is_deleted_from_every_table_and_stays_d
     }
     let job = finished(&etl, &project, &id, Duration::from_secs(300)).await;
     let counts = &job["counts"];
+    println!(
+        "deleted {} rows of {TRACES} traces: started {}, finished {}",
+        counts
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| !t.contains('.'))
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum::<u64>(),
+        job["startedAt"],
+        job["finishedAt"]
+    );
     assert_eq!(counts["traces.found"], TRACES, "{job:#}");
     assert_eq!(counts["traces"], TRACES, "{job:#}");
     assert_eq!(counts["observations"], TRACES, "{job:#}");

@@ -504,6 +504,36 @@ async fn langfuse_sdk_deletes_and_the_edge_resending_the_batch_brings_nothing_ba
     ] {
         finished(&etl, &project, id, Duration::from_secs(60)).await;
     }
+    // The audit log has both, by the key, with the SDK's user agent the edge passed on; and the
+    // client's address as Cloudflare names it.
+    let cleanup = http
+        .delete(format!("{}/api/public/traces", edge.url))
+        .header("authorization", project.basic_auth())
+        .header("cf-connecting-ip", "203.0.113.7")
+        .json(&json!({"traceIds": ["lf-never-sent"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleanup.status(), 200);
+    let pg = env.postgres().await;
+    let audited = pg
+        .query(
+            "SELECT actor, coalesce(user_agent, ''), coalesce(forwarded_for, '') FROM audit_events
+             WHERE project_id = $1 AND action LIKE 'DELETE /api/public/traces%' ORDER BY id",
+            &[&project.key.project_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(audited.len(), 3, "{audited:?}");
+    for (n, row) in audited.iter().enumerate() {
+        assert_eq!(row.get::<_, String>(0), format!("key:{}", project.key.public_key));
+        // The SDK's two (the third request, reqwest's, names no agent).
+        assert!(
+            n == 2 || !row.get::<_, String>(1).is_empty(),
+            "the SDK's user agent"
+        );
+    }
+    assert_eq!(audited[2].get::<_, String>(2), "203.0.113.7");
     assert_eq!(
         env.ch(&format!(
             "SELECT id FROM traces WHERE project_id = {p} ORDER BY id"

@@ -120,6 +120,7 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
     for name in [
         "authorization",
         "content-type",
+        "user-agent",
         "x-langfuse-sdk-name",
         "x-langfuse-sdk-version",
         "x-langfuse-public-key",
@@ -127,6 +128,15 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
         if let Some(value) = req.headers().get(name)? {
             headers.set(name, &value)?;
         }
+    }
+    // Where the caller is, for the ETL's audit log (which otherwise sees only the edge): the
+    // client's address as Cloudflare saw it.
+    let client = match req.headers().get("cf-connecting-ip")? {
+        Some(address) => Some(address),
+        None => req.headers().get("x-forwarded-for")?,
+    };
+    if let Some(client) = client {
+        headers.set("x-forwarded-for", &client)?;
     }
     let body = req.bytes().await?;
     // The next replica that answers; a replica that is down or says 502–504 is passed over

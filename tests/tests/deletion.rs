@@ -809,3 +809,66 @@ async fn one_projects_many_deletions_do_not_hold_anothers_back() {
     assert_eq!(fourth.id, busy_jobs[2]);
     assert!(deletions::claim(&pg, lease).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_deletion_failing_attempt_after_attempt_stops_as_failed_and_can_be_asked_again() {
+    let mut clickhouse = tokio::task::spawn_blocking(ClickHouseServer::start)
+        .await
+        .unwrap();
+    let env = TestEnv::migrated_on(&agenttrace_tests::database_url(), &clickhouse.url()).await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = project(&env, "doomed").await;
+    clickhouse = tokio::task::spawn_blocking(move || {
+        clickhouse.stop();
+        clickhouse
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let ask = || {
+        http.post(format!(
+            "{}/v1/projects/{}/deletions",
+            etl.url, project.key.project_id
+        ))
+        .header("authorization", project.basic_auth())
+        .json(&json!({"userId": "erin"}))
+        .send()
+    };
+    let first: Value = ask().await.unwrap().json().await.unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+    // Its last attempt: ClickHouse is still down.
+    let pg = env.postgres().await;
+    pg.execute(
+        "UPDATE deletion_jobs SET attempts = $2 - 1, next_attempt_at = now() WHERE id = $1::text::uuid",
+        &[&id, &agenttrace_etl::control::deletions::MAX_ATTEMPTS],
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let job = loop {
+        let job: Value = http
+            .get(format!(
+                "{}/v1/projects/{}/deletions/{id}",
+                etl.url, project.key.project_id
+            ))
+            .header("authorization", project.basic_auth())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] == "failed" {
+            break job;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{job:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(job["error"].as_str().unwrap().contains("ClickHouse"), "{job:#}");
+    assert!(job["finishedAt"].is_string(), "{job:#}");
+    // Asked again, it is a new job.
+    let again: Value = ask().await.unwrap().json().await.unwrap();
+    assert_ne!(again["id"], id.as_str());
+    assert_eq!(again["status"], "pending");
+    drop(clickhouse);
+}

@@ -3064,8 +3064,9 @@ export interface components {
             /** @description Whether dataset items made from the deleted traces are deleted too. */
             datasetItems: boolean;
             /**
-             * @description `pending`, `running` (also while it retries after a failure, see `error`) or `succeeded`:
-             *     a final read of every table found none of the rows.
+             * @description `pending`, `running` (also while it retries after a failure, see `error`), `succeeded` (a
+             *     final read of every table found none of the rows) or `failed` (it failed 30 attempts,
+             *     about half an hour; `error` says why; ask again to start a new job).
              */
             status: string;
             /**

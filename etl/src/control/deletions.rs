@@ -113,8 +113,9 @@ pub struct DeletionJob {
     pub target_ids: Vec<String>,
     /// Whether dataset items made from the deleted traces are deleted too.
     pub dataset_items: bool,
-    /// `pending`, `running` (also while it retries after a failure, see `error`) or `succeeded`:
-    /// a final read of every table found none of the rows.
+    /// `pending`, `running` (also while it retries after a failure, see `error`), `succeeded` (a
+    /// final read of every table found none of the rows) or `failed` (it failed 30 attempts,
+    /// about half an hour; `error` says why; ask again to start a new job).
     pub status: String,
     /// Rows found per table (ClickHouse tables by name, PostgreSQL's as `postgres.<table>`)
     /// when its step ran.
@@ -202,7 +203,7 @@ pub async fn create(
         .query_opt(
             &format!(
                 "SELECT {COLUMNS} FROM deletion_jobs WHERE project_id = $1 AND target = $2 \
-                 AND target_ids = $3 AND dataset_items = $4 AND status <> 'succeeded' LIMIT 1"
+                 AND target_ids = $3 AND dataset_items = $4 AND status IN ('pending', 'running') LIMIT 1"
             ),
             &[&project_id, &target.kind(), &ids, &dataset_items],
         )
@@ -212,7 +213,7 @@ pub async fn create(
     }
     let running: i64 = client
         .query_one(
-            "SELECT count(*) FROM deletion_jobs WHERE project_id = $1 AND status <> 'succeeded'",
+            "SELECT count(*) FROM deletion_jobs WHERE project_id = $1 AND status IN ('pending', 'running')",
             &[&project_id],
         )
         .await?
@@ -285,7 +286,7 @@ pub async fn claim(
                      lease_until = now() + make_interval(secs => $1),
                      started_at = coalesce(started_at, now())
                  WHERE id = (SELECT j.id FROM deletion_jobs j
-                             WHERE j.status <> 'succeeded' AND j.next_attempt_at <= now()
+                             WHERE j.status IN ('pending', 'running') AND j.next_attempt_at <= now()
                                AND (j.lease_until IS NULL OR j.lease_until < now())
                              ORDER BY (SELECT max(k.started_at) FROM deletion_jobs k
                                        WHERE k.project_id = j.project_id) NULLS FIRST, j.created_at
@@ -342,19 +343,26 @@ pub async fn redo_steps(client: &impl GenericClient, id: Uuid, steps: &[String])
     Ok(())
 }
 
-/// An attempt failed: the job stays running and is tried again after `retry_in`.
+/// Attempts after which a failing job stops as `failed` (with backoff, about half an hour).
+pub const MAX_ATTEMPTS: i32 = 30;
+
+/// An attempt failed: the job stays running and is tried again after `retry_in`, or, after
+/// [`MAX_ATTEMPTS`], stops as `failed` with the error (asking again starts a new job).
 pub async fn attempt_failed(
     client: &impl GenericClient,
-    id: Uuid,
+    job: &DeletionJob,
     error: &str,
     retry_in: Duration,
 ) -> Result<(), ControlError> {
+    let give_up = job.attempts >= MAX_ATTEMPTS;
     client
         .execute(
             "UPDATE deletion_jobs SET error = $2, lease_until = NULL,
-                 next_attempt_at = now() + make_interval(secs => $3)
+                 next_attempt_at = now() + make_interval(secs => $3),
+                 status = CASE WHEN $4 THEN 'failed' ELSE status END,
+                 finished_at = CASE WHEN $4 THEN now() ELSE finished_at END
              WHERE id = $1",
-            &[&id, &error, &retry_in.as_secs_f64()],
+            &[&job.id, &error, &retry_in.as_secs_f64(), &give_up],
         )
         .await?;
     Ok(())

@@ -86,7 +86,11 @@ impl Worker {
             }
             Err(error) => {
                 tracing::warn!(job = %job.id, %error, attempt = job.attempts, "deletion attempt failed; will retry");
-                deletions::attempt_failed(&**client, job.id, &error.to_string(), retry_delay(job.attempts))
+                if job.attempts >= deletions::MAX_ATTEMPTS {
+                    metrics::counter!("agenttrace_deletion_jobs_failed_total").increment(1);
+                    tracing::error!(job = %job.id, %error, "deletion gave up after its last attempt");
+                }
+                deletions::attempt_failed(&**client, &job, &error.to_string(), retry_delay(job.attempts))
                     .await
                     .map_err(|e| e.to_string())?;
             }

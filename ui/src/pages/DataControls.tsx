@@ -26,7 +26,7 @@ export function Deletions({ project }: { project: string }) {
   const [value, setValue] = useState("");
   const [datasetItems, setDatasetItems] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const running = jobs.data?.some((job) => job.status !== "succeeded") ?? false;
+  const running = jobs.data?.some((job) => job.status === "pending" || job.status === "running") ?? false;
   const reload = jobs.reload;
   // While a job runs, its state is read again every two seconds.
   useEffect(() => {
@@ -116,7 +116,7 @@ export function Deletions({ project }: { project: string }) {
                   {job.targetIds.length > 3 ? ` and ${job.targetIds.length - 3} more` : ""}
                 </td>
                 <td>{job.requestedBy}</td>
-                <td>{job.status === "running" && job.error ? "retrying" : job.status}</td>
+                <td class={job.status === "failed" ? "error" : undefined}>{job.status === "running" && job.error ? "retrying" : job.status}</td>
                 <td class="num">{rowsOf(job)}</td>
                 <td>{job.finishedAt ?? ""}</td>
               </tr>

@@ -705,6 +705,40 @@ async fn each_role_can_do_exactly_what_it_should() {
         );
         assert!(recorded.contains(&signed_in), "{signed_in:?}");
     }
+    // Paged by id: the next page starts where the last one ended.
+    let entries = log.as_array().unwrap();
+    let first_page: Value = http
+        .get(format!("{org}/audit-log?limit=5"))
+        .bearer_auth(&tokens[1].2)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last = first_page[4]["id"].as_i64().unwrap();
+    let next_page: Value = http
+        .get(format!("{org}/audit-log?limit=5&before={last}"))
+        .bearer_auth(&tokens[1].2)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = next_page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = entries
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .filter(|id| *id < last)
+        .take(5)
+        .collect();
+    assert_eq!(ids, expected);
     let as_member = http
         .get(format!("{org}/audit-log"))
         .bearer_auth(&tokens[2].2)

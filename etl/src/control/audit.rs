@@ -121,11 +121,16 @@ pub async fn list(
     Ok(client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM audit_events
-                 WHERE id < $2 AND (organization_id = $1 OR (organization_id IS NULL
-                     AND action IN ('POST /v1/auth/sign-in', 'POST /v1/auth/sign-out')
-                     AND actor_user_id IN (SELECT user_id FROM organization_members WHERE organization_id = $1)))
-                 ORDER BY id DESC LIMIT $3"
+                // Two index range reads (by organization, and by member), each a page long.
+                "SELECT {COLUMNS} FROM (
+                     (SELECT * FROM audit_events WHERE organization_id = $1 AND id < $2
+                      ORDER BY organization_id, id DESC LIMIT $3)
+                     UNION ALL
+                     (SELECT * FROM audit_events WHERE organization_id IS NULL AND id < $2
+                        AND action IN ('POST /v1/auth/sign-in', 'POST /v1/auth/sign-out')
+                        AND actor_user_id IN (SELECT user_id FROM organization_members WHERE organization_id = $1)
+                      ORDER BY id DESC LIMIT $3)
+                 ) entries ORDER BY id DESC LIMIT $3"
             ),
             &[&organization_id, &before, &limit.clamp(1, 1000)],
         )

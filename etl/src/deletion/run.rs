@@ -279,7 +279,8 @@ async fn delete_from_table(clickhouse: &ClickHouse, table: &TableDeletion) -> Re
 
 /// Advances `job` as far as it goes: tombstones first (so nothing deleted is loaded again from
 /// then on), PostgreSQL, the cost sums, then every ClickHouse table; finally a read of every
-/// table. `lease` is renewed at each step. What the final read found, all zero, on success.
+/// table. `lease` is renewed at each step (and by the worker's heartbeat between them). What
+/// the final read found, all zero, on success.
 pub async fn run(
     pg: &mut Client,
     clickhouse: &ClickHouse,

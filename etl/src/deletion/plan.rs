@@ -43,12 +43,70 @@ const SESSION_KEYS: &[&str] = &["session_id", "sessionId"];
 const USER_ATTRIBUTES: &[&str] = &["user.id", "user.email", "user.account_uuid", "enduser.id"];
 const SESSION_ATTRIBUTES: &[&str] = &["session.id", "gen_ai.conversation.id"];
 
-/// One table's rows to delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableDeletion {
-    pub table: &'static str,
-    /// One condition per mutation, each scoped to the project.
-    pub conditions: Vec<String>,
+/// What a deletion removes, table by table; each table's conditions (one per mutation) are
+/// made when that table's turn comes, so that a deletion of many traces holds one table's at a
+/// time (40 KiB per thousand ids), not every table's.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// `project_id = '…'`, which every condition starts with.
+    project: String,
+    chunks: Vec<&'a [String]>,
+    tables: Vec<(&'static str, Rows)>,
+}
+
+/// How a table's rows are found.
+#[derive(Debug)]
+enum Rows {
+    /// Every row of the project.
+    Project,
+    /// `column IN (…)`, one condition per chunk of traces.
+    OfTraces(&'static str),
+    /// Dead letters whose raw text names a trace of a chunk, or (with the first chunk) the
+    /// session's or user's own id, by this pattern.
+    DeadLetters(Option<String>),
+    /// One condition of its own.
+    Matching(String),
+}
+
+impl Plan<'_> {
+    /// The tables with rows to delete, in the order their steps run.
+    pub fn tables(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.tables.iter().map(|(table, _)| *table)
+    }
+
+    /// `table`'s conditions, one per mutation, each scoped to the project.
+    pub fn conditions(&self, table: &str) -> Vec<String> {
+        let Some((_, rows)) = self.tables.iter().find(|(t, _)| *t == table) else {
+            return Vec::new();
+        };
+        let project = &self.project;
+        match rows {
+            Rows::Project => vec![project.clone()],
+            Rows::Matching(condition) => vec![format!("{project} AND {condition}")],
+            Rows::OfTraces(column) => self
+                .chunks
+                .iter()
+                .map(|chunk| format!("{project} AND {column} IN {}", in_list(chunk)))
+                .collect(),
+            Rows::DeadLetters(own) => {
+                let mut patterns: Vec<String> = self
+                    .chunks
+                    .iter()
+                    .map(|chunk| member_pattern(TRACE_KEYS, chunk))
+                    .collect();
+                if let Some(own) = own {
+                    match patterns.first_mut() {
+                        Some(first) => *first = format!("{first}|{own}"),
+                        None => patterns.push(own.clone()),
+                    }
+                }
+                patterns
+                    .iter()
+                    .map(|pattern| format!("{project} AND match(raw, {})", quote(pattern)))
+                    .collect()
+            }
+        }
+    }
 }
 
 /// Tables keyed by a trace's own id, and by the trace id of what belongs to one.
@@ -112,28 +170,27 @@ fn attribute_match(names: &[&str], value: &str) -> String {
 }
 
 /// The deletions of `target`'s rows in `project`, given the traces it resolved to.
-pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec<TableDeletion> {
+pub fn plan<'a>(project: Uuid, target: &DeletionTarget, trace_ids: &'a [String]) -> Plan<'a> {
     let project = format!("project_id = {}", quote(&project.to_string()));
     if *target == DeletionTarget::Project {
-        return PROJECT_TABLES
-            .iter()
-            .map(|&table| TableDeletion {
-                table,
-                conditions: vec![project.clone()],
-            })
-            .collect();
+        return Plan {
+            project,
+            chunks: Vec::new(),
+            tables: PROJECT_TABLES
+                .iter()
+                .map(|&table| (table, Rows::Project))
+                .collect(),
+        };
     }
     let chunks = chunks(trace_ids);
-    let mut plan: Vec<TableDeletion> = BY_TRACE_ID
-        .iter()
-        .map(|&(table, column)| TableDeletion {
-            table,
-            conditions: chunks
-                .iter()
-                .map(|chunk| format!("{project} AND {column} IN {}", in_list(chunk)))
-                .collect(),
-        })
-        .collect();
+    let mut tables: Vec<(&'static str, Rows)> = if chunks.is_empty() {
+        Vec::new()
+    } else {
+        BY_TRACE_ID
+            .iter()
+            .map(|&(table, column)| (table, Rows::OfTraces(column)))
+            .collect()
+    };
     // A session's or user's own id also names what carries it outside any trace: metric
     // points, and dead letters that never became one. (Their traces were resolved already.)
     let own: Option<(&str, &[&str], &[&str])> = match target {
@@ -141,33 +198,18 @@ pub fn plan(project: Uuid, target: &DeletionTarget, trace_ids: &[String]) -> Vec
         DeletionTarget::User(id) => Some((id, USER_ATTRIBUTES, USER_KEYS)),
         _ => None,
     };
-    // Dead letters by the members that name them: the traces', and with the first chunk the
-    // session's or user's own (one condition per row, so that none is counted twice).
-    let mut patterns: Vec<String> = chunks
-        .iter()
-        .map(|chunk| member_pattern(TRACE_KEYS, chunk))
-        .collect();
-    if let Some((id, attributes, keys)) = own {
-        let mine = member_pattern(keys, &[id.to_owned()]);
-        match patterns.first_mut() {
-            Some(first) => *first = format!("{first}|{mine}"),
-            None => patterns.push(mine),
-        }
-        plan.push(TableDeletion {
-            table: "metrics",
-            conditions: vec![format!("{project} AND {}", attribute_match(attributes, id))],
-        });
+    if let Some((id, attributes, _)) = own {
+        tables.push(("metrics", Rows::Matching(attribute_match(attributes, id))));
     }
-    let dead_letters: Vec<String> = patterns
-        .iter()
-        .map(|pattern| format!("{project} AND match(raw, {})", quote(pattern)))
-        .collect();
-    plan.push(TableDeletion {
-        table: "dead_letters",
-        conditions: dead_letters,
-    });
-    plan.retain(|t| !t.conditions.is_empty());
-    plan
+    let own_pattern = own.map(|(id, _, keys)| member_pattern(keys, &[id.to_owned()]));
+    if !chunks.is_empty() || own_pattern.is_some() {
+        tables.push(("dead_letters", Rows::DeadLetters(own_pattern)));
+    }
+    Plan {
+        project,
+        chunks,
+        tables,
+    }
 }
 
 #[cfg(test)]
@@ -187,13 +229,13 @@ mod tests {
             DeletionTarget::User("u".into()),
             DeletionTarget::Project,
         ] {
-            for table in plan(project(), &target, &ids) {
-                for condition in &table.conditions {
+            let plan = plan(project(), &target, &ids);
+            for table in plan.tables() {
+                for condition in plan.conditions(table) {
                     assert!(
                         condition.starts_with("project_id = '00000000-0000-0000-0000-000000000007' AND ")
                             || condition == "project_id = '00000000-0000-0000-0000-000000000007'",
-                        "{}: {condition}",
-                        table.table
+                        "{table}: {condition}"
                     );
                 }
             }
@@ -204,20 +246,14 @@ mod tests {
     fn trace_ids_are_split_into_bounded_mutations() {
         let ids: Vec<String> = (0..2500).map(|i| format!("{i:036}")).collect();
         let plan = plan(project(), &DeletionTarget::Traces(ids.clone()), &ids);
-        let observations = plan.iter().find(|t| t.table == "observations").unwrap();
-        assert_eq!(observations.conditions.len(), 3);
-        for table in &plan {
-            for condition in &table.conditions {
-                assert!(
-                    condition.len() < 128 * 1024,
-                    "{}: {} bytes",
-                    table.table,
-                    condition.len()
-                );
+        assert_eq!(plan.conditions("observations").len(), 3);
+        for table in plan.tables() {
+            for condition in plan.conditions(table) {
+                assert!(condition.len() < 128 * 1024, "{table}: {} bytes", condition.len());
             }
         }
         assert!(
-            plan.iter().all(|t| t.table != "metrics"),
+            plan.tables().all(|t| t != "metrics"),
             "traces own no metric points"
         );
     }
@@ -225,11 +261,11 @@ mod tests {
     #[test]
     fn a_user_deletion_also_finds_rows_by_the_user_id() {
         let plan = plan(project(), &DeletionTarget::User("ann@example.com".into()), &[]);
-        let tables: Vec<&str> = plan.iter().map(|t| t.table).collect();
+        let tables: Vec<&str> = plan.tables().collect();
         assert_eq!(tables, ["metrics", "dead_letters"]);
-        let metrics = &plan[0].conditions[0];
+        let metrics = &plan.conditions("metrics")[0];
         assert!(metrics.contains("'user.email'") && metrics.contains("v = 'ann@example.com'"));
-        let dead = &plan[1].conditions[0];
+        let dead = &plan.conditions("dead_letters")[0];
         assert!(
             dead.contains(r#"match(raw, '"(?:user_id|userId)"\\s*:\\s*(?:"ann@example\\.com")')"#),
             "{dead}"
@@ -240,7 +276,7 @@ mod tests {
     fn ids_are_quoted_and_escaped() {
         let ids = vec!["a'b".to_owned(), r#"q"(x)"#.to_owned()];
         let plan = plan(project(), &DeletionTarget::Traces(ids.clone()), &ids);
-        let traces = &plan[0].conditions[0];
+        let traces = &plan.conditions("traces")[0];
         assert!(traces.ends_with(r#"id IN ('a\'b', 'q"(x)')"#), "{traces}");
         // The JSON form of q"(x) is "q\"(x)"; escaped for re2, then quoted for ClickHouse.
         let pattern = member_pattern(TRACE_KEYS, &ids);
@@ -254,7 +290,7 @@ mod tests {
             !regex.is_match(r#"{"name": "a'b"}"#),
             "another member holding the same text"
         );
-        let dead = &plan.last().unwrap().conditions[0];
+        let dead = &plan.conditions("dead_letters")[0];
         assert!(
             dead.ends_with(&format!("match(raw, {})", quote(&pattern))),
             "{dead}"
@@ -285,18 +321,18 @@ mod tests {
     #[test]
     fn a_project_deletion_empties_every_table() {
         let plan = plan(project(), &DeletionTarget::Project, &[]);
+        let tables: Vec<&str> = plan.tables().collect();
         for table in crate::clickhouse::Table::ALL {
-            assert!(plan.iter().any(|t| t.table == table.name()), "{}", table.name());
+            assert!(tables.contains(&table.name()), "{}", table.name());
             for derived in table.derived_tables() {
-                assert!(plan.iter().any(|t| t.table == *derived), "{derived}");
+                assert!(tables.contains(derived), "{derived}");
             }
         }
-        assert!(plan.iter().any(|t| t.table == "daily_costs"));
-        for table in &plan {
+        assert!(tables.contains(&"daily_costs"));
+        for table in tables {
             assert!(
-                crate::clickhouse::cluster::partition_column(table.table).is_some(),
-                "{}: a stalled mutation there could not be nudged",
-                table.table
+                crate::clickhouse::cluster::partition_column(table).is_some(),
+                "{table}: a stalled mutation there could not be nudged"
             );
         }
     }

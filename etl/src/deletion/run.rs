@@ -13,7 +13,7 @@ use crate::clickhouse::cluster::{mutate, wait_for_mutations};
 use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
 use crate::control::ControlError;
 use crate::control::deletions::{self, DeletionJob, DeletionTarget};
-use crate::deletion::plan::{TableDeletion, chunks, plan};
+use crate::deletion::plan::{chunks, plan};
 
 /// How long one table's mutations may take before the attempt fails (and is tried again).
 const MUTATION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -248,29 +248,34 @@ async fn subtract_daily_costs(
     Ok(())
 }
 
-/// Runs the mutations of one table and waits for them on every replica; rows found.
-async fn delete_from_table(clickhouse: &ClickHouse, table: &TableDeletion) -> Result<u64, DeletionError> {
+/// Runs the mutations of one table (one per condition) and waits for them on every replica;
+/// rows found.
+async fn delete_from_table(
+    clickhouse: &ClickHouse,
+    table: &'static str,
+    conditions: &[String],
+) -> Result<u64, DeletionError> {
     // An earlier attempt's mutations first: counted while they still run, the rows would be
     // found again and deleted twice over (each mutation rewrites what it touches).
-    if !wait_for_mutations(clickhouse, table.table, MUTATION_TIMEOUT).await? {
+    if !wait_for_mutations(clickhouse, table, MUTATION_TIMEOUT).await? {
         return Err(DeletionError::MutationTimeout {
-            table: table.table,
+            table,
             seconds: MUTATION_TIMEOUT.as_secs(),
         });
     }
     let mut found = 0;
-    for condition in &table.conditions {
+    for condition in conditions {
         // Counting first also checks the condition: on 18.16 a mutation that fails blocks its
         // table for good, so none is sent that a SELECT would not run.
-        let n = count(clickhouse, table.table, condition).await?;
+        let n = count(clickhouse, table, condition).await?;
         if n > 0 {
-            mutate(clickhouse, table.table, &format!("DELETE WHERE {condition}")).await?;
+            mutate(clickhouse, table, &format!("DELETE WHERE {condition}")).await?;
         }
         found += n;
     }
-    if found > 0 && !wait_for_mutations(clickhouse, table.table, MUTATION_TIMEOUT).await? {
+    if found > 0 && !wait_for_mutations(clickhouse, table, MUTATION_TIMEOUT).await? {
         return Err(DeletionError::MutationTimeout {
-            table: table.table,
+            table,
             seconds: MUTATION_TIMEOUT.as_secs(),
         });
     }
@@ -313,15 +318,17 @@ pub async fn run(
     if target != DeletionTarget::Project {
         subtract_daily_costs(&*pg, clickhouse, job, &traces, lease).await?;
     }
-    let tables = plan(project, &target, &traces);
-    for table in &tables {
-        if job.is_done(table.table) {
+    // Each table's conditions are made when its turn comes: a deletion of many traces holds
+    // one table's at a time.
+    let plan = plan(project, &target, &traces);
+    for table in plan.tables() {
+        if job.is_done(table) {
             continue;
         }
-        let found = delete_from_table(clickhouse, table).await?;
+        let found = delete_from_table(clickhouse, table, &plan.conditions(table)).await?;
         let mut counts = BTreeMap::new();
-        counts.insert(table.table.to_owned(), found);
-        deletions::step_done(&*pg, job.id, table.table, &counts, lease).await?;
+        counts.insert(table.to_owned(), found);
+        deletions::step_done(&*pg, job.id, table, &counts, lease).await?;
     }
     // A batch that passed the tombstone check just before the tombstones were written may
     // still be loading: the final read waits until such a batch has landed, so that it finds it.
@@ -329,12 +336,12 @@ pub async fn run(
         tokio::time::sleep(IN_FLIGHT_GRACE.saturating_sub(at.elapsed())).await;
     }
     let mut remaining = BTreeMap::new();
-    for table in &tables {
+    for table in plan.tables() {
         let mut left = 0;
-        for condition in &table.conditions {
-            left += count(clickhouse, table.table, condition).await?;
+        for condition in plan.conditions(table) {
+            left += count(clickhouse, table, &condition).await?;
         }
-        remaining.insert(table.table.to_owned(), left);
+        remaining.insert(table.to_owned(), left);
     }
     let again: Vec<String> = remaining
         .iter()

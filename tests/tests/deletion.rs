@@ -872,3 +872,71 @@ async fn a_deletion_failing_attempt_after_attempt_stops_as_failed_and_can_be_ask
     assert_eq!(again["status"], "pending");
     drop(clickhouse);
 }
+
+#[tokio::test]
+async fn the_cli_deletes_and_waits_lists_deletions_and_reads_the_audit_log() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = project(&env, "by-hand").await;
+    let at = Timestamp::now();
+    let mut events = trace_events("cli-gone", "frank", "s-f", at);
+    events.extend(trace_events("cli-kept", "frank", "s-f", at));
+    send(&etl, &project.key, &events).await;
+    let p = project.key.project_id.to_string();
+
+    let said = env
+        .cli(&[
+            "delete",
+            "--project",
+            &p,
+            "--trace",
+            "cli-gone",
+            "--wait",
+            "--json",
+        ])
+        .await
+        .unwrap();
+    let job: Value = serde_json::from_str(said.trim()).unwrap();
+    assert_eq!(job["status"], "succeeded", "{job:#}");
+    assert_eq!(job["counts"]["traces"], 1, "{job:#}");
+    assert_eq!(job["requestedBy"], "cli");
+    assert_eq!(
+        env.ch(&format!("SELECT id FROM traces WHERE project_id = {}", quote(&p)))
+            .await
+            .trim(),
+        "cli-kept"
+    );
+    let listed: Value = serde_json::from_str(
+        env.cli(&["deletions", "--project", &p, "--json"])
+            .await
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(listed[0]["id"], job["id"]);
+    let error = env.cli_error(&["delete", "--project", &p, "--all"]).await;
+    assert!(error.contains("archive the project first"), "{error}");
+
+    let pg = env.postgres().await;
+    let organization = projects::organization_of(&pg, project.key.project_id)
+        .await
+        .unwrap();
+    let log: Value = serde_json::from_str(
+        env.cli(&["audit", "--organization", &organization.to_string(), "--json"])
+            .await
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"cli delete"), "{actions:?}");
+    assert!(
+        !actions.contains(&"cli deletions"),
+        "reads are not changes: {actions:?}"
+    );
+}

@@ -940,3 +940,55 @@ async fn the_cli_deletes_and_waits_lists_deletions_and_reads_the_audit_log() {
         "reads are not changes: {actions:?}"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_score_sent_again_stays_deleted() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = project(&env, "scored").await;
+    let at = Timestamp::now();
+    let score = |id: &str| {
+        json!({"id": format!("e-{id}"), "type": "score", "timestamp": at,
+               "body": {"id": id, "trace_id": "t-scored", "name": "helpful", "value": 1}})
+    };
+    send(&etl, &project.key, &[score("s-gone"), score("s-kept")]).await;
+    let http = reqwest::Client::new();
+    let deleted = http
+        .delete(format!("{}/api/public/scores/s-gone", etl.url))
+        .header("authorization", project.basic_auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let jobs: Value = http
+        .get(format!(
+            "{}/v1/projects/{}/deletions",
+            etl.url, project.key.project_id
+        ))
+        .header("authorization", project.basic_auth())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs[0]["target"], "scores", "{jobs:#}");
+    let job = finished(
+        &etl,
+        &project,
+        jobs[0]["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(job["counts"]["scores"], 1, "{job:#}");
+    // Sent again (an SDK retrying its batch): refused; the other score is not.
+    let answer = send(&etl, &project.key, &[score("s-gone"), score("s-kept")]).await;
+    assert_eq!((answer.deleted, answer.accepted), (1, 1), "{answer:?}");
+    let p = quote(&project.key.project_id.to_string());
+    assert_eq!(
+        env.ch(&format!("SELECT DISTINCT id FROM scores WHERE project_id = {p}"))
+            .await
+            .trim(),
+        "s-kept"
+    );
+}

@@ -806,7 +806,7 @@ export interface paths {
         post?: never;
         /**
          * Langfuse: delete a score
-         * @description Langfuse-compatible (`langfuse.api.scores.delete`). The score is gone from reads once ClickHouse has run the deletion (a mutation, usually within seconds); a score sent again with the same id after that is stored again. A project API key with `manage` scope (Basic auth).
+         * @description Langfuse-compatible (`langfuse.api.scores.delete`): starts a deletion job for the score (`GET /v1/projects/{project}/deletions` shows it), gone from reads within seconds; a score sent again with the same id after that is refused. A project API key with `manage` scope (Basic auth).
          */
         delete: operations["langfuse_delete_score"];
         options?: never;
@@ -3054,7 +3054,7 @@ export interface components {
             id: string;
             /** Format: uuid */
             projectId: string;
-            /** @description `traces`, `session`, `user` or `project`. */
+            /** @description `traces`, `session`, `user`, `project` or `scores`. */
             target: string;
             /**
              * @description The trace ids, or the session or user id (none for a project); once succeeded, a
@@ -8612,8 +8612,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many deletions are running; retry later */
-            503: {
+            /** @description The project has 20 deletions waiting or running; retry when they finish */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

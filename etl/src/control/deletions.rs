@@ -31,6 +31,8 @@ pub enum DeletionTarget {
     User(String),
     /// Every event row of the project (which must be archived first).
     Project,
+    /// Scores by id (Langfuse's score delete).
+    Scores(Vec<String>),
 }
 
 impl DeletionTarget {
@@ -40,12 +42,21 @@ impl DeletionTarget {
             DeletionTarget::Session(_) => "session",
             DeletionTarget::User(_) => "user",
             DeletionTarget::Project => "project",
+            DeletionTarget::Scores(_) => "scores",
+        }
+    }
+
+    /// What the ledger keeps for this target: the traces' ids, or the scores'.
+    pub fn tombstone_kind(&self) -> &'static str {
+        match self {
+            DeletionTarget::Scores(_) => "score",
+            _ => "trace",
         }
     }
 
     fn ids(&self) -> Vec<String> {
         match self {
-            DeletionTarget::Traces(ids) => ids.clone(),
+            DeletionTarget::Traces(ids) | DeletionTarget::Scores(ids) => ids.clone(),
             DeletionTarget::Session(id) | DeletionTarget::User(id) => vec![id.clone()],
             DeletionTarget::Project => Vec::new(),
         }
@@ -58,6 +69,7 @@ impl DeletionTarget {
             "session" => DeletionTarget::Session(one(ids)),
             "user" => DeletionTarget::User(one(ids)),
             "project" => DeletionTarget::Project,
+            "scores" => DeletionTarget::Scores(ids),
             other => {
                 return Err(ControlError::Internal(format!(
                     "stored deletion target {other:?}"
@@ -93,6 +105,11 @@ impl DeletionTarget {
                 }
                 ids.iter().try_for_each(|id| check_id("traceIds", id))
             }
+            DeletionTarget::Scores(ids) if ids.is_empty() || ids.len() > MAX_TRACE_IDS => Err(invalid(
+                "scoreIds",
+                format!("name 1 to {MAX_TRACE_IDS} score ids"),
+            )),
+            DeletionTarget::Scores(ids) => ids.iter().try_for_each(|id| check_id("scoreIds", id)),
             DeletionTarget::Session(id) => check_id("sessionId", id),
             DeletionTarget::User(id) => check_id("userId", id),
             DeletionTarget::Project => Ok(()),
@@ -106,7 +123,7 @@ impl DeletionTarget {
 pub struct DeletionJob {
     pub id: Uuid,
     pub project_id: Uuid,
-    /// `traces`, `session`, `user` or `project`.
+    /// `traces`, `session`, `user`, `project` or `scores`.
     pub target: String,
     /// The trace ids, or the session or user id (none for a project); once succeeded, a
     /// session's or user's id is kept only as `sha256:<hex>` of it.
@@ -399,19 +416,21 @@ pub fn fingerprint(id: &str) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(id.as_bytes())))
 }
 
-/// Adds traces to the ledger of deleted ones (those already there stay as they were).
+/// Adds traces (`kind` "trace") or scores ("score") to the ledger of deleted ones (those
+/// already there stay as they were).
 pub async fn tombstone(
     client: &impl GenericClient,
     project_id: Uuid,
     job_id: Uuid,
-    trace_ids: &[String],
+    kind: &str,
+    ids: &[String],
 ) -> Result<(), ControlError> {
-    for chunk in trace_ids.chunks(5_000) {
+    for chunk in ids.chunks(5_000) {
         client
             .execute(
-                "INSERT INTO deletion_tombstones (project_id, trace_id, job_id)
-                 SELECT $1, t, $2 FROM unnest($3::text[]) t ON CONFLICT DO NOTHING",
-                &[&project_id, &job_id, &chunk],
+                "INSERT INTO deletion_tombstones (project_id, kind, id, job_id)
+                 SELECT $1, $2, t, $3 FROM unnest($4::text[]) t ON CONFLICT DO NOTHING",
+                &[&project_id, &kind, &job_id, &chunk],
             )
             .await?;
     }
@@ -422,7 +441,7 @@ pub async fn tombstone(
 pub async fn tombstoned_by(client: &impl GenericClient, job_id: Uuid) -> Result<Vec<String>, ControlError> {
     Ok(client
         .query(
-            "SELECT trace_id FROM deletion_tombstones WHERE job_id = $1 ORDER BY trace_id",
+            "SELECT id FROM deletion_tombstones WHERE job_id = $1 AND kind = 'trace' ORDER BY id",
             &[&job_id],
         )
         .await?

@@ -59,8 +59,8 @@ pub struct Plan<'a> {
 enum Rows {
     /// Every row of the project.
     Project,
-    /// `column IN (…)`, one condition per chunk of traces.
-    OfTraces(&'static str),
+    /// `column IN (…)`, one condition per chunk of ids.
+    InChunk(&'static str),
     /// Dead letters whose raw text names a trace of a chunk, or (with the first chunk) the
     /// session's or user's own id, by this pattern.
     DeadLetters(Option<String>),
@@ -83,7 +83,7 @@ impl Plan<'_> {
         match rows {
             Rows::Project => vec![project.clone()],
             Rows::Matching(condition) => vec![format!("{project} AND {condition}")],
-            Rows::OfTraces(column) => self
+            Rows::InChunk(column) => self
                 .chunks
                 .iter()
                 .map(|chunk| format!("{project} AND {column} IN {}", in_list(chunk)))
@@ -169,9 +169,17 @@ fn attribute_match(names: &[&str], value: &str) -> String {
     )
 }
 
-/// The deletions of `target`'s rows in `project`, given the traces it resolved to.
+/// The deletions of `target`'s rows in `project`, given the traces it resolved to (for a
+/// deletion of scores, the scores' own ids).
 pub fn plan<'a>(project: Uuid, target: &DeletionTarget, trace_ids: &'a [String]) -> Plan<'a> {
     let project = format!("project_id = {}", quote(&project.to_string()));
+    if let DeletionTarget::Scores(_) = target {
+        return Plan {
+            project,
+            chunks: chunks(trace_ids),
+            tables: vec![("scores", Rows::InChunk("id"))],
+        };
+    }
     if *target == DeletionTarget::Project {
         return Plan {
             project,
@@ -188,7 +196,7 @@ pub fn plan<'a>(project: Uuid, target: &DeletionTarget, trace_ids: &'a [String])
     } else {
         BY_TRACE_ID
             .iter()
-            .map(|&(table, column)| (table, Rows::OfTraces(column)))
+            .map(|&(table, column)| (table, Rows::InChunk(column)))
             .collect()
     };
     // A session's or user's own id also names what carries it outside any trace: metric
@@ -316,6 +324,14 @@ mod tests {
         let huge = vec!["x".repeat(100_000)];
         assert_eq!(chunks(&huge).len(), 1);
         assert!(chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_deletion_of_scores_names_them_by_id_in_their_table_only() {
+        let ids = vec!["s-1".to_owned()];
+        let plan = plan(project(), &DeletionTarget::Scores(ids.clone()), &ids);
+        assert_eq!(plan.tables().collect::<Vec<_>>(), ["scores"]);
+        assert!(plan.conditions("scores")[0].ends_with("AND id IN ('s-1')"));
     }
 
     #[test]

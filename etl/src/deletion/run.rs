@@ -90,7 +90,7 @@ async fn resolve(
             )
             .await?
         }
-        DeletionTarget::Project => Vec::new(),
+        DeletionTarget::Project | DeletionTarget::Scores(_) => Vec::new(),
     })
 }
 
@@ -301,15 +301,22 @@ pub async fn run(
         traces.sort();
         traces.dedup();
     }
+    // What the ledger keeps and the mutations name: the traces, or the scores themselves.
+    let keyed: &[String] = match &target {
+        DeletionTarget::Scores(ids) => ids,
+        _ => &traces,
+    };
     let mut tombstoned_now = None;
     if !job.is_done("tombstones") && target != DeletionTarget::Project {
-        deletions::tombstone(&*pg, project, job.id, &traces).await?;
+        let kind = target.tombstone_kind();
+        deletions::tombstone(&*pg, project, job.id, kind, keyed).await?;
         tombstoned_now = Some(std::time::Instant::now());
         let mut found = BTreeMap::new();
-        found.insert("traces.found".to_owned(), traces.len() as u64);
+        found.insert(format!("{kind}s.found"), keyed.len() as u64);
         deletions::step_done(&*pg, job.id, "tombstones", &found, lease).await?;
     }
-    if !job.is_done("postgres") {
+    // PostgreSQL keeps nothing of a score.
+    if !job.is_done("postgres") && !matches!(target, DeletionTarget::Scores(_)) {
         let observations = observation_ids(clickhouse, project, &traces).await?;
         let found =
             delete_from_postgres(pg, project, &target, &traces, &observations, job.dataset_items).await?;
@@ -320,7 +327,7 @@ pub async fn run(
     }
     // Each table's conditions are made when its turn comes: a deletion of many traces holds
     // one table's at a time.
-    let plan = plan(project, &target, &traces);
+    let plan = plan(project, &target, keyed);
     for table in plan.tables() {
         if job.is_done(table) {
             continue;

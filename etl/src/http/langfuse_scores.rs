@@ -10,15 +10,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::analytics::conditions::Conditions;
 use crate::analytics::scores::{self, LangfuseScores, ScoresV3Params};
-use crate::clickhouse::cluster;
+use crate::control::deletions::{self, DeletionTarget};
 use crate::http::auth::{KeyProject, need};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::server::AppState;
-
-/// Score deletions ClickHouse may have pending before another is refused (503, retry).
-const MAX_PENDING_DELETES: u64 = 16;
 
 /// The `{scoreId}` of a score's route.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -88,7 +84,7 @@ pub async fn get_score(
     path = "/api/public/scores/{scoreId}",
     operation_id = "langfuse_delete_score",
     summary = "Langfuse: delete a score",
-    description = "Langfuse-compatible (`langfuse.api.scores.delete`). The score is gone from reads once ClickHouse has run the deletion (a mutation, usually within seconds); a score sent again with the same id after that is stored again. A project API key with `manage` scope (Basic auth).",
+    description = "Langfuse-compatible (`langfuse.api.scores.delete`): starts a deletion job for the score (`GET /v1/projects/{project}/deletions` shows it), gone from reads within seconds; a score sent again with the same id after that is refused. A project API key with `manage` scope (Basic auth).",
     security(("apiKey" = ["manage"])),
     params(ScorePath),
     responses(
@@ -97,7 +93,7 @@ pub async fn get_score(
         (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
         (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
-        (status = 503, description = "Too many deletions are running; retry later", body = ErrorBody),
+        (status = 409, description = "The project has 20 deletions waiting or running; retry when they finish", body = ErrorBody),
     ),
 )]
 pub async fn delete_score(
@@ -105,7 +101,7 @@ pub async fn delete_score(
     project: KeyProject<need::Write>,
     Path(ScorePath { score_id }): Path<ScorePath>,
 ) -> Result<StatusCode, ApiError> {
-    let project = project.id;
+    let (project, public_key) = (project.id, project.public_key);
     if scores::score_v3(&state.reader.for_project(project), project, &score_id)
         .await?
         .is_none()
@@ -114,30 +110,16 @@ pub async fn delete_score(
             "no score {score_id:?} in this project"
         )));
     }
-    // Each delete is a mutation every tenant's table waits behind: past a few pending, callers
-    // wait their turn rather than queue more.
-    let pending = state
-        .clickhouse
-        .query_text(
-            "SELECT count() FROM system.mutations WHERE database = currentDatabase() \
-             AND table IN ('scores', 'scores_local') AND is_done = 0 FORMAT TabSeparated",
-        )
-        .await
-        .map_err(|e| ApiError::unavailable("ClickHouse", e.to_string()))?;
-    if pending.trim().parse::<u64>().unwrap_or(0) >= MAX_PENDING_DELETES {
-        return Err(ApiError::unavailable(
-            "ClickHouse",
-            format!("{MAX_PENDING_DELETES} score deletions are still running; retry in a minute"),
-        ));
-    }
-    let mut which = Conditions::project(project);
-    which.eq("id", &score_id);
-    cluster::mutate(
-        &state.clickhouse,
-        "scores",
-        &format!("DELETE WHERE {}", which.sql()),
+    // A deletion job: verifiable (`GET /v1/projects/{project}/deletions`), waited for on every
+    // replica, and the score's id in the ledger, so that the score sent again stays deleted.
+    let client = state.postgres.get().await?;
+    deletions::create(
+        &**client,
+        project,
+        &DeletionTarget::Scores(vec![score_id]),
+        false,
+        &format!("key:{public_key}"),
     )
-    .await
-    .map_err(|e| ApiError::unavailable("ClickHouse", e.to_string()))?;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

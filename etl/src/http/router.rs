@@ -363,8 +363,8 @@ fn langfuse_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(langfuse::observations_v2).layer(gate!(reads)))
         .routes(routes!(langfuse_scores::scores_v3).layer(gate!(reads)))
         .routes(routes!(langfuse_scores::get_score).layer(gate!(reads)))
-        // A delete is a mutation of the shared table: one at a time per caller, few at once.
-        .routes(routes!(langfuse_scores::delete_score).layer(gate!(Gate::new("score_delete", 4, 1))))
+        // A delete starts a deletion job: one at a time per caller, few at once.
+        .routes(routes!(langfuse_scores::delete_score).layer(gate!(trace_deletes)))
         .routes(routes!(langfuse::metrics_v2).layer(gate!(reads)))
         .routes(routes!(control::deletions::langfuse_delete_trace).layer(gate!(trace_deletes)))
         .routes(routes!(control::deletions::langfuse_delete_traces).layer(gate!(trace_deletes)))

@@ -289,10 +289,30 @@ pub struct Converted {
     pub tables: TableBatches,
     pub rejected: Vec<EventRejection>,
     pub patches: Vec<Event<'static>>,
-    /// The traces the batch's events belong to (checked against the deleted ones).
+    /// The traces the batch's events belong to, and its scores (checked against the deleted ones).
     pub trace_ids: HashSet<String>,
+    pub score_ids: HashSet<String>,
     /// Events of deleted traces, left out.
     pub deleted: u32,
+}
+
+/// What the ledger of deletions holds, of the traces and scores a batch names.
+#[derive(Debug, Default)]
+pub struct Deleted {
+    pub traces: HashSet<String>,
+    pub scores: HashSet<String>,
+}
+
+impl Deleted {
+    fn is_empty(&self) -> bool {
+        self.traces.is_empty() && self.scores.is_empty()
+    }
+
+    /// Whether `event` belongs to a deleted trace, or is a deleted score.
+    fn holds(&self, event: &Event) -> bool {
+        trace_of(event).is_some_and(|trace| self.traces.contains(trace))
+            || matches!(&event.payload, Payload::Score(score) if self.scores.contains(score.id.as_str()))
+    }
 }
 
 /// The trace an event belongs to, if it names one (metric points do not).
@@ -312,7 +332,7 @@ fn trace_of<'e>(event: &'e Event) -> Option<&'e str> {
 }
 
 /// Validates every event and converts the valid ones (priced by `price`) into table rows,
-/// leaving out those of the traces in `deleted`.
+/// leaving out those of the traces and the scores in `deleted`.
 /// Events are parsed one at a time, each right before it becomes a row, so the text just
 /// parsed is still in cache when it is copied into the Arrow columns and the event's strings
 /// are freed on the thread that made them (reading the whole batch first and converting it
@@ -322,7 +342,7 @@ pub fn convert(
     project_name: &str,
     window: &TimeWindow,
     configs: &ScoreConfigs,
-    deleted: &HashSet<String>,
+    deleted: &Deleted,
     price: impl Fn(&Event) -> Option<Cost>,
 ) -> Result<Converted, IngestError> {
     let mut converted = Converted {
@@ -330,6 +350,7 @@ pub fn convert(
         rejected: Vec::new(),
         patches: Vec::new(),
         trace_ids: HashSet::new(),
+        score_ids: HashSet::new(),
         deleted: 0,
     };
     // Counted per batch, not per event: a counter lookup costs as much as a small event's checks.
@@ -339,14 +360,17 @@ pub fn convert(
         match Event::parse_valid(raw, window) {
             Ok(event) => match score_misfit(&event, configs) {
                 None => {
-                    if let Some(trace) = trace_of(&event) {
-                        if deleted.contains(trace) {
-                            converted.deleted += 1;
-                            continue;
-                        }
-                        if !converted.trace_ids.contains(trace) {
-                            converted.trace_ids.insert(trace.to_owned());
-                        }
+                    if deleted.holds(&event) {
+                        converted.deleted += 1;
+                        continue;
+                    }
+                    if let Some(trace) = trace_of(&event)
+                        && !converted.trace_ids.contains(trace)
+                    {
+                        converted.trace_ids.insert(trace.to_owned());
+                    }
+                    if let Payload::Score(score) = &event.payload {
+                        converted.score_ids.insert(score.id.to_string());
                     }
                     converted.add(event, &price, &mut counts)?
                 }
@@ -565,32 +589,44 @@ impl Ingestor {
             let (price, configs, project_name, window) =
                 (price.clone(), configs.clone(), project_name.clone(), window);
             on_cpu(move || {
-                let converted = convert(&batch, &project_name, &window, &configs, &HashSet::new(), price);
+                let converted = convert(
+                    &batch,
+                    &project_name,
+                    &window,
+                    &configs,
+                    &Deleted::default(),
+                    price,
+                );
                 (batch, converted)
             })
             .await?
         };
         let mut converted = converted?;
         // One round trip: whether an earlier delivery of this batch was loaded, and which of its
-        // traces were deleted in the project. Events of those are left out, so that an agent
-        // retrying or an edge replaying its buffer cannot bring them back (rare: converted again
-        // without them).
+        // traces and scores were deleted in the project. Those events are left out, so that an
+        // agent retrying or an edge replaying its buffer cannot bring them back (rare: converted
+        // again without them).
         let (seen, deleted) = {
             let client = self.pool.get().await.map_err(postgres_down)?;
-            let ids: Vec<&str> = converted.trace_ids.iter().map(String::as_str).collect();
+            let traces: Vec<&str> = converted.trace_ids.iter().map(String::as_str).collect();
+            let scores: Vec<&str> = converted.score_ids.iter().map(String::as_str).collect();
             let row = client
                 .query_one(
                     "SELECT EXISTS (SELECT 1 FROM accepted_batches WHERE batch_id = $1),
-                            ARRAY(SELECT trace_id FROM deletion_tombstones WHERE project_id = $2 AND trace_id = ANY($3))",
-                    &[&batch.batch_id, &batch.project_id, &ids],
+                            ARRAY(SELECT id FROM deletion_tombstones
+                                  WHERE project_id = $2 AND kind = 'trace' AND id = ANY($3)),
+                            ARRAY(SELECT id FROM deletion_tombstones
+                                  WHERE project_id = $2 AND kind = 'score' AND id = ANY($4))",
+                    &[&batch.batch_id, &batch.project_id, &traces, &scores],
                 )
                 .await
                 .map_err(postgres_down)?;
-            let deleted: Vec<String> = row.get(1);
-            (
-                row.get::<_, bool>(0),
-                deleted.into_iter().collect::<HashSet<String>>(),
-            )
+            let (traces, scores): (Vec<String>, Vec<String>) = (row.get(1), row.get(2));
+            let deleted = Deleted {
+                traces: traces.into_iter().collect(),
+                scores: scores.into_iter().collect(),
+            };
+            (row.get::<_, bool>(0), deleted)
         };
         if seen {
             metrics::counter!("agenttrace_batches_total", "outcome" => "already_accepted").increment(1);
@@ -742,7 +778,7 @@ mod tests {
             "p",
             &TimeWindow::unbounded(),
             &ScoreConfigs::new(),
-            &HashSet::new(),
+            &Deleted::default(),
             |_| None,
         )
         .unwrap();

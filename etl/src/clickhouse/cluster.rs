@@ -223,6 +223,8 @@ pub async fn wait_for_mutations(
     }
 }
 
+const DAY_US: i64 = 86_400 * 1_000_000;
+
 /// The column each table is partitioned by (by month), and how many microseconds its unit
 /// holds: microseconds, seconds (`ingested_second`) or days (`daily_costs.day`, a Date).
 pub fn partition_column(table: &str) -> Option<(&'static str, i64)> {
@@ -235,7 +237,7 @@ pub fn partition_column(table: &str) -> Option<(&'static str, i64)> {
         "metrics" => ("time_us", 1),
         "dead_letters" => ("received_at_us", 1),
         "experiment_rollups" => ("computed_at_us", 1),
-        "daily_costs" => ("day", 86_400 * SECOND),
+        "daily_costs" => ("day", DAY_US),
         _ => return None,
     })
 }
@@ -276,11 +278,17 @@ pub async fn nudge_mutations(clickhouse: &ClickHouse, table: &str) -> Result<(),
         .map(|(_, rest)| rest.trim_end_matches(')'));
     let mut rows = Vec::new();
     for partition in partitions.lines().filter(|p| !p.is_empty()) {
-        let at = month_start_us(partition).unwrap_or(0) / unit;
+        // A Date partition (`daily_costs.day`) is written as its first day, as text.
+        let at = match (unit, partition.get(..4), partition.get(4..6)) {
+            (DAY_US, Some(year), Some(month)) => format!("'{year}-{month}-01'"),
+            _ => (month_start_us(partition).unwrap_or(0) / unit).to_string(),
+        };
         for k in 0..NUDGE_ROWS {
             rows.push(match spreader {
                 Some(_) => format!("('', {at}, 'retention-nudge-{k}')"),
-                None => format!("('', {at})"),
+                // Sharded by the project alone: the rows' project ids (no project's: not a
+                // uuid) spread them over the shards instead.
+                None => format!("('retention-nudge-{k}', {at})"),
             });
         }
     }

@@ -90,26 +90,25 @@ impl DeletionTarget {
             Ok(())
         };
         match self {
-            DeletionTarget::Traces(ids) => {
+            DeletionTarget::Traces(ids) | DeletionTarget::Scores(ids) => {
+                let (field, what) = match self {
+                    DeletionTarget::Scores(_) => ("scoreIds", "score"),
+                    _ => ("traceIds", "trace"),
+                };
                 if ids.is_empty() {
-                    return Err(invalid("traceIds", "name at least one trace id"));
+                    return Err(invalid(field, format!("name at least one {what} id")));
                 }
                 if ids.len() > MAX_TRACE_IDS {
                     return Err(invalid(
-                        "traceIds",
+                        field,
                         format!(
                             "{} ids; at most {MAX_TRACE_IDS} per request (send several requests)",
                             ids.len()
                         ),
                     ));
                 }
-                ids.iter().try_for_each(|id| check_id("traceIds", id))
+                ids.iter().try_for_each(|id| check_id(field, id))
             }
-            DeletionTarget::Scores(ids) if ids.is_empty() || ids.len() > MAX_TRACE_IDS => Err(invalid(
-                "scoreIds",
-                format!("name 1 to {MAX_TRACE_IDS} score ids"),
-            )),
-            DeletionTarget::Scores(ids) => ids.iter().try_for_each(|id| check_id("scoreIds", id)),
             DeletionTarget::Session(id) => check_id("sessionId", id),
             DeletionTarget::User(id) => check_id("userId", id),
             DeletionTarget::Project => Ok(()),

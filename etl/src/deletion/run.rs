@@ -257,12 +257,7 @@ async fn delete_from_table(
 ) -> Result<u64, DeletionError> {
     // An earlier attempt's mutations first: counted while they still run, the rows would be
     // found again and deleted twice over (each mutation rewrites what it touches).
-    if !wait_for_mutations(clickhouse, table, MUTATION_TIMEOUT).await? {
-        return Err(DeletionError::MutationTimeout {
-            table,
-            seconds: MUTATION_TIMEOUT.as_secs(),
-        });
-    }
+    wait_for_table(clickhouse, table).await?;
     let mut found = 0;
     for condition in conditions {
         // Counting first also checks the condition: on 18.16 a mutation that fails blocks its
@@ -273,13 +268,21 @@ async fn delete_from_table(
         }
         found += n;
     }
-    if found > 0 && !wait_for_mutations(clickhouse, table, MUTATION_TIMEOUT).await? {
-        return Err(DeletionError::MutationTimeout {
-            table,
-            seconds: MUTATION_TIMEOUT.as_secs(),
-        });
+    if found > 0 {
+        wait_for_table(clickhouse, table).await?;
     }
     Ok(found)
+}
+
+/// Waits for `table`'s mutations on every replica, at most [`MUTATION_TIMEOUT`].
+async fn wait_for_table(clickhouse: &ClickHouse, table: &'static str) -> Result<(), DeletionError> {
+    if wait_for_mutations(clickhouse, table, MUTATION_TIMEOUT).await? {
+        return Ok(());
+    }
+    Err(DeletionError::MutationTimeout {
+        table,
+        seconds: MUTATION_TIMEOUT.as_secs(),
+    })
 }
 
 /// Advances `job` as far as it goes: tombstones first (so nothing deleted is loaded again from

@@ -369,7 +369,9 @@ pub fn convert(
                     {
                         converted.trace_ids.insert(trace.to_owned());
                     }
-                    if let Payload::Score(score) = &event.payload {
+                    if let Payload::Score(score) = &event.payload
+                        && !converted.score_ids.contains(score.id.as_str())
+                    {
                         converted.score_ids.insert(score.id.to_string());
                     }
                     converted.add(event, &price, &mut counts)?

@@ -42,11 +42,13 @@ pub enum Job {
     JudgeCalibration,
     /// Annotation queues' standing rules applied to what arrived (`annotation_rules`).
     AnnotationRules,
+    /// Hourly rollups of the observation metrics, for the hours touched since (`metric_rollups`).
+    MetricRollups,
 }
 
 impl Job {
     /// The jobs with fixed names (an evaluator's job is named after its id).
-    pub const BUILTIN: [Job; 8] = [
+    pub const BUILTIN: [Job; 9] = [
         Job::Evaluate,
         Job::Judge,
         Job::JudgeCalibration,
@@ -55,6 +57,7 @@ impl Job {
         Job::Retention,
         Job::DailyCosts,
         Job::RecomputeCosts,
+        Job::MetricRollups,
     ];
 }
 
@@ -73,6 +76,7 @@ impl fmt::Display for Job {
             Job::Judge => f.write_str("judge"),
             Job::JudgeCalibration => f.write_str("judge_calibration"),
             Job::AnnotationRules => f.write_str("annotation_rules"),
+            Job::MetricRollups => f.write_str("metric_rollups"),
         }
     }
 }
@@ -96,7 +100,7 @@ impl FromStr for Job {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, recompute_costs and evaluate:<evaluator id>"
+        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, recompute_costs, metric_rollups and evaluate:<evaluator id>"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -242,6 +246,23 @@ pub async fn run_job_with(
                 summary.push_str(&format!("; {} queue rule(s) failed, see the log", report.failed));
             }
             (report.found as i64, report.added as i64, None, summary)
+        }),
+        Job::MetricRollups => agenttrace_etl::analytics::hourly::roll(
+            clickhouse,
+            run.watermark,
+            agenttrace_etl::analytics::hourly::SETTLE_SECONDS,
+        )
+        .await
+        .map_err(|e| e.to_string())
+        .map(|report| {
+            let summary = format!(
+                "{} (project, hour) pairs touched, {} rolled up, {} left for the next run (touched in the last {} s)",
+                report.touched,
+                report.rolled,
+                report.unsettled,
+                agenttrace_etl::analytics::hourly::SETTLE_SECONDS
+            );
+            (report.touched as i64, report.rolled as i64, Some(report.watermark), summary)
         }),
         Job::RecomputeCosts => recompute::run(pg, clickhouse).await.map(|report| {
             let summary = format!(

@@ -84,6 +84,12 @@ pub async fn run(
                     });
                 }
             }
+            if table == Table::Observations {
+                // The hours the cutoff falls in or before no longer match their rollups.
+                let hour = agenttrace_etl::analytics::hourly::HOUR_US;
+                agenttrace_etl::analytics::hourly::invalidate(clickhouse, project, Some(cutoff + hour))
+                    .await?;
+            }
             tracing::info!(%project, table = table.name(), rows = doomed, "retention deleted rows");
             report.rows_deleted += doomed;
         }

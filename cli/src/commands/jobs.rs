@@ -11,7 +11,8 @@ use crate::DatabaseArgs;
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Run one job now (recorded like a scheduled run): evaluate, judge, judge_calibration, annotation_rules,
-    /// experiment_rollups, retention, daily_costs, recompute_costs (after a price change), or
+    /// experiment_rollups, retention, daily_costs, recompute_costs (after a price change),
+    /// metric_rollups, or
     /// evaluate:<evaluator id> for an evaluator with its own schedule.
     Run { job: String },
     /// Run jobs on their cron schedules until stopped (several replicas are safe).
@@ -25,6 +26,7 @@ pub enum JobsCommand {
             "experiment_rollups=30 */5 * * * *".to_owned(),
             "retention=0 0 3 * * *".to_owned(),
             "daily_costs=0 30 * * * *".to_owned(),
+            "metric_rollups=10 * * * * *".to_owned(),
         ])]
         crons: Vec<String>,
     },

@@ -239,6 +239,86 @@ impl MetricsQuery {
         })
     }
 
+    /// Whether the hourly rollup can answer (part of) this query: observations, grouped and
+    /// filtered by the rollup's own columns, in buckets of whole hours.
+    pub fn rollup_eligible(&self) -> bool {
+        self.view == View::Observations
+            && self.bucket != Bucket::Minute
+            && self
+                .dimensions
+                .iter()
+                .chain(self.filters.iter().map(|(d, _)| d))
+                .all(|d| ROLLUP_DIMENSIONS.contains(&d.name))
+    }
+
+    /// The query over the rollup's `current` hours `(hour, rolled_second)` and the raw rows of
+    /// the rest of the range.
+    fn rollup_sql(&self, project: Uuid, current: &[(i64, u32)]) -> String {
+        let mut rolled = Conditions::project(project);
+        let versions: Vec<String> = current.iter().map(|(h, r)| format!("({h}, {r})")).collect();
+        rolled.raw(format!("(hour_us, rolled_second) IN ({})", versions.join(", ")));
+        let mut raw = Conditions::project(project);
+        let ranges = raw_ranges(self.from_us, self.to_us, current);
+        let mut raw_part = String::new();
+        if !ranges.is_empty() {
+            let spans: Vec<String> = ranges
+                .iter()
+                .map(|(a, b)| format!("(start_time_us >= {a} AND start_time_us < {b})"))
+                .collect();
+            raw.raw(format!("({})", spans.join(" OR ")));
+        }
+        for (dimension, value) in &self.filters {
+            rolled.eq(dimension.sql, value);
+            raw.eq(dimension.sql, value);
+        }
+        if !self.include_judges {
+            rolled.raw("judge = 0");
+            raw.raw(crate::judge::not_a_judge_call());
+        }
+        // Renamed so that the sums outside, named as the answer names them, refer to these.
+        let columns = "type, name, model, tool AS tool_name, level, count AS n_count, timed AS n_timed,
+                       errors AS n_errors, total_cost AS n_cost, input_tokens AS n_input,
+                       output_tokens AS n_output, cache_read_tokens AS n_cache_read,
+                       cache_write_tokens AS n_cache_write, latency AS n_latency";
+        if !ranges.is_empty() {
+            raw_part = format!(
+                "UNION ALL
+                 SELECT toInt64({bucket}) AS t, type, name, ifNull(model, '') AS model_name, ifNull(tool_name, '') AS tool, level,
+                        {measures}
+                 FROM observations_by_time FINAL {conditions}
+                 GROUP BY t, type, name, model_name, tool, level",
+                bucket = self.bucket.sql("start_time_us", self.from_us),
+                measures = crate::analytics::hourly::measures_from_raw(),
+                conditions = raw.render(),
+            );
+        }
+        let mut groups = vec![format!("{} AS bucket_us", self.bucket.sql("t", self.from_us))];
+        groups.extend(
+            self.dimensions
+                .iter()
+                .map(|d| format!("{} AS dimension_{}", d.sql, d.name)),
+        );
+        let keys: Vec<String> = std::iter::once("bucket_us".to_owned())
+            .chain(self.dimensions.iter().map(|d| format!("dimension_{}", d.name)))
+            .collect();
+        format!(
+            "SELECT {groups}, sum(n_count) AS count, ifNull(toFloat64(sum(n_cost)), 0.) AS total_cost,
+                    sum(n_input) AS input_tokens, sum(n_output) AS output_tokens,
+                    sum(n_cache_read) AS cache_read_tokens, sum(n_cache_write) AS cache_write_tokens,
+                    sum(n_timed) AS timed, quantilesIfMerge(0.5, 0.95, 0.99)(n_latency) AS latency_ms,
+                    sum(n_errors) / sum(n_count) AS error_rate
+             FROM (
+                 SELECT hour_us AS t, {columns} FROM observation_hourly {rolled}
+                 {raw_part}
+             )
+             GROUP BY {keys} ORDER BY {keys} LIMIT {limit} FORMAT JSONEachRow",
+            groups = groups.join(", "),
+            rolled = rolled.render(),
+            keys = keys.join(", "),
+            limit = MAX_GROUPS + 1
+        )
+    }
+
     fn sql(&self, project: Uuid) -> String {
         let time = match self.view {
             View::Observations => "start_time_us",
@@ -377,13 +457,60 @@ row_schema!(
     }
 );
 
-/// The metrics `query` asks for, over `project`'s rows.
+/// The dimensions the hourly rollup keeps (the user is the trace's, which can change without
+/// touching an observation: read raw).
+const ROLLUP_DIMENSIONS: [&str; 5] = ["model", "name", "tool", "type", "level"];
+
+/// The parts of `[from_us, to_us)` the rollup's `current` hours (sorted) do not cover.
+fn raw_ranges(from_us: i64, to_us: i64, current: &[(i64, u32)]) -> Vec<(i64, i64)> {
+    let mut ranges = Vec::new();
+    let mut at = from_us;
+    for &(hour, _) in current {
+        if hour > at {
+            ranges.push((at, hour));
+        }
+        at = at.max(hour + HOUR_US);
+    }
+    if at < to_us {
+        ranges.push((at, to_us));
+    }
+    ranges
+}
+
+/// The metrics `query` asks for, over `project`'s rows: from the hourly rollup where it is
+/// current, the raw rows elsewhere.
 pub async fn metrics(
     clickhouse: &ClickHouse,
     project: Uuid,
     query: &MetricsQuery,
 ) -> Result<MetricsAnswer, AnalyticsError> {
-    let rows = parse_json_rows(&read(clickhouse, &query.sql(project)).await?)?;
+    let mut current = Vec::new();
+    if query.rollup_eligible() {
+        let first = (query.from_us + HOUR_US - 1).div_euclid(HOUR_US) * HOUR_US;
+        let last = query.to_us.div_euclid(HOUR_US) * HOUR_US;
+        if last > first {
+            current = crate::analytics::hourly::current_hours(clickhouse, project, first, last)
+                .await
+                .map_err(|e| AnalyticsError::built("current hourly rollups", e))?;
+        }
+    }
+    metrics_from(clickhouse, project, query, &current).await
+}
+
+/// [`metrics`] from the rollup's `current` hours and the raw rows of the rest; with none, a
+/// full deduplicated scan (what the rollup is checked against).
+pub async fn metrics_from(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    query: &MetricsQuery,
+    current: &[(i64, u32)],
+) -> Result<MetricsAnswer, AnalyticsError> {
+    let sql = if current.is_empty() {
+        query.sql(project)
+    } else {
+        query.rollup_sql(project, current)
+    };
+    let rows = parse_json_rows(&read(clickhouse, &sql).await?)?;
     if rows.len() > MAX_GROUPS {
         return Err(invalid(
             "dimensions",

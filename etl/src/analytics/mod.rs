@@ -16,6 +16,7 @@ pub mod conditions;
 pub mod dead_letters;
 pub mod experiments;
 pub mod export;
+pub mod hourly;
 pub mod langfuse;
 pub mod metrics;
 pub mod observations;

@@ -238,6 +238,8 @@ pub fn partition_column(table: &str) -> Option<(&'static str, i64)> {
         "dead_letters" => ("received_at_us", 1),
         "experiment_rollups" => ("computed_at_us", 1),
         "daily_costs" => ("day", DAY_US),
+        "observation_hour_touches" | "observation_hours" | "observation_hourly" => ("hour_us", 1),
+        "observation_touch_log" => ("touched_second", SECOND),
         _ => return None,
     })
 }

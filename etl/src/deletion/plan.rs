@@ -141,6 +141,10 @@ const PROJECT_TABLES: &[&str] = &[
     "dead_letters",
     "experiment_rollups",
     "daily_costs",
+    "observation_hour_touches",
+    "observation_touch_log",
+    "observation_hours",
+    "observation_hourly",
 ];
 
 fn in_list(ids: &[String]) -> String {

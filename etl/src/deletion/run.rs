@@ -368,5 +368,10 @@ pub async fn run(
             .collect();
         return Err(DeletionError::Remaining(left.join(", ")));
     }
+    if target != DeletionTarget::Project {
+        // The project's hourly rollups still count what was deleted: they are read raw until
+        // rolled up again.
+        crate::analytics::hourly::invalidate(clickhouse, project, None).await?;
+    }
     Ok(remaining)
 }

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use agenttrace_etl::analytics::{hourly, metrics};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::clickhouse::quote_identifier;
@@ -363,6 +364,19 @@ pub async fn run_read(
     // Timings must not share the machine with the fill's background merges.
     quiesce(&clickhouse, Duration::from_secs(600)).await?;
 
+    // The metrics job's first run: every hour of the fill rolled up from deduplicated rows.
+    let second = new.clock().await.map_err(anyhow::Error::msg)?;
+    new.wait_past(second).await.map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    let rolled = hourly::roll(&new, None, 0).await?;
+    writeln!(
+        out,
+        "rolled up {} (project, hour) pairs in {:.1} s",
+        rolled.rolled,
+        started.elapsed().as_secs_f64()
+    )?;
+    quiesce(&clickhouse, Duration::from_secs(600)).await?;
+
     let largest = project_ids[0];
     let project = format!("'{largest}'");
     let sample = |column: &str, table: &str| {
@@ -600,6 +614,81 @@ pub async fn run_read(
         target_ms: Some(300.0),
     });
 
+    // Dashboard panels over 90 days, in turn.
+    let quarter_ago = now_us - 90 * DAY_US;
+    let panels = [
+        "bucket=day&dimensions=model&type=generation",
+        "bucket=day&dimensions=type",
+        "bucket=hour",
+        "bucket=week&dimensions=name",
+    ];
+    let panel = |i: usize| {
+        format!(
+            "/v1/metrics?from={}&to={}&{}",
+            iso(quarter_ago),
+            iso(now_us + DAY_US),
+            panels[i % panels.len()]
+        )
+    };
+    let new_timings = time(args.requests, |i| get(panel(i))).await?;
+    rows.push(Row {
+        read: "a dashboard panel over 90 days",
+        new: new_timings,
+        old: Timings(Vec::new()),
+        target_ms: Some(500.0),
+    });
+
+    // Late events and replays touch 24 hours of the month: those are read raw.
+    new.execute(&format!(
+        "INSERT INTO observations SELECT * FROM observations WHERE project_id = {project}
+         AND id IN (SELECT any(id) FROM observations_by_time WHERE project_id = {project} AND type = 'generation'
+                    AND start_time_us >= {month_ago} GROUP BY intDiv(start_time_us, {hour}) ORDER BY rand() LIMIT 24)",
+        hour = hourly::HOUR_US
+    ))
+    .await?;
+    let new_timings = time(args.requests, |_| {
+        get(format!(
+            "/v1/metrics?from={}&to={}&bucket=day&dimensions=model&type=generation",
+            iso(month_ago),
+            iso(now_us + DAY_US)
+        ))
+    })
+    .await?;
+    rows.push(Row {
+        read: "30 days by day and model, 24 h touched",
+        new: new_timings,
+        old: Timings(Vec::new()),
+        target_ms: Some(300.0),
+    });
+
+    // Every answer above equals a full deduplicated scan of the same rows.
+    let mut compared = 0;
+    for (from_us, shape) in std::iter::once((month_ago, "bucket=day&dimensions=model&type=generation"))
+        .chain(panels.iter().map(|p| (quarter_ago, *p)))
+    {
+        let pairs: serde_json::Map<String, serde_json::Value> = shape
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+            .collect();
+        let mut params: metrics::MetricsParams = serde_json::from_value(pairs.into())?;
+        params.from = Some(iso(from_us));
+        params.to = Some(iso(now_us + DAY_US));
+        let query = metrics::MetricsQuery::from_params(&params).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let through_rollups = metrics::metrics(&new, largest, &query)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let scanned = metrics::metrics_from(&new, largest, &query, &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        same_answer(shape, &through_rollups.data, &scanned.data)?;
+        compared += 1;
+    }
+    writeln!(
+        out,
+        "{compared} metrics answers equal a full deduplicated scan (counts, costs, tokens and rates exactly; latency estimates within 10%)"
+    )?;
+
     server.shutdown().await?;
     let rss = peak_rss_mb();
 
@@ -653,6 +742,32 @@ pub async fn run_read(
                     quote_identifier(database.database())
                 ))
                 .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Two metrics answers agree: every number exactly (to rounding), latency percentiles (estimates
+/// in both paths) within 10%.
+fn same_answer(label: &str, a: &[serde_json::Value], b: &[serde_json::Value]) -> anyhow::Result<()> {
+    ensure!(
+        a.len() == b.len(),
+        "{label}: {} groups through the rollups, {} scanned",
+        a.len(),
+        b.len()
+    );
+    for (x, y) in a.iter().zip(b) {
+        for (key, expected) in y.as_object().into_iter().flatten() {
+            let got = &x[key];
+            let close = match (got.as_f64(), expected.as_f64()) {
+                (Some(g), Some(e)) if key.starts_with("latency_") => (g - e).abs() <= 0.1 * e.abs().max(1.0),
+                (Some(g), Some(e)) => (g - e).abs() <= 1e-9 * e.abs().max(1.0),
+                _ => got == expected,
+            };
+            ensure!(
+                close,
+                "{label}: {key} is {got} through the rollups, {expected} scanned\n{x}\n{y}"
+            );
         }
     }
     Ok(())

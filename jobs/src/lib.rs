@@ -1,6 +1,7 @@
 //! AgentTrace's scheduled jobs. Every job runs through [`runs`]: one runner at a time per job,
 //! every run recorded, and a watermark that only a successful run advances.
 
+pub mod alerts;
 pub mod calibration;
 pub mod daily_costs;
 pub mod evaluate;
@@ -44,11 +45,13 @@ pub enum Job {
     AnnotationRules,
     /// Hourly rollups of the observation metrics, for the hours touched since (`metric_rollups`).
     MetricRollups,
+    /// Alert rules evaluated, their notifications delivered (`alerts`).
+    Alerts,
 }
 
 impl Job {
     /// The jobs with fixed names (an evaluator's job is named after its id).
-    pub const BUILTIN: [Job; 9] = [
+    pub const BUILTIN: [Job; 10] = [
         Job::Evaluate,
         Job::Judge,
         Job::JudgeCalibration,
@@ -58,6 +61,7 @@ impl Job {
         Job::DailyCosts,
         Job::RecomputeCosts,
         Job::MetricRollups,
+        Job::Alerts,
     ];
 }
 
@@ -77,6 +81,7 @@ impl fmt::Display for Job {
             Job::JudgeCalibration => f.write_str("judge_calibration"),
             Job::AnnotationRules => f.write_str("annotation_rules"),
             Job::MetricRollups => f.write_str("metric_rollups"),
+            Job::Alerts => f.write_str("alerts"),
         }
     }
 }
@@ -100,7 +105,7 @@ impl FromStr for Job {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, recompute_costs, metric_rollups and evaluate:<evaluator id>"
+        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, recompute_costs, metric_rollups, alerts and evaluate:<evaluator id>"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -247,6 +252,22 @@ pub async fn run_job_with(
             }
             (report.found as i64, report.added as i64, None, summary)
         }),
+        Job::Alerts => match alerts::Setup::from_env() {
+            Ok(setup) => alerts::run(pg, clickhouse, &setup, now_us).await.map(|report| {
+                let summary = format!(
+                    "{} rules: {} groups fired, {} resolved, {} could not be evaluated; {} delivered, {} to retry, {} failed",
+                    report.rules,
+                    report.fired,
+                    report.resolved,
+                    report.errors,
+                    report.delivered,
+                    report.retrying,
+                    report.failed
+                );
+                (report.rules as i64, report.delivered as i64, None, summary)
+            }),
+            Err(error) => Err(error),
+        },
         Job::MetricRollups => agenttrace_etl::analytics::hourly::roll(
             clickhouse,
             run.watermark,

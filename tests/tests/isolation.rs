@@ -175,6 +175,11 @@ struct Children {
     queue_item: String,
     /// A's deletion job (of a trace A never had, so A's data stays).
     deletion: String,
+    /// A's alert channel and the alert rule that notifies it.
+    alert_channel: String,
+    alert_rule: String,
+    /// Shown to A once; never again, to anyone.
+    alert_channel_secret: String,
 }
 
 /// A string that identifies tenant A: seeing it anywhere but in A's own answers is a leak.
@@ -331,6 +336,8 @@ fn path_slot(path: &str, name: &str, schema: &Value, children: &Children) -> Opt
         ("id", "experiments") => child(&children.experiments[0]),
         ("id", "prices") => child(&children.price),
         ("deletion", "deletions") => child(&children.deletion),
+        ("rule", "rules") => child(&children.alert_rule),
+        ("channel", "channels") => child(&children.alert_channel),
         ("traceId", "traces") => child(&children.trace),
         ("id", "items" | "dataset-items") => child(&children.item),
         ("name", "prompts") => child(&children.prompt),
@@ -412,6 +419,13 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
         "enabled" => json!(false),
         "detectors" => json!(["llm_api_key"]),
         "text" => json!(format!("{probe} text with sk-proj-0123456789abcdefghij")),
+        "metric" => json!("cost"),
+        "comparison" => json!(">"),
+        "threshold" => json!(1.0),
+        "windowMinutes" => json!(60),
+        "groupBy" => json!("user"),
+        "url" => json!(format!("https://{probe}-hooks.example.com/hook")),
+        "channels" => json!([children.alert_channel]),
         // References to what A has.
         "datasetName" => json!(children.dataset),
         "evaluatorAssignments" => {
@@ -486,6 +500,10 @@ fn request_body(
         if let Some(value) = body_field(field, children, alpha, probe) {
             body.insert(field.clone(), value);
         }
+    }
+    // A channel's kind is not an evaluator's.
+    if title.ends_with("/NewAlertChannel") {
+        body.insert("kind".into(), json!("webhook"));
     }
     if let Some(missing) = required.iter().find(|field| !body.contains_key(**field)) {
         return Err(format!(
@@ -1028,6 +1046,32 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let alert_channel = create(
+        http,
+        base,
+        &auth,
+        &format!("{project}/alerts/channels"),
+        json!({"name": format!("{prefix}-channel"), "kind": "webhook",
+               "url": format!("https://{prefix}-hooks.example.com/{prefix}-hook-path")}),
+    )
+    .await;
+    let alert_channel_secret = alert_channel["secret"]
+        .as_str()
+        .expect("a channel secret")
+        .to_owned();
+    let alert_channel = alert_channel["id"].as_str().expect("a channel id").to_owned();
+    let alert_rule = create(
+        http,
+        base,
+        &auth,
+        &format!("{project}/alerts/rules"),
+        json!({"name": format!("{prefix}-alert-rule"), "metric": "cost", "comparison": ">",
+               "threshold": 1000, "windowMinutes": 60, "groupBy": "user", "channels": [alert_channel]}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("an alert rule id")
+        .to_owned();
     let evaluators = get_json(http, base, &auth, &format!("{project}/evaluators")).await;
     let experiments = get_json(http, base, &auth, &format!("{project}/experiments")).await;
     let prices = get_json(http, base, &auth, &format!("{project}/prices")).await;
@@ -1068,6 +1112,9 @@ async fn control_data(http: &reqwest::Client, base: &str, tenant: &Tenant, prefi
         queue,
         queue_item,
         deletion,
+        alert_channel,
+        alert_rule,
+        alert_channel_secret,
     }
 }
 
@@ -1136,6 +1183,31 @@ fn markers(
     );
     add(children.connection.clone(), "A's connection id", false, false);
     add(children.deletion.clone(), "A's deletion id", false, false);
+    add(
+        children.alert_channel.clone(),
+        "A's alert channel id",
+        false,
+        false,
+    );
+    add(children.alert_rule.clone(), "A's alert rule id", false, false);
+    add(
+        format!("{prefix}-alert-rule"),
+        "A's alert rule name",
+        false,
+        false,
+    );
+    add(
+        format!("{prefix}-hook-path"),
+        "A's alert channel URL",
+        false,
+        true,
+    );
+    add(
+        children.alert_channel_secret.clone(),
+        "A's alert channel secret",
+        false,
+        true,
+    );
     add(
         children.judge_definition.clone(),
         "A's v2 evaluator id",

@@ -1942,6 +1942,142 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{project}/alerts/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's alert rules
+         * @description Every rule with the groups firing now, when it was last evaluated and why that failed, if it did. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_alert_rules"];
+        put?: never;
+        /**
+         * Create an alert rule
+         * @description `{name, metric, filters?, comparison, threshold, windowMinutes, groupBy?, channels?}`: `metric` is `cost`, `tokens`, `requests`, `error_rate`, `latency_p50`, `latency_p95`, `latency_p99`, `score_mean` or `score_pass_rate` (a boolean score's share of true); `filters` the metrics API's (`type`, `model`, `name`, `tool`, `evaluator`, `source`); `comparison` `>`, `>=`, `<` or `<=`; the window 1 minute to 30 days; `groupBy` fires once per group that crosses (`user`, `model`, `name`, `tool`, `type`, `environment`, `tag`; for scores `name`, `evaluator`, `source`). Evaluated every minute by the scheduler. At most 100 rules per project. Member role, or `write` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["create_alert_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/alerts/rules/{rule}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An alert rule and its state
+         * @description The rule, the groups firing now, its last evaluation. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["get_alert_rule"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an alert rule
+         * @description The rule, its state, history and deliveries. Member role, or `write` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        delete: operations["delete_alert_rule"];
+        options?: never;
+        head?: never;
+        /**
+         * Change, silence or pause an alert rule
+         * @description `{enabled?, silencedUntil?, threshold?, channels?}`: a silenced rule records what fires and resolves but sends nothing until then (`""` lifts the silence); a disabled one is not evaluated. Member role, or `write` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        patch: operations["change_alert_rule"];
+        trace?: never;
+    };
+    "/v1/projects/{project}/alerts/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the project's alerts did
+         * @description Groups that began firing, resolved, and rules that could not be evaluated, newest first; `rule` narrows to one rule. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_alert_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/alerts/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's alert deliveries
+         * @description Every notification sent or to be sent, newest first, with its attempts, the channel's last status and the next attempt; `event` narrows to one event. Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_alert_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/alerts/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's alert channels
+         * @description Each channel's name, kind and the scheme and host of its URL (never the URL or the secret). Viewer role, or `read` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        get: operations["list_alert_channels"];
+        put?: never;
+        /**
+         * Create an alert channel
+         * @description `{name, kind, url}`: `webhook` (a JSON POST signed `x-agenttrace-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` with the channel's secret, with an `x-agenttrace-delivery` id to deduplicate on) or `slack` (a Slack incoming-webhook URL, `{text}`). The URL must be https. The answer holds the secret, shown this once; URL and secret are stored encrypted. At most 20 channels per project. Admin role, or `admin` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        post: operations["create_alert_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/projects/{project}/alerts/channels/{channel}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an alert channel
+         * @description The channel and its pending deliveries; rules stop naming it. Admin role, or `admin` scope. A session token (`Bearer at-session-…`), a project API key or an organization key.
+         */
+        delete: operations["delete_alert_channel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/organizations/{organization}/audit-log": {
         parameters: {
             query?: never;
@@ -2480,6 +2616,92 @@ export interface components {
             /** @description Of those, chosen by the sample and now in the queue (some may have been already). */
             items: components["schemas"]["QueueItem"][];
         };
+        /** @description A channel as the API shows it: the URL's scheme and host only. */
+        AlertChannel: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            kind: string;
+            urlHint: string;
+            createdAt: string;
+        };
+        /** @description One notification of one event to one channel. */
+        AlertDelivery: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            eventId: string;
+            /** Format: uuid */
+            channelId: string;
+            /**
+             * @description `pending` (retried with backoff), `delivered` or `failed` (the channel refused it for
+             *     good, or a day of retries passed).
+             */
+            status: string;
+            /** Format: int32 */
+            attempts: number;
+            nextAttemptAt?: string | null;
+            /**
+             * Format: int32
+             * @description The channel's last HTTP status.
+             */
+            lastStatus?: number | null;
+            lastError?: string | null;
+            deliveredAt?: string | null;
+            createdAt: string;
+        };
+        /** @description A change of state: a group began firing, resolved, or the rule could not be evaluated. */
+        AlertEvent: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            ruleId: string;
+            group: string;
+            /** @description `firing`, `resolved` or `error`. */
+            kind: string;
+            /** Format: double */
+            value?: number | null;
+            /** Format: double */
+            threshold: number;
+            message: string;
+            /** @description Recorded while the rule was silenced: nothing was sent. */
+            silenced: boolean;
+            at: string;
+        };
+        /** @description A rule as the API shows it, with its current state. */
+        AlertRule: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            projectId: string;
+            name: string;
+            metric: string;
+            filters: Record<string, never>;
+            comparison: string;
+            /** Format: double */
+            threshold: number;
+            /** Format: int32 */
+            windowMinutes: number;
+            groupBy?: string | null;
+            channels: string[];
+            enabled: boolean;
+            silencedUntil?: string | null;
+            lastEvaluatedAt?: string | null;
+            /** @description Why the last evaluation failed; `None` when it succeeded. */
+            lastError?: string | null;
+            /** @description The groups firing now. */
+            firing: components["schemas"]["FiringGroup"][];
+            createdAt: string;
+        };
+        /** @description What may change on a rule. */
+        AlertRuleChange: {
+            enabled?: boolean | null;
+            /** @description RFC 3339: record what fires until then, send nothing. `""` lifts a silence. */
+            silencedUntil?: string | null;
+            /** Format: double */
+            threshold?: number | null;
+            channels?: string[] | null;
+        };
         /** @description Langfuse's `AnnotationQueueAssignmentRequest`. */
         Assignment: {
             /** Format: uuid */
@@ -2789,6 +3011,14 @@ export interface components {
              */
             datasetVersion?: unknown;
             createdAt?: unknown;
+        };
+        /** @description A channel just made, with its signing secret: shown this once. */
+        CreatedAlertChannel: components["schemas"]["AlertChannel"] & {
+            /**
+             * @description `at-whsec_…`: verify `x-agenttrace-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+             *     "<t>.<body>">` with it. Not shown again.
+             */
+            secret: string;
         };
         /** @description Langfuse's `CreateCommentResponse`. */
         CreatedComment: {
@@ -3188,6 +3418,13 @@ export interface components {
             lines_removed: number;
             bytes: number | null;
             diff: string | null;
+        };
+        FiringGroup: {
+            /** @description The group's value of the group-by (`""` for a rule without one). */
+            group: string;
+            /** Format: double */
+            value?: number | null;
+            since: string;
         };
         /**
          * @description What to take items from: traces by id, the items of an annotation queue, or the traces a
@@ -3773,6 +4010,40 @@ export interface components {
             name: string;
             role: components["schemas"]["Role"];
         };
+        /** @description A channel as it is created. */
+        NewAlertChannel: {
+            name: string;
+            /** @description `webhook` (a signed JSON POST) or `slack` (a Slack incoming-webhook URL). */
+            kind: string;
+            url: string;
+        };
+        /** @description A rule as it is created. */
+        NewAlertRule: {
+            name: string;
+            /**
+             * @description One of `cost`, `tokens`, `requests`, `error_rate`, `latency_p50`, `latency_p95`,
+             *     `latency_p99`, `score_mean`, `score_pass_rate`.
+             */
+            metric: string;
+            /** @description `{type?, model?, name?, tool?, evaluator?, source?}`: only what matches counts. */
+            filters?: Record<string, never>;
+            /** @description `>`, `>=`, `<` or `<=`. */
+            comparison: string;
+            /** Format: double */
+            threshold: number;
+            /**
+             * Format: int32
+             * @description The rolling window the metric is measured over, 1 minute to 30 days.
+             */
+            windowMinutes: number;
+            /**
+             * @description Fire once per group that crosses: `user`, `model`, `name`, `tool`, `type`,
+             *     `environment`, `tag` (observation metrics) or `name`, `evaluator`, `source` (scores).
+             */
+            groupBy?: string | null;
+            /** @description Channels of the project to notify. */
+            channels?: string[];
+        };
         /** @description A new comment on `/v1`. */
         NewComment: {
             /** @description `TRACE`, `OBSERVATION`, `SESSION` or `PROMPT`. */
@@ -3899,6 +4170,8 @@ export interface components {
             type?: string;
             user?: string;
             level?: string;
+            environment?: string;
+            tag?: string;
             count: number;
             total_cost: number;
             input_tokens: number;
@@ -9647,7 +9920,8 @@ export interface operations {
                 /** @description `minute`, `hour`, `day` (the default), `week` or `none`. */
                 bucket?: string;
                 /**
-                 * @description Comma-separated, at most two: `model`, `name`, `tool`, `type`, `user` for observations;
+                 * @description Comma-separated, at most two: `model`, `name`, `tool`, `type`, `user`, `level`,
+                 *     `environment`, `tag` for observations (a trace with several tags counts under each);
                  *     `name`, `evaluator`, `source`, `data_type` for scores.
                  */
                 dimensions?: string;
@@ -13066,6 +13340,640 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["DeletionJob"];
                 };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_alert_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAlertRule"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: a name taken or a limit reached */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The rule's id. */
+                rule: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The rule's id. */
+                rule: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    change_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The rule's id. */
+                rule: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertRuleChange"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_alert_events: {
+        parameters: {
+            query?: {
+                /** @description One rule's events only. */
+                rule?: string;
+                /** @description At most this many, newest first (default 100, at most 1000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertEvent"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_alert_deliveries: {
+        parameters: {
+            query?: {
+                /** @description One event's deliveries only. */
+                event?: string;
+                /** @description At most this many, newest first (default 100, at most 1000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertDelivery"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_alert_channels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertChannel"][];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_alert_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAlertChannel"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedAlertChannel"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}`: a name taken or a limit reached */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_alert_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The project's id */
+                project: string;
+                /** @description The channel's id. */
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description `{error, message}` naming the field and what to do */
             400: {

@@ -40,7 +40,8 @@ pub struct MetricsParams {
     pub to: Option<String>,
     /// `minute`, `hour`, `day` (the default), `week` or `none`.
     pub bucket: Option<String>,
-    /// Comma-separated, at most two: `model`, `name`, `tool`, `type`, `user` for observations;
+    /// Comma-separated, at most two: `model`, `name`, `tool`, `type`, `user`, `level`,
+    /// `environment`, `tag` for observations (a trace with several tags counts under each);
     /// `name`, `evaluator`, `source`, `data_type` for scores.
     pub dimensions: Option<String>,
     #[serde(rename = "type")]
@@ -109,7 +110,7 @@ pub struct Dimension {
     pub sql: &'static str,
 }
 
-const OBSERVATION_DIMENSIONS: [Dimension; 6] = [
+const OBSERVATION_DIMENSIONS: [Dimension; 8] = [
     Dimension {
         name: "model",
         sql: "ifNull(model, '')",
@@ -133,6 +134,15 @@ const OBSERVATION_DIMENSIONS: [Dimension; 6] = [
     Dimension {
         name: "level",
         sql: "level",
+    },
+    Dimension {
+        name: "environment",
+        sql: "environment",
+    },
+    // A trace with several tags counts under each; one without, under "".
+    Dimension {
+        name: "tag",
+        sql: "arrayJoin(if(empty(tags), [''], tags))",
     },
 ];
 
@@ -330,7 +340,7 @@ impl MetricsQuery {
         inner.time_range(time, Some(self.from_us), Some(self.to_us));
         let mut outer = Conditions::new();
         for (dimension, value) in &self.filters {
-            let side = if dimension.name == "user" {
+            let side = if TRACE_DIMENSIONS.contains(&dimension.name) {
                 &mut outer
             } else {
                 &mut inner
@@ -375,12 +385,12 @@ impl MetricsQuery {
              FROM observations_by_time FINAL {}",
             conditions.render()
         );
-        let needs_user = self
+        let needs_trace = self
             .dimensions
             .iter()
             .chain(self.filters.iter().map(|(d, _)| d))
-            .any(|d| d.name == "user");
-        if !needs_user {
+            .any(|d| TRACE_DIMENSIONS.contains(&d.name));
+        if !needs_trace {
             return observations;
         }
         let mut in_range = Conditions::project(project);
@@ -392,7 +402,7 @@ impl MetricsQuery {
         );
         format!(
             "SELECT * FROM ({observations}) ANY LEFT JOIN (
-                 SELECT id AS trace_id, ifNull(user_id, '') AS user FROM traces FINAL {}
+                 SELECT id AS trace_id, ifNull(user_id, '') AS user, environment, tags FROM traces FINAL {}
              ) USING trace_id",
             traces.render()
         )
@@ -456,6 +466,9 @@ row_schema!(
         )
     }
 );
+
+/// The dimensions that are the trace's, joined from `traces`.
+const TRACE_DIMENSIONS: [&str; 3] = ["user", "environment", "tag"];
 
 /// The dimensions the hourly rollup keeps (the user is the trace's, which can change without
 /// touching an observation: read raw).

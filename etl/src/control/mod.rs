@@ -25,6 +25,7 @@
 //! `COLUMNS` const) that the statements feeding it select, aliased where a join would clash.
 //! Times are selected as `timestamptz` and written as text here, by [`time`].
 
+pub mod alerts;
 pub mod annotation;
 pub mod api_keys;
 pub mod audit;

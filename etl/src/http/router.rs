@@ -216,6 +216,22 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             .layer(gate!(Gate::new("deletions", 4, 1))),
         )
         .routes(routes!(control::deletions::get_deletion))
+        .routes(routes!(
+            control::alerts::list_alert_rules,
+            control::alerts::create_alert_rule
+        ))
+        .routes(routes!(
+            control::alerts::get_alert_rule,
+            control::alerts::change_alert_rule,
+            control::alerts::delete_alert_rule
+        ))
+        .routes(routes!(control::alerts::list_alert_events))
+        .routes(routes!(control::alerts::list_alert_deliveries))
+        .routes(routes!(
+            control::alerts::list_alert_channels,
+            control::alerts::create_alert_channel
+        ))
+        .routes(routes!(control::alerts::delete_alert_channel))
         .routes(routes!(control::audit::audit_log))
         .routes(
             routes!(control::redaction::preview_redaction)

@@ -237,6 +237,21 @@ impl ModelClient {
     }
 }
 
+impl ModelClient {
+    /// Whether this client may reach loopback and private addresses.
+    pub fn allows_private(&self) -> bool {
+        self.allow_private
+    }
+
+    /// A POST to `url` through the same filtered client (alert channels use it too); an
+    /// IP-literal host that is not public is refused here, a name when it resolves.
+    pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        check_host(&parsed, self.allow_private).map_err(|e| e.to_string())?;
+        Ok(self.http.post(parsed))
+    }
+}
+
 /// Whether `ip` is an address on the public internet (not loopback, private, link-local,
 /// unique-local, multicast, unspecified or documentation).
 pub fn is_public(ip: IpAddr) -> bool {

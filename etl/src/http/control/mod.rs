@@ -15,6 +15,7 @@
 //! - [`judge_rules`]: Langfuse's v2 evaluators (versioned judge definitions) and evaluation rules.
 //! - [`models`]: Langfuse's model definitions, over the project's prices.
 //! - [`score_configs`]: what scores of a name mean (and Langfuse's `score-configs`).
+//! - [`alerts`]: alert rules, their state and history, channels and deliveries.
 //! - [`annotation`]: annotation queues, reviewers' next item, completing and skipping it
 //!   (and Langfuse's `annotation-queues`).
 //! - [`comments`]: comments on traces, observations, sessions, prompts (and Langfuse's).
@@ -29,6 +30,7 @@
 //! [`need`]: crate::http::auth::need
 //! [`role`]: crate::http::auth::role
 
+pub mod alerts;
 pub mod annotation;
 pub mod audit;
 pub mod comments;

@@ -52,11 +52,10 @@ struct Receiver {
     secret: Arc<Mutex<String>>,
 }
 
-async fn receive(
-    State((inbox, mode, secret)): State<(Arc<Mutex<Inbox>>, Arc<Mutex<Mode>>, Arc<Mutex<String>>)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+/// What the receiver's handler shares with the test.
+type Shared = (Arc<Mutex<Inbox>>, Arc<Mutex<Mode>>, Arc<Mutex<String>>);
+
+async fn receive(State((inbox, mode, secret)): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let current = *mode.lock().unwrap();
     inbox.lock().unwrap().attempts += 1;
     match current {

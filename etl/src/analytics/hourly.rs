@@ -200,14 +200,12 @@ async fn rolled_seconds(
 
 /// The rollup's columns from `observations_by_time` (in the table's order after its key):
 /// shared by the job and by reads of the raw hours.
-pub fn measures_from_raw() -> String {
-    format!(
-        "count() AS count, countIf(isNotNull(end_time_us)) AS timed, countIf(level = 'error') AS errors,
+pub fn measures_from_raw() -> &'static str {
+    "count() AS count, countIf(isNotNull(end_time_us)) AS timed, countIf(level = 'error') AS errors,
          sum(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost,
          sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
          sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
          quantilesIfState(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)) AS latency"
-    )
 }
 
 /// Whether an observation is an LLM judge's own call, as the rollup's `judge` column.

@@ -224,6 +224,9 @@ pub enum Command {
     Deletions(commands::deletion::DeletionsArgs),
     /// An organization's audit log: who changed what, when, from where.
     Audit(commands::audit::AuditArgs),
+    /// Alert rules, channels, what fired and what was sent.
+    #[command(subcommand)]
+    Alerts(commands::alerts::AlertsCommand),
     /// Print the ETL's OpenAPI document (what `etl/api/openapi.json` holds), generated from its
     /// routes.
     Openapi,
@@ -293,6 +296,7 @@ async fn run_command(command: Command, databases: &DatabaseArgs, out: &mut dyn W
         Command::Delete(args) => commands::deletion::delete(args, databases, out).await,
         Command::Deletions(args) => commands::deletion::list(args, databases, out).await,
         Command::Audit(args) => commands::audit::list(args, databases, out).await,
+        Command::Alerts(command) => commands::alerts::run(command, databases, out).await,
         Command::User(command) => commands::user::run_user(command, databases, out).await,
         Command::Member(command) => commands::user::run_member(command, databases, out).await,
         Command::Price(command) => commands::price::run(command, databases, out).await,

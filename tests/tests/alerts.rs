@@ -470,3 +470,128 @@ async fn runs_cut_short_at_any_point_neither_lose_nor_double_a_notification() {
     let expected: BTreeSet<String> = deliveries.iter().map(|d| d.id.to_string()).collect();
     assert_eq!(ids, expected);
 }
+
+#[tokio::test]
+async fn the_cli_adds_lists_silences_and_explains_mistakes() {
+    let env = TestEnv::migrated().await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "alerts-cli").await.unwrap();
+    let project = projects::create_project(&pg, organization, "alerts-cli", None)
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let added = env
+        .cli(&[
+            "alerts",
+            "add",
+            "--project",
+            &project,
+            "--name",
+            "tokens per model",
+            "--metric",
+            "tokens",
+            "--above",
+            "100000",
+            "--window",
+            "30",
+            "--group-by",
+            "model",
+            "--filter",
+            "type=generation",
+            "--json",
+        ])
+        .await
+        .unwrap();
+    let rule: Value = serde_json::from_str(&added).unwrap();
+    assert_eq!(rule["groupBy"], "model");
+    assert_eq!(rule["filters"]["type"], "generation");
+    let id = rule["id"].as_str().unwrap();
+    let listed = env
+        .cli(&["alerts", "list", "--project", &project, "--json"])
+        .await
+        .unwrap();
+    assert!(listed.contains("tokens per model"));
+    let silenced = env
+        .cli(&["alerts", "silence", "--project", &project, id, "--minutes", "30"])
+        .await
+        .unwrap();
+    assert!(silenced.contains("silenced until"), "{silenced}");
+    // A channel from the CLI (a pipe gets JSON), its secret printed once, the URL never listed.
+    let channel = env
+        .cli(&[
+            "alerts",
+            "channel",
+            "--project",
+            &project,
+            "--name",
+            "slack",
+            "--kind",
+            "slack",
+            "--url",
+            "https://hooks.slack.com/services/T000/B000/cli-secret-path",
+        ])
+        .await
+        .unwrap();
+    let channel: Value = serde_json::from_str(&channel).unwrap();
+    assert!(
+        channel["secret"].as_str().unwrap().starts_with("at-whsec_"),
+        "{channel}"
+    );
+    let channels = env
+        .cli(&["alerts", "channels", "--project", &project])
+        .await
+        .unwrap();
+    assert!(
+        channels.contains("https://hooks.slack.com/") && !channels.contains("cli-secret-path"),
+        "{channels}"
+    );
+    let mistake = env
+        .cli_error(&[
+            "alerts",
+            "channel",
+            "--project",
+            &project,
+            "--name",
+            "plain",
+            "--url",
+            "http://example.com/hook",
+        ])
+        .await;
+    assert!(mistake.contains("https"), "{mistake}");
+    let mistake = env
+        .cli_error(&[
+            "alerts",
+            "add",
+            "--project",
+            &project,
+            "--name",
+            "x",
+            "--metric",
+            "spend",
+            "--above",
+            "1",
+        ])
+        .await;
+    assert!(
+        mistake.contains("metric") && mistake.contains("cost"),
+        "{mistake}"
+    );
+    let mistake = env
+        .cli_error(&[
+            "alerts",
+            "add",
+            "--project",
+            &project,
+            "--name",
+            "y",
+            "--metric",
+            "cost",
+            "--above",
+            "1",
+            "--group-by",
+            "evaluator",
+        ])
+        .await;
+    assert!(mistake.contains("groupBy"), "{mistake}");
+}

@@ -68,6 +68,9 @@ const NOT_CHANGES: &[&str] = &[
     "status",
     "compile",
     "help",
+    "channels",
+    "events",
+    "deliveries",
 ];
 
 /// The subcommand words of `args` (`["key", "create"]`), if the command changes something.

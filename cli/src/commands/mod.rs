@@ -1,6 +1,7 @@
 //! One file per command group; each turns its arguments into calls of the `etl` and `jobs`
 //! libraries and prints the outcome.
 
+pub mod alerts;
 pub mod analyst;
 pub mod audit;
 pub mod backup;

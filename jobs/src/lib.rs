@@ -47,11 +47,13 @@ pub enum Job {
     MetricRollups,
     /// Alert rules evaluated, their notifications delivered (`alerts`).
     Alerts,
+    /// Per-trace summaries of the traces that arrived since (`trace_summaries`).
+    TraceSummaries,
 }
 
 impl Job {
     /// The jobs with fixed names (an evaluator's job is named after its id).
-    pub const BUILTIN: [Job; 10] = [
+    pub const BUILTIN: [Job; 11] = [
         Job::Evaluate,
         Job::Judge,
         Job::JudgeCalibration,
@@ -62,6 +64,7 @@ impl Job {
         Job::RecomputeCosts,
         Job::MetricRollups,
         Job::Alerts,
+        Job::TraceSummaries,
     ];
 }
 
@@ -82,6 +85,7 @@ impl fmt::Display for Job {
             Job::AnnotationRules => f.write_str("annotation_rules"),
             Job::MetricRollups => f.write_str("metric_rollups"),
             Job::Alerts => f.write_str("alerts"),
+            Job::TraceSummaries => f.write_str("trace_summaries"),
         }
     }
 }
@@ -105,7 +109,7 @@ impl FromStr for Job {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error(
-        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, recompute_costs, metric_rollups, alerts and evaluate:<evaluator id>"
+        "unknown job {0:?}; jobs are evaluate, judge, judge_calibration, annotation_rules, experiment_rollups, retention, daily_costs, recompute_costs, metric_rollups, trace_summaries, alerts and evaluate:<evaluator id>"
     )]
     Unknown(String),
     #[error(transparent)]
@@ -268,6 +272,16 @@ pub async fn run_job_with(
             }),
             Err(error) => Err(error),
         },
+        Job::TraceSummaries => agenttrace_etl::analytics::summaries::scheduled(clickhouse)
+            .await
+            .map_err(|e| e.to_string())
+            .map(|report| {
+                let summary = format!(
+                    "{} traces of {} projects summarized, as of second {}",
+                    report.traces, report.projects, report.watermark
+                );
+                (report.traces as i64, report.traces as i64, Some(report.watermark), summary)
+            }),
         Job::MetricRollups => agenttrace_etl::analytics::hourly::roll(
             clickhouse,
             run.watermark,

@@ -1,11 +1,13 @@
 //! Hourly rollups of the observation metrics on ClickHouse 18.16: a metrics answer that reads
 //! the rollups equals a full deduplicated scan of the same rows, before and after replays,
 //! partial updates, late events and deletions, and touched hours are read raw until the job
-//! rolls them up again.
+//! rolls them up again. Per-trace summaries: trace lists filtered by level, cost or latency
+//! answer as summarizing every trace does, before and after the summaries' job runs.
 
 use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::analytics::hourly::{self, HOUR_US};
 use agenttrace_etl::analytics::metrics::{self, MetricsParams, MetricsQuery};
+use agenttrace_etl::analytics::{summaries, traces};
 use agenttrace_etl::control::projects;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_jobs::{Job, JobOutcome, run_job};
@@ -107,12 +109,18 @@ async fn current(env: &TestEnv, project: Uuid, from_us: i64, to_us: i64) -> Vec<
 }
 
 /// An observation stored again with `changes` (column → SQL) and a newer version: what a
-/// partial update or a replay becomes in the table.
+/// partial update or a replay becomes in the table (ClickHouse stamps its arrival, as for a
+/// load).
 async fn store_again(env: &TestEnv, project: Uuid, id: &str, changes: &[(&str, &str)]) {
+    store_again_where(env, project, &format!("id = '{id}'"), changes).await
+}
+
+/// [`store_again`] for every observation matching `condition`.
+async fn store_again_where(env: &TestEnv, project: Uuid, condition: &str, changes: &[(&str, &str)]) {
     let columns = env
         .ch(
             "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'observations'
-             AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')",
+             AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') AND name != 'ingested_at'",
         )
         .await;
     let columns: Vec<&str> = columns.lines().collect();
@@ -127,7 +135,7 @@ async fn store_again(env: &TestEnv, project: Uuid, id: &str, changes: &[(&str, &
         .collect();
     env.clickhouse
         .execute(&format!(
-            "INSERT INTO observations ({}) SELECT {} FROM observations FINAL WHERE project_id = '{project}' AND id = '{id}'",
+            "INSERT INTO observations ({}) SELECT {} FROM observations FINAL WHERE project_id = '{project}' AND {condition}",
             columns.join(", "),
             values.join(", ")
         ))
@@ -249,4 +257,147 @@ async fn rollups_answer_exactly_under_replays_updates_late_events_and_deletions(
     // The user is the trace's and can change without touching an observation: read raw.
     assert!(!query(&[("from", &from), ("to", &to), ("dimensions", "user")]).rollup_eligible());
     assert!(!query(&[("from", &from), ("to", &to), ("bucket", "minute")]).rollup_eligible());
+}
+
+/// Every page of the trace list for `filter`, following cursors.
+async fn all_pages(env: &TestEnv, project: Uuid, filter: &traces::TraceFilter) -> Vec<Value> {
+    let mut filter = filter.clone();
+    let mut rows = Vec::new();
+    loop {
+        let page = traces::trace_list(&env.clickhouse, project, &filter)
+            .await
+            .unwrap();
+        rows.extend(page.data);
+        match page.next_cursor {
+            Some(cursor) => filter.cursor = Some(cursor),
+            None => return rows,
+        }
+    }
+}
+
+#[tokio::test]
+async fn trace_lists_filtered_by_summaries_answer_as_summarizing_every_trace_does() {
+    let env = TestEnv::migrated().await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "summaries").await.unwrap();
+    let project = projects::create_project(&pg, organization, "summaries", None)
+        .await
+        .unwrap()
+        .id;
+    let now = Timestamp::now().as_micros();
+    for (seed, hours_ago) in [(11, 40), (12, 20), (13, 6), (14, 2)] {
+        load(
+            &env,
+            project,
+            seed,
+            Timestamp::from_micros(now - hours_ago * HOUR_US),
+        )
+        .await;
+    }
+    // Generations priced (the loader's pricing is not in this path): some traces cost more.
+    store_again_where(
+        &env,
+        project,
+        "type = 'generation'",
+        &[
+            ("version", "version + 1"),
+            (
+                "total_cost",
+                "toNullable(toDecimal64(cityHash64(id) % 100 / 10000, 12))",
+            ),
+        ],
+    )
+    .await;
+    let filters: Vec<traces::TraceFilter> = vec![
+        traces::TraceFilter {
+            level: Some("warning".into()),
+            limit: Some(2),
+            ..Default::default()
+        },
+        traces::TraceFilter {
+            min_cost: Some(0.02),
+            limit: Some(3),
+            ..Default::default()
+        },
+        traces::TraceFilter {
+            min_latency_ms: Some(1.0),
+            ..Default::default()
+        },
+        traces::TraceFilter {
+            min_cost: Some(1e9),
+            ..Default::default()
+        },
+    ];
+    // Before any summary is kept, every trace of each window is summarized: the reference.
+    let mut expected = Vec::new();
+    for filter in &filters {
+        expected.push(all_pages(&env, project, filter).await);
+    }
+    assert!(
+        expected[1].len() >= 2,
+        "some traces cost something: {:?}",
+        expected[1]
+    );
+    assert!(expected[3].is_empty());
+
+    let second = env.clickhouse.clock().await.unwrap();
+    env.clickhouse.wait_past(second).await.unwrap();
+    let report = summaries::summarize(&env.clickhouse, 0).await.unwrap();
+    assert!(report.traces >= 4, "{report:?}");
+    for (filter, expected) in filters.iter().zip(&expected) {
+        assert_eq!(&all_pages(&env, project, filter).await, expected, "{filter:?}");
+    }
+
+    // A trace that arrives after the run is summarized by the reader; a generation updated to
+    // an error level is found by the level filter before the next run and after it.
+    load(&env, project, 15, Timestamp::from_micros(now - HOUR_US)).await;
+    store_again_where(
+        &env,
+        project,
+        "type = 'generation' AND isNull(total_cost)",
+        &[
+            ("version", "version + 1"),
+            ("total_cost", "toNullable(toDecimal64(0.5, 12))"),
+        ],
+    )
+    .await;
+    let generation = env
+        .ch(&format!(
+            "SELECT id FROM observations FINAL WHERE project_id = '{project}' AND level = 'default'
+             AND start_time_us < {} ORDER BY id LIMIT 1",
+            now - 30 * HOUR_US
+        ))
+        .await;
+    store_again(
+        &env,
+        project,
+        generation.trim(),
+        &[("version", "version + 1"), ("level", "'error'")],
+    )
+    .await;
+    let errors = traces::TraceFilter {
+        level: Some("error".into()),
+        ..Default::default()
+    };
+    let trace_of = env
+        .ch(&format!(
+            "SELECT trace_id FROM observations FINAL WHERE project_id = '{project}' AND id = '{}'",
+            generation.trim()
+        ))
+        .await;
+    let listed = all_pages(&env, project, &errors).await;
+    assert!(
+        listed.iter().any(|row| row["id"] == trace_of.trim()),
+        "{listed:?}"
+    );
+    let costly = all_pages(&env, project, &filters[1]).await;
+    assert!(
+        costly.len() > expected[1].len(),
+        "the new traces' costs count before a run"
+    );
+    let second = env.clickhouse.clock().await.unwrap();
+    env.clickhouse.wait_past(second).await.unwrap();
+    summaries::summarize(&env.clickhouse, 0).await.unwrap();
+    assert_eq!(all_pages(&env, project, &errors).await, listed);
+    assert_eq!(all_pages(&env, project, &filters[1]).await, costly);
 }

@@ -183,3 +183,17 @@ export type QueueItem = Schemas["QueueItem"];
 export type Comment = Schemas["Comment"];
 /** Whether a trace is public. */
 export type Sharing = Schemas["Sharing"];
+/** An alert rule with the groups firing now and its last evaluation. */
+export type AlertRule = Schemas["AlertRule"];
+/** A group of an alert rule that fires now. */
+export type FiringGroup = Schemas["FiringGroup"];
+/** An alert rule as it is created. */
+export type NewAlertRule = Schemas["NewAlertRule"];
+/** A change of an alert rule's state: a group fired, resolved, or the rule could not be evaluated. */
+export type AlertEvent = Schemas["AlertEvent"];
+/** One notification of one alert event to one channel. */
+export type AlertDelivery = Schemas["AlertDelivery"];
+/** A channel alerts notify (its URL's scheme and host only). */
+export type AlertChannel = Schemas["AlertChannel"];
+/** A channel just made, with its signing secret, shown this once. */
+export type CreatedAlertChannel = Schemas["CreatedAlertChannel"];

@@ -10,6 +10,7 @@ import { Dashboard } from "./pages/Dashboard";
 import { Evaluations } from "./pages/Evaluations";
 import { Experiments } from "./pages/Experiments";
 import { Privacy } from "./pages/Privacy";
+import { Alerts } from "./pages/Alerts";
 import { Prompts } from "./pages/Prompts";
 import { Datasets } from "./pages/Datasets";
 import { Queues } from "./pages/Queues";
@@ -21,6 +22,7 @@ const SECTIONS: [string, string][] = [
   ["traces", "Traces"],
   ["sessions", "Sessions"],
   ["dashboard", "Dashboard"],
+  ["alerts", "Alerts"],
   ["evaluations", "Evaluations"],
   ["queues", "Queues"],
   ["experiments", "Experiments"],
@@ -135,6 +137,8 @@ function Page({ project, section, route }: { project: string; section: string; r
       return id ? <SessionView key={`${project}/${id}`} project={project} id={id} /> : <Sessions key={project} project={project} />;
     case "dashboard":
       return <Dashboard key={project} project={project} route={route} />;
+    case "alerts":
+      return <Alerts key={project} project={project} route={route} />;
     case "evaluations":
       return <Evaluations key={project} project={project} />;
     case "queues":

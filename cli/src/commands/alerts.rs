@@ -213,9 +213,11 @@ pub async fn run(
             rule,
             minutes,
         } => {
-            let until = (minutes > 0)
-                .then(|| (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339())
-                .unwrap_or_default();
+            let until = if minutes > 0 {
+                (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339()
+            } else {
+                String::new()
+            };
             let change = AlertRuleChange {
                 silenced_until: Some(until),
                 ..Default::default()

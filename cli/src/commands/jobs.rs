@@ -12,7 +12,7 @@ use crate::DatabaseArgs;
 pub enum JobsCommand {
     /// Run one job now (recorded like a scheduled run): evaluate, judge, judge_calibration, annotation_rules,
     /// experiment_rollups, retention, daily_costs, recompute_costs (after a price change),
-    /// metric_rollups, alerts, or
+    /// metric_rollups, trace_summaries, alerts, or
     /// evaluate:<evaluator id> for an evaluator with its own schedule.
     Run { job: String },
     /// Run jobs on their cron schedules until stopped (several replicas are safe).
@@ -27,6 +27,7 @@ pub enum JobsCommand {
             "retention=0 0 3 * * *".to_owned(),
             "daily_costs=0 30 * * * *".to_owned(),
             "metric_rollups=10 * * * * *".to_owned(),
+            "trace_summaries=15 * * * * *".to_owned(),
             "alerts=30 * * * * *".to_owned(),
         ])]
         crons: Vec<String>,

@@ -27,6 +27,7 @@ pub mod scores;
 pub mod sql;
 pub mod sql_guard;
 pub mod stream;
+pub mod summaries;
 pub mod traces;
 
 use crate::clickhouse::ClickHouseError;

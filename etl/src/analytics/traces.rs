@@ -363,6 +363,31 @@ pub async fn trace_list(
             None => {}
         }
     }
+    // Summary filters read the kept summaries, unless the filter also matches a trace with no
+    // observations (which has none) or no summary was kept yet.
+    let empty_matches = [filter.min_cost, filter.min_latency_ms]
+        .iter()
+        .any(|v| v.is_some_and(|v| v <= 0.0));
+    if !summary_where.is_empty() && !empty_matches {
+        let kept = crate::analytics::summaries::summarized_second(clickhouse)
+            .await
+            .map_err(|e| AnalyticsError::built("the summaries' second", e))?;
+        if kept > 0 {
+            let mut rows = summary_filtered(
+                clickhouse,
+                &quote(&project.to_string()),
+                &range,
+                cursor.as_ref(),
+                &conditions,
+                &summary_where,
+                kept,
+                limit + 1,
+            )
+            .await?;
+            let next_cursor = next_page(&mut rows, limit, "timestamp_us");
+            return Ok(CursorPage::new(rows, next_cursor));
+        }
+    }
     let mut rows = Vec::new();
     // The span is estimated with the trace's own conditions (not the cursor's tie-break nor
     // the score's subquery).
@@ -397,6 +422,112 @@ pub async fn trace_list(
     }
     let next_cursor = next_page(&mut rows, limit, "timestamp_us");
     Ok(CursorPage::new(rows, next_cursor))
+}
+
+/// A trace-list page (`wanted` rows, newest first) of the traces matching `conditions` (the
+/// trace's own columns, range and cursor included) whose summary matches `summary_where`: the
+/// summaries kept as of `kept` (a second) for the traces that arrived before it, the traces that
+/// arrived since summarized here. Candidates are read from the narrow summaries first, newest
+/// first, a batch at a time; then their trace rows, where the trace's own filters apply. A
+/// filter nothing matches costs one read of the summaries' range.
+#[allow(clippy::too_many_arguments)]
+async fn summary_filtered(
+    clickhouse: &ClickHouse,
+    project: &str,
+    range: &Conditions,
+    cursor: Option<&(i64, String)>,
+    conditions: &Conditions,
+    summary_where: &Conditions,
+    kept: i64,
+    wanted: usize,
+) -> Result<Vec<Value>, AnalyticsError> {
+    use crate::analytics::summaries::fresh_traces;
+    let fresh = fresh_traces(project, kept, None);
+    let measures = "observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level";
+    let mut rows: Vec<Value> = Vec::new();
+    let mut after = cursor.cloned();
+    let mut batch = (wanted * 4).max(64);
+    loop {
+        let mut stored = range.clone();
+        stored
+            .before("timestamp_us", "trace_id", after.as_ref())
+            .raw(format!("trace_id NOT IN ({fresh})"));
+        let mut recent = range.clone();
+        recent
+            .before("timestamp_us", "id", after.as_ref())
+            .raw(format!("id IN ({fresh})"));
+        let candidates_sql = format!(
+            "SELECT trace_id, timestamp_us, {measures} FROM (
+                 SELECT trace_id, timestamp_us, {measures} FROM trace_summaries FINAL {stored}
+                 UNION ALL
+                 SELECT trace_id, timestamp_us, {measures} FROM (
+                     SELECT id AS trace_id, timestamp_us FROM traces_by_time FINAL {recent}
+                 ) ANY INNER JOIN ({live}) USING trace_id
+             ) {summary_where}
+             ORDER BY timestamp_us DESC, trace_id DESC LIMIT {batch} FORMAT JSONEachRow",
+            stored = stored.render(),
+            recent = recent.render(),
+            live = summary_sql(project, &fresh, "trace_id", Dedup::Final),
+            summary_where = summary_where.render(),
+        );
+        let candidates = parse_rows(&read(clickhouse, &candidates_sql).await?)?;
+        let Some(last) = candidates.last() else {
+            break;
+        };
+        let last = (
+            last["timestamp_us"].as_i64().unwrap_or_default(),
+            last["trace_id"].as_str().unwrap_or_default().to_owned(),
+        );
+        let oldest = last.0;
+        let newest = candidates[0]["timestamp_us"].as_i64().unwrap_or_default();
+        let mut summaries: HashMap<String, Value> = HashMap::new();
+        for candidate in candidates.iter() {
+            if let Some(id) = candidate["trace_id"].as_str() {
+                summaries.insert(id.to_owned(), candidate.clone());
+            }
+        }
+        let mut traces = conditions.clone();
+        traces
+            .time_range("timestamp_us", Some(oldest), Some(newest + 1))
+            .in_list("id", summaries.keys());
+        let traces_sql = format!(
+            "SELECT {} FROM traces_by_time FINAL {} ORDER BY timestamp_us DESC, id DESC FORMAT JSONEachRow",
+            TRACE_ROW_COLUMNS.join(", "),
+            traces.render()
+        );
+        for mut row in parse_rows(&read(clickhouse, &traces_sql).await?)? {
+            let Some(summary) = row["id"].as_str().and_then(|id| summaries.get(id)) else {
+                continue;
+            };
+            if let Some(object) = row.as_object_mut() {
+                for key in [
+                    "observation_count",
+                    "total_cost",
+                    "input_tokens",
+                    "output_tokens",
+                    "latency_ms",
+                ] {
+                    object.insert(key.into(), summary[key].clone());
+                }
+                let level = match summary["worst_level"].as_u64() {
+                    Some(3) => "error",
+                    Some(2) => "warning",
+                    _ => "default",
+                };
+                object.insert("level".into(), level.into());
+            }
+            rows.push(row);
+            if rows.len() >= wanted {
+                return Ok(rows);
+            }
+        }
+        if candidates.len() < batch {
+            break;
+        }
+        after = Some(last);
+        batch = batch.saturating_mul(4).min(100_000);
+    }
+    Ok(rows)
 }
 
 /// A session as a conversation: its traces oldest first, each with its summary, by cursor;

@@ -105,7 +105,12 @@ impl Table {
     /// removes rows here (retention) removes them there too.
     pub fn derived_tables(self) -> &'static [&'static str] {
         match self {
-            Table::Traces => &["traces_by_time", "session_traces", "traces_by_ingest"],
+            Table::Traces => &[
+                "traces_by_time",
+                "session_traces",
+                "traces_by_ingest",
+                "trace_summaries",
+            ],
             Table::Observations => &["observations_by_time", "observations_by_ingest"],
             _ => &[],
         }

@@ -49,11 +49,14 @@ pub fn sharding_key(table: &str) -> &'static str {
         | "git_links"
         | "observations_by_time"
         | "observations_by_ingest"
-        | "session_traces" => "cityHash64(project_id, trace_id)",
+        | "session_traces"
+        | "trace_summaries" => "cityHash64(project_id, trace_id)",
         "dead_letters" => "cityHash64(project_id, batch_id)",
         // Rows replaced by id (rollups, metric points): by id. Sums (daily costs) sum across
         // shards when read, so any placement is right.
         "experiment_rollups" | "metrics" => "cityHash64(project_id, id)",
+        // One row per run, read as a maximum over every shard.
+        "trace_summary_runs" => "summarized_second",
         _ => "cityHash64(project_id)",
     }
 }
@@ -231,7 +234,7 @@ pub fn partition_column(table: &str) -> Option<(&'static str, i64)> {
     const SECOND: i64 = 1_000_000;
     Some(match table {
         "traces" | "traces_by_time" | "session_traces" | "scores" | "file_operations"
-        | "terminal_commands" | "git_links" => ("timestamp_us", 1),
+        | "terminal_commands" | "git_links" | "trace_summaries" => ("timestamp_us", 1),
         "observations" | "observations_by_time" => ("start_time_us", 1),
         "traces_by_ingest" | "observations_by_ingest" => ("ingested_second", SECOND),
         "metrics" => ("time_us", 1),

@@ -58,8 +58,19 @@ pub struct TableDump {
     pub files: Vec<DumpFile>,
 }
 
+/// Tables the jobs rebuild from the data (the hourly rollups and per-trace summaries): left out
+/// of backups; after a restore, the restored rows are touched anew and the jobs rebuild them,
+/// while reads use the rows themselves meanwhile.
+const REBUILT_BY_JOBS: [&str; 4] = [
+    "observation_hourly",
+    "observation_hours",
+    "trace_summaries",
+    "trace_summary_runs",
+];
+
 /// The tables whose rows are the data: MergeTree tables that no view fills and that are not
-/// the migration history (a restore migrates first, which writes its own).
+/// the migration history (a restore migrates first, which writes its own), nor rebuilt by the
+/// jobs.
 pub async fn base_tables(clickhouse: &ClickHouse) -> Result<Vec<String>, BackupError> {
     let database = quote(clickhouse.database());
     let listing = clickhouse
@@ -86,7 +97,10 @@ pub async fn base_tables(clickhouse: &ClickHouse) -> Result<Vec<String>, BackupE
             tables.push(name.to_owned());
         }
     }
-    tables.retain(|table| !filled.contains(table));
+    tables.retain(|table| {
+        let base = table.strip_suffix("_local").unwrap_or(table);
+        !filled.contains(table) && !REBUILT_BY_JOBS.contains(&base)
+    });
     if clickhouse.cluster().is_some() {
         // A cluster's data tables are `t_local`; they are read and written through `t`.
         tables = tables

@@ -156,6 +156,21 @@ async fn count(pg: &tokio_postgres::Client, sql: &str, rule: Uuid) -> i64 {
     pg.query_one(sql, &[&rule]).await.unwrap().get(0)
 }
 
+/// Makes every rule due for evaluation now (a rule over an hour is evaluated once a minute),
+/// then runs the job.
+async fn run_now(
+    pg: &tokio_postgres::Client,
+    clickhouse: &agenttrace_etl::clickhouse::ClickHouse,
+    setup: &Setup,
+) -> agenttrace_jobs::alerts::AlertsReport {
+    pg.execute("UPDATE alert_rules SET last_evaluated_at = NULL", &[])
+        .await
+        .unwrap();
+    run(pg, clickhouse, setup, Timestamp::now().as_micros())
+        .await
+        .unwrap()
+}
+
 /// Makes every pending delivery due now (the backoff is tested by its own unit test).
 async fn due_now(pg: &tokio_postgres::Client) {
     pg.execute(
@@ -241,8 +256,7 @@ async fn a_grouped_rule_fires_per_user_retries_until_delivered_and_resolves() {
     spend(&env, project, "old-dave", 50.0, 120, 1).await;
 
     // The receivers answer 500: both users fire once, nothing is delivered yet.
-    let now = || Timestamp::now().as_micros();
-    let report = run(&pg, &env.clickhouse, &setup, now()).await.unwrap();
+    let report = run_now(&pg, &env.clickhouse, &setup).await;
     assert_eq!(
         (report.fired, report.resolved, report.delivered),
         (2, 0, 0),
@@ -261,14 +275,14 @@ async fn a_grouped_rule_fires_per_user_retries_until_delivered_and_resolves() {
     );
 
     // Not due yet: the backoff holds them.
-    let report = run(&pg, &env.clickhouse, &setup, now()).await.unwrap();
+    let report = run_now(&pg, &env.clickhouse, &setup).await;
     assert_eq!((report.fired, report.delivered, report.retrying), (0, 0, 0));
 
     // Recovered: each delivered once, signed, and no new event for groups still firing.
     hook.set(Mode::Accept);
     slack.set(Mode::Accept);
     due_now(&pg).await;
-    let report = run(&pg, &env.clickhouse, &setup, now()).await.unwrap();
+    let report = run_now(&pg, &env.clickhouse, &setup).await;
     assert_eq!((report.fired, report.delivered), (0, 4), "{report:?}");
     let delivered = hook.accepted();
     assert_eq!(delivered.len(), 2);
@@ -292,12 +306,12 @@ async fn a_grouped_rule_fires_per_user_retries_until_delivered_and_resolves() {
             .any(|t| t.contains("alice") && t.contains("5.000000")),
         "{texts:?}"
     );
-    let again = run(&pg, &env.clickhouse, &setup, now()).await.unwrap();
+    let again = run_now(&pg, &env.clickhouse, &setup).await;
     assert_eq!((again.fired, again.delivered), (0, 0));
 
     // Alice's generation is updated to cost nothing (a newer version): she resolves.
     spend(&env, project, "alice", 0.0, 10, 2).await;
-    let report = run(&pg, &env.clickhouse, &setup, now()).await.unwrap();
+    let report = run_now(&pg, &env.clickhouse, &setup).await;
     assert_eq!(
         (report.fired, report.resolved, report.delivered),
         (0, 1, 2),
@@ -320,7 +334,7 @@ async fn a_grouped_rule_fires_per_user_retries_until_delivered_and_resolves() {
     .await
     .unwrap();
     spend(&env, project, "dave", 9.0, 5, 1).await;
-    let report = run(&pg, &env.clickhouse, &setup, now()).await.unwrap();
+    let report = run_now(&pg, &env.clickhouse, &setup).await;
     assert_eq!((report.fired, report.delivered), (1, 0));
     let events = alerts::events(&pg, project, Some(rule.id), 10).await.unwrap();
     assert!(events[0].silenced && events[0].group == "dave");
@@ -345,7 +359,7 @@ async fn a_grouped_rule_fires_per_user_retries_until_delivered_and_resolves() {
     .await
     .unwrap();
     for _ in 0..2 {
-        run(&pg, &env.clickhouse, &setup, now()).await.unwrap();
+        run_now(&pg, &env.clickhouse, &setup).await;
     }
     let errors = count(
         &pg,
@@ -445,9 +459,7 @@ async fn runs_cut_short_at_any_point_neither_lose_nor_double_a_notification() {
     )
     .await
     .unwrap();
-    run(&pg, &env.clickhouse, &setup, Timestamp::now().as_micros())
-        .await
-        .unwrap();
+    run_now(&pg, &env.clickhouse, &setup).await;
     // One firing event per group crossing: model gpt-5, four users, the project overall.
     for (rule, expected) in rules.iter().zip([1, 4, 1]) {
         let fired = count(

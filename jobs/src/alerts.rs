@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use agenttrace_etl::analytics::metrics;
+use agenttrace_etl::analytics::{AnalyticsError, metrics};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::control::alerts::{crosses, rule_query, sealed_for};
 use agenttrace_etl::control::sealing::Sealer;
@@ -35,6 +35,17 @@ const SENDS_AT_ONCE: usize = 16;
 const EVALUATION_BUDGET: Duration = Duration::from_secs(45);
 /// A delivery still refused after this long is given up (`failed`).
 const GIVE_UP_HOURS: f64 = 24.0;
+/// How long one rule's metric may take to measure.
+const RULE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Characters of a group's value kept (a user id or tag can be long).
+const MAX_GROUP_CHARS: usize = 256;
+/// Groups one rule may have firing at once: a rule that more cross is reported as one to narrow.
+const MAX_FIRING_GROUPS: usize = 1000;
+/// Deliveries of one project one run sends, at most: one tenant's backlog does not hold back
+/// the others'.
+const DELIVERIES_PER_PROJECT: i64 = 20;
+/// How long events (and their deliveries) are kept.
+const HISTORY_DAYS: i32 = 90;
 /// Groups one rule may change per evaluation: a rule grouped by something with millions of
 /// values must not flood the channels or the history.
 const MAX_CHANGES_PER_RULE: usize = 100;
@@ -48,11 +59,9 @@ pub struct Setup {
 impl Setup {
     pub fn from_env() -> Result<Setup, String> {
         let sealer = Sealer::from_env().map_err(|e| e.to_string())?;
-        let allow_private = std::env::var(agenttrace_etl::judge::provider::ALLOW_PRIVATE_VARIABLE)
-            .is_ok_and(|v| v == "1" || v == "true");
         Ok(Setup {
             sealer,
-            client: ModelClient::new(allow_private),
+            client: ModelClient::new(agenttrace_etl::control::alerts::private_urls_allowed()),
         })
     }
 }
@@ -81,7 +90,7 @@ pub async fn run(
             "SELECT id, project_id, name, metric, filters, comparison, threshold, window_minutes, group_by,
                     channel_ids, silenced_until > now() AS silenced, last_error
              FROM alert_rules
-             WHERE enabled AND (last_evaluated_at IS NULL OR last_evaluated_at <= now() - make_interval(secs =>
+             WHERE enabled AND project_id IN (SELECT id FROM projects WHERE archived_at IS NULL) AND (last_evaluated_at IS NULL OR last_evaluated_at <= now() - make_interval(secs =>
                    CASE WHEN window_minutes <= 60 THEN 55 WHEN window_minutes <= 1440 THEN 295 ELSE 895 END))
              ORDER BY last_evaluated_at NULLS FIRST, id",
             &[],
@@ -95,13 +104,68 @@ pub async fn run(
         }
         report.rules += 1;
         let outcome = measure(clickhouse, rule, now_us).await;
-        let changes = record(pg, rule, outcome).await.map_err(|e| e.to_string())?;
-        report.fired += changes.0;
-        report.resolved += changes.1;
-        report.errors += changes.2;
+        match record(pg, rule, outcome).await {
+            Ok(changes) => {
+                report.fired += changes.0;
+                report.resolved += changes.1;
+                report.errors += changes.2;
+            }
+            // One rule's failure is its own: recorded on it, and the others go on.
+            Err(error) => {
+                let rule_id: Uuid = rule.get("id");
+                tracing::error!(%rule_id, %error, "cannot record an alert rule's evaluation");
+                report.errors += 1;
+                pg.execute(
+                    "UPDATE alert_rules SET last_evaluated_at = now(), last_error = $2 WHERE id = $1",
+                    &[
+                        &rule_id,
+                        &"the evaluation could not be recorded (the server's log has the details)",
+                    ],
+                )
+                .await
+                .ok();
+            }
+        }
     }
+    // History is kept for [`HISTORY_DAYS`].
+    pg.execute(
+        "DELETE FROM alert_events WHERE at < now() - make_interval(days => $1)",
+        &[&HISTORY_DAYS],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     deliver(pg, setup, &mut report).await.map_err(|e| e.to_string())?;
     Ok(report)
+}
+
+/// What a rule's owner is told when its metric could not be measured: ClickHouse's own words
+/// (addresses, statements) stay in the server's log.
+fn tenant_message(error: &AnalyticsError) -> String {
+    match error {
+        AnalyticsError::ClickHouse { source, .. } | AnalyticsError::QueryFailed(source) => {
+            tracing::warn!(%error, "an alert rule's metric could not be measured");
+            match source.exceeded_limit() {
+                Some(limit) => format!(
+                    "the metric exceeded the limit {}: {}",
+                    limit.setting, limit.advice
+                ),
+                None if source.is_transient() => {
+                    "ClickHouse was unavailable; the rule is measured again next minute".to_owned()
+                }
+                None => "the metric could not be measured (the server's log has the details)".to_owned(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A group's value of the group-by as stored and shown: no NUL (PostgreSQL text refuses it),
+/// at most [`MAX_GROUP_CHARS`] characters.
+fn group_key(text: &str) -> String {
+    text.chars()
+        .take(MAX_GROUP_CHARS)
+        .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// Each group's value over the rule's window (`""` for a rule without a group-by).
@@ -118,16 +182,25 @@ async fn measure(
     let filters = filters.as_object().cloned().unwrap_or_default();
     let (query, fields) = rule_query(&metric, &filters, group_by.as_deref(), now_us - window_us, now_us)
         .map_err(|e| e.to_string())?;
-    let answer = metrics::metrics(&clickhouse.for_project(project), project, &query)
-        .await
-        .map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(
+        RULE_TIMEOUT,
+        metrics::metrics(&clickhouse.for_project(project), project, &query),
+    )
+    .await
+    .map_err(|_| {
+        format!(
+            "the metric took over {} s to measure; narrow the rule",
+            RULE_TIMEOUT.as_secs()
+        )
+    })?
+    .map_err(|e| tenant_message(&e))?;
     let mut values = Vec::new();
     for row in &answer.data {
         let group = match &group_by {
             Some(name) => match &row[name.as_str()] {
-                Value::String(text) => text.clone(),
+                Value::String(text) => group_key(text.as_str()),
                 Value::Null => String::new(),
-                other => other.to_string(),
+                other => group_key(&other.to_string()),
             },
             None => String::new(),
         };
@@ -203,9 +276,13 @@ async fn record_in_transaction(
     let silenced = silenced.unwrap_or(false);
     let channels: Vec<Uuid> = rule.get("channel_ids");
     // One evaluation of a rule at a time, across schedulers.
-    transaction
+    let still_there = transaction
         .execute("SELECT 1 FROM alert_rules WHERE id = $1 FOR UPDATE", &[&rule_id])
         .await?;
+    if still_there == 0 {
+        // Deleted since the run read it.
+        return Ok((0, 0, 0));
+    }
     let event =
         |kind: &'static str, group: String, value: Option<f64>, text: String| (kind, group, value, text);
     let mut events = Vec::new();
@@ -231,8 +308,32 @@ async fn record_in_transaction(
                 )
                 .await?;
         }
+        Ok(values)
+            if values
+                .iter()
+                .filter(|(_, v)| crosses(&comparison, *v, threshold))
+                .count()
+                > MAX_FIRING_GROUPS =>
+        {
+            // The same words every time, so the streak is reported once.
+            let error = format!(
+                "more groups cross the threshold than the {MAX_FIRING_GROUPS} a rule may track; narrow it with filters or another threshold"
+            );
+            let last: Option<String> = rule.get("last_error");
+            if last.as_deref() != Some(error.as_str()) {
+                let name: String = rule.get("name");
+                events.push(event("error", String::new(), None, format!("{name}: {error}")));
+                counts.2 += 1;
+            }
+            transaction
+                .execute(
+                    "UPDATE alert_rules SET last_evaluated_at = now(), last_error = $2 WHERE id = $1",
+                    &[&rule_id, &error],
+                )
+                .await?;
+        }
         Ok(values) => {
-            let firing: Vec<String> = transaction
+            let firing: std::collections::HashSet<String> = transaction
                 .query(
                     "SELECT group_key FROM alert_states WHERE rule_id = $1 AND firing",
                     &[&rule_id],
@@ -241,13 +342,32 @@ async fn record_in_transaction(
                 .iter()
                 .map(|row| row.get(0))
                 .collect();
-            let mut crossing = std::collections::BTreeSet::new();
+            let by_group: std::collections::HashMap<&str, f64> =
+                values.iter().map(|(g, v)| (g.as_str(), *v)).collect();
+            let crossing: std::collections::HashSet<&str> = values
+                .iter()
+                .filter(|(_, v)| crosses(&comparison, *v, threshold))
+                .map(|(g, _)| g.as_str())
+                .collect();
+            // Resolutions first, so a rule at its limit of changes still lets groups go.
+            let mut resolved: Vec<&String> =
+                firing.iter().filter(|g| !crossing.contains(g.as_str())).collect();
+            resolved.sort();
+            for group in resolved.into_iter().take(MAX_CHANGES_PER_RULE) {
+                let value = by_group.get(group.as_str()).copied();
+                events.push(event(
+                    "resolved",
+                    group.clone(),
+                    value,
+                    message(rule, group, "resolved", value),
+                ));
+                counts.1 += 1;
+            }
             for (group, value) in &values {
-                if !crosses(&comparison, *value, threshold) {
-                    continue;
+                if events.len() >= MAX_CHANGES_PER_RULE {
+                    break;
                 }
-                crossing.insert(group.clone());
-                if !firing.contains(group) && events.len() < MAX_CHANGES_PER_RULE {
+                if crossing.contains(group.as_str()) && !firing.contains(group) {
                     events.push(event(
                         "firing",
                         group.clone(),
@@ -256,19 +376,6 @@ async fn record_in_transaction(
                     ));
                     counts.0 += 1;
                 }
-            }
-            for group in firing.iter().filter(|g| !crossing.contains(*g)) {
-                if events.len() >= MAX_CHANGES_PER_RULE {
-                    break;
-                }
-                let value = values.iter().find(|(g, _)| g == group).map(|(_, v)| *v);
-                events.push(event(
-                    "resolved",
-                    group.clone(),
-                    value,
-                    message(rule, group, "resolved", value),
-                ));
-                counts.1 += 1;
             }
             transaction
                 .execute(
@@ -309,6 +416,14 @@ async fn record_in_transaction(
     Ok(counts)
 }
 
+/// Text as Slack reads it literally: `&`, `<` and `>` escaped, so a user id or tag cannot
+/// mention `<!channel>` or make a link.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
@@ -340,10 +455,16 @@ async fn deliver(pg: &Client, setup: &Setup, report: &mut AlertsReport) -> Resul
     let due = pg
         .query(
             "UPDATE alert_deliveries d SET next_attempt_at = now() + make_interval(secs => $1)
-             WHERE d.id IN (SELECT id FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-                            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             WHERE d.id IN (
+                 SELECT id FROM alert_deliveries WHERE id IN (
+                     SELECT id FROM (
+                         SELECT id, next_attempt_at,
+                                row_number() OVER (PARTITION BY project_id ORDER BY next_attempt_at) AS place
+                         FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+                     ) due WHERE place <= $3 ORDER BY next_attempt_at LIMIT $2
+                 ) FOR UPDATE SKIP LOCKED)
              RETURNING d.id, d.event_id, d.channel_id, d.project_id, d.attempts, d.created_at",
-            &[&CLAIM_SECONDS, &DELIVERIES_PER_RUN],
+            &[&CLAIM_SECONDS, &DELIVERIES_PER_RUN, &DELIVERIES_PER_PROJECT],
         )
         .await?;
     // Sent concurrently, so a channel that hangs holds one slot for its timeout, not the run.
@@ -460,7 +581,7 @@ async fn prepare(pg: &Client, setup: &Setup, delivery: &tokio_postgres::Row) -> 
             "resolved" => ":white_check_mark:",
             _ => ":warning:",
         };
-        json!({ "text": format!("{icon} {text}") })
+        json!({ "text": format!("{icon} {}", slack_escape(&text)) })
     } else {
         let mut rule = Map::new();
         rule.insert("id".into(), json!(row.get::<_, Uuid>("rule_id")));
@@ -526,6 +647,16 @@ mod tests {
         assert!(signed.starts_with("t=1700000000,v1="));
         assert_eq!(signed.len(), "t=1700000000,v1=".len() + 64);
         assert_ne!(signed, signature("secret", 1_700_000_001, b"{}"));
+    }
+
+    #[test]
+    fn group_values_and_slack_text_are_made_safe() {
+        assert_eq!(group_key("a\0b"), "a\u{fffd}b");
+        assert_eq!(group_key(&"x".repeat(1000)).chars().count(), MAX_GROUP_CHARS);
+        assert_eq!(
+            slack_escape("<!channel> <https://evil|x> & co"),
+            "&lt;!channel&gt; &lt;https://evil|x&gt; &amp; co"
+        );
     }
 
     #[test]

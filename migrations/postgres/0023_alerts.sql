@@ -59,6 +59,8 @@ CREATE TABLE alert_events (
 );
 CREATE INDEX alert_events_by_rule ON alert_events (rule_id, at DESC);
 CREATE INDEX alert_events_by_project ON alert_events (project_id, at DESC);
+-- The job keeps 90 days of history: what is older is found by time.
+CREATE INDEX alert_events_by_time ON alert_events (at);
 
 -- One notification of one event to one channel, retried with backoff until acknowledged.
 CREATE TABLE alert_deliveries (

@@ -607,3 +607,87 @@ async fn the_cli_adds_lists_silences_and_explains_mistakes() {
         .await;
     assert!(mistake.contains("groupBy"), "{mistake}");
 }
+
+#[tokio::test]
+async fn hostile_group_values_and_too_many_groups_do_not_stop_the_job() {
+    let env = TestEnv::migrated().await;
+    let pg = env.postgres().await;
+    let organization = projects::ensure_organization(&pg, "alerts-hostile")
+        .await
+        .unwrap();
+    let project = projects::create_project(&pg, organization, "alerts-hostile", None)
+        .await
+        .unwrap()
+        .id;
+    let setup = Setup {
+        sealer: Some(Sealer::from_hex(KEY).unwrap()),
+        client: ModelClient::new(true),
+    };
+    let rule = |name: &str| NewAlertRule {
+        name: name.into(),
+        metric: "requests".into(),
+        filters: serde_json::Map::new(),
+        comparison: ">=".into(),
+        threshold: 1.0,
+        window_minutes: 60,
+        group_by: Some("user".into()),
+        channels: vec![],
+    };
+    // A user id PostgreSQL cannot store as text, and one longer than any key should be.
+    spend(&env, project, "nul\0user", 1.0, 5, 1).await;
+    spend(&env, project, &"long".repeat(2000), 1.0, 5, 1).await;
+    let hostile = alerts::create_rule(&pg, project, &rule("per user"))
+        .await
+        .unwrap();
+    run_now(&pg, &env.clickhouse, &setup).await;
+    let firing = alerts::get_rule(&pg, project, hostile.id).await.unwrap().firing;
+    assert_eq!(firing.len(), 2, "{firing:?}");
+    assert!(firing.iter().any(|f| f.group == "nul\u{fffd}user"));
+    assert!(firing.iter().all(|f| f.group.chars().count() <= 256));
+
+    // More groups cross than a rule may track: reported once, and other rules still run.
+    let at = Timestamp::now().as_micros() - 5 * 60_000_000;
+    env.clickhouse
+        .execute(&format!(
+            "INSERT INTO traces (project_id, id, timestamp_us, user_id, environment, version)
+             SELECT '{project}', concat('many-', toString(number)), {at}, concat('user-', toString(number)), 'production', 1
+             FROM system.numbers LIMIT 1001"
+        ))
+        .await
+        .unwrap();
+    env.clickhouse
+        .execute(&format!(
+            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time_us, level, version)
+             SELECT '{project}', concat('many-gen-', toString(number)), concat('many-', toString(number)), 'generation', 'chat', {at}, 'default', 1
+             FROM system.numbers LIMIT 1001"
+        ))
+        .await
+        .unwrap();
+    let overall = alerts::create_rule(
+        &pg,
+        project,
+        &NewAlertRule {
+            group_by: None,
+            ..rule("overall")
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        run_now(&pg, &env.clickhouse, &setup).await;
+    }
+    let shown = alerts::get_rule(&pg, project, hostile.id).await.unwrap();
+    assert!(
+        shown.last_error.unwrap().contains("more groups cross"),
+        "too many groups"
+    );
+    let errors = count(
+        &pg,
+        "SELECT count(*) FROM alert_events WHERE rule_id = $1 AND kind = 'error'",
+        hostile.id,
+    )
+    .await;
+    assert_eq!(errors, 1);
+    let overall = alerts::get_rule(&pg, project, overall.id).await.unwrap();
+    assert_eq!(overall.firing.len(), 1, "the other rule was evaluated");
+}

@@ -257,8 +257,7 @@ pub async fn run(
             json,
         } => {
             let sealer = databases.sealer()?;
-            let allow_private = std::env::var(agenttrace_etl::judge::provider::ALLOW_PRIVATE_VARIABLE)
-                .is_ok_and(|v| v == "1" || v == "true");
+            let allow_private = alerts::private_urls_allowed();
             let created = alerts::create_channel(
                 &pg,
                 sealer.as_ref(),

@@ -208,9 +208,16 @@ pub fn measures_from_raw() -> &'static str {
          quantilesIfState(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)) AS latency"
 }
 
-/// Whether an observation is an LLM judge's own call, as the rollup's `judge` column.
+/// Whether an observation is an LLM judge's own call, as the rollup's `judge` column (the
+/// positive form of [`crate::judge::not_a_judge_call`]: a cluster's shards simplify a double
+/// negation and would name the column differently from the initiator).
 pub fn judge_flag() -> String {
-    format!("toUInt8(NOT ({}))", crate::judge::not_a_judge_call())
+    use crate::judge::{JUDGE_CALL_NAME, JUDGE_TRACE_PREFIX};
+    format!(
+        "toUInt8(startsWith(trace_id, {}) AND name = {})",
+        quote(JUDGE_TRACE_PREFIX),
+        quote(JUDGE_CALL_NAME)
+    )
 }
 
 /// Rolls up `[start, end)` of `project` as of `cutoff`: the rows first, then the hours' record,

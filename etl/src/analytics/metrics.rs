@@ -265,8 +265,7 @@ impl MetricsQuery {
     /// the rest of the range.
     fn rollup_sql(&self, project: Uuid, current: &[(i64, u32)]) -> String {
         let mut rolled = Conditions::project(project);
-        let versions: Vec<String> = current.iter().map(|(h, r)| format!("({h}, {r})")).collect();
-        rolled.raw(format!("(hour_us, rolled_second) IN ({})", versions.join(", ")));
+        rolled.raw(current_rollups(current));
         let mut raw = Conditions::project(project);
         let ranges = raw_ranges(self.from_us, self.to_us, current);
         let mut raw_part = String::new();
@@ -474,6 +473,25 @@ const TRACE_DIMENSIONS: [&str; 3] = ["user", "environment", "tag"];
 /// touching an observation: read raw).
 const ROLLUP_DIMENSIONS: [&str; 5] = ["model", "name", "tool", "type", "level"];
 
+/// The condition that selects the `current` rollups' rows (hours sorted): runs of consecutive
+/// hours rolled up by the same run become one range, so a year of hours stays a short query.
+fn current_rollups(current: &[(i64, u32)]) -> String {
+    let mut runs: Vec<(i64, i64, u32)> = Vec::new();
+    for &(hour, rolled) in current {
+        match runs.last_mut() {
+            Some((_, end, same)) if *end == hour && *same == rolled => *end = hour + HOUR_US,
+            _ => runs.push((hour, hour + HOUR_US, rolled)),
+        }
+    }
+    let terms: Vec<String> = runs
+        .iter()
+        .map(|(start, end, rolled)| {
+            format!("(rolled_second = {rolled} AND hour_us >= {start} AND hour_us < {end})")
+        })
+        .collect();
+    format!("({})", terms.join(" OR "))
+}
+
 /// The parts of `[from_us, to_us)` the rollup's `current` hours (sorted) do not cover.
 fn raw_ranges(from_us: i64, to_us: i64, current: &[(i64, u32)]) -> Vec<(i64, i64)> {
     let mut ranges = Vec::new();
@@ -657,6 +675,28 @@ mod tests {
                 other => panic!("{pairs:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn current_rollups_are_ranges_and_the_rest_is_read_raw() {
+        let h = |n: i64| n * HOUR_US;
+        let current = [(h(1), 7), (h(2), 7), (h(3), 9), (h(5), 9)];
+        assert_eq!(
+            current_rollups(&current),
+            format!(
+                "((rolled_second = 7 AND hour_us >= {} AND hour_us < {}) OR (rolled_second = 9 AND hour_us >= {} AND hour_us < {}) OR (rolled_second = 9 AND hour_us >= {} AND hour_us < {}))",
+                h(1),
+                h(3),
+                h(3),
+                h(4),
+                h(5),
+                h(6)
+            )
+        );
+        assert_eq!(
+            raw_ranges(h(0) + 5, h(7), &current),
+            vec![(h(0) + 5, h(1)), (h(4), h(5)), (h(6), h(7))]
+        );
     }
 
     #[test]

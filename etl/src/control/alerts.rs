@@ -37,6 +37,17 @@ pub const SCORE_GROUPS: &[&str] = &["name", "evaluator", "source"];
 pub const MAX_RULES: i64 = 100;
 pub const MAX_CHANNELS: i64 = 20;
 const MAX_WINDOW_MINUTES: i32 = 30 * 24 * 60;
+/// Characters of a filter's value.
+const MAX_FILTER_CHARS: usize = 256;
+
+/// The setting that lets alert channels reach loopback and private addresses over http (a
+/// receiver inside the network): off unless set, and apart from model connections' own.
+pub const ALLOW_PRIVATE_VARIABLE: &str = "AGENTTRACE_ALLOW_PRIVATE_ALERT_URLS";
+
+/// Whether [`ALLOW_PRIVATE_VARIABLE`] is set.
+pub fn private_urls_allowed() -> bool {
+    std::env::var(ALLOW_PRIVATE_VARIABLE).is_ok_and(|v| v == "1" || v == "true")
+}
 
 /// A rule as it is created.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -212,6 +223,12 @@ pub fn rule_query(
         let Some(text) = value.as_str() else {
             return Err(invalid("filters", format!("{key}: give a string")));
         };
+        if text.chars().count() > MAX_FILTER_CHARS {
+            return Err(invalid(
+                "filters",
+                format!("{key}: at most {MAX_FILTER_CHARS} characters"),
+            ));
+        }
         let slot = match key.as_str() {
             "type" => &mut params.kind,
             "model" => &mut params.model,
@@ -566,7 +583,7 @@ pub fn sealed_for(project_id: Uuid, channel: Uuid, field: &str) -> Vec<u8> {
 }
 
 /// Checks a channel's URL: `https` (or `http` where the server may reach private addresses,
-/// for a receiver on the same machine), a host, no credentials.
+/// [`ALLOW_PRIVATE_VARIABLE`], for a receiver inside the network), a host, no credentials.
 pub fn check_url(kind: &str, url: &str, allow_private: bool) -> Result<reqwest::Url, ControlError> {
     let parsed = reqwest::Url::parse(url.trim()).map_err(|e| invalid("url", format!("not a URL: {e}")))?;
     let scheme_ok = parsed.scheme() == "https" || (allow_private && parsed.scheme() == "http");

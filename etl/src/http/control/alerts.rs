@@ -285,7 +285,7 @@ pub async fn create_alert_channel(
     let created = alerts::create_channel(
         &**client,
         state.sealer.as_ref(),
-        state.model_client.allows_private(),
+        alerts::private_urls_allowed(),
         project.id,
         &new,
     )

@@ -8,6 +8,7 @@ use agenttrace_cli::agent::SessionGenerator;
 use agenttrace_etl::analytics::hourly::{self, HOUR_US};
 use agenttrace_etl::analytics::metrics::{self, MetricsParams, MetricsQuery};
 use agenttrace_etl::analytics::{summaries, traces};
+use agenttrace_etl::clickhouse::cluster::{mutate, wait_for_mutations};
 use agenttrace_etl::control::projects;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_jobs::{Job, JobOutcome, run_job};
@@ -235,18 +236,20 @@ async fn rollups_answer_exactly_under_replays_updates_late_events_and_deletions(
 
     // A deletion's mutation inserts nothing: the job's invalidation makes the rollups stale
     // until they are rolled up again.
-    env.clickhouse
-        .execute(&format!(
-            "ALTER TABLE observations_by_time DELETE WHERE project_id = '{project}' AND type = 'tool'"
-        ))
+    // (On a cluster, once per shard, waited for on every replica.)
+    let condition = format!("DELETE WHERE project_id = '{project}' AND type = 'tool'");
+    mutate(&env.clickhouse, "observations_by_time", &condition)
         .await
         .unwrap();
-    env.wait_until(
-        &format!("SELECT count() FROM observations_by_time WHERE project_id = '{project}' AND type = 'tool'"),
-        "0",
-        std::time::Duration::from_secs(60),
-    )
-    .await;
+    assert!(
+        wait_for_mutations(
+            &env.clickhouse,
+            "observations_by_time",
+            std::time::Duration::from_secs(120)
+        )
+        .await
+        .unwrap()
+    );
     hourly::invalidate(&env.clickhouse, project, None).await.unwrap();
     assert!(current(&env, project, from_us, to_us).await.is_empty());
     check_exact(&env, project, &from, &to).await;

@@ -303,6 +303,32 @@ try {
   await page.getByRole("heading", { name: "Delete data" }).evaluate((heading) => heading.scrollIntoView({ block: "start" }));
   await shot("deletions");
 
+  step("alerts: a channel made and its secret shown once, a rule per user made in the form");
+  await page.goto(`${url}/#/alerts`);
+  const channelForm = page.getByRole("form", { name: "New alert channel" });
+  await channelForm.getByLabel("Name", { exact: true }).fill("ops hook");
+  await channelForm.getByLabel("URL").fill("https://hooks.example.com/agenttrace");
+  await channelForm.getByRole("button", { name: "Create channel" }).click();
+  const secret = page.getByLabel("Signing secret");
+  await secret.waitFor();
+  results.alert_secret_prefix = (await secret.inputValue()).slice(0, 9);
+  const channels = await api(`/v1/projects/${project}/alerts/channels`);
+  results.alert_channels_show_secret = JSON.stringify(channels).includes(await secret.inputValue());
+  const ruleForm = page.getByRole("form", { name: "New alert rule" });
+  await ruleForm.getByRole("button", { name: "Create rule" }).click();
+  await ruleForm.locator("[aria-invalid=true]").first().waitFor();
+  // (The field's label now carries its error too.)
+  await ruleForm.locator("label", { hasText: /^Name/ }).locator("input").fill("a user over a cent an hour");
+  await ruleForm.getByLabel("Threshold").fill("0.01");
+  await ruleForm.getByLabel("Fire per").selectOption("user");
+  await ruleForm.getByRole("checkbox", { name: /ops hook/ }).check();
+  await ruleForm.getByRole("button", { name: "Create rule" }).click();
+  await page.getByRole("table", { name: "Alert rules" }).locator("tr", { hasText: "a user over a cent an hour" }).waitFor();
+  results.alert_rules = (await api(`/v1/projects/${project}/alerts/rules`)).map((r) => [r.name, r.groupBy, r.channels.length]);
+  await page.waitForLoadState("networkidle");
+  await page.waitForTimeout(500);
+  await shot("alerts");
+
   const big = process.env.UI_BIG_TRACE;
   if (big) {
     step("a trace of many observations opens");

@@ -191,6 +191,18 @@ impl TestEnv {
         }
     }
 
+    /// A new project named `name`, in an organization of the same name.
+    pub async fn new_project(&self, name: &str) -> uuid::Uuid {
+        let pg = self.postgres().await;
+        let organization = agenttrace_etl::control::projects::ensure_organization(&pg, name)
+            .await
+            .unwrap();
+        agenttrace_etl::control::projects::create_project(&pg, organization, name, None)
+            .await
+            .unwrap()
+            .id
+    }
+
     /// Runs the `agenttrace` CLI against this test's databases and returns its stdout.
     pub async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let argv = std::iter::once("agenttrace").chain(args.iter().copied());

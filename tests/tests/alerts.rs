@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agenttrace_etl::control::alerts::{self, NewAlertChannel, NewAlertRule};
-use agenttrace_etl::control::projects;
 use agenttrace_etl::control::sealing::Sealer;
 use agenttrace_etl::judge::provider::ModelClient;
 use agenttrace_jobs::alerts::{Setup, run};
@@ -185,11 +184,7 @@ async fn due_now(pg: &tokio_postgres::Client) {
 async fn a_grouped_rule_fires_per_user_retries_until_delivered_and_resolves() {
     let env = TestEnv::migrated().await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "alerts").await.unwrap();
-    let project = projects::create_project(&pg, organization, "alerts", None)
-        .await
-        .unwrap()
-        .id;
+    let project = env.new_project("alerts").await;
     let sealer = Sealer::from_hex(KEY).unwrap();
     let setup = Setup {
         sealer: Some(sealer.clone()),
@@ -381,11 +376,7 @@ async fn a_grouped_rule_fires_per_user_retries_until_delivered_and_resolves() {
 async fn runs_cut_short_at_any_point_neither_lose_nor_double_a_notification() {
     let env = TestEnv::migrated().await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "alerts-cut").await.unwrap();
-    let project = projects::create_project(&pg, organization, "alerts-cut", None)
-        .await
-        .unwrap()
-        .id;
+    let project = env.new_project("alerts-cut").await;
     let sealer = Sealer::from_hex(KEY).unwrap();
     let hook = receiver("/hook").await;
     let channel = alerts::create_channel(
@@ -486,13 +477,7 @@ async fn runs_cut_short_at_any_point_neither_lose_nor_double_a_notification() {
 #[tokio::test]
 async fn the_cli_adds_lists_silences_and_explains_mistakes() {
     let env = TestEnv::migrated().await;
-    let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "alerts-cli").await.unwrap();
-    let project = projects::create_project(&pg, organization, "alerts-cli", None)
-        .await
-        .unwrap()
-        .id
-        .to_string();
+    let project = env.new_project("alerts-cli").await.to_string();
     let added = env
         .cli(&[
             "alerts",
@@ -612,13 +597,7 @@ async fn the_cli_adds_lists_silences_and_explains_mistakes() {
 async fn hostile_group_values_and_too_many_groups_do_not_stop_the_job() {
     let env = TestEnv::migrated().await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "alerts-hostile")
-        .await
-        .unwrap();
-    let project = projects::create_project(&pg, organization, "alerts-hostile", None)
-        .await
-        .unwrap()
-        .id;
+    let project = env.new_project("alerts-hostile").await;
     let setup = Setup {
         sealer: Some(Sealer::from_hex(KEY).unwrap()),
         client: ModelClient::new(true),

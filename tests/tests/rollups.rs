@@ -9,7 +9,6 @@ use agenttrace_etl::analytics::hourly::{self, HOUR_US};
 use agenttrace_etl::analytics::metrics::{self, MetricsParams, MetricsQuery};
 use agenttrace_etl::analytics::{summaries, traces};
 use agenttrace_etl::clickhouse::cluster::{mutate, wait_for_mutations};
-use agenttrace_etl::control::projects;
 use agenttrace_etl::ingest::to_arrow::TableBatches;
 use agenttrace_jobs::{Job, JobOutcome, run_job};
 use agenttrace_schemas::Timestamp;
@@ -148,11 +147,7 @@ async fn store_again_where(env: &TestEnv, project: Uuid, condition: &str, change
 async fn rollups_answer_exactly_under_replays_updates_late_events_and_deletions() {
     let env = TestEnv::migrated().await;
     let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "rollups").await.unwrap();
-    let project = projects::create_project(&pg, organization, "rollups", None)
-        .await
-        .unwrap()
-        .id;
+    let project = env.new_project("rollups").await;
     let now = Timestamp::now().as_micros();
     let day_start = now.div_euclid(86_400_000_000) * 86_400_000_000;
     let (from_us, to_us) = (day_start - 3 * 86_400_000_000, day_start + 86_400_000_000);
@@ -281,12 +276,7 @@ async fn all_pages(env: &TestEnv, project: Uuid, filter: &traces::TraceFilter) -
 #[tokio::test]
 async fn trace_lists_filtered_by_summaries_answer_as_summarizing_every_trace_does() {
     let env = TestEnv::migrated().await;
-    let pg = env.postgres().await;
-    let organization = projects::ensure_organization(&pg, "summaries").await.unwrap();
-    let project = projects::create_project(&pg, organization, "summaries", None)
-        .await
-        .unwrap()
-        .id;
+    let project = env.new_project("summaries").await;
     let now = Timestamp::now().as_micros();
     for (seed, hours_ago) in [(11, 40), (12, 20), (13, 6), (14, 2)] {
         load(

@@ -308,15 +308,20 @@ pub async fn run_read(
         args.reuse,
     )
     .await?;
-    let (old, old_reused) = database(
-        &mut pg,
-        &clickhouse,
-        &format!("{base}_bench_read_old"),
-        &before_layout,
-        &fingerprint,
-        args.reuse,
-    )
-    .await?;
+    // Without old-layout requests there is no old layout to fill (it doubles the disk used).
+    let (old, old_reused) = if args.old_requests > 0 {
+        database(
+            &mut pg,
+            &clickhouse,
+            &format!("{base}_bench_read_old"),
+            &before_layout,
+            &fingerprint,
+            args.reuse,
+        )
+        .await?
+    } else {
+        (new.clone(), true)
+    };
     let organization = projects::ensure_organization(&pg, "bench").await?;
     let sizes = project_sizes(args.observations, args.projects);
     let mut project_ids = Vec::new();
@@ -339,16 +344,17 @@ pub async fn run_read(
                 started.elapsed().as_secs_f64()
             )?;
         }
-        for table in ["traces", "observations", "scores"] {
-            old.execute(&format!(
-                "INSERT INTO {table} SELECT * FROM {}.{table}",
-                quote_identifier(new.database())
-            ))
-            .await?;
+        if args.old_requests > 0 {
+            for table in ["traces", "observations", "scores"] {
+                old.execute(&format!(
+                    "INSERT INTO {table} SELECT * FROM {}.{table}",
+                    quote_identifier(new.database())
+                ))
+                .await?;
+            }
+            record_fill(&old, &fingerprint, now_us).await?;
         }
-        for database in [&new, &old] {
-            record_fill(database, &fingerprint, now_us).await?;
-        }
+        record_fill(&new, &fingerprint, now_us).await?;
         writeln!(
             out,
             "  filled both layouts in {:.0} s",
@@ -782,7 +788,12 @@ pub async fn run_read(
         "peak RSS of this process (the ETL serving the reads): {rss:.0} MB"
     )?;
     if !args.reuse {
-        for database in [&new, &old] {
+        let databases = if args.old_requests > 0 {
+            vec![&new, &old]
+        } else {
+            vec![&new]
+        };
+        for database in databases {
             clickhouse
                 .execute_on_server(&format!(
                     "DROP DATABASE IF EXISTS {}",

@@ -238,11 +238,6 @@ impl ModelClient {
 }
 
 impl ModelClient {
-    /// Whether this client may reach loopback and private addresses.
-    pub fn allows_private(&self) -> bool {
-        self.allow_private
-    }
-
     /// A POST to `url` through the same filtered client (alert channels use it too); an
     /// IP-literal host that is not public is refused here, a name when it resolves.
     pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, String> {

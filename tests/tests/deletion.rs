@@ -103,6 +103,7 @@ async fn rows_naming(env: &TestEnv, project: &TestProject, needle: &str) -> Vec<
         ("observations_by_time", "trace_id"),
         ("observations_by_ingest", "trace_id"),
         ("scores", "trace_id"),
+        ("scores_by_time", "trace_id"),
         ("file_operations", "trace_id"),
         ("terminal_commands", "trace_id"),
         ("git_links", "trace_id"),

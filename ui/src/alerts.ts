@@ -20,9 +20,9 @@ export const METRICS: [string, string][] = [
 export const COMPARISONS = [">", ">=", "<", "<="];
 
 /** Filters and groups of the observation metrics and of the score metrics. */
-export const OBSERVATION_FILTERS = ["type", "model", "name", "tool"];
+export const OBSERVATION_FILTERS = ["type", "model", "name", "tool", "api_key"];
 export const SCORE_FILTERS = ["name", "evaluator", "source"];
-export const OBSERVATION_GROUPS = ["user", "model", "name", "tool", "type", "environment", "tag"];
+export const OBSERVATION_GROUPS = ["user", "model", "name", "tool", "type", "environment", "tag", "api_key"];
 export const SCORE_GROUPS = ["name", "evaluator", "source"];
 
 export const MAX_WINDOW_MINUTES = 30 * 24 * 60;

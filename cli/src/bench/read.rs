@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use agenttrace_etl::analytics::{hourly, metrics, summaries};
 use agenttrace_etl::clickhouse::ClickHouse;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
-use agenttrace_etl::clickhouse::quote_identifier;
+use agenttrace_etl::clickhouse::{quote, quote_identifier};
 use agenttrace_etl::control::{api_keys, projects};
 use agenttrace_etl::http::start;
 use agenttrace_etl::migrate::{MigrationSet, migrate};
@@ -192,7 +192,7 @@ pub(crate) async fn fill_project(
                  end_time_us, level, status_message, input, output, metadata_keys, metadata_values, model, \
                  model_parameters, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, input_cost, \
                  output_cost, cache_read_cost, cache_write_cost, total_cost, cost_source, tool_name, tool_call_id, \
-                 event_id, version) \
+                 event_id, version, api_key) \
                  SELECT '{project}', {id}, {trace}, if(j = 0, NULL, {parent}), kind, \
                  multiIf(kind = 'generation', 'llm', kind = 'tool_call', tool, kind = 'agent_step', 'turn', 'step'), \
                  t_start + j * 3000000, t_start + j * 3000000 + 1000 * (cityHash64(number) % 30000), \
@@ -205,7 +205,7 @@ pub(crate) async fn fill_project(
                  if(kind = 'generation', 8000, 0), 0, NULL, NULL, NULL, NULL, \
                  if(kind = 'generation', toDecimal64(((1000 + number % 4000) * 3 + (200 + number % 800) * 15) / 1000000., 12), NULL), \
                  if(kind = 'generation', 'table', ''), if(kind = 'tool_call', tool, NULL), NULL, \
-                 concat('e-', toString(number)), 1 \
+                 concat('e-', toString(number)), 1, concat('pk-at-bench-', toString(t % 3)) \
                  FROM (SELECT number, number % {TRACE_SIZE} AS j, intDiv(number, {TRACE_SIZE}) AS t, \
                               {start} + intDiv(number, {TRACE_SIZE}) * {step} AS t_start, \
                               if(j = 0, 'agent_step', ['span', 'generation', 'tool_call'][j % 3 + 1]) AS kind, \
@@ -294,7 +294,8 @@ pub async fn run_read(
     let mut pg = postgres::connect(&databases.database_url)
         .await
         .context("connecting to PostgreSQL")?;
-    let fingerprint = format!("{}x{}", args.observations, args.projects);
+    // The layout version: a fill made before a migration that changed the tables is not reused.
+    let fingerprint = format!("{}x{}-v2", args.observations, args.projects);
     let base = clickhouse.database().to_owned();
     let all = MigrationSet::embedded()?;
     let mut before_layout = all.clone();
@@ -346,9 +347,19 @@ pub async fn run_read(
         }
         if args.old_requests > 0 {
             for table in ["traces", "observations", "scores"] {
+                // The old layout's columns only: later migrations added some.
+                let columns = old
+                    .query_text(&format!(
+                        "SELECT name FROM system.columns WHERE database = {} AND table = '{table}' \
+                         AND default_kind != 'MATERIALIZED' FORMAT TabSeparated",
+                        quote(old.database())
+                    ))
+                    .await?;
+                let columns: Vec<&str> = columns.lines().collect();
                 old.execute(&format!(
-                    "INSERT INTO {table} SELECT * FROM {}.{table}",
-                    quote_identifier(new.database())
+                    "INSERT INTO {table} ({columns}) SELECT {columns} FROM {}.{table}",
+                    quote_identifier(new.database()),
+                    columns = columns.join(", ")
                 ))
                 .await?;
             }
@@ -672,6 +683,7 @@ pub async fn run_read(
         "bucket=day&dimensions=type",
         "bucket=hour",
         "bucket=week&dimensions=name",
+        "bucket=day&dimensions=api_key",
     ];
     let panel = |i: usize| {
         format!(

@@ -1,4 +1,5 @@
-//! Exact hourly rollups of the observation metrics (migration `0010_observation_rollups`).
+//! Exact hourly rollups of the observation metrics (migrations `0010_observation_rollups` and
+//! `0012_keys_digests_score_times`).
 //!
 //! [`roll`] (the `metric_rollups` job) aggregates each settled, touched hour of each project
 //! from the deduplicated rows into `observation_hourly` and records the second the rollup
@@ -205,7 +206,7 @@ pub fn measures_from_raw() -> &'static str {
          sum(ifNull(total_cost, toDecimal64(0, 12))) AS total_cost,
          sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
          sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
-         quantilesIfState(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)) AS latency"
+         quantilesTDigestIfState(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)) AS latency"
 }
 
 /// Whether an observation is an LLM judge's own call, as the rollup's `judge` column (the
@@ -234,11 +235,11 @@ async fn roll_range(
         .execute(&format!(
             "INSERT INTO observation_hourly
              SELECT project_id, intDiv(start_time_us, {HOUR_US}) * {HOUR_US} AS hour_us, toUInt32({cutoff}) AS rolled_second,
-                    type, name, ifNull(model, '') AS model_name, ifNull(tool_name, '') AS tool, level, {judge} AS judge,
-                    {measures}
+                    type, name, ifNull(model, '') AS model_name, ifNull(tool_name, '') AS tool, level, api_key,
+                    {judge} AS judge, {measures}
              FROM observations_by_time FINAL
              WHERE project_id = {project} AND start_time_us >= {start} AND start_time_us < {end}
-             GROUP BY project_id, hour_us, type, name, model_name, tool, level, judge",
+             GROUP BY project_id, hour_us, type, name, model_name, tool, level, api_key, judge",
             judge = judge_flag(),
             measures = measures_from_raw(),
             project = quote(project),

@@ -41,7 +41,8 @@ pub struct MetricsParams {
     /// `minute`, `hour`, `day` (the default), `week` or `none`.
     pub bucket: Option<String>,
     /// Comma-separated, at most two: `model`, `name`, `tool`, `type`, `user`, `level`,
-    /// `environment`, `tag` for observations (a trace with several tags counts under each);
+    /// `environment`, `tag` (a trace with several tags counts under each), `api_key` (the
+    /// public key that sent the observation) for observations;
     /// `name`, `evaluator`, `source`, `data_type` for scores.
     pub dimensions: Option<String>,
     #[serde(rename = "type")]
@@ -49,6 +50,8 @@ pub struct MetricsParams {
     pub model: Option<String>,
     pub name: Option<String>,
     pub tool: Option<String>,
+    /// A public key (`pk-…`): observations that key sent.
+    pub api_key: Option<String>,
     pub evaluator: Option<String>,
     pub source: Option<String>,
     /// `true` counts the LLM judges' own model calls too; they are left out by default.
@@ -110,7 +113,7 @@ pub struct Dimension {
     pub sql: &'static str,
 }
 
-const OBSERVATION_DIMENSIONS: [Dimension; 8] = [
+const OBSERVATION_DIMENSIONS: [Dimension; 9] = [
     Dimension {
         name: "model",
         sql: "ifNull(model, '')",
@@ -143,6 +146,11 @@ const OBSERVATION_DIMENSIONS: [Dimension; 8] = [
     Dimension {
         name: "tag",
         sql: "arrayJoin(if(empty(tags), [''], tags))",
+    },
+    // The public key of the API key that sent the observation ('' for AgentTrace's own rows).
+    Dimension {
+        name: "api_key",
+        sql: "api_key",
     },
 ];
 
@@ -229,6 +237,7 @@ impl MetricsQuery {
             ("model", &params.model),
             ("name", &params.name),
             ("tool", &params.tool),
+            ("api_key", &params.api_key),
             ("evaluator", &params.evaluator),
             ("source", &params.source),
         ] {
@@ -285,7 +294,8 @@ impl MetricsQuery {
             raw.raw(crate::judge::not_a_judge_call());
         }
         // Renamed so that the sums outside, named as the answer names them, refer to these.
-        let columns = "type, name, model, tool AS tool_name, level, count AS n_count, timed AS n_timed,
+        let columns =
+            "type, name, model, tool AS tool_name, level, api_key, count AS n_count, timed AS n_timed,
                        errors AS n_errors, total_cost AS n_cost, input_tokens AS n_input,
                        output_tokens AS n_output, cache_read_tokens AS n_cache_read,
                        cache_write_tokens AS n_cache_write, latency AS n_latency";
@@ -293,9 +303,9 @@ impl MetricsQuery {
             raw_part = format!(
                 "UNION ALL
                  SELECT toInt64({bucket}) AS t, type, name, ifNull(model, '') AS model_name, ifNull(tool_name, '') AS tool, level,
-                        {measures}
+                        api_key, {measures}
                  FROM observations_by_time FINAL {conditions}
-                 GROUP BY t, type, name, model_name, tool, level",
+                 GROUP BY t, type, name, model_name, tool, level, api_key",
                 bucket = self.bucket.sql("start_time_us", self.from_us),
                 measures = crate::analytics::hourly::measures_from_raw(),
                 conditions = raw.render(),
@@ -314,7 +324,7 @@ impl MetricsQuery {
             "SELECT {groups}, sum(n_count) AS count, ifNull(toFloat64(sum(n_cost)), 0.) AS total_cost,
                     sum(n_input) AS input_tokens, sum(n_output) AS output_tokens,
                     sum(n_cache_read) AS cache_read_tokens, sum(n_cache_write) AS cache_write_tokens,
-                    sum(n_timed) AS timed, quantilesIfMerge(0.5, 0.95, 0.99)(n_latency) AS latency_ms,
+                    sum(n_timed) AS timed, quantilesTDigestIfMerge(0.5, 0.95, 0.99)(n_latency) AS latency_ms,
                     sum(n_errors) / sum(n_count) AS error_rate
              FROM (
                  SELECT hour_us AS t, {columns} FROM observation_hourly {rolled}
@@ -379,7 +389,7 @@ impl MetricsQuery {
     /// needs it.
     fn observation_source(&self, project: Uuid, conditions: &Conditions) -> String {
         let observations = format!(
-            "SELECT trace_id, type, name, model, tool_name, level, start_time_us, end_time_us, total_cost,
+            "SELECT trace_id, type, name, model, tool_name, level, api_key, start_time_us, end_time_us, total_cost,
                     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
              FROM observations_by_time FINAL {}",
             conditions.render()
@@ -413,7 +423,7 @@ const OBSERVATION_MEASURES: &str = "count() AS count,
     sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
     sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
     countIf(isNotNull(end_time_us)) AS timed,
-    quantilesIf(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)) AS latency_ms,
+    quantilesTDigestIf(0.5, 0.95, 0.99)((ifNull(end_time_us, start_time_us) - start_time_us) / 1000, isNotNull(end_time_us)) AS latency_ms,
     countIf(level = 'error') / count() AS error_rate";
 
 /// Categorical scores count, but carry no number (their value is the string).
@@ -471,7 +481,7 @@ const TRACE_DIMENSIONS: [&str; 3] = ["user", "environment", "tag"];
 
 /// The dimensions the hourly rollup keeps (the user is the trace's, which can change without
 /// touching an observation: read raw).
-const ROLLUP_DIMENSIONS: [&str; 5] = ["model", "name", "tool", "type", "level"];
+const ROLLUP_DIMENSIONS: [&str; 6] = ["model", "name", "tool", "type", "level", "api_key"];
 
 /// The condition that selects the `current` rollups' rows (hours sorted): runs of consecutive
 /// hours rolled up by the same run become one range, so a year of hours stays a short query.

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::analytics::AnalyticsError;
 use crate::analytics::answers::CursorPage;
 use crate::analytics::conditions::Conditions;
-use crate::analytics::paging::{cursor_at, invalid, next_page, page_limit, parse_rows, read, time_bound};
+use crate::analytics::paging::{
+    Windows, cursor_at, invalid, next_page, page_limit, parse_rows, read, time_bound, time_span,
+};
 use crate::analytics::rows::Row;
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
@@ -50,8 +52,9 @@ pub async fn score_list(
     filter: &ScoreFilter,
 ) -> Result<CursorPage<StoredScore>, AnalyticsError> {
     let limit = page_limit(filter.limit, 50, 1000)?;
-    let mut conditions = Conditions::project(project);
-    conditions
+    // What `scores_by_time` can check narrows its windows; the rest is checked on the scores.
+    let mut narrow = Conditions::project(project);
+    narrow
         .time_range(
             "timestamp_us",
             time_bound(filter.from.as_deref(), "from")?,
@@ -61,33 +64,59 @@ pub async fn score_list(
         .eq_opt("source", filter.source.as_deref())
         .eq_opt("data_type", filter.data_type.as_deref())
         .eq_opt("trace_id", filter.trace_id.as_deref())
-        .eq_opt("observation_id", filter.observation_id.as_deref())
         .eq_opt("evaluator_id", filter.evaluator_id.as_deref());
     if let Some(max) = filter.max_value {
         if !max.is_finite() {
             return Err(invalid("max_value", "must be a finite number".to_owned()));
         }
-        conditions.raw("data_type != 'categorical'").at_most("value", max);
+        narrow.raw("data_type != 'categorical'").at_most("value", max);
     }
-    let (rows, next_cursor) = newest_first(clickhouse, conditions, filter.cursor.as_deref(), limit).await?;
+    let mut conditions = narrow.clone();
+    conditions.eq_opt("observation_id", filter.observation_id.as_deref());
+    let (rows, next_cursor) =
+        newest_first(clickhouse, conditions, narrow, filter.cursor.as_deref(), limit).await?;
     Ok(CursorPage::new(rows, next_cursor))
 }
 
 /// A page of the scores `conditions` pick, newest first, after `cursor`; and the next page's
-/// cursor while more remain.
+/// cursor while more remain. `narrow` (a subset of `conditions` on `scores_by_time`'s columns)
+/// picks time windows of `scores_by_time`, newest first: each window's traces are key ranges
+/// of `scores`, where `conditions` decide. A window's index rows hold every version of a score,
+/// so the newest version of each score that matches is among them.
 async fn newest_first(
     clickhouse: &ClickHouse,
     mut conditions: Conditions,
+    mut narrow: Conditions,
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<serde_json::Value>, Option<String>), AnalyticsError> {
-    conditions.before("timestamp_us", "id", cursor_at(cursor)?.as_ref());
-    let sql = format!(
-        "SELECT * FROM scores FINAL {} ORDER BY timestamp_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
-        conditions.render(),
-        limit + 1
-    );
-    let mut rows = parse_rows(&read(clickhouse, &sql).await?)?;
+    let cursor = cursor_at(cursor)?;
+    conditions.before("timestamp_us", "id", cursor.as_ref());
+    narrow.before("timestamp_us", "id", cursor.as_ref());
+    let mut rows = Vec::new();
+    let Some(span) = time_span(clickhouse, "scores_by_time", "timestamp_us", &narrow).await? else {
+        return Ok((rows, None));
+    };
+    for (low, high) in Windows::over(span, limit + 1) {
+        let mut window = narrow.clone();
+        window.time_range("timestamp_us", Some(low), Some(high));
+        let mut in_window = conditions.clone();
+        in_window
+            .time_range("timestamp_us", Some(low), Some(high))
+            .in_select(
+                "trace_id",
+                &format!("SELECT trace_id FROM scores_by_time {}", window.render()),
+            );
+        let sql = format!(
+            "SELECT * FROM scores FINAL {} ORDER BY timestamp_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
+            in_window.render(),
+            limit + 1 - rows.len()
+        );
+        rows.extend(parse_rows(&read(clickhouse, &sql).await?)?);
+        if rows.len() > limit {
+            break;
+        }
+    }
     let next = next_page(&mut rows, limit, "timestamp_us");
     Ok((rows, next))
 }
@@ -193,8 +222,10 @@ pub async fn scores_v3(
         groups.push(group);
     }
     let limit = page_limit(params.limit, 50, 100)?;
-    let mut conditions = Conditions::project(project);
-    conditions.time_range(
+    // `narrow`: what `scores_by_time` can check; `rest`: what only the scores can.
+    let mut narrow = Conditions::project(project);
+    let mut rest = Conditions::new();
+    narrow.time_range(
         "timestamp_us",
         time_bound(params.from_timestamp.as_deref(), "fromTimestamp")?,
         time_bound(params.to_timestamp.as_deref(), "toTimestamp")?,
@@ -212,11 +243,13 @@ pub async fn scores_v3(
         ("id", params.id.as_deref().map(values)),
         ("name", params.name.as_deref().map(values)),
         ("trace_id", params.trace_id.as_deref().map(values)),
-        ("observation_id", params.observation_id.as_deref().map(values)),
     ] {
         if let Some(list) = list {
-            conditions.in_list(column, list);
+            narrow.in_list(column, list);
         }
+    }
+    if let Some(list) = params.observation_id.as_deref().map(values) {
+        rest.in_list("observation_id", list);
     }
     if params.observation_id.is_some() && params.trace_id.is_none() {
         return Err(invalid(
@@ -225,10 +258,10 @@ pub async fn scores_v3(
         ));
     }
     if let Some(sources) = params.source.as_deref() {
-        conditions.in_list("source", lower(sources));
+        narrow.in_list("source", lower(sources));
     }
     if params.data_type.is_some() {
-        conditions.in_list("data_type", &data_types);
+        narrow.in_list("data_type", &data_types);
     }
     for (key, list) in [
         (ENVIRONMENT_KEY, &params.environment),
@@ -237,7 +270,7 @@ pub async fn scores_v3(
         (AUTHOR_KEY, &params.author_user_id),
     ] {
         if let Some(list) = list {
-            conditions.in_list(&metadata_at(key), values(list));
+            rest.in_list(&metadata_at(key), values(list));
         }
     }
     let single = || match data_types.as_slice() {
@@ -257,10 +290,10 @@ pub async fn scores_v3(
             }
         }
         if let Some(min) = params.value_min {
-            conditions.at_least("value", min);
+            narrow.at_least("value", min);
         }
         if let Some(max) = params.value_max {
-            conditions.at_most("value", max);
+            narrow.at_most("value", max);
         }
     }
     if let Some(list) = params.value.as_deref() {
@@ -274,7 +307,7 @@ pub async fn scores_v3(
                         _ => return Err(invalid("value", format!("{v:?} is not a finite number"))),
                     }
                 }
-                conditions.raw(format!("toString(value) IN ({})", quoted(&numbers)));
+                narrow.raw(format!("toString(value) IN ({})", quoted(&numbers)));
             }
             Some("boolean") => {
                 let mut flags = Vec::new();
@@ -290,10 +323,10 @@ pub async fn scores_v3(
                         }
                     }
                 }
-                conditions.raw(format!("toString(value) IN ({})", quoted(&flags)));
+                narrow.raw(format!("toString(value) IN ({})", quoted(&flags)));
             }
             Some("categorical") => {
-                conditions.in_list("string_value", exact);
+                rest.in_list("string_value", exact);
             }
             _ => {
                 return Err(invalid(
@@ -303,7 +336,10 @@ pub async fn scores_v3(
             }
         }
     }
-    let (rows, cursor) = newest_first(clickhouse, conditions, params.cursor.as_deref(), limit).await?;
+    let mut conditions = narrow.clone();
+    conditions.and(&rest);
+    let (rows, cursor) =
+        newest_first(clickhouse, conditions, narrow, params.cursor.as_deref(), limit).await?;
     Ok(LangfuseScores {
         data: rows
             .iter()

@@ -112,6 +112,7 @@ impl Table {
                 "trace_summaries",
             ],
             Table::Observations => &["observations_by_time", "observations_by_ingest"],
+            Table::Scores => &["scores_by_time"],
             _ => &[],
         }
     }

@@ -44,6 +44,7 @@ pub fn sharding_key(table: &str) -> &'static str {
         "traces" | "traces_by_time" | "traces_by_ingest" => "cityHash64(project_id, id)",
         "observations"
         | "scores"
+        | "scores_by_time"
         | "file_operations"
         | "terminal_commands"
         | "git_links"
@@ -233,7 +234,7 @@ const DAY_US: i64 = 86_400 * 1_000_000;
 pub fn partition_column(table: &str) -> Option<(&'static str, i64)> {
     const SECOND: i64 = 1_000_000;
     Some(match table {
-        "traces" | "traces_by_time" | "session_traces" | "scores" | "file_operations"
+        "traces" | "traces_by_time" | "session_traces" | "scores" | "scores_by_time" | "file_operations"
         | "terminal_commands" | "git_links" | "trace_summaries" => ("timestamp_us", 1),
         "observations" | "observations_by_time" => ("start_time_us", 1),
         "traces_by_ingest" | "observations_by_ingest" => ("ingested_second", SECOND),

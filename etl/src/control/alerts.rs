@@ -28,9 +28,18 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
 ];
 /// Filters a rule may set: the metrics API's own.
-pub const FILTERS: &[&str] = &["type", "model", "name", "tool", "evaluator", "source"];
+pub const FILTERS: &[&str] = &["type", "model", "name", "tool", "api_key", "evaluator", "source"];
 /// Groups a rule may fire per: observation metrics' and score metrics'.
-pub const OBSERVATION_GROUPS: &[&str] = &["user", "model", "name", "tool", "type", "environment", "tag"];
+pub const OBSERVATION_GROUPS: &[&str] = &[
+    "user",
+    "model",
+    "name",
+    "tool",
+    "type",
+    "environment",
+    "tag",
+    "api_key",
+];
 pub const SCORE_GROUPS: &[&str] = &["name", "evaluator", "source"];
 /// Rules per project, channels per project and channels per rule: what one tenant may make
 /// the shared scheduler evaluate and send.
@@ -234,6 +243,7 @@ pub fn rule_query(
             "model" => &mut params.model,
             "name" => &mut params.name,
             "tool" => &mut params.tool,
+            "api_key" => &mut params.api_key,
             "evaluator" => &mut params.evaluator,
             "source" => &mut params.source,
             other => {

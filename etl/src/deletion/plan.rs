@@ -120,6 +120,7 @@ const BY_TRACE_ID: &[(&str, &str)] = &[
     ("observations_by_time", "trace_id"),
     ("observations_by_ingest", "trace_id"),
     ("scores", "trace_id"),
+    ("scores_by_time", "trace_id"),
     ("file_operations", "trace_id"),
     ("terminal_commands", "trace_id"),
     ("git_links", "trace_id"),
@@ -136,6 +137,7 @@ const PROJECT_TABLES: &[&str] = &[
     "observations_by_time",
     "observations_by_ingest",
     "scores",
+    "scores_by_time",
     "file_operations",
     "terminal_commands",
     "git_links",
@@ -183,7 +185,10 @@ pub fn plan<'a>(project: Uuid, target: &DeletionTarget, trace_ids: &'a [String])
         return Plan {
             project,
             chunks: chunks(trace_ids),
-            tables: vec![("scores", Rows::InChunk("id"))],
+            tables: vec![
+                ("scores", Rows::InChunk("id")),
+                ("scores_by_time", Rows::InChunk("id")),
+            ],
         };
     }
     if *target == DeletionTarget::Project {
@@ -336,7 +341,7 @@ mod tests {
     fn a_deletion_of_scores_names_them_by_id_in_their_table_only() {
         let ids = vec!["s-1".to_owned()];
         let plan = plan(project(), &DeletionTarget::Scores(ids.clone()), &ids);
-        assert_eq!(plan.tables().collect::<Vec<_>>(), ["scores"]);
+        assert_eq!(plan.tables().collect::<Vec<_>>(), ["scores", "scores_by_time"]);
         assert!(plan.conditions("scores")[0].ends_with("AND id IN ('s-1')"));
     }
 

@@ -346,7 +346,7 @@ pub fn convert(
     price: impl Fn(&Event) -> Option<Cost>,
 ) -> Result<Converted, IngestError> {
     let mut converted = Converted {
-        tables: TableBatches::new(&batch.project_id.to_string(), project_name),
+        tables: TableBatches::new(&batch.project_id.to_string(), project_name).sent_by(&batch.public_key),
         rejected: Vec::new(),
         patches: Vec::new(),
         trace_ids: HashSet::new(),

@@ -215,6 +215,8 @@ macro_rules! table {
 pub struct RowProject {
     pub id: String,
     pub name: String,
+    /// The public key of the API key that sent the batch; empty for rows AgentTrace writes.
+    pub api_key: String,
 }
 
 /// The event's own time orders updates of one entity; a replay carries the same version.
@@ -319,6 +321,7 @@ table! {
             event_id: Utf8 = &event.id,
             version: UInt64 = version(event),
             project_name: Utf8 = &project.name,
+            api_key: Utf8 = &project.api_key,
         ]
     }
 }
@@ -507,6 +510,7 @@ impl TableBatches {
             project: RowProject {
                 id: project_id.to_owned(),
                 name: project_name.to_owned(),
+                api_key: String::new(),
             },
             traces: None,
             observations: None,
@@ -517,6 +521,12 @@ impl TableBatches {
             metrics: None,
             dead_letters: Vec::new(),
         }
+    }
+
+    /// Rows of this batch record `public_key` as the API key that sent them.
+    pub fn sent_by(mut self, public_key: &str) -> Self {
+        self.project.api_key = public_key.to_owned();
+        self
     }
 
     /// Adds a valid event; `computed_cost` is the price-table cost for generations without one.
@@ -808,7 +818,7 @@ mod tests {
     /// one type swapped (`stdout`/`stderr`, `lines_added`/`lines_removed`), fails here.
     #[test]
     fn every_column_is_filled_from_its_own_field() {
-        let mut batches = TableBatches::new("project_id", "project_name");
+        let mut batches = TableBatches::new("project_id", "project_name").sent_by("api_key");
         for json in EVERY_FIELD {
             batches.push(&event(json), None).unwrap();
         }

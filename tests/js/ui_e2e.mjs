@@ -161,6 +161,9 @@ try {
   assert.ok(apiCost > 0, "the demo's generations cost something");
   assert.ok(Math.abs(chartTotal - apiCost) < 1e-6, `chart total ${chartTotal} = API total ${apiCost}`);
   assert.equal(requestsTotal, apiRequests, "requests chart total = API count");
+  // The demo's generations came through the edge with a project key: the key is named.
+  const keys = await page.getByRole("table", { name: "Cost by API key" }).locator("tbody code").allTextContents();
+  assert.ok(keys.some((key) => key.startsWith("pk-at-")), `the demo's API key is listed (${keys})`);
   results.dashboard_cost = chartTotal;
   await shot("dashboard");
 

@@ -143,9 +143,11 @@ async fn spend(env: &TestEnv, project: Uuid, user: &str, cost: f64, minutes_ago:
         .unwrap();
     env.clickhouse
         .execute(&format!(
-            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time_us, end_time_us, level, model, total_cost, version)
-             SELECT '{project}', 'gen-{user}', '{trace}', 'generation', 'chat', {at}, {end}, 'default', 'gpt-5', toDecimal64({cost}, 12), {version}",
-            end = at + 1_500_000
+            "INSERT INTO observations (project_id, id, trace_id, type, name, start_time_us, end_time_us, level, model, total_cost, version, api_key)
+             SELECT '{project}', 'gen-{user}', '{trace}', 'generation', 'chat', {at}, {end}, 'default', 'gpt-5', toDecimal64({cost}, 12), {version}, '{key}'",
+            end = at + 1_500_000,
+            // Users u1 and u2 send with one API key, everyone else with another.
+            key = if user <= "u2" { "pk-a" } else { "pk-b" },
         ))
         .await
         .unwrap();
@@ -397,6 +399,7 @@ async fn runs_cut_short_at_any_point_neither_lose_nor_double_a_notification() {
     for (name, group) in [
         ("per model", Some("model")),
         ("per user", Some("user")),
+        ("per API key", Some("api_key")),
         ("overall", None),
     ] {
         rules.push(
@@ -451,8 +454,9 @@ async fn runs_cut_short_at_any_point_neither_lose_nor_double_a_notification() {
     .await
     .unwrap();
     run_now(&pg, &env.clickhouse, &setup).await;
-    // One firing event per group crossing: model gpt-5, four users, the project overall.
-    for (rule, expected) in rules.iter().zip([1, 4, 1]) {
+    // One firing event per group crossing: model gpt-5, four users, two keys, the project
+    // overall.
+    for (rule, expected) in rules.iter().zip([1, 4, 2, 1]) {
         let fired = count(
             &pg,
             "SELECT count(*) FROM alert_events WHERE rule_id = $1 AND kind = 'firing'",
@@ -462,7 +466,7 @@ async fn runs_cut_short_at_any_point_neither_lose_nor_double_a_notification() {
         assert_eq!(fired, expected, "{}", rule.name);
     }
     let deliveries = alerts::deliveries(&pg, project, None, 100).await.unwrap();
-    assert_eq!(deliveries.len(), 6);
+    assert_eq!(deliveries.len(), 8);
     assert!(
         deliveries.iter().all(|d| d.status == "delivered"),
         "{deliveries:#?}"

@@ -60,6 +60,19 @@ async fn a_batch_loads_valid_events_dead_letters_the_rest_and_is_never_loaded_tw
     assert_eq!(sink.rows(Table::Observations), observations);
     assert_eq!(sink.rows(Table::Traces), 1);
     assert_eq!(sink.rows(Table::DeadLetters), 1);
+    // Each observation records the API key that sent it (metrics and alerts group by it).
+    for (table, batch) in sink.batches() {
+        if table == Table::Observations {
+            let keys = batch
+                .column_by_name("api_key")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .unwrap()
+                .clone();
+            assert!(keys.iter().all(|k| k == Some(project.key.public_key.as_str())));
+        }
+    }
 
     // The same batch again: answered from the ledger, nothing loaded twice.
     let loaded = sink.batches().len();

@@ -16,8 +16,9 @@ use agenttrace_tests::TestEnv;
 use serde_json::Value;
 use uuid::Uuid;
 
+/// One session of `seed`, sent by one of two API keys (`pk-0`, `pk-1`) by the seed's parity.
 async fn load(env: &TestEnv, project: Uuid, seed: u64, end: Timestamp) {
-    let mut tables = TableBatches::new(&project.to_string(), "test");
+    let mut tables = TableBatches::new(&project.to_string(), "test").sent_by(&format!("pk-{}", seed % 2));
     for event in SessionGenerator::new(seed).session(end, 4) {
         tables.push(&event, None).unwrap();
     }
@@ -76,6 +77,8 @@ async fn check_exact(env: &TestEnv, project: Uuid, from: &str, to: &str) -> usiz
         vec![("bucket", "none"), ("dimensions", "tool")],
         vec![("bucket", "week"), ("dimensions", "name")],
         vec![("bucket", "day"), ("include_judges", "true")],
+        vec![("bucket", "hour"), ("dimensions", "api_key,model")],
+        vec![("bucket", "day"), ("api_key", "pk-1")],
     ];
     let mut used = 0;
     for shape in shapes {

@@ -4172,6 +4172,7 @@ export interface components {
             level?: string;
             environment?: string;
             tag?: string;
+            api_key?: string;
             count: number;
             total_cost: number;
             input_tokens: number;
@@ -4218,6 +4219,7 @@ export interface components {
             completion_start_time_us: number | null;
             prompt_name: string | null;
             prompt_version: number | null;
+            api_key: string;
             /** @description UTC, `YYYY-MM-DD hh:mm:ss` */
             ingested_at: string;
             input_truncated: boolean;
@@ -5135,6 +5137,7 @@ export interface components {
             completion_start_time_us: number | null;
             prompt_name: string | null;
             prompt_version: number | null;
+            api_key: string;
             /** @description UTC, `YYYY-MM-DD hh:mm:ss` */
             ingested_at: string;
         };
@@ -9921,7 +9924,8 @@ export interface operations {
                 bucket?: string;
                 /**
                  * @description Comma-separated, at most two: `model`, `name`, `tool`, `type`, `user`, `level`,
-                 *     `environment`, `tag` for observations (a trace with several tags counts under each);
+                 *     `environment`, `tag` (a trace with several tags counts under each), `api_key` (the
+                 *     public key that sent the observation) for observations;
                  *     `name`, `evaluator`, `source`, `data_type` for scores.
                  */
                 dimensions?: string;
@@ -9929,6 +9933,8 @@ export interface operations {
                 model?: string;
                 name?: string;
                 tool?: string;
+                /** @description A public key (`pk-…`): observations that key sent. */
+                api_key?: string;
                 evaluator?: string;
                 source?: string;
                 /** @description `true` counts the LLM judges' own model calls too; they are left out by default. */

@@ -31,11 +31,12 @@ pub enum AlertsCommand {
         /// The rolling window, in minutes (1 to 43200).
         #[arg(long = "window", default_value_t = 60)]
         window_minutes: i32,
-        /// Fire once per group: user, model, name, tool, type, environment, tag (scores: name,
-        /// evaluator, source).
+        /// Fire once per group: user, model, name, tool, type, environment, tag, api_key (scores:
+        /// name, evaluator, source).
         #[arg(long)]
         group_by: Option<String>,
-        /// `KEY=VALUE` filters of the metrics API: type, model, name, tool, evaluator, source.
+        /// `KEY=VALUE` filters of the metrics API: type, model, name, tool, api_key, evaluator,
+        /// source.
         #[arg(long = "filter")]
         filters: Vec<String>,
         /// A channel to notify; repeat for several.

@@ -14,6 +14,7 @@ interface Metrics {
   daily: ObservationMetricsAnswer;
   errors: ObservationMetricsAnswer;
   tools: ObservationMetricsAnswer;
+  byKey: ObservationMetricsAnswer;
 }
 
 export function Dashboard({ project, route }: { project: string; route: Route }) {
@@ -22,14 +23,16 @@ export function Dashboard({ project, route }: { project: string; route: Route })
     const from = daysAgo(days);
     const to = new Date(Date.now() + 60_000).toISOString();
     const metrics = (query: Record<string, string>) => get<ObservationMetricsAnswer>("/v1/metrics", { project_id: project, from, to, ...query });
-    const [byModel, daily, errors, tools] = await Promise.all([
+    const [byModel, daily, errors, tools, byKey] = await Promise.all([
       metrics({ bucket: "day", type: "generation", dimensions: "model" }),
       metrics({ bucket: "day", type: "generation" }),
       metrics({ bucket: "day" }),
       // Tool calls of every type (`tool_call`, Langfuse's `tool`), by outcome.
       metrics({ bucket: "none", dimensions: "tool,level" }),
+      // Who spent what: generations by the API key that sent them.
+      metrics({ bucket: "none", type: "generation", dimensions: "api_key" }),
     ]);
-    return { byModel, daily, errors, tools };
+    return { byModel, daily, errors, tools, byKey };
   }, [project, days]);
 
   return (
@@ -176,6 +179,15 @@ function Charts({ metrics, days }: { metrics: Metrics; days: number }) {
       .slice(0, 10);
   }, [metrics]);
 
+  const costByKey = useMemo(
+    () =>
+      metrics.byKey.data
+        .map((row) => ({ key: text(row.api_key, "written by AgentTrace"), cost: num(row.total_cost), requests: num(row.count) }))
+        .sort((a, b) => b.cost - a.cost)
+        .slice(0, 10),
+    [metrics],
+  );
+
   return (
     <>
       <div class="cards">
@@ -228,6 +240,33 @@ function Charts({ metrics, days }: { metrics: Metrics; days: number }) {
                     <td class="num">{row.failures}</td>
                     <td class="num">{row.calls}</td>
                     <td class="num">{percent(row.rate)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </figure>
+        <figure class="panel" data-chart="cost-by-key">
+          <figcaption>Cost by API key</figcaption>
+          {costByKey.length === 0 ? (
+            <p class="muted">No generation in this range.</p>
+          ) : (
+            <table class="grid compact" aria-label="Cost by API key">
+              <thead>
+                <tr>
+                  <th>Public key</th>
+                  <th class="num">Cost</th>
+                  <th class="num">LLM requests</th>
+                </tr>
+              </thead>
+              <tbody>
+                {costByKey.map((row) => (
+                  <tr key={row.key}>
+                    <td>
+                      <code>{row.key}</code>
+                    </td>
+                    <td class="num">{usd(row.cost)}</td>
+                    <td class="num">{count(row.requests)}</td>
                   </tr>
                 ))}
               </tbody>

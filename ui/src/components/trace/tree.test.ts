@@ -50,6 +50,7 @@ function obs(id: string, fields: Partial<Observation> = {}, children: Observatio
     completion_start_time_us: null,
     prompt_name: null,
     prompt_version: null,
+    api_key: "",
     ingested_at: "2026-01-01 00:00:00",
     input_truncated: false,
     output_truncated: false,

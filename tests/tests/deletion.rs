@@ -342,6 +342,7 @@ async fn a_user_with_thousands_of_traces_is_deleted_from_every_table_and_stays_d
             ("observations_by_time", 50),
             ("observations_by_ingest", 50),
             ("scores", 50),
+            ("scores_by_time", 50),
             ("terminal_commands", 50),
             ("dead_letters", 1),
         ]
@@ -350,7 +351,7 @@ async fn a_user_with_thousands_of_traces_is_deleted_from_every_table_and_stays_d
     );
     assert_eq!(
         rows_naming(&env, &other, "del-u-").await.len(),
-        9,
+        10,
         "another project's rows stay"
     );
     // The cost sums lost exactly the deleted generations.
@@ -760,7 +761,7 @@ async fn an_archived_projects_events_are_deleted_whole_and_a_live_one_is_refused
     }
     assert_eq!(
         rows_naming(&env, &bystander, "closing-0").await.len(),
-        9,
+        10,
         "another project's rows stay"
     );
 }

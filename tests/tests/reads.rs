@@ -661,6 +661,15 @@ async fn observations_scores_sessions_and_metrics_equal_an_independent_computati
         .map(|s| s["observation_count"].as_u64().unwrap())
         .sum();
     assert_eq!(summed, in_sessions, "sessions' observation counts");
+    // Once the summaries' job has run, sessions total the kept trace summaries: the same page.
+    let second = env.clickhouse.clock().await.unwrap();
+    env.clickhouse.wait_past(second).await.unwrap();
+    let report = agenttrace_etl::analytics::summaries::summarize(&env.clickhouse, 0)
+        .await
+        .unwrap();
+    assert!(report.traces > 0, "{report:?}");
+    let summarized = all_pages(&http, &url("/v1/sessions?limit=2"), &reader).await;
+    assert_eq!(summarized, listed_sessions, "sessions from kept summaries");
 
     // Metrics: generations by day and model over the 30 days, against the events.
     let from = Timestamp::from_micros(now - 31 * DAY_US).to_string();

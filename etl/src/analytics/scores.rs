@@ -12,8 +12,8 @@ use crate::analytics::paging::{
     Windows, cursor_at, invalid, next_page, page_limit, parse_rows, read, time_bound, time_span,
 };
 use crate::analytics::rows::Row;
-use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
+use crate::clickhouse::{ClickHouse, quote};
 use crate::row_schema;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -73,18 +73,27 @@ pub async fn score_list(
     }
     let mut conditions = narrow.clone();
     conditions.eq_opt("observation_id", filter.observation_id.as_deref());
-    let (rows, next_cursor) =
-        newest_first(clickhouse, conditions, narrow, filter.cursor.as_deref(), limit).await?;
+    let (rows, next_cursor) = newest_first(
+        clickhouse,
+        project,
+        conditions,
+        narrow,
+        filter.cursor.as_deref(),
+        limit,
+    )
+    .await?;
     Ok(CursorPage::new(rows, next_cursor))
 }
 
 /// A page of the scores `conditions` pick, newest first, after `cursor`; and the next page's
 /// cursor while more remain. `narrow` (a subset of `conditions` on `scores_by_time`'s columns)
-/// picks time windows of `scores_by_time`, newest first: each window's traces are key ranges
-/// of `scores`, where `conditions` decide. A window's index rows hold every version of a score,
-/// so the newest version of each score that matches is among them.
+/// picks time windows of `scores_by_time`, newest first; each window's scores are read from
+/// `scores` by key and deduplicated by sorting (`FINAL` merged every column of every granule
+/// the keys touch: twice the time), and `conditions` decide on the newest version. A score's
+/// newest version is in `scores_by_time` at its own time, so every match of a window is found.
 async fn newest_first(
     clickhouse: &ClickHouse,
+    project: Uuid,
     mut conditions: Conditions,
     mut narrow: Conditions,
     cursor: Option<&str>,
@@ -101,16 +110,21 @@ async fn newest_first(
         let mut window = narrow.clone();
         window.time_range("timestamp_us", Some(low), Some(high));
         let mut in_window = conditions.clone();
-        in_window
-            .time_range("timestamp_us", Some(low), Some(high))
-            .in_select(
-                "trace_id",
-                &format!("SELECT trace_id FROM scores_by_time {}", window.render()),
-            );
+        in_window.time_range("timestamp_us", Some(low), Some(high));
+        let candidates = format!(
+            "SELECT trace_id, id FROM scores_by_time FINAL {}",
+            window.render()
+        );
         let sql = format!(
-            "SELECT * FROM scores FINAL {} ORDER BY timestamp_us DESC, id DESC LIMIT {} FORMAT JSONEachRow",
-            in_window.render(),
-            limit + 1 - rows.len()
+            "SELECT * FROM (
+                 SELECT * FROM scores
+                 WHERE project_id = {project} AND trace_id IN (SELECT trace_id FROM ({candidates}))
+                   AND (trace_id, id) IN ({candidates})
+                 ORDER BY trace_id, id, version DESC LIMIT 1 BY trace_id, id
+             ) {in_window} ORDER BY timestamp_us DESC, id DESC LIMIT {wanted} FORMAT JSONEachRow",
+            project = quote(&project.to_string()),
+            in_window = in_window.render(),
+            wanted = limit + 1 - rows.len()
         );
         rows.extend(parse_rows(&read(clickhouse, &sql).await?)?);
         if rows.len() > limit {
@@ -338,8 +352,15 @@ pub async fn scores_v3(
     }
     let mut conditions = narrow.clone();
     conditions.and(&rest);
-    let (rows, cursor) =
-        newest_first(clickhouse, conditions, narrow, params.cursor.as_deref(), limit).await?;
+    let (rows, cursor) = newest_first(
+        clickhouse,
+        project,
+        conditions,
+        narrow,
+        params.cursor.as_deref(),
+        limit,
+    )
+    .await?;
     Ok(LangfuseScores {
         data: rows
             .iter()

@@ -714,8 +714,9 @@ fn current_memberships(project: &str, sessions: &str) -> String {
 }
 
 /// Each listed session's observation count, cost and tokens: the sum of its current traces'
-/// summaries, read from `trace_summaries` for the traces summarized as of the last run and
-/// summarized on the spot for those that arrived since. `project` is quoted.
+/// summaries, read from `trace_summaries` (at the traces' start times: a few key ranges) for the
+/// traces summarized as of the last run, and summarized on the spot for those that arrived
+/// since. `project` is quoted.
 async fn add_session_summaries(
     clickhouse: &ClickHouse,
     project: &str,
@@ -724,58 +725,86 @@ async fn add_session_summaries(
     if sessions.is_empty() {
         return Ok(());
     }
+    let ids: Vec<&str> = sessions.iter().filter_map(|s| s["id"].as_str()).collect();
     let mut listed = Conditions::new();
-    listed.in_list("session_id", sessions.iter().filter_map(|s| s["id"].as_str()));
-    let listed = listed.sql();
-    let ids = sessions
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .map(quote)
-        .collect::<Vec<_>>()
-        .join(", ");
+    listed.in_list("session_id", ids.iter().copied());
+    let quoted = ids.iter().map(|id| quote(id)).collect::<Vec<_>>().join(", ");
+    let members_sql = format!(
+        "SELECT session_id, trace_id, timestamp_us FROM session_traces FINAL
+         WHERE project_id = {project} AND {listed} AND (session_id, trace_id) IN ({current})
+         FORMAT JSONEachRow",
+        listed = listed.sql(),
+        current = current_memberships(project, &quoted),
+    );
+    let members = parse_json_rows(&read(clickhouse, &members_sql).await?)?;
     let kept = crate::analytics::summaries::summarized_second(clickhouse)
         .await
         .map_err(|e| AnalyticsError::built("the summaries' last run", e))?;
-    // The listed sessions' current traces, and of them those that arrived since the last run.
-    let members = format!(
-        "SELECT session_id, trace_id, timestamp_us FROM session_traces FINAL
-         WHERE project_id = {project} AND {listed}
-           AND (session_id, trace_id) IN ({current})",
-        current = current_memberships(project, &ids),
-    );
-    let member_ids = format!("SELECT trace_id FROM ({members})");
-    let fresh = format!(
-        "SELECT trace_id FROM observations_by_ingest
-         WHERE ingested_second >= {kept} AND project_id = {project} AND trace_id IN ({member_ids})
-         UNION ALL
-         SELECT id AS trace_id FROM traces_by_ingest
-         WHERE ingested_second >= {kept} AND project_id = {project} AND id IN ({member_ids})"
-    );
-    let measures = "observation_count, total_cost, input_tokens, output_tokens";
-    let sql = format!(
-        "SELECT session_id AS id, sum(observation_count) AS observation_count,
-                sum(total_cost) AS total_cost, sum(input_tokens) AS input_tokens,
-                sum(output_tokens) AS output_tokens
-         FROM ({members}) ANY INNER JOIN (
-             SELECT trace_id, {measures} FROM trace_summaries FINAL
-             WHERE project_id = {project}
-               AND timestamp_us IN (SELECT timestamp_us FROM ({members}))
-               AND trace_id IN ({member_ids}) AND trace_id NOT IN ({fresh})
+    let mut totals: HashMap<String, [Value; 4]> = HashMap::new();
+    let keys = ["observation_count", "total_cost", "input_tokens", "output_tokens"];
+    // In chunks, so a session of many traces stays within a statement's size.
+    for chunk in members.chunks(2_000) {
+        let mut traces = Conditions::new();
+        traces
+            .in_list("trace_id", chunk.iter().filter_map(|m| m["trace_id"].as_str()))
+            .raw(format!(
+                "timestamp_us IN ({})",
+                chunk
+                    .iter()
+                    .filter_map(|m| m["timestamp_us"].as_i64())
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        let mut ids = Conditions::new();
+        ids.in_list("trace_id", chunk.iter().filter_map(|m| m["trace_id"].as_str()));
+        let mut trace_ids = Conditions::new();
+        trace_ids.in_list("id", chunk.iter().filter_map(|m| m["trace_id"].as_str()));
+        let fresh = format!(
+            "SELECT trace_id FROM observations_by_ingest
+             WHERE ingested_second >= {kept} AND project_id = {project} AND {ids}
+             UNION ALL
+             SELECT id AS trace_id FROM traces_by_ingest
+             WHERE ingested_second >= {kept} AND project_id = {project} AND {trace_ids}",
+            ids = ids.sql(),
+            trace_ids = trace_ids.sql(),
+        );
+        let measures = keys.join(", ");
+        let sql = format!(
+            "SELECT trace_id, {measures} FROM trace_summaries FINAL
+             WHERE project_id = {project} AND {traces} AND trace_id NOT IN ({fresh})
              UNION ALL
              SELECT trace_id, {measures} FROM ({live})
-         ) USING trace_id
-         GROUP BY session_id FORMAT JSONEachRow",
-        live = summary_sql(project, &fresh, "trace_id", Dedup::Final),
-    );
-    let body = read(clickhouse, &sql).await?;
-    let found: std::collections::HashMap<String, Value> = parse_json_rows(&body)?
-        .into_iter()
-        .filter_map(|row| Some((row["id"].as_str()?.to_owned(), row)))
-        .collect();
+             FORMAT JSONEachRow",
+            traces = traces.sql(),
+            live = summary_sql(project, &fresh, "trace_id", Dedup::Final),
+        );
+        let summaries: HashMap<String, Value> = parse_json_rows(&read(clickhouse, &sql).await?)?
+            .into_iter()
+            .filter_map(|row| Some((row["trace_id"].as_str()?.to_owned(), row)))
+            .collect();
+        for member in chunk {
+            let (Some(session), Some(summary)) = (
+                member["session_id"].as_str(),
+                member["trace_id"].as_str().and_then(|t| summaries.get(t)),
+            ) else {
+                continue;
+            };
+            let total = totals
+                .entry(session.to_owned())
+                .or_insert_with(|| [json!(0), json!(0.0), json!(0), json!(0)]);
+            for (sum, key) in total.iter_mut().zip(keys) {
+                *sum = match (sum.as_u64(), summary[key].as_u64()) {
+                    (Some(a), Some(b)) => json!(a + b),
+                    _ => json!(sum.as_f64().unwrap_or(0.0) + summary[key].as_f64().unwrap_or(0.0)),
+                };
+            }
+        }
+    }
     for session in sessions.iter_mut() {
-        let summary = session["id"].as_str().and_then(|id| found.get(id));
-        for key in ["observation_count", "total_cost", "input_tokens", "output_tokens"] {
-            session[key] = summary.map_or(json!(0), |s| s[key].clone());
+        let total = session["id"].as_str().and_then(|id| totals.get(id)).cloned();
+        for (i, key) in keys.iter().enumerate() {
+            session[*key] = total.as_ref().map_or(json!(0), |t| t[i].clone());
         }
     }
     Ok(())

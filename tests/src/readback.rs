@@ -81,6 +81,8 @@ pub fn body_from_row(table: &str, mut row: Map<String, Value>) -> Value {
     // agent sent.
     row.remove("ingested_at");
     row.remove("project_name");
+    // The public key the batch came with (observations), stamped at load.
+    row.remove("api_key");
     match table {
         "traces" => {
             time_field(&mut row, "timestamp_us", "timestamp");

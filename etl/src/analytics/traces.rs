@@ -17,6 +17,7 @@ use crate::analytics::paging::{
     time_bound, time_span,
 };
 use crate::analytics::rows::{self, Row};
+use crate::analytics::summaries::fresh_traces;
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
 use crate::clickhouse::quote;
@@ -441,7 +442,6 @@ async fn summary_filtered(
     kept: i64,
     wanted: usize,
 ) -> Result<Vec<Value>, AnalyticsError> {
-    use crate::analytics::summaries::fresh_traces;
     let fresh = fresh_traces(project, kept, None);
     let measures = "observation_count, total_cost, input_tokens, output_tokens, latency_ms, worst_level";
     let mut rows: Vec<Value> = Vec::new();
@@ -740,43 +740,33 @@ async fn add_session_summaries(
     let kept = crate::analytics::summaries::summarized_second(clickhouse)
         .await
         .map_err(|e| AnalyticsError::built("the summaries' last run", e))?;
-    let mut totals: HashMap<String, [Value; 4]> = HashMap::new();
-    let keys = ["observation_count", "total_cost", "input_tokens", "output_tokens"];
+    // (observations, cost, input tokens, output tokens) per session.
+    let mut totals: HashMap<&str, (u64, f64, u64, u64)> = HashMap::new();
+    let measures = "observation_count, total_cost, input_tokens, output_tokens";
     // In chunks, so a session of many traces stays within a statement's size.
     for chunk in members.chunks(2_000) {
-        let mut traces = Conditions::new();
-        traces
-            .in_list("trace_id", chunk.iter().filter_map(|m| m["trace_id"].as_str()))
-            .raw(format!(
-                "timestamp_us IN ({})",
-                chunk
-                    .iter()
-                    .filter_map(|m| m["timestamp_us"].as_i64())
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        let mut ids = Conditions::new();
-        ids.in_list("trace_id", chunk.iter().filter_map(|m| m["trace_id"].as_str()));
-        let mut trace_ids = Conditions::new();
-        trace_ids.in_list("id", chunk.iter().filter_map(|m| m["trace_id"].as_str()));
+        let trace_ids = || chunk.iter().filter_map(|m| m["trace_id"].as_str());
+        let mut page = Conditions::new();
+        page.in_list("trace_id", trace_ids());
+        let times: Vec<String> = chunk
+            .iter()
+            .filter_map(|m| m["timestamp_us"].as_i64())
+            .map(|t| t.to_string())
+            .collect();
         let fresh = format!(
-            "SELECT trace_id FROM observations_by_ingest
-             WHERE ingested_second >= {kept} AND project_id = {project} AND {ids}
-             UNION ALL
-             SELECT id AS trace_id FROM traces_by_ingest
-             WHERE ingested_second >= {kept} AND project_id = {project} AND {trace_ids}",
-            ids = ids.sql(),
-            trace_ids = trace_ids.sql(),
+            "SELECT trace_id FROM ({}) WHERE {}",
+            fresh_traces(project, kept, None),
+            page.sql()
         );
-        let measures = keys.join(", ");
         let sql = format!(
             "SELECT trace_id, {measures} FROM trace_summaries FINAL
-             WHERE project_id = {project} AND {traces} AND trace_id NOT IN ({fresh})
+             WHERE project_id = {project} AND timestamp_us IN ({times}) AND {page}
+               AND trace_id NOT IN ({fresh})
              UNION ALL
              SELECT trace_id, {measures} FROM ({live})
              FORMAT JSONEachRow",
-            traces = traces.sql(),
+            times = times.join(", "),
+            page = page.sql(),
             live = summary_sql(project, &fresh, "trace_id", Dedup::Final),
         );
         let summaries: HashMap<String, Value> = parse_json_rows(&read(clickhouse, &sql).await?)?
@@ -784,28 +774,27 @@ async fn add_session_summaries(
             .filter_map(|row| Some((row["trace_id"].as_str()?.to_owned(), row)))
             .collect();
         for member in chunk {
-            let (Some(session), Some(summary)) = (
+            let (Some(session), Some(s)) = (
                 member["session_id"].as_str(),
                 member["trace_id"].as_str().and_then(|t| summaries.get(t)),
             ) else {
                 continue;
             };
-            let total = totals
-                .entry(session.to_owned())
-                .or_insert_with(|| [json!(0), json!(0.0), json!(0), json!(0)]);
-            for (sum, key) in total.iter_mut().zip(keys) {
-                *sum = match (sum.as_u64(), summary[key].as_u64()) {
-                    (Some(a), Some(b)) => json!(a + b),
-                    _ => json!(sum.as_f64().unwrap_or(0.0) + summary[key].as_f64().unwrap_or(0.0)),
-                };
-            }
+            let total = totals.entry(session).or_default();
+            total.0 += s["observation_count"].as_u64().unwrap_or(0);
+            total.1 += s["total_cost"].as_f64().unwrap_or(0.0);
+            total.2 += s["input_tokens"].as_u64().unwrap_or(0);
+            total.3 += s["output_tokens"].as_u64().unwrap_or(0);
         }
     }
     for session in sessions.iter_mut() {
-        let total = session["id"].as_str().and_then(|id| totals.get(id)).cloned();
-        for (i, key) in keys.iter().enumerate() {
-            session[*key] = total.as_ref().map_or(json!(0), |t| t[i].clone());
-        }
+        let total = session["id"].as_str().and_then(|id| totals.get(id)).copied();
+        let (observations, cost, input, output) = total.unwrap_or_default();
+        session["observation_count"] = json!(observations);
+        // A session with nothing summarized shows a cost of 0, as an integer, like before.
+        session["total_cost"] = total.map_or(json!(0), |_| json!(cost));
+        session["input_tokens"] = json!(input);
+        session["output_tokens"] = json!(output);
     }
     Ok(())
 }

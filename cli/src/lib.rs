@@ -167,6 +167,11 @@ pub enum Command {
     Export(commands::analyst::ExportArgs),
     /// Run one read-only SELECT over your project's data (through the ETL's query API).
     Query(commands::analyst::QueryArgs),
+    /// Search what agents said and did (words, "phrases", field: prefixes, -exclusions), in
+    /// every language; prints each hit with its snippets and the trace tree around it.
+    Search(commands::search::SearchArgs),
+    /// Print a trace as a tree: each observation's type, name, duration, cost and level.
+    Trace(commands::search::TraceArgs),
     /// Manage model connections (where LLM judges send their calls; keys sealed).
     #[command(subcommand)]
     Connection(commands::connection::ConnectionCommand),
@@ -282,6 +287,8 @@ async fn run_command(command: Command, databases: &DatabaseArgs, out: &mut dyn W
         Command::Demo(args) => commands::demo::run(args, databases, out).await,
         Command::Export(args) => commands::analyst::export(args, out).await,
         Command::Query(args) => commands::analyst::query(args, out).await,
+        Command::Search(args) => commands::search::search(args, out).await,
+        Command::Trace(args) => commands::search::trace(args, out).await,
         Command::Evaluator(command) => commands::evaluator::run(command, databases, out).await,
         Command::Connection(command) => commands::connection::run(command, databases, out).await,
         Command::Jobs(command) => commands::jobs::run(command, databases, out).await,

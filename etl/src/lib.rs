@@ -24,3 +24,4 @@ pub mod ingest;
 pub mod judge;
 pub mod migrate;
 pub mod postgres;
+pub mod search;

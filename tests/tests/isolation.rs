@@ -365,6 +365,8 @@ fn query_slot(path: &str, name: &str, required: bool, children: &Children) -> Re
         "project_id" => Ok(Some(Slot::Project)),
         "a" if path.ends_with("/experiments/compare") => child(&children.experiments[0]),
         "b" if path.ends_with("/experiments/compare") => child(&children.experiments[1]),
+        // Words every tenant's trace input holds: a search that crossed tenants would list A's.
+        "q" if path == "/v1/search" => Ok(Some(Slot::Neutral("trace input".into()))),
         _ if required => Err(()),
         _ => Ok(None),
     }

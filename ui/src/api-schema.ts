@@ -998,6 +998,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search
+         * @description Traces (or `results=observations`, or `results=sessions`) whose text matches `q`, newest match first, each with `matched_at_us` and `matches`: the fields that matched (`source` table, row `id`, `observation_id`, `field`), each with a `snippet` and its `highlights` (byte ranges of the snippet). `q`: words (every one must match, in any searchable field: names, input, output, metadata values, tags, status messages, terminal commands with their output, file paths and diffs, score comments), `"exact phrases"`, `field:` prefixes (`input:`, `output:` — output, stdout and stderr —, `command:`, `path:` — paths and working directories —, `diff:`, `comment:`, `name:`, `tags:`, `status:`, `stdout:`, `stderr:`, `cwd:`, `metadata.key:`, `metadata:`) and `-exclusions`. Text is matched in every language: case-folded and compatibility-normalized, Chinese, Japanese, Korean and Thai by two-character sequences, identifiers (`snake_case`, `camelCase`, paths, dotted names) both whole and by part. Every match is checked against the row's current text, so a replaced text's old words do not match. A trace is found by what happened within six hours of its match. Filters as for `/v1/traces`: `from`, `to` (the match's time), `name`, `user_id`, `session_id`, `tags`, `environment`, `release`, `level`, `min_cost`, `min_latency_ms`, `score_name`; `limit` (20, at most 100); `cursor`. A page can hold fewer results than `limit` while `next_cursor` says more may follow. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role).
+         */
+        get: operations["search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/traces/{id}": {
         parameters: {
             query?: never;
@@ -5025,6 +5045,20 @@ export interface components {
             value_p95: number | null;
             value_p99: number | null;
         };
+        /** @description A page of search results. */
+        SearchPage: {
+            /**
+             * @description Newest match first. Each has `matched_at_us`, `matches` (the fields that matched, each
+             *     with a snippet and its highlights), and by `results`: `trace` (a trace-list row),
+             *     `observation` (with `trace`), or `session_id` (with the `trace` it matched in).
+             */
+            data: Record<string, never>[];
+            /**
+             * @description The next page's `cursor`; null on the last page. A page can hold fewer results than its
+             *     limit while more follow (a query whose words are common but rarely together).
+             */
+            next_cursor: string | null;
+        };
         /** @description A signed-in session: the token is shown only here. */
         Session: {
             token: string;
@@ -5480,7 +5514,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                table: "traces" | "observations" | "scores" | "file_operations" | "terminal_commands" | "git_links" | "metrics" | "dead_letters" | "experiment_rollups";
+                table: "traces" | "observations" | "scores" | "file_operations" | "terminal_commands" | "git_links" | "metrics" | "dead_letters" | "experiment_rollups" | "search_postings";
             };
             cookie?: never;
         };
@@ -9470,6 +9504,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CursorPage_TraceRow"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `{error, message}` naming the field and what to do */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    search: {
+        parameters: {
+            query: {
+                /** @description Which project, for a signed-in user (a project key implies it). */
+                project_id?: string;
+                /**
+                 * @description The query: words (all must match), `"exact phrases"`, `field:` prefixes (`input:`,
+                 *     `output:`, `command:`, `path:`, `diff:`, `comment:`, `name:`, `tags:`, `status:`,
+                 *     `stdout:`, `stderr:`, `cwd:`, `metadata.key:`, `metadata:`) and `-exclusions`.
+                 */
+                q: string;
+                /** @description `traces` (default), `observations` or `sessions`. */
+                results?: "traces" | "observations" | "sessions";
+                /** @description RFC 3339; matches at or after it. */
+                from?: string;
+                /** @description RFC 3339; matches before it. */
+                to?: string;
+                name?: string;
+                user_id?: string;
+                session_id?: string;
+                /** @description Comma-separated; a trace must carry every one. */
+                tags?: string;
+                environment?: string;
+                release?: string;
+                /** @description `warning` or `error`: traces with an observation at that level or above. */
+                level?: string;
+                min_cost?: number;
+                min_latency_ms?: number;
+                score_name?: string;
+                /** @description Results per page: 20 by default, 100 at most. */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchPage"];
                 };
             };
             /** @description `{error, message}` naming the field and what to do */

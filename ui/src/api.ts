@@ -111,6 +111,24 @@ export type Level = Schemas["StoredObservation"]["level"];
 /** A trace in a list, with its observations' summary. */
 export type TraceRow = Schemas["TraceRow"];
 
+/** Where a search matched: a field of a row, with a snippet and its highlights (byte ranges). */
+export interface SearchMatch {
+  source: string;
+  id: string;
+  observation_id: string;
+  field: string;
+  snippet: string;
+  highlights: [number, number][];
+}
+
+/** A search result: the trace it found (a list row, or just its id while the trace's own
+ * event has not arrived) and what matched. */
+export interface SearchHit {
+  matched_at_us: number;
+  trace: Partial<TraceRow> & { id: string };
+  matches: SearchMatch[];
+}
+
 /** A trace of a session: a list row with its input and output. */
 export type SessionTrace = Schemas["SessionTrace"];
 

@@ -18,5 +18,6 @@ pub mod output;
 pub mod price;
 pub mod project;
 pub mod prompt;
+pub mod search;
 pub mod serve;
 pub mod user;

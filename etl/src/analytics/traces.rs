@@ -303,22 +303,13 @@ async fn summarized_traces(
     Ok(rows)
 }
 
-/// One page of the project's traces, newest first, with `next_cursor` while more remain.
-/// Pages are keyed by (start time, id), so rows inserted meanwhile never shift a page. The
-/// page reads `traces_by_time` one time window at a time, newest first, until it is full.
-pub async fn trace_list(
-    clickhouse: &ClickHouse,
+/// The trace list's filters, time range and page aside: conditions on the trace's own columns,
+/// the select of the traces with the score asked for (when one is), and conditions on the
+/// trace's summary.
+fn list_filters(
     project: Uuid,
     filter: &TraceFilter,
-) -> Result<CursorPage<TraceRow>, AnalyticsError> {
-    let limit = page_limit(filter.limit, 50, 1000)?;
-    let mut range = Conditions::project(project);
-    range.time_range(
-        "timestamp_us",
-        time_bound(filter.from.as_deref(), "from")?,
-        time_bound(filter.to.as_deref(), "to")?,
-    );
-    let cursor = cursor_at(filter.cursor.as_deref())?;
+) -> Result<(Conditions, Option<String>, Conditions), AnalyticsError> {
     let mut filters = Conditions::new();
     filters
         .eq_opt("name", filter.name.as_deref())
@@ -336,18 +327,11 @@ pub async fn trace_list(
     if let Some(tags) = &filter.tags {
         filters.has_all("tags", tags.split(',').map(str::trim).filter(|t| !t.is_empty()));
     }
-    let mut conditions = range.clone();
-    conditions
-        .before("timestamp_us", "id", cursor.as_ref())
-        .and(&filters);
-    if let Some(score) = &filter.score_name {
+    let scored = filter.score_name.as_ref().map(|score| {
         let mut scored = Conditions::project(project);
         scored.eq("name", score);
-        conditions.in_select(
-            "id",
-            &format!("SELECT trace_id FROM scores FINAL {}", scored.render()),
-        );
-    }
+        format!("SELECT trace_id FROM scores FINAL {}", scored.render())
+    });
     let mut summary_where = Conditions::new();
     if let Some(level) = Level::parse(filter.level.as_deref())? {
         summary_where.at_least("worst_level", level.rank());
@@ -363,6 +347,64 @@ pub async fn trace_list(
             }
             None => {}
         }
+    }
+    Ok((filters, scored, summary_where))
+}
+
+/// The trace-list rows of those of the traces `ids` that pass `filter` (its time range, page
+/// and cursor aside), in no particular order. Search reads the traces it found with it.
+pub async fn listed_traces(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    filter: &TraceFilter,
+    ids: &[String],
+) -> Result<Vec<Value>, AnalyticsError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let project_sql = quote(&project.to_string());
+    let (filters, scored, summary_where) = list_filters(project, filter)?;
+    let mut conditions = Conditions::project(project);
+    conditions.in_list("id", ids).and(&filters);
+    if let Some(select) = &scored {
+        conditions.in_select("id", select);
+    }
+    summarized_traces(
+        clickhouse,
+        &project_sql,
+        "traces",
+        &TRACE_ROW_COLUMNS.join(", "),
+        &conditions,
+        &summary_where,
+        "DESC",
+        ids.len(),
+    )
+    .await
+}
+
+/// One page of the project's traces, newest first, with `next_cursor` while more remain.
+/// Pages are keyed by (start time, id), so rows inserted meanwhile never shift a page. The
+/// page reads `traces_by_time` one time window at a time, newest first, until it is full.
+pub async fn trace_list(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    filter: &TraceFilter,
+) -> Result<CursorPage<TraceRow>, AnalyticsError> {
+    let limit = page_limit(filter.limit, 50, 1000)?;
+    let mut range = Conditions::project(project);
+    range.time_range(
+        "timestamp_us",
+        time_bound(filter.from.as_deref(), "from")?,
+        time_bound(filter.to.as_deref(), "to")?,
+    );
+    let cursor = cursor_at(filter.cursor.as_deref())?;
+    let (filters, scored, summary_where) = list_filters(project, filter)?;
+    let mut conditions = range.clone();
+    conditions
+        .before("timestamp_us", "id", cursor.as_ref())
+        .and(&filters);
+    if let Some(select) = &scored {
+        conditions.in_select("id", select);
     }
     // Summary filters read the kept summaries, unless the filter also matches a trace with no
     // observations (which has none) or no summary was kept yet.

@@ -14,8 +14,8 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::ingest::to_arrow::{
-    DeadLetterColumns, FileOperationColumns, GitLinkColumns, MetricColumns, ObservationColumns, ScoreColumns,
-    TerminalCommandColumns, TraceColumns,
+    DeadLetterColumns, FileOperationColumns, GitLinkColumns, MetricColumns, ObservationColumns,
+    PostingColumns, ScoreColumns, TerminalCommandColumns, TraceColumns,
 };
 
 /// Costs are ClickHouse `Decimal64(12)` = `Decimal(18, 12)`.
@@ -44,10 +44,12 @@ pub enum Table {
     DeadLetters,
     /// Written by the experiment rollup job, not by ingest.
     ExperimentRollups,
+    /// The full-text index: terms of the searchable text of the rows above, written with them.
+    SearchPostings,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Traces,
         Table::Observations,
         Table::Scores,
@@ -57,13 +59,17 @@ impl Table {
         Table::Metrics,
         Table::DeadLetters,
         Table::ExperimentRollups,
+        Table::SearchPostings,
     ];
 
-    /// The tables that hold events agents sent (not dead letters or job results).
+    /// The tables that hold events agents sent (not dead letters, job results or indexes).
     pub fn events() -> impl Iterator<Item = Table> {
-        Table::ALL
-            .into_iter()
-            .filter(|t| !matches!(t, Table::DeadLetters | Table::ExperimentRollups))
+        Table::ALL.into_iter().filter(|t| {
+            !matches!(
+                t,
+                Table::DeadLetters | Table::ExperimentRollups | Table::SearchPostings
+            )
+        })
     }
 
     pub fn name(self) -> &'static str {
@@ -77,6 +83,7 @@ impl Table {
             Table::Metrics => "metrics",
             Table::DeadLetters => "dead_letters",
             Table::ExperimentRollups => "experiment_rollups",
+            Table::SearchPostings => "search_postings",
         }
     }
 
@@ -96,7 +103,8 @@ impl Table {
             | Table::Scores
             | Table::FileOperations
             | Table::TerminalCommands
-            | Table::GitLinks => "timestamp_us",
+            | Table::GitLinks
+            | Table::SearchPostings => "timestamp_us",
         }
     }
 
@@ -164,6 +172,18 @@ impl Table {
             Table::Metrics => &["project_id", "name", "id"],
             Table::DeadLetters => &["project_id", "batch_id", "event_index"],
             Table::ExperimentRollups => &["project_id", "id"],
+            // A posting is its key: copies are identical.
+            Table::SearchPostings => &[
+                "project_id",
+                "term",
+                "timestamp_us",
+                "timestamp",
+                "trace_id",
+                "observation_id",
+                "source",
+                "id",
+                "field",
+            ],
         }
     }
 
@@ -172,6 +192,10 @@ impl Table {
         match self {
             Table::DeadLetters => Dedup {
                 key: "batch_id, event_index",
+                version: None,
+            },
+            Table::SearchPostings => Dedup {
+                key: "term, timestamp_us, trace_id, source, id, field",
                 version: None,
             },
             _ => Dedup {
@@ -202,6 +226,7 @@ impl Table {
             Table::Metrics => MetricColumns::fields(),
             Table::DeadLetters => DeadLetterColumns::fields(),
             Table::ExperimentRollups => experiment_rollup_fields(),
+            Table::SearchPostings => PostingColumns::fields(),
         }
     }
 }

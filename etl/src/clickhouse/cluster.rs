@@ -51,7 +51,8 @@ pub fn sharding_key(table: &str) -> &'static str {
         | "observations_by_time"
         | "observations_by_ingest"
         | "session_traces"
-        | "trace_summaries" => "cityHash64(project_id, trace_id)",
+        | "trace_summaries"
+        | "search_postings" => "cityHash64(project_id, trace_id)",
         "dead_letters" => "cityHash64(project_id, batch_id)",
         // Rows replaced by id (rollups, metric points): by id. Sums (daily costs) sum across
         // shards when read, so any placement is right.
@@ -235,7 +236,7 @@ pub fn partition_column(table: &str) -> Option<(&'static str, i64)> {
     const SECOND: i64 = 1_000_000;
     Some(match table {
         "traces" | "traces_by_time" | "session_traces" | "scores" | "scores_by_time" | "file_operations"
-        | "terminal_commands" | "git_links" | "trace_summaries" => ("timestamp_us", 1),
+        | "terminal_commands" | "git_links" | "trace_summaries" | "search_postings" => ("timestamp_us", 1),
         "observations" | "observations_by_time" => ("start_time_us", 1),
         "traces_by_ingest" | "observations_by_ingest" => ("ingested_second", SECOND),
         "metrics" => ("time_us", 1),

@@ -61,6 +61,8 @@ enum Rows {
     Project,
     /// `column IN (…)`, one condition per chunk of ids.
     InChunk(&'static str),
+    /// `condition AND column IN (…)`, one per chunk of ids.
+    InChunkWhere(&'static str, &'static str),
     /// Dead letters whose raw text names a trace of a chunk, or (with the first chunk) the
     /// session's or user's own id, by this pattern.
     DeadLetters(Option<String>),
@@ -87,6 +89,11 @@ impl Plan<'_> {
                 .chunks
                 .iter()
                 .map(|chunk| format!("{project} AND {column} IN {}", in_list(chunk)))
+                .collect(),
+            Rows::InChunkWhere(condition, column) => self
+                .chunks
+                .iter()
+                .map(|chunk| format!("{project} AND {condition} AND {column} IN {}", in_list(chunk)))
                 .collect(),
             Rows::DeadLetters(own) => {
                 let mut patterns: Vec<String> = self
@@ -124,6 +131,7 @@ const BY_TRACE_ID: &[(&str, &str)] = &[
     ("file_operations", "trace_id"),
     ("terminal_commands", "trace_id"),
     ("git_links", "trace_id"),
+    ("search_postings", "trace_id"),
 ];
 
 /// Every table a project deletion empties of the project's rows.
@@ -149,6 +157,7 @@ const PROJECT_TABLES: &[&str] = &[
     "observation_touch_log",
     "observation_hours",
     "observation_hourly",
+    "search_postings",
 ];
 
 fn in_list(ids: &[String]) -> String {
@@ -188,6 +197,7 @@ pub fn plan<'a>(project: Uuid, target: &DeletionTarget, trace_ids: &'a [String])
             tables: vec![
                 ("scores", Rows::InChunk("id")),
                 ("scores_by_time", Rows::InChunk("id")),
+                ("search_postings", Rows::InChunkWhere("source = 'scores'", "id")),
             ],
         };
     }
@@ -341,7 +351,10 @@ mod tests {
     fn a_deletion_of_scores_names_them_by_id_in_their_table_only() {
         let ids = vec!["s-1".to_owned()];
         let plan = plan(project(), &DeletionTarget::Scores(ids.clone()), &ids);
-        assert_eq!(plan.tables().collect::<Vec<_>>(), ["scores", "scores_by_time"]);
+        assert_eq!(
+            plan.tables().collect::<Vec<_>>(),
+            ["scores", "scores_by_time", "search_postings"]
+        );
         assert!(plan.conditions("scores")[0].ends_with("AND id IN ('s-1')"));
     }
 

@@ -19,6 +19,7 @@ use crate::analytics::traces::{SessionSummary, StoredObservation, TraceRow};
 use crate::http::auth::{ProjectAccess, need};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::server::AppState;
+use crate::search::read::{SearchPage, SearchParams};
 
 /// `GET /v1/traces/{id}`: the trace, its observation tree, scores, file operations, terminal
 /// commands and git links.
@@ -113,6 +114,33 @@ pub async fn trace_list(
     let project = project.id;
     Ok(Json(
         traces::trace_list(&state.reader.for_project(project), project, &filter).await?,
+    ))
+}
+
+/// `GET /v1/search`: full-text search over the project's traces, observations and sessions.
+#[utoipa::path(
+    get,
+    path = "/v1/search",
+    summary = "Search",
+    description = "Traces (or `results=observations`, or `results=sessions`) whose text matches `q`, newest match first, each with `matched_at_us` and `matches`: the fields that matched (`source` table, row `id`, `observation_id`, `field`), each with a `snippet` and its `highlights` (byte ranges of the snippet). `q`: words (every one must match, in any searchable field: names, input, output, metadata values, tags, status messages, terminal commands with their output, file paths and diffs, score comments), `\"exact phrases\"`, `field:` prefixes (`input:`, `output:` — output, stdout and stderr —, `command:`, `path:` — paths and working directories —, `diff:`, `comment:`, `name:`, `tags:`, `status:`, `stdout:`, `stderr:`, `cwd:`, `metadata.key:`, `metadata:`) and `-exclusions`. Text is matched in every language: case-folded and compatibility-normalized, Chinese, Japanese, Korean and Thai by two-character sequences, identifiers (`snake_case`, `camelCase`, paths, dotted names) both whole and by part. Every match is checked against the row's current text, so a replaced text's old words do not match. A trace is found by what happened within six hours of its match. Filters as for `/v1/traces`: `from`, `to` (the match's time), `name`, `user_id`, `session_id`, `tags`, `environment`, `release`, `level`, `min_cost`, `min_latency_ms`, `score_name`; `limit` (20, at most 100); `cursor`. A page can hold fewer results than `limit` while `next_cursor` says more may follow. A project key with `read` scope reads its project; a signed-in user or organization key names it with `project_id` (viewer role).",
+    security(("session" = []), ("apiKey" = [])),
+    params(SearchParams),
+    responses(
+        (status = 200, description = "OK", body = SearchPage),
+        (status = 400, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 401, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 403, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+        (status = 404, description = "`{error, message}` naming the field and what to do", body = ErrorBody),
+    ),
+)]
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    project: ProjectAccess<need::Read>,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchPage>, ApiError> {
+    let project = project.id;
+    Ok(Json(
+        crate::search::read::search(&state.reader.for_project(project), project, &params).await?,
     ))
 }
 

@@ -83,6 +83,7 @@ fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
 /// agents send, and `clickhouse::quote` escapes it): a name with NUL finds its rows there.
 pub(crate) const CLICKHOUSE_READS: &[&str] = &[
     "/v1/traces",
+    "/v1/search",
     "/v1/traces/{id}",
     "/v1/traces/{id}/observations/{observation_id}",
     "/v1/sessions",

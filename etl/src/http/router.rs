@@ -124,6 +124,7 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
             control::projects::create_project
         ))
         .routes(routes!(read::trace_list).layer(gate!(reads)))
+        .routes(routes!(read::search).layer(gate!(reads)))
         .routes(routes!(read::trace).layer(gate!(reads)))
         .routes(routes!(read::observation).layer(gate!(reads)))
         .routes(routes!(read::session_list).layer(gate!(reads)))

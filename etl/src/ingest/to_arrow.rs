@@ -17,6 +17,7 @@ use arrow_schema::{ArrowError, Field};
 
 use self::column::{Append, ColumnType, Float64, Int32, Int64, List, Null, UInt8, UInt32, UInt64, Usd, Utf8};
 use crate::clickhouse::catalog::Table;
+use crate::search::index::{Document, FieldTerms, event_fields};
 
 /// The types a table's columns are declared with, named as Arrow's `DataType`s: `Null<T>` is a
 /// nullable `T`, `List<T>` an array of non-null `T`s, `Usd` a cost (ClickHouse `Decimal64(12)`).
@@ -458,6 +459,22 @@ table! {
     }
 }
 
+table! {
+    struct PostingColumns for Table::SearchPostings;
+    fn append(project: &RowProject, document: &Document<'_>, field: &str, term: &str) {
+        [
+            project_id: Utf8 = &project.id,
+            term: Utf8 = term,
+            timestamp_us: Int64 = document.timestamp_us,
+            trace_id: Utf8 = document.trace_id,
+            observation_id: Utf8 = document.observation_id,
+            source: Utf8 = document.source.name(),
+            id: Utf8 = document.id,
+            field: Utf8 = field,
+        ]
+    }
+}
+
 /// A rejected event, as stored in `dead_letters`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -501,6 +518,10 @@ pub struct TableBatches {
     terminal_commands: Option<TerminalCommandColumns>,
     git_links: Option<GitLinkColumns>,
     metrics: Option<MetricColumns>,
+    postings: Option<PostingColumns>,
+    /// Whether rows are indexed for search as they are added (off only to measure its cost).
+    indexing: bool,
+    terms: FieldTerms,
     dead_letters: Vec<DeadLetter>,
 }
 
@@ -519,8 +540,17 @@ impl TableBatches {
             terminal_commands: None,
             git_links: None,
             metrics: None,
+            postings: None,
+            indexing: true,
+            terms: FieldTerms::default(),
             dead_letters: Vec::new(),
         }
+    }
+
+    /// Leaves the search index out: what a batch costs without it, for `agenttrace bench`.
+    pub fn without_search_index(mut self) -> Self {
+        self.indexing = false;
+        self
     }
 
     /// Rows of this batch record `public_key` as the API key that sent them.
@@ -568,7 +598,23 @@ impl TableBatches {
                 return Err(UnmergedPatch(event.id.to_string()));
             }
         }
+        if self.indexing {
+            self.index(event);
+        }
         Ok(())
+    }
+
+    /// Postings for the searchable fields of `event`'s row: one per distinct term of a field.
+    fn index(&mut self, event: &Event) {
+        let Some((document, fields)) = event_fields(event) else {
+            return;
+        };
+        let postings = self.postings.get_or_insert_with(PostingColumns::new);
+        for (field, text) in &fields {
+            self.terms.each(text, |term| {
+                postings.append(&self.project, &document, field, term)
+            });
+        }
     }
 
     pub fn push_dead_letter(&mut self, dead_letter: DeadLetter) {
@@ -603,6 +649,9 @@ impl TableBatches {
         }
         if let Some(columns) = self.metrics {
             out.push((Table::Metrics, columns.finish()?));
+        }
+        if let Some(columns) = self.postings {
+            out.push((Table::SearchPostings, columns.finish()?));
         }
         if !self.dead_letters.is_empty() {
             out.push((
@@ -644,7 +693,7 @@ mod tests {
 
     #[test]
     fn builds_one_batch_per_table_with_matching_schema() {
-        let mut batches = TableBatches::new("p1", "demo");
+        let mut batches = TableBatches::new("p1", "demo").without_search_index();
         batches.push(
             &event(r#"{"id":"e1","type":"trace","timestamp":"2026-01-01T00:00:00.000001Z","body":{"id":"t1","tags":["a","b"],"metadata":{"k":1}}}"#),
             None,
@@ -698,6 +747,48 @@ mod tests {
                 .value(0),
             "agent"
         );
+    }
+
+    /// Every searchable field of a row gets one posting per distinct term, pointing at the row,
+    /// in the same batch as the row.
+    #[test]
+    fn searchable_rows_bring_their_postings() {
+        let mut batches = TableBatches::new("p1", "demo");
+        batches
+            .push(
+                &event(r#"{"id":"e1","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"o1","trace_id":"t1","type":"span","name":"Bash","start_time":"2026-01-01T00:00:01Z","input":{"command":"cargo test billing"},"output":"Error: Error"}}"#),
+                None,
+            )
+            .unwrap();
+        let out = batches.finish("b1", Timestamp::from_micros(5)).unwrap();
+        let (table, postings) = &out[1];
+        assert_eq!(*table, Table::SearchPostings);
+        let column = |name: &str| {
+            let column = postings.column_by_name(name).unwrap().as_string::<i32>();
+            (0..column.len())
+                .map(|i| column.value(i).to_owned())
+                .collect::<Vec<_>>()
+        };
+        let pairs: Vec<(String, String)> = column("field").into_iter().zip(column("term")).collect();
+        let pair = |field: &str, term: &str| (field.to_owned(), term.to_owned());
+        assert_eq!(
+            pairs,
+            [
+                pair("name", "bash"),
+                pair("input", "cargo"),
+                pair("input", "test"),
+                pair("input", "billing"),
+                pair("output", "error"),
+            ]
+        );
+        assert!(column("trace_id").iter().all(|t| t == "t1"));
+        assert!(column("observation_id").iter().all(|o| o == "o1"));
+        assert!(column("source").iter().all(|s| s == "observations"));
+        let times = postings
+            .column_by_name("timestamp_us")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert!(times.iter().all(|t| t == Some(1_767_225_601_000_000)));
     }
 
     /// One cell as text, for comparing a column with what it should hold.
@@ -809,7 +900,7 @@ mod tests {
                 VERSION,
             ],
             Table::DeadLetters => &[("event_index", "7"), ("received_at_us", "5")],
-            Table::ExperimentRollups => &[],
+            Table::ExperimentRollups | Table::SearchPostings => &[],
         }
     }
 
@@ -818,7 +909,9 @@ mod tests {
     /// one type swapped (`stdout`/`stderr`, `lines_added`/`lines_removed`), fails here.
     #[test]
     fn every_column_is_filled_from_its_own_field() {
-        let mut batches = TableBatches::new("project_id", "project_name").sent_by("api_key");
+        let mut batches = TableBatches::new("project_id", "project_name")
+            .sent_by("api_key")
+            .without_search_index();
         for json in EVERY_FIELD {
             batches.push(&event(json), None).unwrap();
         }

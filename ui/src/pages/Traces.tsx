@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
-import { get, type Cursored, type TraceRow } from "../api";
+import { get, type Cursored, type SearchHit, type SearchMatch, type TraceRow } from "../api";
+import { hitRow, snippetPieces, type ListedTrace } from "../search";
 import { Failure } from "../components/Status";
 import { ago, count, duration, shortId, time, usd } from "../format";
 import { useCursorPages } from "../hooks";
@@ -28,33 +29,51 @@ const RANGES: [string, string, number | null][] = [
 
 const LIVE_EVERY_MS = 5000;
 
+function Matches({ matches }: { matches: SearchMatch[] }) {
+  return (
+    <ul class="matches">
+      {matches.map((match) => (
+        <li key={`${match.source}/${match.id}/${match.field}`}>
+          <span class="match-field">{match.field}</span>{" "}
+          <span class="snippet">
+            {snippetPieces(match.snippet, match.highlights).map(([text, marked], i) => (marked ? <mark key={i}>{text}</mark> : text))}
+          </span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 export function Traces({ project, route }: { project: string; route: Route }) {
   const filters: Record<string, string> = {};
   for (const [key, value] of route.query) filters[key] = value;
   const range = filters.range ?? "7d";
+  const searching = Boolean(filters.q);
   const [live, setLive] = useState(true);
   const query = JSON.stringify(filters);
 
-  const pages = useCursorPages((cursor) => {
+  const pages = useCursorPages<ListedTrace>((cursor) => {
     const span = RANGES.find(([id]) => id === range)?.[2] ?? null;
     const rest = Object.fromEntries(Object.entries(filters).filter(([key]) => key !== "range"));
-    return get<Cursored<TraceRow>>("/v1/traces", {
-      project_id: project,
-      from: span === null ? null : new Date(Date.now() - span).toISOString(),
-      ...rest,
-      limit: "50",
-      cursor,
-    });
+    const from = span === null ? null : new Date(Date.now() - span).toISOString();
+    if (searching) {
+      return get<Cursored<SearchHit>>("/v1/search", { project_id: project, from, ...rest, limit: "50", cursor }).then((page) => ({
+        ...page,
+        data: page.data.map(hitRow),
+      }));
+    }
+    return get<Cursored<TraceRow>>("/v1/traces", { project_id: project, from, ...rest, limit: "50", cursor });
   }, [project, query]);
   const { rows, loading, error, updatedAt: updated, refresh } = pages;
 
   // The first page again every few seconds while live (and nothing more was loaded).
   useEffect(() => {
-    if (!live) return;
+    // A search is asked for again only when its words or filters change.
+    if (!live || searching) return;
     refresh();
     const timer = window.setInterval(refresh, LIVE_EVERY_MS);
     return () => window.clearInterval(timer);
-  }, [live, refresh]);
+  }, [live, searching, refresh]);
 
   const apply = (event: Event) => {
     event.preventDefault();
@@ -74,6 +93,16 @@ export function Traces({ project, route }: { project: string; route: Route }) {
         </label>
       </div>
       <form class="filters" onSubmit={apply} aria-label="Trace filters" key={query}>
+        <label class="search">
+          Search
+          <input
+            name="q"
+            type="search"
+            placeholder='words, "a phrase", input:…, path:…, -exclude'
+            defaultValue={filters.q ?? ""}
+            aria-label="Search text"
+          />
+        </label>
         <label>
           Time
           <select name="range" defaultValue={range}>
@@ -105,7 +134,11 @@ export function Traces({ project, route }: { project: string; route: Route }) {
       {loading && rows.length === 0 ? (
         <div class="muted loading">Loading…</div>
       ) : rows.length === 0 ? (
-        !error && <div class="empty">No traces match. Widen the time range or clear a filter.</div>
+        !error && (
+          <div class="empty">
+            {searching ? "Nothing found. Try fewer words, a wider time range, or fewer filters." : "No traces match. Widen the time range or clear a filter."}
+          </div>
+        )
       ) : (
         <table class="grid traces" aria-label="Traces">
           <thead>
@@ -129,6 +162,7 @@ export function Traces({ project, route }: { project: string; route: Route }) {
                 <td>
                   <a href={href(`/traces/${encodeURIComponent(row.id)}`)}>{row.name ?? "(unnamed)"}</a>
                   {row.level !== "default" && <span class={`badge level-${row.level}`}>{row.level}</span>}
+                  {row.matches && <Matches matches={row.matches} />}
                 </td>
                 <td class="mono" title={row.id}>{shortId(row.id)}</td>
                 <td>{row.user_id ?? ""}</td>

@@ -1,0 +1,696 @@
+//! Answers a search: traces (or observations, or sessions) whose current text matches every
+//! word and phrase of the query and none of its exclusions, newest match first, by cursor, each
+//! with the snippets that matched.
+//!
+//! How: the index is asked for the query's rarest word (its per-term counts are one read), time
+//! window by time window, newest first ([`Windows`]); each window's candidates bring the
+//! postings of every other word within [`SLACK_US`] of the window; what the postings say may
+//! match is then checked against the rows' current text (postings outlive replaced text), and
+//! the trace list's filters apply to the traces found.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::analytics::AnalyticsError;
+use crate::analytics::paging::{
+    Span, Windows, cursor_at, encode_cursor, invalid, page_limit, parse_json_rows, read, time_bound,
+};
+use crate::analytics::traces::{TraceFilter, listed_traces};
+use crate::clickhouse::catalog::Table;
+use crate::clickhouse::{ClickHouse, quote};
+use crate::search::index::{stored_fields, text_columns};
+use crate::search::query::{self, Clause, Query};
+use crate::search::text;
+
+/// How far from a trace's first match its other words are looked for: a trace is found by what
+/// happened within six hours of the match it is listed at.
+pub const SLACK_US: i64 = 6 * 3_600 * 1_000_000;
+/// Candidates checked at a time (their postings and current text are read together).
+const CHUNK: usize = 200;
+/// Candidates one request checks at most; past them the page ends early, with a cursor.
+const MAX_CHECKED: usize = 20_000;
+/// Snippets per result.
+const MAX_MATCHES: usize = 5;
+/// Characters of a snippet.
+const SNIPPET_CHARS: usize = 160;
+
+/// What a search lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Results {
+    #[default]
+    Traces,
+    Observations,
+    Sessions,
+}
+
+/// `GET /v1/search`'s parameters: the query and the trace list's filters.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Which project, for a signed-in user (a project key implies it).
+    pub project_id: Option<Uuid>,
+    /// The query: words (all must match), `"exact phrases"`, `field:` prefixes (`input:`,
+    /// `output:`, `command:`, `path:`, `diff:`, `comment:`, `name:`, `tags:`, `status:`,
+    /// `stdout:`, `stderr:`, `cwd:`, `metadata.key:`, `metadata:`) and `-exclusions`.
+    pub q: String,
+    /// `traces` (default), `observations` or `sessions`.
+    #[param(inline)]
+    pub results: Option<Results>,
+    /// RFC 3339; matches at or after it.
+    pub from: Option<String>,
+    /// RFC 3339; matches before it.
+    pub to: Option<String>,
+    pub name: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Comma-separated; a trace must carry every one.
+    pub tags: Option<String>,
+    pub environment: Option<String>,
+    pub release: Option<String>,
+    /// `warning` or `error`: traces with an observation at that level or above.
+    pub level: Option<String>,
+    pub min_cost: Option<f64>,
+    pub min_latency_ms: Option<f64>,
+    pub score_name: Option<String>,
+    /// Results per page: 20 by default, 100 at most.
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl SearchParams {
+    fn trace_filter(&self) -> TraceFilter {
+        TraceFilter {
+            name: self.name.clone(),
+            user_id: self.user_id.clone(),
+            session_id: self.session_id.clone(),
+            tags: self.tags.clone(),
+            environment: self.environment.clone(),
+            release: self.release.clone(),
+            level: self.level.clone(),
+            min_cost: self.min_cost,
+            min_latency_ms: self.min_latency_ms,
+            score_name: self.score_name.clone(),
+            ..TraceFilter::default()
+        }
+    }
+
+    /// Whether any filter needs the trace's row.
+    fn filters_traces(&self) -> bool {
+        [
+            &self.name,
+            &self.user_id,
+            &self.session_id,
+            &self.tags,
+            &self.environment,
+            &self.release,
+            &self.level,
+            &self.score_name,
+        ]
+        .iter()
+        .any(|f| f.is_some())
+            || self.min_cost.is_some()
+            || self.min_latency_ms.is_some()
+    }
+}
+
+/// A page of search results.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchPage {
+    /// Newest match first. Each has `matched_at_us`, `matches` (the fields that matched, each
+    /// with a snippet and its highlights), and by `results`: `trace` (a trace-list row),
+    /// `observation` (with `trace`), or `session_id` (with the `trace` it matched in).
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+    /// The next page's `cursor`; null on the last page. A page can hold fewer results than its
+    /// limit while more follow (a query whose words are common but rarely together).
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// One field of one row that matched a clause.
+#[derive(Debug, Clone, Serialize)]
+struct Match {
+    source: &'static str,
+    id: String,
+    observation_id: String,
+    field: String,
+    snippet: String,
+    /// Byte ranges of `snippet` to highlight.
+    highlights: Vec<(usize, usize)>,
+}
+
+/// A trace (or observation) the index says may match: where its matches may be.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Unit {
+    trace_id: String,
+    /// Empty when results are traces or sessions.
+    observation_id: String,
+}
+
+impl Unit {
+    fn key(&self) -> String {
+        if self.observation_id.is_empty() {
+            self.trace_id.clone()
+        } else {
+            format!("{}/{}", self.trace_id, self.observation_id)
+        }
+    }
+}
+
+/// A row's field the postings point at, with the atoms it holds.
+#[derive(Debug, Clone)]
+struct Posted {
+    source: Table,
+    id: String,
+    observation_id: String,
+    field: String,
+    terms: HashSet<String>,
+    newest: i64,
+}
+
+/// Searches `project`.
+pub async fn search(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    params: &SearchParams,
+) -> Result<SearchPage, AnalyticsError> {
+    let query = query::parse(&params.q).map_err(|e| invalid("q", e.0))?;
+    let limit = page_limit(params.limit, 20, 100)?;
+    let results = params.results.unwrap_or_default();
+    let from = time_bound(params.from.as_deref(), "from")?;
+    let to = time_bound(params.to.as_deref(), "to")?;
+    let cursor = cursor_at(params.cursor.as_deref())?;
+    // Filters are checked before any read, so a bad one is refused at once.
+    let filter = params.trace_filter();
+    listed_traces_check(&filter)?;
+    let project_sql = quote(&project.to_string());
+    let by_observation = results == Results::Observations;
+
+    let mut high_bound = to;
+    if let Some((at, _)) = &cursor {
+        high_bound = Some(high_bound.map_or(*at + 1, |to| to.min(*at + 1)));
+    }
+    let Some((anchor, anchor_atom, span)) =
+        rarest(clickhouse, &project_sql, &query, from, high_bound, by_observation).await?
+    else {
+        return Ok(SearchPage {
+            data: Vec::new(),
+            next_cursor: None,
+        });
+    };
+
+    let mut found: Vec<Value> = Vec::new();
+    let mut sessions_seen: HashSet<String> = HashSet::new();
+    let mut checked = 0usize;
+    let mut last_checked: Option<(i64, String)> = None;
+    'windows: for (low, high) in Windows::over(span, limit + 1) {
+        let candidates = anchor_candidates(
+            clickhouse,
+            &project_sql,
+            anchor,
+            &anchor_atom,
+            (low, high),
+            by_observation,
+        )
+        .await?;
+        let candidates: Vec<(Unit, i64)> = candidates
+            .into_iter()
+            .filter(|(unit, at)| match &cursor {
+                Some((cursor_at, cursor_key)) => (*at, unit.key()) < (*cursor_at, cursor_key.clone()),
+                None => true,
+            })
+            .collect();
+        for chunk in candidates.chunks(CHUNK) {
+            let mut matched = check(
+                clickhouse,
+                &project_sql,
+                &query,
+                anchor,
+                &anchor_atom,
+                (low, high),
+                chunk,
+            )
+            .await?;
+            checked += chunk.len();
+            if let Some((unit, at)) = chunk.last() {
+                last_checked = Some((*at, unit.key()));
+            }
+            keep_filtered(clickhouse, project, params, &filter, &mut matched).await?;
+            if by_observation {
+                add_observations(clickhouse, &project_sql, &mut matched).await?;
+            }
+            for (unit, at, trace, matches) in matched {
+                let mut result = json!({
+                    "matched_at_us": at,
+                    "matches": matches,
+                });
+                match results {
+                    Results::Traces => {
+                        result["trace"] = trace.unwrap_or_else(|| json!({"id": unit.trace_id}))
+                    }
+                    Results::Observations => {
+                        // `add_observations` paired the observation with its trace.
+                        let mut pair = trace.unwrap_or_default();
+                        result["observation"] = pair["observation"].take();
+                        result["trace"] = pair["trace"].take();
+                    }
+                    Results::Sessions => {
+                        let Some(session) = trace
+                            .as_ref()
+                            .and_then(|t| t["session_id"].as_str())
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                        else {
+                            continue;
+                        };
+                        if !sessions_seen.insert(session.clone()) {
+                            continue;
+                        }
+                        result["session_id"] = session.into();
+                        result["trace"] = trace.unwrap_or(Value::Null);
+                    }
+                }
+                result["cursor_key"] = unit.key().into();
+                found.push(result);
+                if found.len() > limit {
+                    break 'windows;
+                }
+            }
+            if checked >= MAX_CHECKED {
+                break 'windows;
+            }
+        }
+    }
+    let next_cursor = if found.len() > limit {
+        found.truncate(limit);
+        found.last().map(|last| {
+            encode_cursor(
+                last["matched_at_us"].as_i64().unwrap_or_default(),
+                last["cursor_key"].as_str().unwrap_or_default(),
+            )
+        })
+    } else if checked >= MAX_CHECKED {
+        last_checked.map(|(at, key)| encode_cursor(at, &key))
+    } else {
+        None
+    };
+    for result in &mut found {
+        if let Some(result) = result.as_object_mut() {
+            result.remove("cursor_key");
+        }
+    }
+    Ok(SearchPage {
+        data: found,
+        next_cursor,
+    })
+}
+
+/// Refuses a bad filter (level, cost, latency) before anything is read.
+fn listed_traces_check(filter: &TraceFilter) -> Result<(), AnalyticsError> {
+    crate::analytics::conditions::Level::parse(filter.level.as_deref())?;
+    for (field, value) in [
+        ("min_cost", filter.min_cost),
+        ("min_latency_ms", filter.min_latency_ms),
+    ] {
+        if value.is_some_and(|v| !v.is_finite()) {
+            return Err(invalid(field, "must be a number"));
+        }
+    }
+    Ok(())
+}
+
+/// The wanted clause whose rarest atom has the fewest postings in the range, that atom and its
+/// postings' span; `None` when some wanted atom has no posting at all (nothing can match).
+async fn rarest<'q>(
+    clickhouse: &ClickHouse,
+    project: &str,
+    query: &'q Query,
+    from: Option<i64>,
+    to: Option<i64>,
+    by_observation: bool,
+) -> Result<Option<(&'q Clause, String, Span)>, AnalyticsError> {
+    let atoms: HashSet<&String> = query.wanted().flat_map(|c| c.lookup()).collect();
+    let mut conditions = vec![
+        format!("project_id = {project}"),
+        format!("term IN ({})", quoted(atoms.iter().map(|a| a.as_str()))),
+    ];
+    if let Some(from) = from {
+        conditions.push(format!("timestamp_us >= {from}"));
+    }
+    if let Some(to) = to {
+        conditions.push(format!("timestamp_us < {to}"));
+    }
+    if by_observation {
+        conditions.push("observation_id != ''".into());
+    }
+    let sql = format!(
+        "SELECT term, count() AS rows, min(timestamp_us) AS oldest, max(timestamp_us) AS newest
+         FROM search_postings WHERE {} GROUP BY term FORMAT JSONEachRow",
+        conditions.join(" AND ")
+    );
+    let spans: HashMap<String, Span> = parse_json_rows(&read(clickhouse, &sql).await?)?
+        .into_iter()
+        .filter_map(|row| {
+            Some((
+                row["term"].as_str()?.to_owned(),
+                Span {
+                    oldest: row["oldest"].as_i64()?,
+                    newest: row["newest"].as_i64()?,
+                    rows: row["rows"].as_u64()?,
+                },
+            ))
+        })
+        .collect();
+    let mut best: Option<(&Clause, String, Span)> = None;
+    for clause in query.wanted() {
+        for atom in clause.lookup() {
+            let Some(span) = spans.get(atom) else {
+                return Ok(None);
+            };
+            if best.as_ref().is_none_or(|(_, _, b)| span.rows < b.rows) {
+                best = Some((clause, atom.clone(), *span));
+            }
+        }
+    }
+    Ok(best)
+}
+
+fn quoted<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    values.into_iter().map(quote).collect::<Vec<_>>().join(", ")
+}
+
+/// The units with a posting of the anchor atom (in the anchor's fields) in the window, newest
+/// first, each with its newest such posting's time.
+async fn anchor_candidates(
+    clickhouse: &ClickHouse,
+    project: &str,
+    anchor: &Clause,
+    atom: &str,
+    (low, high): (i64, i64),
+    by_observation: bool,
+) -> Result<Vec<(Unit, i64)>, AnalyticsError> {
+    let (unit, only) = if by_observation {
+        ("trace_id, observation_id", "AND observation_id != ''")
+    } else {
+        ("trace_id, '' AS observation_id", "")
+    };
+    let sql = format!(
+        "SELECT {unit}, max(timestamp_us) AS at FROM search_postings
+         WHERE project_id = {project} AND term = {atom} AND {fields}
+           AND timestamp_us >= {low} AND timestamp_us < {high} {only}
+         GROUP BY trace_id, observation_id ORDER BY at DESC, trace_id DESC, observation_id DESC
+         LIMIT {MAX_CHECKED} FORMAT JSONEachRow",
+        atom = quote(atom),
+        fields = anchor.fields.sql(),
+    );
+    Ok(parse_json_rows(&read(clickhouse, &sql).await?)?
+        .into_iter()
+        .filter_map(|row| {
+            Some((
+                Unit {
+                    trace_id: row["trace_id"].as_str()?.to_owned(),
+                    observation_id: row["observation_id"].as_str()?.to_owned(),
+                },
+                row["at"].as_i64()?,
+            ))
+        })
+        .collect())
+}
+
+type Found = (Unit, i64, Option<Value>, Vec<Match>);
+
+/// A candidate and, per wanted and per excluded clause, the fields its postings say may match.
+struct Plan<'p> {
+    unit: Unit,
+    at: i64,
+    wanted: Vec<Vec<&'p Posted>>,
+    excluded: Vec<Vec<&'p Posted>>,
+}
+
+/// The candidates of `chunk` that match, checked against their rows' current text, each with
+/// its time and matches, newest first.
+async fn check(
+    clickhouse: &ClickHouse,
+    project: &str,
+    query: &Query,
+    anchor: &Clause,
+    anchor_atom: &str,
+    (low, high): (i64, i64),
+    chunk: &[(Unit, i64)],
+) -> Result<Vec<Found>, AnalyticsError> {
+    let by_observation = chunk.iter().any(|(u, _)| !u.observation_id.is_empty());
+    let atoms: HashSet<&str> = query
+        .clauses
+        .iter()
+        .flat_map(|c| c.lookup())
+        .map(String::as_str)
+        .collect();
+    let traces: BTreeMap<&str, ()> = chunk.iter().map(|(u, _)| (u.trace_id.as_str(), ())).collect();
+    let sql = format!(
+        "SELECT trace_id, observation_id, source, id, field, groupUniqArray(term) AS terms,
+                max(timestamp_us) AS newest
+         FROM search_postings
+         WHERE project_id = {project} AND term IN ({atoms})
+           AND timestamp_us >= {from} AND timestamp_us < {to} AND trace_id IN ({traces})
+         GROUP BY trace_id, observation_id, source, id, field FORMAT JSONEachRow",
+        atoms = quoted(atoms.iter().copied()),
+        from = low.saturating_sub(SLACK_US),
+        to = high.saturating_add(SLACK_US),
+        traces = quoted(traces.keys().copied()),
+    );
+    let mut posted: HashMap<Unit, Vec<Posted>> = HashMap::new();
+    for row in parse_json_rows(&read(clickhouse, &sql).await?)? {
+        let (Some(trace_id), Some(observation_id), Some(source), Some(id), Some(field)) = (
+            row["trace_id"].as_str(),
+            row["observation_id"].as_str(),
+            row["source"].as_str().and_then(Table::from_name),
+            row["id"].as_str(),
+            row["field"].as_str(),
+        ) else {
+            continue;
+        };
+        let unit = Unit {
+            trace_id: trace_id.to_owned(),
+            observation_id: if by_observation {
+                observation_id.to_owned()
+            } else {
+                String::new()
+            },
+        };
+        let terms = row["terms"]
+            .as_array()
+            .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        posted.entry(unit).or_default().push(Posted {
+            source,
+            id: id.to_owned(),
+            observation_id: observation_id.to_owned(),
+            field: field.to_owned(),
+            terms,
+            newest: row["newest"].as_i64().unwrap_or_default(),
+        });
+    }
+    // What each candidate's postings say may match: per clause, the fields to check.
+    let mut plans: Vec<Plan> = Vec::new();
+    for (unit, _) in chunk {
+        let Some(fields) = posted.get(unit) else {
+            continue;
+        };
+        // Listed at its anchor's newest posting; one newer than the window was listed there.
+        let at = fields
+            .iter()
+            .filter(|p| anchor.fields.includes(&p.field) && p.terms.contains(anchor_atom))
+            .map(|p| p.newest)
+            .max();
+        let Some(at) = at.filter(|at| (low..high).contains(at)) else {
+            continue;
+        };
+        let candidates = |clause: &Clause| -> Vec<&Posted> {
+            fields
+                .iter()
+                .filter(|p| {
+                    clause.fields.includes(&p.field) && clause.lookup().iter().all(|a| p.terms.contains(a))
+                })
+                .collect()
+        };
+        let wanted: Vec<Vec<&Posted>> = query.wanted().map(candidates).collect();
+        if wanted.iter().any(Vec::is_empty) {
+            continue;
+        }
+        let excluded: Vec<Vec<&Posted>> = query.excluded().map(candidates).collect();
+        plans.push(Plan {
+            unit: unit.clone(),
+            at,
+            wanted,
+            excluded,
+        });
+    }
+    // The current text of every field to check, read by key, newest version.
+    let mut needed: BTreeMap<Table, BTreeMap<(String, String), ()>> = BTreeMap::new();
+    for plan in &plans {
+        for posted in plan.wanted.iter().chain(&plan.excluded).flatten() {
+            needed
+                .entry(posted.source)
+                .or_default()
+                .insert((plan.unit.trace_id.clone(), posted.id.clone()), ());
+        }
+    }
+    let mut texts: HashMap<(Table, String), Vec<(String, String)>> = HashMap::new();
+    for (source, keys) in &needed {
+        for ((_, id), fields) in current_fields(clickhouse, project, *source, keys.keys()).await? {
+            texts.insert((*source, id), fields);
+        }
+    }
+    let text_of = |posted: &Posted| -> Option<&str> {
+        texts
+            .get(&(posted.source, posted.id.clone()))?
+            .iter()
+            .find(|(field, _)| *field == posted.field)
+            .map(|(_, text)| text.as_str())
+    };
+    let mut found = Vec::new();
+    'units: for Plan {
+        unit,
+        at,
+        wanted,
+        excluded,
+    } in plans
+    {
+        let mut matches = Vec::new();
+        for (clause, candidates) in query.wanted().zip(&wanted) {
+            let hit = candidates.iter().find_map(|posted| {
+                let text = text_of(posted)?;
+                clause.matches(text).map(|ranges| (posted, text, ranges))
+            });
+            let Some((posted, text, ranges)) = hit else {
+                continue 'units;
+            };
+            if matches.len() < MAX_MATCHES {
+                let snippet = text::snippet(text, &ranges, SNIPPET_CHARS);
+                matches.push(Match {
+                    source: posted.source.name(),
+                    id: posted.id.clone(),
+                    observation_id: posted.observation_id.clone(),
+                    field: posted.field.clone(),
+                    snippet: snippet.text,
+                    highlights: snippet.highlights,
+                });
+            }
+        }
+        for (clause, candidates) in query.excluded().zip(&excluded) {
+            if candidates
+                .iter()
+                .any(|posted| text_of(posted).is_some_and(|text| clause.matches(text).is_some()))
+            {
+                continue 'units;
+            }
+        }
+        found.push((unit, at, None, matches));
+    }
+    found.sort_by_key(|(unit, at, ..)| std::cmp::Reverse((*at, unit.key())));
+    Ok(found)
+}
+
+/// The searchable fields of `source`'s rows with the (trace id, id) keys given, newest version.
+async fn current_fields<'k>(
+    clickhouse: &ClickHouse,
+    project: &str,
+    source: Table,
+    keys: impl Iterator<Item = &'k (String, String)>,
+) -> Result<Vec<((String, String), Vec<(String, String)>)>, AnalyticsError> {
+    let keys: Vec<&(String, String)> = keys.collect();
+    let ids = quoted(keys.iter().map(|(_, id)| id.as_str()));
+    let trace_column = if source == Table::Traces { "id" } else { "trace_id" };
+    let traces = quoted(keys.iter().map(|(trace, _)| trace.as_str()));
+    let sql = format!(
+        "SELECT {trace_column} AS trace_key, id, {columns} FROM {table}
+         WHERE project_id = {project} AND {trace_column} IN ({traces}) AND id IN ({ids})
+         ORDER BY trace_key, id, version DESC LIMIT 1 BY trace_key, id FORMAT JSONEachRow",
+        columns = text_columns(source).join(", "),
+        table = source.name(),
+    );
+    Ok(parse_json_rows(&read(clickhouse, &sql).await?)?
+        .into_iter()
+        .filter_map(|row| {
+            let key = (
+                row["trace_key"].as_str()?.to_owned(),
+                row["id"].as_str()?.to_owned(),
+            );
+            Some((key, stored_fields(source, &row)))
+        })
+        .collect())
+}
+
+/// Keeps the found units whose trace passes the filters, each with its trace-list row (a unit
+/// whose trace has no row yet is kept only when no filter needs one).
+async fn keep_filtered(
+    clickhouse: &ClickHouse,
+    project: Uuid,
+    params: &SearchParams,
+    filter: &TraceFilter,
+    found: &mut Vec<Found>,
+) -> Result<(), AnalyticsError> {
+    let ids: Vec<String> = found
+        .iter()
+        .map(|(u, ..)| u.trace_id.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let rows: HashMap<String, Value> = listed_traces(clickhouse, project, filter, &ids)
+        .await?
+        .into_iter()
+        .filter_map(|row| Some((row["id"].as_str()?.to_owned(), row)))
+        .collect();
+    let filtered = params.filters_traces();
+    found.retain_mut(|(unit, _, trace, _)| {
+        *trace = rows.get(&unit.trace_id).cloned();
+        trace.is_some() || !filtered
+    });
+    Ok(())
+}
+
+/// Puts each found observation's row (its list columns) beside its trace.
+async fn add_observations(
+    clickhouse: &ClickHouse,
+    project: &str,
+    found: &mut [Found],
+) -> Result<(), AnalyticsError> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    let traces = quoted(found.iter().map(|(u, ..)| u.trace_id.as_str()));
+    let ids = quoted(found.iter().map(|(u, ..)| u.observation_id.as_str()));
+    let sql = format!(
+        "SELECT id, trace_id, parent_observation_id, type, name, start_time_us, end_time_us, level, model,
+                total_cost, input_tokens, output_tokens
+         FROM observations WHERE project_id = {project} AND trace_id IN ({traces}) AND id IN ({ids})
+         ORDER BY trace_id, id, version DESC LIMIT 1 BY trace_id, id FORMAT JSONEachRow"
+    );
+    let rows: HashMap<(String, String), Value> = parse_json_rows(&read(clickhouse, &sql).await?)?
+        .into_iter()
+        .filter_map(|row| {
+            Some((
+                (
+                    row["trace_id"].as_str()?.to_owned(),
+                    row["id"].as_str()?.to_owned(),
+                ),
+                row,
+            ))
+        })
+        .collect();
+    for (unit, _, trace, _) in found.iter_mut() {
+        let observation = rows
+            .get(&(unit.trace_id.clone(), unit.observation_id.clone()))
+            .cloned()
+            .unwrap_or_else(|| json!({"id": unit.observation_id, "trace_id": unit.trace_id}));
+        let trace_row = trace.take().unwrap_or_else(|| json!({"id": unit.trace_id}));
+        *trace = Some(json!({"observation": observation, "trace": trace_row}));
+    }
+    Ok(())
+}

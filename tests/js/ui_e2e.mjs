@@ -135,6 +135,29 @@ try {
   await page.locator("[aria-label='Terminal commands']").scrollIntoViewIfNeeded();
   await shot("terminal-commands");
 
+  step("search: a word of a command finds its traces, highlighted, and a hit opens");
+  const word = detail.terminal_commands
+    .flatMap((c) => c.command.split(/[^A-Za-z0-9]+/))
+    .filter((w) => w.length >= 4)
+    .sort((a, b) => b.length - a.length)[0];
+  assert.ok(word, "the demo trace ran a command with a word to search");
+  await page.goto(`${url}/#/traces`);
+  await page.getByLabel("Search text").fill(`command:${word}`);
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.locator("table[aria-label=Traces] tbody tr mark").first().waitFor();
+  const found = await api(
+    `/v1/search?project_id=${project}&q=${encodeURIComponent(`command:${word}`)}&limit=50&from=${new Date(Date.now() - 7 * 86400e3).toISOString()}`,
+  );
+  const hits = await page.locator("table[aria-label=Traces] tbody tr").evaluateAll((rows) => rows.map((row) => row.dataset.traceId));
+  assert.deepEqual(hits, found.data.map((hit) => hit.trace.id), "the list is the search API's answer");
+  assert.ok(hits.includes(traceId), "the trace that ran the command is found");
+  const marked = await page.locator(`tr[data-trace-id="${traceId}"] mark`).first().innerText();
+  assert.equal(marked.toLowerCase(), word.toLowerCase(), "the match is highlighted");
+  results.search_hits = hits.length;
+  await shot("search");
+  await page.locator(`tr[data-trace-id="${traceId}"] a`).first().click();
+  await page.getByRole("tree", { name: "Observations" }).waitFor();
+
   step("a session reads as a conversation");
   await page.goto(`${url}/#/sessions/${encodeURIComponent(session)}`);
   await page.getByRole("list", { name: "Conversation" }).waitFor();

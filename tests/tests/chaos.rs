@@ -381,6 +381,24 @@ async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() 
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
+    // Every acknowledged row is findable: its postings went into the same acknowledged insert.
+    // (Observations, commands and file operations always have text: a name, a command, a path.)
+    let indexed: HashSet<(String, String)> = env
+        .ch(&format!(
+            "SELECT DISTINCT source, id FROM search_postings WHERE project_id = '{p}'"
+        ))
+        .await
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(source, id)| (source.to_owned(), id.to_owned()))
+        .collect();
+    let unindexed: Vec<&(String, String)> = acknowledged
+        .iter()
+        .filter(|(table, _)| {
+            ["observations", "terminal_commands", "file_operations"].contains(&table.as_str())
+        })
+        .filter(|row| !indexed.contains(*row))
+        .collect();
     let stored_rows: usize = rows.values().map(|(ids, _, _)| ids.len()).sum();
     let raw_duplicates: u64 = rows.values().map(|(_, raw, _)| raw).sum();
     let visible_duplicates: u64 = rows.values().map(|(_, _, visible)| visible).sum();
@@ -420,6 +438,11 @@ async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() 
         logs()
     );
     assert_eq!(visible_duplicates, 0, "rows visible twice\n{}", logs());
+    assert!(
+        unindexed.is_empty(),
+        "acknowledged but not in the search index: {:?}…",
+        &unindexed[..unindexed.len().min(5)]
+    );
     assert_eq!(dead_letters, "0", "valid events were dead-lettered\n{}", logs());
     drop(edge);
     drop(etl);

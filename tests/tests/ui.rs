@@ -177,6 +177,7 @@ async fn a_person_signs_in_and_reads_traces_sessions_dashboards_experiments_and_
         "{results}"
     );
     assert_eq!(results["deleted_trace_listed"], false, "{results}");
+    assert!(results["search_hits"].as_u64().unwrap() >= 1, "{results}");
     assert!(results["audit_rows"].as_u64().unwrap() >= 3, "{results}");
     assert_eq!(results["alert_secret_prefix"], "at-whsec_", "{results}");
     assert_eq!(results["alert_channels_show_secret"], false, "{results}");

@@ -3,9 +3,9 @@
 //! Signed 500-event batches of the demo's coding-agent sessions are made once. Each is then taken
 //! through what the ETL does between receiving a body and handing it to ClickHouse: verify the
 //! HMAC, open the envelope and read the events, validate and convert them to Arrow, encode Native
-//! and compress it (LZ4). The baseline, in the same process on the same bodies, only scans the
-//! JSON (serde, no values built): the ratio says what the ETL costs on top of reading the bytes
-//! at all. Steadier than `bench load`, whose end-to-end figures depend on ClickHouse's disk.
+//! and compress it (LZ4); once with the search index's postings and once without, for their
+//! cost. The baseline, in the same process on the same bodies, only scans the JSON (serde, no
+//! values built): the ratio says what the ETL costs on top of reading the bytes at all. Steadier than `bench load`, whose end-to-end figures depend on ClickHouse's disk.
 //! Generations are priced with the model price table read once from PostgreSQL, as the ETL
 //! prices them; without a reachable database they go unpriced, and the output says so.
 
@@ -13,9 +13,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
+use agenttrace_etl::clickhouse::catalog::Table;
 use agenttrace_etl::clickhouse::compression::Compression;
 use agenttrace_etl::clickhouse::native;
-use agenttrace_etl::ingest::pipeline::{OpenedBatch, convert, price_of};
+use agenttrace_etl::ingest::pipeline::{OpenedBatch, batch_tables, convert, price_of};
 use agenttrace_etl::ingest::pricing::{PriceMatcher, PriceTable};
 use agenttrace_etl::ingest::signing::Keyring;
 use agenttrace_schemas::event::TimeWindow;
@@ -71,12 +72,14 @@ fn signed_batches(args: &IngestBenchArgs, now: Timestamp) -> anyhow::Result<Vec<
         .collect()
 }
 
-/// Opens, converts, encodes and compresses one batch; the rows made.
+/// Opens, converts (with the search index's postings, or without them), encodes and compresses
+/// one batch; the rows made.
 fn through_the_etl(
     keyring: &Keyring,
     prices: &Arc<PriceTable>,
     signed: &Signed,
     now: Timestamp,
+    indexed: bool,
 ) -> anyhow::Result<usize> {
     let batch = OpenedBatch::open(
         keyring,
@@ -88,9 +91,15 @@ fn through_the_etl(
     let prices = PriceMatcher::new(prices.clone());
     let project_id = batch.project_id;
     let price = |event: &Event| price_of(&prices, project_id, event);
+    let tables = batch_tables(&batch, "bench");
+    let tables = if indexed {
+        tables
+    } else {
+        tables.without_search_index()
+    };
     let converted = convert(
+        tables,
         &batch,
-        "bench",
         &TimeWindow::around(now),
         &Default::default(),
         &Default::default(),
@@ -98,9 +107,11 @@ fn through_the_etl(
     )?;
     ensure!(converted.rejected.is_empty(), "generated events were rejected");
     let mut rows = 0;
-    for (_, table) in converted.tables.finish("bench", now)? {
-        rows += table.num_rows();
-        let body = Compression::Lz4.compress(native::encode(&table)?)?;
+    for (table, batch) in converted.tables.finish("bench", now)? {
+        if table != Table::SearchPostings {
+            rows += batch.num_rows();
+        }
+        let body = Compression::Lz4.compress(native::encode(&batch)?)?;
         std::hint::black_box(body);
     }
     Ok(rows)
@@ -138,9 +149,15 @@ pub fn run_ingest(
     let baseline = started.elapsed().as_secs_f64() * 1e6 / events;
 
     let started = Instant::now();
+    for signed in &batches {
+        through_the_etl(&keyring, &prices, signed, now, false).context("a generated batch")?;
+    }
+    let unindexed = started.elapsed().as_secs_f64() * 1e6 / events;
+
+    let started = Instant::now();
     let mut rows = 0;
     for signed in &batches {
-        rows += through_the_etl(&keyring, &prices, signed, now).context("a generated batch")?;
+        rows += through_the_etl(&keyring, &prices, signed, now, true).context("a generated batch")?;
     }
     let etl = started.elapsed().as_secs_f64() * 1e6 / events;
     // Patches (Langfuse-style updates) become rows only when merged with stored ones.
@@ -174,7 +191,16 @@ pub fn run_ingest(
         out,
         "            Native, LZ4 ({rows} rows)      {etl:>7.3} µs per event   (target ≤ 2.5 with I/O)"
     )?;
+    writeln!(
+        out,
+        "            without the search index     {unindexed:>7.3} µs per event"
+    )?;
     writeln!(out, "  ETL / baseline = {:.1}", etl / baseline)?;
+    writeln!(
+        out,
+        "  search index: ETL with / without = {:.2}   (target ≤ 1.5)",
+        etl / unindexed
+    )?;
     Ok(())
 }
 
@@ -197,5 +223,6 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("1200 events in 3 signed batches"), "{text}");
         assert!(text.contains("ETL / baseline = "), "{text}");
+        assert!(text.contains("search index: ETL with / without = "), "{text}");
     }
 }

@@ -17,6 +17,7 @@ pub mod judge;
 pub mod load;
 pub mod read;
 pub mod redaction;
+pub mod text;
 pub mod trace;
 
 use std::time::{Duration, Instant};

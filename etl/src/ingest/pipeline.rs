@@ -331,22 +331,28 @@ fn trace_of<'e>(event: &'e Event) -> Option<&'e str> {
     Some(id.as_str()).filter(|id| !id.is_empty())
 }
 
+/// The tables a batch's rows go to: its project's, recording the key that sent it.
+pub fn batch_tables(batch: &OpenedBatch, project_name: &str) -> TableBatches {
+    TableBatches::new(&batch.project_id.to_string(), project_name).sent_by(&batch.public_key)
+}
+
 /// Validates every event and converts the valid ones (priced by `price`) into table rows,
 /// leaving out those of the traces and the scores in `deleted`.
 /// Events are parsed one at a time, each right before it becomes a row, so the text just
 /// parsed is still in cache when it is copied into the Arrow columns and the event's strings
 /// are freed on the thread that made them (reading the whole batch first and converting it
 /// later, on another thread, cost 15% more CPU under load; `BENCHMARKS.md`).
+/// `tables` (from [`batch_tables`]) receives the rows.
 pub fn convert(
+    tables: TableBatches,
     batch: &OpenedBatch,
-    project_name: &str,
     window: &TimeWindow,
     configs: &ScoreConfigs,
     deleted: &Deleted,
     price: impl Fn(&Event) -> Option<Cost>,
 ) -> Result<Converted, IngestError> {
     let mut converted = Converted {
-        tables: TableBatches::new(&batch.project_id.to_string(), project_name).sent_by(&batch.public_key),
+        tables,
         rejected: Vec::new(),
         patches: Vec::new(),
         trace_ids: HashSet::new(),
@@ -592,8 +598,8 @@ impl Ingestor {
                 (price.clone(), configs.clone(), project_name.clone(), window);
             on_cpu(move || {
                 let converted = convert(
+                    batch_tables(&batch, &project_name),
                     &batch,
-                    &project_name,
                     &window,
                     &configs,
                     &Deleted::default(),
@@ -645,7 +651,14 @@ impl Ingestor {
         } else {
             let price = price.clone();
             let (batch, again) = on_cpu(move || {
-                let converted = convert(&batch, &project_name, &window, &configs, &deleted, price);
+                let converted = convert(
+                    batch_tables(&batch, &project_name),
+                    &batch,
+                    &window,
+                    &configs,
+                    &deleted,
+                    price,
+                );
                 (batch, converted)
             })
             .await?;
@@ -776,8 +789,8 @@ mod tests {
         let batch = OpenedBatch::parse(body(&format!("{trace}, {broken}"), b"")).unwrap();
         assert_eq!(batch.event_count, 2);
         let converted = convert(
+            batch_tables(&batch, "p"),
             &batch,
-            "p",
             &TimeWindow::unbounded(),
             &ScoreConfigs::new(),
             &Deleted::default(),

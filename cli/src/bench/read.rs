@@ -939,9 +939,9 @@ pub async fn run_read(
         .parse()?;
     writeln!(
         out,
-        "search index: {postings} postings, {:.2} GB compressed; the event tables {:.2} GB: {:.0}% of them",
-        index / 1e9,
-        events / 1e9,
+        "search index: {postings} postings, {:.1} MB compressed; the event tables {:.1} MB: {:.0}% of them",
+        index / 1e6,
+        events / 1e6,
         100.0 * index / events.max(1.0)
     )?;
 

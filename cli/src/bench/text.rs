@@ -111,30 +111,41 @@ impl Vocabulary {
         )
     }
 
-    /// SQL: the 1-based index of the `k`th entry of row `seed`'s text, skewed to low ranks
-    /// (rank ∝ u³ for uniform u).
-    pub fn pick(&self, seed: &str, k: &str) -> String {
+    /// SQL: the 1-based index of the entry a hash `h` picks, skewed to low ranks (rank ∝ u³
+    /// for uniform u).
+    fn pick(&self, h: &str) -> String {
         format!(
-            "(toUInt32(floor({n} * pow((cityHash64({seed}, {k}) % 1000003) / 1000003., 3))) + 1)",
+            "(toUInt32(floor({n} * pow(({h} % 1000003) / 1000003., 3))) + 1)",
             n = self.entries.len()
         )
     }
 
-    /// SQL: `words` entries of row `seed`'s text (`salt` tells fields apart), as a JSON string.
+    /// SQL: the hashes of row `seed`'s `words` words (`salt` tells fields apart), computed
+    /// outside any lambda: 18.16 loses a subquery's column that only a lambda names.
+    fn hashes(seed: &str, salt: u32, words: u32) -> String {
+        let hashes: Vec<String> = (0..words)
+            .map(|k| format!("cityHash64({seed}, {})", salt * 100 + k))
+            .collect();
+        format!("[{}]", hashes.join(", "))
+    }
+
+    /// SQL: `words` entries of row `seed`'s text, as a JSON string.
     pub fn json_text(&self, seed: &str, salt: u32, words: u32) -> String {
         format!(
-            "concat('\"', arrayStringConcat(arrayMap(k -> {entries}[{pick}], range({words})), ' '), '\"')",
+            "concat('\"', arrayStringConcat(arrayMap(h -> {entries}[{pick}], {hashes}), ' '), '\"')",
             entries = self.entries_sql(),
-            pick = self.pick(seed, &format!("k + {}", salt * 100)),
+            pick = self.pick("h"),
+            hashes = Self::hashes(seed, salt, words),
         )
     }
 
     /// SQL: one row per term of the same text (repeated terms repeat; the index collapses them).
     pub fn text_terms(&self, seed: &str, salt: u32, words: u32) -> String {
         format!(
-            "arrayJoin({terms}[arrayJoin(arrayMap(k -> {pick}, range({words})))])",
+            "arrayJoin({terms}[arrayJoin(arrayMap(h -> {pick}, {hashes}))])",
             terms = self.terms_sql(),
-            pick = self.pick(seed, &format!("k + {}", salt * 100)),
+            pick = self.pick("h"),
+            hashes = Self::hashes(seed, salt, words),
         )
     }
 

@@ -34,6 +34,13 @@ const CHUNK: usize = 200;
 const MAX_CHECKED: usize = 20_000;
 /// Snippets per result.
 const MAX_MATCHES: usize = 5;
+/// Fields of one candidate checked for a wanted clause (the first that matches is enough), and
+/// for an exclusion: a trace of ten thousand matching observations costs no more than this.
+const MAX_CHECKED_FIELDS: usize = 10;
+const MAX_EXCLUSION_FIELDS: usize = 50;
+/// Characters of a text column read to check a candidate: the phrase and word checks look this
+/// far.
+const MAX_CHECKED_CHARS: usize = 1 << 20;
 /// Characters of a snippet.
 const SNIPPET_CHARS: usize = 160;
 
@@ -511,19 +518,26 @@ async fn check(
         let Some(at) = at.filter(|at| (low..high).contains(at)) else {
             continue;
         };
-        let candidates = |clause: &Clause| -> Vec<&Posted> {
+        let candidates = |clause: &Clause, most: usize| -> Vec<&Posted> {
             fields
                 .iter()
                 .filter(|p| {
                     clause.fields.includes(&p.field) && clause.lookup().iter().all(|a| p.terms.contains(a))
                 })
+                .take(most)
                 .collect()
         };
-        let wanted: Vec<Vec<&Posted>> = query.wanted().map(candidates).collect();
+        let wanted: Vec<Vec<&Posted>> = query
+            .wanted()
+            .map(|clause| candidates(clause, MAX_CHECKED_FIELDS))
+            .collect();
         if wanted.iter().any(Vec::is_empty) {
             continue;
         }
-        let excluded: Vec<Vec<&Posted>> = query.excluded().map(candidates).collect();
+        let excluded: Vec<Vec<&Posted>> = query
+            .excluded()
+            .map(|clause| candidates(clause, MAX_EXCLUSION_FIELDS))
+            .collect();
         plans.push(Plan {
             unit: unit.clone(),
             at,
@@ -608,11 +622,23 @@ async fn current_fields<'k>(
     let ids = quoted(keys.iter().map(|(_, id)| id.as_str()));
     let trace_column = if source == Table::Traces { "id" } else { "trace_id" };
     let traces = quoted(keys.iter().map(|(trace, _)| trace.as_str()));
+    // Text columns are read up to a bound; arrays (tags, metadata) whole.
+    let columns: Vec<String> = text_columns(source)
+        .iter()
+        .map(|column| {
+            if matches!(*column, "tags" | "metadata_keys" | "metadata_values") {
+                (*column).to_owned()
+            } else {
+                // By characters: a cut inside a character would not be valid JSON text.
+                format!("substringUTF8({column}, 1, {MAX_CHECKED_CHARS}) AS {column}")
+            }
+        })
+        .collect();
     let sql = format!(
         "SELECT {trace_column} AS trace_key, id, {columns} FROM {table}
          WHERE project_id = {project} AND {trace_column} IN ({traces}) AND id IN ({ids})
          ORDER BY trace_key, id, version DESC LIMIT 1 BY trace_key, id FORMAT JSONEachRow",
-        columns = text_columns(source).join(", "),
+        columns = columns.join(", "),
         table = source.name(),
     );
     Ok(parse_json_rows(&read(clickhouse, &sql).await?)?

@@ -27,7 +27,9 @@ ensure_rust() {
 
 # Python packages the tests use: chDB (modern ClickHouse in-process), the readers analysts use
 # on exports (pyarrow, Polars, DuckDB), the OpenTelemetry SDK with its OTLP/HTTP exporter, the
-# Langfuse SDK (v5) that real users point at the edge, and Schemathesis (over the OpenAPI document).
+# Langfuse SDK (v5) that real users point at the edge, Schemathesis (over the OpenAPI document),
+# and the `openai` client with two instrumentations of it that users run (tests/tests/clients.rs):
+# the official OpenTelemetry one and OpenInference's.
 ensure_python_test_deps() {
   command -v python3 >/dev/null || die "python3 is missing"
   local missing=() pair
@@ -36,6 +38,15 @@ ensure_python_test_deps() {
     opentelemetry.exporter.otlp.proto.http:opentelemetry-exporter-otlp-proto-http \
     langfuse:langfuse==5.0.4; do
     python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
+  done
+  # Pinned: the instrumentations' output is what the tests read. opentelemetry-util-genai is held
+  # at 0.4b0: from 1.0b0 on it puts openai-v2 on the newer GenAI conventions whatever the
+  # environment says, and from 1.2b0 on openai-v2 2.4b0 no longer imports with it.
+  local pinned
+  for pinned in openai==3.63.0 opentelemetry-instrumentation-openai-v2==2.4b0 \
+    opentelemetry-util-genai==0.4b0 openinference-instrumentation-openai==0.1.66; do
+    python3 -c "import importlib.metadata as m, sys; n, v = sys.argv[1].split('=='); sys.exit(m.version(n) != v)" \
+      "$pinned" 2>/dev/null || missing+=("$pinned")
   done
   # Schemathesis (tests/tests/schemathesis.rs), pinned: a new version generates other cases.
   local schemathesis=4.32.5

@@ -1,7 +1,8 @@
 //! Real clients through the edge in workerd, the ETL and both databases: the unmodified Langfuse
 //! Python SDK (PyPI) and JS SDK (npm), Dify-shaped legacy batches whose updates arrive before
-//! or after their creates, Claude Code and Codex log exports, and the OpenTelemetry Python SDK's
-//! metric exporter. Each reads its values back from ClickHouse.
+//! or after their creates, Claude Code and Codex log exports, the OpenTelemetry Python SDK's
+//! metric exporter, and the `openai` Python client under the official OpenTelemetry and the
+//! OpenInference instrumentations. Each reads its values back from ClickHouse.
 
 use std::time::Duration;
 
@@ -498,5 +499,272 @@ async fn the_langfuse_python_sdk_reads_observations_and_metrics_v2_through_the_e
         assert_eq!(row["sum_inputTokens"], input, "{row}");
         assert!(row["sum_totalCost"].as_f64().unwrap() > 0.0, "{row}");
     }
+    etl.server.shutdown().await.unwrap();
+}
+
+/// The answer of [`chat_completions`] to every call.
+const ANSWER: &str = "Order A-1 shipped on 2026-12-01.";
+
+/// A Chat Completions server on loopback, answering `POST /v1/chat/completions` as OpenAI's API
+/// does: a `chat.completion` with the model asked for, one choice and its token usage (1,000
+/// prompt, 200 completion tokens). Its base URL, and the task serving it.
+async fn chat_completions() -> (String, tokio::task::JoinHandle<()>) {
+    async fn complete(axum::Json(request): axum::Json<Value>) -> axum::Json<Value> {
+        axum::Json(json!({
+            "id": "chatcmpl-7", "object": "chat.completion", "created": 1_764_000_000,
+            "model": request["model"], "system_fingerprint": "fp_7",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                         "message": {"role": "assistant", "content": ANSWER, "refusal": null}}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200},
+        }))
+    }
+    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(complete));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, task)
+}
+
+/// `tests/python/openai_instrumented.py`: the real `openai` client under a real instrumentation
+/// library, exporting through the edge; driven a call at a time over its stdin and stdout.
+struct InstrumentedClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl InstrumentedClient {
+    fn start(instrumentation: &str, openai_url: &str, edge_url: &str, project: &TestProject) -> Self {
+        let script = agenttrace_tests::repo_root().join("tests/python/openai_instrumented.py");
+        let mut child = tokio::process::Command::new("python3")
+            .arg(script)
+            .args([
+                instrumentation,
+                openai_url,
+                edge_url,
+                &project.key.public_key,
+                &project.secret_key,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("running python3");
+        let stdin = child.stdin.take().unwrap();
+        let stdout =
+            tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+        InstrumentedClient { child, stdin, stdout }
+    }
+
+    async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt as _;
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The script's next line; what it wrote to stderr if it ended instead.
+    async fn line(&mut self) -> String {
+        match tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => {
+                let _ = self.child.start_kill();
+                let output = self.child.stderr.take().unwrap();
+                let mut stderr = String::new();
+                tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(output), &mut stderr)
+                    .await
+                    .unwrap();
+                panic!("openai_instrumented.py stopped ({other:?}):\n{stderr}");
+            }
+        }
+    }
+
+    /// One chat call exported in `order` (`both`, `logs-first` or `spans-first`); for the
+    /// latter two `between` runs once the first signal is exported. The call's trace and span ids.
+    async fn call<F: std::future::Future<Output = ()>>(
+        &mut self,
+        order: &str,
+        between: impl FnOnce(String, String) -> F,
+    ) -> (String, String) {
+        self.send(order).await;
+        let ids: Value = serde_json::from_str(&self.line().await).unwrap();
+        let (trace, span) = (
+            ids["trace_id"].as_str().unwrap().to_owned(),
+            ids["span_id"].as_str().unwrap().to_owned(),
+        );
+        if order != "both" {
+            assert!(self.line().await.starts_with("exported"));
+            between(trace.clone(), span.clone()).await;
+            self.send("").await;
+        }
+        assert_eq!(self.line().await, "done");
+        (trace, span)
+    }
+
+    async fn finish(mut self) {
+        drop(self.stdin);
+        let status = self.child.wait().await.unwrap();
+        assert!(status.success(), "openai_instrumented.py exited with {status}");
+    }
+}
+
+/// A payload as the read API answers it: JSON, or JSON held in a string.
+fn payload(value: &Value) -> Value {
+    match value {
+        Value::String(text) => serde_json::from_str(text).unwrap_or_else(|_| value.clone()),
+        other => other.clone(),
+    }
+}
+
+/// The real `openai` Python client (PyPI) against a Chat Completions server on loopback, under
+/// the two instrumentations users run, unmodified from PyPI, exporting OTLP through the edge:
+///
+/// - the official OpenTelemetry one (`opentelemetry-instrumentation-openai-v2`, message content
+///   on) sends the messages and the choice as GenAI events in OTLP logs: they fold into the
+///   generation (its input the messages, its output the choice) whether the logs or the spans
+///   reach the ETL first, with no event observations beside it, and the trace's session is not
+///   its own id;
+/// - OpenInference's (`openinference-instrumentation-openai`) flattens the chat into span
+///   attributes: the generation's input and output are the conversation, not the raw request and
+///   response JSON, and so are its trace's (the span is the root).
+///
+/// Both generations are priced from the seeded table (gpt-5.3-codex: $1.75 / $14 per million).
+#[tokio::test]
+async fn instrumented_openai_clients_land_as_conversations() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let project = env.create_project("openai-instrumented").await;
+    let edge = Edge::start(&etl.url, &[]).await;
+    let (openai_url, _server) = chat_completions().await;
+    let p = project.key.project_id;
+    let pg = env.postgres().await;
+    let reader = api_keys::create_key(&pg, p, &[Scope::Read], None).await.unwrap();
+    let http = reqwest::Client::new();
+    let read = |path: String| {
+        let request = http.get(format!("{}{path}", etl.url)).header(
+            "authorization",
+            format!("Bearer {}:{}", reader.public_key, reader.secret_key),
+        );
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let pending = || async {
+        let row = pg
+            .query_one(
+                "SELECT count(*) FROM pending_patches WHERE project_id = $1",
+                &[&p],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let conversation = json!([
+        {"role": "system", "content": "You answer about orders in one sentence."},
+        {"role": "user", "content": "Where is order A-1?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "lookup_order", "arguments": "{\"order\": \"A-1\"}"}}]},
+        {"role": "tool", "content": "shipped 2026-12-01", "tool_call_id": "call_1"},
+    ]);
+    let priced = "gpt-5.3-codex\t1000\t200\t0.004550000000\tprice_table\t1\t1";
+    let generation = |trace: &str| {
+        format!(
+            "SELECT type, name, ifNull(model, ''), input_tokens, output_tokens, toString(total_cost), cost_source, \
+             ifNull(input, '') != '', ifNull(output, '') != '' FROM observations FINAL \
+             WHERE project_id = '{p}' AND trace_id = '{trace}' ORDER BY start_time_us"
+        )
+    };
+
+    // The official instrumentation: one call whose logs are exported (and wait in the ETL for
+    // their generation) before its spans, and one the other way round.
+    let mut client = InstrumentedClient::start("openai-v2", &openai_url, &edge.url, &project);
+    let logs_first = client
+        .call("logs-first", |_, _| async {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while pending().await == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the events' patch never reached the ETL"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+    let spans_first = client
+        .call("spans-first", |trace, span| {
+            let sql = format!(
+                "SELECT count() FROM observations FINAL WHERE project_id = '{p}' AND trace_id = '{trace}' AND id = '{span}'"
+            );
+            let env = &env;
+            async move { env.wait_until(&sql, "1", Duration::from_secs(30)).await }
+        })
+        .await;
+    client.finish().await;
+    for (trace, span) in [&logs_first, &spans_first] {
+        // One generation, nothing else: no event observations beside it.
+        env.wait_until(
+            &generation(trace),
+            &format!("generation\tchat gpt-5.3-codex\t{priced}"),
+            Duration::from_secs(30),
+        )
+        .await;
+        let observation = read(format!("/v1/traces/{trace}/observations/{span}")).await;
+        assert_eq!(payload(&observation["input"]), conversation, "{observation}");
+        assert_eq!(
+            payload(&observation["output"]),
+            json!([{"role": "assistant", "content": ANSWER, "finish_reason": "stop"}]),
+            "{observation}"
+        );
+        // Named by its root span; no session (not its own id).
+        env.wait_until(
+            &format!(
+                "SELECT ifNull(session_id, '') = '', name FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}'"
+            ),
+            "1\tchat gpt-5.3-codex",
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pending().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "patches still wait after their generations were complete"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // OpenInference's instrumentation: the chat from its span attributes.
+    let mut client = InstrumentedClient::start("openinference", &openai_url, &edge.url, &project);
+    let (trace, span) = client.call("both", |_, _| async {}).await;
+    client.finish().await;
+    env.wait_until(
+        &generation(&trace),
+        &format!("generation\tChatCompletion\t{priced}"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let observation = read(format!("/v1/traces/{trace}/observations/{span}")).await;
+    assert_eq!(payload(&observation["input"]), conversation, "{observation}");
+    let answer = json!([{"role": "assistant", "content": ANSWER}]);
+    assert_eq!(payload(&observation["output"]), answer, "{observation}");
+    // The span is the root: the trace's input and output are the conversation too.
+    env.wait_until(
+        &format!(
+            "SELECT count() FROM traces FINAL WHERE project_id = '{p}' AND id = '{trace}' AND ifNull(input, '') != ''"
+        ),
+        "1",
+        Duration::from_secs(30),
+    )
+    .await;
+    let detail = read(format!("/v1/traces/{trace}")).await;
+    assert_eq!(payload(&detail["trace"]["input"]), conversation, "{detail}");
+    assert_eq!(payload(&detail["trace"]["output"]), answer, "{detail}");
+    drop(edge);
     etl.server.shutdown().await.unwrap();
 }

@@ -6,7 +6,20 @@
 //!   used when `event.name` is present. Its time is the record's, else the observed time (Codex
 //!   sends `timeUnixNano: 0`), else `event.timestamp`.
 //! - The session (`session.id`, Codex's `conversation.id`) is the trace; one trace event per
-//!   session and export names it after the service.
+//!   session and export names it after the service. A record with no session but a trace id
+//!   belongs to that OpenTelemetry trace, which its spans name: its trace patch neither names
+//!   nor times the trace, nor gives it a session.
+//! - OpenTelemetry GenAI content events (`gen_ai.{system,user,assistant,tool}.message`,
+//!   `gen_ai.choice`, as `opentelemetry-instrumentation-openai-v2` sends them with
+//!   `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and the newer conventions'
+//!   `gen_ai.client.inference.operation.details`) carry their generation's trace and span ids:
+//!   the events of one span in one export become one `observation_patch` of that generation
+//!   (observation id = span id), its input the messages in order and its output the choices
+//!   (`chat.rs`). The span (`spans.rs`) is a patch too, and the ETL merges both in either order.
+//!   A span's events split across exports: a later export's messages replace the input an
+//!   earlier one set (and likewise choices the output), so an input split between two exports
+//!   keeps only the later part; the usual split, messages in one and choices in the next, is
+//!   whole.
 //! - Claude Code `api_request` / `api_error` → a generation (model, tokens, cost). Codex sends
 //!   token counts on a separate `sse_event` record of kind `response.completed`: within one
 //!   export it is paired with the conversation's preceding `api_request` into one generation;
@@ -24,11 +37,12 @@
 //!
 //! Ids are derived from the record's content, so a retried export does not duplicate.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use agenttrace_schemas::Timestamp;
 use serde_json::{Map, Value, json};
 
+use super::chat::{genai_choice, genai_event_message, genai_message_role};
 use super::common::{
     Attributes, Mapped, USAGE_KEYS, any_to_json, attributes_to_map, compact, content_id, envelope, oversized,
     time, usage,
@@ -52,7 +66,11 @@ struct Record<'a> {
     name: String,
     full_name: String,
     at_nano: u64,
+    /// The trace: the session (`session.id`, `conversation.id`), else the record's own trace id,
+    /// else the service's day.
     session: String,
+    /// Whether `session` is a session the record names, not its trace id or a day.
+    named_session: bool,
     id: String,
 }
 
@@ -102,9 +120,10 @@ fn record<'a>(
                 .checked_mul(1_000)
         })
         .ok_or_else(|| format!("log record {full_name:?}: it has no time"))?;
-    let session = attributes
-        .text(&["session.id", "conversation.id", "gen_ai.conversation.id"])
-        .or_else(|| (record.trace_id.len() == 16).then(|| hex::encode(&record.trace_id)))
+    let named = attributes.text(&["session.id", "conversation.id", "gen_ai.conversation.id"]);
+    let named_session = named.is_some();
+    let session = named
+        .or_else(|| trace_of(record))
         .unwrap_or_else(|| format!("{service}-{}", at_nano / 86_400_000_000_000));
     // A content hash makes the id: the same record sent twice is one event.
     let mut parts: Vec<Vec<u8>> = vec![
@@ -132,8 +151,94 @@ fn record<'a>(
         full_name,
         at_nano,
         session,
+        named_session,
         id,
     })
+}
+
+/// A record's trace id as hex, when it has a valid one.
+fn trace_of(record: &LogRecord) -> Option<String> {
+    (record.trace_id.len() == 16 && record.trace_id.iter().any(|b| *b != 0))
+        .then(|| hex::encode(&record.trace_id))
+}
+
+/// A record's span id as hex, when it has a valid one.
+fn span_of(record: &LogRecord) -> Option<String> {
+    (record.span_id.len() == 8 && record.span_id.iter().any(|b| *b != 0))
+        .then(|| hex::encode(&record.span_id))
+}
+
+/// The GenAI event that carries a conversation's content, by its name (`event.name` or the
+/// record's EventName): a message, a choice, or the newer conventions' one event with all of it.
+fn is_genai_content(name: &str) -> bool {
+    name == "gen_ai.choice"
+        || name == "gen_ai.client.inference.operation.details"
+        || genai_message_role(name).is_some()
+}
+
+/// The patch of the generation (span) that GenAI events belong to: its input, the messages in
+/// the order the request lists them, and its output, the choices by index. A request with only
+/// messages sets only the input, and one with only choices only the output.
+fn genai_patch(records: &[&Record], trace: &str, span: &str) -> Value {
+    let mut input = Vec::new();
+    let mut choices = Vec::new();
+    let mut details_input = None;
+    let mut details_output = None;
+    for record in records {
+        let body = record.record.body.as_ref().map_or(Value::Null, any_to_json);
+        if record.full_name == "gen_ai.choice" {
+            choices.push(genai_choice(&body));
+        } else if record.full_name == "gen_ai.client.inference.operation.details" {
+            details_input = record.attributes.payload(&["gen_ai.input.messages"]);
+            details_output = record.attributes.payload(&["gen_ai.output.messages"]);
+        } else if let Some(role) = genai_message_role(&record.full_name) {
+            input.push(genai_event_message(role, &body));
+        }
+    }
+    choices.sort_by_key(|(index, _)| *index);
+    compact(json!({
+        "id": span,
+        "trace_id": trace,
+        "input": if input.is_empty() { details_input } else { Some(Value::Array(input)) },
+        "output": if choices.is_empty() {
+            details_output
+        } else {
+            Some(Value::Array(choices.into_iter().map(|(_, message)| message).collect()))
+        },
+    }))
+}
+
+/// The GenAI content events of one export grouped by the span they belong to: the first
+/// record's index maps to the span's patch, every other record of the group to nothing.
+fn genai_patches(records: &[Result<Record, String>]) -> HashMap<usize, Option<Value>> {
+    let mut spans: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (index, record) in records.iter().enumerate() {
+        let Ok(record) = record else { continue };
+        if !is_genai_content(&record.full_name) {
+            continue;
+        }
+        if let (Some(trace), Some(span)) = (trace_of(record.record), span_of(record.record)) {
+            spans.entry((trace, span)).or_default().push(index);
+        }
+    }
+    let mut out = HashMap::new();
+    for ((trace, span), indexes) in spans {
+        let group: Vec<&Record> = indexes.iter().filter_map(|i| records[*i].as_ref().ok()).collect();
+        let ids: Vec<&[u8]> = group.iter().map(|r| r.id.as_bytes()).collect();
+        let at = group.iter().map(|r| r.at_nano).max().unwrap_or_default();
+        let patch = genai_patch(&group, &trace, &span);
+        let event = envelope(
+            format!("otlp-genai-{trace}-{span}-{}", content_id(&ids)),
+            "observation_patch",
+            at,
+            patch,
+        );
+        out.insert(indexes[0], Some(event));
+        for index in &indexes[1..] {
+            out.insert(*index, None);
+        }
+    }
+    out
 }
 
 /// Maps every log record of an OTLP logs export (one result per record, in order).
@@ -158,9 +263,14 @@ pub fn map(request: &ExportLogsServiceRequest, max_attribute_bytes: usize) -> Ve
             .map(|r| record(r, &service, max_attribute_bytes))
             .collect();
         let plan = Plan::new(&records);
+        let mut genai = genai_patches(&records);
         for (index, item) in records.iter().enumerate() {
             out.push(match item {
                 Err(error) => Err(error.clone()),
+                // GenAI content events fold into their generation, one patch per span.
+                Ok(_) if genai.contains_key(&index) => {
+                    Ok(genai.remove(&index).flatten().into_iter().collect())
+                }
                 Ok(record) => Ok(record_events(
                     record,
                     plan.request_of
@@ -570,16 +680,19 @@ fn record_events(
         }
     }
     // The session's trace, once per export (a later export of the same session updates it).
+    // A record in an OpenTelemetry trace (its trace id, no session named) leaves naming, timing
+    // and the session to the trace's spans: the trace is not a session, so it has none.
     if traced.insert(session.to_owned()) {
+        let traced_by_spans = !record.named_session && trace_of(record.record).is_some();
         let trace = compact(json!({
             "id": session,
-            "timestamp": time(record.at_nano),
-            "name": service,
-            "session_id": session,
+            "timestamp": (!traced_by_spans).then(|| time(record.at_nano)),
+            "name": (!traced_by_spans).then_some(service),
+            "session_id": (!traced_by_spans).then_some(session),
             "user_id": attributes.text(&["user.email", "user.id", "user.account_uuid"]),
             "release": resource.text(&["service.version"]),
             "environment": resource.text(&["env", "deployment.environment.name", "deployment.environment"]),
-            "tags": [format!("agent:{service}")],
+            "tags": (!traced_by_spans).then(|| [format!("agent:{service}")]),
             "metadata": resource_metadata,
         }));
         events.push(envelope(

@@ -1,6 +1,7 @@
 //! OTLP/HTTP intake: decoding (protobuf or JSON, the request's `Content-Type` decides), mapping
 //! to AgentTrace events, and OTLP's partial-success answer in the request's encoding.
 
+pub mod chat;
 pub mod common;
 pub mod logs;
 pub mod metrics;

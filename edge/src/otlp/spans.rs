@@ -13,20 +13,29 @@
 //!    `execute_tool` → tool call), `gen_ai.input.messages` / `gen_ai.output.messages` (or the
 //!    deprecated `gen_ai.prompt` / `gen_ai.completion`), `gen_ai.conversation.id` as session.
 //! 3. **OpenInference** (`openinference.span.kind`, `llm.model_name`, `llm.token_count.*`,
-//!    `llm.invocation_parameters`, `input.value`, `output.value`, `tool.name`).
+//!    `llm.invocation_parameters`, `tool.name`; input and output are the chat rebuilt from
+//!    `llm.input_messages.*` / `llm.output_messages.*` (`chat.rs`) when the span has them, else
+//!    `input.value` / `output.value`, the raw request and response).
 //! 4. **Vercel AI SDK** (`ai.operationId`, `ai.model.id`, `ai.usage.*`, `ai.prompt*`,
-//!    `ai.response.*`, `ai.toolCall.*`, `ai.telemetry.metadata.*`).
+//!    `ai.response.*`, `ai.toolCall.*`, `ai.telemetry.metadata.*`; a call's
+//!    `ai.telemetry.functionId`, or `resource.name`, names the trace).
 //!
 //! Then `user.id` / `session.id`, and a heuristic: a span with a GenAI model or token counts is
 //! a generation. Ids and parent links are kept as hex. Every span whose attributes say anything
 //! about its trace (and every root span, which names and times it) yields a `trace_patch`: the
-//! ETL merges those from all of a trace's spans, in whatever order they arrive. Resource
-//! attributes are kept as metadata under `resource.`; payload attributes (inputs, outputs) are
-//! not copied into metadata.
+//! ETL merges those from all of a trace's spans, in whatever order they arrive. The root span's
+//! input and output are the trace's too, unless `langfuse.trace.input` / `.output` are given.
+//! Resource attributes are kept as metadata under `resource.`; payload attributes (inputs,
+//! outputs) are not copied into metadata.
+//!
+//! A GenAI generation span with no content of its own (the official OpenAI instrumentation
+//! sends its messages as log events, `logs.rs`) is sent as an `observation_patch`, so that the
+//! ETL merges it with the events' patch in either order.
 
 use agenttrace_schemas::Timestamp;
 use serde_json::{Map, Value, json};
 
+use super::chat::openinference_messages;
 use super::common::{
     Attributes, Mapped, USAGE_KEYS, attributes_to_map, compact, cost_from_details, envelope, oversized, time,
     usage, usage_from_details,
@@ -85,7 +94,34 @@ fn mapped_elsewhere(key: &str) -> bool {
         || TOOL_INPUT_KEYS.contains(&key)
         || TOOL_OUTPUT_KEYS.contains(&key)
         || key == "gen_ai.system_instructions"
+        || key.starts_with("llm.input_messages.")
+        || key.starts_with("llm.output_messages.")
 }
+
+/// A span's input or output: the first of `keys` present, except that OpenInference's messages
+/// (`messages`: `llm.input_messages` or `llm.output_messages`), rebuilt as a conversation, come
+/// before its raw request or response (`input.value` / `output.value`).
+fn payload(attributes: &Attributes, raw: &[KeyValue], keys: &[&str], messages: &str) -> Option<Value> {
+    let raw_at = keys
+        .iter()
+        .position(|key| matches!(*key, "input.value" | "output.value"))
+        .unwrap_or(keys.len());
+    attributes
+        .payload(&keys[..raw_at])
+        .or_else(|| openinference_messages(raw, messages))
+        .or_else(|| attributes.payload(&keys[raw_at..]))
+}
+
+/// The Vercel AI SDK's operations that a call's `functionId` names (the spans of one
+/// `generateText`, `streamText`, ... call; not each step's `doGenerate` under them).
+const AI_SDK_CALLS: &[&str] = &[
+    "ai.generateText",
+    "ai.streamText",
+    "ai.generateObject",
+    "ai.streamObject",
+    "ai.embed",
+    "ai.embedMany",
+];
 
 /// The observation type, by the dialect priority above.
 fn observation_type(attributes: &Attributes, span_name: &str) -> &'static str {
@@ -303,6 +339,16 @@ fn span_events(
         (span.end_time_unix_nano >= span.start_time_unix_nano && span.end_time_unix_nano > 0)
             .then(|| time(span.end_time_unix_nano))
     };
+    let input = payload(&attributes, &span.attributes, input_keys, "llm.input_messages");
+    let output = payload(&attributes, &span.attributes, output_keys, "llm.output_messages");
+    // A GenAI generation whose span carries no content may get it from GenAI events in OTLP
+    // logs (`logs.rs`), which become a patch of this observation: the span is a patch too, so
+    // that the ETL merges the two whichever arrives first.
+    let patched_by_events = kind == "generation"
+        && input.is_none()
+        && output.is_none()
+        && attributes.has_prefix("gen_ai.")
+        && !attributes.has_prefix("langfuse.");
     let observation = compact(json!({
         "id": span_id,
         "trace_id": trace_id,
@@ -313,8 +359,8 @@ fn span_events(
         "end_time": end_time,
         "level": level,
         "status_message": status_message,
-        "input": attributes.payload(input_keys),
-        "output": attributes.payload(output_keys),
+        "input": input,
+        "output": output,
         "metadata": metadata,
         "model": if priced { model } else { None },
         "model_parameters": if priced { model_parameters(&attributes, &span.attributes) } else { None },
@@ -326,9 +372,23 @@ fn span_events(
         "prompt_name": attributes.text(&["langfuse.observation.prompt.name"]),
         "prompt_version": attributes.count(&["langfuse.observation.prompt.version"]),
     }));
+    let root = parent.is_none();
+    // The root span's input and output are its trace's (unless `langfuse.trace.*` say otherwise).
+    let io = if root {
+        (
+            observation.get("input").cloned(),
+            observation.get("output").cloned(),
+        )
+    } else {
+        (None, None)
+    };
     let mut events = vec![envelope(
         format!("otlp-span-{trace_id}-{span_id}"),
-        "observation",
+        if patched_by_events {
+            "observation_patch"
+        } else {
+            "observation"
+        },
         span.start_time_unix_nano,
         observation,
     )];
@@ -338,7 +398,8 @@ fn span_events(
         resource,
         resource_metadata,
         &trace_id,
-        parent.is_none(),
+        root,
+        io,
     ) {
         events.push(envelope(
             format!("otlp-trace-{trace_id}-{span_id}"),
@@ -359,6 +420,7 @@ fn trace_patch(
     resource_metadata: &Map<String, Value>,
     trace_id: &str,
     root: bool,
+    (input, output): (Option<Value>, Option<Value>),
 ) -> Option<Value> {
     let either = |keys: &[&str]| attributes.text(keys).or_else(|| resource.text(keys));
     let mut metadata = attributes.under("langfuse.trace.metadata");
@@ -373,14 +435,30 @@ fn trace_patch(
     if root {
         metadata.extend(resource_metadata.clone());
     }
+    // The Vercel AI SDK's `functionId` (also sent as `resource.name`) names the trace from the
+    // call's own span, root or not (under a web framework's request span, say).
+    let ai_call = attributes
+        .text(&["ai.operationId"])
+        .is_some_and(|operation| AI_SDK_CALLS.contains(&operation.as_str()));
+    let function_id = (root || ai_call)
+        .then(|| attributes.text(&["ai.telemetry.functionId"]))
+        .flatten()
+        .or_else(|| {
+            (ai_call || (root && attributes.contains("ai.operationId")))
+                .then(|| attributes.text(&["resource.name"]))
+                .flatten()
+        });
     let patch = compact(json!({
-        "name": attributes.text(&["langfuse.trace.name"]).or_else(|| root.then(|| span.name.clone()).filter(|n| !n.is_empty())),
+        "name": attributes
+            .text(&["langfuse.trace.name"])
+            .or(function_id)
+            .or_else(|| root.then(|| span.name.clone()).filter(|n| !n.is_empty())),
         "user_id": attributes.text(&["langfuse.user.id", "user.id", "enduser.id", "ai.telemetry.metadata.userId"]),
         "session_id": attributes.text(&["langfuse.session.id", "session.id", "gen_ai.conversation.id", "ai.telemetry.metadata.sessionId"]),
         "tags": attributes.strings(&["langfuse.trace.tags", "langfuse.tags", "ai.telemetry.metadata.tags"]),
         "public": attributes.flag(&["langfuse.trace.public"]),
-        "input": attributes.payload(&["langfuse.trace.input"]),
-        "output": attributes.payload(&["langfuse.trace.output"]),
+        "input": attributes.payload(&["langfuse.trace.input"]).or(input),
+        "output": attributes.payload(&["langfuse.trace.output"]).or(output),
         "environment": either(&["langfuse.environment", "deployment.environment.name", "deployment.environment"]),
         "release": either(&["langfuse.release"]).or_else(|| root.then(|| resource.text(&["service.version"])).flatten()),
         "version": attributes.text(&["langfuse.version"]),

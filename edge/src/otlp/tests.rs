@@ -505,3 +505,488 @@ fn extreme_times_are_refused_or_clamped_not_overflowed() {
     );
     assert!(!intake.events.is_empty());
 }
+
+/// An OTLP JSON attribute: strings, integers and JSON values (as their JSON text) as exporters
+/// send them.
+fn attr(key: &str, value: Value) -> Value {
+    let value = match value {
+        Value::String(s) => serde_json::json!({"stringValue": s}),
+        Value::Number(n) if n.is_i64() => serde_json::json!({"intValue": n.to_string()}),
+        Value::Number(n) => serde_json::json!({"doubleValue": n}),
+        Value::Bool(b) => serde_json::json!({"boolValue": b}),
+        other => serde_json::json!({"stringValue": other.to_string()}),
+    };
+    serde_json::json!({"key": key, "value": value})
+}
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const T0: u64 = 1_764_064_800_000_000_000;
+
+/// One span of `TRACE` as OTLP JSON; `parent` empty for a root span.
+fn span_json(span: &str, parent: &str, name: &str, attributes: Vec<Value>) -> Value {
+    serde_json::json!({"traceId": TRACE, "spanId": span, "parentSpanId": parent, "name": name,
+        "startTimeUnixNano": T0.to_string(), "endTimeUnixNano": (T0 + 900_000_000).to_string(),
+        "attributes": attributes})
+}
+
+fn map_spans(spans: Vec<Value>) -> Vec<Value> {
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string();
+    let request = decode_traces(body.as_bytes(), Encoding::Json).unwrap();
+    events(&intake(spans::map(&request, 1 << 20), &window(), &Limits::default()).unwrap())
+}
+
+fn map_logs(records: Vec<Value>) -> Vec<Value> {
+    let body = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [attr("service.name", "chat-app".into())]},
+        "scopeLogs": [{"scope": {"name": "opentelemetry.instrumentation.openai_v2"}, "logRecords": records}]}]})
+    .to_string();
+    let request = decode_logs(body.as_bytes(), Encoding::Json).unwrap();
+    events(&intake(logs::map(&request, 1 << 20), &window(), &Limits::default()).unwrap())
+}
+
+fn with_id<'a>(events: &'a [Value], kind: &str, id: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["type"] == kind && e["body"]["id"] == id)
+        .unwrap_or_else(|| panic!("no {kind} {id:?} in {events:#?}"))
+}
+
+/// OpenInference's flattened `llm.input_messages.*` / `llm.output_messages.*` (as
+/// `openinference-instrumentation-openai` sets them) become the observation's input and output as
+/// a conversation in OpenAI's format, tool calls and content parts included; the raw request and
+/// response (`input.value`, `output.value`) are then left out, and so are the flattened keys from
+/// metadata.
+#[test]
+fn openinference_messages_become_a_conversation() {
+    let m = |i: usize, rest: &str| format!("llm.input_messages.{i}.message.{rest}");
+    let attributes = vec![
+        attr("openinference.span.kind", "LLM".into()),
+        attr("llm.model_name", "gpt-5.2-codex".into()),
+        attr(
+            "input.value",
+            r#"{"messages": [], "model": "gpt-5.2-codex"}"#.into(),
+        ),
+        attr("input.mime_type", "application/json".into()),
+        attr("output.value", r#"{"id": "chatcmpl-1", "choices": []}"#.into()),
+        attr(&m(0, "role"), "system".into()),
+        attr(&m(0, "content"), "You are terse.".into()),
+        attr(&m(1, "role"), "user".into()),
+        attr(&m(1, "contents.0.message_content.type"), "text".into()),
+        attr(
+            &m(1, "contents.0.message_content.text"),
+            "What is in this image?".into(),
+        ),
+        attr(&m(1, "contents.1.message_content.type"), "image".into()),
+        attr(
+            &m(1, "contents.1.message_content.image.image.url"),
+            "https://example.com/a.png".into(),
+        ),
+        attr(&m(2, "role"), "assistant".into()),
+        attr(&m(2, "tool_calls.0.tool_call.id"), "call_1".into()),
+        attr(&m(2, "tool_calls.0.tool_call.function.name"), "describe".into()),
+        attr(
+            &m(2, "tool_calls.0.tool_call.function.arguments"),
+            r#"{"detail": "high"}"#.into(),
+        ),
+        attr(&m(3, "role"), "tool".into()),
+        attr(&m(3, "tool_call_id"), "call_1".into()),
+        attr(&m(3, "content"), "a cat".into()),
+        // Ten messages sort by number, not as text.
+        attr(&m(10, "role"), "user".into()),
+        attr(&m(10, "content"), "and now?".into()),
+        attr("llm.output_messages.0.message.role", "assistant".into()),
+        attr("llm.output_messages.0.message.content", "A cat on a mat.".into()),
+    ];
+    let events = map_spans(vec![span_json(
+        "b7ad6b7169203331",
+        "",
+        "ChatCompletion",
+        attributes,
+    )]);
+    let generation = &with_id(&events, "observation", "b7ad6b7169203331")["body"];
+    assert_eq!(generation["type"], "generation");
+    assert_eq!(
+        generation["input"],
+        serde_json::json!([
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is in this image?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "describe", "arguments": "{\"detail\": \"high\"}"}}]},
+            {"role": "tool", "content": "a cat", "tool_call_id": "call_1"},
+            {"role": "user", "content": "and now?"},
+        ])
+    );
+    assert_eq!(
+        generation["output"],
+        serde_json::json!([{"role": "assistant", "content": "A cat on a mat."}])
+    );
+    let metadata = generation["metadata"].as_object().unwrap();
+    assert!(
+        !metadata.keys().any(|k| k.starts_with("llm.input_messages")
+            || k.starts_with("llm.output_messages")
+            || k == "input.value"),
+        "{metadata:?}"
+    );
+    assert_eq!(metadata["input.mime_type"], "application/json");
+    // The span is the root: its conversation is the trace's input and output too.
+    let trace = &with_id(&events, "trace_patch", TRACE)["body"];
+    assert_eq!(trace["input"], generation["input"]);
+    assert_eq!(trace["output"], generation["output"]);
+    // Without the flattened messages the raw request and response stay the payloads.
+    let events = map_spans(vec![span_json(
+        "b7ad6b7169203332",
+        "",
+        "ChatCompletion",
+        vec![
+            attr("openinference.span.kind", "LLM".into()),
+            attr("input.value", r#"{"model": "m"}"#.into()),
+            attr("output.value", "done".into()),
+        ],
+    )]);
+    let generation = &with_id(&events, "observation", "b7ad6b7169203332")["body"];
+    assert_eq!(
+        (
+            generation["input"]["model"].as_str(),
+            generation["output"].as_str()
+        ),
+        (Some("m"), Some("done"))
+    );
+}
+
+/// A root span's input and output are its trace's (OpenTelemetry GenAI, the Vercel AI SDK),
+/// unless `langfuse.trace.input` / `.output` say otherwise; a child span's are not.
+#[test]
+fn a_root_spans_input_and_output_are_its_traces() {
+    let events = map_spans(vec![
+        span_json(
+            "00f067aa0ba902b7",
+            "",
+            "invoke_agent support",
+            vec![
+                attr("gen_ai.operation.name", "invoke_agent".into()),
+                attr(
+                    "gen_ai.input.messages",
+                    serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": "refund?"}]}]),
+                ),
+                attr(
+                    "gen_ai.output.messages",
+                    serde_json::json!([{"role": "assistant", "parts": [{"type": "text", "content": "done"}]}]),
+                ),
+            ],
+        ),
+        span_json(
+            "00f067aa0ba902b8",
+            "00f067aa0ba902b7",
+            "chat gpt-5.2",
+            vec![
+                attr("gen_ai.operation.name", "chat".into()),
+                attr("gen_ai.request.model", "gpt-5.2".into()),
+                attr("gen_ai.prompt", "inner".into()),
+                attr("gen_ai.completion", "inner answer".into()),
+            ],
+        ),
+    ]);
+    let trace = &with_id(&events, "trace_patch", TRACE)["body"];
+    assert_eq!(trace["name"], "invoke_agent support");
+    assert_eq!(trace["input"][0]["parts"][0]["content"], "refund?");
+    assert_eq!(trace["output"][0]["parts"][0]["content"], "done");
+    assert_eq!(
+        events.iter().filter(|e| e["type"] == "trace_patch").count(),
+        1,
+        "the child says nothing about its trace"
+    );
+
+    // Langfuse's own trace input wins over the root span's.
+    let events = map_spans(vec![span_json(
+        "00f067aa0ba902b9",
+        "",
+        "handle",
+        vec![
+            attr("langfuse.observation.input", "span input".into()),
+            attr("langfuse.trace.input", "trace input".into()),
+            attr("langfuse.observation.output", "span output".into()),
+        ],
+    )]);
+    let trace = &with_id(&events, "trace_patch", TRACE)["body"];
+    assert_eq!(
+        (trace["input"].as_str(), trace["output"].as_str()),
+        (Some("trace input"), Some("span output"))
+    );
+}
+
+/// The Vercel AI SDK: the call's `ai.telemetry.functionId` names the trace, from the call's
+/// span whether it is the root or under a web framework's request span; its steps
+/// (`doGenerate`) do not rename it. The root call's prompt and text are the trace's input and
+/// output.
+#[test]
+fn a_vercel_ai_sdk_function_id_names_the_trace() {
+    let call = |span: &str, parent: &str| {
+        span_json(
+            span,
+            parent,
+            "ai.generateText",
+            vec![
+                attr("ai.operationId", "ai.generateText".into()),
+                attr("operation.name", "ai.generateText support-reply".into()),
+                attr("resource.name", "support-reply".into()),
+                attr("ai.telemetry.functionId", "support-reply".into()),
+                attr("ai.model.id", "gpt-5-mini".into()),
+                attr("ai.prompt", r#"{"prompt":"Where is my order?"}"#.into()),
+                attr("ai.response.text", "It ships today.".into()),
+            ],
+        )
+    };
+    let step = span_json(
+        "1000000000000003",
+        "1000000000000002",
+        "ai.generateText.doGenerate",
+        vec![
+            attr("ai.operationId", "ai.generateText.doGenerate".into()),
+            attr("ai.telemetry.functionId", "support-reply".into()),
+            attr("ai.model.id", "gpt-5-mini".into()),
+        ],
+    );
+    let events = map_spans(vec![call("1000000000000002", ""), step.clone()]);
+    let patches: Vec<&Value> = events.iter().filter(|e| e["type"] == "trace_patch").collect();
+    assert_eq!(patches.len(), 1, "{patches:#?}");
+    let trace = &patches[0]["body"];
+    assert_eq!(trace["name"], "support-reply");
+    assert_eq!(trace["input"]["prompt"], "Where is my order?");
+    assert_eq!(trace["output"], "It ships today.");
+
+    // Under a request span: the root names the trace first, the call's span renames it.
+    let events = map_spans(vec![
+        span_json(
+            "1000000000000001",
+            "",
+            "POST /api/chat",
+            vec![attr("http.method", "POST".into())],
+        ),
+        call("1000000000000002", "1000000000000001"),
+        step,
+    ]);
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "trace_patch")
+        .filter_map(|e| e["body"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["POST /api/chat", "support-reply"]);
+    let renaming = events
+        .iter()
+        .find(|e| e["type"] == "trace_patch" && e["body"]["name"] == "support-reply")
+        .unwrap();
+    assert!(
+        renaming["body"].get("input").is_none(),
+        "a child's input is not the trace's"
+    );
+}
+
+/// A GenAI event record of `opentelemetry-instrumentation-openai-v2`: the name in the record's
+/// EventName field (the current SDK) or in `event.name` (older ones), the message as the body.
+fn genai_event(span: &str, name: &str, at_ms: u64, body: Value, in_attribute: bool) -> Value {
+    let mut attributes = vec![attr("gen_ai.system", "openai".into())];
+    if in_attribute {
+        attributes.push(attr("event.name", name.into()));
+    }
+    serde_json::json!({"timeUnixNano": "0", "observedTimeUnixNano": (T0 + at_ms * 1_000_000).to_string(),
+        "traceId": TRACE, "spanId": span, "eventName": if in_attribute { "" } else { name },
+        "body": any_value(&body), "attributes": attributes})
+}
+
+/// A JSON value as an OTLP JSON AnyValue (maps as kvlists, as the Python SDK encodes a dict).
+fn any_value(value: &Value) -> Value {
+    match value {
+        Value::Null => serde_json::json!({}),
+        Value::String(s) => serde_json::json!({"stringValue": s}),
+        Value::Bool(b) => serde_json::json!({"boolValue": b}),
+        Value::Number(n) if n.is_i64() => serde_json::json!({"intValue": n.to_string()}),
+        Value::Number(n) => serde_json::json!({"doubleValue": n}),
+        Value::Array(items) => {
+            serde_json::json!({"arrayValue": {"values": items.iter().map(any_value).collect::<Vec<_>>()}})
+        }
+        Value::Object(map) => serde_json::json!({"kvlistValue": {"values": map.iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "value": any_value(v)})).collect::<Vec<_>>()}}),
+    }
+}
+
+/// The official OpenTelemetry OpenAI instrumentation's GenAI events (OTLP logs) fold into the
+/// generation they belong to: one observation patch per span (observation id = span id) whose
+/// input is the messages in order and whose output is the choices by index; no event
+/// observations, no trace patch naming the trace after the service or giving it its own id as
+/// session. Its span, which carries no content, is a patch too, so the ETL merges both in
+/// either order.
+#[test]
+fn genai_events_fold_into_their_generation() {
+    let span = "53995c3f42cd8ad8";
+    let records = vec![
+        genai_event(
+            span,
+            "gen_ai.system.message",
+            1,
+            serde_json::json!({"content": "Be brief."}),
+            false,
+        ),
+        genai_event(
+            span,
+            "gen_ai.user.message",
+            2,
+            serde_json::json!({"content": "Weather in Paris?"}),
+            true,
+        ),
+        genai_event(
+            span,
+            "gen_ai.assistant.message",
+            3,
+            serde_json::json!({"tool_calls": [{"id": "call_9", "type": "function",
+                "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}),
+            false,
+        ),
+        genai_event(
+            span,
+            "gen_ai.tool.message",
+            4,
+            serde_json::json!({"content": "18C", "id": "call_9"}),
+            false,
+        ),
+        // Choices arrive in any order; the output lists them by index.
+        genai_event(
+            span,
+            "gen_ai.choice",
+            9,
+            serde_json::json!({"index": 1, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "Mild, 18C."}}),
+            false,
+        ),
+        genai_event(
+            span,
+            "gen_ai.choice",
+            8,
+            serde_json::json!({"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "18C in Paris."}}),
+            false,
+        ),
+        // Another span's event in the same export is its own patch.
+        genai_event(
+            "53995c3f42cd8ad9",
+            "gen_ai.user.message",
+            5,
+            serde_json::json!({"content": "hi"}),
+            false,
+        ),
+    ];
+    let events = map_logs(records.clone());
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert!(
+        events.iter().all(|e| e["type"] == "observation_patch"),
+        "{events:#?}"
+    );
+    let patch = with_id(&events, "observation_patch", span);
+    assert_eq!(patch["body"]["trace_id"], TRACE);
+    assert_eq!(
+        patch["body"]["input"],
+        serde_json::json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_9", "type": "function",
+                "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "content": "18C", "tool_call_id": "call_9"},
+        ])
+    );
+    assert_eq!(
+        patch["body"]["output"],
+        serde_json::json!([
+            {"role": "assistant", "content": "18C in Paris.", "finish_reason": "stop"},
+            {"role": "assistant", "content": "Mild, 18C.", "finish_reason": "stop"},
+        ])
+    );
+    assert_eq!(
+        patch["timestamp"], "2025-11-25T10:00:00.009000Z",
+        "versioned by its newest record"
+    );
+    assert_eq!(
+        map_logs(records.clone()),
+        events,
+        "a retried export is the same patch"
+    );
+
+    // Split across exports: messages in one, the choice in the next; each sets its own field.
+    let first = map_logs(records[..4].to_vec());
+    let second = map_logs(records[4..6].to_vec());
+    assert_eq!(first[0]["body"]["input"].as_array().unwrap().len(), 4);
+    assert!(first[0]["body"].get("output").is_none());
+    assert!(second[0]["body"].get("input").is_none());
+    assert_eq!(second[0]["body"]["output"].as_array().unwrap().len(), 2);
+    assert_ne!(first[0]["id"], second[0]["id"]);
+
+    // The generation's span (what the instrumentation sets on it, no content) is a patch of the
+    // same observation, complete on its own.
+    let events = map_spans(vec![span_json(
+        span,
+        "",
+        "chat gpt-5-mini",
+        vec![
+            attr("gen_ai.operation.name", "chat".into()),
+            attr("gen_ai.system", "openai".into()),
+            attr("gen_ai.request.model", "gpt-5-mini".into()),
+            attr("gen_ai.response.model", "gpt-5-mini-2025-08-07".into()),
+            attr("gen_ai.usage.input_tokens", 31.into()),
+            attr("gen_ai.usage.output_tokens", 9.into()),
+            attr("gen_ai.response.finish_reasons", serde_json::json!(["stop"])),
+        ],
+    )]);
+    let generation = with_id(&events, "observation_patch", span);
+    let body = &generation["body"];
+    assert_eq!(
+        (
+            body["type"].as_str(),
+            body["name"].as_str(),
+            body["trace_id"].as_str()
+        ),
+        (Some("generation"), Some("chat gpt-5-mini"), Some(TRACE))
+    );
+    assert_eq!(body["model"], "gpt-5-mini-2025-08-07");
+    assert_eq!(body["usage"]["output_tokens"], 9);
+    assert!(body["start_time"].is_string() && body["end_time"].is_string());
+    // A generation with content of its own stays a whole observation.
+    let events = map_spans(vec![span_json(
+        span,
+        "",
+        "chat gpt-5-mini",
+        vec![
+            attr("gen_ai.operation.name", "chat".into()),
+            attr("gen_ai.prompt", "hi".into()),
+        ],
+    )]);
+    assert_eq!(with_id(&events, "observation", span)["body"]["input"], "hi");
+}
+
+/// A log record in an OpenTelemetry trace (a trace id, no session named) that is not a GenAI
+/// content event stays an event, and its trace patch leaves the trace's name, time and session
+/// to the spans: the session is not set to the trace's own id.
+#[test]
+fn traced_log_records_do_not_make_their_trace_a_session() {
+    let record = serde_json::json!({"timeUnixNano": (T0 + 1_000_000).to_string(), "traceId": TRACE,
+        "spanId": "53995c3f42cd8ad8", "eventName": "app.cache_miss",
+        "body": {"stringValue": "cache miss for key 7"}});
+    let events = map_logs(vec![record]);
+    let event = events.iter().find(|e| e["type"] == "observation").unwrap();
+    assert_eq!(event["body"]["type"], "event");
+    assert_eq!(event["body"]["trace_id"], TRACE);
+    let trace = &with_id(&events, "trace_patch", TRACE)["body"];
+    for field in ["session_id", "name", "timestamp", "tags"] {
+        assert!(trace.get(field).is_none(), "{field} in {trace}");
+    }
+    // A GenAI event without a span to fold into stays an event too.
+    let orphan = serde_json::json!({"observedTimeUnixNano": T0.to_string(), "traceId": TRACE,
+        "eventName": "gen_ai.user.message", "body": any_value(&serde_json::json!({"content": "hi"}))});
+    let events = map_logs(vec![orphan]);
+    assert_eq!(count(&events, "observation"), 1);
+    assert!(
+        with_id(&events, "trace_patch", TRACE)["body"]
+            .get("session_id")
+            .is_none()
+    );
+}

@@ -349,4 +349,108 @@ mod tests {
         assert_eq!(cost.cache_read, Some(0.5));
         assert_eq!(cost.total, Some(4.25));
     }
+
+    /// The seeded default prices (0002, and 0024's models of December 2026) as the ETL loads
+    /// them: in match order (priority, then the newest first).
+    fn seeded() -> PriceTable {
+        let row = Regex::new(
+            r"\('([^']+)',\s*'\w+',\s*([\d.]+),\s*([\d.]+),\s*([\d.]+),\s*([\d.]+),\s*(\d+)(?:,\s*'([^']+)')?\)",
+        )
+        .unwrap();
+        let mut rows: Vec<(i64, PriceRow)> = [
+            include_str!("../../../migrations/postgres/0002_batches_and_prices.sql"),
+            include_str!("../../../migrations/postgres/0024_current_model_prices.sql"),
+        ]
+        .iter()
+        .flat_map(|sql| row.captures_iter(sql))
+        .map(|c| {
+            let price = |i: usize| c[i].parse::<f64>().unwrap();
+            let valid_from = c.get(7).map_or(0, |t| {
+                chrono::DateTime::parse_from_rfc3339(t.as_str())
+                    .unwrap()
+                    .timestamp_micros()
+            });
+            let prices = Prices {
+                input: price(2),
+                output: price(3),
+                cache_read: price(4),
+                cache_write: price(5),
+            };
+            let row = PriceRow {
+                pattern: c[1].to_owned(),
+                prices,
+                project: None,
+                valid_from_us: valid_from,
+            };
+            (c[6].parse().unwrap(), row)
+        })
+        .collect();
+        assert!(rows.len() > 30, "{} seeded rows", rows.len());
+        rows.sort_by(|(p1, a), (p2, b)| {
+            (p2, b.valid_from_us)
+                .cmp(&(p1, a.valid_from_us))
+                .then_with(|| a.pattern.cmp(&b.pattern))
+        });
+        let table = PriceTable::from_rows(rows.into_iter().map(|(_, row)| row));
+        assert_eq!(table.len(), 38, "every seeded pattern compiles");
+        table
+    }
+
+    #[test]
+    fn the_seed_prices_the_models_agents_use() {
+        let table = seeded();
+        let december = 1_796_515_200_000_000; // 2026-12-06
+        let price = |model: &str| {
+            table
+                .prices_for(PROJECT, december, model)
+                .map(|p| (p.input, p.output))
+        };
+        for (model, expected) in [
+            ("claude-opus-4-6", Some((5.0, 25.0))),
+            ("claude-opus-4-8-20260528", Some((5.0, 25.0))),
+            ("claude-opus-4-7[1m]", Some((5.0, 25.0))),
+            ("claude-opus-4-7@20260301", Some((5.0, 25.0))),
+            ("anthropic/claude-opus-4-1-20250805", Some((15.0, 75.0))),
+            ("claude-opus-4-20250514", Some((15.0, 75.0))),
+            ("claude-opus-5", Some((5.0, 25.0))),
+            ("claude-opus-5-5", Some((4.0, 20.0))),
+            ("claude-sonnet-4-5-20250929", Some((3.0, 15.0))),
+            ("claude-sonnet-4-6", Some((3.0, 15.0))),
+            ("claude-sonnet-5", Some((2.0, 10.0))),
+            ("claude-sonnet-5-5", Some((2.0, 10.0))),
+            ("claude-haiku-4-5-20251001", Some((1.0, 5.0))),
+            ("claude-haiku-5-5", Some((0.1, 0.5))),
+            ("gpt-5", Some((1.25, 10.0))),
+            ("gpt-5-codex", Some((1.25, 10.0))),
+            ("gpt-5-codex-mini", Some((0.25, 2.0))),
+            ("gpt-5.1-codex-max", Some((1.25, 10.0))),
+            ("gpt-5.1-codex-mini", Some((0.25, 2.0))),
+            ("openai/gpt-5.2-2025-12-11", Some((1.75, 14.0))),
+            ("gpt-5.2-codex", Some((1.75, 14.0))),
+            ("gpt-5.3-codex", Some((1.75, 14.0))),
+            ("gpt-5.4", Some((2.5, 15.0))),
+            ("gpt-5.4-mini", Some((0.75, 4.5))),
+            ("gpt-5.4-nano", Some((0.2, 1.25))),
+            ("gpt-5.5", Some((5.0, 30.0))),
+            ("gpt-5.6-sol", Some((5.0, 30.0))),
+            ("gpt-5.6-terra", Some((2.0, 12.0))),
+            ("gpt-5.6-luna", Some((0.2, 1.2))),
+            ("gpt-5.5-pro", None),
+            ("claude-opus-5-7", None),
+        ] {
+            assert_eq!(price(model), expected, "{model}");
+        }
+        let cache = |model: &str, at: i64| {
+            table
+                .prices_for(PROJECT, at, model)
+                .map(|p| (p.cache_read, p.cache_write))
+        };
+        assert_eq!(cache("claude-opus-4-6", december), Some((0.5, 6.25)));
+        assert_eq!(cache("gpt-5.6-sol", december), Some((0.5, 6.25)));
+        assert_eq!(cache("gpt-5.3-codex", december), Some((0.175, 0.0)));
+        // Sonnet 5.5's cache hits were cut on 2026-10-07.
+        let october_7 = 1_791_331_200_000_000;
+        assert_eq!(cache("claude-sonnet-5-5", october_7 - 1), Some((0.2, 2.5)));
+        assert_eq!(cache("claude-sonnet-5-5", october_7), Some((0.1, 2.5)));
+    }
 }

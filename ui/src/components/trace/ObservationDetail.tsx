@@ -7,7 +7,7 @@ import { Commands } from "./Commands";
 import { Fact } from "./Fact";
 import { Files } from "./Files";
 import { ScoreList } from "./Scores";
-import { observationMs } from "./tree";
+import { observationMs, unpriced } from "./tree";
 
 /** Whether a trace's detail cut any of the observation's payloads to a preview. */
 export function isCut(o: Observation): boolean {
@@ -55,7 +55,21 @@ export function ObservationDetail({
         {o.model && <Fact label="Model" value={o.model} />}
         {o.tool_name && <Fact label="Tool" value={o.tool_name} />}
         {o.input_tokens + o.output_tokens > 0 && <Fact label="Tokens" value={`${count(o.input_tokens)} in · ${count(o.output_tokens)} out`} />}
-        {o.total_cost !== null && <Fact label="Cost" value={usd(o.total_cost)} />}
+        {unpriced(o) ? (
+          <Fact
+            label="Cost"
+            value={
+              <span
+                class="badge level-warning no-price"
+                title={`The price table has no price for ${o.model ?? "this model"} and the agent sent no cost: add one (POST /v1/prices), then re-price with the recompute_costs job`}
+              >
+                no price
+              </span>
+            }
+          />
+        ) : (
+          o.total_cost !== null && <Fact label="Cost" value={usd(o.total_cost)} />
+        )}
         <Fact label="Level" value={o.level} />
       </dl>
       {o.status_message && <div class={`status-message level-${o.level}`}>{o.status_message}</div>}

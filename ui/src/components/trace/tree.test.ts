@@ -15,6 +15,7 @@ import {
   totals,
   treeKey,
   visibleRows,
+  unpriced,
   type Row,
 } from "./tree";
 
@@ -172,6 +173,16 @@ describe("totals", () => {
     ]);
     expect(totals(rows)).toEqual({ cost: 0.75, tokens: 18 });
     expect(totals([])).toEqual({ cost: 0, tokens: 0 });
+  });
+});
+
+describe("unpriced", () => {
+  it("is a generation with a model and no cost source", () => {
+    expect(unpriced({ type: "generation", model: "gpt-9", cost_source: "" })).toBe(true);
+    expect(unpriced({ type: "generation", model: "gpt-5", cost_source: "price_table" })).toBe(false);
+    expect(unpriced({ type: "generation", model: "claude-opus-4-6", cost_source: "agent" })).toBe(false);
+    expect(unpriced({ type: "generation", model: null, cost_source: "" })).toBe(false);
+    expect(unpriced({ type: "span", model: "gpt-9", cost_source: "" })).toBe(false);
   });
 });
 

@@ -78,6 +78,12 @@ export function observationMs(o: Pick<Observation, "start_time_us" | "end_time_u
   return o.end_time_us === null ? null : (o.end_time_us - o.start_time_us) / 1000;
 }
 
+/** A generation that names its model but has no cost: the agent sent none and the price table
+ * has no price for the model (`cost_source` empty), so its cost is unknown, not zero. */
+export function unpriced(o: Pick<Observation, "type" | "model" | "cost_source">): boolean {
+  return o.type === "generation" && !!o.model && !o.cost_source;
+}
+
 /** Cost (USD) and tokens (input + output) summed over the rows. */
 export function totals(rows: Row[]): { cost: number; tokens: number } {
   let cost = 0;

@@ -729,6 +729,14 @@ async fn instrumented_openai_clients_land_as_conversations() {
             Duration::from_secs(30),
         )
         .await;
+        // The chat span is the trace's root: the trace reads with the chat's input and output.
+        let detail = read(format!("/v1/traces/{trace}")).await;
+        assert_eq!(payload(&detail["trace"]["input"]), conversation, "{detail}");
+        assert_eq!(
+            payload(&detail["trace"]["output"]),
+            json!([{"role": "assistant", "content": ANSWER, "finish_reason": "stop"}]),
+            "{detail}"
+        );
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while pending().await > 0 {

@@ -61,7 +61,13 @@ pub async fn trace_detail(
     }
     let truncated = observations.len() > MAX_OBSERVATIONS;
     observations.truncate(MAX_OBSERVATIONS);
-    let trace = traces.into_iter().next();
+    let mut trace = traces.into_iter().next();
+    // A trace whose root span carried its input and output (OpenTelemetry GenAI instrumentations
+    // send a chat's content as log events of its span) shows them, as a session does.
+    if let Some(row) = trace.as_mut() {
+        let roots = root_payloads(clickhouse, project, std::slice::from_ref(row)).await?;
+        fill_from_roots(row, &roots);
+    }
     Ok(Some(TraceDetail {
         id: trace_id.to_owned(),
         // Observations can arrive before their trace does; the tree is shown meanwhile.
@@ -645,14 +651,7 @@ pub async fn session_detail(
     // Coding agents send a turn's prompt on its root span, not on the trace.
     let roots = root_payloads(clickhouse, project, &rows).await?;
     for row in &mut rows {
-        let Some(id) = row["id"].as_str() else { continue };
-        if let Some((input, output)) = roots.get(id).cloned() {
-            for (name, value) in [("input", input), ("output", output)] {
-                if is_blank(&row[name]) && !is_blank(&value) {
-                    row[name] = value;
-                }
-            }
-        }
+        fill_from_roots(row, &roots);
     }
     Ok(Some(SessionPage {
         session_id: session_id.to_owned(),
@@ -1112,6 +1111,18 @@ async fn root_payloads(
             ))
         })
         .collect())
+}
+
+/// Fills a trace row's blank input and output from its roots' (see [`root_payloads`]).
+fn fill_from_roots(row: &mut Value, roots: &HashMap<String, (Value, Value)>) {
+    let Some((input, output)) = row["id"].as_str().and_then(|id| roots.get(id)).cloned() else {
+        return;
+    };
+    for (name, value) in [("input", input), ("output", output)] {
+        if is_blank(&row[name]) && !is_blank(&value) {
+            row[name] = value;
+        }
+    }
 }
 
 /// A stored payload as the JSON it was sent as, else as its text.

@@ -166,12 +166,29 @@ pub async fn trace(args: TraceArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stored text as a terminal may show it: control characters (escape sequences that could
+/// rewrite the screen, the clipboard or links) and bidirectional overrides become U+FFFD.
+fn safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\n' && c != '\t')
+                || ('\u{202A}'..='\u{202E}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+            {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn text(value: &Value) -> String {
-    match value {
+    safe(&match value {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
-    }
+    })
 }
 
 /// A value on one line, cut to `max` characters.
@@ -185,16 +202,16 @@ fn preview(value: &Value, max: usize) -> String {
 }
 
 fn trace_heading(trace: &Value, id: &str) -> String {
-    let mut heading = format!("trace {id}");
+    let mut heading = format!("trace {}", safe(id));
     if let Some(name) = trace["name"].as_str() {
-        let _ = write!(heading, "  {name}");
+        let _ = write!(heading, "  {}", safe(name));
     }
     if let Some(at) = trace["timestamp_us"].as_i64() {
         let _ = write!(heading, "  {}", time(at));
     }
     for (label, field) in [("user", "user_id"), ("session", "session_id")] {
         if let Some(value) = trace[field].as_str().filter(|v| !v.is_empty()) {
-            let _ = write!(heading, "  {label} {value}");
+            let _ = write!(heading, "  {label} {}", safe(value));
         }
     }
     heading
@@ -227,13 +244,13 @@ fn highlighted(snippet: &str, highlights: &[Value], color: bool) -> String {
         {
             continue;
         }
-        out.push_str(&snippet[at..start]);
+        out.push_str(&safe(&snippet[at..start]));
         out.push_str(open);
-        out.push_str(&snippet[start..end]);
+        out.push_str(&safe(&snippet[start..end]));
         out.push_str(close);
         at = end;
     }
-    out.push_str(&snippet[at..]);
+    out.push_str(&safe(&snippet[at..]));
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -262,8 +279,8 @@ fn render_result(result: &Value, detail: Option<&Value>, tree: bool, color: bool
         let _ = writeln!(
             out,
             "  {} {}: {}",
-            found["source"].as_str().unwrap_or_default().trim_end_matches('s'),
-            found["field"].as_str().unwrap_or_default(),
+            safe(found["source"].as_str().unwrap_or_default().trim_end_matches('s')),
+            safe(found["field"].as_str().unwrap_or_default()),
             highlighted(found["snippet"].as_str().unwrap_or_default(), &highlights, color)
         );
     }
@@ -306,8 +323,8 @@ fn render_tree(
             let id = node["id"].as_str().unwrap_or_default();
             let mut line = format!(
                 "{} {}",
-                node["type"].as_str().unwrap_or("span"),
-                node["name"].as_str().unwrap_or_default()
+                safe(node["type"].as_str().unwrap_or("span")),
+                safe(node["name"].as_str().unwrap_or_default())
             );
             if let (Some(start), Some(end)) = (node["start_time_us"].as_i64(), node["end_time_us"].as_i64()) {
                 let _ = write!(line, "  {:.2}s", (end - start) as f64 / 1e6);
@@ -374,6 +391,19 @@ mod tests {
         let whole = render_result(&result, Some(&detail()), true, false);
         assert!(whole.contains("├─ tool Bash  error  ◀ match"));
         assert!(whole.contains("└─ generation claude  $0.0123"));
+    }
+
+    #[test]
+    fn stored_escape_sequences_never_reach_the_terminal() {
+        let result = json!({
+            "trace": {"id": "t\u{1b}]52;c;aGk=\u{7}", "name": "\u{1b}[2Jname\u{202E}"},
+            "matches": [{"source": "observations", "observation_id": "", "field": "out\u{1b}put",
+                         "snippet": "a \u{1b}[31mred\u{9b}", "highlights": [[0, 1]]}]
+        });
+        let text = render_result(&result, None, false, true);
+        assert!(!text.contains(['\u{7}', '\u{9b}', '\u{202E}']), "{text:?}");
+        // The only escapes left are the highlight's own.
+        assert_eq!(text.matches('\u{1b}').count(), 2, "{text:?}");
     }
 
     #[test]

@@ -48,12 +48,16 @@ impl Gate {
         }))
     }
 
-    /// The caller's slots, keyed by a keyed hash of its credential (never the credential).
+    /// The caller's slots, keyed by a keyed hash of its credential (never the credential): its
+    /// `Authorization`, else its `Cookie`. Only one of them, so that a caller cannot add a
+    /// random cookie to its key's requests to get fresh slots for each.
     fn caller_slots(&self, headers: &HeaderMap) -> Arc<Semaphore> {
         let mut hasher = self.0.hasher.build_hasher();
-        for name in [header::AUTHORIZATION, header::COOKIE] {
-            headers.get(&name).map(|v| v.as_bytes()).hash(&mut hasher);
-        }
+        headers
+            .get(header::AUTHORIZATION)
+            .or_else(|| headers.get(header::COOKIE))
+            .map(|v| v.as_bytes())
+            .hash(&mut hasher);
         let key = hasher.finish();
         let mut callers = self.0.callers.lock().expect("the caller map is never poisoned");
         if callers.len() >= MAX_TRACKED_CALLERS {
@@ -135,6 +139,10 @@ mod tests {
         let _a2 = alice_slots.clone().try_acquire_owned().unwrap();
         assert!(gate.caller_slots(&alice).try_acquire_owned().is_err());
         assert!(gate.caller_slots(&bob).try_acquire_owned().is_ok());
+        // A cookie beside the key makes no new caller.
+        let mut alice_with_cookie = alice.clone();
+        alice_with_cookie.insert(header::COOKIE, "x=random".parse().unwrap());
+        assert!(gate.caller_slots(&alice_with_cookie).try_acquire_owned().is_err());
     }
 
     #[test]

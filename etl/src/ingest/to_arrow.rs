@@ -501,6 +501,10 @@ table! {
     }
 }
 
+/// Search postings one batch makes at most (about 200 MB of Arrow columns at worst): a batch of
+/// 10,000 events of ordinary text makes a few hundred thousand.
+pub const MAX_POSTINGS_PER_BATCH: usize = 1_000_000;
+
 /// A patch event handed to [`TableBatches::push`] before it was merged into a full row.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("event {0}: a patch must be merged into a full row before it is converted")]
@@ -522,6 +526,9 @@ pub struct TableBatches {
     /// Whether rows are indexed for search as they are added (off only to measure its cost).
     indexing: bool,
     terms: FieldTerms,
+    /// Postings made so far, and whether the batch reached its bound.
+    posted: usize,
+    index_full: bool,
     dead_letters: Vec<DeadLetter>,
 }
 
@@ -543,6 +550,8 @@ impl TableBatches {
             postings: None,
             indexing: true,
             terms: FieldTerms::default(),
+            posted: 0,
+            index_full: false,
             dead_letters: Vec::new(),
         }
     }
@@ -604,17 +613,31 @@ impl TableBatches {
         Ok(())
     }
 
-    /// Postings for the searchable fields of `event`'s row: one per distinct term of a field.
+    /// Postings for the searchable fields of `event`'s row: one per distinct term of a field,
+    /// up to [`MAX_POSTINGS_PER_BATCH`] for the batch.
     fn index(&mut self, event: &Event) {
         let Some((document, fields)) = event_fields(event) else {
             return;
         };
+        if self.posted >= MAX_POSTINGS_PER_BATCH {
+            if !self.index_full {
+                self.index_full = true;
+                tracing::warn!(
+                    project = %self.project.id,
+                    "a batch reached {MAX_POSTINGS_PER_BATCH} search postings: its later rows are stored but not indexed"
+                );
+            }
+            return;
+        }
         let postings = self.postings.get_or_insert_with(PostingColumns::new);
+        let mut posted = 0;
         for (field, text) in &fields {
             self.terms.each(text, |term| {
-                postings.append(&self.project, &document, field, term)
+                postings.append(&self.project, &document, field, term);
+                posted += 1;
             });
         }
+        self.posted += posted;
     }
 
     pub fn push_dead_letter(&mut self, dead_letter: DeadLetter) {

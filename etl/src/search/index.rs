@@ -17,6 +17,11 @@ use crate::search::text;
 /// word only past this point of a longer text is not found: a 10 MB log indexed whole would
 /// cost its batch more than every other row of it.
 pub const MAX_INDEXED_BYTES: usize = 256 * 1024;
+/// Distinct terms indexed per field: 256 KiB of prose holds a few thousand; random CJK text
+/// would give ~90K bigrams, each a row.
+pub const MAX_TERMS_PER_FIELD: usize = 4096;
+/// Longest metadata key whose value is indexed: the key is each posting's field name.
+pub const MAX_METADATA_KEY_BYTES: usize = 64;
 
 /// The tables whose rows are searchable, each with the columns its fields come from.
 pub const SOURCES: [Table; 5] = [
@@ -74,7 +79,9 @@ fn json<'a>(value: &'a Option<Json<'_>>) -> Option<Cow<'a, str>> {
 
 fn metadata_fields<'a>(metadata: &'a Metadata<'_>, fields: &mut Vec<Field<'a>>) {
     for (key, value) in metadata {
-        fields.push((metadata_field(key).into(), Cow::Borrowed(value.as_str())));
+        if key.len() <= MAX_METADATA_KEY_BYTES {
+            fields.push((metadata_field(key).into(), Cow::Borrowed(value.as_str())));
+        }
     }
 }
 
@@ -205,7 +212,9 @@ pub fn stored_fields(source: Table, row: &Value) -> Vec<(String, String)> {
                 push("status", text("status_message"));
             }
             for (key, value) in strings("metadata_keys").iter().zip(strings("metadata_values")) {
-                push(&metadata_field(key), Some(value));
+                if key.len() <= MAX_METADATA_KEY_BYTES {
+                    push(&metadata_field(key), Some(value));
+                }
             }
         }
         Table::Scores => push("comment", text("comment")),
@@ -231,7 +240,8 @@ pub struct FieldTerms {
 }
 
 impl FieldTerms {
-    /// Calls `each` once per distinct term of the first [`MAX_INDEXED_BYTES`] of `text`.
+    /// Calls `each` once per distinct term of the first [`MAX_INDEXED_BYTES`] of `text`, for
+    /// the first [`MAX_TERMS_PER_FIELD`] of them.
     pub fn each(&mut self, text: &str, mut each: impl FnMut(&str)) {
         self.seen.clear();
         let mut end = text.len().min(MAX_INDEXED_BYTES);
@@ -240,7 +250,7 @@ impl FieldTerms {
         }
         let text = &text[..end];
         text::terms(text, &mut |term: &str| {
-            if !self.seen.contains(term) {
+            if self.seen.len() < MAX_TERMS_PER_FIELD && !self.seen.contains(term) {
                 each(term);
                 self.seen.insert(term.to_owned());
             }
@@ -331,5 +341,9 @@ mod tests {
         let mut found = false;
         terms.each(&long, |t| found |= t == "needle");
         assert!(!found, "past the indexed prefix");
+        let many: Vec<String> = (0..MAX_TERMS_PER_FIELD + 10).map(|i| format!("w{i}")).collect();
+        let mut count = 0;
+        terms.each(&many.join(" "), |_| count += 1);
+        assert_eq!(count, MAX_TERMS_PER_FIELD);
     }
 }

@@ -3,6 +3,9 @@
 //! query becomes clauses; each clause names the atoms the index is asked for and how a
 //! candidate's current text is checked.
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
 use crate::search::text::{self, Normalized};
 
 /// Longest query accepted, in bytes.
@@ -83,23 +86,43 @@ impl Clause {
         &self.atoms[..self.atoms.len().min(MAX_LOOKUP_ATOMS)]
     }
 
-    /// Whether `text` (a field's current text) matches; the original byte ranges to highlight
+    /// Whether `field` (a field's current text) matches; the original byte ranges to highlight
     /// when it does.
-    pub fn matches(&self, text: &str) -> Option<Vec<(usize, usize)>> {
-        let mut terms = std::collections::HashSet::new();
-        text::terms(text, &mut |term: &str| {
-            terms.insert(term.to_owned());
-        });
-        if !self.atoms.iter().all(|atom| terms.contains(atom)) {
+    pub fn matches(&self, field: &FieldText) -> Option<Vec<(usize, usize)>> {
+        if !self.atoms.iter().all(|atom| field.terms.contains(atom)) {
             return None;
         }
         match &self.needle {
-            None => Some(text::term_ranges(text, &self.atoms)),
+            None => Some(text::term_ranges(&field.text, &self.atoms)),
             Some(needle) => {
-                let normalized: Normalized = text::normalize(text);
-                let (start, end) = text::contains_phrase(&normalized, needle)?;
-                Some(vec![text::original_range(&normalized, start, end, text)])
+                let normalized = field.normalized.get_or_init(|| text::normalize(&field.text));
+                let (start, end) = text::contains_phrase(normalized, needle)?;
+                Some(vec![text::original_range(normalized, start, end, &field.text)])
             }
+        }
+    }
+}
+
+/// A field's current text, tokenized once however many clauses check it (and normalized once,
+/// when a phrase first needs it).
+pub struct FieldText {
+    pub text: String,
+    terms: HashSet<String>,
+    normalized: OnceLock<Normalized>,
+}
+
+impl FieldText {
+    pub fn new(text: String) -> Self {
+        let mut terms = HashSet::new();
+        text::terms(&text, |term: &str| {
+            if !terms.contains(term) {
+                terms.insert(term.to_owned());
+            }
+        });
+        FieldText {
+            text,
+            terms,
+            normalized: OnceLock::new(),
         }
     }
 }
@@ -201,14 +224,21 @@ pub fn parse(q: &str) -> Result<Query, QueryError> {
             continue;
         }
         let needle = (phrase || atoms.len() > 1).then(|| text::normalize(text.trim()).text);
-        clauses.push(Clause {
+        let clause = Clause {
             text: text.to_owned(),
             fields,
             excluded,
             phrase,
             atoms,
             needle,
-        });
+        };
+        // The same word twice asks nothing more (and would be checked twice).
+        if !clauses.iter().any(|c: &Clause| {
+            (&c.fields, c.excluded, &c.atoms, &c.needle)
+                == (&clause.fields, clause.excluded, &clause.atoms, &clause.needle)
+        }) {
+            clauses.push(clause);
+        }
         if clauses.len() > MAX_CLAUSES {
             return Err(refuse(format!(
                 "has more than {MAX_CLAUSES} words and phrases; search with fewer"
@@ -226,7 +256,7 @@ pub fn parse(q: &str) -> Result<Query, QueryError> {
 }
 
 fn dedup(atoms: Vec<String>) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     atoms.into_iter().filter(|a| seen.insert(a.clone())).collect()
 }
 
@@ -298,11 +328,12 @@ mod tests {
             let error = parse(q).unwrap_err();
             assert!(error.0.contains(says), "{q}: {error}");
         }
-        assert!(
-            parse(&"a ".repeat(MAX_CLAUSES + 1))
-                .unwrap_err()
-                .0
-                .contains("fewer")
+        let many: Vec<String> = (0..=MAX_CLAUSES).map(|i| format!("w{i}")).collect();
+        assert!(parse(&many.join(" ")).unwrap_err().0.contains("fewer"));
+        assert_eq!(
+            parse("error error -x -x").unwrap().clauses.len(),
+            2,
+            "repeats are one clause"
         );
         assert!(
             parse(&"a".repeat(MAX_QUERY_BYTES + 1))
@@ -312,22 +343,24 @@ mod tests {
         );
     }
 
+    fn check(clause: &Clause, text: &str) -> Option<Vec<(usize, usize)>> {
+        clause.matches(&FieldText::new(text.to_owned()))
+    }
+
     #[test]
     fn clauses_check_current_text() {
         let word = clause("user");
-        assert!(word.matches("getUserName failed").is_some());
-        assert!(word.matches("username").is_none());
+        assert!(check(&word, "getUserName failed").is_some());
+        assert!(check(&word, "username").is_none());
         let phrase = clause("\"Connection  Refused\"");
-        let ranges = phrase
-            .matches("error: connection refused (os error 111)")
-            .unwrap();
+        let ranges = check(&phrase, "error: connection refused (os error 111)").unwrap();
         assert_eq!(ranges, [(7, 25)]);
-        assert!(phrase.matches("refused connection").is_none());
+        assert!(check(&phrase, "refused connection").is_none());
         let cjk = clause("数据库");
-        assert!(cjk.matches("连接数据库失败").is_some());
-        assert!(cjk.matches("数据 库").is_none());
+        assert!(check(&cjk, "连接数据库失败").is_some());
+        assert!(check(&cjk, "数据 库").is_none());
         let dotted = clause("billing.rs");
-        assert!(dotted.matches("edit src/billing.rs:42").is_some());
-        assert!(dotted.matches("billing in rs").is_none());
+        assert!(check(&dotted, "edit src/billing.rs:42").is_some());
+        assert!(check(&dotted, "billing in rs").is_none());
     }
 }

@@ -8,7 +8,7 @@
 //! match is then checked against the rows' current text (postings outlive replaced text), and
 //! the trace list's filters apply to the traces found.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ use crate::analytics::traces::{TraceFilter, listed_traces};
 use crate::clickhouse::catalog::Table;
 use crate::clickhouse::{ClickHouse, quote};
 use crate::search::index::{stored_fields, text_columns};
-use crate::search::query::{self, Clause, Query};
+use crate::search::query::{self, Clause, FieldText, Query};
 use crate::search::text;
 
 /// How far from a trace's first match its other words are looked for: a trace is found by what
@@ -38,9 +38,16 @@ const MAX_MATCHES: usize = 5;
 /// for an exclusion: a trace of ten thousand matching observations costs no more than this.
 const MAX_CHECKED_FIELDS: usize = 10;
 const MAX_EXCLUSION_FIELDS: usize = 50;
-/// Characters of a text column read to check a candidate: the phrase and word checks look this
-/// far.
-const MAX_CHECKED_CHARS: usize = 1 << 20;
+/// Characters of a text column read to check a candidate: as far as the index looks.
+const MAX_CHECKED_CHARS: usize = crate::search::index::MAX_INDEXED_BYTES;
+/// Bytes of current text one request reads to check candidates; past them the page ends early,
+/// with a cursor (a query of common words that rarely match together, over huge texts).
+const MAX_CHECKED_TEXT_BYTES: usize = 32 << 20;
+/// Rows whose current text one statement reads (two key lists inline stay well under
+/// ClickHouse's 256 KiB statement limit).
+const KEYS_PER_READ: usize = 200;
+/// Fields of one candidate the postings read returns: those holding the anchor first.
+const MAX_POSTED_FIELDS: usize = 800;
 /// Characters of a snippet.
 const SNIPPET_CHARS: usize = 160;
 
@@ -201,7 +208,8 @@ pub async fn search(
 
     let mut high_bound = to;
     if let Some((at, _)) = &cursor {
-        high_bound = Some(high_bound.map_or(*at + 1, |to| to.min(*at + 1)));
+        let after = at.saturating_add(1);
+        high_bound = Some(high_bound.map_or(after, |to| to.min(after)));
     }
     let Some((anchor, anchor_atom, span)) =
         rarest(clickhouse, &project_sql, &query, from, high_bound, by_observation).await?
@@ -215,6 +223,7 @@ pub async fn search(
     let mut found: Vec<Value> = Vec::new();
     let mut sessions_seen: HashSet<String> = HashSet::new();
     let mut checked = 0usize;
+    let mut checked_bytes = 0usize;
     let mut last_checked: Option<(i64, String)> = None;
     'windows: for (low, high) in Windows::over(span, limit + 1) {
         let candidates = anchor_candidates(
@@ -234,7 +243,7 @@ pub async fn search(
             })
             .collect();
         for chunk in candidates.chunks(CHUNK) {
-            let mut matched = check(
+            let (mut matched, bytes) = check(
                 clickhouse,
                 &project_sql,
                 &query,
@@ -245,6 +254,7 @@ pub async fn search(
             )
             .await?;
             checked += chunk.len();
+            checked_bytes += bytes;
             if let Some((unit, at)) = chunk.last() {
                 last_checked = Some((*at, unit.key()));
             }
@@ -289,7 +299,7 @@ pub async fn search(
                     break 'windows;
                 }
             }
-            if checked >= MAX_CHECKED {
+            if checked >= MAX_CHECKED || checked_bytes >= MAX_CHECKED_TEXT_BYTES {
                 break 'windows;
             }
         }
@@ -302,7 +312,7 @@ pub async fn search(
                 last["cursor_key"].as_str().unwrap_or_default(),
             )
         })
-    } else if checked >= MAX_CHECKED {
+    } else if checked >= MAX_CHECKED || checked_bytes >= MAX_CHECKED_TEXT_BYTES {
         last_checked.map(|(at, key)| encode_cursor(at, &key))
     } else {
         None
@@ -441,7 +451,7 @@ struct Plan<'p> {
 }
 
 /// The candidates of `chunk` that match, checked against their rows' current text, each with
-/// its time and matches, newest first.
+/// its time and matches, newest first; and the bytes of text read to check them.
 async fn check(
     clickhouse: &ClickHouse,
     project: &str,
@@ -450,7 +460,7 @@ async fn check(
     anchor_atom: &str,
     (low, high): (i64, i64),
     chunk: &[(Unit, i64)],
-) -> Result<Vec<Found>, AnalyticsError> {
+) -> Result<(Vec<Found>, usize), AnalyticsError> {
     let by_observation = chunk.iter().any(|(u, _)| !u.observation_id.is_empty());
     let atoms: HashSet<&str> = query
         .clauses
@@ -465,7 +475,10 @@ async fn check(
          FROM search_postings
          WHERE project_id = {project} AND term IN ({atoms})
            AND timestamp_us >= {from} AND timestamp_us < {to} AND trace_id IN ({traces})
-         GROUP BY trace_id, observation_id, source, id, field FORMAT JSONEachRow",
+         GROUP BY trace_id, observation_id, source, id, field
+         ORDER BY trace_id, observation_id, has(terms, {anchor_atom}) DESC, newest DESC
+         LIMIT {MAX_POSTED_FIELDS} BY trace_id, observation_id FORMAT JSONEachRow",
+        anchor_atom = quote(anchor_atom),
         atoms = quoted(atoms.iter().copied()),
         from = low.saturating_sub(SLACK_US),
         to = high.saturating_add(SLACK_US),
@@ -555,18 +568,28 @@ async fn check(
                 .insert((plan.unit.trace_id.clone(), posted.id.clone()), ());
         }
     }
-    let mut texts: HashMap<(Table, String), Vec<(String, String)>> = HashMap::new();
+    // Each field tokenized once, whatever number of clauses check it.
+    let mut texts: HashMap<(Table, String, String), Vec<(String, FieldText)>> = HashMap::new();
+    let mut bytes = 0;
     for (source, keys) in &needed {
-        for ((_, id), fields) in current_fields(clickhouse, project, *source, keys.keys()).await? {
-            texts.insert((*source, id), fields);
+        let keys: Vec<&(String, String)> = keys.keys().collect();
+        for chunk in keys.chunks(KEYS_PER_READ) {
+            for ((trace_id, id), fields) in current_fields(clickhouse, project, *source, chunk).await? {
+                bytes += fields.iter().map(|(_, text)| text.len()).sum::<usize>();
+                let fields = fields
+                    .into_iter()
+                    .map(|(field, text)| (field, FieldText::new(text)))
+                    .collect();
+                texts.insert((*source, trace_id, id), fields);
+            }
         }
     }
-    let text_of = |posted: &Posted| -> Option<&str> {
+    let text_of = |trace_id: &str, posted: &Posted| -> Option<&FieldText> {
         texts
-            .get(&(posted.source, posted.id.clone()))?
+            .get(&(posted.source, trace_id.to_owned(), posted.id.clone()))?
             .iter()
             .find(|(field, _)| *field == posted.field)
-            .map(|(_, text)| text.as_str())
+            .map(|(_, text)| text)
     };
     let mut found = Vec::new();
     'units: for Plan {
@@ -579,14 +602,14 @@ async fn check(
         let mut matches = Vec::new();
         for (clause, candidates) in query.wanted().zip(&wanted) {
             let hit = candidates.iter().find_map(|posted| {
-                let text = text_of(posted)?;
+                let text = text_of(&unit.trace_id, posted)?;
                 clause.matches(text).map(|ranges| (posted, text, ranges))
             });
             let Some((posted, text, ranges)) = hit else {
                 continue 'units;
             };
             if matches.len() < MAX_MATCHES {
-                let snippet = text::snippet(text, &ranges, SNIPPET_CHARS);
+                let snippet = text::snippet(&text.text, &ranges, SNIPPET_CHARS);
                 matches.push(Match {
                     source: posted.source.name(),
                     id: posted.id.clone(),
@@ -598,30 +621,29 @@ async fn check(
             }
         }
         for (clause, candidates) in query.excluded().zip(&excluded) {
-            if candidates
-                .iter()
-                .any(|posted| text_of(posted).is_some_and(|text| clause.matches(text).is_some()))
-            {
+            if candidates.iter().any(|posted| {
+                text_of(&unit.trace_id, posted).is_some_and(|text| clause.matches(text).is_some())
+            }) {
                 continue 'units;
             }
         }
         found.push((unit, at, None, matches));
     }
     found.sort_by_key(|(unit, at, ..)| std::cmp::Reverse((*at, unit.key())));
-    Ok(found)
+    Ok((found, bytes))
 }
 
 /// The searchable fields of `source`'s rows with the (trace id, id) keys given, newest version.
-async fn current_fields<'k>(
+async fn current_fields(
     clickhouse: &ClickHouse,
     project: &str,
     source: Table,
-    keys: impl Iterator<Item = &'k (String, String)>,
+    keys: &[&(String, String)],
 ) -> Result<Vec<((String, String), Vec<(String, String)>)>, AnalyticsError> {
-    let keys: Vec<&(String, String)> = keys.collect();
-    let ids = quoted(keys.iter().map(|(_, id)| id.as_str()));
+    let ids: BTreeSet<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+    let traces: BTreeSet<&str> = keys.iter().map(|(trace, _)| trace.as_str()).collect();
+    let (ids, traces) = (quoted(ids), quoted(traces));
     let trace_column = if source == Table::Traces { "id" } else { "trace_id" };
-    let traces = quoted(keys.iter().map(|(trace, _)| trace.as_str()));
     // Text columns are read up to a bound; arrays (tags, metadata) whole.
     let columns: Vec<String> = text_columns(source)
         .iter()

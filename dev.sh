@@ -48,6 +48,8 @@ ensure_python_test_deps() {
     python3 -c "import importlib.metadata as m, sys; n, v = sys.argv[1].split('=='); sys.exit(m.version(n) != v)" \
       "$pinned" 2>/dev/null || missing+=("$pinned")
   done
+  # The official MCP client (tests/tests/mcp.rs), pinned: the test reads what this version sends.
+  python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '2.3.0')" 2>/dev/null || missing+=("mcp==2.3.0")
   # Schemathesis (tests/tests/schemathesis.rs), pinned: a new version generates other cases.
   local schemathesis=4.32.5
   python3 -c "import schemathesis, sys; sys.exit(schemathesis.__version__ != '$schemathesis')" 2>/dev/null ||

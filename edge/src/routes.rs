@@ -1,7 +1,7 @@
 //! The edge's routes: one table that the Worker's router matches on (and names in its 404), and
 //! the Langfuse routes it forwards to the ETL (`agenttrace_schemas::routes`, the ETL's list too).
 
-use agenttrace_schemas::routes::langfuse_forwarded;
+use agenttrace_schemas::routes::{MCP_PATH, langfuse_forwarded};
 
 use crate::request::Route;
 
@@ -16,6 +16,9 @@ pub enum Endpoint {
     Ingest(Route),
     /// Langfuse's control plane: passed to the ETL as it came (any method; the ETL answers 405).
     Forward,
+    /// The ETL's MCP server (`/mcp`): passed to it as it came once its `Origin` (if any) names
+    /// this edge, with the transport's headers (any method; the ETL answers 405 but to POST).
+    Mcp,
 }
 
 /// Every route the edge answers itself: path, method, endpoint.
@@ -63,6 +66,7 @@ pub fn resolve(path: &str, method: &str) -> Result<Endpoint, Unrouted> {
         Some((_, allowed, endpoint)) if *allowed == method => Ok(*endpoint),
         Some((_, allowed, _)) => Err(Unrouted::MethodNotAllowed(allowed)),
         None if langfuse_forwarded(path) => Ok(Endpoint::Forward),
+        None if path == MCP_PATH => Ok(Endpoint::Mcp),
         None => Err(Unrouted::NotFound),
     }
 }
@@ -87,6 +91,7 @@ mod tests {
                 "{path} twice"
             );
             assert!(!langfuse_forwarded(path), "{path} is also forwarded");
+            assert_ne!(*path, MCP_PATH, "{path} is also forwarded");
         }
     }
 
@@ -106,6 +111,9 @@ mod tests {
             Ok(Endpoint::Forward)
         );
         assert_eq!(resolve("/api/public/health", "GET"), Ok(Endpoint::Forward));
+        assert_eq!(resolve("/mcp", "POST"), Ok(Endpoint::Mcp));
+        assert_eq!(resolve("/mcp", "GET"), Ok(Endpoint::Mcp));
+        assert_eq!(resolve("/mcp/x", "POST"), Err(Unrouted::NotFound));
         assert_eq!(resolve("/api/public/v2/promptsx", "GET"), Err(Unrouted::NotFound));
         assert_eq!(resolve("/v1/nothing", "GET"), Err(Unrouted::NotFound));
     }

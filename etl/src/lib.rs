@@ -11,6 +11,8 @@
 //! - [`deletion`]: deletion jobs (a trace, a session, a user id, a project) run until a read of
 //!   every table finds nothing.
 //! - [`judge`]: LLM judges' calls to model providers, in their wire formats.
+//! - [`mcp`]: the MCP server's tools (search, traces, sessions, metrics, prompts) as text for
+//!   coding agents; its transport is `http::mcp`.
 //! - [`cpu`]: the fixed pool CPU-bound work runs on.
 //! - [`postgres`]: connections; [`migrate`]: both databases' migrations.
 
@@ -22,6 +24,7 @@ pub mod deletion;
 pub mod http;
 pub mod ingest;
 pub mod judge;
+pub mod mcp;
 pub mod migrate;
 pub mod postgres;
 pub mod search;

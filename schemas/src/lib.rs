@@ -8,7 +8,7 @@
 //! - [`signature`]: the edge's signing keys and the HMAC-SHA256 signature over a batch, with
 //!   timestamp and key id (and the headers that carry them).
 //! - [`credentials`]: how agents and analysts present an API key (`Authorization` header).
-//! - [`routes`]: the Langfuse routes the edge forwards to the ETL.
+//! - [`routes`]: the Langfuse routes and the MCP endpoint the edge forwards to the ETL.
 //! - [`score_config`]: score configs and whether a score fits its config.
 //!
 //! The JSON Schemas in `schemas/json/` are generated from these types; a test fails when they drift.

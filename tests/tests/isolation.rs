@@ -27,9 +27,9 @@
 //! Whatever the status, no answer may contain any of A's identifying strings (ids, names,
 //! emails, prompt text, item inputs, key secrets) that the request did not carry itself. A
 //! positive control runs the same requests as A's owner, key and organization key: every read
-//! answers 2xx and every one of A's strings is seen by A, so the ids are real and the requests
-//! well-formed. Afterwards A's views, A's rows in PostgreSQL and ClickHouse, and A's owner's
-//! session must be as they were.
+//! (and every read made by POST, [`READS_BY_POST`]: MCP's JSON-RPC) answers 2xx and every one of
+//! A's strings is seen by A, so the ids are real and the requests well-formed. Afterwards A's
+//! views, A's rows in PostgreSQL and ClickHouse, and A's owner's session must be as they were.
 //!
 //! Path and query parameters are mapped to A's ids by name ([`path_slot`], [`query_slot`]) and
 //! request bodies derived from their schemas (every required field, and the optional ones
@@ -95,6 +95,9 @@ const OUTSIDE_THE_DOCUMENT: &[(&str, &str)] = &[
 /// the edge's signing secret, which no tenant holds. Every tenant caller gets 401; ingest
 /// through them with a foreign project is checked on its own below.
 const EDGE_SCHEME: &str = "edgeSignature";
+
+/// Reads made by POST (a JSON-RPC body): the positive control calls them as A too.
+const READS_BY_POST: &[&str] = &["POST /mcp"];
 
 /// What "refused" may look like: authentication (401), authorization (403), not found (404),
 /// or a refusal of this kind of caller or body before authorization (400, 422).
@@ -454,6 +457,10 @@ fn body_field(field: &str, children: &Children, alpha: &Tenant, probe: &str) -> 
             "SELECT * FROM traces WHERE id = '{}' LIMIT 10",
             children.trace
         )),
+        // POST /mcp: a JSON-RPC call of the MCP tool that reads a trace, naming A's.
+        "jsonrpc" => json!("2.0"),
+        "method" => json!("tools/call"),
+        "params" => json!({"name": "get_trace", "arguments": {"trace_id": children.trace}}),
         _ => return None,
     })
 }
@@ -506,6 +513,10 @@ fn request_body(
     // A channel's kind is not an evaluator's.
     if title.ends_with("/NewAlertChannel") {
         body.insert("kind".into(), json!("webhook"));
+    }
+    // A JSON-RPC message without an id is a notification, answered 202 with nothing in it.
+    if title.ends_with("/McpRequest") {
+        body.insert("id".into(), json!(1));
     }
     if let Some(missing) = required.iter().find(|field| !body.contains_key(**field)) {
         return Err(format!(
@@ -1600,6 +1611,47 @@ async fn no_route_answers_another_tenant_with_its_data() {
                 answers.join(" "),
                 before[&(*o, 0)].1.chars().take(200).collect::<String>()
             ));
+        }
+    }
+    // Reads by POST (MCP's JSON-RPC): A's callers see A's trace through the very body the
+    // other tenants send, so their answers' lack of it means something.
+    for route in READS_BY_POST {
+        assert!(
+            operations.iter().any(|o| o.label() == *route),
+            "{route} is in READS_BY_POST but is no operation of the document: drop it"
+        );
+    }
+    for operation in operations
+        .iter()
+        .filter(|o| READS_BY_POST.contains(&o.label().as_str()))
+    {
+        for caller in &alpha_callers {
+            let call = call(operation, caller, Variant::Theirs, &alpha).unwrap();
+            let (status, answer) = send(
+                &http,
+                &base,
+                operation.method.clone(),
+                &call.url,
+                caller.auth.as_deref(),
+                call.body.as_ref(),
+            )
+            .await;
+            let request = format!(
+                "{} {}",
+                call.url,
+                call.body.as_ref().map(Value::to_string).unwrap_or_default()
+            );
+            let sees = markers
+                .iter()
+                .any(|m| !m.secret && answer.contains(&m.text) && !request.contains(&m.text));
+            if status != 200 || !sees || answer.contains("\"isError\":true") {
+                control_failures.push(format!(
+                    "{} as {}: {status}, none of A's strings: {}",
+                    operation.label(),
+                    caller.name,
+                    answer.chars().take(300).collect::<String>()
+                ));
+            }
         }
     }
     assert!(

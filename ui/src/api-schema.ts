@@ -1158,6 +1158,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * MCP server (streamable HTTP)
+         * @description The Model Context Protocol over its streamable HTTP transport, stateless, for coding agents to read their own history: tools `search`, `list_traces`, `list_sessions`, `get_trace`, `get_observation`, `get_session`, `metrics`, `get_prompt`, each answering compact text about this project only. One JSON-RPC 2.0 message per POST (a batch, an array, only under protocol 2025-03-26); a request is answered with its response as `application/json`, a notification or response with 202 and no body. Methods: `initialize` (protocol versions 2025-11-25, 2025-06-18, 2025-03-26), `ping`, `tools/list`, `tools/call`. Errors: -32700 not JSON, -32600 not a JSON-RPC message (400); -32601 no such method; -32602 parameters or tool arguments that do not fit, naming them; a tool's own failure is a result with `isError`. `MCP-Protocol-Version` other than those: 400. An `Origin` other than the host called: 403. No server-sent stream: GET is 405. A project key with `read` scope (`Authorization: Bearer public:secret`) reads its project; a signed-in user or organization key names it with `project_id` (viewer role); a refused credential is the status below with a JSON-RPC error (-32001) saying why.
+         */
+        post: operations["mcp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{project}": {
         parameters: {
             query?: never;
@@ -3952,6 +3972,49 @@ export interface components {
             cache_write_tokens: number;
             total_cost: number | null;
             latency_ms: number | null;
+        };
+        /** @description A JSON-RPC error. */
+        McpError: {
+            /**
+             * Format: int64
+             * @description -32700 (not JSON), -32600 (not a JSON-RPC message, or refused by the transport), -32601
+             *     (no such method), -32602 (parameters or tool arguments that do not fit, or no such tool),
+             *     -32001 (credentials refused).
+             */
+            code: number;
+            /** @description What went wrong and what to do. */
+            message: string;
+            data?: Record<string, never> | null;
+        };
+        /**
+         * @description One JSON-RPC 2.0 message of MCP, as the document describes the body (it is parsed by hand,
+         *     so that each fault gets its JSON-RPC code).
+         */
+        McpRequest: {
+            /** @description Always `2.0`. */
+            jsonrpc: string;
+            /** @description A string or an integer: a message without one is a notification (answered 202); null in an answer to a message whose id could not be read */
+            id?: string | number | null;
+            /**
+             * @description `initialize`, `ping`, `tools/list`, `tools/call`, or a notification
+             *     (`notifications/initialized`, ...).
+             */
+            method: string;
+            /**
+             * @description The method's parameters: `initialize` takes `{protocolVersion, capabilities,
+             *     clientInfo}`, `tools/call` takes `{name, arguments}`.
+             */
+            params?: Record<string, never> | null;
+        };
+        /** @description A JSON-RPC 2.0 response: `result`, or `error` (an array of them answers a batch). */
+        McpResponse: {
+            /** @description Always `2.0`. */
+            jsonrpc: string;
+            /** @description A string or an integer: a message without one is a notification (answered 202); null in an answer to a message whose id could not be read */
+            id: string | number | null;
+            /** @description The method's result: `tools/call`'s is `{content: [{type: "text", text}], isError}`. */
+            result?: Record<string, never> | null;
+            error?: null | components["schemas"]["McpError"];
         };
         /** @description Who the caller is: a user and their organizations, a project key, or an organization key. */
         Me: {
@@ -10110,6 +10173,89 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    mcp: {
+        parameters: {
+            query?: {
+                /** @description Which project, for a signed-in user or an organization key (a project key implies it) */
+                project_id?: string;
+            };
+            header?: {
+                /** @description The protocol version agreed at `initialize`: 2025-11-25, 2025-06-18 or 2025-03-26 (without it: 2025-03-26) */
+                "MCP-Protocol-Version"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One JSON-RPC message (or, under 2025-03-26, an array of them) */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpRequest"];
+            };
+        };
+        responses: {
+            /** @description The JSON-RPC response (an array of them for a batch) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpResponse"];
+                };
+            };
+            /** @description A notification or response, taken */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not JSON (-32700), not a JSON-RPC message or an unknown `MCP-Protocol-Version` (-32600), or `project_id` missing for a user (-32001) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpResponse"];
+                };
+            };
+            /** @description No credentials, or refused ones (-32001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpResponse"];
+                };
+            };
+            /** @description A key without `read` scope, a role below viewer (-32001), or a foreign `Origin` (-32600) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpResponse"];
+                };
+            };
+            /** @description A project the caller cannot see (-32001) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpResponse"];
+                };
+            };
+            /** @description `Accept` without application/json */
+            406: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpResponse"];
                 };
             };
         };

@@ -10,6 +10,7 @@ use agenttrace_redact::{Redactor, Rules};
 use agenttrace_schemas::Timestamp;
 use agenttrace_schemas::batch::{ScoreConfigLookup, ScoreConfigLookupResponse};
 use agenttrace_schemas::credentials::{Credentials, parse_authorization};
+use agenttrace_schemas::routes::{MCP_PATH, origin_matches_host};
 use agenttrace_schemas::score_config::ScoreConfig;
 use worker::*;
 
@@ -40,7 +41,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let endpoint = match routes::resolve(&path, method.as_ref()) {
         Ok(endpoint) => endpoint,
         Err(Unrouted::NotFound) => {
-            let known: Vec<&str> = ROUTES.iter().map(|(route, ..)| *route).collect();
+            let mut known: Vec<&str> = ROUTES.iter().map(|(route, ..)| *route).collect();
+            known.push(MCP_PATH);
             return error(
                 404,
                 "not_found",
@@ -66,16 +68,52 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         },
     };
     match endpoint {
-        Endpoint::Forward => forward(req, &config).await,
+        Endpoint::Forward => forward(req, &config, &[]).await,
+        Endpoint::Mcp => mcp(req, &config).await,
         Endpoint::RejectedBatches => rejected_batches(&req, &env, &config).await,
         Endpoint::Ingest(route) => ingest(req, &env, &config, route).await,
         Endpoint::Health => unreachable!("answered without configuration above"),
     }
 }
 
+/// The MCP transport's headers, passed both ways with the request and its answer.
+const MCP_HEADERS: &[&str] = &[
+    "accept",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "last-event-id",
+    "allow",
+];
+
+/// `/mcp`: the ETL's MCP server. The ETL checks a browser's `Origin` against the host it was
+/// called at, which behind the edge is the edge's own request: so the edge checks it against
+/// its host, and passes no `Origin` on.
+async fn mcp(req: Request, config: &Config) -> Result<Response> {
+    if let Some(origin) = req.headers().get("origin")? {
+        let url = req.url()?;
+        let host = match req.headers().get("host")? {
+            Some(host) => host,
+            None => match (url.host_str(), url.port()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_owned(),
+                (None, _) => String::new(),
+            },
+        };
+        if !origin_matches_host(&origin, &host) {
+            let message = format!(
+                "Origin {origin:?} is not this server ({host:?}): MCP over HTTP is refused to web pages of other origins (DNS rebinding); call it from an MCP client, which sends no Origin"
+            );
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}});
+            return json_response(403, body.to_string(), &[]);
+        }
+    }
+    forward(req, config, MCP_HEADERS).await
+}
+
 /// Passes a control-plane request to the ETL as it came (method, path, query, body, the
-/// caller's credentials); prompt reads are answered from the isolate's cache when fresh.
-async fn forward(mut req: Request, config: &Config) -> Result<Response> {
+/// caller's credentials and the `extra` headers, which come back from the ETL's answer too);
+/// prompt reads are answered from the isolate's cache when fresh.
+async fn forward(mut req: Request, config: &Config, extra: &[&str]) -> Result<Response> {
     let url = req.url()?;
     let target = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
@@ -124,7 +162,10 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
         "x-langfuse-sdk-name",
         "x-langfuse-sdk-version",
         "x-langfuse-public-key",
-    ] {
+    ]
+    .iter()
+    .chain(extra)
+    {
         if let Some(value) = req.headers().get(name)? {
             headers.set(name, &value)?;
         }
@@ -171,6 +212,12 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
     };
     let status = answer.status_code();
     let content_type = answer.headers().get("content-type")?;
+    let mut passed = Vec::new();
+    for name in extra {
+        if let Some(value) = answer.headers().get(name)? {
+            passed.push((*name, value));
+        }
+    }
     let bytes = answer.bytes().await?;
     if cacheable && status == 200 {
         let cached = Cached {
@@ -192,6 +239,9 @@ async fn forward(mut req: Request, config: &Config) -> Result<Response> {
     let headers = Headers::new();
     if let Some(content_type) = content_type {
         headers.set("content-type", &content_type)?;
+    }
+    for (name, value) in passed {
+        headers.set(name, &value)?;
     }
     Ok(Response::from_bytes(bytes)?
         .with_status(status)

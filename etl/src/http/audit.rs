@@ -43,6 +43,10 @@ pub const NOT_CHANGES: &[(&str, &str)] = &[
         "POST /v1/projects/{project}/connections/{id}/test",
         "a connection tried; nothing stored",
     ),
+    (
+        "POST /mcp",
+        "MCP: reads of the project (search, traces, sessions, metrics, prompts) over JSON-RPC; nothing stored",
+    ),
 ];
 
 /// Reads that are recorded: data leaving the platform.

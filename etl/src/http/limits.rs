@@ -4,7 +4,7 @@
 //! held until the answer's body is sent, so a long export keeps its slot while it streams.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,13 +52,11 @@ impl Gate {
     /// `Authorization`, else its `Cookie`. Only one of them, so that a caller cannot add a
     /// random cookie to its key's requests to get fresh slots for each.
     fn caller_slots(&self, headers: &HeaderMap) -> Arc<Semaphore> {
-        let mut hasher = self.0.hasher.build_hasher();
-        headers
+        let credential = headers
             .get(header::AUTHORIZATION)
             .or_else(|| headers.get(header::COOKIE))
-            .map(|v| v.as_bytes())
-            .hash(&mut hasher);
-        let key = hasher.finish();
+            .map(|v| v.as_bytes());
+        let key = self.0.hasher.hash_one(credential);
         let mut callers = self.0.callers.lock().expect("the caller map is never poisoned");
         if callers.len() >= MAX_TRACKED_CALLERS {
             let per_caller = self.0.per_caller;

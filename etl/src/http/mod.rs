@@ -9,7 +9,8 @@
 //! - [`ingest`], [`analytics`], [`health`]: the handlers, by who calls them; [`langfuse`]:
 //!   Langfuse's control-plane routes; [`control`]: AgentTrace's own (`/v1/...`), one file per
 //!   resource; [`request`]: what the control-plane handlers share (JSON bodies, pages);
-//!   [`read`]: the read API; [`ui`]: the embedded web UI.
+//!   [`read`]: the read API; [`mcp`]: the MCP server over streamable HTTP; [`ui`]: the embedded
+//!   web UI.
 //! - [`audit`]: every change, export and sign-in appended to the audit log as it is answered.
 //! - [`throttle`]: sign-ins' bounded password hashing and their per-address and per-email limits.
 
@@ -23,6 +24,7 @@ pub mod ingest;
 pub mod langfuse;
 pub mod langfuse_scores;
 pub mod limits;
+pub mod mcp;
 pub mod openapi;
 pub mod read;
 pub mod request;

@@ -17,6 +17,7 @@
 //! | `GET /v1/scores` | `read` scope or the viewer role: scores newest first, filtered, by cursor |
 //! | `GET /v1/metrics` | `read` scope or the viewer role: cost, tokens, count, latency percentiles, error rate by bucket and dimension |
 //! | `GET /v1/traces/{id}` | `read` scope or the viewer role: a trace with its observation tree and records, see [`read`] |
+//! | `POST /mcp` | `read` scope or the viewer role: the MCP server (streamable HTTP) whose tools search and read the project, see [`mcp`] |
 //! | `/api/public/...` | Langfuse's control-plane routes (projects, health, prompts, datasets, dataset items, run items, score configs, models, comments, annotation queues) and reads (`v2/observations`, `v2/metrics`, `v3/scores`, `scores/{id}`), see [`langfuse`] and [`langfuse_scores`] |
 //! | `GET /v1/shared/{project}/traces/{id}` | no authentication: a trace a member made public, see [`control::shares`] |
 //! | `GET /healthz` | the process is up |
@@ -40,7 +41,9 @@ use crate::http::error::ApiError;
 use crate::http::limits::{self, Gate};
 use crate::http::openapi::ApiDoc;
 use crate::http::server::AppState;
-use crate::http::{analytics, audit, control, health, ingest, langfuse, langfuse_scores, read, request, ui};
+use crate::http::{
+    analytics, audit, control, health, ingest, langfuse, langfuse_scores, mcp, read, request, ui,
+};
 
 pub fn router(state: Arc<AppState>) -> Router {
     let (api, _) = api_routes().split_for_parts();
@@ -132,6 +135,11 @@ fn control_routes(reads: &Gate) -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(read::observation_list).layer(gate!(reads)))
         .routes(routes!(read::score_list).layer(gate!(reads)))
         .routes(routes!(read::metrics).layer(gate!(reads)))
+        .routes(
+            routes!(mcp::mcp)
+                .layer(DefaultBodyLimit::max(mcp::MAX_BODY_BYTES))
+                .layer(gate!(reads)),
+        )
         .routes(routes!(
             control::projects::get_project,
             control::projects::update_project,

@@ -148,7 +148,7 @@ impl Table {
     /// `SELECT *` leaves it out), if the table has one.
     pub fn materialized_column(self) -> Option<&'static str> {
         match self {
-            Table::ExperimentRollups => None,
+            Table::ExperimentRollups | Table::SearchPostings => None,
             _ => self.time_column().strip_suffix("_us"),
         }
     }
@@ -177,7 +177,6 @@ impl Table {
                 "project_id",
                 "term",
                 "timestamp_us",
-                "timestamp",
                 "trace_id",
                 "observation_id",
                 "source",
@@ -195,7 +194,7 @@ impl Table {
                 version: None,
             },
             Table::SearchPostings => Dedup {
-                key: "term, timestamp_us, trace_id, source, id, field",
+                key: "term, timestamp_us, trace_id, observation_id, source, id, field",
                 version: None,
             },
             _ => Dedup {

@@ -469,7 +469,7 @@ table! {
             trace_id: Utf8 = document.trace_id,
             observation_id: Utf8 = document.observation_id,
             source: Utf8 = document.source.name(),
-            id: Utf8 = document.id,
+            id: Utf8 = document.posted_id(),
             field: Utf8 = field,
         ]
     }
@@ -807,6 +807,10 @@ mod tests {
         assert!(column("trace_id").iter().all(|t| t == "t1"));
         assert!(column("observation_id").iter().all(|o| o == "o1"));
         assert!(column("source").iter().all(|s| s == "observations"));
+        assert!(
+            column("id").iter().all(String::is_empty),
+            "an observation's own id is its observation_id"
+        );
         let times = postings
             .column_by_name("timestamp_us")
             .unwrap()

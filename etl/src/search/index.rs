@@ -69,6 +69,26 @@ pub struct Document<'a> {
     pub timestamp_us: i64,
 }
 
+impl Document<'_> {
+    /// The id a posting stores: empty for a trace's or an observation's own fields (it is the
+    /// posting's trace or observation id), the row's id for the others.
+    pub fn posted_id(&self) -> &str {
+        match self.source {
+            Table::Traces | Table::Observations => "",
+            _ => self.id,
+        }
+    }
+}
+
+/// The row a posting points at, from its stored columns (see [`Document::posted_id`]).
+pub fn posted_row_id<'a>(source: Table, trace_id: &'a str, observation_id: &'a str, id: &'a str) -> &'a str {
+    match source {
+        Table::Traces if id.is_empty() => trace_id,
+        Table::Observations if id.is_empty() => observation_id,
+        _ => id,
+    }
+}
+
 /// One searchable field: its name (`input`, `metadata.branch`, ...) and the text a person
 /// searches (a JSON value's strings, not its syntax).
 pub type Field<'a> = (Cow<'a, str>, Cow<'a, str>);

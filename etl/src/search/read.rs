@@ -21,7 +21,7 @@ use crate::analytics::paging::{
 use crate::analytics::traces::{TraceFilter, listed_traces};
 use crate::clickhouse::catalog::Table;
 use crate::clickhouse::{ClickHouse, quote};
-use crate::search::index::{stored_fields, text_columns};
+use crate::search::index::{posted_row_id, stored_fields, text_columns};
 use crate::search::query::{self, Clause, FieldText, Query};
 use crate::search::text;
 
@@ -509,7 +509,7 @@ async fn check(
             .unwrap_or_default();
         posted.entry(unit).or_default().push(Posted {
             source,
-            id: id.to_owned(),
+            id: posted_row_id(source, trace_id, observation_id, id).to_owned(),
             observation_id: observation_id.to_owned(),
             field: field.to_owned(),
             terms,

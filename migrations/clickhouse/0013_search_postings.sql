@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS search_postings (
     source String,
     id String,
     field String
-) ENGINE = ReplacingMergeTree
+) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(toDateTime(intDiv(timestamp_us, 1000000)))
 ORDER BY (project_id, term, timestamp_us, trace_id, observation_id, source, id, field)
 SETTINGS index_granularity = 1024;

@@ -70,16 +70,6 @@ pub struct ReadBenchArgs {
     pub reuse: bool,
 }
 
-/// `text` for a URL's query string.
-fn url_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Each project's share of the observations: three large ones, the rest equal.
 pub(crate) fn project_sizes(observations: u64, projects: usize) -> Vec<u64> {
     let mut sizes = vec![observations / 5, observations * 3 / 20, observations / 10];
@@ -849,7 +839,7 @@ pub async fn run_read(
     let words = vocabulary.queries();
     let month = iso(month_ago);
     let search = |q: &str| {
-        let q: String = url_encoded(q);
+        let q = crate::commands::search::urlencode(q);
         get(format!("/v1/search?from={month}&limit=20&q={q}"))
     };
     let like = |word: &str| {

@@ -89,8 +89,8 @@ fn trace_path(id: &str) -> String {
     format!("/v1/traces/{}", urlencode(id))
 }
 
-/// Percent-encodes a path segment (ids are the agent's own strings).
-fn urlencode(segment: &str) -> String {
+/// Percent-encodes a path segment or a query value (ids are the agent's own strings).
+pub(crate) fn urlencode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {

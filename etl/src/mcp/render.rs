@@ -166,16 +166,19 @@ pub fn trace_line(row: &Value) -> String {
     if let Some(level) = string(row, "level").filter(|l| matches!(*l, "warning" | "error")) {
         parts.push(level.to_uppercase());
     }
+    parts.extend(tags_part(row));
+    parts.join(" · ")
+}
+
+/// A row's tags as one part of a line (`tags a,b`), when it has any.
+fn tags_part(row: &Value) -> Option<String> {
     let tags: Vec<&str> = row["tags"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    if !tags.is_empty() {
-        parts.push(format!("tags {}", tags.join(",")));
-    }
-    parts.join(" · ")
+    (!tags.is_empty()).then(|| format!("tags {}", tags.join(",")))
 }
 
 fn more(next_cursor: Option<&str>) -> String {
@@ -398,15 +401,7 @@ pub fn trace_detail(detail: &TraceDetail, preview_chars: usize) -> String {
             head.push(format!("{label} {value}"));
         }
     }
-    let tags: Vec<&str> = trace["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !tags.is_empty() {
-        head.push(format!("tags {}", tags.join(",")));
-    }
+    head.extend(tags_part(&trace));
     let _ = writeln!(out, "{}", head.join(" · "));
     if detail.trace.is_none() {
         out.push_str("(the trace's own row has not arrived; its observations have)\n");

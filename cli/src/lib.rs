@@ -189,6 +189,9 @@ pub enum Command {
     Backup(commands::backup::BackupArgs),
     /// Restore a backup into empty databases, checking every file and table.
     Restore(commands::backup::RestoreArgs),
+    /// Check a deployment: databases reachable and supported, migrations applied, the read-only
+    /// ClickHouse user, clocks, the encryption key, the ETL and the edge; says what is wrong.
+    Doctor(commands::doctor::DoctorArgs),
     /// Apply pending PostgreSQL and ClickHouse migrations (safe to run again).
     Migrate {
         /// Read migrations from this directory instead of those built into the binary.
@@ -295,6 +298,7 @@ async fn run_command(command: Command, databases: &DatabaseArgs, out: &mut dyn W
         Command::Bench(command) => bench::run(command, databases, out).await,
         Command::Backup(args) => commands::backup::backup(args, databases, out).await,
         Command::Restore(args) => commands::backup::restore(args, databases, out).await,
+        Command::Doctor(args) => commands::doctor::doctor(args, databases, out).await,
         Command::Migrate { migrations_dir } => {
             commands::migrate::run(migrations_dir.as_deref(), databases, out).await
         }

@@ -259,6 +259,73 @@ pub struct MigrationReport {
     pub clickhouse: Vec<String>,
 }
 
+/// ClickHouse's record of applied migrations.
+async fn clickhouse_applied(clickhouse: &ClickHouse) -> Result<Vec<AppliedMigration>, MigrateError> {
+    let listing = clickhouse
+        .query_text("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated")
+        .await?;
+    Ok(listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            Some(AppliedMigration {
+                version: fields.next()?.parse().ok()?,
+                name: fields.next()?.to_owned(),
+                checksum: fields.next()?.to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// The migrations each database has not applied, read without changing anything (a database
+/// without a record of them has applied none); an error when a database's record diverges from
+/// the files (an applied file changed or missing).
+pub async fn pending(
+    pg: &Client,
+    clickhouse: &ClickHouse,
+    set: &MigrationSet,
+) -> Result<MigrationReport, MigrateError> {
+    let recorded = pg
+        .query_opt(
+            "SELECT to_regclass('schema_migrations') IS NOT NULL AS recorded",
+            &[],
+        )
+        .await?
+        .is_some_and(|row| row.get::<_, bool>("recorded"));
+    let postgres_applied: Vec<AppliedMigration> = if recorded {
+        pg.query(
+            "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| AppliedMigration {
+            version: row.get::<_, i32>("version") as u32,
+            name: row.get("name"),
+            checksum: row.get("checksum"),
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let exists = clickhouse
+        .query_on_server(&format!(
+            "SELECT count() FROM system.tables WHERE database = {} AND name = 'schema_migrations' FORMAT TabSeparated",
+            crate::clickhouse::quote(clickhouse.database())
+        ))
+        .await?;
+    let clickhouse_applied = if exists.trim() == "0" {
+        Vec::new()
+    } else {
+        clickhouse_applied(clickhouse).await?
+    };
+    let names = |pending: Vec<&Migration>| pending.into_iter().map(|m| m.name.clone()).collect();
+    Ok(MigrationReport {
+        postgres: names(plan(Target::Postgres, &postgres_applied, &set.postgres)?),
+        clickhouse: names(plan(Target::ClickHouse, &clickhouse_applied, &set.clickhouse)?),
+    })
+}
+
 /// Applies pending migrations to both databases (PostgreSQL first) under one advisory lock.
 pub async fn migrate(
     pg: &mut Client,
@@ -353,20 +420,7 @@ async fn migrate_clickhouse(
                 .await?;
         }
     }
-    let listing = clickhouse
-        .query_text("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version FORMAT TabSeparated")
-        .await?;
-    let applied: Vec<AppliedMigration> = listing
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split('\t');
-            Some(AppliedMigration {
-                version: fields.next()?.parse().ok()?,
-                name: fields.next()?.to_owned(),
-                checksum: fields.next()?.to_owned(),
-            })
-        })
-        .collect();
+    let applied = clickhouse_applied(clickhouse).await?;
     let pending = plan(Target::ClickHouse, &applied, files)?;
     let mut done = Vec::new();
     for migration in files {

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod dataset;
 pub mod deletion;
 pub mod demo;
+pub mod doctor;
 pub mod evaluator;
 pub mod jobs;
 pub mod key;

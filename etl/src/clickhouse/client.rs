@@ -332,6 +332,19 @@ impl ClickHouse {
         .map(drop)
     }
 
+    /// Runs a query outside any database (the database may not exist yet) and returns its text.
+    pub async fn query_on_server(&self, sql: &str) -> Result<String, ClickHouseError> {
+        let body = self
+            .send(
+                None,
+                None,
+                Bytes::copy_from_slice(sql.as_bytes()),
+                Compression::None,
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// Runs a query and returns the response body (use a `FORMAT` clause to pick its shape).
     pub async fn query(&self, sql: &str) -> Result<Bytes, ClickHouseError> {
         self.send(

@@ -250,7 +250,7 @@ pub fn init_tracing() {
 }
 
 /// Hides the password in a connection URL.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];

@@ -259,6 +259,23 @@ pub struct MigrationReport {
     pub clickhouse: Vec<String>,
 }
 
+/// PostgreSQL's record of applied migrations.
+async fn postgres_applied(pg: &Client) -> Result<Vec<AppliedMigration>, MigrateError> {
+    Ok(pg
+        .query(
+            "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| AppliedMigration {
+            version: row.get::<_, i32>("version") as u32,
+            name: row.get("name"),
+            checksum: row.get("checksum"),
+        })
+        .collect())
+}
+
 /// ClickHouse's record of applied migrations.
 async fn clickhouse_applied(clickhouse: &ClickHouse) -> Result<Vec<AppliedMigration>, MigrateError> {
     let listing = clickhouse
@@ -292,19 +309,8 @@ pub async fn pending(
         )
         .await?
         .is_some_and(|row| row.get::<_, bool>("recorded"));
-    let postgres_applied: Vec<AppliedMigration> = if recorded {
-        pg.query(
-            "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|row| AppliedMigration {
-            version: row.get::<_, i32>("version") as u32,
-            name: row.get("name"),
-            checksum: row.get("checksum"),
-        })
-        .collect()
+    let postgres_applied = if recorded {
+        postgres_applied(pg).await?
     } else {
         Vec::new()
     };
@@ -357,19 +363,7 @@ async fn migrate_postgres(pg: &mut Client, files: &[Migration]) -> Result<Vec<St
         )",
     )
     .await?;
-    let applied: Vec<AppliedMigration> = pg
-        .query(
-            "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|row| AppliedMigration {
-            version: row.get::<_, i32>("version") as u32,
-            name: row.get("name"),
-            checksum: row.get("checksum"),
-        })
-        .collect();
+    let applied = postgres_applied(pg).await?;
     let mut done = Vec::new();
     for migration in plan(Target::Postgres, &applied, files)? {
         // DDL is transactional in PostgreSQL: a migration and its record commit together.

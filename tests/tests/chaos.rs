@@ -385,7 +385,9 @@ async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() 
     // (Observations, commands and file operations always have text: a name, a command, a path.)
     let indexed: HashSet<(String, String)> = env
         .ch(&format!(
-            "SELECT DISTINCT source, id FROM search_postings WHERE project_id = '{p}'"
+            // A trace's or observation's own postings leave `id` empty: it is theirs.
+            "SELECT DISTINCT source, if(id = '', if(source = 'traces', trace_id, observation_id), id) \
+             FROM search_postings WHERE project_id = '{p}'"
         ))
         .await
         .lines()

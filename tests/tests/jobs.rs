@@ -31,6 +31,7 @@ async fn counts(env: &TestEnv, project: Uuid, cutoff_us: i64) -> Vec<(String, St
         ("file_operations", "timestamp_us"),
         ("terminal_commands", "timestamp_us"),
         ("git_links", "timestamp_us"),
+        ("search_postings", "timestamp_us"),
     ] {
         let split = env
             .ch(&format!(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use agenttrace_etl::analytics::{hourly, metrics, summaries};
 use agenttrace_etl::clickhouse::ClickHouse;
+use agenttrace_etl::clickhouse::catalog::Table;
 use agenttrace_etl::clickhouse::loader::LoaderOptions;
 use agenttrace_etl::clickhouse::{quote, quote_identifier};
 use agenttrace_etl::control::{api_keys, projects};
@@ -916,14 +917,11 @@ pub async fn run_read(
             .sum()
     };
     let index = bytes_of(&["search_postings"]);
-    let events = bytes_of(&[
-        "traces",
-        "observations",
-        "scores",
-        "file_operations",
-        "terminal_commands",
-        "git_links",
-    ]);
+    let event_tables: Vec<&str> = Table::events()
+        .filter(|t| *t != Table::Metrics)
+        .map(Table::name)
+        .collect();
+    let events = bytes_of(&event_tables);
     let postings: u64 = new
         .query_text("SELECT count() FROM search_postings FORMAT TabSeparated")
         .await?

@@ -312,7 +312,7 @@ async fn summarized_traces(
 /// The trace list's filters, time range and page aside: conditions on the trace's own columns,
 /// the select of the traces with the score asked for (when one is), and conditions on the
 /// trace's summary.
-fn list_filters(
+pub(crate) fn list_filters(
     project: Uuid,
     filter: &TraceFilter,
 ) -> Result<(Conditions, Option<String>, Conditions), AnalyticsError> {

@@ -18,7 +18,7 @@ use crate::analytics::AnalyticsError;
 use crate::analytics::paging::{
     Span, Windows, cursor_at, encode_cursor, invalid, page_limit, parse_json_rows, read, time_bound,
 };
-use crate::analytics::traces::{TraceFilter, listed_traces};
+use crate::analytics::traces::{TraceFilter, list_filters, listed_traces};
 use crate::clickhouse::catalog::Table;
 use crate::clickhouse::{ClickHouse, quote};
 use crate::search::index::{posted_row_id, stored_fields, text_columns};
@@ -202,7 +202,7 @@ pub async fn search(
     let cursor = cursor_at(params.cursor.as_deref())?;
     // Filters are checked before any read, so a bad one is refused at once.
     let filter = params.trace_filter();
-    listed_traces_check(&filter)?;
+    list_filters(project, &filter)?;
     let project_sql = quote(&project.to_string());
     let by_observation = results == Results::Observations;
 
@@ -326,20 +326,6 @@ pub async fn search(
         data: found,
         next_cursor,
     })
-}
-
-/// Refuses a bad filter (level, cost, latency) before anything is read.
-fn listed_traces_check(filter: &TraceFilter) -> Result<(), AnalyticsError> {
-    crate::analytics::conditions::Level::parse(filter.level.as_deref())?;
-    for (field, value) in [
-        ("min_cost", filter.min_cost),
-        ("min_latency_ms", filter.min_latency_ms),
-    ] {
-        if value.is_some_and(|v| !v.is_finite()) {
-            return Err(invalid(field, "must be a number"));
-        }
-    }
-    Ok(())
 }
 
 /// The wanted clause whose rarest atom has the fewest postings in the range, that atom and its

@@ -1,7 +1,7 @@
 //! What the fuzz targets share: a fixed clock, and the ETL's conversion of a batch, which both
 //! the edge's and the ETL's targets run.
 
-use agenttrace_etl::ingest::pipeline::{OpenedBatch, convert};
+use agenttrace_etl::ingest::pipeline::{OpenedBatch, batch_tables, convert};
 use agenttrace_schemas::event::TimeWindow;
 use agenttrace_schemas::{Event, SignedBatch, Timestamp};
 use serde_json::value::RawValue;
@@ -36,8 +36,15 @@ pub fn convert_to_rows(batch: &OpenedBatch) -> usize {
         }
     }
     let window = TimeWindow::around(now());
-    let converted =
-        convert(batch, "fuzz", &window, &Default::default(), &Default::default(), |_| None).expect("valid events convert");
+    let converted = convert(
+        batch_tables(batch, "fuzz"),
+        batch,
+        &window,
+        &Default::default(),
+        &Default::default(),
+        |_| None,
+    )
+    .expect("valid events convert");
     let rejected = converted.rejected.len();
     assert!(rejected <= batch.event_count);
     let tables = converted

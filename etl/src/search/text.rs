@@ -337,7 +337,7 @@ fn classify(c: char) -> Class {
     if c.is_ascii() {
         if c.is_ascii_alphanumeric() {
             Class::Word
-        } else if matches!(c, '_' | '.' | '-' | '/' | '\\' | ':') {
+        } else if is_joiner(c) {
             Class::Joiner
         } else {
             Class::Separator
@@ -377,9 +377,19 @@ fn is_bigram_script(c: char) -> bool {
 
 /// Emits each token with its original byte range; `emit` stops the scan with `Break`.
 fn tokenize(text: &str, compounds: bool, emit: impl FnMut(&str, usize, usize) -> ControlFlow<()>) {
+    tokenize_with(text, compounds, true, emit);
+}
+
+fn tokenize_with(
+    text: &str,
+    compounds: bool,
+    ascii_words: bool,
+    emit: impl FnMut(&str, usize, usize) -> ControlFlow<()>,
+) {
     let mut tokenizer = Tokenizer {
         emit,
         compounds,
+        ascii_words,
         buf: String::new(),
         piece: Vec::new(),
         atom_starts: Vec::new(),
@@ -398,6 +408,9 @@ fn tokenize(text: &str, compounds: bool, emit: impl FnMut(&str, usize, usize) ->
 struct Tokenizer<F> {
     emit: F,
     compounds: bool,
+    /// Whether plain ASCII words take [`plain_ascii_word`]'s shortcut (off only in the test that
+    /// checks the shortcut against the char-by-char path).
+    ascii_words: bool,
     /// The current identifier run, lowercased, with its joiners; between bigrams, empty.
     buf: String,
     /// The word chars of the run's current joiner-free piece: (offset in `buf`, original range).
@@ -422,7 +435,33 @@ struct Tokenizer<F> {
 
 impl<F: FnMut(&str, usize, usize) -> ControlFlow<()>> Tokenizer<F> {
     fn run(&mut self, text: &str) -> ControlFlow<()> {
-        for (start, c) in text.char_indices() {
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        while start < bytes.len() {
+            // Between runs, most text is plain ASCII words and spaces: those are handled a word
+            // at a time, with the result the char-by-char path below would give.
+            if self.ascii_words && self.buf.is_empty() && self.bigram.is_none() {
+                match plain_ascii_word(bytes, start) {
+                    Ascii::Separator => {
+                        start += 1;
+                        continue;
+                    }
+                    Ascii::Word(end) => {
+                        if end - start <= MAX_TERM_BYTES {
+                            self.buf
+                                .extend(bytes[start..end].iter().map(|b| b.to_ascii_lowercase() as char));
+                            (self.emit)(&self.buf, start, end)?;
+                            self.buf.clear();
+                        }
+                        start = end;
+                        continue;
+                    }
+                    Ascii::Other => {}
+                }
+            }
+            let Some(c) = text[start..].chars().next() else {
+                break;
+            };
             let end = start + c.len_utf8();
             let mut flow = Continue(());
             fold(c, |l, case| {
@@ -431,6 +470,7 @@ impl<F: FnMut(&str, usize, usize) -> ControlFlow<()>> Tokenizer<F> {
                 }
             });
             flow?;
+            start = end;
         }
         self.end_bigrams()?;
         self.end_run()
@@ -550,6 +590,59 @@ impl<F: FnMut(&str, usize, usize) -> ControlFlow<()>> Tokenizer<F> {
         }
         Continue(())
     }
+}
+
+/// What starts at a byte of a text, for the tokenizer between runs.
+enum Ascii {
+    /// An ASCII char that is not a letter or digit: between runs, it ends nothing.
+    Separator,
+    /// A plain word ending at this offset: ASCII letters and digits that are one atom (no
+    /// camelCase split), then perhaps joiners (`end.`), then a separator or the text's end.
+    Word(usize),
+    /// Anything else (non-ASCII, identifiers, camelCase): the char-by-char path.
+    Other,
+}
+
+fn plain_ascii_word(bytes: &[u8], start: usize) -> Ascii {
+    let first = bytes[start];
+    if !first.is_ascii_alphanumeric() {
+        return if first.is_ascii() {
+            Ascii::Separator
+        } else {
+            Ascii::Other
+        };
+    }
+    let ascii_case = |b: u8| match b {
+        b'A'..=b'Z' => Case::Upper,
+        b'a'..=b'z' => Case::Lower,
+        _ => Case::Other,
+    };
+    let (mut before_last, mut last) = (Case::Other, Case::Other);
+    let mut end = start;
+    while let Some(&b) = bytes.get(end).filter(|b| b.is_ascii_alphanumeric()) {
+        let case = ascii_case(b);
+        // The splits `Tokenizer::push_word` makes: lower → upper, upper + upper → lower.
+        if (last == Case::Lower && case == Case::Upper)
+            || (before_last == Case::Upper && last == Case::Upper && case == Case::Lower)
+        {
+            return Ascii::Other;
+        }
+        (before_last, last) = (last, case);
+        end += 1;
+    }
+    let mut after = end;
+    while bytes.get(after).is_some_and(|&b| is_joiner(b as char)) {
+        after += 1;
+    }
+    match bytes.get(after) {
+        None => Ascii::Word(end),
+        Some(&b) if b.is_ascii() && !b.is_ascii_alphanumeric() => Ascii::Word(end),
+        Some(_) => Ascii::Other,
+    }
+}
+
+fn is_joiner(c: char) -> bool {
+    matches!(c, '_' | '.' | '-' | '/' | '\\' | ':')
 }
 
 /// The values [`searchable_text`] collects: the first one borrowed until there is a second.
@@ -1215,6 +1308,55 @@ mod tests {
                 s.highlights.windows(2).all(|w| w[0].1 < w[1].0),
                 "{text:?}: {s:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_ascii_word_shortcut_gives_what_the_char_path_gives() {
+        let long = "w".repeat(MAX_TERM_BYTES + 1);
+        let pieces = [
+            "a",
+            "Z",
+            "7",
+            "getUser",
+            "HTTPServer",
+            "ABc",
+            "x1Y",
+            "end.",
+            "end...",
+            " ",
+            ".",
+            "-",
+            "_",
+            ":",
+            "\\",
+            "\n",
+            "!",
+            "é",
+            "中",
+            "\u{301}",
+            "foo/bar",
+            "ab",
+            "CD",
+            "ok-",
+            long.as_str(),
+        ];
+        let mut rng = Rng(7);
+        for _ in 0..3000 {
+            let text: String = (0..rng.below(12))
+                .map(|_| pieces[rng.below(pieces.len())])
+                .collect();
+            for compounds in [true, false] {
+                let tokens = |ascii_words| {
+                    let mut out = Vec::new();
+                    tokenize_with(&text, compounds, ascii_words, |term, start, end| {
+                        out.push((term.to_owned(), start, end));
+                        Continue(())
+                    });
+                    out
+                };
+                assert_eq!(tokens(true), tokens(false), "{text:?}");
+            }
         }
     }
 

@@ -4,6 +4,8 @@
 #   ./dev.sh up      the whole local stack, then the demo agent sending real events
 #   ./dev.sh test    every check and test (what CI runs)
 #   ./dev.sh down    stop what `up` started
+#   ./dev.sh prod    a production-shaped stack beside it (scripts/prod.sh, docs/deploy.md):
+#                    release build, two ETLs over HTTPS, the edge in workerd; then the demo
 #
 # AGENTTRACE_CLUSTER=1 before `up` or `test` puts ClickHouse on the local cluster
 # (scripts/cluster.sh: 2 shards × 2 replicas and ZooKeeper) instead of one server.
@@ -272,9 +274,17 @@ cmd_down() {
   "$ROOT/scripts/cluster.sh" down 2>/dev/null || true
 }
 
+cmd_prod() {
+  ensure_rust
+  ui_build
+  "$ROOT/scripts/prod.sh" up
+  "$ROOT/scripts/prod.sh" demo
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   test) cmd_test ;;
   down) cmd_down ;;
-  *) die "usage: ./dev.sh up|test|down" ;;
+  prod) cmd_prod ;;
+  *) die "usage: ./dev.sh up|test|down|prod" ;;
 esac

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod bench;
 pub mod commands;
 pub mod send;
+pub mod settings;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -9,8 +9,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     agenttrace_cli::init_tracing();
-    let mut cli = agenttrace_cli::Cli::parse();
-    cli.args = std::env::args().skip(1).collect();
+    let names = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    if let Err(message) = agenttrace_cli::settings::check_environment(names) {
+        eprintln!("error: {message}");
+        return std::process::ExitCode::from(2);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cli = match agenttrace_cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let variable = agenttrace_cli::settings::variable_behind(&error, &args);
+            let _ = error.print();
+            if let Some(variable) = variable {
+                eprintln!("note: the value comes from the environment variable {variable}");
+            }
+            return std::process::ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    cli.args = args;
     match agenttrace_cli::run(cli, &mut std::io::stdout()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -75,6 +75,7 @@ impl TestEnv {
                 ..LoaderOptions::default()
             },
             sign_in_limits: SignInLimits::default(),
+            tls: None,
         };
         configure(&mut config);
         let server = start(config, addr).await.unwrap();

@@ -112,6 +112,7 @@ pub(crate) fn bench_server_config(
         postgres_pool_size: 16,
         loader,
         sign_in_limits: SignInLimits::default(),
+        tls: None,
     })
 }
 

@@ -40,6 +40,10 @@ pub struct DemoArgs {
     pub turns: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Pause between sessions, in milliseconds: a steady stream instead of a burst (the
+    /// production-shaped run rolls its ETLs under it).
+    #[arg(long, default_value_t = 0)]
+    pub interval_ms: u64,
     /// Also run the demo dataset's two experiments (creates the dataset once).
     #[arg(long)]
     pub experiments: bool,
@@ -120,6 +124,9 @@ pub async fn run(args: DemoArgs, databases: &DatabaseArgs, out: &mut dyn Write) 
         let (a, r) = transport.send(&events).await?;
         accepted += a;
         rejected += r;
+        if args.interval_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
+        }
     }
     writeln!(
         out,

@@ -24,6 +24,10 @@ pub struct DoctorArgs {
     /// The edge to check (`GET /healthz`).
     #[arg(long)]
     pub edge_url: Option<String>,
+    /// A PEM CA certificate to trust besides the public ones, for an ETL serving a certificate
+    /// of a private CA (`agenttrace serve --tls-cert`).
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Print JSON even on a terminal; a pipe always gets JSON.
     #[arg(long)]
     pub json: bool,
@@ -264,13 +268,21 @@ pub async fn checks(args: &DoctorArgs, databases: &DatabaseArgs) -> Vec<Check> {
         ),
     });
 
+    let client = http_client(args.ca_cert.as_deref());
     for (name, url, path) in [
         ("etl", &args.etl_url, "/readyz"),
         ("edge", &args.edge_url, "/healthz"),
     ] {
         let Some(url) = url else { continue };
         let target = format!("{}{path}", url.trim_end_matches('/'));
-        let answer = timed(async { Ok(reqwest::Client::new().get(&target).send().await?) }).await;
+        let client = match &client {
+            Ok(client) => client,
+            Err(e) => {
+                out.push(check(name, Status::Fail, e.clone()));
+                continue;
+            }
+        };
+        let answer = timed(async { Ok(client.get(&target).send().await?) }).await;
         out.push(match answer {
             Ok(response) if response.status().is_success() => check(
                 name,
@@ -290,6 +302,20 @@ pub async fn checks(args: &DoctorArgs, databases: &DatabaseArgs) -> Vec<Check> {
         });
     }
     out
+}
+
+/// The client the services are checked with: trusting `ca_cert` too, when given.
+fn http_client(ca_cert: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let Some(path) = ca_cert else {
+        return Ok(reqwest::Client::new());
+    };
+    let named = |e: &dyn std::fmt::Display| format!("--ca-cert {}: {e}", path.display());
+    let pem = std::fs::read(path).map_err(|e| named(&e))?;
+    let certificate = reqwest::Certificate::from_pem(&pem).map_err(|e| named(&e))?;
+    reqwest::Client::builder()
+        .add_root_certificate(certificate)
+        .build()
+        .map_err(|e| named(&e))
 }
 
 /// The ClickHouse user callers' reads run as: it must sign in, with its profile's limits.

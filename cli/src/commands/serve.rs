@@ -42,6 +42,7 @@ impl CompressionArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// The address and port to serve on.
     #[arg(long, env = "AGENTTRACE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Secrets the edge signs batches with: `id:secret[,id:secret...]` (several during rotation).
@@ -61,34 +62,48 @@ pub struct ServeArgs {
     /// How long API key answers are cached (0 disables the cache).
     #[arg(long, env = "AGENTTRACE_KEY_CACHE_TTL_SECS", default_value_t = 30)]
     pub key_cache_ttl_secs: u64,
-    #[arg(long, default_value_t = 60)]
+    /// How often the model price table is read again, in seconds.
+    #[arg(long, env = "AGENTTRACE_PRICE_REFRESH_SECS", default_value_t = 60)]
     pub price_refresh_secs: u64,
-    #[arg(long, default_value_t = 16)]
+    /// PostgreSQL connections this process keeps at most.
+    #[arg(long, env = "AGENTTRACE_POSTGRES_POOL_SIZE", default_value_t = 16)]
     pub postgres_pool_size: usize,
     /// Most rows coalesced into one ClickHouse insert.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, env = "AGENTTRACE_MAX_ROWS_PER_INSERT", default_value_t = 200_000)]
     pub max_rows_per_insert: usize,
     /// Most MiB (of columns in memory) coalesced into one ClickHouse insert.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "AGENTTRACE_MAX_MIB_PER_INSERT", default_value_t = 64)]
     pub max_mib_per_insert: usize,
     /// Longest time rows wait for other requests' rows to share an insert, in milliseconds.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, env = "AGENTTRACE_MAX_INSERT_WAIT_MS", default_value_t = 500)]
     pub max_insert_wait_ms: u64,
     /// How long an insert still waits, once no request is being prepared, for another to begin,
     /// in milliseconds.
-    #[arg(long, default_value_t = LoaderOptions::default().insert_linger.as_millis() as u64)]
+    #[arg(
+        long,
+        env = "AGENTTRACE_INSERT_LINGER_MS",
+        default_value_t = LoaderOptions::default().insert_linger.as_millis() as u64
+    )]
     pub insert_linger_ms: u64,
     /// Concurrent inserts per table.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "AGENTTRACE_INSERTS_IN_FLIGHT", default_value_t = 2)]
     pub inserts_in_flight: usize,
     /// How insert bodies are compressed.
-    #[arg(long, value_enum, default_value_t = CompressionArg::Lz4)]
+    #[arg(long, env = "AGENTTRACE_COMPRESSION", value_enum, default_value_t = CompressionArg::Lz4)]
     pub compression: CompressionArg,
     /// gzip level (1–9) with `--compression gzip`.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "AGENTTRACE_GZIP_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub gzip_level: u32,
-    #[arg(long, value_enum, default_value_t = WireFormatArg::Auto)]
+    /// The format of insert bodies.
+    #[arg(long, env = "AGENTTRACE_WIRE_FORMAT", value_enum, default_value_t = WireFormatArg::Auto)]
     pub wire_format: WireFormatArg,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`); without it, plain HTTP
+    /// for a proxy or a private network in front.
+    #[arg(long, env = "AGENTTRACE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "AGENTTRACE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -118,6 +133,12 @@ impl ServeArgs {
                 ..LoaderOptions::default()
             },
             sign_in_limits: SignInLimits::default(),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(agenttrace_etl::http::tls::server_config(cert, key).map_err(anyhow::Error::msg)?)
+                }
+                _ => None,
+            },
         })
     }
 }

@@ -55,7 +55,17 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
     };
     let config = match endpoint {
-        Endpoint::Health => return json_response(200, r#"{"status":"ok"}"#.to_owned(), &[]),
+        // A deployment's health check sees a misconfiguration, not only a running isolate.
+        Endpoint::Health => {
+            return match Config::from_env(&env) {
+                Ok(_) => json_response(200, r#"{"status":"ok"}"#.to_owned(), &[]),
+                Err(problem) => error(
+                    503,
+                    "misconfigured",
+                    &format!("the edge is misconfigured: {problem}"),
+                ),
+            };
+        }
         _ => match Config::from_env(&env) {
             Ok(config) => config,
             Err(problem) => {

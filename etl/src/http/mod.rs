@@ -31,6 +31,7 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod throttle;
+pub mod tls;
 pub mod ui;
 
 pub use server::{RunningServer, ServeConfig, start};

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -11,6 +12,7 @@ use crate::clickhouse::ClickHouse;
 use crate::clickhouse::loader::{ClickHouseSink, LoaderOptions};
 use crate::control::sealing::Sealer;
 use crate::http::throttle::{SignInGuard, SignInLimits};
+use crate::http::tls::TlsListener;
 use crate::ingest::Ingestor;
 use crate::ingest::key_status::KeyCache;
 use crate::ingest::pricing::PriceCache;
@@ -73,6 +75,8 @@ pub struct ServeConfig {
     pub loader: LoaderOptions,
     /// Failed sign-ins allowed per client address and per email.
     pub sign_in_limits: SignInLimits,
+    /// Serve HTTPS with this certificate ([`crate::http::tls::server_config`]); `None`: HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A running service; dropping it does not stop it, [`RunningServer::shutdown`] does.
@@ -97,6 +101,11 @@ impl RunningServer {
         let _keep_running = self.stop;
         self.task.await.map_err(std::io::Error::other)?
     }
+}
+
+enum Listener {
+    Plain(tokio::net::TcpListener),
+    Tls(TlsListener),
 }
 
 /// Binds `listen` and serves until shut down.
@@ -132,16 +141,28 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
         .map_err(|e| format!("binding {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let https = config.tls.is_some();
+    let listener = match config.tls {
+        None => Listener::Plain(listener),
+        Some(tls) => Listener::Tls(TlsListener::new(listener, tls).map_err(|e| e.to_string())?),
+    };
     let task = tokio::spawn(async move {
         // The peer's address, for the sign-in throttle (`ClientAddress`).
         let service = crate::http::router::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        match listener {
+            Listener::Plain(tcp) => axum::serve(tcp, service).with_graceful_shutdown(stopped).await,
+            // `tap_io` (a no-op here) is what gives any listener's connections their peer address.
+            Listener::Tls(tls) => {
+                axum::serve(tls.tap_io(|_| {}), service)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        }
     });
-    tracing::info!(%addr, "ETL listening");
+    tracing::info!(%addr, https, "ETL listening");
     Ok(RunningServer {
         addr,
         stop,

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# A production-shaped AgentTrace on this machine, started step by step as docs/deploy.md says,
+# so the guide is exercised and cannot rot (tests/tests/production.rs runs it in the test
+# command). What differs from `./dev.sh up`:
+#   - optimized binaries (the release profile; PROD_PROFILE=debug reuses the tests' build),
+#   - the edge in workerd itself (no wrangler dev proxy),
+#   - HTTPS between the edge and the ETL, with a certificate from a local CA,
+#   - two ETL replicas, which the edge fails over between,
+#   - ClickHouse reads through the separate read-only user,
+#   - the scheduler as its own process.
+# Its data, logs and certificates live in $AGENTTRACE_HOME/prod, its ClickHouse on ports
+# 8125/9125 and its PostgreSQL database is agenttrace_prod, so it runs beside `./dev.sh up`.
+#
+#   scripts/prod.sh up     build, set up and start everything; prints where to look
+#   scripts/prod.sh demo   send the demo agent's sessions through the edge and wait for them
+#   scripts/prod.sh roll   restart the ETL replicas one at a time, as an upgrade does
+#   scripts/prod.sh env    the environment to run `agenttrace` commands against it
+#   scripts/prod.sh down   stop it (the data stays)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOG_TAG=prod LOG_COLOR=36
+PROD_HOME="${AGENTTRACE_HOME:-$ROOT/.local}/prod"
+export AGENTTRACE_HOME="$PROD_HOME"
+export CLICKHOUSE_HTTP_PORT="${PROD_CLICKHOUSE_HTTP_PORT:-8125}" CLICKHOUSE_TCP_PORT="${PROD_CLICKHOUSE_TCP_PORT:-9125}"
+export CLICKHOUSE_URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
+export DATABASE_URL="${PROD_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/agenttrace_prod}"
+export CLICKHOUSE_DATABASE=agenttrace
+unset CLICKHOUSE_USER CLICKHOUSE_PASSWORD CLICKHOUSE_CLUSTER CLICKHOUSE_CLUSTER_URLS
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
+
+PROFILE="${PROD_PROFILE:-release}"
+case "$PROFILE" in
+  release) BIN="$CARGO_TARGET_DIR/release/agenttrace" ;;
+  debug) BIN="$CARGO_TARGET_DIR/debug/agenttrace" ;;
+  *) die "PROD_PROFILE is release or debug, not $PROFILE" ;;
+esac
+ETL_PORTS=(${PROD_ETL_PORTS:-8443 8444})
+EDGE_PORT="${PROD_EDGE_PORT:-8790}"
+TLS="$PROD_HOME/tls"
+EDGE_CONFIG="$ROOT/edge/build/prod.capnp"
+
+etl_url() { printf 'https://localhost:%s' "$1"; }
+edge_url() { printf 'http://127.0.0.1:%s' "$EDGE_PORT"; }
+
+# Step 1: the binaries. The ETL, the scheduler and the CLI are one binary; the edge is wasm.
+build() {
+  if [ "$PROFILE" = release ]; then
+    log "cargo build --release -p agenttrace-cli (~17 min the first time on 2 cores)"
+    (cd "$ROOT" && cargo build --quiet --release -p agenttrace-cli)
+  else
+    (cd "$ROOT" && cargo build --quiet -p agenttrace-cli)
+  fi
+  eval "$("$ROOT/scripts/edge-tools.sh")"
+  "$ROOT/scripts/build-edge.sh"
+}
+
+# Step 2: PostgreSQL and ClickHouse, with ClickHouse's read-only user (scripts/stack.sh writes
+# the users.xml docs/deploy.md shows).
+databases() {
+  eval "$("$ROOT/scripts/stack.sh" up)"
+  # The local stack lets model connections reach this machine (a local Ollama); production does not.
+  unset AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS
+}
+
+# Step 3: the ETL's certificate. A team uses its own CA or a public one; here a local CA signs
+# a certificate for localhost, and the edge trusts that CA.
+certificate() {
+  [ -s "$TLS/etl.pem" ] && [ -s "$TLS/etl-key.pem" ] && [ -s "$TLS/ca.pem" ] && return 0
+  apt_ensure openssl
+  mkdir -p "$TLS"
+  log "making a local CA and the ETL's certificate ($TLS)"
+  (
+    cd "$TLS"
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=AgentTrace local CA" -keyout ca-key.pem -out ca.pem 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=localhost" -keyout etl-key.pem -out etl.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >etl.ext
+    openssl x509 -req -in etl.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 825 \
+      -extfile etl.ext -out etl.pem 2>/dev/null
+    rm -f etl.csr etl.ext
+  )
+}
+
+# Step 4: secrets. The edge's signing key (the edge gets it with `wrangler secret put`), the
+# provider-key encryption key (scripts/env.sh keeps one per machine) and the owner's password.
+secrets() {
+  local file="$PROD_HOME/signing-keys"
+  if [ ! -s "$file" ]; then
+    (umask 077 && printf 'prod-1:%s' "$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')" >"$file")
+  fi
+  AGENTTRACE_SIGNING_KEYS="$(cat "$file")"
+  export AGENTTRACE_SIGNING_KEYS
+}
+
+service() { # service NAME ARGS...: starts the binary in its own session, pid in NAME.pid
+  local name=$1
+  shift
+  stop_pidfile "$PROD_HOME/$name.pid"
+  setsid "$BIN" "$@" >>"$PROD_HOME/$name.log" 2>&1 </dev/null &
+  echo $! >"$PROD_HOME/$name.pid"
+}
+
+alive() { kill -0 "$(cat "$PROD_HOME/$1.pid" 2>/dev/null)" 2>/dev/null; }
+
+etl_ready() { # etl_ready N: replica N answers /readyz over HTTPS with the local CA
+  curl -fsS --cacert "$TLS/ca.pem" "$(etl_url "${ETL_PORTS[$1]}")/readyz" >/dev/null 2>&1 && return 0
+  alive "etl-$1" || die "ETL replica $1 exited; see $PROD_HOME/etl-$1.log"
+  return 1
+}
+
+# Step 6: an ETL replica, serving HTTPS itself.
+etl_start() {
+  local n=$1
+  service "etl-$n" serve --listen "127.0.0.1:${ETL_PORTS[$n]}" \
+    --tls-cert "$TLS/etl.pem" --tls-key "$TLS/etl-key.pem"
+  wait_for 60 "ETL replica $n ($(etl_url "${ETL_PORTS[$n]}"))" etl_ready "$n"
+}
+
+edge_ready() {
+  curl -fsS "$(edge_url)/healthz" >/dev/null 2>&1 && return 0
+  alive edge || die "the edge exited; see $PROD_HOME/edge.log"
+  return 1
+}
+
+# Step 8: the edge in workerd, as Cloudflare runs it: the same Worker, a Durable Object
+# namespace on local disk, ETL_URL naming both replicas, and the local CA trusted.
+edge_start() {
+  mkdir -p "$PROD_HOME/edge-buffers"
+  cp "$TLS/ca.pem" "$ROOT/edge/build/prod-ca.pem"
+  local etl_urls="" n
+  for n in "${!ETL_PORTS[@]}"; do
+    etl_urls+="${etl_urls:+,}$(etl_url "${ETL_PORTS[$n]}")"
+  done
+  # The config sits beside the build: `embed` paths are relative to it.
+  cat >"$EDGE_CONFIG" <<CAPNP
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "edge", worker = .edge),
+    (name = "buffers", disk = (path = "$PROD_HOME/edge-buffers", writable = true)),
+    (name = "internet", network = (
+      allow = ["public", "private", "local"],
+      tlsOptions = (trustBrowserCas = true, trustedCertificates = [embed "prod-ca.pem"]),
+    )),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:$EDGE_PORT", http = (), service = "edge")],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "worker/shim.mjs", esModule = embed "worker/shim.mjs"),
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "2025-11-01",
+  bindings = [
+    (name = "ETL_URL", text = "$etl_urls"),
+    (name = "EDGE_ID", text = "prod-local"),
+    (name = "EDGE_SIGNING_KEY", text = "${AGENTTRACE_SIGNING_KEYS%%,*}"),
+    (name = "BUFFER", durableObjectNamespace = "Buffer"),
+  ],
+  durableObjectNamespaces = [(className = "Buffer", uniqueKey = "agenttrace-edge-buffer", enableSql = true)],
+  durableObjectStorage = (localDisk = "buffers"),
+);
+CAPNP
+  stop_pidfile "$PROD_HOME/edge.pid"
+  setsid workerd serve "$EDGE_CONFIG" --experimental >>"$PROD_HOME/edge.log" 2>&1 </dev/null &
+  echo $! >"$PROD_HOME/edge.pid"
+  wait_for 60 "the edge ($(edge_url))" edge_ready
+}
+
+cmd_up() {
+  mkdir -p "$PROD_HOME"
+  build
+  databases
+  certificate
+  secrets
+  log "step 5: agenttrace migrate"
+  "$BIN" migrate
+  local n
+  for n in "${!ETL_PORTS[@]}"; do
+    log "step 6: ETL replica $n on $(etl_url "${ETL_PORTS[$n]}") (log: $PROD_HOME/etl-$n.log)"
+    etl_start "$n"
+  done
+  log "step 7: the scheduler (one active per deployment; a second would wait on the job locks)"
+  service scheduler jobs schedule
+  log "step 8: the edge in workerd on $(edge_url), forwarding to both replicas over HTTPS"
+  eval "$("$ROOT/scripts/edge-tools.sh")"
+  edge_start
+  log "step 9: the first project, its key and the owner"
+  local keyfile="$PROD_HOME/demo-key.json"
+  if [ ! -s "$keyfile" ]; then
+    "$BIN" project create prod-demo --json >"$keyfile.tmp"
+    mv "$keyfile.tmp" "$keyfile"
+  fi
+  local owner_file="$PROD_HOME/owner-password"
+  if [ ! -s "$owner_file" ]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$owner_file")
+    "$BIN" user create-owner --organization prod --email owner@prod.agenttrace.local --password-stdin \
+      <"$owner_file" >/dev/null || { rm -f "$owner_file"; die "creating the owner failed"; }
+  fi
+  log "step 10: agenttrace doctor"
+  "$BIN" doctor --etl-url "$(etl_url "${ETL_PORTS[0]}")" --ca-cert "$TLS/ca.pem" --edge-url "$(edge_url)"
+  cat <<EOF
+
+  Production-shaped stack is up ($PROFILE build).
+  Web UI      $(etl_url "${ETL_PORTS[0]}")/  (the local CA: $TLS/ca.pem)
+  Sign in     owner@prod.agenttrace.local with the password in $owner_file
+  Edge        $(edge_url)  (workerd; ETL_URL names $(for n in "${!ETL_PORTS[@]}"; do printf '%s ' "$(etl_url "${ETL_PORTS[$n]}")"; done))
+  Key         $keyfile
+  Logs        $PROD_HOME/{etl-0,etl-1,scheduler,edge}.log
+  Next        scripts/prod.sh demo; scripts/prod.sh roll; scripts/prod.sh down
+
+EOF
+}
+
+cmd_demo() {
+  secrets
+  "$BIN" demo --edge-url "$(edge_url)" --key-file "$PROD_HOME/demo-key.json" --sessions "${PROD_SESSIONS:-10}" "$@"
+}
+
+# An upgrade's roll (docs/deploy.md "Upgrades"): each replica in turn is stopped with SIGTERM
+# (it finishes its in-flight batches and exits), started again (on a new build, in a real
+# upgrade) and waited for, while the other serves; the edge retries what a stopping replica
+# refused on the other.
+cmd_roll() {
+  secrets
+  local n
+  for n in "${!ETL_PORTS[@]}"; do
+    log "rolling ETL replica $n: SIGTERM, then start, then wait for /readyz"
+    stop_pidfile "$PROD_HOME/etl-$n.pid"
+    etl_start "$n"
+  done
+}
+
+cmd_env() {
+  secrets
+  cat <<EOF
+export DATABASE_URL='$DATABASE_URL'
+export CLICKHOUSE_URL='$CLICKHOUSE_URL'
+export CLICKHOUSE_DATABASE='$CLICKHOUSE_DATABASE'
+export CLICKHOUSE_READER_USER='$CLICKHOUSE_READER_USER'
+export CLICKHOUSE_READER_PASSWORD='$(clickhouse_reader_password)'
+export AGENTTRACE_ENCRYPTION_KEY='$(encryption_key)'
+EOF
+}
+
+cmd_down() {
+  local n
+  stop_pidfile "$PROD_HOME/edge.pid"
+  stop_pidfile "$PROD_HOME/scheduler.pid"
+  for n in "${!ETL_PORTS[@]}"; do stop_pidfile "$PROD_HOME/etl-$n.pid"; done
+  "$ROOT/scripts/stack.sh" down
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  demo) shift; eval "$(cmd_env)"; cmd_demo "$@" ;;
+  roll) eval "$(cmd_env)"; cmd_roll ;;
+  env) cmd_env ;;
+  down) cmd_down ;;
+  *) die "usage: scripts/prod.sh up|demo|roll|env|down" ;;
+esac

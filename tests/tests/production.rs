@@ -1,0 +1,301 @@
+//! The production-shaped run (`scripts/prod.sh`, the steps of `docs/deploy.md`): two ETL
+//! replicas serving HTTPS with a local CA's certificate, the edge in workerd forwarding to both,
+//! the ClickHouse reader user, the scheduler. The demo agent sends through the edge while both
+//! replicas are rolled one at a time, as an upgrade does, and every event it was told was
+//! accepted is stored once. The short version of `./dev.sh prod`: the tests' debug build, not a
+//! release build.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// What `scripts/prod.sh` needs to run apart from everything else on the machine.
+struct Prod {
+    home: PathBuf,
+    database: String,
+    target: PathBuf,
+}
+
+impl Prod {
+    fn script(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(agenttrace_tests::repo_root().join("scripts/prod.sh"));
+        command
+            .args(args)
+            .env("AGENTTRACE_HOME", self.home.as_path())
+            .env("PROD_PROFILE", "debug")
+            .env(
+                "PROD_DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:5432/{}", self.database),
+            )
+            .env("CARGO_TARGET_DIR", &self.target)
+            .env_remove("DATABASE_URL")
+            .env_remove("CLICKHOUSE_URL");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.script(args).output().expect("running scripts/prod.sh");
+        assert!(
+            output.status.success(),
+            "scripts/prod.sh {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn prod_home(&self) -> PathBuf {
+        self.home.as_path().join("prod")
+    }
+
+    fn clickhouse(&self, sql: &str) -> String {
+        let output = Command::new("curl")
+            .args([
+                "-fsS",
+                "--data-binary",
+                sql,
+                "http://127.0.0.1:8125/?database=agenttrace",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Prod {
+    fn drop(&mut self) {
+        let _ = self.script(&["down"]).output();
+        let _ = Command::new("psql")
+            .args([
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+            ])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl").args(args).output().unwrap()
+}
+
+#[test]
+fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
+    // target/<profile>/deps/production-<hash> → target
+    let exe = std::env::current_exe().unwrap();
+    let prod = Prod {
+        home: std::env::temp_dir().join(format!("agenttrace-prod-{}", std::process::id())),
+        database: format!("agenttrace_prod_{}", std::process::id()),
+        target: exe.ancestors().nth(3).unwrap().to_path_buf(),
+    };
+    let up = prod.run(&["up"]);
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(printed.contains("Production-shaped stack is up"), "{printed}");
+    let ca = prod.prod_home().join("tls/ca.pem");
+    let ca = ca.to_str().unwrap();
+
+    // HTTPS only, verified against the local CA; the UI on the same origin as the API.
+    let ui = curl(&["-fsS", "--cacert", ca, "https://localhost:8443/"]);
+    assert!(ui.status.success(), "{}", String::from_utf8_lossy(&ui.stderr));
+    assert!(String::from_utf8_lossy(&ui.stdout).contains("<html"), "the UI");
+    let untrusted = curl(&["-fsS", "https://localhost:8444/readyz"]);
+    assert!(
+        !untrusted.status.success(),
+        "a client without the CA must not connect"
+    );
+    let plain = curl(&["-fsS", "--max-time", "5", "http://127.0.0.1:8443/readyz"]);
+    assert!(!plain.status.success(), "plain HTTP on the TLS port");
+
+    // `agenttrace doctor` ran in `up` and passed (the script stops otherwise); run it again for
+    // what it says about each part.
+    let env = String::from_utf8(prod.run(&["env"]).stdout).unwrap();
+    let doctor = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{env}\n\"$1\" doctor --json --etl-url https://localhost:8444 --ca-cert \"$2\" --edge-url http://127.0.0.1:8790"
+        ))
+        .args(["doctor", prod.target.join("debug/agenttrace").to_str().unwrap(), ca])
+        .env("AGENTTRACE_HOME", prod.home.as_path())
+        .output()
+        .unwrap();
+    let checks: Vec<Value> = serde_json::from_slice(&doctor.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&doctor.stderr)));
+    for check in &checks {
+        assert_eq!(check["status"], "ok", "{checks:#?}");
+    }
+    assert_eq!(checks.len(), 8, "{checks:#?}");
+
+    // The demo agent sends through the edge while both replicas are rolled, one at a time.
+    let mut demo = prod
+        .script(&["demo", "--seed", "7", "--interval-ms", "60"])
+        .env("PROD_SESSIONS", "150")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    prod.run(&["roll"]);
+    assert!(
+        demo.try_wait().unwrap().is_none(),
+        "the demo ended before the roll did: the roll was not under load"
+    );
+    let demo = demo.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&demo.stdout).into_owned();
+    assert!(
+        demo.status.success(),
+        "the demo (it waits until ClickHouse holds every accepted event):\n{said}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let accepted: usize = said
+        .split("events accepted")
+        .next()
+        .and_then(|head| head.rsplit(' ').nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(accepted > 1000, "{said}");
+
+    // Each replica went through a graceful shutdown and served again.
+    for replica in ["etl-0", "etl-1"] {
+        let log = std::fs::read_to_string(prod.prod_home().join(format!("{replica}.log"))).unwrap();
+        assert!(
+            log.contains("shutting down: finishing in-flight batches"),
+            "{replica}: {log}"
+        );
+        assert_eq!(log.matches("ETL listening").count(), 2, "{replica}: {log}");
+    }
+
+    // Every accepted event is a row, once: the demo's sessions' traces, each stored once.
+    let key: Value =
+        serde_json::from_slice(&std::fs::read(prod.prod_home().join("demo-key.json")).unwrap()).unwrap();
+    let project = key["project_id"].as_str().unwrap();
+    let rows: usize = [
+        "traces",
+        "observations",
+        "scores",
+        "terminal_commands",
+        "file_operations",
+        "git_links",
+    ]
+    .iter()
+    .map(|table| {
+        prod.clickhouse(&format!(
+            "SELECT count() FROM {table} FINAL WHERE project_id = '{project}'"
+        ))
+        .parse::<usize>()
+        .unwrap()
+    })
+    .sum();
+    assert_eq!(rows, accepted, "{said}");
+    let counted = prod.clickhouse(&format!(
+        "SELECT count(), uniqExact(id) FROM observations FINAL WHERE project_id = '{project}' FORMAT TSV"
+    ));
+    let (rows, ids) = counted.split_once('\t').unwrap();
+    assert_eq!(rows, ids, "an observation stored twice");
+    assert_eq!(
+        prod.clickhouse(&format!(
+            "SELECT uniqExact(id) FROM traces FINAL WHERE project_id = '{project}'"
+        )),
+        "150"
+    );
+}
+
+/// The dashboard and the alert rules of `docs/deploy.md` name only metrics the ETL exports.
+#[test]
+fn the_dashboard_and_alerts_name_exported_metrics() {
+    let root = agenttrace_tests::repo_root();
+    let mut exported = std::collections::BTreeSet::new();
+    collect_metric_names(&root.join("etl/src"), &mut exported);
+    assert!(exported.contains("agenttrace_batches_total"), "{exported:?}");
+    for file in [
+        "docs/monitoring/grafana-dashboard.json",
+        "docs/monitoring/alerts.yml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        if file.ends_with(".json") {
+            serde_json::from_str::<Value>(&text).unwrap();
+        }
+        let mut named = 0;
+        for (at, _) in text.match_indices("agenttrace_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            if base == "agenttrace_" || name.starts_with("agenttrace_etl") {
+                continue; // the dashboard's uid, the scrape job's name
+            }
+            assert!(
+                exported.contains(base),
+                "{file} names {name}, which the ETL does not export"
+            );
+            named += 1;
+        }
+        assert!(named >= 6, "{file}");
+    }
+}
+
+fn collect_metric_names(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_metric_names(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let source = std::fs::read_to_string(&path).unwrap();
+            for macro_name in ["counter!(", "histogram!(", "gauge!("] {
+                for (at, _) in source.match_indices(macro_name) {
+                    let rest = source[at + macro_name.len()..].trim_start();
+                    if let Some(name) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+                        out.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The guide's Cloudflare step, short of an account: `wrangler deploy --dry-run` with the repo's
+/// `wrangler.toml` builds the Worker, binds the Durable Object and fits the plan's size limit.
+#[test]
+fn the_edge_builds_for_cloudflare_as_the_guide_says() {
+    let out_dir = std::env::temp_dir().join(format!("agenttrace-edge-dry-run-{}", std::process::id()));
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(r#"set -e; eval "$(scripts/edge-tools.sh)"; wrangler deploy --dry-run --outdir "$1""#)
+        .arg("dry-run")
+        .arg(&out_dir)
+        .current_dir(agenttrace_tests::repo_root())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "true")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("env.BUFFER (Buffer)") && said.contains("Durable Object"),
+        "{said}"
+    );
+    // "Total Upload: 2882.81 KiB / gzip: 1031.87 KiB": Workers Paid takes 10 MB compressed.
+    let gzip_kib: f64 = said
+        .split("gzip: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(gzip_kib < 10.0 * 1024.0, "{said}");
+}

@@ -14,6 +14,7 @@
 #   scripts/prod.sh up     build, set up and start everything; prints where to look
 #   scripts/prod.sh demo   send the demo agent's sessions through the edge and wait for them
 #   scripts/prod.sh roll   restart the ETL replicas one at a time, as an upgrade does
+#   scripts/prod.sh backup DIR   the scheduled backup's command, into DIR
 #   scripts/prod.sh env    the environment to run `agenttrace` commands against it
 #   scripts/prod.sh down   stop it (the data stays)
 set -euo pipefail
@@ -259,7 +260,8 @@ case "${1:-}" in
   up) cmd_up ;;
   demo) shift; eval "$(cmd_env)"; cmd_demo "$@" ;;
   roll) eval "$(cmd_env)"; cmd_roll ;;
+  backup) eval "$(cmd_env)"; "$BIN" backup --to "${2:?scripts/prod.sh backup DIR}" ;;
   env) cmd_env ;;
   down) cmd_down ;;
-  *) die "usage: scripts/prod.sh up|demo|roll|env|down" ;;
+  *) die "usage: scripts/prod.sh up|demo|roll|backup DIR|env|down" ;;
 esac

@@ -75,6 +75,30 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The `agenttrace` binary of this build (built here if the test run did not build it), for
+/// tests that run it as a process.
+pub fn agenttrace_binary() -> PathBuf {
+    // target/<profile>/deps/<test>-<hash> → target
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "agenttrace-cli",
+            "--bin",
+            "agenttrace",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(repo_root())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building agenttrace");
+    target.join("debug/agenttrace")
+}
+
 /// Isolated databases for one test.
 pub struct TestEnv {
     pub name: String,

@@ -90,29 +90,6 @@ impl Drop for EtlProcess {
     }
 }
 
-/// The `agenttrace` binary of this build (built here if the test run did not build it).
-fn agenttrace_binary() -> PathBuf {
-    // target/<profile>/deps/chaos-<hash> → target
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "agenttrace-cli",
-            "--bin",
-            "agenttrace",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .current_dir(agenttrace_tests::repo_root())
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "building agenttrace");
-    target.join("debug/agenttrace")
-}
-
 /// What the agents saw.
 #[derive(Default)]
 struct Tally {
@@ -230,7 +207,9 @@ async fn agents_lose_nothing_and_see_nothing_twice_while_every_part_is_killed() 
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let binary = tokio::task::spawn_blocking(agenttrace_binary).await.unwrap();
+    let binary = tokio::task::spawn_blocking(agenttrace_tests::agenttrace_binary)
+        .await
+        .unwrap();
     let postgres = tokio::task::spawn_blocking(PostgresServer::start).await.unwrap();
     let (mut clickhouse, cluster, env) = if std::env::var("CLICKHOUSE_CLUSTER").is_ok() {
         let cluster = tokio::task::spawn_blocking(Cluster::up).await.unwrap();

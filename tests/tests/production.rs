@@ -204,6 +204,15 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
         )),
         "150"
     );
+
+    // The guide's scheduled backup.
+    let backup = prod.home.join("backup");
+    let said = prod.run(&["backup", backup.to_str().unwrap()]);
+    assert!(
+        backup.join("manifest.json").exists(),
+        "{}",
+        String::from_utf8_lossy(&said.stdout)
+    );
 }
 
 /// The dashboard and the alert rules of `docs/deploy.md` name only metrics the ETL exports.
@@ -298,4 +307,60 @@ fn the_edge_builds_for_cloudflare_as_the_guide_says() {
         .and_then(|kib| kib.parse().ok())
         .unwrap_or_else(|| panic!("{said}"));
     assert!(gzip_kib < 10.0 * 1024.0, "{said}");
+}
+
+/// A setting misspelt or malformed stops `agenttrace serve` at start, naming the setting and
+/// what to change, before it touches a database.
+#[test]
+fn a_wrong_setting_stops_the_start_and_is_named() {
+    let binary = agenttrace_tests::agenttrace_binary();
+    let serve = |env: &[(&str, &str)]| {
+        let output = Command::new(&binary)
+            .arg("serve")
+            .env("AGENTTRACE_SIGNING_KEYS", "k1:0123456789abcdef0123456789abcdef")
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{env:?} started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+
+    let said = serve(&[("AGENTTRACE_LISTN", "0.0.0.0:8080")]);
+    assert!(
+        said.contains("AGENTTRACE_LISTN") && said.contains("did you mean AGENTTRACE_LISTEN?"),
+        "{said}"
+    );
+    let said = serve(&[("AGENTTRACE_LISTEN", "8080")]);
+    assert!(
+        said.contains("'--listen <LISTEN>'") && said.contains("environment variable AGENTTRACE_LISTEN"),
+        "{said}"
+    );
+    let said = serve(&[("AGENTTRACE_GZIP_LEVEL", "12")]);
+    assert!(
+        said.contains("--gzip-level") && said.contains("AGENTTRACE_GZIP_LEVEL"),
+        "{said}"
+    );
+    let said = serve(&[("AGENTTRACE_COMPRESSION", "brotli")]);
+    assert!(said.contains("--compression") && said.contains("lz4"), "{said}");
+    let said = serve(&[("AGENTTRACE_TLS_CERT", "/etc/hostname")]);
+    assert!(
+        said.contains("--tls-key"),
+        "a certificate without its key: {said}"
+    );
+    let said = serve(&[
+        ("AGENTTRACE_TLS_CERT", "/nonexistent/etl.pem"),
+        ("AGENTTRACE_TLS_KEY", "/nonexistent/etl-key.pem"),
+    ]);
+    assert!(said.contains("--tls-cert /nonexistent/etl.pem"), "{said}");
+    let said = serve(&[
+        ("AGENTTRACE_TLS_CERT", "/etc/hostname"),
+        ("AGENTTRACE_TLS_KEY", "/etc/hostname"),
+    ]);
+    assert!(said.contains("no PEM certificate"), "{said}");
+    let said = serve(&[("AGENTTRACE_ENCRYPTION_KEY", "not-hex")]);
+    assert!(
+        said.contains("AGENTTRACE_ENCRYPTION_KEY must be 64 hex characters"),
+        "{said}"
+    );
 }

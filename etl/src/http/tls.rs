@@ -1,13 +1,15 @@
 //! HTTPS in the process (`agenttrace serve --tls-cert … --tls-key …`): the edge reaches the ETL
 //! over TLS without a proxy in front.
 //!
-//! Handshakes run on tasks of their own, each bounded in time and in number, so a client that
-//! opens a connection and stalls holds one slot for ten seconds, not the accept loop.
+//! Handshakes run on tasks of their own, each bounded in time and in number (overall and per
+//! client address), so a client that opens connections and stalls holds a few slots for ten
+//! seconds, not the accept loop and not every slot.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::ServerConfig;
@@ -22,6 +24,46 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; connections past it are closed at once.
 const MAX_HANDSHAKES: usize = 1024;
+/// Handshakes in progress from one address: one client that opens connections and stalls
+/// cannot take every slot from the others.
+const MAX_HANDSHAKES_PER_ADDRESS: usize = 32;
+
+/// Handshakes in progress, per client address.
+#[derive(Default)]
+struct InProgress(Mutex<HashMap<IpAddr, usize>>);
+
+impl InProgress {
+    /// A slot for `address`, or `None` when it has [`MAX_HANDSHAKES_PER_ADDRESS`] already.
+    fn take(self: &Arc<Self>, address: IpAddr) -> Option<AddressSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(address).or_default();
+        if *count >= MAX_HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            in_progress: self.clone(),
+            address,
+        })
+    }
+}
+
+struct AddressSlot {
+    in_progress: Arc<InProgress>,
+    address: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.in_progress.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
 
 /// The server side of TLS from a PEM certificate chain and its PEM private key, each error
 /// naming the file and what is wrong with it.
@@ -65,6 +107,7 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(config);
         let accepting = tokio::spawn(async move {
             let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+            let per_address = Arc::new(InProgress::default());
             loop {
                 let (stream, peer) = match tcp.accept().await {
                     Ok(accepted) => accepted,
@@ -75,6 +118,10 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Some(address_slot) = per_address.take(peer.ip()) else {
+                    tracing::debug!(%peer, "{MAX_HANDSHAKES_PER_ADDRESS} TLS handshakes in progress from this address: connection closed");
+                    continue;
+                };
                 let Ok(slot) = handshakes.clone().try_acquire_owned() else {
                     tracing::warn!(%peer, "{MAX_HANDSHAKES} TLS handshakes in progress: connection closed");
                     continue;
@@ -82,7 +129,7 @@ impl TlsListener {
                 let _ = stream.set_nodelay(true);
                 let (acceptor, done) = (acceptor.clone(), done.clone());
                 tokio::spawn(async move {
-                    let _slot = slot;
+                    let _slots = (slot, address_slot);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = done.send((tls, peer)).await;
@@ -121,5 +168,49 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_gets_a_bounded_share_of_handshakes() {
+        let in_progress = Arc::new(InProgress::default());
+        let (one, other): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut held: Vec<AddressSlot> = (0..MAX_HANDSHAKES_PER_ADDRESS)
+            .map(|_| in_progress.take(one).unwrap())
+            .collect();
+        assert!(in_progress.take(one).is_none());
+        assert!(
+            in_progress.take(other).is_some(),
+            "another address is not held back"
+        );
+        held.pop();
+        assert!(
+            in_progress.take(one).is_some(),
+            "a finished handshake frees its slot"
+        );
+        drop(held);
+        assert!(
+            in_progress.0.lock().unwrap().is_empty(),
+            "no address left counted"
+        );
+    }
+
+    #[test]
+    fn unreadable_certificates_are_named() {
+        let missing = server_config(
+            Path::new("/nonexistent/cert.pem"),
+            Path::new("/nonexistent/key.pem"),
+        );
+        assert!(
+            missing
+                .unwrap_err()
+                .starts_with("--tls-cert /nonexistent/cert.pem")
+        );
+        let not_pem = server_config(Path::new("/etc/hostname"), Path::new("/etc/hostname"));
+        assert!(not_pem.unwrap_err().contains("no PEM certificate"));
     }
 }

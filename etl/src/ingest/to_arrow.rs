@@ -702,6 +702,7 @@ fn dead_letter_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::index::MAX_TERMS_PER_FIELD;
     use agenttrace_schemas::event::TimeWindow;
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
@@ -816,6 +817,35 @@ mod tests {
             .unwrap()
             .as_primitive::<Int64Type>();
         assert!(times.iter().all(|t| t == Some(1_767_225_601_000_000)));
+    }
+
+    /// A batch stops indexing once it holds [`MAX_POSTINGS_PER_BATCH`] postings (the row that
+    /// crosses it is indexed whole), and still stores every row.
+    #[test]
+    fn a_batch_indexes_up_to_its_bound_and_stores_every_row() {
+        let words: Vec<String> = (0..MAX_TERMS_PER_FIELD).map(|i| format!("w{i}")).collect();
+        let input = words.join(" ");
+        let rows = MAX_POSTINGS_PER_BATCH / MAX_TERMS_PER_FIELD + 10;
+        let mut batches = TableBatches::new("p1", "demo");
+        for n in 0..rows {
+            let json = format!(
+                r#"{{"id":"e{n}","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{{"id":"o{n}","trace_id":"t1","type":"span","name":"x","start_time":"2026-01-01T00:00:01Z","input":"{input}"}}}}"#
+            );
+            batches.push(&event(&json), None).unwrap();
+        }
+        let out = batches.finish("b1", Timestamp::from_micros(5)).unwrap();
+        let count = |table: Table| {
+            out.iter()
+                .find(|(t, _)| *t == table)
+                .map_or(0, |(_, batch)| batch.num_rows())
+        };
+        assert_eq!(count(Table::Observations), rows);
+        let postings = count(Table::SearchPostings);
+        let per_row = MAX_TERMS_PER_FIELD + 1; // the input's words and the name
+        assert!(
+            (MAX_POSTINGS_PER_BATCH..MAX_POSTINGS_PER_BATCH + per_row).contains(&postings),
+            "{postings} postings"
+        );
     }
 
     /// One cell as text, for comparing a column with what it should hold.

@@ -36,16 +36,20 @@ case "$PROFILE" in
   debug) BIN="$CARGO_TARGET_DIR/debug/agenttrace" ;;
   *) die "PROD_PROFILE is release or debug, not $PROFILE" ;;
 esac
-ETL_PORTS=(${PROD_ETL_PORTS:-8443 8444})
+read -ra ETL_PORTS <<<"${PROD_ETL_PORTS:-8443 8444}"
 EDGE_PORT="${PROD_EDGE_PORT:-8790}"
 TLS="$PROD_HOME/tls"
-EDGE_CONFIG="$ROOT/edge/build/prod.capnp"
+# Beside the build (`embed` paths are relative to the config), one per edge port so two runs
+# on different ports do not overwrite each other's.
+EDGE_CONFIG="$ROOT/edge/build/prod-$EDGE_PORT.capnp"
+EDGE_CA="prod-$EDGE_PORT-ca.pem"
 
 etl_url() { printf 'https://localhost:%s' "$1"; }
 edge_url() { printf 'http://127.0.0.1:%s' "$EDGE_PORT"; }
 
 # Step 1: the binaries. The ETL, the scheduler and the CLI are one binary; the edge is wasm.
 build() {
+  "$ROOT/scripts/build-ui.sh" # embedded in the binary; does nothing when up to date
   if [ "$PROFILE" = release ]; then
     log "cargo build --release -p agenttrace-cli (~17 min the first time on 2 cores)"
     (cd "$ROOT" && cargo build --quiet --release -p agenttrace-cli)
@@ -130,7 +134,7 @@ edge_ready() {
 # namespace on local disk, ETL_URL naming both replicas, and the local CA trusted.
 edge_start() {
   mkdir -p "$PROD_HOME/edge-buffers"
-  cp "$TLS/ca.pem" "$ROOT/edge/build/prod-ca.pem"
+  cp "$TLS/ca.pem" "$ROOT/edge/build/$EDGE_CA"
   local etl_urls="" n
   for n in "${!ETL_PORTS[@]}"; do
     etl_urls+="${etl_urls:+,}$(etl_url "${ETL_PORTS[$n]}")"
@@ -144,7 +148,7 @@ const config :Workerd.Config = (
     (name = "buffers", disk = (path = "$PROD_HOME/edge-buffers", writable = true)),
     (name = "internet", network = (
       allow = ["public", "private", "local"],
-      tlsOptions = (trustBrowserCas = true, trustedCertificates = [embed "prod-ca.pem"]),
+      tlsOptions = (trustBrowserCas = true, trustedCertificates = [embed "$EDGE_CA"]),
     )),
   ],
   sockets = [(name = "http", address = "127.0.0.1:$EDGE_PORT", http = (), service = "edge")],
@@ -159,7 +163,7 @@ const edge :Workerd.Worker = (
   bindings = [
     (name = "ETL_URL", text = "$etl_urls"),
     (name = "EDGE_ID", text = "prod-local"),
-    (name = "EDGE_SIGNING_KEY", text = "${AGENTTRACE_SIGNING_KEYS%%,*}"),
+    (name = "EDGE_SIGNING_KEY", fromEnvironment = "EDGE_SIGNING_KEY"),
     (name = "BUFFER", durableObjectNamespace = "Buffer"),
   ],
   durableObjectNamespaces = [(className = "Buffer", uniqueKey = "agenttrace-edge-buffer", enableSql = true)],
@@ -167,7 +171,9 @@ const edge :Workerd.Worker = (
 );
 CAPNP
   stop_pidfile "$PROD_HOME/edge.pid"
-  setsid workerd serve "$EDGE_CONFIG" --experimental >>"$PROD_HOME/edge.log" 2>&1 </dev/null &
+  # The secret reaches workerd in its environment, never in a file (Cloudflare: `wrangler secret put`).
+  EDGE_SIGNING_KEY="${AGENTTRACE_SIGNING_KEYS%%,*}" \
+    setsid workerd serve "$EDGE_CONFIG" --experimental >>"$PROD_HOME/edge.log" 2>&1 </dev/null &
   echo $! >"$PROD_HOME/edge.pid"
   wait_for 60 "the edge ($(edge_url))" edge_ready
 }
@@ -193,14 +199,19 @@ cmd_up() {
   log "step 9: the first project, its key and the owner"
   local keyfile="$PROD_HOME/demo-key.json"
   if [ ! -s "$keyfile" ]; then
-    "$BIN" project create prod-demo --json >"$keyfile.tmp"
+    if ! "$BIN" project create prod-demo --json >"$keyfile.tmp" 2>/dev/null; then
+      local project
+      project="$("$BIN" project list | awk -F '\t' '$2 == "prod-demo" { print $1 }')"
+      "$BIN" key create --project "$project" --note "prod-demo (key file recreated)" --json >"$keyfile.tmp"
+    fi
     mv "$keyfile.tmp" "$keyfile"
   fi
   local owner_file="$PROD_HOME/owner-password"
   if [ ! -s "$owner_file" ]; then
     (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$owner_file")
     "$BIN" user create-owner --organization prod --email owner@prod.agenttrace.local --password-stdin \
-      <"$owner_file" >/dev/null || { rm -f "$owner_file"; die "creating the owner failed"; }
+      <"$owner_file" >/dev/null \
+      || { rm -f "$owner_file"; log "owner@prod.agenttrace.local exists already (made before $owner_file was)"; }
   fi
   log "step 10: agenttrace doctor"
   "$BIN" doctor --etl-url "$(etl_url "${ETL_PORTS[0]}")" --ca-cert "$TLS/ca.pem" --edge-url "$(edge_url)"

@@ -14,7 +14,10 @@ async fn main() -> std::process::ExitCode {
         eprintln!("error: {message}");
         return std::process::ExitCode::from(2);
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     let mut cli = match agenttrace_cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

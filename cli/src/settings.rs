@@ -65,7 +65,7 @@ pub fn check_environment(names: impl IntoIterator<Item = String>) -> Result<(), 
         .collect();
     let unknown: Vec<String> = names
         .into_iter()
-        .filter(|name| name.starts_with("AGENTTRACE_") && !known.contains(name))
+        .filter(|name| name.starts_with("AGENTTRACE_") && !known.contains(name) && !is_service_link(name))
         .collect();
     let Some(first) = unknown.first() else {
         return Ok(());
@@ -87,6 +87,28 @@ pub fn check_environment(names: impl IntoIterator<Item = String>) -> Result<(), 
     ))
 }
 
+/// Whether `name` is one of the variables Kubernetes (service links) and Docker (links) give a
+/// process for a service named like ours (`agenttrace`, `agenttrace-etl`): `…_SERVICE_HOST`,
+/// `…_SERVICE_PORT[_NAME]`, `…_PORT`, `…_PORT_8443_TCP[_PROTO|_PORT|_ADDR]`. Set by the platform,
+/// not by a person, so never a misspelt setting.
+fn is_service_link(name: &str) -> bool {
+    if name.contains("_SERVICE_HOST") || name.contains("_SERVICE_PORT") || name.ends_with("_PORT") {
+        return true;
+    }
+    let Some((_, after)) = name.rsplit_once("_PORT_") else {
+        return false;
+    };
+    let mut parts = after.split('_');
+    let number = parts
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let protocol = parts.next().is_some_and(|p| matches!(p, "TCP" | "UDP" | "SCTP"));
+    let rest = parts
+        .next()
+        .is_none_or(|p| matches!(p, "PROTO" | "PORT" | "ADDR"));
+    number && protocol && rest && parts.next().is_none()
+}
+
 /// The environment variable an invalid value came from, for a clap error about `--flag`: clap
 /// names the flag, while a deployment sets the variable.
 pub fn variable_behind(error: &clap::Error, argv: &[String]) -> Option<String> {
@@ -98,15 +120,26 @@ pub fn variable_behind(error: &clap::Error, argv: &[String]) -> Option<String> {
     if argv.iter().any(given) {
         return None;
     }
-    fn find(command: &clap::Command, long: &str) -> Option<String> {
-        command
+    // The flag as the command given defines it: `--etl-url` reads another variable in `demo`
+    // than in `doctor`. Global flags are found on the way down.
+    let root = crate::Cli::command();
+    let mut command = &root;
+    let mut variable = None;
+    let mut args = argv.iter();
+    loop {
+        if let Some(name) = command
             .get_arguments()
             .find(|arg| arg.get_long() == Some(long))
             .and_then(|arg| arg.get_env())
-            .map(|name| name.to_string_lossy().into_owned())
-            .or_else(|| command.get_subcommands().find_map(|sub| find(sub, long)))
+        {
+            variable = Some(name.to_string_lossy().into_owned());
+        }
+        let Some(sub) = args.find_map(|arg| command.find_subcommand(arg)) else {
+            break;
+        };
+        command = sub;
     }
-    find(&crate::Cli::command(), long).filter(|name| std::env::var_os(name).is_some())
+    variable.filter(|name| std::env::var_os(name).is_some())
 }
 
 #[cfg(test)]
@@ -123,6 +156,29 @@ mod tests {
             .unwrap_err();
         assert!(!error.contains("did you mean"), "{error}");
         assert!(error.contains("and 1 more (AGENTTRACE_X)"), "{error}");
+    }
+
+    #[test]
+    fn platform_service_links_are_not_settings() {
+        for name in [
+            "AGENTTRACE_SERVICE_HOST",
+            "AGENTTRACE_SERVICE_PORT",
+            "AGENTTRACE_SERVICE_PORT_HTTPS",
+            "AGENTTRACE_PORT",
+            "AGENTTRACE_PORT_8443_TCP",
+            "AGENTTRACE_PORT_8443_TCP_ADDR",
+            "AGENTTRACE_ETL_PORT_8443_TCP_PROTO",
+            "AGENTTRACE_ETL_SERVICE_HOST",
+        ] {
+            assert!(check_environment([name.to_owned()]).is_ok(), "{name}");
+        }
+        for name in [
+            "AGENTTRACE_PORT_X_TCP",
+            "AGENTTRACE_PORT_8443_TCP_ADDRESS",
+            "AGENTTRACE_PORTS",
+        ] {
+            assert!(check_environment([name.to_owned()]).is_err(), "{name}");
+        }
     }
 
     /// `docs/configuration.md` lists every variable the binary, the edge or the scripts read,

@@ -24,6 +24,11 @@ impl Prod {
             .args(args)
             .env("AGENTTRACE_HOME", self.home.as_path())
             .env("PROD_PROFILE", "debug")
+            // Ports of its own, beside a developer's `./dev.sh prod` on the defaults.
+            .env("PROD_ETL_PORTS", "8453 8454")
+            .env("PROD_EDGE_PORT", "8791")
+            .env("PROD_CLICKHOUSE_HTTP_PORT", "8126")
+            .env("PROD_CLICKHOUSE_TCP_PORT", "9126")
             .env(
                 "PROD_DATABASE_URL",
                 format!("postgres://postgres@127.0.0.1:5432/{}", self.database),
@@ -55,7 +60,7 @@ impl Prod {
                 "-fsS",
                 "--data-binary",
                 sql,
-                "http://127.0.0.1:8125/?database=agenttrace",
+                "http://127.0.0.1:8126/?database=agenttrace",
             ])
             .output()
             .unwrap();
@@ -102,15 +107,15 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
     let ca = ca.to_str().unwrap();
 
     // HTTPS only, verified against the local CA; the UI on the same origin as the API.
-    let ui = curl(&["-fsS", "--cacert", ca, "https://localhost:8443/"]);
+    let ui = curl(&["-fsS", "--cacert", ca, "https://localhost:8453/"]);
     assert!(ui.status.success(), "{}", String::from_utf8_lossy(&ui.stderr));
     assert!(String::from_utf8_lossy(&ui.stdout).contains("<html"), "the UI");
-    let untrusted = curl(&["-fsS", "https://localhost:8444/readyz"]);
+    let untrusted = curl(&["-fsS", "https://localhost:8454/readyz"]);
     assert!(
         !untrusted.status.success(),
         "a client without the CA must not connect"
     );
-    let plain = curl(&["-fsS", "--max-time", "5", "http://127.0.0.1:8443/readyz"]);
+    let plain = curl(&["-fsS", "--max-time", "5", "http://127.0.0.1:8453/readyz"]);
     assert!(!plain.status.success(), "plain HTTP on the TLS port");
 
     // `agenttrace doctor` ran in `up` and passed (the script stops otherwise); run it again for
@@ -119,7 +124,7 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
     let doctor = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "{env}\n\"$1\" doctor --json --etl-url https://localhost:8444 --ca-cert \"$2\" --edge-url http://127.0.0.1:8790"
+            "{env}\n\"$1\" doctor --json --etl-url https://localhost:8454 --ca-cert \"$2\" --edge-url http://127.0.0.1:8791"
         ))
         .args(["doctor", prod.target.join("debug/agenttrace").to_str().unwrap(), ca])
         .env("AGENTTRACE_HOME", prod.home.as_path())

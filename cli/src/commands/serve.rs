@@ -143,12 +143,24 @@ impl ServeArgs {
     }
 }
 
+/// Longest a stop waits for requests in flight: above the longest a batch takes to be
+/// acknowledged (its inserts' retries), under a supervisor's stop timeout.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(25);
+
 pub async fn run(args: ServeArgs, databases: &DatabaseArgs) -> anyhow::Result<()> {
     let server = agenttrace_etl::http::start(args.config(databases)?, args.listen)
         .await
         .map_err(anyhow::Error::msg)?;
     crate::until_stopped().await?;
     tracing::info!("shutting down: finishing in-flight batches");
-    server.shutdown().await?;
+    // Within a supervisor's stop timeout (docs/deploy.md: 30 s): a connection that never
+    // finishes its request must not make every stop end in SIGKILL.
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, server.shutdown()).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!(
+            "connections still open {} s after the stop signal: exiting without them",
+            SHUTDOWN_DEADLINE.as_secs()
+        ),
+    }
     Ok(())
 }

@@ -22,11 +22,13 @@ use tokio_rustls::server::TlsStream;
 
 /// Longest a client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; connections past it are closed at once.
-const MAX_HANDSHAKES: usize = 1024;
-/// Handshakes in progress from one address: one client that opens connections and stalls
-/// cannot take every slot from the others.
-const MAX_HANDSHAKES_PER_ADDRESS: usize = 32;
+/// Handshakes in progress at once; connections past it are closed at once. A stalled
+/// handshake costs a task and a few KB, so the bound is generous.
+const MAX_HANDSHAKES: usize = 8192;
+/// Handshakes in progress from one address (an IPv6 /64 counts as one): one client that opens
+/// connections and stalls cannot take every slot from the others. The edge's requests come
+/// from a few Cloudflare addresses, so this stays well above a reconnecting edge's burst.
+const MAX_HANDSHAKES_PER_ADDRESS: usize = 256;
 
 /// Handshakes in progress, per client address.
 #[derive(Default)]
@@ -93,6 +95,18 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
     Ok(Arc::new(config))
 }
 
+/// The address a client is counted by: itself for IPv4, its /64 for IPv6 (one host can hold a
+/// whole /64).
+fn client_network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 /// A listener that hands out connections once their TLS handshake is done.
 pub struct TlsListener {
     local: SocketAddr,
@@ -118,7 +132,7 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let Some(address_slot) = per_address.take(peer.ip()) else {
+                let Some(address_slot) = per_address.take(client_network(peer.ip())) else {
                     tracing::debug!(%peer, "{MAX_HANDSHAKES_PER_ADDRESS} TLS handshakes in progress from this address: connection closed");
                     continue;
                 };
@@ -197,6 +211,17 @@ mod tests {
             in_progress.0.lock().unwrap().is_empty(),
             "no address left counted"
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_network(a), client_network(b));
+        assert_ne!(client_network(a), client_network(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(client_network(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

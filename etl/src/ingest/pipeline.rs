@@ -557,6 +557,7 @@ impl Ingestor {
         // From here on this request will probably bring rows: inserts may wait for them. Counted
         // before the batch is opened, which waits its turn on the CPU pool.
         let preparing = self.sink.prepare();
+        let signed_with = key_id.map(str::to_owned);
         let (keyring, key_id, signature) = (
             self.keyring.clone(),
             key_id.map(str::to_owned),
@@ -572,6 +573,11 @@ impl Ingestor {
             )
         })
         .await??;
+        // By verified signing key (one of the keyring's few ids): a rotation is over when the
+        // old id stops counting (docs/deploy.md).
+        if let Some(id) = signed_with {
+            metrics::counter!("agenttrace_signed_batches_total", "key_id" => id).increment(1);
+        }
         let project_name = self.check_key(&batch).await?;
 
         let named = named_score_configs(&batch);

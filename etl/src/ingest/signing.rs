@@ -31,10 +31,16 @@ pub enum AuthError {
 impl Keyring {
     /// Parses `id:secret[,id:secret...]` (the `AGENTTRACE_SIGNING_KEYS` format).
     pub fn parse(spec: &str) -> Result<Keyring, String> {
-        let secrets = SigningKey::parse_list(spec)?
-            .into_iter()
-            .map(|key| (key.id.clone(), key.secret().to_vec()))
-            .collect();
+        let mut secrets = HashMap::new();
+        for key in SigningKey::parse_list(spec)? {
+            // Two secrets under one id: batches signed with one of them would be refused.
+            if secrets.insert(key.id.clone(), key.secret().to_vec()).is_some() {
+                return Err(format!(
+                    "the signing keys name the id {:?} twice: give each key its own id (k1:…,k2:…)",
+                    key.id
+                ));
+            }
+        }
         Ok(Keyring { secrets })
     }
 
@@ -62,6 +68,14 @@ impl Keyring {
 mod tests {
     use super::*;
     use agenttrace_schemas::signature::sign;
+
+    #[test]
+    fn one_id_twice_is_refused() {
+        let error = Keyring::parse("k1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,k1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+            .err()
+            .unwrap();
+        assert!(error.contains("\"k1\" twice"), "{error}");
+    }
 
     #[test]
     fn keyring_parses_and_verifies_each_key() {

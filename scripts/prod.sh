@@ -264,6 +264,7 @@ cmd_down() {
   stop_pidfile "$PROD_HOME/edge.pid"
   stop_pidfile "$PROD_HOME/scheduler.pid"
   for n in "${!ETL_PORTS[@]}"; do stop_pidfile "$PROD_HOME/etl-$n.pid"; done
+  rm -f "$EDGE_CONFIG" "$ROOT/edge/build/$EDGE_CA"
   "$ROOT/scripts/stack.sh" down
 }
 

@@ -205,3 +205,38 @@ apt_ensure() {
   exec {lock_fd}>&-
 }
 
+
+# edge_workerd_config ADDRESS BUFFERS_DIR NETWORK BINDINGS...: the capnp config that runs the
+# built edge Worker in workerd itself (no wrangler dev proxy), as Cloudflare runs it: listening on
+# ADDRESS, its Durable Object buffers on disk in BUFFERS_DIR, subrequests through NETWORK (the
+# fields of a `network = (...)` service), and BINDINGS (capnp binding entries) besides the
+# `BUFFER` namespace. Write it beside the build: its `embed` paths are relative to it.
+edge_workerd_config() {
+  local address=$1 buffers=$2 network=$3 binding bindings=""
+  shift 3
+  for binding in "$@"; do bindings+="    $binding,"$'\n'; done
+  cat <<CAPNP
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "edge", worker = .edge),
+    (name = "buffers", disk = (path = "$buffers", writable = true)),
+    (name = "internet", network = ($network)),
+  ],
+  sockets = [(name = "http", address = "$address", http = (), service = "edge")],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "worker/shim.mjs", esModule = embed "worker/shim.mjs"),
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "2025-11-01",
+  bindings = [
+$bindings    (name = "BUFFER", durableObjectNamespace = "Buffer"),
+  ],
+  durableObjectNamespaces = [(className = "Buffer", uniqueKey = "agenttrace-edge-buffer", enableSql = true)],
+  durableObjectStorage = (localDisk = "buffers"),
+);
+CAPNP
+}

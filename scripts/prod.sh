@@ -139,37 +139,12 @@ edge_start() {
   for n in "${!ETL_PORTS[@]}"; do
     etl_urls+="${etl_urls:+,}$(etl_url "${ETL_PORTS[$n]}")"
   done
-  # The config sits beside the build: `embed` paths are relative to it.
-  cat >"$EDGE_CONFIG" <<CAPNP
-using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "edge", worker = .edge),
-    (name = "buffers", disk = (path = "$PROD_HOME/edge-buffers", writable = true)),
-    (name = "internet", network = (
-      allow = ["public", "private", "local"],
-      tlsOptions = (trustBrowserCas = true, trustedCertificates = [embed "$EDGE_CA"]),
-    )),
-  ],
-  sockets = [(name = "http", address = "127.0.0.1:$EDGE_PORT", http = (), service = "edge")],
-);
-const edge :Workerd.Worker = (
-  modules = [
-    (name = "worker/shim.mjs", esModule = embed "worker/shim.mjs"),
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
-  ],
-  compatibilityDate = "2025-11-01",
-  bindings = [
-    (name = "ETL_URL", text = "$etl_urls"),
-    (name = "EDGE_ID", text = "prod-local"),
-    (name = "EDGE_SIGNING_KEY", fromEnvironment = "EDGE_SIGNING_KEY"),
-    (name = "BUFFER", durableObjectNamespace = "Buffer"),
-  ],
-  durableObjectNamespaces = [(className = "Buffer", uniqueKey = "agenttrace-edge-buffer", enableSql = true)],
-  durableObjectStorage = (localDisk = "buffers"),
-);
-CAPNP
+  edge_workerd_config "127.0.0.1:$EDGE_PORT" "$PROD_HOME/edge-buffers" \
+    "allow = [\"public\", \"private\", \"local\"], tlsOptions = (trustBrowserCas = true, trustedCertificates = [embed \"$EDGE_CA\"])" \
+    "(name = \"ETL_URL\", text = \"$etl_urls\")" \
+    '(name = "EDGE_ID", text = "prod-local")' \
+    '(name = "EDGE_SIGNING_KEY", fromEnvironment = "EDGE_SIGNING_KEY")' \
+    >"$EDGE_CONFIG"
   stop_pidfile "$PROD_HOME/edge.pid"
   # The secret reaches workerd in its environment, never in a file (Cloudflare: `wrangler secret put`).
   EDGE_SIGNING_KEY="${AGENTTRACE_SIGNING_KEYS%%,*}" \
@@ -247,16 +222,10 @@ cmd_roll() {
   done
 }
 
+# The local stack's environment for this stack's databases, without the local stack's leave
+# for model connections to reach this machine.
 cmd_env() {
-  secrets
-  cat <<EOF
-export DATABASE_URL='$DATABASE_URL'
-export CLICKHOUSE_URL='$CLICKHOUSE_URL'
-export CLICKHOUSE_DATABASE='$CLICKHOUSE_DATABASE'
-export CLICKHOUSE_READER_USER='$CLICKHOUSE_READER_USER'
-export CLICKHOUSE_READER_PASSWORD='$(clickhouse_reader_password)'
-export AGENTTRACE_ENCRYPTION_KEY='$(encryption_key)'
-EOF
+  "$ROOT/scripts/stack.sh" env | grep -v AGENTTRACE_ALLOW_PRIVATE_MODEL_URLS
 }
 
 cmd_down() {

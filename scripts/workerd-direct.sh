@@ -12,34 +12,11 @@ eval "$("$ROOT/scripts/edge-tools.sh")"
 signing_key="$(cut -d, -f1 "$AGENTTRACE_HOME/signing-keys")"
 state="$AGENTTRACE_HOME/workerd-direct"
 mkdir -p "$state"
-# The config sits beside the build: `embed` paths are relative to it.
-cat >"$ROOT/edge/build/workerd.capnp" <<CAPNP
-using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "edge", worker = .edge),
-    (name = "buffers", disk = (path = "$state", writable = true)),
-    (name = "internet", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [(name = "http", address = "127.0.0.1:${EDGE_DIRECT_PORT:-8790}", http = (), service = "edge")],
-);
-const edge :Workerd.Worker = (
-  modules = [
-    (name = "worker/shim.mjs", esModule = embed "worker/shim.mjs"),
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
-  ],
-  compatibilityDate = "2025-11-01",
-  bindings = [
-    (name = "ETL_URL", text = "http://${AGENTTRACE_LISTEN:-127.0.0.1:8080}"),
-    (name = "EDGE_ID", text = "workerd-direct"),
-    (name = "FLUSH_MAX_EVENTS", text = "${FLUSH_MAX_EVENTS:-1000}"),
-    (name = "FLUSH_MAX_AGE_MS", text = "${FLUSH_MAX_AGE_MS:-1000}"),
-    (name = "EDGE_SIGNING_KEY", text = "$signing_key"),
-    (name = "BUFFER", durableObjectNamespace = "Buffer"),
-  ],
-  durableObjectNamespaces = [(className = "Buffer", uniqueKey = "agenttrace-edge-buffer", enableSql = true)],
-  durableObjectStorage = (localDisk = "buffers"),
-);
-CAPNP
+edge_workerd_config "127.0.0.1:${EDGE_DIRECT_PORT:-8790}" "$state" 'allow = ["public", "private", "local"]' \
+  "(name = \"ETL_URL\", text = \"http://${AGENTTRACE_LISTEN:-127.0.0.1:8080}\")" \
+  '(name = "EDGE_ID", text = "workerd-direct")' \
+  "(name = \"FLUSH_MAX_EVENTS\", text = \"${FLUSH_MAX_EVENTS:-1000}\")" \
+  "(name = \"FLUSH_MAX_AGE_MS\", text = \"${FLUSH_MAX_AGE_MS:-1000}\")" \
+  "(name = \"EDGE_SIGNING_KEY\", text = \"$signing_key\")" \
+  >"$ROOT/edge/build/workerd.capnp"
 exec workerd serve "$ROOT/edge/build/workerd.capnp" --experimental

@@ -90,7 +90,8 @@ certificate() {
 }
 
 # Step 4: secrets. The edge's signing key (the edge gets it with `wrangler secret put`), the
-# provider-key encryption key (scripts/env.sh keeps one per machine) and the owner's password.
+# metrics token, the provider-key encryption key (scripts/env.sh keeps one per machine) and the
+# owner's password.
 secrets() {
   local file="$PROD_HOME/signing-keys"
   if [ ! -s "$file" ]; then
@@ -98,6 +99,11 @@ secrets() {
   fi
   AGENTTRACE_SIGNING_KEYS="$(cat "$file")"
   export AGENTTRACE_SIGNING_KEYS
+  # What Prometheus sends to read GET /metrics (they name every project).
+  file="$PROD_HOME/metrics-token"
+  [ -s "$file" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$file")
+  AGENTTRACE_METRICS_TOKEN="$(cat "$file")"
+  export AGENTTRACE_METRICS_TOKEN
 }
 
 service() { # service NAME ARGS...: starts the binary in its own session, pid in NAME.pid

@@ -76,6 +76,7 @@ impl TestEnv {
             },
             sign_in_limits: SignInLimits::default(),
             tls: None,
+            metrics_token: None,
         };
         configure(&mut config);
         let server = start(config, addr).await.unwrap();

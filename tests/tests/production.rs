@@ -117,6 +117,25 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
     );
     let plain = curl(&["-fsS", "--max-time", "5", "http://127.0.0.1:8453/readyz"]);
     assert!(!plain.status.success(), "plain HTTP on the TLS port");
+    // The metrics name every project: only the bearer of the metrics token reads them.
+    let metrics = |token: &str| {
+        let output = curl(&[
+            "-sS",
+            "--cacert",
+            ca,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "https://localhost:8453/metrics",
+        ]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let token = std::fs::read_to_string(prod.prod_home().join("metrics-token")).unwrap();
+    assert_eq!(metrics(token.trim()), "200");
+    assert_eq!(metrics("guess"), "401");
 
     // `agenttrace doctor` ran in `up` and passed (the script stops otherwise); run it again for
     // what it says about each part.

@@ -16216,6 +16216,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `AGENTTRACE_METRICS_TOKEN` is set and the request does not bear it */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
 }

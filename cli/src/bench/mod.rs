@@ -113,6 +113,7 @@ pub(crate) fn bench_server_config(
         loader,
         sign_in_limits: SignInLimits::default(),
         tls: None,
+        metrics_token: None,
     })
 }
 

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, env = "AGENTTRACE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// A token `GET /metrics` then requires (`Authorization: Bearer …`): the metrics name every
+    /// project by id. Unset: anyone who reaches the ETL reads them.
+    #[arg(long, env = "AGENTTRACE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -139,6 +143,7 @@ impl ServeArgs {
                 }
                 _ => None,
             },
+            metrics_token: self.metrics_token.clone().filter(|token| !token.is_empty()),
         })
     }
 }

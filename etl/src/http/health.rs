@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
+use crate::http::error::ApiError;
 use crate::http::server::AppState;
 
 /// Each database's state: `ok`, or `PostgreSQL is unavailable` (why is in the log, not here).
@@ -64,10 +66,25 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Rea
     summary = "Prometheus metrics",
     responses(
         (status = 200, description = "text exposition format"),
+        (status = 401, description = "`AGENTTRACE_METRICS_TOKEN` is set and the request does not bear it", body = crate::http::error::ErrorBody),
     ),
 )]
-pub async fn metrics(State(state): State<Arc<AppState>>) -> String {
-    state.metrics.render()
+/// With `AGENTTRACE_METRICS_TOKEN` set, only `Authorization: Bearer <token>` reads them: they
+/// name every project by id.
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<String, ApiError> {
+    if let Some(token) = &state.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return Err(ApiError::unauthorized(
+                "GET /metrics needs `Authorization: Bearer` with the ETL's AGENTTRACE_METRICS_TOKEN",
+            ));
+        }
+    }
+    Ok(state.metrics.render())
 }
 
 #[utoipa::path(

@@ -31,6 +31,8 @@ pub struct AppState {
     /// What judges and "test connection" call providers with.
     pub model_client: ModelClient,
     pub metrics: PrometheusHandle,
+    /// What `GET /metrics` must bear, when set ([`crate::http::health::metrics`]).
+    pub metrics_token: Option<String>,
     pub sign_in: SignInGuard,
 }
 
@@ -77,6 +79,8 @@ pub struct ServeConfig {
     pub sign_in_limits: SignInLimits,
     /// Serve HTTPS with this certificate ([`crate::http::tls::server_config`]); `None`: HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The bearer token `GET /metrics` requires; `None`: anyone who reaches the ETL reads them.
+    pub metrics_token: Option<String>,
 }
 
 /// A running service; dropping it does not stop it, [`RunningServer::shutdown`] does.
@@ -134,6 +138,7 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
         sealer: config.sealer,
         model_client: ModelClient::new(config.allow_private_model_urls),
         metrics: metrics_handle(),
+        metrics_token: config.metrics_token,
         sign_in: SignInGuard::new(config.sign_in_limits),
     });
     let listener = tokio::net::TcpListener::bind(listen)

@@ -92,18 +92,16 @@ certificate() {
 # Step 4: secrets. The edge's signing key (the edge gets it with `wrangler secret put`), the
 # metrics token, the provider-key encryption key (scripts/env.sh keeps one per machine) and the
 # owner's password.
+secret() { # secret FILE [PREFIX]: the secret FILE holds, made (PREFIX and 32 random bytes) the first time
+  [ -s "$1" ] || (umask 077 && printf '%s%s' "${2:-}" "$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')" >"$1")
+  cat "$1"
+}
+
 secrets() {
-  local file="$PROD_HOME/signing-keys"
-  if [ ! -s "$file" ]; then
-    (umask 077 && printf 'prod-1:%s' "$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n')" >"$file")
-  fi
-  AGENTTRACE_SIGNING_KEYS="$(cat "$file")"
-  export AGENTTRACE_SIGNING_KEYS
+  AGENTTRACE_SIGNING_KEYS="$(secret "$PROD_HOME/signing-keys" prod-1:)"
   # What Prometheus sends to read GET /metrics (they name every project).
-  file="$PROD_HOME/metrics-token"
-  [ -s "$file" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$file")
-  AGENTTRACE_METRICS_TOKEN="$(cat "$file")"
-  export AGENTTRACE_METRICS_TOKEN
+  AGENTTRACE_METRICS_TOKEN="$(secret "$PROD_HOME/metrics-token")"
+  export AGENTTRACE_SIGNING_KEYS AGENTTRACE_METRICS_TOKEN
 }
 
 service() { # service NAME ARGS...: starts the binary in its own session, pid in NAME.pid

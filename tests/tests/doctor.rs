@@ -30,6 +30,17 @@ async fn doctor(databases: DatabaseArgs, extra: &[&str]) -> (Vec<(String, String
     (checks, failed)
 }
 
+/// Runs doctor with `databases`, which must fail, and check `name` with it: every check, and
+/// that one's detail.
+async fn failing(databases: DatabaseArgs, name: &str) -> (Vec<(String, String, String)>, String) {
+    let (checks, failed) = doctor(databases, &[]).await;
+    assert!(failed, "{checks:?}");
+    let (status, detail) = find(&checks, name);
+    assert_eq!(status, "fail", "{name}: {checks:?}");
+    let detail = detail.to_owned();
+    (checks, detail)
+}
+
 fn find<'a>(checks: &'a [(String, String, String)], name: &str) -> (&'a str, &'a str) {
     let (_, status, detail) = checks
         .iter()
@@ -61,32 +72,26 @@ async fn a_sound_setup_passes_and_each_broken_setting_is_named() {
     );
 
     // ClickHouse unreachable: named, and the migrations left unchecked.
-    let (checks, failed) = doctor(
+    let (checks, detail) = failing(
         DatabaseArgs {
             clickhouse_url: "http://127.0.0.1:1".into(),
             ..env.database_args()
         },
-        &[],
+        "clickhouse",
     )
     .await;
-    assert!(failed);
-    let (status, detail) = find(&checks, "clickhouse");
-    assert_eq!(status, "fail");
     assert!(detail.contains("CLICKHOUSE_URL"), "{detail}");
     assert_eq!(find(&checks, "migrations").0, "fail");
 
     // PostgreSQL unreachable, its password never printed.
-    let (checks, failed) = doctor(
+    let (_, detail) = failing(
         DatabaseArgs {
             database_url: "postgres://app:s3cret@127.0.0.1:1/agenttrace".into(),
             ..env.database_args()
         },
-        &[],
+        "postgresql",
     )
     .await;
-    assert!(failed);
-    let (status, detail) = find(&checks, "postgresql");
-    assert_eq!(status, "fail");
     assert!(
         detail.contains("DATABASE_URL") && !detail.contains("s3cret"),
         "{detail}"
@@ -94,10 +99,7 @@ async fn a_sound_setup_passes_and_each_broken_setting_is_named() {
 
     // Databases nobody migrated: every migration named as pending.
     let fresh = TestEnv::empty().await;
-    let (checks, failed) = doctor(fresh.database_args(), &[]).await;
-    assert!(failed);
-    let (status, detail) = find(&checks, "migrations");
-    assert_eq!(status, "fail");
+    let (_, detail) = failing(fresh.database_args(), "migrations").await;
     assert!(
         detail.contains("0001_")
             && detail.contains("0013_search_postings.sql")
@@ -106,32 +108,26 @@ async fn a_sound_setup_passes_and_each_broken_setting_is_named() {
     );
 
     // A malformed encryption key.
-    let (checks, failed) = doctor(
+    let (_, detail) = failing(
         DatabaseArgs {
             encryption_key: Some("not-hex".into()),
             ..env.database_args()
         },
-        &[],
+        "encryption key",
     )
     .await;
-    assert!(failed);
-    let (status, detail) = find(&checks, "encryption key");
-    assert_eq!(status, "fail");
     assert!(detail.contains("AGENTTRACE_ENCRYPTION_KEY"), "{detail}");
 
     // The reader user with a wrong password; and, where the stack made one, the right one.
-    let (checks, failed) = doctor(
+    let (_, detail) = failing(
         DatabaseArgs {
             clickhouse_reader_user: Some("agenttrace_reader".into()),
             clickhouse_reader_password: Some("wrong".into()),
             ..env.database_args()
         },
-        &[],
+        "clickhouse reader",
     )
     .await;
-    assert!(failed);
-    let (status, detail) = find(&checks, "clickhouse reader");
-    assert_eq!(status, "fail");
     assert!(detail.contains("CLICKHOUSE_READER_PASSWORD"), "{detail}");
     if let (Ok(user), Ok(password)) = (
         std::env::var("CLICKHOUSE_READER_USER"),

@@ -168,12 +168,12 @@ pub fn run_ingest(
         baseline = baseline.min(started.elapsed().as_secs_f64() * 1e6 / events);
 
         for (indexed, figure) in [(false, &mut unindexed), (true, &mut etl)] {
-            let pass = if indexed {
-                IndexPasses::Without
-            } else {
-                IndexPasses::With
+            let skipped = match args.search_index {
+                IndexPasses::Both => false,
+                IndexPasses::With => !indexed,
+                IndexPasses::Without => indexed,
             };
-            if args.search_index == pass {
+            if skipped {
                 continue;
             }
             let started = Instant::now();

@@ -83,6 +83,19 @@ fn major_minor(version: &str) -> Option<(u32, u32)> {
     ))
 }
 
+/// Ok when `version` is at least `oldest` (major, minor), else a failure naming what is needed.
+fn version_check(name: &'static str, product: &str, version: &str, oldest: (u32, u32), shown: &str) -> Check {
+    if major_minor(version).is_some_and(|v| v >= oldest) {
+        check(name, Status::Ok, format!("{product} {version}"))
+    } else {
+        check(
+            name,
+            Status::Fail,
+            format!("{product} {version}: AgentTrace needs {shown} or newer"),
+        )
+    }
+}
+
 fn now_s() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -109,16 +122,7 @@ pub async fn checks(args: &DoctorArgs, databases: &DatabaseArgs) -> Vec<Check> {
                 .await
                 .map(|row| row.get::<_, String>(0))
                 .unwrap_or_default();
-            let supported = major_minor(&version).is_some_and(|(major, _)| major >= 14);
-            out.push(if supported {
-                check("postgresql", Status::Ok, format!("PostgreSQL {version}"))
-            } else {
-                check(
-                    "postgresql",
-                    Status::Fail,
-                    format!("PostgreSQL {version}: AgentTrace needs 14 or newer"),
-                )
-            });
+            out.push(version_check("postgresql", "PostgreSQL", &version, (14, 0), "14"));
             Some(pg)
         }
         Err(e) => {
@@ -138,17 +142,13 @@ pub async fn checks(args: &DoctorArgs, databases: &DatabaseArgs) -> Vec<Check> {
     let ch_version = timed(async { Ok(clickhouse.version().await?) }).await;
     let ch_up = match ch_version {
         Ok(version) => {
-            let version = version.trim().to_owned();
-            let supported = major_minor(&version).is_some_and(|v| v >= (18, 16));
-            out.push(if supported {
-                check("clickhouse", Status::Ok, format!("ClickHouse {version}"))
-            } else {
-                check(
-                    "clickhouse",
-                    Status::Fail,
-                    format!("ClickHouse {version}: AgentTrace needs 18.16 or newer"),
-                )
-            });
+            out.push(version_check(
+                "clickhouse",
+                "ClickHouse",
+                version.trim(),
+                (18, 16),
+                "18.16",
+            ));
             true
         }
         Err(e) => {

@@ -146,11 +146,11 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
         .map_err(|e| format!("binding {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let https = config.tls.is_some();
     let listener = match config.tls {
         None => Listener::Plain(listener),
         Some(tls) => Listener::Tls(TlsListener::new(listener, tls).map_err(|e| e.to_string())?),
     };
+    tracing::info!(%addr, https = matches!(listener, Listener::Tls(_)), "ETL listening");
     let task = tokio::spawn(async move {
         // The peer's address, for the sign-in throttle (`ClientAddress`).
         let service = crate::http::router::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -167,7 +167,6 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
             }
         }
     });
-    tracing::info!(%addr, https, "ETL listening");
     Ok(RunningServer {
         addr,
         stop,

@@ -102,7 +102,7 @@ async fn a_sound_setup_passes_and_each_broken_setting_is_named() {
     let (_, detail) = failing(fresh.database_args(), "migrations").await;
     assert!(
         detail.contains("0001_")
-            && detail.contains("0013_search_postings.sql")
+            && detail.contains("0014_search_terms.sql")
             && detail.contains("agenttrace migrate"),
         "{detail}"
     );

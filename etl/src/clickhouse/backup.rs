@@ -68,9 +68,10 @@ const REBUILT_BY_JOBS: [&str; 4] = [
     "trace_summary_runs",
 ];
 
-/// The tables whose rows are the data: MergeTree tables that no view fills and that are not
-/// the migration history (a restore migrates first, which writes its own), nor rebuilt by the
-/// jobs.
+/// The tables whose rows are the data: MergeTree tables that no view fills from another
+/// table's rows and that are not the migration history (a restore migrates first, which writes
+/// its own), nor rebuilt by the jobs. A view over a table that stores nothing (`search_terms`,
+/// a `Null` table) is how its target is written, so that target is data.
 pub async fn base_tables(clickhouse: &ClickHouse) -> Result<Vec<String>, BackupError> {
     let database = quote(clickhouse.database());
     let listing = clickhouse
@@ -79,7 +80,8 @@ pub async fn base_tables(clickhouse: &ClickHouse) -> Result<Vec<String>, BackupE
         ))
         .await?;
     let mut tables = Vec::new();
-    let mut filled = Vec::new();
+    let mut views = Vec::new();
+    let mut stores_nothing = Vec::new();
     for line in listing.lines().filter(|l| !l.is_empty()) {
         let row: serde_json::Value =
             serde_json::from_str(line).map_err(|e| BackupError::Refused(format!("system.tables: {e}")))?;
@@ -89,14 +91,20 @@ pub async fn base_tables(clickhouse: &ClickHouse) -> Result<Vec<String>, BackupE
             row["create_table_query"].as_str().unwrap_or_default(),
         );
         if engine == "MaterializedView" {
-            filled.push(
-                view_target(create)
-                    .ok_or_else(|| BackupError::Refused(format!("view {name} has no TO table: {create}")))?,
-            );
+            let target = view_target(create)
+                .ok_or_else(|| BackupError::Refused(format!("view {name} has no TO table: {create}")))?;
+            views.push((view_source(create), target));
+        } else if engine == "Null" {
+            stores_nothing.push(name.to_owned());
         } else if engine.ends_with("MergeTree") && name != "schema_migrations" {
             tables.push(name.to_owned());
         }
     }
+    let filled: Vec<String> = views
+        .into_iter()
+        .filter(|(source, _)| !source.as_ref().is_some_and(|s| stores_nothing.contains(s)))
+        .map(|(_, target)| target)
+        .collect();
     tables.retain(|table| {
         let base = table.strip_suffix("_local").unwrap_or(table);
         !filled.contains(table) && !REBUILT_BY_JOBS.contains(&base)
@@ -175,6 +183,14 @@ async fn partitions(clickhouse: &ClickHouse, table: &str) -> Result<Vec<(String,
 fn view_target(create: &str) -> Option<String> {
     let at = create.find(" TO ")?;
     let name = create[at + 4..].split_whitespace().next()?;
+    let name = name.rsplit('.').next()?.trim_matches('`');
+    Some(name.to_owned())
+}
+
+/// The table a view reads (its first `FROM`), unqualified.
+fn view_source(create: &str) -> Option<String> {
+    let at = create.find(" FROM ")?;
+    let name = create[at + 6..].split_whitespace().next()?;
     let name = name.rsplit('.').next()?.trim_matches('`');
     Some(name.to_owned())
 }
@@ -338,7 +354,7 @@ pub async fn restore(clickhouse: &ClickHouse, dir: &Path, dumps: &[TableDump]) -
 
 #[cfg(test)]
 mod tests {
-    use super::{hashable, view_target};
+    use super::{hashable, view_source, view_target};
 
     #[test]
     fn nulls_and_decimals_hash_as_text() {
@@ -361,6 +377,12 @@ mod tests {
         assert_eq!(
             view_target("CREATE MATERIALIZED VIEW db.v (x UInt8) ENGINE = Memory AS SELECT 1"),
             None
+        );
+        assert_eq!(
+            view_source(
+                "CREATE MATERIALIZED VIEW db.search_terms_postings TO db.search_postings (term String) AS SELECT project_id, term FROM db.search_terms_local ARRAY JOIN terms AS term"
+            ),
+            Some("search_terms_local".into())
         );
     }
 }

@@ -14,8 +14,8 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::ingest::to_arrow::{
-    DeadLetterColumns, FileOperationColumns, GitLinkColumns, MetricColumns, ObservationColumns,
-    PostingColumns, ScoreColumns, TerminalCommandColumns, TraceColumns,
+    DeadLetterColumns, FileOperationColumns, GitLinkColumns, MetricColumns, ObservationColumns, ScoreColumns,
+    SearchTermColumns, TerminalCommandColumns, TraceColumns,
 };
 
 /// Costs are ClickHouse `Decimal64(12)` = `Decimal(18, 12)`.
@@ -214,6 +214,27 @@ impl Table {
         SCHEMAS[self as usize].clone()
     }
 
+    /// The table ingest inserts this one's rows through. The search index's rows arrive one
+    /// per field with its terms as an array, in `search_terms` (a `Null` table), and a
+    /// materialized view stores one posting per term here (`0014_search_terms.sql`): a row's
+    /// ids cross the wire once per field instead of once per term.
+    pub fn insert_table(self) -> &'static str {
+        match self {
+            Table::SearchPostings => "search_terms",
+            _ => self.name(),
+        }
+    }
+
+    /// The columns of the batches ingest inserts for this table, into [`Table::insert_table`].
+    pub fn insert_schema(self) -> SchemaRef {
+        static SEARCH_TERMS: LazyLock<SchemaRef> =
+            LazyLock::new(|| Arc::new(Schema::new(SearchTermColumns::fields())));
+        match self {
+            Table::SearchPostings => SEARCH_TERMS.clone(),
+            _ => self.schema(),
+        }
+    }
+
     fn fields(self) -> Vec<Field> {
         match self {
             Table::Traces => TraceColumns::fields(),
@@ -225,9 +246,21 @@ impl Table {
             Table::Metrics => MetricColumns::fields(),
             Table::DeadLetters => DeadLetterColumns::fields(),
             Table::ExperimentRollups => experiment_rollup_fields(),
-            Table::SearchPostings => PostingColumns::fields(),
+            Table::SearchPostings => search_posting_fields(),
         }
     }
+}
+
+/// One term of one field of a searchable row (see [`Table::insert_table`] for how they are
+/// written).
+fn search_posting_fields() -> Vec<Field> {
+    let mut fields = vec![Field::new("project_id", DataType::Utf8, false)];
+    fields.push(Field::new("term", DataType::Utf8, false));
+    fields.push(Field::new("timestamp_us", DataType::Int64, false));
+    for name in ["trace_id", "observation_id", "source", "id", "field"] {
+        fields.push(Field::new(name, DataType::Utf8, false));
+    }
+    fields
 }
 
 /// Written by the rollup job (`agenttrace-jobs`), which fills it from its own rows.

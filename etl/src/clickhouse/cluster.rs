@@ -52,7 +52,8 @@ pub fn sharding_key(table: &str) -> &'static str {
         | "observations_by_ingest"
         | "session_traces"
         | "trace_summaries"
-        | "search_postings" => "cityHash64(project_id, trace_id)",
+        | "search_postings"
+        | "search_terms" => "cityHash64(project_id, trace_id)",
         "dead_letters" => "cityHash64(project_id, batch_id)",
         // Rows replaced by id (rollups, metric points): by id. Sums (daily costs) sum across
         // shards when read, so any placement is right.
@@ -483,6 +484,17 @@ impl ClusterSchema {
             .strip_prefix('=')
             .ok_or_else(|| format!("expected `ENGINE =` in: {}", first_line(text)))?
             .trim_start();
+        // A table that stores nothing (rows a view turns into another table's): each shard has
+        // its own, which the Distributed table forwards rows to and the shard's views read.
+        if engine_clause.trim_end_matches("()").eq_ignore_ascii_case("Null") {
+            let local = format!(
+                "CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER {cluster} {shape} ENGINE = Null",
+                table = self.qualified(&name),
+                cluster = self.cluster,
+            );
+            self.tables.insert(name.clone());
+            return Ok(vec![Step::Sql(local), self.distributed(&name)]);
+        }
         let open = engine_clause
             .find('(')
             .ok_or_else(|| format!("expected `ENGINE = Name(...)` in: {}", first_line(text)))?;
@@ -746,6 +758,39 @@ mod tests {
             "CREATE TABLE d (project_id String) ENGINE = SummingMergeTree() ORDER BY project_id",
         );
         assert!(out[0].contains("ReplicatedSummingMergeTree('/clickhouse/agenttrace/tables/{shard}/db/d_local', '{replica}') ORDER BY project_id"), "{}", out[0]);
+    }
+
+    /// A table that stores nothing is one per shard, written through a Distributed table; the
+    /// view that reads it runs on each shard, into the shard's replicated table.
+    #[test]
+    fn a_null_table_is_local_to_each_shard_and_its_view_writes_the_shards_table() {
+        let mut s = schema();
+        run(
+            &mut s,
+            "CREATE TABLE postings (term String) ENGINE = ReplacingMergeTree() ORDER BY term",
+        );
+        let out = run(
+            &mut s,
+            "CREATE TABLE IF NOT EXISTS search_terms (\n project_id String,\n terms Array(String)\n) ENGINE = Null",
+        );
+        assert_eq!(
+            out,
+            [
+                "CREATE TABLE IF NOT EXISTS db.search_terms_local ON CLUSTER agenttrace (\n project_id String,\n terms Array(String)\n) ENGINE = Null",
+                "<distributed search_terms>"
+            ]
+        );
+        let view = run(
+            &mut s,
+            "CREATE MATERIALIZED VIEW v TO postings AS\nSELECT term\nFROM search_terms\nARRAY JOIN terms AS term",
+        );
+        assert_eq!(
+            view,
+            [
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS db.v ON CLUSTER agenttrace TO db.postings_local AS SELECT term\nFROM db.search_terms_local\nARRAY JOIN terms AS term"
+            ]
+        );
+        assert_eq!(sharding_key("search_terms"), sharding_key("search_postings"));
     }
 
     #[test]

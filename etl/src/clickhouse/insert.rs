@@ -66,13 +66,13 @@ impl WireFormat {
     }
 }
 
-/// The `INSERT` statement for a batch of `table` with the batch's columns.
+/// The `INSERT` statement for a batch ingest made for `table`, with the batch's columns.
 pub fn insert_statement(table: Table, format: WireFormat) -> String {
-    let schema = table.schema();
+    let schema = table.insert_schema();
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     format!(
         "INSERT INTO {} ({}) FORMAT {}",
-        table.name(),
+        table.insert_table(),
         columns.join(", "),
         format.name()
     )

@@ -292,7 +292,7 @@ async fn worker(table: Table, shared: Arc<Shared>, queue: Arc<Mutex<mpsc::Unboun
         };
         // Why inserts are as large as they are: how many requests each carries, and what
         // stopped it gathering more.
-        let labels = [("table", table.name()), ("closed", closed.as_str())];
+        let labels = [("table", table.insert_table()), ("closed", closed.as_str())];
         metrics::counter!("agenttrace_clickhouse_insert_groups_total", &labels).increment(1);
         metrics::histogram!("agenttrace_clickhouse_insert_requests", &labels).record(group.len() as f64);
         let (batches, waiters): (Vec<RecordBatch>, Vec<_>) =
@@ -300,7 +300,7 @@ async fn worker(table: Table, shared: Arc<Shared>, queue: Arc<Mutex<mpsc::Unboun
         let started = Instant::now();
         let result = insert(table, &shared, batches).await;
         tracing::debug!(
-            table = table.name(),
+            table = table.insert_table(),
             requests = waiters.len(),
             closed = closed.as_str(),
             insert_ms = started.elapsed().as_millis() as u64,
@@ -345,19 +345,19 @@ async fn insert(table: Table, shared: &Shared, batches: Vec<RecordBatch>) -> Res
         {
             Ok(()) => break,
             Err(error) if error.is_transient() && attempt < shared.options.attempts => {
-                tracing::warn!(table = table.name(), attempt, %error, "ClickHouse insert failed; retrying");
+                tracing::warn!(table = table.insert_table(), attempt, %error, "ClickHouse insert failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
                 attempt += 1;
             }
             Err(error) if error.is_transient() => return Err(LoadError::Unavailable(error.to_string())),
             Err(error) => {
-                tracing::error!(table = table.name(), %error, "ClickHouse rejected an insert");
+                tracing::error!(table = table.insert_table(), %error, "ClickHouse rejected an insert");
                 return Err(LoadError::Rejected(error.to_string()));
             }
         }
     }
-    let labels = [("table", table.name())];
+    let labels = [("table", table.insert_table())];
     metrics::histogram!("agenttrace_clickhouse_insert_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("agenttrace_clickhouse_insert_rows_total", &labels).increment(rows as u64);

@@ -177,12 +177,14 @@ mod column {
 /// with `fields` (the table's schema), `new`, `append` (one row) and `finish` (the batch).
 macro_rules! table {
     (
+        $(#[$meta:meta])*
         struct $name:ident for $table:expr;
         fn append($($arg:ident: $arg_type:ty),* $(,)?) {
             $(let $binding:pat = $init:expr;)*
             [$($column:ident: $type:ty = $value:expr),* $(,)?]
         }
     ) => {
+        $(#[$meta])*
         pub(crate) struct $name {
             $($column: <$type as ColumnType>::Builder,)*
         }
@@ -205,7 +207,7 @@ macro_rules! table {
             }
 
             fn finish(mut self) -> Result<RecordBatch, ArrowError> {
-                RecordBatch::try_new($table.schema(), vec![$(ArrayBuilder::finish(&mut self.$column),)*])
+                RecordBatch::try_new($table.insert_schema(), vec![$(ArrayBuilder::finish(&mut self.$column),)*])
             }
         }
     };
@@ -460,17 +462,20 @@ table! {
 }
 
 table! {
-    struct PostingColumns for Table::SearchPostings;
-    fn append(project: &RowProject, document: &Document<'_>, field: &str, term: &str) {
+    /// One field of a searchable row with its unique terms, for `search_terms` (a view stores a
+    /// posting per term: see `Table::insert_table`). The terms are appended to
+    /// `terms.values()` as the tokenizer finds them; `append` then closes the row's list.
+    struct SearchTermColumns for Table::SearchPostings;
+    fn append(project: &RowProject, document: &Document<'_>, field: &str) {
         [
             project_id: Utf8 = &project.id,
-            term: Utf8 = term,
             timestamp_us: Int64 = document.timestamp_us,
             trace_id: Utf8 = document.trace_id,
             observation_id: Utf8 = document.observation_id,
             source: Utf8 = document.source.name(),
             id: Utf8 = document.posted_id(),
             field: Utf8 = field,
+            terms: List<Utf8> = std::iter::empty::<&str>(),
         ]
     }
 }
@@ -522,7 +527,8 @@ pub struct TableBatches {
     terminal_commands: Option<TerminalCommandColumns>,
     git_links: Option<GitLinkColumns>,
     metrics: Option<MetricColumns>,
-    postings: Option<PostingColumns>,
+    /// The search index's rows: one per field, with its terms.
+    postings: Option<SearchTermColumns>,
     /// Whether rows are indexed for search as they are added (off only to measure its cost).
     indexing: bool,
     terms: FieldTerms,
@@ -629,13 +635,18 @@ impl TableBatches {
             }
             return;
         }
-        let postings = self.postings.get_or_insert_with(PostingColumns::new);
+        let rows = self.postings.get_or_insert_with(SearchTermColumns::new);
         let mut posted = 0;
         for (field, text) in &fields {
+            let terms = rows.terms.values();
+            let before = posted;
             self.terms.each(text, |term| {
-                postings.append(&self.project, &document, field, term);
+                terms.append_value(term);
                 posted += 1;
             });
+            if posted > before {
+                rows.append(&self.project, &document, field);
+            }
         }
         self.posted += posted;
     }
@@ -773,30 +784,47 @@ mod tests {
         );
     }
 
-    /// Every searchable field of a row gets one posting per distinct term, pointing at the row,
+    /// The postings a batch of `search_terms` rows stands for: (field, term) in order.
+    fn postings_of(rows: &RecordBatch) -> Vec<(String, String)> {
+        let fields = rows.column_by_name("field").unwrap().as_string::<i32>();
+        let terms = rows.column_by_name("terms").unwrap().as_list::<i32>();
+        let mut postings = Vec::new();
+        for row in 0..rows.num_rows() {
+            let list = terms.value(row);
+            let list = list.as_string::<i32>();
+            for i in 0..list.len() {
+                postings.push((fields.value(row).to_owned(), list.value(i).to_owned()));
+            }
+        }
+        postings
+    }
+
+    /// Every searchable field of a row gets one row of its distinct terms, pointing at the row,
     /// in the same batch as the row.
     #[test]
-    fn searchable_rows_bring_their_postings() {
+    fn searchable_rows_bring_their_terms() {
         let mut batches = TableBatches::new("p1", "demo");
         batches
             .push(
-                &event(r#"{"id":"e1","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"o1","trace_id":"t1","type":"span","name":"Bash","start_time":"2026-01-01T00:00:01Z","input":{"command":"cargo test billing"},"output":"Error: Error"}}"#),
+                &event(r#"{"id":"e1","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"o1","trace_id":"t1","type":"span","name":"Bash","start_time":"2026-01-01T00:00:01Z","input":{"command":"cargo test billing"},"output":"Error: Error","status_message":"..."}}"#),
                 None,
             )
             .unwrap();
         let out = batches.finish("b1", Timestamp::from_micros(5)).unwrap();
-        let (table, postings) = &out[1];
+        let (table, rows) = &out[1];
         assert_eq!(*table, Table::SearchPostings);
+        assert_eq!(rows.schema(), Table::SearchPostings.insert_schema());
         let column = |name: &str| {
-            let column = postings.column_by_name(name).unwrap().as_string::<i32>();
+            let column = rows.column_by_name(name).unwrap().as_string::<i32>();
             (0..column.len())
                 .map(|i| column.value(i).to_owned())
                 .collect::<Vec<_>>()
         };
-        let pairs: Vec<(String, String)> = column("field").into_iter().zip(column("term")).collect();
+        // A field with no term (the status's dots) has no row.
+        assert_eq!(column("field"), ["name", "input", "output"]);
         let pair = |field: &str, term: &str| (field.to_owned(), term.to_owned());
         assert_eq!(
-            pairs,
+            postings_of(rows),
             [
                 pair("name", "bash"),
                 pair("input", "cargo"),
@@ -812,7 +840,7 @@ mod tests {
             column("id").iter().all(String::is_empty),
             "an observation's own id is its observation_id"
         );
-        let times = postings
+        let times = rows
             .column_by_name("timestamp_us")
             .unwrap()
             .as_primitive::<Int64Type>();
@@ -834,13 +862,9 @@ mod tests {
             batches.push(&event(&json), None).unwrap();
         }
         let out = batches.finish("b1", Timestamp::from_micros(5)).unwrap();
-        let count = |table: Table| {
-            out.iter()
-                .find(|(t, _)| *t == table)
-                .map_or(0, |(_, batch)| batch.num_rows())
-        };
-        assert_eq!(count(Table::Observations), rows);
-        let postings = count(Table::SearchPostings);
+        let batch = |table: Table| out.iter().find(|(t, _)| *t == table).map(|(_, batch)| batch);
+        assert_eq!(batch(Table::Observations).unwrap().num_rows(), rows);
+        let postings = postings_of(batch(Table::SearchPostings).unwrap()).len();
         let per_row = MAX_TERMS_PER_FIELD + 1; // the input's words and the name
         assert!(
             (MAX_POSTINGS_PER_BATCH..MAX_POSTINGS_PER_BATCH + per_row).contains(&postings),

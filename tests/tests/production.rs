@@ -382,6 +382,25 @@ fn a_wrong_setting_stops_the_start_and_is_named() {
         ("AGENTTRACE_TLS_KEY", "/etc/hostname"),
     ]);
     assert!(said.contains("no PEM certificate"), "{said}");
+    // A real certificate, but no metrics token: HTTPS serves a network, /metrics must be closed.
+    let dir = std::env::temp_dir().join(format!("at-cert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("etl.pem"), dir.join("etl-key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-subj", "/CN=localhost", "-days", "1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let said = serve(&[
+        ("AGENTTRACE_TLS_CERT", cert.to_str().unwrap()),
+        ("AGENTTRACE_TLS_KEY", key.to_str().unwrap()),
+    ]);
+    assert!(said.contains("AGENTTRACE_METRICS_TOKEN"), "{said}");
+    std::fs::remove_dir_all(&dir).unwrap();
     let said = serve(&[("AGENTTRACE_ENCRYPTION_KEY", "not-hex")]);
     assert!(
         said.contains("AGENTTRACE_ENCRYPTION_KEY must be 64 hex characters"),

@@ -477,6 +477,62 @@ async fn a_replaced_text_no_longer_matches_its_old_words_and_replays_show_once()
     assert_eq!(found("\"platypus escaped\"").await, only);
 }
 
+/// A query whose words every row holds but whose phrase only the oldest row does makes every
+/// row a candidate, each checked by reading its text: one request reads about 32 MiB of text
+/// and ends its page there with a cursor, and the pages after it go on to the match.
+#[tokio::test]
+async fn a_request_stops_at_its_text_budget_and_its_cursor_goes_on() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let a = env.create_project("search-budget").await;
+    let auth = bearer(&env, a.key.project_id).await;
+    // 190 inputs of ~200 KB: 38 MB of text, more than one request's 32 MiB.
+    let filler = "the agent read the build log and kept going with the next step ".repeat(3_200);
+    let now = Timestamp::now().as_micros();
+    for first in (0..190).step_by(10) {
+        let events: Vec<Value> = (first..first + 10)
+            .map(|i| {
+                // Trace 0 is the oldest, and the only one with the phrase.
+                let at = Timestamp::from_micros(now - 3_600_000_000 + i as i64 * 1_000_000).to_string();
+                let words = if i == 0 { "zebra giraffe" } else { "giraffe zebra" };
+                json!({"id": format!("e-{i}"), "type": "trace", "timestamp": at, "body": {
+                    "id": format!("t-{i}"), "timestamp": at, "input": format!("{words} {filler}")}})
+            })
+            .collect();
+        etl.load(&a.key, &parse(&events)).await;
+    }
+    let http = reqwest::Client::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let mut params = vec![("q", "\"zebra giraffe\"".to_owned())];
+        params.extend(cursor.clone().map(|c| ("cursor", c)));
+        let page: Value = http
+            .get(format!("{}/v1/search", etl.url))
+            .query(&params)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pages.push(trace_ids(page["data"].as_array().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages.len() < 10, "pages go on: {pages:?}");
+    }
+    assert!(
+        pages.len() >= 2,
+        "one request read every candidate's text: {pages:?}"
+    );
+    assert!(pages[0].is_empty(), "{pages:?}");
+    let found: BTreeSet<String> = pages.into_iter().flatten().collect();
+    assert_eq!(found, BTreeSet::from(["t-0".to_owned()]));
+}
+
 #[tokio::test]
 async fn bad_queries_are_refused_naming_q_and_the_cli_prints_hits() {
     let env = TestEnv::migrated().await;

@@ -105,14 +105,14 @@ pub struct ServeArgs {
     #[arg(long, env = "AGENTTRACE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
     /// A token `GET /metrics` then requires (`Authorization: Bearer …`): the metrics name every
-    /// project by id. Unset: anyone who reaches the ETL reads them.
+    /// project by id. Required with `--tls-cert`; unset, anyone who reaches the ETL reads them.
     #[arg(long, env = "AGENTTRACE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 }
 
 impl ServeArgs {
     pub fn config(&self, databases: &DatabaseArgs) -> anyhow::Result<ServeConfig> {
-        Ok(ServeConfig {
+        let config = ServeConfig {
             database_url: databases.database_url.clone(),
             clickhouse: databases.clickhouse(),
             reader: databases.clickhouse_reader(),
@@ -144,7 +144,15 @@ impl ServeArgs {
                 _ => None,
             },
             metrics_token: self.metrics_token.clone().filter(|token| !token.is_empty()),
-        })
+        };
+        // Serving HTTPS means serving a network: the metrics name every project by id.
+        anyhow::ensure!(
+            config.tls.is_none() || config.metrics_token.is_some(),
+            "--tls-cert serves the ETL to a network, where GET /metrics must not be open: set \
+             AGENTTRACE_METRICS_TOKEN (or --metrics-token) to a secret Prometheus sends as a bearer \
+             token (`openssl rand -hex 32` makes one)"
+        );
+        Ok(config)
     }
 }
 

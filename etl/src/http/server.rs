@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -152,20 +151,15 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
     };
     tracing::info!(%addr, https = matches!(listener, Listener::Tls(_)), "ETL listening");
     let task = tokio::spawn(async move {
-        // The peer's address, for the sign-in throttle (`ClientAddress`).
-        let service = crate::http::router::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let router = crate::http::router::router(state);
         let stopped = async {
             let _ = stopped.await;
         };
         match listener {
-            Listener::Plain(tcp) => axum::serve(tcp, service).with_graceful_shutdown(stopped).await,
-            // `tap_io` (a no-op here) is what gives any listener's connections their peer address.
-            Listener::Tls(tls) => {
-                axum::serve(tls.tap_io(|_| {}), service)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            }
+            Listener::Plain(tcp) => serve(tcp, router, stopped, HEADER_READ_TIMEOUT).await,
+            Listener::Tls(tls) => serve(tls, router, stopped, HEADER_READ_TIMEOUT).await,
         }
+        Ok(())
     });
     Ok(RunningServer {
         addr,
@@ -175,8 +169,102 @@ pub async fn start(config: ServeConfig, listen: std::net::SocketAddr) -> Result<
     })
 }
 
+/// How long a connection may take to send a request's headers, counted from when it is ready
+/// for one (so a connection left idle that long is closed too): a client that opens connections
+/// and sends nothing, or a byte at a time, does not keep them.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener`'s connections until `stopped`, then lets the open ones finish
+/// their requests. Each connection's requests carry its peer's address (`ConnectInfo`, for the
+/// sign-in throttle) and must send their headers within `header_timeout`.
+async fn serve<L>(
+    mut listener: L,
+    router: axum::Router,
+    stopped: impl Future<Output = ()>,
+    header_timeout: Duration,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower_layer::Layer;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stopped => break,
+        };
+        let service = axum::Extension(axum::extract::ConnectInfo(peer)).layer(router.clone());
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use axum::extract::ConnectInfo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connection that sends its headers too slowly (or nothing) is closed; one that sends
+    /// them in time is answered, with its peer's address known to the handler; stopping lets
+    /// an open request finish.
+    #[tokio::test]
+    async fn slow_headers_are_cut_off_and_requests_know_their_peer() {
+        let router = axum::Router::new().route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        );
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(super::serve(
+            tcp,
+            router,
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_millis(300),
+        ));
+
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "a connection that never finished its headers is closed");
+        let read = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut Vec::new())).await;
+        assert!(read.is_ok(), "an idle connection is closed");
+
+        let mut prompt = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let local = prompt.local_addr().unwrap();
+        prompt
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        prompt.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(&local.to_string()), "{answer}");
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server stops")
+            .unwrap();
+    }
     /// Every read of a caller's goes through `reader.for_project(..)`, so that on servers
     /// with row policies the project setting is sent with each of them.
     #[test]

@@ -43,6 +43,9 @@ const MAX_CHECKED_CHARS: usize = crate::search::index::MAX_INDEXED_BYTES;
 /// Bytes of current text one request reads to check candidates; past them the page ends early,
 /// with a cursor (a query of common words that rarely match together, over huge texts).
 const MAX_CHECKED_TEXT_BYTES: usize = 32 << 20;
+/// Candidates whose current text is read and checked before the text budget is looked at again:
+/// a request reads at most this many candidates' text past [`MAX_CHECKED_TEXT_BYTES`].
+const TEXT_GROUP: usize = 20;
 /// Rows whose current text one statement reads (two key lists inline stay well under
 /// ClickHouse's 256 KiB statement limit).
 const KEYS_PER_READ: usize = 200;
@@ -243,19 +246,20 @@ pub async fn search(
             })
             .collect();
         for chunk in candidates.chunks(CHUNK) {
-            let (mut matched, bytes) = check(
+            let outcome = check(
                 clickhouse,
                 &project_sql,
                 &query,
-                anchor,
-                &anchor_atom,
+                (anchor, &anchor_atom),
                 (low, high),
                 chunk,
+                MAX_CHECKED_TEXT_BYTES.saturating_sub(checked_bytes),
             )
             .await?;
-            checked += chunk.len();
-            checked_bytes += bytes;
-            if let Some((unit, at)) = chunk.last() {
+            let mut matched = outcome.found;
+            checked += outcome.checked;
+            checked_bytes += outcome.bytes;
+            if let Some((unit, at)) = outcome.checked.checked_sub(1).map(|last| &chunk[last]) {
                 last_checked = Some((*at, unit.key()));
             }
             keep_filtered(clickhouse, project, params, &filter, &mut matched).await?;
@@ -428,8 +432,21 @@ async fn anchor_candidates(
 
 type Found = (Unit, i64, Option<Value>, Vec<Match>);
 
+/// What [`check`] made of a chunk of candidates.
+struct Checked {
+    /// The candidates that match, newest first.
+    found: Vec<Found>,
+    /// Bytes of current text read.
+    bytes: usize,
+    /// How many of the chunk's candidates, from its start, were checked: fewer than all when
+    /// the text budget ran out.
+    checked: usize,
+}
+
 /// A candidate and, per wanted and per excluded clause, the fields its postings say may match.
 struct Plan<'p> {
+    /// Its place in the chunk.
+    index: usize,
     unit: Unit,
     at: i64,
     wanted: Vec<Vec<&'p Posted>>,
@@ -437,16 +454,17 @@ struct Plan<'p> {
 }
 
 /// The candidates of `chunk` that match, checked against their rows' current text, each with
-/// its time and matches, newest first; and the bytes of text read to check them.
+/// its time and matches; checking stops once `budget` bytes of text were read (see
+/// [`Checked::checked`]).
 async fn check(
     clickhouse: &ClickHouse,
     project: &str,
     query: &Query,
-    anchor: &Clause,
-    anchor_atom: &str,
+    (anchor, anchor_atom): (&Clause, &str),
     (low, high): (i64, i64),
     chunk: &[(Unit, i64)],
-) -> Result<(Vec<Found>, usize), AnalyticsError> {
+    budget: usize,
+) -> Result<Checked, AnalyticsError> {
     let by_observation = chunk.iter().any(|(u, _)| !u.observation_id.is_empty());
     let atoms: HashSet<&str> = query
         .clauses
@@ -504,7 +522,7 @@ async fn check(
     }
     // What each candidate's postings say may match: per clause, the fields to check.
     let mut plans: Vec<Plan> = Vec::new();
-    for (unit, _) in chunk {
+    for (index, (unit, _)) in chunk.iter().enumerate() {
         let Some(fields) = posted.get(unit) else {
             continue;
         };
@@ -538,62 +556,76 @@ async fn check(
             .map(|clause| candidates(clause, MAX_EXCLUSION_FIELDS))
             .collect();
         plans.push(Plan {
+            index,
             unit: unit.clone(),
             at,
             wanted,
             excluded,
         });
     }
-    // The current text of every field to check, read by key, newest version.
-    let mut needed: BTreeMap<Table, BTreeMap<(String, String), ()>> = BTreeMap::new();
-    for plan in &plans {
-        for posted in plan.wanted.iter().chain(&plan.excluded).flatten() {
-            needed
-                .entry(posted.source)
-                .or_default()
-                .insert((plan.unit.trace_id.clone(), posted.id.clone()), ());
-        }
-    }
-    // Each field tokenized once, whatever number of clauses check it.
-    let mut texts: HashMap<(Table, String, String), Vec<(String, FieldText)>> = HashMap::new();
+    // The current text of each group's fields, read by key (newest version) and checked before
+    // the next group's is read, so a request stops close to its text budget.
+    let mut found = Vec::new();
     let mut bytes = 0;
-    for (source, keys) in &needed {
-        let keys: Vec<&(String, String)> = keys.keys().collect();
-        for chunk in keys.chunks(KEYS_PER_READ) {
-            for ((trace_id, id), fields) in current_fields(clickhouse, project, *source, chunk).await? {
-                bytes += fields.iter().map(|(_, text)| text.len()).sum::<usize>();
-                let fields = fields
-                    .into_iter()
-                    .map(|(field, text)| (field, FieldText::new(text)))
-                    .collect();
-                texts.insert((*source, trace_id, id), fields);
+    let mut checked = chunk.len();
+    for group in plans.chunks(TEXT_GROUP) {
+        let mut needed: BTreeMap<Table, BTreeMap<(String, String), ()>> = BTreeMap::new();
+        for plan in group {
+            for posted in plan.wanted.iter().chain(&plan.excluded).flatten() {
+                needed
+                    .entry(posted.source)
+                    .or_default()
+                    .insert((plan.unit.trace_id.clone(), posted.id.clone()), ());
             }
         }
+        // Each field tokenized once, whatever number of clauses check it.
+        let mut texts: HashMap<(Table, String, String), Vec<(String, FieldText)>> = HashMap::new();
+        for (source, keys) in &needed {
+            let keys: Vec<&(String, String)> = keys.keys().collect();
+            for keys in keys.chunks(KEYS_PER_READ) {
+                for ((trace_id, id), fields) in current_fields(clickhouse, project, *source, keys).await? {
+                    bytes += fields.iter().map(|(_, text)| text.len()).sum::<usize>();
+                    let fields = fields
+                        .into_iter()
+                        .map(|(field, text)| (field, FieldText::new(text)))
+                        .collect();
+                    texts.insert((*source, trace_id, id), fields);
+                }
+            }
+        }
+        found.extend(group.iter().filter_map(|plan| plan.verify(query, &texts)));
+        if bytes >= budget {
+            checked = group.last().map_or(checked, |plan| plan.index + 1);
+            break;
+        }
     }
-    let text_of = |trace_id: &str, posted: &Posted| -> Option<&FieldText> {
-        texts
-            .get(&(posted.source, trace_id.to_owned(), posted.id.clone()))?
-            .iter()
-            .find(|(field, _)| *field == posted.field)
-            .map(|(_, text)| text)
-    };
-    let mut found = Vec::new();
-    'units: for Plan {
-        unit,
-        at,
-        wanted,
-        excluded,
-    } in plans
-    {
+    found.sort_by_key(|(unit, at, ..)| std::cmp::Reverse((*at, unit.key())));
+    Ok(Checked {
+        found,
+        bytes,
+        checked,
+    })
+}
+
+type Texts = HashMap<(Table, String, String), Vec<(String, FieldText)>>;
+
+impl Plan<'_> {
+    /// The candidate with its matches, if its current text holds every wanted clause and no
+    /// excluded one.
+    fn verify(&self, query: &Query, texts: &Texts) -> Option<Found> {
+        let text_of = |posted: &Posted| -> Option<&FieldText> {
+            texts
+                .get(&(posted.source, self.unit.trace_id.clone(), posted.id.clone()))?
+                .iter()
+                .find(|(field, _)| *field == posted.field)
+                .map(|(_, text)| text)
+        };
         let mut matches = Vec::new();
-        for (clause, candidates) in query.wanted().zip(&wanted) {
-            let hit = candidates.iter().find_map(|posted| {
-                let text = text_of(&unit.trace_id, posted)?;
+        for (clause, candidates) in query.wanted().zip(&self.wanted) {
+            let (posted, text, ranges) = candidates.iter().find_map(|posted| {
+                let text = text_of(posted)?;
                 clause.matches(text).map(|ranges| (posted, text, ranges))
-            });
-            let Some((posted, text, ranges)) = hit else {
-                continue 'units;
-            };
+            })?;
             if matches.len() < MAX_MATCHES {
                 let snippet = text::snippet(&text.text, &ranges, SNIPPET_CHARS);
                 matches.push(Match {
@@ -606,17 +638,16 @@ async fn check(
                 });
             }
         }
-        for (clause, candidates) in query.excluded().zip(&excluded) {
-            if candidates.iter().any(|posted| {
-                text_of(&unit.trace_id, posted).is_some_and(|text| clause.matches(text).is_some())
-            }) {
-                continue 'units;
+        for (clause, candidates) in query.excluded().zip(&self.excluded) {
+            if candidates
+                .iter()
+                .any(|posted| text_of(posted).is_some_and(|text| clause.matches(text).is_some()))
+            {
+                return None;
             }
         }
-        found.push((unit, at, None, matches));
+        Some((self.unit.clone(), self.at, None, matches))
     }
-    found.sort_by_key(|(unit, at, ..)| std::cmp::Reverse((*at, unit.key())));
-    Ok((found, bytes))
 }
 
 /// The searchable fields of `source`'s rows with the (trace id, id) keys given, newest version.

@@ -387,7 +387,15 @@ fn a_wrong_setting_stops_the_start_and_is_named() {
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("etl.pem"), dir.join("etl-key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
         .args(["-subj", "/CN=localhost", "-days", "1", "-keyout"])
         .arg(&key)
         .arg("-out")

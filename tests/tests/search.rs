@@ -204,8 +204,13 @@ fn word(text: &str) -> Expect {
 }
 
 async fn search_all(etl: &Etl, auth: &str, query: &[(&str, &str)], limit: usize) -> Vec<Value> {
+    search_pages(etl, auth, query, limit).await.concat()
+}
+
+/// Every page of a search, following its cursors.
+async fn search_pages(etl: &Etl, auth: &str, query: &[(&str, &str)], limit: usize) -> Vec<Vec<Value>> {
     let http = reqwest::Client::new();
-    let mut results = Vec::new();
+    let mut pages = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let mut params: Vec<(&str, String)> = query.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
@@ -223,11 +228,12 @@ async fn search_all(etl: &Etl, auth: &str, query: &[(&str, &str)], limit: usize)
         let status = response.status();
         let page: Value = response.json().await.unwrap();
         assert_eq!(status, 200, "{query:?}: {page}");
-        results.extend(page["data"].as_array().unwrap().iter().cloned());
+        pages.push(page["data"].as_array().unwrap().clone());
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => return results,
+            None => return pages,
         }
+        assert!(pages.len() < 1_000, "{query:?}: pages go on");
     }
 }
 
@@ -501,29 +507,11 @@ async fn a_request_stops_at_its_text_budget_and_its_cursor_goes_on() {
             .collect();
         etl.load(&a.key, &parse(&events)).await;
     }
-    let http = reqwest::Client::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = Vec::new();
-    loop {
-        let mut params = vec![("q", "\"zebra giraffe\"".to_owned())];
-        params.extend(cursor.clone().map(|c| ("cursor", c)));
-        let page: Value = http
-            .get(format!("{}/v1/search", etl.url))
-            .query(&params)
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        pages.push(trace_ids(page["data"].as_array().unwrap()));
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-        assert!(pages.len() < 10, "pages go on: {pages:?}");
-    }
+    let pages: Vec<BTreeSet<String>> = search_pages(&etl, &auth, &[("q", "\"zebra giraffe\"")], 20)
+        .await
+        .iter()
+        .map(|page| trace_ids(page))
+        .collect();
     assert!(
         pages.len() >= 2,
         "one request read every candidate's text: {pages:?}"

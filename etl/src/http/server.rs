@@ -188,8 +188,7 @@ async fn serve<L>(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower_layer::Layer;
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stopped = std::pin::pin!(stopped);
     loop {
@@ -240,11 +239,16 @@ mod tests {
         ));
 
         let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-        slow.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut answer = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
-        assert!(read.is_ok(), "a connection that never finished its headers is closed");
+        assert!(
+            read.is_ok(),
+            "a connection that never finished its headers is closed"
+        );
         let read = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut Vec::new())).await;
         assert!(read.is_ok(), "an idle connection is closed");
 

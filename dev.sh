@@ -6,6 +6,10 @@
 #   ./dev.sh down    stop what `up` started
 #   ./dev.sh prod    a production-shaped stack beside it (scripts/prod.sh, docs/deploy.md):
 #                    release build, two ETLs over HTTPS, the edge in workerd; then the demo
+#   ./dev.sh upgrade-check REF   the production-shaped run started on git REF's build (an
+#                    earlier release) and upgraded to this checkout under load, as the guide
+#                    says; nothing lost or stored twice (tests/tests/production.rs). Not in
+#                    `test`: it builds the workspace a second time.
 #
 # AGENTTRACE_CLUSTER=1 before `up` or `test` puts ClickHouse on the local cluster
 # (scripts/cluster.sh: 2 shards × 2 replicas and ZooKeeper) instead of one server.
@@ -274,6 +278,17 @@ cmd_down() {
   "$ROOT/scripts/cluster.sh" down 2>/dev/null || true
 }
 
+cmd_upgrade_check() {
+  local ref=${1:?usage: ./dev.sh upgrade-check REF (a commit or tag of an earlier release)}
+  ensure_rust
+  stack_up
+  apt_ensure openssl
+  ui_build
+  edge_build
+  log "the production-shaped run, upgraded from $ref (tests/tests/production.rs)"
+  AGENTTRACE_UPGRADE_FROM="$ref" cargo test -p agenttrace-tests --test production -- --nocapture
+}
+
 cmd_prod() {
   ensure_rust
   ui_build
@@ -286,5 +301,6 @@ case "${1:-}" in
   test) cmd_test ;;
   down) cmd_down ;;
   prod) cmd_prod ;;
-  *) die "usage: ./dev.sh up|test|down|prod" ;;
+  upgrade-check) cmd_upgrade_check "${2:-}" ;;
+  *) die "usage: ./dev.sh up|test|down|prod|upgrade-check REF" ;;
 esac

@@ -17,6 +17,11 @@
 #   scripts/prod.sh backup DIR   the scheduled backup's command, into DIR
 #   scripts/prod.sh env    the environment to run `agenttrace` commands against it
 #   scripts/prod.sh down   stop it (the data stays)
+# An upgrade from an earlier release, step by step (docs/deploy.md "Upgrades"):
+#   scripts/prod.sh release REF   build git REF's binary and Worker apart from this checkout's;
+#                                 prints the PROD_BIN and PROD_EDGE_BUILD that run them
+#   PROD_BIN=… PROD_EDGE_BUILD=… scripts/prod.sh up   the stack on that build
+#   scripts/prod.sh migrate | roll | scheduler | edge   each step of the upgrade, on this build
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_TAG=prod LOG_COLOR=36
@@ -32,16 +37,19 @@ source "$ROOT/scripts/env.sh"
 
 PROFILE="${PROD_PROFILE:-release}"
 case "$PROFILE" in
-  release) BIN="$CARGO_TARGET_DIR/release/agenttrace" ;;
-  debug) BIN="$CARGO_TARGET_DIR/debug/agenttrace" ;;
+  release | debug) ;;
   *) die "PROD_PROFILE is release or debug, not $PROFILE" ;;
 esac
+# The binary and the built Worker the stack runs: this checkout's, or an earlier release's
+# (`release REF`), which nothing here builds.
+BIN="${PROD_BIN:-$CARGO_TARGET_DIR/$PROFILE/agenttrace}"
+EDGE_BUILD="${PROD_EDGE_BUILD:-$ROOT/edge/build}"
 read -ra ETL_PORTS <<<"${PROD_ETL_PORTS:-8443 8444}"
 EDGE_PORT="${PROD_EDGE_PORT:-8790}"
 TLS="$PROD_HOME/tls"
 # Beside the build (`embed` paths are relative to the config), one per edge port so two runs
 # on different ports do not overwrite each other's.
-EDGE_CONFIG="$ROOT/edge/build/prod-$EDGE_PORT.capnp"
+EDGE_CONFIG="$EDGE_BUILD/prod-$EDGE_PORT.capnp"
 EDGE_CA="prod-$EDGE_PORT-ca.pem"
 
 etl_url() { printf 'https://localhost:%s' "$1"; }
@@ -49,6 +57,11 @@ edge_url() { printf 'http://127.0.0.1:%s' "$EDGE_PORT"; }
 
 # Step 1: the binaries. The ETL, the scheduler and the CLI are one binary; the edge is wasm.
 build() {
+  if [ -n "${PROD_BIN:-}" ]; then
+    [ -x "$PROD_BIN" ] && [ -s "$EDGE_BUILD/index_bg.wasm" ] \
+      || die "PROD_BIN=$PROD_BIN and PROD_EDGE_BUILD=$EDGE_BUILD: build them first (scripts/prod.sh release REF)"
+    return 0
+  fi
   "$ROOT/scripts/build-ui.sh" # embedded in the binary; does nothing when up to date
   if [ "$PROFILE" = release ]; then
     log "cargo build --release -p agenttrace-cli (~17 min the first time on 2 cores)"
@@ -138,7 +151,7 @@ edge_ready() {
 # namespace on local disk, ETL_URL naming both replicas, and the local CA trusted.
 edge_start() {
   mkdir -p "$PROD_HOME/edge-buffers"
-  cp "$TLS/ca.pem" "$ROOT/edge/build/$EDGE_CA"
+  cp "$TLS/ca.pem" "$EDGE_BUILD/$EDGE_CA"
   local etl_urls="" n
   for n in "${!ETL_PORTS[@]}"; do
     etl_urls+="${etl_urls:+,}$(etl_url "${ETL_PORTS[$n]}")"
@@ -226,6 +239,33 @@ cmd_roll() {
   done
 }
 
+# Builds git REF (an earlier release) as it was, apart from this checkout: its source in
+# ~/.cache/agenttrace/releases/COMMIT and its build in a target directory of its own, both outside
+# the clone (so neither build replaces the other's binary, and a second run builds nothing).
+# Prints the variables that run it.
+cmd_release() {
+  local ref=${1:?scripts/prod.sh release REF (a commit or tag of an earlier release)}
+  local commit source target
+  commit="$(git -C "$ROOT" rev-parse --verify "$ref^{commit}")" \
+    || die "$ref is not a commit of this clone (fetch the release's tag or history first)"
+  source="$HOME/.cache/agenttrace/releases/$commit"
+  target="$HOME/.cache/agenttrace/release-target"
+  if [ ! -f "$source/Cargo.toml" ]; then
+    log "unpacking $ref ($commit) into $source"
+    mkdir -p "$source.tmp"
+    git -C "$ROOT" archive "$commit" | tar -x -C "$source.tmp"
+    mv "$source.tmp" "$source"
+  fi
+  log "building $ref: its UI, binary ($PROFILE) and Worker"
+  "$source/scripts/build-ui.sh"
+  local flag=""
+  [ "$PROFILE" = release ] && flag=--release
+  (cd "$source" && CARGO_TARGET_DIR="$target" cargo build --quiet $flag -p agenttrace-cli)
+  eval "$("$ROOT/scripts/edge-tools.sh")"
+  CARGO_TARGET_DIR="$target" "$source/scripts/build-edge.sh"
+  printf 'PROD_BIN=%s\nPROD_EDGE_BUILD=%s\n' "$target/$PROFILE/agenttrace" "$source/edge/build"
+}
+
 # The local stack's environment for this stack's databases, without the local stack's leave
 # for model connections to reach this machine.
 cmd_env() {
@@ -237,7 +277,7 @@ cmd_down() {
   stop_pidfile "$PROD_HOME/edge.pid"
   stop_pidfile "$PROD_HOME/scheduler.pid"
   for n in "${!ETL_PORTS[@]}"; do stop_pidfile "$PROD_HOME/etl-$n.pid"; done
-  rm -f "$EDGE_CONFIG" "$ROOT/edge/build/$EDGE_CA"
+  rm -f "$EDGE_CONFIG" "$EDGE_BUILD/$EDGE_CA"
   "$ROOT/scripts/stack.sh" down
 }
 
@@ -248,5 +288,9 @@ case "${1:-}" in
   backup) eval "$(cmd_env)"; "$BIN" backup --to "${2:?scripts/prod.sh backup DIR}" ;;
   env) cmd_env ;;
   down) cmd_down ;;
-  *) die "usage: scripts/prod.sh up|demo|roll|backup DIR|env|down" ;;
+  release) cmd_release "${2:-}" ;;
+  migrate) eval "$(cmd_env)"; "$BIN" migrate ;;
+  scheduler) eval "$(cmd_env)"; secrets; service scheduler jobs schedule ;;
+  edge) eval "$(cmd_env)"; secrets; eval "$("$ROOT/scripts/edge-tools.sh")"; edge_start ;;
+  *) die "usage: scripts/prod.sh up|demo|roll|backup DIR|env|down|release REF|migrate|scheduler|edge" ;;
 esac

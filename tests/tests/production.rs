@@ -4,6 +4,12 @@
 //! replicas are rolled one at a time, as an upgrade does, and every event it was told was
 //! accepted is stored once. The short version of `./dev.sh prod`: the tests' debug build, not a
 //! release build.
+//!
+//! With `AGENTTRACE_UPGRADE_FROM=REF` (a commit of an earlier release), the stack starts on REF's
+//! build instead and is upgraded to this checkout's under load, in the guide's order: migrate
+//! while the old ETLs serve, roll them onto the new build, restart the scheduler, then the edge
+//! (`./dev.sh upgrade-check REF`). The test command rolls onto the same build: a second build
+//! of the whole workspace is longer than CI has.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -100,8 +106,30 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
         database: format!("agenttrace_prod_{}", std::process::id()),
         target: exe.ancestors().nth(3).unwrap().to_path_buf(),
     };
-    let up = prod.run(&["up"]);
+    let upgrade_from = std::env::var("AGENTTRACE_UPGRADE_FROM")
+        .ok()
+        .filter(|reference| !reference.is_empty());
+    // The earlier release's binary and Worker: `PROD_BIN=…` and `PROD_EDGE_BUILD=…` lines.
+    let old_build: Vec<(String, String)> = match &upgrade_from {
+        Some(reference) => String::from_utf8(prod.run(&["release", reference]).stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let up = prod
+        .script(&["up"])
+        .envs(old_build.iter().cloned())
+        .output()
+        .unwrap();
     let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     assert!(printed.contains("Production-shaped stack is up"), "{printed}");
     let ca = prod.prod_home().join("tls/ca.pem");
     let ca = ca.to_str().unwrap();
@@ -137,25 +165,6 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
     assert_eq!(metrics(token.trim()), "200");
     assert_eq!(metrics("guess"), "401");
 
-    // `agenttrace doctor` ran in `up` and passed (the script stops otherwise); run it again for
-    // what it says about each part.
-    let env = String::from_utf8(prod.run(&["env"]).stdout).unwrap();
-    let doctor = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "{env}\n\"$1\" doctor --json --etl-url https://localhost:8454 --ca-cert \"$2\" --edge-url http://127.0.0.1:8791"
-        ))
-        .args(["doctor", prod.target.join("debug/agenttrace").to_str().unwrap(), ca])
-        .env("AGENTTRACE_HOME", prod.home.as_path())
-        .output()
-        .unwrap();
-    let checks: Vec<Value> = serde_json::from_slice(&doctor.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&doctor.stderr)));
-    for check in &checks {
-        assert_eq!(check["status"], "ok", "{checks:#?}");
-    }
-    assert_eq!(checks.len(), 8, "{checks:#?}");
-
     // The demo agent sends through the edge while both replicas are rolled, one at a time.
     let mut demo = prod
         .script(&["demo", "--seed", "7", "--interval-ms", "60"])
@@ -165,7 +174,14 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
+    if upgrade_from.is_some() {
+        // The new build's migrations, while the old ETLs serve.
+        prod.run(&["migrate"]);
+    }
     prod.run(&["roll"]);
+    if upgrade_from.is_some() {
+        prod.run(&["scheduler"]);
+    }
     assert!(
         demo.try_wait().unwrap().is_none(),
         "the demo ended before the roll did: the roll was not under load"
@@ -177,13 +193,34 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
         "the demo (it waits until ClickHouse holds every accepted event):\n{said}\n{}",
         String::from_utf8_lossy(&demo.stderr)
     );
-    let accepted: usize = said
-        .split("events accepted")
-        .next()
-        .and_then(|head| head.rsplit(' ').nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{said}"));
+    let accepted_in = |said: &str| -> usize {
+        said.split("events accepted")
+            .next()
+            .and_then(|head| head.rsplit(' ').nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{said}"))
+    };
+    let mut accepted = accepted_in(&said);
     assert!(accepted > 1000, "{said}");
+    let mut sessions = 150;
+    if upgrade_from.is_some() {
+        // Last, the edge: the new Worker over the same Durable Object storage, and a few
+        // sessions through it.
+        prod.run(&["edge"]);
+        let more = prod
+            .script(&["demo", "--seed", "8"])
+            .env("PROD_SESSIONS", "5")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&more.stdout);
+        assert!(
+            more.status.success(),
+            "{said}\n{}",
+            String::from_utf8_lossy(&more.stderr)
+        );
+        accepted += accepted_in(&said);
+        sessions += 5;
+    }
 
     // Each replica went through a graceful shutdown and served again.
     for replica in ["etl-0", "etl-1"] {
@@ -226,8 +263,37 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
         prod.clickhouse(&format!(
             "SELECT uniqExact(id) FROM traces FINAL WHERE project_id = '{project}'"
         )),
-        "150"
+        sessions.to_string()
     );
+    // Every observation is in the search index, whichever build stored it.
+    assert_eq!(
+        prod.clickhouse(&format!(
+            "SELECT count() FROM (SELECT DISTINCT id FROM observations WHERE project_id = '{project}') \
+             WHERE id NOT IN (SELECT observation_id FROM search_postings \
+                              WHERE project_id = '{project}' AND source = 'observations')"
+        )),
+        "0",
+        "observations missing from the search index"
+    );
+
+    // `agenttrace doctor` ran in `up` and passed (the script stops otherwise); run it again,
+    // after the roll (and the upgrade), for what it says about each part.
+    let env = String::from_utf8(prod.run(&["env"]).stdout).unwrap();
+    let doctor = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{env}\n\"$1\" doctor --json --etl-url https://localhost:8454 --ca-cert \"$2\" --edge-url http://127.0.0.1:8791"
+        ))
+        .args(["doctor", prod.target.join("debug/agenttrace").to_str().unwrap(), ca])
+        .env("AGENTTRACE_HOME", prod.home.as_path())
+        .output()
+        .unwrap();
+    let checks: Vec<Value> = serde_json::from_slice(&doctor.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&doctor.stderr)));
+    for check in &checks {
+        assert_eq!(check["status"], "ok", "{checks:#?}");
+    }
+    assert_eq!(checks.len(), 8, "{checks:#?}");
 
     // The guide's scheduled backup.
     let backup = prod.home.join("backup");

@@ -41,7 +41,9 @@ impl Prod {
             )
             .env("CARGO_TARGET_DIR", &self.target)
             .env_remove("DATABASE_URL")
-            .env_remove("CLICKHOUSE_URL");
+            .env_remove("CLICKHOUSE_URL")
+            // An earlier release's binary does not know it, and would refuse to start.
+            .env_remove("AGENTTRACE_UPGRADE_FROM");
         command
     }
 
@@ -236,23 +238,33 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
     let key: Value =
         serde_json::from_slice(&std::fs::read(prod.prod_home().join("demo-key.json")).unwrap()).unwrap();
     let project = key["project_id"].as_str().unwrap();
-    let rows: usize = [
-        "traces",
-        "observations",
-        "scores",
-        "terminal_commands",
-        "file_operations",
-        "git_links",
-    ]
-    .iter()
-    .map(|table| {
-        prod.clickhouse(&format!(
-            "SELECT count() FROM {table} FINAL WHERE project_id = '{project}'"
-        ))
-        .parse::<usize>()
-        .unwrap()
-    })
-    .sum();
+    let stored = || -> usize {
+        [
+            "traces",
+            "observations",
+            "scores",
+            "terminal_commands",
+            "file_operations",
+            "git_links",
+        ]
+        .iter()
+        .map(|table| {
+            prod.clickhouse(&format!(
+                "SELECT count() FROM {table} FINAL WHERE project_id = '{project}'"
+            ))
+            .parse::<usize>()
+            .unwrap()
+        })
+        .sum()
+    };
+    // The demo waits for as many rows as it sent, which a second run into the project has at
+    // once: the upgrade's last sessions may still be on their way from the edge.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut rows = stored();
+    while rows < accepted && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        rows = stored();
+    }
     assert_eq!(rows, accepted, "{said}");
     let counted = prod.clickhouse(&format!(
         "SELECT count(), uniqExact(id) FROM observations FINAL WHERE project_id = '{project}' FORMAT TSV"

@@ -56,11 +56,17 @@ pub fn etl_urls(setting: &str) -> Result<Vec<String>, String> {
     if urls.is_empty() {
         return Err("ETL_URL names no ETL: give one URL or several, comma-separated".into());
     }
+    // Named by position, not echoed: the message reaches `/healthz`, which anyone can read,
+    // and a URL may carry credentials.
     if let Some(bad) = urls
         .iter()
-        .find(|url| !url.starts_with("http://") && !url.starts_with("https://"))
+        .position(|url| !url.starts_with("http://") && !url.starts_with("https://"))
     {
-        return Err(format!("ETL_URL: {bad:?} is not an http(s) URL"));
+        return Err(format!(
+            "ETL_URL: URL {} of {} is not an http(s) URL",
+            bad + 1,
+            urls.len()
+        ));
     }
     Ok(urls)
 }
@@ -119,6 +125,8 @@ mod tests {
         );
         assert!(etl_urls(" , ").is_err());
         assert!(etl_urls("a:1").unwrap_err().contains("not an http"));
+        let said = etl_urls("https://a, user:secret@b").unwrap_err();
+        assert!(said.contains("URL 2 of 2") && !said.contains("secret"), "{said}");
         assert_eq!(failover_order(3, 4).collect::<Vec<_>>(), [1, 2, 0]);
         assert_eq!(failover_order(1, 7).collect::<Vec<_>>(), [0]);
         assert!(try_another(None) && try_another(Some(503)) && try_another(Some(502)));

@@ -42,7 +42,8 @@ fn var_or(env: &Env, name: &str, default: u64) -> std::result::Result<u64, Strin
         Ok(value) => value
             .to_string()
             .parse()
-            .map_err(|_| format!("{name} must be a whole number, not {:?}", value.to_string())),
+            // Not echoed: the message reaches `/healthz`, which anyone can read.
+            .map_err(|_| format!("{name} must be a whole number")),
         Err(_) => Ok(default),
     }
 }

@@ -174,24 +174,9 @@ cmd_up() {
   log "migrating"
   agenttrace migrate
   local keyfile="$AGENTTRACE_HOME/demo-key.json"
-  if [ ! -s "$keyfile" ]; then
-    log "creating the demo project and its API key ($keyfile)"
-    if ! agenttrace project create demo --json >"$keyfile.tmp" 2>/dev/null; then
-      # The project survived a deleted key file: give it a new key.
-      local project
-      project="$(agenttrace project list | awk -F '\t' '$2 == "demo" { print $1 }')"
-      agenttrace key create --project "$project" --note "demo (key file recreated)" --json >"$keyfile.tmp"
-    fi
-    mv "$keyfile.tmp" "$keyfile"
-  fi
+  first_project "$AGENTTRACE_BIN" demo "$keyfile"
   # The first owner, so a person can sign in (POST /v1/auth/sign-in); made once per machine.
-  local owner_file="$AGENTTRACE_HOME/owner-password"
-  if [ ! -s "$owner_file" ]; then
-    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$owner_file")
-    agenttrace user create-owner --organization default --email owner@agenttrace.local --password-stdin \
-      <"$owner_file" >/dev/null \
-      || { rm -f "$owner_file"; log "owner@agenttrace.local exists already (made before $AGENTTRACE_HOME was)"; }
-  fi
+  first_owner "$AGENTTRACE_BIN" default owner@agenttrace.local "$AGENTTRACE_HOME/owner-password"
   ensure_signing_keys
   etl_up
   edge_up

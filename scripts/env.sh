@@ -240,3 +240,27 @@ $bindings    (name = "BUFFER", durableObjectNamespace = "Buffer"),
 );
 CAPNP
 }
+
+# first_project BIN NAME KEYFILE: the project NAME and an API key for it, as JSON in KEYFILE,
+# made once; a project that outlived its key file gets a new key.
+first_project() {
+  local bin=$1 name=$2 keyfile=$3 project
+  [ -s "$keyfile" ] && return 0
+  log "creating the project $name and its API key ($keyfile)"
+  if ! "$bin" project create "$name" --json >"$keyfile.tmp" 2>/dev/null; then
+    project="$("$bin" project list | awk -F '\t' -v name="$name" '$2 == name { print $1 }')"
+    "$bin" key create --project "$project" --note "$name (key file recreated)" --json >"$keyfile.tmp"
+  fi
+  mv "$keyfile.tmp" "$keyfile"
+}
+
+# first_owner BIN ORGANIZATION EMAIL PASSWORD_FILE: the organization's first owner, so a person
+# can sign in, with a password made once into PASSWORD_FILE.
+first_owner() {
+  local bin=$1 organization=$2 email=$3 password_file=$4
+  [ -s "$password_file" ] && return 0
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$password_file")
+  "$bin" user create-owner --organization "$organization" --email "$email" --password-stdin \
+    <"$password_file" >/dev/null \
+    || { rm -f "$password_file"; log "$email exists already (made before $password_file was)"; }
+}

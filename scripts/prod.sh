@@ -189,22 +189,9 @@ cmd_up() {
   eval "$("$ROOT/scripts/edge-tools.sh")"
   edge_start
   log "step 9: the first project, its key and the owner"
-  local keyfile="$PROD_HOME/demo-key.json"
-  if [ ! -s "$keyfile" ]; then
-    if ! "$BIN" project create prod-demo --json >"$keyfile.tmp" 2>/dev/null; then
-      local project
-      project="$("$BIN" project list | awk -F '\t' '$2 == "prod-demo" { print $1 }')"
-      "$BIN" key create --project "$project" --note "prod-demo (key file recreated)" --json >"$keyfile.tmp"
-    fi
-    mv "$keyfile.tmp" "$keyfile"
-  fi
+  first_project "$BIN" prod-demo "$PROD_HOME/demo-key.json"
   local owner_file="$PROD_HOME/owner-password"
-  if [ ! -s "$owner_file" ]; then
-    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$owner_file")
-    "$BIN" user create-owner --organization prod --email owner@prod.agenttrace.local --password-stdin \
-      <"$owner_file" >/dev/null \
-      || { rm -f "$owner_file"; log "owner@prod.agenttrace.local exists already (made before $owner_file was)"; }
-  fi
+  first_owner "$BIN" prod owner@prod.agenttrace.local "$owner_file"
   log "step 10: agenttrace doctor"
   "$BIN" doctor --etl-url "$(etl_url "${ETL_PORTS[0]}")" --ca-cert "$TLS/ca.pem" --edge-url "$(edge_url)"
   cat <<EOF
@@ -213,7 +200,7 @@ cmd_up() {
   Web UI      $(etl_url "${ETL_PORTS[0]}")/  (the local CA: $TLS/ca.pem)
   Sign in     owner@prod.agenttrace.local with the password in $owner_file
   Edge        $(edge_url)  (workerd; ETL_URL names $(for n in "${!ETL_PORTS[@]}"; do printf '%s ' "$(etl_url "${ETL_PORTS[$n]}")"; done))
-  Key         $keyfile
+  Key         $PROD_HOME/demo-key.json
   Logs        $PROD_HOME/{etl-0,etl-1,scheduler,edge}.log
   Next        scripts/prod.sh demo; scripts/prod.sh roll; scripts/prod.sh down
 

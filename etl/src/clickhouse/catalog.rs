@@ -215,9 +215,9 @@ impl Table {
     }
 
     /// The table ingest inserts this one's rows through. The search index's rows arrive one
-    /// per field with its terms as an array, in `search_terms` (a `Null` table), and a
-    /// materialized view stores one posting per term here (`0014_search_terms.sql`): a row's
-    /// ids cross the wire once per field instead of once per term.
+    /// per searchable row with its fields' terms as arrays, in `search_terms` (a `Null` table),
+    /// and a materialized view stores one posting per term here (`0014_search_terms.sql`): a
+    /// row's ids cross the wire once, not once per term.
     pub fn insert_table(self) -> &'static str {
         match self {
             Table::SearchPostings => "search_terms",

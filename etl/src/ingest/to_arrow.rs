@@ -462,11 +462,12 @@ table! {
 }
 
 table! {
-    /// One field of a searchable row with its unique terms, for `search_terms` (a view stores a
-    /// posting per term: see `Table::insert_table`). The terms are appended to
-    /// `terms.values()` as the tokenizer finds them; `append` then closes the row's list.
+    /// One searchable row with the unique terms of its fields, for `search_terms` (a view stores a
+    /// posting per term: see `Table::insert_table`). As the tokenizer finds them, each term goes
+    /// to `terms.values()` and its field's number (1-based) to `term_fields.values()`, and each
+    /// field that had a term to `fields.values()`; `append` then closes the row's lists.
     struct SearchTermColumns for Table::SearchPostings;
-    fn append(project: &RowProject, document: &Document<'_>, field: &str) {
+    fn append(project: &RowProject, document: &Document<'_>) {
         [
             project_id: Utf8 = &project.id,
             timestamp_us: Int64 = document.timestamp_us,
@@ -474,11 +475,16 @@ table! {
             observation_id: Utf8 = document.observation_id,
             source: Utf8 = document.source.name(),
             id: Utf8 = document.posted_id(),
-            field: Utf8 = field,
+            fields: List<Utf8> = std::iter::empty::<&str>(),
             terms: List<Utf8> = std::iter::empty::<&str>(),
+            term_fields: List<UInt8> = &[][..],
         ]
     }
 }
+
+/// Fields one `search_terms` row numbers (`term_fields` is `UInt8`); a row with more comes as
+/// several.
+const MAX_FIELDS_PER_TERMS_ROW: u8 = u8::MAX;
 
 /// A rejected event, as stored in `dead_letters`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,7 +533,7 @@ pub struct TableBatches {
     terminal_commands: Option<TerminalCommandColumns>,
     git_links: Option<GitLinkColumns>,
     metrics: Option<MetricColumns>,
-    /// The search index's rows: one per field, with its terms.
+    /// The search index's rows: one per searchable row, with its fields' terms.
     postings: Option<SearchTermColumns>,
     /// Whether rows are indexed for search as they are added (off only to measure its cost).
     indexing: bool,
@@ -637,16 +643,28 @@ impl TableBatches {
         }
         let rows = self.postings.get_or_insert_with(SearchTermColumns::new);
         let mut posted = 0;
+        // Fields with terms in the row being built.
+        let mut numbered: u8 = 0;
         for (field, text) in &fields {
-            let terms = rows.terms.values();
+            if numbered == MAX_FIELDS_PER_TERMS_ROW {
+                rows.append(&self.project, &document);
+                numbered = 0;
+            }
+            let number = numbered + 1;
+            let (terms, term_fields) = (rows.terms.values(), rows.term_fields.values());
             let before = posted;
             self.terms.each(text, |term| {
                 terms.append_value(term);
+                term_fields.append_value(number);
                 posted += 1;
             });
             if posted > before {
-                rows.append(&self.project, &document, field);
+                rows.fields.values().append_value(field);
+                numbered = number;
             }
+        }
+        if numbered > 0 {
+            rows.append(&self.project, &document);
         }
         self.posted += posted;
     }
@@ -784,23 +802,27 @@ mod tests {
         );
     }
 
-    /// The postings a batch of `search_terms` rows stands for: (field, term) in order.
+    /// The postings a batch of `search_terms` rows stands for, as the view makes them:
+    /// (field, term) in order.
     fn postings_of(rows: &RecordBatch) -> Vec<(String, String)> {
-        let fields = rows.column_by_name("field").unwrap().as_string::<i32>();
-        let terms = rows.column_by_name("terms").unwrap().as_list::<i32>();
+        let list = |name: &str| rows.column_by_name(name).unwrap().as_list::<i32>().clone();
+        let (fields, terms, numbers) = (list("fields"), list("terms"), list("term_fields"));
         let mut postings = Vec::new();
         for row in 0..rows.num_rows() {
-            let list = terms.value(row);
-            let list = list.as_string::<i32>();
-            for i in 0..list.len() {
-                postings.push((fields.value(row).to_owned(), list.value(i).to_owned()));
+            let (names, terms, numbers) = (fields.value(row), terms.value(row), numbers.value(row));
+            let (names, terms) = (names.as_string::<i32>(), terms.as_string::<i32>());
+            let numbers = numbers.as_primitive::<UInt8Type>();
+            assert_eq!(terms.len(), numbers.len(), "a term without its field");
+            for i in 0..terms.len() {
+                let field = names.value(usize::from(numbers.value(i)) - 1);
+                postings.push((field.to_owned(), terms.value(i).to_owned()));
             }
         }
         postings
     }
 
-    /// Every searchable field of a row gets one row of its distinct terms, pointing at the row,
-    /// in the same batch as the row.
+    /// A searchable row gets one row of its fields' distinct terms, pointing at the row, in the
+    /// same batch as the row.
     #[test]
     fn searchable_rows_bring_their_terms() {
         let mut batches = TableBatches::new("p1", "demo");
@@ -820,8 +842,12 @@ mod tests {
                 .map(|i| column.value(i).to_owned())
                 .collect::<Vec<_>>()
         };
-        // A field with no term (the status's dots) has no row.
-        assert_eq!(column("field"), ["name", "input", "output"]);
+        assert_eq!(rows.num_rows(), 1);
+        let names = rows.column_by_name("fields").unwrap().as_list::<i32>().value(0);
+        let names = names.as_string::<i32>();
+        let names: Vec<&str> = (0..names.len()).map(|i| names.value(i)).collect();
+        // A field with no term (the status's dots) is not named.
+        assert_eq!(names, ["name", "input", "output"]);
         let pair = |field: &str, term: &str| (field.to_owned(), term.to_owned());
         assert_eq!(
             postings_of(rows),
@@ -845,6 +871,34 @@ mod tests {
             .unwrap()
             .as_primitive::<Int64Type>();
         assert!(times.iter().all(|t| t == Some(1_767_225_601_000_000)));
+    }
+
+    /// A row with more fields than one `search_terms` row numbers comes as several, each term
+    /// still with its own field.
+    #[test]
+    fn a_row_of_many_fields_comes_as_several_terms_rows() {
+        // The most metadata an event may carry: with the name, 257 fields.
+        let metadata: serde_json::Map<String, serde_json::Value> = (0..256)
+            .map(|i| (format!("k{i}"), format!("value{i}").into()))
+            .collect();
+        let json = serde_json::json!({"id": "e1", "type": "observation", "timestamp": "2026-01-01T00:00:00Z",
+            "body": {"id": "o1", "trace_id": "t1", "type": "span", "name": "step",
+                     "start_time": "2026-01-01T00:00:01Z", "metadata": metadata}})
+        .to_string();
+        let mut batches = TableBatches::new("p1", "demo");
+        batches.push(&event(&json), None).unwrap();
+        let out = batches.finish("b1", Timestamp::from_micros(5)).unwrap();
+        let (_, rows) = out.iter().find(|(t, _)| *t == Table::SearchPostings).unwrap();
+        assert_eq!(rows.num_rows(), 2, "257 fields: 255 in the first row");
+        let postings = postings_of(rows);
+        assert_eq!(postings.len(), 257);
+        assert_eq!(postings[0], ("name".to_owned(), "step".to_owned()));
+        for i in 0..256 {
+            assert!(
+                postings.contains(&(format!("metadata.k{i}"), format!("value{i}"))),
+                "metadata.k{i}"
+            );
+        }
     }
 
     /// A batch stops indexing once it holds [`MAX_POSTINGS_PER_BATCH`] postings (the row that

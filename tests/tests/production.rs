@@ -48,14 +48,7 @@ impl Prod {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let output = self.script(args).output().expect("running scripts/prod.sh");
-        assert!(
-            output.status.success(),
-            "scripts/prod.sh {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+        succeed(self.script(args))
     }
 
     fn prod_home(&self) -> PathBuf {
@@ -95,6 +88,18 @@ impl Drop for Prod {
     }
 }
 
+/// The output of `command` (a `scripts/prod.sh` run), which must succeed.
+fn succeed(mut command: Command) -> Output {
+    let output = command.output().expect("running scripts/prod.sh");
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 fn curl(args: &[&str]) -> Output {
     Command::new("curl").args(args).output().unwrap()
 }
@@ -121,17 +126,10 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
             .collect(),
         None => Vec::new(),
     };
-    let up = prod
-        .script(&["up"])
-        .envs(old_build.iter().cloned())
-        .output()
-        .unwrap();
+    let mut up = prod.script(&["up"]);
+    up.envs(old_build);
+    let up = succeed(up);
     let printed = String::from_utf8_lossy(&up.stdout);
-    assert!(
-        up.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
     assert!(printed.contains("Production-shaped stack is up"), "{printed}");
     let ca = prod.prod_home().join("tls/ca.pem");
     let ca = ca.to_str().unwrap();
@@ -209,17 +207,10 @@ fn a_deployment_as_the_guide_says_serves_and_rolls_without_losing_an_event() {
         // Last, the edge: the new Worker over the same Durable Object storage, and a few
         // sessions through it.
         prod.run(&["edge"]);
-        let more = prod
-            .script(&["demo", "--seed", "8"])
-            .env("PROD_SESSIONS", "5")
-            .output()
-            .unwrap();
+        let mut more = prod.script(&["demo", "--seed", "8"]);
+        more.env("PROD_SESSIONS", "5");
+        let more = succeed(more);
         let said = String::from_utf8_lossy(&more.stdout);
-        assert!(
-            more.status.success(),
-            "{said}\n{}",
-            String::from_utf8_lossy(&more.stderr)
-        );
         accepted += accepted_in(&said);
         sessions += 5;
     }

@@ -181,16 +181,18 @@ async fn partitions(clickhouse: &ClickHouse, table: &str) -> Result<Vec<(String,
 
 /// The table a `CREATE MATERIALIZED VIEW ... TO db.target ...` writes to.
 fn view_target(create: &str) -> Option<String> {
-    let at = create.find(" TO ")?;
-    let name = create[at + 4..].split_whitespace().next()?;
-    let name = name.rsplit('.').next()?.trim_matches('`');
-    Some(name.to_owned())
+    table_after(create, " TO ")
 }
 
 /// The table a view reads (its first `FROM`), unqualified.
 fn view_source(create: &str) -> Option<String> {
-    let at = create.find(" FROM ")?;
-    let name = create[at + 6..].split_whitespace().next()?;
+    table_after(create, " FROM ")
+}
+
+/// The unqualified table named right after `keyword` in a view's definition.
+fn table_after(create: &str, keyword: &str) -> Option<String> {
+    let at = create.find(keyword)?;
+    let name = create[at + keyword.len()..].split_whitespace().next()?;
     let name = name.rsplit('.').next()?.trim_matches('`');
     Some(name.to_owned())
 }

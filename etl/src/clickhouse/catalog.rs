@@ -254,13 +254,17 @@ impl Table {
 /// One term of one field of a searchable row (see [`Table::insert_table`] for how they are
 /// written).
 fn search_posting_fields() -> Vec<Field> {
-    let mut fields = vec![Field::new("project_id", DataType::Utf8, false)];
-    fields.push(Field::new("term", DataType::Utf8, false));
-    fields.push(Field::new("timestamp_us", DataType::Int64, false));
-    for name in ["trace_id", "observation_id", "source", "id", "field"] {
-        fields.push(Field::new(name, DataType::Utf8, false));
-    }
-    fields
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    vec![
+        text("project_id"),
+        text("term"),
+        Field::new("timestamp_us", DataType::Int64, false),
+        text("trace_id"),
+        text("observation_id"),
+        text("source"),
+        text("id"),
+        text("field"),
+    ]
 }
 
 /// Written by the rollup job (`agenttrace-jobs`), which fills it from its own rows.

@@ -534,7 +534,7 @@ pub struct TableBatches {
     git_links: Option<GitLinkColumns>,
     metrics: Option<MetricColumns>,
     /// The search index's rows: one per searchable row, with its fields' terms.
-    postings: Option<SearchTermColumns>,
+    search_terms: Option<SearchTermColumns>,
     /// Whether rows are indexed for search as they are added (off only to measure its cost).
     indexing: bool,
     terms: FieldTerms,
@@ -559,7 +559,7 @@ impl TableBatches {
             terminal_commands: None,
             git_links: None,
             metrics: None,
-            postings: None,
+            search_terms: None,
             indexing: true,
             terms: FieldTerms::default(),
             posted: 0,
@@ -641,7 +641,7 @@ impl TableBatches {
             }
             return;
         }
-        let rows = self.postings.get_or_insert_with(SearchTermColumns::new);
+        let rows = self.search_terms.get_or_insert_with(SearchTermColumns::new);
         let mut posted = 0;
         // Fields with terms in the row being built.
         let mut numbered: u8 = 0;
@@ -702,7 +702,7 @@ impl TableBatches {
         if let Some(columns) = self.metrics {
             out.push((Table::Metrics, columns.finish()?));
         }
-        if let Some(columns) = self.postings {
+        if let Some(columns) = self.search_terms {
             out.push((Table::SearchPostings, columns.finish()?));
         }
         if !self.dead_letters.is_empty() {

@@ -569,30 +569,8 @@ async fn check(
     let mut bytes = 0;
     let mut checked = chunk.len();
     for group in plans.chunks(TEXT_GROUP) {
-        let mut needed: BTreeMap<Table, BTreeMap<(String, String), ()>> = BTreeMap::new();
-        for plan in group {
-            for posted in plan.wanted.iter().chain(&plan.excluded).flatten() {
-                needed
-                    .entry(posted.source)
-                    .or_default()
-                    .insert((plan.unit.trace_id.clone(), posted.id.clone()), ());
-            }
-        }
-        // Each field tokenized once, whatever number of clauses check it.
-        let mut texts: HashMap<(Table, String, String), Vec<(String, FieldText)>> = HashMap::new();
-        for (source, keys) in &needed {
-            let keys: Vec<&(String, String)> = keys.keys().collect();
-            for keys in keys.chunks(KEYS_PER_READ) {
-                for ((trace_id, id), fields) in current_fields(clickhouse, project, *source, keys).await? {
-                    bytes += fields.iter().map(|(_, text)| text.len()).sum::<usize>();
-                    let fields = fields
-                        .into_iter()
-                        .map(|(field, text)| (field, FieldText::new(text)))
-                        .collect();
-                    texts.insert((*source, trace_id, id), fields);
-                }
-            }
-        }
+        let (texts, read) = current_texts(clickhouse, project, group).await?;
+        bytes += read;
         found.extend(group.iter().filter_map(|plan| plan.verify(query, &texts)));
         if bytes >= budget {
             checked = group.last().map_or(checked, |plan| plan.index + 1);
@@ -607,7 +585,41 @@ async fn check(
     })
 }
 
+/// The current text of each field a group of plans checks, by (source, trace id, row id), each
+/// tokenized once whatever number of clauses check it; and the bytes read.
 type Texts = HashMap<(Table, String, String), Vec<(String, FieldText)>>;
+
+async fn current_texts(
+    clickhouse: &ClickHouse,
+    project: &str,
+    plans: &[Plan<'_>],
+) -> Result<(Texts, usize), AnalyticsError> {
+    let mut needed: BTreeMap<Table, BTreeSet<(String, String)>> = BTreeMap::new();
+    for plan in plans {
+        for posted in plan.wanted.iter().chain(&plan.excluded).flatten() {
+            needed
+                .entry(posted.source)
+                .or_default()
+                .insert((plan.unit.trace_id.clone(), posted.id.clone()));
+        }
+    }
+    let mut texts = Texts::new();
+    let mut bytes = 0;
+    for (source, keys) in &needed {
+        let keys: Vec<&(String, String)> = keys.iter().collect();
+        for keys in keys.chunks(KEYS_PER_READ) {
+            for ((trace_id, id), fields) in current_fields(clickhouse, project, *source, keys).await? {
+                bytes += fields.iter().map(|(_, text)| text.len()).sum::<usize>();
+                let fields = fields
+                    .into_iter()
+                    .map(|(field, text)| (field, FieldText::new(text)))
+                    .collect();
+                texts.insert((*source, trace_id, id), fields);
+            }
+        }
+    }
+    Ok((texts, bytes))
+}
 
 impl Plan<'_> {
     /// The candidate with its matches, if its current text holds every wanted clause and no

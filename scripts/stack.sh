@@ -70,7 +70,10 @@ ch_answers() { curl -fsS "$CLICKHOUSE_URL/ping" >/dev/null 2>&1; }
 ch_write_config() {
   local dir="$AGENTTRACE_HOME/clickhouse"
   mkdir -p "$dir"/{data,tmp,user_files,format_schemas,log}
-  clickhouse_config_xml "$dir" "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" "$dir/users.xml" >"$dir/config.xml"
+  # AGENTTRACE_CLICKHOUSE_XML: server settings for a run that needs them (a benchmark's
+  # `<merge_tree>` or `<compression>`), put into config.xml as is.
+  clickhouse_config_xml "$dir" "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" "$dir/users.xml" \
+    "${AGENTTRACE_CLICKHOUSE_XML:-}" >"$dir/config.xml"
   clickhouse_users_xml 4000000000 >"$dir/users.xml"
 }
 

@@ -17,6 +17,7 @@ pub const OTHER_VARIABLES: &[&str] = &[
     "RUST_LOG",
     // Scripts.
     "CARGO_TARGET_DIR",
+    "AGENTTRACE_CLICKHOUSE_XML",
     "AGENTTRACE_CLUSTER",
     "AGENTTRACE_EDGE_PORT",
     "AGENTTRACE_FUZZ_HOME",

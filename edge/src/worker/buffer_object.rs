@@ -52,6 +52,9 @@ struct Slot {
 
 /// A waiter that has not looked for this long is taken for gone when a batch is handed over.
 const GONE_AFTER_MS: u64 = 200;
+/// Batches a request sends for others after its own when none of their requests is looking,
+/// before it leaves the rest to be dropped (its own answer waits meanwhile).
+const MAX_ADOPTED: usize = 4;
 
 impl Waiter {
     fn tell(self, news: News) {
@@ -141,13 +144,27 @@ async fn send_batch(
     for waiter in batch.waiters.drain(..) {
         waiter.tell(News::Done(result.clone()));
     }
-    let now = now_ms();
-    let mut next = LANES.with_borrow_mut(|lanes| lanes.finish(key, batch.sent_ms, now));
+    let mut next = LANES.with_borrow_mut(|lanes| lanes.finish(key, batch.sent_ms, now_ms()));
+    let mut adopted = 0;
     while let Some(mut batch) = next.take() {
+        let now = now_ms();
         match batch.waiters.iter().rposition(|waiter| waiter.looking(now)) {
             Some(i) => batch.waiters.swap_remove(i).tell(News::Send(batch)),
-            // Nobody seems left to send it: the batch is dropped unsent (none of its requests
-            // was acknowledged; any still there hear so at once), and the lane moves on.
+            // Nobody has looked lately: its requests went away, or this isolate was too busy
+            // for their timers to run (a loaded machine stalls it for longer than
+            // `GONE_AFTER_MS`). This request sends it, so live requests are not refused; a gone
+            // request's client had no answer, and its retry's repeats are deduplicated by id
+            // downstream.
+            None if adopted < MAX_ADOPTED => {
+                adopted += 1;
+                let sent = append(env, config, key, &batch).await;
+                for waiter in batch.waiters.drain(..) {
+                    waiter.tell(News::Done(sent.clone()));
+                }
+                next = LANES.with_borrow_mut(|lanes| lanes.finish(key, batch.sent_ms, now_ms()));
+            }
+            // This request has sent enough for others: the batch is dropped unsent (none of its
+            // requests was acknowledged; any still there hear so at once), and the lane moves on.
             None => {
                 for waiter in batch.waiters {
                     waiter.tell(News::Done(Err(

@@ -59,6 +59,20 @@ pub fn text_columns(source: Table) -> &'static [&'static str] {
     }
 }
 
+/// The stored columns one field of `source` is read from: a candidate's check reads only the
+/// columns of the fields its postings name (a granule of each column read is the check's cost).
+pub fn field_columns(source: Table, field: &str) -> &'static [&'static str] {
+    let columns = text_columns(source);
+    match field {
+        "status" => &["status_message"],
+        _ if field.starts_with("metadata.") => &["metadata_keys", "metadata_values"],
+        _ => columns
+            .iter()
+            .position(|column| *column == field)
+            .map_or(&[], |i| &columns[i..=i]),
+    }
+}
+
 /// The row a posting points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document<'a> {
@@ -341,6 +355,34 @@ mod tests {
                 .collect();
             assert!(!indexed.is_empty());
             assert_eq!(stored_fields(document.source, &row_of(&event)), indexed, "{json}");
+        }
+    }
+
+    /// Each field read from its own columns alone is the field read from the whole row.
+    #[test]
+    fn a_field_reads_from_its_own_columns() {
+        for json in [
+            r#"{"id":"e1","type":"trace","timestamp":"2026-01-01T00:00:00Z","body":{"id":"t1","name":"Fix billing","tags":["prod","ci"],"input":"fix billing.rs","output":"done","metadata":{"Branch":"main","n":3}}}"#,
+            r#"{"id":"e2","type":"observation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"o1","trace_id":"t1","type":"span","name":"Bash","start_time":"2026-01-01T00:00:01Z","input":"ls -la","output":"a b","status_message":"exit 1","metadata":{"k":"v"}}}"#,
+            r#"{"id":"e3","type":"score","timestamp":"2026-01-01T00:00:00Z","body":{"id":"s1","trace_id":"t1","name":"q","value":1,"comment":"looks right"}}"#,
+            r#"{"id":"e4","type":"terminal_command","timestamp":"2026-01-01T00:00:00Z","body":{"id":"c1","trace_id":"t1","command":"cargo test","cwd":"/repo","stdout":"ok","stderr":"warning"}}"#,
+            r#"{"id":"e5","type":"file_operation","timestamp":"2026-01-01T00:00:00Z","body":{"id":"f1","trace_id":"t1","operation":"rename","path":"src/a.rs","new_path":"src/b.rs","diff":"+fn b()"}}"#,
+        ] {
+            let event = event(json);
+            let source = event_fields(&event).unwrap().0.source;
+            let row = row_of(&event);
+            let whole = stored_fields(source, &row);
+            assert!(whole.len() >= 3, "{json}");
+            for (field, text) in &whole {
+                let columns = field_columns(source, field);
+                assert!(!columns.is_empty(), "{field} of {json}");
+                let only: serde_json::Map<String, Value> = columns
+                    .iter()
+                    .map(|c| ((*c).to_owned(), row[*c].clone()))
+                    .collect();
+                let read = stored_fields(source, &Value::Object(only));
+                assert!(read.contains(&(field.clone(), text.clone())), "{field} of {json}");
+            }
         }
     }
 

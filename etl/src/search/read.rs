@@ -21,7 +21,7 @@ use crate::analytics::paging::{
 use crate::analytics::traces::{TraceFilter, list_filters, listed_traces};
 use crate::clickhouse::catalog::Table;
 use crate::clickhouse::{ClickHouse, quote};
-use crate::search::index::{posted_row_id, stored_fields, text_columns};
+use crate::search::index::{field_columns, posted_row_id, stored_fields};
 use crate::search::query::{self, Clause, FieldText, Query};
 use crate::search::text;
 
@@ -32,6 +32,8 @@ pub const SLACK_US: i64 = 6 * 3_600 * 1_000_000;
 const CHUNK: usize = 200;
 /// Candidates one request checks at most; past them the page ends early, with a cursor.
 const MAX_CHECKED: usize = 20_000;
+/// Postings of each atom a search counts to find the rarest; an atom with more is common.
+const COUNTED_POSTINGS: u64 = 100_000;
 /// Snippets per result.
 const MAX_MATCHES: usize = 5;
 /// Fields of one candidate checked for a wanted clause (the first that matches is enough), and
@@ -223,7 +225,10 @@ pub async fn search(
         });
     };
 
-    let mut found: Vec<Value> = Vec::new();
+    // Without a filter on the trace (or sessions to tell apart), the trace-list rows are read
+    // once for the page instead of once per chunk of candidates.
+    let rows_per_chunk = params.filters_traces() || results == Results::Sessions;
+    let mut found: Vec<Found> = Vec::new();
     let mut sessions_seen: HashSet<String> = HashSet::new();
     let mut checked = 0usize;
     let mut checked_bytes = 0usize;
@@ -262,43 +267,19 @@ pub async fn search(
             if let Some((unit, at)) = outcome.checked.checked_sub(1).map(|last| &chunk[last]) {
                 last_checked = Some((*at, unit.key()));
             }
-            keep_filtered(clickhouse, project, params, &filter, &mut matched).await?;
-            if by_observation {
-                add_observations(clickhouse, &project_sql, &mut matched).await?;
+            if rows_per_chunk {
+                keep_filtered(clickhouse, project, params, &filter, &mut matched).await?;
             }
-            for (unit, at, trace, matches) in matched {
-                let mut result = json!({
-                    "matched_at_us": at,
-                    "matches": matches,
-                });
-                match results {
-                    Results::Traces => {
-                        result["trace"] = trace.unwrap_or_else(|| json!({"id": unit.trace_id}))
-                    }
-                    Results::Observations => {
-                        // `add_observations` paired the observation with its trace.
-                        let mut pair = trace.unwrap_or_default();
-                        result["observation"] = pair["observation"].take();
-                        result["trace"] = pair["trace"].take();
-                    }
-                    Results::Sessions => {
-                        let Some(session) = trace
-                            .as_ref()
-                            .and_then(|t| t["session_id"].as_str())
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                        else {
-                            continue;
-                        };
-                        if !sessions_seen.insert(session.clone()) {
-                            continue;
-                        }
-                        result["session_id"] = session.into();
-                        result["trace"] = trace.unwrap_or(Value::Null);
+            for item in matched {
+                if results == Results::Sessions {
+                    let Some(session) = session_of(&item) else {
+                        continue;
+                    };
+                    if !sessions_seen.insert(session.to_owned()) {
+                        continue;
                     }
                 }
-                result["cursor_key"] = unit.key().into();
-                found.push(result);
+                found.push(item);
                 if found.len() > limit {
                     break 'windows;
                 }
@@ -310,30 +291,58 @@ pub async fn search(
     }
     let next_cursor = if found.len() > limit {
         found.truncate(limit);
-        found.last().map(|last| {
-            encode_cursor(
-                last["matched_at_us"].as_i64().unwrap_or_default(),
-                last["cursor_key"].as_str().unwrap_or_default(),
-            )
-        })
+        found.last().map(|(unit, at, ..)| encode_cursor(*at, &unit.key()))
     } else if checked >= MAX_CHECKED || checked_bytes >= MAX_CHECKED_TEXT_BYTES {
         last_checked.map(|(at, key)| encode_cursor(at, &key))
     } else {
         None
     };
-    for result in &mut found {
-        if let Some(result) = result.as_object_mut() {
-            result.remove("cursor_key");
-        }
+    if !rows_per_chunk {
+        keep_filtered(clickhouse, project, params, &filter, &mut found).await?;
     }
+    if by_observation {
+        add_observations(clickhouse, &project_sql, &mut found).await?;
+    }
+    let found = found
+        .into_iter()
+        .map(|(unit, at, trace, matches)| {
+            let mut result = json!({
+                "matched_at_us": at,
+                "matches": matches,
+            });
+            match results {
+                Results::Traces => result["trace"] = trace.unwrap_or_else(|| json!({"id": unit.trace_id})),
+                Results::Observations => {
+                    // `add_observations` paired the observation with its trace.
+                    let mut pair = trace.unwrap_or_default();
+                    result["observation"] = pair["observation"].take();
+                    result["trace"] = pair["trace"].take();
+                }
+                Results::Sessions => {
+                    result["session_id"] = trace.as_ref().map_or(Value::Null, |t| t["session_id"].clone());
+                    result["trace"] = trace.unwrap_or(Value::Null);
+                }
+            }
+            result
+        })
+        .collect();
     Ok(SearchPage {
         data: found,
         next_cursor,
     })
 }
 
+/// The session of a found unit's trace, when it has one.
+fn session_of(found: &Found) -> Option<&str> {
+    found.2.as_ref()?["session_id"].as_str().filter(|s| !s.is_empty())
+}
+
 /// The wanted clause whose rarest atom has the fewest postings in the range, that atom and its
 /// postings' span; `None` when some wanted atom has no posting at all (nothing can match).
+///
+/// Each atom's postings are counted up to [`COUNTED_POSTINGS`]: a phrase with a word like
+/// `the` (millions of postings a month) is not held up counting it. When every atom has more,
+/// the longest is taken for the rarest (longer words are rarer) and its span counted whole.
 async fn rarest<'q>(
     clickhouse: &ClickHouse,
     project: &str,
@@ -342,11 +351,8 @@ async fn rarest<'q>(
     to: Option<i64>,
     by_observation: bool,
 ) -> Result<Option<(&'q Clause, String, Span)>, AnalyticsError> {
-    let atoms: HashSet<&String> = query.wanted().flat_map(|c| c.lookup()).collect();
-    let mut conditions = vec![
-        format!("project_id = {project}"),
-        format!("term IN ({})", quoted(atoms.iter().map(|a| a.as_str()))),
-    ];
+    let atoms: BTreeSet<&String> = query.wanted().flat_map(|c| c.lookup()).collect();
+    let mut conditions = vec![format!("project_id = {project}")];
     if let Some(from) = from {
         conditions.push(format!("timestamp_us >= {from}"));
     }
@@ -356,12 +362,56 @@ async fn rarest<'q>(
     if by_observation {
         conditions.push("observation_id != ''".into());
     }
+    let conditions = conditions.join(" AND ");
+    let capped = atoms
+        .iter()
+        .map(|atom| {
+            format!(
+                "SELECT term, timestamp_us FROM search_postings WHERE {conditions} AND term = {}
+                 LIMIT {COUNTED_POSTINGS}",
+                quote(atom)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     let sql = format!(
         "SELECT term, count() AS rows, min(timestamp_us) AS oldest, max(timestamp_us) AS newest
-         FROM search_postings WHERE {} GROUP BY term FORMAT JSONEachRow",
-        conditions.join(" AND ")
+         FROM ({capped}) GROUP BY term FORMAT JSONEachRow"
     );
-    let spans: HashMap<String, Span> = parse_json_rows(&read(clickhouse, &sql).await?)?
+    let spans = term_spans(clickhouse, &sql).await?;
+    let mut best: Option<(&Clause, String, Span)> = None;
+    for clause in query.wanted() {
+        for atom in clause.lookup() {
+            let Some(span) = spans.get(atom) else {
+                return Ok(None);
+            };
+            let rarer = |b: &(&Clause, String, Span)| {
+                (span.rows, std::cmp::Reverse(atom.chars().count()))
+                    < (b.2.rows, std::cmp::Reverse(b.1.chars().count()))
+            };
+            if best.as_ref().is_none_or(rarer) {
+                best = Some((clause, atom.clone(), *span));
+            }
+        }
+    }
+    let Some((clause, atom, span)) = best else {
+        return Ok(None);
+    };
+    if span.rows < COUNTED_POSTINGS {
+        return Ok(Some((clause, atom, span)));
+    }
+    let sql = format!(
+        "SELECT term, count() AS rows, min(timestamp_us) AS oldest, max(timestamp_us) AS newest
+         FROM search_postings WHERE {conditions} AND term = {} GROUP BY term FORMAT JSONEachRow",
+        quote(&atom)
+    );
+    let span = term_spans(clickhouse, &sql).await?.remove(&atom).unwrap_or(span);
+    Ok(Some((clause, atom, span)))
+}
+
+/// The spans of a `term, rows, oldest, newest` read, by term.
+async fn term_spans(clickhouse: &ClickHouse, sql: &str) -> Result<HashMap<String, Span>, AnalyticsError> {
+    Ok(parse_json_rows(&read(clickhouse, sql).await?)?
         .into_iter()
         .filter_map(|row| {
             Some((
@@ -373,19 +423,7 @@ async fn rarest<'q>(
                 },
             ))
         })
-        .collect();
-    let mut best: Option<(&Clause, String, Span)> = None;
-    for clause in query.wanted() {
-        for atom in clause.lookup() {
-            let Some(span) = spans.get(atom) else {
-                return Ok(None);
-            };
-            if best.as_ref().is_none_or(|(_, _, b)| span.rows < b.rows) {
-                best = Some((clause, atom.clone(), *span));
-            }
-        }
-    }
-    Ok(best)
+        .collect())
 }
 
 fn quoted<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
@@ -586,29 +624,40 @@ async fn check(
 }
 
 /// The current text of each field a group of plans checks, by (source, trace id, row id), each
-/// tokenized once whatever number of clauses check it; and the bytes read.
+/// tokenized once whatever number of clauses check it.
 type Texts = HashMap<(Table, String, String), Vec<(String, FieldText)>>;
 
+/// One source's rows a group checks, by (trace id, row id), and the columns of their fields.
+#[derive(Default)]
+struct RowsToRead {
+    keys: BTreeSet<(String, String)>,
+    columns: BTreeSet<&'static str>,
+}
+
+/// The current text of the fields `plans` check, and the bytes read.
 async fn current_texts(
     clickhouse: &ClickHouse,
     project: &str,
     plans: &[Plan<'_>],
 ) -> Result<(Texts, usize), AnalyticsError> {
-    let mut needed: BTreeMap<Table, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut needed: BTreeMap<Table, RowsToRead> = BTreeMap::new();
     for plan in plans {
         for posted in plan.wanted.iter().chain(&plan.excluded).flatten() {
-            needed
-                .entry(posted.source)
-                .or_default()
-                .insert((plan.unit.trace_id.clone(), posted.id.clone()));
+            let rows = needed.entry(posted.source).or_default();
+            rows.keys.insert((plan.unit.trace_id.clone(), posted.id.clone()));
+            rows.columns.extend(field_columns(posted.source, &posted.field));
         }
     }
     let mut texts = Texts::new();
     let mut bytes = 0;
-    for (source, keys) in &needed {
+    for (source, RowsToRead { keys, columns }) in &needed {
+        if columns.is_empty() {
+            continue;
+        }
         let keys: Vec<&(String, String)> = keys.iter().collect();
         for keys in keys.chunks(KEYS_PER_READ) {
-            for ((trace_id, id), fields) in current_fields(clickhouse, project, *source, keys).await? {
+            let read = current_fields(clickhouse, project, *source, columns, keys).await?;
+            for ((trace_id, id), fields) in read {
                 bytes += fields.iter().map(|(_, text)| text.len()).sum::<usize>();
                 let fields = fields
                     .into_iter()
@@ -662,11 +711,13 @@ impl Plan<'_> {
     }
 }
 
-/// The searchable fields of `source`'s rows with the (trace id, id) keys given, newest version.
+/// The searchable fields held by `columns` of `source`'s rows with the (trace id, id) keys
+/// given, newest version.
 async fn current_fields(
     clickhouse: &ClickHouse,
     project: &str,
     source: Table,
+    columns: &BTreeSet<&str>,
     keys: &[&(String, String)],
 ) -> Result<Vec<((String, String), Vec<(String, String)>)>, AnalyticsError> {
     let ids: BTreeSet<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
@@ -674,7 +725,7 @@ async fn current_fields(
     let (ids, traces) = (quoted(ids), quoted(traces));
     let trace_column = if source == Table::Traces { "id" } else { "trace_id" };
     // Text columns are read up to a bound; arrays (tags, metadata) whole.
-    let columns: Vec<String> = text_columns(source)
+    let columns: Vec<String> = columns
         .iter()
         .map(|column| {
             if matches!(*column, "tags" | "metadata_keys" | "metadata_values") {

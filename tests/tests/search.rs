@@ -209,25 +209,13 @@ async fn search_all(etl: &Etl, auth: &str, query: &[(&str, &str)], limit: usize)
 
 /// Every page of a search, following its cursors.
 async fn search_pages(etl: &Etl, auth: &str, query: &[(&str, &str)], limit: usize) -> Vec<Vec<Value>> {
-    let http = reqwest::Client::new();
+    let limit = limit.to_string();
+    let mut params: Vec<(&str, &str)> = query.to_vec();
+    params.push(("limit", &limit));
     let mut pages = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut params: Vec<(&str, String)> = query.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-        params.push(("limit", limit.to_string()));
-        if let Some(cursor) = &cursor {
-            params.push(("cursor", cursor.clone()));
-        }
-        let response = http
-            .get(format!("{}/v1/search", etl.url))
-            .query(&params)
-            .header("authorization", auth)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let page: Value = response.json().await.unwrap();
-        assert_eq!(status, 200, "{query:?}: {page}");
+        let page = search_page(etl, auth, &params, cursor.as_deref()).await;
         pages.push(page["data"].as_array().unwrap().clone());
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
@@ -235,6 +223,25 @@ async fn search_pages(etl: &Etl, auth: &str, query: &[(&str, &str)], limit: usiz
         }
         assert!(pages.len() < 1_000, "{query:?}: pages go on");
     }
+}
+
+/// One page of a search.
+async fn search_page(etl: &Etl, auth: &str, query: &[(&str, &str)], cursor: Option<&str>) -> Value {
+    let mut params = query.to_vec();
+    if let Some(cursor) = cursor {
+        params.push(("cursor", cursor));
+    }
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/search", etl.url))
+        .query(&params)
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{query:?}: {page}");
+    page
 }
 
 fn trace_ids(results: &[Value]) -> BTreeSet<String> {
@@ -481,6 +488,48 @@ async fn a_replaced_text_no_longer_matches_its_old_words_and_replays_show_once()
         "the words both versions share still match, once"
     );
     assert_eq!(found("\"platypus escaped\"").await, only);
+}
+
+/// Words with more postings than a search counts (100K) are counted only that far, and the
+/// longest such word's span is then read whole: a phrase of two words with 120K postings each
+/// (on older traces that hold only one of them) still finds the one trace that holds it.
+#[tokio::test]
+async fn words_past_the_counted_postings_still_find_their_trace() {
+    let env = TestEnv::migrated().await;
+    let etl = env.start_etl(|_| {}).await;
+    let a = env.create_project("search-common").await;
+    let auth = bearer(&env, a.key.project_id).await;
+    let now = Timestamp::now().as_micros();
+    let at = Timestamp::from_micros(now - 600_000_000).to_string();
+    etl.load(
+        &a.key,
+        &parse(
+            &[json!({"id": "e-real", "type": "trace", "timestamp": at, "body": {
+            "id": "t-real", "timestamp": at, "input": "a wombat lemur pair"}})],
+        ),
+    )
+    .await;
+    env.clickhouse
+        .execute(&format!(
+            "INSERT INTO search_postings
+             (project_id, term, timestamp_us, trace_id, observation_id, source, id, field)
+             SELECT '{project}', term, {oldest} + number * 1000, concat(term, '-', toString(number)),
+                    '', 'traces', '', 'input'
+             FROM numbers(120000) ARRAY JOIN ['wombat', 'lemur'] AS term",
+            project = a.key.project_id,
+            oldest = now - 2 * 86_400_000_000,
+        ))
+        .await
+        .unwrap();
+    // The first page only: the pages after it go through the 240K postings' traces.
+    for q in ["\"wombat lemur\"", "lemur wombat"] {
+        let page = search_page(&etl, &auth, &[("q", q), ("limit", "5")], None).await;
+        assert_eq!(
+            trace_ids(page["data"].as_array().unwrap()),
+            BTreeSet::from(["t-real".to_owned()]),
+            "{q}"
+        );
+    }
 }
 
 /// A query whose words every row holds but whose phrase only the oldest row does makes every

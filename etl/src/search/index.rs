@@ -372,7 +372,7 @@ mod tests {
             let source = event_fields(&event).unwrap().0.source;
             let row = row_of(&event);
             let whole = stored_fields(source, &row);
-            assert!(whole.len() >= 3, "{json}");
+            assert!(!whole.is_empty(), "{json}");
             for (field, text) in &whole {
                 let columns = field_columns(source, field);
                 assert!(!columns.is_empty(), "{field} of {json}");

@@ -175,8 +175,9 @@ pub(crate) async fn settle(clickhouse: &ClickHouse, database: &ClickHouse) -> an
 pub(crate) async fn quiesce(clickhouse: &ClickHouse, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
+        // Outside any database: a fresh stack has not created the environment's yet.
         let merges = clickhouse
-            .query_text("SELECT count() FROM system.merges FORMAT TabSeparated")
+            .query_on_server("SELECT count() FROM system.merges FORMAT TabSeparated")
             .await?;
         if merges.trim() == "0" {
             break;

@@ -514,7 +514,7 @@ pub async fn run_read(
         .parse()?;
     writeln!(out, "waiting for background merges to finish…")?;
     // Timings must not share the machine with the fill's background merges.
-    quiesce(&new, Duration::from_secs(600)).await?;
+    quiesce(&clickhouse, Duration::from_secs(600)).await?;
 
     // The metrics job's first run: every hour of the fill rolled up from deduplicated rows.
     let second = new.clock().await.map_err(anyhow::Error::msg)?;
@@ -536,7 +536,7 @@ pub async fn run_read(
         summarized.traces,
         started.elapsed().as_secs_f64()
     )?;
-    quiesce(&new, Duration::from_secs(600)).await?;
+    quiesce(&clickhouse, Duration::from_secs(600)).await?;
 
     let largest = project_ids[0];
     let project = format!("'{largest}'");

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::analytics::AnalyticsError;
 use crate::analytics::paging::invalid;
-use crate::clickhouse::quote;
+use crate::clickhouse::{quote, quote_list};
 
 /// A number written into SQL as it is. Only numbers implement it, so no text reaches the SQL
 /// unquoted.
@@ -208,8 +208,8 @@ impl Conditions {
 
 /// The quoted values, comma-separated; `None` when there are none.
 fn list<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Option<String> {
-    let quoted: Vec<String> = values.into_iter().map(|v| quote(v.as_ref())).collect();
-    (!quoted.is_empty()).then(|| quoted.join(", "))
+    let quoted = quote_list(values);
+    (!quoted.is_empty()).then_some(quoted)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::analytics::paging::{
 };
 use crate::analytics::rows::Row;
 use crate::clickhouse::catalog::Table;
-use crate::clickhouse::{ClickHouse, quote};
+use crate::clickhouse::{ClickHouse, quote, quote_list};
 use crate::row_schema;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -321,7 +321,7 @@ pub async fn scores_v3(
                         _ => return Err(invalid("value", format!("{v:?} is not a finite number"))),
                     }
                 }
-                narrow.raw(format!("toString(value) IN ({})", quoted(&numbers)));
+                narrow.raw(format!("toString(value) IN ({})", quote_list(&numbers)));
             }
             Some("boolean") => {
                 let mut flags = Vec::new();
@@ -337,7 +337,7 @@ pub async fn scores_v3(
                         }
                     }
                 }
-                narrow.raw(format!("toString(value) IN ({})", quoted(&flags)));
+                narrow.raw(format!("toString(value) IN ({})", quote_list(&flags)));
             }
             Some("categorical") => {
                 rest.in_list("string_value", exact);
@@ -368,15 +368,6 @@ pub async fn scores_v3(
             .collect(),
         meta: LangfuseScoresMeta { limit, cursor },
     })
-}
-
-/// Numbers (written by this module) as a quoted SQL list.
-fn quoted(values: &[String]) -> String {
-    values
-        .iter()
-        .map(|v| format!("'{v}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The score `id` of the project in Langfuse's v3 shape, with every field group; `None` when

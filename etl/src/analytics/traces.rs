@@ -20,7 +20,7 @@ use crate::analytics::rows::{self, Row};
 use crate::analytics::summaries::fresh_traces;
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::catalog::Table;
-use crate::clickhouse::quote;
+use crate::clickhouse::{quote, quote_list};
 use crate::row_schema;
 use utoipa::openapi::schema::Schema;
 
@@ -293,7 +293,7 @@ async fn summarized_traces(
     };
     // Known ids are summarized as they are, rather than by reading the traces a second time.
     let ids = match known_ids {
-        Some(known) => known.iter().map(|id| quote(id)).collect::<Vec<_>>().join(", "),
+        Some(known) => quote_list(known),
         None => ids,
     };
     // 18.16 joins by USING only.
@@ -781,7 +781,7 @@ async fn add_session_summaries(
     let ids: Vec<&str> = sessions.iter().filter_map(|s| s["id"].as_str()).collect();
     let mut listed = Conditions::new();
     listed.in_list("session_id", ids.iter().copied());
-    let quoted = ids.iter().map(|id| quote(id)).collect::<Vec<_>>().join(", ");
+    let quoted = quote_list(&ids);
     let members_sql = format!(
         "SELECT session_id, trace_id, timestamp_us FROM session_traces FINAL
          WHERE project_id = {project} AND {listed} AND (session_id, trace_id) IN ({current})

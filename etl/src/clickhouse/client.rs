@@ -463,6 +463,15 @@ pub fn quote(value: &str) -> String {
     out
 }
 
+/// Each value quoted ([`quote`]), comma-separated: the inside of an `IN (…)` list.
+pub fn quote_list<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> String {
+    values
+        .into_iter()
+        .map(|v| quote(v.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Quotes an identifier (database, table or column name).
 pub fn quote_identifier(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))

@@ -17,4 +17,6 @@ pub mod loader;
 pub mod native;
 
 pub use catalog::Table;
-pub use client::{ClickHouse, ClickHouseConfig, ClickHouseError, ExceededLimit, quote, quote_identifier};
+pub use client::{
+    ClickHouse, ClickHouseConfig, ClickHouseError, ExceededLimit, quote, quote_identifier, quote_list,
+};

@@ -35,7 +35,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::clickhouse::{ClickHouse, ClickHouseError, quote};
+use crate::clickhouse::{ClickHouse, ClickHouseError, quote, quote_list};
 use crate::control::experiments::link_trace;
 
 #[derive(Debug, thiserror::Error)]
@@ -198,10 +198,6 @@ fn lock_key(project: Uuid, table: &str, id: &str) -> i64 {
     i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-fn in_list(ids: &BTreeSet<&str>) -> String {
-    ids.iter().map(|id| quote(id)).collect::<Vec<_>>().join(", ")
-}
-
 /// ClickHouse's JSON for a 64-bit integer: quoted by default, bare when the setting is off.
 fn int(value: &Value) -> Option<i64> {
     match value {
@@ -337,12 +333,12 @@ async fn stored_rows(
         return Ok(Vec::new());
     }
     let within_traces = traces
-        .map(|traces| format!(" AND trace_id IN ({})", in_list(traces)))
+        .map(|traces| format!(" AND trace_id IN ({})", quote_list(traces)))
         .unwrap_or_default();
     let sql = format!(
         "SELECT {columns} FROM {table} FINAL WHERE project_id = {}{within_traces} AND id IN ({}) FORMAT JSONEachRow",
         quote(&project.to_string()),
-        in_list(ids)
+        quote_list(ids)
     );
     let text = clickhouse.query_text(&sql).await?;
     text.lines()

@@ -9,7 +9,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::clickhouse::ClickHouse;
-use crate::clickhouse::client::quote;
+use crate::clickhouse::client::{quote, quote_list};
 
 /// A target's fields by name: `input`, `output`, `metadata` (JSON), `name`, `model` (text),
 /// `tool_calls` and `conversation` (lists) and, when its trace ran a dataset item with one,
@@ -40,10 +40,6 @@ fn metadata_of(row: &Value) -> Value {
             .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v)))
             .collect(),
     )
-}
-
-fn quoted_list<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
-    values.into_iter().map(quote).collect::<Vec<_>>().join(", ")
 }
 
 /// The fields of `project`'s observations named by (trace id, observation id), by observation id.
@@ -112,7 +108,7 @@ pub async fn trace_fields(
         return Ok(HashMap::new());
     }
     let project_text = project.to_string();
-    let listed = quoted_list(trace_ids.iter().copied());
+    let listed = quote_list(trace_ids.iter().copied());
     let query = |sql: String| async move { clickhouse.query_text(&sql).await.map_err(|e| e.to_string()) };
     let traces = query(format!(
         "SELECT id, ifNull(name, '') AS name, input, output, metadata_keys, metadata_values          FROM traces FINAL WHERE project_id = {p} AND id IN ({listed}) FORMAT JSONEachRow",
@@ -204,7 +200,7 @@ pub async fn session_fields(
         .query_text(&format!(
             "SELECT session_id, trace_id FROM session_traces FINAL              WHERE project_id = {p} AND session_id IN ({listed})              ORDER BY session_id, timestamp_us, trace_id LIMIT {MAX_SESSION_TRACES} BY session_id              FORMAT JSONEachRow",
             p = quote(&project.to_string()),
-            listed = quoted_list(session_ids.iter().copied()),
+            listed = quote_list(session_ids.iter().copied()),
         ))
         .await
         .map_err(|e| e.to_string())?;
@@ -279,7 +275,7 @@ pub async fn dataset_items_of(
             "SELECT id, assumeNotNull(dataset_item_id) AS item FROM traces FINAL WHERE project_id = {} \
              AND dataset_item_id IS NOT NULL AND id IN ({}) FORMAT JSONEachRow",
             quote(project_id),
-            quoted_list(trace_ids.iter().copied())
+            quote_list(trace_ids.iter().copied())
         ))
         .await
         .map_err(|e| e.to_string())?;

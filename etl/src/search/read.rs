@@ -20,7 +20,7 @@ use crate::analytics::paging::{
 };
 use crate::analytics::traces::{TraceFilter, list_filters, listed_traces};
 use crate::clickhouse::catalog::Table;
-use crate::clickhouse::{ClickHouse, quote};
+use crate::clickhouse::{ClickHouse, quote, quote_list};
 use crate::search::index::{field_columns, posted_row_id, stored_fields};
 use crate::search::query::{self, Clause, FieldText, Query};
 use crate::search::text;
@@ -426,10 +426,6 @@ async fn term_spans(clickhouse: &ClickHouse, sql: &str) -> Result<HashMap<String
         .collect())
 }
 
-fn quoted<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
-    values.into_iter().map(quote).collect::<Vec<_>>().join(", ")
-}
-
 /// The units with a posting of the anchor atom (in the anchor's fields) in the window, newest
 /// first, each with its newest such posting's time.
 async fn anchor_candidates(
@@ -521,10 +517,10 @@ async fn check(
          ORDER BY trace_id, observation_id, has(terms, {anchor_atom}) DESC, newest DESC
          LIMIT {MAX_POSTED_FIELDS} BY trace_id, observation_id FORMAT JSONEachRow",
         anchor_atom = quote(anchor_atom),
-        atoms = quoted(atoms.iter().copied()),
+        atoms = quote_list(atoms.iter().copied()),
         from = low.saturating_sub(SLACK_US),
         to = high.saturating_add(SLACK_US),
-        traces = quoted(traces.keys().copied()),
+        traces = quote_list(traces.keys().copied()),
     );
     let mut posted: HashMap<Unit, Vec<Posted>> = HashMap::new();
     for row in parse_json_rows(&read(clickhouse, &sql).await?)? {
@@ -722,7 +718,7 @@ async fn current_fields(
 ) -> Result<Vec<((String, String), Vec<(String, String)>)>, AnalyticsError> {
     let ids: BTreeSet<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
     let traces: BTreeSet<&str> = keys.iter().map(|(trace, _)| trace.as_str()).collect();
-    let (ids, traces) = (quoted(ids), quoted(traces));
+    let (ids, traces) = (quote_list(ids), quote_list(traces));
     let trace_column = if source == Table::Traces { "id" } else { "trace_id" };
     // Text columns are read up to a bound; arrays (tags, metadata) whole.
     let columns: Vec<String> = columns
@@ -792,8 +788,8 @@ async fn add_observations(
     if found.is_empty() {
         return Ok(());
     }
-    let traces = quoted(found.iter().map(|(u, ..)| u.trace_id.as_str()));
-    let ids = quoted(found.iter().map(|(u, ..)| u.observation_id.as_str()));
+    let traces = quote_list(found.iter().map(|(u, ..)| u.trace_id.as_str()));
+    let ids = quote_list(found.iter().map(|(u, ..)| u.observation_id.as_str()));
     let sql = format!(
         "SELECT id, trace_id, parent_observation_id, type, name, start_time_us, end_time_us, level, model,
                 total_cost, input_tokens, output_tokens
